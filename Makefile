@@ -1,0 +1,127 @@
+# Ember -- a machine-learning engine in C, scripted from Lua 5.4.
+#
+#   make          build ./ember, the Lua C module and libember
+#   make run      install what is missing, build, run the main example
+#   make test     install what is missing, build, run every spec
+#   make asan     the specs under AddressSanitizer + UBSan
+#   make bench    benchmarks beside their peers (OpenBLAS, PyTorch)
+#   make embed    the C host example (examples/embed)
+#   make install PREFIX=/usr/local
+#
+# Nothing here downloads anything: `deps` installs Debian packages only.
+
+LUA      ?= lua5.4
+LUA_INC  ?= /usr/include/lua5.4
+PREFIX   ?= /usr/local
+BUILD    ?= build
+SAN      ?=
+CFLAGS   ?= -O2 -g
+BUSTED   ?= busted --lua=$(LUA)
+
+WARN     := -Wall -Wextra -pedantic -Wshadow -Wmissing-prototypes
+CPPFLAGS := -D_POSIX_C_SOURCE=200809L -Icore/include -I$(LUA_INC)
+XCFLAGS  := -std=c11 -fPIC -fopenmp $(WARN) $(CFLAGS) $(SAN)
+LIBS     := -lopenblas -lm -fopenmp $(SAN)
+
+CORE_SRC := $(sort $(wildcard core/*.c core/cpu/*.c))
+BIND_SRC := bindings/lua_tensor.c bindings/lua_ops.c bindings/lua_module.c
+LUA_SRC  := $(sort $(shell find lua -name '*.lua'))
+GEN_SRC  := $(BUILD)/gen/ember_lua_modules.c
+
+CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/obj/%.o)
+BIND_OBJ := $(BIND_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/ember_lua_modules.o
+MAIN_OBJ := $(BUILD)/obj/bindings/ember_main.o
+HEADERS  := $(wildcard core/*.h core/include/*.h core/cpu/*.h bindings/*.h)
+
+.PHONY: all run test deps asan bench embed install clean tour check-cuda
+
+all: ember $(BUILD)/ember/core.so $(BUILD)/libember.a
+
+# {==================================================================
+# Build
+# ===================================================================
+
+$(BUILD)/obj/%.o: %.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(XCFLAGS) -c $< -o $@
+
+$(BUILD)/obj/gen/ember_lua_modules.o: $(GEN_SRC) bindings/ember_lua_modules.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -Ibindings $(XCFLAGS) -c $< -o $@
+
+# The Lua library, compiled into the binaries (see tools/embed_lua.lua).
+$(GEN_SRC): $(LUA_SRC) tools/embed_lua.lua
+	@mkdir -p $(dir $@)
+	$(LUA) tools/embed_lua.lua $@ lua $(LUA_SRC)
+
+# The executable: script runner and REPL.
+ember: $(MAIN_OBJ) $(BIND_OBJ) $(CORE_OBJ)
+	$(CC) -o $@ $^ -l$(LUA) -ledit $(LIBS)
+
+# `require "ember.core"` from the stock interpreter (package.cpath).
+$(BUILD)/ember/core.so: $(BIND_OBJ) $(CORE_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) -shared -o $@ $^ $(LIBS)
+
+# For C hosts: the core, the bindings and the Lua library in one archive.
+$(BUILD)/libember.a: $(BIND_OBJ) $(CORE_OBJ)
+	rm -f $@
+	ar rcs $@ $^
+
+embed: $(BUILD)/libember.a
+	$(MAKE) -C examples/embed LIBEMBER=$(abspath $(BUILD)/libember.a) \
+	  LUA=$(LUA) LUA_INC=$(LUA_INC) SAN="$(SAN)"
+
+# The CUDA toolkit is on the development machine; the backend is a later
+# issue, so nothing CUDA is built yet.
+
+# }==================================================================
+
+# {==================================================================
+# Run, test, install
+# ===================================================================
+
+deps:
+	@sh tools/deps.sh
+
+run: deps
+	@$(MAKE) --no-print-directory all
+	./ember examples/tensor_tour.lua
+
+test: deps
+	@$(MAKE) --no-print-directory all embed
+	$(BUSTED)
+
+asan: deps
+	@$(MAKE) --no-print-directory BUILD=build-asan CFLAGS="-O1 -g" \
+	  SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
+	  build-asan/ember/core.so build-asan/libember.a ember-asan
+	ASAN_OPTIONS=detect_leaks=0 LD_PRELOAD=$$($(CC) -print-file-name=libasan.so) \
+	  EMBER_BUILD=build-asan EMBER_BIN=./ember-asan $(BUSTED)
+
+ember-asan: $(MAIN_OBJ) $(BIND_OBJ) $(CORE_OBJ)
+	$(CC) -o $@ $^ -l$(LUA) -ledit $(LIBS)
+
+bench: deps
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory -C bench LIBEMBER=$(abspath $(BUILD)/libember.a)
+	@sh bench/run.sh
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib \
+	  $(DESTDIR)$(PREFIX)/include/ember \
+	  $(DESTDIR)$(PREFIX)/lib/lua/5.4/ember $(DESTDIR)$(PREFIX)/share/lua/5.4/ember
+	install -m 755 ember $(DESTDIR)$(PREFIX)/bin/ember
+	install -m 644 $(BUILD)/libember.a $(DESTDIR)$(PREFIX)/lib/libember.a
+	install -m 644 core/include/ember.h $(DESTDIR)$(PREFIX)/include/ember/ember.h
+	install -m 644 bindings/ember_lua.h $(DESTDIR)$(PREFIX)/include/ember/ember_lua.h
+	install -m 755 $(BUILD)/ember/core.so $(DESTDIR)$(PREFIX)/lib/lua/5.4/ember/core.so
+	cd lua && for f in $$(find ember -name '*.lua'); do \
+	  install -D -m 644 $$f $(DESTDIR)$(PREFIX)/share/lua/5.4/$$f; done
+
+clean:
+	rm -rf build build-asan ember ember-asan
+	-$(MAKE) -C examples/embed clean
+	-$(MAKE) -C bench clean
+
+# }==================================================================

@@ -1,0 +1,52 @@
+/*
+** lua_internal.h -- helpers shared by the binding files.
+**
+** The bindings are thin: check arguments, call one ember_ function, turn a
+** failure into a Lua error with the core's message, push the result.
+*/
+#ifndef EMBER_LUA_INTERNAL_H
+#define EMBER_LUA_INTERNAL_H
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "ember_lua.h"
+
+#define EMBER_TENSOR_MT "ember.Tensor"
+
+/* The userdata: a pointer, NULL once closed. */
+typedef struct {
+  ember_tensor *t;
+} l_tensor;
+
+/* A fresh userdata slot on the stack (its tensor set later). */
+l_tensor *l_newslot(lua_State *L);
+/* Fill a slot with a result, or raise the core's error if it is NULL. */
+void l_fill(lua_State *L, l_tensor *slot, ember_tensor *t);
+/* Raise the core's last error. */
+int l_error(lua_State *L);
+/* Argument checks; dims are converted from Lua's 1-based to 0-based. */
+ember_tensor *l_check(lua_State *L, int idx);
+int l_checkdim(lua_State *L, int idx);
+int l_optdim(lua_State *L, int idx, int def);
+ember_dtype l_checkdtype(lua_State *L, int idx);
+/* A shape from integers at idx.. or a table at idx; returns ndim and sets
+   *next to the first argument after the shape. */
+int l_checkshape(lua_State *L, int idx, int64_t *shape, int *next);
+/* Options table at idx (or none): dtype field, with a default. */
+ember_dtype l_optdtype_field(lua_State *L, int idx, ember_dtype def);
+/* Is the value at idx an options table (a table that is not a sequence)? */
+int l_isoptions(lua_State *L, int idx);
+/* A tensor operand: a tensor (retained) or a number made into a 0-d tensor
+   like `other`.  Returns a new reference. */
+ember_tensor *l_operand(lua_State *L, int idx, const ember_tensor *other);
+
+/* a op b with numbers allowed on either side (pushes the result) */
+int l_arith(lua_State *L, ember_binary_op op);
+
+/* Registration of the op functions (lua_ops.c) into the module table at
+   -2 and the method table at -1. */
+void l_register_ops(lua_State *L);
+void l_register_tensor(lua_State *L);
+
+#endif

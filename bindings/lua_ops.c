@@ -1,0 +1,829 @@
+/*
+** lua_ops.c -- the tensor functions of the `ember` module.
+**
+** Each function checks its arguments, calls one ember_ function and pushes
+** the result.  Functions whose first argument is a tensor are registered
+** both in the module table and in the method table, so `ember.sum(t)` and
+** `t:sum()` are the same function.  Dimensions and indices arrive 1-based
+** and are converted here, once; the core's messages already speak 1-based.
+*/
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "lua_internal.h"
+
+/* push the result of a core call that returns a new tensor */
+#define PUSH(L, expr)                                                        \
+  do {                                                                       \
+    l_tensor *slot_ = l_newslot(L);                                          \
+    l_fill(L, slot_, (expr));                                                \
+  } while (0)
+
+/* {======================================================================
+** Creation
+** ======================================================================= */
+
+static int l_zeros(lua_State *L) {
+  int64_t shape[EMBER_MAX_DIMS];
+  int next, n = l_checkshape(L, 1, shape, &next);
+  ember_dtype dt = l_optdtype_field(L, next, EMBER_FLOAT32);
+  PUSH(L, ember_zeros(n, shape, dt));
+  return 1;
+}
+
+static int l_ones(lua_State *L) {
+  int64_t shape[EMBER_MAX_DIMS];
+  int next, n = l_checkshape(L, 1, shape, &next);
+  ember_dtype dt = l_optdtype_field(L, next, EMBER_FLOAT32);
+  PUSH(L, ember_ones(n, shape, dt));
+  return 1;
+}
+
+static int l_empty(lua_State *L) {
+  int64_t shape[EMBER_MAX_DIMS];
+  int next, n = l_checkshape(L, 1, shape, &next);
+  ember_dtype dt = l_optdtype_field(L, next, EMBER_FLOAT32);
+  PUSH(L, ember_empty(n, shape, dt));
+  return 1;
+}
+
+/* ember.full({2, 3}, 7 [, opts]): the shape must be a table here */
+static int l_full(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  int64_t shape[EMBER_MAX_DIMS];
+  int next, n = l_checkshape(L, 1, shape, &next);
+  lua_Number v = luaL_checknumber(L, next);
+  ember_dtype dt = l_optdtype_field(L, next + 1, EMBER_FLOAT32);
+  PUSH(L, ember_full(n, shape, v, dt));
+  return 1;
+}
+
+/* arange(end) | arange(start, end [, step]) [, opts]: integers give int64
+   as in PyTorch, and end is excluded */
+static int l_arange(lua_State *L) {
+  int nargs = 0;
+  while (lua_type(L, nargs + 1) == LUA_TNUMBER && nargs < 3) nargs++;
+  if (nargs == 0) return luaL_typeerror(L, 1, "number");
+  double start = 0, end, step = 1;
+  int allint = 1;
+  for (int i = 1; i <= nargs; i++) allint &= lua_isinteger(L, i);
+  if (nargs == 1) end = lua_tonumber(L, 1);
+  else {
+    start = lua_tonumber(L, 1);
+    end = lua_tonumber(L, 2);
+    if (nargs == 3) step = lua_tonumber(L, 3);
+  }
+  ember_dtype dt = l_optdtype_field(L, nargs + 1, allint ? EMBER_INT64 : EMBER_FLOAT32);
+  PUSH(L, ember_arange(start, end, step, dt));
+  return 1;
+}
+
+static int l_linspace(lua_State *L) {
+  double a = luaL_checknumber(L, 1), b = luaL_checknumber(L, 2);
+  lua_Integer n = luaL_checkinteger(L, 3);
+  ember_dtype dt = l_optdtype_field(L, 4, EMBER_FLOAT32);
+  PUSH(L, ember_linspace(a, b, (int64_t)n, dt));
+  return 1;
+}
+
+static int l_eye(lua_State *L) {
+  lua_Integer n = luaL_checkinteger(L, 1);
+  lua_Integer m = lua_type(L, 2) == LUA_TNUMBER ? luaL_checkinteger(L, 2) : n;
+  if (n < 0 || m < 0) return luaL_error(L, "eye: sizes must be >= 0, got %I and %I", n, m);
+  ember_dtype dt = l_optdtype_field(L, lua_type(L, 2) == LUA_TNUMBER ? 3 : 2,
+                                    EMBER_FLOAT32);
+  PUSH(L, ember_eye((int64_t)n, (int64_t)m, dt));
+  return 1;
+}
+
+static int l_rand(lua_State *L) {
+  int64_t shape[EMBER_MAX_DIMS];
+  int next, n = l_checkshape(L, 1, shape, &next);
+  ember_dtype dt = l_optdtype_field(L, next, EMBER_FLOAT32);
+  PUSH(L, ember_rand(n, shape, dt));
+  return 1;
+}
+
+static int l_randn(lua_State *L) {
+  int64_t shape[EMBER_MAX_DIMS];
+  int next, n = l_checkshape(L, 1, shape, &next);
+  ember_dtype dt = l_optdtype_field(L, next, EMBER_FLOAT32);
+  PUSH(L, ember_randn(n, shape, dt));
+  return 1;
+}
+
+/* randint(high, shape...) or randint(low, high, shape...): inclusive bounds,
+   as math.random; the shape is a table or integers */
+static int l_randint(lua_State *L) {
+  lua_Integer low = 1, high;
+  int at;
+  if (lua_type(L, 2) == LUA_TNUMBER && (lua_type(L, 3) == LUA_TNUMBER ||
+                                        lua_type(L, 3) == LUA_TTABLE)) {
+    low = luaL_checkinteger(L, 1);
+    high = luaL_checkinteger(L, 2);
+    at = 3;
+  } else {
+    high = luaL_checkinteger(L, 1);
+    at = 2;
+  }
+  int64_t shape[EMBER_MAX_DIMS];
+  int next, n = l_checkshape(L, at, shape, &next);
+  ember_dtype dt = l_optdtype_field(L, next, EMBER_INT64);
+  PUSH(L, ember_randint((int64_t)low, (int64_t)high, n, shape, dt));
+  return 1;
+}
+
+/* the *_like family: options may override the dtype */
+static int like(lua_State *L, int kind) {
+  ember_tensor *t = l_check(L, 1);
+  int opt = kind == 3 ? 3 : 2;
+  ember_dtype dt = l_optdtype_field(L, opt, t->dtype);
+  switch (kind) {
+    case 0: PUSH(L, ember_zeros(t->ndim, t->shape, dt)); break;
+    case 1: PUSH(L, ember_ones(t->ndim, t->shape, dt)); break;
+    case 2: PUSH(L, ember_empty(t->ndim, t->shape, dt)); break;
+    case 3: PUSH(L, ember_full(t->ndim, t->shape, luaL_checknumber(L, 2), dt)); break;
+    case 4: PUSH(L, ember_rand(t->ndim, t->shape, dt)); break;
+    default: PUSH(L, ember_randn(t->ndim, t->shape, dt)); break;
+  }
+  return 1;
+}
+static int l_zeros_like(lua_State *L) { return like(L, 0); }
+static int l_ones_like(lua_State *L) { return like(L, 1); }
+static int l_empty_like(lua_State *L) { return like(L, 2); }
+static int l_full_like(lua_State *L) { return like(L, 3); }
+static int l_rand_like(lua_State *L) { return like(L, 4); }
+static int l_randn_like(lua_State *L) { return like(L, 5); }
+
+static int l_randint_like(lua_State *L) {
+  ember_tensor *t = l_check(L, 1);
+  lua_Integer low = 1, high = luaL_checkinteger(L, 2);
+  int opt = 3;
+  if (lua_type(L, 3) == LUA_TNUMBER) {
+    low = high;
+    high = luaL_checkinteger(L, 3);
+    opt = 4;
+  }
+  ember_dtype dt = l_optdtype_field(L, opt, t->dtype);
+  PUSH(L, ember_randint((int64_t)low, (int64_t)high, t->ndim, t->shape, dt));
+  return 1;
+}
+
+static int l_manual_seed(lua_State *L) {
+  ember_manual_seed((uint64_t)luaL_checkinteger(L, 1));
+  return 0;
+}
+
+static int l_initial_seed(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)ember_initial_seed());
+  return 1;
+}
+
+/* }====================================================================== */
+
+/* {======================================================================
+** Information
+** ======================================================================= */
+
+static void push_shape(lua_State *L, int n, const int64_t *v) {
+  lua_createtable(L, n, 0);
+  for (int i = 0; i < n; i++) {
+    lua_pushinteger(L, (lua_Integer)v[i]);
+    lua_rawseti(L, -2, i + 1);
+  }
+}
+
+static int l_shape(lua_State *L) {
+  ember_tensor *t = l_check(L, 1);
+  push_shape(L, t->ndim, t->shape);
+  return 1;
+}
+
+/* size() is the shape; size(d) one dimension */
+static int l_size(lua_State *L) {
+  ember_tensor *t = l_check(L, 1);
+  if (lua_isnoneornil(L, 2)) return l_shape(L);
+  int d = ember_wrap_dim("size", l_checkdim(L, 2), t->ndim);
+  if (d < 0) return l_error(L);
+  lua_pushinteger(L, (lua_Integer)t->shape[d]);
+  return 1;
+}
+
+static int l_stride(lua_State *L) {
+  ember_tensor *t = l_check(L, 1);
+  if (lua_isnoneornil(L, 2)) { push_shape(L, t->ndim, t->strides); return 1; }
+  int d = ember_wrap_dim("stride", l_checkdim(L, 2), t->ndim);
+  if (d < 0) return l_error(L);
+  lua_pushinteger(L, (lua_Integer)t->strides[d]);
+  return 1;
+}
+
+static int l_dim(lua_State *L) {
+  lua_pushinteger(L, l_check(L, 1)->ndim);
+  return 1;
+}
+
+static int l_numel(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)ember_numel(l_check(L, 1)));
+  return 1;
+}
+
+static int l_is_contiguous(lua_State *L) {
+  lua_pushboolean(L, ember_is_contiguous(l_check(L, 1)));
+  return 1;
+}
+
+static int l_is_tensor(lua_State *L) {
+  lua_pushboolean(L, ember_lua_totensor(L, 1) != NULL);
+  return 1;
+}
+
+static int l_type(lua_State *L) {
+  lua_pushstring(L, ember_dtype_name(l_check(L, 1)->dtype));
+  return 1;
+}
+
+/* }====================================================================== */
+
+/* {======================================================================
+** Views and copies
+** ======================================================================= */
+
+/* view/reshape take sizes as integers or one table; -1 is inferred */
+static int reshape_like(lua_State *L, int copy_ok) {
+  ember_tensor *t = l_check(L, 1);
+  int64_t shape[EMBER_MAX_DIMS];
+  int n = 0;
+  if (lua_type(L, 2) == LUA_TTABLE) {
+    lua_Unsigned len = lua_rawlen(L, 2);
+    if (len > EMBER_MAX_DIMS) return luaL_argerror(L, 2, "too many dimensions");
+    for (lua_Unsigned i = 1; i <= len; i++) {
+      lua_rawgeti(L, 2, (lua_Integer)i);
+      int isint;
+      shape[n++] = (int64_t)lua_tointegerx(L, -1, &isint);
+      if (!isint) return luaL_argerror(L, 2, "sizes must be integers");
+      lua_pop(L, 1);
+    }
+  } else {
+    for (int i = 2; !lua_isnone(L, i); i++) {
+      if (n == EMBER_MAX_DIMS) return luaL_argerror(L, i, "too many dimensions");
+      shape[n++] = (int64_t)luaL_checkinteger(L, i);
+    }
+  }
+  PUSH(L, copy_ok ? ember_reshape(t, n, shape) : ember_view(t, n, shape));
+  return 1;
+}
+static int l_view(lua_State *L) { return reshape_like(L, 0); }
+static int l_reshape(lua_State *L) { return reshape_like(L, 1); }
+
+static int l_view_as(lua_State *L) {
+  ember_tensor *t = l_check(L, 1), *o = l_check(L, 2);
+  PUSH(L, ember_view(t, o->ndim, o->shape));
+  return 1;
+}
+
+static int l_reshape_as(lua_State *L) {
+  ember_tensor *t = l_check(L, 1), *o = l_check(L, 2);
+  PUSH(L, ember_reshape(t, o->ndim, o->shape));
+  return 1;
+}
+
+static int l_transpose(lua_State *L) {
+  ember_tensor *t = l_check(L, 1);
+  int d0 = l_checkdim(L, 2), d1 = l_checkdim(L, 3);
+  PUSH(L, ember_transpose(t, d0, d1));
+  return 1;
+}
+
+/* t:t() transposes a matrix (and leaves 0-d and 1-d tensors alone) */
+static int l_t(lua_State *L) {
+  ember_tensor *t = l_check(L, 1);
+  if (t->ndim > 2)
+    return luaL_error(L, "t: expected a tensor with at most 2 dimensions, got %d", t->ndim);
+  PUSH(L, t->ndim < 2 ? ember_transpose(t, 0, 0) : ember_transpose(t, 0, 1));
+  return 1;
+}
+
+static int l_permute(lua_State *L) {
+  ember_tensor *t = l_check(L, 1);
+  int perm[EMBER_MAX_DIMS], n = 0;
+  if (lua_type(L, 2) == LUA_TTABLE) {
+    lua_Unsigned len = lua_rawlen(L, 2);
+    if (len > EMBER_MAX_DIMS) return luaL_argerror(L, 2, "too many dimensions");
+    for (lua_Unsigned i = 1; i <= len; i++) {
+      lua_rawgeti(L, 2, (lua_Integer)i);
+      perm[n++] = l_checkdim(L, lua_gettop(L));
+      lua_pop(L, 1);
+    }
+  } else {
+    for (int i = 2; !lua_isnone(L, i); i++) {
+      if (n == EMBER_MAX_DIMS) return luaL_argerror(L, i, "too many dimensions");
+      perm[n++] = l_checkdim(L, i);
+    }
+  }
+  PUSH(L, ember_permute(t, n, perm));
+  return 1;
+}
+
+/* narrow(dim, start, length): start is 1-based */
+static int l_narrow(lua_State *L) {
+  ember_tensor *t = l_check(L, 1);
+  int d = l_checkdim(L, 2);
+  lua_Integer start = luaL_checkinteger(L, 3), len = luaL_checkinteger(L, 4);
+  if (start < 1) return luaL_argerror(L, 3, "start must be >= 1 (indices count from 1)");
+  PUSH(L, ember_narrow(t, d, (int64_t)start - 1, (int64_t)len));
+  return 1;
+}
+
+/* select(dim, index): index is 1-based, negative from the end */
+static int l_select(lua_State *L) {
+  ember_tensor *t = l_check(L, 1);
+  int d = l_checkdim(L, 2);
+  lua_Integer i = luaL_checkinteger(L, 3);
+  int wd = t->ndim ? ember_wrap_dim("select", d, t->ndim) : 0;
+  if (wd < 0) return l_error(L);
+  lua_Integer n = t->ndim ? (lua_Integer)t->shape[wd] : 0;
+  if (i == 0 || i > n || i < -n)
+    return luaL_error(L, "select: index %I is out of range for dimension %d of size %I",
+                      i, wd + 1, n);
+  PUSH(L, ember_select(t, d, (int64_t)(i > 0 ? i - 1 : n + i)));
+  return 1;
+}
+
+static int l_squeeze(lua_State *L) {
+  ember_tensor *t = l_check(L, 1);
+  PUSH(L, ember_squeeze(t, lua_isnoneornil(L, 2) ? EMBER_ALL_DIMS : l_checkdim(L, 2)));
+  return 1;
+}
+
+static int l_unsqueeze(lua_State *L) {
+  ember_tensor *t = l_check(L, 1);
+  PUSH(L, ember_unsqueeze(t, l_checkdim(L, 2)));
+  return 1;
+}
+
+static int l_expand(lua_State *L) {
+  ember_tensor *t = l_check(L, 1);
+  int64_t shape[EMBER_MAX_DIMS];
+  int n = 0;
+  if (lua_type(L, 2) == LUA_TTABLE) {
+    lua_Unsigned len = lua_rawlen(L, 2);
+    if (len > EMBER_MAX_DIMS) return luaL_argerror(L, 2, "too many dimensions");
+    for (lua_Unsigned i = 1; i <= len; i++) {
+      lua_rawgeti(L, 2, (lua_Integer)i);
+      int isint;
+      shape[n++] = (int64_t)lua_tointegerx(L, -1, &isint);
+      if (!isint) return luaL_argerror(L, 2, "sizes must be integers");
+      lua_pop(L, 1);
+    }
+  } else {
+    for (int i = 2; !lua_isnone(L, i); i++) {
+      if (n == EMBER_MAX_DIMS) return luaL_argerror(L, i, "too many dimensions");
+      shape[n++] = (int64_t)luaL_checkinteger(L, i);
+    }
+  }
+  PUSH(L, ember_expand(t, n, shape));
+  return 1;
+}
+
+static int l_expand_as(lua_State *L) {
+  ember_tensor *t = l_check(L, 1), *o = l_check(L, 2);
+  PUSH(L, ember_expand(t, o->ndim, o->shape));
+  return 1;
+}
+
+static int l_flatten(lua_State *L) {
+  ember_tensor *t = l_check(L, 1);
+  PUSH(L, ember_flatten(t, l_optdim(L, 2, 0), l_optdim(L, 3, -1)));
+  return 1;
+}
+
+static int l_contiguous(lua_State *L) {
+  ember_tensor *t = l_check(L, 1);
+  if (ember_is_contiguous(t)) { lua_settop(L, 1); return 1; }
+  PUSH(L, ember_contiguous(t));
+  return 1;
+}
+
+static int l_clone(lua_State *L) {
+  PUSH(L, ember_clone(l_check(L, 1)));
+  return 1;
+}
+
+/* fill(v): in place, returns the tensor */
+static int l_fillv(lua_State *L) {
+  ember_tensor *t = l_check(L, 1);
+  int rc;
+  if (lua_isinteger(L, 2) && !ember_dtype_is_float(t->dtype)) {
+    ember_tensor *s = ember_scalar_int(lua_tointeger(L, 2), t->dtype);
+    rc = s ? ember_copy_(t, s) : -1;
+    ember_tensor_release(s);
+  } else {
+    double v = lua_isboolean(L, 2) ? lua_toboolean(L, 2) : luaL_checknumber(L, 2);
+    rc = ember_fill_(t, v);
+  }
+  if (rc < 0) return l_error(L);
+  lua_settop(L, 1);
+  return 1;
+}
+
+static int l_zero_(lua_State *L) {
+  if (ember_fill_(l_check(L, 1), 0.0) < 0) return l_error(L);
+  lua_settop(L, 1);
+  return 1;
+}
+
+/* copy(src): in place (src broadcasts, dtypes convert), returns the tensor */
+static int l_copy(lua_State *L) {
+  ember_tensor *t = l_check(L, 1), *src = l_check(L, 2);
+  if (ember_copy_(t, src) < 0) return l_error(L);
+  lua_settop(L, 1);
+  return 1;
+}
+
+/* }====================================================================== */
+
+/* {======================================================================
+** Conversions
+** ======================================================================= */
+
+static int convert(lua_State *L, ember_dtype dt) {
+  ember_tensor *t = l_check(L, 1);
+  if (t->dtype == dt) { lua_settop(L, 1); return 1; }
+  PUSH(L, ember_to_dtype(t, dt));
+  return 1;
+}
+static int l_float(lua_State *L) { return convert(L, EMBER_FLOAT32); }
+static int l_double(lua_State *L) { return convert(L, EMBER_FLOAT64); }
+static int l_int(lua_State *L) { return convert(L, EMBER_INT32); }
+static int l_long(lua_State *L) { return convert(L, EMBER_INT64); }
+static int l_byte(lua_State *L) { return convert(L, EMBER_UINT8); }
+static int l_bool(lua_State *L) { return convert(L, EMBER_BOOL); }
+
+/* to(dtype) or to(device) or to(tensor): like PyTorch's Tensor.to */
+static int l_to(lua_State *L) {
+  ember_tensor *t = l_check(L, 1);
+  ember_tensor *o = ember_lua_totensor(L, 2);
+  if (o) return convert(L, o->dtype);
+  const char *s = luaL_checkstring(L, 2);
+  if (strcmp(s, "cpu") == 0) { lua_settop(L, 1); return 1; }
+  if (strncmp(s, "cuda", 4) == 0)
+    return luaL_error(L, "to: CUDA is not available in this build of Ember");
+  (void)t;
+  return convert(L, l_checkdtype(L, 2));
+}
+
+static int l_cpu(lua_State *L) {
+  l_check(L, 1);
+  lua_settop(L, 1);
+  return 1;
+}
+
+static int l_cuda(lua_State *L) {
+  l_check(L, 1);
+  return luaL_error(L, "cuda: CUDA is not available in this build of Ember");
+}
+
+/* }====================================================================== */
+
+/* {======================================================================
+** Math
+** ======================================================================= */
+
+static int l_add(lua_State *L) { return l_arith(L, EMBER_ADD); }
+static int l_sub(lua_State *L) { return l_arith(L, EMBER_SUB); }
+static int l_mul(lua_State *L) { return l_arith(L, EMBER_MUL); }
+static int l_div(lua_State *L) { return l_arith(L, EMBER_DIV); }
+static int l_pow(lua_State *L) { return l_arith(L, EMBER_POW); }
+static int l_maximum(lua_State *L) { return l_arith(L, EMBER_MAXIMUM); }
+static int l_minimum(lua_State *L) { return l_arith(L, EMBER_MINIMUM); }
+
+/* a:op_(b): in place into a, returns a */
+static int arith_(lua_State *L, ember_binary_op op) {
+  ember_tensor *a = l_check(L, 1);
+  ember_tensor *b = l_operand(L, 2, a);
+  int rc = ember_binary_(op, a, b);
+  ember_tensor_release(b);
+  if (rc < 0) return l_error(L);
+  lua_settop(L, 1);
+  return 1;
+}
+static int l_add_(lua_State *L) { return arith_(L, EMBER_ADD); }
+static int l_sub_(lua_State *L) { return arith_(L, EMBER_SUB); }
+static int l_mul_(lua_State *L) { return arith_(L, EMBER_MUL); }
+static int l_div_(lua_State *L) { return arith_(L, EMBER_DIV); }
+static int l_pow_(lua_State *L) { return arith_(L, EMBER_POW); }
+
+/* unary ops are one closure each, with the op as upvalue */
+static int l_unary(lua_State *L) {
+  ember_tensor *t = l_check(L, 1);
+  PUSH(L, ember_unary((ember_unary_op)lua_tointeger(L, lua_upvalueindex(1)), t));
+  return 1;
+}
+
+static int l_unary_(lua_State *L) {
+  ember_tensor *t = l_check(L, 1);
+  if (ember_unary_((ember_unary_op)lua_tointeger(L, lua_upvalueindex(1)), t) < 0)
+    return l_error(L);
+  lua_settop(L, 1);
+  return 1;
+}
+
+static const struct { const char *name; ember_unary_op op; } unary_ops[] = {
+  {"neg", EMBER_NEG}, {"abs", EMBER_ABS}, {"exp", EMBER_EXP},
+  {"log", EMBER_LOG}, {"sqrt", EMBER_SQRT}, {"sin", EMBER_SIN},
+  {"cos", EMBER_COS}, {"tanh", EMBER_TANH}, {"sigmoid", EMBER_SIGMOID},
+  {"relu", EMBER_RELU},
+};
+
+/* clamp(min, max): either may be nil */
+static void clamp_bounds(lua_State *L, double *lo, double *hi) {
+  *lo = luaL_optnumber(L, 2, -INFINITY);
+  *hi = luaL_optnumber(L, 3, INFINITY);
+  if (lua_isnoneornil(L, 2) && lua_isnoneornil(L, 3))
+    luaL_error(L, "clamp: at least one of min and max must be given");
+}
+
+static int l_clamp(lua_State *L) {
+  ember_tensor *t = l_check(L, 1);
+  double lo, hi;
+  clamp_bounds(L, &lo, &hi);
+  PUSH(L, ember_clamp(t, lo, hi));
+  return 1;
+}
+
+static int l_clamp_(lua_State *L) {
+  ember_tensor *t = l_check(L, 1);
+  double lo, hi;
+  clamp_bounds(L, &lo, &hi);
+  if (ember_clamp_(t, lo, hi) < 0) return l_error(L);
+  lua_settop(L, 1);
+  return 1;
+}
+
+static int compare(lua_State *L, ember_cmp_op op) {
+  ember_tensor *a = l_check(L, 1);
+  l_tensor *slot = l_newslot(L);
+  ember_tensor *b = l_operand(L, 2, a);
+  ember_tensor *r = ember_compare(op, a, b);
+  ember_tensor_release(b);
+  l_fill(L, slot, r);
+  return 1;
+}
+static int l_eq(lua_State *L) { return compare(L, EMBER_EQ); }
+static int l_ne(lua_State *L) { return compare(L, EMBER_NE); }
+static int l_lt(lua_State *L) { return compare(L, EMBER_LT); }
+static int l_le(lua_State *L) { return compare(L, EMBER_LE); }
+static int l_gt(lua_State *L) { return compare(L, EMBER_GT); }
+static int l_ge(lua_State *L) { return compare(L, EMBER_GE); }
+
+/* where(cond, a, b): a and b may be numbers */
+static int l_where(lua_State *L) {
+  ember_tensor *cond = l_check(L, 1);
+  ember_tensor *ta = ember_lua_totensor(L, 2), *tb = ember_lua_totensor(L, 3);
+  if (!ta && lua_type(L, 2) != LUA_TNUMBER) return luaL_typeerror(L, 2, "tensor or number");
+  if (!tb && lua_type(L, 3) != LUA_TNUMBER) return luaL_typeerror(L, 3, "tensor or number");
+  /* numbers take the dtype of the tensor beside them; two numbers float32 */
+  ember_tensor f = *cond;
+  f.dtype = EMBER_FLOAT32;
+  const ember_tensor *ref = ta ? ta : tb ? tb : &f;
+  l_tensor *slot = l_newslot(L);
+  ember_tensor *a = l_operand(L, 2, ref), *b = l_operand(L, 3, ref);
+  ember_tensor *r = ember_where(cond, a, b);
+  ember_tensor_release(a);
+  ember_tensor_release(b);
+  l_fill(L, slot, r);
+  return 1;
+}
+
+static int l_masked_fill(lua_State *L) {
+  ember_tensor *t = l_check(L, 1), *m = l_check(L, 2);
+  double v = lua_isboolean(L, 3) ? lua_toboolean(L, 3) : luaL_checknumber(L, 3);
+  PUSH(L, ember_masked_fill(t, m, v));
+  return 1;
+}
+
+static int l_masked_fill_(lua_State *L) {
+  ember_tensor *t = l_check(L, 1), *m = l_check(L, 2);
+  double v = lua_isboolean(L, 3) ? lua_toboolean(L, 3) : luaL_checknumber(L, 3);
+  if (ember_masked_fill_(t, m, v) < 0) return l_error(L);
+  lua_settop(L, 1);
+  return 1;
+}
+
+static int l_equal(lua_State *L) {
+  int rc = ember_equal(l_check(L, 1), l_check(L, 2));
+  if (rc < 0) return l_error(L);
+  lua_pushboolean(L, rc);
+  return 1;
+}
+
+/* }====================================================================== */
+
+/* {======================================================================
+** Reductions
+** ======================================================================= */
+
+/* sum(), sum(dim), sum(dim, keepdim): the op is the closure's upvalue */
+static int l_reduce(lua_State *L) {
+  ember_tensor *t = l_check(L, 1);
+  ember_reduce_op op = (ember_reduce_op)lua_tointeger(L, lua_upvalueindex(1));
+  int correction = 1;
+  int opt = l_isoptions(L, 2) ? 2 : l_isoptions(L, 3) ? 3 : l_isoptions(L, 4) ? 4 : 0;
+  if (opt) {
+    if (lua_getfield(L, opt, "correction") != LUA_TNIL) correction = (int)luaL_checkinteger(L, -1);
+    lua_pop(L, 1);
+    if (lua_getfield(L, opt, "unbiased") != LUA_TNIL) correction = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+  } else if (lua_isboolean(L, 4)) {
+    correction = lua_toboolean(L, 4);    /* var(dim, keepdim, unbiased) */
+  }
+  if (lua_isnoneornil(L, 2) || opt == 2) {
+    PUSH(L, ember_reduce(op, t, correction));
+    return 1;
+  }
+  int d = l_checkdim(L, 2);
+  int keep = lua_toboolean(L, 3) && opt != 3;
+  PUSH(L, ember_reduce_dim(op, t, d, keep, correction));
+  return 1;
+}
+
+/* max()/min(): the value; max(dim [, keepdim]): values and 1-based indices */
+static int extreme(lua_State *L, int is_max) {
+  ember_tensor *t = l_check(L, 1);
+  if (lua_isnoneornil(L, 2)) {
+    PUSH(L, ember_reduce(is_max ? EMBER_MAX : EMBER_MIN, t, 0));
+    return 1;
+  }
+  if (ember_lua_totensor(L, 2))   /* max(a, b) elementwise, as torch.max */
+    return l_arith(L, is_max ? EMBER_MAXIMUM : EMBER_MINIMUM);
+  int d = l_checkdim(L, 2);
+  int keep = lua_toboolean(L, 3);
+  l_tensor *vs = l_newslot(L);
+  l_tensor *is = l_newslot(L);
+  ember_tensor *v, *i;
+  int rc = is_max ? ember_max_dim(t, d, keep, &v, &i) : ember_min_dim(t, d, keep, &v, &i);
+  if (rc < 0) return l_error(L);
+  vs->t = v;
+  is->t = i;
+  return 2;
+}
+static int l_max(lua_State *L) { return extreme(L, 1); }
+static int l_min(lua_State *L) { return extreme(L, 0); }
+
+static int softmax(lua_State *L, int log) {
+  ember_tensor *t = l_check(L, 1);
+  int d = l_optdim(L, 2, -1);
+  PUSH(L, log ? ember_log_softmax(t, d) : ember_softmax(t, d));
+  return 1;
+}
+static int l_softmax(lua_State *L) { return softmax(L, 0); }
+static int l_log_softmax(lua_State *L) { return softmax(L, 1); }
+
+static const struct { const char *name; ember_reduce_op op; } reduce_ops[] = {
+  {"sum", EMBER_SUM}, {"mean", EMBER_MEAN}, {"prod", EMBER_PROD},
+  {"argmax", EMBER_ARGMAX}, {"argmin", EMBER_ARGMIN}, {"var", EMBER_VAR},
+  {"std", EMBER_STD},
+};
+
+/* }====================================================================== */
+
+/* {======================================================================
+** Linear algebra, joining, indexing, threads
+** ======================================================================= */
+
+static int l_matmul(lua_State *L) {
+  ember_tensor *a = l_check(L, 1), *b = l_check(L, 2);
+  PUSH(L, ember_matmul(a, b));
+  return 1;
+}
+
+/* cat({t1, t2, ...} [, dim]) and stack: the list is a table of tensors */
+static int join(lua_State *L, int stack) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  int d = l_optdim(L, 2, 0);
+  lua_Unsigned n = lua_rawlen(L, 1);
+  if (n == 0) return luaL_argerror(L, 1, "expected a non-empty list of tensors");
+  if (n > (1u << 20)) return luaL_argerror(L, 1, "too many tensors");
+  ember_tensor **ts = lua_newuserdatauv(L, n * sizeof *ts, 0);  /* freed by GC */
+  for (lua_Unsigned i = 1; i <= n; i++) {
+    lua_rawgeti(L, 1, (lua_Integer)i);
+    ts[i - 1] = ember_lua_totensor(L, -1);
+    if (!ts[i - 1])
+      return luaL_argerror(L, 1, lua_pushfstring(L, "element %d is a %s, "
+                           "expected a tensor", (int)i, luaL_typename(L, -1)));
+    lua_pop(L, 1);   /* still referenced by the table */
+  }
+  PUSH(L, stack ? ember_stack((int)n, ts, d) : ember_cat((int)n, ts, d));
+  return 1;
+}
+static int l_cat(lua_State *L) { return join(L, 0); }
+static int l_stack(lua_State *L) { return join(L, 1); }
+
+static int l_index_select(lua_State *L) {
+  ember_tensor *t = l_check(L, 1);
+  int d = l_checkdim(L, 2);
+  ember_tensor *idx = l_check(L, 3);
+  PUSH(L, ember_index_select(t, d, idx));
+  return 1;
+}
+
+static int l_gather(lua_State *L) {
+  ember_tensor *t = l_check(L, 1);
+  int d = l_checkdim(L, 2);
+  ember_tensor *idx = l_check(L, 3);
+  PUSH(L, ember_gather(t, d, idx));
+  return 1;
+}
+
+static int l_set_num_threads(lua_State *L) {
+  lua_Integer n = luaL_checkinteger(L, 1);
+  if (n < 1 || n > 1024) return luaL_argerror(L, 1, "expected 1..1024 threads");
+  ember_set_num_threads((int)n);
+  return 0;
+}
+
+static int l_get_num_threads(lua_State *L) {
+  lua_pushinteger(L, ember_get_num_threads());
+  return 1;
+}
+
+/* }====================================================================== */
+
+/* functions of the module only (their first argument is not a tensor) */
+static const luaL_Reg module_funcs[] = {
+  {"zeros", l_zeros}, {"ones", l_ones}, {"empty", l_empty}, {"full", l_full},
+  {"arange", l_arange}, {"linspace", l_linspace}, {"eye", l_eye},
+  {"rand", l_rand}, {"randn", l_randn}, {"randint", l_randint},
+  {"manual_seed", l_manual_seed}, {"initial_seed", l_initial_seed},
+  {"is_tensor", l_is_tensor}, {"cat", l_cat}, {"stack", l_stack},
+  {"where", l_where}, {"set_num_threads", l_set_num_threads},
+  {"get_num_threads", l_get_num_threads},
+  {NULL, NULL},
+};
+
+/* functions that are methods too */
+static const luaL_Reg method_funcs[] = {
+  {"zeros_like", l_zeros_like}, {"ones_like", l_ones_like},
+  {"empty_like", l_empty_like}, {"full_like", l_full_like},
+  {"rand_like", l_rand_like}, {"randn_like", l_randn_like},
+  {"randint_like", l_randint_like},
+  {"shape", l_shape}, {"size", l_size}, {"stride", l_stride}, {"dim", l_dim},
+  {"numel", l_numel}, {"is_contiguous", l_is_contiguous}, {"type", l_type},
+  {"view", l_view}, {"reshape", l_reshape}, {"view_as", l_view_as},
+  {"reshape_as", l_reshape_as}, {"transpose", l_transpose}, {"t", l_t},
+  {"permute", l_permute}, {"narrow", l_narrow}, {"select", l_select},
+  {"squeeze", l_squeeze}, {"unsqueeze", l_unsqueeze}, {"expand", l_expand},
+  {"expand_as", l_expand_as}, {"flatten", l_flatten},
+  {"contiguous", l_contiguous}, {"clone", l_clone},
+  {"fill", l_fillv}, {"fill_", l_fillv}, {"zero_", l_zero_},
+  {"copy", l_copy}, {"copy_", l_copy},
+  {"float", l_float}, {"double", l_double}, {"int", l_int}, {"long", l_long},
+  {"byte", l_byte}, {"bool", l_bool}, {"to", l_to}, {"cpu", l_cpu},
+  {"cuda", l_cuda},
+  {"add", l_add}, {"sub", l_sub}, {"mul", l_mul}, {"div", l_div},
+  {"pow", l_pow}, {"maximum", l_maximum}, {"minimum", l_minimum},
+  {"add_", l_add_}, {"sub_", l_sub_}, {"mul_", l_mul_}, {"div_", l_div_},
+  {"pow_", l_pow_}, {"clamp", l_clamp}, {"clamp_", l_clamp_},
+  {"eq", l_eq}, {"ne", l_ne}, {"lt", l_lt}, {"le", l_le}, {"gt", l_gt},
+  {"ge", l_ge}, {"masked_fill", l_masked_fill},
+  {"masked_fill_", l_masked_fill_}, {"equal", l_equal},
+  {"max", l_max}, {"min", l_min}, {"softmax", l_softmax},
+  {"log_softmax", l_log_softmax}, {"matmul", l_matmul},
+  {"index_select", l_index_select}, {"gather", l_gather},
+  {NULL, NULL},
+};
+
+/* set t[name] = f in both tables at `module` and `methods` */
+static void set_both(lua_State *L, int module, int methods, const char *name) {
+  lua_pushvalue(L, -1);
+  lua_setfield(L, module, name);
+  lua_setfield(L, methods, name);
+}
+
+void l_register_ops(lua_State *L) {
+  int methods = lua_gettop(L), module = methods - 1;
+  lua_pushvalue(L, module);
+  luaL_setfuncs(L, module_funcs, 0);
+  luaL_setfuncs(L, method_funcs, 0);
+  lua_pop(L, 1);
+  lua_pushvalue(L, methods);
+  luaL_setfuncs(L, method_funcs, 0);
+  lua_pop(L, 1);
+  char name[32];
+  for (size_t i = 0; i < sizeof unary_ops / sizeof unary_ops[0]; i++) {
+    lua_pushinteger(L, unary_ops[i].op);
+    lua_pushcclosure(L, l_unary, 1);
+    set_both(L, module, methods, unary_ops[i].name);
+    lua_pushinteger(L, unary_ops[i].op);
+    lua_pushcclosure(L, l_unary_, 1);
+    snprintf(name, sizeof name, "%s_", unary_ops[i].name);
+    set_both(L, module, methods, name);
+  }
+  for (size_t i = 0; i < sizeof reduce_ops / sizeof reduce_ops[0]; i++) {
+    lua_pushinteger(L, reduce_ops[i].op);
+    lua_pushcclosure(L, l_reduce, 1);
+    set_both(L, module, methods, reduce_ops[i].name);
+  }
+}

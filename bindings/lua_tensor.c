@@ -1,0 +1,610 @@
+/*
+** lua_tensor.c -- the tensor userdata: creation of the Lua object, argument
+** checks, indexing, metamethods, and conversion from and to Lua tables.
+**
+** The userdata holds one pointer to a core tensor (liolib's recipe: the
+** userdata is created empty first, then filled, so an error in between
+** leaks nothing).  __gc and __close are the same function; a closed tensor
+** has a NULL pointer and any use of it is an error.
+**
+** Memory: Lua only sees a pointer-sized userdata, so the collector would not
+** hurry to free tensors whose storage is large.  After each allocation we
+** step the collector in proportion to the storage bytes the core allocated
+** since the last step (ember_bytes_allocated), which keeps a loop that
+** drops big tensors flat without any collectgarbage() call.
+*/
+#include <math.h>
+#include <string.h>
+
+#include "lua_internal.h"
+
+/* {======================================================================
+** The userdata, errors, GC pacing
+** ======================================================================= */
+
+int l_error(lua_State *L) {
+  return luaL_error(L, "%s", ember_last_error());
+}
+
+/* Step the collector by the bytes allocated since we last did. */
+static void gc_pace(lua_State *L) {
+  static uint64_t paced = 0;
+  uint64_t now = ember_bytes_allocated();
+  uint64_t debt = now - paced;
+  if (debt < (256u << 10)) return;
+  paced = now;
+  uint64_t kb = debt >> 10;
+  lua_gc(L, LUA_GCSTEP, kb > 0x3fffffff ? 0x3fffffff : (int)kb);
+}
+
+l_tensor *l_newslot(lua_State *L) {
+  l_tensor *u = lua_newuserdatauv(L, sizeof *u, 0);
+  u->t = NULL;
+  luaL_setmetatable(L, EMBER_TENSOR_MT);
+  return u;
+}
+
+void l_fill(lua_State *L, l_tensor *slot, ember_tensor *t) {
+  if (!t) l_error(L);
+  slot->t = t;
+  gc_pace(L);
+}
+
+void ember_lua_push(lua_State *L, ember_tensor *t) {
+  l_tensor *u = l_newslot(L);
+  ember_tensor_retain(t);
+  u->t = t;
+}
+
+ember_tensor *ember_lua_totensor(lua_State *L, int idx) {
+  l_tensor *u = luaL_testudata(L, idx, EMBER_TENSOR_MT);
+  return u ? u->t : NULL;
+}
+
+ember_tensor *l_check(lua_State *L, int idx) {
+  l_tensor *u = luaL_testudata(L, idx, EMBER_TENSOR_MT);
+  if (!u) luaL_typeerror(L, idx, "tensor");
+  if (!u->t) luaL_argerror(L, idx, "tensor has been closed");
+  return u->t;
+}
+
+ember_tensor *ember_lua_check(lua_State *L, int idx) { return l_check(L, idx); }
+
+static int t_gc(lua_State *L) {
+  l_tensor *u = luaL_checkudata(L, 1, EMBER_TENSOR_MT);
+  ember_tensor_release(u->t);
+  u->t = NULL;
+  return 0;
+}
+
+/* }====================================================================== */
+
+/* {======================================================================
+** Argument helpers
+** ======================================================================= */
+
+/* 1-based Lua dim (negative counts from the end) to the core's 0-based. */
+static int to_dim(lua_State *L, int idx, lua_Integer d) {
+  if (d == 0)
+    luaL_argerror(L, idx, "dimension 0 is invalid (dimensions count from 1)");
+  if (d > 64 || d < -64) luaL_argerror(L, idx, "dimension out of range");
+  return d > 0 ? (int)d - 1 : (int)d;
+}
+
+static lua_Integer check_integer(lua_State *L, int idx, const char *what) {
+  int isint;
+  lua_Integer v = lua_tointegerx(L, idx, &isint);
+  if (!isint) {
+    if (lua_type(L, idx) == LUA_TNUMBER)
+      luaL_argerror(L, idx, lua_pushfstring(L, "%s must be an integer, got %f",
+                                            what, (LUAI_UACNUMBER)lua_tonumber(L, idx)));
+    luaL_typeerror(L, idx, "integer");
+  }
+  return v;
+}
+
+int l_checkdim(lua_State *L, int idx) {
+  return to_dim(L, idx, check_integer(L, idx, "dimension"));
+}
+
+int l_optdim(lua_State *L, int idx, int def) {
+  return lua_isnoneornil(L, idx) ? def : l_checkdim(L, idx);
+}
+
+ember_dtype l_checkdtype(lua_State *L, int idx) {
+  const char *name = luaL_checkstring(L, idx);
+  ember_dtype dt;
+  if (ember_dtype_from_name(name, &dt) < 0)
+    luaL_argerror(L, idx, lua_pushfstring(L, "unknown dtype '%s' (expected "
+                  "float32, float64, int32, int64, uint8 or bool)", name));
+  return dt;
+}
+
+int l_isoptions(lua_State *L, int idx) {
+  if (lua_type(L, idx) != LUA_TTABLE) return 0;
+  if (lua_rawlen(L, idx) > 0) return 0;
+  lua_pushnil(L);
+  if (lua_next(L, idx < 0 ? idx - 1 : idx)) {
+    lua_pop(L, 2);
+    return 1;
+  }
+  return 0;                       /* {} is an empty shape, not options */
+}
+
+ember_dtype l_optdtype_field(lua_State *L, int idx, ember_dtype def) {
+  if (!l_isoptions(L, idx)) return def;
+  ember_dtype dt = def;
+  if (lua_getfield(L, idx, "dtype") != LUA_TNIL) {
+    int top = lua_gettop(L);
+    dt = l_checkdtype(L, top);
+  }
+  lua_pop(L, 1);
+  if (lua_getfield(L, idx, "device") != LUA_TNIL) {
+    const char *dev = lua_tostring(L, -1);
+    if (!dev || strcmp(dev, "cpu") != 0)
+      luaL_error(L, "device '%s' is not available (only 'cpu' in this build)",
+                 dev ? dev : luaL_typename(L, -1));
+  }
+  lua_pop(L, 1);
+  return dt;
+}
+
+static int64_t check_size(lua_State *L, int idx, lua_Integer v) {
+  if (v < 0)
+    luaL_argerror(L, idx, lua_pushfstring(L, "size must be >= 0, got %I", v));
+  return (int64_t)v;
+}
+
+int l_checkshape(lua_State *L, int idx, int64_t *shape, int *next) {
+  int n = 0;
+  if (lua_type(L, idx) == LUA_TTABLE && !l_isoptions(L, idx)) {
+    lua_Unsigned len = lua_rawlen(L, idx);
+    if (len > EMBER_MAX_DIMS)
+      luaL_argerror(L, idx, lua_pushfstring(L, "at most %d dimensions are "
+                    "supported, got %d", EMBER_MAX_DIMS, (int)len));
+    for (lua_Unsigned i = 1; i <= len; i++) {
+      lua_rawgeti(L, idx, (lua_Integer)i);
+      int isint;
+      lua_Integer v = lua_tointegerx(L, -1, &isint);
+      if (!isint)
+        luaL_argerror(L, idx, lua_pushfstring(L, "size %d must be an integer, "
+                      "got %s", (int)i, luaL_typename(L, -1)));
+      shape[n++] = check_size(L, idx, v);
+      lua_pop(L, 1);
+    }
+    *next = idx + 1;
+    return n;
+  }
+  int i = idx;
+  while (lua_type(L, i) == LUA_TNUMBER) {
+    if (n == EMBER_MAX_DIMS)
+      luaL_argerror(L, i, lua_pushfstring(L, "at most %d dimensions are "
+                    "supported", EMBER_MAX_DIMS));
+    shape[n++] = check_size(L, i, check_integer(L, i, "size"));
+    i++;
+  }
+  if (!lua_isnoneornil(L, i) && !l_isoptions(L, i))
+    luaL_typeerror(L, i, "size or options table");
+  *next = i;
+  return n;
+}
+
+ember_tensor *l_operand(lua_State *L, int idx, const ember_tensor *other) {
+  if (lua_type(L, idx) == LUA_TNUMBER) {
+    ember_tensor *s;
+    if (lua_isinteger(L, idx)) {
+      lua_Integer v = lua_tointeger(L, idx);
+      s = ember_scalar_like(other, (double)v, (int64_t)v, 1);
+    } else {
+      s = ember_scalar_like(other, lua_tonumber(L, idx), 0, 0);
+    }
+    if (!s) l_error(L);
+    return s;
+  }
+  if (lua_type(L, idx) == LUA_TBOOLEAN) {
+    ember_tensor *s = ember_scalar(lua_toboolean(L, idx), EMBER_BOOL);
+    if (!s) l_error(L);
+    return s;
+  }
+  ember_tensor *t = ember_lua_totensor(L, idx);
+  if (!t) {
+    if (luaL_testudata(L, idx, EMBER_TENSOR_MT))
+      luaL_argerror(L, idx, "tensor has been closed");
+    luaL_typeerror(L, idx, "tensor or number");
+  }
+  ember_tensor_retain(t);
+  return t;
+}
+
+/* }====================================================================== */
+
+/* {======================================================================
+** Tables <-> tensors
+** ======================================================================= */
+
+/* Walk the nested table at idx to find its shape (first elements). */
+static int table_shape(lua_State *L, int idx, int64_t *shape, int *isbool) {
+  int n = 0;
+  lua_pushvalue(L, idx);
+  for (;;) {
+    if (lua_type(L, -1) != LUA_TTABLE) {
+      *isbool = lua_type(L, -1) == LUA_TBOOLEAN;
+      break;
+    }
+    if (n == EMBER_MAX_DIMS)
+      luaL_error(L, "tensor: nested tables go deeper than %d dimensions",
+                 EMBER_MAX_DIMS);
+    shape[n++] = (int64_t)lua_rawlen(L, -1);
+    if (shape[n - 1] == 0) { *isbool = 0; break; }
+    lua_rawgeti(L, -1, 1);
+    lua_remove(L, -2);
+  }
+  lua_pop(L, 1);
+  return n;
+}
+
+/* Path like "[2][1]" for messages. */
+static const char *path_str(char *buf, size_t sz, const int64_t *pos, int depth) {
+  size_t k = 0;
+  buf[0] = 0;
+  for (int i = 0; i < depth && k < sz; i++)
+    k += (size_t)snprintf(buf + k, sz - k, "[%lld]", (long long)pos[i] + 1);
+  return buf;
+}
+
+typedef struct {
+  ember_tensor *t;
+  char *data;
+  int64_t next;      /* next element, in order */
+  int64_t pos[EMBER_MAX_DIMS];
+} fill_state;
+
+static void store_value(lua_State *L, fill_state *fs, int depth) {
+  char path[128];
+  int64_t i = fs->next++;
+  int type = lua_type(L, -1);
+  ember_dtype dt = fs->t->dtype;
+  if (type == LUA_TBOOLEAN) {
+    if (dt != EMBER_BOOL)
+      luaL_error(L, "tensor: element %s is a boolean in a %s tensor",
+                 path_str(path, sizeof path, fs->pos, depth), ember_dtype_name(dt));
+    fs->data[i] = (char)lua_toboolean(L, -1);
+    return;
+  }
+  if (type != LUA_TNUMBER)
+    luaL_error(L, "tensor: element %s is a %s, expected a number",
+               path_str(path, sizeof path, fs->pos, depth), luaL_typename(L, -1));
+  if (lua_isinteger(L, -1) && !ember_dtype_is_float(dt)) {
+    lua_Integer v = lua_tointeger(L, -1);
+    switch (dt) {
+      case EMBER_INT32: ((int32_t *)fs->data)[i] = (int32_t)(uint32_t)v; break;
+      case EMBER_INT64: ((int64_t *)fs->data)[i] = v; break;
+      case EMBER_UINT8: ((uint8_t *)fs->data)[i] = (uint8_t)v; break;
+      default: ((uint8_t *)fs->data)[i] = v != 0; break;
+    }
+    return;
+  }
+  double v = lua_tonumber(L, -1);
+  switch (dt) {
+    case EMBER_FLOAT32: ((float *)fs->data)[i] = (float)v; break;
+    case EMBER_FLOAT64: ((double *)fs->data)[i] = v; break;
+    default:
+      if (v != floor(v) || !isfinite(v))
+        luaL_error(L, "tensor: element %s is %f, not an integer for a %s tensor",
+                   path_str(path, sizeof path, fs->pos, depth), (LUAI_UACNUMBER)v,
+                   ember_dtype_name(dt));
+      if (dt == EMBER_INT64) ((int64_t *)fs->data)[i] = (int64_t)v;
+      else if (dt == EMBER_INT32) ((int32_t *)fs->data)[i] = (int32_t)v;
+      else if (dt == EMBER_UINT8) ((uint8_t *)fs->data)[i] = (uint8_t)v;
+      else ((uint8_t *)fs->data)[i] = v != 0;
+  }
+}
+
+/* Copy the nested table on top of the stack, checking it is rectangular. */
+static void fill_from_table(lua_State *L, fill_state *fs, int depth) {
+  const ember_tensor *t = fs->t;
+  char path[128];
+  if (depth == t->ndim) { store_value(L, fs, depth); return; }
+  if (lua_type(L, -1) != LUA_TTABLE)
+    luaL_error(L, "tensor: element %s is a %s, expected a table of length %d",
+               path_str(path, sizeof path, fs->pos, depth), luaL_typename(L, -1),
+               (int)t->shape[depth]);
+  if ((int64_t)lua_rawlen(L, -1) != t->shape[depth])
+    luaL_error(L, "tensor: table %s has length %d, expected %d (rows must "
+               "have equal lengths)", depth ? path_str(path, sizeof path, fs->pos, depth) : "at top",
+               (int)lua_rawlen(L, -1), (int)t->shape[depth]);
+  luaL_checkstack(L, 2, "tensor: nested too deeply");
+  for (int64_t i = 0; i < t->shape[depth]; i++) {
+    fs->pos[depth] = i;
+    lua_rawgeti(L, -1, (lua_Integer)i + 1);
+    fill_from_table(L, fs, depth + 1);
+    lua_pop(L, 1);
+  }
+}
+
+/* ember.tensor(data [, {dtype=}]) */
+static int l_tensor_new(lua_State *L) {
+  ember_dtype def = EMBER_FLOAT32;
+  int64_t shape[EMBER_MAX_DIMS];
+  int ndim = 0, isbool = 0;
+  ember_tensor *src = ember_lua_totensor(L, 1);
+  if (src) {
+    ember_dtype dt = l_optdtype_field(L, 2, src->dtype);
+    l_tensor *slot = l_newslot(L);
+    l_fill(L, slot, ember_to_dtype(src, dt));
+    return 1;
+  }
+  switch (lua_type(L, 1)) {
+    case LUA_TTABLE: ndim = table_shape(L, 1, shape, &isbool); break;
+    case LUA_TNUMBER: break;
+    case LUA_TBOOLEAN: isbool = 1; break;
+    default: return luaL_typeerror(L, 1, "table, number, boolean or tensor");
+  }
+  if (isbool) def = EMBER_BOOL;
+  ember_dtype dt = l_optdtype_field(L, 2, def);
+  l_tensor *slot = l_newslot(L);
+  l_fill(L, slot, ember_empty(ndim, shape, dt));
+  fill_state fs = {slot->t, ember_data(slot->t), 0, {0}};
+  lua_pushvalue(L, 1);
+  fill_from_table(L, &fs, 0);
+  lua_pop(L, 1);
+  return 1;
+}
+
+static void push_element(lua_State *L, const ember_tensor *t,
+                         const int64_t *index) {
+  if (ember_dtype_is_float(t->dtype)) {
+    double v;
+    if (ember_get(t, index, &v) < 0) l_error(L);
+    lua_pushnumber(L, v);
+  } else {
+    int64_t v;
+    if (ember_get_int(t, index, &v) < 0) l_error(L);
+    if (t->dtype == EMBER_BOOL) lua_pushboolean(L, v != 0);
+    else lua_pushinteger(L, v);
+  }
+}
+
+static void totable_rec(lua_State *L, const ember_tensor *t, int64_t *index,
+                        int depth) {
+  if (depth == t->ndim) { push_element(L, t, index); return; }
+  luaL_checkstack(L, 3, "totable");
+  lua_createtable(L, (int)t->shape[depth], 0);
+  for (int64_t i = 0; i < t->shape[depth]; i++) {
+    index[depth] = i;
+    totable_rec(L, t, index, depth + 1);
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  }
+}
+
+static int l_totable(lua_State *L) {
+  ember_tensor *t = l_check(L, 1);
+  int64_t index[EMBER_MAX_DIMS] = {0};
+  totable_rec(L, t, index, 0);
+  return 1;
+}
+
+static int l_item(lua_State *L) {
+  ember_tensor *t = l_check(L, 1);
+  if (ember_numel(t) != 1) {
+    double d;
+    ember_item(t, &d);
+    return l_error(L);
+  }
+  int64_t zero[EMBER_MAX_DIMS] = {0};
+  ember_tensor flat = *t;   /* any index of a one-element tensor is 0 */
+  push_element(L, &flat, zero);
+  return 1;
+}
+
+/* }====================================================================== */
+
+/* {======================================================================
+** Indexing: t[i] and t[i] = v (1-based, negative from the end)
+** ======================================================================= */
+
+static int64_t check_index(lua_State *L, const ember_tensor *t, int idx) {
+  if (t->ndim == 0) luaL_error(L, "index: cannot index a 0-d tensor (use item)");
+  int isint;
+  lua_Integer i = lua_tointegerx(L, idx, &isint);
+  if (!isint)
+    luaL_error(L, "index: index must be an integer, got %s %s",
+               luaL_typename(L, idx), luaL_tolstring(L, idx, NULL));
+  lua_Integer n = (lua_Integer)t->shape[0];
+  if (i == 0 || i > n || i < -n)
+    luaL_error(L, "index: index %I is out of range for dimension 1 of size %I",
+               i, n);
+  return i > 0 ? i - 1 : n + i;
+}
+
+static int t_index(lua_State *L) {
+  l_tensor *u = luaL_checkudata(L, 1, EMBER_TENSOR_MT);
+  if (lua_type(L, 2) == LUA_TSTRING) {
+    /* methods first: the common case of t:method() */
+    lua_pushvalue(L, 2);
+    if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL) return 1;
+    lua_pop(L, 1);
+    const char *k = lua_tostring(L, 2);
+    if (!u->t) return luaL_error(L, "tensor has been closed");
+    if (strcmp(k, "dtype") == 0) {
+      lua_pushstring(L, ember_dtype_name(u->t->dtype));
+      return 1;
+    }
+    if (strcmp(k, "device") == 0) {
+      lua_pushstring(L, ember_device_name(u->t->storage->device));
+      return 1;
+    }
+    /* further fields (grad, ...) live in the Lua library's table */
+    lua_pushvalue(L, 2);
+    lua_rawget(L, lua_upvalueindex(2));
+    if (lua_isfunction(L, -1)) {
+      lua_pushvalue(L, 1);
+      lua_call(L, 1, 1);
+    }
+    return 1;
+  }
+  ember_tensor *t = l_check(L, 1);
+  int64_t i = check_index(L, t, 2);
+  if (t->ndim == 1) {
+    push_element(L, t, &i);
+    return 1;
+  }
+  l_tensor *slot = l_newslot(L);
+  l_fill(L, slot, ember_select(t, 0, i));
+  return 1;
+}
+
+static int t_newindex(lua_State *L) {
+  ember_tensor *t = l_check(L, 1);
+  if (lua_type(L, 2) == LUA_TSTRING)
+    return luaL_error(L, "cannot set field '%s' of a tensor",
+                      lua_tostring(L, 2));
+  int64_t i = check_index(L, t, 2);
+  ember_tensor *row = ember_select(t, 0, i);
+  if (!row) return l_error(L);
+  int rc;
+  if (lua_type(L, 3) == LUA_TNUMBER || lua_type(L, 3) == LUA_TBOOLEAN) {
+    double v = lua_type(L, 3) == LUA_TBOOLEAN ? lua_toboolean(L, 3)
+                                               : lua_tonumber(L, 3);
+    if (lua_isinteger(L, 3) && !ember_dtype_is_float(t->dtype)) {
+      ember_tensor *s = ember_scalar_int(lua_tointeger(L, 3), t->dtype);
+      rc = s ? ember_copy_(row, s) : -1;
+      ember_tensor_release(s);
+    } else {
+      rc = ember_fill_(row, v);
+    }
+  } else {
+    ember_tensor *src = ember_lua_totensor(L, 3);
+    if (!src) {
+      ember_tensor_release(row);
+      return luaL_typeerror(L, 3, "number or tensor");
+    }
+    rc = ember_copy_(row, src);
+  }
+  ember_tensor_release(row);
+  if (rc < 0) return l_error(L);
+  return 0;
+}
+
+static int t_len(lua_State *L) {
+  ember_tensor *t = l_check(L, 1);
+  if (t->ndim == 0) return luaL_error(L, "len: a 0-d tensor has no length");
+  lua_pushinteger(L, (lua_Integer)t->shape[0]);
+  return 1;
+}
+
+/* }====================================================================== */
+
+/* {======================================================================
+** Arithmetic metamethods: numbers on either side
+** ======================================================================= */
+
+static void check_operand(lua_State *L, int idx) {
+  int ty = lua_type(L, idx);
+  if (ty != LUA_TNUMBER && ty != LUA_TBOOLEAN && !ember_lua_totensor(L, idx)) {
+    if (luaL_testudata(L, idx, EMBER_TENSOR_MT))
+      luaL_argerror(L, idx, "tensor has been closed");
+    luaL_typeerror(L, idx, "tensor or number");
+  }
+}
+
+/* a op b for the metamethods and ember.add & co.: both operands are checked
+   before either is converted, so an error cannot leak a reference. */
+int l_arith(lua_State *L, ember_binary_op op) {
+  check_operand(L, 1);
+  check_operand(L, 2);
+  ember_tensor *ta = ember_lua_totensor(L, 1);
+  const ember_tensor *ref = ta ? ta : ember_lua_totensor(L, 2);
+  if (!ref) return luaL_error(L, "arithmetic needs at least one tensor");
+  l_tensor *slot = l_newslot(L);
+  ember_tensor *a = l_operand(L, 1, ref);
+  ember_tensor *b = l_operand(L, 2, ref);
+  ember_tensor *r = ember_binary(op, a, b);
+  ember_tensor_release(a);
+  ember_tensor_release(b);
+  l_fill(L, slot, r);
+  return 1;
+}
+
+static int t_add(lua_State *L) { return l_arith(L, EMBER_ADD); }
+static int t_sub(lua_State *L) { return l_arith(L, EMBER_SUB); }
+static int t_mul(lua_State *L) { return l_arith(L, EMBER_MUL); }
+static int t_div(lua_State *L) { return l_arith(L, EMBER_DIV); }
+static int t_pow(lua_State *L) { return l_arith(L, EMBER_POW); }
+
+static int t_unm(lua_State *L) {
+  ember_tensor *t = l_check(L, 1);
+  l_tensor *slot = l_newslot(L);
+  l_fill(L, slot, ember_unary(EMBER_NEG, t));
+  return 1;
+}
+
+/* }====================================================================== */
+
+static int t_tostring_fallback(lua_State *L) {
+  ember_tensor *t = l_check(L, 1);
+  char b[128];
+  lua_pushfstring(L, "tensor(%s, %s)", ember_dtype_name(t->dtype),
+                  ember_shape_str(b, sizeof b, t->ndim, t->shape));
+  return 1;
+}
+
+static const luaL_Reg tensor_meta[] = {
+  {"__newindex", t_newindex},
+  {"__len", t_len},
+  {"__add", t_add},
+  {"__sub", t_sub},
+  {"__mul", t_mul},
+  {"__div", t_div},
+  {"__pow", t_pow},
+  {"__unm", t_unm},
+  {"__gc", t_gc},
+  {"__close", t_gc},
+  {"__tostring", t_tostring_fallback},
+  {NULL, NULL},
+};
+
+static const luaL_Reg tensor_funcs[] = {
+  {"tensor", l_tensor_new},
+  {NULL, NULL},
+};
+
+static const luaL_Reg tensor_methods[] = {
+  {"totable", l_totable},
+  {"item", l_item},
+  {NULL, NULL},
+};
+
+/*
+** With the module table at -2 and the method table at -1: create the
+** metatable (its __index closes over the methods and a table of computed
+** fields that the Lua library may extend), register functions.
+*/
+void l_register_tensor(lua_State *L) {
+  int methods = lua_gettop(L), module = methods - 1;
+  luaL_newmetatable(L, EMBER_TENSOR_MT);
+  int mt = lua_gettop(L);
+  luaL_setfuncs(L, tensor_meta, 0);
+  lua_pushvalue(L, methods);
+  lua_setfield(L, mt, "__methods");
+  lua_newtable(L);                       /* computed fields */
+  lua_pushvalue(L, -1);
+  lua_setfield(L, mt, "__fields");
+  lua_pushvalue(L, methods);
+  lua_insert(L, -2);
+  lua_pushcclosure(L, t_index, 2);
+  lua_setfield(L, mt, "__index");
+  lua_pushvalue(L, mt);
+  lua_setfield(L, module, "_tensor_mt");
+  lua_pop(L, 1);
+  lua_pushvalue(L, module);
+  luaL_setfuncs(L, tensor_funcs, 0);
+  lua_pop(L, 1);
+  lua_pushvalue(L, methods);
+  luaL_setfuncs(L, tensor_methods, 0);
+  lua_pop(L, 1);
+  /* methods are module functions too: ember.totable(t) */
+  lua_pushvalue(L, module);
+  luaL_setfuncs(L, tensor_methods, 0);
+  lua_pop(L, 1);
+}

@@ -1,0 +1,70 @@
+/*
+** cpu.h -- internals of the CPU backend.
+**
+** Elementwise kernels walk their operands with `ember_cpu_iter`: the
+** operands share a shape; the iterator merges dimensions that are laid out
+** contiguously for every operand and drops size-1 dimensions, so a
+** contiguous tensor is one long row whatever its shape.  A row function
+** then runs the innermost loop, where the compiler can vectorise.
+*/
+#ifndef EMBER_CPU_H
+#define EMBER_CPU_H
+
+#include "../backend.h"
+
+#define EMBER_CPU_MAXOPS 4
+
+typedef struct ember_cpu_iter {
+  int nops;
+  int ndim;                                 /* after merging; >= 1 */
+  int64_t shape[EMBER_MAX_DIMS];
+  int64_t strides[EMBER_CPU_MAXOPS][EMBER_MAX_DIMS]; /* in bytes */
+  char *base[EMBER_CPU_MAXOPS];             /* first element of each */
+} ember_cpu_iter;
+
+/* Called for each row: p[k] is operand k's first element in the row,
+   st[k] its stride in bytes, n the row's length. */
+typedef void (*ember_cpu_row_fn)(char **p, const int64_t *st, int64_t n,
+                                 void *ctx);
+
+void ember_cpu_iter_init(ember_cpu_iter *it, int nops,
+                         const ember_tensor *const *ops);
+/* Run fn over every row, on several threads when the work is large. */
+void ember_cpu_iter_run(const ember_cpu_iter *it, ember_cpu_row_fn fn,
+                        void *ctx);
+
+/* Threads for Ember's own loops (threads.c). */
+int ember_cpu_threads(void);
+/* Below this many elements a loop runs on one thread. */
+#define EMBER_CPU_PARALLEL_MIN 32768
+
+/* Philox-4x32-10 (random.c) */
+void ember_philox(uint64_t key, uint64_t counter, uint32_t out[4]);
+
+/* The kernels of the table (backend.c), one file per concern. */
+void *ember_cpu_alloc(size_t nbytes);
+void ember_cpu_free(void *ptr);
+int ember_cpu_copy(ember_tensor *dst, const ember_tensor *src);
+int ember_cpu_fill(ember_tensor *dst, double value, int64_t ivalue);
+int ember_cpu_arange(ember_tensor *dst, double start, double step);
+int ember_cpu_unary(ember_unary_op op, ember_tensor *dst,
+                    const ember_tensor *src, double p0, double p1);
+int ember_cpu_binary(ember_binary_op op, ember_tensor *dst,
+                     const ember_tensor *a, const ember_tensor *b);
+int ember_cpu_compare(ember_cmp_op op, ember_tensor *dst,
+                      const ember_tensor *a, const ember_tensor *b);
+int ember_cpu_where(ember_tensor *dst, const ember_tensor *cond,
+                    const ember_tensor *a, const ember_tensor *b);
+int ember_cpu_reduce(ember_reduce_op op, ember_tensor *dst,
+                     const ember_tensor *src, int correction);
+int ember_cpu_softmax(ember_tensor *dst, const ember_tensor *src, int log);
+int ember_cpu_matmul(ember_tensor *dst, const ember_tensor *a,
+                     const ember_tensor *b);
+int ember_cpu_index_select(ember_tensor *dst, const ember_tensor *src, int dim,
+                           const ember_tensor *index);
+int ember_cpu_gather(ember_tensor *dst, const ember_tensor *src, int dim,
+                     const ember_tensor *index);
+int ember_cpu_random(int kind, ember_tensor *dst, uint64_t seed,
+                     uint64_t counter, double a, double b);
+
+#endif

@@ -1,0 +1,218 @@
+/*
+** reduce.c -- CPU reductions over the last dimension, and softmax.
+**
+** The core hands us src as [outer..., n] and dst as [outer...].  We iterate
+** over the outer elements with the common iterator (dst and src with its
+** last dim dropped) and reduce n elements at src's last stride for each.
+** Floating sums accumulate in double; integer sums and products wrap in
+** 64-bit unsigned arithmetic, as PyTorch's int64 results do.
+*/
+#include <math.h>
+#include <string.h>
+
+#include "cpu.h"
+
+typedef struct {
+  ember_reduce_op op;
+  ember_dtype sdt, ddt;
+  int64_t n;          /* length of the reduced dim */
+  int64_t sstride;    /* its stride, in bytes */
+  int correction;
+} reduce_ctx;
+
+static inline double load_f(const char *p, ember_dtype dt) {
+  switch (dt) {
+    case EMBER_FLOAT32: return *(const float *)p;
+    case EMBER_FLOAT64: return *(const double *)p;
+    case EMBER_INT32: return *(const int32_t *)p;
+    case EMBER_INT64: return (double)*(const int64_t *)p;
+    default: return *(const uint8_t *)p;
+  }
+}
+
+static inline int64_t load_i(const char *p, ember_dtype dt) {
+  switch (dt) {
+    case EMBER_INT32: return *(const int32_t *)p;
+    case EMBER_INT64: return *(const int64_t *)p;
+    default: return *(const uint8_t *)p;
+  }
+}
+
+static inline void store_f(char *p, ember_dtype dt, double v) {
+  switch (dt) {
+    case EMBER_FLOAT32: *(float *)p = (float)v; break;
+    case EMBER_FLOAT64: *(double *)p = v; break;
+    default: break;   /* the core sends float results to float dsts only */
+  }
+}
+
+static inline void store_i(char *p, ember_dtype dt, int64_t v) {
+  switch (dt) {
+    case EMBER_INT32: *(int32_t *)p = (int32_t)v; break;
+    case EMBER_INT64: *(int64_t *)p = v; break;
+    default: *(uint8_t *)p = (uint8_t)v; break;
+  }
+}
+
+/* sum of one float32 row, contiguous or not, in double */
+static double sum_f32(const char *s, int64_t n, int64_t ss) {
+  double acc = 0;
+  if (ss == 4) {
+    const float *x = (const float *)s;
+    for (int64_t i = 0; i < n; i++) acc += x[i];
+  } else {
+    for (int64_t i = 0; i < n; i++) acc += *(const float *)(s + i * ss);
+  }
+  return acc;
+}
+
+static double sum_f(const char *s, int64_t n, int64_t ss, ember_dtype dt) {
+  if (dt == EMBER_FLOAT32) return sum_f32(s, n, ss);
+  double acc = 0;
+  for (int64_t i = 0; i < n; i++) acc += load_f(s + i * ss, dt);
+  return acc;
+}
+
+/* one reduction of n elements starting at s, result stored at d */
+static void reduce_one(const reduce_ctx *c, char *d, const char *s) {
+  int64_t n = c->n, ss = c->sstride;
+  ember_dtype dt = c->sdt;
+  int isf = ember_dtype_is_float(dt);
+  switch (c->op) {
+    case EMBER_SUM:
+      if (isf) { store_f(d, c->ddt, sum_f(s, n, ss, dt)); }
+      else {
+        uint64_t acc = 0;
+        for (int64_t i = 0; i < n; i++) acc += (uint64_t)load_i(s + i * ss, dt);
+        store_i(d, c->ddt, (int64_t)acc);
+      }
+      break;
+    case EMBER_MEAN:
+      store_f(d, c->ddt, n ? sum_f(s, n, ss, dt) / (double)n : NAN);
+      break;
+    case EMBER_PROD:
+      if (isf) {
+        double acc = 1;
+        for (int64_t i = 0; i < n; i++) acc *= load_f(s + i * ss, dt);
+        store_f(d, c->ddt, acc);
+      } else {
+        uint64_t acc = 1;
+        for (int64_t i = 0; i < n; i++) acc *= (uint64_t)load_i(s + i * ss, dt);
+        store_i(d, c->ddt, (int64_t)acc);
+      }
+      break;
+    case EMBER_VAR: case EMBER_STD: {
+      double mean = n ? sum_f(s, n, ss, dt) / (double)n : NAN, acc = 0;
+      for (int64_t i = 0; i < n; i++) {
+        double x = load_f(s + i * ss, dt) - mean;
+        acc += x * x;
+      }
+      double dof = (double)n - c->correction;
+      double v = dof > 0 ? acc / dof : NAN;
+      store_f(d, c->ddt, c->op == EMBER_STD ? sqrt(v) : v);
+      break;
+    }
+    case EMBER_MAX: case EMBER_MIN: case EMBER_ARGMAX: case EMBER_ARGMIN: {
+      /* first extreme wins; a NaN is an extreme that nothing replaces */
+      int want_max = c->op == EMBER_MAX || c->op == EMBER_ARGMAX;
+      int64_t best = 0;
+      if (isf) {
+        double bv = load_f(s, dt);
+        for (int64_t i = 1; i < n && bv == bv; i++) {
+          double x = load_f(s + i * ss, dt);
+          if (x != x || (want_max ? x > bv : x < bv)) { bv = x; best = i; }
+        }
+        if (c->op == EMBER_MAX || c->op == EMBER_MIN) store_f(d, c->ddt, bv);
+      } else {
+        int64_t bv = load_i(s, dt);
+        for (int64_t i = 1; i < n; i++) {
+          int64_t x = load_i(s + i * ss, dt);
+          if (want_max ? x > bv : x < bv) { bv = x; best = i; }
+        }
+        if (c->op == EMBER_MAX || c->op == EMBER_MIN) store_i(d, c->ddt, bv);
+      }
+      if (c->op == EMBER_ARGMAX || c->op == EMBER_ARGMIN)
+        *(int64_t *)d = best + 1;            /* 1-based, as every index */
+      break;
+    }
+    default: break;
+  }
+}
+
+static void reduce_row(char **p, const int64_t *st, int64_t n, void *ctx) {
+  const reduce_ctx *c = ctx;
+  for (int64_t i = 0; i < n; i++) reduce_one(c, p[0] + i * st[0], p[1] + i * st[1]);
+}
+
+/* A view of src without its last dimension: the outer elements. */
+static ember_tensor outer_view(const ember_tensor *src) {
+  ember_tensor o = *src;
+  o.ndim = src->ndim - 1;
+  return o;
+}
+
+int ember_cpu_reduce(ember_reduce_op op, ember_tensor *dst,
+                     const ember_tensor *src, int correction) {
+  reduce_ctx c = {op, src->dtype, dst->dtype, src->shape[src->ndim - 1],
+                  src->strides[src->ndim - 1] * (int64_t)ember_dtype_size(src->dtype),
+                  correction};
+  ember_tensor outer = outer_view(src);
+  const ember_tensor *ops[2] = {dst, &outer};
+  ember_cpu_iter it;
+  ember_cpu_iter_init(&it, 2, ops);
+  ember_cpu_iter_run(&it, reduce_row, &c);
+  return 0;
+}
+
+/* {======================================================================
+** softmax and log_softmax over the last dim (float32/float64)
+** ======================================================================= */
+
+typedef struct { int64_t n, ss, ds; int log; ember_dtype dt; } softmax_ctx;
+
+/* one row: subtract the max for stability, then normalise */
+#define SOFTMAX_ROW(T, EXP, LOG)                                             \
+  do {                                                                       \
+    T mx = -INFINITY;                                                        \
+    for (int64_t i = 0; i < n; i++) {                                        \
+      T x = *(const T *)(s + i * ss);                                        \
+      if (x > mx || x != x) mx = x;                                          \
+    }                                                                        \
+    double sum = 0;                                                          \
+    for (int64_t i = 0; i < n; i++) sum += EXP(*(const T *)(s + i * ss) - mx); \
+    if (c->log) {                                                            \
+      T lse = (T)log(sum);                                                   \
+      for (int64_t i = 0; i < n; i++)                                        \
+        *(T *)(d + i * ds) = *(const T *)(s + i * ss) - mx - lse;            \
+    } else {                                                                 \
+      T inv = (T)(1.0 / sum);                                                \
+      for (int64_t i = 0; i < n; i++)                                        \
+        *(T *)(d + i * ds) = EXP(*(const T *)(s + i * ss) - mx) * inv;       \
+    }                                                                        \
+  } while (0)
+
+static void softmax_row(char **p, const int64_t *st, int64_t cnt, void *ctx) {
+  const softmax_ctx *c = ctx;
+  int64_t n = c->n, ss = c->ss, ds = c->ds;
+  for (int64_t r = 0; r < cnt; r++) {
+    char *d = p[0] + r * st[0];
+    const char *s = p[1] + r * st[1];
+    if (c->dt == EMBER_FLOAT32) SOFTMAX_ROW(float, expf, logf);
+    else SOFTMAX_ROW(double, exp, log);
+  }
+}
+
+int ember_cpu_softmax(ember_tensor *dst, const ember_tensor *src, int log) {
+  int last = src->ndim - 1;
+  size_t es = ember_dtype_size(src->dtype);
+  softmax_ctx c = {src->shape[last], src->strides[last] * (int64_t)es,
+                   dst->strides[last] * (int64_t)es, log, src->dtype};
+  ember_tensor od = outer_view(dst), os = outer_view(src);
+  const ember_tensor *ops[2] = {&od, &os};
+  ember_cpu_iter it;
+  ember_cpu_iter_init(&it, 2, ops);
+  ember_cpu_iter_run(&it, softmax_row, &c);
+  return 0;
+}
+
+/* }====================================================================== */

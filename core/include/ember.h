@@ -1,0 +1,324 @@
+/*
+** ember.h -- the public C API of Ember's core (libember).
+**
+** Overview
+** --------
+** A tensor is a view (shape, strides, offset, dtype) over a reference-counted
+** storage.  Views (`ember_view`, `ember_transpose`, `ember_narrow`, ...) share
+** the storage of their base; ops allocate new storage.  Every op is defined
+** once here (shape checks, dtype promotion, output allocation) and runs its
+** kernels through the per-device backend table (core/backend.h), so a GPU
+** backend adds kernels without touching the op definitions.
+**
+** The core knows nothing of Lua.  It reports errors by return value (NULL for
+** functions returning a tensor, -1 for functions returning int) and keeps a
+** message that `ember_last_error()` returns; it never exits or aborts on user
+** input, and a failed op leaves its inputs unchanged.
+**
+** Index conventions.  The C API counts dimensions and positions from 0, as C
+** does (`ember_select(t, 0, 2)` is the third row).  Index *values stored in
+** tensors* are 1-based everywhere, because the same tensors flow to and from
+** Lua without conversion: `ember_argmax` returns 1-based positions,
+** `ember_gather` and `ember_index_select` take 1-based index tensors, and
+** `ember_randint` draws from an inclusive range like Lua's math.random.
+**
+** Ownership.  Every function returning `ember_tensor *` returns a new
+** reference that the caller must drop with `ember_tensor_release`.  Tensor
+** arguments are borrowed.  Reference counts are not atomic: a tensor belongs
+** to one thread at a time (kernels may run on several threads internally).
+**
+** Worked example (a C host, no Lua):
+**
+**     float buf[6] = {1, 2, 3, 4, 5, 6};
+**     int64_t shape[2] = {2, 3};
+**     ember_tensor *a = ember_from_blob(buf, EMBER_FLOAT32, 2, shape, NULL,
+**                                       NULL, NULL);        // no copy
+**     ember_tensor *s = ember_sum_dim(a, 1, 0);             // [6, 15]
+**     if (!s) fprintf(stderr, "%s\n", ember_last_error());
+**     ember_tensor_release(s);
+**     ember_tensor_release(a);                              // buf untouched
+*/
+#ifndef EMBER_H
+#define EMBER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define EMBER_VERSION "0.1.0"
+#define EMBER_MAX_DIMS 8   /* the most dimensions a tensor may have */
+#define EMBER_ALIGN 64     /* alignment of CPU storage, in bytes */
+
+/* {====================================================================
+** Errors
+** ===================================================================== */
+
+/* The message of the last failed call on this thread ("" if none). */
+const char *ember_last_error(void);
+/* Set the message (printf-style); returns -1 so callers can `return`. */
+int ember_set_error(const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 1, 2)))
+#endif
+    ;
+
+/* Format a shape as "[2,3]" into buf (returns buf). */
+const char *ember_shape_str(char *buf, size_t n, int ndim,
+                            const int64_t *shape);
+/* A dim in [-ndim, ndim) as [0, ndim), or -1 with a message naming fn. */
+int ember_wrap_dim(const char *fn, int dim, int ndim);
+
+/* }==================================================================== */
+
+/* {====================================================================
+** Data types and devices
+** ===================================================================== */
+
+typedef enum ember_dtype {
+  EMBER_FLOAT32 = 0, /* default */
+  EMBER_FLOAT64,
+  EMBER_INT32,
+  EMBER_INT64,
+  EMBER_UINT8,
+  EMBER_BOOL,        /* stored as one byte, 0 or 1 */
+  EMBER_NDTYPES
+} ember_dtype;
+
+typedef enum ember_device {
+  EMBER_CPU = 0,
+  EMBER_CUDA = 1,
+  EMBER_NDEVICES
+} ember_device;
+
+size_t ember_dtype_size(ember_dtype dt);
+const char *ember_dtype_name(ember_dtype dt);      /* "float32", ... */
+/* Parse "float32"/"float"/"double"/"int64"/"long"/...; -1 if unknown. */
+int ember_dtype_from_name(const char *name, ember_dtype *out);
+int ember_dtype_is_float(ember_dtype dt);
+int ember_dtype_is_int(ember_dtype dt);            /* int32/int64/uint8 */
+/* PyTorch's promotion of two tensor dtypes (bool < ints < floats). */
+ember_dtype ember_promote(ember_dtype a, ember_dtype b);
+const char *ember_device_name(ember_device dev);   /* "cpu", "cuda" */
+
+/* }==================================================================== */
+
+/* {====================================================================
+** Storage and tensors
+** ===================================================================== */
+
+/* Called when a storage wrapping foreign memory dies.  */
+typedef void (*ember_release_fn)(void *data, void *ctx);
+
+typedef struct ember_storage {
+  void *data;               /* first byte; 64-byte aligned when owned */
+  size_t nbytes;            /* size of the block */
+  int refcount;             /* tensors (views) sharing this storage */
+  ember_device device;
+  ember_release_fn release; /* NULL when Ember owns `data` */
+  void *release_ctx;
+} ember_storage;
+
+typedef struct ember_tensor {
+  ember_storage *storage;
+  int64_t offset;                   /* first element, in elements */
+  int64_t shape[EMBER_MAX_DIMS];    /* size of each dimension */
+  int64_t strides[EMBER_MAX_DIMS];  /* step of each dimension, in elements */
+  int ndim;                         /* 0 for a scalar tensor */
+  ember_dtype dtype;
+  int refcount;
+  void *grad_info;                  /* reserved for autograd (NULL) */
+} ember_tensor;
+
+void ember_tensor_retain(ember_tensor *t);
+void ember_tensor_release(ember_tensor *t);        /* NULL is fine */
+
+int64_t ember_numel(const ember_tensor *t);
+int ember_is_contiguous(const ember_tensor *t);
+/* Address of the first element (CPU tensors only). */
+void *ember_data(const ember_tensor *t);
+/* Total bytes of owned storage ever allocated in this process: bindings
+   use the growth of this counter to pace the garbage collector. */
+uint64_t ember_bytes_allocated(void);
+size_t ember_bytes_live(void);
+
+/* }==================================================================== */
+
+/* {====================================================================
+** Creation
+** ===================================================================== */
+
+ember_tensor *ember_empty(int ndim, const int64_t *shape, ember_dtype dt);
+ember_tensor *ember_zeros(int ndim, const int64_t *shape, ember_dtype dt);
+ember_tensor *ember_ones(int ndim, const int64_t *shape, ember_dtype dt);
+ember_tensor *ember_full(int ndim, const int64_t *shape, double value,
+                         ember_dtype dt);
+/* A 0-dim tensor holding `value` (integer dtypes take `ivalue` exactly). */
+ember_tensor *ember_scalar(double value, ember_dtype dt);
+ember_tensor *ember_scalar_int(int64_t ivalue, ember_dtype dt);
+/* A 0-dim operand for `t op value` with PyTorch's rule for Python numbers:
+   the number keeps t's dtype unless it is of a higher category (a float
+   with an integer tensor gives float32; an integer with bool gives int64). */
+ember_tensor *ember_scalar_like(const ember_tensor *t, double value,
+                                int64_t ivalue, int is_integer);
+/* [start, end) by step, as torch.arange. */
+ember_tensor *ember_arange(double start, double end, double step,
+                           ember_dtype dt);
+ember_tensor *ember_linspace(double start, double end, int64_t steps,
+                             ember_dtype dt);
+ember_tensor *ember_eye(int64_t n, int64_t m, ember_dtype dt);
+/* Wrap host memory without copying.  `strides` may be NULL (contiguous).
+   `release(data, ctx)` runs when the last view dies; Ember never frees
+   `data` itself.  `release` may be NULL. */
+ember_tensor *ember_from_blob(void *data, ember_dtype dt, int ndim,
+                              const int64_t *shape, const int64_t *strides,
+                              ember_release_fn release, void *ctx);
+
+/* Random numbers: Philox-4x32-10, a counter-based generator.  The state is
+   a 64-bit key (the seed) and a 64-bit counter; element i of a draw uses
+   counter + i, so results do not depend on threads or platform. */
+void ember_manual_seed(uint64_t seed);
+uint64_t ember_initial_seed(void);
+ember_tensor *ember_rand(int ndim, const int64_t *shape, ember_dtype dt);
+ember_tensor *ember_randn(int ndim, const int64_t *shape, ember_dtype dt);
+/* Integers uniform in [low, high], both inclusive (as math.random). */
+ember_tensor *ember_randint(int64_t low, int64_t high, int ndim,
+                            const int64_t *shape, ember_dtype dt);
+
+/* }==================================================================== */
+
+/* {====================================================================
+** Views (share storage) and copies.  Dimensions are 0-based.
+** ===================================================================== */
+
+/* `shape` may hold one -1, inferred.  view fails on incompatible strides;
+   reshape copies only then. */
+ember_tensor *ember_view(const ember_tensor *t, int ndim, const int64_t *shape);
+ember_tensor *ember_reshape(const ember_tensor *t, int ndim,
+                            const int64_t *shape);
+ember_tensor *ember_transpose(const ember_tensor *t, int d0, int d1);
+ember_tensor *ember_permute(const ember_tensor *t, int ndim, const int *perm);
+ember_tensor *ember_narrow(const ember_tensor *t, int dim, int64_t start,
+                           int64_t length);
+ember_tensor *ember_select(const ember_tensor *t, int dim, int64_t index);
+/* squeeze one size-1 dim, or all of them with EMBER_ALL_DIMS */
+#define EMBER_ALL_DIMS (-100)
+ember_tensor *ember_squeeze(const ember_tensor *t, int dim);
+ember_tensor *ember_unsqueeze(const ember_tensor *t, int dim);
+/* Size -1 keeps a dimension; new leading dims may be added. */
+ember_tensor *ember_expand(const ember_tensor *t, int ndim,
+                           const int64_t *shape);
+ember_tensor *ember_flatten(const ember_tensor *t, int start, int end);
+ember_tensor *ember_contiguous(const ember_tensor *t); /* t itself if so */
+ember_tensor *ember_clone(const ember_tensor *t);
+ember_tensor *ember_to_dtype(const ember_tensor *t, ember_dtype dt);
+/* In place.  `src` broadcasts to `dst`; dtypes convert. */
+int ember_copy_(ember_tensor *dst, const ember_tensor *src);
+int ember_fill_(ember_tensor *dst, double value);
+/* Read one element as double / int64 (CPU). `index` has t->ndim entries. */
+int ember_get(const ember_tensor *t, const int64_t *index, double *out);
+int ember_get_int(const ember_tensor *t, const int64_t *index, int64_t *out);
+int ember_item(const ember_tensor *t, double *out);         /* numel 1 */
+int ember_item_int(const ember_tensor *t, int64_t *out);
+
+/* }==================================================================== */
+
+/* {====================================================================
+** Math.  Binary ops broadcast (NumPy rules) and promote (PyTorch rules).
+** ===================================================================== */
+
+typedef enum ember_unary_op {
+  EMBER_NEG, EMBER_ABS, EMBER_EXP, EMBER_LOG, EMBER_SQRT, EMBER_SIN,
+  EMBER_COS, EMBER_TANH, EMBER_SIGMOID, EMBER_RELU, EMBER_CLAMP,
+  EMBER_NUNARY
+} ember_unary_op;
+
+typedef enum ember_binary_op {
+  EMBER_ADD, EMBER_SUB, EMBER_MUL, EMBER_DIV, EMBER_POW,
+  EMBER_MAXIMUM, EMBER_MINIMUM, EMBER_NBINARY
+} ember_binary_op;
+
+typedef enum ember_cmp_op {
+  EMBER_EQ, EMBER_NE, EMBER_LT, EMBER_LE, EMBER_GT, EMBER_GE, EMBER_NCMP
+} ember_cmp_op;
+
+ember_tensor *ember_unary(ember_unary_op op, const ember_tensor *t);
+int ember_unary_(ember_unary_op op, ember_tensor *t);
+/* clamp to [lo, hi]; pass -INFINITY / INFINITY to leave a side open. */
+ember_tensor *ember_clamp(const ember_tensor *t, double lo, double hi);
+int ember_clamp_(ember_tensor *t, double lo, double hi);
+ember_tensor *ember_binary(ember_binary_op op, const ember_tensor *a,
+                           const ember_tensor *b);
+/* In place: the result is written into `a`, whose shape and dtype stay. */
+int ember_binary_(ember_binary_op op, ember_tensor *a, const ember_tensor *b);
+ember_tensor *ember_compare(ember_cmp_op op, const ember_tensor *a,
+                            const ember_tensor *b);
+ember_tensor *ember_where(const ember_tensor *cond, const ember_tensor *a,
+                          const ember_tensor *b);
+ember_tensor *ember_masked_fill(const ember_tensor *t,
+                                const ember_tensor *mask, double value);
+int ember_masked_fill_(ember_tensor *t, const ember_tensor *mask,
+                       double value);
+/* 1 if same shape and equal elements (after promotion), else 0; -1 error. */
+int ember_equal(const ember_tensor *a, const ember_tensor *b);
+
+/* }==================================================================== */
+
+/* {====================================================================
+** Reductions.  `_dim` versions reduce one (0-based) dimension.
+** ===================================================================== */
+
+typedef enum ember_reduce_op {
+  EMBER_SUM, EMBER_MEAN, EMBER_PROD, EMBER_MAX, EMBER_MIN,
+  EMBER_ARGMAX, EMBER_ARGMIN, EMBER_VAR, EMBER_STD, EMBER_NREDUCE
+} ember_reduce_op;
+
+/* Over all elements: a 0-dim tensor.  `correction` is for var/std
+   (1 = unbiased, the default in PyTorch). */
+ember_tensor *ember_reduce(ember_reduce_op op, const ember_tensor *t,
+                           int correction);
+ember_tensor *ember_reduce_dim(ember_reduce_op op, const ember_tensor *t,
+                               int dim, int keepdim, int correction);
+/* max/min over a dim with their 1-based positions (int64). */
+int ember_max_dim(const ember_tensor *t, int dim, int keepdim,
+                  ember_tensor **values, ember_tensor **indices);
+int ember_min_dim(const ember_tensor *t, int dim, int keepdim,
+                  ember_tensor **values, ember_tensor **indices);
+ember_tensor *ember_sum_dim(const ember_tensor *t, int dim, int keepdim);
+ember_tensor *ember_softmax(const ember_tensor *t, int dim);
+ember_tensor *ember_log_softmax(const ember_tensor *t, int dim);
+
+/* }==================================================================== */
+
+/* {====================================================================
+** Linear algebra, joining and indexing
+** ===================================================================== */
+
+/* torch.matmul semantics: 1-D, 2-D, and batched with broadcast batch dims. */
+ember_tensor *ember_matmul(const ember_tensor *a, const ember_tensor *b);
+ember_tensor *ember_cat(int n, ember_tensor *const *ts, int dim);
+ember_tensor *ember_stack(int n, ember_tensor *const *ts, int dim);
+/* `index` holds 1-based positions (int64 or int32). */
+ember_tensor *ember_index_select(const ember_tensor *t, int dim,
+                                 const ember_tensor *index);
+ember_tensor *ember_gather(const ember_tensor *t, int dim,
+                           const ember_tensor *index);
+
+/* }==================================================================== */
+
+/* {====================================================================
+** Threads: one setting for OpenBLAS and Ember's own parallel loops.
+** ===================================================================== */
+
+void ember_set_num_threads(int n);
+int ember_get_num_threads(void);
+
+/* }==================================================================== */
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

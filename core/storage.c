@@ -1,0 +1,228 @@
+/*
+** storage.c -- reference-counted blocks of memory, and tensor lifetimes.
+**
+** A storage is either owned (allocated by the device's backend, 64-byte
+** aligned on the CPU) or foreign (wrapped by ember_from_blob: Ember calls the
+** host's release callback and never frees the memory itself).
+*/
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend.h"
+
+/* Bytes of owned storage allocated so far, and alive now. */
+static uint64_t bytes_allocated;
+static size_t bytes_live;
+
+uint64_t ember_bytes_allocated(void) { return bytes_allocated; }
+size_t ember_bytes_live(void) { return bytes_live; }
+
+static const ember_backend_i *backend_for(ember_device dev) {
+  return dev == EMBER_CPU ? &ember_cpu_backend : NULL;
+}
+
+const ember_backend_i *ember_backend_of(const ember_tensor *t) {
+  return backend_for(t->storage->device);
+}
+
+ember_storage *ember_storage_new(ember_device dev, size_t nbytes) {
+  const ember_backend_i *be = backend_for(dev);
+  if (!be) {
+    ember_set_error("device '%s' is not available", ember_device_name(dev));
+    return NULL;
+  }
+  ember_storage *s = malloc(sizeof *s);
+  if (!s) { ember_set_error("out of memory"); return NULL; }
+  /* never a zero-sized block: empty tensors still get a valid pointer */
+  s->data = be->alloc(nbytes ? nbytes : 1);
+  if (!s->data) {
+    free(s);
+    ember_set_error("out of memory allocating %zu bytes", nbytes);
+    return NULL;
+  }
+  s->nbytes = nbytes;
+  s->refcount = 1;
+  s->device = dev;
+  s->release = NULL;
+  s->release_ctx = NULL;
+  bytes_allocated += nbytes;
+  bytes_live += nbytes;
+  return s;
+}
+
+void ember_storage_release(ember_storage *s) {
+  if (!s || --s->refcount > 0) return;
+  if (s->release) {
+    s->release(s->data, s->release_ctx);
+  } else if (s->data) {
+    backend_for(s->device)->free(s->data);
+    bytes_live -= s->nbytes;
+  }
+  free(s);
+}
+
+void ember_tensor_retain(ember_tensor *t) { t->refcount++; }
+
+void ember_tensor_release(ember_tensor *t) {
+  if (!t || --t->refcount > 0) return;
+  ember_storage_release(t->storage);
+  free(t);
+}
+
+void ember_contiguous_strides(int ndim, const int64_t *shape,
+                              int64_t *strides) {
+  int64_t st = 1;
+  for (int i = ndim - 1; i >= 0; i--) {
+    strides[i] = st;
+    st *= shape[i] > 0 ? shape[i] : 1;
+  }
+}
+
+ember_tensor *ember_tensor_make(ember_storage *s, ember_dtype dt, int ndim,
+                                const int64_t *shape, const int64_t *strides,
+                                int64_t offset) {
+  ember_tensor *t = malloc(sizeof *t);
+  if (!t) { ember_set_error("out of memory"); return NULL; }
+  t->storage = s;
+  s->refcount++;
+  t->offset = offset;
+  t->ndim = ndim;
+  t->dtype = dt;
+  t->refcount = 1;
+  t->grad_info = NULL;
+  for (int i = 0; i < ndim; i++) {
+    t->shape[i] = shape[i];
+    t->strides[i] = strides[i];
+  }
+  return t;
+}
+
+ember_tensor *ember_tensor_alias(const ember_tensor *t, int ndim,
+                                 const int64_t *shape, const int64_t *strides,
+                                 int64_t offset) {
+  return ember_tensor_make(t->storage, t->dtype, ndim, shape, strides, offset);
+}
+
+int ember_check_shape(const char *fn, int ndim, const int64_t *shape) {
+  if (ndim < 0 || ndim > EMBER_MAX_DIMS)
+    return ember_set_error("%s: at most %d dimensions are supported, got %d",
+                           fn, EMBER_MAX_DIMS, ndim);
+  int64_t n = 1;
+  for (int i = 0; i < ndim; i++) {
+    if (shape[i] < 0)
+      return ember_set_error("%s: size of dimension %d must be >= 0, got %lld",
+                             fn, i + 1, (long long)shape[i]);
+    if (shape[i] > 0 && n > INT64_MAX / 16 / shape[i])
+      return ember_set_error("%s: shape is too large (element count "
+                             "overflows)", fn);
+    n *= shape[i];
+  }
+  return 0;
+}
+
+ember_tensor *ember_empty_on(ember_device dev, int ndim, const int64_t *shape,
+                             ember_dtype dt) {
+  if ((unsigned)dt >= EMBER_NDTYPES) {
+    ember_set_error("empty: bad dtype");
+    return NULL;
+  }
+  if (ember_check_shape("empty", ndim, shape) < 0) return NULL;
+  int64_t strides[EMBER_MAX_DIMS];
+  ember_contiguous_strides(ndim, shape, strides);
+  int64_t n = 1;
+  for (int i = 0; i < ndim; i++) n *= shape[i];
+  size_t es = ember_dtype_size(dt);
+  if ((uint64_t)n > (uint64_t)(SIZE_MAX / 2) / es) {
+    ember_set_error("empty: %lld elements do not fit in memory", (long long)n);
+    return NULL;
+  }
+  ember_storage *s = ember_storage_new(dev, (size_t)n * es);
+  if (!s) return NULL;
+  ember_tensor *t = ember_tensor_make(s, dt, ndim, shape, strides, 0);
+  ember_storage_release(s);   /* the tensor holds the only reference */
+  return t;
+}
+
+ember_tensor *ember_empty(int ndim, const int64_t *shape, ember_dtype dt) {
+  return ember_empty_on(EMBER_CPU, ndim, shape, dt);
+}
+
+ember_tensor *ember_from_blob(void *data, ember_dtype dt, int ndim,
+                              const int64_t *shape, const int64_t *strides,
+                              ember_release_fn release, void *ctx) {
+  if (!data) { ember_set_error("from_blob: data is NULL"); return NULL; }
+  if ((unsigned)dt >= EMBER_NDTYPES) {
+    ember_set_error("from_blob: bad dtype");
+    return NULL;
+  }
+  if (ember_check_shape("from_blob", ndim, shape) < 0) return NULL;
+  int64_t st[EMBER_MAX_DIMS];
+  if (strides) memcpy(st, strides, (size_t)ndim * sizeof *st);
+  else ember_contiguous_strides(ndim, shape, st);
+  for (int i = 0; i < ndim; i++)
+    if (st[i] < 0) {
+      ember_set_error("from_blob: negative strides are not supported");
+      return NULL;
+    }
+  /* the extent of the block the view spans, for the storage's nbytes */
+  int64_t last = 0;
+  int empty = 0;
+  for (int i = 0; i < ndim; i++) {
+    if (shape[i] == 0) empty = 1;
+    else last += (shape[i] - 1) * st[i];
+  }
+  ember_storage *s = malloc(sizeof *s);
+  if (!s) { ember_set_error("out of memory"); return NULL; }
+  s->data = data;
+  s->nbytes = empty ? 0 : (size_t)(last + 1) * ember_dtype_size(dt);
+  s->refcount = 1;
+  s->device = EMBER_CPU;
+  s->release = release;
+  s->release_ctx = ctx;
+  ember_tensor *t = ember_tensor_make(s, dt, ndim, shape, st, 0);
+  if (!t) { free(s); return NULL; }
+  s->refcount--;
+  return t;
+}
+
+int64_t ember_numel(const ember_tensor *t) {
+  int64_t n = 1;
+  for (int i = 0; i < t->ndim; i++) n *= t->shape[i];
+  return n;
+}
+
+int ember_is_contiguous(const ember_tensor *t) {
+  int64_t st = 1;
+  for (int i = t->ndim - 1; i >= 0; i--) {
+    if (t->shape[i] == 1) continue;
+    if (t->shape[i] == 0) return 1;
+    if (t->strides[i] != st) return 0;
+    st *= t->shape[i];
+  }
+  return 1;
+}
+
+void *ember_data(const ember_tensor *t) {
+  return (char *)t->storage->data + t->offset * (int64_t)ember_dtype_size(t->dtype);
+}
+
+const char *ember_shape_str(char *buf, size_t n, int ndim,
+                            const int64_t *shape) {
+  size_t k = 0;
+  k += (size_t)snprintf(buf, n, "[");
+  for (int i = 0; i < ndim && k < n; i++)
+    k += (size_t)snprintf(buf + k, n - k, i ? ",%lld" : "%lld",
+                          (long long)shape[i]);
+  if (k < n) snprintf(buf + k, n - k, "]");
+  return buf;
+}
+
+int ember_wrap_dim(const char *fn, int dim, int ndim) {
+  int n = ndim > 0 ? ndim : 1;
+  if (dim < -n || dim >= n)
+    return ember_set_error("%s: dimension %d out of range for a %d-d tensor "
+                           "(expected 1..%d)", fn, dim >= 0 ? dim + 1 : dim,
+                           ndim, n);
+  return dim < 0 ? dim + n : dim;
+}

@@ -1,0 +1,125 @@
+--- ember.format: tensors printed as PyTorch prints them, with a footer
+-- naming the dtype and size (as Torch7 did):
+--
+--     tensor([[1., 2.],
+--             [3., 4.]])
+--     [float32, size 2x2]
+--
+-- Big tensors show their first and last `edgeitems` along each dimension
+-- with "..." between, once they hold more than `threshold` elements.
+local M = {}
+
+local opts = {threshold = 1000, edgeitems = 3, precision = 4, linewidth = 80}
+
+--- Change how tensors print: any of threshold, edgeitems, precision,
+-- linewidth (as torch.set_printoptions).
+function M.set_printoptions(o)
+  for k, v in pairs(o) do
+    if opts[k] == nil then error("set_printoptions: unknown option '" .. tostring(k) .. "'", 2) end
+    if math.type(v) ~= "integer" or v < 0 then
+      error("set_printoptions: " .. k .. " must be a non-negative integer", 2)
+    end
+    opts[k] = v
+  end
+end
+
+-- The positions shown along a dim of size n: all, or the edges.
+local function shown(n, summarize)
+  local idx = {}
+  if summarize and n > 2 * opts.edgeitems then
+    for i = 1, opts.edgeitems do idx[#idx + 1] = i end
+    idx[#idx + 1] = false                       -- the "..." marker
+    for i = n - opts.edgeitems + 1, n do idx[#idx + 1] = i end
+  else
+    for i = 1, n do idx[#idx + 1] = i end
+  end
+  return idx
+end
+
+-- Collect the displayed values (numbers or booleans) of t.
+local function collect(t, summarize, out)
+  if t:dim() == 0 then out[#out + 1] = t:item(); return out end
+  if t:dim() == 1 then
+    for _, i in ipairs(shown(t:size(1), summarize)) do
+      if i then out[#out + 1] = t[i] end
+    end
+    return out
+  end
+  for _, i in ipairs(shown(t:size(1), summarize)) do
+    if i then collect(t[i], summarize, out) end
+  end
+  return out
+end
+
+-- A formatter for the values: fixed, scientific, or integral floats.
+local function formatter(values, dtype)
+  if dtype == "bool" then return function(v) return tostring(v) end end
+  if dtype ~= "float32" and dtype ~= "float64" then
+    return function(v) return string.format("%d", v) end
+  end
+  local integral, maxa, mina = true, 0, math.huge
+  for _, v in ipairs(values) do
+    if v == v and v ~= math.huge and v ~= -math.huge then
+      if v ~= math.floor(v) then integral = false end
+      local a = math.abs(v)
+      if a > maxa then maxa = a end
+      if a ~= 0 and a < mina then mina = a end
+    end
+  end
+  local sci = maxa > 1e8 or (mina ~= math.huge and (mina < 1e-4 or maxa / mina > 1000))
+  local p = opts.precision
+  local function special(v)
+    if v ~= v then return "nan" end
+    if v == math.huge then return "inf" end
+    if v == -math.huge then return "-inf" end
+  end
+  if integral and maxa <= 1e8 then
+    return function(v) return special(v) or string.format("%.0f.", v) end
+  elseif sci then
+    return function(v) return special(v) or string.format("%." .. p .. "e", v) end
+  end
+  return function(v) return special(v) or string.format("%." .. p .. "f", v) end
+end
+
+local function render(t, fmt, width, indent, summarize)
+  local nd = t:dim()
+  if nd == 0 then return fmt(t:item()) end
+  if nd == 1 then
+    local items = {}
+    for _, i in ipairs(shown(t:size(1), summarize)) do
+      local s = i and fmt(t[i]) or "..."
+      items[#items + 1] = string.rep(" ", width - #s) .. s
+    end
+    -- wrap long rows at linewidth
+    local per = math.max(1, (opts.linewidth - indent) // (width + 2))
+    local lines = {}
+    for k = 1, #items, per do
+      lines[#lines + 1] = table.concat(items, ", ", k, math.min(k + per - 1, #items))
+    end
+    return "[" .. table.concat(lines, ",\n" .. string.rep(" ", indent + 1)) .. "]"
+  end
+  local rows = {}
+  for _, i in ipairs(shown(t:size(1), summarize)) do
+    rows[#rows + 1] = i and render(t[i], fmt, width, indent + 1, summarize) or "..."
+  end
+  local sep = "," .. string.rep("\n", nd - 1) .. string.rep(" ", indent + 1)
+  return "[" .. table.concat(rows, sep) .. "]"
+end
+
+--- tostring(t): the body as PyTorch prints it and a footer line.
+function M.tostring(t)
+  local shape = t:shape()
+  local summarize = t:numel() > opts.threshold
+  local values = collect(t, summarize, {})
+  local fmt = formatter(values, t.dtype)
+  local width = 0
+  for _, v in ipairs(values) do width = math.max(width, #fmt(v)) end
+  local body
+  if t:numel() == 0 then body = "[]"
+  else body = render(t, fmt, width, #"tensor(", summarize) end
+  local size = #shape == 0 and "scalar" or ("size " .. table.concat(shape, "x"))
+  local dev = t.device == "cpu" and "" or (", " .. t.device)
+  return ("tensor(%s)\n[%s%s, %s]"):format(body, t.dtype, dev, size)
+end
+
+return M

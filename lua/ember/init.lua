@@ -1,0 +1,23 @@
+--- ember: the user-facing module.
+-- The tensor type and its functions come from the C bindings (ember.core);
+-- this file adds what is best written in Lua and returns the module table.
+-- It reaches the core only through the functions the bindings register.
+local C = require "ember.core"
+local format = require "ember.format"
+
+local ember = {}
+for k, v in pairs(C) do ember[k] = v end
+
+--- The method table of tensors, as torch.Tensor: functions added here
+-- become methods of every tensor (t:myfn()).
+ember.Tensor = C._methods
+C._tensor_mt.__tostring = format.tostring
+ember.set_printoptions = format.set_printoptions
+
+--- CUDA lives in a separately built backend; this build has none.
+ember.cuda = {
+  is_available = function() return false end,
+  device_count = function() return 0 end,
+}
+
+return ember
