@@ -33,7 +33,7 @@ BIND_OBJ := $(BIND_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/ember_lua_modules.
 MAIN_OBJ := $(BUILD)/obj/bindings/ember_main.o
 HEADERS  := $(wildcard core/*.h core/include/*.h core/cpu/*.h bindings/*.h)
 
-.PHONY: all run test deps asan bench embed install clean tour check-cuda
+.PHONY: all run test deps asan bench embed install clean rock rock-install
 
 all: ember $(BUILD)/ember/core.so $(BUILD)/libember.a
 
@@ -58,10 +58,12 @@ $(GEN_SRC): $(LUA_SRC) tools/embed_lua.lua
 ember: $(MAIN_OBJ) $(BIND_OBJ) $(CORE_OBJ)
 	$(CC) -o $@ $^ -l$(LUA) -ledit $(LIBS)
 
-# `require "ember.core"` from the stock interpreter (package.cpath).
+# `require "ember.core"` from the stock interpreter (package.cpath).  Never
+# unloaded (-z nodelete): lua_close would otherwise unmap OpenBLAS and
+# libgomp under their still-running worker threads.
 $(BUILD)/ember/core.so: $(BIND_OBJ) $(CORE_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) -shared -o $@ $^ $(LIBS)
+	$(CC) -shared -Wl,-z,nodelete -o $@ $^ $(LIBS)
 
 # For C hosts: the core, the bindings and the Lua library in one archive.
 $(BUILD)/libember.a: $(BIND_OBJ) $(CORE_OBJ)
@@ -118,6 +120,15 @@ install: all
 	install -m 755 $(BUILD)/ember/core.so $(DESTDIR)$(PREFIX)/lib/lua/5.4/ember/core.so
 	cd lua && for f in $$(find ember -name '*.lua'); do \
 	  install -D -m 644 $$f $(DESTDIR)$(PREFIX)/share/lua/5.4/$$f; done
+
+# The targets `luarocks make` calls (rockspec/ember-scm-1.rockspec).
+rock: $(BUILD)/ember/core.so
+
+rock-install:
+	install -d $(INST_LIBDIR)/ember $(INST_LUADIR)/ember
+	install -m 755 $(BUILD)/ember/core.so $(INST_LIBDIR)/ember/core.so
+	cd lua && for f in $$(find ember -name '*.lua'); do \
+	  install -D -m 644 $$f $(INST_LUADIR)/$$f; done
 
 clean:
 	rm -rf build build-asan ember ember-asan

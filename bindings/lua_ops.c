@@ -10,10 +10,12 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "lua_internal.h"
 
-/* push the result of a core call that returns a new tensor */
+/* Push the result of a core call that returns a new tensor.  The slot is
+   pushed before `expr` runs, so every argument must be read before. */
 #define PUSH(L, expr)                                                        \
   do {                                                                       \
     l_tensor *slot_ = l_newslot(L);                                          \
@@ -139,11 +141,12 @@ static int like(lua_State *L, int kind) {
   ember_tensor *t = l_check(L, 1);
   int opt = kind == 3 ? 3 : 2;
   ember_dtype dt = l_optdtype_field(L, opt, t->dtype);
+  double v = kind == 3 ? luaL_checknumber(L, 2) : 0;
   switch (kind) {
     case 0: PUSH(L, ember_zeros(t->ndim, t->shape, dt)); break;
     case 1: PUSH(L, ember_ones(t->ndim, t->shape, dt)); break;
     case 2: PUSH(L, ember_empty(t->ndim, t->shape, dt)); break;
-    case 3: PUSH(L, ember_full(t->ndim, t->shape, luaL_checknumber(L, 2), dt)); break;
+    case 3: PUSH(L, ember_full(t->ndim, t->shape, v, dt)); break;
     case 4: PUSH(L, ember_rand(t->ndim, t->shape, dt)); break;
     default: PUSH(L, ember_randn(t->ndim, t->shape, dt)); break;
   }
@@ -353,13 +356,15 @@ static int l_select(lua_State *L) {
 
 static int l_squeeze(lua_State *L) {
   ember_tensor *t = l_check(L, 1);
-  PUSH(L, ember_squeeze(t, lua_isnoneornil(L, 2) ? EMBER_ALL_DIMS : l_checkdim(L, 2)));
+  int d = lua_isnoneornil(L, 2) ? EMBER_ALL_DIMS : l_checkdim(L, 2);
+  PUSH(L, ember_squeeze(t, d));
   return 1;
 }
 
 static int l_unsqueeze(lua_State *L) {
   ember_tensor *t = l_check(L, 1);
-  PUSH(L, ember_unsqueeze(t, l_checkdim(L, 2)));
+  int d = l_checkdim(L, 2);
+  PUSH(L, ember_unsqueeze(t, d));
   return 1;
 }
 
@@ -395,7 +400,8 @@ static int l_expand_as(lua_State *L) {
 
 static int l_flatten(lua_State *L) {
   ember_tensor *t = l_check(L, 1);
-  PUSH(L, ember_flatten(t, l_optdim(L, 2, 0), l_optdim(L, 3, -1)));
+  int d0 = l_optdim(L, 2, 0), d1 = l_optdim(L, 3, -1);
+  PUSH(L, ember_flatten(t, d0, d1));
   return 1;
 }
 
@@ -407,7 +413,8 @@ static int l_contiguous(lua_State *L) {
 }
 
 static int l_clone(lua_State *L) {
-  PUSH(L, ember_clone(l_check(L, 1)));
+  ember_tensor *t = l_check(L, 1);
+  PUSH(L, ember_clone(t));
   return 1;
 }
 
@@ -749,6 +756,14 @@ static int l_get_num_threads(lua_State *L) {
   return 1;
 }
 
+/* ember.clock(): seconds on a monotonic wall clock, for timing loops */
+static int l_clock(lua_State *L) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec * 1e-9);
+  return 1;
+}
+
 /* }====================================================================== */
 
 /* functions of the module only (their first argument is not a tensor) */
@@ -759,7 +774,7 @@ static const luaL_Reg module_funcs[] = {
   {"manual_seed", l_manual_seed}, {"initial_seed", l_initial_seed},
   {"is_tensor", l_is_tensor}, {"cat", l_cat}, {"stack", l_stack},
   {"where", l_where}, {"set_num_threads", l_set_num_threads},
-  {"get_num_threads", l_get_num_threads},
+  {"get_num_threads", l_get_num_threads}, {"clock", l_clock},
   {NULL, NULL},
 };
 
