@@ -8,12 +8,12 @@
 ** has a NULL pointer and any use of it is an error.
 **
 ** Memory: Lua only sees a pointer-sized userdata, so the collector would not
-** hurry to free tensors whose storage is large.  After each allocation we
-** step the collector in proportion to the storage bytes the core allocated
-** since the last step (ember_bytes_allocated), which keeps a loop that
-** drops big tensors flat without any collectgarbage() call.
+** hurry to free tensors whose storage is large.  gc_pace() below makes it
+** account for storage bytes, which keeps a loop that drops big tensors flat
+** without any collectgarbage() call.
 */
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "lua_internal.h"
@@ -26,13 +26,27 @@ int l_error(lua_State *L) {
   return luaL_error(L, "%s", ember_last_error());
 }
 
-/* Step the collector by the bytes allocated since we last did. */
+/*
+** Pace the collector by tensor bytes.  Every 256 KiB of new storage we step
+** it as if those bytes were Lua allocations; and when the storage alive
+** has grown by half (at least 64 MiB) since the last full collection, we
+** collect fully, which also runs the finalizers that free storage.  That
+** bounds a loop's memory at about 1.5x what it really holds.
+*/
 static void gc_pace(lua_State *L) {
   static uint64_t paced = 0;
+  static size_t floor_live = 0;
   uint64_t now = ember_bytes_allocated();
   uint64_t debt = now - paced;
   if (debt < (256u << 10)) return;
   paced = now;
+  size_t live = ember_bytes_live();
+  size_t slack = floor_live / 2 > (64u << 20) ? floor_live / 2 : (64u << 20);
+  if (live > floor_live + slack) {
+    lua_gc(L, LUA_GCCOLLECT);
+    floor_live = ember_bytes_live();
+    return;
+  }
   uint64_t kb = debt >> 10;
   lua_gc(L, LUA_GCSTEP, kb > 0x3fffffff ? 0x3fffffff : (int)kb);
 }

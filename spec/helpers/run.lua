@@ -1,0 +1,33 @@
+-- run.lua: helpers for specs that run programs (the ember executable, a
+-- stock lua5.4 child, a C host) and read their output.
+local M = {}
+
+M.build = os.getenv("EMBER_BUILD") or "build"
+M.ember = os.getenv("EMBER_BIN") or "./ember"
+M.lua = os.getenv("EMBER_LUA") or "lua5.4"
+
+--- Quote a string for sh.
+function M.q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+
+--- Run a shell command; returns its combined output and exit code.
+function M.sh(cmd)
+  local p = assert(io.popen(cmd .. " 2>&1; echo \"__rc=$?\""))
+  local out = p:read("a")
+  p:close()
+  local rc = tonumber(out:match("__rc=(%d+)%s*$"))
+  return out:gsub("__rc=%d+%s*$", ""), rc
+end
+
+--- The command that runs a stock lua5.4 able to require "ember".
+function M.lua_cmd()
+  local setup = ("package.path='lua/?.lua;lua/?/init.lua;'..package.path;" ..
+                 "package.cpath='%s/?.so;'..package.cpath"):format(M.build)
+  return M.lua .. " -e " .. M.q(setup)
+end
+
+--- Run Lua source in a fresh stock lua5.4 with ember on its paths.
+function M.lua_run(src)
+  return M.sh(M.lua_cmd() .. " -e " .. M.q(src))
+end
+
+return M
