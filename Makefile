@@ -98,7 +98,7 @@ asan: deps
 	@$(MAKE) --no-print-directory BUILD=build-asan CFLAGS="-O1 -g" \
 	  SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
 	  build-asan/ember/core.so build-asan/libember.a ember-asan
-	ASAN_OPTIONS=detect_leaks=0 LD_PRELOAD=$$($(CC) -print-file-name=libasan.so) \
+	ASAN_OPTIONS=detect_leaks=0:quarantine_size_mb=8 LD_PRELOAD=$$($(CC) -print-file-name=libasan.so) \
 	  EMBER_BUILD=build-asan EMBER_BIN=./ember-asan $(BUSTED)
 
 ember-asan: $(MAIN_OBJ) $(BIND_OBJ) $(CORE_OBJ)
