@@ -51,11 +51,28 @@ static void gc_pace(lua_State *L) {
   lua_gc(L, LUA_GCSTEP, kb > 0x3fffffff ? 0x3fffffff : (int)kb);
 }
 
+/* The metatable is kept in the registry under this address as well as
+   under its name: a light-userdata key is the cheapest lookup there is,
+   and every op checks and creates tensors. */
+static const char mt_key = 0;
+
 l_tensor *l_newslot(lua_State *L) {
   l_tensor *u = lua_newuserdatauv(L, sizeof *u, 0);
   u->t = NULL;
-  luaL_setmetatable(L, EMBER_TENSOR_MT);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &mt_key);
+  lua_setmetatable(L, -2);
   return u;
+}
+
+/* The userdata at idx if it is a tensor (live or closed), else NULL. */
+static l_tensor *l_testtensor(lua_State *L, int idx) {
+  l_tensor *u = lua_touserdata(L, idx);
+  if (!u || lua_type(L, idx) != LUA_TUSERDATA || !lua_getmetatable(L, idx))
+    return NULL;
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &mt_key);
+  int ok = lua_rawequal(L, -1, -2);
+  lua_pop(L, 2);
+  return ok ? u : NULL;
 }
 
 void l_fill(lua_State *L, l_tensor *slot, ember_tensor *t) {
@@ -71,12 +88,12 @@ void ember_lua_push(lua_State *L, ember_tensor *t) {
 }
 
 ember_tensor *ember_lua_totensor(lua_State *L, int idx) {
-  l_tensor *u = luaL_testudata(L, idx, EMBER_TENSOR_MT);
+  l_tensor *u = l_testtensor(L, idx);
   return u ? u->t : NULL;
 }
 
 ember_tensor *l_check(lua_State *L, int idx) {
-  l_tensor *u = luaL_testudata(L, idx, EMBER_TENSOR_MT);
+  l_tensor *u = l_testtensor(L, idx);
   if (!u) luaL_typeerror(L, idx, "tensor");
   if (!u->t) luaL_argerror(L, idx, "tensor has been closed");
   return u->t;
@@ -85,7 +102,8 @@ ember_tensor *l_check(lua_State *L, int idx) {
 ember_tensor *ember_lua_check(lua_State *L, int idx) { return l_check(L, idx); }
 
 static int t_gc(lua_State *L) {
-  l_tensor *u = luaL_checkudata(L, 1, EMBER_TENSOR_MT);
+  l_tensor *u = l_testtensor(L, 1);
+  if (!u) return 0;
   ember_tensor_release(u->t);
   u->t = NULL;
   return 0;
@@ -222,7 +240,7 @@ ember_tensor *l_operand(lua_State *L, int idx, const ember_tensor *other) {
   }
   ember_tensor *t = ember_lua_totensor(L, idx);
   if (!t) {
-    if (luaL_testudata(L, idx, EMBER_TENSOR_MT))
+    if (l_testtensor(L, idx))
       luaL_argerror(L, idx, "tensor has been closed");
     luaL_typeerror(L, idx, "tensor or number");
   }
@@ -432,7 +450,8 @@ static int64_t check_index(lua_State *L, const ember_tensor *t, int idx) {
 }
 
 static int t_index(lua_State *L) {
-  l_tensor *u = luaL_checkudata(L, 1, EMBER_TENSOR_MT);
+  l_tensor *u = l_testtensor(L, 1);
+  if (!u) return luaL_typeerror(L, 1, "tensor");
   if (lua_type(L, 2) == LUA_TSTRING) {
     /* methods first: the common case of t:method() */
     lua_pushvalue(L, 2);
@@ -513,29 +532,33 @@ static int t_len(lua_State *L) {
 ** Arithmetic metamethods: numbers on either side
 ** ======================================================================= */
 
-static void check_operand(lua_State *L, int idx) {
+/* A tensor (borrowed) or NULL for a number/boolean; raises otherwise. */
+static ember_tensor *check_operand(lua_State *L, int idx) {
   int ty = lua_type(L, idx);
-  if (ty != LUA_TNUMBER && ty != LUA_TBOOLEAN && !ember_lua_totensor(L, idx)) {
-    if (luaL_testudata(L, idx, EMBER_TENSOR_MT))
-      luaL_argerror(L, idx, "tensor has been closed");
-    luaL_typeerror(L, idx, "tensor or number");
-  }
+  if (ty == LUA_TNUMBER || ty == LUA_TBOOLEAN) return NULL;
+  l_tensor *u = l_testtensor(L, idx);
+  if (!u) luaL_typeerror(L, idx, "tensor or number");
+  if (!u->t) luaL_argerror(L, idx, "tensor has been closed");
+  return u->t;
 }
 
 /* a op b for the metamethods and ember.add & co.: both operands are checked
-   before either is converted, so an error cannot leak a reference. */
+   before either is converted, so an error cannot leak a reference.  Two
+   tensors (the common case) take no detour through l_operand. */
 int l_arith(lua_State *L, ember_binary_op op) {
-  check_operand(L, 1);
-  check_operand(L, 2);
-  ember_tensor *ta = ember_lua_totensor(L, 1);
-  const ember_tensor *ref = ta ? ta : ember_lua_totensor(L, 2);
-  if (!ref) return luaL_error(L, "arithmetic needs at least one tensor");
+  ember_tensor *ta = check_operand(L, 1), *tb = check_operand(L, 2);
+  if (!ta && !tb) return luaL_error(L, "arithmetic needs at least one tensor");
   l_tensor *slot = l_newslot(L);
-  ember_tensor *a = l_operand(L, 1, ref);
-  ember_tensor *b = l_operand(L, 2, ref);
-  ember_tensor *r = ember_binary(op, a, b);
-  ember_tensor_release(a);
-  ember_tensor_release(b);
+  ember_tensor *r;
+  if (ta && tb) {
+    r = ember_binary(op, ta, tb);
+  } else {
+    ember_tensor *a = ta ? (ember_tensor_retain(ta), ta) : l_operand(L, 1, tb);
+    ember_tensor *b = tb ? (ember_tensor_retain(tb), tb) : l_operand(L, 2, ta);
+    r = ember_binary(op, a, b);
+    ember_tensor_release(a);
+    ember_tensor_release(b);
+  }
   l_fill(L, slot, r);
   return 1;
 }
@@ -598,6 +621,8 @@ void l_register_tensor(lua_State *L) {
   int methods = lua_gettop(L), module = methods - 1;
   luaL_newmetatable(L, EMBER_TENSOR_MT);
   int mt = lua_gettop(L);
+  lua_pushvalue(L, mt);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &mt_key);
   luaL_setfuncs(L, tensor_meta, 0);
   lua_pushvalue(L, methods);
   lua_setfield(L, mt, "__methods");

@@ -20,6 +20,8 @@
 
 typedef struct ember_backend_i {
   const char *name;
+  /* device memory (unused for the CPU, whose storage the core allocates
+     in one block with its header) */
   void *(*alloc)(size_t nbytes);               /* NULL on failure */
   void (*free)(void *ptr);
 

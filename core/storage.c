@@ -1,8 +1,8 @@
 /*
 ** storage.c -- reference-counted blocks of memory, and tensor lifetimes.
 **
-** A storage is either owned (allocated by the device's backend, 64-byte
-** aligned on the CPU) or foreign (wrapped by ember_from_blob: Ember calls the
+** A storage is either owned (64-byte aligned data allocated with its header
+** on the CPU, by the device's backend elsewhere) or foreign (wrapped by ember_from_blob: Ember calls the
 ** host's release callback and never frees the memory itself).
 */
 #include <stdio.h>
@@ -26,20 +26,49 @@ const ember_backend_i *ember_backend_of(const ember_tensor *t) {
   return backend_for(t->storage->device);
 }
 
+/*
+** CPU storage comes in one block with its header: [header | pad | data],
+** the data 64-byte aligned.  One malloc per tensor instead of two matters
+** for small tensors, where allocation is most of an op's cost.  Other
+** devices allocate the data through their backend.
+*/
+#define HEADER_SPACE ((sizeof(ember_storage) + EMBER_ALIGN - 1) / EMBER_ALIGN * EMBER_ALIGN)
+
 ember_storage *ember_storage_new(ember_device dev, size_t nbytes) {
   const ember_backend_i *be = backend_for(dev);
   if (!be) {
     ember_set_error("device '%s' is not available", ember_device_name(dev));
     return NULL;
   }
-  ember_storage *s = malloc(sizeof *s);
-  if (!s) { ember_set_error("out of memory"); return NULL; }
-  /* never a zero-sized block: empty tensors still get a valid pointer */
-  s->data = be->alloc(nbytes ? nbytes : 1);
-  if (!s->data) {
-    free(s);
-    ember_set_error("out of memory allocating %zu bytes", nbytes);
-    return NULL;
+  ember_storage *s;
+  if (dev == EMBER_CPU) {
+    /* one block: malloc aligns to 16; the extra EMBER_ALIGN absorbs the
+       shift that aligns the data.  (Not aligned_alloc: glibc's memalign
+       splits its blocks so that a freed one cannot serve the next request
+       of the same size, and a loop of 1 MiB tensors grows without bound.) */
+    if (nbytes > SIZE_MAX - HEADER_SPACE - EMBER_ALIGN) {
+      ember_set_error("out of memory allocating %zu bytes", nbytes);
+      return NULL;
+    }
+    s = malloc(HEADER_SPACE + EMBER_ALIGN + nbytes);
+    if (!s) {
+      ember_set_error("out of memory allocating %zu bytes", nbytes);
+      return NULL;
+    }
+    uintptr_t d = ((uintptr_t)s + sizeof *s + EMBER_ALIGN - 1) & ~(uintptr_t)(EMBER_ALIGN - 1);
+    s->data = (void *)d;
+    s->inline_data = 1;
+  } else {
+    s = malloc(sizeof *s);
+    if (!s) { ember_set_error("out of memory"); return NULL; }
+    /* never a zero-sized block: empty tensors still get a valid pointer */
+    s->data = be->alloc(nbytes ? nbytes : 1);
+    if (!s->data) {
+      free(s);
+      ember_set_error("out of memory allocating %zu bytes", nbytes);
+      return NULL;
+    }
+    s->inline_data = 0;
   }
   s->nbytes = nbytes;
   s->refcount = 1;
@@ -55,8 +84,8 @@ void ember_storage_release(ember_storage *s) {
   if (!s || --s->refcount > 0) return;
   if (s->release) {
     s->release(s->data, s->release_ctx);
-  } else if (s->data) {
-    backend_for(s->device)->free(s->data);
+  } else {
+    if (!s->inline_data) backend_for(s->device)->free(s->data);
     bytes_live -= s->nbytes;
   }
   free(s);
@@ -180,6 +209,7 @@ ember_tensor *ember_from_blob(void *data, ember_dtype dt, int ndim,
   s->device = EMBER_CPU;
   s->release = release;
   s->release_ctx = ctx;
+  s->inline_data = 0;
   ember_tensor *t = ember_tensor_make(s, dt, ndim, shape, st, 0);
   if (!t) { free(s); return NULL; }
   s->refcount--;

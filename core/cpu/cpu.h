@@ -42,8 +42,6 @@ int ember_cpu_threads(void);
 void ember_philox(uint64_t key, uint64_t counter, uint32_t out[4]);
 
 /* The kernels of the table (backend.c), one file per concern. */
-void *ember_cpu_alloc(size_t nbytes);
-void ember_cpu_free(void *ptr);
 int ember_cpu_copy(ember_tensor *dst, const ember_tensor *src);
 int ember_cpu_fill(ember_tensor *dst, double value, int64_t ivalue);
 int ember_cpu_arange(ember_tensor *dst, double start, double step);

@@ -119,6 +119,7 @@ typedef struct ember_storage {
   ember_device device;
   ember_release_fn release; /* NULL when Ember owns `data` */
   void *release_ctx;
+  int inline_data;          /* data lives in the same block as this header */
 } ember_storage;
 
 typedef struct ember_tensor {
