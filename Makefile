@@ -17,6 +17,7 @@ BUILD    ?= build
 SAN      ?=
 CFLAGS   ?= -O2 -g
 BUSTED   ?= busted --lua=$(LUA)
+ASAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
 WARN     := -Wall -Wextra -pedantic -Wshadow -Wmissing-prototypes
 CPPFLAGS := -D_POSIX_C_SOURCE=200809L -Icore/include -I$(LUA_INC)
@@ -70,9 +71,10 @@ $(BUILD)/libember.a: $(BIND_OBJ) $(CORE_OBJ)
 	rm -f $@
 	ar rcs $@ $^
 
+# The C host example, built into the build folder ($(BUILD)/embed-host).
 embed: $(BUILD)/libember.a
 	$(MAKE) -C examples/embed LIBEMBER=$(abspath $(BUILD)/libember.a) \
-	  LUA=$(LUA) LUA_INC=$(LUA_INC) SAN="$(SAN)"
+	  OUT=$(abspath $(BUILD))/embed-host LUA=$(LUA) LUA_INC=$(LUA_INC) SAN="$(SAN)"
 
 # The CUDA toolkit is on the development machine; the backend is a later
 # issue, so nothing CUDA is built yet.
@@ -95,11 +97,10 @@ test: deps
 	$(BUSTED)
 
 asan: deps
-	@$(MAKE) --no-print-directory BUILD=build-asan CFLAGS="-O1 -g" \
-	  SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
+	@$(MAKE) --no-print-directory BUILD=build-asan CFLAGS="-O1 -g" SAN="$(ASAN_FLAGS)" \
 	  build-asan/ember/core.so build-asan/libember.a ember-asan
 	ASAN_OPTIONS=detect_leaks=0:quarantine_size_mb=8 LD_PRELOAD=$$($(CC) -print-file-name=libasan.so) \
-	  EMBER_BUILD=build-asan EMBER_BIN=./ember-asan $(BUSTED)
+	  EMBER_BUILD=build-asan EMBER_BIN=./ember-asan EMBER_SAN="$(ASAN_FLAGS)" $(BUSTED)
 
 ember-asan: $(MAIN_OBJ) $(BIND_OBJ) $(CORE_OBJ)
 	$(CC) -o $@ $^ -l$(LUA) -ledit $(LIBS)

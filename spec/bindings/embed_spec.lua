@@ -4,9 +4,11 @@ local run = require "helpers.run"
 
 describe("embedding in a C host", function()
   it("builds and runs examples/embed/host", function()
-    local out, rc = run.sh("make --no-print-directory embed BUILD=" .. run.build)
+    local san = os.getenv("EMBER_SAN") or ""
+    local out, rc = run.sh("make --no-print-directory embed BUILD=" .. run.build ..
+                           " SAN=" .. run.q(san))
     assert.are.equal(0, rc, out)
-    out, rc = run.sh("./examples/embed/host")
+    out, rc = run.sh(run.build .. "/embed-host")
     assert.are.equal(0, rc, out)
     -- the Lua function changed the host's own buffer: no copy was made
     assert.truthy(out:find("buffer after Lua = {0.0500, 0.1000, 0.1500, 0.2000, 0.2500, 0.2500}", 1, true), out)
