@@ -1,0 +1,100 @@
+-- The ember executable: script runner with lua5.4's options, and the REPL.
+local run = require "helpers.run"
+local E = run.ember
+
+local function tmpfile(content)
+  local path = os.tmpname()
+  local f = assert(io.open(path, "w"))
+  f:write(content)
+  f:close()
+  return path
+end
+
+describe("ember executable", function()
+  it("runs a script with arg set as the stock lua does", function()
+    local s = tmpfile("print(arg[0] == ..., select('#', ...), arg[1], arg[2], arg[-1] ~= nil)\n" ..
+                      "print(ember.ones(2):sum():item())\n")
+    local out, rc = run.sh(E .. " " .. s .. " a b")
+    os.remove(s)
+    assert.are.equal(0, rc, out)
+    assert.truthy(out:find("false\t2\ta\tb\ttrue", 1, true), out)
+    assert.truthy(out:find("2.0", 1, true), out)
+  end)
+
+  it("has ember preloaded as a global and as a module", function()
+    local out, rc = run.sh(E .. [[ -e 'print(ember == require "ember", ember.ones(2, 2))']])
+    assert.are.equal(0, rc, out)
+    assert.truthy(out:find("true\ttensor([[1., 1.],", 1, true), out)
+  end)
+
+  it("-e statements run in order, - reads stdin, -v prints the version", function()
+    local out, rc = run.sh(E .. [[ -e 'x = 2' -e 'print(x * 21)']])
+    assert.are.equal(0, rc, out)
+    assert.truthy(out:find("42", 1, true), out)
+    out, rc = run.sh("echo 'print(ember.arange(3):sum():item())' | " .. E .. " -")
+    assert.are.equal(0, rc, out)
+    assert.truthy(out:find("3", 1, true), out)
+    out = run.sh(E .. " -v")
+    assert.truthy(out:find("Ember", 1, true) and out:find("Lua 5.4", 1, true), out)
+  end)
+
+  it("reports errors with a traceback and a non-zero status", function()
+    local s = tmpfile("local t = ember.ones(2, 3)\nlocal u = t:matmul(t)\n")
+    local out, rc = run.sh(E .. " " .. s)
+    os.remove(s)
+    assert.are_not.equal(0, rc)
+    assert.truthy(out:find("matmul: shapes [2,3] and [2,3] do not align", 1, true), out)
+    assert.truthy(out:find("stack traceback", 1, true), out)
+    out, rc = run.sh(E .. " /nonexistent/script.lua")
+    assert.are_not.equal(0, rc)
+    assert.truthy(out:find("cannot open", 1, true), out)
+  end)
+
+  it("-i runs the script then reads the REPL: expressions print, errors do not end it", function()
+    local s = tmpfile("y = ember.tensor({1, 2, 3})\n")
+    local input = tmpfile(table.concat({
+      "y:sum()",                   -- an expression prints without return
+      "function f(a)",             -- an unfinished chunk continues
+      "  return a * 2",
+      "end",
+      "f(21)",
+      "error('boom')",             -- an error is shown, the REPL goes on
+      "y[2]",
+      "1, 'two'",
+    }, "\n") .. "\n")
+    local out, rc = run.sh(E .. " -i " .. s .. " < " .. input)
+    os.remove(s); os.remove(input)
+    assert.are.equal(0, rc, out)
+    assert.truthy(out:find("tensor(6.)", 1, true), out)
+    assert.truthy(out:find("42", 1, true), out)
+    assert.truthy(out:find("boom", 1, true), out)
+    assert.truthy(out:find("2.0", 1, true), out)
+    assert.truthy(out:find("1\ttwo", 1, true), out)
+  end)
+
+  it("the REPL on a terminal completes names and keeps history", function()
+    local have_script = select(2, run.sh("command -v script")) == 0
+    if not have_script then
+      pending("util-linux 'script' is not installed: no pseudo-terminal to drive the REPL")
+      return
+    end
+    local hist = os.tmpname()
+    os.remove(hist)
+    -- "ember.zeros_l<TAB>" completes to ember.zeros_like; "y:nume<TAB>" to y:numel
+    local keys = "y = ember.ones(3)\\nprint(ember.zeros_l\\t(y):numel())\\nprint(y:nume\\t())\\n"
+    local out, rc = run.sh(("printf '%s' | EMBER_HISTORY=%s TERM=dumb script -qec %s /dev/null")
+      :format(keys, hist, run.q(E)))
+    assert.are.equal(0, rc, out)
+    -- the editor shows the completed lines, and both ran and printed 3
+    assert.truthy(out:find("print(ember.zeros_like(y):numel())", 1, true), out)
+    assert.truthy(out:find("print(y:numel())", 1, true), out)
+    local _, threes = out:gsub("\n3\r?\n", "")
+    assert.are.equal(2, threes, out)
+    local f = io.open(hist)
+    assert.is_not_nil(f, "no history file written")
+    local h = f:read("a")
+    f:close()
+    os.remove(hist)
+    assert.truthy(h:find("y = ember.ones(3)", 1, true), h)
+  end)
+end)
