@@ -591,9 +591,10 @@ static int l_where(lua_State *L) {
   ember_tensor *ta = ember_lua_totensor(L, 2), *tb = ember_lua_totensor(L, 3);
   if (!ta && lua_type(L, 2) != LUA_TNUMBER) return luaL_typeerror(L, 2, "tensor or number");
   if (!tb && lua_type(L, 3) != LUA_TNUMBER) return luaL_typeerror(L, 3, "tensor or number");
-  /* numbers take the dtype of the tensor beside them; two numbers float32 */
+  /* numbers take the dtype of the tensor beside them; two numbers give
+     int64 if both are integers, else float32 (as PyTorch) */
   ember_tensor f = *cond;
-  f.dtype = EMBER_FLOAT32;
+  f.dtype = lua_isinteger(L, 2) && lua_isinteger(L, 3) ? EMBER_INT64 : EMBER_FLOAT32;
   const ember_tensor *ref = ta ? ta : tb ? tb : &f;
   l_tensor *slot = l_newslot(L);
   ember_tensor *a = l_operand(L, 2, ref), *b = l_operand(L, 3, ref);

@@ -167,15 +167,18 @@ ember_dtype l_optdtype_field(lua_State *L, int idx, ember_dtype def) {
   if (!l_isoptions(L, idx)) return def;
   ember_dtype dt = def;
   if (lua_getfield(L, idx, "dtype") != LUA_TNIL) {
-    int top = lua_gettop(L);
-    dt = l_checkdtype(L, top);
+    const char *name = lua_tostring(L, -1);
+    if (!name || ember_dtype_from_name(name, &dt) < 0)
+      luaL_argerror(L, idx, lua_pushfstring(L, "unknown dtype '%s' (expected "
+                    "float32, float64, int32, int64, uint8 or bool)",
+                    name ? name : luaL_typename(L, -1)));
   }
   lua_pop(L, 1);
   if (lua_getfield(L, idx, "device") != LUA_TNIL) {
     const char *dev = lua_tostring(L, -1);
     if (!dev || strcmp(dev, "cpu") != 0)
-      luaL_error(L, "device '%s' is not available (only 'cpu' in this build)",
-                 dev ? dev : luaL_typename(L, -1));
+      luaL_argerror(L, idx, lua_pushfstring(L, "device '%s' is not available "
+                    "(only 'cpu' in this build)", dev ? dev : luaL_typename(L, -1)));
   }
   lua_pop(L, 1);
   return dt;
@@ -275,10 +278,10 @@ static int table_shape(lua_State *L, int idx, int64_t *shape, int *isbool) {
   return n;
 }
 
-/* Path like "[2][1]" for messages. */
+/* Path like "[2][1]" for messages ("" names a scalar: "the value"). */
 static const char *path_str(char *buf, size_t sz, const int64_t *pos, int depth) {
   size_t k = 0;
-  buf[0] = 0;
+  snprintf(buf, sz, "%s", depth ? "" : "(the value)");
   for (int i = 0; i < depth && k < sz; i++)
     k += (size_t)snprintf(buf + k, sz - k, "[%lld]", (long long)pos[i] + 1);
   return buf;
@@ -286,6 +289,7 @@ static const char *path_str(char *buf, size_t sz, const int64_t *pos, int depth)
 
 typedef struct {
   ember_tensor *t;
+  int inferred_bool;   /* the dtype came from the first element */
   char *data;
   int64_t next;      /* next element, in order */
   int64_t pos[EMBER_MAX_DIMS];
@@ -306,8 +310,15 @@ static void store_value(lua_State *L, fill_state *fs, int depth) {
   if (type != LUA_TNUMBER)
     luaL_error(L, "tensor: element %s is a %s, expected a number",
                path_str(path, sizeof path, fs->pos, depth), luaL_typename(L, -1));
+  if (fs->inferred_bool)
+    luaL_error(L, "tensor: element %s is a number in a table of booleans",
+               path_str(path, sizeof path, fs->pos, depth));
   if (lua_isinteger(L, -1) && !ember_dtype_is_float(dt)) {
     lua_Integer v = lua_tointeger(L, -1);
+    if ((dt == EMBER_INT32 && (v < INT32_MIN || v > INT32_MAX)) ||
+        (dt == EMBER_UINT8 && (v < 0 || v > 255)))
+      luaL_error(L, "tensor: element %s (%I) does not fit in dtype %s",
+                 path_str(path, sizeof path, fs->pos, depth), v, ember_dtype_name(dt));
     switch (dt) {
       case EMBER_INT32: ((int32_t *)fs->data)[i] = (int32_t)(uint32_t)v; break;
       case EMBER_INT64: ((int64_t *)fs->data)[i] = v; break;
@@ -322,7 +333,7 @@ static void store_value(lua_State *L, fill_state *fs, int depth) {
     case EMBER_FLOAT64: ((double *)fs->data)[i] = v; break;
     default:
       if (v != floor(v) || !isfinite(v))
-        luaL_error(L, "tensor: element %s is %f, not an integer for a %s tensor",
+        luaL_error(L, "tensor: element %s is %f, not an integer as dtype %s needs",
                    path_str(path, sizeof path, fs->pos, depth), (LUAI_UACNUMBER)v,
                    ember_dtype_name(dt));
       if (dt == EMBER_INT64) ((int64_t *)fs->data)[i] = (int64_t)v;
@@ -376,7 +387,8 @@ static int l_tensor_new(lua_State *L) {
   ember_dtype dt = l_optdtype_field(L, 2, def);
   l_tensor *slot = l_newslot(L);
   l_fill(L, slot, ember_empty(ndim, shape, dt));
-  fill_state fs = {slot->t, ember_data(slot->t), 0, {0}};
+  fill_state fs = {slot->t, isbool && dt == EMBER_BOOL && !l_isoptions(L, 2),
+                   ember_data(slot->t), 0, {0}};
   lua_pushvalue(L, 1);
   fill_from_table(L, &fs, 0);
   lua_pop(L, 1);

@@ -33,6 +33,22 @@ static int same_device(const char *fn, const ember_tensor *a,
   return 0;
 }
 
+/*
+** PyTorch's result type for two operands: a 0-dim tensor (and so a Lua
+** number, which arrives as one) only decides the dtype when it is of a
+** higher category (bool < integer < float) than the tensor beside it;
+** otherwise the dimensioned tensor's dtype wins.
+*/
+static int category(ember_dtype dt) {
+  return ember_dtype_is_float(dt) ? 2 : dt == EMBER_BOOL ? 0 : 1;
+}
+
+static ember_dtype result_type(const ember_tensor *a, const ember_tensor *b) {
+  if ((a->ndim == 0) == (b->ndim == 0)) return ember_promote(a->dtype, b->dtype);
+  const ember_tensor *dim = a->ndim ? a : b, *zero = a->ndim ? b : a;
+  return category(zero->dtype) > category(dim->dtype) ? zero->dtype : dim->dtype;
+}
+
 static int same_shape(const ember_tensor *a, const ember_tensor *b) {
   return a->ndim == b->ndim &&
          memcmp(a->shape, b->shape, (size_t)a->ndim * sizeof(int64_t)) == 0;
@@ -104,8 +120,18 @@ static int check_clamp(double lo, double hi) {
   return 0;
 }
 
+/* A fractional bound makes an integer tensor's result float32, as the
+   result type of PyTorch's clamp with a float. */
+static int fractional(double v) { return isfinite(v) && v != floor(v); }
+
 ember_tensor *ember_clamp(const ember_tensor *t, double lo, double hi) {
   if (check_clamp(lo, hi) < 0) return NULL;
+  if (!ember_dtype_is_float(t->dtype) && (fractional(lo) || fractional(hi))) {
+    ember_tensor *f = ember_cast(t, EMBER_FLOAT32);
+    ember_tensor *r = f ? unary_impl(EMBER_CLAMP, f, lo, hi) : NULL;
+    ember_tensor_release(f);
+    return r;
+  }
   return unary_impl(EMBER_CLAMP, t, lo, hi);
 }
 
@@ -121,9 +147,9 @@ int ember_clamp_(ember_tensor *t, double lo, double hi) {
 ** ======================================================================= */
 
 /* The dtype a binary op computes in, or -1 (with a message). */
-static int binary_dtype(ember_binary_op op, ember_dtype a, ember_dtype b,
-                        ember_dtype *out) {
-  ember_dtype dt = ember_promote(a, b);
+static int binary_dtype(ember_binary_op op, const ember_tensor *a,
+                        const ember_tensor *b, ember_dtype *out) {
+  ember_dtype dt = result_type(a, b);
   const char *fn = binary_names[op];
   if (op == EMBER_DIV && !ember_dtype_is_float(dt)) dt = EMBER_FLOAT32;
   if (dt == EMBER_BOOL && (op == EMBER_SUB || op == EMBER_POW))
@@ -157,7 +183,7 @@ ember_tensor *ember_binary(ember_binary_op op, const ember_tensor *a,
   const char *fn = binary_names[op];
   if (same_device(fn, a, b) < 0) return NULL;
   ember_dtype dt;
-  if (binary_dtype(op, a->dtype, b->dtype, &dt) < 0) return NULL;
+  if (binary_dtype(op, a, b, &dt) < 0) return NULL;
   if (op == EMBER_POW && !ember_dtype_is_float(dt) && check_int_pow(b) < 0)
     return NULL;
   const ember_backend_i *be = ember_backend_of(a);
@@ -195,7 +221,7 @@ int ember_binary_(ember_binary_op op, ember_tensor *a, const ember_tensor *b) {
   const char *fn = binary_names[op];
   if (same_device(fn, a, b) < 0) return -1;
   ember_dtype dt;
-  if (binary_dtype(op, a->dtype, b->dtype, &dt) < 0) return -1;
+  if (binary_dtype(op, a, b, &dt) < 0) return -1;
   if (!can_cast(dt, a->dtype))
     return ember_set_error("%s_: result type %s can't be cast to the "
                            "destination dtype %s", fn, ember_dtype_name(dt),
@@ -259,7 +285,7 @@ ember_tensor *ember_compare(ember_cmp_op op, const ember_tensor *a,
   if (ember_broadcast_shapes(fn, a->ndim, a->shape, b->ndim, b->shape, &n,
                              shape) < 0)
     return NULL;
-  ember_dtype dt = ember_promote(a->dtype, b->dtype);
+  ember_dtype dt = result_type(a, b);
   ember_tensor *ca = ember_cast(a, dt), *cb = ca ? ember_cast(b, dt) : NULL;
   ember_tensor *ea = cb ? ember_broadcast_to(ca, n, shape) : NULL;
   ember_tensor *eb = ea ? ember_broadcast_to(cb, n, shape) : NULL;
@@ -292,7 +318,7 @@ ember_tensor *ember_where(const ember_tensor *cond, const ember_tensor *a,
       ember_broadcast_shapes("where", cond->ndim, cond->shape, n, s1, &n2,
                              shape) < 0)
     return NULL;
-  ember_dtype dt = ember_promote(a->dtype, b->dtype);
+  ember_dtype dt = result_type(a, b);
   ember_tensor *ca = ember_cast(a, dt), *cb = ca ? ember_cast(b, dt) : NULL;
   ember_tensor *ea = cb ? ember_broadcast_to(ca, n2, shape) : NULL;
   ember_tensor *eb = ea ? ember_broadcast_to(cb, n2, shape) : NULL;

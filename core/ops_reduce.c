@@ -120,6 +120,7 @@ ember_tensor *ember_sum_dim(const ember_tensor *t, int dim, int keepdim) {
 static int extreme_dim(ember_reduce_op vop, ember_reduce_op iop,
                        const ember_tensor *t, int dim, int keepdim,
                        ember_tensor **values, ember_tensor **indices) {
+  *indices = NULL;
   *values = ember_reduce_dim(vop, t, dim, keepdim, 0);
   if (!*values) return -1;
   *indices = ember_reduce_dim(iop, t, dim, keepdim, 0);

@@ -58,6 +58,15 @@ ember_tensor *ember_scalar_like(const ember_tensor *t, double value,
   ember_dtype dt = t->dtype;
   if (!is_integer && !ember_dtype_is_float(dt)) dt = EMBER_FLOAT32;
   else if (is_integer && dt == EMBER_BOOL) dt = EMBER_INT64;
+  if (is_integer && (dt == EMBER_INT32 || dt == EMBER_UINT8)) {
+    int64_t lo = dt == EMBER_INT32 ? INT32_MIN : 0;
+    int64_t hi = dt == EMBER_INT32 ? INT32_MAX : 255;
+    if (ivalue < lo || ivalue > hi) {
+      ember_set_error("value %lld cannot be converted to %s without overflow",
+                      (long long)ivalue, ember_dtype_name(dt));
+      return NULL;
+    }
+  }
   ember_tensor *s = ember_empty_on(t->storage->device, 0, NULL, dt);
   if (!s) return NULL;
   if (is_integer && !ember_dtype_is_float(dt))
@@ -311,7 +320,13 @@ ember_tensor *ember_unsqueeze(const ember_tensor *t, int dim) {
     ember_set_error("unsqueeze: a tensor has at most %d dimensions", EMBER_MAX_DIMS);
     return NULL;
   }
-  if ((dim = ember_wrap_dim("unsqueeze", dim, t->ndim + 1)) < 0) return NULL;
+  if (dim < -(t->ndim + 1) || dim > t->ndim) {
+    ember_set_error("unsqueeze: dimension %d out of range for a %d-d tensor "
+                    "(expected 1..%d)", dim >= 0 ? dim + 1 : dim, t->ndim,
+                    t->ndim + 1);
+    return NULL;
+  }
+  if (dim < 0) dim += t->ndim + 1;
   int64_t sh[EMBER_MAX_DIMS], st[EMBER_MAX_DIMS];
   int k = 0;
   for (int i = 0; i <= t->ndim; i++) {
@@ -414,6 +429,10 @@ int ember_broadcast_shapes(const char *fn, int na, const int64_t *sa, int nb,
 ** ======================================================================= */
 
 int ember_copy_(ember_tensor *dst, const ember_tensor *src) {
+  for (int i = 0; i < dst->ndim && ember_numel(src) > 1; i++)
+    if (dst->strides[i] == 0 && dst->shape[i] > 1)
+      return ember_set_error("copy: cannot write to an expanded tensor "
+                             "(several elements share memory); clone it first");
   if (dst->storage->device != src->storage->device)
     return ember_set_error("copy: tensors are on different devices (%s and %s)",
                            ember_device_name(dst->storage->device),

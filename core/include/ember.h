@@ -18,14 +18,19 @@
 ** Index conventions.  The C API counts dimensions and positions from 0, as C
 ** does (`ember_select(t, 0, 2)` is the third row).  Index *values stored in
 ** tensors* are 1-based everywhere, because the same tensors flow to and from
-** Lua without conversion: `ember_argmax` returns 1-based positions,
+** Lua without conversion: EMBER_ARGMAX/ARGMIN and `ember_max_dim` give
+** 1-based positions,
 ** `ember_gather` and `ember_index_select` take 1-based index tensors, and
 ** `ember_randint` draws from an inclusive range like Lua's math.random.
 **
 ** Ownership.  Every function returning `ember_tensor *` returns a new
 ** reference that the caller must drop with `ember_tensor_release`.  Tensor
-** arguments are borrowed.  Reference counts are not atomic: a tensor belongs
-** to one thread at a time (kernels may run on several threads internally).
+** arguments are borrowed.
+**
+** Threads.  The core is not thread-safe: reference counts, the random
+** generator's state and the allocation counters are plain globals, so a
+** host calling Ember from several threads must serialise the calls (kernels
+** still run on several threads internally; see ember_set_num_threads).
 **
 ** Worked example (a C host, no Lua):
 **

@@ -16,7 +16,8 @@ local opts = {threshold = 1000, edgeitems = 3, precision = 4, linewidth = 80}
 function M.set_printoptions(o)
   for k, v in pairs(o) do
     if opts[k] == nil then error("set_printoptions: unknown option '" .. tostring(k) .. "'", 2) end
-    if math.type(v) ~= "integer" or v < 0 then
+    local ok = (math.type(v) == "integer" and v >= 0) or (k == "threshold" and v == math.huge)
+    if not ok then
       error("set_printoptions: " .. k .. " must be a non-negative integer", 2)
     end
     opts[k] = v

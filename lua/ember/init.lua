@@ -7,17 +7,25 @@ local format = require "ember.format"
 
 local ember = {}
 for k, v in pairs(C) do ember[k] = v end
+-- One name per function: error messages name functions by where they find
+-- them in package.loaded, and "ember.zeros" is the name users know.
+package.loaded["ember.core"] = nil
 
 --- The method table of tensors, as torch.Tensor: functions added here
 -- become methods of every tensor (t:myfn()).
 ember.Tensor = C._methods
-C._tensor_mt.__tostring = format.tostring
+C._tensor_mt.__tostring = function(t)
+  if not C.is_tensor(t) then return "tensor(closed)" end
+  return format.tostring(t)
+end
 ember.set_printoptions = format.set_printoptions
 
 --- CUDA lives in a separately built backend; this build has none.
-ember.cuda = {
+-- ember.cuda is a table of device functions that is also callable as the
+-- method's module form: ember.cuda(t) is t:cuda().
+ember.cuda = setmetatable({
   is_available = function() return false end,
   device_count = function() return 0 end,
-}
+}, {__call = function(_, t, ...) return C.cuda(t, ...) end})
 
 return ember
