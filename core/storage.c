@@ -91,12 +91,30 @@ void ember_storage_release(ember_storage *s) {
   free(s);
 }
 
+/*
+** Tensor headers are recycled through a small per-thread free list: a
+** tiny op creates and drops one per call, and malloc/free of the header was
+** a measurable part of its cost.
+*/
+#define HEADER_CACHE 64
+static _Thread_local ember_tensor *header_cache[HEADER_CACHE];
+static _Thread_local int header_cached;
+
+static ember_tensor *header_alloc(void) {
+  return header_cached > 0 ? header_cache[--header_cached] : malloc(sizeof(ember_tensor));
+}
+
+static void header_free(ember_tensor *t) {
+  if (header_cached < HEADER_CACHE) header_cache[header_cached++] = t;
+  else free(t);
+}
+
 void ember_tensor_retain(ember_tensor *t) { t->refcount++; }
 
 void ember_tensor_release(ember_tensor *t) {
   if (!t || --t->refcount > 0) return;
   ember_storage_release(t->storage);
-  free(t);
+  header_free(t);
 }
 
 void ember_contiguous_strides(int ndim, const int64_t *shape,
@@ -111,7 +129,7 @@ void ember_contiguous_strides(int ndim, const int64_t *shape,
 ember_tensor *ember_tensor_make(ember_storage *s, ember_dtype dt, int ndim,
                                 const int64_t *shape, const int64_t *strides,
                                 int64_t offset) {
-  ember_tensor *t = malloc(sizeof *t);
+  ember_tensor *t = header_alloc();
   if (!t) { ember_set_error("out of memory"); return NULL; }
   t->storage = s;
   s->refcount++;
