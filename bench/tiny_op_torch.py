@@ -1,0 +1,62 @@
+"""bench/tiny_op_torch.py -- the peer of bench/tiny_op.lua: per-call time
+of `a + b` on two 4-element float32 tensors in PyTorch, and of an empty
+loop for scale.  Same method: batches long enough for >= BATCH_S seconds,
+the median of NBATCH batches, nothing subtracted.  Default grad mode, as a
+user's script has it (neither tensor requires grad); one intra-op thread,
+which is all a 4-element op can use.
+
+Run with /usr/bin/python3 (the Debian python3-torch).  Exit status 3 when
+torch cannot be imported, so bench/run.sh can say so.
+Output: a comment line "# torch <version>", then  "add <microseconds>"  and  "loop <microseconds>".
+"""
+import statistics
+import sys
+import time
+
+try:
+    import torch
+except ImportError:
+    sys.exit(3)
+
+NBATCH, BATCH_S, WARM_S = 5, 0.2, 0.1
+clock = time.perf_counter
+
+
+def per_call(batch):
+    """Median seconds per iteration of batch(reps)."""
+    t0, calls, spent = clock(), 0, 0.0
+    while spent < WARM_S:                      # warm-up
+        batch(1000)
+        calls += 1000
+        spent = clock() - t0
+    reps = int(BATCH_S / (spent / calls)) + 1
+    secs = []
+    for _ in range(NBATCH):
+        t0 = clock()
+        batch(reps)
+        secs.append(clock() - t0)
+    return statistics.median(secs) / reps
+
+
+def main():
+    torch.set_num_threads(1)
+    a, b = torch.ones(4), torch.ones(4)
+
+    def add_batch(reps):
+        for _ in range(reps):
+            c = a + b
+        return c
+
+    def loop_batch(reps):
+        for _ in range(reps):
+            c = a
+        return c
+
+    add = per_call(add_batch)
+    loop = per_call(loop_batch)
+    print("# torch %s" % torch.__version__)
+    print("add %.4f\nloop %.4f" % (add * 1e6, loop * 1e6))
+
+
+if __name__ == "__main__":
+    main()
