@@ -26,29 +26,23 @@
 ** Creation
 ** ======================================================================= */
 
-static int l_zeros(lua_State *L) {
+/* zeros, ones, empty, rand, randn: (size... | shape) [, opts] */
+typedef ember_tensor *(*sized_fn)(int ndim, const int64_t *shape,
+                                  ember_dtype dt);
+
+static int sized(lua_State *L, sized_fn make) {
   int64_t shape[EMBER_MAX_DIMS];
   int next, n = l_checkshape(L, 1, shape, &next);
   ember_dtype dt = l_optdtype_field(L, next, EMBER_FLOAT32);
-  PUSH(L, ember_zeros(n, shape, dt));
+  PUSH(L, make(n, shape, dt));
   return 1;
 }
 
-static int l_ones(lua_State *L) {
-  int64_t shape[EMBER_MAX_DIMS];
-  int next, n = l_checkshape(L, 1, shape, &next);
-  ember_dtype dt = l_optdtype_field(L, next, EMBER_FLOAT32);
-  PUSH(L, ember_ones(n, shape, dt));
-  return 1;
-}
-
-static int l_empty(lua_State *L) {
-  int64_t shape[EMBER_MAX_DIMS];
-  int next, n = l_checkshape(L, 1, shape, &next);
-  ember_dtype dt = l_optdtype_field(L, next, EMBER_FLOAT32);
-  PUSH(L, ember_empty(n, shape, dt));
-  return 1;
-}
+static int l_zeros(lua_State *L) { return sized(L, ember_zeros); }
+static int l_ones(lua_State *L) { return sized(L, ember_ones); }
+static int l_empty(lua_State *L) { return sized(L, ember_empty); }
+static int l_rand(lua_State *L) { return sized(L, ember_rand); }
+static int l_randn(lua_State *L) { return sized(L, ember_randn); }
 
 /* ember.full({2, 3}, 7 [, opts]): the shape must be a table here */
 static int l_full(lua_State *L) {
@@ -96,22 +90,6 @@ static int l_eye(lua_State *L) {
   ember_dtype dt = l_optdtype_field(L, lua_type(L, 2) == LUA_TNUMBER ? 3 : 2,
                                     EMBER_FLOAT32);
   PUSH(L, ember_eye((int64_t)n, (int64_t)m, dt));
-  return 1;
-}
-
-static int l_rand(lua_State *L) {
-  int64_t shape[EMBER_MAX_DIMS];
-  int next, n = l_checkshape(L, 1, shape, &next);
-  ember_dtype dt = l_optdtype_field(L, next, EMBER_FLOAT32);
-  PUSH(L, ember_rand(n, shape, dt));
-  return 1;
-}
-
-static int l_randn(lua_State *L) {
-  int64_t shape[EMBER_MAX_DIMS];
-  int next, n = l_checkshape(L, 1, shape, &next);
-  ember_dtype dt = l_optdtype_field(L, next, EMBER_FLOAT32);
-  PUSH(L, ember_randn(n, shape, dt));
   return 1;
 }
 
@@ -253,27 +231,33 @@ static int l_type(lua_State *L) {
 ** Views and copies
 ** ======================================================================= */
 
-/* view/reshape take sizes as integers or one table; -1 is inferred */
-static int reshape_like(lua_State *L, int copy_ok) {
-  ember_tensor *t = l_check(L, 1);
-  int64_t shape[EMBER_MAX_DIMS];
+/* Sizes from the arguments at idx..: integers, or one table of them
+   (-1 allowed: view/reshape infer it, expand keeps the size).  */
+static int read_sizes(lua_State *L, int idx, int64_t *shape) {
   int n = 0;
-  if (lua_type(L, 2) == LUA_TTABLE) {
-    lua_Unsigned len = lua_rawlen(L, 2);
-    if (len > EMBER_MAX_DIMS) return luaL_argerror(L, 2, "too many dimensions");
+  if (lua_type(L, idx) == LUA_TTABLE) {
+    lua_Unsigned len = lua_rawlen(L, idx);
+    if (len > EMBER_MAX_DIMS) return luaL_argerror(L, idx, "too many dimensions");
     for (lua_Unsigned i = 1; i <= len; i++) {
-      lua_rawgeti(L, 2, (lua_Integer)i);
+      lua_rawgeti(L, idx, (lua_Integer)i);
       int isint;
       shape[n++] = (int64_t)lua_tointegerx(L, -1, &isint);
-      if (!isint) return luaL_argerror(L, 2, "sizes must be integers");
+      if (!isint) return luaL_argerror(L, idx, "sizes must be integers");
       lua_pop(L, 1);
     }
   } else {
-    for (int i = 2; !lua_isnone(L, i); i++) {
+    for (int i = idx; !lua_isnone(L, i); i++) {
       if (n == EMBER_MAX_DIMS) return luaL_argerror(L, i, "too many dimensions");
       shape[n++] = (int64_t)luaL_checkinteger(L, i);
     }
   }
+  return n;
+}
+
+static int reshape_like(lua_State *L, int copy_ok) {
+  ember_tensor *t = l_check(L, 1);
+  int64_t shape[EMBER_MAX_DIMS];
+  int n = read_sizes(L, 2, shape);
   PUSH(L, copy_ok ? ember_reshape(t, n, shape) : ember_view(t, n, shape));
   return 1;
 }
@@ -371,23 +355,7 @@ static int l_unsqueeze(lua_State *L) {
 static int l_expand(lua_State *L) {
   ember_tensor *t = l_check(L, 1);
   int64_t shape[EMBER_MAX_DIMS];
-  int n = 0;
-  if (lua_type(L, 2) == LUA_TTABLE) {
-    lua_Unsigned len = lua_rawlen(L, 2);
-    if (len > EMBER_MAX_DIMS) return luaL_argerror(L, 2, "too many dimensions");
-    for (lua_Unsigned i = 1; i <= len; i++) {
-      lua_rawgeti(L, 2, (lua_Integer)i);
-      int isint;
-      shape[n++] = (int64_t)lua_tointegerx(L, -1, &isint);
-      if (!isint) return luaL_argerror(L, 2, "sizes must be integers");
-      lua_pop(L, 1);
-    }
-  } else {
-    for (int i = 2; !lua_isnone(L, i); i++) {
-      if (n == EMBER_MAX_DIMS) return luaL_argerror(L, i, "too many dimensions");
-      shape[n++] = (int64_t)luaL_checkinteger(L, i);
-    }
-  }
+  int n = read_sizes(L, 2, shape);
   PUSH(L, ember_expand(t, n, shape));
   return 1;
 }
