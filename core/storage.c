@@ -96,8 +96,12 @@ void ember_storage_release(ember_storage *s) {
 ** tiny op creates and drops one per call, and malloc/free of the header was
 ** a measurable part of its cost.
 */
+#if defined(__SANITIZE_ADDRESS__)
+#define HEADER_CACHE 0    /* let AddressSanitizer see every use after free */
+#else
 #define HEADER_CACHE 64
-static _Thread_local ember_tensor *header_cache[HEADER_CACHE];
+#endif
+static _Thread_local ember_tensor *header_cache[HEADER_CACHE + 1];
 static _Thread_local int header_cached;
 
 static ember_tensor *header_alloc(void) {

@@ -449,10 +449,17 @@ int ember_copy_(ember_tensor *dst, const ember_tensor *src) {
                            ember_shape_str(b1, sizeof b1, src->ndim, src->shape),
                            ember_shape_str(b2, sizeof b2, dst->ndim, dst->shape));
   }
+  /* another view of dst's own storage (t:copy(t:t())) is read from a
+     snapshot, so no element is overwritten before it is read */
+  ember_tensor *snap = NULL;
+  if (src->storage == dst->storage && src != dst) {
+    if (!(snap = ember_clone(src))) return -1;
+    src = snap;
+  }
   ember_tensor *s = ember_broadcast_to(src, dst->ndim, dst->shape);
-  if (!s) return -1;
-  int rc = ember_backend_of(dst)->copy(dst, s);
+  int rc = s ? ember_backend_of(dst)->copy(dst, s) : -1;
   ember_tensor_release(s);
+  ember_tensor_release(snap);
   return rc;
 }
 
