@@ -1,0 +1,38 @@
+--- bench/timing.lua -- the timing method every Lua benchmark shares, the
+-- same as its peers' (bench/matmul_c.c, bench/tiny_op_torch.py):
+--   - warm-up for >= WARM_S seconds (at least `unit` calls twice), which
+--     also estimates the cost of one call;
+--   - R calls per batch, R chosen so a batch lasts >= BATCH_S seconds;
+--   - NBATCH batches; the median batch gives the figure.
+-- Clock: ember.clock(), CLOCK_MONOTONIC wall time from the bindings.  Not
+-- os.clock(), which is CPU time summed over all threads (it would count a
+-- 2-thread GEMM twice), and not os.time(), which ticks in whole seconds.
+local ember = require "ember"
+
+local M = {NBATCH = 5, BATCH_S = 0.2, WARM_S = 0.1}
+local clock = ember.clock
+
+local function median(xs)
+  table.sort(xs)
+  return xs[(#xs + 1) // 2]
+end
+
+--- Median seconds per call of batch(reps), which makes `reps` calls.
+-- `unit` is how many calls one warm-up step makes (1 for slow calls).
+function M.per_call(batch, unit)
+  unit = unit or 1000
+  local t0, calls, spent = clock(), 0, 0
+  repeat
+    batch(unit); calls = calls + unit; spent = clock() - t0
+  until calls >= 2 * unit and spent >= M.WARM_S
+  local reps = math.floor(M.BATCH_S / (spent / calls)) + 1
+  local secs = {}
+  for k = 1, M.NBATCH do
+    t0 = clock()
+    batch(reps)
+    secs[k] = clock() - t0
+  end
+  return median(secs) / reps
+end
+
+return M
