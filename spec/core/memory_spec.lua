@@ -3,14 +3,18 @@
 -- figure is the loop's alone.
 local run = require "helpers.run"
 
--- Run `src` in a child and return its peak resident memory in KiB.
-local function peak_kib(src)
-  local out, rc = run.lua_run(src .. [[
+-- Run `src` in a child (stock lua5.4, or `exe` given as a command) and
+-- return its peak resident memory in KiB.
+local function peak_kib(src, exe)
+  local tail = [[
     for line in io.lines("/proc/self/status") do
       local kb = line:match("^VmHWM:%s+(%d+)")
       if kb then print("peak_kib", kb) end
     end
-  ]])
+  ]]
+  local out, rc
+  if exe then out, rc = run.sh(exe .. " -e " .. run.q(src .. tail))
+  else out, rc = run.lua_run(src .. tail) end
   assert.are.equal(0, rc, out)
   local kib = tonumber(out:match("peak_kib%s+(%d+)"))
   assert.is_not_nil(kib, out)
@@ -35,6 +39,13 @@ describe("memory", function()
       local a = ember.ones(512, 512)
       for i = 1, 3000 do local c = a + a end
     ]])
+    assert.is_true(kib < 300 * 1024, ("peak resident %d KiB"):format(kib))
+  end)
+
+  it("also in the ember executable, whose collector is generational", function()
+    local kib = peak_kib([[
+      for i = 1, 20000 do local t = ember.zeros(262144) end
+    ]], run.ember)
     assert.is_true(kib < 300 * 1024, ("peak resident %d KiB"):format(kib))
   end)
 end)
