@@ -224,6 +224,16 @@ int l_checkshape(lua_State *L, int idx, int64_t *shape, int *next) {
   return n;
 }
 
+/* A tensor (borrowed) or NULL for a number/boolean; raises otherwise. */
+static ember_tensor *check_operand(lua_State *L, int idx) {
+  int ty = lua_type(L, idx);
+  if (ty == LUA_TNUMBER || ty == LUA_TBOOLEAN) return NULL;
+  l_tensor *u = l_testtensor(L, idx);
+  if (!u) luaL_typeerror(L, idx, "tensor or number");
+  if (!u->t) luaL_argerror(L, idx, "tensor has been closed");
+  return u->t;
+}
+
 ember_tensor *l_operand(lua_State *L, int idx, const ember_tensor *other) {
   if (lua_type(L, idx) == LUA_TNUMBER) {
     ember_tensor *s;
@@ -241,12 +251,7 @@ ember_tensor *l_operand(lua_State *L, int idx, const ember_tensor *other) {
     if (!s) l_error(L);
     return s;
   }
-  ember_tensor *t = ember_lua_totensor(L, idx);
-  if (!t) {
-    if (l_testtensor(L, idx))
-      luaL_argerror(L, idx, "tensor has been closed");
-    luaL_typeerror(L, idx, "tensor or number");
-  }
+  ember_tensor *t = check_operand(L, idx);
   ember_tensor_retain(t);
   return t;
 }
@@ -435,9 +440,8 @@ static int l_item(lua_State *L) {
     ember_item(t, &d);
     return l_error(L);
   }
-  int64_t zero[EMBER_MAX_DIMS] = {0};
-  ember_tensor flat = *t;   /* any index of a one-element tensor is 0 */
-  push_element(L, &flat, zero);
+  int64_t zero[EMBER_MAX_DIMS] = {0};   /* a one-element tensor's index */
+  push_element(L, t, zero);
   return 1;
 }
 
@@ -543,16 +547,6 @@ static int t_len(lua_State *L) {
 /* {======================================================================
 ** Arithmetic metamethods: numbers on either side
 ** ======================================================================= */
-
-/* A tensor (borrowed) or NULL for a number/boolean; raises otherwise. */
-static ember_tensor *check_operand(lua_State *L, int idx) {
-  int ty = lua_type(L, idx);
-  if (ty == LUA_TNUMBER || ty == LUA_TBOOLEAN) return NULL;
-  l_tensor *u = l_testtensor(L, idx);
-  if (!u) luaL_typeerror(L, idx, "tensor or number");
-  if (!u->t) luaL_argerror(L, idx, "tensor has been closed");
-  return u->t;
-}
 
 /* a op b for the metamethods and ember.add & co.: both operands are checked
    before either is converted, so an error cannot leak a reference.  Two
