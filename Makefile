@@ -25,7 +25,8 @@ XCFLAGS  := -std=c11 -fPIC -fopenmp $(WARN) $(CFLAGS) $(SAN)
 LIBS     := -lopenblas -lm -fopenmp $(SAN)
 
 CORE_SRC := $(sort $(wildcard core/*.c core/cpu/*.c))
-BIND_SRC := bindings/lua_tensor.c bindings/lua_ops.c bindings/lua_module.c
+BIND_SRC := bindings/lua_tensor.c bindings/lua_ops.c bindings/lua_module.c \
+            bindings/lua_autograd.c bindings/lua_nn.c bindings/lua_optim.c
 LUA_SRC  := $(sort $(shell find lua -name '*.lua'))
 GEN_SRC  := $(BUILD)/gen/ember_lua_modules.c
 

@@ -48,5 +48,8 @@ int l_arith(lua_State *L, ember_binary_op op);
    -2 and the method table at -1. */
 void l_register_ops(lua_State *L);
 void l_register_tensor(lua_State *L);
+void l_register_autograd(lua_State *L);  /* lua_autograd.c */
+void l_register_nn(lua_State *L);        /* lua_nn.c: conv, pooling */
+void l_register_optim(lua_State *L);     /* lua_optim.c: fused steps */
 
 #endif

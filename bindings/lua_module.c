@@ -13,6 +13,9 @@ int luaopen_ember_core(lua_State *L) {
   lua_newtable(L);                /* methods */
   l_register_tensor(L);
   l_register_ops(L);
+  l_register_autograd(L);
+  l_register_nn(L);
+  l_register_optim(L);
   lua_pushvalue(L, -1);
   lua_setfield(L, -3, "_methods");
   lua_pop(L, 1);

@@ -28,4 +28,10 @@ ember.cuda = setmetatable({
   device_count = function() return 0 end,
 }, {__call = function(_, t, ...) return C.cuda(t, ...) end})
 
+-- The library's Lua modules require "ember" themselves: publish the table
+-- before loading them.
+package.loaded.ember = ember
+ember.nn = require "ember.nn"
+ember.optim = require "ember.optim"
+
 return ember

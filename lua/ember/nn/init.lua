@@ -1,0 +1,3 @@
+--- ember.nn: layers, losses, initialisation and functional forms.
+local nn = {}
+return nn

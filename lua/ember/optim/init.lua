@@ -1,0 +1,3 @@
+--- ember.optim: optimizers and learning-rate schedulers.
+local optim = {}
+return optim
