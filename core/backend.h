@@ -89,4 +89,8 @@ ember_tensor *ember_broadcast_to(const ember_tensor *t, int ndim,
 /* t converted to dt (t retained when it already has dt). */
 ember_tensor *ember_cast(const ember_tensor *t, ember_dtype dt);
 
+/* Every in-place write to t's data calls this (autograd's check that a
+   tensor saved for backward was not modified). */
+static inline void ember_bump_version(ember_tensor *t) { t->storage->version++; }
+
 #endif

@@ -75,6 +75,7 @@ ember_storage *ember_storage_new(ember_device dev, size_t nbytes) {
   s->device = dev;
   s->release = NULL;
   s->release_ctx = NULL;
+  s->version = 0;
   bytes_allocated += nbytes;
   bytes_live += nbytes;
   return s;
@@ -232,6 +233,7 @@ ember_tensor *ember_from_blob(void *data, ember_dtype dt, int ndim,
   s->release = release;
   s->release_ctx = ctx;
   s->inline_data = 0;
+  s->version = 0;
   ember_tensor *t = ember_tensor_make(s, dt, ndim, shape, st, 0);
   if (!t) { free(s); return NULL; }
   s->refcount--;

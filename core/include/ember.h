@@ -125,6 +125,8 @@ typedef struct ember_storage {
   ember_release_fn release; /* NULL when Ember owns `data` */
   void *release_ctx;
   int inline_data;          /* data lives in the same block as this header */
+  uint64_t version;         /* bumped by every in-place write (autograd
+                               checks saved tensors against it) */
 } ember_storage;
 
 typedef struct ember_tensor {
@@ -135,7 +137,7 @@ typedef struct ember_tensor {
   int ndim;                         /* 0 for a scalar tensor */
   ember_dtype dtype;
   int refcount;
-  void *grad_info;                  /* reserved for autograd (NULL) */
+  struct ember_autograd_meta *grad_info; /* autograd state, NULL if none */
 } ember_tensor;
 
 void ember_tensor_retain(ember_tensor *t);
@@ -311,6 +313,39 @@ ember_tensor *ember_index_select(const ember_tensor *t, int dim,
                                  const ember_tensor *index);
 ember_tensor *ember_gather(const ember_tensor *t, int dim,
                            const ember_tensor *index);
+
+/* }==================================================================== */
+
+/* {====================================================================
+** Autograd.  Reverse mode, recorded as ops run: a result of a
+** differentiable op with an input that requires grad gets a node holding
+** its backward function and saved tensors.  Grads are float tensors.
+** ===================================================================== */
+
+struct ember_autograd_meta;
+
+/* Grad mode (on by default): when off, nothing is recorded. */
+void ember_set_grad_enabled(int on);
+int ember_is_grad_enabled(void);
+/* requires_grad of a leaf (a tensor no recorded op produced).  Only
+   floating-point tensors can require grad.  -1 on error. */
+int ember_set_requires_grad(ember_tensor *t, int on);
+int ember_requires_grad(const ember_tensor *t);
+int ember_is_leaf(const ember_tensor *t);
+/* The accumulated gradient (borrowed; NULL if none) and its setter
+   (retains g; NULL clears).  A new grad must match t's shape and dtype. */
+ember_tensor *ember_grad(const ember_tensor *t);
+int ember_set_grad(ember_tensor *t, ember_tensor *g);
+/* Keep .grad for a non-leaf during backward, as Tensor.retain_grad. */
+int ember_retain_grad(ember_tensor *t);
+/* Name of the node that produced t ("MulBackward", ...), NULL for leaves. */
+const char *ember_grad_fn_name(const ember_tensor *t);
+/* A view of t's data outside the graph (requires_grad off). */
+ember_tensor *ember_detach(const ember_tensor *t);
+/* Backpropagate from t.  `grad` may be NULL when t has one element (then
+   1).  The graph's saved tensors are freed unless retain_graph. */
+int ember_backward(ember_tensor *t, const ember_tensor *grad,
+                   int retain_graph);
 
 /* }==================================================================== */
 
