@@ -1,13 +1,91 @@
 /*
-** lua_autograd.c -- autograd functions of the `ember` module.
+** lua_autograd.c -- autograd from Lua: requires_grad_, backward, detach,
+** retain_grad and the grad mode.  The fields (t.grad, t.requires_grad,
+** t.is_leaf, t.grad_fn) are in lua_tensor.c's __index and __newindex.
 */
 #include "lua_internal.h"
 
+/* t:requires_grad_([on = true]) -> t */
+static int l_requires_grad_(lua_State *L) {
+  ember_tensor *t = l_check(L, 1);
+  int on = lua_isnoneornil(L, 2) ? 1 : lua_toboolean(L, 2);
+  if (ember_set_requires_grad(t, on) < 0) return l_error(L);
+  lua_settop(L, 1);
+  return 1;
+}
+
+/* t:backward([grad] [, {retain_graph = false}]) */
+static int l_backward(lua_State *L) {
+  ember_tensor *t = l_check(L, 1);
+  int opt = l_isoptions(L, 2) ? 2 : 3;
+  ember_tensor *g = NULL;
+  if (opt == 3 && !lua_isnoneornil(L, 2)) g = l_check(L, 2);
+  int retain = 0;
+  if (l_isoptions(L, opt)) {
+    lua_getfield(L, opt, "retain_graph");
+    retain = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+  }
+  if (ember_backward(t, g, retain) < 0) return l_error(L);
+  return 0;
+}
+
+static int l_detach(lua_State *L) {
+  ember_tensor *t = l_check(L, 1);
+  l_tensor *slot = l_newslot(L);
+  l_fill(L, slot, ember_detach(t));
+  return 1;
+}
+
+/* t:detach_(): t leaves the graph (a leaf that does not require grad) */
+static int l_detach_(lua_State *L) {
+  ember_tensor *t = l_check(L, 1);
+  if (t->grad_info && !ember_is_leaf(t)) {
+    ember_tensor *d = ember_detach(t);   /* same data, no history */
+    if (!d) return l_error(L);
+    l_tensor *u = luaL_checkudata(L, 1, EMBER_TENSOR_MT);
+    ember_tensor_release(u->t);
+    u->t = d;
+  } else if (ember_set_requires_grad(t, 0) < 0) {
+    return l_error(L);
+  }
+  lua_settop(L, 1);
+  return 1;
+}
+
+static int l_retain_grad(lua_State *L) {
+  if (ember_retain_grad(l_check(L, 1)) < 0) return l_error(L);
+  return 0;
+}
+
+static int l_set_grad_enabled(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TBOOLEAN);
+  ember_set_grad_enabled(lua_toboolean(L, 1));
+  return 0;
+}
+
+static int l_is_grad_enabled(lua_State *L) {
+  lua_pushboolean(L, ember_is_grad_enabled());
+  return 1;
+}
+
+/* bytes of tensor storage alive now (what a leak would grow) */
+static int l_memory_allocated(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)ember_bytes_live());
+  return 1;
+}
+
 static const luaL_Reg module_funcs[] = {
+  {"memory_allocated", l_memory_allocated},
+  {"set_grad_enabled", l_set_grad_enabled},
+  {"is_grad_enabled", l_is_grad_enabled},
   {NULL, NULL},
 };
 
 static const luaL_Reg method_funcs[] = {
+  {"requires_grad_", l_requires_grad_}, {"backward", l_backward},
+  {"detach", l_detach}, {"detach_", l_detach_},
+  {"retain_grad", l_retain_grad},
   {NULL, NULL},
 };
 

@@ -35,6 +35,9 @@ ember_dtype l_checkdtype(lua_State *L, int idx);
 int l_checkshape(lua_State *L, int idx, int64_t *shape, int *next);
 /* Options table at idx (or none): dtype field, with a default. */
 ember_dtype l_optdtype_field(lua_State *L, int idx, ember_dtype def);
+/* Options table at idx (or none): requires_grad applied to the tensor at
+   the top of the stack. */
+void l_opt_requires_grad(lua_State *L, int idx);
 /* Is the value at idx an options table (a table that is not a sequence)? */
 int l_isoptions(lua_State *L, int idx);
 /* A tensor operand: a tensor (retained) or a number made into a 0-d tensor

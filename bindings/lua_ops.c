@@ -35,6 +35,7 @@ static int sized(lua_State *L, sized_fn make) {
   int next, n = l_checkshape(L, 1, shape, &next);
   ember_dtype dt = l_optdtype_field(L, next, EMBER_FLOAT32);
   PUSH(L, make(n, shape, dt));
+  l_opt_requires_grad(L, next);
   return 1;
 }
 
@@ -52,6 +53,7 @@ static int l_full(lua_State *L) {
   lua_Number v = luaL_checknumber(L, next);
   ember_dtype dt = l_optdtype_field(L, next + 1, EMBER_FLOAT32);
   PUSH(L, ember_full(n, shape, v, dt));
+  l_opt_requires_grad(L, next + 1);
   return 1;
 }
 
@@ -72,6 +74,7 @@ static int l_arange(lua_State *L) {
   }
   ember_dtype dt = l_optdtype_field(L, nargs + 1, allint ? EMBER_INT64 : EMBER_FLOAT32);
   PUSH(L, ember_arange(start, end, step, dt));
+  l_opt_requires_grad(L, nargs + 1);
   return 1;
 }
 
@@ -80,6 +83,7 @@ static int l_linspace(lua_State *L) {
   lua_Integer n = luaL_checkinteger(L, 3);
   ember_dtype dt = l_optdtype_field(L, 4, EMBER_FLOAT32);
   PUSH(L, ember_linspace(a, b, (int64_t)n, dt));
+  l_opt_requires_grad(L, 4);
   return 1;
 }
 
@@ -90,6 +94,7 @@ static int l_eye(lua_State *L) {
   ember_dtype dt = l_optdtype_field(L, lua_type(L, 2) == LUA_TNUMBER ? 3 : 2,
                                     EMBER_FLOAT32);
   PUSH(L, ember_eye((int64_t)n, (int64_t)m, dt));
+  l_opt_requires_grad(L, lua_type(L, 2) == LUA_TNUMBER ? 3 : 2);
   return 1;
 }
 
@@ -128,6 +133,7 @@ static int like(lua_State *L, int kind) {
     case 4: PUSH(L, ember_rand(t->ndim, t->shape, dt)); break;
     default: PUSH(L, ember_randn(t->ndim, t->shape, dt)); break;
   }
+  l_opt_requires_grad(L, opt);
   return 1;
 }
 static int l_zeros_like(lua_State *L) { return like(L, 0); }
@@ -509,8 +515,62 @@ static const struct { const char *name; ember_unary_op op; } unary_ops[] = {
   {"neg", EMBER_NEG}, {"abs", EMBER_ABS}, {"exp", EMBER_EXP},
   {"log", EMBER_LOG}, {"sqrt", EMBER_SQRT}, {"sin", EMBER_SIN},
   {"cos", EMBER_COS}, {"tanh", EMBER_TANH}, {"sigmoid", EMBER_SIGMOID},
-  {"relu", EMBER_RELU},
+  {"relu", EMBER_RELU}, {"erf", EMBER_ERF}, {"log1p", EMBER_LOG1P},
+  {"expm1", EMBER_EXPM1},
 };
+
+/* gelu(x [, approximate]): "none" (erf, the default) or "tanh" */
+static int gelu_mode(lua_State *L, int idx) {
+  const char *m = luaL_optstring(L, idx, "none");
+  if (strcmp(m, "none") == 0) return 0;
+  if (strcmp(m, "tanh") == 0) return 1;
+  return luaL_argerror(L, idx, lua_pushfstring(L, "approximate must be "
+                       "'none' or 'tanh', got '%s'", m));
+}
+
+static int l_gelu(lua_State *L) {
+  ember_tensor *t = l_check(L, 1);
+  int mode = gelu_mode(L, 2);
+  PUSH(L, ember_unary_p(EMBER_GELU, t, mode));
+  return 1;
+}
+
+static int l_gelu_(lua_State *L) {
+  ember_tensor *t = l_check(L, 1);
+  if (ember_unary_p_(EMBER_GELU, t, gelu_mode(L, 2)) < 0) return l_error(L);
+  lua_settop(L, 1);
+  return 1;
+}
+
+/* leaky_relu(x [, negative_slope = 0.01]) */
+static int l_leaky_relu(lua_State *L) {
+  ember_tensor *t = l_check(L, 1);
+  double slope = luaL_optnumber(L, 2, 0.01);
+  PUSH(L, ember_unary_p(EMBER_LEAKY_RELU, t, slope));
+  return 1;
+}
+
+static int l_leaky_relu_(lua_State *L) {
+  ember_tensor *t = l_check(L, 1);
+  if (ember_unary_p_(EMBER_LEAKY_RELU, t, luaL_optnumber(L, 2, 0.01)) < 0)
+    return l_error(L);
+  lua_settop(L, 1);
+  return 1;
+}
+
+/* index_add_(dim, index, src) and scatter_add_(dim, index, src) */
+static int add_at(lua_State *L, int scatter) {
+  ember_tensor *t = l_check(L, 1);
+  int d = l_checkdim(L, 2);
+  ember_tensor *idx = l_check(L, 3), *src = l_check(L, 4);
+  int rc = scatter ? ember_scatter_add_(t, d, idx, src)
+                   : ember_index_add_(t, d, idx, src);
+  if (rc < 0) return l_error(L);
+  lua_settop(L, 1);
+  return 1;
+}
+static int l_index_add_(lua_State *L) { return add_at(L, 0); }
+static int l_scatter_add_(lua_State *L) { return add_at(L, 1); }
 
 /* clamp(min, max): either may be nil */
 static void clamp_bounds(lua_State *L, double *lo, double *hi) {
@@ -776,6 +836,9 @@ static const luaL_Reg method_funcs[] = {
   {"max", l_max}, {"min", l_min}, {"softmax", l_softmax},
   {"log_softmax", l_log_softmax}, {"matmul", l_matmul},
   {"index_select", l_index_select}, {"gather", l_gather},
+  {"gelu", l_gelu}, {"gelu_", l_gelu_}, {"leaky_relu", l_leaky_relu},
+  {"leaky_relu_", l_leaky_relu_}, {"index_add_", l_index_add_},
+  {"scatter_add_", l_scatter_add_},
   {NULL, NULL},
 };
 

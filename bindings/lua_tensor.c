@@ -370,7 +370,16 @@ static void fill_from_table(lua_State *L, fill_state *fs, int depth) {
   }
 }
 
-/* ember.tensor(data [, {dtype=}]) */
+/* {requires_grad = true} in the options at idx: set it on the tensor at
+   the top of the stack (the result just pushed). */
+void l_opt_requires_grad(lua_State *L, int idx) {
+  if (!l_isoptions(L, idx)) return;
+  int on = lua_getfield(L, idx, "requires_grad") != LUA_TNIL && lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  if (on && ember_set_requires_grad(l_check(L, -1), 1) < 0) l_error(L);
+}
+
+/* ember.tensor(data [, {dtype=, requires_grad=}]) */
 static int l_tensor_new(lua_State *L) {
   ember_dtype def = EMBER_FLOAT32;
   int64_t shape[EMBER_MAX_DIMS];
@@ -379,7 +388,12 @@ static int l_tensor_new(lua_State *L) {
   if (src) {
     ember_dtype dt = l_optdtype_field(L, 2, src->dtype);
     l_tensor *slot = l_newslot(L);
-    l_fill(L, slot, ember_to_dtype(src, dt));
+    int prev = ember_is_grad_enabled();   /* a new leaf: a copy, detached */
+    ember_set_grad_enabled(0);
+    ember_tensor *c = ember_to_dtype(src, dt);
+    ember_set_grad_enabled(prev);
+    l_fill(L, slot, c);
+    l_opt_requires_grad(L, 2);
     return 1;
   }
   switch (lua_type(L, 1)) {
@@ -397,6 +411,7 @@ static int l_tensor_new(lua_State *L) {
   lua_pushvalue(L, 1);
   fill_from_table(L, &fs, 0);
   lua_pop(L, 1);
+  l_opt_requires_grad(L, 2);
   return 1;
 }
 
@@ -483,7 +498,28 @@ static int t_index(lua_State *L) {
       lua_pushstring(L, ember_device_name(u->t->storage->device));
       return 1;
     }
-    /* further fields (grad, ...) live in the Lua library's table */
+    if (strcmp(k, "grad") == 0) {
+      ember_tensor *g = ember_grad(u->t);
+      if (!g) { lua_pushnil(L); return 1; }
+      ember_tensor_retain(g);
+      l_tensor *slot = l_newslot(L);
+      l_fill(L, slot, g);
+      return 1;
+    }
+    if (strcmp(k, "requires_grad") == 0) {
+      lua_pushboolean(L, ember_requires_grad(u->t));
+      return 1;
+    }
+    if (strcmp(k, "is_leaf") == 0) {
+      lua_pushboolean(L, ember_is_leaf(u->t));
+      return 1;
+    }
+    if (strcmp(k, "grad_fn") == 0) {
+      const char *name = ember_grad_fn_name(u->t);
+      if (name) lua_pushstring(L, name); else lua_pushnil(L);
+      return 1;
+    }
+    /* further fields live in the Lua library's table */
     lua_pushvalue(L, 2);
     lua_rawget(L, lua_upvalueindex(2));
     if (lua_isfunction(L, -1)) {
@@ -505,9 +541,23 @@ static int t_index(lua_State *L) {
 
 static int t_newindex(lua_State *L) {
   ember_tensor *t = l_check(L, 1);
-  if (lua_type(L, 2) == LUA_TSTRING)
-    return luaL_error(L, "cannot set field '%s' of a tensor",
-                      lua_tostring(L, 2));
+  if (lua_type(L, 2) == LUA_TSTRING) {
+    const char *k = lua_tostring(L, 2);
+    if (strcmp(k, "grad") == 0) {
+      ember_tensor *g = NULL;
+      if (!lua_isnil(L, 3) && !(g = ember_lua_totensor(L, 3)))
+        return luaL_error(L, "grad: expected a tensor or nil, got %s",
+                          luaL_typename(L, 3));
+      return ember_set_grad(t, g) < 0 ? l_error(L) : 0;
+    }
+    if (strcmp(k, "requires_grad") == 0) {
+      if (!lua_isboolean(L, 3))
+        return luaL_error(L, "requires_grad: expected a boolean, got %s",
+                          luaL_typename(L, 3));
+      return ember_set_requires_grad(t, lua_toboolean(L, 3)) < 0 ? l_error(L) : 0;
+    }
+    return luaL_error(L, "cannot set field '%s' of a tensor", k);
+  }
   int64_t i = check_index(L, t, 2);
   ember_tensor *row = ember_select(t, 0, i);
   if (!row) return l_error(L);

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backend.h"
+#include "grad_ops.h"
 
 /* {======================================================================
 ** matmul
@@ -35,6 +35,7 @@ static ember_tensor *as_batch(const ember_tensor *t, int64_t B) {
 ** evenly, which is the common case of a linear layer.
 */
 ember_tensor *ember_matmul(const ember_tensor *a, const ember_tensor *b) {
+  if (ember_ag_active2(a, b)) return ember_ag_matmul(a, b);
   char b1[128], b2[128];
   if (a->ndim == 0 || b->ndim == 0) {
     ember_set_error("matmul: both arguments need at least 1 dimension, got "
@@ -136,6 +137,7 @@ done:
 
 ember_tensor *ember_cat(int n, ember_tensor *const *ts, int dim) {
   if (n < 1) { ember_set_error("cat: expected a non-empty list of tensors"); return NULL; }
+  if (ember_ag_active_n(n, ts)) return ember_ag_cat(n, ts, dim);
   const ember_tensor *t0 = ts[0];
   if (t0->ndim == 0) { ember_set_error("cat: zero-dimensional tensors cannot be concatenated"); return NULL; }
   if ((dim = ember_wrap_dim("cat", dim, t0->ndim)) < 0) return NULL;
@@ -182,6 +184,7 @@ ember_tensor *ember_cat(int n, ember_tensor *const *ts, int dim) {
 ember_tensor *ember_stack(int n, ember_tensor *const *ts, int dim) {
   if (n < 1) { ember_set_error("stack: expected a non-empty list of tensors"); return NULL; }
   if (n > 1 << 20) { ember_set_error("stack: too many tensors"); return NULL; }
+  if (ember_ag_active_n(n, ts)) return ember_ag_stack(n, ts, dim);
   if ((dim = ember_wrap_dim("stack", dim, ts[0]->ndim + 1)) < 0) return NULL;
   for (int i = 1; i < n; i++) {
     if (ts[i]->ndim != ts[0]->ndim ||
@@ -226,6 +229,7 @@ static int check_index(const char *fn, const ember_tensor *t,
 ember_tensor *ember_index_select(const ember_tensor *t, int dim,
                                  const ember_tensor *index) {
   if (check_index("index_select", t, index) < 0) return NULL;
+  if (ember_ag_active1(t)) return ember_ag_index_select(t, dim, index);
   if (index->ndim > 1) {
     ember_set_error("index_select: index must be 1-d, got %d-d", index->ndim);
     return NULL;
@@ -246,6 +250,7 @@ ember_tensor *ember_index_select(const ember_tensor *t, int dim,
 ember_tensor *ember_gather(const ember_tensor *t, int dim,
                            const ember_tensor *index) {
   if (check_index("gather", t, index) < 0) return NULL;
+  if (ember_ag_active1(t)) return ember_ag_gather(t, dim, index);
   if (index->ndim != t->ndim) {
     ember_set_error("gather: index has %d dimensions, the tensor %d",
                     index->ndim, t->ndim);
@@ -267,6 +272,78 @@ ember_tensor *ember_gather(const ember_tensor *t, int dim,
     return NULL;
   }
   return out;
+}
+
+/* }====================================================================== */
+
+/* {======================================================================
+** index_add_ and scatter_add_: the adjoints of index_select and gather
+** ======================================================================= */
+
+static int check_add_target(const char *fn, ember_tensor *t,
+                            const ember_tensor *src) {
+  if (t->dtype != src->dtype)
+    return ember_set_error("%s: source dtype %s differs from the tensor's %s",
+                           fn, ember_dtype_name(src->dtype),
+                           ember_dtype_name(t->dtype));
+  if (src->storage->device != t->storage->device)
+    return ember_set_error("%s: source is on %s, tensor on %s", fn,
+                           ember_device_name(src->storage->device),
+                           ember_device_name(t->storage->device));
+  if (t->ndim == 0) return ember_set_error("%s: cannot index a 0-d tensor", fn);
+  if (ember_ag_active1(t) || ember_ag_active1(src))
+    return ember_set_error("%s: not differentiable; run it under no_grad", fn);
+  for (int i = 0; i < t->ndim; i++)
+    if (t->strides[i] == 0 && t->shape[i] > 1)
+      return ember_set_error("%s: cannot write in place to an expanded tensor", fn);
+  return 0;
+}
+
+int ember_index_add_(ember_tensor *t, int dim, const ember_tensor *index,
+                     const ember_tensor *src) {
+  if (check_index("index_add_", t, index) < 0 ||
+      check_add_target("index_add_", t, src) < 0)
+    return -1;
+  if (index->ndim > 1)
+    return ember_set_error("index_add_: index must be 1-d, got %d-d", index->ndim);
+  if ((dim = ember_wrap_dim("index_add_", dim, t->ndim)) < 0) return -1;
+  int ok = src->ndim == t->ndim && src->shape[dim] == ember_numel(index);
+  for (int d = 0; ok && d < t->ndim; d++)
+    if (d != dim && src->shape[d] != t->shape[d]) ok = 0;
+  if (!ok) {
+    char b1[128], b2[128];
+    return ember_set_error("index_add_: source of shape %s does not match the "
+                           "tensor's shape %s with %lld indices in dimension %d",
+                           ember_shape_str(b1, sizeof b1, src->ndim, src->shape),
+                           ember_shape_str(b2, sizeof b2, t->ndim, t->shape),
+                           (long long)ember_numel(index), dim + 1);
+  }
+  if (ember_backend_of(t)->index_add(t, dim, index, src) < 0) return -1;
+  ember_bump_version(t);
+  return 0;
+}
+
+int ember_scatter_add_(ember_tensor *t, int dim, const ember_tensor *index,
+                       const ember_tensor *src) {
+  if (check_index("scatter_add_", t, index) < 0 ||
+      check_add_target("scatter_add_", t, src) < 0)
+    return -1;
+  if ((dim = ember_wrap_dim("scatter_add_", dim, t->ndim)) < 0) return -1;
+  int ok = index->ndim == t->ndim && src->ndim == t->ndim;
+  for (int d = 0; ok && d < t->ndim; d++)
+    if (index->shape[d] > src->shape[d] || (d != dim && index->shape[d] > t->shape[d]))
+      ok = 0;
+  if (!ok) {
+    char b1[128], b2[128], b3[128];
+    return ember_set_error("scatter_add_: index of shape %s does not fit the "
+                           "source %s and the tensor %s",
+                           ember_shape_str(b1, sizeof b1, index->ndim, index->shape),
+                           ember_shape_str(b2, sizeof b2, src->ndim, src->shape),
+                           ember_shape_str(b3, sizeof b3, t->ndim, t->shape));
+  }
+  if (ember_backend_of(t)->scatter_add(t, dim, index, src) < 0) return -1;
+  ember_bump_version(t);
+  return 0;
 }
 
 /* }====================================================================== */

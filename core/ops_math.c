@@ -11,11 +11,11 @@
 #include <math.h>
 #include <string.h>
 
-#include "backend.h"
+#include "grad_ops.h"
 
 static const char *const unary_names[EMBER_NUNARY] = {
   "neg", "abs", "exp", "log", "sqrt", "sin", "cos", "tanh", "sigmoid", "relu",
-  "clamp",
+  "clamp", "erf", "log1p", "expm1", "gelu", "leaky_relu",
 };
 static const char *const binary_names[EMBER_NBINARY] = {
   "add", "sub", "mul", "div", "pow", "maximum", "minimum",
@@ -91,9 +91,37 @@ static ember_tensor *unary_impl(ember_unary_op op, const ember_tensor *t,
   return out;
 }
 
+/* The kernel's parameters for an op with parameter `param`. */
+static void unary_params(ember_unary_op op, double param, double *p0,
+                         double *p1) {
+  *p0 = -INFINITY;
+  *p1 = INFINITY;
+  if (op == EMBER_GELU || op == EMBER_LEAKY_RELU) *p0 = param;
+}
+
+static double default_param(ember_unary_op op) {
+  return op == EMBER_LEAKY_RELU ? 0.01 : 0;
+}
+
+ember_tensor *ember_unary_p(ember_unary_op op, const ember_tensor *t,
+                            double param) {
+  if ((unsigned)op >= EMBER_NUNARY || op == EMBER_CLAMP) {
+    ember_set_error("unary: bad op");
+    return NULL;
+  }
+  if (op == EMBER_GELU && param != 0 && param != 1) {
+    ember_set_error("gelu: approximation must be 0 (none) or 1 (tanh)");
+    return NULL;
+  }
+  if (ember_ag_active1(t)) return ember_ag_unary(op, t, param);
+  double p0, p1;
+  unary_params(op, param, &p0, &p1);
+  return unary_impl(op, t, p0, p1);
+}
+
 ember_tensor *ember_unary(ember_unary_op op, const ember_tensor *t) {
-  if ((unsigned)op >= EMBER_NUNARY) { ember_set_error("unary: bad op"); return NULL; }
-  return unary_impl(op, t, -INFINITY, INFINITY);
+  if (op == EMBER_CLAMP) return ember_clamp(t, -INFINITY, INFINITY);
+  return ember_unary_p(op, t, default_param(op));
 }
 
 static int unary_inplace(ember_unary_op op, ember_tensor *t, double p0,
@@ -110,9 +138,22 @@ static int unary_inplace(ember_unary_op op, ember_tensor *t, double p0,
   return ember_backend_of(t)->unary(op, t, t, p0, p1);
 }
 
+int ember_unary_p_(ember_unary_op op, ember_tensor *t, double param) {
+  if ((unsigned)op >= EMBER_NUNARY || op == EMBER_CLAMP)
+    return ember_set_error("unary: bad op");
+  if (op == EMBER_GELU && param != 0 && param != 1)
+    return ember_set_error("gelu_: approximation must be 0 (none) or 1 (tanh)");
+  if (ember_ag_active1(t)) return ember_ag_unary_(op, t, param);
+  double p0, p1;
+  unary_params(op, param, &p0, &p1);
+  if (unary_inplace(op, t, p0, p1) < 0) return -1;
+  ember_bump_version(t);
+  return 0;
+}
+
 int ember_unary_(ember_unary_op op, ember_tensor *t) {
-  if ((unsigned)op >= EMBER_NUNARY) return ember_set_error("unary: bad op");
-  return unary_inplace(op, t, -INFINITY, INFINITY);
+  if (op == EMBER_CLAMP) return ember_clamp_(t, -INFINITY, INFINITY);
+  return ember_unary_p_(op, t, default_param(op));
 }
 
 static int check_clamp(double lo, double hi) {
@@ -126,6 +167,7 @@ static int fractional(double v) { return isfinite(v) && v != floor(v); }
 
 ember_tensor *ember_clamp(const ember_tensor *t, double lo, double hi) {
   if (check_clamp(lo, hi) < 0) return NULL;
+  if (ember_ag_active1(t)) return ember_ag_clamp(t, lo, hi);
   if (!ember_dtype_is_float(t->dtype) && (fractional(lo) || fractional(hi))) {
     ember_tensor *f = ember_cast(t, EMBER_FLOAT32);
     ember_tensor *r = f ? unary_impl(EMBER_CLAMP, f, lo, hi) : NULL;
@@ -137,7 +179,10 @@ ember_tensor *ember_clamp(const ember_tensor *t, double lo, double hi) {
 
 int ember_clamp_(ember_tensor *t, double lo, double hi) {
   if (check_clamp(lo, hi) < 0) return -1;
-  return unary_inplace(EMBER_CLAMP, t, lo, hi);
+  if (ember_ag_active1(t)) return ember_ag_clamp_(t, lo, hi);
+  if (unary_inplace(EMBER_CLAMP, t, lo, hi) < 0) return -1;
+  ember_bump_version(t);
+  return 0;
 }
 
 /* }====================================================================== */
@@ -180,6 +225,7 @@ static int check_int_pow(const ember_tensor *b) {
 ember_tensor *ember_binary(ember_binary_op op, const ember_tensor *a,
                            const ember_tensor *b) {
   if ((unsigned)op >= EMBER_NBINARY) { ember_set_error("binary: bad op"); return NULL; }
+  if (ember_ag_active2(a, b)) return ember_ag_binary(op, a, b);
   const char *fn = binary_names[op];
   if (same_device(fn, a, b) < 0) return NULL;
   ember_dtype dt;
@@ -216,8 +262,19 @@ static int can_cast(ember_dtype from, ember_dtype to) {
   return 1;
 }
 
+static int binary_inplace(ember_binary_op op, ember_tensor *a,
+                          const ember_tensor *b);
+
 int ember_binary_(ember_binary_op op, ember_tensor *a, const ember_tensor *b) {
   if ((unsigned)op >= EMBER_NBINARY) return ember_set_error("binary: bad op");
+  if (ember_ag_active2(a, b)) return ember_ag_binary_(op, a, b);
+  if (binary_inplace(op, a, b) < 0) return -1;
+  ember_bump_version(a);
+  return 0;
+}
+
+static int binary_inplace(ember_binary_op op, ember_tensor *a,
+                          const ember_tensor *b) {
   const char *fn = binary_names[op];
   if (same_device(fn, a, b) < 0) return -1;
   ember_dtype dt;
@@ -311,6 +368,7 @@ ember_tensor *ember_where(const ember_tensor *cond, const ember_tensor *a,
   if (check_mask("where", cond) < 0 || same_device("where", cond, a) < 0 ||
       same_device("where", a, b) < 0)
     return NULL;
+  if (ember_ag_active2(a, b)) return ember_ag_where(cond, a, b);
   int n, n2;
   int64_t s1[EMBER_MAX_DIMS], shape[EMBER_MAX_DIMS];
   if (ember_broadcast_shapes("where", a->ndim, a->shape, b->ndim, b->shape, &n,
@@ -333,8 +391,19 @@ ember_tensor *ember_where(const ember_tensor *cond, const ember_tensor *a,
   return out;
 }
 
+static int masked_fill_inplace(ember_tensor *t, const ember_tensor *mask,
+                               double value);
+
 int ember_masked_fill_(ember_tensor *t, const ember_tensor *mask,
                        double value) {
+  if (ember_ag_active1(t)) return ember_ag_masked_fill_(t, mask, value);
+  if (masked_fill_inplace(t, mask, value) < 0) return -1;
+  ember_bump_version(t);
+  return 0;
+}
+
+static int masked_fill_inplace(ember_tensor *t, const ember_tensor *mask,
+                               double value) {
   if (check_mask("masked_fill", mask) < 0 ||
       same_device("masked_fill", t, mask) < 0)
     return -1;
@@ -368,6 +437,7 @@ int ember_masked_fill_(ember_tensor *t, const ember_tensor *mask,
 ember_tensor *ember_masked_fill(const ember_tensor *t, const ember_tensor *mask,
                                 double value) {
   if (check_mask("masked_fill", mask) < 0) return NULL;
+  if (ember_ag_active1(t)) return ember_ag_masked_fill(t, mask, value);
   ember_tensor *out = ember_clone(t);
   if (out && ember_masked_fill_(out, mask, value) < 0) {
     ember_tensor_release(out);

@@ -9,7 +9,7 @@
 */
 #include <string.h>
 
-#include "backend.h"
+#include "grad_ops.h"
 
 static const char *const reduce_names[EMBER_NREDUCE] = {
   "sum", "mean", "prod", "max", "min", "argmax", "argmin", "var", "std",
@@ -61,6 +61,7 @@ static ember_tensor *run_reduce(ember_reduce_op op, const ember_tensor *src,
 ember_tensor *ember_reduce(ember_reduce_op op, const ember_tensor *t,
                            int correction) {
   if ((unsigned)op >= EMBER_NREDUCE) { ember_set_error("reduce: bad op"); return NULL; }
+  if (ember_ag_active1(t)) return ember_ag_reduce(op, t, correction);
   int64_t n = ember_numel(t);
   if (n == 0 && needs_elements(op)) {
     ember_set_error("%s: cannot reduce an empty tensor (it has no elements)",
@@ -81,6 +82,7 @@ ember_tensor *ember_reduce(ember_reduce_op op, const ember_tensor *t,
 ember_tensor *ember_reduce_dim(ember_reduce_op op, const ember_tensor *t,
                                int dim, int keepdim, int correction) {
   if ((unsigned)op >= EMBER_NREDUCE) { ember_set_error("reduce: bad op"); return NULL; }
+  if (ember_ag_active1(t)) return ember_ag_reduce_dim(op, t, dim, keepdim, correction);
   const char *fn = reduce_names[op];
   if (t->ndim == 0) {
     if (dim != 0 && dim != -1) {
@@ -134,11 +136,13 @@ static int extreme_dim(ember_reduce_op vop, ember_reduce_op iop,
 
 int ember_max_dim(const ember_tensor *t, int dim, int keepdim,
                   ember_tensor **values, ember_tensor **indices) {
+  if (ember_ag_active1(t)) return ember_ag_extreme_dim(1, t, dim, keepdim, values, indices);
   return extreme_dim(EMBER_MAX, EMBER_ARGMAX, t, dim, keepdim, values, indices);
 }
 
 int ember_min_dim(const ember_tensor *t, int dim, int keepdim,
                   ember_tensor **values, ember_tensor **indices) {
+  if (ember_ag_active1(t)) return ember_ag_extreme_dim(0, t, dim, keepdim, values, indices);
   return extreme_dim(EMBER_MIN, EMBER_ARGMIN, t, dim, keepdim, values, indices);
 }
 
@@ -168,9 +172,11 @@ static ember_tensor *softmax_impl(const char *fn, const ember_tensor *t,
 }
 
 ember_tensor *ember_softmax(const ember_tensor *t, int dim) {
+  if (ember_ag_active1(t)) return ember_ag_softmax(t, dim, 0);
   return softmax_impl("softmax", t, dim, 0);
 }
 
 ember_tensor *ember_log_softmax(const ember_tensor *t, int dim) {
+  if (ember_ag_active1(t)) return ember_ag_softmax(t, dim, 1);
   return softmax_impl("log_softmax", t, dim, 1);
 }

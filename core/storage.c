@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backend.h"
+#include "autograd.h"
 
 /* Bytes of owned storage allocated so far, and alive now. */
 static uint64_t bytes_allocated;
@@ -118,6 +118,10 @@ void ember_tensor_retain(ember_tensor *t) { t->refcount++; }
 
 void ember_tensor_release(ember_tensor *t) {
   if (!t || --t->refcount > 0) return;
+  if (t->grad_info) {
+    ember_ag_meta_free(t->grad_info);
+    t->grad_info = NULL;
+  }
   ember_storage_release(t->storage);
   header_free(t);
 }

@@ -9,13 +9,15 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "backend.h"
+#include "grad_ops.h"
+
+static int fill_plain(ember_tensor *dst, double value);
 
 /* {======================================================================
 ** Creation
 ** ======================================================================= */
 
-int ember_fill_(ember_tensor *dst, double value) {
+static int fill_plain(ember_tensor *dst, double value) {
   int64_t iv = 0;
   if (!ember_dtype_is_float(dst->dtype)) {
     if (isnan(value)) value = 0;
@@ -203,7 +205,7 @@ static int view_strides(const ember_tensor *t, int ndim, const int64_t *shape,
   return view_d == -1 ? 0 : -1;
 }
 
-ember_tensor *ember_view(const ember_tensor *t, int ndim,
+static ember_tensor *view_plain(const ember_tensor *t, int ndim,
                          const int64_t *shape) {
   int64_t sh[EMBER_MAX_DIMS], st[EMBER_MAX_DIMS];
   if (infer_shape("view", t, ndim, shape, sh) < 0) return NULL;
@@ -218,7 +220,7 @@ ember_tensor *ember_view(const ember_tensor *t, int ndim,
   return ember_tensor_alias(t, ndim, sh, st, t->offset);
 }
 
-ember_tensor *ember_reshape(const ember_tensor *t, int ndim,
+static ember_tensor *reshape_plain(const ember_tensor *t, int ndim,
                             const int64_t *shape) {
   int64_t sh[EMBER_MAX_DIMS], st[EMBER_MAX_DIMS];
   if (infer_shape("reshape", t, ndim, shape, sh) < 0) return NULL;
@@ -232,7 +234,7 @@ ember_tensor *ember_reshape(const ember_tensor *t, int ndim,
   return r;
 }
 
-ember_tensor *ember_transpose(const ember_tensor *t, int d0, int d1) {
+static ember_tensor *transpose_plain(const ember_tensor *t, int d0, int d1) {
   if (t->ndim == 0 && (d0 == 0 || d0 == -1) && (d1 == 0 || d1 == -1))
     return ember_tensor_alias(t, 0, NULL, NULL, t->offset);
   if ((d0 = ember_wrap_dim("transpose", d0, t->ndim)) < 0) return NULL;
@@ -245,7 +247,7 @@ ember_tensor *ember_transpose(const ember_tensor *t, int d0, int d1) {
   return ember_tensor_alias(t, t->ndim, sh, st, t->offset);
 }
 
-ember_tensor *ember_permute(const ember_tensor *t, int ndim, const int *perm) {
+static ember_tensor *permute_plain(const ember_tensor *t, int ndim, const int *perm) {
   if (ndim != t->ndim) {
     ember_set_error("permute: expected %d dimensions for a %d-d tensor, got %d",
                     t->ndim, t->ndim, ndim);
@@ -267,7 +269,7 @@ ember_tensor *ember_permute(const ember_tensor *t, int ndim, const int *perm) {
   return ember_tensor_alias(t, ndim, sh, st, t->offset);
 }
 
-ember_tensor *ember_narrow(const ember_tensor *t, int dim, int64_t start,
+static ember_tensor *narrow_plain(const ember_tensor *t, int dim, int64_t start,
                            int64_t length) {
   if (t->ndim == 0) { ember_set_error("narrow: cannot narrow a 0-d tensor"); return NULL; }
   if ((dim = ember_wrap_dim("narrow", dim, t->ndim)) < 0) return NULL;
@@ -286,7 +288,7 @@ ember_tensor *ember_narrow(const ember_tensor *t, int dim, int64_t start,
                             t->offset + start * t->strides[dim]);
 }
 
-ember_tensor *ember_select(const ember_tensor *t, int dim, int64_t index) {
+static ember_tensor *select_plain(const ember_tensor *t, int dim, int64_t index) {
   if (t->ndim == 0) { ember_set_error("select: cannot index a 0-d tensor"); return NULL; }
   if ((dim = ember_wrap_dim("select", dim, t->ndim)) < 0) return NULL;
   if (index < 0 || index >= t->shape[dim]) {
@@ -302,7 +304,7 @@ ember_tensor *ember_select(const ember_tensor *t, int dim, int64_t index) {
   return ember_tensor_alias(t, k, sh, st, t->offset + index * t->strides[dim]);
 }
 
-ember_tensor *ember_squeeze(const ember_tensor *t, int dim) {
+static ember_tensor *squeeze_plain(const ember_tensor *t, int dim) {
   int64_t sh[EMBER_MAX_DIMS], st[EMBER_MAX_DIMS];
   int k = 0;
   if (dim != EMBER_ALL_DIMS && t->ndim > 0) {
@@ -315,7 +317,7 @@ ember_tensor *ember_squeeze(const ember_tensor *t, int dim) {
   return ember_tensor_alias(t, k, sh, st, t->offset);
 }
 
-ember_tensor *ember_unsqueeze(const ember_tensor *t, int dim) {
+static ember_tensor *unsqueeze_plain(const ember_tensor *t, int dim) {
   if (t->ndim >= EMBER_MAX_DIMS) {
     ember_set_error("unsqueeze: a tensor has at most %d dimensions", EMBER_MAX_DIMS);
     return NULL;
@@ -340,7 +342,7 @@ ember_tensor *ember_unsqueeze(const ember_tensor *t, int dim) {
   return ember_tensor_alias(t, t->ndim + 1, sh, st, t->offset);
 }
 
-ember_tensor *ember_expand(const ember_tensor *t, int ndim,
+static ember_tensor *expand_plain(const ember_tensor *t, int ndim,
                            const int64_t *shape) {
   char b1[128], b2[128];
   if (ndim < t->ndim || ndim > EMBER_MAX_DIMS) {
@@ -381,10 +383,10 @@ ember_tensor *ember_expand(const ember_tensor *t, int ndim,
 
 ember_tensor *ember_broadcast_to(const ember_tensor *t, int ndim,
                                  const int64_t *shape) {
-  return ember_expand(t, ndim, shape);
+  return expand_plain(t, ndim, shape);
 }
 
-ember_tensor *ember_flatten(const ember_tensor *t, int start, int end) {
+static ember_tensor *flatten_plain(const ember_tensor *t, int start, int end) {
   if (t->ndim == 0) return ember_reshape(t, 1, (int64_t[]){1});
   if ((start = ember_wrap_dim("flatten", start, t->ndim)) < 0) return NULL;
   if ((end = ember_wrap_dim("flatten", end, t->ndim)) < 0) return NULL;
@@ -428,7 +430,7 @@ int ember_broadcast_shapes(const char *fn, int na, const int64_t *sa, int nb,
 ** Copies and element access
 ** ======================================================================= */
 
-int ember_copy_(ember_tensor *dst, const ember_tensor *src) {
+static int copy_plain(ember_tensor *dst, const ember_tensor *src) {
   for (int i = 0; i < dst->ndim && ember_numel(src) > 1; i++)
     if (dst->strides[i] == 0 && dst->shape[i] > 1)
       return ember_set_error("copy: cannot write to an expanded tensor "
@@ -463,7 +465,7 @@ int ember_copy_(ember_tensor *dst, const ember_tensor *src) {
   return rc;
 }
 
-ember_tensor *ember_clone(const ember_tensor *t) {
+static ember_tensor *clone_plain(const ember_tensor *t) {
   ember_tensor *c = ember_empty_on(t->storage->device, t->ndim, t->shape,
                                    t->dtype);
   if (c && ember_backend_of(c)->copy(c, t) < 0) {
@@ -481,7 +483,7 @@ ember_tensor *ember_contiguous(const ember_tensor *t) {
   return ember_clone(t);
 }
 
-ember_tensor *ember_to_dtype(const ember_tensor *t, ember_dtype dt) {
+static ember_tensor *to_dtype_plain(const ember_tensor *t, ember_dtype dt) {
   if ((unsigned)dt >= EMBER_NDTYPES) { ember_set_error("to: bad dtype"); return NULL; }
   ember_tensor *c = ember_empty_on(t->storage->device, t->ndim, t->shape, dt);
   if (c && ember_backend_of(c)->copy(c, t) < 0) {
@@ -567,6 +569,90 @@ int ember_item(const ember_tensor *t, double *out) {
 int ember_item_int(const ember_tensor *t, int64_t *out) {
   int64_t zero[EMBER_MAX_DIMS] = {0};
   return check_item(t) < 0 ? -1 : ember_get_int(t, zero, out);
+}
+
+/* }====================================================================== */
+
+/* {======================================================================
+** The public views and copies: the plain forms above, recorded for
+** autograd when their input requires grad.
+** ======================================================================= */
+
+#define RECORD(kind, name, t, expr, a0, a1, perm)                            \
+  (ember_ag_active1(t) ? ember_ag_record_view(kind, name, t, (expr), a0, a1, perm) \
+                       : (expr))
+
+ember_tensor *ember_view(const ember_tensor *t, int ndim, const int64_t *shape) {
+  return RECORD(EMBER_AG_RESHAPE, "ViewBackward", t, view_plain(t, ndim, shape), 0, 0, NULL);
+}
+
+ember_tensor *ember_reshape(const ember_tensor *t, int ndim, const int64_t *shape) {
+  return RECORD(EMBER_AG_RESHAPE, "ReshapeBackward", t, reshape_plain(t, ndim, shape), 0, 0, NULL);
+}
+
+ember_tensor *ember_flatten(const ember_tensor *t, int start, int end) {
+  return RECORD(EMBER_AG_RESHAPE, "FlattenBackward", t, flatten_plain(t, start, end), 0, 0, NULL);
+}
+
+ember_tensor *ember_squeeze(const ember_tensor *t, int dim) {
+  return RECORD(EMBER_AG_RESHAPE, "SqueezeBackward", t, squeeze_plain(t, dim), 0, 0, NULL);
+}
+
+ember_tensor *ember_unsqueeze(const ember_tensor *t, int dim) {
+  return RECORD(EMBER_AG_RESHAPE, "UnsqueezeBackward", t, unsqueeze_plain(t, dim), 0, 0, NULL);
+}
+
+ember_tensor *ember_expand(const ember_tensor *t, int ndim, const int64_t *shape) {
+  return RECORD(EMBER_AG_EXPAND, "ExpandBackward", t, expand_plain(t, ndim, shape), 0, 0, NULL);
+}
+
+ember_tensor *ember_transpose(const ember_tensor *t, int d0, int d1) {
+  return RECORD(EMBER_AG_TRANSPOSE, "TransposeBackward", t, transpose_plain(t, d0, d1), d0, d1, NULL);
+}
+
+ember_tensor *ember_permute(const ember_tensor *t, int ndim, const int *perm) {
+  ember_tensor *r = permute_plain(t, ndim, perm);
+  if (!r || !ember_ag_active1(t)) return r;
+  int p[EMBER_MAX_DIMS];
+  for (int i = 0; i < ndim; i++) p[i] = perm[i] < 0 ? perm[i] + ndim : perm[i];
+  return ember_ag_record_view(EMBER_AG_PERMUTE, "PermuteBackward", t, r, 0, 0, p);
+}
+
+ember_tensor *ember_narrow(const ember_tensor *t, int dim, int64_t start,
+                           int64_t length) {
+  ember_tensor *r = narrow_plain(t, dim, start, length);
+  if (!r || !ember_ag_active1(t)) return r;
+  return ember_ag_record_view(EMBER_AG_NARROW, "NarrowBackward", t, r,
+                              dim < 0 ? dim + t->ndim : dim, start, NULL);
+}
+
+ember_tensor *ember_select(const ember_tensor *t, int dim, int64_t index) {
+  ember_tensor *r = select_plain(t, dim, index);
+  if (!r || !ember_ag_active1(t)) return r;
+  return ember_ag_record_view(EMBER_AG_SELECT, "SelectBackward", t, r,
+                              dim < 0 ? dim + t->ndim : dim, index, NULL);
+}
+
+ember_tensor *ember_clone(const ember_tensor *t) {
+  return RECORD(EMBER_AG_CLONE, "CloneBackward", t, clone_plain(t), 0, 0, NULL);
+}
+
+ember_tensor *ember_to_dtype(const ember_tensor *t, ember_dtype dt) {
+  return RECORD(EMBER_AG_CONVERT, "ToCopyBackward", t, to_dtype_plain(t, dt), 0, 0, NULL);
+}
+
+int ember_copy_(ember_tensor *dst, const ember_tensor *src) {
+  if (ember_ag_active2(dst, src)) return ember_ag_copy_(dst, src);
+  if (copy_plain(dst, src) < 0) return -1;
+  ember_bump_version(dst);
+  return 0;
+}
+
+int ember_fill_(ember_tensor *dst, double value) {
+  if (ember_ag_active1(dst)) return ember_ag_fill_(dst, value);
+  if (fill_plain(dst, value) < 0) return -1;
+  ember_bump_version(dst);
+  return 0;
 }
 
 /* }====================================================================== */

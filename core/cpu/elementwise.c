@@ -198,6 +198,18 @@ typedef struct { ember_unary_op op; double p0, p1; } unary_ctx;
 static inline float sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
 static inline double sigmoid(double x) { return 1.0 / (1.0 + exp(-x)); }
 
+#define SQRT1_2 0.70710678118654752440
+
+/* GELU's tanh approximation, as PyTorch writes it */
+#define GELU_BETA 0.7978845608028654   /* sqrt(2 / pi) */
+#define GELU_KAPPA 0.044715
+static inline float gelu_tanhf(float x) {
+  return 0.5f * x * (1.0f + tanhf((float)GELU_BETA * (x + (float)GELU_KAPPA * x * x * x)));
+}
+static inline double gelu_tanh(double x) {
+  return 0.5 * x * (1.0 + tanh(GELU_BETA * (x + GELU_KAPPA * x * x * x)));
+}
+
 /* clamp that lets NaN through, as PyTorch does */
 #define CLAMP(x, lo, hi) ((x) != (x) ? (x) : (x) < (lo) ? (lo) : (x) > (hi) ? (hi) : (x))
 
@@ -216,6 +228,14 @@ static void unary_f32(char **p, const int64_t *st, int64_t n, void *ctx) {
     case EMBER_SIGMOID: ROW2(float, float, sigmoidf(x)); break;
     case EMBER_RELU: ROW2(float, float, x > 0 ? x : (x != x ? x : 0.0f)); break;
     case EMBER_CLAMP: ROW2(float, float, CLAMP(x, lo, hi)); break;
+    case EMBER_ERF: ROW2(float, float, erff(x)); break;
+    case EMBER_LOG1P: ROW2(float, float, log1pf(x)); break;
+    case EMBER_EXPM1: ROW2(float, float, expm1f(x)); break;
+    case EMBER_GELU:
+      if (c->p0 != 0) ROW2(float, float, gelu_tanhf(x));
+      else ROW2(float, float, 0.5f * x * (1.0f + erff(x * (float)SQRT1_2)));
+      break;
+    case EMBER_LEAKY_RELU: ROW2(float, float, x > 0 ? x : x * lo); break;
     default: break;
   }
 }
@@ -235,6 +255,14 @@ static void unary_f64(char **p, const int64_t *st, int64_t n, void *ctx) {
     case EMBER_SIGMOID: ROW2(double, double, sigmoid(x)); break;
     case EMBER_RELU: ROW2(double, double, x > 0 ? x : (x != x ? x : 0.0)); break;
     case EMBER_CLAMP: ROW2(double, double, CLAMP(x, lo, hi)); break;
+    case EMBER_ERF: ROW2(double, double, erf(x)); break;
+    case EMBER_LOG1P: ROW2(double, double, log1p(x)); break;
+    case EMBER_EXPM1: ROW2(double, double, expm1(x)); break;
+    case EMBER_GELU:
+      if (c->p0 != 0) ROW2(double, double, gelu_tanh(x));
+      else ROW2(double, double, 0.5 * x * (1.0 + erf(x * SQRT1_2)));
+      break;
+    case EMBER_LEAKY_RELU: ROW2(double, double, x > 0 ? x : x * lo); break;
     default: break;
   }
 }
@@ -270,6 +298,62 @@ int ember_cpu_unary(ember_unary_op op, ember_tensor *dst,
   ember_cpu_iter it;
   ember_cpu_iter_init(&it, 2, ops);
   ember_cpu_iter_run(&it, fns[src->dtype], &c);
+  return 0;
+}
+
+/*
+** Derivatives: a is the incoming gradient, b the saved tensor (see the
+** backend slot).  Formulas follow PyTorch's derivatives.yaml, in the
+** tensor's own precision.
+*/
+#define UNARY_BACKWARD(NAME, T, EXP, ERF, TANH, SIN, COS)                    \
+  static void NAME(char **p, const int64_t *st, int64_t n, void *ctx) {      \
+    const unary_ctx *c = ctx;                                                \
+    const T lo = (T)c->p0, hi = (T)c->p1;                                    \
+    const T k_erf = (T)1.1283791670955126;   /* 2 / sqrt(pi) */              \
+    const T k_pdf = (T)0.3989422804014327;   /* 1 / sqrt(2 pi) */            \
+    const T beta = (T)GELU_BETA, kappa = (T)GELU_KAPPA;                      \
+    switch (c->op) {                                                         \
+      case EMBER_ABS: ROW3(T, T, b > 0 ? a : b < 0 ? -a : (T)0); break;      \
+      case EMBER_EXP: ROW3(T, T, a * b); break;                              \
+      case EMBER_LOG: ROW3(T, T, a / b); break;                              \
+      case EMBER_SQRT: ROW3(T, T, a / (2 * b)); break;                       \
+      case EMBER_SIN: ROW3(T, T, a * COS(b)); break;                         \
+      case EMBER_COS: ROW3(T, T, -a * SIN(b)); break;                        \
+      case EMBER_TANH: ROW3(T, T, a * (1 - b * b)); break;                   \
+      case EMBER_SIGMOID: ROW3(T, T, a * (1 - b) * b); break;                \
+      case EMBER_RELU: ROW3(T, T, b > 0 ? a : (T)0); break;                  \
+      case EMBER_CLAMP: ROW3(T, T, b >= lo && b <= hi ? a : (T)0); break;    \
+      case EMBER_ERF: ROW3(T, T, a * k_erf * EXP(-b * b)); break;            \
+      case EMBER_LOG1P: ROW3(T, T, a / (b + 1)); break;                      \
+      case EMBER_EXPM1: ROW3(T, T, a * (b + 1)); break;                      \
+      case EMBER_GELU:                                                       \
+        if (c->p0 != 0) {                                                    \
+          ROW3(T, T, a * (((T)0.5 * (1 + TANH(beta * (b + kappa * b * b * b)))) + \
+               (T)0.5 * b * (1 - TANH(beta * (b + kappa * b * b * b)) *      \
+                                 TANH(beta * (b + kappa * b * b * b))) *     \
+               beta * (1 + 3 * kappa * b * b)));                             \
+        } else {                                                             \
+          ROW3(T, T, a * ((T)0.5 * (1 + ERF(b * (T)SQRT1_2)) +             \
+                          b * k_pdf * EXP((T)-0.5 * b * b)));                \
+        }                                                                    \
+        break;                                                               \
+      case EMBER_LEAKY_RELU: ROW3(T, T, b > 0 ? a : a * lo); break;          \
+      default: break;                                                        \
+    }                                                                        \
+  }
+UNARY_BACKWARD(unary_backward_f32, float, expf, erff, tanhf, sinf, cosf)
+UNARY_BACKWARD(unary_backward_f64, double, exp, erf, tanh, sin, cos)
+
+int ember_cpu_unary_backward(ember_unary_op op, ember_tensor *dst,
+                             const ember_tensor *g, const ember_tensor *s,
+                             double p0, double p1) {
+  unary_ctx c = {op, p0, p1};
+  const ember_tensor *ops[3] = {dst, g, s};
+  ember_cpu_iter it;
+  ember_cpu_iter_init(&it, 3, ops);
+  ember_cpu_iter_run(&it, dst->dtype == EMBER_FLOAT64 ? unary_backward_f64
+                                                      : unary_backward_f32, &c);
   return 0;
 }
 

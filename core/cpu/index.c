@@ -73,3 +73,68 @@ int ember_cpu_gather(ember_tensor *dst, const ember_tensor *src, int dim,
   }
   return 0;
 }
+
+int ember_cpu_index_add(ember_tensor *dst, int dim, const ember_tensor *index,
+                        const ember_tensor *src) {
+  int64_t n = index->ndim ? index->shape[0] : 1;
+  int64_t istride = index->ndim ? index->strides[0] : 0;
+  for (int64_t j = 0; j < n; j++) {
+    int64_t v = index_at(index, index->offset + j * istride);
+    if (v < 1 || v > dst->shape[dim])
+      return ember_set_error("index_add_: index %lld is out of range for "
+                             "dimension %d of size %lld", (long long)v,
+                             dim + 1, (long long)dst->shape[dim]);
+  }
+  /* serial over j: two indices may name the same slice */
+  for (int64_t j = 0; j < n; j++) {
+    int64_t v = index_at(index, index->offset + j * istride) - 1;
+    ember_tensor s = *src, d = *dst;
+    s.offset += j * src->strides[dim];
+    d.offset += v * dst->strides[dim];
+    s.shape[dim] = d.shape[dim] = 1;
+    ember_cpu_binary(EMBER_ADD, &d, &d, &s);
+  }
+  return 0;
+}
+
+#define SCATTER_ADD(T)                                                       \
+  ((T *)dst->storage->data)[doff] += ((const T *)src->storage->data)[soff]
+
+int ember_cpu_scatter_add(ember_tensor *dst, int dim,
+                          const ember_tensor *index, const ember_tensor *src) {
+  int nd = index->ndim;
+  int64_t total = ember_numel(index);
+  int64_t pos[EMBER_MAX_DIMS] = {0};
+  for (int pass = 0; pass < 2; pass++) {
+    memset(pos, 0, sizeof pos);
+    for (int64_t e = 0; e < total; e++) {
+      int64_t ioff = index->offset, soff = src->offset, doff = dst->offset;
+      for (int d = 0; d < nd; d++) {
+        ioff += pos[d] * index->strides[d];
+        soff += pos[d] * src->strides[d];
+        if (d != dim) doff += pos[d] * dst->strides[d];
+      }
+      int64_t v = index_at(index, ioff);
+      if (pass == 0) {
+        if (v < 1 || v > dst->shape[dim])
+          return ember_set_error("scatter_add_: index %lld is out of range for "
+                                 "dimension %d of size %lld", (long long)v,
+                                 dim + 1, (long long)dst->shape[dim]);
+      } else {
+        doff += (v - 1) * dst->strides[dim];
+        switch (dst->dtype) {
+          case EMBER_FLOAT32: SCATTER_ADD(float); break;
+          case EMBER_FLOAT64: SCATTER_ADD(double); break;
+          case EMBER_INT32: SCATTER_ADD(int32_t); break;
+          case EMBER_INT64: SCATTER_ADD(int64_t); break;
+          default: SCATTER_ADD(uint8_t); break;
+        }
+      }
+      for (int d = nd - 1; d >= 0; d--) {
+        if (++pos[d] < index->shape[d]) break;
+        pos[d] = 0;
+      }
+    }
+  }
+  return 0;
+}

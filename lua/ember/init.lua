@@ -28,6 +28,25 @@ ember.cuda = setmetatable({
   device_count = function() return 0 end,
 }, {__call = function(_, t, ...) return C.cuda(t, ...) end})
 
+--- Run fn(...) with autograd recording set to `on`, then restore the
+-- previous mode (also when fn raises an error); returns fn's results.
+local function with_grad_mode(on, fn, ...)
+  if type(fn) ~= "function" then
+    error(("expected a function, got %s"):format(type(fn)), 3)
+  end
+  local prev = C.is_grad_enabled()
+  C.set_grad_enabled(on)
+  local r = table.pack(pcall(fn, ...))
+  C.set_grad_enabled(prev)
+  if not r[1] then error(r[2], 0) end
+  return table.unpack(r, 2, r.n)
+end
+
+--- ember.no_grad(fn, ...): fn's results, computed without recording.
+function ember.no_grad(fn, ...) return with_grad_mode(false, fn, ...) end
+--- ember.enable_grad(fn, ...): fn's results, recorded even inside no_grad.
+function ember.enable_grad(fn, ...) return with_grad_mode(true, fn, ...) end
+
 -- The library's Lua modules require "ember" themselves: publish the table
 -- before loading them.
 package.loaded.ember = ember

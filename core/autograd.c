@@ -1,0 +1,565 @@
+/*
+** autograd.c -- the tape: metadata, nodes, and the backward pass.
+**
+** See autograd.h for the shape of the graph.  Backward runs in three steps:
+**   1. walk the graph from the root and count, for every node, the edges
+**      that lead into it (its dependencies);
+**   2. run nodes in dependency order (Kahn's algorithm): a node runs once
+**      the gradients from all its consumers have been summed into it;
+**   3. only when every node has run, add the leaves' gradients into their
+**      .grad and, unless retain_graph, free the saved tensors.
+** A failure in step 2 changes nothing: no .grad is touched before step 3.
+*/
+#include <stdlib.h>
+#include <string.h>
+
+#include "autograd.h"
+
+int ember_grad_mode_ = 1;
+
+void ember_set_grad_enabled(int on) { ember_grad_mode_ = on != 0; }
+int ember_is_grad_enabled(void) { return ember_grad_mode_; }
+int ember_ag_pause(void) { int p = ember_grad_mode_; ember_grad_mode_ = 0; return p; }
+void ember_ag_resume(int prev) { ember_grad_mode_ = prev; }
+
+/* {======================================================================
+** Metadata and nodes
+** ======================================================================= */
+
+static struct ember_autograd_meta *meta_of(ember_tensor *t) {
+  if (!t->grad_info) {
+    t->grad_info = calloc(1, sizeof *t->grad_info);
+    if (!t->grad_info) ember_set_error("out of memory");
+  }
+  return t->grad_info;
+}
+
+/*
+** Releasing a node may release the nodes behind it, and so on down a chain
+** as long as the training loop is deep: do it with a worklist, not by
+** recursion, so a long graph cannot overflow the C stack.
+*/
+static void node_free_one(ember_node *n, ember_node ***work, size_t *len,
+                          size_t *cap) {
+  for (int i = 0; i < n->ninputs; i++) {
+    ember_tensor_release(n->next[i].leaf);
+    ember_node *f = n->next[i].fn;
+    if (f && --f->refcount == 0) {
+      if (*len == *cap) {
+        size_t nc = *cap ? *cap * 2 : 16;
+        ember_node **w = realloc(*work, nc * sizeof *w);
+        if (!w) { node_free_one(f, work, len, cap); continue; } /* rare */
+        *work = w;
+        *cap = nc;
+      }
+      (*work)[(*len)++] = f;
+    }
+  }
+  for (int i = 0; i < n->nsaved; i++) ember_tensor_release(n->saved[i]);
+  ember_tensor_release(n->grad);
+  free(n->extra);
+  free(n->next);
+  free(n);
+}
+
+void ember_ag_node_release(ember_node *n) {
+  if (!n || --n->refcount > 0) return;
+  ember_node **work = NULL;
+  size_t len = 0, cap = 0;
+  node_free_one(n, &work, &len, &cap);
+  while (len > 0) node_free_one(work[--len], &work, &len, &cap);
+  free(work);
+}
+
+void ember_ag_meta_free(struct ember_autograd_meta *m) {
+  if (!m) return;
+  if (m->retains_grad && m->grad_fn) m->grad_fn->retained_out = NULL;
+  ember_tensor_release(m->grad);
+  ember_tensor_release(m->pending);
+  ember_ag_node_release(m->grad_fn);
+  free(m);
+}
+
+ember_node *ember_ag_node(const char *name, ember_backward_fn fn, int n,
+                          const ember_tensor *const *inputs) {
+  ember_node *node = calloc(1, sizeof *node);
+  /* edges, input shapes and flags in one block */
+  void *block = calloc((size_t)(n > 0 ? n : 1),
+                       sizeof(ember_edge) + sizeof(ember_in_meta) + 1);
+  if (!node || !block) {
+    free(node);
+    free(block);
+    ember_set_error("out of memory");
+    return NULL;
+  }
+  node->refcount = 1;
+  node->name = name;
+  node->backward = fn;
+  node->ninputs = n;
+  node->next = block;
+  node->in = (ember_in_meta *)(node->next + (n > 0 ? n : 1));
+  node->needs = (unsigned char *)(node->in + (n > 0 ? n : 1));
+  for (int i = 0; i < n; i++) {
+    const ember_tensor *t = inputs[i];
+    if (!t) continue;
+    node->in[i].ndim = t->ndim;
+    node->in[i].dtype = t->dtype;
+    memcpy(node->in[i].shape, t->shape, (size_t)t->ndim * sizeof *t->shape);
+    if (!ember_ag_requires(t)) continue;
+    node->needs[i] = 1;
+    ember_node *f = t->grad_info->grad_fn;
+    if (f) {
+      f->refcount++;
+      node->next[i].fn = f;
+    } else {
+      ember_tensor_retain((ember_tensor *)t);
+      node->next[i].leaf = (ember_tensor *)t;
+    }
+  }
+  return node;
+}
+
+int ember_ag_save(ember_node *node, const ember_tensor *t) {
+  if (node->nsaved == EMBER_NODE_MAX_SAVED) {
+    ember_set_error("autograd: too many saved tensors");
+    return -1;
+  }
+  ember_tensor *a = ember_tensor_alias(t, t->ndim, t->shape, t->strides,
+                                       t->offset);
+  if (!a) return -1;
+  node->saved_version[node->nsaved] = t->storage->version;
+  node->saved[node->nsaved++] = a;
+  return 0;
+}
+
+ember_tensor *ember_ag_finish(ember_node *node, ember_tensor *out,
+                              int is_view) {
+  if (!node || !out) {
+    ember_ag_node_release(node);
+    ember_tensor_release(out);
+    return NULL;
+  }
+  struct ember_autograd_meta *m = meta_of(out);
+  if (!m) {
+    ember_ag_node_release(node);
+    ember_tensor_release(out);
+    return NULL;
+  }
+  ember_ag_node_release(m->grad_fn);
+  m->grad_fn = node;
+  m->requires_grad = 1;
+  m->is_view = is_view;
+  return out;
+}
+
+/* }====================================================================== */
+
+/* {======================================================================
+** The public tensor API
+** ======================================================================= */
+
+int ember_requires_grad(const ember_tensor *t) { return ember_ag_requires(t); }
+
+int ember_is_leaf(const ember_tensor *t) {
+  return !t->grad_info || !t->grad_info->grad_fn;
+}
+
+int ember_set_requires_grad(ember_tensor *t, int on) {
+  if (!ember_is_leaf(t)) {
+    if (on) return 0;
+    ember_set_error("requires_grad_: you can only change requires_grad of "
+                    "leaf tensors; use detach() to get a tensor outside the graph");
+    return -1;
+  }
+  if (on && !ember_dtype_is_float(t->dtype)) {
+    ember_set_error("requires_grad_: only floating-point tensors can require "
+                    "grad (got %s)", ember_dtype_name(t->dtype));
+    return -1;
+  }
+  if (!on && !t->grad_info) return 0;
+  struct ember_autograd_meta *m = meta_of(t);
+  if (!m) return -1;
+  m->requires_grad = on != 0;
+  return 0;
+}
+
+ember_tensor *ember_grad(const ember_tensor *t) {
+  return t->grad_info ? t->grad_info->grad : NULL;
+}
+
+int ember_set_grad(ember_tensor *t, ember_tensor *g) {
+  if (g) {
+    if (g == t) {
+      ember_set_error("grad: a tensor cannot be its own gradient");
+      return -1;
+    }
+    if (g->dtype != t->dtype || g->ndim != t->ndim ||
+        memcmp(g->shape, t->shape, (size_t)t->ndim * sizeof *t->shape) != 0) {
+      char b1[96], b2[96];
+      ember_set_error("grad: assigned grad has shape %s and dtype %s, but "
+                      "the tensor has shape %s and dtype %s",
+                      ember_shape_str(b1, sizeof b1, g->ndim, g->shape),
+                      ember_dtype_name(g->dtype),
+                      ember_shape_str(b2, sizeof b2, t->ndim, t->shape),
+                      ember_dtype_name(t->dtype));
+      return -1;
+    }
+    if (g->storage->device != t->storage->device) {
+      ember_set_error("grad: assigned grad is on %s but the tensor is on %s",
+                      ember_device_name(g->storage->device),
+                      ember_device_name(t->storage->device));
+      return -1;
+    }
+  } else if (!t->grad_info) {
+    return 0;
+  }
+  struct ember_autograd_meta *m = meta_of(t);
+  if (!m) return -1;
+  if (g) ember_tensor_retain(g);
+  ember_tensor_release(m->grad);
+  m->grad = g;
+  return 0;
+}
+
+int ember_retain_grad(ember_tensor *t) {
+  if (!ember_ag_requires(t)) {
+    ember_set_error("retain_grad: can't retain_grad on a tensor that has "
+                    "requires_grad = false");
+    return -1;
+  }
+  if (ember_is_leaf(t)) return 0;
+  t->grad_info->retains_grad = 1;
+  t->grad_info->grad_fn->retained_out = t;
+  return 0;
+}
+
+const char *ember_grad_fn_name(const ember_tensor *t) {
+  return t->grad_info && t->grad_info->grad_fn ? t->grad_info->grad_fn->name
+                                               : NULL;
+}
+
+ember_tensor *ember_detach(const ember_tensor *t) {
+  return ember_tensor_alias(t, t->ndim, t->shape, t->strides, t->offset);
+}
+
+int ember_ag_check_inplace(const char *fn, const ember_tensor *t) {
+  if (!ember_ag_active1(t)) return 0;
+  if (ember_is_leaf(t)) {
+    ember_set_error("%s: a leaf tensor that requires grad is being used in "
+                    "an in-place operation (wrap it in ember.no_grad)", fn);
+    return -1;
+  }
+  if (t->grad_info->is_view) {
+    ember_set_error("%s: in-place operation on a view of a tensor that "
+                    "requires grad is not supported; use the out-of-place "
+                    "form", fn);
+    return -1;
+  }
+  return 0;
+}
+
+/* }====================================================================== */
+
+/* {======================================================================
+** Gradient helpers
+** ======================================================================= */
+
+ember_tensor *ember_ag_sum_to(const ember_tensor *g, int ndim,
+                              const int64_t *shape) {
+  ember_tensor *cur = (ember_tensor *)g;
+  ember_tensor_retain(cur);
+  /* leading dims the input did not have */
+  while (cur && cur->ndim > ndim) {
+    ember_tensor *s = ember_sum_dim(cur, 0, 0);
+    ember_tensor_release(cur);
+    cur = s;
+  }
+  for (int d = 0; cur && d < ndim; d++) {
+    if (shape[d] == 1 && cur->shape[d] != 1) {
+      ember_tensor *s = ember_sum_dim(cur, d, 1);
+      ember_tensor_release(cur);
+      cur = s;
+    }
+  }
+  return cur;
+}
+
+static int same_shape(const ember_tensor *t, const ember_in_meta *m) {
+  return t->ndim == m->ndim &&
+         memcmp(t->shape, m->shape, (size_t)m->ndim * sizeof *m->shape) == 0;
+}
+
+/* g brought to the input's shape and dtype; consumes g. */
+static ember_tensor *fit_grad(ember_node *n, int i, ember_tensor *g) {
+  const ember_in_meta *m = &n->in[i];
+  if (!same_shape(g, m)) {
+    ember_tensor *s = ember_ag_sum_to(g, m->ndim, m->shape);
+    ember_tensor_release(g);
+    g = s;
+    if (g && !same_shape(g, m)) {
+      char b1[96], b2[96];
+      ember_set_error("backward: %s returned a gradient of shape %s for an "
+                      "input of shape %s", n->name,
+                      ember_shape_str(b1, sizeof b1, g->ndim, g->shape),
+                      ember_shape_str(b2, sizeof b2, m->ndim, m->shape));
+      ember_tensor_release(g);
+      return NULL;
+    }
+  }
+  if (g && g->dtype != m->dtype) {
+    ember_tensor *c = ember_to_dtype(g, m->dtype);
+    ember_tensor_release(g);
+    g = c;
+  }
+  return g;
+}
+
+/* *acc += g (consumes g); the first gradient is taken as it is. */
+static int accumulate(ember_tensor **acc, ember_tensor *g) {
+  if (!*acc) { *acc = g; return 0; }
+  ember_tensor *s = ember_binary(EMBER_ADD, *acc, g);
+  ember_tensor_release(g);
+  if (!s) return -1;
+  ember_tensor_release(*acc);
+  *acc = s;
+  return 0;
+}
+
+/* }====================================================================== */
+
+/* {======================================================================
+** Backward
+** ======================================================================= */
+
+typedef struct {
+  void **items;
+  size_t len, cap;
+} vec;
+
+static int vec_push(vec *v, void *x) {
+  if (v->len == v->cap) {
+    size_t nc = v->cap ? v->cap * 2 : 32;
+    void **it = realloc(v->items, nc * sizeof *it);
+    if (!it) { ember_set_error("out of memory"); return -1; }
+    v->items = it;
+    v->cap = nc;
+  }
+  v->items[v->len++] = x;
+  return 0;
+}
+
+static uint64_t backward_mark = 0;
+
+/* Step 1: every node reachable from root, with its dependency count. */
+static int collect(ember_node *root, uint64_t mark, vec *nodes) {
+  vec stack = {0};
+  int rc = 0;
+  root->mark = mark;
+  root->deps = 0;
+  if (vec_push(nodes, root) < 0 || vec_push(&stack, root) < 0) rc = -1;
+  while (rc == 0 && stack.len > 0) {
+    ember_node *n = stack.items[--stack.len];
+    for (int i = 0; i < n->ninputs; i++) {
+      ember_node *f = n->next[i].fn;
+      if (!f) continue;
+      if (f->mark != mark) {
+        f->mark = mark;
+        f->deps = 0;
+        if (vec_push(nodes, f) < 0 || vec_push(&stack, f) < 0) { rc = -1; break; }
+      }
+      f->deps++;
+    }
+  }
+  free(stack.items);
+  return rc;
+}
+
+static int check_saved(ember_node *n) {
+  if (n->released) {  /* only nodes that had saved tensors are marked */
+    ember_set_error("backward: trying to backward through the graph a second "
+                    "time (%s's saved tensors were freed by the first "
+                    "backward); pass {retain_graph = true} to the first "
+                    "backward if you need to", n->name);
+    return -1;
+  }
+  for (int i = 0; i < n->nsaved; i++) {
+    if (n->saved[i]->storage->version != n->saved_version[i]) {
+      ember_set_error("backward: a tensor needed by %s to compute gradients "
+                      "has been modified by an in-place operation (version "
+                      "%llu, expected %llu); use an out-of-place op or clone() "
+                      "it first", n->name,
+                      (unsigned long long)n->saved[i]->storage->version,
+                      (unsigned long long)n->saved_version[i]);
+      return -1;
+    }
+  }
+  return 0;
+}
+
+/* Step 2 for one node: its inputs' gradients, handed on.  A node that
+   received no gradient (every consumer's was zero by construction) still
+   counts down its producers so that they run. */
+static int run_node(ember_node *n, vec *ready, vec *leaves) {
+  ember_tensor *gin_small[4] = {0};
+  ember_tensor **gin = n->ninputs <= 4 ? gin_small
+                                       : calloc((size_t)n->ninputs, sizeof *gin);
+  if (!gin) { ember_set_error("out of memory"); return -1; }
+  int rc = 0;
+  if (n->grad) {
+    rc = check_saved(n);
+    if (rc == 0) rc = n->backward(n, n->grad, gin);
+    if (rc == 0 && n->retained_out) {
+      struct ember_autograd_meta *m = n->retained_out->grad_info;
+      ember_tensor_retain(n->grad);
+      rc = accumulate(&m->pending, n->grad);
+      if (rc == 0 && vec_push(leaves, n->retained_out) == 0)
+        ember_tensor_retain(n->retained_out);
+      else
+        rc = -1;
+    }
+  }
+  for (int i = 0; i < n->ninputs; i++) {
+    ember_tensor *g = gin[i];
+    gin[i] = NULL;
+    ember_node *f = n->next[i].fn;
+    if (rc == 0 && g && n->needs[i]) {
+      if (!(g = fit_grad(n, i, g))) {
+        rc = -1;
+      } else if (f) {
+        rc = accumulate(&f->grad, g);
+      } else {
+        ember_tensor *leaf = n->next[i].leaf;
+        struct ember_autograd_meta *m = leaf->grad_info;
+        int first = m->pending == NULL;
+        rc = accumulate(&m->pending, g);
+        if (rc == 0 && first) {
+          if (vec_push(leaves, leaf) == 0) ember_tensor_retain(leaf);
+          else rc = -1;
+        }
+      }
+    } else {
+      ember_tensor_release(g);
+    }
+    if (rc == 0 && f && --f->deps == 0 && vec_push(ready, f) < 0) rc = -1;
+  }
+  if (gin != gin_small) free(gin);
+  ember_tensor_release(n->grad);
+  n->grad = NULL;
+  return rc;
+}
+
+/* Step 3: the leaves' .grad += their sums (or the sum becomes .grad). */
+static int commit_leaf(ember_tensor *leaf) {
+  struct ember_autograd_meta *m = leaf->grad_info;
+  ember_tensor *g = m->pending;
+  m->pending = NULL;
+  if (!m->grad) {
+    /* own the gradient: never alias a tensor something else still uses */
+    if (g->refcount == 1 && g->storage->refcount == 1 && ember_is_contiguous(g)) {
+      m->grad = g;
+      return 0;
+    }
+    ember_tensor *c = ember_clone(g);
+    ember_tensor_release(g);
+    if (!c) return -1;
+    m->grad = c;
+    return 0;
+  }
+  int rc = ember_binary_(EMBER_ADD, m->grad, g);
+  ember_tensor_release(g);
+  return rc;
+}
+
+int ember_backward(ember_tensor *t, const ember_tensor *grad,
+                   int retain_graph) {
+  if (!ember_ag_requires(t)) {
+    ember_set_error("backward: the tensor does not require grad and has no "
+                    "grad_fn (did you set requires_grad on its inputs, or run "
+                    "it under no_grad?)");
+    return -1;
+  }
+  ember_tensor *g0;
+  if (grad) {
+    if (grad->ndim != t->ndim ||
+        memcmp(grad->shape, t->shape, (size_t)t->ndim * sizeof *t->shape) != 0) {
+      char b1[96], b2[96];
+      ember_set_error("backward: grad has shape %s but the tensor has shape %s",
+                      ember_shape_str(b1, sizeof b1, grad->ndim, grad->shape),
+                      ember_shape_str(b2, sizeof b2, t->ndim, t->shape));
+      return -1;
+    }
+    if (!ember_dtype_is_float(grad->dtype)) {
+      ember_set_error("backward: grad must be a floating-point tensor, got %s",
+                      ember_dtype_name(grad->dtype));
+      return -1;
+    }
+    g0 = ember_to_dtype(grad, t->dtype);
+  } else {
+    if (ember_numel(t) != 1) {
+      char b[96];
+      ember_set_error("backward: grad can be implicitly created only for a "
+                      "tensor of one element (this one has shape %s); pass "
+                      "the gradient: t:backward(grad)",
+                      ember_shape_str(b, sizeof b, t->ndim, t->shape));
+      return -1;
+    }
+    g0 = ember_ones(t->ndim, t->shape, t->dtype);
+  }
+  if (!g0) return -1;
+
+  int prev = ember_ag_pause();
+  vec nodes = {0}, ready = {0}, leaves = {0};
+  int rc = 0;
+  ember_node *root = t->grad_info->grad_fn;
+  if (!root) {
+    /* backward on a leaf: its own gradient is g0 */
+    ember_tensor_retain(t);
+    t->grad_info->pending = g0;
+    rc = vec_push(&leaves, t);
+    if (rc < 0) ember_tensor_release(t);
+  } else {
+    uint64_t mark = ++backward_mark;
+    rc = collect(root, mark, &nodes);
+    if (rc == 0) {
+      root->grad = g0;
+      g0 = NULL;
+      rc = vec_push(&ready, root);
+    }
+    while (rc == 0 && ready.len > 0)
+      rc = run_node(ready.items[--ready.len], &ready, &leaves);
+    /* on failure, drop the sums collected so far */
+    for (size_t i = 0; i < nodes.len; i++) {
+      ember_node *n = nodes.items[i];
+      ember_tensor_release(n->grad);
+      n->grad = NULL;
+      n->mark = 0;
+    }
+  }
+  ember_tensor_release(g0);
+  for (size_t i = 0; i < leaves.len; i++) {
+    ember_tensor *leaf = leaves.items[i];
+    if (rc == 0) {
+      if (commit_leaf(leaf) < 0) rc = -1;
+    } else {
+      ember_tensor_release(leaf->grad_info->pending);
+      leaf->grad_info->pending = NULL;
+    }
+    ember_tensor_release(leaf);
+  }
+  if (rc == 0 && !retain_graph) {
+    for (size_t i = 0; i < nodes.len; i++) {
+      ember_node *n = nodes.items[i];
+      if (n->nsaved == 0) continue;
+      for (int k = 0; k < n->nsaved; k++) ember_tensor_release(n->saved[k]);
+      n->nsaved = 0;
+      n->released = 1;
+    }
+  }
+  free(nodes.items);
+  free(ready.items);
+  free(leaves.items);
+  ember_ag_resume(prev);
+  return rc;
+}
+
+/* }====================================================================== */

@@ -1,0 +1,119 @@
+/*
+** autograd.h -- the graph that reverse-mode autograd records (internal).
+**
+** A tensor that requires grad carries an ember_autograd_meta.  A leaf's meta
+** holds its accumulated .grad; a recorded result's meta holds the node
+** (grad_fn) that produced it.  A node knows its inputs through edges: an
+** edge leads to the node that produced the input, or to the input itself
+** when that is a leaf (whose .grad receives the gradient), or nowhere when
+** the input needs no gradient.
+**
+** Nodes never point at the tensors they produced, so the graph has no
+** cycles and dies by reference counting with the last result that reaches
+** it.  Tensors a backward function needs are saved as detached aliases
+** (same storage, no meta) together with their storage's version, so an
+** in-place write after the forward pass is caught, not silently used.
+**
+** Recording happens in the public ops: each differentiable op starts with
+**     if (ember_ag_active2(a, b)) return ember_ag_binary(op, a, b);
+** and the ember_ag_ function (grad_ops.c) turns grad mode off, calls the op
+** again (which then takes its plain path), and records a node for the
+** result.  Backward functions run with grad mode off.
+*/
+#ifndef EMBER_AUTOGRAD_H
+#define EMBER_AUTOGRAD_H
+
+#include "backend.h"
+
+typedef struct ember_node ember_node;
+
+/* Compute the gradients of a node's inputs from the gradient of its output.
+   gin[i] is NULL on entry; fill those with n->needs[i] set (new
+   references).  A gradient may have the shape of the broadcast result (the
+   engine sums it down to the input's shape) and any float dtype (the engine
+   casts it).  Return -1 after ember_set_error on failure. */
+typedef int (*ember_backward_fn)(ember_node *n, ember_tensor *g,
+                                 ember_tensor **gin);
+
+typedef struct ember_edge {
+  ember_node *fn;       /* producer of the input (retained), or NULL */
+  ember_tensor *leaf;   /* the input itself when it is a leaf (retained) */
+} ember_edge;
+
+typedef struct ember_in_meta {  /* what the engine needs of each input */
+  int ndim;
+  ember_dtype dtype;
+  int64_t shape[EMBER_MAX_DIMS];
+} ember_in_meta;
+
+#define EMBER_NODE_MAX_SAVED 4
+
+struct ember_node {
+  int refcount;
+  const char *name;               /* "MulBackward", ... */
+  ember_backward_fn backward;
+  int ninputs;
+  ember_edge *next;               /* [ninputs] */
+  ember_in_meta *in;              /* [ninputs] */
+  unsigned char *needs;           /* [ninputs]: input needs a gradient */
+  int nsaved;
+  ember_tensor *saved[EMBER_NODE_MAX_SAVED];
+  uint64_t saved_version[EMBER_NODE_MAX_SAVED];
+  int released;                   /* saved tensors freed by backward */
+  double p[4];                    /* the op's parameters */
+  int64_t ip[8];
+  void *extra;                    /* anything else, freed with free() */
+  ember_tensor *retained_out;     /* weak: a non-leaf that retains grad */
+  /* engine scratch, valid during one backward */
+  uint64_t mark;
+  int deps;
+  ember_tensor *grad;
+};
+
+struct ember_autograd_meta {
+  int requires_grad;
+  int retains_grad;
+  int is_view;                    /* a recorded view of another tensor */
+  ember_tensor *grad;             /* accumulated gradient (leaves) */
+  ember_node *grad_fn;            /* producer (non-leaves), retained */
+  ember_tensor *pending;          /* engine scratch: this backward's sum */
+};
+
+extern int ember_grad_mode_;
+
+static inline int ember_ag_requires(const ember_tensor *t) {
+  return t && t->grad_info && t->grad_info->requires_grad;
+}
+static inline int ember_ag_active1(const ember_tensor *a) {
+  return ember_grad_mode_ && ember_ag_requires(a);
+}
+static inline int ember_ag_active2(const ember_tensor *a, const ember_tensor *b) {
+  return ember_grad_mode_ && (ember_ag_requires(a) || ember_ag_requires(b));
+}
+
+/* A node for an op over `n` inputs (any may be NULL: no gradient). */
+ember_node *ember_ag_node(const char *name, ember_backward_fn fn, int n,
+                          const ember_tensor *const *inputs);
+/* Save t (a detached alias) for backward; -1 on failure. */
+int ember_ag_save(ember_node *node, const ember_tensor *t);
+/* Make `out` the node's result: out requires grad with grad_fn = node.
+   Consumes the caller's reference to node.  On failure releases out and
+   returns NULL, so ops can `return ember_ag_finish(node, out);`. */
+ember_tensor *ember_ag_finish(ember_node *node, ember_tensor *out, int is_view);
+void ember_ag_node_release(ember_node *n);
+void ember_ag_meta_free(struct ember_autograd_meta *m);
+/* Turn recording off around a nested call; returns the previous mode. */
+int ember_ag_pause(void);
+void ember_ag_resume(int prev);
+
+/* The gradient g summed down to shape (ndim, shape): broadcasting's
+   adjoint.  New reference. */
+ember_tensor *ember_ag_sum_to(const ember_tensor *g, int ndim,
+                              const int64_t *shape);
+
+/* In-place ops on a tensor that requires grad: a leaf (while recording) is
+   an error; a non-leaf's history is replaced by the op's node (rebase).
+   Returns 0 when `t` needs no special handling, -1 on error. */
+int ember_ag_check_inplace(const char *fn, const ember_tensor *t);
+
+#endif

@@ -1,0 +1,926 @@
+/*
+** grad_ops.c -- recording the differentiable ops, and their backward
+** functions.
+**
+** Pattern of a recording form: pause recording, run the public op (which
+** then takes its plain path), build a node whose edges lead to the inputs,
+** save what the backward function needs, attach the node to the result.
+** Backward functions run with recording off and use the public ops; a
+** gradient may keep the broadcast shape or another float dtype, the engine
+** sums and casts it to the input (autograd.c: fit_grad).
+**
+** Formulas follow PyTorch's tools/autograd/derivatives.yaml.
+*/
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "grad_ops.h"
+
+/* {======================================================================
+** Helpers
+** ======================================================================= */
+
+/* A node over inputs (a, b); b may be NULL. */
+static ember_node *node2(const char *name, ember_backward_fn fn,
+                         const ember_tensor *a, const ember_tensor *b) {
+  const ember_tensor *in[2] = {a, b};
+  return ember_ag_node(name, fn, b ? 2 : 1, in);
+}
+
+static ember_tensor *scalar_as(const ember_tensor *g, double v) {
+  ember_tensor *s = ember_empty_on(g->storage->device, 0, NULL, g->dtype);
+  if (s && ember_fill_(s, v) < 0) { ember_tensor_release(s); return NULL; }
+  return s;
+}
+
+static ember_tensor *zeros_meta(const ember_tensor *g, const ember_in_meta *m) {
+  ember_tensor *z = ember_empty_on(g->storage->device, m->ndim, m->shape,
+                                   g->dtype);
+  if (z && ember_fill_(z, 0) < 0) { ember_tensor_release(z); return NULL; }
+  return z;
+}
+
+/* g * x, g / x, ... releasing nothing */
+static ember_tensor *bin(ember_binary_op op, const ember_tensor *a,
+                         const ember_tensor *b) {
+  return ember_binary(op, a, b);
+}
+
+/* g with a size-1 dim put back at `dim` when the reduction dropped it */
+static ember_tensor *keep_dim(ember_tensor *g, int dim, int keepdim) {
+  if (keepdim) { ember_tensor_retain(g); return g; }
+  return ember_unsqueeze(g, dim);
+}
+
+/* Replace a node's output with `node` on an in-place target (rebase). */
+static int rebase(ember_tensor *t, ember_node *node, int requires) {
+  struct ember_autograd_meta *m = t->grad_info;
+  if (!m) {
+    if (!requires) { ember_ag_node_release(node); return 0; }
+    m = t->grad_info = calloc(1, sizeof *m);
+    if (!m) { ember_ag_node_release(node); return ember_set_error("out of memory"); }
+  }
+  ember_ag_node_release(m->grad_fn);
+  m->grad_fn = node;
+  m->requires_grad = 1;
+  return 0;
+}
+
+/*
+** An in-place write of a value that requires grad into a tensor that does
+** not: fine for a tensor of its own, but a view's base would never learn
+** of it (its gradient would silently miss the write), so refuse.
+*/
+static int check_target(const char *fn, const ember_tensor *t) {
+  if (!ember_ag_requires(t) && t->storage->refcount > 1)
+    return ember_set_error("%s: writing a value that requires grad into a "
+                           "view (or a tensor sharing storage) is not "
+                           "supported by autograd; build the result with "
+                           "out-of-place ops (cat, stack, where)", fn);
+  return 0;
+}
+
+int ember_ag_active_n(int n, ember_tensor *const *ts) {
+  if (!ember_grad_mode_) return 0;
+  for (int i = 0; i < n; i++)
+    if (ember_ag_requires(ts[i])) return 1;
+  return 0;
+}
+
+/* }====================================================================== */
+
+/* {======================================================================
+** Unary ops and clamp
+** ======================================================================= */
+
+/* Ops whose derivative is written with their output rather than input. */
+static int uses_output(ember_unary_op op) {
+  return op == EMBER_EXP || op == EMBER_EXPM1 || op == EMBER_SQRT ||
+         op == EMBER_TANH || op == EMBER_SIGMOID || op == EMBER_RELU;
+}
+
+static const char *const unary_node_names[EMBER_NUNARY] = {
+  "NegBackward", "AbsBackward", "ExpBackward", "LogBackward", "SqrtBackward",
+  "SinBackward", "CosBackward", "TanhBackward", "SigmoidBackward",
+  "ReluBackward", "ClampBackward", "ErfBackward", "Log1pBackward",
+  "Expm1Backward", "GeluBackward", "LeakyReluBackward",
+};
+
+static int unary_backward(ember_node *n, ember_tensor *g, ember_tensor **gin) {
+  ember_unary_op op = (ember_unary_op)n->ip[0];
+  if (op == EMBER_NEG) return (gin[0] = ember_unary(EMBER_NEG, g)) ? 0 : -1;
+  const ember_tensor *s = n->saved[0];
+  ember_tensor *gc = ember_cast(g, s->dtype);
+  if (!gc) return -1;
+  ember_tensor *out = ember_empty_on(g->storage->device, g->ndim, g->shape,
+                                     s->dtype);
+  int rc = out ? ember_backend_of(out)->unary_backward(op, out, gc, s,
+                                                       n->p[0], n->p[1]) : -1;
+  ember_tensor_release(gc);
+  if (rc < 0) { ember_tensor_release(out); return -1; }
+  gin[0] = out;
+  return 0;
+}
+
+/* The node for op over t with result out (input value `x`: the tensor
+   before an in-place op overwrote it). */
+static ember_node *unary_node(ember_unary_op op, const ember_tensor *t,
+                              const ember_tensor *x, const ember_tensor *out,
+                              double p0, double p1) {
+  ember_node *n = node2(unary_node_names[op], unary_backward, t, NULL);
+  if (!n) return NULL;
+  n->ip[0] = op;
+  n->p[0] = p0;
+  n->p[1] = p1;
+  if (op != EMBER_NEG &&
+      ember_ag_save(n, uses_output(op) ? out : x) < 0) {
+    ember_ag_node_release(n);
+    return NULL;
+  }
+  return n;
+}
+
+static double unary_p1(ember_unary_op op) { (void)op; return INFINITY; }
+
+ember_tensor *ember_ag_unary(ember_unary_op op, const ember_tensor *t,
+                             double param) {
+  int prev = ember_ag_pause();
+  ember_tensor *out = ember_unary_p(op, t, param);
+  ember_ag_resume(prev);
+  if (!out) return NULL;
+  if (!ember_dtype_is_float(t->dtype)) return out;
+  return ember_ag_finish(unary_node(op, t, t, out, param, unary_p1(op)), out, 0);
+}
+
+int ember_ag_unary_(ember_unary_op op, ember_tensor *t, double param) {
+  if (ember_ag_check_inplace(unary_node_names[op], t) < 0) return -1;
+  int prev = ember_ag_pause();
+  ember_tensor *x = uses_output(op) || op == EMBER_NEG ? NULL : ember_clone(t);
+  ember_node *n = NULL;
+  int rc = -1;
+  if (x || uses_output(op) || op == EMBER_NEG) {
+    ember_node *tmp = node2(unary_node_names[op], unary_backward, t, NULL);
+    if (tmp && ember_unary_p_(op, t, param) == 0) {
+      tmp->ip[0] = op;
+      tmp->p[0] = param;
+      tmp->p[1] = INFINITY;
+      if (op == EMBER_NEG || ember_ag_save(tmp, uses_output(op) ? t : x) == 0) {
+        n = tmp;
+        tmp = NULL;
+        rc = 0;
+      }
+    }
+    ember_ag_node_release(tmp);
+  }
+  ember_tensor_release(x);
+  ember_ag_resume(prev);
+  return rc < 0 ? -1 : rebase(t, n, 1);
+}
+
+ember_tensor *ember_ag_clamp(const ember_tensor *t, double lo, double hi) {
+  int prev = ember_ag_pause();
+  ember_tensor *out = ember_clamp(t, lo, hi);
+  ember_ag_resume(prev);
+  if (!out) return NULL;
+  return ember_ag_finish(unary_node(EMBER_CLAMP, t, t, out, lo, hi), out, 0);
+}
+
+int ember_ag_clamp_(ember_tensor *t, double lo, double hi) {
+  if (ember_ag_check_inplace("clamp_", t) < 0) return -1;
+  int prev = ember_ag_pause();
+  ember_tensor *x = ember_clone(t);
+  ember_node *n = x ? unary_node(EMBER_CLAMP, t, x, NULL, lo, hi) : NULL;
+  int rc = n ? ember_clamp_(t, lo, hi) : -1;
+  ember_tensor_release(x);
+  ember_ag_resume(prev);
+  if (rc < 0) { ember_ag_node_release(n); return -1; }
+  return rebase(t, n, 1);
+}
+
+/* }====================================================================== */
+
+/* {======================================================================
+** Binary ops
+** ======================================================================= */
+
+static const char *const binary_node_names[EMBER_NBINARY] = {
+  "AddBackward", "SubBackward", "MulBackward", "DivBackward", "PowBackward",
+  "MaximumBackward", "MinimumBackward",
+};
+
+/* saved: [0] a, [1] b, [2] out, as the op needs them (ip[1..3] say which) */
+static const ember_tensor *saved_at(ember_node *n, int which) {
+  int k = (int)n->ip[1 + which];
+  return k >= 0 ? n->saved[k] : NULL;
+}
+
+static int binary_backward(ember_node *n, ember_tensor *g, ember_tensor **gin) {
+  ember_binary_op op = (ember_binary_op)n->ip[0];
+  const ember_tensor *a = saved_at(n, 0), *b = saved_at(n, 1),
+                     *out = saved_at(n, 2);
+  int ga = n->needs[0], gb = n->ninputs > 1 && n->needs[1];
+  switch (op) {
+    case EMBER_ADD:
+      if (ga) { ember_tensor_retain(g); gin[0] = g; }
+      if (gb) { ember_tensor_retain(g); gin[1] = g; }
+      return 0;
+    case EMBER_SUB:
+      if (ga) { ember_tensor_retain(g); gin[0] = g; }
+      if (gb && !(gin[1] = ember_unary(EMBER_NEG, g))) return -1;
+      return 0;
+    case EMBER_MUL:
+      if (ga && !(gin[0] = bin(EMBER_MUL, g, b))) return -1;
+      if (gb && !(gin[1] = bin(EMBER_MUL, g, a))) return -1;
+      return 0;
+    case EMBER_DIV:
+      if (ga && !(gin[0] = bin(EMBER_DIV, g, b))) return -1;
+      if (gb) {   /* -g * out / b */
+        ember_tensor *t = bin(EMBER_MUL, g, out);
+        ember_tensor *u = t ? bin(EMBER_DIV, t, b) : NULL;
+        ember_tensor_release(t);
+        if (!u || !(gin[1] = ember_unary(EMBER_NEG, u))) { ember_tensor_release(u); return -1; }
+        ember_tensor_release(u);
+      }
+      return 0;
+    case EMBER_POW: {
+      int rc = 0;
+      if (ga) {   /* g * b * a^(b-1), 0 where b == 0 */
+        ember_tensor *one = scalar_as(b, 1.0);
+        ember_tensor *bm1 = one ? bin(EMBER_SUB, b, one) : NULL;
+        ember_tensor *p = bm1 ? bin(EMBER_POW, a, bm1) : NULL;
+        ember_tensor *q = p ? bin(EMBER_MUL, p, b) : NULL;
+        gin[0] = q ? bin(EMBER_MUL, g, q) : NULL;
+        if (!gin[0]) rc = -1;
+        ember_tensor_release(q);
+        ember_tensor_release(p);
+        ember_tensor_release(bm1);
+        ember_tensor_release(one);
+      }
+      if (gb && rc == 0) {   /* g * out * log(a), 0 where a == 0 and b >= 0 */
+        ember_tensor *la = ember_unary(EMBER_LOG, a);
+        ember_tensor *t = la ? bin(EMBER_MUL, out, la) : NULL;
+        ember_tensor *zero = t ? scalar_as(a, 0.0) : NULL;
+        ember_tensor *az = zero ? ember_compare(EMBER_EQ, a, zero) : NULL;
+        ember_tensor *bz = az ? ember_compare(EMBER_GE, b, zero) : NULL;
+        ember_tensor *mask = bz ? bin(EMBER_MUL, az, bz) : NULL;
+        ember_tensor *safe = mask ? ember_masked_fill(t, mask, 0.0) : NULL;
+        gin[1] = safe ? bin(EMBER_MUL, g, safe) : NULL;
+        if (!gin[1]) rc = -1;
+        ember_tensor_release(safe);
+        ember_tensor_release(mask);
+        ember_tensor_release(bz);
+        ember_tensor_release(az);
+        ember_tensor_release(zero);
+        ember_tensor_release(t);
+        ember_tensor_release(la);
+      }
+      return rc;
+    }
+    case EMBER_MAXIMUM:
+    case EMBER_MINIMUM: {
+      /* the larger (smaller) side takes g; ties share it equally */
+      ember_cmp_op win = op == EMBER_MAXIMUM ? EMBER_GT : EMBER_LT;
+      ember_tensor *half = scalar_as(g, 0.5);
+      ember_tensor *eq = half ? ember_compare(EMBER_EQ, a, b) : NULL;
+      ember_tensor *gh = eq ? bin(EMBER_MUL, g, half) : NULL;
+      ember_tensor *zero = gh ? scalar_as(g, 0.0) : NULL;
+      int rc = zero ? 0 : -1;
+      for (int side = 0; side < 2 && rc == 0; side++) {
+        if (!(side == 0 ? ga : gb)) continue;
+        ember_tensor *w = side == 0 ? ember_compare(win, a, b)
+                                    : ember_compare(win, b, a);
+        ember_tensor *t = w ? ember_where(w, g, zero) : NULL;
+        gin[side] = t ? ember_where(eq, gh, t) : NULL;
+        if (!gin[side]) rc = -1;
+        ember_tensor_release(t);
+        ember_tensor_release(w);
+      }
+      ember_tensor_release(zero);
+      ember_tensor_release(gh);
+      ember_tensor_release(eq);
+      ember_tensor_release(half);
+      return rc;
+    }
+    default:
+      return ember_set_error("backward: bad binary op");
+  }
+}
+
+/* Which of a, b, out the backward of op needs. */
+static void binary_saves(ember_binary_op op, int ga, int gb, int *sa, int *sb,
+                         int *so) {
+  *sa = *sb = *so = 0;
+  switch (op) {
+    case EMBER_MUL: *sa = gb; *sb = ga; break;
+    case EMBER_DIV: *sb = 1; *so = gb; break;
+    case EMBER_POW: *sa = 1; *sb = 1; *so = gb; break;
+    case EMBER_MAXIMUM: case EMBER_MINIMUM: *sa = *sb = 1; break;
+    default: break;
+  }
+}
+
+/* Node for a op b; x is a's value (a copy when a is about to be overwritten),
+   out the result (NULL: not yet known, saved by the caller). */
+static ember_node *binary_node(ember_binary_op op, const ember_tensor *a,
+                               const ember_tensor *b, const ember_tensor *x,
+                               const ember_tensor *out) {
+  ember_node *n = node2(binary_node_names[op], binary_backward, a, b);
+  if (!n) return NULL;
+  int sa, sb, so;
+  binary_saves(op, n->needs[0], n->needs[1], &sa, &sb, &so);
+  n->ip[0] = op;
+  n->ip[1] = n->ip[2] = n->ip[3] = -1;
+  if ((sa && (n->ip[1] = n->nsaved, ember_ag_save(n, x)) < 0) ||
+      (sb && (n->ip[2] = n->nsaved, ember_ag_save(n, b)) < 0) ||
+      (so && out && (n->ip[3] = n->nsaved, ember_ag_save(n, out)) < 0)) {
+    ember_ag_node_release(n);
+    return NULL;
+  }
+  return n;
+}
+
+ember_tensor *ember_ag_binary(ember_binary_op op, const ember_tensor *a,
+                              const ember_tensor *b) {
+  int prev = ember_ag_pause();
+  ember_tensor *out = ember_binary(op, a, b);
+  ember_ag_resume(prev);
+  if (!out) return NULL;
+  if (!ember_dtype_is_float(out->dtype)) return out;
+  return ember_ag_finish(binary_node(op, a, b, a, out), out, 0);
+}
+
+int ember_ag_binary_(ember_binary_op op, ember_tensor *a, const ember_tensor *b) {
+  if (ember_ag_check_inplace(binary_node_names[op], a) < 0 ||
+      check_target(binary_node_names[op], a) < 0)
+    return -1;
+  if (!ember_dtype_is_float(a->dtype))
+    return ember_set_error("%s_: an integer tensor cannot take a gradient "
+                           "in place", binary_node_names[op]);
+  int prev = ember_ag_pause();
+  int sa, sb, so;
+  binary_saves(op, 1, 1, &sa, &sb, &so);
+  ember_tensor *x = sa ? ember_clone(a) : NULL;
+  ember_node *n = !sa || x ? binary_node(op, a, b, x ? x : a, NULL) : NULL;
+  int rc = n ? ember_binary_(op, a, b) : -1;
+  if (rc == 0 && so && n->ip[1 + 2] < 0) {
+    n->ip[3] = n->nsaved;
+    rc = ember_ag_save(n, a);
+  }
+  ember_tensor_release(x);
+  ember_ag_resume(prev);
+  if (rc < 0) { ember_ag_node_release(n); return -1; }
+  return rebase(a, n, 1);
+}
+
+/* }====================================================================== */
+
+/* {======================================================================
+** where, masked_fill, copy_, fill_
+** ======================================================================= */
+
+/* saved[0] is the condition (bool), which side it selects is ip[0] */
+static int where_backward(ember_node *n, ember_tensor *g, ember_tensor **gin) {
+  const ember_tensor *cond = n->saved[0];
+  ember_tensor *zero = scalar_as(g, 0.0);
+  if (!zero) return -1;
+  int rc = 0;
+  int first = (int)n->ip[0];    /* input index of the "true" side */
+  for (int i = 0; i < n->ninputs && rc == 0; i++) {
+    if (!n->needs[i]) continue;
+    gin[i] = i == first ? ember_where(cond, g, zero) : ember_where(cond, zero, g);
+    if (!gin[i]) rc = -1;
+  }
+  ember_tensor_release(zero);
+  return rc;
+}
+
+ember_tensor *ember_ag_where(const ember_tensor *cond, const ember_tensor *a,
+                             const ember_tensor *b) {
+  int prev = ember_ag_pause();
+  ember_tensor *out = ember_where(cond, a, b);
+  ember_ag_resume(prev);
+  if (!out || !ember_dtype_is_float(out->dtype)) return out;
+  ember_node *n = node2("WhereBackward", where_backward, a, b);
+  if (n && ember_ag_save(n, cond) < 0) { ember_ag_node_release(n); n = NULL; }
+  if (n) n->ip[0] = 0;
+  return ember_ag_finish(n, out, 0);
+}
+
+/* masked_fill: input 0 is the tensor, the mask's true side gets nothing */
+static ember_node *masked_node(const ember_tensor *t, const ember_tensor *mask) {
+  ember_node *n = node2("MaskedFillBackward", where_backward, t, NULL);
+  if (n && ember_ag_save(n, mask) < 0) { ember_ag_node_release(n); return NULL; }
+  if (n) n->ip[0] = 1;   /* input 0 is the "false" side */
+  return n;
+}
+
+ember_tensor *ember_ag_masked_fill(const ember_tensor *t,
+                                   const ember_tensor *mask, double value) {
+  int prev = ember_ag_pause();
+  ember_tensor *out = ember_masked_fill(t, mask, value);
+  ember_ag_resume(prev);
+  if (!out || !ember_dtype_is_float(out->dtype)) return out;
+  return ember_ag_finish(masked_node(t, mask), out, 0);
+}
+
+int ember_ag_masked_fill_(ember_tensor *t, const ember_tensor *mask,
+                          double value) {
+  if (ember_ag_check_inplace("masked_fill_", t) < 0) return -1;
+  int prev = ember_ag_pause();
+  ember_node *n = masked_node(t, mask);
+  int rc = n ? ember_masked_fill_(t, mask, value) : -1;
+  ember_ag_resume(prev);
+  if (rc < 0) { ember_ag_node_release(n); return -1; }
+  return rebase(t, n, 1);
+}
+
+static int pass_backward(ember_node *n, ember_tensor *g, ember_tensor **gin) {
+  (void)n;
+  ember_tensor_retain(g);
+  gin[0] = g;
+  return 0;
+}
+
+/* dst's old value is gone: the gradient flows to src only */
+int ember_ag_copy_(ember_tensor *dst, const ember_tensor *src) {
+  if (ember_ag_check_inplace("copy_", dst) < 0 || check_target("copy_", dst) < 0)
+    return -1;
+  int prev = ember_ag_pause();
+  int needs = ember_ag_requires(src) && ember_dtype_is_float(dst->dtype);
+  ember_node *n = needs ? node2("CopyBackward", pass_backward, src, NULL) : NULL;
+  int rc = !needs || n ? ember_copy_(dst, src) : -1;
+  ember_ag_resume(prev);
+  if (rc < 0) { ember_ag_node_release(n); return -1; }
+  if (!n) {   /* a constant now: a non-leaf keeps requires_grad, no edges */
+    if (!ember_ag_requires(dst)) return 0;
+    n = ember_ag_node("CopyBackward", pass_backward, 0, NULL);
+    if (!n) return -1;
+  }
+  return rebase(dst, n, 1);
+}
+
+int ember_ag_fill_(ember_tensor *dst, double value) {
+  if (ember_ag_check_inplace("fill_", dst) < 0) return -1;
+  int prev = ember_ag_pause();
+  int rc = ember_fill_(dst, value);
+  ember_ag_resume(prev);
+  if (rc < 0) return -1;
+  ember_node *n = ember_ag_node("FillBackward", pass_backward, 0, NULL);
+  return n ? rebase(dst, n, 1) : -1;
+}
+
+/* }====================================================================== */
+
+/* {======================================================================
+** Reductions and softmax
+** ======================================================================= */
+
+/* ip: [0] op, [1] dim (-1: all), [2] keepdim, [3] correction;
+   saved: [0] input, [1] output, when the op needs them */
+static int reduce_backward(ember_node *n, ember_tensor *g, ember_tensor **gin) {
+  ember_reduce_op op = (ember_reduce_op)n->ip[0];
+  int dim = (int)n->ip[1], keep = (int)n->ip[2], corr = (int)n->ip[3];
+  const ember_in_meta *m = &n->in[0];
+  int64_t count = 1;
+  if (dim < 0) for (int i = 0; i < m->ndim; i++) count *= m->shape[i];
+  else count = m->shape[dim];
+  ember_tensor *gk = dim < 0 ? (ember_tensor_retain(g), g) : keep_dim(g, dim, keep);
+  if (!gk) return -1;
+  ember_tensor *r = NULL;
+  switch (op) {
+    case EMBER_SUM:
+      r = ember_expand(gk, m->ndim, m->shape);
+      break;
+    case EMBER_MEAN: {
+      ember_tensor *c = scalar_as(g, (double)count);
+      ember_tensor *q = c ? bin(EMBER_DIV, gk, c) : NULL;
+      r = q ? ember_expand(q, m->ndim, m->shape) : NULL;
+      ember_tensor_release(q);
+      ember_tensor_release(c);
+      break;
+    }
+    case EMBER_PROD: {   /* g * out / x */
+      const ember_tensor *x = n->saved[0];
+      ember_tensor *ok = dim < 0 ? (ember_tensor_retain(n->saved[1]), n->saved[1])
+                                 : keep_dim(n->saved[1], dim, keep);
+      ember_tensor *t = ok ? bin(EMBER_MUL, gk, ok) : NULL;
+      r = t ? bin(EMBER_DIV, t, x) : NULL;
+      ember_tensor_release(t);
+      ember_tensor_release(ok);
+      break;
+    }
+    case EMBER_MAX:
+    case EMBER_MIN: {    /* shared equally among the elements that tie */
+      const ember_tensor *x = n->saved[0];
+      ember_tensor *ok = dim < 0 ? (ember_tensor_retain(n->saved[1]), n->saved[1])
+                                 : keep_dim(n->saved[1], dim, keep);
+      ember_tensor *hit = ok ? ember_compare(EMBER_EQ, x, ok) : NULL;
+      ember_tensor *hf = hit ? ember_to_dtype(hit, g->dtype) : NULL;
+      ember_tensor *cnt = hf ? (dim < 0 ? ember_reduce(EMBER_SUM, hf, 0)
+                                        : ember_sum_dim(hf, dim, 1)) : NULL;
+      ember_tensor *share = cnt ? bin(EMBER_DIV, gk, cnt) : NULL;
+      r = share ? bin(EMBER_MUL, hf, share) : NULL;
+      ember_tensor_release(share);
+      ember_tensor_release(cnt);
+      ember_tensor_release(hf);
+      ember_tensor_release(hit);
+      ember_tensor_release(ok);
+      break;
+    }
+    case EMBER_VAR:
+    case EMBER_STD: {    /* g * 2 (x - mean) / (N - c), std: / (2 std) */
+      const ember_tensor *x = n->saved[0];
+      ember_tensor *mean = dim < 0 ? ember_reduce(EMBER_MEAN, x, 0)
+                                   : ember_reduce_dim(EMBER_MEAN, x, dim, 1, 0);
+      ember_tensor *d = mean ? bin(EMBER_SUB, x, mean) : NULL;
+      ember_tensor *c = d ? scalar_as(g, op == EMBER_VAR ? 2.0 / (double)(count - corr)
+                                                         : 1.0 / (double)(count - corr)) : NULL;
+      ember_tensor *t = c ? bin(EMBER_MUL, d, c) : NULL;
+      ember_tensor *u = t ? bin(EMBER_MUL, t, gk) : NULL;
+      if (u && op == EMBER_STD) {
+        ember_tensor *ok = dim < 0 ? (ember_tensor_retain(n->saved[1]), n->saved[1])
+                                   : keep_dim(n->saved[1], dim, keep);
+        r = ok ? bin(EMBER_DIV, u, ok) : NULL;
+        ember_tensor_release(ok);
+      } else if (u) {
+        ember_tensor_retain(u);
+        r = u;
+      }
+      ember_tensor_release(u);
+      ember_tensor_release(t);
+      ember_tensor_release(c);
+      ember_tensor_release(d);
+      ember_tensor_release(mean);
+      break;
+    }
+    default:
+      ember_set_error("backward: %s is not differentiable", n->name);
+      break;
+  }
+  ember_tensor_release(gk);
+  if (!r) return -1;
+  gin[0] = r;
+  return 0;
+}
+
+static const char *reduce_node_name(ember_reduce_op op) {
+  static const char *const names[EMBER_NREDUCE] = {
+    "SumBackward", "MeanBackward", "ProdBackward", "MaxBackward",
+    "MinBackward", "ArgmaxBackward", "ArgminBackward", "VarBackward",
+    "StdBackward",
+  };
+  return names[op];
+}
+
+static ember_tensor *record_reduce(ember_reduce_op op, const ember_tensor *t,
+                                   ember_tensor *out, int dim, int keepdim,
+                                   int correction) {
+  if (!out) return NULL;
+  if (op == EMBER_ARGMAX || op == EMBER_ARGMIN || !ember_dtype_is_float(out->dtype))
+    return out;
+  ember_node *n = node2(reduce_node_name(op), reduce_backward, t, NULL);
+  if (!n) { ember_tensor_release(out); return NULL; }
+  n->ip[0] = op;
+  n->ip[1] = dim;
+  n->ip[2] = keepdim;
+  n->ip[3] = correction;
+  int rc = 0;
+  if (op != EMBER_SUM && op != EMBER_MEAN) rc = ember_ag_save(n, t);
+  if (rc == 0 && (op == EMBER_PROD || op == EMBER_MAX || op == EMBER_MIN ||
+                  op == EMBER_STD))
+    rc = ember_ag_save(n, out);
+  if (rc < 0) { ember_ag_node_release(n); n = NULL; }
+  return ember_ag_finish(n, out, 0);
+}
+
+ember_tensor *ember_ag_reduce(ember_reduce_op op, const ember_tensor *t,
+                              int correction) {
+  int prev = ember_ag_pause();
+  ember_tensor *out = ember_reduce(op, t, correction);
+  ember_ag_resume(prev);
+  return record_reduce(op, t, out, -1, 0, correction);
+}
+
+ember_tensor *ember_ag_reduce_dim(ember_reduce_op op, const ember_tensor *t,
+                                  int dim, int keepdim, int correction) {
+  int prev = ember_ag_pause();
+  ember_tensor *out = ember_reduce_dim(op, t, dim, keepdim, correction);
+  ember_ag_resume(prev);
+  if (!out) return NULL;
+  if (t->ndim == 0) return record_reduce(op, t, out, -1, 0, correction);
+  dim = dim < 0 ? dim + t->ndim : dim;
+  return record_reduce(op, t, out, dim, keepdim, correction);
+}
+
+/* max/min over a dim with indices: the gradient goes to the chosen
+   position only (saved[0]: indices, 1-based) */
+static int select_backward(ember_node *n, ember_tensor *g, ember_tensor **gin) {
+  int dim = (int)n->ip[0], keep = (int)n->ip[1];
+  ember_tensor *gk = keep_dim(g, dim, keep);
+  ember_tensor *ik = gk ? keep_dim(n->saved[0], dim, keep) : NULL;
+  ember_tensor *z = ik ? zeros_meta(g, &n->in[0]) : NULL;
+  int rc = z ? ember_scatter_add_(z, dim, ik, gk) : -1;
+  ember_tensor_release(ik);
+  ember_tensor_release(gk);
+  if (rc < 0) { ember_tensor_release(z); return -1; }
+  gin[0] = z;
+  return 0;
+}
+
+int ember_ag_extreme_dim(int is_max, const ember_tensor *t, int dim,
+                         int keepdim, ember_tensor **values,
+                         ember_tensor **indices) {
+  int prev = ember_ag_pause();
+  int rc = is_max ? ember_max_dim(t, dim, keepdim, values, indices)
+                  : ember_min_dim(t, dim, keepdim, values, indices);
+  ember_ag_resume(prev);
+  if (rc < 0 || !ember_dtype_is_float((*values)->dtype) || t->ndim == 0) return rc;
+  ember_node *n = node2(is_max ? "MaxBackward" : "MinBackward", select_backward,
+                        t, NULL);
+  if (n) {
+    n->ip[0] = dim < 0 ? dim + t->ndim : dim;
+    n->ip[1] = keepdim;
+    if (ember_ag_save(n, *indices) < 0) { ember_ag_node_release(n); n = NULL; }
+  }
+  if (!(*values = ember_ag_finish(n, *values, 0))) {
+    ember_tensor_release(*indices);
+    *indices = NULL;
+    return -1;
+  }
+  return 0;
+}
+
+/* softmax: y (g - sum(g y)); log_softmax: g - exp(y) sum(g) */
+static int softmax_backward(ember_node *n, ember_tensor *g, ember_tensor **gin) {
+  int dim = (int)n->ip[0], log = (int)n->ip[1];
+  const ember_tensor *y = n->saved[0];
+  if (y->ndim == 0) return (gin[0] = scalar_as(g, 0.0)) ? 0 : -1;
+  ember_tensor *r = NULL;
+  if (log) {
+    ember_tensor *s = ember_sum_dim(g, dim, 1);
+    ember_tensor *e = s ? ember_unary(EMBER_EXP, y) : NULL;
+    ember_tensor *t = e ? bin(EMBER_MUL, e, s) : NULL;
+    r = t ? bin(EMBER_SUB, g, t) : NULL;
+    ember_tensor_release(t);
+    ember_tensor_release(e);
+    ember_tensor_release(s);
+  } else {
+    ember_tensor *gy = bin(EMBER_MUL, g, y);
+    ember_tensor *s = gy ? ember_sum_dim(gy, dim, 1) : NULL;
+    ember_tensor *d = s ? bin(EMBER_SUB, g, s) : NULL;
+    r = d ? bin(EMBER_MUL, y, d) : NULL;
+    ember_tensor_release(d);
+    ember_tensor_release(s);
+    ember_tensor_release(gy);
+  }
+  if (!r) return -1;
+  gin[0] = r;
+  return 0;
+}
+
+ember_tensor *ember_ag_softmax(const ember_tensor *t, int dim, int log) {
+  int prev = ember_ag_pause();
+  ember_tensor *out = log ? ember_log_softmax(t, dim) : ember_softmax(t, dim);
+  ember_ag_resume(prev);
+  if (!out) return NULL;
+  ember_node *n = node2(log ? "LogSoftmaxBackward" : "SoftmaxBackward",
+                        softmax_backward, t, NULL);
+  if (n) {
+    int nd = t->ndim ? t->ndim : 1;
+    n->ip[0] = dim < 0 ? dim + nd : dim;
+    n->ip[1] = log;
+    if (ember_ag_save(n, out) < 0) { ember_ag_node_release(n); n = NULL; }
+  }
+  return ember_ag_finish(n, out, 0);
+}
+
+/* }====================================================================== */
+
+/* {======================================================================
+** matmul, cat, stack, index_select, gather
+** ======================================================================= */
+
+/* a as a matrix stack: 1-D a is [1, K], 1-D b is [K, 1] */
+static ember_tensor *as_2d(const ember_tensor *t, int is_b) {
+  if (t->ndim != 1) { ember_tensor_retain((ember_tensor *)t); return (ember_tensor *)t; }
+  return ember_unsqueeze(t, is_b ? 1 : 0);
+}
+
+static ember_tensor *mT(const ember_tensor *t) {
+  return ember_transpose(t, t->ndim - 2, t->ndim - 1);
+}
+
+/* ga = g b^T, gb = a^T g, over the 2-D forms; the engine sums batch
+   broadcasting away and the reshape restores 1-D operands */
+static int matmul_backward(ember_node *n, ember_tensor *g, ember_tensor **gin) {
+  const ember_tensor *a = n->saved[0], *b = n->saved[1];
+  ember_tensor *A = as_2d(a, 0), *B = A ? as_2d(b, 1) : NULL;
+  ember_tensor *G = NULL;
+  int rc = -1;
+  if (B) {
+    /* g reshaped to the 2-D forms' result: batch, M (or 1), N (or 1) */
+    int64_t full[EMBER_MAX_DIMS];
+    int nb = 0, batch = g->ndim - (a->ndim > 1) - (b->ndim > 1);
+    for (int i = 0; i < batch; i++) full[nb++] = g->shape[i];
+    full[nb++] = a->ndim > 1 ? a->shape[a->ndim - 2] : 1;
+    full[nb++] = b->ndim > 1 ? b->shape[b->ndim - 1] : 1;
+    G = ember_reshape(g, nb, full);
+    rc = G ? 0 : -1;
+  }
+  for (int side = 0; side < 2 && rc == 0; side++) {
+    if (!n->needs[side]) continue;
+    ember_tensor *oT = side == 0 ? mT(B) : mT(A);
+    ember_tensor *r = oT ? (side == 0 ? ember_matmul(G, oT) : ember_matmul(oT, G)) : NULL;
+    ember_tensor_release(oT);
+    const ember_tensor *orig = side == 0 ? a : b;
+    const ember_tensor *two = side == 0 ? A : B;
+    ember_tensor *s = r ? ember_ag_sum_to(r, two->ndim, two->shape) : NULL;
+    ember_tensor_release(r);
+    gin[side] = s ? ember_reshape(s, orig->ndim, orig->shape) : NULL;
+    ember_tensor_release(s);
+    if (!gin[side]) rc = -1;
+  }
+  ember_tensor_release(G);
+  ember_tensor_release(B);
+  ember_tensor_release(A);
+  return rc;
+}
+
+ember_tensor *ember_ag_matmul(const ember_tensor *a, const ember_tensor *b) {
+  int prev = ember_ag_pause();
+  ember_tensor *out = ember_matmul(a, b);
+  ember_ag_resume(prev);
+  if (!out || !ember_dtype_is_float(out->dtype)) return out;
+  ember_node *n = node2("MmBackward", matmul_backward, a, b);
+  if (n && (ember_ag_save(n, a) < 0 || ember_ag_save(n, b) < 0)) {
+    ember_ag_node_release(n);
+    n = NULL;
+  }
+  return ember_ag_finish(n, out, 0);
+}
+
+/* cat: input i gets its slice of g; stack: its select */
+static int cat_backward(ember_node *n, ember_tensor *g, ember_tensor **gin) {
+  int dim = (int)n->ip[0], stack = (int)n->ip[1];
+  int64_t at = 0;
+  for (int i = 0; i < n->ninputs; i++) {
+    int64_t len = stack ? 1 : n->in[i].shape[dim];
+    if (n->needs[i]) {
+      gin[i] = stack ? ember_select(g, dim, i) : ember_narrow(g, dim, at, len);
+      if (!gin[i]) return -1;
+    }
+    at += len;
+  }
+  return 0;
+}
+
+static ember_tensor *record_cat(int n, ember_tensor *const *ts, int dim,
+                                int stack, ember_tensor *out) {
+  if (!out || !ember_dtype_is_float(out->dtype)) return out;
+  ember_node *node = ember_ag_node(stack ? "StackBackward" : "CatBackward",
+                                   cat_backward, n,
+                                   (const ember_tensor *const *)ts);
+  if (node) {
+    int nd = stack ? out->ndim : ts[0]->ndim;
+    node->ip[0] = dim < 0 ? dim + nd : dim;
+    node->ip[1] = stack;
+  }
+  return ember_ag_finish(node, out, 0);
+}
+
+ember_tensor *ember_ag_cat(int n, ember_tensor *const *ts, int dim) {
+  int prev = ember_ag_pause();
+  ember_tensor *out = ember_cat(n, ts, dim);
+  ember_ag_resume(prev);
+  return record_cat(n, ts, dim, 0, out);
+}
+
+ember_tensor *ember_ag_stack(int n, ember_tensor *const *ts, int dim) {
+  int prev = ember_ag_pause();
+  ember_tensor *out = ember_stack(n, ts, dim);
+  ember_ag_resume(prev);
+  return record_cat(n, ts, dim, 1, out);
+}
+
+/* index_select: index_add of g; gather: scatter_add of g */
+static int index_backward(ember_node *n, ember_tensor *g, ember_tensor **gin) {
+  int dim = (int)n->ip[0];
+  ember_tensor *z = zeros_meta(g, &n->in[0]);
+  if (!z) return -1;
+  int rc = n->ip[1] ? ember_scatter_add_(z, dim, n->saved[0], g)
+                    : ember_index_add_(z, dim, n->saved[0], g);
+  if (rc < 0) { ember_tensor_release(z); return -1; }
+  gin[0] = z;
+  return 0;
+}
+
+static ember_tensor *record_index(const ember_tensor *t, int dim,
+                                  const ember_tensor *index, int gather,
+                                  ember_tensor *out) {
+  if (!out || !ember_dtype_is_float(out->dtype)) return out;
+  ember_node *n = node2(gather ? "GatherBackward" : "IndexSelectBackward",
+                        index_backward, t, NULL);
+  if (n) {
+    n->ip[0] = dim < 0 ? dim + t->ndim : dim;
+    n->ip[1] = gather;
+    if (ember_ag_save(n, index) < 0) { ember_ag_node_release(n); n = NULL; }
+  }
+  return ember_ag_finish(n, out, 0);
+}
+
+ember_tensor *ember_ag_index_select(const ember_tensor *t, int dim,
+                                    const ember_tensor *index) {
+  int prev = ember_ag_pause();
+  ember_tensor *out = ember_index_select(t, dim, index);
+  ember_ag_resume(prev);
+  return record_index(t, dim, index, 0, out);
+}
+
+ember_tensor *ember_ag_gather(const ember_tensor *t, int dim,
+                              const ember_tensor *index) {
+  int prev = ember_ag_pause();
+  ember_tensor *out = ember_gather(t, dim, index);
+  ember_ag_resume(prev);
+  return record_index(t, dim, index, 1, out);
+}
+
+/* }====================================================================== */
+
+/* {======================================================================
+** Views and copies
+** ======================================================================= */
+
+/* ip: [0] kind, [1] a0, [2] a1; extra: the permutation */
+static int view_backward(ember_node *n, ember_tensor *g, ember_tensor **gin) {
+  const ember_in_meta *m = &n->in[0];
+  int a0 = (int)n->ip[1];
+  ember_tensor *r = NULL;
+  switch ((ember_ag_view_kind)n->ip[0]) {
+    case EMBER_AG_RESHAPE:
+      r = ember_reshape(g, m->ndim, m->shape);
+      break;
+    case EMBER_AG_EXPAND:        /* the engine sums broadcast dims away */
+    case EMBER_AG_CLONE:
+    case EMBER_AG_CONVERT:
+      ember_tensor_retain(g);
+      r = g;
+      break;
+    case EMBER_AG_TRANSPOSE:
+      r = ember_transpose(g, a0, (int)n->ip[2]);
+      break;
+    case EMBER_AG_PERMUTE: {
+      const int *perm = n->extra;
+      int inv[EMBER_MAX_DIMS];
+      for (int i = 0; i < m->ndim; i++) inv[perm[i]] = i;
+      r = ember_permute(g, m->ndim, inv);
+      break;
+    }
+    case EMBER_AG_NARROW:
+    case EMBER_AG_SELECT: {
+      ember_tensor *z = zeros_meta(g, m);
+      ember_tensor *part = !z ? NULL
+                           : n->ip[0] == EMBER_AG_NARROW
+                               ? ember_narrow(z, a0, n->ip[2], g->ndim ? g->shape[a0] : 1)
+                               : ember_select(z, a0, n->ip[2]);
+      if (part && ember_copy_(part, g) == 0) { r = z; z = NULL; }
+      ember_tensor_release(part);
+      ember_tensor_release(z);
+      break;
+    }
+  }
+  if (!r) return -1;
+  gin[0] = r;
+  return 0;
+}
+
+ember_tensor *ember_ag_record_view(ember_ag_view_kind kind, const char *name,
+                                   const ember_tensor *t, ember_tensor *out,
+                                   int64_t a0, int64_t a1, const int *perm) {
+  if (!out || out == t || !ember_dtype_is_float(out->dtype)) return out;
+  if (out->grad_info) {   /* a nested op recorded it already */
+    ember_ag_meta_free(out->grad_info);
+    out->grad_info = NULL;
+  }
+  ember_node *n = node2(name, view_backward, t, NULL);
+  if (n) {
+    n->ip[0] = kind;
+    n->ip[1] = a0;
+    n->ip[2] = a1;
+    if (perm) {
+      int *p = n->extra = malloc(EMBER_MAX_DIMS * sizeof *p);
+      if (p) {
+        memcpy(p, perm, (size_t)t->ndim * sizeof *p);
+      } else {
+        ember_set_error("out of memory");
+        ember_ag_node_release(n);
+        n = NULL;
+      }
+    }
+  }
+  int is_view = kind != EMBER_AG_CLONE && kind != EMBER_AG_CONVERT &&
+                out->storage == t->storage;
+  return ember_ag_finish(n, out, is_view);
+}
+
+/* }====================================================================== */

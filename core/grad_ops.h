@@ -1,0 +1,61 @@
+/*
+** grad_ops.h -- the recording forms of the differentiable ops (internal).
+**
+** Each public op begins with `if (ember_ag_active..(inputs)) return
+** ember_ag_OP(...)`; the ember_ag_ form (grad_ops.c) pauses recording,
+** calls the public op again (its plain path), and records a node holding
+** the op's backward function.  In-place forms check autograd's rules first.
+*/
+#ifndef EMBER_GRAD_OPS_H
+#define EMBER_GRAD_OPS_H
+
+#include "autograd.h"
+
+ember_tensor *ember_ag_unary(ember_unary_op op, const ember_tensor *t,
+                             double param);
+int ember_ag_unary_(ember_unary_op op, ember_tensor *t, double param);
+ember_tensor *ember_ag_clamp(const ember_tensor *t, double lo, double hi);
+int ember_ag_clamp_(ember_tensor *t, double lo, double hi);
+ember_tensor *ember_ag_binary(ember_binary_op op, const ember_tensor *a,
+                              const ember_tensor *b);
+int ember_ag_binary_(ember_binary_op op, ember_tensor *a, const ember_tensor *b);
+ember_tensor *ember_ag_where(const ember_tensor *cond, const ember_tensor *a,
+                             const ember_tensor *b);
+ember_tensor *ember_ag_masked_fill(const ember_tensor *t,
+                                   const ember_tensor *mask, double value);
+int ember_ag_masked_fill_(ember_tensor *t, const ember_tensor *mask,
+                          double value);
+int ember_ag_copy_(ember_tensor *dst, const ember_tensor *src);
+int ember_ag_fill_(ember_tensor *dst, double value);
+
+ember_tensor *ember_ag_reduce(ember_reduce_op op, const ember_tensor *t,
+                              int correction);
+ember_tensor *ember_ag_reduce_dim(ember_reduce_op op, const ember_tensor *t,
+                                  int dim, int keepdim, int correction);
+int ember_ag_extreme_dim(int is_max, const ember_tensor *t, int dim,
+                         int keepdim, ember_tensor **values,
+                         ember_tensor **indices);
+ember_tensor *ember_ag_softmax(const ember_tensor *t, int dim, int log);
+
+ember_tensor *ember_ag_matmul(const ember_tensor *a, const ember_tensor *b);
+ember_tensor *ember_ag_cat(int n, ember_tensor *const *ts, int dim);
+ember_tensor *ember_ag_stack(int n, ember_tensor *const *ts, int dim);
+ember_tensor *ember_ag_index_select(const ember_tensor *t, int dim,
+                                    const ember_tensor *index);
+ember_tensor *ember_ag_gather(const ember_tensor *t, int dim,
+                              const ember_tensor *index);
+
+/* Views and copies.  `kind` names the view op; ip carries its arguments. */
+typedef enum {
+  EMBER_AG_RESHAPE, EMBER_AG_EXPAND, EMBER_AG_TRANSPOSE, EMBER_AG_PERMUTE,
+  EMBER_AG_NARROW, EMBER_AG_SELECT, EMBER_AG_CLONE, EMBER_AG_CONVERT
+} ember_ag_view_kind;
+/* Record `out` (already computed, from t) as a view/copy of t; consumes out. */
+ember_tensor *ember_ag_record_view(ember_ag_view_kind kind, const char *name,
+                                   const ember_tensor *t, ember_tensor *out,
+                                   int64_t a0, int64_t a1, const int *perm);
+
+/* Does any of n tensors need recording? */
+int ember_ag_active_n(int n, ember_tensor *const *ts);
+
+#endif
