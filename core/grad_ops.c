@@ -924,3 +924,119 @@ ember_tensor *ember_ag_record_view(ember_ag_view_kind kind, const char *name,
 }
 
 /* }====================================================================== */
+
+/* {======================================================================
+** Convolution and pooling
+** ======================================================================= */
+
+/* ip: [0..1] stride, [2..3] padding, [4..5] dilation, [6] groups (conv) or
+   [6] ceil_mode, [7] count_include_pad (avg pool); kernel in p[0..1] */
+static void put2(int64_t *dst, const int *v, int def0, int def1) {
+  dst[0] = v ? v[0] : def0;
+  dst[1] = v ? v[1] : def1;
+}
+
+static void get2(const int64_t *src, int *v) {
+  v[0] = (int)src[0];
+  v[1] = (int)src[1];
+}
+
+static int conv2d_backward(ember_node *n, ember_tensor *g, ember_tensor **gin) {
+  int st[2], pd[2], dl[2];
+  get2(n->ip, st);
+  get2(n->ip + 2, pd);
+  get2(n->ip + 4, dl);
+  return ember_conv2d_backward(g, n->saved[0], n->saved[1], st, pd, dl,
+                               (int)n->ip[6], n->needs[0] ? &gin[0] : NULL,
+                               n->needs[1] ? &gin[1] : NULL,
+                               n->ninputs > 2 && n->needs[2] ? &gin[2] : NULL);
+}
+
+ember_tensor *ember_ag_conv2d(const ember_tensor *x, const ember_tensor *w,
+                              const ember_tensor *b, const int stride[2],
+                              const int padding[2], const int dilation[2],
+                              int groups) {
+  int prev = ember_ag_pause();
+  ember_tensor *out = ember_conv2d(x, w, b, stride, padding, dilation, groups);
+  ember_ag_resume(prev);
+  if (!out) return NULL;
+  const ember_tensor *in[3] = {x, w, b};
+  ember_node *n = ember_ag_node("ConvolutionBackward", conv2d_backward,
+                                b ? 3 : 2, in);
+  if (n) {
+    put2(n->ip, stride, 1, 1);
+    put2(n->ip + 2, padding, 0, 0);
+    put2(n->ip + 4, dilation, 1, 1);
+    n->ip[6] = groups;
+    if (ember_ag_save(n, x) < 0 || ember_ag_save(n, w) < 0) {
+      ember_ag_node_release(n);
+      n = NULL;
+    }
+  }
+  return ember_ag_finish(n, out, 0);
+}
+
+static int max_pool2d_backward(ember_node *n, ember_tensor *g,
+                               ember_tensor **gin) {
+  return (gin[0] = ember_max_pool2d_backward(g, n->saved[0], n->saved[1]))
+             ? 0 : -1;
+}
+
+ember_tensor *ember_ag_max_pool2d(const ember_tensor *x, const int kernel[2],
+                                  const int stride[2], const int padding[2],
+                                  const int dilation[2], int ceil_mode,
+                                  ember_tensor **indices) {
+  ember_tensor *idx = NULL;
+  int prev = ember_ag_pause();
+  ember_tensor *out = ember_max_pool2d(x, kernel, stride, padding, dilation,
+                                       ceil_mode, &idx);
+  ember_ag_resume(prev);
+  if (!out) return NULL;
+  ember_node *n = node2("MaxPool2DBackward", max_pool2d_backward, x, NULL);
+  if (n && (ember_ag_save(n, x) < 0 || ember_ag_save(n, idx) < 0)) {
+    ember_ag_node_release(n);
+    n = NULL;
+  }
+  if (!(out = ember_ag_finish(n, out, 0))) {
+    ember_tensor_release(idx);
+    return NULL;
+  }
+  if (indices) *indices = idx;
+  else ember_tensor_release(idx);
+  return out;
+}
+
+static int avg_pool2d_backward(ember_node *n, ember_tensor *g,
+                               ember_tensor **gin) {
+  int k[2], st[2], pd[2];
+  get2(n->ip, st);
+  get2(n->ip + 2, pd);
+  k[0] = (int)n->p[0];
+  k[1] = (int)n->p[1];
+  gin[0] = ember_avg_pool2d_backward(g, n->saved[0], k, st, pd,
+                                     (int)n->ip[6], (int)n->ip[7]);
+  return gin[0] ? 0 : -1;
+}
+
+ember_tensor *ember_ag_avg_pool2d(const ember_tensor *x, const int kernel[2],
+                                  const int stride[2], const int padding[2],
+                                  int ceil_mode, int count_include_pad) {
+  int prev = ember_ag_pause();
+  ember_tensor *out = ember_avg_pool2d(x, kernel, stride, padding, ceil_mode,
+                                       count_include_pad);
+  ember_ag_resume(prev);
+  if (!out) return NULL;
+  ember_node *n = node2("AvgPool2DBackward", avg_pool2d_backward, x, NULL);
+  if (n) {
+    n->p[0] = kernel[0];
+    n->p[1] = kernel[1];
+    put2(n->ip, stride ? stride : kernel, 0, 0);
+    put2(n->ip + 2, padding, 0, 0);
+    n->ip[6] = ceil_mode;
+    n->ip[7] = count_include_pad;
+    if (ember_ag_save(n, x) < 0) { ember_ag_node_release(n); n = NULL; }
+  }
+  return ember_ag_finish(n, out, 0);
+}
+
+/* }====================================================================== */
