@@ -500,14 +500,32 @@ static int reduce_backward(ember_node *n, ember_tensor *g, ember_tensor **gin) {
       ember_tensor_release(c);
       break;
     }
-    case EMBER_PROD: {   /* g * out / x */
+    case EMBER_PROD: {
+      /* g * out / x where the slice has no zero; where it has exactly one,
+         the zero's gradient is the product of the others and the rest get
+         nothing; with two or more zeros every gradient is 0 */
       const ember_tensor *x = n->saved[0];
       ember_tensor *ok = dim < 0 ? (ember_tensor_retain(n->saved[1]), n->saved[1])
                                  : keep_dim(n->saved[1], dim, keep);
-      ember_tensor *t = ok ? bin(EMBER_MUL, gk, ok) : NULL;
-      r = t ? bin(EMBER_DIV, t, x) : NULL;
-      ember_tensor_release(t);
-      ember_tensor_release(ok);
+      ember_tensor *zero = ok ? scalar_as(x, 0.0) : NULL;
+      ember_tensor *one = zero ? scalar_as(x, 1.0) : NULL;
+      ember_tensor *isz = one ? ember_compare(EMBER_EQ, x, zero) : NULL;
+      ember_tensor *zf = isz ? ember_to_dtype(isz, x->dtype) : NULL;
+      ember_tensor *nz = zf ? (dim < 0 ? ember_reduce(EMBER_SUM, zf, 0)
+                                       : ember_sum_dim(zf, dim, 1)) : NULL;
+      ember_tensor *x1 = nz ? ember_where(isz, one, x) : NULL;
+      ember_tensor *p1 = x1 ? (dim < 0 ? ember_reduce(EMBER_PROD, x1, 0)
+                                       : ember_reduce_dim(EMBER_PROD, x1, dim, 1, 0)) : NULL;
+      ember_tensor *q = p1 ? bin(EMBER_DIV, ok, x) : NULL;           /* no zero */
+      ember_tensor *none = q ? ember_compare(EMBER_EQ, nz, zero) : NULL;
+      ember_tensor *single = none ? ember_compare(EMBER_EQ, nz, one) : NULL;
+      ember_tensor *pick = single ? bin(EMBER_MUL, single, isz) : NULL; /* the lone zero */
+      ember_tensor *alt = pick ? ember_where(pick, p1, zero) : NULL;
+      ember_tensor *d = alt ? ember_where(none, q, alt) : NULL;
+      r = d ? bin(EMBER_MUL, gk, d) : NULL;
+      ember_tensor *tmp[] = {d, alt, pick, single, none, q, p1, x1, nz, zf, isz,
+                             one, zero, ok};
+      for (size_t i = 0; i < sizeof tmp / sizeof tmp[0]; i++) ember_tensor_release(tmp[i]);
       break;
     }
     case EMBER_MAX:

@@ -81,6 +81,9 @@ ember_storage *ember_storage_new(ember_device dev, size_t nbytes) {
   return s;
 }
 
+/* The release of host memory wrapped without a callback: nothing to do. */
+static void keep_host_memory(void *data, void *ctx) { (void)data; (void)ctx; }
+
 void ember_storage_release(ember_storage *s) {
   if (!s || --s->refcount > 0) return;
   if (s->release) {
@@ -234,7 +237,8 @@ ember_tensor *ember_from_blob(void *data, ember_dtype dt, int ndim,
   s->nbytes = empty ? 0 : (size_t)(last + 1) * ember_dtype_size(dt);
   s->refcount = 1;
   s->device = EMBER_CPU;
-  s->release = release;
+  /* never NULL for host memory: NULL means "Ember owns and frees it" */
+  s->release = release ? release : keep_host_memory;
   s->release_ctx = ctx;
   s->inline_data = 0;
   s->version = 0;
