@@ -4,6 +4,7 @@
 #   matmul   Ember's a:matmul(b), float32 [n,n] x [n,n]   (bench/matmul.lua)
 #            vs cblas_sgemm called directly from C       (bench/matmul_c)
 #   tiny op  Ember's a + b on two 4-element tensors     (bench/tiny_op.lua)
+#            (also recording for autograd, and a tiny forward + backward)
 #            vs PyTorch's, from /usr/bin/python3          (bench/tiny_op_torch.py)
 #            (BENCH_PYTHON overrides; without torch the peer column says so)
 #
@@ -135,8 +136,11 @@ awk -v torch="$torch" -v threads="$threads" -v rounds="$rounds" -v runner="$runn
     printf "  (ratio = Ember GFLOP/s / OpenBLAS GFLOP/s: higher is better; target >= 0.95)\n"
     if (torch == "yes") {
       row("a + b, 4 elts  us/call", "opeadd", "oppadd", 1 / 3, "lo")
+      row("a + b, grad     us/call", "opeadd_grad", "oppadd_grad", 0.25, "lo")
+      row("fwd+bwd         us/call", "opefwd_bwd", "oppfwd_bwd", 0.2, "lo")
       row("empty loop     us/iter", "opeloop", "opploop", 0, "info")
       printf "  (ratio = Ember time / PyTorch time: lower is better; target < 1/3 for a + b;\n"
+      printf "   a + b with requires_grad and (a + b):sum():backward(): issue 6 targets;\n"
       printf "   the empty loop (Lua vs Python) is context, included in both a + b figures)\n"
     } else {
       printf "%-26s %10s   %s\n", "a + b, 4 elts  us/call", (median("opeadd") == "" ? "failed" : median("opeadd")), "PyTorch: not installed (apt-get install python3-torch)"

@@ -7,7 +7,10 @@ which is all a 4-element op can use.
 
 Run with /usr/bin/python3 (the Debian python3-torch).  Exit status 3 when
 torch cannot be imported, so bench/run.sh can say so.
-Output: a comment line "# torch <version>", then  "add <microseconds>"  and  "loop <microseconds>".
+Also `a + b` on two tensors that require grad, and the tiny forward +
+backward `(a + b).sum().backward()`.
+Output: a comment line "# torch <version>", then "add", "add_grad",
+"fwd_bwd" and "loop", each with microseconds.
 """
 import statistics
 import sys
@@ -52,10 +55,25 @@ def main():
             c = a
         return c
 
+    ga = torch.ones(4, requires_grad=True)
+    gb = torch.ones(4, requires_grad=True)
+
+    def add_grad_batch(reps):
+        for _ in range(reps):
+            c = ga + gb
+        return c
+
+    def fwd_bwd_batch(reps):
+        for _ in range(reps):
+            (ga + gb).sum().backward()
+
     add = per_call(add_batch)
+    add_grad = per_call(add_grad_batch)
+    fwd_bwd = per_call(fwd_bwd_batch)
     loop = per_call(loop_batch)
     print("# torch %s" % torch.__version__)
-    print("add %.4f\nloop %.4f" % (add * 1e6, loop * 1e6))
+    print("add %.4f\nadd_grad %.4f\nfwd_bwd %.4f\nloop %.4f"
+          % (add * 1e6, add_grad * 1e6, fwd_bwd * 1e6, loop * 1e6))
 
 
 if __name__ == "__main__":
