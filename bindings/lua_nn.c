@@ -1,13 +1,246 @@
 /*
-** lua_nn.c -- nn functions of the `ember` module.
+** lua_nn.c -- nn functions of the `ember` module: convolution and pooling.
+**
+** Arguments are positional, as in torch.nn.functional:
+**   conv2d(x, w [, b [, stride [, padding [, dilation [, groups]]]]])
+**   max_pool2d(x, k [, stride [, padding [, dilation [, ceil_mode
+**              [, return_indices]]]]])
+**   avg_pool2d(x, k [, stride [, padding [, ceil_mode
+**              [, count_include_pad]]]])
+** plus the low-level backward functions.  Every size is an integer or an
+** {h, w} pair; conv2d's padding may also be "valid" or "same".
 */
+#include <limits.h>
+#include <string.h>
+
 #include "lua_internal.h"
 
-static const luaL_Reg module_funcs[] = {
-  {NULL, NULL},
-};
+/* Like lua_ops.c: the result slot is pushed before `expr` runs. */
+#define PUSH(L, expr)                                                        \
+  do {                                                                       \
+    l_tensor *slot_ = l_newslot(L);                                          \
+    l_fill(L, slot_, (expr));                                                \
+  } while (0)
 
-static const luaL_Reg method_funcs[] = {
+/* One integer of a size argument, in int range (the core checks signs). */
+static int pair_item(lua_State *L, int ok, lua_Integer v, const char *fn,
+                     const char *what) {
+  if (!ok || v < INT_MIN || v > INT_MAX)
+    luaL_error(L, "%s: %s must be an integer or a pair {h, w} of integers",
+               fn, what);
+  return (int)v;
+}
+
+/*
+** The size argument at idx into out[2]: an integer (both dims), a table
+** {h, w}, or nil/none for `def` (NULL def: the argument is required).
+** Returns 0 when absent and defaulted, 1 when given.
+*/
+static int l_pair(lua_State *L, int idx, const char *fn, const char *what,
+                  const int *def, int out[2]) {
+  int isint;
+  lua_Integer v;
+  switch (lua_type(L, idx)) {
+    case LUA_TNONE: case LUA_TNIL:
+      if (!def) luaL_error(L, "%s: %s is required", fn, what);
+      out[0] = def[0];
+      out[1] = def[1];
+      return 0;
+    case LUA_TNUMBER:
+      v = lua_tointegerx(L, idx, &isint);
+      out[0] = out[1] = pair_item(L, isint, v, fn, what);
+      return 1;
+    case LUA_TTABLE:
+      if (luaL_len(L, idx) != 2) pair_item(L, 0, 0, fn, what);
+      for (int i = 0; i < 2; i++) {
+        lua_geti(L, idx, i + 1);
+        v = lua_tointegerx(L, -1, &isint);
+        out[i] = pair_item(L, isint, v, fn, what);
+        lua_pop(L, 1);
+      }
+      return 1;
+    default:
+      return pair_item(L, 0, 0, fn, what);
+  }
+}
+
+/* An optional integer argument in int range. */
+static int l_optint(lua_State *L, int idx, const char *fn, const char *what,
+                    int def) {
+  if (lua_isnoneornil(L, idx)) return def;
+  int isint;
+  lua_Integer v = lua_tointegerx(L, idx, &isint);
+  if (!isint || v < INT_MIN || v > INT_MAX)
+    luaL_error(L, "%s: %s must be an integer", fn, what);
+  return (int)v;
+}
+
+/* An optional boolean argument (nil: def). */
+static int l_optbool(lua_State *L, int idx, const char *fn, const char *what,
+                     int def) {
+  if (lua_isnoneornil(L, idx)) return def;
+  if (!lua_isboolean(L, idx))
+    luaL_error(L, "%s: %s must be a boolean, got %s", fn, what,
+               luaL_typename(L, idx));
+  return lua_toboolean(L, idx);
+}
+
+/* A tensor or nil at idx. */
+static ember_tensor *l_opttensor(lua_State *L, int idx) {
+  return lua_isnoneornil(L, idx) ? NULL : l_check(L, idx);
+}
+
+/* {======================================================================
+** Convolution
+** ======================================================================= */
+
+static const int ONES[2] = {1, 1}, ZEROS[2] = {0, 0};
+
+/*
+** padding = "same" as PyTorch: the output keeps the input's size (stride 1
+** only).  The total padding of a dim is dil*(k-1); when it is odd PyTorch
+** puts the extra element on the right/bottom.  We pad both sides by the
+** larger half instead, which makes the output one longer in that dim and
+** shifted by one, and drop its first element: the same numbers, and a view
+** that autograd can follow.  shift[i] says which dims need that.
+*/
+static void same_padding(lua_State *L, const ember_tensor *w,
+                         const int stride[2], const int dil[2], int pad[2],
+                         int shift[2]) {
+  if (stride[0] != 1 || stride[1] != 1)
+    luaL_error(L, "conv2d: padding='same' is not supported for strided "
+               "convolutions");
+  for (int i = 0; i < 2; i++) {
+    int64_t k = w->ndim == 4 ? w->shape[2 + i] : 1;
+    int64_t total = (int64_t)dil[i] * (k - 1);
+    if (total / 2 + 1 > INT_MAX) luaL_error(L, "conv2d: kernel too large");
+    pad[i] = (int)(total / 2 + total % 2);
+    shift[i] = (int)(total % 2);
+  }
+}
+
+/* padding argument of conv2d: a pair, "valid" or "same" */
+static void conv_padding(lua_State *L, int idx, const ember_tensor *w,
+                         const int stride[2], const int dil[2], int pad[2],
+                         int shift[2]) {
+  shift[0] = shift[1] = 0;
+  if (lua_type(L, idx) != LUA_TSTRING) {
+    l_pair(L, idx, "conv2d", "padding", ZEROS, pad);
+    return;
+  }
+  const char *s = lua_tostring(L, idx);
+  if (!strcmp(s, "valid")) pad[0] = pad[1] = 0;
+  else if (!strcmp(s, "same")) same_padding(L, w, stride, dil, pad, shift);
+  else luaL_error(L, "conv2d: padding must be an integer, {h, w}, 'valid' or "
+                  "'same', got '%s'", s);
+}
+
+static int l_conv2d(lua_State *L) {
+  ember_tensor *x = l_check(L, 1), *w = l_check(L, 2), *b = l_opttensor(L, 3);
+  int stride[2], pad[2], dil[2], shift[2];
+  l_pair(L, 4, "conv2d", "stride", ONES, stride);
+  l_pair(L, 6, "conv2d", "dilation", ONES, dil);
+  conv_padding(L, 5, w, stride, dil, pad, shift);
+  int groups = l_optint(L, 7, "conv2d", "groups", 1);
+  PUSH(L, ember_conv2d(x, w, b, stride, pad, dil, groups));
+  for (int i = 0; i < 2; i++) {
+    if (!shift[i]) continue;
+    ember_tensor *y = l_check(L, -1);
+    int d = y->ndim - 2 + i;
+    PUSH(L, ember_narrow(y, d, 1, y->shape[d] - 1));
+    lua_remove(L, -2);
+  }
+  return 1;
+}
+
+/* conv2d_backward(gy, x, w, stride, padding, dilation, groups) -> gx, gw, gb */
+static int l_conv2d_backward(lua_State *L) {
+  const char *fn = "conv2d_backward";
+  ember_tensor *gy = l_check(L, 1), *x = l_check(L, 2), *w = l_check(L, 3);
+  int stride[2], pad[2], dil[2];
+  l_pair(L, 4, fn, "stride", ONES, stride);
+  l_pair(L, 5, fn, "padding", ZEROS, pad);
+  l_pair(L, 6, fn, "dilation", ONES, dil);
+  int groups = l_optint(L, 7, fn, "groups", 1);
+  l_tensor *sx = l_newslot(L), *sw = l_newslot(L), *sb = l_newslot(L);
+  ember_tensor *gb;
+  if (ember_conv2d_backward(gy, x, w, stride, pad, dil, groups, &sx->t,
+                            &sw->t, &gb) < 0)
+    return l_error(L);
+  l_fill(L, sb, gb);   /* paces the collector */
+  return 3;
+}
+
+/* }====================================================================== */
+
+/* {======================================================================
+** Pooling
+** ======================================================================= */
+
+static int l_max_pool2d(lua_State *L) {
+  const char *fn = "max_pool2d";
+  ember_tensor *x = l_check(L, 1);
+  int k[2], stride[2], pad[2], dil[2];
+  l_pair(L, 2, fn, "kernel_size", NULL, k);
+  l_pair(L, 3, fn, "stride", k, stride);
+  l_pair(L, 4, fn, "padding", ZEROS, pad);
+  l_pair(L, 5, fn, "dilation", ONES, dil);
+  int ceil_mode = l_optbool(L, 6, fn, "ceil_mode", 0);
+  int want = l_optbool(L, 7, fn, "return_indices", 0);
+  l_tensor *sy = l_newslot(L), *si = want ? l_newslot(L) : NULL;
+  ember_tensor *y = ember_max_pool2d(x, k, stride, pad, dil, ceil_mode,
+                                     want ? &si->t : NULL);
+  l_fill(L, sy, y);
+  return want ? 2 : 1;
+}
+
+static int l_max_pool2d_backward(lua_State *L) {
+  ember_tensor *gy = l_check(L, 1), *x = l_check(L, 2), *idx = l_check(L, 3);
+  PUSH(L, ember_max_pool2d_backward(gy, x, idx));
+  return 1;
+}
+
+/* the arguments after x shared by avg_pool2d and its backward, from idx */
+typedef struct {
+  int k[2], stride[2], pad[2], ceil_mode, count_include_pad;
+} avg_args;
+
+static void l_avg_args(lua_State *L, int idx, const char *fn, avg_args *a) {
+  l_pair(L, idx, fn, "kernel_size", NULL, a->k);
+  l_pair(L, idx + 1, fn, "stride", a->k, a->stride);
+  l_pair(L, idx + 2, fn, "padding", ZEROS, a->pad);
+  a->ceil_mode = l_optbool(L, idx + 3, fn, "ceil_mode", 0);
+  a->count_include_pad = l_optbool(L, idx + 4, fn, "count_include_pad", 1);
+}
+
+static int l_avg_pool2d(lua_State *L) {
+  ember_tensor *x = l_check(L, 1);
+  avg_args a;
+  l_avg_args(L, 2, "avg_pool2d", &a);
+  PUSH(L, ember_avg_pool2d(x, a.k, a.stride, a.pad, a.ceil_mode,
+                           a.count_include_pad));
+  return 1;
+}
+
+static int l_avg_pool2d_backward(lua_State *L) {
+  ember_tensor *gy = l_check(L, 1), *x = l_check(L, 2);
+  avg_args a;
+  l_avg_args(L, 3, "avg_pool2d_backward", &a);
+  PUSH(L, ember_avg_pool2d_backward(gy, x, a.k, a.stride, a.pad, a.ceil_mode,
+                                    a.count_include_pad));
+  return 1;
+}
+
+/* }====================================================================== */
+
+/* Every function takes a tensor first: module functions and methods. */
+static const luaL_Reg nn_funcs[] = {
+  {"conv2d", l_conv2d},
+  {"conv2d_backward", l_conv2d_backward},
+  {"max_pool2d", l_max_pool2d},
+  {"max_pool2d_backward", l_max_pool2d_backward},
+  {"avg_pool2d", l_avg_pool2d},
+  {"avg_pool2d_backward", l_avg_pool2d_backward},
   {NULL, NULL},
 };
 
@@ -15,10 +248,9 @@ static const luaL_Reg method_funcs[] = {
 void l_register_nn(lua_State *L) {
   int methods = lua_gettop(L), module = methods - 1;
   lua_pushvalue(L, module);
-  luaL_setfuncs(L, module_funcs, 0);
-  luaL_setfuncs(L, method_funcs, 0);
+  luaL_setfuncs(L, nn_funcs, 0);
   lua_pop(L, 1);
   lua_pushvalue(L, methods);
-  luaL_setfuncs(L, method_funcs, 0);
+  luaL_setfuncs(L, nn_funcs, 0);
   lua_pop(L, 1);
 }

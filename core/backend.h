@@ -18,6 +18,39 @@
 
 #include "include/ember.h"
 
+/* Hyper-parameters of one fused optimizer step (core/optim.c), with what
+   depends on the step count already folded into plain scalars by the front
+   door, so that a kernel is a single elementwise pass on any device. */
+typedef struct ember_optim_hp {
+  double lr;            /* Adam: lr / (1 - beta1^t); Adagrad: the decayed lr */
+  double momentum, dampening, weight_decay;
+  double beta1, beta2;  /* Adam */
+  double bc2_sqrt;      /* Adam: sqrt(1 - beta2^t) */
+  double decay;         /* AdamW: 1 - lr * weight_decay; else 1 */
+  double alpha, eps;    /* RMSprop: alpha; Adam, RMSprop, Adagrad: eps */
+  int nesterov, maximize, first_step;
+} ember_optim_hp;
+
+/* Geometry of a 2-D convolution for the conv2d slots (ops_nn.c fills it):
+   x [N,C,H,W], w [O,C/groups,KH,KW], y [N,O,OH,OW], every tensor
+   contiguous (an unbatched call arrives with N = 1). */
+typedef struct ember_conv2d_geom {
+  int64_t N, C, H, W;         /* input */
+  int64_t O, KH, KW;          /* weight */
+  int64_t OH, OW;             /* output, both >= 1 */
+  int64_t sh, sw, ph, pw, dh, dw;  /* stride, padding, dilation */
+  int64_t groups;             /* divides C and O */
+} ember_conv2d_geom;
+
+/* Geometry of 2-D pooling: `planes` (N*C) independent H x W planes, each
+   pooled to OH x OW; tensors contiguous.  Window (oh, ow) covers rows
+   oh*sh - ph + i*dh, i < kh (columns alike); avg pooling has dh = dw = 1. */
+typedef struct ember_pool2d_geom {
+  int64_t planes, H, W, OH, OW;
+  int64_t kh, kw, sh, sw, ph, pw, dh, dw;
+  int count_include_pad;      /* avg pooling's divisor rule */
+} ember_pool2d_geom;
+
 typedef struct ember_backend_i {
   const char *name;
   /* device memory (unused for the CPU, whose storage the core allocates
@@ -59,6 +92,52 @@ typedef struct ember_backend_i {
   /* kind 0 uniform [a,b), 1 normal(a, b), 2 integers [a, b] */
   int (*random)(int kind, ember_tensor *dst, uint64_t seed, uint64_t counter,
                 double a, double b);
+  /* dst = g * op'(.) where s is what the op's backward needs: its input
+     for most ops, its output for exp, expm1, sqrt, tanh, sigmoid and relu;
+     p0, p1 as for unary.  Float dtypes only; all the same shape. */
+  int (*unary_backward)(ember_unary_op op, ember_tensor *dst,
+                        const ember_tensor *g, const ember_tensor *s,
+                        double p0, double p1);
+  /* dst's slice index[j] along dim += src's slice j (index checked here) */
+  int (*index_add)(ember_tensor *dst, int dim, const ember_tensor *index,
+                   const ember_tensor *src);
+  /* dst[.., index[e], ..] += src[e] along dim, e over index (= src shape) */
+  int (*scatter_add)(ember_tensor *dst, int dim, const ember_tensor *index,
+                     const ember_tensor *src);
+  /* Fused optimizer steps, in place.  p, g and the state tensors share
+     shape and a float dtype and are all contiguous; a NULL state tensor
+     means its option is off (SGD buf: momentum 0; Adam vmax: no amsgrad;
+     RMSprop buf: momentum 0, gavg: not centered). */
+  int (*sgd_step)(ember_tensor *p, const ember_tensor *g, ember_tensor *buf,
+                  const ember_optim_hp *hp);
+  int (*adam_step)(ember_tensor *p, const ember_tensor *g, ember_tensor *m,
+                   ember_tensor *v, ember_tensor *vmax,
+                   const ember_optim_hp *hp);
+  int (*rmsprop_step)(ember_tensor *p, const ember_tensor *g,
+                      ember_tensor *sq, ember_tensor *buf, ember_tensor *gavg,
+                      const ember_optim_hp *hp);
+  int (*adagrad_step)(ember_tensor *p, const ember_tensor *g,
+                      ember_tensor *sum, const ember_optim_hp *hp);
+  /* Convolution and pooling (float32/float64; see the geometry structs).
+     Outputs are written whole, never accumulated into. */
+  /* y = conv(x, w) + b; b is [O] or NULL */
+  int (*conv2d)(ember_tensor *y, const ember_tensor *x, const ember_tensor *w,
+                const ember_tensor *b, const ember_conv2d_geom *g);
+  /* grads of conv2d from gy; any of gx, gw, gb may be NULL (not wanted) */
+  int (*conv2d_backward)(ember_tensor *gx, ember_tensor *gw, ember_tensor *gb,
+                         const ember_tensor *gy, const ember_tensor *x,
+                         const ember_tensor *w, const ember_conv2d_geom *g);
+  /* idx (int64, 1-based position in the plane) may be NULL */
+  int (*max_pool2d)(ember_tensor *y, ember_tensor *idx, const ember_tensor *x,
+                    const ember_pool2d_geom *g);
+  /* gx = gy scattered to idx; fails on an index outside the plane */
+  int (*max_pool2d_backward)(ember_tensor *gx, const ember_tensor *gy,
+                             const ember_tensor *idx,
+                             const ember_pool2d_geom *g);
+  int (*avg_pool2d)(ember_tensor *y, const ember_tensor *x,
+                    const ember_pool2d_geom *g);
+  int (*avg_pool2d_backward)(ember_tensor *gx, const ember_tensor *gy,
+                             const ember_pool2d_geom *g);
 } ember_backend_i;
 
 extern const ember_backend_i ember_cpu_backend;

@@ -62,7 +62,44 @@ int ember_cpu_index_select(ember_tensor *dst, const ember_tensor *src, int dim,
                            const ember_tensor *index);
 int ember_cpu_gather(ember_tensor *dst, const ember_tensor *src, int dim,
                      const ember_tensor *index);
+int ember_cpu_unary_backward(ember_unary_op op, ember_tensor *dst,
+                             const ember_tensor *g, const ember_tensor *s,
+                             double p0, double p1);
+int ember_cpu_index_add(ember_tensor *dst, int dim, const ember_tensor *index,
+                        const ember_tensor *src);
+int ember_cpu_scatter_add(ember_tensor *dst, int dim,
+                          const ember_tensor *index, const ember_tensor *src);
 int ember_cpu_random(int kind, ember_tensor *dst, uint64_t seed,
                      uint64_t counter, double a, double b);
+/* optim.c: fused optimizer steps */
+int ember_cpu_sgd_step(ember_tensor *p, const ember_tensor *g,
+                       ember_tensor *buf, const ember_optim_hp *hp);
+int ember_cpu_adam_step(ember_tensor *p, const ember_tensor *g,
+                        ember_tensor *m, ember_tensor *v, ember_tensor *vmax,
+                        const ember_optim_hp *hp);
+int ember_cpu_rmsprop_step(ember_tensor *p, const ember_tensor *g,
+                           ember_tensor *sq, ember_tensor *buf,
+                           ember_tensor *gavg, const ember_optim_hp *hp);
+int ember_cpu_adagrad_step(ember_tensor *p, const ember_tensor *g,
+                           ember_tensor *sum, const ember_optim_hp *hp);
+
+/* conv.c */
+int ember_cpu_conv2d(ember_tensor *y, const ember_tensor *x,
+                     const ember_tensor *w, const ember_tensor *b,
+                     const ember_conv2d_geom *g);
+int ember_cpu_conv2d_backward(ember_tensor *gx, ember_tensor *gw,
+                              ember_tensor *gb, const ember_tensor *gy,
+                              const ember_tensor *x, const ember_tensor *w,
+                              const ember_conv2d_geom *g);
+/* pool.c */
+int ember_cpu_max_pool2d(ember_tensor *y, ember_tensor *idx,
+                         const ember_tensor *x, const ember_pool2d_geom *g);
+int ember_cpu_max_pool2d_backward(ember_tensor *gx, const ember_tensor *gy,
+                                  const ember_tensor *idx,
+                                  const ember_pool2d_geom *g);
+int ember_cpu_avg_pool2d(ember_tensor *y, const ember_tensor *x,
+                         const ember_pool2d_geom *g);
+int ember_cpu_avg_pool2d_backward(ember_tensor *gx, const ember_tensor *gy,
+                                  const ember_pool2d_geom *g);
 
 #endif

@@ -240,6 +240,9 @@ int ember_item_int(const ember_tensor *t, int64_t *out);
 typedef enum ember_unary_op {
   EMBER_NEG, EMBER_ABS, EMBER_EXP, EMBER_LOG, EMBER_SQRT, EMBER_SIN,
   EMBER_COS, EMBER_TANH, EMBER_SIGMOID, EMBER_RELU, EMBER_CLAMP,
+  EMBER_ERF, EMBER_LOG1P, EMBER_EXPM1,
+  EMBER_GELU,        /* parameter: 0 exact (erf), 1 tanh approximation */
+  EMBER_LEAKY_RELU,  /* parameter: the negative slope (0.01 by default) */
   EMBER_NUNARY
 } ember_unary_op;
 
@@ -254,6 +257,10 @@ typedef enum ember_cmp_op {
 
 ember_tensor *ember_unary(ember_unary_op op, const ember_tensor *t);
 int ember_unary_(ember_unary_op op, ember_tensor *t);
+/* Ops with a parameter (EMBER_GELU, EMBER_LEAKY_RELU; others ignore it). */
+ember_tensor *ember_unary_p(ember_unary_op op, const ember_tensor *t,
+                            double param);
+int ember_unary_p_(ember_unary_op op, ember_tensor *t, double param);
 /* clamp to [lo, hi]; pass -INFINITY / INFINITY to leave a side open. */
 ember_tensor *ember_clamp(const ember_tensor *t, double lo, double hi);
 int ember_clamp_(ember_tensor *t, double lo, double hi);
@@ -313,6 +320,104 @@ ember_tensor *ember_index_select(const ember_tensor *t, int dim,
                                  const ember_tensor *index);
 ember_tensor *ember_gather(const ember_tensor *t, int dim,
                            const ember_tensor *index);
+/* In place: t's slices at index[j] along dim += src's slice j. */
+int ember_index_add_(ember_tensor *t, int dim, const ember_tensor *index,
+                     const ember_tensor *src);
+/* In place: t[.., index[.., j, ..], ..] += src[.., j, ..] along dim (the
+   adjoint of gather; index has src's shape). */
+int ember_scatter_add_(ember_tensor *t, int dim, const ember_tensor *index,
+                       const ember_tensor *src);
+
+/* }==================================================================== */
+
+/* {====================================================================
+** Optimizer steps: one fused in-place update of a parameter `p` from its
+** gradient `g`, with torch.optim's update rules.  p, g and the state
+** tensors share shape, device and a float dtype; state tensors are
+** contiguous, made by the caller (zeros, or Adagrad's initial value) and
+** updated in place along with p.  Float32 data is computed in double.
+** Not recorded by autograd.  -1 on error, with nothing written.
+** ===================================================================== */
+
+/* `momentum_buf` is NULL when momentum is 0; `first_step` (1 on the
+   buffer's first use) copies the update into it, as PyTorch does. */
+int ember_sgd_step(ember_tensor *p, const ember_tensor *g,
+                   ember_tensor *momentum_buf, double lr, double momentum,
+                   double dampening, double weight_decay, int nesterov,
+                   int maximize, int first_step);
+/* Adam, or AdamW when `decoupled`; `step` counts from 1 (bias
+   corrections); `max_exp_avg_sq` is NULL unless amsgrad. */
+int ember_adam_step(ember_tensor *p, const ember_tensor *g,
+                    ember_tensor *exp_avg, ember_tensor *exp_avg_sq,
+                    ember_tensor *max_exp_avg_sq, int64_t step, double lr,
+                    double beta1, double beta2, double eps,
+                    double weight_decay, int decoupled, int maximize);
+/* `momentum_buf` is NULL when momentum is 0, `grad_avg` NULL unless
+   centered. */
+int ember_rmsprop_step(ember_tensor *p, const ember_tensor *g,
+                       ember_tensor *square_avg, ember_tensor *momentum_buf,
+                       ember_tensor *grad_avg, double lr, double alpha,
+                       double eps, double weight_decay, double momentum,
+                       int maximize);
+/* `step` counts from 1 (the lr decays as lr / (1 + (step-1) lr_decay)). */
+int ember_adagrad_step(ember_tensor *p, const ember_tensor *g,
+                       ember_tensor *state_sum, int64_t step, double lr,
+                       double lr_decay, double weight_decay, double eps,
+                       int maximize);
+
+/* }==================================================================== */
+
+/* {====================================================================
+** Convolution and pooling.  PyTorch's semantics (torch.nn.functional):
+** x is [N,C,H,W] or unbatched [C,H,W] (the result then has 3 dims too);
+** every `int[2]` argument is {height, width}.  float32 and float64 only,
+** all tensors of one dtype.  Output size per dim:
+**   floor((H + 2*pad - dil*(k-1) - 1) / stride) + 1
+** (pooling with ceil_mode rounds up, but the last window must start
+** inside the input or its left padding).  stride/padding/dilation may be
+** NULL for their defaults: 1, 0, 1 (pooling: stride = kernel).
+** These are plain ops (no autograd recording of their own); the backward
+** functions compute the gradients from the output gradient `gy`.
+** ===================================================================== */
+
+/* w is [O, C/groups, KH, KW], b is [O] or NULL; result [N,O,OH,OW].
+   groups must divide C and O. */
+ember_tensor *ember_conv2d(const ember_tensor *x, const ember_tensor *w,
+                           const ember_tensor *b, const int stride[2],
+                           const int padding[2], const int dilation[2],
+                           int groups);
+/* Gradients of conv2d w.r.t. x, w and b.  Each out pointer may be NULL
+   (that gradient is not computed); on success each non-NULL one receives
+   a new tensor, on failure all are set to NULL. */
+int ember_conv2d_backward(const ember_tensor *gy, const ember_tensor *x,
+                          const ember_tensor *w, const int stride[2],
+                          const int padding[2], const int dilation[2],
+                          int groups, ember_tensor **gx, ember_tensor **gw,
+                          ember_tensor **gb);
+/* Max over each window; padding (at most kernel/2) acts as -inf and a NaN
+   in a window is its maximum.  `indices` may be NULL, else it receives an
+   int64 tensor shaped like the result: the 1-based flat position h*W+w+1
+   of each maximum within its input plane. */
+ember_tensor *ember_max_pool2d(const ember_tensor *x, const int kernel[2],
+                               const int stride[2], const int padding[2],
+                               const int dilation[2], int ceil_mode,
+                               ember_tensor **indices);
+/* gx, shaped like x: each gy element added at its index. */
+ember_tensor *ember_max_pool2d_backward(const ember_tensor *gy,
+                                        const ember_tensor *x,
+                                        const ember_tensor *indices);
+/* Mean over each window.  The divisor counts the padding inside the
+   window when count_include_pad is set (never the part of a ceil_mode
+   window beyond the padding), else only the input elements. */
+ember_tensor *ember_avg_pool2d(const ember_tensor *x, const int kernel[2],
+                               const int stride[2], const int padding[2],
+                               int ceil_mode, int count_include_pad);
+ember_tensor *ember_avg_pool2d_backward(const ember_tensor *gy,
+                                        const ember_tensor *x,
+                                        const int kernel[2],
+                                        const int stride[2],
+                                        const int padding[2], int ceil_mode,
+                                        int count_include_pad);
 
 /* }==================================================================== */
 

@@ -1,0 +1,207 @@
+/*
+** pool.c -- 2-D max and average pooling on the CPU.
+**
+** The core hands us `planes` contiguous H x W input planes (N*C of them)
+** and as many OH x OW output planes.  Planes are independent, so the loops
+** run one plane per OpenMP iteration; backward kernels scatter into their
+** own plane only, so no two threads ever write the same element.
+**
+** The window rules are PyTorch's (ATen's MaxPoolKernel.cpp, AvgPoolKernel.cpp):
+**   max: the window's taps outside the input are skipped (padding acts as
+**        -inf); the first maximum wins a tie, and a NaN wins over anything
+**        (the last NaN if several), so NaN propagates.
+**   avg: the window is clipped to the padded input [-p, H+p) for the
+**        count_include_pad divisor and to the input [0, H) for the sum
+**        and the other divisor.
+*/
+#include <math.h>
+#include <string.h>
+
+#include "cpu.h"
+
+/* Total taps, to decide whether threads pay off (in double: a huge
+   kernel over a small padded input would overflow int64). */
+static int parallel_worth(const ember_pool2d_geom *g) {
+  return (double)g->planes * (double)(g->OH * g->OW) * (double)g->kh *
+         (double)g->kw >= EMBER_CPU_PARALLEL_MIN;
+}
+
+/* First tap at or after `start` (which may lie in the padding) that is
+   inside the input, stepping by d. */
+static inline int64_t first_inside(int64_t start, int64_t d) {
+  return start >= 0 ? start : start + (-start + d - 1) / d * d;
+}
+
+/* {======================================================================
+** Max pooling
+** ======================================================================= */
+
+/* One plane: y and (if idx) the 1-based flat position of each maximum. */
+#define DEFINE_MAX_PLANE(SUF, T)                                             \
+  static void max_plane_##SUF(const T *x, T *y, int64_t *idx,               \
+                              const ember_pool2d_geom *g) {                  \
+    for (int64_t oh = 0; oh < g->OH; oh++) {                                 \
+      int64_t h0 = oh * g->sh - g->ph, h1 = h0 + (g->kh - 1) * g->dh + 1;    \
+      if (h1 > g->H) h1 = g->H;                                              \
+      h0 = first_inside(h0, g->dh);                                          \
+      for (int64_t ow = 0; ow < g->OW; ow++) {                               \
+        int64_t w0 = ow * g->sw - g->pw, w1 = w0 + (g->kw - 1) * g->dw + 1;  \
+        if (w1 > g->W) w1 = g->W;                                            \
+        w0 = first_inside(w0, g->dw);                                        \
+        int64_t best = h0 * g->W + w0;                                       \
+        T m = -INFINITY;                                                     \
+        for (int64_t h = h0; h < h1; h += g->dh)                             \
+          for (int64_t w = w0; w < w1; w += g->dw) {                         \
+            T v = x[h * g->W + w];                                           \
+            if (v > m || isnan(v)) { m = v; best = h * g->W + w; }          \
+          }                                                                  \
+        y[oh * g->OW + ow] = m;                                              \
+        if (idx) idx[oh * g->OW + ow] = best + 1;                            \
+      }                                                                      \
+    }                                                                        \
+  }
+
+DEFINE_MAX_PLANE(f32, float)
+DEFINE_MAX_PLANE(f64, double)
+
+int ember_cpu_max_pool2d(ember_tensor *y, ember_tensor *idx,
+                         const ember_tensor *x, const ember_pool2d_geom *g) {
+  int64_t in = g->H * g->W, out = g->OH * g->OW;
+  int f32 = x->dtype == EMBER_FLOAT32;
+  #pragma omp parallel for num_threads(ember_cpu_threads()) if (parallel_worth(g))
+  for (int64_t p = 0; p < g->planes; p++) {
+    int64_t *ip = idx ? (int64_t *)ember_data(idx) + p * out : NULL;
+    if (f32)
+      max_plane_f32((const float *)ember_data(x) + p * in,
+                    (float *)ember_data(y) + p * out, ip, g);
+    else
+      max_plane_f64((const double *)ember_data(x) + p * in,
+                    (double *)ember_data(y) + p * out, ip, g);
+  }
+  return 0;
+}
+
+/* Every index is checked before anything is written, so a bad one leaves
+   gx untouched and names the offending value. */
+int ember_cpu_max_pool2d_backward(ember_tensor *gx, const ember_tensor *gy,
+                                  const ember_tensor *idx,
+                                  const ember_pool2d_geom *g) {
+  int64_t in = g->H * g->W, out = g->OH * g->OW;
+  const int64_t *ix = ember_data(idx);
+  for (int64_t e = 0; e < g->planes * out; e++)
+    if (ix[e] < 1 || ix[e] > in)
+      return ember_set_error("max_pool2d_backward: index %lld is out of range "
+                             "for an input plane of %lld elements (%lldx%lld)",
+                             (long long)ix[e], (long long)in,
+                             (long long)g->H, (long long)g->W);
+  int f32 = gx->dtype == EMBER_FLOAT32;
+  memset(ember_data(gx), 0, (size_t)(g->planes * in) * ember_dtype_size(gx->dtype));
+  #pragma omp parallel for num_threads(ember_cpu_threads()) if (g->planes * out >= EMBER_CPU_PARALLEL_MIN)
+  for (int64_t p = 0; p < g->planes; p++) {
+    const int64_t *ip = ix + p * out;
+    if (f32) {
+      float *d = (float *)ember_data(gx) + p * in;
+      const float *s = (const float *)ember_data(gy) + p * out;
+      for (int64_t e = 0; e < out; e++) d[ip[e] - 1] += s[e];
+    } else {
+      double *d = (double *)ember_data(gx) + p * in;
+      const double *s = (const double *)ember_data(gy) + p * out;
+      for (int64_t e = 0; e < out; e++) d[ip[e] - 1] += s[e];
+    }
+  }
+  return 0;
+}
+
+/* }====================================================================== */
+
+/* {======================================================================
+** Average pooling
+** ======================================================================= */
+
+/* The window of output (oh, ow) clipped to the input, and its divisor;
+   0 when the window holds no input element (its output is 0). */
+typedef struct {
+  int64_t h0, h1, w0, w1;
+  double div;
+} avg_window;
+
+static int avg_window_at(const ember_pool2d_geom *g, int64_t oh, int64_t ow,
+                         avg_window *a) {
+  int64_t h0 = oh * g->sh - g->ph, w0 = ow * g->sw - g->pw;
+  int64_t h1 = h0 + g->kh, w1 = w0 + g->kw;
+  if (h1 > g->H + g->ph) h1 = g->H + g->ph;
+  if (w1 > g->W + g->pw) w1 = g->W + g->pw;
+  int64_t padded = (h1 - h0) * (w1 - w0);
+  a->h0 = h0 < 0 ? 0 : h0;
+  a->w0 = w0 < 0 ? 0 : w0;
+  a->h1 = h1 > g->H ? g->H : h1;
+  a->w1 = w1 > g->W ? g->W : w1;
+  if (a->h0 >= a->h1 || a->w0 >= a->w1) return 0;
+  a->div = (double)(g->count_include_pad ? padded
+                                         : (a->h1 - a->h0) * (a->w1 - a->w0));
+  return 1;
+}
+
+#define DEFINE_AVG_PLANE(SUF, T)                                             \
+  static void avg_plane_##SUF(const T *x, T *y, const ember_pool2d_geom *g) { \
+    avg_window a;                                                            \
+    for (int64_t oh = 0; oh < g->OH; oh++)                                   \
+      for (int64_t ow = 0; ow < g->OW; ow++) {                               \
+        double s = 0;                                                        \
+        if (avg_window_at(g, oh, ow, &a)) {                                  \
+          for (int64_t h = a.h0; h < a.h1; h++)                              \
+            for (int64_t w = a.w0; w < a.w1; w++) s += x[h * g->W + w];      \
+          s /= a.div;                                                        \
+        }                                                                    \
+        y[oh * g->OW + ow] = (T)s;                                           \
+      }                                                                      \
+  }                                                                          \
+  static void avg_plane_back_##SUF(T *gx, const T *gy,                       \
+                                   const ember_pool2d_geom *g) {             \
+    avg_window a;                                                            \
+    for (int64_t oh = 0; oh < g->OH; oh++)                                   \
+      for (int64_t ow = 0; ow < g->OW; ow++) {                               \
+        if (!avg_window_at(g, oh, ow, &a)) continue;                         \
+        T d = (T)(gy[oh * g->OW + ow] / a.div);                              \
+        for (int64_t h = a.h0; h < a.h1; h++)                                \
+          for (int64_t w = a.w0; w < a.w1; w++) gx[h * g->W + w] += d;       \
+      }                                                                      \
+  }
+
+DEFINE_AVG_PLANE(f32, float)
+DEFINE_AVG_PLANE(f64, double)
+
+int ember_cpu_avg_pool2d(ember_tensor *y, const ember_tensor *x,
+                         const ember_pool2d_geom *g) {
+  int64_t in = g->H * g->W, out = g->OH * g->OW;
+  int f32 = x->dtype == EMBER_FLOAT32;
+  #pragma omp parallel for num_threads(ember_cpu_threads()) if (parallel_worth(g))
+  for (int64_t p = 0; p < g->planes; p++) {
+    if (f32)
+      avg_plane_f32((const float *)ember_data(x) + p * in,
+                    (float *)ember_data(y) + p * out, g);
+    else
+      avg_plane_f64((const double *)ember_data(x) + p * in,
+                    (double *)ember_data(y) + p * out, g);
+  }
+  return 0;
+}
+
+int ember_cpu_avg_pool2d_backward(ember_tensor *gx, const ember_tensor *gy,
+                                  const ember_pool2d_geom *g) {
+  int64_t in = g->H * g->W, out = g->OH * g->OW;
+  int f32 = gx->dtype == EMBER_FLOAT32;
+  memset(ember_data(gx), 0, (size_t)(g->planes * in) * ember_dtype_size(gx->dtype));
+  #pragma omp parallel for num_threads(ember_cpu_threads()) if (parallel_worth(g))
+  for (int64_t p = 0; p < g->planes; p++) {
+    if (f32)
+      avg_plane_back_f32((float *)ember_data(gx) + p * in,
+                         (const float *)ember_data(gy) + p * out, g);
+    else
+      avg_plane_back_f64((double *)ember_data(gx) + p * in,
+                         (const double *)ember_data(gy) + p * out, g);
+  }
+  return 0;
+}
+
+/* }====================================================================== */
