@@ -1,0 +1,146 @@
+--- ember.nn.common: small helpers shared by the nn files (internal).
+-- Autograd lands in the C bindings separately; everything here looks the
+-- autograd functions up at call time and degrades to plain calls without
+-- it, so the layers work (forward only) on a build without autograd.
+local ember = require "ember"
+
+local M = {}
+
+--- Run fn(...) with gradient recording off (ember.no_grad when present).
+function M.no_grad(fn, ...)
+  if ember.no_grad then return ember.no_grad(fn, ...) end
+  return fn(...)
+end
+
+--- Whether autograd is available in this build (t.grad readable).
+function M.has_autograd()
+  return ember.no_grad ~= nil and ember.Tensor.requires_grad_ ~= nil
+end
+
+--- Mark t as a parameter (requires_grad) when autograd exists; returns t.
+function M.param(t)
+  if ember.Tensor.requires_grad_ then t:requires_grad_(true) end
+  return t
+end
+
+--- t.requires_grad, or false without autograd.
+function M.requires_grad(t)
+  return ember.Tensor.requires_grad_ ~= nil and t.requires_grad == true
+end
+
+--- t detached from the graph (t itself without autograd).
+function M.detach(t)
+  if ember.Tensor.detach then return t:detach() end
+  return t
+end
+
+--- "[2,3]" for error messages.
+function M.shape_str(t)
+  return "[" .. table.concat(t:shape(), ",") .. "]"
+end
+
+--- Check that v is a tensor; `what` names the argument in the message.
+function M.check_tensor(fname, v, what, level)
+  if not ember.is_tensor(v) then
+    error(("%s: expected a tensor for %s, got %s"):format(fname, what, type(v)),
+          (level or 2) + 1)
+  end
+  return v
+end
+
+--- Check that v is a tensor of a float dtype.
+function M.check_float(fname, v, what, level)
+  M.check_tensor(fname, v, what, (level or 2) + 1)
+  if v.dtype ~= "float32" and v.dtype ~= "float64" then
+    error(("%s: expected a floating tensor for %s, got %s"):format(fname, what, v.dtype),
+          (level or 2) + 1)
+  end
+  return v
+end
+
+--- Check an integer argument >= min (min defaults to 1).
+function M.check_int(fname, v, what, min, level)
+  min = min or 1
+  if math.type(v) ~= "integer" and not (type(v) == "number" and v == math.floor(v)
+                                       and v > -2^53 and v < 2^53) then
+    error(("%s: %s must be an integer, got %s"):format(fname, what,
+          type(v) == "number" and tostring(v) or type(v)), (level or 2) + 1)
+  end
+  v = math.tointeger(v)
+  if v < min then
+    error(("%s: %s must be >= %d, got %d"):format(fname, what, min, v), (level or 2) + 1)
+  end
+  return v
+end
+
+--- Check a number argument in [lo, hi].
+function M.check_number(fname, v, what, lo, hi, level)
+  if type(v) ~= "number" then
+    error(("%s: %s must be a number, got %s"):format(fname, what, type(v)), (level or 2) + 1)
+  end
+  if (lo and v < lo) or (hi and v > hi) or v ~= v then
+    error(("%s: %s must be in [%s, %s], got %s"):format(fname, what, tostring(lo or "-inf"),
+          tostring(hi or "inf"), tostring(v)), (level or 2) + 1)
+  end
+  return v
+end
+
+--- An int or a pair {h, w} of ints (each >= min) as a pair table.
+function M.pair(fname, v, what, min, level)
+  level = (level or 2) + 1
+  if type(v) == "table" then
+    if #v ~= 2 then
+      error(("%s: %s must be an integer or a pair {h, w}, got a table of %d"):format(
+            fname, what, #v), level)
+    end
+    return {M.check_int(fname, v[1], what, min, level), M.check_int(fname, v[2], what, min, level)}
+  end
+  local n = M.check_int(fname, v, what, min, level)
+  return {n, n}
+end
+
+--- True when v is an options table (named fields, no array part).
+function M.is_options(v)
+  return type(v) == "table" and not ember.is_tensor(v) and #v == 0
+     and getmetatable(v) == nil
+end
+
+--- Check that an options table has only known fields; returns it ({} for nil).
+function M.options(fname, opts, known, level)
+  if opts == nil then return {} end
+  if type(opts) ~= "table" then
+    error(("%s: expected an options table, got %s"):format(fname, type(opts)), (level or 2) + 1)
+  end
+  for k in pairs(opts) do
+    if not known[k] then
+      error(("%s: unknown option '%s'"):format(fname, tostring(k)), (level or 2) + 1)
+    end
+  end
+  return opts
+end
+
+--- Pick an option's value with a default (false counts as a value).
+function M.opt(opts, key, default)
+  local v = opts[key]
+  if v == nil then return default end
+  return v
+end
+
+--- A reduction name: "mean", "sum" or "none".
+function M.reduction(fname, r, level)
+  r = r or "mean"
+  if r ~= "mean" and r ~= "sum" and r ~= "none" then
+    error(("%s: reduction must be 'none', 'mean' or 'sum', got '%s'"):format(fname, tostring(r)),
+          (level or 2) + 1)
+  end
+  return r
+end
+
+--- Apply a reduction to an elementwise loss tensor.
+function M.reduce(loss, reduction)
+  if reduction == "mean" then return loss:mean() end
+  if reduction == "sum" then return loss:sum() end
+  return loss
+end
+
+return M

@@ -1,0 +1,52 @@
+--- Sequential: calls its layers in order.  Built from a list
+-- (Sequential{a, b}) or from arguments (Sequential(a, b)); the layers are
+-- children named "1", "2", ... (1-based), so seq[i] is the i-th layer and
+-- #seq their number.
+local Module = require "ember.nn.module"
+
+local Sequential = Module:extend("Sequential")
+
+function Sequential:init(...)
+  local layers = {...}
+  if select("#", ...) == 1 and type(layers[1]) == "table" and not Module.is_module(layers[1]) then
+    layers = layers[1]
+  end
+  for k in pairs(layers) do
+    if math.type(k) ~= "integer" or k < 1 or k > #layers then
+      error("Sequential: expected a list of modules (named entries are not supported)", 3)
+    end
+  end
+  for i = 1, #layers do
+    if not Module.is_module(layers[i]) then
+      error(("Sequential: layer %d is a %s, expected a module"):format(i, type(layers[i])), 3)
+    end
+    self:add_module(tostring(i), layers[i])
+  end
+end
+
+--- Append a layer; returns self (so adds chain).
+function Sequential:add(m)
+  if not Module.is_module(m) then
+    error(("add: expected a module, got %s"):format(type(m)), 2)
+  end
+  self:add_module(tostring(#self + 1), m)
+  return self
+end
+
+function Sequential:forward(x, ...)
+  for i = 1, #self do
+    if i == 1 then x = self[i](x, ...) else x = self[i](x) end
+  end
+  return x
+end
+
+function Sequential:_len() return #rawget(self, "_modules").names end
+
+--- seq[i]: the i-th layer; negative i counts from the end.
+function Sequential:_index_number(i)
+  local n = #self
+  if i < 0 then i = n + 1 + i end
+  return rawget(self, "_modules").map[tostring(i)]
+end
+
+return {Sequential = Sequential}

@@ -1,0 +1,309 @@
+--- ember.nn.functional (also ember.nn.F): the layers as plain functions.
+-- The layer modules call these.  They are written with differentiable
+-- ember ops only (no values read back into Lua in the middle of a
+-- computation), so autograd gives their gradients.  The losses come from
+-- ember.nn.loss_functional and are merged in at the end.
+local ember = require "ember"
+local common = require "ember.nn.common"
+
+local F = {}
+
+local check_tensor, check_float = common.check_tensor, common.check_float
+
+-- {======================================================================
+-- Activations
+-- =======================================================================
+
+function F.relu(x) check_tensor("relu", x, "the input", 2); return x:relu() end
+function F.sigmoid(x) check_tensor("sigmoid", x, "the input", 2); return x:sigmoid() end
+function F.tanh(x) check_tensor("tanh", x, "the input", 2); return x:tanh() end
+
+--- max(x, 0) + slope * min(x, 0).  Without ember.leaky_relu it is built as
+-- relu(x) - slope * relu(-x), which has the same values and gradients.
+function F.leaky_relu(x, negative_slope)
+  check_float("leaky_relu", x, "the input", 2)
+  local slope = negative_slope == nil and 0.01 or negative_slope
+  common.check_number("leaky_relu", slope, "negative_slope", nil, nil, 2)
+  if ember.leaky_relu then return ember.leaky_relu(x, slope) end
+  return x:relu() - (-x):relu() * slope
+end
+
+--- GELU: x * Phi(x) ("none") or its tanh approximation ("tanh").
+function F.gelu(x, approximate)
+  check_float("gelu", x, "the input", 2)
+  approximate = approximate or "none"
+  if approximate ~= "none" and approximate ~= "tanh" then
+    error(("gelu: approximate must be 'none' or 'tanh', got '%s'"):format(tostring(approximate)), 2)
+  end
+  if ember.gelu then return ember.gelu(x, approximate) end
+  if approximate == "tanh" then
+    local inner = (x + x ^ 3 * 0.044715) * math.sqrt(2 / math.pi)
+    return x * 0.5 * (inner:tanh() + 1)
+  end
+  if not ember.erf then error("gelu: needs ember.erf, which this build lacks", 2) end
+  return x * 0.5 * (ember.erf(x * (1 / math.sqrt(2))) + 1)
+end
+
+local function check_dim(fname, x, dim)
+  if math.type(dim) ~= "integer" then
+    error(("%s: dim must be an integer, got %s"):format(fname, dim == nil and "nil" or type(dim)), 3)
+  end
+end
+
+--- softmax along dim (required, as in PyTorch 2: an implicit dim is a
+-- common source of bugs).
+function F.softmax(x, dim)
+  check_tensor("softmax", x, "the input", 2)
+  check_dim("softmax", x, dim)
+  return x:softmax(dim)
+end
+
+function F.log_softmax(x, dim)
+  check_tensor("log_softmax", x, "the input", 2)
+  check_dim("log_softmax", x, dim)
+  return x:log_softmax(dim)
+end
+
+-- }======================================================================
+
+-- {======================================================================
+-- Linear, convolution, pooling, flatten
+-- =======================================================================
+
+--- x @ w^T + b; x is [..., in], w is [out, in], b is [out] or nil.
+function F.linear(x, w, b)
+  check_float("linear", x, "the input", 2)
+  check_float("linear", w, "the weight", 2)
+  if w:dim() ~= 2 then
+    error(("linear: weight must be 2-d [out,in], got shape %s"):format(common.shape_str(w)), 2)
+  end
+  if x:dim() < 1 or x:size(-1) ~= w:size(2) then
+    error(("linear: input shape %s does not match weight shape %s (expected %d input features)")
+          :format(common.shape_str(x), common.shape_str(w), w:size(2)), 2)
+  end
+  local y = x:matmul(w:t())
+  if b ~= nil then
+    check_float("linear", b, "the bias", 2)
+    if b:dim() ~= 1 or b:size(1) ~= w:size(1) then
+      error(("linear: bias shape %s does not match %d output features")
+            :format(common.shape_str(b), w:size(1)), 2)
+    end
+    y = y + b
+  end
+  return y
+end
+
+local function need(fname, op)
+  if not ember[op] then
+    error(("%s: needs ember.%s, which this build lacks"):format(fname, op), 3)
+  end
+  return ember[op]
+end
+
+local CONV = {stride = true, padding = true, dilation = true, groups = true}
+
+--- 2-d convolution: x [N,C,H,W] (or [C,H,W]), w [O,C/groups,KH,KW], b [O]
+-- or nil.  stride, padding, dilation: an int or {h, w}.  Options may come
+-- positionally (stride, padding, dilation, groups) or as a table.
+function F.conv2d(x, w, b, stride, padding, dilation, groups)
+  check_float("conv2d", x, "the input", 2)
+  check_float("conv2d", w, "the weight", 2)
+  if b ~= nil then check_float("conv2d", b, "the bias", 2) end
+  if common.is_options(stride) then
+    local o = common.options("conv2d", stride, CONV, 2)
+    stride, padding, dilation, groups = o.stride, o.padding, o.dilation, o.groups
+  end
+  local conv2d = need("conv2d", "conv2d")
+  return conv2d(x, w, b, stride or 1, padding or 0, dilation or 1, groups or 1)
+end
+
+local MAXPOOL = {stride = true, padding = true, dilation = true, ceil_mode = true,
+                 return_indices = true}
+
+--- Max pooling over [N,C,H,W] (or [C,H,W]); stride defaults to the kernel.
+function F.max_pool2d(x, kernel_size, stride, padding, dilation, ceil_mode, return_indices)
+  check_float("max_pool2d", x, "the input", 2)
+  if common.is_options(stride) then
+    local o = common.options("max_pool2d", stride, MAXPOOL, 2)
+    stride, padding, dilation, ceil_mode, return_indices =
+      o.stride, o.padding, o.dilation, o.ceil_mode, o.return_indices
+  end
+  local pool = need("max_pool2d", "max_pool2d")
+  return pool(x, kernel_size, stride or kernel_size, padding or 0, dilation or 1,
+              ceil_mode or false, return_indices or false)
+end
+
+local AVGPOOL = {stride = true, padding = true, ceil_mode = true, count_include_pad = true}
+
+--- Average pooling over [N,C,H,W] (or [C,H,W]); stride defaults to the kernel.
+function F.avg_pool2d(x, kernel_size, stride, padding, ceil_mode, count_include_pad)
+  check_float("avg_pool2d", x, "the input", 2)
+  if common.is_options(stride) then
+    local o = common.options("avg_pool2d", stride, AVGPOOL, 2)
+    stride, padding, ceil_mode, count_include_pad =
+      o.stride, o.padding, o.ceil_mode, o.count_include_pad
+  end
+  if count_include_pad == nil then count_include_pad = true end
+  local pool = need("avg_pool2d", "avg_pool2d")
+  return pool(x, kernel_size, stride or kernel_size, padding or 0, ceil_mode or false,
+              count_include_pad)
+end
+
+--- Merge dims start_dim..end_dim (defaults 1 and -1, as t:flatten).
+function F.flatten(x, start_dim, end_dim)
+  check_tensor("flatten", x, "the input", 2)
+  return x:flatten(start_dim or 1, end_dim or -1)
+end
+
+-- }======================================================================
+
+-- {======================================================================
+-- Dropout, normalisation, embedding
+-- =======================================================================
+
+--- Zero each element with probability p and scale the rest by 1/(1-p),
+-- when training (default true); identity otherwise.
+function F.dropout(x, p, training)
+  check_float("dropout", x, "the input", 2)
+  p = p == nil and 0.5 or p
+  common.check_number("dropout", p, "p", 0, 1, 2)
+  if training == false or p == 0 then return x end
+  if p == 1 then return x * 0 end
+  local keep = ember.rand_like(x):ge(p):to(x.dtype)
+  return x * keep * (1 / (1 - p))
+end
+
+--- The shape that puts a [C] vector on dim 2 of x: {1, C, 1, ...}.
+local function channel_shape(x)
+  local s = {1, x:size(2)}
+  for _ = 3, x:dim() do s[#s + 1] = 1 end
+  return s
+end
+
+--- Per-channel mean and biased variance of x over every dim but 2.
+local function channel_stats(x)
+  local flat = x:transpose(1, 2):reshape(x:size(2), -1)
+  return flat:mean(2), flat:var(2, false, false), flat:size(2)
+end
+
+local function check_vec(fname, v, what, c)
+  if v == nil then return end
+  check_float(fname, v, what, 3)
+  if v:dim() ~= 1 or v:size(1) ~= c then
+    error(("%s: %s must have shape [%d], got %s"):format(fname, what, c, common.shape_str(v)), 3)
+  end
+end
+
+--- Batch normalisation over dim 2 (the channels) of x [N,C,...].  In
+-- training (or without running stats) it normalises with the batch
+-- statistics and, given running_mean/var, updates them in place (no_grad)
+-- with momentum and the unbiased variance, as PyTorch.
+function F.batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps)
+  check_float("batch_norm", x, "the input", 2)
+  if x:dim() < 2 then
+    error(("batch_norm: expected an input of 2 or more dimensions [N,C,...], got shape %s")
+          :format(common.shape_str(x)), 2)
+  end
+  local c = x:size(2)
+  check_vec("batch_norm", running_mean, "running_mean", c)
+  check_vec("batch_norm", running_var, "running_var", c)
+  check_vec("batch_norm", weight, "weight", c)
+  check_vec("batch_norm", bias, "bias", c)
+  if (running_mean == nil) ~= (running_var == nil) then
+    error("batch_norm: give both running_mean and running_var, or neither", 2)
+  end
+  momentum, eps = momentum == nil and 0.1 or momentum, eps or 1e-5
+  local shape = channel_shape(x)
+  local mean, var
+  if training or running_mean == nil then
+    local n
+    mean, var, n = channel_stats(x)
+    if training and n <= 1 then
+      error(("batch_norm: expected more than 1 value per channel when training, got input " ..
+             "shape %s"):format(common.shape_str(x)), 2)
+    end
+    if training and running_mean ~= nil then
+      common.no_grad(function()
+        local m, v = common.detach(mean), common.detach(var) * (n / (n - 1))
+        running_mean:mul_(1 - momentum):add_(m * momentum)
+        running_var:mul_(1 - momentum):add_(v * momentum)
+      end)
+    end
+  else
+    mean, var = running_mean, running_var
+  end
+  local y = (x - mean:view(shape)) / (var:view(shape) + eps):sqrt()
+  if weight ~= nil then y = y * weight:view(shape) end
+  if bias ~= nil then y = y + bias:view(shape) end
+  return y
+end
+
+--- Normalise over the last #normalized_shape dims of x, then scale and
+-- shift by weight and bias (of shape normalized_shape) when given.
+function F.layer_norm(x, normalized_shape, weight, bias, eps)
+  check_float("layer_norm", x, "the input", 2)
+  if math.type(normalized_shape) == "integer" then normalized_shape = {normalized_shape} end
+  if type(normalized_shape) ~= "table" or #normalized_shape == 0 then
+    error("layer_norm: normalized_shape must be an integer or a non-empty table of integers", 2)
+  end
+  local k, nd = #normalized_shape, x:dim()
+  local ok = nd >= k
+  for i = 1, k do ok = ok and x:size(nd - k + i) == normalized_shape[i] end
+  if not ok then
+    error(("layer_norm: input shape %s does not end with normalized_shape [%s]")
+          :format(common.shape_str(x), table.concat(normalized_shape, ",")), 2)
+  end
+  for _, v in ipairs{weight or false, bias or false} do
+    if v and common.shape_str(check_float("layer_norm", v, "weight/bias", 2)) ~=
+             "[" .. table.concat(normalized_shape, ",") .. "]" then
+      error(("layer_norm: weight and bias must have shape [%s], got %s")
+            :format(table.concat(normalized_shape, ","), common.shape_str(v)), 2)
+    end
+  end
+  local lead = {}
+  for i = 1, nd - k do lead[i] = x:size(i) end
+  lead[#lead + 1] = -1
+  local flat = x:reshape(lead)
+  local mean = flat:mean(-1, true)
+  local var = flat:var(-1, true, false)
+  local y = ((flat - mean) / (var + (eps or 1e-5)):sqrt()):view_as(x)
+  if weight ~= nil then y = y * weight end
+  if bias ~= nil then y = y + bias end
+  return y
+end
+
+--- Rows of weight [num, dim] at the 1-based int64/int32 indices of idx;
+-- the result has idx's shape plus dim.  With padding_idx, that row gets
+-- no gradient (its value is still returned, as in PyTorch).
+function F.embedding(idx, weight, padding_idx)
+  check_tensor("embedding", idx, "the indices", 2)
+  check_float("embedding", weight, "the weight", 2)
+  if idx.dtype ~= "int64" and idx.dtype ~= "int32" then
+    error(("embedding: expected int64 or int32 indices, got %s"):format(idx.dtype), 2)
+  end
+  if weight:dim() ~= 2 then
+    error(("embedding: weight must be 2-d [num,dim], got shape %s"):format(common.shape_str(weight)), 2)
+  end
+  local num = weight:size(1)
+  if idx:numel() > 0 then
+    local lo, hi = idx:min():item(), idx:max():item()
+    if lo < 1 or hi > num then
+      error(("embedding: index %d is out of range for %d embeddings (indices count from 1)")
+            :format(lo < 1 and lo or hi, num), 2)
+    end
+  end
+  local shape = idx:shape()
+  shape[#shape + 1] = weight:size(2)
+  local out = weight:index_select(1, idx:reshape(-1)):view(shape)
+  if padding_idx ~= nil and common.requires_grad(weight) then
+    local keep = idx:ne(padding_idx):unsqueeze(-1)
+    out = ember.where(keep, out, common.detach(out))
+  end
+  return out
+end
+
+-- }======================================================================
+
+for k, v in pairs(require "ember.nn.loss_functional") do F[k] = v end
+
+return F

@@ -1,0 +1,438 @@
+--- ember.nn.Module: the base class of layers, containers and losses.
+--
+-- A module keeps what PyTorch's nn.Module keeps: parameters, buffers and
+-- child modules, each in an ordered store, so that named_parameters() and
+-- state_dict() list names in registration order (own parameters first,
+-- then children recursively, names joined with ".").  Assigning a field
+-- registers it, as PyTorch's __setattr__ does: a module becomes a child, a
+-- tensor that requires grad becomes a parameter, and assigning to a name
+-- already registered replaces that entry.  Plain values live in a fields
+-- table, never in the instance itself, so every assignment goes through
+-- __newindex (a raw field would hide a later module assigned to its name).
+local ember = require "ember"
+local common = require "ember.nn.common"
+
+local Module = {__name = "Module"}
+
+-- {======================================================================
+-- Classes
+-- =======================================================================
+
+-- Every instance is a table holding only these four stores.
+local STORES = {_parameters = true, _buffers = true, _modules = true, _fields = true}
+
+local function new_store() return {names = {}, map = {}} end
+
+local function store_set(store, name, v)
+  if store.map[name] == nil and v ~= nil then store.names[#store.names + 1] = name end
+  if v == nil then
+    for i, n in ipairs(store.names) do
+      if n == name then table.remove(store.names, i) break end
+    end
+  end
+  store.map[name] = v
+end
+
+--- True when v is a module instance (any class derived from Module).
+local function is_module(v)
+  local mt = type(v) == "table" and getmetatable(v)
+  return mt and rawget(mt, "__ember_module") == true or false
+end
+Module.is_module = is_module
+
+local function class_name(self) return getmetatable(self).__class.__name end
+
+local newindex
+
+--- The metatable of the instances of class C.  Lookups go to the stores
+-- first (parameters, buffers, children, fields), then to the class chain.
+local function instance_mt(C)
+  local mt = {__ember_module = true, __class = C, __name = C.__name}
+  mt.__index = function(self, k)
+    local v = rawget(self, "_parameters").map[k]
+    if v ~= nil then return v end
+    v = rawget(self, "_buffers").map[k]
+    if v ~= nil then return v end
+    v = rawget(self, "_modules").map[k]
+    if v ~= nil then return v end
+    v = rawget(self, "_fields")[k]
+    if v ~= nil then return v end
+    v = C[k]
+    if v == nil and math.type(k) == "integer" then return C._index_number(self, k) end
+    return v
+  end
+  mt.__newindex = newindex
+  mt.__call = function(self, ...) return self:forward(...) end
+  mt.__tostring = function(self) return self:_repr() end
+  mt.__len = function(self) return self:_len() end
+  return mt
+end
+
+--- Module:extend(name): a new class deriving from this one.  Define
+-- `init(self, ...)` (the constructor) and `forward(self, ...)` on it;
+-- calling the class constructs an instance.
+function Module.extend(Parent, name)
+  if type(name) ~= "string" or name == "" then
+    error("extend: expected a class name (a non-empty string), got " .. type(name), 2)
+  end
+  local C = {__name = name, __parent = Parent}
+  C.__mt = instance_mt(C)
+  return setmetatable(C, {
+    __index = Parent,
+    __call = function(cls, ...) return cls:new(...) end,
+    __tostring = function() return "class " .. name end,
+  })
+end
+
+--- Construct an instance of class C: empty stores, training mode, then
+-- C.init(self, ...).
+function Module.new(C, ...)
+  local self = setmetatable({_parameters = new_store(), _buffers = new_store(),
+                             _modules = new_store(), _fields = {training = true}}, C.__mt)
+  self:init(...)
+  return self
+end
+
+function Module:init() end
+
+function Module:forward()
+  error(("forward: %s does not define forward"):format(class_name(self)), 2)
+end
+
+function Module:_index_number() return nil end
+
+function Module:_len()
+  error(("attempt to get length of a %s module"):format(class_name(self)), 2)
+end
+
+--- Register an assignment (see the header comment).
+newindex = function(self, k, v)
+  local params, buffers, mods = rawget(self, "_parameters"), rawget(self, "_buffers"),
+                                rawget(self, "_modules")
+  local fields = rawget(self, "_fields")
+  if STORES[k] then error("cannot assign to the internal field '" .. k .. "'", 2) end
+  if is_module(v) then
+    store_set(params, k, nil); store_set(buffers, k, nil); fields[k] = nil
+    store_set(mods, k, v)
+  elseif params.map[k] ~= nil or buffers.map[k] ~= nil then
+    if v ~= nil and not ember.is_tensor(v) then
+      error(("cannot assign a %s to '%s' of %s (a tensor or nil expected)")
+            :format(type(v), tostring(k), class_name(self)), 2)
+    end
+    store_set(params.map[k] ~= nil and params or buffers, k, v)
+  elseif mods.map[k] ~= nil then
+    if v ~= nil then
+      error(("cannot assign a %s as child module '%s' of %s (a module or nil expected)")
+            :format(type(v), tostring(k), class_name(self)), 2)
+    end
+    store_set(mods, k, nil)
+  elseif type(k) == "string" and ember.is_tensor(v) and common.requires_grad(v) then
+    fields[k] = nil
+    store_set(params, k, v)
+  else
+    fields[k] = v
+  end
+end
+
+-- }======================================================================
+
+-- {======================================================================
+-- Registration
+-- =======================================================================
+
+local function check_name(self, fname, name)
+  if type(name) ~= "string" or name == "" or name:find(".", 1, true) then
+    error(("%s: name must be a non-empty string without '.', got %s")
+          :format(fname, type(name) == "string" and ("'" .. name .. "'") or type(name)), 3)
+  end
+  if STORES[name] then error(("%s: '%s' is a reserved name"):format(fname, name), 3) end
+  local owner = rawget(self, "_parameters").map[name] and "parameter"
+             or rawget(self, "_buffers").map[name] and "buffer"
+             or rawget(self, "_modules").map[name] and "module"
+  if owner and owner ~= fname:match("^register_(%a+)") and
+     not (owner == "module" and fname == "add_module") then
+    error(("%s: '%s' is already a %s"):format(fname, name, owner), 3)
+  end
+end
+
+--- Register t as a parameter called name (t requires grad from now on);
+-- nil removes it.  Returns t.
+function Module:register_parameter(name, t)
+  check_name(self, "register_parameter", name)
+  if t ~= nil then
+    common.check_tensor("register_parameter", t, "the parameter", 2)
+    if not common.requires_grad(t) then common.param(t) end
+  end
+  rawget(self, "_fields")[name] = nil
+  store_set(rawget(self, "_parameters"), name, t)
+  return t
+end
+
+--- Register t as a buffer (state that is saved but not trained, such as
+-- BatchNorm's running mean); nil removes it.  Returns t.
+function Module:register_buffer(name, t)
+  check_name(self, "register_buffer", name)
+  if t ~= nil then common.check_tensor("register_buffer", t, "the buffer", 2) end
+  rawget(self, "_fields")[name] = nil
+  store_set(rawget(self, "_buffers"), name, t)
+  return t
+end
+
+--- Add m as a child module called name.  Returns m.
+function Module:add_module(name, m)
+  check_name(self, "add_module", name)
+  if m ~= nil and not is_module(m) then
+    error(("add_module: expected a module, got %s"):format(type(m)), 2)
+  end
+  rawget(self, "_fields")[name] = nil
+  store_set(rawget(self, "_modules"), name, m)
+  return m
+end
+
+-- }======================================================================
+
+-- {======================================================================
+-- Traversal
+-- =======================================================================
+
+local function iter(list)
+  local i = 0
+  return function()
+    i = i + 1
+    local e = list[i]
+    if e then return e[1], e[2] end
+  end
+end
+
+--- All (name, module) pairs, self first (name ""), depth first.
+local function walk(self, prefix, out)
+  out[#out + 1] = {prefix, self}
+  local mods = rawget(self, "_modules")
+  for _, n in ipairs(mods.names) do
+    walk(mods.map[n], prefix == "" and n or prefix .. "." .. n, out)
+  end
+  return out
+end
+
+--- (name, tensor) pairs of one store kind over the module tree, each
+-- tensor once (a tensor shared by two layers is listed under its first name).
+local function named_tensors(self, store, recurse)
+  local out, seen = {}, {}
+  local mods = recurse == false and {{"", self}} or walk(self, "", {})
+  for _, e in ipairs(mods) do
+    local s = rawget(e[2], store)
+    for _, n in ipairs(s.names) do
+      local t = s.map[n]
+      if not seen[t] then
+        seen[t] = true
+        out[#out + 1] = {e[1] == "" and n or e[1] .. "." .. n, t}
+      end
+    end
+  end
+  return out
+end
+
+local function values(list)
+  local out = {}
+  for i, e in ipairs(list) do out[i] = e[2] end
+  return out
+end
+
+--- Iterator over (name, parameter), in registration order.
+function Module:named_parameters(recurse)
+  return iter(named_tensors(self, "_parameters", recurse))
+end
+--- The parameters as a list, in the order of named_parameters.
+function Module:parameters(recurse)
+  return values(named_tensors(self, "_parameters", recurse))
+end
+function Module:named_buffers(recurse)
+  return iter(named_tensors(self, "_buffers", recurse))
+end
+function Module:buffers(recurse)
+  return values(named_tensors(self, "_buffers", recurse))
+end
+
+local function child_list(self)
+  local mods, out = rawget(self, "_modules"), {}
+  for _, n in ipairs(mods.names) do out[#out + 1] = {n, mods.map[n]} end
+  return out
+end
+function Module:named_children() return iter(child_list(self)) end
+function Module:children() return values(child_list(self)) end
+--- Iterator over (name, module) of the whole tree, self first with name "".
+function Module:named_modules() return iter(walk(self, "", {})) end
+function Module:modules() return values(walk(self, "", {})) end
+
+--- Call fn(m) on every child (recursively), then on self; returns self.
+function Module:apply(fn)
+  if type(fn) ~= "function" then
+    error("apply: expected a function, got " .. type(fn), 2)
+  end
+  for _, m in ipairs(self:children()) do m:apply(fn) end
+  fn(self)
+  return self
+end
+
+--- Set training mode (mode defaults to true) on the whole tree.
+function Module:train(mode)
+  if mode == nil then mode = true end
+  if type(mode) ~= "boolean" then
+    error("train: expected a boolean, got " .. type(mode), 2)
+  end
+  for _, m in ipairs(self:modules()) do rawget(m, "_fields").training = mode end
+  return self
+end
+function Module:eval() return self:train(false) end
+
+--- Drop the gradients of every parameter (p.grad = nil, as PyTorch's
+-- set_to_none default).
+function Module:zero_grad()
+  if not common.has_autograd() then return self end
+  for _, p in ipairs(self:parameters()) do p.grad = nil end
+  return self
+end
+
+-- }======================================================================
+
+-- {======================================================================
+-- State
+-- =======================================================================
+
+--- Ordered (name, tensor) list of parameters then buffers of each module,
+-- as PyTorch's state_dict orders them.
+local function state_list(self)
+  local out = {}
+  for _, e in ipairs(walk(self, "", {})) do
+    for _, store in ipairs{"_parameters", "_buffers"} do
+      local s = rawget(e[2], store)
+      for _, n in ipairs(s.names) do
+        out[#out + 1] = {e[1] == "" and n or e[1] .. "." .. n, s.map[n]}
+      end
+    end
+  end
+  return out
+end
+
+--- A table name -> tensor of every parameter and buffer.  The tensors are
+-- detached but share storage with the module's (as in PyTorch): clone
+-- them to keep a snapshot.
+function Module:state_dict()
+  local sd = {}
+  for _, e in ipairs(state_list(self)) do sd[e[1]] = common.detach(e[2]) end
+  return sd
+end
+
+local function sorted_keys(t)
+  local ks = {}
+  for k in pairs(t) do ks[#ks + 1] = tostring(k) end
+  table.sort(ks)
+  return ks
+end
+
+--- Copy the values of sd into the module's parameters and buffers, in
+-- place.  Everything is checked before anything is written, so a failure
+-- leaves the module unchanged.  strict (default true) makes missing and
+-- unexpected keys errors; returns the lists of missing and unexpected keys.
+function Module:load_state_dict(sd, strict)
+  if type(sd) ~= "table" then
+    error("load_state_dict: expected a table of tensors, got " .. type(sd), 2)
+  end
+  if strict == nil then strict = true end
+  local own, known, missing, unexpected = state_list(self), {}, {}, {}
+  for _, e in ipairs(own) do
+    known[e[1]] = true
+    if sd[e[1]] == nil then missing[#missing + 1] = e[1] end
+  end
+  for _, k in ipairs(sorted_keys(sd)) do
+    if not known[k] then unexpected[#unexpected + 1] = k end
+  end
+  if strict and (#missing > 0 or #unexpected > 0) then
+    local parts = {}
+    if #missing > 0 then parts[#parts + 1] = "missing keys: " .. table.concat(missing, ", ") end
+    if #unexpected > 0 then
+      parts[#parts + 1] = "unexpected keys: " .. table.concat(unexpected, ", ")
+    end
+    error(("load_state_dict: error loading into %s: %s"):format(class_name(self),
+          table.concat(parts, "; ")), 2)
+  end
+  for _, e in ipairs(own) do
+    local v = sd[e[1]]
+    if v ~= nil then
+      if not ember.is_tensor(v) then
+        error(("load_state_dict: '%s' is a %s, expected a tensor"):format(e[1], type(v)), 2)
+      end
+      if common.shape_str(v) ~= common.shape_str(e[2]) then
+        error(("load_state_dict: size mismatch for %s: copying a tensor of shape %s, " ..
+               "the model has %s"):format(e[1], common.shape_str(v), common.shape_str(e[2])), 2)
+      end
+    end
+  end
+  common.no_grad(function()
+    for _, e in ipairs(own) do
+      if sd[e[1]] ~= nil then e[2]:copy_(sd[e[1]]) end
+    end
+  end)
+  return missing, unexpected
+end
+
+local FLOAT = {float32 = "float32", float = "float32", float64 = "float64", double = "float64"}
+
+--- Convert every floating parameter and buffer to dtype, in place of the
+-- module (the tensors are new ones; requires_grad is kept, grads dropped).
+function Module:to(dtype)
+  local d = FLOAT[dtype]
+  if not d then
+    error(("to: expected a floating dtype (float32 or float64), got %s")
+          :format(type(dtype) == "string" and "'" .. dtype .. "'" or type(dtype)), 2)
+  end
+  common.no_grad(function()
+    for _, m in ipairs(self:modules()) do
+      for _, store in ipairs{"_parameters", "_buffers"} do
+        local s = rawget(m, store)
+        for _, n in ipairs(s.names) do
+          local t = s.map[n]
+          if t.dtype ~= d and (t.dtype == "float32" or t.dtype == "float64") then
+            local c = common.detach(t):to(d)
+            if common.requires_grad(t) then common.param(c) end
+            s.map[n] = c
+          end
+        end
+      end
+    end
+  end)
+  return self
+end
+function Module:float() return self:to("float32") end
+function Module:double() return self:to("float64") end
+
+-- }======================================================================
+
+-- {======================================================================
+-- Printing
+-- =======================================================================
+
+--- The text inside the parentheses of a leaf's tostring; layers override.
+function Module:extra_repr() return "" end
+
+function Module:_repr()
+  local kids = child_list(self)
+  local head = class_name(self) .. "(" .. self:extra_repr()
+  if #kids == 0 then return head .. ")" end
+  local lines = {head}
+  for _, e in ipairs(kids) do
+    local s = tostring(e[2]):gsub("\n", "\n  ")
+    lines[#lines + 1] = ("  (%s): %s"):format(e[1], s)
+  end
+  return table.concat(lines, "\n") .. "\n)"
+end
+
+-- }======================================================================
+
+Module.__mt = instance_mt(Module)
+setmetatable(Module, {
+  __call = function(cls, ...) return cls:new(...) end,
+  __tostring = function() return "class Module" end,
+})
+
+return Module
