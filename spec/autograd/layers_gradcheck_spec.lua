@@ -65,6 +65,12 @@ describe("gradcheck of every layer", function()
   it("Conv2d", function()
     check_module(nn.Conv2d(2, 3, 3, {stride = 2, padding = 1}), leaf{2, 2, 5, 5})
     check_module(nn.Conv2d(2, 4, {2, 3}, {dilation = 2, groups = 2, bias = false}), leaf{1, 2, 6, 7})
+    -- "same" with an even kernel pads one side more
+    local same = nn.Conv2d(1, 2, 4, {padding = "same"})
+    assert.are.equal("Conv2d(1, 2, kernel_size=(4, 4), stride=(1, 1), padding=same)", tostring(same))
+    check_module(same, leaf{1, 1, 5, 6})
+    assert.has_error(function() nn.Conv2d(1, 2, 3, {padding = "same", stride = 2}) end,
+                     "Conv2d: padding='same' is not supported for strided convolutions")
   end)
 
   it("MaxPool2d, AvgPool2d, Flatten", function()

@@ -33,8 +33,19 @@ function Conv2d:init(in_channels, out_channels, kernel_size, ...)
   self.out_channels = common.check_int("Conv2d", out_channels, "out_channels", 1, 3)
   self.kernel_size = common.pair("Conv2d", kernel_size, "kernel_size", 1, 3)
   self.stride = common.pair("Conv2d", o.stride or 1, "stride", 1, 3)
-  self.padding = common.pair("Conv2d", o.padding or 0, "padding", 0, 3)
+  if type(o.padding) == "string" then   -- "same" or "valid", as PyTorch
+    if o.padding ~= "same" and o.padding ~= "valid" then
+      error(("Conv2d: padding must be an integer, a pair, 'same' or 'valid', got '%s'")
+            :format(o.padding), 3)
+    end
+    self.padding = o.padding
+  else
+    self.padding = common.pair("Conv2d", o.padding or 0, "padding", 0, 3)
+  end
   self.dilation = common.pair("Conv2d", o.dilation or 1, "dilation", 1, 3)
+  if self.padding == "same" and (self.stride[1] ~= 1 or self.stride[2] ~= 1) then
+    error("Conv2d: padding='same' is not supported for strided convolutions", 3)
+  end
   self.groups = common.check_int("Conv2d", o.groups or 1, "groups", 1, 3)
   if self.in_channels % self.groups ~= 0 or self.out_channels % self.groups ~= 0 then
     error(("Conv2d: in_channels (%d) and out_channels (%d) must be divisible by groups (%d)")
@@ -60,7 +71,11 @@ local function tuple(p) return ("(%d, %d)"):format(p[1], p[2]) end
 function Conv2d:extra_repr()
   local s = ("%d, %d, kernel_size=%s, stride=%s"):format(self.in_channels, self.out_channels,
             tuple(self.kernel_size), tuple(self.stride))
-  if self.padding[1] ~= 0 or self.padding[2] ~= 0 then s = s .. ", padding=" .. tuple(self.padding) end
+  if type(self.padding) == "string" then
+    s = s .. ", padding=" .. self.padding
+  elseif self.padding[1] ~= 0 or self.padding[2] ~= 0 then
+    s = s .. ", padding=" .. tuple(self.padding)
+  end
   if self.dilation[1] ~= 1 or self.dilation[2] ~= 1 then
     s = s .. ", dilation=" .. tuple(self.dilation)
   end
