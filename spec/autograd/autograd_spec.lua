@@ -203,4 +203,27 @@ describe("autograd", function()
     local after = ember.memory_allocated()
     assert.is_true(after <= base * 1.05, ("grew from %d to %d bytes"):format(base, after))
   end)
+
+  it("memory of an nn training loop (conv, batch norm, Adam) stays flat", function()
+    local nn, optim = ember.nn, ember.optim
+    ember.manual_seed(5)
+    local net = nn.Sequential{
+      nn.Conv2d(1, 4, 3, {padding = 1}), nn.BatchNorm2d(4), nn.ReLU(), nn.MaxPool2d(2),
+      nn.Flatten(), nn.Dropout(0.1), nn.Linear(64, 10),
+    }
+    local opt = optim.Adam(net:parameters(), {lr = 1e-3})
+    local x, y = ember.randn(16, 1, 8, 8), ember.randint(1, 10, {16})
+    local function step()
+      opt:zero_grad()
+      nn.functional.cross_entropy(net(x), y):backward()
+      opt:step()
+    end
+    for _ = 1, 5 do step() end
+    collectgarbage(); collectgarbage()
+    local base = ember.memory_allocated()
+    for _ = 1, 100 do step() end
+    collectgarbage(); collectgarbage()
+    local after = ember.memory_allocated()
+    assert.is_true(after <= base * 1.05, ("grew from %d to %d bytes"):format(base, after))
+  end)
 end)
