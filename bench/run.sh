@@ -5,6 +5,9 @@
 #            vs cblas_sgemm called directly from C       (bench/matmul_c)
 #   tiny op  Ember's a + b on two 4-element tensors     (bench/tiny_op.lua)
 #            (also recording for autograd, and a tiny forward + backward)
+#   cnn step one training step (forward, loss, backward, Adam) of the
+#            DESIGN.md network, batch 32    (bench/cnn_step.lua)
+#            vs PyTorch's, OPENBLAS_NUM_THREADS=1 (bench/cnn_step_torch.py)
 #            vs PyTorch's, from /usr/bin/python3          (bench/tiny_op_torch.py)
 #            (BENCH_PYTHON overrides; without torch the peer column says so)
 #
@@ -66,8 +69,11 @@ while [ "$r" -le "$rounds" ]; do
     run_lua bench/matmul.lua "$n" >>"$tmp/mm_ember" || { echo "bench: bench/matmul.lua $n failed" >&2; status=1; }
   done
   run_lua bench/tiny_op.lua     >>"$tmp/op_ember" || { echo "bench: bench/tiny_op.lua failed" >&2; status=1; }
+  run_lua bench/cnn_step.lua    >>"$tmp/op_ember" || { echo "bench: bench/cnn_step.lua failed" >&2; status=1; }
   if [ "$torch" = yes ]; then
     "$PY" bench/tiny_op_torch.py >>"$tmp/op_peer" || { echo "bench: bench/tiny_op_torch.py failed" >&2; status=1; }
+    # PyTorch's best configuration: its own pool, OpenBLAS single-threaded
+    OPENBLAS_NUM_THREADS=1 "$PY" bench/cnn_step_torch.py >>"$tmp/op_peer" || { echo "bench: bench/cnn_step_torch.py failed" >&2; status=1; }
   fi
   r=$((r + 1))
 done
@@ -139,9 +145,11 @@ awk -v torch="$torch" -v threads="$threads" -v rounds="$rounds" -v runner="$runn
       row("a + b, grad     us/call", "opeadd_grad", "oppadd_grad", 0.25, "lo")
       row("fwd+bwd         us/call", "opefwd_bwd", "oppfwd_bwd", 0.2, "lo")
       row("empty loop     us/iter", "opeloop", "opploop", 0, "info")
+      row("CNN step bs32  ms", "opecnn_step", "oppcnn_step", 0, "info")
       printf "  (ratio = Ember time / PyTorch time: lower is better; target < 1/3 for a + b;\n"
       printf "   a + b with requires_grad and (a + b):sum():backward(): issue 6 targets;\n"
-      printf "   the empty loop (Lua vs Python) is context, included in both a + b figures)\n"
+      printf "   the empty loop (Lua vs Python) is context, included in both a + b figures;\n"
+      printf "   CNN step: the training step of the DESIGN.md network, targets in issue 6)\n"
     } else {
       printf "%-26s %10s   %s\n", "a + b, 4 elts  us/call", (median("opeadd") == "" ? "failed" : median("opeadd")), "PyTorch: not installed (apt-get install python3-torch)"
       printf "%-26s %10s\n", "empty loop     us/iter", median("opeloop")
