@@ -91,12 +91,5 @@ static const luaL_Reg method_funcs[] = {
 
 /* module table at -2, method table at -1 (as l_register_ops) */
 void l_register_autograd(lua_State *L) {
-  int methods = lua_gettop(L), module = methods - 1;
-  lua_pushvalue(L, module);
-  luaL_setfuncs(L, module_funcs, 0);
-  luaL_setfuncs(L, method_funcs, 0);
-  lua_pop(L, 1);
-  lua_pushvalue(L, methods);
-  luaL_setfuncs(L, method_funcs, 0);
-  lua_pop(L, 1);
+  l_register(L, module_funcs, method_funcs);
 }

@@ -47,6 +47,11 @@ ember_tensor *l_operand(lua_State *L, int idx, const ember_tensor *other);
 /* a op b with numbers allowed on either side (pushes the result) */
 int l_arith(lua_State *L, ember_binary_op op);
 
+/* With the module table at -2 and the method table at -1: register
+   `module_only` (may be NULL) in the module, and `both` in the module and
+   as methods, so ember.fn(t, ...) and t:fn(...) are one function. */
+void l_register(lua_State *L, const luaL_Reg *module_only, const luaL_Reg *both);
+
 /* Registration of the op functions (lua_ops.c) into the module table at
    -2 and the method table at -1. */
 void l_register_ops(lua_State *L);

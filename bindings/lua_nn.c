@@ -246,11 +246,5 @@ static const luaL_Reg nn_funcs[] = {
 
 /* module table at -2, method table at -1 (as l_register_ops) */
 void l_register_nn(lua_State *L) {
-  int methods = lua_gettop(L), module = methods - 1;
-  lua_pushvalue(L, module);
-  luaL_setfuncs(L, nn_funcs, 0);
-  lua_pop(L, 1);
-  lua_pushvalue(L, methods);
-  luaL_setfuncs(L, nn_funcs, 0);
-  lua_pop(L, 1);
+  l_register(L, NULL, nn_funcs);
 }

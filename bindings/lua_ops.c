@@ -849,15 +849,17 @@ static void set_both(lua_State *L, int module, int methods, const char *name) {
   lua_setfield(L, methods, name);
 }
 
+void l_register(lua_State *L, const luaL_Reg *module_only, const luaL_Reg *both) {
+  lua_pushvalue(L, -2);
+  if (module_only) luaL_setfuncs(L, module_only, 0);
+  luaL_setfuncs(L, both, 0);
+  lua_pop(L, 1);
+  luaL_setfuncs(L, both, 0);
+}
+
 void l_register_ops(lua_State *L) {
   int methods = lua_gettop(L), module = methods - 1;
-  lua_pushvalue(L, module);
-  luaL_setfuncs(L, module_funcs, 0);
-  luaL_setfuncs(L, method_funcs, 0);
-  lua_pop(L, 1);
-  lua_pushvalue(L, methods);
-  luaL_setfuncs(L, method_funcs, 0);
-  lua_pop(L, 1);
+  l_register(L, module_funcs, method_funcs);
   char name[32];
   for (size_t i = 0; i < sizeof unary_ops / sizeof unary_ops[0]; i++) {
     lua_pushinteger(L, unary_ops[i].op);

@@ -1,5 +1,6 @@
 /*
-** index.c -- gather and index_select on the CPU.
+** index.c -- gather, index_select and their adjoints (scatter_add,
+** index_add) on the CPU.
 **
 ** Index tensors hold 1-based positions (int64 or int32).  Every index is
 ** checked before anything is written, so a bad index leaves dst untouched
@@ -15,17 +16,27 @@ static inline int64_t index_at(const ember_tensor *idx, int64_t off) {
                                    : ((const int64_t *)p)[off];
 }
 
+/* A 1-d (or 0-d) index: its length and stride, every entry in 1..size. */
+static int check_vector_index(const char *fn, const ember_tensor *index,
+                              int dim, int64_t size, int64_t *n,
+                              int64_t *istride) {
+  *n = index->ndim ? index->shape[0] : 1;
+  *istride = index->ndim ? index->strides[0] : 0;
+  for (int64_t j = 0; j < *n; j++) {
+    int64_t v = index_at(index, index->offset + j * *istride);
+    if (v < 1 || v > size)
+      return ember_set_error("%s: index %lld is out of range for dimension "
+                             "%d of size %lld", fn, (long long)v, dim + 1,
+                             (long long)size);
+  }
+  return 0;
+}
+
 int ember_cpu_index_select(ember_tensor *dst, const ember_tensor *src, int dim,
                            const ember_tensor *index) {
-  int64_t n = index->ndim ? index->shape[0] : 1;
-  int64_t istride = index->ndim ? index->strides[0] : 0;
-  for (int64_t j = 0; j < n; j++) {
-    int64_t v = index_at(index, index->offset + j * istride);
-    if (v < 1 || v > src->shape[dim])
-      return ember_set_error("index_select: index %lld is out of range for "
-                             "dimension %d of size %lld", (long long)v,
-                             dim + 1, (long long)src->shape[dim]);
-  }
+  int64_t n, istride;
+  if (check_vector_index("index_select", index, dim, src->shape[dim], &n, &istride) < 0)
+    return -1;
   for (int64_t j = 0; j < n; j++) {
     int64_t v = index_at(index, index->offset + j * istride) - 1;
     /* the slices are views built on the stack: no allocation */
@@ -38,32 +49,55 @@ int ember_cpu_index_select(ember_tensor *dst, const ember_tensor *src, int dim,
   return 0;
 }
 
-int ember_cpu_gather(ember_tensor *dst, const ember_tensor *src, int dim,
-                     const ember_tensor *index) {
+/* one element: gather copies, scatter_add adds (integers wrap) */
+static void move_one(int scatter, ember_dtype dt, char *d, const char *s) {
+  if (!scatter) {
+    memcpy(d, s, ember_dtype_size(dt));
+    return;
+  }
+  switch (dt) {
+    case EMBER_FLOAT32: *(float *)d += *(const float *)s; break;
+    case EMBER_FLOAT64: *(double *)d += *(const double *)s; break;
+    case EMBER_INT32: *(uint32_t *)d += *(const uint32_t *)s; break;
+    case EMBER_INT64: *(uint64_t *)d += *(const uint64_t *)s; break;
+    default: *(uint8_t *)d += *(const uint8_t *)s; break;
+  }
+}
+
+/*
+** The odometer that gather and scatter_add share: for each element e of
+** index, the operand indexed like index (gather's dst, scatter_add's src)
+** meets the one indexed along dim by index[e] (gather's src, scatter_add's
+** dst).  Two passes: every index is checked before anything is written.
+*/
+static int walk_index(const char *fn, int scatter, ember_tensor *dst,
+                      const ember_tensor *src, int dim,
+                      const ember_tensor *index) {
+  const ember_tensor *along = scatter ? dst : src;
   int nd = index->ndim;
   int64_t total = ember_numel(index);
-  size_t es = ember_dtype_size(src->dtype);
-  int64_t pos[EMBER_MAX_DIMS] = {0};
-  /* two passes over the same odometer: check, then copy */
+  int64_t es = (int64_t)ember_dtype_size(dst->dtype);
+  int64_t pos[EMBER_MAX_DIMS];
   for (int pass = 0; pass < 2; pass++) {
     memset(pos, 0, sizeof pos);
     for (int64_t e = 0; e < total; e++) {
       int64_t ioff = index->offset, soff = src->offset, doff = dst->offset;
       for (int d = 0; d < nd; d++) {
         ioff += pos[d] * index->strides[d];
-        doff += pos[d] * dst->strides[d];
-        if (d != dim) soff += pos[d] * src->strides[d];
+        if (scatter || d != dim) soff += pos[d] * src->strides[d];
+        if (!scatter || d != dim) doff += pos[d] * dst->strides[d];
       }
       int64_t v = index_at(index, ioff);
       if (pass == 0) {
-        if (v < 1 || v > src->shape[dim])
-          return ember_set_error("gather: index %lld is out of range for "
-                                 "dimension %d of size %lld", (long long)v,
-                                 dim + 1, (long long)src->shape[dim]);
+        if (v < 1 || v > along->shape[dim])
+          return ember_set_error("%s: index %lld is out of range for "
+                                 "dimension %d of size %lld", fn, (long long)v,
+                                 dim + 1, (long long)along->shape[dim]);
       } else {
-        soff += (v - 1) * src->strides[dim];
-        memcpy((char *)dst->storage->data + doff * (int64_t)es,
-               (const char *)src->storage->data + soff * (int64_t)es, es);
+        if (scatter) doff += (v - 1) * dst->strides[dim];
+        else soff += (v - 1) * src->strides[dim];
+        move_one(scatter, dst->dtype, (char *)dst->storage->data + doff * es,
+                 (const char *)src->storage->data + soff * es);
       }
       for (int d = nd - 1; d >= 0; d--) {
         if (++pos[d] < index->shape[d]) break;
@@ -74,17 +108,21 @@ int ember_cpu_gather(ember_tensor *dst, const ember_tensor *src, int dim,
   return 0;
 }
 
+int ember_cpu_gather(ember_tensor *dst, const ember_tensor *src, int dim,
+                     const ember_tensor *index) {
+  return walk_index("gather", 0, dst, src, dim, index);
+}
+
+int ember_cpu_scatter_add(ember_tensor *dst, int dim,
+                          const ember_tensor *index, const ember_tensor *src) {
+  return walk_index("scatter_add_", 1, dst, src, dim, index);
+}
+
 int ember_cpu_index_add(ember_tensor *dst, int dim, const ember_tensor *index,
                         const ember_tensor *src) {
-  int64_t n = index->ndim ? index->shape[0] : 1;
-  int64_t istride = index->ndim ? index->strides[0] : 0;
-  for (int64_t j = 0; j < n; j++) {
-    int64_t v = index_at(index, index->offset + j * istride);
-    if (v < 1 || v > dst->shape[dim])
-      return ember_set_error("index_add_: index %lld is out of range for "
-                             "dimension %d of size %lld", (long long)v,
-                             dim + 1, (long long)dst->shape[dim]);
-  }
+  int64_t n, istride;
+  if (check_vector_index("index_add_", index, dim, dst->shape[dim], &n, &istride) < 0)
+    return -1;
   /* serial over j: two indices may name the same slice */
   for (int64_t j = 0; j < n; j++) {
     int64_t v = index_at(index, index->offset + j * istride) - 1;
@@ -97,44 +135,3 @@ int ember_cpu_index_add(ember_tensor *dst, int dim, const ember_tensor *index,
   return 0;
 }
 
-#define SCATTER_ADD(T)                                                       \
-  ((T *)dst->storage->data)[doff] += ((const T *)src->storage->data)[soff]
-
-int ember_cpu_scatter_add(ember_tensor *dst, int dim,
-                          const ember_tensor *index, const ember_tensor *src) {
-  int nd = index->ndim;
-  int64_t total = ember_numel(index);
-  int64_t pos[EMBER_MAX_DIMS] = {0};
-  for (int pass = 0; pass < 2; pass++) {
-    memset(pos, 0, sizeof pos);
-    for (int64_t e = 0; e < total; e++) {
-      int64_t ioff = index->offset, soff = src->offset, doff = dst->offset;
-      for (int d = 0; d < nd; d++) {
-        ioff += pos[d] * index->strides[d];
-        soff += pos[d] * src->strides[d];
-        if (d != dim) doff += pos[d] * dst->strides[d];
-      }
-      int64_t v = index_at(index, ioff);
-      if (pass == 0) {
-        if (v < 1 || v > dst->shape[dim])
-          return ember_set_error("scatter_add_: index %lld is out of range for "
-                                 "dimension %d of size %lld", (long long)v,
-                                 dim + 1, (long long)dst->shape[dim]);
-      } else {
-        doff += (v - 1) * dst->strides[dim];
-        switch (dst->dtype) {
-          case EMBER_FLOAT32: SCATTER_ADD(float); break;
-          case EMBER_FLOAT64: SCATTER_ADD(double); break;
-          case EMBER_INT32: SCATTER_ADD(int32_t); break;
-          case EMBER_INT64: SCATTER_ADD(int64_t); break;
-          default: SCATTER_ADD(uint8_t); break;
-        }
-      }
-      for (int d = nd - 1; d >= 0; d--) {
-        if (++pos[d] < index->shape[d]) break;
-        pos[d] = 0;
-      }
-    }
-  }
-  return 0;
-}

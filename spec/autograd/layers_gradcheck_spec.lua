@@ -6,10 +6,7 @@ local nn = ember.nn
 local G = require "helpers.gradcheck"
 local leaf = G.leaf
 
-local function check(fn, inputs, opts)
-  local ok, msg = G.gradcheck(fn, inputs, opts)
-  assert(ok, msg)
-end
+local check = G.check
 
 --- Check module m (converted to float64) at input x: x and every parameter.
 local function check_module(m, x, extra)

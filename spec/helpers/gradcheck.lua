@@ -54,6 +54,12 @@ function M.gradcheck(fn, inputs, opts)
   return true
 end
 
+--- gradcheck as an assertion: raises with the first mismatch.
+function M.check(fn, inputs, opts)
+  local ok, msg = M.gradcheck(fn, inputs, opts)
+  if not ok then error(msg, 2) end
+end
+
 --- A float64 leaf that requires grad, from ember.randn (times scale, plus
 -- shift), so that values avoid kinks when asked to.
 function M.leaf(shape, scale, shift)
