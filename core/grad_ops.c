@@ -141,8 +141,6 @@ static ember_node *unary_node(ember_unary_op op, const ember_tensor *t,
   return n;
 }
 
-static double unary_p1(ember_unary_op op) { (void)op; return INFINITY; }
-
 ember_tensor *ember_ag_unary(ember_unary_op op, const ember_tensor *t,
                              double param) {
   int prev = ember_ag_pause();
@@ -150,32 +148,25 @@ ember_tensor *ember_ag_unary(ember_unary_op op, const ember_tensor *t,
   ember_ag_resume(prev);
   if (!out) return NULL;
   if (!ember_dtype_is_float(t->dtype)) return out;
-  return ember_ag_finish(unary_node(op, t, t, out, param, unary_p1(op)), out, 0);
+  return ember_ag_finish(unary_node(op, t, t, out, param, INFINITY), out, 0);
 }
 
+/* In place: the node is built (and what it saves taken) before t changes,
+   so a failure leaves t as it was; a saved output is t itself, whose
+   version is then brought up to date. */
 int ember_ag_unary_(ember_unary_op op, ember_tensor *t, double param) {
   if (ember_ag_check_inplace(unary_node_names[op], t) < 0) return -1;
   int prev = ember_ag_pause();
-  ember_tensor *x = uses_output(op) || op == EMBER_NEG ? NULL : ember_clone(t);
-  ember_node *n = NULL;
-  int rc = -1;
-  if (x || uses_output(op) || op == EMBER_NEG) {
-    ember_node *tmp = node2(unary_node_names[op], unary_backward, t, NULL);
-    if (tmp && ember_unary_p_(op, t, param) == 0) {
-      tmp->ip[0] = op;
-      tmp->p[0] = param;
-      tmp->p[1] = INFINITY;
-      if (op == EMBER_NEG || ember_ag_save(tmp, uses_output(op) ? t : x) == 0) {
-        n = tmp;
-        tmp = NULL;
-        rc = 0;
-      }
-    }
-    ember_ag_node_release(tmp);
-  }
+  int keep_input = !uses_output(op) && op != EMBER_NEG;
+  ember_tensor *x = keep_input ? ember_clone(t) : NULL;
+  ember_node *n = !keep_input || x ? unary_node(op, t, x, t, param, INFINITY)
+                                   : NULL;
+  int rc = n ? ember_unary_p_(op, t, param) : -1;
+  if (rc == 0 && uses_output(op)) n->saved_version[0] = t->storage->version;
   ember_tensor_release(x);
   ember_ag_resume(prev);
-  return rc < 0 ? -1 : rebase(t, n, 1);
+  if (rc < 0) { ember_ag_node_release(n); return -1; }
+  return rebase(t, n, 1);
 }
 
 ember_tensor *ember_ag_clamp(const ember_tensor *t, double lo, double hi) {
@@ -320,8 +311,8 @@ static void binary_saves(ember_binary_op op, int ga, int gb, int *sa, int *sb,
   }
 }
 
-/* Node for a op b; x is a's value (a copy when a is about to be overwritten),
-   out the result (NULL: not yet known, saved by the caller). */
+/* Node for a op b; x is a's value (a copy when a is about to be
+   overwritten), out the result. */
 static ember_node *binary_node(ember_binary_op op, const ember_tensor *a,
                                const ember_tensor *b, const ember_tensor *x,
                                const ember_tensor *out) {
@@ -333,7 +324,7 @@ static ember_node *binary_node(ember_binary_op op, const ember_tensor *a,
   n->ip[1] = n->ip[2] = n->ip[3] = -1;
   if ((sa && (n->ip[1] = n->nsaved, ember_ag_save(n, x)) < 0) ||
       (sb && (n->ip[2] = n->nsaved, ember_ag_save(n, b)) < 0) ||
-      (so && out && (n->ip[3] = n->nsaved, ember_ag_save(n, out)) < 0)) {
+      (so && (n->ip[3] = n->nsaved, ember_ag_save(n, out)) < 0)) {
     ember_ag_node_release(n);
     return NULL;
   }
@@ -358,15 +349,14 @@ int ember_ag_binary_(ember_binary_op op, ember_tensor *a, const ember_tensor *b)
     return ember_set_error("%s_: an integer tensor cannot take a gradient "
                            "in place", binary_node_names[op]);
   int prev = ember_ag_pause();
+  /* as ember_ag_unary_: everything saved before a changes; a saved output
+     is a itself, its version updated after the write */
   int sa, sb, so;
   binary_saves(op, 1, 1, &sa, &sb, &so);
   ember_tensor *x = sa ? ember_clone(a) : NULL;
-  ember_node *n = !sa || x ? binary_node(op, a, b, x ? x : a, NULL) : NULL;
+  ember_node *n = !sa || x ? binary_node(op, a, b, x ? x : a, a) : NULL;
   int rc = n ? ember_binary_(op, a, b) : -1;
-  if (rc == 0 && so && n->ip[1 + 2] < 0) {
-    n->ip[3] = n->nsaved;
-    rc = ember_ag_save(n, a);
-  }
+  if (rc == 0 && n->ip[3] >= 0) n->saved_version[n->ip[3]] = a->storage->version;
   ember_tensor_release(x);
   ember_ag_resume(prev);
   if (rc < 0) { ember_ag_node_release(n); return -1; }
