@@ -4,6 +4,8 @@
 --     tensor([[1., 2.],
 --             [3., 4.]])
 --     [float32, size 2x2]
+-- (with ", requires_grad" or ", grad_fn=MulBackward" when autograd
+-- tracks the tensor)
 --
 -- Big tensors show their first and last `edgeitems` along each dimension
 -- with "..." between, once they hold more than `threshold` elements.
@@ -109,6 +111,10 @@ end
 
 --- tostring(t): the body as PyTorch prints it and a footer line.
 function M.tostring(t)
+  -- autograd state in the footer, as PyTorch shows grad_fn=<...>
+  local grad = t.grad_fn and (", grad_fn=" .. t.grad_fn)
+               or (t.requires_grad and ", requires_grad" or "")
+  t = t:detach()   -- reading elements records nothing
   local shape = t:shape()
   local summarize = t:numel() > opts.threshold
   local values = collect(t, summarize, {})
@@ -120,7 +126,7 @@ function M.tostring(t)
   else body = render(t, fmt, width, #"tensor(", summarize) end
   local size = #shape == 0 and "scalar" or ("size " .. table.concat(shape, "x"))
   local dev = t.device == "cpu" and "" or (", " .. t.device)
-  return ("tensor(%s)\n[%s%s, %s]"):format(body, t.dtype, dev, size)
+  return ("tensor(%s)\n[%s%s, %s%s]"):format(body, t.dtype, dev, size, grad)
 end
 
 return M
