@@ -12,11 +12,6 @@ H.ref = require "reference.nn_layers_values"
 H.DTYPES = {"float32", "float64"}
 H.TOL = {float32 = 1e-5, float64 = 1e-10}
 
---- Whether autograd is in this build (gradient specs are pending otherwise).
-function H.has_autograd()
-  return ember.Tensor.requires_grad_ ~= nil and ember.Tensor.backward ~= nil
-end
-
 --- A reference tensor {shape, data [, int]} as an Ember tensor.
 function H.T(r, dtype)
   assert(type(r) == "table" and r.data, "not a reference tensor")
@@ -24,11 +19,9 @@ function H.T(r, dtype)
   return t:reshape(r.shape)
 end
 
---- A leaf that requires grad (when autograd exists).
+--- A leaf that requires grad.
 function H.leaf(r, dtype)
-  local t = H.T(r, dtype)
-  if ember.Tensor.requires_grad_ then t:requires_grad_(true) end
-  return t
+  return H.T(r, dtype):requires_grad_(true)
 end
 
 local function shape_str(s) return "[" .. table.concat(s, ",") .. "]" end

@@ -197,3 +197,18 @@ describe("nn.Sequential", function()
     H.fails("Sequential: expected a list of modules", nn.Sequential, {a = nn.ReLU()})
   end)
 end)
+
+describe("Module fields and autograd", function()
+  it("a leaf that requires grad becomes a parameter, a computed tensor does not", function()
+    local M = nn.Module:extend("Cache")
+    function M:init() self.w = ember.ones(2, {requires_grad = true}) end
+    function M:forward(x)
+      self.last = x * self.w   -- a non-leaf kept for later: a plain field
+      return self.last
+    end
+    local m = M()
+    m(ember.ones(2))
+    assert.are.equal(1, #m:parameters())
+    assert.is_false(m.last.is_leaf)
+  end)
+end)

@@ -1,38 +1,19 @@
 --- ember.nn.common: small helpers shared by the nn files (internal).
--- Autograd lands in the C bindings separately; everything here looks the
--- autograd functions up at call time and degrades to plain calls without
--- it, so the layers work (forward only) on a build without autograd.
 local ember = require "ember"
 
 local M = {}
 
---- Run fn(...) with gradient recording off (ember.no_grad when present).
-function M.no_grad(fn, ...)
-  if ember.no_grad then return ember.no_grad(fn, ...) end
-  return fn(...)
-end
+--- Run fn(...) with gradient recording off.
+M.no_grad = ember.no_grad
 
---- Whether autograd is available in this build (t.grad readable).
-function M.has_autograd()
-  return ember.no_grad ~= nil and ember.Tensor.requires_grad_ ~= nil
-end
+--- Mark t as a parameter (a leaf that requires grad); returns t.
+function M.param(t) return t:requires_grad_(true) end
 
---- Mark t as a parameter (requires_grad) when autograd exists; returns t.
-function M.param(t)
-  if ember.Tensor.requires_grad_ then t:requires_grad_(true) end
-  return t
-end
+--- Is t a parameter candidate: a leaf that requires grad?
+function M.requires_grad(t) return t.requires_grad and t.is_leaf end
 
---- t.requires_grad, or false without autograd.
-function M.requires_grad(t)
-  return ember.Tensor.requires_grad_ ~= nil and t.requires_grad == true
-end
-
---- t detached from the graph (t itself without autograd).
-function M.detach(t)
-  if ember.Tensor.detach then return t:detach() end
-  return t
-end
+--- t detached from the graph.
+function M.detach(t) return t:detach() end
 
 --- "[2,3]" for error messages.
 function M.shape_str(t)

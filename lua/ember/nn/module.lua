@@ -288,7 +288,6 @@ function Module:eval() return self:train(false) end
 --- Drop the gradients of every parameter (p.grad = nil, as PyTorch's
 -- set_to_none default).
 function Module:zero_grad()
-  if not common.has_autograd() then return self end
   for _, p in ipairs(self:parameters()) do p.grad = nil end
   return self
 end

@@ -238,9 +238,6 @@ end
 -- Stepping
 -- =======================================================================
 
---- The gradient of p (autograd's p.grad); one place to read it.
-function Optimizer._grad(p) return p.grad end
-
 --- One optimization step over every parameter that has a gradient.  A
 -- closure, if given, re-evaluates the loss (with grad mode on) and step
 -- returns what it returns.
@@ -250,11 +247,11 @@ function Optimizer:step(closure)
     if type(closure) ~= "function" then
       fail(("%s:step: the closure must be a function, got %s"):format(self.__name, kind(closure)))
     end
-    if ember.enable_grad then loss = ember.enable_grad(closure) else loss = closure() end
+    loss = ember.enable_grad(closure)
   end
   for _, group in ipairs(self.param_groups) do
     for _, p in ipairs(group.params) do
-      local g = Optimizer._grad(p)
+      local g = p.grad
       if g ~= nil then
         local st = self.state[p]
         if st == nil then st = {}; self.state[p] = st end
