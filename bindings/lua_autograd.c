@@ -21,6 +21,8 @@ static int l_backward(lua_State *L) {
   ember_tensor *g = NULL;
   if (opt == 3 && !lua_isnoneornil(L, 2)) g = l_check(L, 2);
   int retain = 0;
+  if (!lua_isnoneornil(L, opt) && !l_isoptions(L, opt))
+    return luaL_typeerror(L, opt, "options table");
   if (l_isoptions(L, opt)) {
     lua_getfield(L, opt, "retain_graph");
     retain = lua_toboolean(L, -1);

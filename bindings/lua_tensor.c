@@ -374,7 +374,11 @@ static void fill_from_table(lua_State *L, fill_state *fs, int depth) {
    the top of the stack (the result just pushed). */
 void l_opt_requires_grad(lua_State *L, int idx) {
   if (!l_isoptions(L, idx)) return;
-  int on = lua_getfield(L, idx, "requires_grad") != LUA_TNIL && lua_toboolean(L, -1);
+  int type = lua_getfield(L, idx, "requires_grad");
+  if (type != LUA_TNIL && type != LUA_TBOOLEAN)
+    luaL_argerror(L, idx, lua_pushfstring(L, "requires_grad must be a boolean, "
+                  "got %s", lua_typename(L, type)));
+  int on = lua_toboolean(L, -1);
   lua_pop(L, 1);
   if (on && ember_set_requires_grad(l_check(L, -1), 1) < 0) l_error(L);
 }

@@ -30,9 +30,9 @@ ember.cuda = setmetatable({
 
 --- Run fn(...) with autograd recording set to `on`, then restore the
 -- previous mode (also when fn raises an error); returns fn's results.
-local function with_grad_mode(on, fn, ...)
+local function with_grad_mode(name, on, fn, ...)
   if type(fn) ~= "function" then
-    error(("expected a function, got %s"):format(type(fn)), 3)
+    error(("%s: expected a function, got %s"):format(name, type(fn)), 3)
   end
   local prev = C.is_grad_enabled()
   C.set_grad_enabled(on)
@@ -43,9 +43,9 @@ local function with_grad_mode(on, fn, ...)
 end
 
 --- ember.no_grad(fn, ...): fn's results, computed without recording.
-function ember.no_grad(fn, ...) return with_grad_mode(false, fn, ...) end
+function ember.no_grad(fn, ...) return with_grad_mode("no_grad", false, fn, ...) end
 --- ember.enable_grad(fn, ...): fn's results, recorded even inside no_grad.
-function ember.enable_grad(fn, ...) return with_grad_mode(true, fn, ...) end
+function ember.enable_grad(fn, ...) return with_grad_mode("enable_grad", true, fn, ...) end
 
 -- The library's Lua modules require "ember" themselves: publish the table
 -- before loading them.
