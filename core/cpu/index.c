@@ -32,21 +32,34 @@ static int check_vector_index(const char *fn, const ember_tensor *index,
   return 0;
 }
 
-int ember_cpu_index_select(ember_tensor *dst, const ember_tensor *src, int dim,
-                           const ember_tensor *index) {
+/*
+** index_select and index_add walk the same pairs of slices: slice
+** index[j] of the indexed operand (index_select's src, index_add's dst)
+** and slice j of the other.  The slices are views built on the stack (no
+** allocation); the loop is serial, as two indices may name one slice.
+*/
+static int walk_slices(const char *fn, int add, ember_tensor *dst,
+                       const ember_tensor *src, int dim,
+                       const ember_tensor *index) {
+  const ember_tensor *along = add ? dst : src;
   int64_t n, istride;
-  if (check_vector_index("index_select", index, dim, src->shape[dim], &n, &istride) < 0)
+  if (check_vector_index(fn, index, dim, along->shape[dim], &n, &istride) < 0)
     return -1;
   for (int64_t j = 0; j < n; j++) {
     int64_t v = index_at(index, index->offset + j * istride) - 1;
-    /* the slices are views built on the stack: no allocation */
     ember_tensor s = *src, d = *dst;
-    s.offset += v * src->strides[dim];
-    d.offset += j * dst->strides[dim];
+    s.offset += (add ? j : v) * src->strides[dim];
+    d.offset += (add ? v : j) * dst->strides[dim];
     s.shape[dim] = d.shape[dim] = 1;
-    ember_cpu_copy(&d, &s);
+    if (add) ember_cpu_binary(EMBER_ADD, &d, &d, &s);
+    else ember_cpu_copy(&d, &s);
   }
   return 0;
+}
+
+int ember_cpu_index_select(ember_tensor *dst, const ember_tensor *src, int dim,
+                           const ember_tensor *index) {
+  return walk_slices("index_select", 0, dst, src, dim, index);
 }
 
 /* one element: gather copies, scatter_add adds (integers wrap) */
@@ -120,18 +133,6 @@ int ember_cpu_scatter_add(ember_tensor *dst, int dim,
 
 int ember_cpu_index_add(ember_tensor *dst, int dim, const ember_tensor *index,
                         const ember_tensor *src) {
-  int64_t n, istride;
-  if (check_vector_index("index_add_", index, dim, dst->shape[dim], &n, &istride) < 0)
-    return -1;
-  /* serial over j: two indices may name the same slice */
-  for (int64_t j = 0; j < n; j++) {
-    int64_t v = index_at(index, index->offset + j * istride) - 1;
-    ember_tensor s = *src, d = *dst;
-    s.offset += j * src->strides[dim];
-    d.offset += v * dst->strides[dim];
-    s.shape[dim] = d.shape[dim] = 1;
-    ember_cpu_binary(EMBER_ADD, &d, &d, &s);
-  }
-  return 0;
+  return walk_slices("index_add_", 1, dst, src, dim, index);
 }
 
