@@ -41,16 +41,17 @@ static ember_tensor *zeros_meta(const ember_tensor *g, const ember_in_meta *m) {
   return z;
 }
 
-/* g * x, g / x, ... releasing nothing */
-static ember_tensor *bin(ember_binary_op op, const ember_tensor *a,
-                         const ember_tensor *b) {
-  return ember_binary(op, a, b);
+/* g with a size-1 dim put back at `dim` when the reduction dropped it
+   (dim < 0: a reduction over everything, whose 0-d result broadcasts) */
+static ember_tensor *keep_dim(ember_tensor *g, int dim, int keepdim) {
+  if (keepdim || dim < 0) { ember_tensor_retain(g); return g; }
+  return ember_unsqueeze(g, dim);
 }
 
-/* g with a size-1 dim put back at `dim` when the reduction dropped it */
-static ember_tensor *keep_dim(ember_tensor *g, int dim, int keepdim) {
-  if (keepdim) { ember_tensor_retain(g); return g; }
-  return ember_unsqueeze(g, dim);
+/* op over dim, kept (dim < 0: over everything) */
+static ember_tensor *reduce_kept(ember_reduce_op op, const ember_tensor *x,
+                                 int dim) {
+  return dim < 0 ? ember_reduce(op, x, 0) : ember_reduce_dim(op, x, dim, 1, 0);
 }
 
 /* Replace a node's output with `node` on an in-place target (rebase). */
@@ -221,14 +222,14 @@ static int binary_backward(ember_node *n, ember_tensor *g, ember_tensor **gin) {
       if (gb && !(gin[1] = ember_unary(EMBER_NEG, g))) return -1;
       return 0;
     case EMBER_MUL:
-      if (ga && !(gin[0] = bin(EMBER_MUL, g, b))) return -1;
-      if (gb && !(gin[1] = bin(EMBER_MUL, g, a))) return -1;
+      if (ga && !(gin[0] = ember_binary(EMBER_MUL, g, b))) return -1;
+      if (gb && !(gin[1] = ember_binary(EMBER_MUL, g, a))) return -1;
       return 0;
     case EMBER_DIV:
-      if (ga && !(gin[0] = bin(EMBER_DIV, g, b))) return -1;
+      if (ga && !(gin[0] = ember_binary(EMBER_DIV, g, b))) return -1;
       if (gb) {   /* -g * out / b */
-        ember_tensor *t = bin(EMBER_MUL, g, out);
-        ember_tensor *u = t ? bin(EMBER_DIV, t, b) : NULL;
+        ember_tensor *t = ember_binary(EMBER_MUL, g, out);
+        ember_tensor *u = t ? ember_binary(EMBER_DIV, t, b) : NULL;
         ember_tensor_release(t);
         if (!u || !(gin[1] = ember_unary(EMBER_NEG, u))) { ember_tensor_release(u); return -1; }
         ember_tensor_release(u);
@@ -238,10 +239,10 @@ static int binary_backward(ember_node *n, ember_tensor *g, ember_tensor **gin) {
       int rc = 0;
       if (ga) {   /* g * b * a^(b-1), 0 where b == 0 */
         ember_tensor *one = scalar_as(b, 1.0);
-        ember_tensor *bm1 = one ? bin(EMBER_SUB, b, one) : NULL;
-        ember_tensor *p = bm1 ? bin(EMBER_POW, a, bm1) : NULL;
-        ember_tensor *q = p ? bin(EMBER_MUL, p, b) : NULL;
-        gin[0] = q ? bin(EMBER_MUL, g, q) : NULL;
+        ember_tensor *bm1 = one ? ember_binary(EMBER_SUB, b, one) : NULL;
+        ember_tensor *p = bm1 ? ember_binary(EMBER_POW, a, bm1) : NULL;
+        ember_tensor *q = p ? ember_binary(EMBER_MUL, p, b) : NULL;
+        gin[0] = q ? ember_binary(EMBER_MUL, g, q) : NULL;
         if (!gin[0]) rc = -1;
         ember_tensor_release(q);
         ember_tensor_release(p);
@@ -250,13 +251,13 @@ static int binary_backward(ember_node *n, ember_tensor *g, ember_tensor **gin) {
       }
       if (gb && rc == 0) {   /* g * out * log(a), 0 where a == 0 and b >= 0 */
         ember_tensor *la = ember_unary(EMBER_LOG, a);
-        ember_tensor *t = la ? bin(EMBER_MUL, out, la) : NULL;
+        ember_tensor *t = la ? ember_binary(EMBER_MUL, out, la) : NULL;
         ember_tensor *zero = t ? scalar_as(a, 0.0) : NULL;
         ember_tensor *az = zero ? ember_compare(EMBER_EQ, a, zero) : NULL;
         ember_tensor *bz = az ? ember_compare(EMBER_GE, b, zero) : NULL;
-        ember_tensor *mask = bz ? bin(EMBER_MUL, az, bz) : NULL;
+        ember_tensor *mask = bz ? ember_binary(EMBER_MUL, az, bz) : NULL;
         ember_tensor *safe = mask ? ember_masked_fill(t, mask, 0.0) : NULL;
-        gin[1] = safe ? bin(EMBER_MUL, g, safe) : NULL;
+        gin[1] = safe ? ember_binary(EMBER_MUL, g, safe) : NULL;
         if (!gin[1]) rc = -1;
         ember_tensor_release(safe);
         ember_tensor_release(mask);
@@ -274,7 +275,7 @@ static int binary_backward(ember_node *n, ember_tensor *g, ember_tensor **gin) {
       ember_cmp_op win = op == EMBER_MAXIMUM ? EMBER_GT : EMBER_LT;
       ember_tensor *half = scalar_as(g, 0.5);
       ember_tensor *eq = half ? ember_compare(EMBER_EQ, a, b) : NULL;
-      ember_tensor *gh = eq ? bin(EMBER_MUL, g, half) : NULL;
+      ember_tensor *gh = eq ? ember_binary(EMBER_MUL, g, half) : NULL;
       ember_tensor *zero = gh ? scalar_as(g, 0.0) : NULL;
       int rc = zero ? 0 : -1;
       for (int side = 0; side < 2 && rc == 0; side++) {
@@ -475,7 +476,7 @@ static int reduce_backward(ember_node *n, ember_tensor *g, ember_tensor **gin) {
   int64_t count = 1;
   if (dim < 0) for (int i = 0; i < m->ndim; i++) count *= m->shape[i];
   else count = m->shape[dim];
-  ember_tensor *gk = dim < 0 ? (ember_tensor_retain(g), g) : keep_dim(g, dim, keep);
+  ember_tensor *gk = keep_dim(g, dim, keep);
   if (!gk) return -1;
   ember_tensor *r = NULL;
   switch (op) {
@@ -484,7 +485,7 @@ static int reduce_backward(ember_node *n, ember_tensor *g, ember_tensor **gin) {
       break;
     case EMBER_MEAN: {
       ember_tensor *c = scalar_as(g, (double)count);
-      ember_tensor *q = c ? bin(EMBER_DIV, gk, c) : NULL;
+      ember_tensor *q = c ? ember_binary(EMBER_DIV, gk, c) : NULL;
       r = q ? ember_expand(q, m->ndim, m->shape) : NULL;
       ember_tensor_release(q);
       ember_tensor_release(c);
@@ -495,24 +496,22 @@ static int reduce_backward(ember_node *n, ember_tensor *g, ember_tensor **gin) {
          the zero's gradient is the product of the others and the rest get
          nothing; with two or more zeros every gradient is 0 */
       const ember_tensor *x = n->saved[0];
-      ember_tensor *ok = dim < 0 ? (ember_tensor_retain(n->saved[1]), n->saved[1])
-                                 : keep_dim(n->saved[1], dim, keep);
+      ember_tensor *ok = keep_dim(n->saved[1], dim, keep);
       ember_tensor *zero = ok ? scalar_as(x, 0.0) : NULL;
       ember_tensor *one = zero ? scalar_as(x, 1.0) : NULL;
       ember_tensor *isz = one ? ember_compare(EMBER_EQ, x, zero) : NULL;
       ember_tensor *zf = isz ? ember_to_dtype(isz, x->dtype) : NULL;
-      ember_tensor *nz = zf ? (dim < 0 ? ember_reduce(EMBER_SUM, zf, 0)
-                                       : ember_sum_dim(zf, dim, 1)) : NULL;
+      ember_tensor *nz = zf ? reduce_kept(EMBER_SUM, zf, dim) : NULL;
       ember_tensor *x1 = nz ? ember_where(isz, one, x) : NULL;
-      ember_tensor *p1 = x1 ? (dim < 0 ? ember_reduce(EMBER_PROD, x1, 0)
-                                       : ember_reduce_dim(EMBER_PROD, x1, dim, 1, 0)) : NULL;
-      ember_tensor *q = p1 ? bin(EMBER_DIV, ok, x) : NULL;           /* no zero */
+      ember_tensor *p1 = x1 ? reduce_kept(EMBER_PROD, x1, dim) : NULL;
+      ember_tensor *q = p1 ? ember_binary(EMBER_DIV, ok, x) : NULL;           /* no zero */
       ember_tensor *none = q ? ember_compare(EMBER_EQ, nz, zero) : NULL;
       ember_tensor *single = none ? ember_compare(EMBER_EQ, nz, one) : NULL;
-      ember_tensor *pick = single ? bin(EMBER_MUL, single, isz) : NULL; /* the lone zero */
+      /* the lone zero of a slice */
+      ember_tensor *pick = single ? ember_binary(EMBER_MUL, single, isz) : NULL;
       ember_tensor *alt = pick ? ember_where(pick, p1, zero) : NULL;
       ember_tensor *d = alt ? ember_where(none, q, alt) : NULL;
-      r = d ? bin(EMBER_MUL, gk, d) : NULL;
+      r = d ? ember_binary(EMBER_MUL, gk, d) : NULL;
       ember_tensor *tmp[] = {d, alt, pick, single, none, q, p1, x1, nz, zf, isz,
                              one, zero, ok};
       for (size_t i = 0; i < sizeof tmp / sizeof tmp[0]; i++) ember_tensor_release(tmp[i]);
@@ -521,14 +520,12 @@ static int reduce_backward(ember_node *n, ember_tensor *g, ember_tensor **gin) {
     case EMBER_MAX:
     case EMBER_MIN: {    /* shared equally among the elements that tie */
       const ember_tensor *x = n->saved[0];
-      ember_tensor *ok = dim < 0 ? (ember_tensor_retain(n->saved[1]), n->saved[1])
-                                 : keep_dim(n->saved[1], dim, keep);
+      ember_tensor *ok = keep_dim(n->saved[1], dim, keep);
       ember_tensor *hit = ok ? ember_compare(EMBER_EQ, x, ok) : NULL;
       ember_tensor *hf = hit ? ember_to_dtype(hit, g->dtype) : NULL;
-      ember_tensor *cnt = hf ? (dim < 0 ? ember_reduce(EMBER_SUM, hf, 0)
-                                        : ember_sum_dim(hf, dim, 1)) : NULL;
-      ember_tensor *share = cnt ? bin(EMBER_DIV, gk, cnt) : NULL;
-      r = share ? bin(EMBER_MUL, hf, share) : NULL;
+      ember_tensor *cnt = hf ? reduce_kept(EMBER_SUM, hf, dim) : NULL;
+      ember_tensor *share = cnt ? ember_binary(EMBER_DIV, gk, cnt) : NULL;
+      r = share ? ember_binary(EMBER_MUL, hf, share) : NULL;
       ember_tensor_release(share);
       ember_tensor_release(cnt);
       ember_tensor_release(hf);
@@ -539,17 +536,15 @@ static int reduce_backward(ember_node *n, ember_tensor *g, ember_tensor **gin) {
     case EMBER_VAR:
     case EMBER_STD: {    /* g * 2 (x - mean) / (N - c), std: / (2 std) */
       const ember_tensor *x = n->saved[0];
-      ember_tensor *mean = dim < 0 ? ember_reduce(EMBER_MEAN, x, 0)
-                                   : ember_reduce_dim(EMBER_MEAN, x, dim, 1, 0);
-      ember_tensor *d = mean ? bin(EMBER_SUB, x, mean) : NULL;
+      ember_tensor *mean = reduce_kept(EMBER_MEAN, x, dim);
+      ember_tensor *d = mean ? ember_binary(EMBER_SUB, x, mean) : NULL;
       ember_tensor *c = d ? scalar_as(g, op == EMBER_VAR ? 2.0 / (double)(count - corr)
                                                          : 1.0 / (double)(count - corr)) : NULL;
-      ember_tensor *t = c ? bin(EMBER_MUL, d, c) : NULL;
-      ember_tensor *u = t ? bin(EMBER_MUL, t, gk) : NULL;
+      ember_tensor *t = c ? ember_binary(EMBER_MUL, d, c) : NULL;
+      ember_tensor *u = t ? ember_binary(EMBER_MUL, t, gk) : NULL;
       if (u && op == EMBER_STD) {
-        ember_tensor *ok = dim < 0 ? (ember_tensor_retain(n->saved[1]), n->saved[1])
-                                   : keep_dim(n->saved[1], dim, keep);
-        r = ok ? bin(EMBER_DIV, u, ok) : NULL;
+        ember_tensor *ok = keep_dim(n->saved[1], dim, keep);
+        r = ok ? ember_binary(EMBER_DIV, u, ok) : NULL;
         ember_tensor_release(ok);
       } else if (u) {
         ember_tensor_retain(u);
@@ -668,16 +663,16 @@ static int softmax_backward(ember_node *n, ember_tensor *g, ember_tensor **gin) 
   if (log) {
     ember_tensor *s = ember_sum_dim(g, dim, 1);
     ember_tensor *e = s ? ember_unary(EMBER_EXP, y) : NULL;
-    ember_tensor *t = e ? bin(EMBER_MUL, e, s) : NULL;
-    r = t ? bin(EMBER_SUB, g, t) : NULL;
+    ember_tensor *t = e ? ember_binary(EMBER_MUL, e, s) : NULL;
+    r = t ? ember_binary(EMBER_SUB, g, t) : NULL;
     ember_tensor_release(t);
     ember_tensor_release(e);
     ember_tensor_release(s);
   } else {
-    ember_tensor *gy = bin(EMBER_MUL, g, y);
+    ember_tensor *gy = ember_binary(EMBER_MUL, g, y);
     ember_tensor *s = gy ? ember_sum_dim(gy, dim, 1) : NULL;
-    ember_tensor *d = s ? bin(EMBER_SUB, g, s) : NULL;
-    r = d ? bin(EMBER_MUL, y, d) : NULL;
+    ember_tensor *d = s ? ember_binary(EMBER_SUB, g, s) : NULL;
+    r = d ? ember_binary(EMBER_MUL, y, d) : NULL;
     ember_tensor_release(d);
     ember_tensor_release(s);
     ember_tensor_release(gy);
