@@ -7,33 +7,15 @@ configuration on this machine.  Exit status 3 without torch.
 Output: "# torch <version>", then "cnn_step <milliseconds>".
 """
 import os
-import statistics
 import sys
-import time
+
+from timing import per_call
 
 try:
     import torch
     from torch import nn
 except ImportError:
     sys.exit(3)
-
-NBATCH, BATCH_S, WARM_S = 5, 0.2, 0.1
-clock = time.perf_counter
-
-
-def per_call(batch):
-    t0, calls, spent = clock(), 0, 0.0
-    while calls < 2 or spent < WARM_S:
-        batch(1)
-        calls += 1
-        spent = clock() - t0
-    reps = int(BATCH_S / (spent / calls)) + 1
-    secs = []
-    for _ in range(NBATCH):
-        t0 = clock()
-        batch(reps)
-        secs.append(clock() - t0)
-    return statistics.median(secs) / reps
 
 
 def main():
@@ -53,7 +35,7 @@ def main():
             nn.functional.cross_entropy(model(x), y).backward()
             opt.step()
 
-    step = per_call(steps)
+    step = per_call(steps, 1)
     print("# torch %s" % torch.__version__)
     print("cnn_step %.4f" % (step * 1e3))
 

@@ -1,5 +1,5 @@
 --- bench/timing.lua -- the timing method every Lua benchmark shares, the
--- same as its peers' (bench/matmul_c.c, bench/tiny_op_torch.py):
+-- same as its peers' (bench/matmul_c.c, bench/timing.py for the Python ones):
 --   - warm-up for >= WARM_S seconds (at least `unit` calls twice), which
 --     also estimates the cost of one call;
 --   - R calls per batch, R chosen so a batch lasts >= BATCH_S seconds;

@@ -12,33 +12,14 @@ backward `(a + b).sum().backward()`.
 Output: a comment line "# torch <version>", then "add", "add_grad",
 "fwd_bwd" and "loop", each with microseconds.
 """
-import statistics
 import sys
-import time
+
+from timing import per_call
 
 try:
     import torch
 except ImportError:
     sys.exit(3)
-
-NBATCH, BATCH_S, WARM_S = 5, 0.2, 0.1
-clock = time.perf_counter
-
-
-def per_call(batch):
-    """Median seconds per iteration of batch(reps)."""
-    t0, calls, spent = clock(), 0, 0.0
-    while spent < WARM_S:                      # warm-up
-        batch(1000)
-        calls += 1000
-        spent = clock() - t0
-    reps = int(BATCH_S / (spent / calls)) + 1
-    secs = []
-    for _ in range(NBATCH):
-        t0 = clock()
-        batch(reps)
-        secs.append(clock() - t0)
-    return statistics.median(secs) / reps
 
 
 def main():
