@@ -22,11 +22,12 @@ ASAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize
 WARN     := -Wall -Wextra -pedantic -Wshadow -Wmissing-prototypes
 CPPFLAGS := -D_POSIX_C_SOURCE=200809L -Icore/include -I$(LUA_INC)
 XCFLAGS  := -std=c11 -fPIC -fopenmp $(WARN) $(CFLAGS) $(SAN)
-LIBS     := -lopenblas -lm -fopenmp $(SAN)
+LIBS     := -lopenblas -lz -lm -fopenmp $(SAN)
 
 CORE_SRC := $(sort $(wildcard core/*.c core/cpu/*.c))
 BIND_SRC := bindings/lua_tensor.c bindings/lua_ops.c bindings/lua_module.c \
-            bindings/lua_autograd.c bindings/lua_nn.c bindings/lua_optim.c
+            bindings/lua_autograd.c bindings/lua_nn.c bindings/lua_optim.c \
+            bindings/lua_data.c bindings/lua_io.c
 LUA_SRC  := $(sort $(shell find lua -name '*.lua'))
 GEN_SRC  := $(BUILD)/gen/ember_lua_modules.c
 
@@ -91,7 +92,7 @@ deps:
 
 run: deps
 	@$(MAKE) --no-print-directory all
-	./ember examples/tensor_tour.lua
+	./ember examples/fashion_mnist_cnn.lua
 
 test: deps
 	@$(MAKE) --no-print-directory all embed

@@ -16,6 +16,8 @@ int luaopen_ember_core(lua_State *L) {
   l_register_autograd(L);
   l_register_nn(L);
   l_register_optim(L);
+  l_register_data(L);
+  l_register_io(L);
   lua_pushvalue(L, -1);
   lua_setfield(L, -3, "_methods");
   lua_pop(L, 1);

@@ -21,6 +21,18 @@ void ember_manual_seed(uint64_t s) {
 
 uint64_t ember_initial_seed(void) { return seed; }
 
+/* The whole state, so that a caller can draw and then rewind (a data
+   loader with its own seed, a test replaying a draw). */
+void ember_get_rng_state(uint64_t *s, uint64_t *offset) {
+  if (s) *s = seed;
+  if (offset) *offset = counter;
+}
+
+void ember_set_rng_state(uint64_t s, uint64_t offset) {
+  seed = s;
+  counter = offset;
+}
+
 static ember_tensor *draw(const char *fn, int kind, int ndim,
                           const int64_t *shape, ember_dtype dt, double a,
                           double b) {
@@ -64,4 +76,49 @@ ember_tensor *ember_randint(int64_t low, int64_t high, int ndim,
     return NULL;
   }
   return draw("randint", 2, ndim, shape, dt, (double)low, (double)high);
+}
+
+/*
+** randperm: n uniforms from the generator (one draw, so the counter moves
+** by n exactly as ember_rand(n) would), then Fisher-Yates from the top: the
+** element at i swaps with one at floor(u_i * (i + 1)).  The values are
+** 1..n, as every index value stored in a tensor is (see ember.h), so the
+** result feeds ember_index_select directly.
+*/
+ember_tensor *ember_randperm(int64_t n, ember_dtype dt) {
+  if (n < 0) {
+    ember_set_error("randperm: n must be >= 0, got %lld", (long long)n);
+    return NULL;
+  }
+  /* the largest n whose values 1..n the dtype holds exactly */
+  int64_t max = dt == EMBER_UINT8 ? 255 : dt == EMBER_INT32 ? INT32_MAX
+              : dt == EMBER_FLOAT32 ? (int64_t)1 << 24
+              : dt == EMBER_FLOAT64 ? (int64_t)1 << 53 : INT64_MAX;
+  if (dt == EMBER_BOOL || n > max) {
+    ember_set_error("randperm: %lld values do not fit in %s", (long long)n,
+                    ember_dtype_name(dt));
+    return NULL;
+  }
+  ember_tensor *u = draw("randperm", 0, 1, &n, EMBER_FLOAT64, 0.0, 1.0);
+  if (!u) return NULL;
+  ember_tensor *perm = ember_empty(1, &n, EMBER_INT64);
+  if (!perm) {
+    ember_tensor_release(u);
+    return NULL;
+  }
+  const double *r = ember_data(u);
+  int64_t *p = ember_data(perm);
+  for (int64_t i = 0; i < n; i++) p[i] = i + 1;
+  for (int64_t i = n - 1; i > 0; i--) {
+    int64_t j = (int64_t)(r[i] * (double)(i + 1));
+    if (j > i) j = i;   /* r < 1, but r * (i + 1) can round up to i + 1 */
+    int64_t tmp = p[i];
+    p[i] = p[j];
+    p[j] = tmp;
+  }
+  ember_tensor_release(u);
+  if (dt == EMBER_INT64) return perm;
+  ember_tensor *out = ember_to_dtype(perm, dt);
+  ember_tensor_release(perm);
+  return out;
 }

@@ -20,6 +20,7 @@ dependencies = {
 }
 external_dependencies = {
   OPENBLAS = { library = "openblas" },
+  ZLIB = { header = "zlib.h", library = "z" },   -- IDX files (ember.data)
 }
 build = {
   type = "make",

@@ -194,6 +194,15 @@ ember_tensor *ember_randn(int ndim, const int64_t *shape, ember_dtype dt);
 /* Integers uniform in [low, high], both inclusive (as math.random). */
 ember_tensor *ember_randint(int64_t low, int64_t high, int ndim,
                             const int64_t *shape, ember_dtype dt);
+/* A random permutation of 1..n (1-based, like every index value), shape
+   [n], n >= 0; any dtype but bool that holds n exactly.  It draws n
+   uniforms (the counter moves by n), then shuffles (Fisher-Yates). */
+ember_tensor *ember_randperm(int64_t n, ember_dtype dt);
+/* The generator's whole state: the seed and the counter (`offset`, the
+   number of elements drawn since manual_seed).  Setting a saved state
+   replays the draws made after it was read.  Either pointer may be NULL. */
+void ember_get_rng_state(uint64_t *seed, uint64_t *offset);
+void ember_set_rng_state(uint64_t seed, uint64_t offset);
 
 /* }==================================================================== */
 
@@ -451,6 +460,64 @@ ember_tensor *ember_detach(const ember_tensor *t);
    1).  The graph's saved tensors are freed unless retain_graph. */
 int ember_backward(ember_tensor *t, const ember_tensor *grad,
                    int retain_graph);
+
+/* }==================================================================== */
+
+/* {====================================================================
+** IDX files (core/io_idx.c), the format of MNIST and Fashion-MNIST:
+** a magic of two zero bytes, a type byte and a rank byte, one big-endian
+** uint32 per dim, then the big-endian data.  Gzipped and plain files read
+** alike (zlib).  Types: 0x08 uint8 -> EMBER_UINT8, 0x0C int32 ->
+** EMBER_INT32, 0x0D float32 -> EMBER_FLOAT32, 0x0E float64 ->
+** EMBER_FLOAT64; 0x09 int8 and 0x0B int16 are widened to EMBER_INT32.
+** ===================================================================== */
+
+/* A new CPU tensor with the file's dims and data, values as stored.  NULL
+   with a message naming the file when it cannot be opened or read, is not
+   IDX, declares more than EMBER_IDX_MAX_BYTES of data, is truncated, has
+   bytes after the data, or is a damaged gzip stream. */
+#define EMBER_IDX_MAX_BYTES ((uint64_t)4 << 30)   /* 4 GiB, as stored */
+ember_tensor *ember_read_idx(const char *path);
+
+/* }==================================================================== */
+
+/* {====================================================================
+** Files: safetensors (core/io_safetensors.c), the format of Hugging Face's
+** safetensors package: an 8-byte little-endian header length N, N bytes of
+** JSON ({"name": {"dtype", "shape", "data_offsets"}, "__metadata__":
+** {string: string}}), then the raw little-endian data.  Ember's dtypes are
+** written as F32, F64, I32, I64, U8, BOOL.  Messages start with "save:" or
+** "load:" and name the file (and the tensor, where one is at fault).
+** ===================================================================== */
+
+/* Write n named tensors (CPU, any strides: data goes in row-major order)
+   and nmeta metadata strings to path, atomically: a temporary file in the
+   same folder, fsync, rename.  Names must be non-empty, unique, valid
+   UTF-8 and not "__metadata__"; metadata keys unique.  Everything is
+   checked before a file is created; on failure the temporary file is
+   removed and a file already at path is untouched.  0, or -1. */
+int ember_save_safetensors(const char *path, int n, const char *const *names,
+                           ember_tensor *const *tensors, int nmeta,
+                           const char *const *meta_keys,
+                           const char *const *meta_values);
+
+/* A file read and validated whole; NULL with a message when it cannot be
+   opened, is truncated or corrupt, or holds a dtype Ember cannot load.
+   F16 and BF16 load as float32, I16, I8 and U16 as int32, U32 as int64. */
+typedef struct ember_safetensors ember_safetensors;
+ember_safetensors *ember_load_safetensors(const char *path);
+/* Tensors in the order of their data in the file (begin offset). */
+int ember_safetensors_count(const ember_safetensors *st);
+/* Borrowed, valid until ember_safetensors_free; NULL if i is out of range. */
+const char *ember_safetensors_name(const ember_safetensors *st, int i);
+/* Tensor i: a new reference (release it), which outlives the handle. */
+ember_tensor *ember_safetensors_tensor(const ember_safetensors *st, int i);
+/* Metadata entries in header order; strings borrowed like names. */
+int ember_safetensors_metadata_count(const ember_safetensors *st);
+const char *ember_safetensors_metadata_key(const ember_safetensors *st, int i);
+const char *ember_safetensors_metadata_value(const ember_safetensors *st,
+                                             int i);
+void ember_safetensors_free(ember_safetensors *st);   /* NULL is fine */
 
 /* }==================================================================== */
 

@@ -1,0 +1,220 @@
+/*
+** lua_io.c -- ember.save and ember.load: tensors to and from safetensors
+** files.  core/io_safetensors.c does the format; this file maps Lua
+** tables to the core's arrays and back.
+**
+**   ember.save(path, tensor_or_table [, metadata])
+**   ember.load(path) -> tensors, metadata
+**
+** A single tensor is saved under the name "tensor" with the metadata entry
+** "ember.format" = "tensor", and ember.load gives such a file back as the
+** tensor itself (without that entry in the metadata it returns), so
+** ember.load(ember.save(p, t)) round-trips both forms.
+*/
+#include <string.h>
+
+#include "lua_internal.h"
+
+#define READER_MT "ember.safetensors_reader"
+#define FORMAT_KEY "ember.format"
+
+/* The string at idx with no NUL byte inside (C strings end at the first). */
+static const char *check_cstring(lua_State *L, int idx, const char *what) {
+  size_t len;
+  const char *s = lua_tolstring(L, idx, &len);
+  if (strlen(s) != len)
+    luaL_error(L, "save: %s '%s...' contains a NUL byte", what, s);
+  return s;
+}
+
+/* Raise "save: <what>, got <type> (<key>)" for the key at -2 of a
+   traversal (the type is read before luaL_tolstring pushes). */
+static void bad_key(lua_State *L, const char *what) {
+  const char *type = luaL_typename(L, -2);
+  luaL_error(L, "save: %s, got %s (%s)", what, type,
+             luaL_tolstring(L, -2, NULL));
+}
+
+/* The number of entries of the table at idx (any keys). */
+static int count_entries(lua_State *L, int idx) {
+  int n = 0;
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    lua_pop(L, 1);
+    if (n == 1 << 24) luaL_error(L, "save: too many entries");
+    n++;
+  }
+  return n;
+}
+
+/* Scratch arrays for n pointers, owned by a userdata left on the stack
+   (collected with it, so an error in between leaks nothing). */
+static const void **scratch(lua_State *L, int n) {
+  return lua_newuserdatauv(L, (size_t)(n > 0 ? n : 1) * sizeof(void *), 0);
+}
+
+/*
+** The metadata table at idx (or nil) into keys/values; string keys and
+** string values only (numbers too would round-trip as strings, silently:
+** refuse them).  `extra` slots are left at the end for the caller.
+** Returns the count; the arrays stay on the stack.
+*/
+static int collect_metadata(lua_State *L, int idx, int extra,
+                            const char ***keys, const char ***values) {
+  int n = 0;
+  if (!lua_isnoneornil(L, idx)) {
+    if (!lua_istable(L, idx))
+      luaL_error(L, "save: metadata must be a table of strings, got %s",
+                 luaL_typename(L, idx));
+    n = count_entries(L, idx);
+  }
+  *keys = (const char **)scratch(L, n + extra);
+  *values = (const char **)scratch(L, n + extra);
+  if (n == 0) return 0;
+  int i = 0;
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    if (lua_type(L, -2) != LUA_TSTRING)
+      bad_key(L, "metadata keys must be strings");
+    const char *key = check_cstring(L, -2, "metadata key");
+    if (lua_type(L, -1) != LUA_TSTRING)
+      luaL_error(L, "save: metadata value for '%s' must be a string, got %s",
+                 key, luaL_typename(L, -1));
+    (*keys)[i] = key;
+    (*values)[i] = check_cstring(L, -1, "metadata value");
+    i++;
+    lua_pop(L, 1);
+  }
+  return n;
+}
+
+/* The table of tensors at idx into names/tensors (arrays on the stack). */
+static int collect_tensors(lua_State *L, int idx, const char ***names,
+                           ember_tensor ***tensors) {
+  int n = count_entries(L, idx);
+  *names = (const char **)scratch(L, n);
+  *tensors = (ember_tensor **)scratch(L, n);
+  int i = 0;
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    if (lua_type(L, -2) != LUA_TSTRING)
+      bad_key(L, "the table of tensors must have string keys");
+    const char *name = check_cstring(L, -2, "tensor name");
+    ember_tensor *t = ember_lua_totensor(L, -1);
+    if (!t) {
+      if (luaL_testudata(L, -1, EMBER_TENSOR_MT))
+        luaL_error(L, "save: tensor '%s' has been closed", name);
+      luaL_error(L, "save: value for '%s' must be a tensor, got %s", name,
+                 luaL_typename(L, -1));
+    }
+    (*names)[i] = name;
+    (*tensors)[i] = t;
+    i++;
+    lua_pop(L, 1);
+  }
+  return n;
+}
+
+/* ember.save(path, tensor_or_table [, metadata]) */
+static int l_save(lua_State *L) {
+  if (lua_type(L, 1) != LUA_TSTRING)
+    return luaL_error(L, "save: expected a path (string) as argument 1, got "
+                      "%s", luaL_typename(L, 1));
+  const char *path = lua_tostring(L, 1);
+  ember_tensor *single = ember_lua_totensor(L, 2);
+  if (!single && !lua_istable(L, 2)) {
+    if (luaL_testudata(L, 2, EMBER_TENSOR_MT))
+      return luaL_error(L, "save: the tensor has been closed");
+    return luaL_error(L, "save: expected a tensor or a table of tensors as "
+                      "argument 2, got %s", luaL_typename(L, 2));
+  }
+  const char **keys, **values;
+  int nmeta = collect_metadata(L, 3, 1, &keys, &values);
+  const char **names;
+  ember_tensor **tensors;
+  int n;
+  if (single) {
+    for (int i = 0; i < nmeta; i++)
+      if (strcmp(keys[i], FORMAT_KEY) == 0)
+        return luaL_error(L, "save: metadata key '%s' is reserved when "
+                          "saving a single tensor", FORMAT_KEY);
+    keys[nmeta] = FORMAT_KEY;
+    values[nmeta++] = "tensor";
+    static const char *tensor_name = "tensor";
+    names = &tensor_name;
+    tensors = &single;
+    n = 1;
+  } else {
+    n = collect_tensors(L, 2, &names, &tensors);
+  }
+  if (ember_save_safetensors(path, n, names, tensors, nmeta, keys, values) < 0)
+    return l_error(L);
+  return 0;
+}
+
+/* The reader handle lives in a userdata until load is done, so that an
+   error (out of memory) between load and free does not leak it. */
+static int reader_gc(lua_State *L) {
+  ember_safetensors **box = luaL_checkudata(L, 1, READER_MT);
+  ember_safetensors_free(*box);
+  *box = NULL;
+  return 0;
+}
+
+/* ember.load(path) -> tensors, metadata */
+static int l_load(lua_State *L) {
+  if (lua_type(L, 1) != LUA_TSTRING)
+    return luaL_error(L, "load: expected a path (string) as argument 1, got "
+                      "%s", luaL_typename(L, 1));
+  const char *path = lua_tostring(L, 1);
+  ember_safetensors **box = lua_newuserdatauv(L, sizeof *box, 0);
+  *box = NULL;
+  luaL_setmetatable(L, READER_MT);
+  *box = ember_load_safetensors(path);
+  if (!*box) return l_error(L);
+  ember_safetensors *st = *box;
+  int n = ember_safetensors_count(st), nmeta = ember_safetensors_metadata_count(st);
+
+  /* a file saved from one tensor comes back as that tensor */
+  int single = 0;
+  for (int i = 0; i < nmeta; i++)
+    if (!strcmp(ember_safetensors_metadata_key(st, i), FORMAT_KEY) &&
+        !strcmp(ember_safetensors_metadata_value(st, i), "tensor"))
+      single = n == 1 && !strcmp(ember_safetensors_name(st, 0), "tensor");
+
+  if (!single) lua_createtable(L, 0, n);
+  for (int i = 0; i < n; i++) {
+    l_tensor *slot = l_newslot(L);
+    l_fill(L, slot, ember_safetensors_tensor(st, i));
+    if (!single) lua_setfield(L, -2, ember_safetensors_name(st, i));
+  }
+  lua_createtable(L, 0, nmeta);
+  for (int i = 0; i < nmeta; i++) {
+    const char *key = ember_safetensors_metadata_key(st, i);
+    if (single && !strcmp(key, FORMAT_KEY)) continue;
+    lua_pushstring(L, ember_safetensors_metadata_value(st, i));
+    lua_setfield(L, -2, key);
+  }
+  ember_safetensors_free(st);
+  *box = NULL;
+  return 2;
+}
+
+static const luaL_Reg module_funcs[] = {
+  {"save", l_save},
+  {"load", l_load},
+  {NULL, NULL},
+};
+
+/* module table at -2, method table at -1 (as l_register_ops); save and
+   load are module functions only */
+void l_register_io(lua_State *L) {
+  if (luaL_newmetatable(L, READER_MT)) {
+    lua_pushcfunction(L, reader_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_pop(L, 1);
+  lua_pushvalue(L, -2);
+  luaL_setfuncs(L, module_funcs, 0);
+  lua_pop(L, 1);
+}

@@ -1,0 +1,1246 @@
+/*
+** io_safetensors.c -- tensors to and from safetensors files.
+**
+** The format (github.com/huggingface/safetensors):
+**
+**     [8 bytes: N, little-endian uint64] [N bytes: JSON header] [data]
+**
+** The header is a JSON object mapping each tensor's name to
+** {"dtype": "F32", "shape": [2,3], "data_offsets": [begin, end]}, the
+** offsets counted from the start of the data buffer, end exclusive; an
+** optional "__metadata__" entry maps strings to strings.  Data is raw,
+** row-major, little-endian.
+**
+** The writer follows the reference implementation: tensors sorted by
+** element size (largest first), then by name, laid out back to back; the
+** header compact JSON with "__metadata__" first, padded with spaces so the
+** data starts at a multiple of 8 bytes (so every tensor's data is aligned
+** to its element size).  It writes a temporary file in the target's folder
+** and renames it over the target, so a failed save never leaves a partial
+** file and never harms the previous one.
+**
+** The reader trusts nothing: the header length is checked against the
+** file size and a 100 MiB limit before anything is allocated, and the
+** header is parsed by a strict JSON parser that is driven by the schema
+** (an object of objects, nothing deeper than "shape": [...]), so it never
+** recurses and nesting cannot exhaust the stack; every offset and size is
+** checked against the shape, the dtype and the file before data is read.
+*/
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include "include/ember.h"
+
+/* Tensor data goes to and from memory as it is: that is the file's byte
+   order only on a little-endian machine. */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "io_safetensors.c assumes a little-endian machine"
+#endif
+
+#define MAX_HEADER (100u << 20)   /* the largest header we accept, bytes */
+#define METADATA_KEY "__metadata__"
+
+/* {======================================================================
+** Dtypes
+** ======================================================================= */
+
+/* How a file dtype becomes an Ember dtype. */
+enum { AS_IS, FROM_F16, FROM_BF16, FROM_I8, FROM_I16, FROM_U16, FROM_U32,
+       CHECK_BOOL, UNSUPPORTED };
+
+typedef struct st_dtype {
+  const char *code;   /* as in the header */
+  int size;           /* bytes per element in the file */
+  int ember;          /* the Ember dtype it loads as */
+  int conv;           /* one of the enum above */
+} st_dtype;
+
+/* Every dtype code of the reference implementation.  The ones Ember lacks
+   are widened on load when that is exact (F16 and BF16 to float32, small
+   integers to int32, U32 to int64); the rest are named in an error. */
+static const st_dtype dtypes[] = {
+  {"F64", 8, EMBER_FLOAT64, AS_IS},
+  {"F32", 4, EMBER_FLOAT32, AS_IS},
+  {"F16", 2, EMBER_FLOAT32, FROM_F16},
+  {"BF16", 2, EMBER_FLOAT32, FROM_BF16},
+  {"I64", 8, EMBER_INT64, AS_IS},
+  {"I32", 4, EMBER_INT32, AS_IS},
+  {"I16", 2, EMBER_INT32, FROM_I16},
+  {"I8", 1, EMBER_INT32, FROM_I8},
+  {"U32", 4, EMBER_INT64, FROM_U32},
+  {"U16", 2, EMBER_INT32, FROM_U16},
+  {"U8", 1, EMBER_UINT8, AS_IS},
+  {"BOOL", 1, EMBER_BOOL, CHECK_BOOL},
+  {"U64", 8, 0, UNSUPPORTED},
+  {"C64", 8, 0, UNSUPPORTED},
+  {"F8_E5M2", 1, 0, UNSUPPORTED},
+  {"F8_E4M3", 1, 0, UNSUPPORTED},
+  {"F8_E8M0", 1, 0, UNSUPPORTED},
+  {"F6_E2M3", 1, 0, UNSUPPORTED},
+  {"F6_E3M2", 1, 0, UNSUPPORTED},
+  {"F4", 1, 0, UNSUPPORTED},
+};
+#define NDTYPES_FILE ((int)(sizeof dtypes / sizeof dtypes[0]))
+
+static const st_dtype *find_dtype(const char *code) {
+  for (int i = 0; i < NDTYPES_FILE; i++)
+    if (strcmp(dtypes[i].code, code) == 0) return &dtypes[i];
+  return NULL;
+}
+
+/* The code an Ember dtype is written as. */
+static const char *code_of(ember_dtype dt) {
+  switch (dt) {
+    case EMBER_FLOAT32: return "F32";
+    case EMBER_FLOAT64: return "F64";
+    case EMBER_INT32: return "I32";
+    case EMBER_INT64: return "I64";
+    case EMBER_UINT8: return "U8";
+    case EMBER_BOOL: return "BOOL";
+    default: return NULL;
+  }
+}
+
+/* IEEE half to float: exact, since every half is a float. */
+static float half_to_float(uint16_t h) {
+  int exp = (h >> 10) & 0x1f, man = h & 0x3ff;
+  float f;
+  if (exp == 0) f = ldexpf((float)man, -24);                 /* 0, subnormal */
+  else if (exp == 31) f = man ? NAN : INFINITY;
+  else f = ldexpf((float)(man | 0x400), exp - 25);
+  return (h & 0x8000) ? -f : f;
+}
+
+/*
+** Widen n elements of the file's dtype, read into the start of `data`, to
+** the Ember dtype in place.  The Ember element is never smaller than the
+** file's, so walking from the last element down, each write lands on
+** bytes whose source elements have been read already.  For BOOL, check
+** instead that every byte is 0 or 1 (Ember's bools hold nothing else).
+** Returns the index of a bad bool, or -1.
+*/
+static int64_t convert(const st_dtype *d, void *data, int64_t n) {
+  unsigned char *p = data;
+  if (d->conv == CHECK_BOOL) {
+    for (int64_t i = 0; i < n; i++)
+      if (p[i] > 1) return i;
+    return -1;
+  }
+  if (d->conv == AS_IS) return -1;
+  for (int64_t i = n - 1; i >= 0; i--) {
+    switch (d->conv) {
+      case FROM_F16: case FROM_BF16: {
+        uint16_t h;
+        memcpy(&h, p + 2 * i, 2);
+        float f;
+        if (d->conv == FROM_F16) f = half_to_float(h);
+        else { uint32_t u = (uint32_t)h << 16; memcpy(&f, &u, 4); }
+        memcpy(p + 4 * i, &f, 4);
+        break;
+      }
+      case FROM_I8: case FROM_I16: case FROM_U16: {
+        int32_t v;
+        if (d->conv == FROM_I8) v = (int8_t)p[i];
+        else {
+          uint16_t h;
+          memcpy(&h, p + 2 * i, 2);
+          v = d->conv == FROM_I16 ? (int16_t)h : (int32_t)h;
+        }
+        memcpy(p + 4 * i, &v, 4);
+        break;
+      }
+      case FROM_U32: {
+        uint32_t u;
+        memcpy(&u, p + 4 * i, 4);
+        int64_t v = u;
+        memcpy(p + 8 * i, &v, 8);
+        break;
+      }
+      default:
+        return -1;
+    }
+  }
+  return -1;
+}
+
+/* }====================================================================== */
+
+/* {======================================================================
+** UTF-8 (JSON text must be valid UTF-8, and so must names we write)
+** ======================================================================= */
+
+/* Length of the valid UTF-8 sequence at s (n bytes available), 0 if the
+   bytes there are not one: overlong forms, surrogates and code points
+   past U+10FFFF are invalid. */
+static size_t utf8_seq(const unsigned char *s, size_t n) {
+  unsigned c = s[0];
+  if (c < 0x80) return 1;
+  size_t len;
+  unsigned lo = 0x80, hi = 0xbf;     /* range of the second byte */
+  if (c >= 0xc2 && c <= 0xdf) len = 2;
+  else if (c >= 0xe0 && c <= 0xef) {
+    len = 3;
+    if (c == 0xe0) lo = 0xa0;        /* overlong */
+    if (c == 0xed) hi = 0x9f;        /* surrogates */
+  } else if (c >= 0xf0 && c <= 0xf4) {
+    len = 4;
+    if (c == 0xf0) lo = 0x90;        /* overlong */
+    if (c == 0xf4) hi = 0x8f;        /* past U+10FFFF */
+  } else return 0;
+  if (n < len || s[1] < lo || s[1] > hi) return 0;
+  for (size_t i = 2; i < len; i++)
+    if (s[i] < 0x80 || s[i] > 0xbf) return 0;
+  return len;
+}
+
+static int utf8_valid(const char *s) {
+  const unsigned char *p = (const unsigned char *)s;
+  size_t n = strlen(s);
+  while (n > 0) {
+    size_t k = utf8_seq(p, n);
+    if (!k) return 0;
+    p += k;
+    n -= k;
+  }
+  return 1;
+}
+
+/* }====================================================================== */
+
+/* {======================================================================
+** Writing
+** ======================================================================= */
+
+/* A growing byte buffer for the header. */
+typedef struct sbuf {
+  char *p;
+  size_t n, cap;
+  int failed;          /* out of memory: the buffer stops growing */
+} sbuf;
+
+static void sb_add(sbuf *b, const char *s, size_t n) {
+  if (b->failed || n == 0) return;
+  if (b->n + n > b->cap) {
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < b->n + n) cap *= 2;
+    char *p = realloc(b->p, cap);
+    if (!p) { b->failed = 1; return; }
+    b->p = p;
+    b->cap = cap;
+  }
+  memcpy(b->p + b->n, s, n);
+  b->n += n;
+}
+
+static void sb_str(sbuf *b, const char *s) { sb_add(b, s, strlen(s)); }
+
+/* A JSON string: quotes, backslashes and control characters escaped as
+   serde_json escapes them (the reference writer); UTF-8 passes as is. */
+static void sb_json_string(sbuf *b, const char *s) {
+  sb_add(b, "\"", 1);
+  for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+    char esc[8];
+    switch (*p) {
+      case '"': sb_add(b, "\\\"", 2); break;
+      case '\\': sb_add(b, "\\\\", 2); break;
+      case '\b': sb_add(b, "\\b", 2); break;
+      case '\f': sb_add(b, "\\f", 2); break;
+      case '\n': sb_add(b, "\\n", 2); break;
+      case '\r': sb_add(b, "\\r", 2); break;
+      case '\t': sb_add(b, "\\t", 2); break;
+      default:
+        if (*p < 0x20) {
+          snprintf(esc, sizeof esc, "\\u%04x", *p);
+          sb_add(b, esc, 6);
+        } else {
+          sb_add(b, (const char *)p, 1);
+        }
+    }
+  }
+  sb_add(b, "\"", 1);
+}
+
+/* qsort helpers: indices into an array of names (context in a static,
+   since qsort has none; the core is single-threaded by contract). */
+static const char *const *sort_names;
+static ember_tensor *const *sort_tensors;
+
+static int by_name(const void *a, const void *b) {
+  return strcmp(sort_names[*(const int *)a], sort_names[*(const int *)b]);
+}
+
+/* The reference writer's order: larger elements first (so that with the
+   data 8-byte aligned every tensor is aligned to its element size), then
+   by name. */
+static int by_size_then_name(const void *a, const void *b) {
+  int i = *(const int *)a, j = *(const int *)b;
+  size_t si = ember_dtype_size(sort_tensors[i]->dtype);
+  size_t sj = ember_dtype_size(sort_tensors[j]->dtype);
+  if (si != sj) return si > sj ? -1 : 1;
+  return strcmp(sort_names[i], sort_names[j]);
+}
+
+/* Index of a name that appears twice among n (sorted in `order`), or -1. */
+static int find_duplicate(int n, const char *const *names, int *order) {
+  for (int i = 0; i < n; i++) order[i] = i;
+  sort_names = names;
+  qsort(order, (size_t)n, sizeof *order, by_name);
+  for (int i = 1; i < n; i++)
+    if (strcmp(names[order[i - 1]], names[order[i]]) == 0) return order[i];
+  return -1;
+}
+
+/* Everything a save checks before it creates a file. */
+static int check_save_args(const char *path, int n, const char *const *names,
+                           ember_tensor *const *tensors, int nmeta,
+                           const char *const *keys, const char *const *values,
+                           int *order, int *morder) {
+  if (!path || !*path) return ember_set_error("save: the path is empty");
+  if (n < 0 || nmeta < 0)
+    return ember_set_error("save: negative count (%d tensors, %d metadata "
+                           "entries)", n, nmeta);
+  if (n > 0 && (!names || !tensors))
+    return ember_set_error("save: names or tensors is NULL");
+  if (nmeta > 0 && (!keys || !values))
+    return ember_set_error("save: metadata keys or values is NULL");
+  for (int i = 0; i < n; i++) {
+    const char *name = names[i];
+    if (!name || !*name)
+      return ember_set_error("save: tensor %d has an empty name", i + 1);
+    if (strcmp(name, METADATA_KEY) == 0)
+      return ember_set_error("save: '%s' is reserved for the metadata and "
+                             "cannot name a tensor", METADATA_KEY);
+    if (!utf8_valid(name))
+      return ember_set_error("save: tensor name %d is not valid UTF-8", i + 1);
+    const ember_tensor *t = tensors[i];
+    if (!t) return ember_set_error("save: tensor '%s' is NULL", name);
+    if (t->storage->device != EMBER_CPU)
+      return ember_set_error("save: tensor '%s' is on %s; move it to the cpu "
+                             "first", name, ember_device_name(t->storage->device));
+    if (!code_of(t->dtype))
+      return ember_set_error("save: tensor '%s' has an unknown dtype", name);
+  }
+  int dup = find_duplicate(n, names, order);
+  if (dup >= 0)
+    return ember_set_error("save: tensor name '%s' appears twice", names[dup]);
+  for (int i = 0; i < nmeta; i++) {
+    if (!keys[i] || !values[i])
+      return ember_set_error("save: metadata entry %d is NULL", i + 1);
+    if (!utf8_valid(keys[i]))
+      return ember_set_error("save: metadata key %d is not valid UTF-8", i + 1);
+    if (!utf8_valid(values[i]))
+      return ember_set_error("save: metadata value for '%s' is not valid "
+                             "UTF-8", keys[i]);
+  }
+  dup = find_duplicate(nmeta, keys, morder);
+  if (dup >= 0)
+    return ember_set_error("save: metadata key '%s' appears twice", keys[dup]);
+  return 0;
+}
+
+/* The header: compact JSON, metadata first (in `morder`: by key, so that
+   equal saves give equal files), tensors in `order` with their data laid
+   out back to back, padded with spaces to a multiple of 8. */
+static int build_header(sbuf *b, int n, const char *const *names,
+                        ember_tensor *const *tensors, const int *order,
+                        int nmeta, const char *const *keys,
+                        const char *const *values, const int *morder) {
+  char num[64];
+  sb_str(b, "{");
+  if (nmeta > 0) {
+    sb_str(b, "\"" METADATA_KEY "\":{");
+    for (int i = 0; i < nmeta; i++) {
+      if (i) sb_str(b, ",");
+      sb_json_string(b, keys[morder[i]]);
+      sb_str(b, ":");
+      sb_json_string(b, values[morder[i]]);
+    }
+    sb_str(b, "}");
+  }
+  int64_t offset = 0;
+  for (int k = 0; k < n; k++) {
+    const ember_tensor *t = tensors[order[k]];
+    if (nmeta > 0 || k > 0) sb_str(b, ",");
+    sb_json_string(b, names[order[k]]);
+    sb_str(b, ":{\"dtype\":\"");
+    sb_str(b, code_of(t->dtype));
+    sb_str(b, "\",\"shape\":[");
+    for (int d = 0; d < t->ndim; d++) {
+      snprintf(num, sizeof num, d ? ",%lld" : "%lld", (long long)t->shape[d]);
+      sb_str(b, num);
+    }
+    /* numel * size fits: the tensor's storage exists */
+    int64_t nbytes = ember_numel(t) * (int64_t)ember_dtype_size(t->dtype);
+    snprintf(num, sizeof num, "],\"data_offsets\":[%lld,%lld]}",
+             (long long)offset, (long long)(offset + nbytes));
+    sb_str(b, num);
+    offset += nbytes;
+  }
+  sb_str(b, "}");
+  while (!b->failed && b->n % 8 != 0) sb_str(b, " ");
+  if (b->failed) return ember_set_error("save: out of memory");
+  return 0;
+}
+
+/* write(2) all of it, through partial writes and signals. */
+static int write_all(int fd, const void *data, size_t n) {
+  const char *p = data;
+  while (n > 0) {
+    ssize_t k = write(fd, p, n > (1u << 30) ? (1u << 30) : n);
+    if (k < 0) {
+      if (errno == EINTR) continue;
+      return -1;
+    }
+    p += k;
+    n -= (size_t)k;
+  }
+  return 0;
+}
+
+/* The tensors' data in `order`, each in row-major order (a strided tensor
+   goes through a contiguous copy, made with grad mode off so that nothing
+   is recorded). */
+static int write_data(int fd, int n, ember_tensor *const *tensors,
+                      const int *order) {
+  for (int k = 0; k < n; k++) {
+    const ember_tensor *t = tensors[order[k]];
+    int grad = ember_is_grad_enabled();
+    ember_set_grad_enabled(0);
+    ember_tensor *c = ember_contiguous(t);
+    ember_set_grad_enabled(grad);
+    if (!c) {                /* out of memory for the copy */
+      char why[256];
+      snprintf(why, sizeof why, "%s", ember_last_error());
+      return ember_set_error("save: %s", why);
+    }
+    size_t nbytes = (size_t)ember_numel(c) * ember_dtype_size(c->dtype);
+    int rc = nbytes ? write_all(fd, ember_data(c), nbytes) : 0;
+    ember_tensor_release(c);
+    if (rc < 0) return -2;   /* errno is set */
+  }
+  return 0;
+}
+
+/* Make the rename durable: sync the folder that holds path (best effort;
+   some file systems refuse to sync a folder, and the data is safe). */
+static void sync_folder(const char *path) {
+  const char *slash = strrchr(path, '/');
+  char *dir = slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path))
+                    : strdup(".");
+  if (!dir) return;
+  int fd = open(dir, O_RDONLY);
+  if (fd >= 0) {
+    fsync(fd);
+    close(fd);
+  }
+  free(dir);
+}
+
+int ember_save_safetensors(const char *path, int n, const char *const *names,
+                           ember_tensor *const *tensors, int nmeta,
+                           const char *const *meta_keys,
+                           const char *const *meta_values) {
+  /* n, nmeta >= 0 is checked below; before that, size by what is safe */
+  int *order = malloc((size_t)(n > 0 ? n : 1) * sizeof *order);
+  int *morder = malloc((size_t)(nmeta > 0 ? nmeta : 1) * sizeof *morder);
+  if (!order || !morder) {
+    free(order);
+    free(morder);
+    return ember_set_error("save: out of memory");
+  }
+  if (check_save_args(path, n, names, tensors, nmeta, meta_keys, meta_values,
+                      order, morder) < 0) {
+    free(order);
+    free(morder);
+    return -1;
+  }
+  for (int i = 0; i < n; i++) order[i] = i;
+  sort_names = names;
+  sort_tensors = tensors;
+  qsort(order, (size_t)n, sizeof *order, by_size_then_name);
+
+  sbuf hdr = {0};
+  int rc = build_header(&hdr, n, names, tensors, order, nmeta, meta_keys,
+                        meta_values, morder);
+  free(morder);
+  if (rc < 0) {
+    free(hdr.p);
+    free(order);
+    return -1;
+  }
+
+  /* The temporary file: next to the target (so rename is atomic), named
+     after it and our pid; O_EXCL so we never write into someone's file. */
+  size_t tlen = strlen(path) + 48;
+  char *tmp = malloc(tlen);
+  int fd = -1;
+  if (tmp) {
+    for (int attempt = 0; attempt < 100 && fd < 0; attempt++) {
+      snprintf(tmp, tlen, attempt ? "%s.tmp.%ld.%d" : "%s.tmp.%ld", path,
+               (long)getpid(), attempt);
+      fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0666);
+      if (fd < 0 && errno != EEXIST) break;
+    }
+  }
+  if (fd < 0) {
+    int err = tmp ? errno : ENOMEM;
+    free(tmp);
+    free(hdr.p);
+    free(order);
+    return ember_set_error("save: cannot write '%s': %s", path, strerror(err));
+  }
+
+  unsigned char len8[8];
+  uint64_t hlen = hdr.n;
+  for (int i = 0; i < 8; i++) len8[i] = (unsigned char)(hlen >> (8 * i));
+  if (write_all(fd, len8, 8) < 0 || write_all(fd, hdr.p, hdr.n) < 0) rc = -2;
+  if (rc == 0) rc = write_data(fd, n, tensors, order);
+  if (rc == 0 && fsync(fd) < 0) rc = -2;
+  int err = errno;
+  if (close(fd) < 0 && rc == 0) { rc = -2; err = errno; }
+  if (rc == 0 && rename(tmp, path) < 0) {
+    err = errno;
+    ember_set_error("save: cannot replace '%s': %s", path, strerror(err));
+    rc = -1;
+  } else if (rc == -2) {
+    ember_set_error("save: cannot write '%s': %s", path, strerror(err));
+    rc = -1;
+  }
+  if (rc < 0) unlink(tmp);   /* the message is already set */
+  else sync_folder(path);
+  free(tmp);
+  free(hdr.p);
+  free(order);
+  return rc;
+}
+
+/* }====================================================================== */
+
+/* {======================================================================
+** The header parser
+** ======================================================================= */
+
+/* One tensor's entry, as parsed. */
+typedef struct entry {
+  const char *name;       /* in the string pool */
+  const st_dtype *dt;
+  int ndim;
+  int64_t shape[EMBER_MAX_DIMS];
+  int64_t begin, end;
+  int index;              /* position in the header, for a stable order */
+} entry;
+
+typedef struct parser {
+  const char *file;            /* the path, for messages */
+  const unsigned char *s;      /* the header */
+  size_t n, pos;
+  char *pool;                  /* decoded strings, NUL-terminated */
+  size_t pool_used;
+  entry *e;                    /* tensors */
+  int ne, cap_e;
+  const char **keys, **values; /* metadata */
+  int nmeta, cap_meta;
+  int seen_metadata;
+} parser;
+
+/* An error about the file's content: "load: 'path': " and the message. */
+static int perr(parser *p, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+static int perr(parser *p, const char *fmt, ...) {
+  char msg[400];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  return ember_set_error("load: '%s': %s", p->file, msg);
+}
+
+static int syntax_error(parser *p, const char *what) {
+  return ember_set_error("load: '%s': header is not valid JSON at byte %zu "
+                         "of the header: %s", p->file, p->pos, what);
+}
+
+static void skip_ws(parser *p) {
+  while (p->pos < p->n && (p->s[p->pos] == ' ' || p->s[p->pos] == '\t' ||
+                           p->s[p->pos] == '\n' || p->s[p->pos] == '\r'))
+    p->pos++;
+}
+
+static int peek(parser *p) { return p->pos < p->n ? p->s[p->pos] : -1; }
+
+static int has_literal(parser *p, const char *lit) {
+  size_t k = strlen(lit);
+  return p->n - p->pos >= k && memcmp(p->s + p->pos, lit, k) == 0;
+}
+
+/* What kind of JSON value starts here, for messages ("got an array");
+   NULL when no value can start here. */
+static const char *kind_at(parser *p) {
+  int c = peek(p);
+  switch (c) {
+    case '{': return "an object";
+    case '[': return "an array";
+    case '"': return "a string";
+    case 't': return has_literal(p, "true") ? "a boolean" : NULL;
+    case 'f': return has_literal(p, "false") ? "a boolean" : NULL;
+    case 'n': return has_literal(p, "null") ? "null" : NULL;
+    default: return c == '-' || (c >= '0' && c <= '9') ? "a number" : NULL;
+  }
+}
+
+/* A value of the wrong kind: an error about the schema, unless no JSON
+   value stands there at all (then the header is not JSON). */
+static int value_error(parser *p, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+static int value_error(parser *p, const char *fmt, ...) {
+  if (peek(p) < 0) return syntax_error(p, "unexpected end of the header");
+  if (!kind_at(p)) return syntax_error(p, "expected a JSON value");
+  char msg[400];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  return ember_set_error("load: '%s': %s", p->file, msg);
+}
+
+static int expect(parser *p, int c, const char *what) {
+  skip_ws(p);
+  if (peek(p) != c) return syntax_error(p, what);
+  p->pos++;
+  return 0;
+}
+
+static int hex4(parser *p, unsigned *out) {
+  if (p->n - p->pos < 4) return syntax_error(p, "truncated \\u escape");
+  unsigned v = 0;
+  for (int i = 0; i < 4; i++) {
+    int c = p->s[p->pos + i];
+    v <<= 4;
+    if (c >= '0' && c <= '9') v |= (unsigned)(c - '0');
+    else if (c >= 'a' && c <= 'f') v |= (unsigned)(c - 'a' + 10);
+    else if (c >= 'A' && c <= 'F') v |= (unsigned)(c - 'A' + 10);
+    else return syntax_error(p, "bad hex digit in a \\u escape");
+  }
+  p->pos += 4;
+  *out = v;
+  return 0;
+}
+
+/* Append code point u as UTF-8 to the pool. */
+static void put_utf8(parser *p, unsigned u) {
+  char *o = p->pool + p->pool_used;
+  if (u < 0x80) { o[0] = (char)u; p->pool_used += 1; }
+  else if (u < 0x800) {
+    o[0] = (char)(0xc0 | (u >> 6));
+    o[1] = (char)(0x80 | (u & 0x3f));
+    p->pool_used += 2;
+  } else if (u < 0x10000) {
+    o[0] = (char)(0xe0 | (u >> 12));
+    o[1] = (char)(0x80 | ((u >> 6) & 0x3f));
+    o[2] = (char)(0x80 | (u & 0x3f));
+    p->pool_used += 3;
+  } else {
+    o[0] = (char)(0xf0 | (u >> 18));
+    o[1] = (char)(0x80 | ((u >> 12) & 0x3f));
+    o[2] = (char)(0x80 | ((u >> 6) & 0x3f));
+    o[3] = (char)(0x80 | (u & 0x3f));
+    p->pool_used += 4;
+  }
+}
+
+/*
+** A JSON string at pos, decoded into the pool.  The pool has as many
+** bytes as the header: a decoded string plus its NUL is never longer than
+** its JSON form with the quotes.  Rejects raw control characters, bad
+** escapes, lone surrogates, invalid UTF-8, and NUL characters (C strings
+** could not hold them).
+*/
+static int parse_string(parser *p, const char **out) {
+  skip_ws(p);
+  if (peek(p) != '"') return syntax_error(p, "expected a string");
+  p->pos++;
+  const char *start = p->pool + p->pool_used;
+  for (;;) {
+    if (p->pos >= p->n) return syntax_error(p, "unterminated string");
+    unsigned c = p->s[p->pos];
+    if (c == '"') { p->pos++; break; }
+    if (c < 0x20) return syntax_error(p, "control character in a string");
+    if (c == '\\') {
+      p->pos++;
+      if (p->pos >= p->n) return syntax_error(p, "unterminated string");
+      c = p->s[p->pos++];
+      unsigned u;
+      switch (c) {
+        case '"': case '\\': case '/': u = c; break;
+        case 'b': u = '\b'; break;
+        case 'f': u = '\f'; break;
+        case 'n': u = '\n'; break;
+        case 'r': u = '\r'; break;
+        case 't': u = '\t'; break;
+        case 'u':
+          if (hex4(p, &u) < 0) return -1;
+          if (u >= 0xdc00 && u <= 0xdfff)
+            return syntax_error(p, "lone low surrogate in a \\u escape");
+          if (u >= 0xd800 && u <= 0xdbff) {       /* needs its low half */
+            unsigned lo;
+            if (p->n - p->pos < 2 || p->s[p->pos] != '\\' ||
+                p->s[p->pos + 1] != 'u')
+              return syntax_error(p, "lone high surrogate in a \\u escape");
+            p->pos += 2;
+            if (hex4(p, &lo) < 0) return -1;
+            if (lo < 0xdc00 || lo > 0xdfff)
+              return syntax_error(p, "lone high surrogate in a \\u escape");
+            u = 0x10000 + ((u - 0xd800) << 10) + (lo - 0xdc00);
+          }
+          if (u == 0)
+            return syntax_error(p, "NUL character (\\u0000) in a string");
+          break;
+        default:
+          p->pos--;
+          return syntax_error(p, "invalid escape in a string");
+      }
+      put_utf8(p, u);
+    } else {
+      size_t k = utf8_seq(p->s + p->pos, p->n - p->pos);
+      if (!k) return syntax_error(p, "invalid UTF-8 in a string");
+      memcpy(p->pool + p->pool_used, p->s + p->pos, k);
+      p->pool_used += k;
+      p->pos += k;
+    }
+  }
+  p->pool[p->pool_used++] = '\0';
+  *out = start;
+  return 0;
+}
+
+/*
+** A JSON number at pos, strictly by the grammar (no leading zeros, no
+** '+', digits after '.' and 'e').  *is_int is set when it is an integer
+** without fraction or exponent that fits in int64; its text (for
+** messages) goes to txt.
+*/
+static int parse_number(parser *p, int64_t *v, int *is_int, char *txt,
+                        size_t txtn) {
+  skip_ws(p);
+  size_t start = p->pos;
+  int neg = 0, fits = 1;
+  uint64_t mag = 0;
+  if (peek(p) == '-') { neg = 1; p->pos++; }
+  int c = peek(p);
+  if (c < '0' || c > '9') return syntax_error(p, "expected a number");
+  if (c == '0') p->pos++;
+  else
+    while ((c = peek(p)) >= '0' && c <= '9') {
+      unsigned d = (unsigned)(c - '0');
+      if (mag > (UINT64_MAX - d) / 10) fits = 0;
+      else mag = mag * 10 + d;
+      p->pos++;
+    }
+  int integral = 1;
+  if (peek(p) == '.') {
+    integral = 0;
+    p->pos++;
+    if ((c = peek(p)) < '0' || c > '9')
+      return syntax_error(p, "expected a digit after '.'");
+    while ((c = peek(p)) >= '0' && c <= '9') p->pos++;
+  }
+  if (peek(p) == 'e' || peek(p) == 'E') {
+    integral = 0;
+    p->pos++;
+    if (peek(p) == '+' || peek(p) == '-') p->pos++;
+    if ((c = peek(p)) < '0' || c > '9')
+      return syntax_error(p, "expected a digit in the exponent");
+    while ((c = peek(p)) >= '0' && c <= '9') p->pos++;
+  }
+  size_t len = p->pos - start;
+  snprintf(txt, txtn, "%.*s%s", (int)(len < 40 ? len : 40),
+           (const char *)p->s + start, len > 40 ? "..." : "");
+  if (fits && mag > (neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX))
+    fits = 0;
+  *is_int = integral && fits;
+  *v = !*is_int ? 0 : neg ? (mag == (uint64_t)INT64_MAX + 1 ? INT64_MIN
+                                                            : -(int64_t)mag)
+                          : (int64_t)mag;
+  return 0;
+}
+
+/*
+** A JSON array of non-negative integers into out[0..max), its length in
+** *count.  `what` names the field in messages ("shape", "data_offsets").
+** More than max entries is an error.
+*/
+static int parse_uint_array(parser *p, const char *name, const char *what,
+                            int64_t *out, int max, int *count) {
+  skip_ws(p);
+  if (peek(p) != '[')
+    return value_error(p, "tensor '%s': %s must be an array of non-negative "
+                       "integers, got %s", name, what, kind_at(p));
+  p->pos++;
+  *count = 0;
+  skip_ws(p);
+  if (peek(p) == ']') { p->pos++; return 0; }
+  for (;;) {
+    skip_ws(p);
+    if (peek(p) != '-' && (peek(p) < '0' || peek(p) > '9'))
+      return value_error(p, "tensor '%s': %s entries must be non-negative "
+                         "integers, got %s", name, what, kind_at(p));
+    int64_t v = 0;
+    int is_int = 0;
+    char txt[48];
+    if (parse_number(p, &v, &is_int, txt, sizeof txt) < 0) return -1;
+    if (!is_int || v < 0)
+      return perr(p, "tensor '%s' has %s entry %s (entries must be "
+                  "non-negative integers)", name, what, txt);
+    if (*count >= max) {
+      if (max == EMBER_MAX_DIMS)
+        return perr(p, "tensor '%s' has more than %d dimensions (Ember "
+                    "supports at most %d)", name, max, max);
+      return perr(p, "tensor '%s': %s must hold exactly %d integers, got "
+                  "more", name, what, max);
+    }
+    out[(*count)++] = v;
+    skip_ws(p);
+    if (peek(p) == ',') { p->pos++; continue; }
+    if (peek(p) == ']') { p->pos++; return 0; }
+    return syntax_error(p, "expected ',' or ']' in an array");
+  }
+}
+
+/* One tensor's object {dtype, shape, data_offsets}, in any order, each
+   exactly once and nothing else. */
+static int parse_entry(parser *p, const char *name) {
+  skip_ws(p);
+  if (peek(p) != '{')
+    return value_error(p, "tensor '%s': expected an object with dtype, shape "
+                       "and data_offsets, got %s", name, kind_at(p));
+  p->pos++;
+  if (p->ne == p->cap_e) {
+    int cap = p->cap_e ? 2 * p->cap_e : 16;
+    entry *e = realloc(p->e, (size_t)cap * sizeof *e);
+    if (!e) return ember_set_error("load: out of memory");
+    p->e = e;
+    p->cap_e = cap;
+  }
+  entry *e = &p->e[p->ne];
+  memset(e, 0, sizeof *e);
+  e->name = name;
+  e->index = p->ne;
+  int seen_dtype = 0, seen_shape = 0, seen_offsets = 0;
+  const char *dtype = NULL;
+  skip_ws(p);
+  if (peek(p) == '}') p->pos++;
+  else
+    for (;;) {
+      const char *field;
+      if (parse_string(p, &field) < 0) return -1;
+      if (expect(p, ':', "expected ':'") < 0) return -1;
+      skip_ws(p);
+      int *seen = !strcmp(field, "dtype") ? &seen_dtype
+                : !strcmp(field, "shape") ? &seen_shape
+                : !strcmp(field, "data_offsets") ? &seen_offsets : NULL;
+      if (!seen)
+        return perr(p, "tensor '%s' has an unknown field '%s' (expected "
+                    "dtype, shape and data_offsets)", name, field);
+      if (*seen)
+        return perr(p, "tensor '%s' has '%s' twice", name, field);
+      *seen = 1;
+      if (seen == &seen_dtype) {
+        if (peek(p) != '"')
+          return value_error(p, "tensor '%s': dtype must be a string, got %s",
+                             name, kind_at(p));
+        if (parse_string(p, &dtype) < 0) return -1;
+      } else if (seen == &seen_shape) {
+        if (parse_uint_array(p, name, "shape", e->shape, EMBER_MAX_DIMS,
+                             &e->ndim) < 0)
+          return -1;
+      } else {
+        int64_t off[2];
+        int k;
+        if (parse_uint_array(p, name, "data_offsets", off, 2, &k) < 0)
+          return -1;
+        if (k != 2)
+          return perr(p, "tensor '%s': data_offsets must hold exactly 2 "
+                      "integers [begin, end], got %d", name, k);
+        e->begin = off[0];
+        e->end = off[1];
+      }
+      skip_ws(p);
+      if (peek(p) == ',') { p->pos++; continue; }
+      if (peek(p) == '}') { p->pos++; break; }
+      return syntax_error(p, "expected ',' or '}' in an object");
+    }
+  if (!seen_dtype || !seen_shape || !seen_offsets)
+    return perr(p, "tensor '%s' has no '%s'", name,
+                !seen_dtype ? "dtype" : !seen_shape ? "shape" : "data_offsets");
+  e->dt = find_dtype(dtype);
+  if (!e->dt) return perr(p, "tensor '%s' has unknown dtype '%s'", name, dtype);
+  if (e->dt->conv == UNSUPPORTED)
+    return perr(p, "tensor '%s' has dtype %s, which Ember cannot load "
+                "(it reads F64, F32, F16, BF16, I64, I32, I16, I8, U32, U16, "
+                "U8 and BOOL)", name, dtype);
+  /* The element count, and the extent of every dimension (Ember computes
+     strides from sizes even when one of them is 0, so those must not
+     overflow either). */
+  int64_t numel = 1, extent = 1;
+  char shp[160];
+  ember_shape_str(shp, sizeof shp, e->ndim, e->shape);
+  for (int d = 0; d < e->ndim; d++) {
+    int64_t s = e->shape[d];
+    if (s > 0 && extent > INT64_MAX / 16 / s)
+      return perr(p, "tensor '%s' has shape %s, which is too large", name, shp);
+    if (s > 0) extent *= s;
+    numel *= s;
+  }
+  if (e->end < e->begin)
+    return perr(p, "tensor '%s' has data_offsets [%lld, %lld] that end "
+                "before they begin", name, (long long)e->begin,
+                (long long)e->end);
+  int64_t need = numel * e->dt->size;
+  if (e->end - e->begin != need)
+    return perr(p, "tensor '%s' has data_offsets [%lld, %lld] but shape %s "
+                "%s needs %lld bytes", name, (long long)e->begin,
+                (long long)e->end, shp, e->dt->code, (long long)need);
+  p->ne++;
+  return 0;
+}
+
+/* "__metadata__": an object whose values are strings. */
+static int parse_metadata(parser *p) {
+  if (p->seen_metadata)
+    return perr(p, "%s appears twice in the header", METADATA_KEY);
+  p->seen_metadata = 1;
+  skip_ws(p);
+  if (peek(p) != '{')
+    return value_error(p, "%s must be an object of strings, got %s",
+                       METADATA_KEY, kind_at(p));
+  p->pos++;
+  skip_ws(p);
+  if (peek(p) == '}') { p->pos++; return 0; }
+  for (;;) {
+    const char *key, *value;
+    if (parse_string(p, &key) < 0) return -1;
+    if (expect(p, ':', "expected ':'") < 0) return -1;
+    skip_ws(p);
+    if (peek(p) != '"')
+      return value_error(p, "%s value for '%s' must be a string, got %s",
+                         METADATA_KEY, key, kind_at(p));
+    if (parse_string(p, &value) < 0) return -1;
+    if (p->nmeta == p->cap_meta) {
+      int cap = p->cap_meta ? 2 * p->cap_meta : 8;
+      const char **k = realloc(p->keys, (size_t)cap * sizeof *k);
+      if (!k) return ember_set_error("load: out of memory");
+      p->keys = k;
+      const char **v = realloc(p->values, (size_t)cap * sizeof *v);
+      if (!v) return ember_set_error("load: out of memory");
+      p->values = v;
+      p->cap_meta = cap;
+    }
+    p->keys[p->nmeta] = key;
+    p->values[p->nmeta++] = value;
+    skip_ws(p);
+    if (peek(p) == ',') { p->pos++; continue; }
+    if (peek(p) == '}') { p->pos++; return 0; }
+    return syntax_error(p, "expected ',' or '}' in an object");
+  }
+}
+
+/* The whole header: one object, then nothing but whitespace. */
+static int parse_header(parser *p) {
+  skip_ws(p);
+  if (peek(p) != '{')
+    return perr(p, "header is not a JSON object (it starts with %s)",
+                kind_at(p) ? kind_at(p) : peek(p) < 0 ? "nothing"
+                                                       : "no JSON value");
+  p->pos++;
+  skip_ws(p);
+  if (peek(p) == '}') p->pos++;
+  else
+    for (;;) {
+      const char *name;
+      if (parse_string(p, &name) < 0) return -1;
+      if (expect(p, ':', "expected ':'") < 0) return -1;
+      if (strcmp(name, METADATA_KEY) == 0) {
+        if (parse_metadata(p) < 0) return -1;
+      } else if (parse_entry(p, name) < 0) {
+        return -1;
+      }
+      skip_ws(p);
+      if (peek(p) == ',') { p->pos++; continue; }
+      if (peek(p) == '}') { p->pos++; break; }
+      return syntax_error(p, "expected ',' or '}' in an object");
+    }
+  skip_ws(p);
+  if (p->pos != p->n)
+    return syntax_error(p, "unexpected characters after the top-level object");
+  return 0;
+}
+
+/* }====================================================================== */
+
+/* {======================================================================
+** Reading
+** ======================================================================= */
+
+struct ember_safetensors {
+  int n;
+  const char **names;       /* [n], in the pool */
+  ember_tensor **tensors;   /* [n], owned */
+  int nmeta;
+  const char **keys, **values;
+  char *pool;               /* every string */
+};
+
+/* sort entries by offsets (begin, end), then header position */
+static int by_offsets(const void *a, const void *b) {
+  const entry *x = a, *y = b;
+  if (x->begin != y->begin) return x->begin < y->begin ? -1 : 1;
+  if (x->end != y->end) return x->end < y->end ? -1 : 1;
+  return x->index < y->index ? -1 : x->index > y->index;
+}
+
+static int by_entry_name(const void *a, const void *b) {
+  return strcmp(((const entry *)a)->name, ((const entry *)b)->name);
+}
+
+static int by_string(const void *a, const void *b) {
+  return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Names and keys unique, data inside the buffer, no two ranges sharing a
+   byte.  Leaves the entries sorted by offsets. */
+static int check_layout(parser *p, int64_t data_len) {
+  /* (qsort only with two or more: p->e is NULL when there are none) */
+  if (p->ne > 1)
+    qsort(p->e, (size_t)p->ne, sizeof *p->e, by_entry_name);
+  for (int i = 1; i < p->ne; i++)
+    if (!strcmp(p->e[i - 1].name, p->e[i].name))
+      return perr(p, "tensor name '%s' appears twice in the header",
+                  p->e[i].name);
+  if (p->nmeta > 1) {
+    const char **k = malloc((size_t)p->nmeta * sizeof *k);
+    if (!k) return ember_set_error("load: out of memory");
+    memcpy(k, p->keys, (size_t)p->nmeta * sizeof *k);
+    qsort(k, (size_t)p->nmeta, sizeof *k, by_string);
+    for (int i = 1; i < p->nmeta; i++)
+      if (!strcmp(k[i - 1], k[i])) {
+        perr(p, "%s key '%s' appears twice", METADATA_KEY, k[i]);
+        free(k);
+        return -1;
+      }
+    free(k);
+  }
+  if (p->ne > 1)
+    qsort(p->e, (size_t)p->ne, sizeof *p->e, by_offsets);
+  const entry *last = NULL;   /* the non-empty range reaching furthest */
+  for (int i = 0; i < p->ne; i++) {
+    const entry *e = &p->e[i];
+    if (e->end > data_len)
+      return perr(p, "tensor '%s' has data_offsets [%lld, %lld] past the end "
+                  "of the data (%lld bytes): the file is truncated or corrupt",
+                  e->name, (long long)e->begin, (long long)e->end,
+                  (long long)data_len);
+    if (e->begin == e->end) continue;
+    if (last && e->begin < last->end)
+      return perr(p, "tensors '%s' and '%s' overlap (data_offsets [%lld, "
+                  "%lld] and [%lld, %lld])", last->name, e->name,
+                  (long long)last->begin, (long long)last->end,
+                  (long long)e->begin, (long long)e->end);
+    if (!last || e->end > last->end) last = e;
+  }
+  return 0;
+}
+
+/* pread(2) all n bytes at off; -1 on error or a short file. */
+static int read_at(int fd, void *buf, size_t n, off_t off) {
+  char *b = buf;
+  while (n > 0) {
+    ssize_t k = pread(fd, b, n > (1u << 30) ? (1u << 30) : n, off);
+    if (k < 0 && errno == EINTR) continue;
+    if (k <= 0) {
+      if (k == 0) errno = 0;
+      return -1;
+    }
+    b += k;
+    n -= (size_t)k;
+    off += k;
+  }
+  return 0;
+}
+
+void ember_safetensors_free(ember_safetensors *h) {
+  if (!h) return;
+  if (h->tensors)
+    for (int i = 0; i < h->n; i++) ember_tensor_release(h->tensors[i]);
+  free(h->tensors);
+  free(h->names);
+  free(h->keys);
+  free(h->values);
+  free(h->pool);
+  free(h);
+}
+
+/* The tensors' data, read and converted into the handle (entries sorted
+   by offsets). */
+static int read_tensors(parser *p, int fd, off_t data_start,
+                        ember_safetensors *h) {
+  for (int i = 0; i < p->ne; i++) {
+    const entry *e = &p->e[i];
+    ember_tensor *t = ember_empty(e->ndim, e->shape, (ember_dtype)e->dt->ember);
+    if (!t) {
+      char why[256];
+      snprintf(why, sizeof why, "%s", ember_last_error());
+      return perr(p, "tensor '%s': %s", e->name, why);
+    }
+    h->names[i] = e->name;
+    h->tensors[i] = t;
+    size_t nbytes = (size_t)(e->end - e->begin);
+    if (nbytes && read_at(fd, ember_data(t), nbytes,
+                          data_start + (off_t)e->begin) < 0)
+      return perr(p, "cannot read tensor '%s': %s", e->name,
+                  errno ? strerror(errno) : "the file is truncated");
+    int64_t bad = convert(e->dt, ember_data(t), ember_numel(t));
+    if (bad >= 0)
+      return perr(p, "tensor '%s' (BOOL) holds a byte other than 0 or 1 at "
+                  "element %lld", e->name, (long long)bad + 1);
+  }
+  return 0;
+}
+
+ember_safetensors *ember_load_safetensors(const char *path) {
+  if (!path) { ember_set_error("load: the path is NULL"); return NULL; }
+  int fd = open(path, O_RDONLY);
+  if (fd < 0) {
+    ember_set_error("load: cannot open '%s': %s", path, strerror(errno));
+    return NULL;
+  }
+  parser p = {0};
+  p.file = path;
+  ember_safetensors *h = NULL;
+  unsigned char *hdr = NULL;
+  struct stat st;
+  unsigned char len8[8];
+  if (fstat(fd, &st) < 0) {
+    ember_set_error("load: cannot read '%s': %s", path, strerror(errno));
+    goto fail;
+  }
+  if (!S_ISREG(st.st_mode)) {
+    ember_set_error("load: '%s' is not a regular file", path);
+    goto fail;
+  }
+  int64_t size = (int64_t)st.st_size;
+  if (size < 8) {
+    ember_set_error("load: '%s': the file is truncated: %lld bytes, but a "
+                    "safetensors file starts with an 8-byte header length",
+                    path, (long long)size);
+    goto fail;
+  }
+  if (read_at(fd, len8, 8, 0) < 0) {
+    ember_set_error("load: cannot read '%s': %s", path,
+                    errno ? strerror(errno) : "the file is truncated");
+    goto fail;
+  }
+  uint64_t hlen = 0;
+  for (int i = 7; i >= 0; i--) hlen = hlen << 8 | len8[i];
+  if (hlen > MAX_HEADER) {
+    ember_set_error("load: '%s': the header length %llu is over the limit of "
+                    "%u bytes (not a safetensors file?)", path,
+                    (unsigned long long)hlen, MAX_HEADER);
+    goto fail;
+  }
+  if (hlen > (uint64_t)(size - 8)) {
+    ember_set_error("load: '%s': the file is truncated: its header length is "
+                    "%llu bytes but only %lld bytes follow", path,
+                    (unsigned long long)hlen, (long long)(size - 8));
+    goto fail;
+  }
+  /* hlen is now known to be small and backed by the file */
+  hdr = malloc(hlen ? hlen : 1);
+  p.pool = malloc(hlen + 1);
+  if (!hdr || !p.pool) {
+    ember_set_error("load: out of memory reading the header of '%s'", path);
+    goto fail;
+  }
+  if (read_at(fd, hdr, hlen, 8) < 0) {
+    ember_set_error("load: cannot read '%s': %s", path,
+                    errno ? strerror(errno) : "the file is truncated");
+    goto fail;
+  }
+  p.s = hdr;
+  p.n = hlen;
+  if (parse_header(&p) < 0) goto fail;
+  if (check_layout(&p, size - 8 - (int64_t)hlen) < 0) goto fail;
+
+  h = calloc(1, sizeof *h);
+  if (!h || !(h->names = calloc((size_t)p.ne + 1, sizeof *h->names)) ||
+      !(h->tensors = calloc((size_t)p.ne + 1, sizeof *h->tensors))) {
+    ember_set_error("load: out of memory");
+    goto fail;
+  }
+  h->n = p.ne;
+  if (read_tensors(&p, fd, (off_t)(8 + hlen), h) < 0) goto fail;
+  h->nmeta = p.nmeta;
+  h->keys = p.keys;
+  h->values = p.values;
+  h->pool = p.pool;
+  free(p.e);
+  free(hdr);
+  close(fd);
+  return h;
+
+fail:
+  ember_safetensors_free(h);   /* its strings are in p.pool, freed below */
+  free(p.e);
+  free(p.keys);
+  free(p.values);
+  free(p.pool);
+  free(hdr);
+  close(fd);
+  return NULL;
+}
+
+int ember_safetensors_count(const ember_safetensors *h) { return h ? h->n : 0; }
+
+const char *ember_safetensors_name(const ember_safetensors *h, int i) {
+  return h && i >= 0 && i < h->n ? h->names[i] : NULL;
+}
+
+ember_tensor *ember_safetensors_tensor(const ember_safetensors *h, int i) {
+  if (!h || i < 0 || i >= h->n) {
+    ember_set_error("safetensors_tensor: index %d is out of range (%d "
+                    "tensors)", i, h ? h->n : 0);
+    return NULL;
+  }
+  ember_tensor_retain(h->tensors[i]);
+  return h->tensors[i];
+}
+
+int ember_safetensors_metadata_count(const ember_safetensors *h) {
+  return h ? h->nmeta : 0;
+}
+
+const char *ember_safetensors_metadata_key(const ember_safetensors *h, int i) {
+  return h && i >= 0 && i < h->nmeta ? h->keys[i] : NULL;
+}
+
+const char *ember_safetensors_metadata_value(const ember_safetensors *h,
+                                             int i) {
+  return h && i >= 0 && i < h->nmeta ? h->values[i] : NULL;
+}
+
+/* }====================================================================== */

@@ -1,0 +1,609 @@
+--- ember.data: data sets and batching.
+--
+-- read_idx reads an IDX file as stored; mnist and fashion_mnist load the
+-- two classic data sets ready for a network (float images in [0, 1],
+-- classes 1..10); TensorDataset, Subset and random_split are PyTorch's
+-- datasets; loader batches tensors or a dataset for a `for` loop, with a
+-- shuffle that ember.manual_seed (or its own seed) makes reproducible.
+--
+-- A dataset is any table with `#ds` (its size) and `ds[i]` for i in
+-- 1..#ds; an item is a tensor, a number, or a list of them (a tuple, as
+-- PyTorch's datasets return).
+local ember = require "ember"
+
+local data = {}
+
+-- {======================================================================
+-- Argument checks
+-- =======================================================================
+
+--- Raise msg (formatted) blaming the function `level` frames up, counted
+-- as error() does from the caller of fail.
+local function fail(level, fmt, ...)
+  error(fmt:format(...), level + 1)
+end
+
+--- A value's kind for messages: "a tensor", "a string", "nil", ...
+local function kind(v)
+  if ember.is_tensor(v) then return "a tensor" end
+  if v == nil then return "nil" end
+  local t = type(v)
+  if t == "number" then return tostring(v) end
+  return (t:match("^[aeiou]") and "an " or "a ") .. t
+end
+
+--- An options table (nil gives {}) with only the known keys.
+local function options(fname, opts, known, level)
+  if opts == nil then return {} end
+  if type(opts) ~= "table" or ember.is_tensor(opts) then
+    fail(level + 1, "%s: expected an options table, got %s", fname, kind(opts))
+  end
+  for k in pairs(opts) do
+    if not known[k] then
+      fail(level + 1, "%s: unknown option '%s'", fname, tostring(k))
+    end
+  end
+  return opts
+end
+
+--- An integer (a float with an integral value counts) >= min.
+local function check_int(fname, v, what, min, level)
+  local i = math.type(v) == "integer" and v or
+            (type(v) == "number" and math.tointeger(v)) or nil
+  if not i then
+    fail(level + 1, "%s: %s must be an integer, got %s", fname, what, kind(v))
+  end
+  if i < min then
+    fail(level + 1, "%s: %s must be >= %d, got %d", fname, what, min, i)
+  end
+  return i
+end
+
+local function check_bool(fname, v, what, level)
+  if v ~= nil and type(v) ~= "boolean" then
+    fail(level + 1, "%s: %s must be a boolean, got %s", fname, what, kind(v))
+  end
+  return v or false
+end
+
+local function shape_str(t)
+  return "[" .. table.concat(t:shape(), ",") .. "]"
+end
+
+--- The size of a dataset (#ds), or an error naming fname.
+local function dataset_len(fname, ds, level)
+  local ok, n = false, nil
+  if type(ds) == "table" and not ember.is_tensor(ds) then
+    ok, n = pcall(function() return #ds end)
+  end
+  if not ok or math.type(n) ~= "integer" then
+    fail(level + 1, "%s: expected a dataset (a table with #ds and ds[i]), got %s",
+         fname, kind(ds))
+  end
+  return n
+end
+
+-- }======================================================================
+
+-- {======================================================================
+-- IDX files, MNIST and Fashion-MNIST
+-- =======================================================================
+
+--- data.read_idx(path): the tensor an IDX file holds, values as stored
+-- (gzipped or plain; int8 and int16 files widen to int32).
+function data.read_idx(path)
+  if type(path) ~= "string" then
+    fail(2, "read_idx: expected a file name (a string), got %s", kind(path))
+  end
+  -- through pcall, so that the core's message carries no position and the
+  -- error can blame the caller's line
+  local ok, t = pcall(ember._read_idx, path)
+  if not ok then error(t, 2) end
+  return t
+end
+
+--- Where Debian's dataset-fashion-mnist puts the files (a field, not a
+-- constant, so that the specs can point it elsewhere).
+data._fashion_dir = "/usr/share/datasets/fashion-mnist"
+
+local FASHION_CLASSES = {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                         "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"}
+local MNIST_CLASSES = {"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"}
+
+local SPLITS = {
+  {images = "train-images-idx3-ubyte", labels = "train-labels-idx1-ubyte"},
+  {images = "t10k-images-idx3-ubyte", labels = "t10k-labels-idx1-ubyte"},
+}
+
+--- Is path a directory?  ("dir/." opens only when dir is one.)
+local function is_dir(path)
+  local f = io.open(path .. "/.", "r")
+  if f then f:close() end
+  return f ~= nil
+end
+
+--- dir/name or dir/name.gz, whichever exists (the plain file first: it
+-- reads faster).
+local function find_file(fname, dir, name)
+  for _, p in ipairs{dir .. "/" .. name, dir .. "/" .. name .. ".gz"} do
+    local f = io.open(p, "rb")
+    if f then
+      f:close()
+      if not is_dir(p) then return p end
+    end
+  end
+  fail(5, "%s: neither %s nor %s.gz is in '%s'", fname, name, name, dir)
+end
+
+--- read_idx with fname in front of its message.
+local function read_for(fname, path)
+  local ok, t = pcall(ember._read_idx, path)
+  if not ok then fail(5, "%s: %s", fname, tostring(t)) end
+  return t
+end
+
+--- One split: {x = float32 [n,1,28,28] in [0,1], y = int64 [n] in 1..10,
+-- classes}.  Only the first `limit` samples are converted.
+local function load_split(fname, dir, split, limit, classes)
+  local ipath = find_file(fname, dir, split.images)
+  local lpath = find_file(fname, dir, split.labels)
+  local images, labels = read_for(fname, ipath), read_for(fname, lpath)
+  if images.dtype ~= "uint8" or images:dim() ~= 3 or images:size(2) ~= 28
+     or images:size(3) ~= 28 then
+    fail(4, "%s: '%s' holds %s %s, expected uint8 images [N,28,28]", fname,
+         ipath, images.dtype, shape_str(images))
+  end
+  if labels.dtype ~= "uint8" or labels:dim() ~= 1 then
+    fail(4, "%s: '%s' holds %s %s, expected uint8 labels [N]", fname, lpath,
+         labels.dtype, shape_str(labels))
+  end
+  if images:size(1) ~= labels:size(1) then
+    fail(4, "%s: '%s' has %d images but '%s' has %d labels", fname, ipath,
+         images:size(1), lpath, labels:size(1))
+  end
+  local n = images:size(1)
+  if limit and limit < n then n = limit end
+  -- narrow first: a limited load converts only what it keeps
+  local y = labels:narrow(1, 1, n):long()
+  if n > 0 and y:max():item() >= #classes then
+    fail(4, "%s: '%s' has the label %d, expected 0..%d", fname, lpath,
+         y:max():item(), #classes - 1)
+  end
+  local x = images:narrow(1, 1, n):float():div_(255):unsqueeze(2)
+  return {x = x, y = y:add_(1), classes = table.move(classes, 1, #classes, 1, {})}
+end
+
+--- (dir [, opts]) or (opts): the directory (or nil) and the limit (or nil).
+local function dataset_args(fname, dir, opts)
+  if type(dir) == "table" and not ember.is_tensor(dir) then
+    if opts ~= nil then
+      fail(3, "%s: expected (dir [, opts]) or (opts), got a table and then %s",
+           fname, kind(opts))
+    end
+    dir, opts = nil, dir
+  end
+  if dir ~= nil and type(dir) ~= "string" then
+    fail(3, "%s: expected a directory (a string), got %s", fname, kind(dir))
+  end
+  opts = options(fname, opts, {limit = true}, 3)
+  local limit = opts.limit ~= nil and check_int(fname, opts.limit, "limit", 0, 3) or nil
+  return dir, limit
+end
+
+local function load_both(fname, dir, limit, classes)
+  if not is_dir(dir) then fail(3, "%s: directory '%s' not found", fname, dir) end
+  local train = load_split(fname, dir, SPLITS[1], limit, classes)
+  local test = load_split(fname, dir, SPLITS[2], limit, classes)
+  return train, test
+end
+
+--- data.fashion_mnist([dir] [, {limit = n}]): train, test.  The default
+-- directory is where Debian's dataset-fashion-mnist installs the files.
+function data.fashion_mnist(dir, opts)
+  local d, limit = dataset_args("fashion_mnist", dir, opts)
+  if d == nil then
+    d = data._fashion_dir
+    if not is_dir(d) then
+      fail(2, "fashion_mnist: %s not found; install the Debian package " ..
+           "dataset-fashion-mnist (apt-get install dataset-fashion-mnist) or " ..
+           "pass a directory", d)
+    end
+  end
+  local train, test = load_both("fashion_mnist", d, limit, FASHION_CLASSES)
+  return train, test
+end
+
+--- data.mnist(dir [, {limit = n}]): train, test (no default directory:
+-- Debian has no MNIST package).
+function data.mnist(dir, opts)
+  local d, limit = dataset_args("mnist", dir, opts)
+  if d == nil then
+    fail(2, "mnist: expected the directory holding train-images-idx3-ubyte" ..
+         "[.gz] and the other three MNIST files, got no directory")
+  end
+  local train, test = load_both("mnist", d, limit, MNIST_CLASSES)
+  return train, test
+end
+
+-- }======================================================================
+
+-- {======================================================================
+-- Datasets: TensorDataset, Subset, random_split
+-- =======================================================================
+
+--- The methods of a dataset class whose integer keys are items: `__index`
+-- serves numbers as items and other keys from the class's methods.
+local function dataset_class(name, item)
+  local class = {__name = "ember.data." .. name}
+  local methods = {}
+  class.methods = methods
+  class.__index = function(self, k)
+    if type(k) == "number" then
+      local i = math.tointeger(k)
+      local n = #self
+      if not i or i < 1 or i > n then
+        fail(2, "%s: index %s is out of range 1..%d", name, tostring(k), n)
+      end
+      return item(self, i)
+    end
+    return methods[k]
+  end
+  --- ds:get(i): the item's parts as several values (ds[i] is one list).
+  function methods.get(self, i)
+    local it = self[i]
+    if type(it) == "table" and not ember.is_tensor(it) then
+      return table.unpack(it, 1, it.n or #it)
+    end
+    return it
+  end
+  return class
+end
+
+local TensorDataset = dataset_class("TensorDataset", function(self, i)
+  local out = {n = #self.tensors}
+  for j, t in ipairs(self.tensors) do out[j] = t[i] end
+  return out
+end)
+TensorDataset.__len = function(self) return self.tensors[1]:size(1) end
+TensorDataset.__tostring = function(self)
+  local parts = {}
+  for j, t in ipairs(self.tensors) do parts[j] = t.dtype .. " " .. shape_str(t) end
+  return "TensorDataset(" .. table.concat(parts, ", ") .. ")"
+end
+
+--- data.TensorDataset(x, y, ...): sample i is {x[i], y[i], ...}.
+function data.TensorDataset(...)
+  local n = select("#", ...)
+  if n == 0 then fail(2, "TensorDataset: expected at least one tensor") end
+  local tensors = {...}
+  for j = 1, n do
+    local t = tensors[j]
+    if not ember.is_tensor(t) then
+      fail(2, "TensorDataset: argument %d must be a tensor, got %s", j, kind(t))
+    end
+    if t:dim() == 0 then
+      fail(2, "TensorDataset: argument %d is a 0-dim tensor, expected a first " ..
+           "dimension to index", j)
+    end
+    if t:size(1) ~= tensors[1]:size(1) then
+      fail(2, "TensorDataset: the tensors' first dims differ: %s and %s " ..
+           "(arguments 1 and %d)", shape_str(tensors[1]), shape_str(t), j)
+    end
+  end
+  return setmetatable({tensors = tensors}, TensorDataset)
+end
+
+local Subset = dataset_class("Subset", function(self, i)
+  return self.dataset[self.indices[i]]
+end)
+Subset.__len = function(self) return self.indices:numel() end
+Subset.__tostring = function(self)
+  return ("Subset(%d of %d)"):format(#self, #self.dataset)
+end
+
+--- The dataset 1..n whose items are their indices (random_split(n)).
+local Range = dataset_class("Range", function(_, i) return i end)
+Range.__len = function(self) return self.n end
+
+--- data.Subset(dataset, indices): the items of dataset at indices (a list
+-- or an integer tensor, 1-based).
+function data.Subset(dataset, indices)
+  local n = dataset_len("Subset", dataset, 2)
+  local idx = indices
+  if type(indices) == "table" and not ember.is_tensor(indices) then
+    for k = 1, #indices do
+      if math.type(indices[k]) ~= "integer" then
+        fail(2, "Subset: index %d must be an integer, got %s", k, kind(indices[k]))
+      end
+    end
+    idx = #indices > 0 and ember.tensor(indices, {dtype = "int64"})
+          or ember.zeros({0}, {dtype = "int64"})
+  elseif not ember.is_tensor(indices) then
+    fail(2, "Subset: expected indices (a list or a tensor), got %s", kind(indices))
+  elseif indices:dim() ~= 1 or (indices.dtype ~= "int64" and indices.dtype ~= "int32") then
+    fail(2, "Subset: expected a 1-dim int64 or int32 tensor of indices, got %s %s",
+         indices.dtype, shape_str(indices))
+  else
+    idx = indices:long():clone()
+  end
+  if idx:numel() > 0 then
+    local lo, hi = idx:min():item(), idx:max():item()
+    if lo < 1 or hi > n then
+      fail(2, "Subset: index %d is out of range 1..%d", lo < 1 and lo or hi, n)
+    end
+  end
+  return setmetatable({dataset = dataset, indices = idx}, Subset)
+end
+
+--- A permutation of 1..n from the generator at (seed, offset), leaving
+-- the global generator's state as it was.
+local function seeded_randperm(seed, offset, n)
+  local saved = ember.get_rng_state()
+  ember.set_rng_state{seed = seed, offset = offset}
+  local ok, p = pcall(ember.randperm, n)
+  ember.set_rng_state(saved)
+  if not ok then error(p, 0) end
+  return p
+end
+
+--- Sizes from counts (summing to n) or fractions (summing to 1; floors,
+-- then the remainder one by one from the first, as PyTorch >= 1.13).
+local function split_sizes(lengths, n)
+  if type(lengths) ~= "table" or ember.is_tensor(lengths) or #lengths == 0 then
+    fail(3, "random_split: expected a non-empty list of lengths, got %s", kind(lengths))
+  end
+  local counts, all_int, sum = {}, true, 0
+  for k = 1, #lengths do
+    local v = lengths[k]
+    if type(v) ~= "number" or v ~= v then
+      fail(3, "random_split: length %d must be a number, got %s", k, kind(v))
+    end
+    if v < 0 then fail(3, "random_split: length %d must be >= 0, got %s", k, tostring(v)) end
+    all_int = all_int and math.type(v) == "integer"
+    sum = sum + v
+  end
+  if all_int then
+    if sum ~= n then
+      fail(3, "random_split: the lengths sum to %d, expected the dataset's size %d " ..
+           "(or fractions summing to 1)", sum, n)
+    end
+    return lengths
+  end
+  if math.abs(sum - 1) > 1e-9 then
+    fail(3, "random_split: the fractions sum to %s, expected 1 (or counts summing " ..
+         "to the dataset's size %d)", tostring(sum), n)
+  end
+  local total = 0
+  for k = 1, #lengths do
+    if lengths[k] > 1 then
+      fail(3, "random_split: fraction %d must be in [0, 1], got %s", k, tostring(lengths[k]))
+    end
+    counts[k] = math.floor(n * lengths[k])
+    total = total + counts[k]
+  end
+  for r = 0, n - total - 1 do
+    local k = r % #counts + 1
+    counts[k] = counts[k] + 1
+  end
+  return counts
+end
+
+--- data.random_split(dataset_or_n, lengths [, {seed = s}]): Subsets of
+-- the given sizes that together hold every index once, in random order.
+function data.random_split(ds, lengths, opts)
+  local n, base
+  if type(ds) == "number" then
+    n = check_int("random_split", ds, "the size", 0, 2)
+    base = setmetatable({n = n}, Range)
+  else
+    n = dataset_len("random_split", ds, 2)
+    base = ds
+  end
+  local sizes = split_sizes(lengths, n)
+  opts = options("random_split", opts, {seed = true}, 2)
+  local perm
+  if opts.seed ~= nil then
+    if math.type(opts.seed) ~= "integer" then
+      fail(2, "random_split: seed must be an integer, got %s", kind(opts.seed))
+    end
+    perm = seeded_randperm(opts.seed, 0, n)
+  else
+    perm = ember.randperm(n)
+  end
+  local out, start = {}, 1
+  for k, c in ipairs(sizes) do
+    out[k] = setmetatable({dataset = base, indices = perm:narrow(1, start, c):clone()},
+                          Subset)
+    start = start + c
+  end
+  return table.unpack(out, 1, #sizes)
+end
+
+-- }======================================================================
+
+-- {======================================================================
+-- The loader
+-- =======================================================================
+
+local Loader = {__name = "ember.data.DataLoader"}
+Loader.__index = Loader
+
+--- The tensors behind a dataset, when batches can be cut from them with
+-- index_select: a TensorDataset, or Subsets of one (then `index` maps
+-- the subset's positions to the tensors' rows).  nil otherwise.
+local function tensor_source(ds)
+  local mt = getmetatable(ds)
+  if mt == TensorDataset then return ds.tensors, nil end
+  if mt == Subset then
+    local tensors, index = tensor_source(ds.dataset)
+    if tensors then
+      return tensors, index and index:index_select(1, ds.indices) or ds.indices
+    end
+  end
+  return nil
+end
+
+--- One batch of a generic dataset's items (tensors or numbers, or lists
+-- of them): each part stacked along a new first dim.
+local function collate_part(values, part)
+  local first = values[1]
+  local where = part and ("part %d of the items"):format(part) or "the items"
+  if ember.is_tensor(first) then
+    for k = 2, #values do
+      if not ember.is_tensor(values[k]) then
+        fail(4, "loader: %s mixes tensors and %s", where, kind(values[k]))
+      end
+    end
+    return ember.stack(values)
+  end
+  if type(first) == "number" then
+    local ints = true
+    for k = 1, #values do
+      if type(values[k]) ~= "number" then
+        fail(4, "loader: %s mixes numbers and %s", where, kind(values[k]))
+      end
+      ints = ints and math.type(values[k]) == "integer"
+    end
+    return ember.tensor(values, {dtype = ints and "int64" or "float32"})
+  end
+  fail(4, "loader: %s are %s, expected tensors or numbers", where, kind(first))
+end
+
+local function collate(items)
+  local first = items[1]
+  if type(first) ~= "table" or ember.is_tensor(first) then
+    return {n = 1, collate_part(items)}
+  end
+  local nparts = first.n or #first
+  local out = {n = nparts}
+  for p = 1, nparts do
+    local column = {}
+    for k = 1, #items do
+      local it = items[k]
+      if type(it) ~= "table" or ember.is_tensor(it) or (it.n or #it) ~= nparts then
+        fail(3, "loader: the dataset's items differ in their number of parts")
+      end
+      column[k] = it[p]
+    end
+    out[p] = collate_part(column, p)
+  end
+  return out
+end
+
+--- data.loader(x [, y] [, opts]) or data.loader(dataset [, opts]).
+function data.loader(a, b, c)
+  local ds, opts
+  if ember.is_tensor(a) then
+    local tensors = {a}
+    if ember.is_tensor(b) then
+      tensors[2], opts = b, c
+    elseif b == nil then
+      opts = c
+    elseif type(b) == "table" and c == nil then
+      opts = b                                  -- loader(x, opts)
+    else
+      fail(2, "loader: expected y to be a tensor or nil, got %s", kind(b))
+    end
+    if a:dim() == 0 then fail(2, "loader: x is a 0-dim tensor, expected samples along dim 1") end
+    if tensors[2] then
+      if b:dim() == 0 then fail(2, "loader: y is a 0-dim tensor, expected samples along dim 1") end
+      if b:size(1) ~= a:size(1) then
+        fail(2, "loader: x has %d samples but y has %d (x %s, y %s)", a:size(1),
+             b:size(1), shape_str(a), shape_str(b))
+      end
+    end
+    ds = setmetatable({tensors = tensors}, TensorDataset)
+  elseif type(a) == "table" then
+    dataset_len("loader", a, 2)
+    if c ~= nil then
+      fail(2, "loader: expected (dataset [, opts]), got a third argument (%s)", kind(c))
+    end
+    ds, opts = a, b
+  else
+    fail(2, "loader: expected a tensor x or a dataset, got %s", kind(a))
+  end
+  opts = options("loader", opts,
+                 {batch_size = true, shuffle = true, drop_last = true, seed = true}, 2)
+  local self = setmetatable({
+    dataset = ds,
+    batch_size = opts.batch_size == nil and 1
+                 or check_int("loader", opts.batch_size, "batch_size", 1, 2),
+    shuffle = check_bool("loader", opts.shuffle, "shuffle", 2),
+    drop_last = check_bool("loader", opts.drop_last, "drop_last", 2),
+    seed = opts.seed,
+    epoch = 0,
+  }, Loader)
+  if self.seed ~= nil and math.type(self.seed) ~= "integer" then
+    fail(2, "loader: seed must be an integer, got %s", kind(self.seed))
+  end
+  self._tensors, self._index = tensor_source(ds)
+  return self
+end
+
+--- #loader: the number of batches in an epoch.
+function Loader.__len(self)
+  local n, bs = #self.dataset, self.batch_size
+  if self.drop_last then return n // bs end
+  return (n + bs - 1) // bs
+end
+
+function Loader.__tostring(self)
+  return ("DataLoader(%d samples, batch_size %d, %d batches%s)"):format(
+    #self.dataset, self.batch_size, #self, self.shuffle and ", shuffled" or "")
+end
+
+--- The order of one epoch: a permutation (shuffle) or nil (in order).
+function Loader:_order()
+  self.epoch = self.epoch + 1
+  if not self.shuffle then return nil end
+  local n = #self.dataset
+  if self.seed then
+    -- epoch e draws at counter (e-1)*n of the seed's stream: the orders
+    -- manual_seed(seed) and one randperm(n) per epoch would give
+    return seeded_randperm(self.seed, (self.epoch - 1) * n, n)
+  end
+  return ember.randperm(n)
+end
+
+--- Batch b of an epoch with the given order.
+function Loader:_batch(order, b)
+  local n, bs = #self.dataset, self.batch_size
+  local start = (b - 1) * bs + 1
+  local len = math.min(bs, n - start + 1)
+  if self._tensors then
+    local idx = order and order:narrow(1, start, len) or ember.arange(start, start + len)
+    if self._index then idx = self._index:index_select(1, idx) end
+    local out = {}
+    for j, t in ipairs(self._tensors) do out[j] = t:index_select(1, idx) end
+    return table.unpack(out, 1, #self._tensors)
+  end
+  local items = {}
+  for k = 1, len do
+    local i = order and order[start + k - 1] or start + k - 1
+    items[k] = self.dataset[i]
+  end
+  local out = collate(items)
+  return table.unpack(out, 1, out.n)
+end
+
+--- loader:iter(): a plain iterator over one new epoch.
+function Loader:iter()
+  local order, b, nb = self:_order(), 0, #self
+  return function()
+    b = b + 1
+    if b > nb then return nil end
+    return self:_batch(order, b)
+  end
+end
+
+--- `for xb, yb in loader do`: the for calls the loader with a nil control
+-- value first, which starts a new epoch; then with the previous batch.
+function Loader.__call(self, _, control)
+  if control == nil or not self._iter then self._iter = self:iter() end
+  local it = self._iter
+  return it()
+end
+
+-- }======================================================================
+
+return data
