@@ -42,6 +42,22 @@ end
 
 function Sequential:_len() return #rawget(self, "_modules").names end
 
+--- The config lists the layers it has now (not those it was built with),
+-- so a model grown with add() is saved as it is.
+function Sequential:get_config()
+  local serialize = require "ember.nn.serialize"
+  local layers = {n = #self}
+  for i, name in ipairs(rawget(self, "_modules").names) do
+    if name ~= tostring(i) then
+      serialize.fail(("%s: layer %d of Sequential is named '%s'; only layers named by their " ..
+                      "position (1, 2, ...) can be saved"):format(serialize.fname("get_config"),
+                                                                  i, name))
+    end
+    layers[i] = self[i]
+  end
+  return serialize.config_from_args(self, layers)
+end
+
 --- seq[i]: the i-th layer; negative i counts from the end.
 function Sequential:_index_number(i)
   local n = #self

@@ -18,4 +18,10 @@ for _, file in ipairs{"containers", "linear", "conv", "pooling", "activation",
   end
 end
 
+-- Model files and architectures: model:save(path), nn.load(path),
+-- nn.from_config(m:get_config()).
+local serialize = require "ember.nn.serialize"
+nn.load = serialize.load
+nn.from_config = serialize.from_config
+
 return nn

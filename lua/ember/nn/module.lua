@@ -68,6 +68,14 @@ local function instance_mt(C)
   return mt
 end
 
+-- Every class by name, so that nn.load can rebuild a saved architecture
+-- (ember.nn.serialize).  A later class of the same name replaces an
+-- earlier one: the latest definition wins.
+local classes = {}
+
+--- The class registered under name (nil if none).
+function Module._class_named(name) return classes[name] end
+
 --- Module:extend(name): a new class deriving from this one.  Define
 -- `init(self, ...)` (the constructor) and `forward(self, ...)` on it;
 -- calling the class constructs an instance.
@@ -77,6 +85,7 @@ function Module.extend(Parent, name)
   end
   local C = {__name = name, __parent = Parent}
   C.__mt = instance_mt(C)
+  classes[name] = C
   return setmetatable(C, {
     __index = Parent,
     __call = function(cls, ...) return cls:new(...) end,
@@ -84,11 +93,36 @@ function Module.extend(Parent, name)
   })
 end
 
+-- The constructor arguments of every instance (table.pack'ed), for
+-- get_config.  Weak keys: an entry goes when its module does.  They live
+-- here rather than in the instance, which holds only the four stores.
+local args_of = setmetatable({}, {__mode = "k"})
+
+--- A copy of a constructor argument: plain tables (an options table, a
+-- list of sizes) are copied all the way down, so that the caller changing
+-- them later does not change what is saved; tensors, modules and other
+-- values are kept as they are.  seen keeps shared and cyclic tables so.
+local function copy_arg(v, seen)
+  if type(v) ~= "table" or getmetatable(v) ~= nil then return v end
+  if seen[v] then return seen[v] end
+  local c = {}
+  seen[v] = c
+  for k, x in pairs(v) do c[k] = copy_arg(x, seen) end
+  return c
+end
+
+--- The arguments the constructor of m was called with: a table.pack'ed
+-- list (field n counts trailing nils), or nil if m was not made by new.
+function Module._constructor_args(m) return args_of[m] end
+
 --- Construct an instance of class C: empty stores, training mode, then
--- C.init(self, ...).
+-- C.init(self, ...).  The arguments are recorded first (see args_of).
 function Module.new(C, ...)
   local self = setmetatable({_parameters = new_store(), _buffers = new_store(),
                              _modules = new_store(), _fields = {training = true}}, C.__mt)
+  local args, seen = table.pack(...), {}
+  for i = 1, args.n do args[i] = copy_arg(args[i], seen) end
+  args_of[self] = args
   self:init(...)
   return self
 end
@@ -405,6 +439,16 @@ end
 function Module:float() return self:to("float32") end
 function Module:double() return self:to("float64") end
 
+-- Saving (ember.nn.serialize, required when first used: it requires this
+-- file).
+
+--- {class = name, args = {...}}: what nn.from_config rebuilds m from.
+function Module:get_config() return require("ember.nn.serialize").get_config(self) end
+
+--- Write the model (weights, architecture, optimizer state) to a
+-- safetensors file; see docs/nn.md.
+function Module:save(path, opts) return require("ember.nn.serialize").save(self, path, opts) end
+
 -- }======================================================================
 
 -- {======================================================================
@@ -429,6 +473,7 @@ end
 -- }======================================================================
 
 Module.__mt = instance_mt(Module)
+classes.Module = Module
 setmetatable(Module, {
   __call = function(cls, ...) return cls:new(...) end,
   __tostring = function() return "class Module" end,
