@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "lua_internal.h"
 
@@ -793,6 +794,13 @@ static int l_clock(lua_State *L) {
   return 1;
 }
 
+/* ember._stdout_isatty(): is standard output a terminal?  (fit's progress
+** bar redraws one line on a terminal and prints a line per epoch otherwise) */
+static int l_stdout_isatty(lua_State *L) {
+  lua_pushboolean(L, isatty(STDOUT_FILENO));
+  return 1;
+}
+
 /* }====================================================================== */
 
 /* functions of the module only (their first argument is not a tensor) */
@@ -804,7 +812,7 @@ static const luaL_Reg module_funcs[] = {
   {"is_tensor", l_is_tensor}, {"cat", l_cat}, {"stack", l_stack},
   {"where", l_where}, {"set_num_threads", l_set_num_threads},
   {"get_num_threads", l_get_num_threads}, {"clock", l_clock},
-  {NULL, NULL},
+  {"_stdout_isatty", l_stdout_isatty}, {NULL, NULL},
 };
 
 /* functions that are methods too */

@@ -52,5 +52,8 @@ function ember.enable_grad(fn, ...) return with_grad_mode("enable_grad", true, f
 package.loaded.ember = ember
 ember.nn = require "ember.nn"
 ember.optim = require "ember.optim"
+ember.data = require "ember.data"
+ember.callbacks = require "ember.callbacks"
+require "ember.train"   -- compile, fit, evaluate, predict, summary on nn.Module
 
 return ember
