@@ -1,16 +1,64 @@
 -- Every script in examples/ runs to completion (CI runs them all).
 local run = require "helpers.run"
 
+-- The Fashion-MNIST examples train for minutes at full size; CI runs them
+-- shortened (a few thousand images) and checks they learn all the same.
+-- (6000 images, 2 epochs: about 74% for the CNN; the MLP is cheap enough for 20000.)
+local ARGS = {["examples/fashion_mnist_cnn.lua"] = "--limit 6000 --epochs 2",
+              ["examples/custom_loop.lua"] = "--limit 6000 --epochs 2",
+              ["examples/fashion_mnist_mlp.lua"] = "--limit 20000 --epochs 2"}
+local outputs = {}
+
+local function run_example(path)
+  if not outputs[path] then
+    local out, rc = run.sh(run.ember .. " " .. path .. " " .. (ARGS[path] or ""))
+    assert.are.equal(0, rc, out)
+    outputs[path] = out
+  end
+  return outputs[path]
+end
+
 describe("examples", function()
   local p = io.popen("ls examples/*.lua")
   for path in p:lines() do
     it(path .. " runs", function()
-      local out, rc = run.sh(run.ember .. " " .. path)
-      assert.are.equal(0, rc, out)
-      assert.is_true(#out > 0)
+      assert.is_true(#run_example(path) > 0)
     end)
   end
   p:close()
+end)
+
+describe("the Fashion-MNIST examples, shortened", function()
+  local function accuracy(out, pattern)
+    local acc = tonumber(out:match(pattern))
+    assert.is_not_nil(acc, out)
+    return acc
+  end
+
+  it("fashion_mnist_cnn.lua learns, saves, reloads and names classes", function()
+    local out = run_example("examples/fashion_mnist_cnn.lua")
+    assert.truthy(out:find("Total params: 93,322", 1, true), out)
+    assert.is_true(accuracy(out, "test accuracy: ([%d%.]+)") > 0.70, out)
+    -- five predictions by the reloaded model, each naming a class
+    local names = 0
+    for predicted, truth in out:gmatch("image %d: (%S[^\n]-)%s+%(%d+%%%), truly ([^\n]+)") do
+      names = names + 1
+    end
+    assert.are.equal(5, names, out)
+  end)
+
+  it("fashion_mnist_mlp.lua learns", function()
+    local out = run_example("examples/fashion_mnist_mlp.lua")
+    assert.is_true(accuracy(out, "test accuracy: ([%d%.]+)") > 0.70, out)
+  end)
+
+  it("custom_loop.lua learns, epoch by epoch", function()
+    local out = run_example("examples/custom_loop.lua")
+    local accs = {}
+    for a in out:gmatch("test accuracy ([%d%.]+)") do accs[#accs + 1] = tonumber(a) end
+    assert.are.equal(2, #accs, out)
+    assert.is_true(accs[2] > 0.70, out)
+  end)
 end)
 
 describe("examples converge", function()
