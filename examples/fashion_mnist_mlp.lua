@@ -5,13 +5,9 @@
 local ember = require "ember"
 local nn, data = ember.nn, ember.data
 
-local function option(name, default)
-  for i = 1, #arg - 1 do
-    if arg[i] == "--" .. name then return math.tointeger(tonumber(arg[i + 1])) end
-  end
-  return default
-end
-local limit, epochs = option("limit", nil), option("epochs", 5)
+local opt = {}   -- --limit N --epochs N (a quick run: fewer images, fewer epochs)
+for i = 1, #arg - 1, 2 do opt[arg[i]] = math.tointeger(tonumber(arg[i + 1])) end
+local limit, epochs = opt["--limit"], opt["--epochs"] or 5
 
 ember.manual_seed(42)
 local train, test = data.fashion_mnist{limit = limit}

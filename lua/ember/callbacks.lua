@@ -22,17 +22,7 @@ local HOOKS = {on_train_begin = true, on_train_end = true, on_epoch_begin = true
 callbacks._HOOKS = HOOKS
 
 --- Raise msg at the first caller outside this file and train.lua.
-local function fail(msg)
-  local level = 2
-  while true do
-    local info = debug.getinfo(level, "S")
-    if not info then level = 1 break end
-    if info.what ~= "C" and not info.source:find("ember/callbacks", 1, true)
-       and not info.source:find("ember/train", 1, true) then break end
-    level = level + 1
-  end
-  error(msg, level)
-end
+local fail = require("ember.blame").failer("ember/callbacks", "ember/train")
 
 -- {======================================================================
 -- The base class

@@ -18,16 +18,7 @@ local callbacks = require "ember.callbacks"
 local M = {}
 
 --- Raise msg at the first caller outside this file.
-local function fail(msg)
-  local level = 2
-  while true do
-    local info = debug.getinfo(level, "S")
-    if not info then level = 1 break end
-    if info.what ~= "C" and not info.source:find("ember/train", 1, true) then break end
-    level = level + 1
-  end
-  error(msg, level)
-end
+local fail = require("ember.blame").failer("ember/train")
 
 local function kind(v) return ember.is_tensor(v) and "tensor" or type(v) end
 local function class_of(m) return getmetatable(m).__name end
@@ -351,14 +342,13 @@ function Progress:epoch_begin(epoch, steps)
   if self.tty then io.stdout:write(("Epoch %d/%d\n"):format(epoch, self.epochs)) end
 end
 
+--- Keras's bar: "[=====>....]", 30 wide, all "=" when the epoch is done.
 local function bar(done, steps)
   local width = 30
-  local filled = steps > 0 and math.floor(width * done / steps) or width
-  local s = ("="):rep(filled)
-  if done < steps then s = s:sub(1, -2) .. (filled > 0 and ">" or "") .. ("."):rep(width - filled)
-                         .. (filled > 0 and "" or "") end
-  if #s < width then s = s .. ("."):rep(width - #s) end
-  return "[" .. s .. "]"
+  local filled = math.floor(width * done / steps)
+  local s = ""
+  if filled > 0 then s = ("="):rep(filled - 1) .. (done < steps and ">" or "=") end
+  return "[" .. s .. ("."):rep(width - filled) .. "]"
 end
 
 local function digits(n) return #tostring(n) end

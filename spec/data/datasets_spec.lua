@@ -2,6 +2,7 @@
 -- to 1..10, the limit option, and the errors for missing or bad files.
 local ember = require "ember"
 local data = ember.data
+local run = require "helpers.run"
 
 local FASHION_CLASSES = {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                          "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"}
@@ -10,12 +11,7 @@ local FASHION_CLASSES = {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
 -- A small MNIST-like folder
 -- =======================================================================
 
-local function mkdir_temp()
-  local d = os.tmpname()
-  os.remove(d)
-  assert(os.execute("mkdir -p '" .. d .. "'"))
-  return d
-end
+local mkdir_temp = run.tmpdir
 
 local function write(p, bytes)
   local f = assert(io.open(p, "wb"))
@@ -58,7 +54,7 @@ local function mnist_dir()
   return d
 end
 
-local function rm(d) os.execute("rm -rf '" .. d .. "'") end
+local rm = run.rmdir
 
 local function message(fn, ...)
   local ok, msg = pcall(fn, ...)

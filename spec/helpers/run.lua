@@ -30,4 +30,15 @@ function M.lua_run(src)
   return M.sh(M.lua_cmd() .. " -e " .. M.q(src))
 end
 
+--- A new empty folder under /tmp; remove it with M.rmdir.
+function M.tmpdir()
+  local d = os.tmpname()
+  os.remove(d)
+  assert(os.execute("mkdir -p " .. M.q(d)))
+  return d
+end
+
+--- Remove a folder made by M.tmpdir, with everything in it.
+function M.rmdir(d) os.execute("rm -rf " .. M.q(d)) end
+
 return M

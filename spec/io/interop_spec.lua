@@ -50,15 +50,8 @@ local function same_values(want, got, what)
   end
 end
 
-before_each(function()
-  dir = os.tmpname()
-  os.remove(dir)
-  assert(os.execute("mkdir -p " .. run.q(dir)))
-end)
-
-after_each(function()
-  os.execute("rm -rf " .. run.q(dir))
-end)
+before_each(function() dir = run.tmpdir() end)
+after_each(function() run.rmdir(dir) end)
 
 describe("safetensors interop", function()
 

@@ -62,15 +62,8 @@ end
 --- Flat values of a tensor (a 0-d tensor gives one).
 local function flat(t) return t:reshape(-1):totable() end
 
-before_each(function()
-  dir = os.tmpname()
-  os.remove(dir)
-  assert(os.execute("mkdir -p " .. run.q(dir)))
-end)
-
-after_each(function()
-  os.execute("rm -rf " .. run.q(dir))
-end)
+before_each(function() dir = run.tmpdir() end)
+after_each(function() run.rmdir(dir) end)
 
 describe("ember.save and ember.load", function()
 

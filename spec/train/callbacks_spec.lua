@@ -17,12 +17,8 @@ local function model(opt)
   return m
 end
 
-local function tmpdir()
-  local p = os.tmpname()
-  os.remove(p)
-  assert(os.execute("mkdir " .. p))
-  return p
-end
+local run = require "helpers.run"
+local tmpdir = run.tmpdir
 
 local function files(dir)
   local out = {}
@@ -156,7 +152,7 @@ describe("CSVLogger", function()
     for _ in io.lines(path) do n = n + 1 end
     assert.are.equal(5, n)
     assert.are.same({"log.csv"}, files(dir))   -- no temporary files left
-    os.execute("rm -rf " .. dir)
+    run.rmdir(dir)
   end)
 end)
 
@@ -182,7 +178,7 @@ describe("ModelCheckpoint", function()
     assert.error_matches(function()
       m:fit(x, y, {verbose = 0, callbacks = {callbacks.ModelCheckpoint(dir .. "/{nope}.st")}})
     end, "'{nope}' in the file path is not in the logs")
-    os.execute("rm -rf " .. dir)
+    run.rmdir(dir)
   end)
 
   it("a run resumed from a checkpoint ends with the weights of an uninterrupted run", function()
@@ -216,6 +212,6 @@ describe("ModelCheckpoint", function()
     straight:save(plain)
     assert.error_matches(function() callbacks.load_checkpoint(plain) end,
                          "was not written by ModelCheckpoint")
-    os.execute("rm -rf " .. dir)
+    run.rmdir(dir)
   end)
 end)

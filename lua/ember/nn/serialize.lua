@@ -49,17 +49,7 @@ local function fname(default) return caller or default end
 
 --- Raise msg blaming the first caller outside ember's nn and json files,
 -- so the position is the user's line however deep the check sits.
-local function fail(msg)
-  local level = 2
-  while true do
-    local info = debug.getinfo(level, "S")
-    if not info then level = 1 break end
-    if info.what ~= "C" and not info.source:find("ember/nn/", 1, true)
-       and not info.source:find("ember/json.lua", 1, true) then break end
-    level = level + 1
-  end
-  error(msg, level)
-end
+local fail = require("ember.blame").failer("ember/nn/", "ember/json.lua")
 S.fail = fail
 
 --- The name errors start with: the running public function, or default.

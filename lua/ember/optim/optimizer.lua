@@ -19,16 +19,7 @@ Optimizer.__index = Optimizer
 
 --- Raise msg blaming the first caller outside ember.optim's files, so the
 -- position points at the user's line however deep the check sits.
-local function fail(msg)
-  local level = 2
-  while true do
-    local info = debug.getinfo(level, "S")
-    if not info then level = 1 break end
-    if info.what ~= "C" and not info.source:find("ember/optim/", 1, true) then break end
-    level = level + 1
-  end
-  error(msg, level)
-end
+local fail = require("ember.blame").failer("ember/optim/")
 Optimizer.fail = fail
 
 --- "number", "tensor", "table", ... for messages.
