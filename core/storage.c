@@ -167,15 +167,18 @@ int ember_check_shape(const char *fn, int ndim, const int64_t *shape) {
   if (ndim < 0 || ndim > EMBER_MAX_DIMS)
     return ember_set_error("%s: at most %d dimensions are supported, got %d",
                            fn, EMBER_MAX_DIMS, ndim);
+  /* The product of the sizes, a zero counted as one: the strides are
+  ** products of trailing sizes, so they must fit even when a zero-size
+  ** dimension makes the element count 0 ([0, 2^62, 2^62]). */
   int64_t n = 1;
   for (int i = 0; i < ndim; i++) {
     if (shape[i] < 0)
       return ember_set_error("%s: size of dimension %d must be >= 0, got %lld",
                              fn, i + 1, (long long)shape[i]);
-    if (shape[i] > 0 && n > INT64_MAX / 16 / shape[i])
+    if (shape[i] > 1 && n > INT64_MAX / 16 / shape[i])
       return ember_set_error("%s: shape is too large (element count "
                              "overflows)", fn);
-    n *= shape[i];
+    if (shape[i] > 1) n *= shape[i];
   }
   return 0;
 }

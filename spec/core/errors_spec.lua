@@ -66,6 +66,8 @@ describe("errors", function()
     fails_with(function() return ember.zeros(-1) end, "size must be >= 0, got -1")
     fails_with(function() return ember.zeros(1, 1, 1, 1, 1, 1, 1, 1, 1) end, "at most 8 dimensions")
     fails_with(function() return ember.zeros(2^40, 2^40) end, "too large")
+    -- a zero-size dim leaves no elements, but the strides would still overflow
+    fails_with(function() return ember.zeros(0, 2^62, 2^62) end, "too large")
     fails_with(function() return ember.rand(2, {dtype = "int64"}) end, "rand: expected a floating dtype")
     fails_with(function() return ember.randint(5, 1, {2}) end, "randint: empty range")
     fails_with(function() return ember.arange(0, 10, 0) end, "arange: step must be nonzero")
