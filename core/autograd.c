@@ -104,6 +104,7 @@ ember_node *ember_ag_node(const char *name, ember_backward_fn fn, int n,
     if (!t) continue;
     node->in[i].ndim = t->ndim;
     node->in[i].dtype = t->dtype;
+    node->in[i].device = t->storage->device;
     memcpy(node->in[i].shape, t->shape, (size_t)t->ndim * sizeof *t->shape);
     if (!ember_ag_requires(t)) continue;
     node->needs[i] = 1;
@@ -311,6 +312,11 @@ static ember_tensor *fit_grad(ember_node *n, int i, ember_tensor *g) {
     ember_tensor_release(g);
     g = c;
   }
+  if (g && g->storage->device != m->device) {   /* copy_ across devices */
+    ember_tensor *c = ember_to_device(g, m->device);
+    ember_tensor_release(g);
+    g = c;
+  }
   return g;
 }
 
@@ -493,6 +499,12 @@ int ember_backward(ember_tensor *t, const ember_tensor *grad,
                       ember_dtype_name(grad->dtype));
       return -1;
     }
+    if (grad->storage->device != t->storage->device) {
+      ember_set_error("backward: grad is on %s but the tensor is on %s",
+                      ember_device_name(grad->storage->device),
+                      ember_device_name(t->storage->device));
+      return -1;
+    }
     g0 = ember_to_dtype(grad, t->dtype);
   } else {
     if (ember_numel(t) != 1) {
@@ -503,7 +515,11 @@ int ember_backward(ember_tensor *t, const ember_tensor *grad,
                       ember_shape_str(b, sizeof b, t->ndim, t->shape));
       return -1;
     }
-    g0 = ember_ones(t->ndim, t->shape, t->dtype);
+    g0 = ember_empty_on(t->storage->device, t->ndim, t->shape, t->dtype);
+    if (g0 && ember_backend_of(g0)->fill(g0, 1.0, 1) < 0) {
+      ember_tensor_release(g0);
+      g0 = NULL;
+    }
   }
   if (!g0) return -1;
 

@@ -43,6 +43,7 @@ typedef struct ember_edge {
 typedef struct ember_in_meta {  /* what the engine needs of each input */
   int ndim;
   ember_dtype dtype;
+  ember_device device;
   int64_t shape[EMBER_MAX_DIMS];
 } ember_in_meta;
 

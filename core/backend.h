@@ -142,6 +142,12 @@ typedef struct ember_backend_i {
 
 extern const ember_backend_i ember_cpu_backend;
 const ember_backend_i *ember_backend_of(const ember_tensor *t);
+/* The table of a device: the CPU's, the loaded plugin's, or NULL
+   (device.c). */
+const ember_backend_i *ember_device_backend(ember_device dev);
+/* n bytes between a device and the host (one side is the CPU). */
+int ember_device_memcpy(ember_device dst_dev, void *dst, ember_device src_dev,
+                        const void *src, size_t n);
 
 /* Internal helpers shared by the ops files. */
 ember_storage *ember_storage_new(ember_device dev, size_t nbytes);
@@ -154,8 +160,6 @@ ember_tensor *ember_tensor_make(ember_storage *s, ember_dtype dt, int ndim,
 ember_tensor *ember_tensor_alias(const ember_tensor *t, int ndim,
                                  const int64_t *shape, const int64_t *strides,
                                  int64_t offset);
-ember_tensor *ember_empty_on(ember_device dev, int ndim, const int64_t *shape,
-                             ember_dtype dt);
 void ember_contiguous_strides(int ndim, const int64_t *shape, int64_t *strides);
 /* Checks a shape (0..8 dims, sizes >= 0, numel fits in int64). */
 int ember_check_shape(const char *fn, int ndim, const int64_t *shape);
@@ -167,6 +171,16 @@ ember_tensor *ember_broadcast_to(const ember_tensor *t, int ndim,
                                  const int64_t *shape);
 /* t converted to dt (t retained when it already has dt). */
 ember_tensor *ember_cast(const ember_tensor *t, ember_dtype dt);
+
+/* A fresh result whose kernel returned rc: itself, or NULL (released) when
+   the kernel failed (a GPU launch error, bad data), its message set. */
+static inline ember_tensor *ember_kernel_result(ember_tensor *out, int rc) {
+  if (out && rc < 0) {
+    ember_tensor_release(out);
+    return NULL;
+  }
+  return out;
+}
 
 /* Every in-place write to t's data calls this (autograd's check that a
    tensor saved for backward was not modified). */

@@ -869,6 +869,9 @@ static int view_backward(ember_node *n, ember_tensor *g, ember_tensor **gin) {
       ember_tensor_retain(g);
       r = g;
       break;
+    case EMBER_AG_TO_DEVICE:
+      r = ember_to_device(g, (ember_device)a0);
+      break;
     case EMBER_AG_TRANSPOSE:
       r = ember_transpose(g, a0, (int)n->ip[2]);
       break;
@@ -922,7 +925,7 @@ ember_tensor *ember_ag_record_view(ember_ag_view_kind kind, const char *name,
     }
   }
   int is_view = kind != EMBER_AG_CLONE && kind != EMBER_AG_CONVERT &&
-                out->storage == t->storage;
+                kind != EMBER_AG_TO_DEVICE && out->storage == t->storage;
   return ember_ag_finish(n, out, is_view);
 }
 

@@ -60,7 +60,8 @@ ember_tensor *ember_ag_avg_pool2d(const ember_tensor *x, const int kernel[2],
 /* Views and copies.  `kind` names the view op; ip carries its arguments. */
 typedef enum {
   EMBER_AG_RESHAPE, EMBER_AG_EXPAND, EMBER_AG_TRANSPOSE, EMBER_AG_PERMUTE,
-  EMBER_AG_NARROW, EMBER_AG_SELECT, EMBER_AG_CLONE, EMBER_AG_CONVERT
+  EMBER_AG_NARROW, EMBER_AG_SELECT, EMBER_AG_CLONE, EMBER_AG_CONVERT,
+  EMBER_AG_TO_DEVICE   /* a0: the input's device */
 } ember_ag_view_kind;
 /* Record `out` (already computed, from t) as a view/copy of t; consumes out. */
 ember_tensor *ember_ag_record_view(ember_ag_view_kind kind, const char *name,

@@ -235,8 +235,7 @@ ember_tensor *ember_binary(ember_binary_op op, const ember_tensor *a,
   const ember_backend_i *be = ember_backend_of(a);
   if (a->dtype == dt && b->dtype == dt && same_shape(a, b)) {
     ember_tensor *out = ember_empty_on(a->storage->device, a->ndim, a->shape, dt);
-    if (out) be->binary(op, out, a, b);
-    return out;
+    return out ? ember_kernel_result(out, be->binary(op, out, a, b)) : NULL;
   }
   int n;
   int64_t shape[EMBER_MAX_DIMS];
@@ -247,7 +246,7 @@ ember_tensor *ember_binary(ember_binary_op op, const ember_tensor *a,
   ember_tensor *ea = cb ? ember_broadcast_to(ca, n, shape) : NULL;
   ember_tensor *eb = ea ? ember_broadcast_to(cb, n, shape) : NULL;
   ember_tensor *out = eb ? ember_empty_on(a->storage->device, n, shape, dt) : NULL;
-  if (out) be->binary(op, out, ea, eb);
+  if (out) out = ember_kernel_result(out, be->binary(op, out, ea, eb));
   ember_tensor_release(eb);
   ember_tensor_release(ea);
   ember_tensor_release(cb);
@@ -348,7 +347,7 @@ ember_tensor *ember_compare(ember_cmp_op op, const ember_tensor *a,
   ember_tensor *eb = ea ? ember_broadcast_to(cb, n, shape) : NULL;
   ember_tensor *out = eb ? ember_empty_on(a->storage->device, n, shape, EMBER_BOOL)
                          : NULL;
-  if (out) ember_backend_of(out)->compare(op, out, ea, eb);
+  if (out) out = ember_kernel_result(out, ember_backend_of(out)->compare(op, out, ea, eb));
   ember_tensor_release(eb);
   ember_tensor_release(ea);
   ember_tensor_release(cb);
@@ -382,7 +381,7 @@ ember_tensor *ember_where(const ember_tensor *cond, const ember_tensor *a,
   ember_tensor *eb = ea ? ember_broadcast_to(cb, n2, shape) : NULL;
   ember_tensor *ec = eb ? ember_broadcast_to(cond, n2, shape) : NULL;
   ember_tensor *out = ec ? ember_empty_on(a->storage->device, n2, shape, dt) : NULL;
-  if (out) ember_backend_of(out)->where(out, ec, ea, eb);
+  if (out) out = ember_kernel_result(out, ember_backend_of(out)->where(out, ec, ea, eb));
   ember_tensor_release(ec);
   ember_tensor_release(eb);
   ember_tensor_release(ea);

@@ -161,9 +161,13 @@ static ember_tensor *softmax_impl(const char *fn, const ember_tensor *t,
     perm[k] = dim;
     ember_tensor *ps = ember_permute(src, t->ndim, perm);
     ember_tensor *po = ps ? ember_permute(out, t->ndim, perm) : NULL;
-    if (po) ember_backend_of(out)->softmax(po, ps, log);
+    int rc = po ? ember_backend_of(out)->softmax(po, ps, log) : -1;
     ember_tensor_release(po);
     ember_tensor_release(ps);
+    if (rc < 0) {
+      ember_tensor_release(out);
+      out = NULL;
+    }
   } else if (out) {
     ember_fill_(out, log ? 0.0 : 1.0);   /* a single element */
   }

@@ -7,7 +7,7 @@
 ** independent of the thread count.  The default seed is fixed, as in
 ** PyTorch, so runs are reproducible even without manual_seed.
 */
-#include "backend.h"
+#include "autograd.h"
 
 #define DEFAULT_SEED 67280421310721ULL
 
@@ -45,9 +45,44 @@ static ember_tensor *draw(const char *fn, int kind, int ndim,
   ember_tensor *t = ember_empty(ndim, shape, dt);
   if (!t) return NULL;
   uint64_t n = (uint64_t)ember_numel(t);
-  ember_backend_of(t)->random(kind, t, seed, counter, a, b);
+  if (ember_backend_of(t)->random(kind, t, seed, counter, a, b) < 0) {
+    ember_tensor_release(t);
+    return NULL;
+  }
   counter += n;
   return t;
+}
+
+/* Fill t from the generator in place: kind 0 uniform, 1 normal. */
+static int fill_random(const char *fn, int kind, ember_tensor *t, double a,
+                       double b) {
+  if (!ember_dtype_is_float(t->dtype))
+    return ember_set_error("%s: expected a floating tensor, got %s", fn,
+                           ember_dtype_name(t->dtype));
+  /* a strided target is drawn whole into a contiguous one first, so the
+     numbers are those of the same draw into a fresh tensor */
+  ember_tensor *c = ember_is_contiguous(t)
+      ? t : ember_empty_on(t->storage->device, t->ndim, t->shape, t->dtype);
+  if (!c) return -1;
+  uint64_t n = (uint64_t)ember_numel(t);
+  int rc = ember_backend_of(c)->random(kind, c, seed, counter, a, b);
+  if (rc == 0) counter += n;
+  if (rc == 0 && c != t) {
+    int prev = ember_ag_pause();
+    rc = ember_copy_(t, c);
+    ember_ag_resume(prev);
+  }
+  if (c != t) ember_tensor_release(c);
+  if (rc == 0) ember_bump_version(t);
+  return rc;
+}
+
+int ember_uniform_(ember_tensor *t, double a, double b) {
+  return fill_random("uniform_", 0, t, a, b);
+}
+
+int ember_normal_(ember_tensor *t, double mean, double std) {
+  return fill_random("normal_", 1, t, mean, std);
 }
 
 ember_tensor *ember_rand(int ndim, const int64_t *shape, ember_dtype dt) {

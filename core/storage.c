@@ -19,7 +19,7 @@ uint64_t ember_bytes_allocated(void) { return bytes_allocated; }
 size_t ember_bytes_live(void) { return bytes_live; }
 
 static const ember_backend_i *backend_for(ember_device dev) {
-  return dev == EMBER_CPU ? &ember_cpu_backend : NULL;
+  return ember_device_backend(dev);
 }
 
 const ember_backend_i *ember_backend_of(const ember_tensor *t) {

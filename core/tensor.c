@@ -72,10 +72,8 @@ ember_tensor *ember_scalar_like(const ember_tensor *t, double value,
   ember_tensor *s = ember_empty_on(t->storage->device, 0, NULL, dt);
   if (!s) return NULL;
   if (is_integer && !ember_dtype_is_float(dt))
-    ember_backend_of(s)->fill(s, value, ivalue);
-  else
-    ember_fill_(s, value);
-  return s;
+    return ember_kernel_result(s, ember_backend_of(s)->fill(s, value, ivalue));
+  return ember_kernel_result(s, ember_fill_(s, value));
 }
 
 ember_tensor *ember_arange(double start, double end, double step,
@@ -94,8 +92,7 @@ ember_tensor *ember_arange(double start, double end, double step,
   if (nd > 1e15) { ember_set_error("arange: too many elements"); return NULL; }
   int64_t n = (int64_t)nd;
   ember_tensor *t = ember_empty(1, &n, dt);
-  if (t) ember_backend_of(t)->arange(t, start, step);
-  return t;
+  return t ? ember_kernel_result(t, ember_backend_of(t)->arange(t, start, step)) : NULL;
 }
 
 ember_tensor *ember_linspace(double start, double end, int64_t steps,
@@ -106,9 +103,8 @@ ember_tensor *ember_linspace(double start, double end, int64_t steps,
     return NULL;
   }
   ember_tensor *t = ember_empty(1, &steps, dt);
-  if (t) ember_backend_of(t)->arange(t, start,
-                                     steps > 1 ? (end - start) / (double)(steps - 1) : 0);
-  return t;
+  double step = steps > 1 ? (end - start) / (double)(steps - 1) : 0;
+  return t ? ember_kernel_result(t, ember_backend_of(t)->arange(t, start, step)) : NULL;
 }
 
 ember_tensor *ember_eye(int64_t n, int64_t m, ember_dtype dt) {
@@ -435,10 +431,6 @@ static int copy_plain(ember_tensor *dst, const ember_tensor *src) {
     if (dst->strides[i] == 0 && dst->shape[i] > 1)
       return ember_set_error("copy: cannot write to an expanded tensor "
                              "(several elements share memory); clone it first");
-  if (dst->storage->device != src->storage->device)
-    return ember_set_error("copy: tensors are on different devices (%s and %s)",
-                           ember_device_name(dst->storage->device),
-                           ember_device_name(src->storage->device));
   int n;
   int64_t sh[EMBER_MAX_DIMS];
   if (ember_broadcast_shapes("copy", dst->ndim, dst->shape, src->ndim,
@@ -452,9 +444,16 @@ static int copy_plain(ember_tensor *dst, const ember_tensor *src) {
                            ember_shape_str(b2, sizeof b2, dst->ndim, dst->shape));
   }
   /* another view of dst's own storage (t:copy(t:t())) is read from a
-     snapshot, so no element is overwritten before it is read */
+     snapshot, so no element is overwritten before it is read; a source on
+     another device is brought over first (as PyTorch's copy_ does) */
   ember_tensor *snap = NULL;
-  if (src->storage == dst->storage && src != dst) {
+  if (src->storage->device != dst->storage->device) {
+    int prev = ember_ag_pause();
+    snap = ember_to_device(src, dst->storage->device);
+    ember_ag_resume(prev);
+    if (!snap) return -1;
+    src = snap;
+  } else if (src->storage == dst->storage && src != dst) {
     if (!(snap = ember_clone(src))) return -1;
     src = snap;
   }
@@ -504,9 +503,6 @@ ember_tensor *ember_cast(const ember_tensor *t, ember_dtype dt) {
 /* Offset of an element; -1 with a message if out of range. */
 static int64_t element_offset(const char *fn, const ember_tensor *t,
                               const int64_t *index) {
-  if (t->storage->device != EMBER_CPU)
-    return ember_set_error("%s: tensor is on %s; move it to the cpu first", fn,
-                           ember_device_name(t->storage->device));
   int64_t off = t->offset;
   for (int i = 0; i < t->ndim; i++) {
     if (index[i] < 0 || index[i] >= t->shape[i])
@@ -518,16 +514,28 @@ static int64_t element_offset(const char *fn, const ember_tensor *t,
   return off;
 }
 
+/* A host pointer to the element at index: into the data on the CPU, into
+   buf (a copy of the element) on other devices; NULL with a message. */
+static const char *element_at(const char *fn, const ember_tensor *t,
+                              const int64_t *index, char buf[8]) {
+  int64_t off = element_offset(fn, t, index);
+  if (off < 0) return NULL;
+  size_t es = ember_dtype_size(t->dtype);
+  const char *p = (const char *)t->storage->data + off * (int64_t)es;
+  if (t->storage->device == EMBER_CPU) return p;
+  return ember_device_memcpy(EMBER_CPU, buf, t->storage->device, p, es) < 0 ? NULL : buf;
+}
+
 int ember_get(const ember_tensor *t, const int64_t *index, double *out) {
-  int64_t off = element_offset("get", t, index);
-  if (off < 0) return -1;
-  const char *p = t->storage->data;
+  char buf[8];
+  const char *p = element_at("get", t, index, buf);
+  if (!p) return -1;
   switch (t->dtype) {
-    case EMBER_FLOAT32: *out = ((const float *)p)[off]; break;
-    case EMBER_FLOAT64: *out = ((const double *)p)[off]; break;
-    case EMBER_INT32: *out = ((const int32_t *)p)[off]; break;
-    case EMBER_INT64: *out = (double)((const int64_t *)p)[off]; break;
-    case EMBER_UINT8: case EMBER_BOOL: *out = ((const uint8_t *)p)[off]; break;
+    case EMBER_FLOAT32: *out = *(const float *)p; break;
+    case EMBER_FLOAT64: *out = *(const double *)p; break;
+    case EMBER_INT32: *out = *(const int32_t *)p; break;
+    case EMBER_INT64: *out = (double)*(const int64_t *)p; break;
+    case EMBER_UINT8: case EMBER_BOOL: *out = *(const uint8_t *)p; break;
     default: return ember_set_error("get: bad dtype");
   }
   return 0;
@@ -540,13 +548,13 @@ int ember_get_int(const ember_tensor *t, const int64_t *index, int64_t *out) {
     *out = (int64_t)d;
     return 0;
   }
-  int64_t off = element_offset("get", t, index);
-  if (off < 0) return -1;
-  const char *p = t->storage->data;
+  char buf[8];
+  const char *p = element_at("get", t, index, buf);
+  if (!p) return -1;
   switch (t->dtype) {
-    case EMBER_INT32: *out = ((const int32_t *)p)[off]; break;
-    case EMBER_INT64: *out = ((const int64_t *)p)[off]; break;
-    default: *out = ((const uint8_t *)p)[off]; break;
+    case EMBER_INT32: *out = *(const int32_t *)p; break;
+    case EMBER_INT64: *out = *(const int64_t *)p; break;
+    default: *out = *(const uint8_t *)p; break;
   }
   return 0;
 }

@@ -159,6 +159,9 @@ size_t ember_bytes_live(void);
 ** ===================================================================== */
 
 ember_tensor *ember_empty(int ndim, const int64_t *shape, ember_dtype dt);
+/* The same on a device (ember_empty is ember_empty_on(EMBER_CPU, ...)). */
+ember_tensor *ember_empty_on(ember_device dev, int ndim, const int64_t *shape,
+                             ember_dtype dt);
 ember_tensor *ember_zeros(int ndim, const int64_t *shape, ember_dtype dt);
 ember_tensor *ember_ones(int ndim, const int64_t *shape, ember_dtype dt);
 ember_tensor *ember_full(int ndim, const int64_t *shape, double value,
@@ -191,6 +194,12 @@ void ember_manual_seed(uint64_t seed);
 uint64_t ember_initial_seed(void);
 ember_tensor *ember_rand(int ndim, const int64_t *shape, ember_dtype dt);
 ember_tensor *ember_randn(int ndim, const int64_t *shape, ember_dtype dt);
+/* Fill a float tensor in place, on its own device, from the generator:
+   uniform in [a, b), or normal(mean, std) (as torch's uniform_/normal_).
+   The same seed and counter give the same numbers on every device.  Not
+   recorded by autograd. */
+int ember_uniform_(ember_tensor *t, double a, double b);
+int ember_normal_(ember_tensor *t, double mean, double std);
 /* Integers uniform in [low, high], both inclusive (as math.random). */
 ember_tensor *ember_randint(int64_t low, int64_t high, int ndim,
                             const int64_t *shape, ember_dtype dt);
@@ -460,6 +469,36 @@ ember_tensor *ember_detach(const ember_tensor *t);
    1).  The graph's saved tensors are freed unless retain_graph. */
 int ember_backward(ember_tensor *t, const ember_tensor *grad,
                    int retain_graph);
+
+/* }==================================================================== */
+
+/* {====================================================================
+** CUDA (core/device.c).  The backend is a plugin, libember_cuda.so, loaded
+** on first use (see docs/cuda.md for where it is looked for); without it,
+** or without a driver or a device, CUDA is unavailable and every other
+** function works as before.  Ops run on the device of their operands;
+** mixing devices in one op is an error (a 0-d CPU tensor made from a Lua
+** number follows the other operand).  Reading an element (ember_get,
+** ember_item) of a CUDA tensor copies it to the host.
+** ===================================================================== */
+
+int ember_cuda_is_available(void);
+/* Why CUDA is unavailable ("no CUDA device", "libember_cuda.so not
+   found", ...), or NULL when it is available. */
+const char *ember_cuda_unavailable_reason(void);
+int ember_cuda_device_count(void);                 /* 0 without CUDA */
+/* Wait for every queued kernel; -1 with the CUDA message if one failed. */
+int ember_cuda_synchronize(void);
+size_t ember_cuda_memory_allocated(void);          /* bytes in tensors */
+size_t ember_cuda_memory_reserved(void);           /* and in the cache */
+void ember_cuda_empty_cache(void);                 /* free cached blocks */
+/* TF32 tensor cores for float32 matmul and convolution (off by default,
+   as PyTorch's allow_tf32 flags). */
+void ember_cuda_set_allow_tf32(int on);
+int ember_cuda_get_allow_tf32(void);
+/* t on `dev` (t itself, retained, when it is there already); recorded by
+   autograd, so gradients flow back to t's device. */
+ember_tensor *ember_to_device(const ember_tensor *t, ember_device dev);
 
 /* }==================================================================== */
 

@@ -1,0 +1,240 @@
+/*
+** device.c -- finding and loading the CUDA plugin, and moving tensors
+** between devices.
+**
+** The plugin (libember_cuda.so) is looked for, on first use, in this order:
+**   1. $EMBER_CUDA_PLUGIN, a path;
+**   2. next to the binary that holds this code (the ember executable,
+**      libember's host, or core.so), then in ../, ./build/ and ../lib/
+**      from there, and ../../../ (core.so installed as
+**      PREFIX/lib/lua/5.4/ember/core.so finds PREFIX/lib/);
+**   3. the dynamic loader's own search (LD_LIBRARY_PATH, ...).
+** Failing all, CUDA is unavailable and ember_cuda_unavailable_reason() says
+** why; nothing else changes.
+*/
+#define _GNU_SOURCE 1
+#include <dlfcn.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "autograd.h"
+#include "device.h"
+#include "grad_ops.h"
+
+#define PLUGIN_NAME "libember_cuda.so"
+
+static int tried;
+static const ember_device_plugin *plugin;
+static char reason[512];
+
+static int api_set_error(const char *fmt, ...) {
+  char buf[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  return ember_set_error("%s", buf);
+}
+
+static const ember_core_api core_api = {EMBER_PLUGIN_ABI, api_set_error};
+
+/* Try one path; 1 when a plugin is loaded or a definite answer (no
+   device) was given, 0 to keep looking. */
+static int try_path(const char *path) {
+  void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+  if (!h) {
+    const char *err = dlerror();
+    /* a file that is there but does not load is worth a message; a bare
+       name the loader did not find keeps the "not found" one */
+    if (strchr(path, '/') && access(path, F_OK) == 0)
+      snprintf(reason, sizeof reason, "cannot load %s: %s", path, err);
+    return 0;
+  }
+  ember_plugin_init_fn init;
+  *(void **)&init = dlsym(h, EMBER_PLUGIN_INIT);
+  if (!init) {
+    snprintf(reason, sizeof reason, "%s has no %s", path, EMBER_PLUGIN_INIT);
+    dlclose(h);
+    return 0;
+  }
+  char why[256] = "";
+  plugin = init(&core_api, why, sizeof why);
+  if (!plugin) {
+    snprintf(reason, sizeof reason, "%s", why[0] ? why : "the CUDA plugin found no device");
+    return 1;    /* keep the library loaded: the runtime may have threads */
+  }
+  if (plugin->abi != EMBER_PLUGIN_ABI) {
+    snprintf(reason, sizeof reason, "%s speaks plugin ABI %d, this Ember %d",
+             path, plugin->abi, EMBER_PLUGIN_ABI);
+    plugin = NULL;
+    return 1;
+  }
+  reason[0] = '\0';
+  return 1;
+}
+
+/* Any object of this file: its address names the binary that holds it. */
+static const char anchor;
+
+/* The folder of the binary holding this code, resolved. */
+static int self_dir(char *out, size_t n) {
+  Dl_info info;
+  char buf[PATH_MAX];
+  const char *p = NULL;
+  if (dladdr(&anchor, &info) && info.dli_fname && strchr(info.dli_fname, '/'))
+    p = info.dli_fname;
+  if (p && realpath(p, buf)) p = buf;
+  else {
+    ssize_t k = readlink("/proc/self/exe", buf, sizeof buf - 1);
+    if (k <= 0) return -1;
+    buf[k] = '\0';
+    p = buf;
+  }
+  const char *slash = strrchr(p, '/');
+  if (!slash || (size_t)(slash - p) >= n) return -1;
+  memcpy(out, p, (size_t)(slash - p));
+  out[slash - p] = '\0';
+  return 0;
+}
+
+static void load(void) {
+  tried = 1;
+  snprintf(reason, sizeof reason, "%s not found (build it with make where nvcc is "
+           "installed, or set EMBER_CUDA_PLUGIN)", PLUGIN_NAME);
+  const char *env = getenv("EMBER_CUDA_PLUGIN");
+  if (env && *env) {
+    reason[0] = '\0';
+    if (!try_path(env) && !reason[0])
+      snprintf(reason, sizeof reason, "cannot load %s (EMBER_CUDA_PLUGIN): no such file", env);
+    return;
+  }
+  char dir[PATH_MAX];
+  if (self_dir(dir, sizeof dir) == 0) {
+    static const char *const rel[] = {"", "/..", "/build", "/../lib", "/../../.."};
+    for (size_t i = 0; i < sizeof rel / sizeof *rel; i++) {
+      char path[PATH_MAX + 64];
+      snprintf(path, sizeof path, "%s%s/%s", dir, rel[i], PLUGIN_NAME);
+      if (access(path, F_OK) == 0 && try_path(path)) return;
+    }
+  }
+  try_path(PLUGIN_NAME);
+}
+
+const ember_device_plugin *ember_cuda_plugin(void) {
+  if (!tried) load();
+  return plugin;
+}
+
+/* {======================================================================
+** Public functions
+** ======================================================================= */
+
+int ember_cuda_is_available(void) { return ember_cuda_plugin() != NULL; }
+
+const char *ember_cuda_unavailable_reason(void) {
+  return ember_cuda_plugin() ? NULL : reason;
+}
+
+int ember_cuda_device_count(void) {
+  const ember_device_plugin *p = ember_cuda_plugin();
+  return p ? p->device_count() : 0;
+}
+
+static const ember_device_plugin *need(const char *fn) {
+  const ember_device_plugin *p = ember_cuda_plugin();
+  if (!p) ember_set_error("%s: CUDA is not available (%s)", fn, reason);
+  return p;
+}
+
+int ember_cuda_synchronize(void) {
+  const ember_device_plugin *p = ember_cuda_plugin();
+  return p ? p->synchronize() : 0;
+}
+
+size_t ember_cuda_memory_allocated(void) {
+  const ember_device_plugin *p = ember_cuda_plugin();
+  return p ? p->memory_allocated() : 0;
+}
+
+size_t ember_cuda_memory_reserved(void) {
+  const ember_device_plugin *p = ember_cuda_plugin();
+  return p ? p->memory_reserved() : 0;
+}
+
+void ember_cuda_empty_cache(void) {
+  const ember_device_plugin *p = ember_cuda_plugin();
+  if (p) p->empty_cache();
+}
+
+static int allow_tf32;   /* remembered without a plugin too */
+
+void ember_cuda_set_allow_tf32(int on) {
+  allow_tf32 = on != 0;
+  const ember_device_plugin *p = ember_cuda_plugin();
+  if (p) p->set_allow_tf32(allow_tf32);
+}
+
+int ember_cuda_get_allow_tf32(void) { return allow_tf32; }
+
+const ember_backend_i *ember_device_backend(ember_device dev) {
+  if (dev == EMBER_CPU) return &ember_cpu_backend;
+  const ember_device_plugin *p = dev == EMBER_CUDA ? ember_cuda_plugin() : NULL;
+  return p ? p->backend : NULL;
+}
+
+/* n bytes between devices; one side is the CPU. */
+int ember_device_memcpy(ember_device dst_dev, void *dst, ember_device src_dev,
+                        const void *src, size_t n) {
+  if (n == 0) return 0;
+  if (dst_dev == EMBER_CPU && src_dev == EMBER_CPU) {
+    memcpy(dst, src, n);
+    return 0;
+  }
+  const ember_device_plugin *p = need("to");
+  if (!p) return -1;
+  if (dst_dev == EMBER_CPU) return p->to_host(dst, src, n);
+  if (src_dev == EMBER_CPU) return p->from_host(dst, src, n);
+  return ember_set_error("to: copies between two GPU tensors go through copy_");
+}
+
+/* t on dev, without recording: a contiguous copy made on t's device first
+   when needed, then one transfer. */
+static ember_tensor *to_device_plain(const ember_tensor *t, ember_device dev) {
+  if (dev != EMBER_CPU && !need(dev == EMBER_CUDA ? "cuda" : "to")) return NULL;
+  ember_tensor *c = ember_contiguous(t);
+  ember_tensor *out = c ? ember_empty_on(dev, t->ndim, t->shape, t->dtype) : NULL;
+  if (out) {
+    size_t nbytes = (size_t)ember_numel(t) * ember_dtype_size(t->dtype);
+    if (ember_device_memcpy(dev, out->storage->data, c->storage->device,
+                            (char *)c->storage->data +
+                                c->offset * (int64_t)ember_dtype_size(c->dtype),
+                            nbytes) < 0) {
+      ember_tensor_release(out);
+      out = NULL;
+    }
+  }
+  ember_tensor_release(c);
+  return out;
+}
+
+ember_tensor *ember_to_device(const ember_tensor *t, ember_device dev) {
+  if ((unsigned)dev > EMBER_CUDA) {
+    ember_set_error("to: bad device");
+    return NULL;
+  }
+  if (t->storage->device == dev) {
+    ember_tensor_retain((ember_tensor *)t);
+    return (ember_tensor *)t;
+  }
+  ember_tensor *out = to_device_plain(t, dev);
+  if (out && ember_ag_active1(t))
+    return ember_ag_record_view(EMBER_AG_TO_DEVICE, "ToCopyBackward", t, out,
+                                (int)t->storage->device, 0, NULL);
+  return out;
+}
+
+/* }====================================================================== */
