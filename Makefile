@@ -27,7 +27,7 @@ LIBS     := -lopenblas -lz -lm -fopenmp $(SAN)
 CORE_SRC := $(sort $(wildcard core/*.c core/cpu/*.c))
 BIND_SRC := bindings/lua_tensor.c bindings/lua_ops.c bindings/lua_module.c \
             bindings/lua_autograd.c bindings/lua_nn.c bindings/lua_optim.c \
-            bindings/lua_data.c bindings/lua_io.c
+            bindings/lua_data.c bindings/lua_io.c bindings/lua_cuda.c
 LUA_SRC  := $(sort $(shell find lua -name '*.lua'))
 GEN_SRC  := $(BUILD)/gen/ember_lua_modules.c
 
@@ -38,7 +38,17 @@ HEADERS  := $(wildcard core/*.h core/include/*.h core/cpu/*.h bindings/*.h)
 
 .PHONY: all run test deps asan bench embed install clean rock rock-install
 
-all: ember $(BUILD)/ember/core.so $(BUILD)/libember.a
+# The CUDA backend: a plugin built whenever nvcc is found (CI too, so a
+# compile break fails CI although CI has no GPU), loaded at run time.
+NVCC     ?= $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
+CUDA_HOME = $(patsubst %/bin/nvcc,%,$(NVCC))
+CUDA_ARCH ?= -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90
+NVFLAGS  ?= -O2 -std=c++17 $(CUDA_ARCH) -Xcompiler -fPIC,-Wall -Icore/include
+CU_SRC   := $(sort $(wildcard core/cuda/*.cu))
+CU_OBJ   := $(CU_SRC:%.cu=$(BUILD)/obj/%.o)
+CUDA_LIB := $(if $(NVCC),$(BUILD)/libember_cuda.so)
+
+all: ember $(BUILD)/ember/core.so $(BUILD)/libember.a $(CUDA_LIB)
 
 # {==================================================================
 # Build
@@ -73,6 +83,14 @@ $(BUILD)/libember.a: $(BIND_OBJ) $(CORE_OBJ)
 	rm -f $@
 	ar rcs $@ $^
 
+$(BUILD)/obj/core/cuda/%.o: core/cuda/%.cu core/cuda/cuda_internal.h core/device.h core/backend.h core/include/ember.h
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVFLAGS) -c $< -o $@
+
+# Links cudart and cuBLAS; none of the core's symbols (see core/device.h).
+$(BUILD)/libember_cuda.so: $(CU_OBJ)
+	$(NVCC) -shared -o $@ $^ -lcublas -lcudart -Xlinker -rpath,$(CUDA_HOME)/lib64
+
 # The C host example, built into the build folder ($(BUILD)/embed-host).
 embed: $(BUILD)/libember.a
 	$(MAKE) -C examples/embed LIBEMBER=$(abspath $(BUILD)/libember.a) \
@@ -100,7 +118,7 @@ test: deps
 
 asan: deps
 	@$(MAKE) --no-print-directory BUILD=build-asan CFLAGS="-O1 -g" SAN="$(ASAN_FLAGS)" \
-	  build-asan/ember/core.so build-asan/libember.a ember-asan
+	  build-asan/ember/core.so build-asan/libember.a ember-asan $(if $(NVCC),build-asan/libember_cuda.so)
 	ASAN_OPTIONS=detect_leaks=0:quarantine_size_mb=8 LD_PRELOAD=$$($(CC) -print-file-name=libasan.so) \
 	  EMBER_BUILD=build-asan EMBER_BIN=./ember-asan EMBER_SAN="$(ASAN_FLAGS)" $(BUSTED)
 
@@ -121,6 +139,7 @@ install: all
 	install -m 644 core/include/ember.h $(DESTDIR)$(PREFIX)/include/ember/ember.h
 	install -m 644 bindings/ember_lua.h $(DESTDIR)$(PREFIX)/include/ember/ember_lua.h
 	install -m 755 $(BUILD)/ember/core.so $(DESTDIR)$(PREFIX)/lib/lua/5.4/ember/core.so
+	$(if $(CUDA_LIB),install -m 755 $(CUDA_LIB) $(DESTDIR)$(PREFIX)/lib/libember_cuda.so)
 	cd lua && for f in $$(find ember -name '*.lua'); do \
 	  install -D -m 644 $$f $(DESTDIR)$(PREFIX)/share/lua/5.4/$$f; done
 

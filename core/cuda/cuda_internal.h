@@ -1,0 +1,293 @@
+/*
+** cuda_internal.h -- internals of the CUDA backend (the .cu files of
+** core/cuda).
+**
+** The backend is the CUDA twin of core/cpu: the same kernel table
+** (backend.h), the same semantics slot by slot (read the CPU kernel of a
+** slot for its exact rules: 1-based indices, NaN handling, integer
+** division, ...).  Tensors reach a kernel with device pointers in
+** storage->data and the same shape/strides/offset conventions as on the
+** CPU: strides and offsets in elements, any strides (broadcast operands
+** have stride 0), dtypes float32/float64/int32/int64/uint8/bool.
+**
+** Rules for every kernel file:
+**   - Never call a core function (ember_set_error, ember_numel, ...): the
+**     plugin links against none of the core's symbols.  Use the helpers
+**     below (cu_error, cu_numel, cu_data, ...).
+**   - Check every CUDA call (CU_CHECK) and every launch (CU_LAUNCH_CHECK);
+**     return -1 after cu_error on failure, 0 on success.
+**   - Everything runs on the default stream; no cudaDeviceSynchronize on
+**     the per-op path (copies to the host synchronise by themselves).
+**   - Temporary device memory comes from cu_alloc / cu_free (the caching
+**     allocator), never cudaMalloc / cudaFree.
+**   - Data errors the CPU kernel reports (an index out of range) are
+**     detected on the device into a flag (cu_flag_*) and reported after
+**     the launch with the same message as the CPU kernel's.
+*/
+#ifndef EMBER_CUDA_INTERNAL_H
+#define EMBER_CUDA_INTERNAL_H
+
+#include <cuda_runtime.h>
+#include <cublas_v2.h>
+#include <stdint.h>
+#include <stddef.h>
+
+extern "C" {
+#include "../device.h"
+}
+
+/* {======================================================================
+** Errors
+** ======================================================================= */
+
+extern const ember_core_api *ember_cu_api;   /* set by the plugin's init */
+
+#define cu_error(...) (ember_cu_api->set_error(__VA_ARGS__))
+
+#define CU_CHECK(call)                                                       \
+  do {                                                                       \
+    cudaError_t cu_err_ = (call);                                            \
+    if (cu_err_ != cudaSuccess)                                              \
+      return cu_error("cuda: %s (%s)", cudaGetErrorString(cu_err_), #call);  \
+  } while (0)
+
+#define CU_LAUNCH_CHECK(what)                                                \
+  do {                                                                       \
+    cudaError_t cu_err_ = cudaGetLastError();                                \
+    if (cu_err_ != cudaSuccess)                                              \
+      return cu_error("cuda: %s: kernel launch failed: %s", (what),          \
+                      cudaGetErrorString(cu_err_));                          \
+  } while (0)
+
+#define CUBLAS_CHECK(call)                                                   \
+  do {                                                                       \
+    cublasStatus_t cb_st_ = (call);                                          \
+    if (cb_st_ != CUBLAS_STATUS_SUCCESS)                                     \
+      return cu_error("cublas: %s (%s)", cublasGetStatusString(cb_st_),      \
+                      #call);                                                \
+  } while (0)
+
+/* }====================================================================== */
+
+/* {======================================================================
+** Tensors
+** ======================================================================= */
+
+static inline int64_t cu_numel(const ember_tensor *t) {
+  int64_t n = 1;
+  for (int i = 0; i < t->ndim; i++) n *= t->shape[i];
+  return n;
+}
+
+static inline size_t cu_elsize(ember_dtype dt) {
+  switch (dt) {
+    case EMBER_FLOAT64: case EMBER_INT64: return 8;
+    case EMBER_FLOAT32: case EMBER_INT32: return 4;
+    default: return 1;
+  }
+}
+
+/* Device address of t's first element. */
+static inline void *cu_data(const ember_tensor *t) {
+  return (char *)t->storage->data + t->offset * (int64_t)cu_elsize(t->dtype);
+}
+
+static inline int cu_is_contiguous(const ember_tensor *t) {
+  int64_t expect = 1;
+  for (int i = t->ndim - 1; i >= 0; i--) {
+    if (t->shape[i] != 1 && t->strides[i] != expect) return 0;
+    expect *= t->shape[i];
+  }
+  return 1;
+}
+
+/* A tensor's geometry by value, for kernels: element i (row-major over
+   shape) lives at data[cu_offset(l, i)]. */
+struct cu_layout {
+  int ndim;
+  int64_t shape[EMBER_MAX_DIMS];
+  int64_t strides[EMBER_MAX_DIMS];
+};
+
+static inline cu_layout cu_layout_of(const ember_tensor *t) {
+  cu_layout l;
+  l.ndim = t->ndim;
+  for (int i = 0; i < t->ndim; i++) {
+    l.shape[i] = t->shape[i];
+    l.strides[i] = t->strides[i];
+  }
+  return l;
+}
+
+__host__ __device__ static inline int64_t cu_offset(const cu_layout &l,
+                                                    int64_t i) {
+  int64_t off = 0;
+  for (int d = l.ndim - 1; d >= 0; d--) {
+    int64_t s = l.shape[d];
+    off += (i % s) * l.strides[d];
+    i /= s;
+  }
+  return off;
+}
+
+/* }====================================================================== */
+
+/* {======================================================================
+** Launching
+** ======================================================================= */
+
+#define CU_THREADS 256
+
+/* Blocks for a grid-stride loop over n items. */
+static inline unsigned cu_blocks(int64_t n) {
+  int64_t b = (n + CU_THREADS - 1) / CU_THREADS;
+  if (b < 1) b = 1;
+  if (b > 65535 * 8) b = 65535 * 8;
+  return (unsigned)b;
+}
+
+#define CU_FOR(i, n)                                                         \
+  for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n);  \
+       i += (int64_t)blockDim.x * gridDim.x)
+
+/* Run the statements after T with T the C type of dtype dt (uint8_t for
+   uint8 and bool).  Variadic, so a launch's <<<a, b>>> may be inside. */
+#define CU_DISPATCH(dt, T, ...)                                              \
+  switch (dt) {                                                              \
+    case EMBER_FLOAT32: { typedef float T; __VA_ARGS__; break; }             \
+    case EMBER_FLOAT64: { typedef double T; __VA_ARGS__; break; }            \
+    case EMBER_INT32: { typedef int32_t T; __VA_ARGS__; break; }             \
+    case EMBER_INT64: { typedef int64_t T; __VA_ARGS__; break; }             \
+    default: { typedef uint8_t T; __VA_ARGS__; break; }                      \
+  }
+
+/* The same for float dtypes only. */
+#define CU_DISPATCH_FLOAT(dt, T, ...)                                        \
+  switch (dt) {                                                              \
+    case EMBER_FLOAT64: { typedef double T; __VA_ARGS__; break; }            \
+    default: { typedef float T; __VA_ARGS__; break; }                        \
+  }
+
+/* }====================================================================== */
+
+/* {======================================================================
+** Shared services (backend.cu)
+** ======================================================================= */
+
+/* The caching allocator: device memory in size classes, kept for reuse. */
+void *cu_alloc(size_t nbytes);          /* NULL after cu_error */
+void cu_free(void *ptr);
+
+/* A device flag for data errors: cu_flag_reset() before the launch, the
+   kernel sets *flag (atomicExch / plain store) to a nonzero code and may
+   store a detail in flag[1] (e.g. the offending index); cu_flag_read()
+   after the launch copies both back (synchronising). */
+int64_t *cu_flag_reset(void);           /* NULL after cu_error */
+int cu_flag_read(int64_t out[2]);
+
+/* The cuBLAS handle (created on first use) and the TF32 switch. */
+cublasHandle_t cu_cublas(void);         /* NULL after cu_error */
+extern int cu_allow_tf32;
+
+/* Set h up for a GEMM in dtype dt: TF32 tensor cores for float32 only when
+   allowed, host scalars.  The handle is shared, so every call sets it. */
+static inline int cu_cublas_mode(cublasHandle_t h, ember_dtype dt) {
+  cublasMath_t mode = dt == EMBER_FLOAT32 && cu_allow_tf32
+                          ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH;
+  CUBLAS_CHECK(cublasSetMathMode(h, mode));
+  CUBLAS_CHECK(cublasSetPointerMode(h, CUBLAS_POINTER_MODE_HOST));
+  return 0;
+}
+
+/* Philox-4x32-10, the same function as the CPU's (core/cpu/random.c), so a
+   draw gives the same numbers on both devices.  Defined here: a __device__
+   function called from another file's kernels would need -rdc. */
+__host__ __device__ static inline void cu_philox(uint64_t key, uint64_t counter,
+                                   uint32_t out[4]) {
+  uint32_t c0 = (uint32_t)counter, c1 = (uint32_t)(counter >> 32), c2 = 0, c3 = 0;
+  uint32_t k0 = (uint32_t)key, k1 = (uint32_t)(key >> 32);
+  for (int r = 0; r < 10; r++) {
+    uint64_t p0 = (uint64_t)0xD2511F53u * c0, p1 = (uint64_t)0xCD9E8D57u * c2;
+    uint32_t n0 = (uint32_t)(p1 >> 32) ^ c1 ^ k0, n2 = (uint32_t)(p0 >> 32) ^ c3 ^ k1;
+    c1 = (uint32_t)p1; c3 = (uint32_t)p0;
+    c0 = n0; c2 = n2;
+    k0 += 0x9E3779B9u; k1 += 0xBB67AE85u;
+  }
+  out[0] = c0; out[1] = c1; out[2] = c2; out[3] = c3;
+}
+
+
+/* }====================================================================== */
+
+/* {======================================================================
+** The kernels of the table, one file per concern
+** ======================================================================= */
+
+/* backend.cu */
+int ember_cu_copy(ember_tensor *dst, const ember_tensor *src);
+int ember_cu_fill(ember_tensor *dst, double value, int64_t ivalue);
+int ember_cu_arange(ember_tensor *dst, double start, double step);
+/* elementwise.cu */
+int ember_cu_unary(ember_unary_op op, ember_tensor *dst,
+                   const ember_tensor *src, double p0, double p1);
+int ember_cu_binary(ember_binary_op op, ember_tensor *dst,
+                    const ember_tensor *a, const ember_tensor *b);
+int ember_cu_compare(ember_cmp_op op, ember_tensor *dst,
+                     const ember_tensor *a, const ember_tensor *b);
+int ember_cu_where(ember_tensor *dst, const ember_tensor *cond,
+                   const ember_tensor *a, const ember_tensor *b);
+int ember_cu_unary_backward(ember_unary_op op, ember_tensor *dst,
+                            const ember_tensor *g, const ember_tensor *s,
+                            double p0, double p1);
+/* reduce.cu */
+int ember_cu_reduce(ember_reduce_op op, ember_tensor *dst,
+                    const ember_tensor *src, int correction);
+int ember_cu_softmax(ember_tensor *dst, const ember_tensor *src, int log);
+/* index.cu */
+int ember_cu_index_select(ember_tensor *dst, const ember_tensor *src, int dim,
+                          const ember_tensor *index);
+int ember_cu_gather(ember_tensor *dst, const ember_tensor *src, int dim,
+                    const ember_tensor *index);
+int ember_cu_index_add(ember_tensor *dst, int dim, const ember_tensor *index,
+                       const ember_tensor *src);
+int ember_cu_scatter_add(ember_tensor *dst, int dim, const ember_tensor *index,
+                         const ember_tensor *src);
+/* random.cu */
+int ember_cu_random(int kind, ember_tensor *dst, uint64_t seed,
+                    uint64_t counter, double a, double b);
+/* matmul.cu */
+int ember_cu_matmul(ember_tensor *dst, const ember_tensor *a,
+                    const ember_tensor *b);
+/* conv.cu */
+int ember_cu_conv2d(ember_tensor *y, const ember_tensor *x,
+                    const ember_tensor *w, const ember_tensor *b,
+                    const ember_conv2d_geom *g);
+int ember_cu_conv2d_backward(ember_tensor *gx, ember_tensor *gw,
+                             ember_tensor *gb, const ember_tensor *gy,
+                             const ember_tensor *x, const ember_tensor *w,
+                             const ember_conv2d_geom *g);
+/* pool.cu */
+int ember_cu_max_pool2d(ember_tensor *y, ember_tensor *idx,
+                        const ember_tensor *x, const ember_pool2d_geom *g);
+int ember_cu_max_pool2d_backward(ember_tensor *gx, const ember_tensor *gy,
+                                 const ember_tensor *idx,
+                                 const ember_pool2d_geom *g);
+int ember_cu_avg_pool2d(ember_tensor *y, const ember_tensor *x,
+                        const ember_pool2d_geom *g);
+int ember_cu_avg_pool2d_backward(ember_tensor *gx, const ember_tensor *gy,
+                                 const ember_pool2d_geom *g);
+/* optim.cu */
+int ember_cu_sgd_step(ember_tensor *p, const ember_tensor *g,
+                      ember_tensor *buf, const ember_optim_hp *hp);
+int ember_cu_adam_step(ember_tensor *p, const ember_tensor *g, ember_tensor *m,
+                       ember_tensor *v, ember_tensor *vmax,
+                       const ember_optim_hp *hp);
+int ember_cu_rmsprop_step(ember_tensor *p, const ember_tensor *g,
+                          ember_tensor *sq, ember_tensor *buf,
+                          ember_tensor *gavg, const ember_optim_hp *hp);
+int ember_cu_adagrad_step(ember_tensor *p, const ember_tensor *g,
+                          ember_tensor *sum, const ember_optim_hp *hp);
+
+/* }====================================================================== */
+
+#endif

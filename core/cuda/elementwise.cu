@@ -1,0 +1,537 @@
+/*
+** elementwise.cu -- CUDA kernels that map elements to elements: unary and
+** binary math, comparisons, where, and the derivatives of unary ops.
+**
+** The twin of core/cpu/elementwise.c: the same formulas in the same
+** precision (float32 math in float, float64 in double), the same NaN rules,
+** integer arithmetic through unsigned types so that overflow wraps.
+**
+** Layers, per family: a functor holding the op (a template parameter, so
+** each kernel body is one expression), one generic kernel per arity that
+** walks the elements with a grid-stride loop, and the entry point the table
+** calls, which picks the functor with a switch on dtype and op.
+**
+** Operands have dst's shape with any strides (broadcast dims have stride
+** 0).  A contiguous operand's element i is at p[i]; any other is found with
+** cu_offset.  Each is decided once per operand on the host.
+**
+** Fused multiply-add.  nvcc contracts `a * b + c` into one fma, which
+** rounds once where the CPU (x86-64, no -mfma) rounds twice.  Where a
+** product feeds a sum below, it goes through rn_mul (__fmul_rn/__dmul_rn,
+** which are never contracted), so the arithmetic rounds as on the CPU; the
+** transcendental functions (expf, erff, tanhf, ...) still differ from
+** glibc's in the last bits.
+*/
+#include <limits>
+
+#include "cuda_internal.h"
+
+/* {======================================================================
+** Math by overloading: the float function for float, the double one for
+** double, as the CPU's f32/f64 row functions call them
+** ======================================================================= */
+
+#define CU_MATH1(NAME, F32, F64)                                             \
+  __device__ static inline float NAME(float x) { return F32(x); }           \
+  __device__ static inline double NAME(double x) { return F64(x); }
+
+CU_MATH1(m_fabs, fabsf, fabs)
+CU_MATH1(m_exp, expf, exp)
+CU_MATH1(m_log, logf, log)
+CU_MATH1(m_sqrt, sqrtf, sqrt)
+CU_MATH1(m_sin, sinf, sin)
+CU_MATH1(m_cos, cosf, cos)
+CU_MATH1(m_tanh, tanhf, tanh)
+CU_MATH1(m_erf, erff, erf)
+CU_MATH1(m_log1p, log1pf, log1p)
+CU_MATH1(m_expm1, expm1f, expm1)
+
+__device__ static inline float m_pow(float a, float b) { return powf(a, b); }
+__device__ static inline double m_pow(double a, double b) { return pow(a, b); }
+
+/* a * b rounded on its own, never fused with a following add */
+__device__ static inline float rn_mul(float a, float b) { return __fmul_rn(a, b); }
+__device__ static inline double rn_mul(double a, double b) { return __dmul_rn(a, b); }
+
+#define SQRT1_2 0.70710678118654752440
+#define GELU_BETA 0.7978845608028654   /* sqrt(2 / pi) */
+#define GELU_KAPPA 0.044715
+
+/* }====================================================================== */
+
+/* {======================================================================
+** Generic kernels: one per arity
+** ======================================================================= */
+
+/* An operand as a kernel sees it. */
+template <typename T>
+struct cu_operand {
+  T *p;
+  cu_layout l;
+  bool contig;
+  __device__ T &at(int64_t i) const { return p[contig ? i : cu_offset(l, i)]; }
+};
+
+template <typename T>
+static cu_operand<T> operand_of(const ember_tensor *t) {
+  cu_operand<T> o;
+  o.p = (T *)cu_data(t);
+  o.l = cu_layout_of(t);
+  o.contig = cu_is_contiguous(t);
+  return o;
+}
+
+/* dst = f(a) */
+template <typename TD, typename TA, typename F>
+__global__ void k_map1(cu_operand<TD> d, cu_operand<const TA> a, int64_t n,
+                       F f) {
+  CU_FOR(i, n) {
+    TA x = a.at(i);
+    d.at(i) = f(x);
+  }
+}
+
+/* dst = f(a, b) */
+template <typename TD, typename TA, typename F>
+__global__ void k_map2(cu_operand<TD> d, cu_operand<const TA> a,
+                       cu_operand<const TA> b, int64_t n, F f) {
+  CU_FOR(i, n) {
+    TA x = a.at(i), y = b.at(i);
+    d.at(i) = f(x, y);
+  }
+}
+
+/* Launchers: every operand has dst's shape; n = its numel > 0. */
+template <typename TD, typename TA, typename F>
+static int launch1(const char *what, ember_tensor *dst, const ember_tensor *a,
+                   F f) {
+  int64_t n = cu_numel(dst);
+  if (n == 0) return 0;
+  k_map1<TD, TA, F><<<cu_blocks(n), CU_THREADS>>>(
+      operand_of<TD>(dst), operand_of<const TA>(a), n, f);
+  CU_LAUNCH_CHECK(what);
+  return 0;
+}
+
+template <typename TD, typename TA, typename F>
+static int launch2(const char *what, ember_tensor *dst, const ember_tensor *a,
+                   const ember_tensor *b, F f) {
+  int64_t n = cu_numel(dst);
+  if (n == 0) return 0;
+  k_map2<TD, TA, F><<<cu_blocks(n), CU_THREADS>>>(
+      operand_of<TD>(dst), operand_of<const TA>(a), operand_of<const TA>(b),
+      n, f);
+  CU_LAUNCH_CHECK(what);
+  return 0;
+}
+
+/* }====================================================================== */
+
+/* {======================================================================
+** Unary math
+** ======================================================================= */
+
+/* clamp that lets NaN through, as PyTorch does */
+#define CU_CLAMP(x, lo, hi) \
+  ((x) != (x) ? (x) : (x) < (lo) ? (lo) : (x) > (hi) ? (hi) : (x))
+
+/* Float ops; lo, hi = (T)p0, (T)p1; gelu_tanh = p0 != 0 for GELU. */
+template <int OP, typename T>
+struct unary_float {
+  T lo, hi;
+  bool gelu_tanh;
+  __device__ T operator()(T x) const {
+    if constexpr (OP == EMBER_NEG) return -x;
+    else if constexpr (OP == EMBER_ABS) return m_fabs(x);
+    else if constexpr (OP == EMBER_EXP) return m_exp(x);
+    else if constexpr (OP == EMBER_LOG) return m_log(x);
+    else if constexpr (OP == EMBER_SQRT) return m_sqrt(x);
+    else if constexpr (OP == EMBER_SIN) return m_sin(x);
+    else if constexpr (OP == EMBER_COS) return m_cos(x);
+    else if constexpr (OP == EMBER_TANH) return m_tanh(x);
+    else if constexpr (OP == EMBER_SIGMOID) return (T)1 / ((T)1 + m_exp(-x));
+    else if constexpr (OP == EMBER_RELU) return x > 0 ? x : (x != x ? x : (T)0);
+    else if constexpr (OP == EMBER_CLAMP) return CU_CLAMP(x, lo, hi);
+    else if constexpr (OP == EMBER_ERF) return m_erf(x);
+    else if constexpr (OP == EMBER_LOG1P) return m_log1p(x);
+    else if constexpr (OP == EMBER_EXPM1) return m_expm1(x);
+    else if constexpr (OP == EMBER_GELU) {
+      if (gelu_tanh) {
+        /* 0.5 x (1 + tanh(beta (x + kappa x^3))), as PyTorch writes it */
+        T inner = (T)GELU_BETA * (x + rn_mul((T)GELU_KAPPA * x * x, x));
+        return (T)0.5 * x * ((T)1 + m_tanh(inner));
+      }
+      return (T)0.5 * x * ((T)1 + m_erf(x * (T)SQRT1_2));
+    } else /* EMBER_LEAKY_RELU */ return x > 0 ? x : x * lo;
+  }
+};
+
+/* A clamp bound as an integer of type T: converted once on the host,
+   saturating (as the CPU's copy converts), used only when selected. */
+template <typename T>
+static T int_bound(double v) {
+  if (v != v) return 0;
+  if (v <= (double)std::numeric_limits<T>::min()) return std::numeric_limits<T>::min();
+  if (v >= (double)std::numeric_limits<T>::max()) return std::numeric_limits<T>::max();
+  return (T)v;
+}
+
+__device__ static inline bool is_neg(int64_t x) { return x < 0; }
+
+/* Integer ops (neg, abs, relu, clamp; the core sends the rest as floats).
+   Bounds stay doubles and are compared in double, as on the CPU. */
+template <int OP, typename T, typename U>
+struct unary_int {
+  double lo, hi;   /* compared in double */
+  T lo_t, hi_t;    /* and stored as T */
+  __device__ T operator()(T x) const {
+    if constexpr (OP == EMBER_NEG) return (T)(0u - (U)x);
+    else if constexpr (OP == EMBER_ABS) return is_neg(x) ? (T)(0u - (U)x) : x;
+    else if constexpr (OP == EMBER_RELU) return x > 0 ? x : (T)0;
+    else /* EMBER_CLAMP */
+      return (double)x < lo ? lo_t : (double)x > hi ? hi_t : x;
+  }
+};
+
+template <int OP, typename T>
+static int unary_f(ember_tensor *dst, const ember_tensor *src, double p0,
+                   double p1) {
+  unary_float<OP, T> f;
+  f.lo = (T)p0;
+  f.hi = (T)p1;
+  f.gelu_tanh = p0 != 0;
+  return launch1<T, T>("unary", dst, src, f);
+}
+
+template <typename T>
+static int unary_float_dispatch(ember_unary_op op, ember_tensor *dst,
+                                const ember_tensor *src, double p0, double p1) {
+  switch (op) {
+    case EMBER_NEG: return unary_f<EMBER_NEG, T>(dst, src, p0, p1);
+    case EMBER_ABS: return unary_f<EMBER_ABS, T>(dst, src, p0, p1);
+    case EMBER_EXP: return unary_f<EMBER_EXP, T>(dst, src, p0, p1);
+    case EMBER_LOG: return unary_f<EMBER_LOG, T>(dst, src, p0, p1);
+    case EMBER_SQRT: return unary_f<EMBER_SQRT, T>(dst, src, p0, p1);
+    case EMBER_SIN: return unary_f<EMBER_SIN, T>(dst, src, p0, p1);
+    case EMBER_COS: return unary_f<EMBER_COS, T>(dst, src, p0, p1);
+    case EMBER_TANH: return unary_f<EMBER_TANH, T>(dst, src, p0, p1);
+    case EMBER_SIGMOID: return unary_f<EMBER_SIGMOID, T>(dst, src, p0, p1);
+    case EMBER_RELU: return unary_f<EMBER_RELU, T>(dst, src, p0, p1);
+    case EMBER_CLAMP: return unary_f<EMBER_CLAMP, T>(dst, src, p0, p1);
+    case EMBER_ERF: return unary_f<EMBER_ERF, T>(dst, src, p0, p1);
+    case EMBER_LOG1P: return unary_f<EMBER_LOG1P, T>(dst, src, p0, p1);
+    case EMBER_EXPM1: return unary_f<EMBER_EXPM1, T>(dst, src, p0, p1);
+    case EMBER_GELU: return unary_f<EMBER_GELU, T>(dst, src, p0, p1);
+    case EMBER_LEAKY_RELU: return unary_f<EMBER_LEAKY_RELU, T>(dst, src, p0, p1);
+    default: return 0;    /* as the CPU: nothing written */
+  }
+}
+
+template <int OP, typename T, typename U>
+static int unary_i(ember_tensor *dst, const ember_tensor *src, double p0,
+                   double p1) {
+  unary_int<OP, T, U> f;
+  f.lo = p0;
+  f.hi = p1;
+  f.lo_t = int_bound<T>(p0);
+  f.hi_t = int_bound<T>(p1);
+  return launch1<T, T>("unary", dst, src, f);
+}
+
+template <typename T, typename U>
+static int unary_int_dispatch(ember_unary_op op, ember_tensor *dst,
+                              const ember_tensor *src, double p0, double p1) {
+  switch (op) {
+    case EMBER_NEG: return unary_i<EMBER_NEG, T, U>(dst, src, p0, p1);
+    case EMBER_ABS: return unary_i<EMBER_ABS, T, U>(dst, src, p0, p1);
+    case EMBER_RELU: return unary_i<EMBER_RELU, T, U>(dst, src, p0, p1);
+    case EMBER_CLAMP: return unary_i<EMBER_CLAMP, T, U>(dst, src, p0, p1);
+    default: return 0;    /* as the CPU: nothing written */
+  }
+}
+
+int ember_cu_unary(ember_unary_op op, ember_tensor *dst,
+                   const ember_tensor *src, double p0, double p1) {
+  switch (src->dtype) {
+    case EMBER_FLOAT32: return unary_float_dispatch<float>(op, dst, src, p0, p1);
+    case EMBER_FLOAT64: return unary_float_dispatch<double>(op, dst, src, p0, p1);
+    case EMBER_INT32:
+      return unary_int_dispatch<int32_t, uint32_t>(op, dst, src, p0, p1);
+    case EMBER_INT64:
+      return unary_int_dispatch<int64_t, uint64_t>(op, dst, src, p0, p1);
+    default:    /* uint8 and bool, as the CPU's unary_u8 */
+      return unary_int_dispatch<uint8_t, uint8_t>(op, dst, src, p0, p1);
+  }
+}
+
+/* }====================================================================== */
+
+/* {======================================================================
+** Derivatives of unary ops: dst = g * op'(s)
+** ======================================================================= */
+
+/*
+** a is the incoming gradient, b the saved tensor (the op's input, or its
+** output for exp, expm1, sqrt, tanh, sigmoid and relu).  The formulas and
+** their order of evaluation are the CPU's (PyTorch's derivatives.yaml), in
+** the tensor's own precision.
+*/
+template <int OP, typename T>
+struct unary_grad {
+  T lo, hi;
+  bool gelu_tanh;
+  __device__ T operator()(T a, T b) const {
+    const T k_erf = (T)1.1283791670955126;   /* 2 / sqrt(pi) */
+    const T k_pdf = (T)0.3989422804014327;   /* 1 / sqrt(2 pi) */
+    const T beta = (T)GELU_BETA, kappa = (T)GELU_KAPPA;
+    if constexpr (OP == EMBER_ABS) return b > 0 ? a : b < 0 ? -a : (T)0;
+    else if constexpr (OP == EMBER_EXP) return a * b;
+    else if constexpr (OP == EMBER_LOG) return a / b;
+    else if constexpr (OP == EMBER_SQRT) return a / (2 * b);
+    else if constexpr (OP == EMBER_SIN) return a * m_cos(b);
+    else if constexpr (OP == EMBER_COS) return -a * m_sin(b);
+    else if constexpr (OP == EMBER_TANH) return a * (1 - rn_mul(b, b));
+    else if constexpr (OP == EMBER_SIGMOID) return a * (1 - b) * b;
+    else if constexpr (OP == EMBER_RELU) return b > 0 ? a : (T)0;
+    else if constexpr (OP == EMBER_CLAMP) return b >= lo && b <= hi ? a : (T)0;
+    else if constexpr (OP == EMBER_ERF) return a * k_erf * m_exp(-b * b);
+    else if constexpr (OP == EMBER_LOG1P) return a / (b + 1);
+    else if constexpr (OP == EMBER_EXPM1) return a * (b + 1);
+    else if constexpr (OP == EMBER_GELU) {
+      if (gelu_tanh) {
+        /* 0.5 (1 + t) + 0.5 b (1 - t^2) beta (1 + 3 kappa b^2),
+           t = tanh(beta (b + kappa b^3)) */
+        T t = m_tanh(beta * (b + rn_mul(kappa * b * b, b)));
+        T left = rn_mul((T)0.5, 1 + t);
+        T right = rn_mul((T)0.5 * b * (1 - rn_mul(t, t)) * beta,
+                         1 + rn_mul(3 * kappa * b, b));
+        return a * (left + right);
+      }
+      /* Phi(b) + b phi(b) */
+      T left = rn_mul((T)0.5, 1 + m_erf(b * (T)SQRT1_2));
+      T right = rn_mul(b * k_pdf, m_exp((T)-0.5 * b * b));
+      return a * (left + right);
+    } else /* EMBER_LEAKY_RELU */ return b > 0 ? a : a * lo;
+  }
+};
+
+template <int OP, typename T>
+static int grad_f(ember_tensor *dst, const ember_tensor *g,
+                  const ember_tensor *s, double p0, double p1) {
+  unary_grad<OP, T> f;
+  f.lo = (T)p0;
+  f.hi = (T)p1;
+  f.gelu_tanh = p0 != 0;
+  return launch2<T, T>("unary_backward", dst, g, s, f);
+}
+
+template <typename T>
+static int grad_dispatch(ember_unary_op op, ember_tensor *dst,
+                         const ember_tensor *g, const ember_tensor *s,
+                         double p0, double p1) {
+  switch (op) {
+    case EMBER_ABS: return grad_f<EMBER_ABS, T>(dst, g, s, p0, p1);
+    case EMBER_EXP: return grad_f<EMBER_EXP, T>(dst, g, s, p0, p1);
+    case EMBER_LOG: return grad_f<EMBER_LOG, T>(dst, g, s, p0, p1);
+    case EMBER_SQRT: return grad_f<EMBER_SQRT, T>(dst, g, s, p0, p1);
+    case EMBER_SIN: return grad_f<EMBER_SIN, T>(dst, g, s, p0, p1);
+    case EMBER_COS: return grad_f<EMBER_COS, T>(dst, g, s, p0, p1);
+    case EMBER_TANH: return grad_f<EMBER_TANH, T>(dst, g, s, p0, p1);
+    case EMBER_SIGMOID: return grad_f<EMBER_SIGMOID, T>(dst, g, s, p0, p1);
+    case EMBER_RELU: return grad_f<EMBER_RELU, T>(dst, g, s, p0, p1);
+    case EMBER_CLAMP: return grad_f<EMBER_CLAMP, T>(dst, g, s, p0, p1);
+    case EMBER_ERF: return grad_f<EMBER_ERF, T>(dst, g, s, p0, p1);
+    case EMBER_LOG1P: return grad_f<EMBER_LOG1P, T>(dst, g, s, p0, p1);
+    case EMBER_EXPM1: return grad_f<EMBER_EXPM1, T>(dst, g, s, p0, p1);
+    case EMBER_GELU: return grad_f<EMBER_GELU, T>(dst, g, s, p0, p1);
+    case EMBER_LEAKY_RELU: return grad_f<EMBER_LEAKY_RELU, T>(dst, g, s, p0, p1);
+    default: return 0;    /* NEG is done by the core; as the CPU: nothing */
+  }
+}
+
+/* Float dtypes only (dst's decides, as on the CPU). */
+int ember_cu_unary_backward(ember_unary_op op, ember_tensor *dst,
+                            const ember_tensor *g, const ember_tensor *s,
+                            double p0, double p1) {
+  if (dst->dtype == EMBER_FLOAT64)
+    return grad_dispatch<double>(op, dst, g, s, p0, p1);
+  return grad_dispatch<float>(op, dst, g, s, p0, p1);
+}
+
+/* }====================================================================== */
+
+/* {======================================================================
+** Binary math
+** ======================================================================= */
+
+template <int OP, typename T>
+struct binary_float {
+  __device__ T operator()(T a, T b) const {
+    if constexpr (OP == EMBER_ADD) return a + b;
+    else if constexpr (OP == EMBER_SUB) return a - b;
+    else if constexpr (OP == EMBER_MUL) return a * b;
+    else if constexpr (OP == EMBER_DIV) return a / b;
+    else if constexpr (OP == EMBER_POW) return b == (T)2 ? a * a : m_pow(a, b);
+    /* NaN-propagating, as torch.maximum / torch.minimum */
+    else if constexpr (OP == EMBER_MAXIMUM) return a != a || a > b ? a : b;
+    else /* EMBER_MINIMUM */ return a != a || a < b ? a : b;
+  }
+};
+
+/* Integer power by squaring, in U (wrapping); the core has checked that
+   b >= 0. */
+template <typename T, typename U>
+__device__ static inline T cu_ipow(T a, T b) {
+  U r = 1, x = (U)a;
+  for (uint64_t e = (uint64_t)b; e; e >>= 1) {
+    if (e & 1) r = (U)(r * x);
+    x = (U)(x * x);
+  }
+  return (T)r;
+}
+
+/* Integers (no DIV: the core promotes true division to float). */
+template <int OP, typename T, typename U>
+struct binary_int {
+  __device__ T operator()(T a, T b) const {
+    if constexpr (OP == EMBER_ADD) return (T)((U)a + (U)b);
+    else if constexpr (OP == EMBER_SUB) return (T)((U)a - (U)b);
+    else if constexpr (OP == EMBER_MUL) return (T)((U)a * (U)b);
+    else if constexpr (OP == EMBER_POW) return cu_ipow<T, U>(a, b);
+    else if constexpr (OP == EMBER_MAXIMUM) return a > b ? a : b;
+    else /* EMBER_MINIMUM */ return a < b ? a : b;
+  }
+};
+
+/* bool: add and maximum are logical or, mul and minimum logical and */
+template <int OP>
+struct binary_bool {
+  __device__ uint8_t operator()(uint8_t a, uint8_t b) const {
+    if constexpr (OP == EMBER_ADD) return (uint8_t)(a | b);
+    else return (uint8_t)(a & b);
+  }
+};
+
+template <typename T>
+static int binary_float_dispatch(ember_binary_op op, ember_tensor *dst,
+                                 const ember_tensor *a, const ember_tensor *b) {
+  switch (op) {
+    case EMBER_ADD: return launch2<T, T>("add", dst, a, b, binary_float<EMBER_ADD, T>());
+    case EMBER_SUB: return launch2<T, T>("sub", dst, a, b, binary_float<EMBER_SUB, T>());
+    case EMBER_MUL: return launch2<T, T>("mul", dst, a, b, binary_float<EMBER_MUL, T>());
+    case EMBER_DIV: return launch2<T, T>("div", dst, a, b, binary_float<EMBER_DIV, T>());
+    case EMBER_POW: return launch2<T, T>("pow", dst, a, b, binary_float<EMBER_POW, T>());
+    case EMBER_MAXIMUM:
+      return launch2<T, T>("maximum", dst, a, b, binary_float<EMBER_MAXIMUM, T>());
+    case EMBER_MINIMUM:
+      return launch2<T, T>("minimum", dst, a, b, binary_float<EMBER_MINIMUM, T>());
+    default: return 0;
+  }
+}
+
+template <typename T, typename U>
+static int binary_int_dispatch(ember_binary_op op, ember_tensor *dst,
+                               const ember_tensor *a, const ember_tensor *b) {
+  switch (op) {
+    case EMBER_ADD: return launch2<T, T>("add", dst, a, b, binary_int<EMBER_ADD, T, U>());
+    case EMBER_SUB: return launch2<T, T>("sub", dst, a, b, binary_int<EMBER_SUB, T, U>());
+    case EMBER_MUL: return launch2<T, T>("mul", dst, a, b, binary_int<EMBER_MUL, T, U>());
+    case EMBER_POW: return launch2<T, T>("pow", dst, a, b, binary_int<EMBER_POW, T, U>());
+    case EMBER_MAXIMUM:
+      return launch2<T, T>("maximum", dst, a, b, binary_int<EMBER_MAXIMUM, T, U>());
+    case EMBER_MINIMUM:
+      return launch2<T, T>("minimum", dst, a, b, binary_int<EMBER_MINIMUM, T, U>());
+    default: return 0;    /* DIV never arrives here; as the CPU: nothing */
+  }
+}
+
+int ember_cu_binary(ember_binary_op op, ember_tensor *dst,
+                    const ember_tensor *a, const ember_tensor *b) {
+  switch (a->dtype) {
+    case EMBER_FLOAT32: return binary_float_dispatch<float>(op, dst, a, b);
+    case EMBER_FLOAT64: return binary_float_dispatch<double>(op, dst, a, b);
+    case EMBER_INT32: return binary_int_dispatch<int32_t, uint32_t>(op, dst, a, b);
+    case EMBER_INT64: return binary_int_dispatch<int64_t, uint64_t>(op, dst, a, b);
+    case EMBER_UINT8: return binary_int_dispatch<uint8_t, uint32_t>(op, dst, a, b);
+    default:
+      switch (op) {
+        case EMBER_ADD: case EMBER_MAXIMUM:
+          return launch2<uint8_t, uint8_t>("add", dst, a, b, binary_bool<EMBER_ADD>());
+        case EMBER_MUL: case EMBER_MINIMUM:
+          return launch2<uint8_t, uint8_t>("mul", dst, a, b, binary_bool<EMBER_MUL>());
+        default: return 0;    /* the core refuses the rest for bool */
+      }
+  }
+}
+
+/* }====================================================================== */
+
+/* {======================================================================
+** Comparisons and where
+** ======================================================================= */
+
+/* dst (bool) = a op b, compared in the operands' type */
+template <int OP, typename T>
+struct compare_op {
+  __device__ uint8_t operator()(T a, T b) const {
+    if constexpr (OP == EMBER_EQ) return a == b;
+    else if constexpr (OP == EMBER_NE) return a != b;
+    else if constexpr (OP == EMBER_LT) return a < b;
+    else if constexpr (OP == EMBER_LE) return a <= b;
+    else if constexpr (OP == EMBER_GT) return a > b;
+    else /* EMBER_GE */ return a >= b;
+  }
+};
+
+template <typename T>
+static int compare_dispatch(ember_cmp_op op, ember_tensor *dst,
+                            const ember_tensor *a, const ember_tensor *b) {
+  switch (op) {
+    case EMBER_EQ: return launch2<uint8_t, T>("eq", dst, a, b, compare_op<EMBER_EQ, T>());
+    case EMBER_NE: return launch2<uint8_t, T>("ne", dst, a, b, compare_op<EMBER_NE, T>());
+    case EMBER_LT: return launch2<uint8_t, T>("lt", dst, a, b, compare_op<EMBER_LT, T>());
+    case EMBER_LE: return launch2<uint8_t, T>("le", dst, a, b, compare_op<EMBER_LE, T>());
+    case EMBER_GT: return launch2<uint8_t, T>("gt", dst, a, b, compare_op<EMBER_GT, T>());
+    case EMBER_GE: return launch2<uint8_t, T>("ge", dst, a, b, compare_op<EMBER_GE, T>());
+    default: return 0;
+  }
+}
+
+int ember_cu_compare(ember_cmp_op op, ember_tensor *dst,
+                     const ember_tensor *a, const ember_tensor *b) {
+  int rc = 0;
+  CU_DISPATCH(a->dtype, T, rc = compare_dispatch<T>(op, dst, a, b));
+  return rc;
+}
+
+/* dst = cond ? a : b, moving elements as bits of their size */
+template <typename T>
+__global__ void k_where(cu_operand<T> d, cu_operand<const uint8_t> c,
+                        cu_operand<const T> a, cu_operand<const T> b,
+                        int64_t n) {
+  CU_FOR(i, n) d.at(i) = c.at(i) ? a.at(i) : b.at(i);
+}
+
+template <typename T>
+static int where_launch(ember_tensor *dst, const ember_tensor *cond,
+                        const ember_tensor *a, const ember_tensor *b,
+                        int64_t n) {
+  k_where<T><<<cu_blocks(n), CU_THREADS>>>(
+      operand_of<T>(dst), operand_of<const uint8_t>(cond),
+      operand_of<const T>(a), operand_of<const T>(b), n);
+  CU_LAUNCH_CHECK("where");
+  return 0;
+}
+
+int ember_cu_where(ember_tensor *dst, const ember_tensor *cond,
+                   const ember_tensor *a, const ember_tensor *b) {
+  int64_t n = cu_numel(dst);
+  if (n == 0) return 0;
+  switch (cu_elsize(dst->dtype)) {
+    case 1: return where_launch<uint8_t>(dst, cond, a, b, n);
+    case 4: return where_launch<uint32_t>(dst, cond, a, b, n);
+    default: return where_launch<uint64_t>(dst, cond, a, b, n);
+  }
+}
+
+/* }====================================================================== */
