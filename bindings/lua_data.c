@@ -61,6 +61,7 @@ static int l_randperm(lua_State *L) {
   }
   l_tensor *slot = l_newslot(L);
   l_fill(L, slot, ember_randperm((int64_t)n, dt));
+  l_opt_place(L, 2, EMBER_CPU);
   return 1;
 }
 

@@ -61,5 +61,17 @@ void l_register_nn(lua_State *L);        /* lua_nn.c: conv, pooling */
 void l_register_optim(lua_State *L);     /* lua_optim.c: fused steps */
 void l_register_data(lua_State *L);      /* lua_data.c: IDX, randperm, RNG state */
 void l_register_io(lua_State *L);        /* lua_io.c: save, load */
+void l_register_cuda(lua_State *L);      /* lua_cuda.c: devices */
+
+/* Devices (lua_cuda.c).  l_opt_place: the options table at idx (or none)
+   may say {device = "cuda"}; the tensor at the top of the stack is
+   replaced by its copy there (def when no option says). */
+int l_isdevice(lua_State *L, int idx);
+/* The device an options table at idx names (def when none); "cuda" when
+   CUDA is unavailable is an error. */
+ember_device l_optdevice(lua_State *L, int idx, ember_device def);
+ember_device l_checkdevice(lua_State *L, int idx);
+void l_opt_place(lua_State *L, int idx, ember_device def);
+int l_to_device(lua_State *L);          /* t:to(device) */
 
 #endif

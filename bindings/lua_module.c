@@ -16,6 +16,7 @@ int luaopen_ember_core(lua_State *L) {
   l_register_autograd(L);
   l_register_nn(L);
   l_register_optim(L);
+  l_register_cuda(L);
   l_register_data(L);
   l_register_io(L);
   lua_pushvalue(L, -1);

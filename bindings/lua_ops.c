@@ -27,24 +27,57 @@
 ** Creation
 ** ======================================================================= */
 
-/* zeros, ones, empty, rand, randn: (size... | shape) [, opts] */
-typedef ember_tensor *(*sized_fn)(int ndim, const int64_t *shape,
-                                  ember_dtype dt);
+enum { MAKE_ZEROS, MAKE_ONES, MAKE_EMPTY, MAKE_FULL, MAKE_RAND, MAKE_RANDN };
 
-static int sized(lua_State *L, sized_fn make) {
+/* A new tensor of a kind, made on dev itself (a GPU tensor is never made on
+   the CPU and copied over: a dropout mask is drawn on the device). */
+static ember_tensor *make_on(ember_device dev, int kind, int n,
+                             const int64_t *shape, ember_dtype dt, double v) {
+  int randomly = kind == MAKE_RAND || kind == MAKE_RANDN;
+  if (dev == EMBER_CPU || (randomly && !ember_dtype_is_float(dt))) {
+    switch (kind) {     /* the CPU functions, and their errors */
+      case MAKE_ZEROS: return ember_zeros(n, shape, dt);
+      case MAKE_ONES: return ember_ones(n, shape, dt);
+      case MAKE_EMPTY: return ember_empty(n, shape, dt);
+      case MAKE_FULL: return ember_full(n, shape, v, dt);
+      case MAKE_RAND: return ember_rand(n, shape, dt);
+      default: return ember_randn(n, shape, dt);
+    }
+  }
+  ember_tensor *t = ember_empty_on(dev, n, shape, dt);
+  if (!t) return NULL;
+  int rc = 0;
+  switch (kind) {
+    case MAKE_ZEROS: rc = ember_fill_(t, 0); break;
+    case MAKE_ONES: rc = ember_fill_(t, 1); break;
+    case MAKE_FULL: rc = ember_fill_(t, v); break;
+    case MAKE_RAND: rc = ember_uniform_(t, 0, 1); break;
+    case MAKE_RANDN: rc = ember_normal_(t, 0, 1); break;
+    default: break;
+  }
+  if (rc < 0) {
+    ember_tensor_release(t);
+    return NULL;
+  }
+  return t;
+}
+
+/* zeros, ones, empty, rand, randn: (size... | shape) [, opts] */
+static int sized(lua_State *L, int kind) {
   int64_t shape[EMBER_MAX_DIMS];
   int next, n = l_checkshape(L, 1, shape, &next);
   ember_dtype dt = l_optdtype_field(L, next, EMBER_FLOAT32);
-  PUSH(L, make(n, shape, dt));
+  ember_device dev = l_optdevice(L, next, EMBER_CPU);
+  PUSH(L, make_on(dev, kind, n, shape, dt, 0));
   l_opt_requires_grad(L, next);
   return 1;
 }
 
-static int l_zeros(lua_State *L) { return sized(L, ember_zeros); }
-static int l_ones(lua_State *L) { return sized(L, ember_ones); }
-static int l_empty(lua_State *L) { return sized(L, ember_empty); }
-static int l_rand(lua_State *L) { return sized(L, ember_rand); }
-static int l_randn(lua_State *L) { return sized(L, ember_randn); }
+static int l_zeros(lua_State *L) { return sized(L, MAKE_ZEROS); }
+static int l_ones(lua_State *L) { return sized(L, MAKE_ONES); }
+static int l_empty(lua_State *L) { return sized(L, MAKE_EMPTY); }
+static int l_rand(lua_State *L) { return sized(L, MAKE_RAND); }
+static int l_randn(lua_State *L) { return sized(L, MAKE_RANDN); }
 
 /* ember.full({2, 3}, 7 [, opts]): the shape must be a table here */
 static int l_full(lua_State *L) {
@@ -53,7 +86,7 @@ static int l_full(lua_State *L) {
   int next, n = l_checkshape(L, 1, shape, &next);
   lua_Number v = luaL_checknumber(L, next);
   ember_dtype dt = l_optdtype_field(L, next + 1, EMBER_FLOAT32);
-  PUSH(L, ember_full(n, shape, v, dt));
+  PUSH(L, make_on(l_optdevice(L, next + 1, EMBER_CPU), MAKE_FULL, n, shape, dt, v));
   l_opt_requires_grad(L, next + 1);
   return 1;
 }
@@ -75,6 +108,7 @@ static int l_arange(lua_State *L) {
   }
   ember_dtype dt = l_optdtype_field(L, nargs + 1, allint ? EMBER_INT64 : EMBER_FLOAT32);
   PUSH(L, ember_arange(start, end, step, dt));
+  l_opt_place(L, nargs + 1, EMBER_CPU);
   l_opt_requires_grad(L, nargs + 1);
   return 1;
 }
@@ -84,6 +118,7 @@ static int l_linspace(lua_State *L) {
   lua_Integer n = luaL_checkinteger(L, 3);
   ember_dtype dt = l_optdtype_field(L, 4, EMBER_FLOAT32);
   PUSH(L, ember_linspace(a, b, (int64_t)n, dt));
+  l_opt_place(L, 4, EMBER_CPU);
   l_opt_requires_grad(L, 4);
   return 1;
 }
@@ -95,6 +130,7 @@ static int l_eye(lua_State *L) {
   ember_dtype dt = l_optdtype_field(L, lua_type(L, 2) == LUA_TNUMBER ? 3 : 2,
                                     EMBER_FLOAT32);
   PUSH(L, ember_eye((int64_t)n, (int64_t)m, dt));
+  l_opt_place(L, lua_type(L, 2) == LUA_TNUMBER ? 3 : 2, EMBER_CPU);
   l_opt_requires_grad(L, lua_type(L, 2) == LUA_TNUMBER ? 3 : 2);
   return 1;
 }
@@ -117,32 +153,27 @@ static int l_randint(lua_State *L) {
   int next, n = l_checkshape(L, at, shape, &next);
   ember_dtype dt = l_optdtype_field(L, next, EMBER_INT64);
   PUSH(L, ember_randint((int64_t)low, (int64_t)high, n, shape, dt));
+  l_opt_place(L, next, EMBER_CPU);
   return 1;
 }
 
 /* the *_like family: options may override the dtype */
 static int like(lua_State *L, int kind) {
   ember_tensor *t = l_check(L, 1);
-  int opt = kind == 3 ? 3 : 2;
+  int opt = kind == MAKE_FULL ? 3 : 2;
   ember_dtype dt = l_optdtype_field(L, opt, t->dtype);
-  double v = kind == 3 ? luaL_checknumber(L, 2) : 0;
-  switch (kind) {
-    case 0: PUSH(L, ember_zeros(t->ndim, t->shape, dt)); break;
-    case 1: PUSH(L, ember_ones(t->ndim, t->shape, dt)); break;
-    case 2: PUSH(L, ember_empty(t->ndim, t->shape, dt)); break;
-    case 3: PUSH(L, ember_full(t->ndim, t->shape, v, dt)); break;
-    case 4: PUSH(L, ember_rand(t->ndim, t->shape, dt)); break;
-    default: PUSH(L, ember_randn(t->ndim, t->shape, dt)); break;
-  }
+  double v = kind == MAKE_FULL ? luaL_checknumber(L, 2) : 0;
+  ember_device dev = l_optdevice(L, opt, t->storage->device);
+  PUSH(L, make_on(dev, kind, t->ndim, t->shape, dt, v));
   l_opt_requires_grad(L, opt);
   return 1;
 }
-static int l_zeros_like(lua_State *L) { return like(L, 0); }
-static int l_ones_like(lua_State *L) { return like(L, 1); }
-static int l_empty_like(lua_State *L) { return like(L, 2); }
-static int l_full_like(lua_State *L) { return like(L, 3); }
-static int l_rand_like(lua_State *L) { return like(L, 4); }
-static int l_randn_like(lua_State *L) { return like(L, 5); }
+static int l_zeros_like(lua_State *L) { return like(L, MAKE_ZEROS); }
+static int l_ones_like(lua_State *L) { return like(L, MAKE_ONES); }
+static int l_empty_like(lua_State *L) { return like(L, MAKE_EMPTY); }
+static int l_full_like(lua_State *L) { return like(L, MAKE_FULL); }
+static int l_rand_like(lua_State *L) { return like(L, MAKE_RAND); }
+static int l_randn_like(lua_State *L) { return like(L, MAKE_RANDN); }
 
 static int l_randint_like(lua_State *L) {
   ember_tensor *t = l_check(L, 1);
@@ -155,6 +186,7 @@ static int l_randint_like(lua_State *L) {
   }
   ember_dtype dt = l_optdtype_field(L, opt, t->dtype);
   PUSH(L, ember_randint((int64_t)low, (int64_t)high, t->ndim, t->shape, dt));
+  l_opt_place(L, opt, t->storage->device);
   return 1;
 }
 
@@ -448,23 +480,9 @@ static int l_to(lua_State *L) {
   ember_tensor *t = l_check(L, 1);
   ember_tensor *o = ember_lua_totensor(L, 2);
   if (o) return convert(L, o->dtype);
-  const char *s = luaL_checkstring(L, 2);
-  if (strcmp(s, "cpu") == 0) { lua_settop(L, 1); return 1; }
-  if (strncmp(s, "cuda", 4) == 0)
-    return luaL_error(L, "to: CUDA is not available in this build of Ember");
   (void)t;
+  if (l_isdevice(L, 2)) return l_to_device(L);
   return convert(L, l_checkdtype(L, 2));
-}
-
-static int l_cpu(lua_State *L) {
-  l_check(L, 1);
-  lua_settop(L, 1);
-  return 1;
-}
-
-static int l_cuda(lua_State *L) {
-  l_check(L, 1);
-  return luaL_error(L, "cuda: CUDA is not available in this build of Ember");
 }
 
 /* }====================================================================== */
@@ -832,8 +850,7 @@ static const luaL_Reg method_funcs[] = {
   {"fill", l_fillv}, {"fill_", l_fillv}, {"zero_", l_zero_},
   {"copy", l_copy}, {"copy_", l_copy},
   {"float", l_float}, {"double", l_double}, {"int", l_int}, {"long", l_long},
-  {"byte", l_byte}, {"bool", l_bool}, {"to", l_to}, {"cpu", l_cpu},
-  {"cuda", l_cuda},
+  {"byte", l_byte}, {"bool", l_bool}, {"to", l_to},
   {"add", l_add}, {"sub", l_sub}, {"mul", l_mul}, {"div", l_div},
   {"pow", l_pow}, {"maximum", l_maximum}, {"minimum", l_minimum},
   {"add_", l_add_}, {"sub_", l_sub_}, {"mul_", l_mul_}, {"div_", l_div_},

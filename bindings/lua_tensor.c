@@ -174,13 +174,6 @@ ember_dtype l_optdtype_field(lua_State *L, int idx, ember_dtype def) {
                     name ? name : luaL_typename(L, -1)));
   }
   lua_pop(L, 1);
-  if (lua_getfield(L, idx, "device") != LUA_TNIL) {
-    const char *dev = lua_tostring(L, -1);
-    if (!dev || strcmp(dev, "cpu") != 0)
-      luaL_argerror(L, idx, lua_pushfstring(L, "device '%s' is not available "
-                    "(only 'cpu' in this build)", dev ? dev : luaL_typename(L, -1)));
-  }
-  lua_pop(L, 1);
   return dt;
 }
 
@@ -397,6 +390,7 @@ static int l_tensor_new(lua_State *L) {
     ember_tensor *c = ember_to_dtype(src, dt);
     ember_set_grad_enabled(prev);
     l_fill(L, slot, c);
+    l_opt_place(L, 2, src->storage->device);
     l_opt_requires_grad(L, 2);
     return 1;
   }
@@ -415,6 +409,7 @@ static int l_tensor_new(lua_State *L) {
   lua_pushvalue(L, 1);
   fill_from_table(L, &fs, 0);
   lua_pop(L, 1);
+  l_opt_place(L, 2, EMBER_CPU);
   l_opt_requires_grad(L, 2);
   return 1;
 }
@@ -448,6 +443,10 @@ static void totable_rec(lua_State *L, const ember_tensor *t, int64_t *index,
 static int l_totable(lua_State *L) {
   ember_tensor *t = l_check(L, 1);
   int64_t index[EMBER_MAX_DIMS] = {0};
+  if (t->storage->device != EMBER_CPU) {   /* one transfer, not one per element */
+    l_fill(L, l_newslot(L), ember_to_device(t, EMBER_CPU));
+    t = l_check(L, -1);
+  }
   totable_rec(L, t, index, 0);
   return 1;
 }

@@ -20,13 +20,15 @@ C._tensor_mt.__tostring = function(t)
 end
 ember.set_printoptions = format.set_printoptions
 
---- CUDA lives in a separately built backend; this build has none.
--- ember.cuda is a table of device functions that is also callable as the
--- method's module form: ember.cuda(t) is t:cuda().
-ember.cuda = setmetatable({
-  is_available = function() return false end,
-  device_count = function() return 0 end,
-}, {__call = function(_, t, ...) return C.cuda(t, ...) end})
+--- CUDA lives in a separately built plugin (libember_cuda.so, core/cuda/),
+-- loaded on first use.  ember.cuda is a table of device functions that is
+-- also callable as the method's module form: ember.cuda(t) is t:cuda().
+ember.cuda = setmetatable({}, {__call = function(_, t, ...) return C.cuda(t, ...) end})
+for k, f in pairs(C._cuda) do ember.cuda[k] = f end
+ember._cuda = nil
+--- One generator serves both devices (Philox: a draw on the GPU gives the
+-- numbers the same draw on the CPU would), so seeding it is manual_seed.
+ember.cuda.manual_seed = C.manual_seed
 
 --- Run fn(...) with autograd recording set to `on`, then restore the
 -- previous mode (also when fn raises an error); returns fn's results.

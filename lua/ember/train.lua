@@ -285,10 +285,26 @@ local function check_xy(fname, x, y, need_y)
   end
 end
 
---- Rows [start, start + len) of t, or the rows perm[start..] names.
-local function rows(t, start, len, perm)
-  if perm then return t:index_select(1, perm:narrow(1, start, len)) end
-  return t:narrow(1, start, len)
+--- Rows [start, start + len) of t, or the rows perm[start..] names, on
+-- device dev (the data may stay on the CPU while the model is on the GPU:
+-- each batch is moved as it is used).
+local function rows(t, start, len, perm, dev)
+  local r
+  if perm then
+    local idx = perm:narrow(1, start, len)
+    if idx.device ~= t.device then idx = idx:to(t.device) end
+    r = t:index_select(1, idx)
+  else
+    r = t:narrow(1, start, len)
+  end
+  if dev and r.device ~= dev then r = r:to(dev) end
+  return r
+end
+
+--- The device of a model: that of its first parameter or buffer.
+local function device_of(model)
+  local p = model:parameters()[1] or model:buffers()[1]
+  return p and p.device or "cpu"
 end
 
 -- }======================================================================
@@ -447,11 +463,12 @@ local function run_eval(self, x, y, batch_size, prefix)
   local was_training = self.training
   self:eval()
   local n = x:size(1)
+  local dev = device_of(self)
   local ok, logs = pcall(ember.no_grad, function()
     local sums = {loss = 0}
     for start = 1, n, batch_size do
       local len = math.min(batch_size, n - start + 1)
-      local xb, yb = rows(x, start, len), rows(y, start, len)
+      local xb, yb = rows(x, start, len, nil, dev), rows(y, start, len, nil, dev)
       local out = self(xb)
       sums.loss = sums.loss + self.loss_fn(out, yb):item() * len
       for _, m in ipairs(self._metrics) do
@@ -499,11 +516,12 @@ function Module:predict(x, opts)
   if n == 0 then fail("predict: no samples") end
   remember_input(self, x)
   local was_training = self.training
+  local dev = device_of(self)
   self:eval()
   local ok, out = pcall(ember.no_grad, function()
     local parts = {}
     for start = 1, n, bs do
-      local p = self(rows(x, start, math.min(bs, n - start + 1)))
+      local p = self(rows(x, start, math.min(bs, n - start + 1), nil, dev))
       if not ember.is_tensor(p) then
         fail("predict: the model's forward must return a tensor, got " .. kind(p))
       end
@@ -591,6 +609,7 @@ function Module:fit(x, y, opts)
   local progress = Progress.new(verbose, epochs)
   local was_training = self.training
   local opt, loss_fn, metrics = self.optimizer, self.loss_fn, self._metrics
+  local dev = device_of(self)
   self.stop_training = false
 
   local function run()
@@ -604,7 +623,7 @@ function Module:fit(x, y, opts)
       for b = 1, steps do
         local start = (b - 1) * bs + 1
         local len = math.min(bs, n - start + 1)
-        local xb, yb = rows(x, start, len, perm), rows(y, start, len, perm)
+        local xb, yb = rows(x, start, len, perm, dev), rows(y, start, len, perm, dev)
         notify(cbs, "on_train_batch_begin", b, {batch = b, size = len})
         opt:zero_grad()
         local out = self(xb)
@@ -728,7 +747,7 @@ function Module:summary(input_shape, opts)
     self:eval()
     local ok, err = pcall(ember.no_grad, function()
       local shape = {1, table.unpack(input_shape)}
-      self(ember.zeros(shape, {dtype = dtype}))
+      self(ember.zeros(shape, {dtype = dtype, device = device_of(self)}))
     end)
     self:train(was_training)
     for _, r in ipairs(rows_) do r.m.forward = nil end

@@ -410,32 +410,51 @@ function Module:load_state_dict(sd, strict)
 end
 
 local FLOAT = {float32 = "float32", float = "float32", float64 = "float64", double = "float64"}
+local DEVICE = {cpu = "cpu", cuda = "cuda", ["cuda:0"] = "cuda"}
+local blame_user = require("ember.blame").failer("ember/nn/module")
 
---- Convert every floating parameter and buffer to dtype, in place of the
+--- Convert every floating parameter and buffer to a dtype, or move every
+-- parameter and buffer to a device ("cpu", "cuda"), in place of the
 -- module (the tensors are new ones; requires_grad is kept, grads dropped).
-function Module:to(dtype)
-  local d = FLOAT[dtype]
-  if not d then
-    error(("to: expected a floating dtype (float32 or float64), got %s")
-          :format(type(dtype) == "string" and "'" .. dtype .. "'" or type(dtype)), 2)
+-- A compiled model's optimizer follows its parameters to a new device.
+function Module:to(target)
+  local d, dev = FLOAT[target], DEVICE[target]
+  if not d and not dev then
+    error(("to: expected a floating dtype (float32 or float64) or a device (cpu or cuda), got %s")
+          :format(type(target) == "string" and "'" .. target .. "'" or type(target)), 2)
   end
+  if dev == "cuda" and not ember.cuda.is_available() then
+    blame_user("cuda: CUDA is not available (" .. tostring(ember.cuda.unavailable_reason()) .. ")")
+  end
+  local moved = {}
   common.no_grad(function()
     for _, m in ipairs(self:modules()) do
       for _, store in ipairs{"_parameters", "_buffers"} do
         local s = rawget(m, store)
         for _, n in ipairs(s.names) do
           local t = s.map[n]
-          if t.dtype ~= d and (t.dtype == "float32" or t.dtype == "float64") then
-            local c = common.detach(t):to(d)
+          local c
+          if dev then
+            if t.device ~= dev then c = common.detach(t):to(dev) end
+          elseif t.dtype ~= d and (t.dtype == "float32" or t.dtype == "float64") then
+            c = common.detach(t):to(d)
+          end
+          if c then
             if common.requires_grad(t) then common.param(c) end
             s.map[n] = c
+            moved[t] = c
           end
         end
       end
     end
   end)
+  local opt = rawget(self, "_fields").optimizer
+  if dev and opt and opt._remap then opt:_remap(moved) end
   return self
 end
+--- Move the module's parameters and buffers to the GPU / the CPU.
+function Module:cuda() return self:to("cuda") end
+function Module:cpu() return self:to("cpu") end
 function Module:float() return self:to("float32") end
 function Module:double() return self:to("float64") end
 

@@ -379,6 +379,24 @@ function Optimizer:load_state_dict(sd)
   self.param_groups, self.state = groups, state
 end
 
+--- Follow parameters that moved (Module:to(device) gives map old -> new):
+-- the groups list the new tensors, and state tensors move with them.
+function Optimizer:_remap(map)
+  for _, g in ipairs(self.param_groups) do
+    for i, p in ipairs(g.params) do g.params[i] = map[p] or p end
+  end
+  local state = {}
+  for p, st in pairs(self.state) do
+    local np = map[p] or p
+    local s = {}
+    for k, v in pairs(st) do
+      s[k] = ember.is_tensor(v) and v.device ~= np.device and v:to(np.device) or v
+    end
+    state[np] = s
+  end
+  self.state = state
+end
+
 -- }======================================================================
 
 --- "Adam(lr=0.001, ...; 1 group, 2 parameters)"
