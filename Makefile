@@ -91,6 +91,12 @@ $(BUILD)/obj/core/cuda/%.o: core/cuda/%.cu core/cuda/cuda_internal.h core/device
 $(BUILD)/libember_cuda.so: $(CU_OBJ)
 	$(NVCC) -shared -o $@ $^ -lcublas -lcudart -Xlinker -rpath,$(CUDA_HOME)/lib64
 
+# A stand-in CUDA plugin over host memory (tools/fake_cuda.c): the specs
+# load it to run every "cuda" path of the core, bindings and library, and
+# the GPU specs themselves, on a machine without a GPU.
+$(BUILD)/libember_fakecuda.so: tools/fake_cuda.c $(CORE_OBJ) core/device.h
+	$(CC) $(CPPFLAGS) $(XCFLAGS) -shared -Wl,-Bsymbolic -o $@ tools/fake_cuda.c $(CORE_OBJ) $(LIBS)
+
 # The C host example, built into the build folder ($(BUILD)/embed-host).
 embed: $(BUILD)/libember.a
 	$(MAKE) -C examples/embed LIBEMBER=$(abspath $(BUILD)/libember.a) \
@@ -113,12 +119,13 @@ run: deps
 	./ember examples/fashion_mnist_cnn.lua
 
 test: deps
-	@$(MAKE) --no-print-directory all embed
+	@$(MAKE) --no-print-directory all embed $(BUILD)/libember_fakecuda.so
 	$(BUSTED)
 
 asan: deps
 	@$(MAKE) --no-print-directory BUILD=build-asan CFLAGS="-O1 -g" SAN="$(ASAN_FLAGS)" \
-	  build-asan/ember/core.so build-asan/libember.a ember-asan $(if $(NVCC),build-asan/libember_cuda.so)
+	  build-asan/ember/core.so build-asan/libember.a ember-asan build-asan/libember_fakecuda.so \
+	  $(if $(NVCC),build-asan/libember_cuda.so)
 	ASAN_OPTIONS=detect_leaks=0:quarantine_size_mb=8 LD_PRELOAD=$$($(CC) -print-file-name=libasan.so) \
 	  EMBER_BUILD=build-asan EMBER_BIN=./ember-asan EMBER_SAN="$(ASAN_FLAGS)" $(BUSTED)
 

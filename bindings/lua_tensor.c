@@ -241,6 +241,11 @@ ember_tensor *l_operand(lua_State *L, int idx, const ember_tensor *other) {
   }
   if (lua_type(L, idx) == LUA_TBOOLEAN) {
     ember_tensor *s = ember_scalar(lua_toboolean(L, idx), EMBER_BOOL);
+    if (s && other && other->storage->device != EMBER_CPU) {  /* follows other */
+      ember_tensor *m = ember_to_device(s, other->storage->device);
+      ember_tensor_release(s);
+      s = m;
+    }
     if (!s) l_error(L);
     return s;
   }

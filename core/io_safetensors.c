@@ -322,9 +322,6 @@ static int check_save_args(const char *path, int n, const char *const *names,
       return ember_set_error("save: tensor name %d is not valid UTF-8", i + 1);
     const ember_tensor *t = tensors[i];
     if (!t) return ember_set_error("save: tensor '%s' is NULL", name);
-    if (t->storage->device != EMBER_CPU)
-      return ember_set_error("save: tensor '%s' is on %s; move it to the cpu "
-                             "first", name, ember_device_name(t->storage->device));
     if (!code_of(t->dtype))
       return ember_set_error("save: tensor '%s' has an unknown dtype", name);
   }
@@ -406,15 +403,16 @@ static int write_all(int fd, const void *data, size_t n) {
 }
 
 /* The tensors' data in `order`, each in row-major order (a strided tensor
-   goes through a contiguous copy, made with grad mode off so that nothing
-   is recorded). */
+   goes through a contiguous copy, and a GPU tensor through a host copy,
+   made with grad mode off so that nothing is recorded). */
 static int write_data(int fd, int n, ember_tensor *const *tensors,
                       const int *order) {
   for (int k = 0; k < n; k++) {
     const ember_tensor *t = tensors[order[k]];
     int grad = ember_is_grad_enabled();
     ember_set_grad_enabled(0);
-    ember_tensor *c = ember_contiguous(t);
+    ember_tensor *c = t->storage->device == EMBER_CPU ? ember_contiguous(t)
+                                                      : ember_to_device(t, EMBER_CPU);
     ember_set_grad_enabled(grad);
     if (!c) {                /* out of memory for the copy */
       char why[256];

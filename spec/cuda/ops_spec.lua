@@ -424,7 +424,7 @@ describe("cuda ops: the GPU computes what the CPU computes", function()
         parity(t.dtype .. " t + t", function(a) return a + a end, {t})
         parity(t.dtype .. " t * t", function(a) return a * a end, {t})
         parity(t.dtype .. " t - t:flip", function(a) return a - a:index_select(1,
-          ember.tensor({6, 5, 4, 3, 2, 1}, {dtype = "int64"})) end, {t})
+          ember.tensor({6, 5, 4, 3, 2, 1}, {dtype = "int64", device = a.device})) end, {t})
         parity(t.dtype .. " t + 1", function(a) return a + 1 end, {t})
         parity(t.dtype .. " -t", function(a) return -a end, {t}, {may_fail = true})
         parity(t.dtype .. " abs", function(a) return a:abs() end, {t}, {may_fail = true})
