@@ -43,7 +43,9 @@ int ember_cpu_random(int kind, ember_tensor *dst, uint64_t seed,
                      uint64_t counter, double a, double b) {
   int64_t n = ember_numel(dst);
   char *d = ember_data(dst);
-  uint64_t range = (uint64_t)((int64_t)b - (int64_t)a) + 1;  /* kind 2 */
+  /* kind 2: b - a + 1 in unsigned arithmetic (0 means all 2^64 values;
+     the int64 difference could overflow) */
+  uint64_t range = (uint64_t)(int64_t)b - (uint64_t)(int64_t)a + 1;
   #pragma omp parallel for num_threads(ember_cpu_threads()) if (n >= EMBER_CPU_PARALLEL_MIN)
   for (int64_t i = 0; i < n; i++) {
     uint32_t w[4];
