@@ -22,7 +22,15 @@ ASAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize
 WARN     := -Wall -Wextra -pedantic -Wshadow -Wmissing-prototypes
 CPPFLAGS := -D_POSIX_C_SOURCE=200809L -Icore/include -I$(LUA_INC)
 XCFLAGS  := -std=c11 -fPIC -fopenmp $(WARN) $(CFLAGS) $(SAN)
-LIBS     := -lopenblas -lz -lm -fopenmp $(SAN)
+# OpenBLAS's OpenMP build (Debian's libopenblas0-openmp, found first through
+# the run path): it shares libgomp's thread pool with Ember's own loops.  The
+# default pthread build keeps a second pool whose threads fight OpenMP's for
+# the cores: a CNN training step takes 34 ms with it, 7.4 ms with this one,
+# on 2 cores (bench/NOTES.md).
+OPENBLAS_OMP ?= /usr/lib/$(shell $(CC) -dumpmachine)/openblas-openmp
+comma    := ,
+BLAS_LIBS := -lopenblas $(if $(wildcard $(OPENBLAS_OMP)/libopenblas.so.0),-Wl$(comma)-rpath$(comma)$(OPENBLAS_OMP))
+LIBS     := $(BLAS_LIBS) -lz -lm -fopenmp $(SAN)
 
 CORE_SRC := $(sort $(wildcard core/*.c core/cpu/*.c))
 BIND_SRC := bindings/lua_tensor.c bindings/lua_ops.c bindings/lua_module.c \
@@ -134,7 +142,7 @@ ember-asan: $(MAIN_OBJ) $(BIND_OBJ) $(CORE_OBJ)
 
 bench: deps
 	@$(MAKE) --no-print-directory all
-	@$(MAKE) --no-print-directory -C bench LIBEMBER=$(abspath $(BUILD)/libember.a)
+	@$(MAKE) --no-print-directory -C bench LIBEMBER=$(abspath $(BUILD)/libember.a) BLAS_LIBS="$(BLAS_LIBS)"
 	@sh bench/run.sh
 
 install: all

@@ -2,7 +2,7 @@
 # deps.sh -- install the Debian packages Ember needs, and only those that
 # are missing (so a machine that has everything never calls apt-get).
 set -e
-pkgs="make gcc lua5.4 liblua5.4-dev lua-busted luarocks libopenblas-dev libedit-dev zlib1g-dev dataset-fashion-mnist python3"
+pkgs="make gcc lua5.4 liblua5.4-dev lua-busted luarocks libopenblas-dev libopenblas0-openmp libedit-dev zlib1g-dev dataset-fashion-mnist python3"
 missing=""
 for p in $pkgs; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
