@@ -36,10 +36,39 @@ static inline int64_t first_inside(int64_t start, int64_t d) {
 ** Max pooling
 ** ======================================================================= */
 
-/* One plane: y and (if idx) the 1-based flat position of each maximum. */
+/* One plane: y and (if idx) the 1-based flat position of each maximum.
+   The 2x2 / stride 2 windows of most CNNs take a straight path with the
+   same scan order and the same rule (a larger value or a NaN takes over). */
+#define MAX_STEP(T, v, pos)                                                  \
+  do {                                                                       \
+    T v_ = (v);                                                              \
+    int take_ = (v_ > m) | (v_ != v_);   /* branch-free: data is random */   \
+    m = take_ ? v_ : m;                                                      \
+    best = take_ ? (pos) : best;                                             \
+  } while (0)
 #define DEFINE_MAX_PLANE(SUF, T)                                             \
   static void max_plane_##SUF(const T *x, T *y, int64_t *idx,               \
                               const ember_pool2d_geom *g) {                  \
+    if (g->kh == 2 && g->kw == 2 && g->sh == 2 && g->sw == 2 && g->ph == 0 &&\
+        g->pw == 0 && g->dh == 1 && g->dw == 1 && 2 * g->OH <= g->H &&       \
+        2 * g->OW <= g->W) {                                                 \
+      const int64_t W = g->W, OW = g->OW;                                    \
+      for (int64_t oh = 0; oh < g->OH; oh++) {                               \
+        const T *r0 = x + 2 * oh * W, *r1 = r0 + W;                          \
+        const int64_t base = 2 * oh * W;                                     \
+        for (int64_t ow = 0; ow < OW; ow++) {                                \
+          const int64_t w = 2 * ow;                                          \
+          T m = r0[w];                                                       \
+          int64_t best = base + w;                                           \
+          MAX_STEP(T, r0[w + 1], base + w + 1);                              \
+          MAX_STEP(T, r1[w], base + W + w);                                  \
+          MAX_STEP(T, r1[w + 1], base + W + w + 1);                          \
+          y[oh * OW + ow] = m;                                               \
+          if (idx) idx[oh * OW + ow] = best + 1;                             \
+        }                                                                    \
+      }                                                                      \
+      return;                                                                \
+    }                                                                        \
     for (int64_t oh = 0; oh < g->OH; oh++) {                                 \
       int64_t h0 = oh * g->sh - g->ph, h1 = h0 + (g->kh - 1) * g->dh + 1;    \
       if (h1 > g->H) h1 = g->H;                                              \
