@@ -62,7 +62,7 @@ static void valid_range(int64_t W, int64_t OW, int64_t s, int64_t p,
   static void im2col_##SUF(const T *x, T *col, int64_t ld, int64_t Cg,       \
                            int64_t oh0, int64_t oh1,                         \
                            const ember_conv2d_geom *g) {                     \
-    int64_t H = g->H, W = g->W, OW = g->OW;                                  \
+    int64_t H = g->H, W = g->W, OW = g->OW, sw = g->sw;                      \
     for (int64_t c = 0; c < Cg; c++)                                         \
       for (int64_t i = 0; i < g->KH; i++)                                    \
         for (int64_t j = 0; j < g->KW; j++) {                                \
@@ -77,7 +77,10 @@ static void valid_range(int64_t W, int64_t OW, int64_t s, int64_t p,
             }                                                                \
             int64_t at = (c * H + h) * W - g->pw + j * g->dw;                \
             for (int64_t ow = 0; ow < lo; ow++) row[ow] = 0;                 \
-            for (int64_t ow = lo; ow < hi; ow++) row[ow] = x[at + ow * g->sw]; \
+            if (sw == 1)                   /* a straight run: one memcpy */  \
+              memcpy(row + lo, x + at + lo, (size_t)(hi - lo) * sizeof(T));  \
+            else                                                             \
+              for (int64_t ow = lo; ow < hi; ow++) row[ow] = x[at + ow * sw]; \
             for (int64_t ow = hi; ow < OW; ow++) row[ow] = 0;                \
           }                                                                  \
         }                                                                    \
