@@ -1,43 +1,116 @@
 #!/bin/sh
-# bench/run.sh -- Ember beside its peers, in one run, as one table.
+# bench/run.sh -- Ember beside its peers, in one run, as one table (issue 6).
 #
-#   matmul   Ember's a:matmul(b), float32 [n,n] x [n,n]   (bench/matmul.lua)
-#            vs cblas_sgemm called directly from C       (bench/matmul_c)
-#   tiny op  Ember's a + b on two 4-element tensors     (bench/tiny_op.lua)
-#            (also recording for autograd, and a tiny forward + backward)
-#   cnn step one training step (forward, loss, backward, Adam) of the
-#            DESIGN.md network, batch 32    (bench/cnn_step.lua)
-#            vs PyTorch's, OPENBLAS_NUM_THREADS=1 (bench/cnn_step_torch.py)
-#            vs PyTorch's, from /usr/bin/python3          (bench/tiny_op_torch.py)
-#            (BENCH_PYTHON overrides; without torch the peer column says so)
+# Groups (BENCH_ONLY=a,b,... runs a subset; default all, in this order):
+#   matmul   Ember's a:matmul(b), float32 [n,n] x [n,n], n = 256..2048
+#            (bench/matmul.lua) vs cblas_sgemm called directly from C
+#            (bench/matmul_c)
+#   convgemm the same two on the GEMMs Ember's convolution issues for the
+#            DESIGN.md network at batch 32 (CONV_GEMMS below)
+#   op       a + b on two 4-element tensors, plain and recording for
+#            autograd, a tiny forward + backward (bench/tiny_op.lua), and
+#            one CNN training step at batch 32 (bench/cnn_step.lua), vs
+#            PyTorch's (bench/tiny_op_torch.py, bench/cnn_step_torch.py)
+#   startup  wall time and peak RSS of ./ember -e 'require "ember"' vs
+#            python3 -c 'import torch' (bench/startup.sh)
+#   cnn      a training epoch of the DESIGN.md network on the 54,000
+#            Fashion-MNIST training images, Adam 1e-3, batch 32 and 128,
+#            1 and 2 threads, and its peak RSS (bench/epoch.lua vs
+#            bench/epoch_torch.py)
+#   mlp      the same for the 784-128-64-10 ReLU MLP
+#   (gemm = matmul,convgemm)
+# PyTorch is Debian's python3-torch from /usr/bin/python3 (BENCH_PYTHON
+# overrides; without torch its column says so), always in its best
+# configuration: OPENBLAS_NUM_THREADS=1 and torch.set_num_threads(n).
 #
-# Both sides get the same thread count: EMBER_NUM_THREADS, default the
-# number of online cores, is exported as OPENBLAS_NUM_THREADS too.  Each
-# program reports the median of its own timed batches; the two sides then
-# run BENCH_ROUNDS times (default 5), alternating (matmul one size at a
+# Threads: the matmul, convgemm and op groups give both sides the same
+# count: EMBER_NUM_THREADS, default the number of online cores, exported
+# as OPENBLAS_NUM_THREADS and OMP_NUM_THREADS too (the tiny op's peer uses
+# 1 thread, all a 4-element op can use).  The epochs run at each count of
+# BENCH_EPOCH_THREADS (default "1 2"), the same on both sides; the MLP
+# rows set each Ember figure beside PyTorch's better of its runs at those
+# counts, as issue 6 asks.
+#
+# Method.  Each program reports the median of its own timed batches
+# (bench/timing.lua, bench/timing.py, bench/matmul_c.c).  The two sides
+# then run BENCH_ROUNDS times (default 5), alternating (matmul one case at a
 # time, so the two figures of a pair are taken within seconds of each
 # other).  The table shows each side's median over the rounds, and as the
 # ratio the median of the per-round (paired) ratios, so a neighbour that
 # loads the cores for a while slows both halves of a pair alike rather
 # than one column.  A row whose rounds disagree by more than 10% is marked
-# noisy.
+# noisy.  Epochs are expensive, so they have their own knobs:
+#   BENCH_EPOCH_ROUNDS   rounds of the epoch cases (default 3)
+#   BENCH_WARMUP_IMAGES  untimed warm-up before the timing (default 6400:
+#                        200 steps at batch 32, 50 at 128)
+#   BENCH_CNN_IMAGES     images timed for the CNN (default 12800: 400 steps
+#                        at batch 32), 0 = one whole epoch
+#   BENCH_MLP_IMAGES     the same for the MLP (default 0: the whole epoch)
+# A run times its images in 8 consecutive slices; s/epoch is 54,000 images
+# at the median slice's rate, and a run whose middle slices (the upper and
+# lower quartile) differ by more than 10% marks its row noisy too.
+# Start-up takes the median of BENCH_STARTUP_RUNS runs (default 7) of each
+# side.
 #
 # Ember runs through ./ember when it has been built, else through the stock
-# lua5.4 with the library from lua/ and the C module from build/.
-# Called by `make bench` from the repository root; works on its own too.
+# lua5.4 with the library from lua/ and the C module from build/ (the
+# startup group needs ./ember).  Called by `make bench` from the repository
+# root; works on its own too.
 
 cd "$(dirname "$0")/.." || exit 1
 
 threads=${EMBER_NUM_THREADS:-$(nproc 2>/dev/null || getconf _NPROCESSORS_ONLN 2>/dev/null || echo 1)}
 rounds=${BENCH_ROUNDS:-5}
+erounds=${BENCH_EPOCH_ROUNDS:-3}
+ethreads=${BENCH_EPOCH_THREADS:-1 2}
+warm_images=${BENCH_WARMUP_IMAGES:-6400}
+cnn_images=${BENCH_CNN_IMAGES:-12800}
+mlp_images=${BENCH_MLP_IMAGES:-0}
+st_runs=${BENCH_STARTUP_RUNS:-7}
+only=${BENCH_ONLY:-matmul,convgemm,op,startup,cnn,mlp}
 EMBER_NUM_THREADS=$threads
 OPENBLAS_NUM_THREADS=$threads
 OMP_NUM_THREADS=$threads
 export EMBER_NUM_THREADS OPENBLAS_NUM_THREADS OMP_NUM_THREADS
 PY=${BENCH_PYTHON:-/usr/bin/python3}   # the Debian python3-torch lives here
+
+# The GEMMs of core/cpu/conv.c (im2col + GEMM) for the DESIGN.md network at
+# batch 32, as M x N x K and whether A, B are stored transposed.  With
+# K = C*KH*KW and P = OH*OW, a chunk of all 32 images (it fits the 16 MiB
+# scratch) is one GEMM per layer and pass:
+#   forward   Y [O, 32P]  = W [O,K] x col [K, 32P]             (NN)
+#   weights   gW [O, K]   = gY [O, 32P] x col^T                (NT)
+#   input     gcol [K,32P] = W^T x gY                          (TN)
+# conv1 1->32 on 28x28 (K 9, P 676), conv2 32->64 on 13x13 (K 288, P 121),
+# conv3 64->64 on 5x5 (K 576, P 9); conv1's input needs no gradient.
+CONV_GEMMS="conv1.fwd=32x21632x9:NN conv1.gW=32x9x21632:NT
+conv2.fwd=64x3872x288:NN conv2.gW=64x288x3872:NT conv2.gx=288x3872x64:TN
+conv3.fwd=64x288x576:NN conv3.gW=64x576x288:NT conv3.gx=576x288x64:TN"
+
+for n in rounds erounds warm_images cnn_images mlp_images st_runs; do
+  eval "v=\$$n"
+  case $v in ''|*[!0-9]*) echo "bench: $n must be a non-negative integer, got '$v'" >&2; exit 1 ;; esac
+done
+[ "$rounds" -ge 1 ] && [ "$erounds" -ge 1 ] && [ "$st_runs" -ge 1 ] ||
+  { echo "bench: BENCH_ROUNDS, BENCH_EPOCH_ROUNDS and BENCH_STARTUP_RUNS must be >= 1" >&2; exit 1; }
+for t in $ethreads; do
+  case $t in ''|*[!0-9]*|0) echo "bench: BENCH_EPOCH_THREADS must list positive integers, got '$ethreads'" >&2; exit 1 ;; esac
+done
+# the groups asked for: want_<group>=1
+for g in $(echo "$only" | tr ',' ' '); do
+  case $g in
+    matmul|convgemm|op|startup|cnn|mlp) eval "want_$g=1" ;;
+    gemm) want_matmul=1; want_convgemm=1 ;;
+    all) want_matmul=1; want_convgemm=1; want_op=1; want_startup=1; want_cnn=1; want_mlp=1 ;;
+    *) echo "bench: BENCH_ONLY: unknown group '$g' (expected matmul, convgemm, gemm, op, startup, cnn, mlp or all)" >&2; exit 1 ;;
+  esac
+done
+wants() { eval "[ -n \"\${want_$1:-}\" ]"; }
+
 tmp=$(mktemp -d) || exit 1
 trap 'rm -rf "$tmp"' EXIT INT TERM
 status=0
+started=$(date +%s)
 
 if [ -x ./ember ]; then
   runner="./ember"
@@ -45,7 +118,9 @@ else
   runner="lua5.4 (lua/ + build/ember/core.so; ./ember not built)"
   [ -f build/ember/core.so ] || make --no-print-directory build/ember/core.so >&2 || exit 1
 fi
-[ -x bench/matmul_c ] || make --no-print-directory -C bench >&2 || exit 1
+if wants matmul || wants convgemm; then
+  [ -x bench/matmul_c ] || make --no-print-directory -C bench >&2 || exit 1
+fi
 
 run_lua() {
   if [ -x ./ember ]; then
@@ -56,47 +131,114 @@ run_lua() {
   fi
 }
 
-# Can the peer of the tiny op run at all?  (exit 3: torch is not importable)
+# Can the PyTorch peers run at all?  (exit 3: torch is not importable)
 torch=yes
 if [ ! -x "$PY" ] || ! "$PY" -c 'import torch' >/dev/null 2>&1; then torch=no; fi
 
-echo "bench: $rounds rounds, $threads threads each side; Ember via $runner" >&2
+# One epoch run: side (ember|torch), kind, batch, threads; appends its
+# figures to $tmp/ep_<side>, each line prefixed "<kind>_<batch>_<threads>".
+epoch_run() {
+  side=$1 kind=$2 bs=$3 t=$4
+  warm=$(( (warm_images + bs - 1) / bs ))
+  eval "imgs=\$${kind}_images"
+  steps=$(( (imgs + bs - 1) / bs ))
+  if [ "$side" = ember ]; then
+    EMBER_NUM_THREADS=$t OMP_NUM_THREADS=$t OPENBLAS_NUM_THREADS=$t \
+      run_lua bench/epoch.lua "$kind" "$bs" "$t" "$warm" "$steps" >"$tmp/one" ||
+      { echo "bench: bench/epoch.lua $kind $bs $t failed" >&2; status=1; }
+  else
+    OMP_NUM_THREADS=$t OPENBLAS_NUM_THREADS=1 \
+      "$PY" bench/epoch_torch.py "$kind" "$bs" "$t" "$warm" "$steps" >"$tmp/one" ||
+      { echo "bench: bench/epoch_torch.py $kind $bs $t failed" >&2; status=1; }
+  fi
+  sed -n "/^#/s/^#/# ${kind}_${bs}_$t/p; /^#/!s/^/${kind}_${bs}_$t /p" "$tmp/one" >>"$tmp/ep_$side"
+  rm -f "$tmp/one"
+}
+
+echo "bench: groups $only; $rounds rounds ($erounds for epochs), $threads threads each side" \
+     "(epochs at $ethreads); Ember via $runner" >&2
 r=1
 while [ "$r" -le "$rounds" ]; do
   printf 'bench: round %d/%d ...\n' "$r" "$rounds" >&2
-  for n in 256 512 1024 2048; do
-    bench/matmul_c "$n"           >>"$tmp/mm_peer"  || { echo "bench: bench/matmul_c $n failed" >&2; status=1; }
-    run_lua bench/matmul.lua "$n" >>"$tmp/mm_ember" || { echo "bench: bench/matmul.lua $n failed" >&2; status=1; }
-  done
-  run_lua bench/tiny_op.lua     >>"$tmp/op_ember" || { echo "bench: bench/tiny_op.lua failed" >&2; status=1; }
-  run_lua bench/cnn_step.lua    >>"$tmp/op_ember" || { echo "bench: bench/cnn_step.lua failed" >&2; status=1; }
-  if [ "$torch" = yes ]; then
-    "$PY" bench/tiny_op_torch.py >>"$tmp/op_peer" || { echo "bench: bench/tiny_op_torch.py failed" >&2; status=1; }
-    # PyTorch's best configuration: its own pool, OpenBLAS single-threaded
-    OPENBLAS_NUM_THREADS=1 "$PY" bench/cnn_step_torch.py >>"$tmp/op_peer" || { echo "bench: bench/cnn_step_torch.py failed" >&2; status=1; }
+  if wants matmul; then
+    for n in 256 512 1024 2048; do
+      bench/matmul_c "$n"           >>"$tmp/mm_peer"  || { echo "bench: bench/matmul_c $n failed" >&2; status=1; }
+      run_lua bench/matmul.lua "$n" >>"$tmp/mm_ember" || { echo "bench: bench/matmul.lua $n failed" >&2; status=1; }
+    done
+  fi
+  if wants convgemm; then
+    for c in $CONV_GEMMS; do
+      shape=${c#*=}
+      bench/matmul_c "$shape"           >>"$tmp/mm_peer"  || { echo "bench: bench/matmul_c $shape failed" >&2; status=1; }
+      run_lua bench/matmul.lua "$shape" >>"$tmp/mm_ember" || { echo "bench: bench/matmul.lua $shape failed" >&2; status=1; }
+    done
+  fi
+  if wants op; then
+    run_lua bench/tiny_op.lua     >>"$tmp/op_ember" || { echo "bench: bench/tiny_op.lua failed" >&2; status=1; }
+    run_lua bench/cnn_step.lua    >>"$tmp/op_ember" || { echo "bench: bench/cnn_step.lua failed" >&2; status=1; }
+    if [ "$torch" = yes ]; then
+      "$PY" bench/tiny_op_torch.py >>"$tmp/op_peer" || { echo "bench: bench/tiny_op_torch.py failed" >&2; status=1; }
+      # PyTorch's best configuration: its own pool, OpenBLAS single-threaded
+      OPENBLAS_NUM_THREADS=1 "$PY" bench/cnn_step_torch.py >>"$tmp/op_peer" || { echo "bench: bench/cnn_step_torch.py failed" >&2; status=1; }
+    fi
   fi
   r=$((r + 1))
 done
-touch "$tmp/mm_peer" "$tmp/mm_ember" "$tmp/op_ember" "$tmp/op_peer"
 
-# One awk program reads the four outputs (tagged by file) and prints the
-# table.  Lines starting with '#' carry versions and thread counts.
-awk -v torch="$torch" -v threads="$threads" -v rounds="$rounds" -v runner="$runner" -v py="$PY" '
+if wants startup; then
+  printf 'bench: start-up, %d runs ...\n' "$st_runs" >&2
+  if [ -x ./ember ]; then
+    BENCH_PYTHON=$PY sh bench/startup.sh "$st_runs" >"$tmp/startup" || { echo "bench: bench/startup.sh failed" >&2; status=1; }
+  else
+    echo "bench: start-up needs ./ember (run make)" >&2; status=1
+  fi
+fi
+
+if wants cnn || wants mlp; then
+  r=1
+  while [ "$r" -le "$erounds" ]; do
+    for kind in cnn mlp; do
+      wants "$kind" || continue
+      for bs in 32 128; do
+        for t in $ethreads; do
+          printf 'bench: epochs, round %d/%d: %s batch %d, %d thread(s) ...\n' "$r" "$erounds" "$kind" "$bs" "$t" >&2
+          epoch_run ember "$kind" "$bs" "$t"
+          [ "$torch" = yes ] && epoch_run torch "$kind" "$bs" "$t"
+        done
+      done
+    done
+    r=$((r + 1))
+  done
+fi
+touch "$tmp/mm_peer" "$tmp/mm_ember" "$tmp/op_ember" "$tmp/op_peer" "$tmp/startup" \
+      "$tmp/ep_ember" "$tmp/ep_torch"
+elapsed=$(( $(date +%s) - started ))
+
+# One awk program reads the outputs (tagged by file) and prints the table.
+# Lines starting with '#' carry versions, thread counts and what was timed.
+awk -v torch="$torch" -v threads="$threads" -v rounds="$rounds" -v erounds="$erounds" \
+    -v ethreads="$ethreads" -v runner="$runner" -v py="$PY" -v only="$only" \
+    -v conv_gemms="$(echo $CONV_GEMMS)" -v warm_images="$warm_images" -v cnn_images="$cnn_images" \
+    -v mlp_images="$mlp_images" -v st_runs="$st_runs" -v elapsed="$elapsed" '
   function median(key,   n, i, j, t, v) {
     n = cnt[key]; if (n == 0) return ""
     for (i = 1; i <= n; i++) v[i] = val[key, i]
-    for (i = 2; i <= n; i++) { t = v[i]; for (j = i - 1; j >= 1 && v[j] > t; j--) v[j + 1] = v[j]; v[j + 1] = t }
+    for (i = 2; i <= n; i++) { t = v[i]; for (j = i - 1; j >= 1 && v[j] + 0 > t + 0; j--) v[j + 1] = v[j]; v[j + 1] = t }
     return v[int((n + 1) / 2)]
   }
   function add(key, x) { val[key, ++cnt[key]] = x }
   FILENAME ~ /mm_peer$/  && /^# openblas/ { blas = $3 " " $4; peer_thr = $NF; next }
   FILENAME ~ /mm_ember$/ && /^# threads/  { ember_thr = $3; next }
   FILENAME ~ /op_peer$/  && /^# torch/    { torchv = $3; next }
+  FILENAME ~ /ep_torch$/ && $3 == "torch" && NF == 4 { torchv = $4; next }
   /^#/ { next }
-  FILENAME ~ /mm_peer$/  { add("mmp" $1, $2); next }
-  FILENAME ~ /mm_ember$/ { add("mme" $1, $2); next }
+  FILENAME ~ /mm_peer$/  { add("mmp" $1, $2); has_gemm = 1; next }
+  FILENAME ~ /mm_ember$/ { add("mme" $1, $2); has_gemm = 1; next }
   FILENAME ~ /op_ember$/ { add("ope" $1, $2); next }
   FILENAME ~ /op_peer$/  { add("opp" $1, $2); next }
+  FILENAME ~ /startup$/  { add("st" $1, $2); next }
+  FILENAME ~ /ep_ember$/ { add("epe" $2 $1, $3); next }
+  FILENAME ~ /ep_torch$/ { add("epp" $2 $1, $3); next }
   # max/min over the rounds of one side, as a spread: 1.10 = 10% apart
   function spread(key,   i, lo, hi) {
     lo = hi = val[key, 1] + 0
@@ -106,56 +248,180 @@ awk -v torch="$torch" -v threads="$threads" -v rounds="$rounds" -v runner="$runn
     }
     return lo > 0 ? hi / lo : 1
   }
-  # One line of the table: Ember key, peer key, the target on e/p and
-  # whether a higher ("hi") or lower ("lo") ratio is better.
-  function row(name, ke, kp, target, better,   e, p, i, ratio, verdict) {
+  function maxof(key,   i, hi) {
+    hi = 0
+    for (i = 1; i <= cnt[key]; i++) if (val[key, i] + 0 > hi) hi = val[key, i] + 0
+    return hi
+  }
+  function fmt(x) {
+    if (x == "") return (torch == "yes" ? "failed" : "-")
+    return x
+  }
+  function num(x, f) { return x == "" ? fmt(x) : sprintf(f, x) }
+  # The ratio of a row: the median of the paired per-round ratios of keys
+  # ke and kp when both have every round, else the ratio of the medians.
+  function ratio_of(ke, kp,   i, e, p) {
     e = median(ke); p = median(kp)
-    if (e == "") e = "failed"
-    if (p == "") p = "failed"
-    ratio = "-"; verdict = ""
-    if (e != "failed" && p != "failed" && p + 0 > 0) {
-      if (cnt[ke] == cnt[kp]) {          # median of the paired ratios
-        delete cnt["pair"]
-        for (i = 1; i <= cnt[ke]; i++) add("pair", val[ke, i] / val[kp, i])
-        ratio = median("pair")
-      } else ratio = e / p               # a round failed: no pairs
-      if (better == "hi") verdict = sprintf(">= %.3f %s", target, ratio >= target ? "met" : "MISSED")
-      if (better == "lo") verdict = sprintf("<  %.3f %s", target, ratio <  target ? "met" : "MISSED")
-      if (better != "info" && (spread(ke) > 1.10 || spread(kp) > 1.10)) { verdict = verdict "  (noisy: rounds >10% apart)"; noisy = 1 }
-      ratio = sprintf("%.3f", ratio)
+    if (e == "" || p == "" || p + 0 <= 0) return ""
+    if (cnt[ke] != cnt[kp]) return e / p
+    delete cnt["pair"]
+    for (i = 1; i <= cnt[ke]; i++) add("pair", val[ke, i] / val[kp, i])
+    return median("pair")
+  }
+  # The target column: better is "hi" (ratio >= target), "lo" (ratio <=
+  # target) or "info" (no target); extra notes a noise mark.
+  function verdict(ratio, target, better, noisy_row,   v) {
+    if (ratio == "" || better == "info") v = (better == "info" ? "(no target)" : "")
+    else if (better == "hi") v = sprintf(">= %.3f %s", target, ratio >= target ? "met" : "MISSED")
+    else v = sprintf("<= %.3f %s", target, ratio <= target ? "met" : "MISSED")
+    if (noisy_row != "") { v = v "  (noisy: " noisy_row ")"; noisy = 1 }
+    return v
+  }
+  function rounds_noise(ke, kp) {
+    return (spread(ke) > 1.10 || spread(kp) > 1.10) ? "rounds >10% apart" : ""
+  }
+  # One line of the table: Ember key, peer key, target, "hi"/"lo"/"info".
+  function row(name, ke, kp, target, better,   ratio, rs) {
+    ratio = ratio_of(ke, kp)
+    rs = ratio == "" ? "-" : sprintf("%.3f", ratio)
+    printf "%-32s %10s %10s %7s   %s\n", name, fmt(median(ke)), fmt(median(kp)), rs,
+           verdict(ratio, target, better, (ratio != "" && better != "info") ? rounds_noise(ke, kp) : "")
+  }
+  # The epoch rows.  For the MLP the peer of each round is the better
+  # (faster) PyTorch run of that round over the thread counts.
+  function best_peer(kind, bs, what,   i, r, k, x, b, n) {
+    n = split(ethreads, ts, " ")
+    delete cnt["best"]
+    for (r = 1; r <= erounds; r++) {
+      b = ""
+      for (i = 1; i <= n; i++) {
+        k = "epp" what kind "_" bs "_" ts[i]
+        if (r > cnt[k]) continue
+        x = val[k, r] + 0
+        if (b == "" || (what == "epoch" ? x < b : x > b)) b = x
+      }
+      if (b != "") add("best", b)
     }
-    printf "%-26s %10s %10s %7s   %s\n", name, e, p, ratio, verdict
+    for (r = 1; r <= cnt["best"]; r++) val["best" what kind bs, r] = val["best", r]
+    cnt["best" what kind bs] = cnt["best"]
+    return "best" what kind bs
+  }
+  function epoch_row(kind, bs, t, target, better, best,   id, ke, kp, ie, ip, ratio, rs, nz) {
+    id = kind "_" bs "_" t
+    ke = "epeepoch" id; ie = "epeimages_s" id
+    if (best) { kp = best_peer(kind, bs, "epoch"); ip = best_peer(kind, bs, "images_s") }
+    else { kp = "eppepoch" id; ip = "eppimages_s" id }
+    ratio = ratio_of(ke, kp)
+    rs = ratio == "" ? "-" : sprintf("%.3f", ratio)
+    nz = ""
+    if (ratio != "") {
+      nz = rounds_noise(ke, kp)
+      if (maxof("epespread" id) > 1.10 || maxof("eppspread" id) > 1.10)
+        nz = (nz == "" ? "" : nz ", ") "slices >10% apart"
+    }
+    printf "%-32s %9s %9s %9s %9s %7s   %s\n", sprintf("%s batch %d, %d thread%s", toupper(kind), bs, t, t == 1 ? "" : "s"),
+           num(median(ke), "%.2f"), num(median(kp), "%.2f"), num(median(ie), "%.0f"), num(median(ip), "%.0f"), rs,
+           verdict(ratio, target, better, nz)
+  }
+  function epoch_header(what) {
+    printf "\n%-32s %9s %9s %9s %9s %7s   %s\n", what, "Ember", "PyTorch", "Ember", "PyTorch", "ratio", "target"
+    printf "%-32s %9s %9s %9s %9s %7s   %s\n", "", "s/epoch", "s/epoch", "images/s", "images/s", "", ""
+  }
+  function header(what, e, p) {
+    printf "\n%-32s %10s %10s %7s   %s\n", what, e, p, "ratio", "target"
+  }
+  function slice_text(images) {
+    return images + 0 == 0 ? "one whole epoch timed" : sprintf("%d images timed (scaled to 54,000)", images)
   }
   END {
-    printf "\nEmber benchmarks: %d threads, %d rounds; figures are medians over the rounds (each round\n", threads, rounds
-    printf "the median of 5 timed batches), ratios the median of the per-round Ember/peer ratios\n"
+    nt = split(ethreads, ts, " ")
+    printf "\nEmber benchmarks (issue 6): groups %s; %s; took %d s\n", only, runner, elapsed
     printf "peers: %s via cblas_sgemm from C; ", (blas == "" ? "OpenBLAS" : blas)
-    printf "%s\n", (torch == "yes" ? "PyTorch " torchv " (" py ", 1 thread)" : "PyTorch not installed")
-    printf "Ember: %s\n", runner
+    printf "%s\n", (torch == "yes" ? "PyTorch " (torchv == "" ? "?" : torchv) " (" py "; OPENBLAS_NUM_THREADS=1, torch.set_num_threads as each case says)" : "PyTorch not installed (apt-get install python3-torch)")
+    printf "figures: medians over the rounds; ratio: the median of the per-round Ember/peer ratios\n"
     if (ember_thr != "" && peer_thr != "" && ember_thr != peer_thr)
       printf "WARNING: thread counts differ (Ember %s, OpenBLAS %s)\n", ember_thr, peer_thr
-    printf "\n%-26s %10s %10s %7s   %s\n", "case", "Ember", "peer", "ratio", "target"
-    printf "%-26s %10s %10s %7s   %s\n", "----", "-----", "----", "-----", "------"
-    split("256 512 1024 2048", ns, " ")
-    for (i = 1; i <= 4; i++)
-      row(sprintf("matmul %4d  GFLOP/s", ns[i]), "mme" ns[i], "mmp" ns[i], 0.95, "hi")
-    printf "  (ratio = Ember GFLOP/s / OpenBLAS GFLOP/s: higher is better; target >= 0.95)\n"
-    if (torch == "yes") {
-      row("a + b, 4 elts  us/call", "opeadd", "oppadd", 1 / 3, "lo")
-      row("a + b, grad     us/call", "opeadd_grad", "oppadd_grad", 0.25, "lo")
-      row("fwd+bwd         us/call", "opefwd_bwd", "oppfwd_bwd", 0.2, "lo")
-      row("empty loop     us/iter", "opeloop", "opploop", 0, "info")
-      row("CNN step bs32  ms", "opecnn_step", "oppcnn_step", 0, "info")
-      printf "  (ratio = Ember time / PyTorch time: lower is better; target < 1/3 for a + b;\n"
-      printf "   a + b with requires_grad and (a + b):sum():backward(): issue 6 targets;\n"
-      printf "   the empty loop (Lua vs Python) is context, included in both a + b figures;\n"
-      printf "   CNN step: the training step of the DESIGN.md network, targets in issue 6)\n"
-    } else {
-      printf "%-26s %10s   %s\n", "a + b, 4 elts  us/call", (median("opeadd") == "" ? "failed" : median("opeadd")), "PyTorch: not installed (apt-get install python3-torch)"
-      printf "%-26s %10s\n", "empty loop     us/iter", median("opeloop")
+
+    if (("epeepochcnn_32_" ts[1]) in cnt || ("epeepochmlp_32_" ts[1]) in cnt) {
+      printf "\nTraining epochs: 54,000 Fashion-MNIST images, Adam 1e-3, %d round(s); after a warm-up of %d images,\n", erounds, warm_images
+      if (("epeepochcnn_32_" ts[1]) in cnt) printf "CNN: %s; ", slice_text(cnn_images)
+      if (("epeepochmlp_32_" ts[1]) in cnt) printf "MLP: %s; ", slice_text(mlp_images)
+      printf "s/epoch = 54,000 images at the median of 8 timed slices\n"
+      printf "(ratio = Ember s/epoch / PyTorch s/epoch: lower is better)\n"
+      if (("epeepochcnn_32_" ts[1]) in cnt) {
+        epoch_header("CNN (DESIGN.md network)")
+        for (i = 1; i <= nt; i++) epoch_row("cnn", 32, ts[i], 0.6, "lo", 0)
+        for (i = 1; i <= nt; i++) epoch_row("cnn", 128, ts[i], 0.7, "lo", 0)
+      }
+      if (("epeepochmlp_32_" ts[1]) in cnt) {
+        epoch_header("MLP 784-128-64-10")
+        for (i = 1; i <= nt; i++) epoch_row("mlp", 32, ts[i], 0.35, "lo", 1)
+        for (i = 1; i <= nt; i++) epoch_row("mlp", 128, ts[i], 0, "info", 1)
+        printf "  (MLP: the PyTorch columns are, each round, its faster run of those at"
+        for (i = 1; i <= nt; i++) printf "%s %d", i == 1 ? "" : (i == nt ? " and" : ","), ts[i]
+        printf " threads;\n   PyTorch MLP s/epoch by batch/threads:"
+        for (b = 32; b <= 128; b += 96)
+          for (i = 1; i <= nt; i++)
+            printf " %d/%d %s%s", b, ts[i], num(median("eppepochmlp_" b "_" ts[i]), "%.2f"), (b == 128 && i == nt) ? ")\n" : ","
+      }
+      header("Peak RSS of the training runs, MiB", "Ember", "PyTorch")
+      for (k = 1; k <= 2; k++) {
+        kind = k == 1 ? "cnn" : "mlp"
+        if (!(("epeepoch" kind "_32_" ts[1]) in cnt)) continue
+        for (b = 32; b <= 128; b += 96)
+          for (i = 1; i <= nt; i++)
+            row(sprintf("%s batch %d, %d thread%s", toupper(kind), b, ts[i], ts[i] == 1 ? "" : "s"),
+                "eperss_mib" kind "_" b "_" ts[i], "epprss_mib" kind "_" b "_" ts[i],
+                0.25, kind == "cnn" ? "lo" : "info")
+      }
+      printf "  (VmHWM of the whole process at the end of the run: data, model, buffers, runtime)\n"
     }
-    if (noisy) printf "noisy: the rounds of a row disagreed by >10%% (other work on the cores?); rerun, or raise BENCH_ROUNDS\n"
+
+    if ("stember_wall" in cnt) {
+      header(sprintf("Start-up, median of %d runs", st_runs), "Ember", "PyTorch")
+      row("wall ms (require / import)", "stember_wall", "sttorch_wall", 0.05, "lo")
+      row("RSS MiB", "stember_rss", "sttorch_rss", 0, "info")
+      printf "%-32s %10s %10s\n", "/bin/true, same way: ms, MiB", median("sttrue_wall"), median("sttrue_rss")
+      printf "  (./ember -e '\''require \"ember\"'\'' vs %s -c '\''import torch'\'', warm page cache;\n", py
+      printf "   the /bin/true line is what spawning a process and reading the clock costs)\n"
+    }
+
+    if ("opeadd" in cnt) {
+      header("Per-op overhead", "Ember", "PyTorch")
+      if (torch == "yes") {
+        row("a + b, 4 elts  us/call", "opeadd", "oppadd", 0.25, "lo")
+        row("a + b, grad    us/call", "opeadd_grad", "oppadd_grad", 0.25, "lo")
+        row("fwd+bwd        us/call", "opefwd_bwd", "oppfwd_bwd", 0.2, "lo")
+        row("empty loop     us/iter", "opeloop", "opploop", 0, "info")
+        row("CNN step bs32  ms", "opecnn_step", "oppcnn_step", 0, "info")
+        printf "  (ratio = Ember time / PyTorch time: lower is better; PyTorch 1 thread for the tiny ops,\n"
+        printf "   %d for the CNN step; targets: issue 6 (tiny add 0.25, tiny fwd+bwd 0.2; a + b with\n", threads
+        printf "   grad is held to the tiny add target); the empty loop (Lua vs Python) is context, inside the a + b figures)\n"
+      } else {
+        printf "%-32s %10s   %s\n", "a + b, 4 elts  us/call", fmt(median("opeadd")), "PyTorch: not installed (apt-get install python3-torch)"
+        printf "%-32s %10s\n", "empty loop     us/iter", median("opeloop")
+      }
+    }
+
+    if (has_gemm) {
+      header(sprintf("GEMM float32, %d threads, GFLOP/s", threads), "Ember", "OpenBLAS")
+      if ("mme256" in cnt) {
+        split("256 512 1024 2048", ns, " ")
+        for (i = 1; i <= 4; i++)
+          row(sprintf("matmul %4d", ns[i]), "mme" ns[i], "mmp" ns[i], 0.95, "hi")
+      }
+      nc = split(conv_gemms, cs, " ")
+      for (i = 1; i <= nc; i++) {
+        split(cs[i], kv, "=")
+        if (!(("mme" kv[2]) in cnt)) continue
+        row(sprintf("%-9s %s", kv[1], kv[2]), "mme" kv[2], "mmp" kv[2], 0.95, "hi")
+      }
+      printf "  (ratio = Ember GFLOP/s / OpenBLAS GFLOP/s: higher is better; conv rows: M x N x K and\n"
+      printf "   whether A, B are transposed, the GEMMs core/cpu/conv.c issues for the CNN at batch 32)\n"
+    }
+    if (noisy) printf "\nnoisy: the rounds (or the timed slices) of a row disagreed by >10%% (other work on the cores?);\nrerun, or raise BENCH_ROUNDS / BENCH_EPOCH_ROUNDS\n"
   }
-' "$tmp/mm_peer" "$tmp/mm_ember" "$tmp/op_ember" "$tmp/op_peer"
+' "$tmp/mm_peer" "$tmp/mm_ember" "$tmp/op_ember" "$tmp/op_peer" "$tmp/startup" \
+  "$tmp/ep_ember" "$tmp/ep_torch"
 
 exit $status
