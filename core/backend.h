@@ -16,6 +16,8 @@
 #ifndef EMBER_BACKEND_H
 #define EMBER_BACKEND_H
 
+#include <limits.h>
+
 #include "include/ember.h"
 
 /* Hyper-parameters of one fused optimizer step (core/optim.c), with what
@@ -41,6 +43,58 @@ typedef struct ember_conv2d_geom {
   int64_t sh, sw, ph, pw, dh, dw;  /* stride, padding, dilation */
   int64_t groups;             /* divides C and O */
 } ember_conv2d_geom;
+
+/*
+** How a backend cuts a convolution into chunks of bounded scratch (the CPU
+** and the CUDA kernels share this): a chunk is images [n0, n0+nb) and, of
+** each, output rows [oh0, oh1); cols = nb * (oh1-oh0) * OW columns.
+** Several images come whole; a single big image comes in bands of rows.
+*/
+typedef struct ember_conv_chunk {
+  int64_t n0, nb, oh0, oh1, cols;
+} ember_conv_chunk;
+
+/* A 1x1 kernel, stride 1, no padding: col is x itself (dilation is moot). */
+static inline int ember_conv_pointwise(const ember_conv2d_geom *g) {
+  return g->KH == 1 && g->KW == 1 && g->sh == 1 && g->sw == 1 && g->ph == 0 &&
+         g->pw == 0;
+}
+
+/* For `rows` scratch rows per column and at most `limit` scratch elements:
+   B images per chunk, as many as fit; when one image alone is bigger, B = 1
+   and `band` output rows per chunk instead (at least one).  Returns the
+   most columns a chunk has.  (Divisions rather than products: rows may be
+   near 2^62.  BLAS sizes are int, so cols stays within INT_MAX.) */
+static inline int64_t ember_conv_plan(const ember_conv2d_geom *g, int64_t rows,
+                                      int64_t limit, int64_t *B, int64_t *band) {
+  int64_t P = g->OH * g->OW;
+  *B = limit / rows / P;
+  if (*B > g->N) *B = g->N;
+  if (*B > INT_MAX / P) *B = INT_MAX / P;
+  *band = g->OH;
+  if (*B >= 1) return *B * P;
+  *B = 1;
+  *band = limit / rows / g->OW;
+  if (*band < 1) *band = 1;
+  if (*band > g->OH) *band = g->OH;
+  return *band * g->OW;
+}
+
+/* The chunk after c (c->nb == 0: the first); 0 when there is none. */
+static inline int ember_conv_next_chunk(ember_conv_chunk *c, int64_t B,
+                                        int64_t band, const ember_conv2d_geom *g) {
+  if (c->nb > 0 && c->oh1 < g->OH) {
+    c->oh0 = c->oh1;                          /* next band of the image */
+  } else {
+    c->n0 += c->nb;
+    if (c->n0 >= g->N) return 0;
+    c->nb = g->N - c->n0 < B ? g->N - c->n0 : B;
+    c->oh0 = 0;
+  }
+  c->oh1 = c->nb > 1 || c->oh0 + band > g->OH ? g->OH : c->oh0 + band;
+  c->cols = c->nb * (c->oh1 - c->oh0) * g->OW;
+  return 1;
+}
 
 /* Geometry of 2-D pooling: `planes` (N*C) independent H x W planes, each
    pooled to OH x OW; tensors contiguous.  Window (oh, ow) covers rows

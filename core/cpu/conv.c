@@ -107,14 +107,8 @@ static void valid_range(int64_t W, int64_t OW, int64_t s, int64_t p,
 DEFINE_IM2COL(f32, float)
 DEFINE_IM2COL(f64, double)
 
-/*
-** A chunk of the work: images [n0, n0+nb) and, of each, output rows
-** [oh0, oh1); cols = nb * (oh1-oh0) * OW columns of col.  Several images
-** come whole; a single big image may come in bands of rows.
-*/
-typedef struct {
-  int64_t n0, nb, oh0, oh1, cols;
-} chunk;
+/* A chunk of the work (backend.h: ember_conv_chunk). */
+typedef ember_conv_chunk chunk;
 
 /*
 ** im2col (to_col) or col2im of group gi of a chunk, x holding whole images
@@ -227,47 +221,11 @@ static void bias_grad(ember_tensor *gb, const ember_tensor *gy,
 ** The kernels
 ** ======================================================================= */
 
-/* A 1x1 kernel, stride 1, no padding: col is x itself (dilation is moot). */
-static int is_pointwise(const ember_conv2d_geom *g) {
-  return g->KH == 1 && g->KW == 1 && g->sh == 1 && g->sw == 1 && g->ph == 0 &&
-         g->pw == 0;
-}
-
-/*
-** How to cut the work: B images per chunk, as many as keep col and Y
-** within CHUNK_ELEMS; when one image alone is bigger, B = 1 and `band`
-** output rows per chunk instead (at least one row).  Returns the most
-** columns a chunk has.
-*/
+/* How to cut the work: B images per chunk, as many as keep col and Y
+   within CHUNK_ELEMS, or bands of rows of one image (backend.h). */
 static int64_t plan(const ember_conv2d_geom *g, int64_t *B, int64_t *band) {
   int64_t K = g->C / g->groups * g->KH * g->KW, Og = g->O / g->groups;
-  int64_t rows = K > Og ? K : Og, P = g->OH * g->OW;
-  *B = CHUNK_ELEMS / (rows * P);
-  if (*B > g->N) *B = g->N;
-  if (*B > INT_MAX / P) *B = INT_MAX / P;    /* BLAS sizes are int */
-  *band = g->OH;
-  if (*B >= 1) return *B * P;
-  *B = 1;
-  *band = CHUNK_ELEMS / (rows * g->OW);
-  if (*band < 1) *band = 1;
-  if (*band > g->OH) *band = g->OH;
-  return *band * g->OW;
-}
-
-/* The chunk after c (c->nb == 0: the first); 0 when there is none. */
-static int next_chunk(chunk *c, int64_t B, int64_t band,
-                      const ember_conv2d_geom *g) {
-  if (c->nb > 0 && c->oh1 < g->OH) {
-    c->oh0 = c->oh1;                          /* next band of the image */
-  } else {
-    c->n0 += c->nb;
-    if (c->n0 >= g->N) return 0;
-    c->nb = g->N - c->n0 < B ? g->N - c->n0 : B;
-    c->oh0 = 0;
-  }
-  c->oh1 = c->nb > 1 || c->oh0 + band > g->OH ? g->OH : c->oh0 + band;
-  c->cols = c->nb * (c->oh1 - c->oh0) * g->OW;
-  return 1;
+  return ember_conv_plan(g, K > Og ? K : Og, CHUNK_ELEMS, B, band);
 }
 
 /* Scratch: col (unless pointwise with single images) and Y (several). */
@@ -278,7 +236,7 @@ typedef struct {
 static int scratch_get(scratch *s, const ember_conv2d_geom *g, int64_t B,
                        int64_t cols, size_t es, const char *fn) {
   int64_t K = g->C / g->groups * g->KH * g->KW, Og = g->O / g->groups;
-  int need_col = B > 1 || !is_pointwise(g);
+  int need_col = B > 1 || !ember_conv_pointwise(g);
   s->col = need_col ? malloc((size_t)(K * cols) * es) : NULL;
   s->mat = B > 1 ? malloc((size_t)(Og * cols) * es) : NULL;
   if ((need_col && !s->col) || (B > 1 && !s->mat)) {
@@ -295,7 +253,7 @@ static const char *chunk_col(const scratch *s, ember_dtype dt, const char *x,
                              const ember_conv2d_geom *g, int64_t *ld) {
   size_t es = ember_dtype_size(dt);
   int64_t Cg = g->C / g->groups, HW = g->H * g->W;
-  if (ch->nb == 1 && is_pointwise(g)) {
+  if (ch->nb == 1 && ember_conv_pointwise(g)) {
     *ld = HW;                                 /* = OH*OW here */
     return x + ((ch->n0 * g->C + gi * Cg) * HW + ch->oh0 * g->OW) * (int64_t)es;
   }
@@ -324,7 +282,7 @@ int ember_cpu_conv2d(ember_tensor *y, const ember_tensor *x,
   if (scratch_get(&s, g, B, most, (size_t)es, "conv2d") < 0) return -1;
   char *Y = ember_data(y);
   chunk ch = {0, 0, 0, 0, 0};
-  while (next_chunk(&ch, B, band, g)) {
+  while (ember_conv_next_chunk(&ch, B, band, g)) {
     for (int64_t gi = 0; gi < g->groups; gi++) {
       const char *col = chunk_col(&s, dt, ember_data(x), &ch, gi, g, &ld);
       const char *wg = (const char *)ember_data(w) + gi * Og * K * es;
@@ -361,7 +319,7 @@ static void backward_group(const scratch *s, ember_tensor *gx, ember_tensor *gw,
          (char *)ember_data(gw) + gi * Og * K * es, K);
   }
   if (!gx) return;
-  if (ch->nb == 1 && is_pointwise(g)) {
+  if (ch->nb == 1 && ember_conv_pointwise(g)) {
     /* col2im is the identity: the GEMM writes gx's rows directly */
     char *gxc = (char *)ember_data(gx) +
                 ((ch->n0 * g->C + gi * Cg) * HW + ch->oh0 * g->OW) * es;
@@ -389,7 +347,7 @@ int ember_cpu_conv2d_backward(ember_tensor *gx, ember_tensor *gw,
   if (scratch_get(&s, g, B, most, (size_t)es, "conv2d_backward") < 0) return -1;
   char *GY = ember_data(gy);
   chunk ch = {0, 0, 0, 0, 0};
-  while (next_chunk(&ch, B, band, g)) {
+  while (ember_conv_next_chunk(&ch, B, band, g)) {
     for (int64_t gi = 0; gi < g->groups; gi++) {
       if (ch.nb == 1) {
         backward_group(&s, gx, gw, GY + out_at(&ch, gi, g) * es, P, x, w,

@@ -49,12 +49,9 @@
 ** Kernels
 ** ======================================================================= */
 
-/* A chunk: images [n0, n0+nb), output rows [oh0, oh1) of each. */
-namespace {
-struct chunk {
-  int64_t n0, nb, oh0, oh1, cols;
-};
-}  /* namespace */
+/* A chunk: images [n0, n0+nb), output rows [oh0, oh1) of each (backend.h,
+   shared with the CPU's conv.c). */
+typedef ember_conv_chunk chunk;
 
 /*
 ** col [C*KH*KW, cols], one thread per entry: row (c*KH + i)*KW + j, column
@@ -319,50 +316,6 @@ static int gemm_grid(cublasHandle_t h, ember_dtype dt, const gemm_op *op,
 ** Chunks
 ** ======================================================================= */
 
-/* A 1x1 kernel, stride 1, no padding: col is x itself (dilation is moot). */
-static int is_pointwise(const ember_conv2d_geom *g) {
-  return g->KH == 1 && g->KW == 1 && g->sh == 1 && g->sw == 1 && g->ph == 0 &&
-         g->pw == 0;
-}
-
-/*
-** How to cut the work for `rows` scratch rows per column: B images per
-** chunk, as many as keep rows * cols within CHUNK_ELEMS; when one image
-** alone is bigger, B = 1 and `band` output rows per chunk instead (at
-** least one).  Returns the most columns a chunk has.  (Divisions rather
-** than products: rows may be near 2^62.)
-*/
-static int64_t plan(const ember_conv2d_geom *g, int64_t rows, int64_t *B,
-                    int64_t *band) {
-  int64_t P = g->OH * g->OW;
-  *B = CHUNK_ELEMS / rows / P;
-  if (*B > g->N) *B = g->N;
-  if (*B > INT_MAX / P) *B = INT_MAX / P;    /* cols is a cuBLAS ld */
-  *band = g->OH;
-  if (*B >= 1) return *B * P;
-  *B = 1;
-  *band = CHUNK_ELEMS / rows / g->OW;
-  if (*band < 1) *band = 1;
-  if (*band > g->OH) *band = g->OH;
-  return *band * g->OW;
-}
-
-/* The chunk after c (c->nb == 0: the first); 0 when there is none. */
-static int next_chunk(chunk *c, int64_t B, int64_t band,
-                      const ember_conv2d_geom *g) {
-  if (c->nb > 0 && c->oh1 < g->OH) {
-    c->oh0 = c->oh1;                          /* next band of the image */
-  } else {
-    c->n0 += c->nb;
-    if (c->n0 >= g->N) return 0;
-    c->nb = g->N - c->n0 < B ? g->N - c->n0 : B;
-    c->oh0 = 0;
-  }
-  c->oh1 = c->nb > 1 || c->oh0 + band > g->OH ? g->OH : c->oh0 + band;
-  c->cols = c->nb * (c->oh1 - c->oh0) * g->OW;
-  return 1;
-}
-
 /* Device scratch of rows * cols elements, or NULL after cu_error. */
 static void *scratch(int64_t rows, int64_t cols, size_t es, const char *fn) {
   if (rows > INT64_MAX / (int64_t)es / cols) {
@@ -389,7 +342,7 @@ static int conv_forward(ember_tensor *y, const ember_tensor *x,
   cublasHandle_t h = cu_cublas();
   if (!h || cu_cublas_mode(h, dt) < 0) return -1;
   chunk ch = {0, 0, 0, 0, 0};
-  while (next_chunk(&ch, B, band, g)) {
+  while (ember_conv_next_chunk(&ch, B, band, g)) {
     int64_t L = (ch.oh1 - ch.oh0) * g->OW;
     /*
     ** y_b,g^T [L, Og] = col_b,g^T [L, K] x W_g^T [K, Og], column-major:
@@ -441,9 +394,9 @@ int ember_cu_conv2d(ember_tensor *y, const ember_tensor *x,
   size_t es = cu_elsize(x->dtype);
   int64_t rows = g->C * g->KH * g->KW, B, band;
   if (g->N == 0) return 0;                   /* y is empty */
-  int64_t most = plan(g, rows, &B, &band);
+  int64_t most = ember_conv_plan(g, rows, CHUNK_ELEMS, &B, &band);
   char *col = NULL;
-  if (!is_pointwise(g) && !(col = (char *)scratch(rows, most, es, "conv2d")))
+  if (!ember_conv_pointwise(g) && !(col = (char *)scratch(rows, most, es, "conv2d")))
     return -1;
   int rc = conv_forward(y, x, w, g, col, B, band);
   if (col) cu_free(col);
@@ -463,7 +416,7 @@ static int conv_backward(ember_tensor *gx, ember_tensor *gw,
   if (!h || cu_cublas_mode(h, dt) < 0) return -1;
   chunk ch = {0, 0, 0, 0, 0};
   const int64_t none[3] = {0, 0, 0};
-  while (next_chunk(&ch, B, band, g)) {
+  while (ember_conv_next_chunk(&ch, B, band, g)) {
     if (launch_gather_rows(dt, mat, cu_data(gy), g, &ch) < 0) return -1;
     if (gw) {
       /*
@@ -519,7 +472,7 @@ int ember_cu_conv2d_backward(ember_tensor *gx, ember_tensor *gw,
                              (size_t)(g->O * (ckk / g->groups)) * es));
   if (gb && bias_grad(gb, gy, g) < 0) return -1;
   if ((!gx && !gw) || g->N == 0) return 0;
-  int64_t most = plan(g, ckk + g->O, &B, &band);
+  int64_t most = ember_conv_plan(g, ckk + g->O, CHUNK_ELEMS, &B, &band);
   char *col = (char *)scratch(ckk, most, es, "conv2d_backward");
   if (!col) return -1;
   char *mat = (char *)scratch(g->O, most, es, "conv2d_backward");
