@@ -161,6 +161,15 @@ static inline unsigned cu_blocks(int64_t n) {
     default: { typedef uint8_t T; __VA_ARGS__; break; }                      \
   }
 
+/* The same by element size only, with U an unsigned type of that size:
+   for kernels that move bits (copies, selects, gathers). */
+#define CU_DISPATCH_BITS(dt, U, ...)                                         \
+  switch (cu_elsize(dt)) {                                                   \
+    case 8: { typedef uint64_t U; __VA_ARGS__; break; }                      \
+    case 4: { typedef uint32_t U; __VA_ARGS__; break; }                      \
+    default: { typedef uint8_t U; __VA_ARGS__; break; }                      \
+  }
+
 /* The same for float dtypes only. */
 #define CU_DISPATCH_FLOAT(dt, T, ...)                                        \
   switch (dt) {                                                              \

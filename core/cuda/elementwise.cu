@@ -527,11 +527,8 @@ int ember_cu_where(ember_tensor *dst, const ember_tensor *cond,
                    const ember_tensor *a, const ember_tensor *b) {
   int64_t n = cu_numel(dst);
   if (n == 0) return 0;
-  switch (cu_elsize(dst->dtype)) {
-    case 1: return where_launch<uint8_t>(dst, cond, a, b, n);
-    case 4: return where_launch<uint32_t>(dst, cond, a, b, n);
-    default: return where_launch<uint64_t>(dst, cond, a, b, n);
-  }
+  CU_DISPATCH_BITS(dst->dtype, U, return where_launch<U>(dst, cond, a, b, n))
+  return 0;
 }
 
 /* }====================================================================== */

@@ -194,23 +194,9 @@ static int index_select_typed(ember_tensor *dst, const ember_tensor *src,
   int64_t is = index->ndim ? index->strides[0] : 0;
   cu_layout dl = cu_layout_of(dst), sl = cu_layout_of(src);
   unsigned nb = cu_blocks(total);
-  switch (cu_elsize(dst->dtype)) {
-    case 8:
-      k_index_select<uint64_t, I><<<nb, CU_THREADS>>>(
-          (uint64_t *)cu_data(dst), dl, (const uint64_t *)cu_data(src), sl,
-          idx, is, dim, total);
-      break;
-    case 4:
-      k_index_select<uint32_t, I><<<nb, CU_THREADS>>>(
-          (uint32_t *)cu_data(dst), dl, (const uint32_t *)cu_data(src), sl,
-          idx, is, dim, total);
-      break;
-    default:
-      k_index_select<uint8_t, I><<<nb, CU_THREADS>>>(
-          (uint8_t *)cu_data(dst), dl, (const uint8_t *)cu_data(src), sl,
-          idx, is, dim, total);
-      break;
-  }
+  CU_DISPATCH_BITS(dst->dtype, U,
+    k_index_select<U, I><<<nb, CU_THREADS>>>(
+        (U *)cu_data(dst), dl, (const U *)cu_data(src), sl, idx, is, dim, total))
   CU_LAUNCH_CHECK("index_select");
   return 0;
 }
@@ -316,23 +302,9 @@ static int gather_typed(ember_tensor *dst, const ember_tensor *src, int dim,
   cu_layout dl = cu_layout_of(dst), sl = cu_layout_of(src);
   cu_layout il = cu_layout_of(index);
   unsigned nb = cu_blocks(total);
-  switch (cu_elsize(dst->dtype)) {
-    case 8:
-      k_gather<uint64_t, I><<<nb, CU_THREADS>>>(
-          (uint64_t *)cu_data(dst), dl, (const uint64_t *)cu_data(src), sl,
-          idx, il, dim, total);
-      break;
-    case 4:
-      k_gather<uint32_t, I><<<nb, CU_THREADS>>>(
-          (uint32_t *)cu_data(dst), dl, (const uint32_t *)cu_data(src), sl,
-          idx, il, dim, total);
-      break;
-    default:
-      k_gather<uint8_t, I><<<nb, CU_THREADS>>>(
-          (uint8_t *)cu_data(dst), dl, (const uint8_t *)cu_data(src), sl,
-          idx, il, dim, total);
-      break;
-  }
+  CU_DISPATCH_BITS(dst->dtype, U,
+    k_gather<U, I><<<nb, CU_THREADS>>>(
+        (U *)cu_data(dst), dl, (const U *)cu_data(src), sl, idx, il, dim, total))
   CU_LAUNCH_CHECK("gather");
   return 0;
 }
