@@ -3,40 +3,22 @@
 and fashion_mnist_mlp.lua: the same networks, optimizer, batch sizes,
 validation split (the last 10%, before shuffling) and epochs in PyTorch on
 this machine, from the same Debian files.  Prints seconds per epoch and the
-test accuracy, to set beside Ember's (bench/run.sh runs both).
+test accuracy, to set beside Ember's (run by hand; figures in bench/NOTES.md).
 
   /usr/bin/python3 bench/fashion_mnist_torch.py [cnn|mlp] [epochs] [threads]
 """
-import gzip, struct, sys, time
+import os, sys, time
 import torch
 from torch import nn
 
-DIR = "/usr/share/datasets/fashion-mnist/"
-
-
-def idx(name):
-    with gzip.open(DIR + name) as f:
-        data = f.read()
-    ndim = data[3]
-    dims = struct.unpack(">" + "I" * ndim, data[4:4 + 4 * ndim])
-    return torch.frombuffer(bytearray(data[4 + 4 * ndim:]), dtype=torch.uint8).reshape(dims)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from epoch_torch import model_of, read_idx   # the IDX reader and the networks
 
 
 def load(split):
-    x = idx(split + "-images-idx3-ubyte.gz").float().div(255).unsqueeze(1)
-    y = idx(split + "-labels-idx1-ubyte.gz").long()
+    x = read_idx(split + "-images-idx3-ubyte.gz").float().div(255).unsqueeze(1)
+    y = read_idx(split + "-labels-idx1-ubyte.gz").long()
     return x, y
-
-
-def model_of(kind):
-    if kind == "cnn":
-        return nn.Sequential(
-            nn.Conv2d(1, 32, 3), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(64, 64, 3), nn.ReLU(),
-            nn.Flatten(), nn.Linear(576, 64), nn.ReLU(), nn.Linear(64, 10)), 32
-    return nn.Sequential(nn.Flatten(), nn.Linear(784, 128), nn.ReLU(),
-                         nn.Linear(128, 64), nn.ReLU(), nn.Linear(64, 10)), 128
 
 
 def accuracy(model, x, y):
@@ -58,7 +40,7 @@ def main():
     xt, yt = load("t10k")
     at = int(len(x) * 0.9)
     x, y, xv, yv = x[:at], y[:at], x[at:], y[at:]
-    model, bs = model_of(kind)
+    model, bs = model_of(kind), 32 if kind == "cnn" else 128
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     loss_fn = nn.CrossEntropyLoss()
     start = time.perf_counter()
