@@ -135,14 +135,16 @@ static void conv_padding(lua_State *L, int idx, const ember_tensor *w,
                   "'same', got '%s'", s);
 }
 
-static int l_conv2d(lua_State *L) {
+/* conv2d, or with relu its fused form ember_conv2d_relu */
+static int conv2d_call(lua_State *L, int relu) {
   ember_tensor *x = l_check(L, 1), *w = l_check(L, 2), *b = l_opttensor(L, 3);
   int stride[2], pad[2], dil[2], shift[2];
   l_pair(L, 4, "conv2d", "stride", ONES, stride);
   l_pair(L, 6, "conv2d", "dilation", ONES, dil);
   conv_padding(L, 5, w, stride, dil, pad, shift);
   int groups = l_optint(L, 7, "conv2d", "groups", 1);
-  PUSH(L, ember_conv2d(x, w, b, stride, pad, dil, groups));
+  PUSH(L, relu ? ember_conv2d_relu(x, w, b, stride, pad, dil, groups)
+               : ember_conv2d(x, w, b, stride, pad, dil, groups));
   for (int i = 0; i < 2; i++) {
     if (!shift[i]) continue;
     ember_tensor *y = l_check(L, -1);
@@ -152,6 +154,9 @@ static int l_conv2d(lua_State *L) {
   }
   return 1;
 }
+
+static int l_conv2d(lua_State *L) { return conv2d_call(L, 0); }
+static int l_conv2d_relu(lua_State *L) { return conv2d_call(L, 1); }
 
 /* conv2d_backward(gy, x, w, stride, padding, dilation, groups) -> gx, gw, gb */
 static int l_conv2d_backward(lua_State *L) {
@@ -236,6 +241,7 @@ static int l_avg_pool2d_backward(lua_State *L) {
 /* Every function takes a tensor first: module functions and methods. */
 static const luaL_Reg nn_funcs[] = {
   {"conv2d", l_conv2d},
+  {"_conv2d_relu", l_conv2d_relu},
   {"conv2d_backward", l_conv2d_backward},
   {"max_pool2d", l_max_pool2d},
   {"max_pool2d_backward", l_max_pool2d_backward},

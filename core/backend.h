@@ -42,6 +42,8 @@ typedef struct ember_conv2d_geom {
   int64_t OH, OW;             /* output, both >= 1 */
   int64_t sh, sw, ph, pw, dh, dw;  /* stride, padding, dilation */
   int64_t groups;             /* divides C and O */
+  int relu;                   /* forward: y = relu(conv + b), fused; the
+                                 backward then gets that y as its mask */
 } ember_conv2d_geom;
 
 /*
@@ -174,13 +176,16 @@ typedef struct ember_backend_i {
                       ember_tensor *sum, const ember_optim_hp *hp);
   /* Convolution and pooling (float32/float64; see the geometry structs).
      Outputs are written whole, never accumulated into. */
-  /* y = conv(x, w) + b; b is [O] or NULL */
+  /* y = conv(x, w) + b (relu of it with g->relu); b is [O] or NULL */
   int (*conv2d)(ember_tensor *y, const ember_tensor *x, const ember_tensor *w,
                 const ember_tensor *b, const ember_conv2d_geom *g);
-  /* grads of conv2d from gy; any of gx, gw, gb may be NULL (not wanted) */
+  /* grads of conv2d from gy; any of gx, gw, gb may be NULL (not wanted).
+     mask: NULL, or the output of a forward fused with ReLU, and then gy
+     counts only where mask > 0 (ReLU's backward, done on the way in). */
   int (*conv2d_backward)(ember_tensor *gx, ember_tensor *gw, ember_tensor *gb,
-                         const ember_tensor *gy, const ember_tensor *x,
-                         const ember_tensor *w, const ember_conv2d_geom *g);
+                         const ember_tensor *gy, const ember_tensor *mask,
+                         const ember_tensor *x, const ember_tensor *w,
+                         const ember_conv2d_geom *g);
   /* idx (int64, 1-based position in the plane) may be NULL */
   int (*max_pool2d)(ember_tensor *y, ember_tensor *idx, const ember_tensor *x,
                     const ember_pool2d_geom *g);

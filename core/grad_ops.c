@@ -947,34 +947,45 @@ static void get2(const int64_t *src, int *v) {
   v[1] = (int)src[1];
 }
 
+/* saved: x, w, and for conv2d_relu its output (the mask) */
 static int conv2d_backward(ember_node *n, ember_tensor *g, ember_tensor **gin) {
   int st[2], pd[2], dl[2];
   get2(n->ip, st);
   get2(n->ip + 2, pd);
   get2(n->ip + 4, dl);
+  ember_tensor **gx = n->needs[0] ? &gin[0] : NULL;
+  ember_tensor **gw = n->needs[1] ? &gin[1] : NULL;
+  ember_tensor **gb = n->ninputs > 2 && n->needs[2] ? &gin[2] : NULL;
+  if (n->ip[7])
+    return ember_conv2d_relu_backward(g, n->saved[2], n->saved[0],
+                                      n->saved[1], st, pd, dl, (int)n->ip[6],
+                                      gx, gw, gb);
   return ember_conv2d_backward(g, n->saved[0], n->saved[1], st, pd, dl,
-                               (int)n->ip[6], n->needs[0] ? &gin[0] : NULL,
-                               n->needs[1] ? &gin[1] : NULL,
-                               n->ninputs > 2 && n->needs[2] ? &gin[2] : NULL);
+                               (int)n->ip[6], gx, gw, gb);
 }
 
 ember_tensor *ember_ag_conv2d(const ember_tensor *x, const ember_tensor *w,
                               const ember_tensor *b, const int stride[2],
                               const int padding[2], const int dilation[2],
-                              int groups) {
+                              int groups, int relu) {
   int prev = ember_ag_pause();
-  ember_tensor *out = ember_conv2d(x, w, b, stride, padding, dilation, groups);
+  ember_tensor *out =
+      relu ? ember_conv2d_relu(x, w, b, stride, padding, dilation, groups)
+           : ember_conv2d(x, w, b, stride, padding, dilation, groups);
   ember_ag_resume(prev);
   if (!out) return NULL;
   const ember_tensor *in[3] = {x, w, b};
-  ember_node *n = ember_ag_node("ConvolutionBackward", conv2d_backward,
-                                b ? 3 : 2, in);
+  ember_node *n = ember_ag_node(relu ? "ConvolutionReluBackward"
+                                     : "ConvolutionBackward",
+                                conv2d_backward, b ? 3 : 2, in);
   if (n) {
     put2(n->ip, stride, 1, 1);
     put2(n->ip + 2, padding, 0, 0);
     put2(n->ip + 4, dilation, 1, 1);
     n->ip[6] = groups;
-    if (ember_ag_save(n, x) < 0 || ember_ag_save(n, w) < 0) {
+    n->ip[7] = relu;
+    if (ember_ag_save(n, x) < 0 || ember_ag_save(n, w) < 0 ||
+        (relu && ember_ag_save(n, out) < 0)) {
       ember_ag_node_release(n);
       n = NULL;
     }

@@ -48,7 +48,7 @@ ember_tensor *ember_ag_gather(const ember_tensor *t, int dim,
 ember_tensor *ember_ag_conv2d(const ember_tensor *x, const ember_tensor *w,
                               const ember_tensor *b, const int stride[2],
                               const int padding[2], const int dilation[2],
-                              int groups);
+                              int groups, int relu);
 ember_tensor *ember_ag_max_pool2d(const ember_tensor *x, const int kernel[2],
                                   const int stride[2], const int padding[2],
                                   const int dilation[2], int ceil_mode,

@@ -178,19 +178,21 @@ static int conv_geom(const char *fn, const ember_tensor *x,
   return 0;
 }
 
-ember_tensor *ember_conv2d(const ember_tensor *x, const ember_tensor *w,
-                           const ember_tensor *b, const int stride[2],
-                           const int padding[2], const int dilation[2],
-                           int groups) {
+/* conv2d, and relu of it fused (relu = 1) */
+static ember_tensor *conv_forward(const ember_tensor *x, const ember_tensor *w,
+                                  const ember_tensor *b, const int stride[2],
+                                  const int padding[2], const int dilation[2],
+                                  int groups, int relu) {
+  const char *fn = relu ? "conv2d_relu" : "conv2d";
   if (ember_grad_mode_ &&
       (ember_ag_requires(x) || ember_ag_requires(w) || ember_ag_requires(b)))
-    return ember_ag_conv2d(x, w, b, stride, padding, dilation, groups);
+    return ember_ag_conv2d(x, w, b, stride, padding, dilation, groups, relu);
   ember_conv2d_geom g;
-  if (conv_geom("conv2d", x, w, b, stride ? stride : ONES,
-                padding ? padding : ZEROS, dilation ? dilation : ONES, groups,
-                &g) < 0)
+  if (conv_geom(fn, x, w, b, stride ? stride : ONES, padding ? padding : ZEROS,
+                dilation ? dilation : ONES, groups, &g) < 0)
     return NULL;
-  const ember_backend_i *be = backend_with("conv2d", x,
+  g.relu = relu;
+  const ember_backend_i *be = backend_with(fn, x,
                                            ember_backend_of(x)->conv2d != NULL);
   if (!be) return NULL;
   ember_tensor *xc = ember_contiguous(x), *wc = ember_contiguous(w);
@@ -210,22 +212,39 @@ ember_tensor *ember_conv2d(const ember_tensor *x, const ember_tensor *w,
   return y;
 }
 
+ember_tensor *ember_conv2d(const ember_tensor *x, const ember_tensor *w,
+                           const ember_tensor *b, const int stride[2],
+                           const int padding[2], const int dilation[2],
+                           int groups) {
+  return conv_forward(x, w, b, stride, padding, dilation, groups, 0);
+}
+
+ember_tensor *ember_conv2d_relu(const ember_tensor *x, const ember_tensor *w,
+                                const ember_tensor *b, const int stride[2],
+                                const int padding[2], const int dilation[2],
+                                int groups) {
+  return conv_forward(x, w, b, stride, padding, dilation, groups, 1);
+}
+
 /* Allocate what the caller asked for, run the kernel; 0 or -1. */
 static int conv_backward_run(const ember_backend_i *be, const ember_tensor *gy,
-                             const ember_tensor *x, const ember_tensor *w,
-                             const ember_conv2d_geom *g, ember_tensor **gx,
-                             ember_tensor **gw, ember_tensor **gb) {
+                             const ember_tensor *mask, const ember_tensor *x,
+                             const ember_tensor *w, const ember_conv2d_geom *g,
+                             ember_tensor **gx, ember_tensor **gw,
+                             ember_tensor **gb) {
   ember_device dev = x->storage->device;
   ember_tensor *ox = NULL, *ow = NULL, *ob = NULL;
   ember_tensor *gyc = ember_contiguous(gy), *xc = ember_contiguous(x),
                *wc = ember_contiguous(w);
+  ember_tensor *mc = mask ? ember_contiguous(mask) : NULL;
   int rc = -1;
-  if (!gyc || !xc || !wc) goto done;
+  if (!gyc || !xc || !wc || (mask && !mc)) goto done;
   if (gx && !(ox = ember_empty_on(dev, x->ndim, x->shape, x->dtype))) goto done;
   if (gw && !(ow = ember_empty_on(dev, 4, w->shape, x->dtype))) goto done;
   if (gb && !(ob = ember_empty_on(dev, 1, w->shape, x->dtype))) goto done;
-  rc = be->conv2d_backward(ox, ow, ob, gyc, xc, wc, g);
+  rc = be->conv2d_backward(ox, ow, ob, gyc, mc, xc, wc, g);
 done:
+  ember_tensor_release(mc);
   ember_tensor_release(wc);
   ember_tensor_release(xc);
   ember_tensor_release(gyc);
@@ -241,12 +260,13 @@ done:
   return 0;
 }
 
-int ember_conv2d_backward(const ember_tensor *gy, const ember_tensor *x,
-                          const ember_tensor *w, const int stride[2],
-                          const int padding[2], const int dilation[2],
-                          int groups, ember_tensor **gx, ember_tensor **gw,
-                          ember_tensor **gb) {
-  const char *fn = "conv2d_backward";
+/* The gradients of conv2d (y NULL) or of conv2d_relu (y its output). */
+static int conv_backward(const char *fn, const ember_tensor *gy,
+                         const ember_tensor *y, const ember_tensor *x,
+                         const ember_tensor *w, const int stride[2],
+                         const int padding[2], const int dilation[2],
+                         int groups, ember_tensor **gx, ember_tensor **gw,
+                         ember_tensor **gb) {
   ember_conv2d_geom g;
   int64_t shape[4];
   if (gx) *gx = NULL;
@@ -255,14 +275,44 @@ int ember_conv2d_backward(const ember_tensor *gy, const ember_tensor *x,
   if (conv_geom(fn, x, w, NULL, stride ? stride : ONES,
                 padding ? padding : ZEROS, dilation ? dilation : ONES, groups,
                 &g) < 0 ||
-      check_like(fn, "grad_output", gy, x) < 0)
+      check_like(fn, "grad_output", gy, x) < 0 ||
+      (y && check_like(fn, "output", y, x) < 0))
     return -1;
   shape_with(x, g.O, g.OH, g.OW, shape);
-  if (check_shape_is(fn, "grad_output", gy, x->ndim, shape) < 0) return -1;
+  if (check_shape_is(fn, "grad_output", gy, x->ndim, shape) < 0 ||
+      (y && check_shape_is(fn, "output", y, x->ndim, shape) < 0))
+    return -1;
+  g.relu = y != NULL;
   const ember_backend_i *be =
       backend_with(fn, x, ember_backend_of(x)->conv2d_backward != NULL);
   if (!be) return -1;
-  return conv_backward_run(be, gy, x, w, &g, gx, gw, gb);
+  return conv_backward_run(be, gy, y, x, w, &g, gx, gw, gb);
+}
+
+int ember_conv2d_backward(const ember_tensor *gy, const ember_tensor *x,
+                          const ember_tensor *w, const int stride[2],
+                          const int padding[2], const int dilation[2],
+                          int groups, ember_tensor **gx, ember_tensor **gw,
+                          ember_tensor **gb) {
+  return conv_backward("conv2d_backward", gy, NULL, x, w, stride, padding,
+                       dilation, groups, gx, gw, gb);
+}
+
+int ember_conv2d_relu_backward(const ember_tensor *gy, const ember_tensor *y,
+                               const ember_tensor *x, const ember_tensor *w,
+                               const int stride[2], const int padding[2],
+                               const int dilation[2], int groups,
+                               ember_tensor **gx, ember_tensor **gw,
+                               ember_tensor **gb) {
+  if (!y) {
+    if (gx) *gx = NULL;
+    if (gw) *gw = NULL;
+    if (gb) *gb = NULL;
+    return ember_set_error("conv2d_relu_backward: expected the forward's "
+                           "output, got NULL");
+  }
+  return conv_backward("conv2d_relu_backward", gy, y, x, w, stride, padding,
+                       dilation, groups, gx, gw, gb);
 }
 
 /* }====================================================================== */

@@ -33,6 +33,24 @@ void ember_cpu_iter_init(ember_cpu_iter *it, int nops,
 void ember_cpu_iter_run(const ember_cpu_iter *it, ember_cpu_row_fn fn,
                         void *ctx);
 
+/*
+** EMBER_SIMD: put on a hot loop's function to have it compiled once for
+** x86-64-v4 (AVX-512), once for v3 (AVX2 + FMA) and once for the baseline,
+** the best of which the loader picks for the CPU at hand (GCC/clang
+** target_clones, x86-64 ELF).  The build's -std=c11 keeps a*b+c unfused
+** (-ffp-contract=off), so every clone gives the same bits; a kernel that
+** wants fused multiply-adds says so with fmaf(), which is exact everywhere
+** (and slow only on the pre-2013 CPUs that run the baseline clone).  OpenMP outlines parallel regions into
+** separate functions that are not cloned: put the attribute on a function
+** that a parallel loop calls on a range, not on the function holding the
+** pragma.
+*/
+#if defined(__x86_64__) && defined(__ELF__) && (defined(__GNUC__) || defined(__clang__)) && !defined(EMBER_NO_SIMD_CLONES)
+#define EMBER_SIMD __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define EMBER_SIMD
+#endif
+
 /* Threads for Ember's own loops (threads.c). */
 int ember_cpu_threads(void);
 /* Below this many elements a loop runs on one thread. */
@@ -89,8 +107,8 @@ int ember_cpu_conv2d(ember_tensor *y, const ember_tensor *x,
                      const ember_conv2d_geom *g);
 int ember_cpu_conv2d_backward(ember_tensor *gx, ember_tensor *gw,
                               ember_tensor *gb, const ember_tensor *gy,
-                              const ember_tensor *x, const ember_tensor *w,
-                              const ember_conv2d_geom *g);
+                              const ember_tensor *mask, const ember_tensor *x,
+                              const ember_tensor *w, const ember_conv2d_geom *g);
 /* pool.c */
 int ember_cpu_max_pool2d(ember_tensor *y, ember_tensor *idx,
                          const ember_tensor *x, const ember_pool2d_geom *g);

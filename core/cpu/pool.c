@@ -90,17 +90,65 @@ static inline int64_t first_inside(int64_t start, int64_t d) {
     }                                                                        \
   }
 
+/* The 2x2 / stride 2 rows of a float32 plane, as max_plane's straight
+   path computes them (the same scan order and rule), as selects over
+   blocks of 8 outputs, which vectorise whole: a row of OW >= 8 outputs
+   is covered by blocks at 0, 8, ... and one ending at OW (overlapping the
+   one before: its outputs are written twice, with the same values).
+   Rows this short (13 for a 26x26 plane) would otherwise run almost all
+   in the scalar remainder of a 16-wide loop, branching on random data. */
+static EMBER_SIMD void max2x2_f32(const float *x, float *y, int64_t *idx,
+                                  const ember_pool2d_geom *g) {
+  const int64_t W = g->W, OW = g->OW, step = OW >= 8 ? 8 : 1;
+  for (int64_t oh = 0; oh < g->OH; oh++) {
+    const float *r0 = x + 2 * oh * W, *r1 = r0 + W;
+    const int64_t base = 2 * oh * W + 1;           /* 1-based */
+    float *yr = y + oh * OW;
+    int64_t *ir = idx ? idx + oh * OW : NULL;
+    for (int64_t o0 = 0; o0 < OW; o0 += step) {
+      int64_t s = o0 + step <= OW ? o0 : OW - step;
+      #pragma omp simd
+      for (int64_t k = 0; k < step; k++) {
+        int64_t ow = s + k;
+        float a = r0[2 * ow], b = r0[2 * ow + 1], c = r1[2 * ow], d = r1[2 * ow + 1];
+        float m = a;
+        int64_t best = base + 2 * ow;
+        int t = (b > m) | (b != b);
+        m = t ? b : m;
+        best = t ? base + 2 * ow + 1 : best;
+        t = (c > m) | (c != c);
+        m = t ? c : m;
+        best = t ? base + W + 2 * ow : best;
+        t = (d > m) | (d != d);
+        m = t ? d : m;
+        best = t ? base + W + 2 * ow + 1 : best;
+        yr[ow] = m;
+        if (ir) ir[ow] = best;
+      }
+    }
+  }
+}
+
+static int is_2x2(const ember_pool2d_geom *g) {
+  return g->kh == 2 && g->kw == 2 && g->sh == 2 && g->sw == 2 && g->ph == 0 &&
+         g->pw == 0 && g->dh == 1 && g->dw == 1 && 2 * g->OH <= g->H &&
+         2 * g->OW <= g->W;
+}
+
 DEFINE_MAX_PLANE(f32, float)
 DEFINE_MAX_PLANE(f64, double)
 
 int ember_cpu_max_pool2d(ember_tensor *y, ember_tensor *idx,
                          const ember_tensor *x, const ember_pool2d_geom *g) {
   int64_t in = g->H * g->W, out = g->OH * g->OW;
-  int f32 = x->dtype == EMBER_FLOAT32;
+  int f32 = x->dtype == EMBER_FLOAT32, two = is_2x2(g);
   #pragma omp parallel for num_threads(ember_cpu_threads()) if (parallel_worth(g))
   for (int64_t p = 0; p < g->planes; p++) {
     int64_t *ip = idx ? (int64_t *)ember_data(idx) + p * out : NULL;
-    if (f32)
+    if (f32 && two)
+      max2x2_f32((const float *)ember_data(x) + p * in,
+                 (float *)ember_data(y) + p * out, ip, g);
+    else if (f32)
       max_plane_f32((const float *)ember_data(x) + p * in,
                     (float *)ember_data(y) + p * out, ip, g);
     else

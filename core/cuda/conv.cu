@@ -112,23 +112,31 @@ static __global__ void col2im_kernel(T *gx, const T *col, ember_conv2d_geom g,
   }
 }
 
-/* mat [O, cols]: row o, column b*L + q is gy[n0+b, o, oh0*OW + q]. */
+/* mat [O, cols]: row o, column b*L + q is gy[n0+b, o, oh0*OW + q], or 0
+   where the mask (a ReLU-fused forward's output; NULL: none) is not > 0. */
 template <typename T>
-static __global__ void gather_rows_kernel(T *mat, const T *gy,
+static __global__ void gather_rows_kernel(T *mat, const T *gy, const T *mask,
                                           ember_conv2d_geom g, int64_t n0,
                                           int64_t oh0, int64_t L,
                                           int64_t cols, int64_t total) {
   CU_FOR(e, total) {
     int64_t o = e / cols, q = e % cols, b = q / L, rem = q % L;
-    mat[e] = gy[((n0 + b) * g.O + o) * (g.OH * g.OW) + oh0 * g.OW + rem];
+    int64_t at = ((n0 + b) * g.O + o) * (g.OH * g.OW) + oh0 * g.OW + rem;
+    mat[e] = !mask || mask[at] > 0 ? gy[at] : (T)0;
   }
 }
 
-/* y[n, o, :] += b[o] over y's total elements (P per row). */
+/* y[n, o, :] = y + b[o] (b may be NULL), then ReLU with relu (a NaN stays
+   NaN, as ember_relu), over y's total elements (P per row). */
 template <typename T>
-static __global__ void add_bias_kernel(T *y, const T *b, int64_t O, int64_t P,
-                                       int64_t total) {
-  CU_FOR(e, total) y[e] += b[e / P % O];
+static __global__ void finish_kernel(T *y, const T *b, int64_t O, int64_t P,
+                                     int relu, int64_t total) {
+  CU_FOR(e, total) {
+    T v = y[e];
+    if (b) v += b[e / P % O];
+    if (relu) v = v > 0 ? v : (v != v ? v : (T)0);
+    y[e] = v;
+  }
 }
 
 /*
@@ -137,13 +145,15 @@ static __global__ void add_bias_kernel(T *y, const T *b, int64_t O, int64_t P,
 ** a tree in shared memory.  blockDim.x must be CU_THREADS, a power of 2.
 */
 template <typename T>
-static __global__ void bias_grad_kernel(T *gb, const T *gy, int64_t N,
-                                        int64_t O, int64_t P) {
+static __global__ void bias_grad_kernel(T *gb, const T *gy, const T *mask,
+                                        int64_t N, int64_t O, int64_t P) {
   __shared__ double part[CU_THREADS];
   for (int64_t o = blockIdx.x; o < O; o += gridDim.x) {   /* block-uniform */
     double acc = 0;
-    for (int64_t k = threadIdx.x; k < N * P; k += blockDim.x)
-      acc += gy[(k / P * O + o) * P + k % P];
+    for (int64_t k = threadIdx.x; k < N * P; k += blockDim.x) {
+      int64_t at = (k / P * O + o) * P + k % P;
+      if (!mask || mask[at] > 0) acc += gy[at];
+    }
     part[threadIdx.x] = acc;
     __syncthreads();
     for (int s = CU_THREADS / 2; s > 0; s >>= 1) {
@@ -197,43 +207,49 @@ static int launch_col2im(ember_dtype dt, void *gx, const void *col,
 }
 
 static int launch_gather_rows(ember_dtype dt, void *mat, const void *gy,
-                              const ember_conv2d_geom *g, const chunk *ch) {
+                              const void *mask, const ember_conv2d_geom *g,
+                              const chunk *ch) {
   int64_t L = (ch->oh1 - ch->oh0) * g->OW, total = g->O * ch->cols;
   if (dt == EMBER_FLOAT32)
     gather_rows_kernel<float><<<cu_blocks(total), CU_THREADS>>>(
-        (float *)mat, (const float *)gy, *g, ch->n0, ch->oh0, L, ch->cols,
-        total);
+        (float *)mat, (const float *)gy, (const float *)mask, *g, ch->n0,
+        ch->oh0, L, ch->cols, total);
   else
     gather_rows_kernel<double><<<cu_blocks(total), CU_THREADS>>>(
-        (double *)mat, (const double *)gy, *g, ch->n0, ch->oh0, L, ch->cols,
-        total);
+        (double *)mat, (const double *)gy, (const double *)mask, *g, ch->n0,
+        ch->oh0, L, ch->cols, total);
   CU_LAUNCH_CHECK("conv2d_backward: gather");
   return 0;
 }
 
-static int add_bias(ember_tensor *y, const ember_tensor *b,
-                    const ember_conv2d_geom *g) {
+/* y = relu?(y + b): one pass for the bias and the fused activation */
+static int finish(ember_tensor *y, const ember_tensor *b,
+                  const ember_conv2d_geom *g) {
   int64_t P = g->OH * g->OW, total = g->N * g->O * P;
   if (y->dtype == EMBER_FLOAT32)
-    add_bias_kernel<float><<<cu_blocks(total), CU_THREADS>>>(
-        (float *)cu_data(y), (const float *)cu_data(b), g->O, P, total);
+    finish_kernel<float><<<cu_blocks(total), CU_THREADS>>>(
+        (float *)cu_data(y), b ? (const float *)cu_data(b) : NULL, g->O, P,
+        g->relu, total);
   else
-    add_bias_kernel<double><<<cu_blocks(total), CU_THREADS>>>(
-        (double *)cu_data(y), (const double *)cu_data(b), g->O, P, total);
+    finish_kernel<double><<<cu_blocks(total), CU_THREADS>>>(
+        (double *)cu_data(y), b ? (const double *)cu_data(b) : NULL, g->O, P,
+        g->relu, total);
   CU_LAUNCH_CHECK("conv2d: bias");
   return 0;
 }
 
 static int bias_grad(ember_tensor *gb, const ember_tensor *gy,
-                     const ember_conv2d_geom *g) {
+                     const ember_tensor *mask, const ember_conv2d_geom *g) {
   int64_t P = g->OH * g->OW;
   unsigned blocks = (unsigned)(g->O < 65535 ? g->O : 65535);
   if (gb->dtype == EMBER_FLOAT32)
     bias_grad_kernel<float><<<blocks, CU_THREADS>>>(
-        (float *)cu_data(gb), (const float *)cu_data(gy), g->N, g->O, P);
+        (float *)cu_data(gb), (const float *)cu_data(gy),
+        mask ? (const float *)cu_data(mask) : NULL, g->N, g->O, P);
   else
     bias_grad_kernel<double><<<blocks, CU_THREADS>>>(
-        (double *)cu_data(gb), (const double *)cu_data(gy), g->N, g->O, P);
+        (double *)cu_data(gb), (const double *)cu_data(gy),
+        mask ? (const double *)cu_data(mask) : NULL, g->N, g->O, P);
   CU_LAUNCH_CHECK("conv2d_backward: bias grad");
   return 0;
 }
@@ -400,14 +416,15 @@ int ember_cu_conv2d(ember_tensor *y, const ember_tensor *x,
     return -1;
   int rc = conv_forward(y, x, w, g, col, B, band);
   if (col) cu_free(col);
-  if (rc == 0 && b) rc = add_bias(y, b, g);
+  if (rc == 0 && (b || g->relu)) rc = finish(y, b, g);
   return rc;
 }
 
 /* gw's and gx's GEMMs and col2im, chunk by chunk, with col [C*KH*KW,
    most] and mat [O, most] scratch. */
 static int conv_backward(ember_tensor *gx, ember_tensor *gw,
-                         const ember_tensor *gy, const ember_tensor *x,
+                         const ember_tensor *gy, const ember_tensor *mask,
+                         const ember_tensor *x,
                          const ember_tensor *w, const ember_conv2d_geom *g,
                          char *col, char *mat, int64_t B, int64_t band) {
   ember_dtype dt = x->dtype;
@@ -417,7 +434,9 @@ static int conv_backward(ember_tensor *gx, ember_tensor *gw,
   chunk ch = {0, 0, 0, 0, 0};
   const int64_t none[3] = {0, 0, 0};
   while (ember_conv_next_chunk(&ch, B, band, g)) {
-    if (launch_gather_rows(dt, mat, cu_data(gy), g, &ch) < 0) return -1;
+    if (launch_gather_rows(dt, mat, cu_data(gy), mask ? cu_data(mask) : NULL,
+                           g, &ch) < 0)
+      return -1;
     if (gw) {
       /*
       ** gW_g^T [K, Og] += col_g [K, cols] x gY_g^T [cols, Og]:
@@ -459,8 +478,8 @@ static int conv_backward(ember_tensor *gx, ember_tensor *gw,
 
 int ember_cu_conv2d_backward(ember_tensor *gx, ember_tensor *gw,
                              ember_tensor *gb, const ember_tensor *gy,
-                             const ember_tensor *x, const ember_tensor *w,
-                             const ember_conv2d_geom *g) {
+                             const ember_tensor *mask, const ember_tensor *x,
+                             const ember_tensor *w, const ember_conv2d_geom *g) {
   size_t es = cu_elsize(x->dtype);
   int64_t ckk = g->C * g->KH * g->KW, B, band;
   /* gw accumulates over the chunks and col2im adds into gx: start at 0 */
@@ -470,7 +489,7 @@ int ember_cu_conv2d_backward(ember_tensor *gx, ember_tensor *gw,
   if (gw)
     CU_CHECK(cudaMemsetAsync(cu_data(gw), 0,
                              (size_t)(g->O * (ckk / g->groups)) * es));
-  if (gb && bias_grad(gb, gy, g) < 0) return -1;
+  if (gb && bias_grad(gb, gy, mask, g) < 0) return -1;
   if ((!gx && !gw) || g->N == 0) return 0;
   int64_t most = ember_conv_plan(g, ckk + g->O, CHUNK_ELEMS, &B, &band);
   char *col = (char *)scratch(ckk, most, es, "conv2d_backward");
@@ -480,7 +499,7 @@ int ember_cu_conv2d_backward(ember_tensor *gx, ember_tensor *gw,
     cu_free(col);
     return -1;
   }
-  int rc = conv_backward(gx, gw, gy, x, w, g, col, mat, B, band);
+  int rc = conv_backward(gx, gw, gy, mask, x, w, g, col, mat, B, band);
   cu_free(mat);
   cu_free(col);
   return rc;

@@ -273,8 +273,8 @@ int ember_cu_conv2d(ember_tensor *y, const ember_tensor *x,
                     const ember_conv2d_geom *g);
 int ember_cu_conv2d_backward(ember_tensor *gx, ember_tensor *gw,
                              ember_tensor *gb, const ember_tensor *gy,
-                             const ember_tensor *x, const ember_tensor *w,
-                             const ember_conv2d_geom *g);
+                             const ember_tensor *mask, const ember_tensor *x,
+                             const ember_tensor *w, const ember_conv2d_geom *g);
 /* pool.cu */
 int ember_cu_max_pool2d(ember_tensor *y, ember_tensor *idx,
                         const ember_tensor *x, const ember_pool2d_geom *g);

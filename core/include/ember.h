@@ -412,6 +412,21 @@ int ember_conv2d_backward(const ember_tensor *gy, const ember_tensor *x,
                           const int padding[2], const int dilation[2],
                           int groups, ember_tensor **gx, ember_tensor **gw,
                           ember_tensor **gb);
+/* relu(conv2d(x, w, b, ...)) in one pass over the output (nn.Sequential
+   runs a Conv2d followed by a ReLU this way); the same values as
+   ember_relu of ember_conv2d's result, recorded for autograd as one op. */
+ember_tensor *ember_conv2d_relu(const ember_tensor *x, const ember_tensor *w,
+                                const ember_tensor *b, const int stride[2],
+                                const int padding[2], const int dilation[2],
+                                int groups);
+/* Gradients of conv2d_relu, as ember_conv2d_backward's: y is the forward's
+   output, and gy counts only where y > 0 (ReLU's backward). */
+int ember_conv2d_relu_backward(const ember_tensor *gy, const ember_tensor *y,
+                               const ember_tensor *x, const ember_tensor *w,
+                               const int stride[2], const int padding[2],
+                               const int dilation[2], int groups,
+                               ember_tensor **gx, ember_tensor **gw,
+                               ember_tensor **gb);
 /* Max over each window; padding (at most kernel/2) acts as -inf and a NaN
    in a window is its maximum.  `indices` may be NULL, else it receives an
    int64 tensor shaped like the result: the 1-based flat position h*W+w+1

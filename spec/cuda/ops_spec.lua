@@ -1008,6 +1008,17 @@ describe("cuda ops: the GPU computes what the CPU computes", function()
                table.pack(rnd(xs, "float64"), rnd(ws, "float64"), bias and rnd({ws[1]}, "float64") or nil))
         parity("conv2d " .. name .. " gradient", conv, table.pack(rnd(xs), rnd(ws), b), {grad = true})
       end
+      -- the fused Conv2d + ReLU of Sequential: the forward's bias + ReLU
+      -- pass and the backward's masked gather and bias gradient
+      for _, c in ipairs(CONV) do
+        local name, xs, ws, bias, stride, padding, dilation, groups = table.unpack(c)
+        local fused = function(x, w, b)
+          return F._conv2d_relu(x, w, b, stride or 1, padding or 0, dilation or 1, groups or 1)
+        end
+        local b = bias and rnd({ws[1]}) or nil
+        parity("conv2d_relu " .. name, fused, table.pack(rnd(xs), rnd(ws), b))
+        parity("conv2d_relu " .. name .. " gradient", fused, table.pack(rnd(xs), rnd(ws), b), {grad = true})
+      end
       parity("conv2d of a non-contiguous input", function(x, w) return F.conv2d(x:transpose(3, 4), w) end,
              {rnd({2, 3, 6, 7}), rnd({4, 3, 3, 3})}, {grad = true})
       parity("conv2d_backward called directly", function(gy, x, w)

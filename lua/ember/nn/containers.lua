@@ -33,9 +33,32 @@ function Sequential:add(m)
   return self
 end
 
+-- Layer pairs that run as one fused op: a Conv2d followed by a ReLU, both
+-- of exactly those classes (a subclass may change forward) and neither
+-- with a forward of its own set on the instance.  The result is the same
+-- as calling the two in turn; the ReLU's output is never a separate
+-- tensor.
+local Conv2d_mt, ReLU_mt
+local function fuses(a, b)
+  if not Conv2d_mt then
+    Conv2d_mt = require("ember.nn.conv").Conv2d.__mt
+    ReLU_mt = require("ember.nn.activation").ReLU.__mt
+  end
+  return getmetatable(a) == Conv2d_mt and getmetatable(b) == ReLU_mt
+     and rawget(a, "_fields").forward == nil and rawget(b, "_fields").forward == nil
+end
+
 function Sequential:forward(x, ...)
-  for i = 1, #self do
-    if i == 1 then x = self[i](x, ...) else x = self[i](x) end
+  local n, i = #self, 1
+  while i <= n do
+    local m = self[i]
+    if i < n and fuses(m, self[i + 1]) and select("#", ...) == 0 then
+      x = m:_forward_relu(x)
+      i = i + 2
+    else
+      if i == 1 then x = m(x, ...) else x = m(x) end
+      i = i + 1
+    end
   end
   return x
 end

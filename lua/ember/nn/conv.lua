@@ -66,6 +66,13 @@ function Conv2d:forward(x)
   return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
 end
 
+--- relu(self:forward(x)), fused (Sequential calls it for a Conv2d
+-- followed by a ReLU).
+function Conv2d:_forward_relu(x)
+  return F._conv2d_relu(x, self.weight, self.bias, self.stride, self.padding, self.dilation,
+                        self.groups)
+end
+
 local function tuple(p) return ("(%d, %d)"):format(p[1], p[2]) end
 
 function Conv2d:extra_repr()

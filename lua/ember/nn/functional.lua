@@ -117,6 +117,16 @@ function F.conv2d(x, w, b, stride, padding, dilation, groups)
   return conv2d(x, w, b, stride or 1, padding or 0, dilation or 1, groups or 1)
 end
 
+--- relu(conv2d(...)) in one pass (the arguments positional, as Conv2d
+-- passes them): what Sequential runs for a Conv2d followed by a ReLU.
+function F._conv2d_relu(x, w, b, stride, padding, dilation, groups)
+  check_float("conv2d", x, "the input", 2)
+  check_float("conv2d", w, "the weight", 2)
+  if b ~= nil then check_float("conv2d", b, "the bias", 2) end
+  local conv2d_relu = need("conv2d", "_conv2d_relu")
+  return conv2d_relu(x, w, b, stride, padding, dilation, groups)
+end
+
 local MAXPOOL = {stride = true, padding = true, dilation = true, ceil_mode = true,
                  return_indices = true}
 
