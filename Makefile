@@ -21,7 +21,7 @@ ASAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize
 
 WARN     := -Wall -Wextra -pedantic -Wshadow -Wmissing-prototypes
 CPPFLAGS := -D_POSIX_C_SOURCE=200809L -Icore/include -I$(LUA_INC)
-XCFLAGS  := -std=c11 -fPIC -fopenmp $(WARN) $(CFLAGS) $(SAN)
+XCFLAGS  := -std=c11 -fPIC -fopenmp -fno-math-errno $(WARN) $(CFLAGS) $(SAN)
 # OpenBLAS's OpenMP build (Debian's libopenblas0-openmp, found first through
 # the run path): it shares libgomp's thread pool with Ember's own loops.  The
 # default pthread build keeps a second pool whose threads fight OpenMP's for

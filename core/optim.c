@@ -4,9 +4,12 @@
 ** Each step checks its tensors and hyper-parameters, folds what depends on
 ** the step count (Adam's bias corrections, Adagrad's decayed lr) into the
 ** plain scalars of an ember_optim_hp, and calls one backend slot.  Kernels
-** want every operand contiguous: a strided gradient (an expanded one from
-** the backward of a sum, say) is made contiguous here, and a strided
-** parameter is stepped in a contiguous copy that is written back.
+** want every operand contiguous and apart from the others (they are
+** vectorised over several arrays at once): a strided gradient (an
+** expanded one from the backward of a sum, say), or one sharing memory
+** with a tensor the step writes, is copied here; a strided parameter is
+** stepped in a contiguous copy that is written back; two state tensors
+** sharing memory are an error.
 ** Nothing is written until every check has passed.
 */
 #include <math.h>
@@ -99,16 +102,41 @@ static int check_device(const char *fn, const ember_tensor *p, int has_slot) {
 ** Contiguous operands
 ** ======================================================================= */
 
+/* Two state tensors must not share memory: each element's update reads
+   and writes both. */
+static int check_apart(const char *fn, const char *n1, const ember_tensor *s1,
+                       const char *n2, const ember_tensor *s2) {
+  if (s1 && s2 && s1->storage == s2->storage)
+    return ember_set_error("%s: %s and %s share memory", fn, n1, n2);
+  return 0;
+}
+
 /* The parameter and gradient as the kernels want them.  pc is p itself
-   when p is contiguous, else a contiguous copy to write back. */
+   when p is contiguous, else a contiguous copy to write back.  gc is g,
+   or a copy when g is strided or shares memory with what the step writes
+   (p.grad = p, say): the vectorised kernels read each operand as its own
+   array, and the step must see the gradient as it was. */
 typedef struct { ember_tensor *pc, *gc; } operands;
 
-static int operands_open(operands *o, ember_tensor *p, const ember_tensor *g) {
+static int operands_open(operands *o, ember_tensor *p, const ember_tensor *g,
+                         const ember_tensor *s1, const ember_tensor *s2,
+                         const ember_tensor *s3) {
   o->pc = ember_contiguous(p);
   o->gc = o->pc ? ember_contiguous(g) : NULL;
   if (!o->gc) {
     ember_tensor_release(o->pc);
     return -1;
+  }
+  const ember_storage *gs = o->gc->storage;
+  if (gs == o->pc->storage || (s1 && gs == s1->storage) ||
+      (s2 && gs == s2->storage) || (s3 && gs == s3->storage)) {
+    ember_tensor *c = ember_clone(o->gc);
+    ember_tensor_release(o->gc);
+    o->gc = c;
+    if (!c) {
+      ember_tensor_release(o->pc);
+      return -1;
+    }
   }
   return 0;
 }
@@ -158,7 +186,7 @@ int ember_sgd_step(ember_tensor *p, const ember_tensor *g,
                        .maximize = maximize != 0, .first_step = first_step != 0,
                        .decay = 1};
   operands o;
-  if (operands_open(&o, p, g) < 0) return -1;
+  if (operands_open(&o, p, g, momentum_buf, NULL, NULL) < 0) return -1;
   int rc = ember_backend_of(p)->sgd_step(o.pc, o.gc, momentum_buf, &hp);
   return operands_close(&o, p, rc, momentum_buf, NULL, NULL);
 }
@@ -176,6 +204,11 @@ int ember_adam_step(ember_tensor *p, const ember_tensor *g,
       check_state(fn, "exp_avg", p, exp_avg) < 0 ||
       check_state(fn, "exp_avg_sq", p, exp_avg_sq) < 0 ||
       (max_exp_avg_sq && check_state(fn, "max_exp_avg_sq", p, max_exp_avg_sq) < 0) ||
+      check_apart(fn, "exp_avg", exp_avg, "exp_avg_sq", exp_avg_sq) < 0 ||
+      check_apart(fn, "exp_avg", exp_avg, "max_exp_avg_sq",
+                  max_exp_avg_sq) < 0 ||
+      check_apart(fn, "exp_avg_sq", exp_avg_sq, "max_exp_avg_sq",
+                  max_exp_avg_sq) < 0 ||
       check_device(fn, p, ember_backend_of(p)->adam_step != NULL) < 0)
     return -1;
   if (step < 1) return ember_set_error("%s: step must be >= 1, got %lld", fn,
@@ -191,7 +224,8 @@ int ember_adam_step(ember_tensor *p, const ember_tensor *g,
     .maximize = maximize != 0,
   };
   operands o;
-  if (operands_open(&o, p, g) < 0) return -1;
+  if (operands_open(&o, p, g, exp_avg, exp_avg_sq, max_exp_avg_sq) < 0)
+    return -1;
   int rc = ember_backend_of(p)->adam_step(o.pc, o.gc, exp_avg, exp_avg_sq,
                                           max_exp_avg_sq, &hp);
   return operands_close(&o, p, rc, exp_avg, exp_avg_sq, max_exp_avg_sq);
@@ -213,11 +247,18 @@ int ember_rmsprop_step(ember_tensor *p, const ember_tensor *g,
       check_device(fn, p, ember_backend_of(p)->rmsprop_step != NULL) < 0)
     return -1;
   if (momentum == 0) momentum_buf = NULL;
+  if (check_apart(fn, "square_avg", square_avg, "the momentum buffer",
+                  momentum_buf) < 0 ||
+      check_apart(fn, "square_avg", square_avg, "grad_avg", grad_avg) < 0 ||
+      check_apart(fn, "the momentum buffer", momentum_buf, "grad_avg",
+                  grad_avg) < 0)
+    return -1;
   ember_optim_hp hp = {.lr = lr, .alpha = alpha, .eps = eps,
                        .weight_decay = weight_decay, .momentum = momentum,
                        .maximize = maximize != 0, .decay = 1};
   operands o;
-  if (operands_open(&o, p, g) < 0) return -1;
+  if (operands_open(&o, p, g, square_avg, momentum_buf, grad_avg) < 0)
+    return -1;
   int rc = ember_backend_of(p)->rmsprop_step(o.pc, o.gc, square_avg,
                                              momentum_buf, grad_avg, &hp);
   return operands_close(&o, p, rc, square_avg, momentum_buf, grad_avg);
@@ -241,7 +282,7 @@ int ember_adagrad_step(ember_tensor *p, const ember_tensor *g,
                        .eps = eps, .weight_decay = weight_decay,
                        .maximize = maximize != 0, .decay = 1};
   operands o;
-  if (operands_open(&o, p, g) < 0) return -1;
+  if (operands_open(&o, p, g, state_sum, NULL, NULL) < 0) return -1;
   int rc = ember_backend_of(p)->adagrad_step(o.pc, o.gc, state_sum, &hp);
   return operands_close(&o, p, rc, state_sum, NULL, NULL);
 }

@@ -57,8 +57,54 @@ static int walk_slices(const char *fn, int add, ember_tensor *dst,
   return 0;
 }
 
+/*
+** index_select of rows (dim 1 in Lua) of a contiguous tensor: one memcpy
+** per row.  A shuffled batch's rows lie anywhere in the data set, so
+** each copy waits on memory; prefetching rows a few ahead keeps several
+** of those misses in flight.  A batch of 32 Fashion-MNIST images out of
+** 54,000: 10.4 us through walk_slices, 7.5 us as plain row copies, 5.6 us
+** with the prefetch.
+*/
+#define ROWS_AHEAD 4
+
+/* Source row j of the selection. */
+static const char *source_row(const char *s, size_t row,
+                              const ember_tensor *index, int64_t istride,
+                              int64_t j) {
+  return s + (size_t)(index_at(index, index->offset + j * istride) - 1) * row;
+}
+
+static void prefetch_row(const char *p, size_t row) {
+  for (size_t b = 0; b < row; b += 64) __builtin_prefetch(p + b);
+}
+
+static void select_rows(ember_tensor *dst, const ember_tensor *src,
+                        const ember_tensor *index, int64_t n,
+                        int64_t istride) {
+  size_t row = (size_t)(ember_numel(src) / src->shape[0]) *
+               ember_dtype_size(src->dtype);
+  const char *s = ember_data(src);
+  char *d = ember_data(dst);
+  for (int64_t j = 1; j < ROWS_AHEAD && j < n; j++)
+    prefetch_row(source_row(s, row, index, istride, j), row);
+  for (int64_t j = 0; j < n; j++) {
+    if (j + ROWS_AHEAD < n)
+      prefetch_row(source_row(s, row, index, istride, j + ROWS_AHEAD), row);
+    memcpy(d + (size_t)j * row, source_row(s, row, index, istride, j), row);
+  }
+}
+
 int ember_cpu_index_select(ember_tensor *dst, const ember_tensor *src, int dim,
                            const ember_tensor *index) {
+  if (dim == 0 && src->ndim > 0 && ember_is_contiguous(src) &&
+      ember_is_contiguous(dst) && ember_numel(src) > 0) {
+    int64_t n, istride;
+    if (check_vector_index("index_select", index, 0, src->shape[0], &n,
+                           &istride) < 0)
+      return -1;
+    select_rows(dst, src, index, n, istride);
+    return 0;
+  }
   return walk_slices("index_select", 0, dst, src, dim, index);
 }
 

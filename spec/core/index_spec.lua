@@ -1,0 +1,72 @@
+-- index_select along the first dimension, the data loader's batch gather:
+-- core/cpu/index.c copies whole rows of a contiguous tensor (prefetching
+-- the next ones) and walks slices otherwise.  Both are checked against
+-- rows picked one by one with select().
+local ember = require "ember"
+
+--- t:index_select(1, idx) built row by row.
+local function by_rows(t, list)
+  local rows = {}
+  for i, v in ipairs(list) do rows[i] = t:select(1, v):totable() end
+  return rows
+end
+
+describe("index_select along dimension 1", function()
+  it("copies rows of every dtype and rank", function()
+    ember.manual_seed(3)
+    local base = ember.randn(9, 2, 3)
+    local list = {9, 1, 5, 5, 2, 9, 7, 3}
+    for _, dt in ipairs{"float32", "float64", "int32", "int64", "uint8", "bool"} do
+      local t = (base * 10):to(dt)
+      for _, it_dt in ipairs{"int64", "int32"} do
+        local idx = ember.tensor(list, {dtype = it_dt})
+        local got = t:index_select(1, idx)
+        assert.are.same({8, 2, 3}, got:shape())
+        assert.are.equal(dt, got.dtype)
+        assert.are.same(by_rows(t, list), got:totable(), dt .. " by " .. it_dt)
+      end
+    end
+    local v = ember.arange(1, 11)                              -- 1-d: rows of one
+    assert.are.same({10, 1, 4}, v:index_select(1, ember.tensor({10, 1, 4}, {dtype = "int64"})):totable())
+  end)
+
+  it("takes strided, 0-d and empty indices", function()
+    local t = ember.arange(1, 13):view(6, 2)
+    local pairs_ = ember.tensor({{6, 1}, {2, 5}, {3, 3}}, {dtype = "int64"})
+    local idx = pairs_:select(2, 1)                            -- {6, 2, 3}, stride 2
+    assert.are.same(by_rows(t, {6, 2, 3}), t:index_select(1, idx):totable())
+    local one = t:index_select(1, ember.tensor(4, {dtype = "int64"}))
+    assert.are.same({{7, 8}}, one:totable())
+    assert.are.same({0, 2}, t:index_select(1, ember.zeros(0, {dtype = "int64"})):shape())
+  end)
+
+  it("gathers a batch the size of the loader's, with rows far apart", function()
+    local x = ember.rand(5000, 1, 28, 28)
+    local order = ember.randperm(5000)
+    for b = 1, 3 do
+      local idx = order:narrow(1, (b - 1) * 32 + 1, 32)
+      local xb = x:index_select(1, idx)
+      assert.are.same({32, 1, 28, 28}, xb:shape())
+      for _, j in ipairs{1, 2, 17, 31, 32} do
+        assert.is_true(xb[j]:equal(x[idx[j]]), ("batch %d, row %d"):format(b, j))
+      end
+    end
+  end)
+
+  it("walks slices of a strided tensor the same way", function()
+    local t = ember.arange(1, 13):view(3, 4):t()               -- [4,3], not contiguous
+    local list = {4, 1, 4}
+    assert.are.same(by_rows(t, list),
+                    t:index_select(1, ember.tensor(list, {dtype = "int64"})):totable())
+  end)
+
+  it("names an index out of range and writes nothing", function()
+    local t = ember.arange(1, 7):view(3, 2)
+    for _, bad in ipairs{{1, 4}, {0}, {2, -1}} do
+      local ok, err = pcall(t.index_select, t, 1, ember.tensor(bad, {dtype = "int64"}))
+      assert.is_false(ok)
+      assert.matches("index_select: index %-?%d+ is out of range for dimension 1 of size 3", err)
+    end
+    assert.are.same({{1, 2}, {3, 4}, {5, 6}}, t:totable())
+  end)
+end)
