@@ -101,6 +101,13 @@ int ember_cpu_rmsprop_step(ember_tensor *p, const ember_tensor *g,
 int ember_cpu_adagrad_step(ember_tensor *p, const ember_tensor *g,
                            ember_tensor *sum, const ember_optim_hp *hp);
 
+/* matmul.c: C [M,N] (row-major, rows ldc apart) = op(A) op(B), plus C
+   with accumulate; row-major A and B with leading dimensions as cblas's,
+   ta/tb their transposes.  Ember's AVX-512 kernels where the shape suits
+   them, else OpenBLAS.  threads: 0 inside a parallel region (one thread). */
+void ember_cpu_sgemm(int ta, int tb, int64_t M, int64_t N, int64_t K,
+                     const float *A, int64_t lda, const float *B, int64_t ldb,
+                     int accumulate, float *C, int64_t ldc, int threads);
 /* conv.c */
 int ember_cpu_conv2d(ember_tensor *y, const ember_tensor *x,
                      const ember_tensor *w, const ember_tensor *b,
