@@ -733,9 +733,23 @@ static int matmul_backward(ember_node *n, ember_tensor *g, ember_tensor **gin) {
   }
   for (int side = 0; side < 2 && rc == 0; side++) {
     if (!n->needs[side]) continue;
-    ember_tensor *oT = side == 0 ? mT(B) : mT(A);
-    ember_tensor *r = oT ? (side == 0 ? ember_matmul(G, oT) : ember_matmul(oT, G)) : NULL;
-    ember_tensor_release(oT);
+    const ember_tensor *op = side == 0 ? A : B;
+    ember_tensor *r;
+    if (op->ndim == 2 && G->ndim == 2 && op->strides[0] == 1 &&
+        op->shape[0] > 1 && op->shape[1] > 1) {
+      /* a transposed view (a Linear's w:t()): its gradient in the same
+         layout, so that the transpose's backward hands the leaf a
+         contiguous tensor (no strided copy into .grad) */
+      ember_tensor *GT = mT(G);
+      ember_tensor *rT = GT ? (side == 0 ? ember_matmul(B, GT) : ember_matmul(GT, A)) : NULL;
+      ember_tensor_release(GT);
+      r = rT ? mT(rT) : NULL;
+      ember_tensor_release(rT);
+    } else {
+      ember_tensor *oT = side == 0 ? mT(B) : mT(A);
+      r = oT ? (side == 0 ? ember_matmul(G, oT) : ember_matmul(oT, G)) : NULL;
+      ember_tensor_release(oT);
+    }
     const ember_tensor *orig = side == 0 ? a : b;
     const ember_tensor *two = side == 0 ? A : B;
     ember_tensor *s = r ? ember_ag_sum_to(r, two->ndim, two->shape) : NULL;

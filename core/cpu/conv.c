@@ -161,7 +161,8 @@ static inline void valid_range(int64_t W, int64_t OW, int64_t s, int64_t p,
           }                                                                  \
         }                                                                    \
   }                                                                          \
-  static void col2im_##SUF(const T *col, T *x, int64_t ld, int64_t Cg,       \
+  static EMBER_SIMD void col2im_##SUF(const T *col, T *x, int64_t ld,     \
+                                      int64_t Cg,                            \
                            int64_t oh0, int64_t oh1,                         \
                            const ember_conv2d_geom *g) {                     \
     int64_t H = g->H, W = g->W, OW = g->OW;                                  \
@@ -174,8 +175,17 @@ static inline void valid_range(int64_t W, int64_t OW, int64_t s, int64_t p,
           for (int64_t oh = oh0; oh < oh1; oh++, row += OW) {                \
             int64_t h = oh * g->sh - g->ph + i * g->dh;                      \
             if (h < 0 || h >= H) continue;                                   \
-            int64_t at = (c * H + h) * W - g->pw + j * g->dw;                \
-            for (int64_t ow = lo; ow < hi; ow++) x[at + ow * g->sw] += row[ow]; \
+            T *dst = x + (c * H + h) * W - g->pw + j * g->dw;               \
+            if (g->sw == 1) {          /* whole blocks of 8 vectorise */    \
+              int64_t ow = lo;                                               \
+              for (; ow + 8 <= hi; ow += 8) {                                \
+                _Pragma("omp simd")                                          \
+                for (int64_t k = 0; k < 8; k++) dst[ow + k] += row[ow + k];  \
+              }                                                              \
+              for (; ow < hi; ow++) dst[ow] += row[ow];                      \
+            } else {                                                         \
+              for (int64_t ow = lo; ow < hi; ow++) dst[ow * g->sw] += row[ow]; \
+            }                                                                \
           }                                                                  \
         }                                                                    \
   }
@@ -247,19 +257,20 @@ static void im2col_chunk(ember_dtype dt, char *x, char *col, const chunk *ch,
 ** GEMM, and the moves of rows between y/gy and the GEMMs' matrices
 ** ======================================================================= */
 
-/* C [M,N] = op(A) op(B) + beta C, row-major; the core has checked that
-   every size fits BLAS's int. */
+/* C [M,N] = op(A) op(B) + beta C (beta 0 or 1), row-major; the core has
+   checked that every size fits BLAS's int.  float32 goes through
+   ember_cpu_sgemm (matmul.c: Ember's AVX-512 kernels where they fit);
+   par: may it use threads (0 inside a parallel region). */
 static void gemm(ember_dtype dt, int ta, int tb, int64_t M, int64_t N,
                  int64_t K, const void *A, int64_t lda, const void *B,
-                 int64_t ldb, double beta, void *C, int64_t ldc) {
-  enum CBLAS_TRANSPOSE TA = ta ? CblasTrans : CblasNoTrans;
-  enum CBLAS_TRANSPOSE TB = tb ? CblasTrans : CblasNoTrans;
-  if (dt == EMBER_FLOAT32)
-    cblas_sgemm(CblasRowMajor, TA, TB, (int)M, (int)N, (int)K, 1.0f, A,
-                (int)lda, B, (int)ldb, (float)beta, C, (int)ldc);
-  else
-    cblas_dgemm(CblasRowMajor, TA, TB, (int)M, (int)N, (int)K, 1.0, A,
-                (int)lda, B, (int)ldb, beta, C, (int)ldc);
+                 int64_t ldb, double beta, void *C, int64_t ldc, int par) {
+  if (dt == EMBER_FLOAT32) {
+    ember_cpu_sgemm(ta, tb, M, N, K, A, lda, B, ldb, beta != 0, C, ldc, par);
+    return;
+  }
+  cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans,
+              tb ? CblasTrans : CblasNoTrans, (int)M, (int)N, (int)K, 1.0, A,
+              (int)lda, B, (int)ldb, beta, C, (int)ldc);
 }
 
 /*
@@ -689,7 +700,7 @@ static int direct_backward(ember_tensor *gw, ember_tensor *gb,
 ** thread inside a parallel region).  Otherwise the units go one after the
 ** other, with chunks up to CHUNK_ELEMS, and BLAS threads each GEMM.
 */
-#define CACHE_ELEMS ((int64_t)1 << 16)
+#define CACHE_ELEMS ((int64_t)1 << 18)
 
 typedef struct {
   int64_t B, band;      /* images per unit; output rows per band (B = 1) */
@@ -702,9 +713,17 @@ static void plan(conv_plan *pl, const ember_conv2d_geom *g) {
   int64_t K = g->C / g->groups * g->KH * g->KW, Og = g->O / g->groups;
   int64_t rows = K > Og ? K : Og;
   int nt = ember_cpu_threads();
-  for (int pass = nt > 1 ? 0 : 1; pass < 2; pass++) {
+  for (int pass = 0; pass < 2; pass++) {
     pl->most = ember_conv_plan(g, rows, pass == 0 ? CACHE_ELEMS : CHUNK_ELEMS,
                                &pl->B, &pl->band);
+    if (pass == 0 && pl->B > 1) {
+      /* as many images a unit as fit, but a multiple of nt units, so no
+         thread idles through the last one (32 images of 12 would be
+         units of 12, 12 and 8: 4 units of 8 instead) */
+      int64_t k = (g->N + pl->B * nt - 1) / (pl->B * nt);
+      pl->B = (g->N + k * nt - 1) / (k * nt);
+      pl->most = pl->B * g->OH * g->OW;
+    }
     pl->units = (g->N + pl->B - 1) / pl->B;
     pl->nt = pass == 0 ? nt : 1;
     if (pass == 1 || pl->units >= nt) return;
@@ -798,13 +817,13 @@ static void forward_unit(ember_tensor *y, const ember_tensor *x,
         /* the GEMM writes straight into y (rows P apart); bias and ReLU
            follow on those rows while they are in cache */
         char *y0 = Y + out_at(&ch, gi, g) * es;
-        gemm(dt, 0, 0, Og, ch.cols, K, wg, K, col, ld, 0.0, y0, P);
+        gemm(dt, 0, 0, Og, ch.cols, K, wg, K, col, ld, 0.0, y0, P, par);
         if (b || g->relu)
           for (int64_t o = 0; o < Og; o++)
             finish_run(dt, y0 + o * P * es, y0 + o * P * es, ch.cols, b,
                        gi * Og + o, g->relu);
       } else {
-        gemm(dt, 0, 0, Og, ch.cols, K, wg, K, col, ld, 0.0, s->mat, ch.cols);
+        gemm(dt, 0, 0, Og, ch.cols, K, wg, K, col, ld, 0.0, s->mat, ch.cols, par);
         move_rows(dt, Y + ch.n0 * g->O * P * es, NULL, s->mat, ch.nb, gi, b,
                   g, 0, par);
       }
@@ -854,17 +873,17 @@ static void backward_group(const scratch *s, ember_tensor *gx, char *gwp,
   if (gwp) {
     const char *col = chunk_col(s, dt, ember_data(x), ch, gi, g, &ld, par);
     gemm(dt, 0, 1, Og, K, ch->cols, gY, ldy, col, ld, 1.0,
-         gwp + gi * Og * K * es, K);
+         gwp + gi * Og * K * es, K, par);
   }
   if (!gx) return;
   if (ch->nb == 1 && ember_conv_pointwise(g)) {
     /* col2im is the identity: the GEMM writes gx's rows directly */
     char *gxc = (char *)ember_data(gx) +
                 ((ch->n0 * g->C + gi * Cg) * HW + ch->oh0 * g->OW) * es;
-    gemm(dt, 1, 0, Cg, ch->cols, Og, wg, K, gY, ldy, 0.0, gxc, HW);
+    gemm(dt, 1, 0, Cg, ch->cols, Og, wg, K, gY, ldy, 0.0, gxc, HW, par);
   } else {
     /* col is free again once gW has used it */
-    gemm(dt, 1, 0, K, ch->cols, Og, wg, K, gY, ldy, 0.0, s->col, ch->cols);
+    gemm(dt, 1, 0, K, ch->cols, Og, wg, K, gY, ldy, 0.0, s->col, ch->cols, par);
     im2col_chunk(dt, ember_data(gx), s->col, ch, gi, g, 0, par);
   }
 }
