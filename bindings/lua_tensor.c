@@ -13,6 +13,7 @@
 ** without any collectgarbage() call.
 */
 #include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -51,28 +52,94 @@ static void gc_pace(lua_State *L) {
   lua_gc(L, LUA_GCSTEP, kb > 0x3fffffff ? 0x3fffffff : (int)kb);
 }
 
-/* The metatable is kept in the registry under this address as well as
-   under its name: a light-userdata key is the cheapest lookup there is,
-   and every op checks and creates tensors. */
+/*
+** Finding the metatable.  It is kept in the registry under its name, under
+** the address mt_key, and under an integer reference.  Every op checks its
+** operands and makes a result, and a tiny op spent a fifth of its time in
+** these lookups (a light-userdata key hashes with a division), so the
+** state that registered first also gets two shortcuts:
+**   - fast_mt, the metatable's address: a tensor check compares the
+**     operand's metatable with it, no lookup at all;
+**   - fast_ref, its integer key: the array part of the registry, no hash.
+** Other states (an embedding host may open several) miss the shortcuts and
+** take the lookup, so both are only ever hints.  fast_mt must not outlive
+** its table, or another table at the same address would pass for it: a
+** sentinel userdata that anchors the metatable clears it from its
+** finalizer, which runs before the state frees any object (lua_close runs
+** every finalizer first) or as soon as the sentinel is unreachable.
+*/
 static const char mt_key = 0;
+static const char sentinel_key = 0;
+static _Atomic(const void *) fast_mt;
+static _Atomic int fast_ref = LUA_NOREF;
+
+/* Push the metatable. */
+static void push_mt(lua_State *L) {
+  int ref = atomic_load_explicit(&fast_ref, memory_order_relaxed);
+  if (ref > 0) {
+    if (lua_rawgeti(L, LUA_REGISTRYINDEX, ref) == LUA_TTABLE &&
+        lua_topointer(L, -1) == atomic_load_explicit(&fast_mt, memory_order_relaxed))
+      return;
+    lua_pop(L, 1);
+  }
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &mt_key);
+}
 
 l_tensor *l_newslot(lua_State *L) {
   l_tensor *u = lua_newuserdatauv(L, sizeof *u, 0);
   u->t = NULL;
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &mt_key);
+  push_mt(L);
   lua_setmetatable(L, -2);
   return u;
 }
 
-/* The userdata at idx if it is a tensor (live or closed), else NULL. */
+/* The userdata at idx if it is a tensor (live or closed), else NULL.
+   (A light userdata is no tensor, whatever metatable it was given.) */
 static l_tensor *l_testtensor(lua_State *L, int idx) {
-  l_tensor *u = lua_touserdata(L, idx);
-  if (!u || lua_type(L, idx) != LUA_TUSERDATA || !lua_getmetatable(L, idx))
+  if (lua_type(L, idx) != LUA_TUSERDATA || !lua_getmetatable(L, idx))
     return NULL;
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &mt_key);
-  int ok = lua_rawequal(L, -1, -2);
-  lua_pop(L, 2);
-  return ok ? u : NULL;
+  int ok = lua_topointer(L, -1) == atomic_load_explicit(&fast_mt, memory_order_relaxed);
+  if (!ok) {
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &mt_key);
+    ok = lua_rawequal(L, -1, -2);
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  return ok ? lua_touserdata(L, idx) : NULL;
+}
+
+/* The sentinel's __gc: its state's metatable is going, forget it. */
+static int forget_mt(lua_State *L) {
+  const void **box = lua_touserdata(L, 1);
+  const void *mine = box && lua_rawlen(L, 1) == sizeof *box ? *box : NULL;
+  if (mine && atomic_compare_exchange_strong(&fast_mt, &mine, NULL))
+    atomic_store(&fast_ref, LUA_NOREF);
+  return 0;
+}
+
+/* With the metatable at mt: the sentinel, and the shortcuts if free.  (A
+   second registration in one state keeps the first sentinel: replacing it
+   would have its finalizer clear shortcuts still in use.) */
+static void setup_fast_mt(lua_State *L, int mt) {
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &sentinel_key);
+  const void **old = lua_touserdata(L, -1);
+  int have = old && lua_rawlen(L, -1) == sizeof *old && *old == lua_topointer(L, mt);
+  lua_pop(L, 1);
+  if (have) return;
+  const void **box = lua_newuserdatauv(L, sizeof *box, 1);
+  *box = lua_topointer(L, mt);
+  lua_pushvalue(L, mt);                  /* the sentinel anchors the table */
+  lua_setiuservalue(L, -2, 1);
+  lua_createtable(L, 0, 1);
+  lua_pushcfunction(L, forget_mt);
+  lua_setfield(L, -2, "__gc");
+  lua_setmetatable(L, -2);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &sentinel_key);
+  lua_pushvalue(L, mt);
+  int ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  const void *none = NULL;
+  if (atomic_compare_exchange_strong(&fast_mt, &none, lua_topointer(L, mt)))
+    atomic_store(&fast_ref, ref);
 }
 
 void l_fill(lua_State *L, l_tensor *slot, ember_tensor *t) {
@@ -219,10 +286,12 @@ int l_checkshape(lua_State *L, int idx, int64_t *shape, int *next) {
 
 /* A tensor (borrowed) or NULL for a number/boolean; raises otherwise. */
 static ember_tensor *check_operand(lua_State *L, int idx) {
-  int ty = lua_type(L, idx);
-  if (ty == LUA_TNUMBER || ty == LUA_TBOOLEAN) return NULL;
-  l_tensor *u = l_testtensor(L, idx);
-  if (!u) luaL_typeerror(L, idx, "tensor or number");
+  l_tensor *u = l_testtensor(L, idx);   /* the common case first */
+  if (!u) {
+    int ty = lua_type(L, idx);
+    if (ty == LUA_TNUMBER || ty == LUA_TBOOLEAN) return NULL;
+    luaL_typeerror(L, idx, "tensor or number");
+  }
   if (!u->t) luaL_argerror(L, idx, "tensor has been closed");
   return u->t;
 }
@@ -606,10 +675,43 @@ static int t_len(lua_State *L) {
 ** Arithmetic metamethods: numbers on either side
 ** ======================================================================= */
 
+/*
+** The fast lane of l_arith: two live tensors in the state that holds the
+** shortcuts (see fast_mt).  The metatable that the first operand's check
+** pushes is the one the result gets, so no lookup at all; this is most of
+** what `a + b` costs the bindings.  Returns 0 otherwise, the stack cut to
+** the two operands at most.
+*/
+static int arith_fast(lua_State *L, ember_binary_op op) {
+  const void *mt = atomic_load_explicit(&fast_mt, memory_order_relaxed);
+  if (!mt || lua_type(L, 1) != LUA_TUSERDATA || lua_type(L, 2) != LUA_TUSERDATA)
+    return 0;
+  lua_settop(L, 2);
+  if (!lua_getmetatable(L, 1)) return 0;                  /* a b mt */
+  if (lua_topointer(L, 3) != mt || !lua_getmetatable(L, 2) ||
+      lua_topointer(L, 4) != mt) {
+    lua_settop(L, 2);
+    return 0;
+  }
+  lua_settop(L, 3);
+  l_tensor *ua = lua_touserdata(L, 1), *ub = lua_touserdata(L, 2);
+  if (!ua->t || !ub->t) {          /* closed: the general path says so */
+    lua_settop(L, 2);
+    return 0;
+  }
+  l_tensor *slot = lua_newuserdatauv(L, sizeof *slot, 0);
+  slot->t = NULL;
+  lua_pushvalue(L, 3);
+  lua_setmetatable(L, 4);
+  l_fill(L, slot, ember_binary(op, ua->t, ub->t));
+  return 1;
+}
+
 /* a op b for the metamethods and ember.add & co.: both operands are checked
    before either is converted, so an error cannot leak a reference.  Two
    tensors (the common case) take no detour through l_operand. */
 int l_arith(lua_State *L, ember_binary_op op) {
+  if (arith_fast(L, op)) return 1;
   ember_tensor *ta = check_operand(L, 1), *tb = check_operand(L, 2);
   if (!ta && !tb) return luaL_error(L, "arithmetic needs at least one tensor");
   l_tensor *slot = l_newslot(L);
@@ -687,6 +789,7 @@ void l_register_tensor(lua_State *L) {
   int mt = lua_gettop(L);
   lua_pushvalue(L, mt);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &mt_key);
+  setup_fast_mt(L, mt);
   luaL_setfuncs(L, tensor_meta, 0);
   lua_pushvalue(L, methods);
   lua_setfield(L, mt, "__methods");

@@ -103,6 +103,13 @@ int ember_ag_save(ember_node *node, const ember_tensor *t);
 ember_tensor *ember_ag_finish(ember_node *node, ember_tensor *out, int is_view);
 void ember_ag_node_release(ember_node *n);
 void ember_ag_meta_free(struct ember_autograd_meta *m);
+/* Per-thread free lists (storage.c: tensor headers and small blocks;
+   autograd.c: nodes and metadata) are emptied when their thread exits.
+   ember_thread_cache_arm: call before a thread first keeps a freed block
+   (storage.c).  ember_ag_cache_drop: empties autograd.c's lists. */
+void ember_thread_cache_arm(void);
+void ember_ag_cache_drop(void);
+
 /* Turn recording off around a nested call; returns the previous mode. */
 int ember_ag_pause(void);
 void ember_ag_resume(int prev);

@@ -50,8 +50,10 @@ static ember_dtype result_type(const ember_tensor *a, const ember_tensor *b) {
 }
 
 static int same_shape(const ember_tensor *a, const ember_tensor *b) {
-  return a->ndim == b->ndim &&
-         memcmp(a->shape, b->shape, (size_t)a->ndim * sizeof(int64_t)) == 0;
+  if (a->ndim != b->ndim) return 0;
+  for (int i = 0; i < a->ndim; i++)   /* not memcmp: a call, for 1..4 dims */
+    if (a->shape[i] != b->shape[i]) return 0;
+  return 1;
 }
 
 /* Does writing t touch one memory location twice (an expanded view)? */
@@ -194,7 +196,7 @@ int ember_clamp_(ember_tensor *t, double lo, double hi) {
 /* The dtype a binary op computes in, or -1 (with a message). */
 static int binary_dtype(ember_binary_op op, const ember_tensor *a,
                         const ember_tensor *b, ember_dtype *out) {
-  ember_dtype dt = result_type(a, b);
+  ember_dtype dt = a->dtype == b->dtype ? a->dtype : result_type(a, b);
   const char *fn = binary_names[op];
   if (op == EMBER_DIV && !ember_dtype_is_float(dt)) dt = EMBER_FLOAT32;
   if (dt == EMBER_BOOL && (op == EMBER_SUB || op == EMBER_POW))
@@ -232,7 +234,8 @@ ember_tensor *ember_binary(ember_binary_op op, const ember_tensor *a,
   if (binary_dtype(op, a, b, &dt) < 0) return NULL;
   if (op == EMBER_POW && !ember_dtype_is_float(dt) && check_int_pow(b) < 0)
     return NULL;
-  const ember_backend_i *be = ember_backend_of(a);
+  const ember_backend_i *be = a->storage->device == EMBER_CPU ? &ember_cpu_backend
+                                                            : ember_backend_of(a);
   if (a->dtype == dt && b->dtype == dt && same_shape(a, b)) {
     ember_tensor *out = ember_empty_on(a->storage->device, a->ndim, a->shape, dt);
     return out ? ember_kernel_result(out, be->binary(op, out, a, b)) : NULL;

@@ -1,5 +1,10 @@
 /*
 ** iter.c -- walking several same-shaped strided tensors row by row.
+**
+** Most operands are contiguous, and then the iteration space is a single
+** row whatever the shape: that case is found first and built directly, and
+** a row too short for threads is run by a plain call, so a tiny op spends
+** a few nanoseconds here rather than a hundred.
 */
 #include <string.h>
 
@@ -8,6 +13,19 @@
 #endif
 
 #include "cpu.h"
+
+/* ember_is_contiguous, inlined: it runs for every operand of every op. */
+static inline int contiguous(const ember_tensor *t) {
+  int64_t st = 1;
+  for (int i = t->ndim - 1; i >= 0; i--) {
+    int64_t n = t->shape[i];
+    if (n == 1) continue;
+    if (n == 0) return 1;
+    if (t->strides[i] != st) return 0;
+    st *= n;
+  }
+  return 1;
+}
 
 /*
 ** Build the iteration space: drop size-1 dims, then merge dim i into dim
@@ -18,6 +36,20 @@ void ember_cpu_iter_init(ember_cpu_iter *it, int nops,
                          const ember_tensor *const *ops) {
   const ember_tensor *t0 = ops[0];
   it->nops = nops;
+  int flat = 1;
+  for (int k = 0; k < nops && flat; k++) flat = contiguous(ops[k]);
+  if (flat) {                      /* one row of numel elements */
+    it->ndim = 1;
+    it->shape[0] = ember_numel(t0);
+    int64_t es = 0;
+    for (int k = 0; k < nops; k++) {
+      if (k == 0 || ops[k]->dtype != ops[k - 1]->dtype)
+        es = (int64_t)ember_dtype_size(ops[k]->dtype);
+      it->strides[k][0] = es;
+      it->base[k] = (char *)ops[k]->storage->data + ops[k]->offset * es;
+    }
+    return;
+  }
   int n = 0;
   for (int d = 0; d < t0->ndim; d++) {
     if (t0->shape[d] == 1) continue;
@@ -99,6 +131,19 @@ void ember_cpu_iter_run(const ember_cpu_iter *it, ember_cpu_row_fn fn,
                         void *ctx) {
   int last = it->ndim - 1;
   int64_t inner = it->shape[last];
+  if (last == 0 && inner < EMBER_CPU_PARALLEL_MIN) {   /* one short row */
+    if (inner == 0) return;
+    /* every slot, not nops of them: GCC turns a copy of nops pointers into
+       a call to memcpy, which cost a tiny op more than this loop */
+    char *p[EMBER_CPU_MAXOPS];
+    int64_t st[EMBER_CPU_MAXOPS];
+    for (int k = 0; k < EMBER_CPU_MAXOPS; k++) {
+      p[k] = k < it->nops ? it->base[k] : NULL;
+      st[k] = k < it->nops ? it->strides[k][0] : 0;
+    }
+    fn(p, st, inner, ctx);
+    return;
+  }
   int64_t rows = 1;
   for (int d = 0; d < last; d++) rows *= it->shape[d];
   if (rows == 0 || inner == 0) return;
