@@ -15,6 +15,7 @@
 **        and the other divisor.
 */
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "cpu.h"
@@ -90,41 +91,81 @@ static inline int64_t first_inside(int64_t start, int64_t d) {
     }                                                                        \
   }
 
+/* One step of the scan, branch-free: v (at position pos) takes over
+   when it is larger or a NaN.  The selects are on bits, so that even the
+   scalar code of a short row has no branch to mispredict on random data. */
+static inline void take_f32(float *m, int64_t *best, float v, int64_t pos) {
+  int32_t t = -(int32_t)((v > *m) | (v != v));       /* all ones: take */
+  int32_t mb, vb;
+  memcpy(&mb, m, 4);
+  memcpy(&vb, &v, 4);
+  mb = (mb & ~t) | (vb & t);
+  memcpy(m, &mb, 4);
+  *best = (*best & ~(int64_t)t) | (pos & (int64_t)t);
+}
+
 /* The 2x2 / stride 2 rows of a float32 plane, as max_plane's straight
-   path computes them (the same scan order and rule), as selects over
-   blocks of 8 outputs, which vectorise whole: a row of OW >= 8 outputs
-   is covered by blocks at 0, 8, ... and one ending at OW (overlapping the
-   one before: its outputs are written twice, with the same values).
-   Rows this short (13 for a 26x26 plane) would otherwise run almost all
-   in the scalar remainder of a 16-wide loop, branching on random data. */
+   path computes them (the same scan order and rule), in blocks of 8
+   outputs, which vectorise whole: a row of OW >= 8 outputs is covered by
+   blocks at 0, 8, ... and one ending at OW (overlapping the one before:
+   its outputs are written twice, with the same values).  Rows this short
+   (13 for a 26x26 plane) would otherwise run almost all in the scalar
+   remainder of a 16-wide loop; shorter ones (5) run scalar, branch-free. */
 static EMBER_SIMD void max2x2_f32(const float *x, float *y, int64_t *idx,
                                   const ember_pool2d_geom *g) {
-  const int64_t W = g->W, OW = g->OW, step = OW >= 8 ? 8 : 1;
+  const int64_t W = g->W, OW = g->OW, step = 8;
   for (int64_t oh = 0; oh < g->OH; oh++) {
     const float *r0 = x + 2 * oh * W, *r1 = r0 + W;
     const int64_t base = 2 * oh * W + 1;           /* 1-based */
     float *yr = y + oh * OW;
     int64_t *ir = idx ? idx + oh * OW : NULL;
+    if (OW < 8) {                       /* small planes: max2x2_small_f32 */
+      for (int64_t ow = 0; ow < OW; ow++) {
+        float m = r0[2 * ow];
+        int64_t best = base + 2 * ow;
+        take_f32(&m, &best, r0[2 * ow + 1], base + 2 * ow + 1);
+        take_f32(&m, &best, r1[2 * ow], base + W + 2 * ow);
+        take_f32(&m, &best, r1[2 * ow + 1], base + W + 2 * ow + 1);
+        yr[ow] = m;
+        if (ir) ir[ow] = best;
+      }
+      continue;
+    }
     for (int64_t o0 = 0; o0 < OW; o0 += step) {
       int64_t s = o0 + step <= OW ? o0 : OW - step;
       #pragma omp simd
       for (int64_t k = 0; k < step; k++) {
         int64_t ow = s + k;
-        float a = r0[2 * ow], b = r0[2 * ow + 1], c = r1[2 * ow], d = r1[2 * ow + 1];
-        float m = a;
+        float m = r0[2 * ow];
         int64_t best = base + 2 * ow;
-        int t = (b > m) | (b != b);
-        m = t ? b : m;
-        best = t ? base + 2 * ow + 1 : best;
-        t = (c > m) | (c != c);
-        m = t ? c : m;
-        best = t ? base + W + 2 * ow : best;
-        t = (d > m) | (d != d);
-        m = t ? d : m;
-        best = t ? base + W + 2 * ow + 1 : best;
+        take_f32(&m, &best, r0[2 * ow + 1], base + 2 * ow + 1);
+        take_f32(&m, &best, r1[2 * ow], base + W + 2 * ow);
+        take_f32(&m, &best, r1[2 * ow + 1], base + W + 2 * ow + 1);
         yr[ow] = m;
         if (ir) ir[ow] = best;
       }
+    }
+  }
+}
+
+/* Planes of fewer than 8 outputs a row (5x5 from 11x11): the plane's
+   OH*OW outputs as one run, in blocks of 8 as above, each output reading
+   its window at off[e] (its top-left, 0-based, in the plane). */
+static EMBER_SIMD void max2x2_small_f32(const float *x, float *y, int64_t *idx,
+                                        const int32_t *off, int64_t n,
+                                        int64_t W) {
+  for (int64_t e0 = 0; e0 < n; e0 += 8) {
+    int64_t s = e0 + 8 <= n ? e0 : n - 8;
+    #pragma omp simd
+    for (int64_t k = 0; k < 8; k++) {
+      int64_t at = off[s + k];
+      float m = x[at];
+      int64_t best = at + 1;
+      take_f32(&m, &best, x[at + 1], at + 2);
+      take_f32(&m, &best, x[at + W], at + W + 1);
+      take_f32(&m, &best, x[at + W + 1], at + W + 2);
+      y[s + k] = m;
+      if (idx) idx[s + k] = best;
     }
   }
 }
@@ -142,10 +183,20 @@ int ember_cpu_max_pool2d(ember_tensor *y, ember_tensor *idx,
                          const ember_tensor *x, const ember_pool2d_geom *g) {
   int64_t in = g->H * g->W, out = g->OH * g->OW;
   int f32 = x->dtype == EMBER_FLOAT32, two = is_2x2(g);
+  /* the window offsets of a small plane (max2x2_small_f32) */
+  int32_t off_small[64];
+  int small = f32 && two && g->OW < 8 && out >= 8 && out <= 64;
+  if (small)
+    for (int64_t e = 0; e < out; e++)
+      off_small[e] = (int32_t)(2 * (e / g->OW) * g->W + 2 * (e % g->OW));
   #pragma omp parallel for num_threads(ember_cpu_threads()) if (parallel_worth(g))
   for (int64_t p = 0; p < g->planes; p++) {
     int64_t *ip = idx ? (int64_t *)ember_data(idx) + p * out : NULL;
-    if (f32 && two)
+    if (small)
+      max2x2_small_f32((const float *)ember_data(x) + p * in,
+                       (float *)ember_data(y) + p * out, ip, off_small, out,
+                       g->W);
+    else if (f32 && two)
       max2x2_f32((const float *)ember_data(x) + p * in,
                  (float *)ember_data(y) + p * out, ip, g);
     else if (f32)
