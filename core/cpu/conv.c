@@ -139,6 +139,18 @@ static inline void valid_range(int64_t W, int64_t OW, int64_t s, int64_t p,
                            int64_t oh0, int64_t oh1,                         \
                            const ember_conv2d_geom *g) {                     \
     int64_t H = g->H, W = g->W, OW = g->OW, sw = g->sw;                      \
+    if (sw == 1 && g->sh == 1 && g->pw == 0 && g->ph == 0 && g->dw == 1 &&   \
+        g->dh == 1) {           /* the usual: every window row a straight run */ \
+      for (int64_t c = 0; c < Cg; c++)                                       \
+        for (int64_t i = 0; i < g->KH; i++)                                  \
+          for (int64_t j = 0; j < g->KW; j++) {                              \
+            T *row = col + ((c * g->KH + i) * g->KW + j) * ld;               \
+            const T *src = x + (c * H + oh0 + i) * W + j;                    \
+            for (int64_t oh = oh0; oh < oh1; oh++, row += OW, src += W)      \
+              copy_run_##SUF(row, src, OW);                                  \
+          }                                                                  \
+      return;                                                                \
+    }                                                                        \
     for (int64_t c = 0; c < Cg; c++)                                         \
       for (int64_t i = 0; i < g->KH; i++)                                    \
         for (int64_t j = 0; j < g->KW; j++) {                                \
@@ -166,6 +178,18 @@ static inline void valid_range(int64_t W, int64_t OW, int64_t s, int64_t p,
                            int64_t oh0, int64_t oh1,                         \
                            const ember_conv2d_geom *g) {                     \
     int64_t H = g->H, W = g->W, OW = g->OW;                                  \
+    if (g->sw == 1 && g->sh == 1 && g->pw == 0 && g->ph == 0 && g->dw == 1 && \
+        g->dh == 1) {           /* the usual: every window row a straight run */ \
+      for (int64_t c = 0; c < Cg; c++)                                       \
+        for (int64_t i = 0; i < g->KH; i++)                                  \
+          for (int64_t j = 0; j < g->KW; j++) {                              \
+            const T *row = col + ((c * g->KH + i) * g->KW + j) * ld;         \
+            T *dst = x + (c * H + oh0 + i) * W + j;                          \
+            for (int64_t oh = oh0; oh < oh1; oh++, row += OW, dst += W)      \
+              add_run_##SUF(dst, row, OW);                                   \
+          }                                                                  \
+      return;                                                                \
+    }                                                                        \
     for (int64_t c = 0; c < Cg; c++)                                         \
       for (int64_t i = 0; i < g->KH; i++)                                    \
         for (int64_t j = 0; j < g->KW; j++) {                                \
@@ -206,6 +230,28 @@ static inline void valid_range(int64_t W, int64_t OW, int64_t s, int64_t p,
       for (int64_t k_ = 0; k_ < 8; k_++) (d)[b_ + k_] = (s)[b_ + k_];        \
     }                                                                        \
   } while (0)
+
+/* d += s over a run of n: whole blocks of 8, then one by one (a last
+   block overlapping the one before, as COPY_RUN's, would load what was
+   just stored at another offset, which stalls store-to-load forwarding). */
+#define ADD_RUN(T, d, s, n)                                                  \
+  do {                                                                       \
+    int64_t k0_ = 0;                                                         \
+    for (; k0_ + 8 <= (n); k0_ += 8) {                                       \
+      _Pragma("omp simd")                                                    \
+      for (int64_t k_ = 0; k_ < 8; k_++) (d)[k0_ + k_] += (s)[k0_ + k_];     \
+    }                                                                        \
+    for (; k0_ < (n); k0_++) (d)[k0_] += (s)[k0_];                           \
+  } while (0)
+
+static inline void add_run_f32(float *restrict d, const float *restrict s,
+                               int64_t n) {
+  ADD_RUN(float, d, s, n);
+}
+static inline void add_run_f64(double *restrict d, const double *restrict s,
+                               int64_t n) {
+  ADD_RUN(double, d, s, n);
+}
 
 static inline void copy_run_f32(float *restrict d, const float *restrict s,
                                 int64_t n) {
@@ -748,32 +794,49 @@ static int unit_next(chunk *c, int64_t u, const conv_plan *pl,
 }
 
 /* A thread's scratch: col (unless pointwise with single images), mat (Y
-   of several images, or gy gathered through a mask) and gwp (its share
-   of gw when the threads split the batch), carved from one block. */
+   of several images, or gy gathered through a mask), matT (gY transposed,
+   for the float32 weight gradient) and gwp (its share of gw when the
+   threads split the batch, or gw transposed), carved from one block. */
 typedef struct {
-  size_t col_b, mat_b, gwp_b, per;
+  size_t col_b, mat_b, matT_b, gwp_b, per;
 } scratch_plan;
 
 typedef struct {
-  char *col, *mat, *gwp;
+  char *col, *mat, *matT, *gwp;
 } scratch;
 
 static void scratch_plan_for(scratch_plan *sp, const conv_plan *pl,
                              const ember_conv2d_geom *g, size_t es,
-                             int need_mat, int need_gwp) {
+                             int need_mat, int need_matT, int need_gwp) {
   int64_t K = g->C / g->groups * g->KH * g->KW, Og = g->O / g->groups;
   int need_col = pl->B > 1 || !ember_conv_pointwise(g);
   sp->col_b = need_col ? lines((size_t)(K * pl->most) * es) : 0;
   sp->mat_b = need_mat ? lines((size_t)(Og * pl->most) * es) : 0;
+  sp->matT_b = need_matT ? lines((size_t)(Og * pl->most) * es) : 0;
   sp->gwp_b = need_gwp ? lines((size_t)(g->O * K) * es) : 0;
-  sp->per = sp->col_b + sp->mat_b + sp->gwp_b;
+  sp->per = sp->col_b + sp->mat_b + sp->matT_b + sp->gwp_b;
 }
 
 static scratch scratch_of(const block *blk, const scratch_plan *sp, int id) {
   char *mine = blk->base + sp->per * (size_t)id;
   scratch s = {sp->col_b ? mine : NULL, sp->mat_b ? mine + sp->col_b : NULL,
-               sp->gwp_b ? mine + sp->col_b + sp->mat_b : NULL};
+               sp->matT_b ? mine + sp->col_b + sp->mat_b : NULL,
+               sp->gwp_b ? mine + sp->col_b + sp->mat_b + sp->matT_b : NULL};
   return s;
+}
+
+/* dst [cols, rows] = src [rows, cols] (rows lds apart), in 16 x 16 blocks
+   that stay in L1 both ways. */
+static EMBER_SIMD void transpose_f32(float *restrict dst,
+                                     const float *restrict src, int64_t rows,
+                                     int64_t cols, int64_t lds) {
+  for (int64_t r0 = 0; r0 < rows; r0 += 16)
+    for (int64_t c0 = 0; c0 < cols; c0 += 16) {
+      int64_t r1 = r0 + 16 < rows ? r0 + 16 : rows;
+      int64_t c1 = c0 + 16 < cols ? c0 + 16 : cols;
+      for (int64_t c = c0; c < c1; c++)
+        for (int64_t r = r0; r < r1; r++) dst[c * rows + r] = src[r * lds + c];
+    }
 }
 
 /* The col matrix of group gi of a chunk, and its leading dimension. */
@@ -841,7 +904,7 @@ int ember_cpu_conv2d(ember_tensor *y, const ember_tensor *x,
   scratch_plan sp;
   block blk;
   plan(&pl, g);
-  scratch_plan_for(&sp, &pl, g, ember_dtype_size(dt), pl.B > 1, 0);
+  scratch_plan_for(&sp, &pl, g, ember_dtype_size(dt), pl.B > 1, 0, 0);
   if (!block_get(&blk, sp.per * (size_t)pl.nt))
     return ember_set_error("conv2d: out of memory for the im2col buffer");
   if (pl.nt == 1) {
@@ -860,7 +923,11 @@ int ember_cpu_conv2d(ember_tensor *y, const ember_tensor *x,
 }
 
 /* gW_g += gY col^T (into gwp, when not NULL) and gx += col2im(W_g^T gY)
-   for one chunk and group; gY is [Og, cols] with rows ldy apart. */
+   for one chunk and group; gY is [Og, cols] with rows ldy apart.
+   float32 sums gW_g^T [K, Og] += col gY^T instead (gwp then holds gw
+   transposed): with gY^T in matT, row-major, that is the product Ember's
+   AVX-512 kernel streams best (matmul.c's bcast); gY col^T would go to
+   its dot kernel, at about half the speed on these shapes. */
 static void backward_group(const scratch *s, ember_tensor *gx, char *gwp,
                            const char *gY, int64_t ldy, const ember_tensor *x,
                            const ember_tensor *w, const chunk *ch, int64_t gi,
@@ -870,7 +937,12 @@ static void backward_group(const scratch *s, ember_tensor *gx, char *gwp,
   int64_t K = g->C / g->groups * g->KH * g->KW, Og = g->O / g->groups;
   int64_t Cg = g->C / g->groups, HW = g->H * g->W;
   const char *wg = (const char *)ember_data(w) + gi * Og * K * es;
-  if (gwp) {
+  if (gwp && dt == EMBER_FLOAT32) {
+    const char *col = chunk_col(s, dt, ember_data(x), ch, gi, g, &ld, par);
+    transpose_f32((float *)s->matT, (const float *)gY, Og, ch->cols, ldy);
+    gemm(dt, 0, 0, K, Og, ch->cols, col, ld, s->matT, Og, 1.0,
+         gwp + gi * Og * K * es, Og, par);
+  } else if (gwp) {
     const char *col = chunk_col(s, dt, ember_data(x), ch, gi, g, &ld, par);
     gemm(dt, 0, 1, Og, K, ch->cols, gY, ldy, col, ld, 1.0,
          gwp + gi * Og * K * es, K, par);
@@ -953,13 +1025,17 @@ int ember_cpu_conv2d_backward(ember_tensor *gx, ember_tensor *gw,
   scratch_plan sp;
   block blk;
   plan(&pl, g);
+  /* float32 sums gw transposed (backward_group), in gwp even on one
+     thread; float64 sums into gw itself on one thread */
+  int f32 = dt == EMBER_FLOAT32;
   scratch_plan_for(&sp, &pl, g, (size_t)es, pl.B > 1 || mask != NULL,
-                   gw && pl.nt > 1);
+                   gw && f32, gw && (pl.nt > 1 || f32));
   if (!block_get(&blk, sp.per * (size_t)pl.nt))
     return ember_set_error("conv2d_backward: out of memory for the im2col buffer");
   if (pl.nt == 1) {
     scratch s = scratch_of(&blk, &sp, 0);
-    char *gwp = gw ? ember_data(gw) : NULL;
+    if (s.gwp) memset(s.gwp, 0, sp.gwp_b);
+    char *gwp = s.gwp ? s.gwp : gw ? ember_data(gw) : NULL;
     for (int64_t u = 0; u < pl.units; u++)
       backward_unit(gx, gwp, gy, mask, x, w, g, &pl, &s, u, 1);
   } else {
@@ -971,19 +1047,23 @@ int ember_cpu_conv2d_backward(ember_tensor *gx, ember_tensor *gw,
       for (int64_t u = 0; u < pl.units; u++)
         backward_unit(gx, s.gwp, gy, mask, x, w, g, &pl, &s, u, 0);
     }
-    if (gw) {                   /* the threads' shares, in thread order */
-      int64_t n = ember_numel(gw);
-      for (int k = 0; k < pl.nt; k++) {
-        scratch s = scratch_of(&blk, &sp, k);
-        if (dt == EMBER_FLOAT32) {
-          float *d = ember_data(gw);
-          const float *p = (const float *)s.gwp;
-          for (int64_t e = 0; e < n; e++) d[e] += p[e];
-        } else {
-          double *d = ember_data(gw);
-          const double *p = (const double *)s.gwp;
-          for (int64_t e = 0; e < n; e++) d[e] += p[e];
-        }
+  }
+  if (gw && sp.gwp_b) {         /* the threads' shares, in thread order */
+    int64_t K = g->C / g->groups * g->KH * g->KW, Og = g->O / g->groups;
+    int64_t n = ember_numel(gw);
+    for (int k = 0; k < pl.nt; k++) {
+      scratch s = scratch_of(&blk, &sp, k);
+      if (f32) {                /* [groups][K][Og] into [O][K] */
+        float *d = ember_data(gw);
+        const float *p = (const float *)s.gwp;
+        for (int64_t gi = 0; gi < g->groups; gi++)
+          for (int64_t t = 0; t < K; t++)
+            for (int64_t o = 0; o < Og; o++)
+              d[(gi * Og + o) * K + t] += p[(gi * K + t) * Og + o];
+      } else {
+        double *d = ember_data(gw);
+        const double *p = (const double *)s.gwp;
+        for (int64_t e = 0; e < n; e++) d[e] += p[e];
       }
     }
   }
