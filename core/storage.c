@@ -11,6 +11,7 @@
 ** blocks" below).
 */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,6 +49,90 @@ const ember_backend_i *ember_backend_of(const ember_tensor *t) {
 */
 #define HEADER_SPACE ((sizeof(ember_storage) + EMBER_ALIGN - 1) / EMBER_ALIGN * EMBER_ALIGN)
 
+/*
+** Big CPU blocks (BIG_MIN bytes and up) are kept for reuse when freed, up
+** to BIG_KEEP bytes in all.  A training step allocates the same sizes
+** every step, and a block that glibc hands back to the kernel (mmap'd,
+** or trimmed off the heap's top) costs a page fault per 4 KiB when it is
+** allocated again: the kernel zeroes every page.  A request takes a kept
+** block of its size class (sizes rounded up to an eighth of their power
+** of two), the most recently kept first; the oldest go when the total
+** passes BIG_KEEP or the list is full.  One spin lock: big blocks come a
+** few dozen a step.  Under AddressSanitizer nothing is kept, so that it
+** sees every use after free.
+*/
+#define BIG_MIN ((size_t)64 << 10)
+#if defined(__SANITIZE_ADDRESS__)
+#define BIG_KEEP ((size_t)0)
+#else
+#define BIG_KEEP ((size_t)32 << 20)
+#endif
+#define BIG_SLOTS 64
+
+static struct {
+  atomic_flag lock;
+  int n;
+  size_t total;
+  void *blk[BIG_SLOTS];
+  size_t size[BIG_SLOTS];                  /* oldest first */
+} big = {ATOMIC_FLAG_INIT, 0, 0, {0}, {0}};
+
+static size_t big_class(size_t bytes) {
+  size_t p = (size_t)1 << (63 - __builtin_clzll((unsigned long long)bytes));
+  size_t step = p >= 8 ? p / 8 : 1;
+  return (bytes + step - 1) / step * step;
+}
+
+static void big_lock(void) {
+  while (atomic_flag_test_and_set_explicit(&big.lock, memory_order_acquire)) {
+  }
+}
+static void big_unlock(void) {
+  atomic_flag_clear_explicit(&big.lock, memory_order_release);
+}
+
+/* A block of size class cls: a kept one, else a new one (NULL: none). */
+static void *big_get(size_t cls) {
+  big_lock();
+  for (int k = big.n - 1; k >= 0; k--)
+    if (big.size[k] == cls) {
+      void *b = big.blk[k];
+      memmove(big.blk + k, big.blk + k + 1, (size_t)(big.n - k - 1) * sizeof *big.blk);
+      memmove(big.size + k, big.size + k + 1, (size_t)(big.n - k - 1) * sizeof *big.size);
+      big.n--;
+      big.total -= cls;
+      big_unlock();
+      return b;
+    }
+  big_unlock();
+  return malloc(cls);
+}
+
+static void big_put(void *b, size_t cls) {
+  if (cls > BIG_KEEP) {
+    free(b);
+    return;
+  }
+  void *drop[BIG_SLOTS + 1];
+  int nd = 0;
+  big_lock();
+  big.blk[big.n] = b;                      /* room: n < BIG_SLOTS here */
+  big.size[big.n++] = cls;
+  big.total += cls;
+  int k = 0;
+  while (big.total > BIG_KEEP || big.n - k >= BIG_SLOTS) {
+    big.total -= big.size[k];
+    drop[nd++] = big.blk[k++];
+  }
+  if (k > 0) {
+    memmove(big.blk, big.blk + k, (size_t)(big.n - k) * sizeof *big.blk);
+    memmove(big.size, big.size + k, (size_t)(big.n - k) * sizeof *big.size);
+    big.n -= k;
+  }
+  big_unlock();
+  for (int i = 0; i < nd; i++) free(drop[i]);     /* outside the lock */
+}
+
 ember_storage *ember_storage_new(ember_device dev, size_t nbytes) {
   const ember_backend_i *be = backend_for(dev);
   if (!be) {
@@ -64,7 +149,8 @@ ember_storage *ember_storage_new(ember_device dev, size_t nbytes) {
       ember_set_error("out of memory allocating %zu bytes", nbytes);
       return NULL;
     }
-    s = malloc(HEADER_SPACE + EMBER_ALIGN + nbytes);
+    size_t whole = HEADER_SPACE + EMBER_ALIGN + nbytes;
+    s = whole >= BIG_MIN ? big_get(big_class(whole)) : malloc(whole);
     if (!s) {
       ember_set_error("out of memory allocating %zu bytes", nbytes);
       return NULL;
@@ -111,6 +197,11 @@ void ember_storage_release(ember_storage *s) {
   } else {
     if (s->inline_data == STORAGE_SEPARATE) backend_for(s->device)->free(s->data);
     bytes_live -= s->nbytes;
+  }
+  if (s->inline_data == STORAGE_INLINE &&
+      HEADER_SPACE + EMBER_ALIGN + s->nbytes >= BIG_MIN) {
+    big_put(s, big_class(HEADER_SPACE + EMBER_ALIGN + s->nbytes));
+    return;
   }
   free(s);
 }
