@@ -75,17 +75,20 @@ export EMBER_NUM_THREADS OPENBLAS_NUM_THREADS OMP_NUM_THREADS
 PY=${BENCH_PYTHON:-/usr/bin/python3}   # the Debian python3-torch lives here
 
 # The GEMMs of core/cpu/conv.c (im2col + GEMM) for the DESIGN.md network at
-# batch 32, as M x N x K and whether A, B are stored transposed.  With
-# K = C*KH*KW and P = OH*OW, a chunk of all 32 images (it fits the 16 MiB
-# scratch) is one GEMM per layer and pass:
-#   forward   Y [O, 32P]  = W [O,K] x col [K, 32P]             (NN)
-#   weights   gW [O, K]   = gY [O, 32P] x col^T                (NT)
-#   input     gcol [K,32P] = W^T x gY                          (TN)
-# conv1 1->32 on 28x28 (K 9, P 676), conv2 32->64 on 13x13 (K 288, P 121),
-# conv3 64->64 on 5x5 (K 576, P 9); conv1's input needs no gradient.
-CONV_GEMMS="conv1.fwd=32x21632x9:NN conv1.gW=32x9x21632:NT
-conv2.fwd=64x3872x288:NN conv2.gW=64x288x3872:NT conv2.gx=288x3872x64:TN
-conv3.fwd=64x288x576:NN conv3.gW=64x576x288:NT conv3.gx=576x288x64:TN"
+# batch 32 with 2 threads, as M x N x K and whether A, B are stored
+# transposed.  With K = C*KH*KW and P = OH*OW, the threads split the batch
+# in units of B images whose col [K, B*P] stays within 1 MiB (balanced
+# across the threads), and each unit makes one GEMM per layer and pass:
+#   forward   Y [O, BP]     = W [O,K] x col [K, BP]            (NN)
+#   weights   gW^T [K, O]  += col [K, BP] x gY^T [BP, O]        (NN)
+#   input     gcol [K, BP]  = W^T x gY [O, BP]                 (TN)
+# conv2 32->64 on 13x13 (K 288, P 121, units of 6 images), conv3 64->64 on
+# 5x5 (K 576, P 9, units of 16).  conv1 (1->32, K 9) takes the direct path
+# (no GEMM), and its input needs no gradient.  conv.c calls Ember's own
+# AVX-512 kernels (matmul.c) for these; the rows time them through
+# a:matmul(b), which takes those kernels for K <= 256 and OpenBLAS above.
+CONV_GEMMS="conv2.fwd=64x726x288:NN conv2.gW=288x64x726:NN conv2.gx=288x726x64:TN
+conv3.fwd=64x144x576:NN conv3.gW=576x64x144:NN conv3.gx=576x144x64:TN"
 
 for n in rounds erounds warm_images cnn_images mlp_images st_runs; do
   eval "v=\$$n"
@@ -218,7 +221,7 @@ elapsed=$(( $(date +%s) - started ))
 # Lines starting with '#' carry versions, thread counts and what was timed.
 awk -v torch="$torch" -v threads="$threads" -v rounds="$rounds" -v erounds="$erounds" \
     -v ethreads="$ethreads" -v runner="$runner" -v py="$PY" -v only="$only" \
-    -v conv_gemms="$(echo $CONV_GEMMS)" -v warm_images="$warm_images" -v cnn_images="$cnn_images" \
+    -v conv_gemms="$(echo $CONV_GEMMS)" -v coretype="${OPENBLAS_CORETYPE:-unset (OpenBLAS picks)}" -v warm_images="$warm_images" -v cnn_images="$cnn_images" \
     -v mlp_images="$mlp_images" -v st_runs="$st_runs" -v elapsed="$elapsed" '
   function median(key,   n, i, j, t, v) {
     n = cnt[key]; if (n == 0) return ""
@@ -372,9 +375,10 @@ awk -v torch="$torch" -v threads="$threads" -v rounds="$rounds" -v erounds="$ero
           for (i = 1; i <= nt; i++)
             row(sprintf("%s batch %d, %d thread%s", toupper(kind), b, ts[i], ts[i] == 1 ? "" : "s"),
                 "eperss_mib" kind "_" b "_" ts[i], "epprss_mib" kind "_" b "_" ts[i],
-                0.25, kind == "cnn" ? "lo" : "info")
+                0.25, kind == "cnn" && b == 32 ? "lo" : "info")
       }
-      printf "  (VmHWM of the whole process at the end of the run: data, model, buffers, runtime)\n"
+      printf "  (VmHWM of the whole process at the end of the run: data, model, buffers, runtime;\n"
+      printf "   issue 6 sets its targets at batch 32, so the batch-128 rows are context)\n"
     }
 
     if ("stember_wall" in cnt) {
@@ -417,7 +421,9 @@ awk -v torch="$torch" -v threads="$threads" -v rounds="$rounds" -v erounds="$ero
         row(sprintf("%-9s %s", kv[1], kv[2]), "mme" kv[2], "mmp" kv[2], 0.95, "hi")
       }
       printf "  (ratio = Ember GFLOP/s / OpenBLAS GFLOP/s: higher is better; conv rows: M x N x K and\n"
-      printf "   whether A, B are transposed, the GEMMs core/cpu/conv.c issues for the CNN at batch 32)\n"
+      printf "   whether A, B are transposed, the GEMMs core/cpu/conv.c issues for the CNN at batch 32,\n"
+      printf "   2 threads; a:matmul(b) takes Ember AVX-512 kernels for K <= 256, OpenBLAS above;\n"
+      printf "   OpenBLAS as the environment sets it up: OPENBLAS_CORETYPE=%s)\n", coretype
     }
     if (noisy) printf "\nnoisy: the rounds (or the timed slices) of a row disagreed by >10%% (other work on the cores?);\nrerun, or raise BENCH_ROUNDS / BENCH_EPOCH_ROUNDS\n"
   }
