@@ -9,8 +9,10 @@
 **
 ** Nothing in the file is trusted: the magic, the type and the rank are
 ** checked, the dims' product is overflow-checked and bounded before any
-** allocation, the data must be exactly as long as the dims say (no fewer
-** and no more bytes), and a damaged gzip stream reports zlib's message.
+** allocation (by the file's size: a plain file must hold it, a gzip file
+** must be large enough to expand to it), the data must be exactly as long
+** as the dims say (no fewer and no more bytes), and a damaged gzip stream
+** reports zlib's message.
 **
 ** Types: 0x08 uint8, 0x0C int32, 0x0D float32 and 0x0E float64 keep their
 ** type; 0x09 int8 and 0x0B int16 have no Ember dtype and are widened to
@@ -35,6 +37,11 @@
    single gzread is asked for: it takes an unsigned and returns an int). */
 #define STAGE_BYTES (256u << 10)
 #define MAX_READ (1u << 30)
+
+/* The most bytes deflate can expand one compressed byte to: a match of 258
+   bytes costs at least 2 bits, so no gzip stream (nor a run of them) holds
+   more than 1032 times its own size. */
+#define GZ_MAX_RATIO 1032u
 
 /* An IDX type byte: its element size in the file and the dtype it reads
    as; 0 for an unknown type. */
@@ -293,9 +300,21 @@ ember_tensor *ember_read_idx(const char *path) {
   if (parse_header(&f, magic, dimbytes, shape, &dt, &size, &nbytes) < 0)
     goto fail;
 
-  /* A plain file's length is known now: check it before allocating.  (A
-     gzip file's is not; its claim is bounded by IDX_MAX_BYTES above.) */
+  /* A plain file's length is known now: check it before allocating.  A
+     gzip file's is not, but deflate cannot do better than GZ_MAX_RATIO, so
+     a claim past that many times the file's size is refused here too,
+     and a 100-byte file never makes us allocate gigabytes.  (A stream that
+     is not a regular file is bounded by IDX_MAX_BYTES only.) */
   int64_t header = 4 + 4 * (int64_t)ndim;
+  if (file_size >= 0 && !gzdirect(f.gz) &&
+      nbytes + (uint64_t)header > (uint64_t)file_size * GZ_MAX_RATIO) {
+    ember_set_error("read_idx: '%s' is truncated or corrupt: it declares "
+                    "%llu bytes of data, more than its %lld bytes of gzip "
+                    "could hold (at most %llu)", path,
+                    (unsigned long long)nbytes, (long long)file_size,
+                    (unsigned long long)file_size * GZ_MAX_RATIO);
+    goto fail;
+  }
   if (file_size >= 0 && gzdirect(f.gz)) {
     int64_t have = file_size - header;
     if (have < (int64_t)nbytes) {
