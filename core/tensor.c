@@ -265,6 +265,15 @@ static ember_tensor *permute_plain(const ember_tensor *t, int ndim, const int *p
   return ember_tensor_alias(t, ndim, sh, st, t->offset);
 }
 
+/* start + length for an error message, saturated: a range that is out of
+   bounds may be so because its end overflows int64 (found by the fuzzer:
+   narrow(2, 2, math.maxinteger)). */
+static long long sat_add(int64_t start, int64_t length) {
+  if (length > 0 && start > INT64_MAX - length) return INT64_MAX;
+  if (length < 0 && start < INT64_MIN - length) return INT64_MIN;
+  return (long long)(start + length);
+}
+
 static ember_tensor *narrow_plain(const ember_tensor *t, int dim, int64_t start,
                            int64_t length) {
   if (t->ndim == 0) { ember_set_error("narrow: cannot narrow a 0-d tensor"); return NULL; }
@@ -272,8 +281,8 @@ static ember_tensor *narrow_plain(const ember_tensor *t, int dim, int64_t start,
   if (start < 0 || length < 0 || start > t->shape[dim] ||
       length > t->shape[dim] - start) {
     ember_set_error("narrow: range %lld..%lld is out of bounds for dimension "
-                    "%d of size %lld", (long long)start + 1,
-                    (long long)(start + length), dim + 1,
+                    "%d of size %lld", sat_add(start, 1),
+                    sat_add(start, length), dim + 1,
                     (long long)t->shape[dim]);
     return NULL;
   }
