@@ -644,10 +644,14 @@ static int l_where(lua_State *L) {
   f.dtype = lua_isinteger(L, 2) && lua_isinteger(L, 3) ? EMBER_INT64 : EMBER_FLOAT32;
   const ember_tensor *ref = ta ? ta : tb ? tb : &f;
   l_tensor *slot = l_newslot(L);
-  ember_tensor *a = l_operand(L, 2, ref), *b = l_operand(L, 3, ref);
-  ember_tensor *r = ember_where(cond, a, b);
-  ember_tensor_release(a);
+  /* a lives in a slot of its own while b is converted: b's conversion may
+     raise (1000 beside a uint8 tensor), and a must not leak then */
+  l_tensor *hold = l_newslot(L);
+  l_fill(L, hold, l_operand(L, 2, ref));
+  ember_tensor *b = l_operand(L, 3, ref);
+  ember_tensor *r = ember_where(cond, hold->t, b);
   ember_tensor_release(b);
+  lua_pop(L, 1);
   l_fill(L, slot, r);
   return 1;
 }

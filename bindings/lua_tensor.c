@@ -583,8 +583,8 @@ static int t_index(lua_State *L) {
     if (strcmp(k, "grad") == 0) {
       ember_tensor *g = ember_grad(u->t);
       if (!g) { lua_pushnil(L); return 1; }
+      l_tensor *slot = l_newslot(L);   /* may raise: retain after it */
       ember_tensor_retain(g);
-      l_tensor *slot = l_newslot(L);
       l_fill(L, slot, g);
       return 1;
     }
@@ -713,8 +713,10 @@ static int arith_fast(lua_State *L, ember_binary_op op) {
 }
 
 /* a op b for the metamethods and ember.add & co.: both operands are checked
-   before either is converted, so an error cannot leak a reference.  Two
-   tensors (the common case) take no detour through l_operand. */
+   before either is converted, and the one conversion (which raises for a
+   number the tensor's dtype cannot hold, u8 + 1000) runs before anything
+   is held, so an error cannot leak a reference.  Two tensors (the common
+   case) take no detour through l_operand. */
 int l_arith(lua_State *L, ember_binary_op op) {
   if (arith_fast(L, op)) return 1;
   ember_tensor *ta = check_operand(L, 1), *tb = check_operand(L, 2);
@@ -724,11 +726,9 @@ int l_arith(lua_State *L, ember_binary_op op) {
   if (ta && tb) {
     r = ember_binary(op, ta, tb);
   } else {
-    ember_tensor *a = ta ? (ember_tensor_retain(ta), ta) : l_operand(L, 1, tb);
-    ember_tensor *b = tb ? (ember_tensor_retain(tb), tb) : l_operand(L, 2, ta);
-    r = ember_binary(op, a, b);
-    ember_tensor_release(a);
-    ember_tensor_release(b);
+    ember_tensor *n = ta ? l_operand(L, 2, ta) : l_operand(L, 1, tb);
+    r = ta ? ember_binary(op, ta, n) : ember_binary(op, n, tb);
+    ember_tensor_release(n);
   }
   l_fill(L, slot, r);
   return 1;
