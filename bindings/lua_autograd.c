@@ -1,6 +1,6 @@
 /*
 ** lua_autograd.c -- autograd from Lua: requires_grad_, backward, detach,
-** retain_grad and the grad mode.  The fields (t.grad, t.requires_grad,
+** retain_grad, the grad mode and anomaly detection.  The fields (t.grad, t.requires_grad,
 ** t.is_leaf, t.grad_fn) are in lua_tensor.c's __index and __newindex.
 */
 #include "lua_internal.h"
@@ -71,6 +71,81 @@ static int l_is_grad_enabled(lua_State *L) {
   return 1;
 }
 
+/* {======================================================================
+** Anomaly detection.  The core names the node whose gradient holds a NaN;
+** it asks us, through a hook, where each node's forward op was called, so
+** the message can point at the user's line as PyTorch's traceback does.
+** ======================================================================= */
+
+#include <stdio.h>
+
+#define WHERE_FRAMES 4   /* Lua frames named, innermost first */
+
+/* The hook: the innermost Lua frames of the state's main thread, as
+   "file:line <- file:line".  It reads the stack only (lua_getstack and
+   lua_getinfo "Sl" allocate nothing), so it cannot raise an error through
+   the core.  Ops run inside a coroutine show where it was resumed. */
+static void l_where(char *buf, size_t size, void *ctx) {
+  lua_State *L = ctx;
+  lua_Debug ar;
+  size_t len = 0;
+  int shown = 0;
+  buf[0] = '\0';
+  for (int level = 0; shown < WHERE_FRAMES && lua_getstack(L, level, &ar); level++) {
+    if (!lua_getinfo(L, "Sl", &ar) || ar.currentline <= 0) continue;  /* C */
+    int w = snprintf(buf + len, size - len, "%s%s:%d", shown ? " <- " : "",
+                     ar.short_src, ar.currentline);
+    if (w < 0 || (size_t)w >= size - len) break;
+    len += (size_t)w;
+    shown++;
+  }
+}
+
+/* The hook holds a lua_State: when that state closes, this sentinel's __gc
+   removes the hook so that no later node reads a freed state. */
+#define ANOMALY_SENTINEL "ember.anomaly_sentinel"
+
+static int l_sentinel_gc(lua_State *L) {
+  lua_State **owner = lua_touserdata(L, 1);
+  if (ember_anomaly_where_ctx() == *owner) ember_set_anomaly_where(NULL, NULL);
+  return 0;
+}
+
+static void install_where_hook(lua_State *L) {
+  lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
+  lua_State *main = lua_tothread(L, -1);
+  lua_pop(L, 1);
+  if (lua_getfield(L, LUA_REGISTRYINDEX, ANOMALY_SENTINEL) == LUA_TNIL) {
+    lua_State **owner = lua_newuserdatauv(L, sizeof *owner, 0);
+    *owner = main;
+    lua_newtable(L);
+    lua_pushcfunction(L, l_sentinel_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_setmetatable(L, -2);
+    lua_setfield(L, LUA_REGISTRYINDEX, ANOMALY_SENTINEL);
+  }
+  lua_pop(L, 1);
+  ember_set_anomaly_where(l_where, main);
+}
+
+/* ember.set_anomaly_detection(on): backward fails on the first NaN
+   gradient, naming the node that computed it and where its forward op
+   was called */
+static int l_set_anomaly_detection(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TBOOLEAN);
+  int on = lua_toboolean(L, 1);
+  if (on) install_where_hook(L);
+  ember_set_anomaly_detection(on);
+  return 0;
+}
+
+static int l_is_anomaly_detection_enabled(lua_State *L) {
+  lua_pushboolean(L, ember_anomaly_detection_enabled());
+  return 1;
+}
+
+/* }====================================================================== */
+
 /* bytes of tensor storage alive now (what a leak would grow) */
 static int l_memory_allocated(lua_State *L) {
   lua_pushinteger(L, (lua_Integer)ember_bytes_live());
@@ -81,6 +156,8 @@ static const luaL_Reg module_funcs[] = {
   {"memory_allocated", l_memory_allocated},
   {"set_grad_enabled", l_set_grad_enabled},
   {"is_grad_enabled", l_is_grad_enabled},
+  {"set_anomaly_detection", l_set_anomaly_detection},
+  {"is_anomaly_detection_enabled", l_is_anomaly_detection_enabled},
   {NULL, NULL},
 };
 

@@ -22,6 +22,35 @@ int ember_is_grad_enabled(void) { return ember_grad_mode_; }
 int ember_ag_pause(void) { int p = ember_grad_mode_; ember_grad_mode_ = 0; return p; }
 void ember_ag_resume(int prev) { ember_grad_mode_ = prev; }
 
+/* Anomaly detection (torch.autograd.set_detect_anomaly): when on, backward
+   checks every gradient a node computes for NaN and fails naming the node.
+   Off, it costs one test of this flag per node. */
+static int anomaly_mode = 0;
+
+void ember_set_anomaly_detection(int on) { anomaly_mode = on != 0; }
+int ember_anomaly_detection_enabled(void) { return anomaly_mode; }
+
+static ember_anomaly_where_fn where_hook = NULL;
+static void *where_ctx = NULL;
+
+void ember_set_anomaly_where(ember_anomaly_where_fn fn, void *ctx) {
+  where_hook = fn;
+  where_ctx = fn ? ctx : NULL;
+}
+void *ember_anomaly_where_ctx(void) { return where_ctx; }
+
+/* Anomaly mode: keep the forward op's call site with its node.  A failure
+   to allocate only loses the detail. */
+static void record_where(ember_node *node) {
+  char buf[256];
+  buf[0] = '\0';
+  where_hook(buf, sizeof buf, where_ctx);
+  buf[sizeof buf - 1] = '\0';
+  if (buf[0] == '\0') return;
+  size_t n = strlen(buf) + 1;
+  if ((node->where = malloc(n))) memcpy(node->where, buf, n);
+}
+
 /* {======================================================================
 ** Recycling: every recorded op makes a node and its result's metadata,
 ** and the collector frees them in bursts (see storage.c's fused blocks),
@@ -122,6 +151,7 @@ static void node_free_one(ember_node *n, ember_node ***work, size_t *len,
   for (int i = 0; i < n->nsaved; i++) ember_tensor_release(n->saved[i]);
   ember_tensor_release(n->grad);
   if (n->extra) free(n->extra);
+  free(n->where);
   node_dealloc(n);
 }
 
@@ -166,6 +196,8 @@ ember_node *ember_ag_node(const char *name, ember_backward_fn fn, int n,
   memset(node->ip, 0, sizeof node->ip);
   node->extra = NULL;
   node->retained_out = NULL;
+  node->where = NULL;
+  if (anomaly_mode && where_hook) record_where(node);
   node->mark = 0;
   node->deps = 0;
   node->grad = NULL;
@@ -501,6 +533,41 @@ static int check_saved(ember_node *n) {
   return 0;
 }
 
+/* 1 if g holds a NaN, 0 if not, -1 on error.  g != g is true exactly at
+   the NaNs (an Inf is not one); the reduction reads back one bool, so on
+   the GPU this is one sync per gradient -- paid only in anomaly mode. */
+static int has_nan(const ember_tensor *g) {
+  if (!ember_dtype_is_float(g->dtype) || ember_numel(g) == 0) return 0;
+  ember_tensor *ne = ember_compare(EMBER_NE, g, g);
+  ember_tensor *any = ne ? ember_reduce(EMBER_MAX, ne, 0) : NULL;
+  double v = 0;
+  int rc = any ? ember_item(any, &v) : -1;
+  ember_tensor_release(any);
+  ember_tensor_release(ne);
+  return rc < 0 ? -1 : v != 0;
+}
+
+/* Anomaly mode: the first input gradient of n that holds a NaN fails the
+   backward, naming the node and the input (1-based, as Lua counts). */
+static int check_anomaly(ember_node *n, ember_tensor **gin) {
+  for (int i = 0; i < n->ninputs; i++) {
+    if (!gin[i]) continue;
+    int bad = has_nan(gin[i]);
+    if (bad < 0) return -1;
+    if (bad) {
+      if (n->where)
+        ember_set_error("backward: %s produced NaN in its gradient for "
+                        "input %d (anomaly detection); its forward op was "
+                        "called at %s", n->name, i + 1, n->where);
+      else
+        ember_set_error("backward: %s produced NaN in its gradient for "
+                        "input %d (anomaly detection)", n->name, i + 1);
+      return -1;
+    }
+  }
+  return 0;
+}
+
 /* Step 2 for one node: its inputs' gradients, handed on.  A node that
    received no gradient (every consumer's was zero by construction) still
    counts down its producers so that they run. */
@@ -513,6 +580,7 @@ static int run_node(ember_node *n, vec *ready, vec *leaves) {
   if (n->grad) {
     rc = check_saved(n);
     if (rc == 0) rc = n->backward(n, n->grad, gin);
+    if (rc == 0 && anomaly_mode) rc = check_anomaly(n, gin);
     if (rc == 0 && n->retained_out) {
       struct ember_autograd_meta *m = n->retained_out->grad_info;
       ember_tensor_retain(n->grad);
@@ -630,8 +698,14 @@ int ember_backward(ember_tensor *t, const ember_tensor *grad,
     /* backward on a leaf: its own gradient is g0 */
     ember_tensor_retain(t);
     t->grad_info->pending = g0;
+    g0 = NULL;  /* pending owns it now (it was released below as well:
+                   a use after free the Lua fuzzer found, w:backward()) */
     rc = vec_push(&leaves, t);
-    if (rc < 0) ember_tensor_release(t);
+    if (rc < 0) {
+      ember_tensor_release(t->grad_info->pending);
+      t->grad_info->pending = NULL;
+      ember_tensor_release(t);
+    }
   } else {
     uint64_t mark = ++backward_mark;
     rc = collect(root, mark, &nodes);

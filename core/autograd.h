@@ -65,6 +65,8 @@ struct ember_node {
   int64_t ip[8];
   void *extra;                    /* anything else, freed with free() */
   ember_tensor *retained_out;     /* weak: a non-leaf that retains grad */
+  char *where;                    /* anomaly mode: the forward call site
+                                     (malloc'd, from the where hook) */
   /* engine scratch, valid during one backward */
   uint64_t mark;
   int deps;

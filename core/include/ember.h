@@ -465,6 +465,23 @@ struct ember_autograd_meta;
 /* Grad mode (on by default): when off, nothing is recorded. */
 void ember_set_grad_enabled(int on);
 int ember_is_grad_enabled(void);
+/* Anomaly detection (off by default): backward checks the gradients each
+   node computes and fails on the first NaN, naming the node ("backward:
+   LogBackward produced NaN in its gradient for input 1 (anomaly
+   detection)").  Off, it costs nothing measurable; on, one read-back per
+   gradient (a sync on the GPU). */
+void ember_set_anomaly_detection(int on);
+int ember_anomaly_detection_enabled(void);
+/* Where each recorded op was called, for anomaly detection's message
+   ("...; its forward op was called at model.lua:12").  The core knows no
+   call stack; a caller that has one (the Lua bindings install one for
+   Lua's) sets a hook that writes a short NUL-terminated description of the
+   current call site into buf (size bytes).  While anomaly detection is
+   on, it runs each time an op is recorded; it must not fail or unwind.
+   fn = NULL removes it; ember_anomaly_where_ctx() is the ctx installed. */
+typedef void (*ember_anomaly_where_fn)(char *buf, size_t size, void *ctx);
+void ember_set_anomaly_where(ember_anomaly_where_fn fn, void *ctx);
+void *ember_anomaly_where_ctx(void);
 /* requires_grad of a leaf (a tensor no recorded op produced).  Only
    floating-point tensors can require grad.  -1 on error. */
 int ember_set_requires_grad(ember_tensor *t, int on);

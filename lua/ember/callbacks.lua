@@ -167,6 +167,37 @@ end
 -- }======================================================================
 
 -- {======================================================================
+-- TerminateOnNaN
+-- =======================================================================
+
+--- TerminateOnNaN([{verbose = 1}]): as keras.callbacks.TerminateOnNaN,
+-- stop fit at the end of the first batch whose loss is NaN or +-Inf,
+-- printing "Batch 17: Invalid loss, terminating training" (not with
+-- verbose = 0).  fit already does this by default (its terminate_on_nan
+-- option, which also skips that batch's step); this class is for lists
+-- built by hand and for fit(..., {terminate_on_nan = false}).  After a
+-- stop, cb.stopped = {epoch = e, batch = b, loss = v}.
+callbacks.TerminateOnNaN = Callback:extend("TerminateOnNaN")
+function callbacks.TerminateOnNaN:init(opts)
+  local o = check_opts("TerminateOnNaN", opts, {verbose = 1})
+  if o.verbose ~= 0 and o.verbose ~= 1 then
+    fail("TerminateOnNaN: verbose must be 0 or 1, got " .. tostring(o.verbose))
+  end
+  self.verbose, self.epoch, self.stopped = o.verbose, 0, nil
+end
+function callbacks.TerminateOnNaN:on_epoch_begin(epoch) self.epoch = epoch end
+function callbacks.TerminateOnNaN:on_train_batch_end(batch, logs)
+  local loss = logs and logs.loss
+  if type(loss) == "number" and (loss ~= loss or loss == math.huge or loss == -math.huge) then
+    if self.verbose > 0 then print(("Batch %d: Invalid loss, terminating training"):format(batch)) end
+    self.stopped = {epoch = self.epoch, batch = batch, loss = loss}
+    self.model.stop_training = true
+  end
+end
+
+-- }======================================================================
+
+-- {======================================================================
 -- EarlyStopping
 -- =======================================================================
 

@@ -334,7 +334,9 @@ local function fmt_logs(keys, logs)
   local parts = {}
   for _, k in ipairs(keys) do
     local v = logs[k]
-    if v ~= nil then
+    if v ~= v then
+      parts[#parts + 1] = k .. ": nan"   -- not C's "-nan"
+    elseif v ~= nil then
       parts[#parts + 1] = (math.abs(v) >= 1e-3 or v == 0) and ("%s: %.4f"):format(k, v)
                           or ("%s: %.4e"):format(k, v)
     end
@@ -545,9 +547,18 @@ History.__index = function(h, k) return rawget(h, "history")[k] or History[k] en
 
 --- model:fit(x, y, {epochs = 1, batch_size = 32, validation_split = 0,
 -- validation_data = {xv, yv}, shuffle = true, callbacks = {}, verbose = 1,
--- initial_epoch = 0}) -> history, as Keras: history.loss[e],
--- history.accuracy[e], history.val_loss[e], ... (also under
--- history.history), history.epoch lists the epochs run.
+-- initial_epoch = 0, terminate_on_nan = true}) -> history, as Keras:
+-- history.loss[e], history.accuracy[e], history.val_loss[e], ... (also
+-- under history.history), history.epoch lists the epochs run.
+--
+-- terminate_on_nan (keras.callbacks.TerminateOnNaN, on by default): a
+-- batch whose loss is NaN or +-Inf ends training before its optimizer
+-- step, so the weights stay those of the last finite batch.  fit then
+-- returns normally with history.stopped = {reason = "nan" or "inf",
+-- epoch, batch, message} and prints the message (unless verbose = 0).  It
+-- reads the value the loss display reads anyway: no extra sync on the GPU.
+-- A callback that sets model.stop_training leaves history.stopped =
+-- {reason = "callback", epoch, batch, message}.
 --
 -- validation_split takes the last fraction of x and y, before shuffling;
 -- initial_epoch is the number of epochs already done (training runs
@@ -557,7 +568,8 @@ History.__index = function(h, k) return rawget(h, "history")[k] or History[k] en
 function Module:fit(x, y, opts)
   compiled(self, "fit")
   local o = options("fit", opts, {epochs = 1, batch_size = 32, validation_split = 0,
-    validation_data = false, shuffle = true, callbacks = false, verbose = 1, initial_epoch = 0})
+    validation_data = false, shuffle = true, callbacks = false, verbose = 1, initial_epoch = 0,
+    terminate_on_nan = true})
   check_xy("fit", x, y, true)
   local epochs = check_int("fit", "epochs", o.epochs, 0)
   local bs = check_int("fit", "batch_size", o.batch_size, 1)
@@ -567,6 +579,12 @@ function Module:fit(x, y, opts)
     fail("fit: verbose must be 0, 1 or 2, got " .. tostring(verbose))
   end
   if type(o.shuffle) ~= "boolean" then fail("fit: shuffle must be a boolean, got " .. kind(o.shuffle)) end
+  -- options() turns a false into nil ("no default" marker): nil here is false
+  local terminate_on_nan = o.terminate_on_nan
+  if terminate_on_nan == nil then terminate_on_nan = false end
+  if type(terminate_on_nan) ~= "boolean" then
+    fail("fit: terminate_on_nan must be a boolean, got " .. kind(terminate_on_nan))
+  end
   local split = o.validation_split
   if type(split) ~= "number" or not (split >= 0 and split < 1) then
     fail("fit: validation_split must be a number in [0, 1), got " .. tostring(split))
@@ -633,8 +651,20 @@ function Module:fit(x, y, opts)
                (ember.is_tensor(loss) and "shape [" .. table.concat(loss:shape(), ",") .. "]" or kind(loss)))
         end
         loss:backward()
-        opt:step()
-        sums.loss = sums.loss + loss:item() * len
+        -- the one read of the loss per batch (the display needs it); taken
+        -- before the step, so a non-finite loss leaves the weights alone
+        local lv = loss:item()
+        local bad = terminate_on_nan and (lv ~= lv or lv == math.huge or lv == -math.huge)
+        if bad then
+          local what = lv ~= lv and "nan" or lv > 0 and "inf" or "-inf"
+          history.stopped = {reason = lv ~= lv and "nan" or "inf", epoch = epoch, batch = b,
+            message = ("fit: loss is %s at epoch %d, batch %d; training stopped")
+                      :format(what, epoch, b)}
+          self.stop_training = true
+        else
+          opt:step()
+        end
+        sums.loss = sums.loss + lv * len
         if #metrics > 0 then
           ember.no_grad(function()
             local od = out:detach()
@@ -650,7 +680,11 @@ function Module:fit(x, y, opts)
         logs.batch, logs.size = b, len
         notify(cbs, "on_train_batch_end", b, logs)
         logs.batch, logs.size = nil, nil
-        if self.stop_training then break end
+        if self.stop_training then
+          history.stopped = history.stopped or {reason = "callback", epoch = epoch, batch = b,
+            message = ("fit: a callback stopped training at epoch %d, batch %d"):format(epoch, b)}
+          break
+        end
       end
       if xv then
         for k, v in pairs(run_eval(self, xv, yv, bs, "val_")) do logs[k] = v end
@@ -663,13 +697,22 @@ function Module:fit(x, y, opts)
         h[k][#history.epoch + 1] = v
       end
       history.epoch[#history.epoch + 1] = epoch
-      if self.stop_training then break end
+      if self.stop_training then
+        history.stopped = history.stopped or {reason = "callback", epoch = epoch,
+          message = ("fit: a callback stopped training at the end of epoch %d"):format(epoch)}
+        break
+      end
     end
     notify(cbs, "on_train_end", {})
   end
   local ok, err = pcall(run)
   self:train(was_training)
   if not ok then error(err, 0) end
+  local stopped = history.stopped
+  if stopped and stopped.reason ~= "callback" and verbose ~= 0 then
+    io.stdout:write(stopped.message, "\n")
+    io.stdout:flush()
+  end
   return history
 end
 
