@@ -4,6 +4,9 @@
 #   make run      install what is missing, build, run the main example
 #   make test     install what is missing, build, run every spec
 #   make asan     the specs under AddressSanitizer + UBSan
+#   make leakcheck  specs under LeakSanitizer: no leaks from Ember
+#   make fuzz     the Lua-surface fuzzer under ASan+UBSan (FUZZ_SECONDS, FUZZ_SEED)
+#   make fuzz-files  libFuzzer on the safetensors and IDX readers
 #   make bench    benchmarks beside their peers (OpenBLAS, PyTorch)
 #   make embed    the C host example (examples/embed)
 #   make install PREFIX=/usr/local
@@ -44,7 +47,7 @@ BIND_OBJ := $(BIND_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/ember_lua_modules.
 MAIN_OBJ := $(BUILD)/obj/bindings/ember_main.o
 HEADERS  := $(wildcard core/*.h core/include/*.h core/cpu/*.h bindings/*.h)
 
-.PHONY: all run test deps asan bench embed install clean rock rock-install
+.PHONY: all run test deps asan leakcheck fuzz fuzz-files bench embed install clean rock rock-install
 
 # The CUDA backend: a plugin built whenever nvcc is found (CI too, so a
 # compile break fails CI although CI has no GPU), loaded at run time.
@@ -139,6 +142,75 @@ asan: deps
 
 ember-asan: $(MAIN_OBJ) $(BIND_OBJ) $(CORE_OBJ)
 	$(CC) -o $@ $^ -l$(LUA) -ledit $(LIBS)
+
+# LeakSanitizer over a slice of the specs (docs/hardening.md, "Leaks"): the
+# build-asan build, leak detection on in busted's process and in every
+# child it starts, each process's report in build-asan/lsan/report.EXE.PID
+# (exitcode=0: a report never fails a spec, it fails this target).
+# tools/lsan.supp silences the compiler and tools the specs run; a report
+# that still comes from a program other than lua5.4 or ember-asan and has
+# no frame of Ember (core/, bindings/, tools/*.c, libember) is set aside
+# as that program's, and listed.  Any other report fails the target.
+LEAK_SPECS ?= spec/core spec/autograd spec/nn spec/optim spec/io spec/data spec/train
+leakcheck: deps
+	@$(MAKE) --no-print-directory BUILD=build-asan CFLAGS="-O1 -g" SAN="$(ASAN_FLAGS)" \
+	  build-asan/ember/core.so build-asan/libember.a ember-asan build-asan/libember_fakecuda.so
+	@rm -rf build-asan/lsan && mkdir -p build-asan/lsan
+	ASAN_OPTIONS=detect_leaks=1:exitcode=0:quarantine_size_mb=8:log_exe_name=1:log_path=$(CURDIR)/build-asan/lsan/report \
+	  LSAN_OPTIONS=suppressions=$(CURDIR)/tools/lsan.supp:print_suppressions=0 \
+	  LD_PRELOAD=$$($(CC) -print-file-name=libasan.so) \
+	  EMBER_BUILD=build-asan EMBER_BIN=./ember-asan EMBER_SAN="$(ASAN_FLAGS)" $(BUSTED) $(LEAK_SPECS); \
+	  echo $$? > build-asan/lsan/busted.rc
+	@bad=0; for f in build-asan/lsan/report.*; do [ -e "$$f" ] || continue; \
+	  case "$$f" in *.lua5.4.*|*.ember-asan.*) ours=1;; *) ours=0;; esac; \
+	  grep -Eq '(core|bindings|tools)/[a-z_/]+\.c:|libember|ember-asan' "$$f" && ours=1; \
+	  if [ $$ours = 1 ]; then cat "$$f"; bad=$$((bad + 1)); \
+	  else echo "leakcheck: set aside $$f (a tool's, no frame of Ember)"; fi; \
+	  done; [ $$bad = 0 ] || { echo "leakcheck: FAILED, $$bad report(s) from Ember above"; exit 1; }
+	@test "$$(cat build-asan/lsan/busted.rc)" = 0 || { echo "leakcheck: specs failed"; exit 1; }
+	@echo "leakcheck: no leaks from Ember ($(LEAK_SPECS))"
+
+# The Lua-surface fuzzer (tools/fuzz/lua_fuzz.lua, docs/hardening.md) on the
+# ASan+UBSan build: batches of random hostile calls, each in a child
+# process, for FUZZ_SECONDS (120 unless given) from FUZZ_SEED (the clock
+# unless given).  Fails on any crash, hang or sanitizer report, printing
+# the seed and the call.
+fuzz: deps
+	@$(MAKE) --no-print-directory BUILD=build-asan CFLAGS="-O1 -g" SAN="$(ASAN_FLAGS)" \
+	  build-asan/ember/core.so ember-asan build-asan/libember_fakecuda.so
+	ASAN_OPTIONS=detect_leaks=0 EMBER_BUILD=build-asan EMBER_SAN="$(ASAN_FLAGS)" \
+	  ./ember-asan tools/fuzz/lua_fuzz.lua --bin ./ember-asan \
+	  --seconds $(if $(filter command line environment,$(origin FUZZ_SECONDS)),$(FUZZ_SECONDS),120) \
+	  $(if $(FUZZ_SEED),--seed $(FUZZ_SEED))
+
+# libFuzzer over the file readers (tools/fuzz/fuzz_*.c, docs/hardening.md):
+# each harness runs FUZZ_SECONDS from the hostile corpus and fails on any
+# crash, sanitizer report, leak, or allocation over FUZZ_MALLOC_MB.
+FUZZ_SECONDS  ?= 60
+FUZZ_MALLOC_MB ?= 64
+FUZZ_CC       ?= clang
+FUZZ_FLAGS    := -g -O1 -fno-omit-frame-pointer -fno-sanitize-recover=undefined -Wno-pass-failed
+FUZZ_OBJ      := $(CORE_SRC:%.c=build/fuzz/obj/%.o)
+FUZZERS       := build/fuzz/fuzz_safetensors build/fuzz/fuzz_idx
+
+build/fuzz/obj/%.o: %.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(CPPFLAGS) -std=c11 -fopenmp $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link,address,undefined -c $< -o $@
+
+$(FUZZERS): build/fuzz/%: tools/fuzz/%.c $(FUZZ_OBJ)
+	$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_FLAGS) -fsanitize=fuzzer,address,undefined -o $@ $< $(FUZZ_OBJ) -lopenblas -lz -lm -fopenmp
+
+fuzz-files:
+	@sh tools/deps.sh fuzz
+	@$(MAKE) --no-print-directory $(FUZZERS)
+	@for f in $(notdir $(FUZZERS)); do mkdir -p build/fuzz/corpus/$$f && \
+	  echo "== $$f: $(FUZZ_SECONDS) s" && \
+	  build/fuzz/$$f -max_total_time=$(FUZZ_SECONDS) -malloc_limit_mb=$(FUZZ_MALLOC_MB) \
+	    -print_final_stats=1 -artifact_prefix=build/fuzz/$$f- \
+	    build/fuzz/corpus/$$f spec/fixtures/hostile \
+	    2>build/fuzz/$$f.log || { tail -n 60 build/fuzz/$$f.log; exit 1; }; \
+	  grep -E '^(Done|stat::number_of_executed_units|stat::peak_rss_mb)' build/fuzz/$$f.log; \
+	done
 
 bench: deps
 	@$(MAKE) --no-print-directory all
