@@ -16,14 +16,17 @@ local opts = {threshold = 1000, edgeitems = 3, precision = 4, linewidth = 80}
 --- Change how tensors print: any of threshold, edgeitems, precision,
 -- linewidth (as torch.set_printoptions).
 function M.set_printoptions(o)
-  for k, v in pairs(o) do
+  if type(o) ~= "table" then
+    error("set_printoptions: expected a table of options, got " .. type(o), 2)
+  end
+  for k, v in pairs(o) do          -- all checked first: a failed call changes nothing
     if opts[k] == nil then error("set_printoptions: unknown option '" .. tostring(k) .. "'", 2) end
     local ok = (math.type(v) == "integer" and v >= 0) or (k == "threshold" and v == math.huge)
     if not ok then
       error("set_printoptions: " .. k .. " must be a non-negative integer", 2)
     end
-    opts[k] = v
   end
+  for k, v in pairs(o) do opts[k] = v end
 end
 
 -- The positions shown along a dim of size n: all, or the edges.
