@@ -255,6 +255,18 @@ static int64_t check_size(lua_State *L, int idx, lua_Integer v) {
   return (int64_t)v;
 }
 
+/* A shape whose element count (or a stride: zeros counted as ones) would
+   overflow is the caller's error, named after the caller, rather than
+   empty's when the core allocates. */
+static int checked_count(lua_State *L, int idx, const int64_t *shape, int n) {
+  int64_t count = 1;
+  for (int i = 0; i < n; i++)
+    if (shape[i] > 1 && (__builtin_mul_overflow(count, shape[i], &count) ||
+                         count > INT64_MAX / 16))
+      luaL_argerror(L, idx, "shape is too large (element count overflows)");
+  return n;
+}
+
 int l_checkshape(lua_State *L, int idx, int64_t *shape, int *next) {
   int n = 0;
   if (lua_type(L, idx) == LUA_TTABLE && !l_isoptions(L, idx)) {
@@ -273,7 +285,7 @@ int l_checkshape(lua_State *L, int idx, int64_t *shape, int *next) {
       lua_pop(L, 1);
     }
     *next = idx + 1;
-    return n;
+    return checked_count(L, idx, shape, n);
   }
   int i = idx;
   while (lua_type(L, i) == LUA_TNUMBER) {
@@ -286,7 +298,7 @@ int l_checkshape(lua_State *L, int idx, int64_t *shape, int *next) {
   if (!lua_isnoneornil(L, i) && !l_isoptions(L, i))
     luaL_typeerror(L, i, "size or options table");
   *next = i;
-  return n;
+  return checked_count(L, idx, shape, n);
 }
 
 /* A tensor (borrowed) or NULL for a number/boolean; raises otherwise. */

@@ -102,6 +102,7 @@ ember_tensor *ember_linspace(double start, double end, int64_t steps,
                     (long long)steps);
     return NULL;
   }
+  if (ember_check_shape("linspace", 1, &steps) < 0) return NULL;
   ember_tensor *t = ember_empty(1, &steps, dt);
   double step = steps > 1 ? (end - start) / (double)(steps - 1) : 0;
   return t ? ember_kernel_result(t, ember_backend_of(t)->arange(t, start, step)) : NULL;
@@ -109,6 +110,7 @@ ember_tensor *ember_linspace(double start, double end, int64_t steps,
 
 ember_tensor *ember_eye(int64_t n, int64_t m, ember_dtype dt) {
   int64_t shape[2] = {n, m < 0 ? n : m};
+  if (ember_check_shape("eye", 2, shape) < 0) return NULL;
   ember_tensor *t = ember_zeros(2, shape, dt);
   if (!t) return NULL;
   /* the diagonal is a 1-D view with stride m + 1 */
