@@ -388,29 +388,32 @@ static void finish_run(ember_dtype dt, char *dst, const char *src, int64_t n,
 }
 
 /*
-** Move the rows of group gi between the chunk's images t [nb, O, P] and
-** a [Og, nb*P] matrix m.  to_m gathers (for gy; mask, laid out like t,
-** applies ReLU's backward), else scatters (for y; with the bias and, with
-** g->relu, the activation).  par as im2col_chunk's.
+** Move the rows of group gi of a chunk between t (its images [nb, O, P])
+** and a [Og, nb*len] matrix m: of each row, the len elements from off (a
+** band of output rows; whole images: 0 and P).  to_m gathers (for gy;
+** mask, laid out like t, applies ReLU's backward), else scatters (for y;
+** with the bias and, with g->relu, the activation).  par as
+** im2col_chunk's.
 */
 static void move_rows(ember_dtype dt, char *t, const char *mask, char *m,
-                      int64_t nb, int64_t gi, const ember_tensor *b,
-                      const ember_conv2d_geom *g, int to_m, int par) {
+                      int64_t nb, int64_t off, int64_t len, int64_t gi,
+                      const ember_tensor *b, const ember_conv2d_geom *g,
+                      int to_m, int par) {
   int64_t Og = g->O / g->groups, P = g->OH * g->OW;
   int64_t es = (int64_t)ember_dtype_size(dt);
-  #pragma omp parallel for collapse(2) num_threads(ember_cpu_threads()) if (par && nb * Og * P >= EMBER_CPU_PARALLEL_MIN)
+  #pragma omp parallel for collapse(2) num_threads(ember_cpu_threads()) if (par && nb * Og * len >= EMBER_CPU_PARALLEL_MIN)
   for (int64_t bi = 0; bi < nb; bi++)
     for (int64_t o = 0; o < Og; o++) {
-      int64_t at = (bi * g->O + gi * Og + o) * P * es;
-      char *mp = m + (o * nb * P + bi * P) * es;
+      int64_t at = ((bi * g->O + gi * Og + o) * P + off) * es;
+      char *mp = m + (o * nb * len + bi * len) * es;
       if (!to_m)
-        finish_run(dt, t + at, mp, P, b, gi * Og + o, g->relu);
+        finish_run(dt, t + at, mp, len, b, gi * Og + o, g->relu);
       else if (dt == EMBER_FLOAT32)
         mask_in_f32((float *)mp, (const float *)(t + at),
-                    mask ? (const float *)(mask + at) : NULL, P);
+                    mask ? (const float *)(mask + at) : NULL, len);
       else
         mask_in_f64((double *)mp, (const double *)(t + at),
-                    mask ? (const double *)(mask + at) : NULL, P);
+                    mask ? (const double *)(mask + at) : NULL, len);
     }
 }
 
@@ -642,6 +645,12 @@ static EMBER_SIMD void direct_gw_image(double *gwd, const float *gf,
     }
 }
 
+/* Threads for the direct path: one image each at least. */
+static int direct_threads(const ember_conv2d_geom *g) {
+  int nt = ember_cpu_threads();
+  return nt > g->N ? (int)g->N : nt;          /* N >= 1 here */
+}
+
 static int all_finite(const ember_tensor *x) {
   const float *p = ember_data(x);
   int64_t n = ember_numel(x);
@@ -656,9 +665,7 @@ static int direct_forward(ember_tensor *y, const ember_tensor *x,
                           const ember_conv2d_geom *g) {
   direct_geom d;
   direct_geom_init(&d, g);
-  int nt = ember_cpu_threads();
-  if (nt > g->N) nt = (int)g->N;
-  if (nt < 1) nt = 1;
+  int nt = direct_threads(g);
   size_t xp_b = lines((size_t)d.plane * sizeof(float));
   size_t per = xp_b + lines((size_t)(4 * d.L) * sizeof(float));
   block blk;
@@ -689,9 +696,7 @@ static int direct_backward(ember_tensor *gw, ember_tensor *gb,
                            const ember_tensor *x, const ember_conv2d_geom *g) {
   direct_geom d;
   direct_geom_init(&d, g);
-  int nt = ember_cpu_threads();
-  if (nt > g->N) nt = (int)g->N;
-  if (nt < 1) nt = 1;
+  int nt = direct_threads(g);
   int64_t OK = g->O * d.K;
   size_t xp_b = lines((size_t)d.plane * sizeof(float));
   size_t gf_b = lines((size_t)(g->O * d.L) * sizeof(float));
@@ -887,8 +892,8 @@ static void forward_unit(ember_tensor *y, const ember_tensor *x,
                        gi * Og + o, g->relu);
       } else {
         gemm(dt, 0, 0, Og, ch.cols, K, wg, K, col, ld, 0.0, s->mat, ch.cols, par);
-        move_rows(dt, Y + ch.n0 * g->O * P * es, NULL, s->mat, ch.nb, gi, b,
-                  g, 0, par);
+        move_rows(dt, Y + ch.n0 * g->O * P * es, NULL, s->mat, ch.nb, 0, P, gi,
+                  b, g, 0, par);
       }
     }
   }
@@ -968,7 +973,6 @@ static void backward_unit(ember_tensor *gx, char *gwp, const ember_tensor *gy,
                           int par) {
   ember_dtype dt = x->dtype;
   int64_t es = (int64_t)ember_dtype_size(dt), P = g->OH * g->OW;
-  int64_t Og = g->O / g->groups;
   char *GY = ember_data(gy);
   const char *MK = mask ? ember_data(mask) : NULL;
   chunk ch = {0, 0, 0, 0, 0};
@@ -977,24 +981,10 @@ static void backward_unit(ember_tensor *gx, char *gwp, const ember_tensor *gy,
       if (ch.nb == 1 && !mask) {
         backward_group(s, gx, gwp, GY + out_at(&ch, gi, g) * es, P, x, w,
                        &ch, gi, g, par);
-      } else if (ch.nb == 1) {
-        /* a band of one image: its rows of gy, masked, into mat */
-        int64_t at = out_at(&ch, gi, g) * es;
-        for (int64_t o = 0; o < Og; o++) {
-          if (dt == EMBER_FLOAT32)
-            mask_in_f32((float *)s->mat + o * ch.cols,
-                        (const float *)(GY + at) + o * P,
-                        (const float *)(MK + at) + o * P, ch.cols);
-          else
-            mask_in_f64((double *)s->mat + o * ch.cols,
-                        (const double *)(GY + at) + o * P,
-                        (const double *)(MK + at) + o * P, ch.cols);
-        }
-        backward_group(s, gx, gwp, s->mat, ch.cols, x, w, &ch, gi, g, par);
-      } else {
+      } else {            /* whole images, or a band of one; masked or not */
         int64_t at = ch.n0 * g->O * P * es;
-        move_rows(dt, GY + at, MK ? MK + at : NULL, s->mat, ch.nb, gi, NULL,
-                  g, 1, par);
+        move_rows(dt, GY + at, MK ? MK + at : NULL, s->mat, ch.nb,
+                  ch.oh0 * g->OW, (ch.oh1 - ch.oh0) * g->OW, gi, NULL, g, 1, par);
         backward_group(s, gx, gwp, s->mat, ch.cols, x, w, &ch, gi, g, par);
       }
     }

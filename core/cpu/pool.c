@@ -104,6 +104,19 @@ static inline void take_f32(float *m, int64_t *best, float v, int64_t pos) {
   *best = (*best & ~(int64_t)t) | (pos & (int64_t)t);
 }
 
+/* The maximum of the 2x2 window whose top-left is x[at] (0-based in the
+   plane, rows W apart), scanned in max_plane's order; its 1-based
+   position in *best. */
+static inline float window2x2_f32(const float *x, int64_t at, int64_t W,
+                                  int64_t *best) {
+  float m = x[at];
+  *best = at + 1;
+  take_f32(&m, best, x[at + 1], at + 2);
+  take_f32(&m, best, x[at + W], at + W + 1);
+  take_f32(&m, best, x[at + W + 1], at + W + 2);
+  return m;
+}
+
 /* The 2x2 / stride 2 rows of a float32 plane, as max_plane's straight
    path computes them (the same scan order and rule), in blocks of 8
    outputs, which vectorise whole: a row of OW >= 8 outputs is covered by
@@ -115,18 +128,13 @@ static EMBER_SIMD void max2x2_f32(const float *x, float *y, int64_t *idx,
                                   const ember_pool2d_geom *g) {
   const int64_t W = g->W, OW = g->OW, step = 8;
   for (int64_t oh = 0; oh < g->OH; oh++) {
-    const float *r0 = x + 2 * oh * W, *r1 = r0 + W;
-    const int64_t base = 2 * oh * W + 1;           /* 1-based */
+    const int64_t row = 2 * oh * W;              /* the windows' top row */
     float *yr = y + oh * OW;
     int64_t *ir = idx ? idx + oh * OW : NULL;
     if (OW < 8) {                       /* small planes: max2x2_small_f32 */
       for (int64_t ow = 0; ow < OW; ow++) {
-        float m = r0[2 * ow];
-        int64_t best = base + 2 * ow;
-        take_f32(&m, &best, r0[2 * ow + 1], base + 2 * ow + 1);
-        take_f32(&m, &best, r1[2 * ow], base + W + 2 * ow);
-        take_f32(&m, &best, r1[2 * ow + 1], base + W + 2 * ow + 1);
-        yr[ow] = m;
+        int64_t best;
+        yr[ow] = window2x2_f32(x, row + 2 * ow, W, &best);
         if (ir) ir[ow] = best;
       }
       continue;
@@ -135,14 +143,9 @@ static EMBER_SIMD void max2x2_f32(const float *x, float *y, int64_t *idx,
       int64_t s = o0 + step <= OW ? o0 : OW - step;
       #pragma omp simd
       for (int64_t k = 0; k < step; k++) {
-        int64_t ow = s + k;
-        float m = r0[2 * ow];
-        int64_t best = base + 2 * ow;
-        take_f32(&m, &best, r0[2 * ow + 1], base + 2 * ow + 1);
-        take_f32(&m, &best, r1[2 * ow], base + W + 2 * ow);
-        take_f32(&m, &best, r1[2 * ow + 1], base + W + 2 * ow + 1);
-        yr[ow] = m;
-        if (ir) ir[ow] = best;
+        int64_t best;
+        yr[s + k] = window2x2_f32(x, row + 2 * (s + k), W, &best);
+        if (ir) ir[s + k] = best;
       }
     }
   }
@@ -158,13 +161,8 @@ static EMBER_SIMD void max2x2_small_f32(const float *x, float *y, int64_t *idx,
     int64_t s = e0 + 8 <= n ? e0 : n - 8;
     #pragma omp simd
     for (int64_t k = 0; k < 8; k++) {
-      int64_t at = off[s + k];
-      float m = x[at];
-      int64_t best = at + 1;
-      take_f32(&m, &best, x[at + 1], at + 2);
-      take_f32(&m, &best, x[at + W], at + W + 1);
-      take_f32(&m, &best, x[at + W + 1], at + W + 2);
-      y[s + k] = m;
+      int64_t best;
+      y[s + k] = window2x2_f32(x, off[s + k], W, &best);
       if (idx) idx[s + k] = best;
     }
   }
