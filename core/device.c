@@ -4,17 +4,14 @@
 **
 ** The plugin (libember_cuda.so) is looked for, on first use, in this order:
 **   1. $EMBER_CUDA_PLUGIN, a path;
-**   2. next to the binary that holds this code (the ember executable,
-**      libember's host, or core.so), then in ../, ./build/ and ../lib/
-**      from there, and ../../../ (core.so installed as
-**      PREFIX/lib/lua/5.4/ember/core.so finds PREFIX/lib/);
-**   3. the dynamic loader's own search (LD_LIBRARY_PATH, ...).
+**   2. the places core/plugin.c lists: next to the binary that holds this
+**      code, ../, ./build/, ../lib/ and ../../../ from there, then the
+**      dynamic loader's own search (LD_LIBRARY_PATH, ...).
 ** Failing all, CUDA is unavailable and ember_cuda_unavailable_reason() says
 ** why; nothing else changes.
 */
 #define _GNU_SOURCE 1
 #include <dlfcn.h>
-#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +21,7 @@
 #include "autograd.h"
 #include "device.h"
 #include "grad_ops.h"
+#include "plugin.h"
 
 #define PLUGIN_NAME "libember_cuda.so"
 
@@ -44,7 +42,8 @@ static const ember_core_api core_api = {EMBER_PLUGIN_ABI, api_set_error};
 
 /* Try one path; 1 when a plugin is loaded or a definite answer (no
    device) was given, 0 to keep looking. */
-static int try_path(const char *path) {
+static int try_path(const char *path, void *ctx) {
+  (void)ctx;
   void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
   if (!h) {
     const char *err = dlerror();
@@ -77,30 +76,6 @@ static int try_path(const char *path) {
   return 1;
 }
 
-/* Any object of this file: its address names the binary that holds it. */
-static const char anchor;
-
-/* The folder of the binary holding this code, resolved. */
-static int self_dir(char *out, size_t n) {
-  Dl_info info;
-  char buf[PATH_MAX];
-  const char *p = NULL;
-  if (dladdr(&anchor, &info) && info.dli_fname && strchr(info.dli_fname, '/'))
-    p = info.dli_fname;
-  if (p && realpath(p, buf)) p = buf;
-  else {
-    ssize_t k = readlink("/proc/self/exe", buf, sizeof buf - 1);
-    if (k <= 0) return -1;
-    buf[k] = '\0';
-    p = buf;
-  }
-  const char *slash = strrchr(p, '/');
-  if (!slash || (size_t)(slash - p) >= n) return -1;
-  memcpy(out, p, (size_t)(slash - p));
-  out[slash - p] = '\0';
-  return 0;
-}
-
 static void load(void) {
   tried = 1;
   snprintf(reason, sizeof reason, "%s not found (build it with make where nvcc is "
@@ -108,20 +83,11 @@ static void load(void) {
   const char *env = getenv("EMBER_CUDA_PLUGIN");
   if (env && *env) {
     reason[0] = '\0';
-    if (!try_path(env) && !reason[0])
+    if (!try_path(env, NULL) && !reason[0])
       snprintf(reason, sizeof reason, "cannot load %s (EMBER_CUDA_PLUGIN): no such file", env);
     return;
   }
-  char dir[PATH_MAX];
-  if (self_dir(dir, sizeof dir) == 0) {
-    static const char *const rel[] = {"", "/..", "/build", "/../lib", "/../../.."};
-    for (size_t i = 0; i < sizeof rel / sizeof *rel; i++) {
-      char path[PATH_MAX + 64];
-      snprintf(path, sizeof path, "%s%s/%s", dir, rel[i], PLUGIN_NAME);
-      if (access(path, F_OK) == 0 && try_path(path)) return;
-    }
-  }
-  try_path(PLUGIN_NAME);
+  ember_plugin_search(PLUGIN_NAME, try_path, NULL);
 }
 
 const ember_device_plugin *ember_cuda_plugin(void) {

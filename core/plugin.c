@@ -1,0 +1,55 @@
+/*
+** plugin.c -- where the core looks for its separately built plugins
+** (libember_cuda.so, libember_mpi.so): next to the binary that holds this
+** code (the ember executable, libember's host, or core.so), then in ../,
+** ./build/ and ../lib/ from there, and ../../../ (core.so installed as
+** PREFIX/lib/lua/5.4/ember/core.so finds PREFIX/lib/), then the dynamic
+** loader's own search (LD_LIBRARY_PATH, ...).
+*/
+#define _GNU_SOURCE 1
+#include <dlfcn.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "plugin.h"
+
+/* Any object of this file: its address names the binary that holds it. */
+static const char anchor;
+
+/* The folder of the binary holding this code, resolved. */
+static int self_dir(char *out, size_t n) {
+  Dl_info info;
+  char buf[PATH_MAX];
+  const char *p = NULL;
+  if (dladdr(&anchor, &info) && info.dli_fname && strchr(info.dli_fname, '/'))
+    p = info.dli_fname;
+  if (p && realpath(p, buf)) p = buf;
+  else {
+    ssize_t k = readlink("/proc/self/exe", buf, sizeof buf - 1);
+    if (k <= 0) return -1;
+    buf[k] = '\0';
+    p = buf;
+  }
+  const char *slash = strrchr(p, '/');
+  if (!slash || (size_t)(slash - p) >= n) return -1;
+  memcpy(out, p, (size_t)(slash - p));
+  out[slash - p] = '\0';
+  return 0;
+}
+
+int ember_plugin_search(const char *name, int (*try_path)(const char *path, void *ctx),
+                        void *ctx) {
+  char dir[PATH_MAX];
+  if (self_dir(dir, sizeof dir) == 0) {
+    static const char *const rel[] = {"", "/..", "/build", "/../lib", "/../../.."};
+    for (size_t i = 0; i < sizeof rel / sizeof *rel; i++) {
+      char path[PATH_MAX + 64];
+      snprintf(path, sizeof path, "%s%s/%s", dir, rel[i], name);
+      if (access(path, F_OK) == 0 && try_path(path, ctx)) return 1;
+    }
+  }
+  return try_path(name, ctx);
+}
