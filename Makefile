@@ -38,7 +38,8 @@ LIBS     := $(BLAS_LIBS) -lz -lm -fopenmp $(SAN)
 CORE_SRC := $(sort $(wildcard core/*.c core/cpu/*.c))
 BIND_SRC := bindings/lua_tensor.c bindings/lua_ops.c bindings/lua_module.c \
             bindings/lua_autograd.c bindings/lua_nn.c bindings/lua_optim.c \
-            bindings/lua_data.c bindings/lua_io.c bindings/lua_cuda.c
+            bindings/lua_data.c bindings/lua_io.c bindings/lua_cuda.c \
+            bindings/lua_dist.c
 LUA_SRC  := $(sort $(shell find lua -name '*.lua'))
 GEN_SRC  := $(BUILD)/gen/ember_lua_modules.c
 
@@ -59,7 +60,12 @@ CU_SRC   := $(sort $(wildcard core/cuda/*.cu))
 CU_OBJ   := $(CU_SRC:%.cu=$(BUILD)/obj/%.o)
 CUDA_LIB := $(if $(NVCC),$(BUILD)/libember_cuda.so)
 
-all: ember $(BUILD)/ember/core.so $(BUILD)/libember.a $(CUDA_LIB)
+# The MPI plugin for data-parallel training (core/mpi/, core/dist.c): built
+# whenever mpicc is found, loaded by a process that mpirun started.
+MPICC    ?= $(shell command -v mpicc 2>/dev/null)
+MPI_LIB  := $(if $(MPICC),$(BUILD)/libember_mpi.so)
+
+all: ember $(BUILD)/ember/core.so $(BUILD)/libember.a $(CUDA_LIB) $(MPI_LIB)
 
 # {==================================================================
 # Build
@@ -102,6 +108,11 @@ $(BUILD)/obj/core/cuda/%.o: core/cuda/%.cu core/cuda/cuda_internal.h core/device
 $(BUILD)/libember_cuda.so: $(CU_OBJ)
 	$(NVCC) -shared -o $@ $^ -lcublas -lcudart -Xlinker -rpath,$(CUDA_HOME)/lib64
 
+# Links libmpi; none of the core's symbols (see core/dist.h).
+$(BUILD)/libember_mpi.so: core/mpi/ember_mpi.c core/dist.h core/device.h core/backend.h core/include/ember.h
+	@mkdir -p $(dir $@)
+	$(MPICC) $(CPPFLAGS) -std=c11 -fPIC $(WARN) $(CFLAGS) $(SAN) -shared -o $@ $<
+
 # A stand-in CUDA plugin over host memory (tools/fake_cuda.c): the specs
 # load it to run every "cuda" path of the core, bindings and library, and
 # the GPU specs themselves, on a machine without a GPU.
@@ -136,7 +147,7 @@ test: deps
 asan: deps
 	@$(MAKE) --no-print-directory BUILD=build-asan CFLAGS="-O1 -g" SAN="$(ASAN_FLAGS)" \
 	  build-asan/ember/core.so build-asan/libember.a ember-asan build-asan/libember_fakecuda.so \
-	  $(if $(NVCC),build-asan/libember_cuda.so)
+	  $(if $(NVCC),build-asan/libember_cuda.so) $(if $(MPICC),build-asan/libember_mpi.so)
 	ASAN_OPTIONS=detect_leaks=0:quarantine_size_mb=8 LD_PRELOAD=$$($(CC) -print-file-name=libasan.so) \
 	  EMBER_BUILD=build-asan EMBER_BIN=./ember-asan EMBER_SAN="$(ASAN_FLAGS)" $(BUSTED)
 
@@ -222,6 +233,7 @@ install: all
 	  $(DESTDIR)$(PREFIX)/include/ember \
 	  $(DESTDIR)$(PREFIX)/lib/lua/5.4/ember $(DESTDIR)$(PREFIX)/share/lua/5.4/ember
 	install -m 755 ember $(DESTDIR)$(PREFIX)/bin/ember
+	$(if $(MPI_LIB),install -m 755 $(MPI_LIB) $(DESTDIR)$(PREFIX)/lib/libember_mpi.so)
 	install -m 644 $(BUILD)/libember.a $(DESTDIR)$(PREFIX)/lib/libember.a
 	install -m 644 core/include/ember.h $(DESTDIR)$(PREFIX)/include/ember/ember.h
 	install -m 644 bindings/ember_lua.h $(DESTDIR)$(PREFIX)/include/ember/ember_lua.h

@@ -535,6 +535,59 @@ ember_tensor *ember_to_device(const ember_tensor *t, ember_device dev);
 /* }==================================================================== */
 
 /* {====================================================================
+** Distributed (core/dist.c): collectives across the processes of a job,
+** for data-parallel training.  A process started by a launcher (mpirun,
+** srun) joins the job at ember_dist_init through the MPI plugin,
+** libember_mpi.so (built where mpicc is found; looked for as the CUDA
+** plugin is, or at $EMBER_MPI_PLUGIN); any other process is a world of one
+** where every collective returns at once.  Ranks are 0-based here (Lua's
+** ember.distributed counts from 1).
+**
+** Every rank of the job must make the same calls in the same order with
+** tensors of the same dtypes and sizes; that is checked (one small
+** all-reduce per call), and a mismatch is the same error on every rank.
+** The collectives work in place on CPU and CUDA tensors (CUDA ones and
+** views through a host copy), are not recorded by autograd, and call
+** ember_dist_init themselves when it was not called.  -1 on error.
+** ===================================================================== */
+
+/* Join the job (or make a world of one).  Idempotent.  Under a job of
+   several processes the thread count becomes this process's share of the
+   machine's cores unless it was set (ember_set_num_threads). */
+int ember_dist_init(void);
+int ember_dist_is_initialized(void);               /* and not finalized */
+int ember_dist_rank(void);                         /* 0 before init */
+int ember_dist_world_size(void);                   /* 1 before init */
+int ember_dist_local_size(void);                   /* ranks on this machine */
+const char *ember_dist_backend(void);              /* "mpi", or "none" */
+const char *ember_dist_version(void);              /* "Open MPI v4.1.4", or NULL */
+/* Whether the MPI plugin loads (it is needed only under a launcher). */
+int ember_dist_is_available(void);
+const char *ember_dist_unavailable_reason(void);   /* NULL when available */
+int ember_dist_barrier(void);
+/* t reduced over the ranks, in place.  op: EMBER_SUM, EMBER_MEAN
+   (floating dtypes), EMBER_MAX or EMBER_MIN (bool: only these two). */
+int ember_dist_all_reduce(ember_tensor *t, ember_reduce_op op);
+/* n tensors reduced with one call per bucket: tensors of a dtype packed
+   into host buckets of up to bucket_bytes (0: 25 MiB). */
+int ember_dist_all_reduce_many(ember_tensor *const *ts, int n, ember_reduce_op op,
+                               size_t bucket_bytes);
+/* Rank root's t (0-based) copied into every rank's t. */
+int ember_dist_broadcast(ember_tensor *t, int root);
+int ember_dist_broadcast_many(ember_tensor *const *ts, int n, int root,
+                              size_t bucket_bytes);
+/* A new tensor of shape [world_size, t's shape]: row r is rank r's t. */
+ember_tensor *ember_dist_all_gather(const ember_tensor *t);
+/* Leave the job (MPI_Finalize: every rank must call it).  Later calls to
+   the collectives fail; ember_dist_init cannot rejoin. */
+int ember_dist_finalize(void);
+/* In a job of several processes: stop all of them now with exit status
+   `code` (MPI_Abort).  Otherwise returns and does nothing. */
+void ember_dist_abort(int code);
+
+/* }==================================================================== */
+
+/* {====================================================================
 ** IDX files (core/io_idx.c), the format of MNIST and Fashion-MNIST:
 ** a magic of two zero bytes, a type byte and a rank byte, one big-endian
 ** uint32 per dim, then the big-endian data.  Gzipped and plain files read

@@ -1,0 +1,490 @@
+/*
+** dist.c -- collectives across the processes of a job (data-parallel
+** training), over a communication plugin (libember_mpi.so, core/mpi/).
+**
+** A process started by a launcher (mpirun, srun: found by the variables
+** they set) loads the plugin at ember_dist_init and joins the job; any
+** other process is a world of one, without loading anything, where every
+** collective is a no-op.  The plugin is looked for first at
+** $EMBER_MPI_PLUGIN, then where core/plugin.c looks.
+**
+** The tensor functions check everything before any process moves a byte:
+** their own arguments, then that every rank passed the same (one small
+** all-reduce of a signature), so a mismatch is the same error on every
+** rank rather than a hang.  Data moves through host memory: a contiguous
+** CPU tensor in place, anything else (a view, a CUDA tensor) through a
+** host copy written back with copy_.  Not recorded by autograd.
+*/
+#define _GNU_SOURCE 1
+#include <dlfcn.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "autograd.h"
+#include "dist.h"
+#include "plugin.h"
+
+#define PLUGIN_NAME "libember_mpi.so"
+
+enum { FRESH, LIVE, FINISHED };
+static int state = FRESH;
+static const ember_comm_plugin *comm;   /* NULL: a world of one */
+static int my_rank, world = 1, local = 1;
+static char reason[512];
+
+static int api_set_error(const char *fmt, ...) {
+  char buf[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  return ember_set_error("%s", buf);
+}
+
+static const ember_core_api core_api = {EMBER_PLUGIN_ABI, api_set_error};
+
+/* {======================================================================
+** Finding the plugin
+** ======================================================================= */
+
+static const ember_comm_plugin *loaded;
+static int tried;
+
+static int try_path(const char *path, void *ctx) {
+  (void)ctx;
+  /* RTLD_GLOBAL: Open MPI opens its own components with dlopen, and they
+     look for libmpi's symbols in the global scope */
+  void *h = dlopen(path, RTLD_NOW | RTLD_GLOBAL);
+  if (!h) {
+    const char *err = dlerror();
+    if (strchr(path, '/') && access(path, F_OK) == 0)
+      snprintf(reason, sizeof reason, "cannot load %s: %s", path, err);
+    return 0;
+  }
+  ember_comm_init_fn init;
+  *(void **)&init = dlsym(h, EMBER_COMM_INIT);
+  if (!init) {
+    snprintf(reason, sizeof reason, "%s has no %s", path, EMBER_COMM_INIT);
+    return 0;
+  }
+  char why[256] = "";
+  const ember_comm_plugin *p = init(&core_api, why, sizeof why);
+  if (!p) {
+    snprintf(reason, sizeof reason, "%s", why[0] ? why : "the MPI plugin did not start");
+    return 1;
+  }
+  if (p->abi != EMBER_COMM_ABI) {
+    snprintf(reason, sizeof reason, "%s speaks plugin ABI %d, this Ember %d", path, p->abi,
+             EMBER_COMM_ABI);
+    return 1;
+  }
+  loaded = p;
+  reason[0] = '\0';
+  return 1;
+}
+
+static const ember_comm_plugin *plugin(void) {
+  if (tried) return loaded;
+  tried = 1;
+  snprintf(reason, sizeof reason, "%s not found (build it with make where mpicc is "
+           "installed, or set EMBER_MPI_PLUGIN)", PLUGIN_NAME);
+  const char *env = getenv("EMBER_MPI_PLUGIN");
+  if (env && *env) {
+    reason[0] = '\0';
+    if (!try_path(env, NULL) && !reason[0])
+      snprintf(reason, sizeof reason, "cannot load %s (EMBER_MPI_PLUGIN): no such file", env);
+  } else {
+    ember_plugin_search(PLUGIN_NAME, try_path, NULL);
+  }
+  return loaded;
+}
+
+/* The variable a launcher set for this process, or NULL: Open MPI's
+   mpirun, MPICH's and Intel's hydra, PMIx launchers (srun, prun). */
+static const char *launcher(void) {
+  static const char *const vars[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK",
+                                     "MPI_LOCALNRANKS"};
+  for (size_t i = 0; i < sizeof vars / sizeof *vars; i++)
+    if (getenv(vars[i])) return vars[i];
+  return NULL;
+}
+
+/* }====================================================================== */
+
+/* {======================================================================
+** The job
+** ======================================================================= */
+
+int ember_dist_is_available(void) { return plugin() != NULL; }
+
+const char *ember_dist_unavailable_reason(void) { return plugin() ? NULL : reason; }
+
+int ember_dist_init(void) {
+  if (state == LIVE) return 0;
+  if (state == FINISHED)
+    return ember_set_error("init: the distributed job was finalized already");
+  const char *var = launcher();
+  if (!var) {                  /* not started by a launcher: a world of one */
+    state = LIVE;
+    return 0;
+  }
+  if (!plugin())
+    return ember_set_error("init: this process was started by a launcher (%s is set), "
+                           "but MPI is unavailable: %s", var, reason);
+  int r, s, l;
+  if (loaded->init(&r, &s, &l) < 0) return -1;
+  comm = loaded;
+  my_rank = r;
+  world = s;
+  local = l;
+  state = LIVE;
+  if (world > 1) ember_threads_share(local);
+  return 0;
+}
+
+int ember_dist_is_initialized(void) { return state == LIVE; }
+int ember_dist_rank(void) { return my_rank; }
+int ember_dist_world_size(void) { return world; }
+int ember_dist_local_size(void) { return local; }
+const char *ember_dist_backend(void) { return comm ? comm->name : "none"; }
+const char *ember_dist_version(void) { return comm ? comm->version() : NULL; }
+
+int ember_dist_finalize(void) {
+  if (state == FINISHED) return 0;
+  int rc = 0;
+  if (comm) rc = comm->finalize();
+  state = FINISHED;
+  comm = NULL;
+  world = 1;
+  my_rank = 0;
+  return rc;
+}
+
+void ember_dist_abort(int code) {
+  if (comm && world > 1) {
+    fflush(stdout);
+    fflush(stderr);
+    comm->abort(code);
+  }
+}
+
+static int live(const char *fn) {
+  if (state == FINISHED)
+    return ember_set_error("%s: the distributed job was finalized", fn);
+  if (state == FRESH && ember_dist_init() < 0) return -1;
+  return 0;
+}
+
+int ember_dist_barrier(void) {
+  if (live("barrier") < 0) return -1;
+  return comm ? comm->barrier("barrier") : 0;
+}
+
+/* }====================================================================== */
+
+/* {======================================================================
+** Checks
+** ======================================================================= */
+
+static int check_tensor(const char *fn, const ember_tensor *t, int i) {
+  if (!t) {
+    if (i < 0) return ember_set_error("%s: expected a tensor", fn);
+    return ember_set_error("%s: tensor %d is NULL", fn, i + 1);
+  }
+  return 0;
+}
+
+static int check_op(const char *fn, const ember_tensor *t, ember_reduce_op op) {
+  if (op != EMBER_SUM && op != EMBER_MEAN && op != EMBER_MAX && op != EMBER_MIN)
+    return ember_set_error("%s: the reduction must be sum, mean, max or min", fn);
+  if (op == EMBER_MEAN && !ember_dtype_is_float(t->dtype))
+    return ember_set_error("%s: 'mean' needs a floating tensor, got %s (use 'sum')", fn,
+                           ember_dtype_name(t->dtype));
+  if (op == EMBER_SUM && t->dtype == EMBER_BOOL)
+    return ember_set_error("%s: 'sum' of bool tensors: use 'max' (any) or 'min' (all)", fn);
+  return 0;
+}
+
+/* Every rank passed the same: `n` values (each >= 0) agree across ranks,
+   found with one all-reduce of their maxima and negated minima.  On a
+   mismatch every rank gets the same error, `what` naming value i. */
+#define SIG_MAX 6
+static int agree(const char *fn, int n, const int64_t *v, const char *const *what) {
+  if (!comm || world == 1) return 0;
+  int64_t buf[2 * SIG_MAX];
+  for (int i = 0; i < n; i++) {
+    buf[i] = v[i];
+    buf[n + i] = -v[i];
+  }
+  if (comm->all_reduce(fn, buf, (size_t)(2 * n), EMBER_INT64, EMBER_COMM_MAX) < 0) return -1;
+  for (int i = 0; i < n; i++)
+    if (buf[i] != -buf[n + i])
+      return ember_set_error("%s: the ranks passed different arguments: %s is %lld on "
+                             "rank %d, and ranges over %lld..%lld across ranks", fn, what[i],
+                             (long long)v[i], my_rank + 1, (long long)-buf[n + i],
+                             (long long)buf[i]);
+  return 0;
+}
+
+/* A fingerprint of a list's dtypes and sizes, in [0, 2^62). */
+static int64_t layout_hash(ember_tensor *const *ts, int n) {
+  uint64_t h = 1469598103934665603u;
+  for (int i = 0; i < n; i++) {
+    h = (h ^ (uint64_t)ember_numel(ts[i])) * 1099511628211u;
+    h = (h ^ (uint64_t)ts[i]->dtype) * 1099511628211u;
+    h = (h ^ (uint64_t)ts[i]->storage->device) * 1099511628211u;
+  }
+  return (int64_t)(h >> 2);
+}
+
+/* }====================================================================== */
+
+/* {======================================================================
+** Host staging
+** ======================================================================= */
+
+static int is_host_flat(const ember_tensor *t) {
+  return t->storage->device == EMBER_CPU && ember_is_contiguous(t);
+}
+
+static void *host_data(const ember_tensor *t) {
+  return (char *)t->storage->data + t->offset * (int64_t)ember_dtype_size(t->dtype);
+}
+
+static size_t nbytes(const ember_tensor *t) {
+  return (size_t)ember_numel(t) * ember_dtype_size(t->dtype);
+}
+
+/* t's elements, in order, copied into dst (host memory). */
+static int pack(void *dst, const ember_tensor *t) {
+  if (is_host_flat(t)) {
+    memcpy(dst, host_data(t), nbytes(t));
+    return 0;
+  }
+  int prev = ember_ag_pause();
+  ember_tensor *h = t->storage->device == EMBER_CPU ? ember_contiguous(t)
+                                                    : ember_to_device(t, EMBER_CPU);
+  ember_ag_resume(prev);
+  if (!h) return -1;
+  memcpy(dst, host_data(h), nbytes(t));
+  ember_tensor_release(h);
+  return 0;
+}
+
+/* t's elements from src (host memory), as an in-place write. */
+static int unpack(ember_tensor *t, void *src) {
+  if (is_host_flat(t)) {
+    if (src != host_data(t)) memcpy(host_data(t), src, nbytes(t));
+    ember_bump_version(t);
+    return 0;
+  }
+  ember_tensor *v = ember_from_blob(src, t->dtype, t->ndim, t->shape, NULL, NULL, NULL);
+  if (!v) return -1;
+  int prev = ember_ag_pause();
+  int rc = ember_copy_(t, v);
+  ember_ag_resume(prev);
+  ember_tensor_release(v);
+  return rc;
+}
+
+/* One host block kept between calls (buckets are the same every step). */
+static void *stage;
+static size_t stage_cap;
+
+static void *staging(size_t n) {
+  if (n <= stage_cap) return stage;
+  void *p = NULL;
+  if (posix_memalign(&p, 64, n ? n : 1) != 0) {
+    ember_set_error("distributed: out of memory for a %zu-byte staging buffer", n);
+    return NULL;
+  }
+  free(stage);
+  stage = p;
+  stage_cap = n;
+  return p;
+}
+
+static void scale_mean(void *buf, size_t n, ember_dtype dt) {
+  if (dt == EMBER_FLOAT32) {
+    float *p = buf, w = (float)world;
+    for (size_t i = 0; i < n; i++) p[i] /= w;
+  } else if (dt == EMBER_FLOAT64) {
+    double *p = buf, w = (double)world;
+    for (size_t i = 0; i < n; i++) p[i] /= w;
+  }
+}
+
+static int comm_op(ember_reduce_op op) {
+  return op == EMBER_MAX ? EMBER_COMM_MAX : op == EMBER_MIN ? EMBER_COMM_MIN : EMBER_COMM_SUM;
+}
+
+/* }====================================================================== */
+
+/* {======================================================================
+** Collectives
+** ======================================================================= */
+
+#define DEFAULT_BUCKET ((size_t)25 << 20)   /* PyTorch DDP's bucket_cap_mb */
+
+int ember_dist_all_reduce_many(ember_tensor *const *ts, int n, ember_reduce_op op,
+                               size_t bucket_bytes) {
+  static const char fn[] = "all_reduce";
+  if (n < 0) return ember_set_error("%s: negative tensor count", fn);
+  if (n > 0 && !ts) return ember_set_error("%s: no tensor list", fn);
+  for (int i = 0; i < n; i++)
+    if (check_tensor(fn, ts[i], n == 1 ? -1 : i) < 0 || check_op(fn, ts[i], op) < 0)
+      return -1;
+  if (live(fn) < 0) return -1;
+  if (!comm || world == 1) return 0;
+  int64_t total = 0;
+  for (int i = 0; i < n; i++) total += ember_numel(ts[i]);
+  static const char *const what[] = {"the number of tensors", "the number of elements",
+                                     "the layout (dtypes and sizes) fingerprint",
+                                     "the reduction (1 sum, 2 mean, 4 max, 5 min)"};
+  int64_t sig[4] = {n, total, layout_hash(ts, n), (int64_t)op + 1};
+  if (agree(fn, 4, sig, what) < 0) return -1;
+  if (bucket_bytes == 0) bucket_bytes = DEFAULT_BUCKET;
+  int i = 0;
+  while (i < n) {
+    ember_dtype dt = ts[i]->dtype;
+    size_t es = ember_dtype_size(dt);
+    /* one tensor alone, worked on in place */
+    if (is_host_flat(ts[i]) && (nbytes(ts[i]) >= bucket_bytes || i + 1 == n ||
+                                ts[i + 1]->dtype != dt)) {
+      void *p = host_data(ts[i]);
+      size_t k = (size_t)ember_numel(ts[i]);
+      if (comm->all_reduce(fn, p, k, dt, comm_op(op)) < 0) return -1;
+      if (op == EMBER_MEAN) scale_mean(p, k, dt);
+      ember_bump_version(ts[i]);
+      i++;
+      continue;
+    }
+    /* a bucket: tensors of one dtype, packed until bucket_bytes */
+    int j = i;
+    size_t bytes = 0;
+    while (j < n && ts[j]->dtype == dt && (j == i || bytes + nbytes(ts[j]) <= bucket_bytes))
+      bytes += nbytes(ts[j++]);
+    char *buf = staging(bytes);
+    if (!buf) return -1;
+    size_t at = 0;
+    for (int k = i; k < j; k++) {
+      if (pack(buf + at, ts[k]) < 0) return -1;
+      at += nbytes(ts[k]);
+    }
+    if (comm->all_reduce(fn, buf, bytes / es, dt, comm_op(op)) < 0) return -1;
+    if (op == EMBER_MEAN) scale_mean(buf, bytes / es, dt);
+    at = 0;
+    for (int k = i; k < j; k++) {
+      if (unpack(ts[k], buf + at) < 0) return -1;
+      at += nbytes(ts[k]);
+    }
+    i = j;
+  }
+  return 0;
+}
+
+int ember_dist_all_reduce(ember_tensor *t, ember_reduce_op op) {
+  return ember_dist_all_reduce_many(&t, 1, op, 0);
+}
+
+int ember_dist_broadcast_many(ember_tensor *const *ts, int n, int root, size_t bucket_bytes) {
+  static const char fn[] = "broadcast";
+  if (n < 0) return ember_set_error("%s: negative tensor count", fn);
+  if (n > 0 && !ts) return ember_set_error("%s: no tensor list", fn);
+  for (int i = 0; i < n; i++)
+    if (check_tensor(fn, ts[i], n == 1 ? -1 : i) < 0) return -1;
+  if (live(fn) < 0) return -1;
+  if (root < 0 || root >= world)
+    return ember_set_error("%s: root %d is out of range 1..%d", fn, root + 1, world);
+  if (!comm || world == 1) return 0;
+  int64_t total = 0;
+  for (int i = 0; i < n; i++) total += (int64_t)nbytes(ts[i]);
+  static const char *const what[] = {"the number of tensors", "the number of bytes",
+                                     "the layout (dtypes and sizes) fingerprint", "root"};
+  int64_t sig[4] = {n, total, layout_hash(ts, n), root + 1};
+  if (agree(fn, 4, sig, what) < 0) return -1;
+  if (bucket_bytes == 0) bucket_bytes = DEFAULT_BUCKET;
+  int i = 0;
+  while (i < n) {
+    if (is_host_flat(ts[i]) && (nbytes(ts[i]) >= bucket_bytes || i + 1 == n)) {
+      if (comm->broadcast(fn, host_data(ts[i]), nbytes(ts[i]), root) < 0) return -1;
+      if (my_rank != root) ember_bump_version(ts[i]);
+      i++;
+      continue;
+    }
+    int j = i;
+    size_t bytes = 0;
+    while (j < n && (j == i || bytes + nbytes(ts[j]) <= bucket_bytes)) bytes += nbytes(ts[j++]);
+    char *buf = staging(bytes);
+    if (!buf) return -1;
+    size_t at = 0;
+    if (my_rank == root)
+      for (int k = i; k < j; k++) {
+        if (pack(buf + at, ts[k]) < 0) return -1;
+        at += nbytes(ts[k]);
+      }
+    if (comm->broadcast(fn, buf, bytes, root) < 0) return -1;
+    at = 0;
+    if (my_rank != root)
+      for (int k = i; k < j; k++) {
+        if (unpack(ts[k], buf + at) < 0) return -1;
+        at += nbytes(ts[k]);
+      }
+    i = j;
+  }
+  return 0;
+}
+
+int ember_dist_broadcast(ember_tensor *t, int root) {
+  return ember_dist_broadcast_many(&t, 1, root, 0);
+}
+
+ember_tensor *ember_dist_all_gather(const ember_tensor *t) {
+  static const char fn[] = "all_gather";
+  if (check_tensor(fn, t, -1) < 0 || live(fn) < 0) return NULL;
+  if (t->ndim >= EMBER_MAX_DIMS) {
+    ember_set_error("%s: a %d-dim tensor gathers to %d dims, more than %d", fn, t->ndim,
+                    t->ndim + 1, EMBER_MAX_DIMS);
+    return NULL;
+  }
+  int64_t shape[EMBER_MAX_DIMS];
+  shape[0] = world;
+  memcpy(shape + 1, t->shape, (size_t)t->ndim * sizeof *shape);
+  static const char *const what[] = {"the number of dims", "the number of elements",
+                                     "the shape fingerprint", "the dtype (its enum value)"};
+  uint64_t h = 1469598103934665603u;
+  for (int d = 0; d < t->ndim; d++) h = (h ^ (uint64_t)t->shape[d]) * 1099511628211u;
+  int64_t sig[4] = {t->ndim, ember_numel(t), (int64_t)(h >> 2), t->dtype};
+  if (agree(fn, 4, sig, what) < 0) return NULL;
+  ember_tensor *out = ember_empty(t->ndim + 1, shape, t->dtype);
+  if (!out) return NULL;
+  size_t b = nbytes(t);
+  int rc;
+  if (!comm || world == 1) {
+    rc = pack(host_data(out), t);
+  } else if (is_host_flat(t)) {
+    rc = comm->all_gather(fn, host_data(t), host_data(out), b);
+  } else {
+    char *buf = malloc(b ? b : 1);
+    rc = buf ? pack(buf, t) : ember_set_error("%s: out of memory", fn);
+    if (rc == 0) rc = comm->all_gather(fn, buf, host_data(out), b);
+    free(buf);
+  }
+  if (rc == 0 && t->storage->device != EMBER_CPU) {
+    int prev = ember_ag_pause();
+    ember_tensor *d = ember_to_device(out, t->storage->device);
+    ember_ag_resume(prev);
+    ember_tensor_release(out);
+    return d;
+  }
+  if (rc < 0) {
+    ember_tensor_release(out);
+    return NULL;
+  }
+  return out;
+}
+
+/* }====================================================================== */
