@@ -151,6 +151,8 @@ static void print_usage (const char *badoption) {
 */
 static void l_message (const char *pname, const char *msg) {
   if (pname) lua_writestringerror("%s: ", pname);
+  if (ember_dist_is_initialized() && ember_dist_world_size() > 1)  /* which rank */
+    fprintf(stderr, "rank %d of %d: ", ember_dist_rank() + 1, ember_dist_world_size());
   lua_writestringerror("%s\n", msg);
 }
 
@@ -1183,6 +1185,13 @@ int main (int argc, char **argv) {
   status = lua_pcall(L, 2, 1, 0);  /* do the call */
   result = lua_toboolean(L, -1);  /* get result */
   report(L, status);
+  /* A failed script in a job of several processes (mpirun): stop the whole
+     job, as mpi4py's `python -m mpi4py` does.  Closing the state would
+     finalize MPI, which waits for every rank, while the others may be
+     waiting in a collective for this one. */
+  if (!(result && status == LUA_OK) && ember_dist_is_initialized() &&
+      ember_dist_world_size() > 1)
+    ember_dist_abort(EXIT_FAILURE);
   lua_close(L);
   return (result && status == LUA_OK) ? EXIT_SUCCESS : EXIT_FAILURE;
 }

@@ -19,6 +19,7 @@ int luaopen_ember_core(lua_State *L) {
   l_register_cuda(L);
   l_register_data(L);
   l_register_io(L);
+  l_register_dist(L);
   lua_pushvalue(L, -1);
   lua_setfield(L, -3, "_methods");
   lua_pop(L, 1);
