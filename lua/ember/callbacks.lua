@@ -269,6 +269,13 @@ end
 -- ModelCheckpoint
 -- =======================================================================
 
+--- Whether this process writes files: in a job of several processes
+-- (ember.distributed) only rank 1 does, so one file is written once.
+local function writer()
+  local d = ember.distributed
+  return not d.is_initialized() or d.rank() == 1
+end
+
 local ModelCheckpoint = Callback:extend("ModelCheckpoint")
 callbacks.ModelCheckpoint = ModelCheckpoint
 
@@ -313,22 +320,24 @@ end
 
 function ModelCheckpoint:on_epoch_end(epoch, logs)
   local path = fill_path(self.filepath, epoch, logs)
+  local verbose = writer() and self.verbose or 0
   if self.save_best_only then
     local current = monitored("ModelCheckpoint", self.monitor, logs)
     if not improved(self.mode, current, self.best, 0) then
-      if self.verbose > 0 then
+      if verbose > 0 then
         print(("Epoch %d: %s did not improve from %.5f"):format(epoch, self.monitor, self.best))
       end
       return
     end
-    if self.verbose > 0 then
+    if verbose > 0 then
       print(("Epoch %d: %s improved from %.5f to %.5f, saving model to %s")
             :format(epoch, self.monitor, self.best, current, path))
     end
     self.best = current
-  elseif self.verbose > 0 then
+  elseif verbose > 0 then
     print(("Epoch %d: saving model to %s"):format(epoch, path))
   end
+  if not writer() then return end
   local rng = ember.get_rng_state()
   local meta = {["fit.epoch"] = tostring(epoch),
                 ["fit.rng_state"] = ("%d %d"):format(rng.seed, rng.offset)}
@@ -518,7 +527,7 @@ function CSVLogger:on_epoch_end(epoch, logs)
     row[#row + 1] = type(v) == "number" and ("%.17g"):format(v) or (v ~= nil and tostring(v) or "")
   end
   self.lines[#self.lines + 1] = table.concat(row, sep)
-  write_atomic(self.filename, table.concat(self.lines, "\n") .. "\n")
+  if writer() then write_atomic(self.filename, table.concat(self.lines, "\n") .. "\n") end
 end
 
 -- }======================================================================

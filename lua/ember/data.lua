@@ -523,13 +523,14 @@ function data.loader(a, b, c)
     fail(2, "loader: expected a tensor x or a dataset, got %s", kind(a))
   end
   opts = options("loader", opts,
-                 {batch_size = true, shuffle = true, drop_last = true, seed = true}, 2)
+                 {batch_size = true, shuffle = true, drop_last = true, seed = true, shard = true}, 2)
   local self = setmetatable({
     dataset = ds,
     batch_size = opts.batch_size == nil and 1
                  or check_int("loader", opts.batch_size, "batch_size", 1, 2),
     shuffle = check_bool("loader", opts.shuffle, "shuffle", 2),
     drop_last = check_bool("loader", opts.drop_last, "drop_last", 2),
+    shard = check_bool("loader", opts.shard, "shard", 2),
     seed = opts.seed,
     epoch = 0,
   }, Loader)
@@ -540,34 +541,53 @@ function data.loader(a, b, c)
   return self
 end
 
+--- The number of samples an epoch of this loader visits: with shard, this
+-- rank's share (ember.distributed.shard).
+local function epoch_size(self)
+  local n = #self.dataset
+  if not self.shard then return n end
+  local w = ember.distributed.world_size()
+  return (n + w - 1) // w
+end
+
 --- #loader: the number of batches in an epoch.
 function Loader.__len(self)
-  local n, bs = #self.dataset, self.batch_size
+  local n, bs = epoch_size(self), self.batch_size
   if self.drop_last then return n // bs end
   return (n + bs - 1) // bs
 end
 
 function Loader.__tostring(self)
-  return ("DataLoader(%d samples, batch_size %d, %d batches%s)"):format(
-    #self.dataset, self.batch_size, #self, self.shuffle and ", shuffled" or "")
+  local shard = ""
+  if self.shard then
+    shard = (", shard %d of %d"):format(ember.distributed.rank(), ember.distributed.world_size())
+  end
+  return ("DataLoader(%d samples, batch_size %d, %d batches%s%s)"):format(
+    #self.dataset, self.batch_size, #self, self.shuffle and ", shuffled" or "", shard)
 end
 
---- The order of one epoch: a permutation (shuffle) or nil (in order).
+--- The order of one epoch: a permutation (shuffle) or nil (in order);
+-- with shard, this rank's part of rank 1's order.
 function Loader:_order()
   self.epoch = self.epoch + 1
-  if not self.shuffle then return nil end
   local n = #self.dataset
-  if self.seed then
+  local order
+  if not self.shuffle then
+    order = nil
+  elseif self.seed then
     -- epoch e draws at counter (e-1)*n of the seed's stream: the orders
     -- manual_seed(seed) and one randperm(n) per epoch would give
-    return seeded_randperm(self.seed, (self.epoch - 1) * n, n)
+    order = seeded_randperm(self.seed, (self.epoch - 1) * n, n)
+  else
+    order = ember.randperm(n)
   end
-  return ember.randperm(n)
+  if self.shard then order = ember.distributed.shard(order, n) end
+  return order
 end
 
 --- Batch b of an epoch with the given order.
 function Loader:_batch(order, b)
-  local n, bs = #self.dataset, self.batch_size
+  local n, bs = order and order:numel() or #self.dataset, self.batch_size
   local start = (b - 1) * bs + 1
   local len = math.min(bs, n - start + 1)
   if self._tensors then

@@ -186,7 +186,11 @@ local OPTIMIZERS = {adam = {"Adam", 1e-3}, adamw = {"AdamW", 1e-3}, sgd = {"SGD"
 -- target); metrics a list of names or functions(output, target) ->
 -- number (named entries, metrics = {top = fn}, name them).
 function Module:compile(spec)
-  local o = options("compile", spec, {optimizer = "rmsprop", loss = false, metrics = false})
+  local o = options("compile", spec, {optimizer = "rmsprop", loss = false, metrics = false,
+                                      distributed = false})
+  if o.distributed ~= nil and type(o.distributed) ~= "boolean" then
+    fail("compile: distributed must be a boolean, got " .. kind(o.distributed))
+  end
   if o.loss == nil then fail("compile: a loss is required (e.g. loss = \"mse\")") end
   local params = self:parameters()
   local opt = o.optimizer
@@ -247,6 +251,7 @@ function Module:compile(spec)
   fields.optimizer, fields.loss_fn, fields.compiled_metrics = opt, loss_fn, names
   fields.compiled_loss = type(o.loss) == "string" and o.loss or nil
   fields._metrics = metrics
+  fields.distributed = o.distributed or nil
   return self
 end
 
@@ -456,26 +461,89 @@ end
 -- }======================================================================
 
 -- {======================================================================
+-- Distributed (ember.distributed): fit, evaluate with distributed = true
+-- =======================================================================
+
+local dist = ember.distributed
+
+--- Whether a call runs distributed: its own `distributed` option, else
+-- compile's; joins the job (a world of one without a launcher) when so.
+-- True only in a job of several processes.
+local function distributed(self, fname, opts)
+  local v
+  if type(opts) == "table" and opts.distributed ~= nil then v = opts.distributed
+  else v = rawget(self, "_fields").distributed or false end
+  if type(v) ~= "boolean" then
+    fail(("%s: distributed must be a boolean, got %s"):format(fname, kind(v)))
+  end
+  if not v then return false end
+  dist.init()
+  return dist.world_size() > 1
+end
+
+--- The module fit calls: a DistributedDataParallel's own module, since
+-- fit averages the gradients itself.
+local function forward_module(self)
+  if class_of(self) == "DistributedDataParallel" then return self.module end
+  return self
+end
+
+--- Sums (a list of numbers) added up over the ranks, in float64.
+local function sum_over_ranks(list)
+  local t = ember.tensor(list, {dtype = "float64"})
+  dist.all_reduce(t, "sum")
+  return t:totable()
+end
+
+--- Whether any rank's model says stop_training.
+local function any_rank_stops(self)
+  local t = ember.tensor({self.stop_training and 1 or 0}, {dtype = "int32"})
+  dist.all_reduce(t, "max")
+  return t:totable()[1] > 0
+end
+
+-- }======================================================================
+
+-- {======================================================================
 -- evaluate, predict
 -- =======================================================================
 
 --- Loss and metrics over (x, y) in batches, in eval mode without
 -- recording; returns a logs table (with `prefix` on each key).
-local function run_eval(self, x, y, batch_size, prefix)
+--
+-- Distributed (ddp): each rank takes its own contiguous part of the rows,
+-- and the sums are added up over the ranks, so the logs are those of the
+-- whole set on every rank.
+local function run_eval(self, x, y, batch_size, prefix, ddp)
   local was_training = self.training
   self:eval()
   local n = x:size(1)
   local dev = device_of(self)
+  local model = forward_module(self)
+  local first, last = 1, n
+  if ddp then
+    local part = (n + dist.world_size() - 1) // dist.world_size()
+    first = (dist.rank() - 1) * part + 1
+    last = math.min(n, first + part - 1)
+  end
   local ok, logs = pcall(ember.no_grad, function()
     local sums = {loss = 0}
-    for start = 1, n, batch_size do
-      local len = math.min(batch_size, n - start + 1)
+    for _, m in ipairs(self._metrics) do sums[m.name] = 0 end
+    for start = first, last, batch_size do
+      local len = math.min(batch_size, last - start + 1)
       local xb, yb = rows(x, start, len, nil, dev), rows(y, start, len, nil, dev)
-      local out = self(xb)
+      local out = model(xb)
       sums.loss = sums.loss + self.loss_fn(out, yb):item() * len
       for _, m in ipairs(self._metrics) do
-        sums[m.name] = (sums[m.name] or 0) + metric_value(m.name, m.fn(out, yb)) * len
+        sums[m.name] = sums[m.name] + metric_value(m.name, m.fn(out, yb)) * len
       end
+    end
+    if ddp then
+      local list = {sums.loss}
+      for i, m in ipairs(self._metrics) do list[i + 1] = sums[m.name] end
+      list = sum_over_ranks(list)
+      sums.loss = list[1]
+      for i, m in ipairs(self._metrics) do sums[m.name] = list[i + 1] end
     end
     local out = {}
     for k, v in pairs(sums) do out[prefix .. k] = v / n end
@@ -496,12 +564,14 @@ end
 -- loss, metric1, ... (or one table of them with return_dict).
 function Module:evaluate(x, y, opts)
   compiled(self, "evaluate")
-  local o = options("evaluate", opts, {batch_size = 32, return_dict = false, verbose = 0})
+  local o = options("evaluate", opts, {batch_size = 32, return_dict = false, verbose = 0,
+                                       distributed = false})
   check_xy("evaluate", x, y, true)
   local bs = check_int("evaluate", "batch_size", o.batch_size, 1)
   if x:size(1) == 0 then fail("evaluate: no samples") end
+  local ddp = distributed(self, "evaluate", opts)
   remember_input(self, x)
-  local logs = run_eval(self, x, y, bs, "")
+  local logs = run_eval(self, x, y, bs, "", ddp)
   if o.return_dict then return logs end
   local out = {}
   for i, k in ipairs(metric_keys(self, "")) do out[i] = logs[k] end
@@ -569,7 +639,7 @@ function Module:fit(x, y, opts)
   compiled(self, "fit")
   local o = options("fit", opts, {epochs = 1, batch_size = 32, validation_split = 0,
     validation_data = false, shuffle = true, callbacks = false, verbose = 1, initial_epoch = 0,
-    terminate_on_nan = true})
+    terminate_on_nan = true, distributed = false})
   check_xy("fit", x, y, true)
   local epochs = check_int("fit", "epochs", o.epochs, 0)
   local bs = check_int("fit", "batch_size", o.batch_size, 1)
@@ -610,8 +680,12 @@ function Module:fit(x, y, opts)
   end
   local n = x:size(1)
   if n == 0 then fail("fit: no training samples") end
+  local ddp = distributed(self, "fit", opts)
   remember_input(self, x)
-  local steps = (n + bs - 1) // bs
+  -- distributed: each rank runs its shard of every epoch (dist.shard)
+  local nloc = ddp and (n + dist.world_size() - 1) // dist.world_size() or n
+  local steps = (nloc + bs - 1) // bs
+  if ddp and dist.rank() ~= 1 then verbose = 0 end
   local keys = metric_keys(self, "")
   local all_keys = {table.unpack(keys)}
   if xv then for _, k in ipairs(metric_keys(self, "val_")) do all_keys[#all_keys + 1] = k end end
@@ -628,7 +702,10 @@ function Module:fit(x, y, opts)
   local was_training = self.training
   local opt, loss_fn, metrics = self.optimizer, self.loss_fn, self._metrics
   local dev = device_of(self)
+  local model = forward_module(self)
+  local params = self:parameters()
   self.stop_training = false
+  if ddp then dist.broadcast_module(self, 1) end
 
   local function run()
     notify(cbs, "on_train_begin", {})
@@ -637,14 +714,16 @@ function Module:fit(x, y, opts)
       notify(cbs, "on_epoch_begin", epoch, {})
       progress:epoch_begin(epoch, steps)
       local perm = o.shuffle and ember.randperm(n) or nil
+      if ddp then perm = dist.shard(perm, n) end
       local sums, seen, logs, done = {loss = 0}, 0, {}, 0
+      for _, m in ipairs(metrics) do sums[m.name] = 0 end
       for b = 1, steps do
         local start = (b - 1) * bs + 1
-        local len = math.min(bs, n - start + 1)
+        local len = math.min(bs, nloc - start + 1)
         local xb, yb = rows(x, start, len, perm, dev), rows(y, start, len, perm, dev)
         notify(cbs, "on_train_batch_begin", b, {batch = b, size = len})
         opt:zero_grad()
-        local out = self(xb)
+        local out = model(xb)
         local loss = loss_fn(out, yb)
         if not ember.is_tensor(loss) or loss:numel() ~= 1 then
           fail("fit: the loss must be a one-element tensor, got " ..
@@ -652,8 +731,17 @@ function Module:fit(x, y, opts)
         end
         loss:backward()
         -- the one read of the loss per batch (the display needs it); taken
-        -- before the step, so a non-finite loss leaves the weights alone
-        local lv = loss:item()
+        -- before the step, so a non-finite loss leaves the weights alone.
+        -- Distributed: the gradients and the loss averaged over the ranks
+        -- in one call, so every rank sees the same loss and stops together.
+        local lv
+        if ddp then
+          local lt = loss:detach():clone()
+          dist.average_gradients(params, 0, {lt})
+          lv = lt:item()
+        else
+          lv = loss:item()
+        end
         local bad = terminate_on_nan and (lv ~= lv or lv == math.huge or lv == -math.huge)
         if bad then
           local what = lv ~= lv and "nan" or lv > 0 and "inf" or "-inf"
@@ -669,7 +757,7 @@ function Module:fit(x, y, opts)
           ember.no_grad(function()
             local od = out:detach()
             for _, m in ipairs(metrics) do
-              sums[m.name] = (sums[m.name] or 0) + metric_value(m.name, m.fn(od, yb)) * len
+              sums[m.name] = sums[m.name] + metric_value(m.name, m.fn(od, yb)) * len
             end
           end)
         end
@@ -680,14 +768,26 @@ function Module:fit(x, y, opts)
         logs.batch, logs.size = b, len
         notify(cbs, "on_train_batch_end", b, logs)
         logs.batch, logs.size = nil, nil
+        if ddp and #cbs > 0 then self.stop_training = any_rank_stops(self) end
         if self.stop_training then
           history.stopped = history.stopped or {reason = "callback", epoch = epoch, batch = b,
             message = ("fit: a callback stopped training at epoch %d, batch %d"):format(epoch, b)}
           break
         end
       end
+      if ddp then
+        -- the epoch's logs over all ranks; rank 1's buffers (BatchNorm's
+        -- running statistics) for every rank, as DDP's broadcast_buffers
+        local list = {seen, sums.loss}
+        for i, m in ipairs(metrics) do list[i + 2] = sums[m.name] end
+        list = sum_over_ranks(list)
+        logs = {loss = list[2] / list[1]}
+        for i, m in ipairs(metrics) do logs[m.name] = list[i + 2] / list[1] end
+        local buffers = self:buffers()
+        if #buffers > 0 then dist.broadcast_coalesced(buffers, 1) end
+      end
       if xv then
-        for k, v in pairs(run_eval(self, xv, yv, bs, "val_")) do logs[k] = v end
+        for k, v in pairs(run_eval(self, xv, yv, bs, "val_", ddp)) do logs[k] = v end
       end
       progress:epoch_end(done, all_keys, logs)
       notify(cbs, "on_epoch_end", epoch, logs)
@@ -697,6 +797,7 @@ function Module:fit(x, y, opts)
         h[k][#history.epoch + 1] = v
       end
       history.epoch[#history.epoch + 1] = epoch
+      if ddp then self.stop_training = any_rank_stops(self) end
       if self.stop_training then
         history.stopped = history.stopped or {reason = "callback", epoch = epoch,
           message = ("fit: a callback stopped training at the end of epoch %d"):format(epoch)}
