@@ -6,7 +6,8 @@ local run = require "helpers.run"
 -- (6000 images, 2 epochs: about 74% for the CNN; the MLP is cheap enough for 20000.)
 local ARGS = {["examples/fashion_mnist_cnn.lua"] = "--limit 6000 --epochs 2",
               ["examples/custom_loop.lua"] = "--limit 6000 --epochs 2",
-              ["examples/fashion_mnist_mlp.lua"] = "--limit 20000 --epochs 2"}
+              ["examples/fashion_mnist_mlp.lua"] = "--limit 20000 --epochs 2",
+              ["examples/fashion_mnist_ddp.lua"] = "--limit 6000 --epochs 2"}
 local outputs = {}
 
 local function run_example(path)
@@ -50,6 +51,26 @@ describe("the Fashion-MNIST examples, shortened", function()
   it("fashion_mnist_mlp.lua learns", function()
     local out = run_example("examples/fashion_mnist_mlp.lua")
     assert.is_true(accuracy(out, "test accuracy: ([%d%.]+)") > 0.70, out)
+  end)
+
+  it("fashion_mnist_ddp.lua learns in a world of one", function()
+    local out = run_example("examples/fashion_mnist_ddp.lua")
+    assert.truthy(out:find("1 rank(s)", 1, true), out)
+    assert.is_true(accuracy(out, "test accuracy: ([%d%.]+)") > 0.70, out)
+    assert.truthy(out:find("reloaded on every rank: the same predictions", 1, true), out)
+  end)
+
+  it("fashion_mnist_ddp.lua learns under mpirun -np 2", function()
+    local cmd, why = run.mpirun(2, run.ember .. " examples/fashion_mnist_ddp.lua --limit 6000 --epochs 3")
+    if not cmd then pending(why) return end
+    local out, rc = run.sh(cmd)
+    assert.are.equal(0, rc, out)
+    assert.truthy(out:find("2 rank%(s%), %d+ thread%(s%) each, mpi"), out)
+    assert.is_true(accuracy(out, "test accuracy: ([%d%.]+)") > 0.70, out)
+    -- rank 1 alone prints, rank 2 loads what rank 1 saved
+    local _, lines = out:gsub("epoch 1/3", "")
+    assert.are.equal(1, lines, out)
+    assert.truthy(out:find("reloaded on every rank: the same predictions", 1, true), out)
   end)
 
   it("custom_loop.lua learns, epoch by epoch", function()

@@ -1,0 +1,61 @@
+-- train_equiv.lua MODE OUT: train a small CNN on fixed random data and
+-- save its weights to OUT (rank 1 only), for spec/dist/ddp_spec.lua.
+--   single  one process, batches of 64 (the reference)
+--   ddp     nn.DistributedDataParallel, a sharded loader, batches of 32 per rank
+--   fit     model:fit{distributed = true}, batches of 32 per rank
+-- Under `mpirun -np 2`, ddp and fit take the same global batches as single.
+local ember = require "ember"
+local nn, optim, data = ember.nn, ember.optim, ember.data
+local dist = ember.distributed
+
+local mode, out, opt_name = arg[1], arg[2], arg[3] or "adam"
+dist.init()
+local world = dist.world_size()
+
+-- the data: the same on every rank (drawn before any seeding of the model)
+ember.manual_seed(7)
+local n = 64 * 5
+local x = ember.randn(n, 1, 8, 8)
+local y = ember.randint(1, 4, {n})
+
+ember.manual_seed(42)
+local net = nn.Sequential{
+  nn.Conv2d(1, 4, 3, {padding = 1}), nn.ReLU(), nn.MaxPool2d(2),
+  nn.Flatten(), nn.Linear(4 * 4 * 4, 16), nn.Tanh(), nn.Linear(16, 4),
+}
+if dist.rank() ~= 1 then
+  -- other ranks start from other weights: DDP and fit must broadcast rank 1's
+  for _, p in ipairs(net:parameters()) do ember.no_grad(function() p:copy_(ember.rand(p:shape())) end) end
+end
+local function make_opt(params)
+  if opt_name == "sgd" then return optim.SGD(params, {lr = 0.05, momentum = 0.9}) end
+  return optim.Adam(params, {lr = 1e-2})
+end
+local epochs = 2
+ember.manual_seed(1234)   -- the shuffles
+
+if mode == "single" or mode == "ddp" then
+  local model = mode == "ddp" and nn.DistributedDataParallel(net) or net
+  local opt = make_opt(model:parameters())
+  local crit = nn.CrossEntropyLoss()
+  local bs = mode == "ddp" and 64 // world or 64
+  local loader = data.loader(x, y, {batch_size = bs, shuffle = true, shard = mode == "ddp"})
+  for _ = 1, epochs do
+    for xb, yb in loader do
+      opt:zero_grad()
+      local loss = crit(model(xb), yb)
+      loss:backward()
+      opt:step()
+    end
+  end
+elseif mode == "fit" then
+  net:compile{optimizer = make_opt(net:parameters()), loss = nn.CrossEntropyLoss(),
+              metrics = {"accuracy"}, distributed = true}
+  local h = net:fit(x, y, {epochs = epochs, batch_size = 64 // world, verbose = 0,
+                           validation_split = 0})
+  io.write(("rank %d loss %.6f accuracy %.6f\n"):format(dist.rank(), h.loss[epochs],
+           h.accuracy[epochs]))
+else
+  error("train_equiv: unknown mode " .. tostring(mode))
+end
+if dist.rank() == 1 then ember.save(out, net:state_dict()) end
