@@ -208,9 +208,10 @@ static int check_op(const char *fn, const ember_tensor *t, ember_reduce_op op) {
   return 0;
 }
 
-/* Every rank passed the same: `n` values (each >= 0) agree across ranks,
-   found with one all-reduce of their maxima and negated minima.  On a
-   mismatch every rank gets the same error, `what` naming value i. */
+/* Every rank passed the same: `n` values agree across ranks, found with
+   one all-reduce of their maxima and negated minima.  On a mismatch every
+   rank gets the same error, `what` naming value i ("#..." names a
+   fingerprint, whose values mean nothing to a reader). */
 #define SIG_MAX 6
 static int agree(const char *fn, int n, const int64_t *v, const char *const *what) {
   if (!comm || world == 1) return 0;
@@ -220,22 +221,27 @@ static int agree(const char *fn, int n, const int64_t *v, const char *const *wha
     buf[n + i] = -v[i];
   }
   if (comm->all_reduce(fn, buf, (size_t)(2 * n), EMBER_INT64, EMBER_COMM_MAX) < 0) return -1;
-  for (int i = 0; i < n; i++)
-    if (buf[i] != -buf[n + i])
-      return ember_set_error("%s: the ranks passed different arguments: %s is %lld on "
-                             "rank %d, and ranges over %lld..%lld across ranks", fn, what[i],
-                             (long long)v[i], my_rank + 1, (long long)-buf[n + i],
-                             (long long)buf[i]);
+  for (int i = 0; i < n; i++) {
+    if (buf[i] == -buf[n + i]) continue;
+    if (what[i][0] == '#')
+      return ember_set_error("%s: the ranks passed different arguments: %s differ", fn,
+                             what[i] + 1);
+    return ember_set_error("%s: the ranks passed different arguments: %s is %lld on "
+                           "rank %d, and ranges over %lld..%lld across ranks", fn, what[i],
+                           (long long)v[i], my_rank + 1, (long long)-buf[n + i],
+                           (long long)buf[i]);
+  }
   return 0;
 }
 
-/* A fingerprint of a list's dtypes and sizes, in [0, 2^62). */
+/* A fingerprint of a list's dtypes and sizes (FNV-1a), in [0, 2^62).  The
+   device is not in it: one rank's tensors may be on a GPU and another's
+   not, as data moves through host memory. */
 static int64_t layout_hash(ember_tensor *const *ts, int n) {
   uint64_t h = 1469598103934665603u;
   for (int i = 0; i < n; i++) {
     h = (h ^ (uint64_t)ember_numel(ts[i])) * 1099511628211u;
     h = (h ^ (uint64_t)ts[i]->dtype) * 1099511628211u;
-    h = (h ^ (uint64_t)ts[i]->storage->device) * 1099511628211u;
   }
   return (int64_t)(h >> 2);
 }
@@ -342,31 +348,32 @@ int ember_dist_all_reduce_many(ember_tensor *const *ts, int n, ember_reduce_op o
   int64_t total = 0;
   for (int i = 0; i < n; i++) total += ember_numel(ts[i]);
   static const char *const what[] = {"the number of tensors", "the number of elements",
-                                     "the layout (dtypes and sizes) fingerprint",
+                                     "#the tensors' dtypes or sizes",
                                      "the reduction (1 sum, 2 mean, 4 max, 5 min)"};
   int64_t sig[4] = {n, total, layout_hash(ts, n), (int64_t)op + 1};
   if (agree(fn, 4, sig, what) < 0) return -1;
   if (bucket_bytes == 0) bucket_bytes = DEFAULT_BUCKET;
+  /* Buckets: runs of tensors of one dtype, up to bucket_bytes (a larger
+     tensor alone).  Where they end depends only on what every rank agreed
+     on above, so every rank makes the same calls; whether a bucket of one
+     tensor is reduced in place or through the staging block is each
+     rank's own affair. */
   int i = 0;
   while (i < n) {
     ember_dtype dt = ts[i]->dtype;
     size_t es = ember_dtype_size(dt);
-    /* one tensor alone, worked on in place */
-    if (is_host_flat(ts[i]) && (nbytes(ts[i]) >= bucket_bytes || i + 1 == n ||
-                                ts[i + 1]->dtype != dt)) {
-      void *p = host_data(ts[i]);
-      size_t k = (size_t)ember_numel(ts[i]);
-      if (comm->all_reduce(fn, p, k, dt, comm_op(op)) < 0) return -1;
-      if (op == EMBER_MEAN) scale_mean(p, k, dt);
-      ember_bump_version(ts[i]);
-      i++;
-      continue;
-    }
-    /* a bucket: tensors of one dtype, packed until bucket_bytes */
     int j = i;
     size_t bytes = 0;
     while (j < n && ts[j]->dtype == dt && (j == i || bytes + nbytes(ts[j]) <= bucket_bytes))
       bytes += nbytes(ts[j++]);
+    if (j == i + 1 && is_host_flat(ts[i])) {
+      void *p = host_data(ts[i]);
+      if (comm->all_reduce(fn, p, bytes / es, dt, comm_op(op)) < 0) return -1;
+      if (op == EMBER_MEAN) scale_mean(p, bytes / es, dt);
+      ember_bump_version(ts[i]);
+      i = j;
+      continue;
+    }
     char *buf = staging(bytes);
     if (!buf) return -1;
     size_t at = 0;
@@ -403,21 +410,21 @@ int ember_dist_broadcast_many(ember_tensor *const *ts, int n, int root, size_t b
   int64_t total = 0;
   for (int i = 0; i < n; i++) total += (int64_t)nbytes(ts[i]);
   static const char *const what[] = {"the number of tensors", "the number of bytes",
-                                     "the layout (dtypes and sizes) fingerprint", "root"};
+                                     "#the tensors' dtypes or sizes", "root"};
   int64_t sig[4] = {n, total, layout_hash(ts, n), root + 1};
   if (agree(fn, 4, sig, what) < 0) return -1;
   if (bucket_bytes == 0) bucket_bytes = DEFAULT_BUCKET;
-  int i = 0;
+  int i = 0;     /* buckets as all_reduce's, of any dtypes */
   while (i < n) {
-    if (is_host_flat(ts[i]) && (nbytes(ts[i]) >= bucket_bytes || i + 1 == n)) {
-      if (comm->broadcast(fn, host_data(ts[i]), nbytes(ts[i]), root) < 0) return -1;
-      if (my_rank != root) ember_bump_version(ts[i]);
-      i++;
-      continue;
-    }
     int j = i;
     size_t bytes = 0;
     while (j < n && (j == i || bytes + nbytes(ts[j]) <= bucket_bytes)) bytes += nbytes(ts[j++]);
+    if (j == i + 1 && is_host_flat(ts[i])) {
+      if (comm->broadcast(fn, host_data(ts[i]), bytes, root) < 0) return -1;
+      if (my_rank != root) ember_bump_version(ts[i]);
+      i = j;
+      continue;
+    }
     char *buf = staging(bytes);
     if (!buf) return -1;
     size_t at = 0;
@@ -454,7 +461,7 @@ ember_tensor *ember_dist_all_gather(const ember_tensor *t) {
   shape[0] = world;
   memcpy(shape + 1, t->shape, (size_t)t->ndim * sizeof *shape);
   static const char *const what[] = {"the number of dims", "the number of elements",
-                                     "the shape fingerprint", "the dtype (its enum value)"};
+                                     "#the shapes", "#the dtypes"};
   uint64_t h = 1469598103934665603u;
   for (int d = 0; d < t->ndim; d++) h = (h ^ (uint64_t)t->shape[d]) * 1099511628211u;
   int64_t sig[4] = {t->ndim, ember_numel(t), (int64_t)(h >> 2), t->dtype};

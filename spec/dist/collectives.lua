@@ -96,6 +96,15 @@ for _, dev in ipairs(devices) do
   end)
 end
 
+check("ranks may hold their tensors differently (a view here, contiguous there)", function()
+  local list = rank == 1 and {ember.ones(2, 3), ember.ones(4)} or {ember.ones(3, 2):t(), ember.ones(4)}
+  dist.all_reduce_coalesced(list, "sum", 1000)
+  same(list[1], {{2, 2, 2}, {2, 2, 2}}, "first")
+  same(list[2], {2, 2, 2, 2}, "second")
+  dist.all_reduce_coalesced(list, "sum", 4)
+  same(list[2], {4, 4, 4, 4}, "small buckets")
+end)
+
 check("a large buffer in pieces of buckets", function()
   local t = ember.full({300000}, rank)
   dist.all_reduce_coalesced({t, ember.ones(5)}, "sum", 1024)
