@@ -27,7 +27,8 @@ describe("lua fuzzer", function()
     for _, t in ipairs(fuzz.targets(ember)) do names[t.name] = true end
     for _, n in ipairs({"ember.add", "ember.tensor", "ember.zeros", "ember.cat",
                         "ember.no_grad", "ember._adam_step", "ember.cuda.is_available",
-                        "ember.nn.functional.cross_entropy", "Tensor:add", "Tensor:narrow",
+                        "ember.nn.functional.cross_entropy", "ember.distributed.all_reduce",
+                        "ember.distributed.all_reduce_coalesced", "Tensor:add", "Tensor:narrow",
                         "Tensor:index_add_", "mt.__add", "mt.__index", "mt.__newindex",
                         "mt.__close", "mt.__gc", "mt.__tostring"}) do
       assert.truthy(names[n], n .. " is not fuzzed")
@@ -37,7 +38,8 @@ describe("lua fuzzer", function()
       if type(v) == "function" then
         assert.truthy(names["ember." .. k] or type(fuzz.SKIP[k]) == "string", k)
       elseif type(v) == "table" and k ~= "cuda" then
-        assert.truthy(k == "nn" or type(fuzz.SKIP_TABLES[k]) == "string", "table " .. k)
+        assert.truthy(k == "nn" or k == "distributed" or type(fuzz.SKIP_TABLES[k]) == "string",
+                      "table " .. k)
       end
     end
     -- and no reason is stale

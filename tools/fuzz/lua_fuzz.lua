@@ -141,6 +141,11 @@ function M.targets(ember)
       if type(v) == "function" then add("ember.cuda." .. k, v, false) end
     end
   end
+  if type(ember.distributed) == "table" then   -- a world of one here
+    for k, v in pairs(ember.distributed) do
+      if type(v) == "function" then add("ember.distributed." .. k, v, false) end
+    end
+  end
   local F = ember.nn and ember.nn.functional
   if type(F) == "table" then
     for k, v in pairs(F) do
