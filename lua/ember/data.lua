@@ -581,7 +581,7 @@ function Loader:_order()
   else
     order = ember.randperm(n)
   end
-  if self.shard then order = ember.distributed.shard(order, n) end
+  if self.shard then order = ember.distributed.shard(order, n, "loader") end
   return order
 end
 

@@ -15,6 +15,9 @@
 local ember = require "ember"
 
 local C = ember._dist
+-- errors of the helpers below point at the user's call, past the library
+local fail = require("ember.blame").failer("ember/distributed", "ember/train", "ember/data",
+                                           "ember/nn/")
 local dist = {}
 for k, f in pairs(C) do dist[k] = f end
 
@@ -25,10 +28,12 @@ for k, f in pairs(C) do dist[k] = f end
 -- same number of steps), then every world_size-th entry from this rank's
 -- position.  The ranks' batch b together are the single-process batch b
 -- of world_size times the size.  Returns an int64 tensor, or `order`
--- itself in a world of one.
-function dist.shard(order, n)
+-- itself in a world of one.  Every rank must pass the same n (checked;
+-- fname names the caller in the error).
+function dist.shard(order, n, fname)
   local w = C.world_size()
   if w == 1 then return order end
+  dist.check_same(fname or "shard", n, "samples")
   if order then
     C.broadcast(order, 1)
   else
@@ -40,6 +45,16 @@ function dist.shard(order, n)
     full = ember.cat({full, order:narrow(1, 1, math.min(n, per * w - full:numel()))}, 1)
   end
   return full:narrow(1, 1, per * w):view(per, w):select(2, C.rank()):contiguous()
+end
+
+--- Raise the same error on every rank unless every rank passed the same
+-- integer n (fname and `what` name it in the message): one all-reduce.
+function dist.check_same(fname, n, what)
+  local t = C.all_reduce(ember.tensor({n, -n}, {dtype = "int64"}), "max"):totable()
+  if t[1] ~= -t[2] then
+    fail(("%s: the ranks have different numbers of %s (%d on rank %d; %d..%d across ranks)")
+         :format(fname, what, n, C.rank(), -t[2], t[1]))
+  end
 end
 
 --- Every parameter and buffer of `module` set to rank `root`'s (1 unless

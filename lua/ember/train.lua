@@ -522,6 +522,7 @@ local function run_eval(self, x, y, batch_size, prefix, ddp)
   local model = forward_module(self)
   local first, last = 1, n
   if ddp then
+    dist.check_same(prefix == "val_" and "fit (validation)" or "evaluate", n, "samples")
     local part = (n + dist.world_size() - 1) // dist.world_size()
     first = (dist.rank() - 1) * part + 1
     last = math.min(n, first + part - 1)
@@ -681,6 +682,7 @@ function Module:fit(x, y, opts)
   local n = x:size(1)
   if n == 0 then fail("fit: no training samples") end
   local ddp = distributed(self, "fit", opts)
+  if ddp then dist.check_same("fit", n, "samples") end   -- before anything changes
   remember_input(self, x)
   -- distributed: each rank runs its shard of every epoch (dist.shard)
   local nloc = ddp and (n + dist.world_size() - 1) // dist.world_size() or n
@@ -714,7 +716,7 @@ function Module:fit(x, y, opts)
       notify(cbs, "on_epoch_begin", epoch, {})
       progress:epoch_begin(epoch, steps)
       local perm = o.shuffle and ember.randperm(n) or nil
-      if ddp then perm = dist.shard(perm, n) end
+      if ddp then perm = dist.shard(perm, n, "fit") end
       local sums, seen, logs, done = {loss = 0}, 0, {}, 0
       for _, m in ipairs(metrics) do sums[m.name] = 0 end
       for b = 1, steps do

@@ -125,6 +125,20 @@ describe("ember.distributed under mpirun -np 2", function()
       assert.truthy(out:find("rank 2 stopped: nan at epoch 1 batch 5", 1, true), out)
     end)
 
+    it("ranks with different numbers of samples: the same error on each, no hang", function()
+      local out, rc = job("spec/dist/faults.lua", "sizes")
+      assert.are.equal(0, rc, out)
+      for r = 1, 2 do
+        local n = r == 1 and 64 or 63
+        for _, what in ipairs{"shuffle false", "shuffle true"} do
+          assert.truthy(out:find(("rank %d %s: spec/dist/faults.lua:%%d+: fit: the ranks have " ..
+            "different numbers of samples %%(%d on rank %d; 63..64 across ranks%%)"):format(r, what, n, r)), out)
+        end
+        assert.truthy(out:find(("rank %d evaluate: [^\n]*evaluate: the ranks have different " ..
+          "numbers of samples"):format(r)), out)
+      end
+    end)
+
     it("fit: files from rank 1 only, the same logs and stop on every rank", function()
       local dir = run.tmpdir()
       local out, rc = job("spec/dist/faults.lua", "checkpoint " .. run.q(dir))
@@ -164,6 +178,20 @@ describe("ember.distributed in a world of one (no launcher)", function()
     local ok, err = pcall(dist.broadcast, t, 2)
     assert.is_false(ok)
     assert.truthy(err:find("root 2 is out of range 1..1", 1, true), err)
+  end)
+
+  it("a launcher without the MPI plugin is a clear error; without a launcher all works", function()
+    local env = "OMPI_COMM_WORLD_SIZE=2 EMBER_MPI_PLUGIN=/nonexistent/libember_mpi.so "
+    local out, rc = run.sh(env .. run.ember .. " -e " ..
+      run.q("print(pcall(ember.distributed.init)); print(ember.distributed.is_initialized())"))
+    assert.are.equal(0, rc, out)
+    assert.are.equal("false\tinit: this process was started by a launcher (OMPI_COMM_WORLD_SIZE " ..
+      "is set), but MPI is unavailable: cannot load /nonexistent/libember_mpi.so " ..
+      "(EMBER_MPI_PLUGIN): no such file\nfalse\n", out)
+    out, rc = run.sh("EMBER_MPI_PLUGIN=/nonexistent/libember_mpi.so " .. run.ember .. " -e " ..
+      run.q("print(ember.distributed.init()); print(ember.distributed.is_available())"))
+    assert.are.equal(0, rc, out)
+    assert.truthy(out:find("^1\t1\nfalse\t"), out)
   end)
 
   it("the loader's shard is the whole epoch", function()

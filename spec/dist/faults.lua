@@ -4,6 +4,7 @@
 --   raise     rank 2 raises while rank 1 waits in an all_reduce
 --   fit       rank 2's loss function raises in the middle of fit
 --   nan       rank 2's loss is NaN at one batch: fit stops on every rank
+--   sizes     the ranks hold different numbers of samples: the same error on each
 --   checkpoint  fit with ModelCheckpoint and CSVLogger: files from rank 1 only (DIR)
 local ember = require "ember"
 local nn = ember.nn
@@ -59,6 +60,18 @@ elseif mode == "checkpoint" then
             h.val_accuracy[#h.epoch]))
   local l, a = m:evaluate(x, y, {batch_size = 5})
   io.stderr:write(("rank %d evaluate: %.6f %.6f\n"):format(rank, l, a))
+elseif mode == "sizes" then
+  -- rank 2 has one sample more: an error on both ranks, not a hang
+  local m = model()
+  m:compile{optimizer = "sgd", loss = "sparse_categorical_crossentropy", distributed = true}
+  local n = rank == 1 and 64 or 63
+  for _, shuffle in ipairs{false, true} do
+    local ok, err = pcall(m.fit, m, x:narrow(1, 1, n), y:narrow(1, 1, n),
+                          {epochs = 1, batch_size = 8, verbose = 0, shuffle = shuffle})
+    print(("rank %d shuffle %s: %s"):format(rank, tostring(shuffle), tostring(err)))
+  end
+  local ok, err = pcall(m.evaluate, m, x:narrow(1, 1, n), y:narrow(1, 1, n))
+  print(("rank %d evaluate: %s"):format(rank, tostring(err)))
 else
   error("faults: unknown mode " .. tostring(mode))
 end
