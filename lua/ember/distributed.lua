@@ -33,7 +33,7 @@ for k, f in pairs(C) do dist[k] = f end
 function dist.shard(order, n, fname)
   local w = C.world_size()
   if w == 1 then return order end
-  dist.check_same(fname or "shard", n, "samples")
+  dist.check_same(fname or "shard", n, "numbers of samples", order and 1 or 0, "shuffle settings")
   if order then
     C.broadcast(order, 1)
   else
@@ -47,13 +47,21 @@ function dist.shard(order, n, fname)
   return full:narrow(1, 1, per * w):view(per, w):select(2, C.rank()):contiguous()
 end
 
---- Raise the same error on every rank unless every rank passed the same
--- integer n (fname and `what` name it in the message): one all-reduce.
-function dist.check_same(fname, n, what)
-  local t = C.all_reduce(ember.tensor({n, -n}, {dtype = "int64"}), "max"):totable()
-  if t[1] ~= -t[2] then
-    fail(("%s: the ranks have different numbers of %s (%d on rank %d; %d..%d across ranks)")
-         :format(fname, what, n, C.rank(), -t[2], t[1]))
+--- check_same(fname, v1, what1, v2, what2, ...): raise the same error on
+-- every rank unless every rank passed the same integers (fname and `what`
+-- name them in the message).  One all-reduce.
+function dist.check_same(fname, ...)
+  local args = table.pack(...)
+  local vals = {}
+  for i = 1, args.n, 2 do vals[#vals + 1] = args[i] end
+  local k = #vals
+  for i = 1, k do vals[k + i] = -vals[i] end
+  local t = C.all_reduce(ember.tensor(vals, {dtype = "int64"}), "max"):totable()
+  for i = 1, k do
+    if t[i] ~= -t[k + i] then
+      fail(("%s: the ranks have different %s (%d on rank %d; %d..%d across ranks)")
+           :format(fname, args[2 * i], vals[i], C.rank(), -t[k + i], t[i]))
+    end
   end
 end
 

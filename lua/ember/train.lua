@@ -522,7 +522,7 @@ local function run_eval(self, x, y, batch_size, prefix, ddp)
   local model = forward_module(self)
   local first, last = 1, n
   if ddp then
-    dist.check_same(prefix == "val_" and "fit (validation)" or "evaluate", n, "samples")
+    dist.check_same(prefix == "val_" and "fit (validation)" or "evaluate", n, "numbers of samples")
     local part = (n + dist.world_size() - 1) // dist.world_size()
     first = (dist.rank() - 1) * part + 1
     last = math.min(n, first + part - 1)
@@ -682,7 +682,7 @@ function Module:fit(x, y, opts)
   local n = x:size(1)
   if n == 0 then fail("fit: no training samples") end
   local ddp = distributed(self, "fit", opts)
-  if ddp then dist.check_same("fit", n, "samples") end   -- before anything changes
+  if ddp then dist.check_same("fit", n, "numbers of samples") end   -- before anything changes
   remember_input(self, x)
   -- distributed: each rank runs its shard of every epoch (dist.shard)
   local nloc = ddp and (n + dist.world_size() - 1) // dist.world_size() or n
