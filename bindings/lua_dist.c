@@ -22,9 +22,10 @@ static int sentinel_gc(lua_State *L) {
 }
 
 /* Join the job if not yet (raising the core's error), and make this state
-   the one that leaves it. */
-static void joined(lua_State *L) {
+   the one that leaves it.  fn names the caller once the job is over. */
+static void joined(lua_State *L, const char *fn) {
   if (ember_dist_is_initialized()) return;
+  if (ember_dist_is_finalized()) luaL_error(L, "%s: the distributed job was finalized", fn);
   if (ember_dist_init() < 0) l_error(L);
   lua_newuserdatauv(L, 0, 0);
   lua_newtable(L);
@@ -35,7 +36,7 @@ static void joined(lua_State *L) {
 }
 
 static int l_init(lua_State *L) {
-  joined(L);
+  joined(L, "init");
   lua_pushinteger(L, ember_dist_rank() + 1);
   lua_pushinteger(L, ember_dist_world_size());
   return 2;
@@ -47,25 +48,25 @@ static int l_is_initialized(lua_State *L) {
 }
 
 static int l_rank(lua_State *L) {
-  joined(L);
+  joined(L, "rank");
   lua_pushinteger(L, ember_dist_rank() + 1);
   return 1;
 }
 
 static int l_world_size(lua_State *L) {
-  joined(L);
+  joined(L, "world_size");
   lua_pushinteger(L, ember_dist_world_size());
   return 1;
 }
 
 static int l_local_size(lua_State *L) {
-  joined(L);
+  joined(L, "local_size");
   lua_pushinteger(L, ember_dist_local_size());
   return 1;
 }
 
 static int l_backend(lua_State *L) {
-  joined(L);
+  joined(L, "backend");
   lua_pushstring(L, ember_dist_backend());
   const char *v = ember_dist_version();
   if (v) lua_pushstring(L, v);
@@ -82,7 +83,7 @@ static int l_is_available(lua_State *L) {
 }
 
 static int l_barrier(lua_State *L) {
-  joined(L);
+  joined(L, "barrier");
   if (ember_dist_barrier() < 0) return l_error(L);
   return 0;
 }
@@ -111,7 +112,7 @@ static size_t check_bucket(lua_State *L, int idx) {
 static int l_all_reduce(lua_State *L) {
   ember_tensor *t = l_check(L, 1);
   ember_reduce_op op = check_op(L, 2);
-  joined(L);
+  joined(L, "all_reduce");
   if (ember_dist_all_reduce(t, op) < 0) return l_error(L);
   lua_settop(L, 1);
   return 1;
@@ -121,7 +122,7 @@ static int l_all_reduce(lua_State *L) {
 static int l_broadcast(lua_State *L) {
   ember_tensor *t = l_check(L, 1);
   int root = check_root(L, 2);
-  joined(L);
+  joined(L, "broadcast");
   if (ember_dist_broadcast(t, root) < 0) return l_error(L);
   lua_settop(L, 1);
   return 1;
@@ -130,7 +131,7 @@ static int l_broadcast(lua_State *L) {
 /* all_gather(t) -> tensor [world_size, t's shape] */
 static int l_all_gather(lua_State *L) {
   ember_tensor *t = l_check(L, 1);
-  joined(L);
+  joined(L, "all_gather");
   l_tensor *slot = l_newslot(L);
   l_fill(L, slot, ember_dist_all_gather(t));
   return 1;
@@ -161,7 +162,7 @@ static int l_all_reduce_coalesced(lua_State *L) {
   size_t bucket = check_bucket(L, 3);
   int n;
   ember_tensor **ts = check_list(L, 1, &n);
-  joined(L);
+  joined(L, "all_reduce_coalesced");
   if (ember_dist_all_reduce_many(ts, n, op, bucket) < 0) return l_error(L);
   return 0;
 }
@@ -172,7 +173,7 @@ static int l_broadcast_coalesced(lua_State *L) {
   size_t bucket = check_bucket(L, 3);
   int n;
   ember_tensor **ts = check_list(L, 1, &n);
-  joined(L);
+  joined(L, "broadcast_coalesced");
   if (ember_dist_broadcast_many(ts, n, root, bucket) < 0) return l_error(L);
   return 0;
 }

@@ -125,7 +125,7 @@ const char *ember_dist_unavailable_reason(void) { return plugin() ? NULL : reaso
 int ember_dist_init(void) {
   if (state == LIVE) return 0;
   if (state == FINISHED)
-    return ember_set_error("init: the distributed job was finalized already");
+    return ember_set_error("init: the distributed job was finalized");
   const char *var = launcher();
   if (!var) {                  /* not started by a launcher: a world of one */
     state = LIVE;
@@ -146,6 +146,7 @@ int ember_dist_init(void) {
 }
 
 int ember_dist_is_initialized(void) { return state == LIVE; }
+int ember_dist_is_finalized(void) { return state == FINISHED; }
 int ember_dist_rank(void) { return my_rank; }
 int ember_dist_world_size(void) { return world; }
 int ember_dist_local_size(void) { return local; }

@@ -556,6 +556,7 @@ ember_tensor *ember_to_device(const ember_tensor *t, ember_device dev);
    machine's cores unless it was set (ember_set_num_threads). */
 int ember_dist_init(void);
 int ember_dist_is_initialized(void);               /* and not finalized */
+int ember_dist_is_finalized(void);
 int ember_dist_rank(void);                         /* 0 before init */
 int ember_dist_world_size(void);                   /* 1 before init */
 int ember_dist_local_size(void);                   /* ranks on this machine */

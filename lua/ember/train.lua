@@ -467,12 +467,16 @@ end
 local dist = ember.distributed
 
 --- Whether a call runs distributed: its own `distributed` option, else
--- compile's; joins the job (a world of one without a launcher) when so.
--- True only in a job of several processes.
+-- compile's, else whether the model is a DistributedDataParallel; joins
+-- the job (a world of one without a launcher) when so.  True only in a
+-- job of several processes.
 local function distributed(self, fname, opts)
   local v
   if type(opts) == "table" and opts.distributed ~= nil then v = opts.distributed
-  else v = rawget(self, "_fields").distributed or false end
+  else
+    v = rawget(self, "_fields").distributed
+    if v == nil then v = class_of(self) == "DistributedDataParallel" end
+  end
   if type(v) ~= "boolean" then
     fail(("%s: distributed must be a boolean, got %s"):format(fname, kind(v)))
   end
@@ -481,10 +485,11 @@ local function distributed(self, fname, opts)
   return dist.world_size() > 1
 end
 
---- The module fit calls: a DistributedDataParallel's own module, since
--- fit averages the gradients itself.
-local function forward_module(self)
-  if class_of(self) == "DistributedDataParallel" then return self.module end
+--- The module a distributed fit calls: a DistributedDataParallel's own
+-- module, since fit averages the gradients itself.  (Not distributed, fit
+-- calls the wrapper, which then averages them.)
+local function forward_module(self, ddp)
+  if ddp and class_of(self) == "DistributedDataParallel" then return self.module end
   return self
 end
 
@@ -519,7 +524,7 @@ local function run_eval(self, x, y, batch_size, prefix, ddp)
   self:eval()
   local n = x:size(1)
   local dev = device_of(self)
-  local model = forward_module(self)
+  local model = forward_module(self, ddp)
   local first, last = 1, n
   if ddp then
     dist.check_same(prefix == "val_" and "fit (validation)" or "evaluate", n, "numbers of samples")
@@ -704,7 +709,7 @@ function Module:fit(x, y, opts)
   local was_training = self.training
   local opt, loss_fn, metrics = self.optimizer, self.loss_fn, self._metrics
   local dev = device_of(self)
-  local model = forward_module(self)
+  local model = forward_module(self, ddp)
   local params = self:parameters()
   self.stop_training = false
   if ddp then dist.broadcast_module(self, 1) end

@@ -215,6 +215,19 @@ check("DDP: buffers come from rank 1 at each training forward", function()
   same(m[1], m[2], "rank 1's statistics, updated by the same batch")
 end)
 
+check("fit on a DDP model: distributed unless told otherwise", function()
+  ember.manual_seed(rank)                      -- different data on each rank
+  local x, y = ember.randn(32, 4), ember.randn(32, 1)
+  local m = nn.DistributedDataParallel(nn.Sequential{nn.Linear(4, 1)})
+  m:compile{optimizer = "sgd", loss = "mse"}
+  m:fit(x, y, {epochs = 2, batch_size = 8, verbose = 0})
+  local w = dist.all_gather(m.module[1].weight:detach())
+  same(w[1], w[2], "the same weights (fit)")
+  m:fit(x, y, {epochs = 1, batch_size = 8, verbose = 0, distributed = false})
+  w = dist.all_gather(m.module[1].weight:detach())
+  same(w[1], w[2], "the same weights (the wrapper's own averaging)")
+end)
+
 check("DDP save and nn.load", function()
   local net = nn.Sequential{nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 1)}
   local model = nn.DistributedDataParallel(net)
@@ -232,6 +245,8 @@ check("finalize, then collectives fail", function()
   dist.finalize()
   assert(not dist.is_initialized())
   local ok, err = pcall(dist.all_reduce, ember.ones(1))
-  assert(not ok and err:find("finalized", 1, true), tostring(err))
+  assert(not ok and err:find("all_reduce: the distributed job was finalized", 1, true), tostring(err))
+  ok, err = pcall(dist.rank)
+  assert(not ok and err:find("rank: the distributed job was finalized", 1, true), tostring(err))
   dist.finalize()   -- twice is fine
 end)
