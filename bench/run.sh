@@ -18,7 +18,19 @@
 #            1 and 2 threads, and its peak RSS (bench/epoch.lua vs
 #            bench/epoch_torch.py)
 #   mlp      the same for the 784-128-64-10 ReLU MLP
-#   (gemm = matmul,convgemm)
+#   dist     data-parallel training over MPI (issue 8), 1 thread per rank:
+#            a 100 MB float32 all-reduce (sum) at 2 ranks through
+#            ember.distributed (bench/allreduce.lua) vs MPI_Allreduce
+#            called directly (bench/allreduce_c); the same for the CNN's
+#            gradients (373 KB; Ember's all_reduce_coalesced with "mean",
+#            as DDP averages, and average_gradients, the whole call DDP
+#            makes); the CNN trained with nn.DistributedDataParallel and a
+#            sharded loader, batch 32 per rank, at 1 and 2 ranks
+#            (bench/dist_epoch.lua) vs PyTorch's DDP over gloo
+#            (bench/dist_torch.py, which also gives gloo's all-reduce for
+#            context), and the 2-rank scaling efficiency; skipped,
+#            saying so, when mpirun is missing.
+#   (gemm = matmul,convgemm; all = every group)
 # PyTorch is Debian's python3-torch from /usr/bin/python3 (BENCH_PYTHON
 # overrides; without torch its column says so), always in its best
 # configuration: OPENBLAS_NUM_THREADS=1 and torch.set_num_threads(n).
@@ -29,7 +41,9 @@
 # 1 thread, all a 4-element op can use).  The epochs run at each count of
 # BENCH_EPOCH_THREADS (default "1 2"), the same on both sides; the MLP
 # rows set each Ember figure beside PyTorch's better of its runs at those
-# counts, as issue 6 asks.
+# counts, as issue 6 asks.  The dist group runs one thread per rank on
+# both sides (EMBER_NUM_THREADS, OMP_NUM_THREADS, OPENBLAS_NUM_THREADS = 1,
+# torch.set_num_threads(1)).
 #
 # Method.  Each program reports the median of its own timed batches
 # (bench/timing.lua, bench/timing.py, bench/matmul_c.c).  The two sides
@@ -50,12 +64,19 @@
 # at the median slice's rate, and a run whose middle slices (the upper and
 # lower quartile) differ by more than 10% marks its row noisy too.
 # Start-up takes the median of BENCH_STARTUP_RUNS runs (default 7) of each
-# side.
+# side.  The dist group runs BENCH_ROUNDS rounds too, each one every case
+# back to back (Ember, then its peers), under `mpirun --bind-to none`.  Its
+# programs time fixed counts (every rank must make the same calls), each
+# batch or slice between barriers and as long as its slowest rank: the
+# all-reduces 9 batches, the median batch (bench/allreduce_c.c says how);
+# the training runs BENCH_DIST_WARMUP untimed steps (default 50), then
+# BENCH_DIST_STEPS (default 300) in 4 slices, the median slice giving
+# images/s over all ranks.
 #
 # Ember runs through ./ember when it has been built, else through the stock
 # lua5.4 with the library from lua/ and the C module from build/ (the
-# startup group needs ./ember).  Called by `make bench` from the repository
-# root; works on its own too.
+# startup and dist groups need ./ember).  Called by `make bench` from the
+# repository root; works on its own too.
 
 cd "$(dirname "$0")/.." || exit 1
 
@@ -67,7 +88,9 @@ warm_images=${BENCH_WARMUP_IMAGES:-6400}
 cnn_images=${BENCH_CNN_IMAGES:-12800}
 mlp_images=${BENCH_MLP_IMAGES:-0}
 st_runs=${BENCH_STARTUP_RUNS:-7}
-only=${BENCH_ONLY:-matmul,convgemm,op,startup,cnn,mlp}
+dist_warm=${BENCH_DIST_WARMUP:-50}
+dist_steps=${BENCH_DIST_STEPS:-300}
+only=${BENCH_ONLY:-matmul,convgemm,op,startup,cnn,mlp,dist}
 EMBER_NUM_THREADS=$threads
 OPENBLAS_NUM_THREADS=$threads
 OMP_NUM_THREADS=$threads
@@ -90,22 +113,22 @@ PY=${BENCH_PYTHON:-/usr/bin/python3}   # the Debian python3-torch lives here
 CONV_GEMMS="conv2.fwd=64x726x288:NN conv2.gW=288x64x726:NN conv2.gx=288x726x64:TN
 conv3.fwd=64x144x576:NN conv3.gW=576x64x144:NN conv3.gx=576x144x64:TN"
 
-for n in rounds erounds warm_images cnn_images mlp_images st_runs; do
+for n in rounds erounds warm_images cnn_images mlp_images st_runs dist_warm dist_steps; do
   eval "v=\$$n"
   case $v in ''|*[!0-9]*) echo "bench: $n must be a non-negative integer, got '$v'" >&2; exit 1 ;; esac
 done
-[ "$rounds" -ge 1 ] && [ "$erounds" -ge 1 ] && [ "$st_runs" -ge 1 ] ||
-  { echo "bench: BENCH_ROUNDS, BENCH_EPOCH_ROUNDS and BENCH_STARTUP_RUNS must be >= 1" >&2; exit 1; }
+[ "$rounds" -ge 1 ] && [ "$erounds" -ge 1 ] && [ "$st_runs" -ge 1 ] && [ "$dist_steps" -ge 1 ] ||
+  { echo "bench: BENCH_ROUNDS, BENCH_EPOCH_ROUNDS, BENCH_STARTUP_RUNS and BENCH_DIST_STEPS must be >= 1" >&2; exit 1; }
 for t in $ethreads; do
   case $t in ''|*[!0-9]*|0) echo "bench: BENCH_EPOCH_THREADS must list positive integers, got '$ethreads'" >&2; exit 1 ;; esac
 done
 # the groups asked for: want_<group>=1
 for g in $(echo "$only" | tr ',' ' '); do
   case $g in
-    matmul|convgemm|op|startup|cnn|mlp) eval "want_$g=1" ;;
+    matmul|convgemm|op|startup|cnn|mlp|dist) eval "want_$g=1" ;;
     gemm) want_matmul=1; want_convgemm=1 ;;
-    all) want_matmul=1; want_convgemm=1; want_op=1; want_startup=1; want_cnn=1; want_mlp=1 ;;
-    *) echo "bench: BENCH_ONLY: unknown group '$g' (expected matmul, convgemm, gemm, op, startup, cnn, mlp or all)" >&2; exit 1 ;;
+    all) want_matmul=1; want_convgemm=1; want_op=1; want_startup=1; want_cnn=1; want_mlp=1; want_dist=1 ;;
+    *) echo "bench: BENCH_ONLY: unknown group '$g' (expected matmul, convgemm, gemm, op, startup, cnn, mlp, dist or all)" >&2; exit 1 ;;
   esac
 done
 wants() { eval "[ -n \"\${want_$1:-}\" ]"; }
@@ -213,8 +236,59 @@ if wants cnn || wants mlp; then
     r=$((r + 1))
   done
 fi
+
+# The dist group.  One run: side (ember|mpi|torch), case tag, ranks, then
+# the command; its "key value" lines go to $tmp/dist_<side> as
+# "<tag>_<ranks> key value" (comment lines likewise, after the '#').
+dist_run() {
+  side=$1 tag=$2 np=$3
+  shift 3
+  store_n=$((store_n + 1))
+  EMBER_NUM_THREADS=1 OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 \
+    BENCH_TORCH_STORE="$tmp/gloo_store.$store_n" \
+    $MPIRUN -np "$np" "$@" >"$tmp/one" 2>"$tmp/one_err" ||
+    { echo "bench: mpirun -np $np $* failed:" >&2; tail -n 5 "$tmp/one_err" >&2; status=1; }
+  sed -n "/^#/s/^#/# ${tag}_$np/p; /^#/!s/^/${tag}_$np /p" "$tmp/one" >>"$tmp/dist_$side"
+  rm -f "$tmp/one" "$tmp/one_err"
+}
+
+dist_note=""
+if wants dist; then
+  if ! command -v mpirun >/dev/null 2>&1; then
+    dist_note="skipped: mpirun not found (apt-get install openmpi-bin libopenmpi-dev)"
+  elif [ ! -x ./ember ]; then
+    dist_note="skipped: the dist group needs ./ember (run make)"
+  fi
+  if [ -n "$dist_note" ]; then
+    echo "bench: dist group $dist_note" >&2
+  else
+    make --no-print-directory -s -C bench allreduce_c >&2 ||
+      echo "bench: could not build bench/allreduce_c (mpicc missing?); no MPI peer" >&2
+    # --bind-to none: Open MPI would pin each rank to a core, and pinned
+    # ranks cannot move away from a neighbour's work on this shared machine
+    MPIRUN="mpirun --bind-to none --oversubscribe"
+    [ "$(id -u)" = 0 ] && MPIRUN="$MPIRUN --allow-run-as-root"
+    GRAD_FLOATS=93322   # the CNN's parameters: 320 + 18496 + 36928 + 36928 + 650
+    store_n=0
+    r=1
+    while [ "$r" -le "$rounds" ]; do
+      printf 'bench: dist, round %d/%d ...\n' "$r" "$rounds" >&2
+      dist_run ember ar100 2 ./ember bench/allreduce.lua
+      [ -x bench/allreduce_c ] && dist_run mpi ar100 2 bench/allreduce_c
+      [ "$torch" = yes ] && dist_run torch ar100 2 "$PY" bench/dist_torch.py allreduce
+      dist_run ember grads 2 ./ember bench/allreduce.lua grads 100 9 50
+      [ -x bench/allreduce_c ] && dist_run mpi grads 2 bench/allreduce_c "$GRAD_FLOATS" 100 9 50
+      [ "$torch" = yes ] && dist_run torch grads 2 "$PY" bench/dist_torch.py allreduce "$GRAD_FLOATS" 100 9 50
+      for np in 1 2; do
+        dist_run ember cnn "$np" ./ember bench/dist_epoch.lua 32 "$dist_warm" "$dist_steps"
+        [ "$torch" = yes ] && dist_run torch cnn "$np" "$PY" bench/dist_torch.py cnn 32 "$dist_warm" "$dist_steps"
+      done
+      r=$((r + 1))
+    done
+  fi
+fi
 touch "$tmp/mm_peer" "$tmp/mm_ember" "$tmp/op_ember" "$tmp/op_peer" "$tmp/startup" \
-      "$tmp/ep_ember" "$tmp/ep_torch"
+      "$tmp/ep_ember" "$tmp/ep_torch" "$tmp/dist_ember" "$tmp/dist_mpi" "$tmp/dist_torch"
 elapsed=$(( $(date +%s) - started ))
 
 # One awk program reads the outputs (tagged by file) and prints the table.
@@ -222,7 +296,8 @@ elapsed=$(( $(date +%s) - started ))
 awk -v torch="$torch" -v threads="$threads" -v rounds="$rounds" -v erounds="$erounds" \
     -v ethreads="$ethreads" -v runner="$runner" -v py="$PY" -v only="$only" \
     -v conv_gemms="$(echo $CONV_GEMMS)" -v coretype="${OPENBLAS_CORETYPE:-unset (OpenBLAS picks)}" -v warm_images="$warm_images" -v cnn_images="$cnn_images" \
-    -v mlp_images="$mlp_images" -v st_runs="$st_runs" -v elapsed="$elapsed" '
+    -v mlp_images="$mlp_images" -v st_runs="$st_runs" -v elapsed="$elapsed" \
+    -v dist_note="$dist_note" -v dist_warm="$dist_warm" -v dist_steps="$dist_steps" '
   function median(key,   n, i, j, t, v) {
     n = cnt[key]; if (n == 0) return ""
     for (i = 1; i <= n; i++) v[i] = val[key, i]
@@ -234,7 +309,10 @@ awk -v torch="$torch" -v threads="$threads" -v rounds="$rounds" -v erounds="$ero
   FILENAME ~ /mm_ember$/ && /^# threads/  { ember_thr = $3; next }
   FILENAME ~ /op_peer$/  && /^# torch/    { torchv = $3; next }
   FILENAME ~ /ep_torch$/ && $3 == "torch" && NF == 4 { torchv = $4; next }
+  FILENAME ~ /dist_mpi$/ && /^# ar100_2 mpi / && $4 != "ranks" { mpiv = substr($0, length("# ar100_2 mpi ") + 1); next }
+  FILENAME ~ /dist_torch$/ && $3 == "torch" && $NF == "gloo" { torchv = $4; sub(/,$/, "", torchv); next }
   /^#/ { next }
+  FILENAME ~ /dist_(ember|mpi|torch)$/ { side = FILENAME; sub(/.*dist_/, "", side); add("d_" side "_" $1 "_" $2, $3); next }
   FILENAME ~ /mm_peer$/  { add("mmp" $1, $2); has_gemm = 1; next }
   FILENAME ~ /mm_ember$/ { add("mme" $1, $2); has_gemm = 1; next }
   FILENAME ~ /op_ember$/ { add("ope" $1, $2); next }
@@ -333,6 +411,22 @@ awk -v torch="$torch" -v threads="$threads" -v rounds="$rounds" -v erounds="$ero
   function header(what, e, p) {
     printf "\n%-32s %10s %10s %7s   %s\n", what, e, p, "ratio", "target"
   }
+  # A dist row: no targets, but the noise mark of the others.
+  function drow(name, ke, kp,   ratio, rs) {
+    ratio = ratio_of(ke, kp)
+    rs = ratio == "" ? "-" : sprintf("%.3f", ratio)
+    printf "%-32s %10s %10s %7s   %s\n", name, fmt(median(ke)), fmt(median(kp)), rs,
+           verdict(ratio, 0, "info", ratio != "" ? rounds_noise(ke, kp) : "")
+  }
+  # The 2-rank scaling efficiency of a side, images/s at 2 ranks / (2 x
+  # at 1 rank), per round; the median over the rounds.
+  function efficiency(side,   k1, k2, k, i, n) {
+    k1 = "d_" side "_cnn_1_images_s"; k2 = "d_" side "_cnn_2_images_s"; k = "eff_" side
+    n = cnt[k1] < cnt[k2] ? cnt[k1] : cnt[k2]
+    cnt[k] = 0
+    for (i = 1; i <= n; i++) if (val[k1, i] + 0 > 0) add(k, sprintf("%.3f", val[k2, i] / (2 * val[k1, i])))
+    return median(k)
+  }
   function slice_text(images) {
     return images + 0 == 0 ? "one whole epoch timed" : sprintf("%d images timed (scaled to 54,000)", images)
   }
@@ -425,9 +519,40 @@ awk -v torch="$torch" -v threads="$threads" -v rounds="$rounds" -v erounds="$ero
       printf "   2 threads; a:matmul(b) takes Ember AVX-512 kernels for K <= 256, OpenBLAS above;\n"
       printf "   OpenBLAS as the environment sets it up: OPENBLAS_CORETYPE=%s)\n", coretype
     }
+    if (dist_note != "") printf "\nDistributed training (issue 8): %s\n", dist_note
+    else if (("d_ember_ar100_2_allreduce_ms" in cnt) || ("d_ember_cnn_1_images_s" in cnt)) {
+      printf "\nDistributed training (issue 8): %s; mpirun --bind-to none, 1 thread per rank, %d round(s)\n",
+             (mpiv == "" ? "MPI" : mpiv), rounds
+      header("All-reduce, 2 ranks, float32", "Ember", "MPI direct")
+      drow("100 MB sum, ms per call", "d_ember_ar100_2_allreduce_ms", "d_mpi_ar100_2_allreduce_ms")
+      drow("100 MB sum, bus GB/s", "d_ember_ar100_2_busbw_gbs", "d_mpi_ar100_2_busbw_gbs")
+      drow("CNN grads 373 KB, ms per call", "d_ember_grads_2_allreduce_ms", "d_mpi_grads_2_allreduce_ms")
+      printf "%-32s %10s\n", "  average_gradients, ms", fmt(median("d_ember_grads_2_avg_grads_ms"))
+      header("All-reduce, 2 ranks, float32", "Ember", "gloo")
+      drow("100 MB sum, ms per call", "d_ember_ar100_2_allreduce_ms", "d_torch_ar100_2_allreduce_ms")
+      drow("100 MB sum, bus GB/s", "d_ember_ar100_2_busbw_gbs", "d_torch_ar100_2_busbw_gbs")
+      drow("CNN grads 373 KB, ms per call", "d_ember_grads_2_allreduce_ms", "d_torch_grads_2_allreduce_ms")
+      printf "  (ratio = Ember / peer; time lower is better, bandwidth higher; each call in place;\n"
+      printf "   bus GB/s = bytes x 2(W-1)/W / time, the NCCL-tests convention, 10^9 bytes;\n"
+      printf "   the grads rows: Ember all_reduce_coalesced(grads, \"mean\") on the CNN'\''s 10 gradient\n"
+      printf "   tensors (93,322 floats), the peers one flat buffer of as many floats, summed;\n"
+      printf "   average_gradients is the whole call DDP'\''s backward makes; gloo is PyTorch'\''s, context)\n"
+      header("CNN, DDP, batch 32 per rank", "Ember", "PyTorch")
+      drow("images/s, 1 rank", "d_ember_cnn_1_images_s", "d_torch_cnn_1_images_s")
+      drow("images/s, 2 ranks", "d_ember_cnn_2_images_s", "d_torch_cnn_2_images_s")
+      drow("ms per step, 1 rank", "d_ember_cnn_1_step_ms", "d_torch_cnn_1_step_ms")
+      drow("ms per step, 2 ranks", "d_ember_cnn_2_step_ms", "d_torch_cnn_2_step_ms")
+      printf "%-32s %10s\n", "  gradient sync per step, ms", fmt(median("d_ember_cnn_2_sync_ms"))
+      printf "%-32s %10s %10s\n", "scaling efficiency, 2 ranks", fmt(efficiency("ember")), fmt(efficiency("torch"))
+      printf "  (images/s over all ranks, Adam 1e-3, Fashion-MNIST, %d warm-up steps, %d timed in\n", dist_warm, dist_steps
+      printf "   4 slices between barriers, the median slice; images/s ratio = Ember / PyTorch, higher\n"
+      printf "   is better; PyTorch: DDP over gloo, DistributedSampler; gradient sync: Ember'\''s time in\n"
+      printf "   average_gradients (all-reduce and waiting for the other rank), mean over the ranks;\n"
+      printf "   scaling efficiency = images/s at 2 ranks / (2 x at 1 rank), per round, the median)\n"
+    }
     if (noisy) printf "\nnoisy: the rounds (or the timed slices) of a row disagreed by >10%% (other work on the cores?);\nrerun, or raise BENCH_ROUNDS / BENCH_EPOCH_ROUNDS\n"
   }
 ' "$tmp/mm_peer" "$tmp/mm_ember" "$tmp/op_ember" "$tmp/op_peer" "$tmp/startup" \
-  "$tmp/ep_ember" "$tmp/ep_torch"
+  "$tmp/ep_ember" "$tmp/ep_torch" "$tmp/dist_ember" "$tmp/dist_mpi" "$tmp/dist_torch"
 
 exit $status
