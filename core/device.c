@@ -12,7 +12,6 @@
 */
 #define _GNU_SOURCE 1
 #include <dlfcn.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,17 +27,6 @@
 static int tried;
 static const ember_device_plugin *plugin;
 static char reason[512];
-
-static int api_set_error(const char *fmt, ...) {
-  char buf[1024];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(buf, sizeof buf, fmt, ap);
-  va_end(ap);
-  return ember_set_error("%s", buf);
-}
-
-static const ember_core_api core_api = {EMBER_PLUGIN_ABI, api_set_error};
 
 /* Try one path; 1 when a plugin is loaded or a definite answer (no
    device) was given, 0 to keep looking. */
@@ -61,7 +49,7 @@ static int try_path(const char *path, void *ctx) {
     return 0;
   }
   char why[256] = "";
-  plugin = init(&core_api, why, sizeof why);
+  plugin = init(&ember_plugin_core_api, why, sizeof why);
   if (!plugin) {
     snprintf(reason, sizeof reason, "%s", why[0] ? why : "the CUDA plugin found no device");
     return 1;    /* keep the library loaded: the runtime may have threads */

@@ -17,7 +17,6 @@
 */
 #define _GNU_SOURCE 1
 #include <dlfcn.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,17 +33,6 @@ static int state = FRESH;
 static const ember_comm_plugin *comm;   /* NULL: a world of one */
 static int my_rank, world = 1, local = 1;
 static char reason[512];
-
-static int api_set_error(const char *fmt, ...) {
-  char buf[1024];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(buf, sizeof buf, fmt, ap);
-  va_end(ap);
-  return ember_set_error("%s", buf);
-}
-
-static const ember_core_api core_api = {EMBER_PLUGIN_ABI, api_set_error};
 
 /* {======================================================================
 ** Finding the plugin
@@ -71,7 +59,7 @@ static int try_path(const char *path, void *ctx) {
     return 0;
   }
   char why[256] = "";
-  const ember_comm_plugin *p = init(&core_api, why, sizeof why);
+  const ember_comm_plugin *p = init(&ember_plugin_core_api, why, sizeof why);
   if (!p) {
     snprintf(reason, sizeof reason, "%s", why[0] ? why : "the MPI plugin did not start");
     return 1;

@@ -4,17 +4,32 @@
 ** code (the ember executable, libember's host, or core.so), then in ../,
 ** ./build/ and ../lib/ from there, and ../../../ (core.so installed as
 ** PREFIX/lib/lua/5.4/ember/core.so finds PREFIX/lib/), then the dynamic
-** loader's own search (LD_LIBRARY_PATH, ...).
+** loader's own search (LD_LIBRARY_PATH, ...); and what the core gives
+** every plugin.
 */
 #define _GNU_SOURCE 1
 #include <dlfcn.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "plugin.h"
+
+/* What every plugin gets: the core's error function (a plugin links none
+   of the core's symbols). */
+static int api_set_error(const char *fmt, ...) {
+  char buf[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  return ember_set_error("%s", buf);
+}
+
+const ember_core_api ember_plugin_core_api = {EMBER_PLUGIN_ABI, api_set_error};
 
 /* Any object of this file: its address names the binary that holds it. */
 static const char anchor;

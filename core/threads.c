@@ -3,7 +3,8 @@
 **
 ** OpenBLAS runs only inside GEMM calls and Ember's OpenMP loops only
 ** outside them, so giving both the same count never oversubscribes cores.
-** The default is EMBER_NUM_THREADS, else the number of online cores.
+** The default is EMBER_NUM_THREADS, else the number of online cores; in
+** a job of several processes (core/dist.c), this process's share of them.
 */
 #define _GNU_SOURCE 1
 #include <sched.h>

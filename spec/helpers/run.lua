@@ -22,36 +22,12 @@ end
 function M.lua_cmd()
   local setup = ("package.path='lua/?.lua;lua/?/init.lua;'..package.path;" ..
                  "package.cpath='%s/?.so;'..package.cpath"):format(M.build)
-  --- mpirun, when it is installed: the command that starts np copies of
--- `cmd` on this machine (more processes than cores allowed; as root,
--- allowed too), under `timeout` so that a hang fails rather than blocks.
--- nil and the reason when there is no mpirun.
-function M.mpirun(np, cmd, seconds)
-  local found = io.popen("command -v mpirun 2>/dev/null"):read("l")
-  if not found or found == "" then return nil, "mpirun is not installed (make test installs openmpi-bin)" end
-  local root = io.popen("id -u"):read("l") == "0"
-  return ("timeout %d mpirun %s--oversubscribe -np %d %s"):format(seconds or 120,
-    root and "--allow-run-as-root " or "", np, cmd)
-end
-
-return M.lua .. " -e " .. M.q(setup)
+  return M.lua .. " -e " .. M.q(setup)
 end
 
 --- Run Lua source in a fresh stock lua5.4 with ember on its paths.
 function M.lua_run(src)
-  --- mpirun, when it is installed: the command that starts np copies of
--- `cmd` on this machine (more processes than cores allowed; as root,
--- allowed too), under `timeout` so that a hang fails rather than blocks.
--- nil and the reason when there is no mpirun.
-function M.mpirun(np, cmd, seconds)
-  local found = io.popen("command -v mpirun 2>/dev/null"):read("l")
-  if not found or found == "" then return nil, "mpirun is not installed (make test installs openmpi-bin)" end
-  local root = io.popen("id -u"):read("l") == "0"
-  return ("timeout %d mpirun %s--oversubscribe -np %d %s"):format(seconds or 120,
-    root and "--allow-run-as-root " or "", np, cmd)
-end
-
-return M.sh(M.lua_cmd() .. " -e " .. M.q(src))
+  return M.sh(M.lua_cmd() .. " -e " .. M.q(src))
 end
 
 --- A new empty folder under /tmp; remove it with M.rmdir.
@@ -71,7 +47,9 @@ function M.rmdir(d) os.execute("rm -rf " .. M.q(d)) end
 -- nil and the reason when there is no mpirun.
 function M.mpirun(np, cmd, seconds)
   local found = io.popen("command -v mpirun 2>/dev/null"):read("l")
-  if not found or found == "" then return nil, "mpirun is not installed (make test installs openmpi-bin)" end
+  if not found or found == "" then
+    return nil, "mpirun is not installed (make test installs openmpi-bin)"
+  end
   local root = io.popen("id -u"):read("l") == "0"
   return ("timeout %d mpirun %s--oversubscribe -np %d %s"):format(seconds or 120,
     root and "--allow-run-as-root " or "", np, cmd)
