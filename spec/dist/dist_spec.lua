@@ -64,6 +64,16 @@ describe("ember.distributed under mpirun -np 2", function()
     expect_all_ok("\n" .. out, rc, 18)
   end)
 
+  it("the stock lua5.4 with require \"ember\" joins the job and leaves it at exit", function()
+    local src = "local ember = require 'ember'; local dist = ember.distributed; " ..
+                "local r, w = dist.init(); local t = dist.all_reduce(ember.tensor{r}, 'sum'); " ..
+                "print(('rank %d of %d: %s %g'):format(r, w, dist.backend(), t[1]))"
+    local out, rc = run.sh(run.mpirun(2, run.lua_cmd() .. " -e " .. run.q(src)))
+    assert.are.equal(0, rc, out)
+    assert.truthy(out:find("rank 1 of 2: mpi 3", 1, true), out)
+    assert.truthy(out:find("rank 2 of 2: mpi 3", 1, true), out)
+  end)
+
   describe("2 ranks at batch 32 end with the weights of 1 process at batch 64", function()
     local function max_rel(a, b)
       local worst, n = 0, 0
