@@ -2,12 +2,10 @@
 ** device.c -- finding and loading the CUDA plugin, and moving tensors
 ** between devices.
 **
-** The plugin (libember_cuda.so) is looked for, on first use, in this order:
-**   1. $EMBER_CUDA_PLUGIN, a path;
-**   2. the places core/plugin.c lists: next to the binary that holds this
-**      code, ../, ./build/, ../lib/ and ../../../ from there, then the
-**      dynamic loader's own search (LD_LIBRARY_PATH, ...).
-** Failing all, CUDA is unavailable and ember_cuda_unavailable_reason() says
+** The plugin (libember_cuda.so) is looked for, on first use, where
+** core/plugin.c says: $EMBER_CUDA_PLUGIN when it is set, else next to the
+** binary that holds this code and a few places from there, then the
+** dynamic loader's own search.  Failing all, CUDA is unavailable and ember_cuda_unavailable_reason() says
 ** why; nothing else changes.
 */
 #define _GNU_SOURCE 1
@@ -15,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "autograd.h"
 #include "device.h"
@@ -32,22 +29,10 @@ static char reason[512];
    device) was given, 0 to keep looking. */
 static int try_path(const char *path, void *ctx) {
   (void)ctx;
-  void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-  if (!h) {
-    const char *err = dlerror();
-    /* a file that is there but does not load is worth a message; a bare
-       name the loader did not find keeps the "not found" one */
-    if (strchr(path, '/') && access(path, F_OK) == 0)
-      snprintf(reason, sizeof reason, "cannot load %s: %s", path, err);
-    return 0;
-  }
   ember_plugin_init_fn init;
-  *(void **)&init = dlsym(h, EMBER_PLUGIN_INIT);
-  if (!init) {
-    snprintf(reason, sizeof reason, "%s has no %s", path, EMBER_PLUGIN_INIT);
-    dlclose(h);
-    return 0;
-  }
+  *(void **)&init = ember_plugin_open(path, RTLD_NOW | RTLD_LOCAL, EMBER_PLUGIN_INIT, reason,
+                                      sizeof reason);
+  if (!init) return 0;
   char why[256] = "";
   plugin = init(&ember_plugin_core_api, why, sizeof why);
   if (!plugin) {
@@ -66,16 +51,8 @@ static int try_path(const char *path, void *ctx) {
 
 static void load(void) {
   tried = 1;
-  snprintf(reason, sizeof reason, "%s not found (build it with make where nvcc is "
-           "installed, or set EMBER_CUDA_PLUGIN)", PLUGIN_NAME);
-  const char *env = getenv("EMBER_CUDA_PLUGIN");
-  if (env && *env) {
-    reason[0] = '\0';
-    if (!try_path(env, NULL) && !reason[0])
-      snprintf(reason, sizeof reason, "cannot load %s (EMBER_CUDA_PLUGIN): no such file", env);
-    return;
-  }
-  ember_plugin_search(PLUGIN_NAME, try_path, NULL);
+  ember_plugin_search(PLUGIN_NAME, "EMBER_CUDA_PLUGIN", "nvcc", try_path, NULL, reason,
+                      sizeof reason);
 }
 
 const ember_device_plugin *ember_cuda_plugin(void) {

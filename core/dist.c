@@ -20,7 +20,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "autograd.h"
 #include "dist.h"
@@ -45,19 +44,10 @@ static int try_path(const char *path, void *ctx) {
   (void)ctx;
   /* RTLD_GLOBAL: Open MPI opens its own components with dlopen, and they
      look for libmpi's symbols in the global scope */
-  void *h = dlopen(path, RTLD_NOW | RTLD_GLOBAL);
-  if (!h) {
-    const char *err = dlerror();
-    if (strchr(path, '/') && access(path, F_OK) == 0)
-      snprintf(reason, sizeof reason, "cannot load %s: %s", path, err);
-    return 0;
-  }
   ember_comm_init_fn init;
-  *(void **)&init = dlsym(h, EMBER_COMM_INIT);
-  if (!init) {
-    snprintf(reason, sizeof reason, "%s has no %s", path, EMBER_COMM_INIT);
-    return 0;
-  }
+  *(void **)&init = ember_plugin_open(path, RTLD_NOW | RTLD_GLOBAL, EMBER_COMM_INIT, reason,
+                                      sizeof reason);
+  if (!init) return 0;
   char why[256] = "";
   const ember_comm_plugin *p = init(&ember_plugin_core_api, why, sizeof why);
   if (!p) {
@@ -77,16 +67,8 @@ static int try_path(const char *path, void *ctx) {
 static const ember_comm_plugin *plugin(void) {
   if (tried) return loaded;
   tried = 1;
-  snprintf(reason, sizeof reason, "%s not found (build it with make where mpicc is "
-           "installed, or set EMBER_MPI_PLUGIN)", PLUGIN_NAME);
-  const char *env = getenv("EMBER_MPI_PLUGIN");
-  if (env && *env) {
-    reason[0] = '\0';
-    if (!try_path(env, NULL) && !reason[0])
-      snprintf(reason, sizeof reason, "cannot load %s (EMBER_MPI_PLUGIN): no such file", env);
-  } else {
-    ember_plugin_search(PLUGIN_NAME, try_path, NULL);
-  }
+  ember_plugin_search(PLUGIN_NAME, "EMBER_MPI_PLUGIN", "mpicc", try_path, NULL, reason,
+                      sizeof reason);
   return loaded;
 }
 

@@ -1,11 +1,14 @@
 /*
-** plugin.c -- where the core looks for its separately built plugins
-** (libember_cuda.so, libember_mpi.so): next to the binary that holds this
-** code (the ember executable, libember's host, or core.so), then in ../,
-** ./build/ and ../lib/ from there, and ../../../ (core.so installed as
-** PREFIX/lib/lua/5.4/ember/core.so finds PREFIX/lib/), then the dynamic
-** loader's own search (LD_LIBRARY_PATH, ...); and what the core gives
-** every plugin.
+** plugin.c -- how the core finds and opens its separately built plugins
+** (libember_cuda.so, libember_mpi.so), and what it gives every plugin.
+** A plugin is looked for, on first use:
+**   1. at the path its environment variable names (EMBER_CUDA_PLUGIN,
+**      EMBER_MPI_PLUGIN), and nowhere else when that is set;
+**   2. next to the binary that holds this code (the ember executable,
+**      libember's host, or core.so), then in ../, ./build/ and ../lib/
+**      from there, and ../../../ (core.so installed as
+**      PREFIX/lib/lua/5.4/ember/core.so finds PREFIX/lib/);
+**   3. the dynamic loader's own search (LD_LIBRARY_PATH, ...).
 */
 #define _GNU_SOURCE 1
 #include <dlfcn.h>
@@ -55,16 +58,45 @@ static int self_dir(char *out, size_t n) {
   return 0;
 }
 
-int ember_plugin_search(const char *name, int (*try_path)(const char *path, void *ctx),
-                        void *ctx) {
+void *ember_plugin_open(const char *path, int flags, const char *symbol, char *reason,
+                        size_t n) {
+  void *h = dlopen(path, flags);
+  if (!h) {
+    const char *err = dlerror();
+    /* a file that is there but does not load is worth a message; a bare
+       name the loader did not find keeps the "not found" one */
+    if (strchr(path, '/') && access(path, F_OK) == 0)
+      snprintf(reason, n, "cannot load %s: %s", path, err);
+    return NULL;
+  }
+  void *sym = dlsym(h, symbol);
+  if (!sym) {
+    snprintf(reason, n, "%s has no %s", path, symbol);
+    dlclose(h);
+  }
+  return sym;
+}
+
+void ember_plugin_search(const char *name, const char *env_var, const char *builder,
+                         int (*try_path)(const char *path, void *ctx), void *ctx,
+                         char *reason, size_t n) {
+  snprintf(reason, n, "%s not found (build it with make where %s is installed, or set %s)",
+           name, builder, env_var);
+  const char *env = getenv(env_var);
+  if (env && *env) {
+    reason[0] = '\0';
+    if (!try_path(env, ctx) && !reason[0])
+      snprintf(reason, n, "cannot load %s (%s): no such file", env, env_var);
+    return;
+  }
   char dir[PATH_MAX];
   if (self_dir(dir, sizeof dir) == 0) {
     static const char *const rel[] = {"", "/..", "/build", "/../lib", "/../../.."};
     for (size_t i = 0; i < sizeof rel / sizeof *rel; i++) {
       char path[PATH_MAX + 64];
       snprintf(path, sizeof path, "%s%s/%s", dir, rel[i], name);
-      if (access(path, F_OK) == 0 && try_path(path, ctx)) return 1;
+      if (access(path, F_OK) == 0 && try_path(path, ctx)) return;
     }
   }
-  return try_path(name, ctx);
+  try_path(name, ctx);
 }
