@@ -168,6 +168,15 @@ static int check_tensor(const char *fn, const ember_tensor *t, int i) {
   return 0;
 }
 
+/* A list of n tensors (n may be 0). */
+static int check_list(const char *fn, ember_tensor *const *ts, int n) {
+  if (n < 0) return ember_set_error("%s: negative tensor count", fn);
+  if (n > 0 && !ts) return ember_set_error("%s: no tensor list", fn);
+  for (int i = 0; i < n; i++)
+    if (check_tensor(fn, ts[i], n == 1 ? -1 : i) < 0) return -1;
+  return 0;
+}
+
 static int check_op(const char *fn, const ember_tensor *t, ember_reduce_op op) {
   if (op != EMBER_SUM && op != EMBER_MEAN && op != EMBER_MAX && op != EMBER_MIN)
     return ember_set_error("%s: the reduction must be sum, mean, max or min", fn);
@@ -272,9 +281,10 @@ static void *stage;
 static size_t stage_cap;
 
 static void *staging(size_t n) {
+  if (n == 0) n = 1;                 /* an empty bucket still gets a block */
   if (n <= stage_cap) return stage;
   void *p = NULL;
-  if (posix_memalign(&p, 64, n ? n : 1) != 0) {
+  if (posix_memalign(&p, 64, n) != 0) {
     ember_set_error("distributed: out of memory for a %zu-byte staging buffer", n);
     return NULL;
   }
@@ -311,14 +321,69 @@ static int comm_op(ember_reduce_op op) {
 
 #define DEFAULT_BUCKET ((size_t)25 << 20)   /* PyTorch DDP's bucket_cap_mb */
 
+/* Walk ts in buckets: runs of tensors (of one dtype when one_dtype) up to
+   cap bytes (0: DEFAULT_BUCKET), a larger tensor alone.  Where a bucket
+   ends depends only on the dtypes and sizes every rank agreed on, so every
+   rank makes the same calls.  For each, call(fn, data, bytes, dtype, ctx)
+   on the bucket's bytes in host memory: in place when the bucket is one
+   contiguous CPU tensor, else in the staging block, into which the
+   tensors are packed first when pack_in, and from which they are written
+   back after when unpack_out (then they were written: their versions
+   move).  Whether a bucket goes in place or through the block is each
+   rank's own affair. */
+typedef int (*bucket_fn)(const char *fn, void *data, size_t bytes, ember_dtype dt, void *ctx);
+
+static int each_bucket(const char *fn, ember_tensor *const *ts, int n, size_t cap,
+                       int one_dtype, int pack_in, int unpack_out, bucket_fn call, void *ctx) {
+  if (cap == 0) cap = DEFAULT_BUCKET;
+  int i = 0;
+  while (i < n) {
+    ember_dtype dt = ts[i]->dtype;
+    int j = i;
+    size_t bytes = 0;
+    while (j < n && (!one_dtype || ts[j]->dtype == dt) &&
+           (j == i || bytes + nbytes(ts[j]) <= cap))
+      bytes += nbytes(ts[j++]);
+    if (j == i + 1 && is_host_flat(ts[i])) {
+      if (call(fn, host_data(ts[i]), bytes, dt, ctx) < 0) return -1;
+      if (unpack_out) ember_bump_version(ts[i]);
+      i = j;
+      continue;
+    }
+    char *buf = staging(bytes);
+    if (!buf) return -1;
+    size_t at = 0;
+    for (int k = i; pack_in && k < j; at += nbytes(ts[k++]))
+      if (pack(buf + at, ts[k]) < 0) return -1;
+    if (call(fn, buf, bytes, dt, ctx) < 0) return -1;
+    at = 0;
+    for (int k = i; unpack_out && k < j; at += nbytes(ts[k++]))
+      if (unpack(ts[k], buf + at) < 0) return -1;
+    i = j;
+  }
+  return 0;
+}
+
+static int reduce_bucket(const char *fn, void *data, size_t bytes, ember_dtype dt, void *ctx) {
+  ember_reduce_op op = *(const ember_reduce_op *)ctx;
+  size_t k = bytes / ember_dtype_size(dt);
+  if (comm->all_reduce(fn, data, k, dt, comm_op(op)) < 0) return -1;
+  if (op == EMBER_MEAN) scale_mean(data, k, dt);
+  return 0;
+}
+
+static int broadcast_bucket(const char *fn, void *data, size_t bytes, ember_dtype dt,
+                            void *ctx) {
+  (void)dt;
+  return comm->broadcast(fn, data, bytes, *(int *)ctx);
+}
+
 int ember_dist_all_reduce_many(ember_tensor *const *ts, int n, ember_reduce_op op,
                                size_t bucket_bytes) {
   static const char fn[] = "all_reduce";
-  if (n < 0) return ember_set_error("%s: negative tensor count", fn);
-  if (n > 0 && !ts) return ember_set_error("%s: no tensor list", fn);
+  if (check_list(fn, ts, n) < 0) return -1;
   for (int i = 0; i < n; i++)
-    if (check_tensor(fn, ts[i], n == 1 ? -1 : i) < 0 || check_op(fn, ts[i], op) < 0)
-      return -1;
+    if (check_op(fn, ts[i], op) < 0) return -1;
   if (live(fn) < 0) return -1;
   if (!comm || world == 1) return 0;
   int64_t total = 0;
@@ -328,45 +393,7 @@ int ember_dist_all_reduce_many(ember_tensor *const *ts, int n, ember_reduce_op o
                                      "the reduction (1 sum, 2 mean, 4 max, 5 min)"};
   int64_t sig[4] = {n, total, layout_hash(ts, n), (int64_t)op + 1};
   if (agree(fn, 4, sig, what) < 0) return -1;
-  if (bucket_bytes == 0) bucket_bytes = DEFAULT_BUCKET;
-  /* Buckets: runs of tensors of one dtype, up to bucket_bytes (a larger
-     tensor alone).  Where they end depends only on what every rank agreed
-     on above, so every rank makes the same calls; whether a bucket of one
-     tensor is reduced in place or through the staging block is each
-     rank's own affair. */
-  int i = 0;
-  while (i < n) {
-    ember_dtype dt = ts[i]->dtype;
-    size_t es = ember_dtype_size(dt);
-    int j = i;
-    size_t bytes = 0;
-    while (j < n && ts[j]->dtype == dt && (j == i || bytes + nbytes(ts[j]) <= bucket_bytes))
-      bytes += nbytes(ts[j++]);
-    if (j == i + 1 && is_host_flat(ts[i])) {
-      void *p = host_data(ts[i]);
-      if (comm->all_reduce(fn, p, bytes / es, dt, comm_op(op)) < 0) return -1;
-      if (op == EMBER_MEAN) scale_mean(p, bytes / es, dt);
-      ember_bump_version(ts[i]);
-      i = j;
-      continue;
-    }
-    char *buf = staging(bytes);
-    if (!buf) return -1;
-    size_t at = 0;
-    for (int k = i; k < j; k++) {
-      if (pack(buf + at, ts[k]) < 0) return -1;
-      at += nbytes(ts[k]);
-    }
-    if (comm->all_reduce(fn, buf, bytes / es, dt, comm_op(op)) < 0) return -1;
-    if (op == EMBER_MEAN) scale_mean(buf, bytes / es, dt);
-    at = 0;
-    for (int k = i; k < j; k++) {
-      if (unpack(ts[k], buf + at) < 0) return -1;
-      at += nbytes(ts[k]);
-    }
-    i = j;
-  }
-  return 0;
+  return each_bucket(fn, ts, n, bucket_bytes, 1, 1, 1, reduce_bucket, &op);
 }
 
 int ember_dist_all_reduce(ember_tensor *t, ember_reduce_op op) {
@@ -375,11 +402,7 @@ int ember_dist_all_reduce(ember_tensor *t, ember_reduce_op op) {
 
 int ember_dist_broadcast_many(ember_tensor *const *ts, int n, int root, size_t bucket_bytes) {
   static const char fn[] = "broadcast";
-  if (n < 0) return ember_set_error("%s: negative tensor count", fn);
-  if (n > 0 && !ts) return ember_set_error("%s: no tensor list", fn);
-  for (int i = 0; i < n; i++)
-    if (check_tensor(fn, ts[i], n == 1 ? -1 : i) < 0) return -1;
-  if (live(fn) < 0) return -1;
+  if (check_list(fn, ts, n) < 0 || live(fn) < 0) return -1;
   if (root < 0 || root >= world)
     return ember_set_error("%s: root %d is out of range 1..%d", fn, root + 1, world);
   if (!comm || world == 1) return 0;
@@ -389,36 +412,8 @@ int ember_dist_broadcast_many(ember_tensor *const *ts, int n, int root, size_t b
                                      "#the tensors' dtypes or sizes", "root"};
   int64_t sig[4] = {n, total, layout_hash(ts, n), root + 1};
   if (agree(fn, 4, sig, what) < 0) return -1;
-  if (bucket_bytes == 0) bucket_bytes = DEFAULT_BUCKET;
-  int i = 0;     /* buckets as all_reduce's, of any dtypes */
-  while (i < n) {
-    int j = i;
-    size_t bytes = 0;
-    while (j < n && (j == i || bytes + nbytes(ts[j]) <= bucket_bytes)) bytes += nbytes(ts[j++]);
-    if (j == i + 1 && is_host_flat(ts[i])) {
-      if (comm->broadcast(fn, host_data(ts[i]), bytes, root) < 0) return -1;
-      if (my_rank != root) ember_bump_version(ts[i]);
-      i = j;
-      continue;
-    }
-    char *buf = staging(bytes);
-    if (!buf) return -1;
-    size_t at = 0;
-    if (my_rank == root)
-      for (int k = i; k < j; k++) {
-        if (pack(buf + at, ts[k]) < 0) return -1;
-        at += nbytes(ts[k]);
-      }
-    if (comm->broadcast(fn, buf, bytes, root) < 0) return -1;
-    at = 0;
-    if (my_rank != root)
-      for (int k = i; k < j; k++) {
-        if (unpack(ts[k], buf + at) < 0) return -1;
-        at += nbytes(ts[k]);
-      }
-    i = j;
-  }
-  return 0;
+  int mine = my_rank == root;
+  return each_bucket(fn, ts, n, bucket_bytes, 0, mine, !mine, broadcast_bucket, &root);
 }
 
 int ember_dist_broadcast(ember_tensor *t, int root) {
@@ -451,7 +446,7 @@ ember_tensor *ember_dist_all_gather(const ember_tensor *t) {
   } else if (is_host_flat(t)) {
     rc = comm->all_gather(fn, host_data(t), host_data(out), b);
   } else {
-    char *buf = malloc(b ? b : 1);
+    char *buf = malloc(b ? b : 1);   /* not the staging block: any size, kept by none */
     rc = buf ? pack(buf, t) : ember_set_error("%s: out of memory", fn);
     if (rc == 0) rc = comm->all_gather(fn, buf, host_data(out), b);
     free(buf);

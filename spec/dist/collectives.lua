@@ -90,6 +90,9 @@ for _, dev in ipairs(devices) do
     dist.all_reduce_coalesced(list, "mean", 8)   -- 8 bytes: a bucket per tensor or two
     same(list[1], {1.5, 1.5}, "1"); same(list[2], {{1.5}}, "2")
     same(list[3], {1.5, 3, 3}, "3"); same(list[4], {6}, "4")
+    -- empty tensors alone: a bucket of 0 bytes (through the staging block on "cuda")
+    same(dist.all_reduce(ember.zeros(0):to(dev)), {}, "empty")
+    assert(table.concat(dist.all_gather(ember.zeros(0, 2):to(dev)):shape(), "x") == "2x0x2")
     local b = {T({rank}), T({rank, rank}, "int64"), T({{rank}}, "float64")}
     dist.broadcast_coalesced(b, 2, 4)
     same(b[1], {2}, "b1"); same(b[2], {2, 2}, "b2"); same(b[3], {{2}}, "b3")

@@ -74,6 +74,15 @@ describe("ember.distributed under mpirun -np 2", function()
     assert.truthy(out:find("rank 2 of 2: mpi 3", 1, true), out)
   end)
 
+  it("a first collective on an empty \"cuda\" tensor (a 0-byte staging block)", function()
+    local fake = ROOT .. "/" .. run.build .. "/libember_fakecuda.so"
+    local src = "print(pcall(ember.distributed.all_reduce, ember.zeros(0):cuda()))"
+    local out, rc = job("-e " .. run.q(src), "", "EMBER_CUDA_PLUGIN=" .. run.q(fake))
+    assert.are.equal(0, rc, out)
+    local _, n = out:gsub("true\ttensor%(%[%]%)", "")
+    assert.are.equal(2, n, out)
+  end)
+
   describe("2 ranks at batch 32 end with the weights of 1 process at batch 64", function()
     local function max_rel(a, b)
       local worst, n = 0, 0
