@@ -43,9 +43,7 @@ cnn: bench/dist_epoch.lua's work and timing, step for step:
   Output: "images_s", "spread" (fastest slice / slowest), "step_ms".
 Exit status 3 when torch cannot be imported.
 """
-import gzip
 import os
-import struct
 import sys
 import tempfile
 import time
@@ -60,7 +58,9 @@ try:
 except ImportError:
     sys.exit(3)
 
-DIR = os.environ.get("BENCH_DATA", "/usr/share/datasets/fashion-mnist/")
+# the data reader and the CNN of the single-process peer (bench/epoch_torch.py)
+from epoch_torch import model_of, read_idx  # noqa: E402
+
 USAGE = ("usage: dist_torch.py allreduce [FLOATS [WARM [NBATCH [REPS]]]] | "
          "dist_torch.py cnn [BATCH [WARMUP [STEPS [CHUNKS]]]]")
 
@@ -137,23 +137,6 @@ def bench_allreduce(rank, world):
               % (t * 1e3, algbw, algbw * 2 * (world - 1) / world))
 
 
-def read_idx(name):
-    """The uint8 tensor of a gzipped IDX file, read into one buffer."""
-    with gzip.open(os.path.join(DIR, name)) as f:
-        head = f.read(4)
-        if len(head) != 4 or head[2] != 8:
-            sys.exit("dist_torch.py: %s is not a uint8 IDX file" % name)
-        ndim = head[3]
-        dims = struct.unpack(">" + "I" * ndim, f.read(4 * ndim))
-        count = 1
-        for d in dims:
-            count *= d
-        buf = bytearray(count)
-        if f.readinto(buf) != count:
-            sys.exit("dist_torch.py: %s is truncated" % name)
-    return torch.frombuffer(buf, dtype=torch.uint8).reshape(dims)
-
-
 def bench_cnn(rank, world):
     bs = int_arg(2, "BATCH", 1, 32)
     warmup = int_arg(3, "WARMUP", 0, 50)
@@ -164,11 +147,7 @@ def bench_cnn(rank, world):
     y = read_idx("train-labels-idx1-ubyte.gz").long()
     ntrain = x.shape[0]
 
-    net = nn.Sequential(
-        nn.Conv2d(1, 32, 3), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(64, 64, 3), nn.ReLU(),
-        nn.Flatten(), nn.Linear(576, 64), nn.ReLU(), nn.Linear(64, 10))
+    net = model_of("cnn")
     model = nn.parallel.DistributedDataParallel(net)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     sampler = torch.utils.data.DistributedSampler(range(ntrain), num_replicas=world,
