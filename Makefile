@@ -35,7 +35,7 @@ comma    := ,
 BLAS_LIBS := -lopenblas $(if $(wildcard $(OPENBLAS_OMP)/libopenblas.so.0),-Wl$(comma)-rpath$(comma)$(OPENBLAS_OMP))
 LIBS     := $(BLAS_LIBS) -lz -lm -fopenmp $(SAN)
 
-CORE_SRC := $(sort $(wildcard core/*.c core/cpu/*.c))
+CORE_SRC := $(sort $(wildcard core/*.c core/ops/*.c core/cpu/*.c))
 BIND_SRC := bindings/lua_tensor.c bindings/lua_ops.c bindings/lua_module.c \
             bindings/lua_autograd.c bindings/lua_nn.c bindings/lua_optim.c \
             bindings/lua_data.c bindings/lua_io.c bindings/lua_cuda.c \
@@ -46,7 +46,7 @@ GEN_SRC  := $(BUILD)/gen/ember_lua_modules.c
 CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/obj/%.o)
 BIND_OBJ := $(BIND_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/ember_lua_modules.o
 MAIN_OBJ := $(BUILD)/obj/bindings/ember_main.o
-HEADERS  := $(wildcard core/*.h core/include/*.h core/cpu/*.h bindings/*.h)
+HEADERS  := $(wildcard core/*.h core/ops/*.h core/include/*.h core/cpu/*.h bindings/*.h)
 
 .PHONY: all run test deps asan leakcheck fuzz fuzz-files bench embed install clean rock rock-install
 

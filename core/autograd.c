@@ -192,6 +192,7 @@ ember_node *ember_ag_node(const char *name, ember_backward_fn fn, int n,
   memset(node->saved, 0, sizeof node->saved);
   memset(node->saved_version, 0, sizeof node->saved_version);
   node->released = 0;
+  memset(node->state.bytes, 0, sizeof node->state.bytes);
   memset(node->p, 0, sizeof node->p);
   memset(node->ip, 0, sizeof node->ip);
   node->extra = NULL;

@@ -48,6 +48,7 @@ typedef struct ember_in_meta {  /* what the engine needs of each input */
 } ember_in_meta;
 
 #define EMBER_NODE_MAX_SAVED 4
+#define EMBER_NODE_STATE_BYTES 64
 
 struct ember_node {
   int refcount;
@@ -61,9 +62,18 @@ struct ember_node {
   ember_tensor *saved[EMBER_NODE_MAX_SAVED];
   uint64_t saved_version[EMBER_NODE_MAX_SAVED];
   int released;                   /* saved tensors freed by backward */
-  double p[4];                    /* the op's parameters */
-  int64_t ip[8];
-  void *extra;                    /* anything else, freed with free() */
+  double p[4];                    /* TRANSITIONAL (issue 15): being replaced */
+  int64_t ip[8];                  /* by `state` below; removed once every */
+  void *extra;                    /* op has moved to core/ops/ */
+  /* The op's own parameters, as a struct of its family's file
+     (`struct conv_saved`), read and written through EMBER_NODE_STATE.
+     Zeroed when the node is made. */
+  union {
+    unsigned char bytes[EMBER_NODE_STATE_BYTES];
+    double align_d;
+    int64_t align_i;
+    void *align_p;
+  } state;
   ember_tensor *retained_out;     /* weak: a non-leaf that retains grad */
   char *where;                    /* anomaly mode: the forward call site
                                      (malloc'd, from the where hook) */
@@ -93,6 +103,14 @@ static inline int ember_ag_active1(const ember_tensor *a) {
 static inline int ember_ag_active2(const ember_tensor *a, const ember_tensor *b) {
   return ember_grad_mode_ && (ember_ag_requires(a) || ember_ag_requires(b));
 }
+
+/* The node's parameters as the op's struct `type` (at most
+   EMBER_NODE_STATE_BYTES bytes: a bigger struct fails to compile through
+   the negative array size). */
+#define EMBER_NODE_STATE(node, type)                                       \
+  ((type *)(void *)((node)->state.bytes +                                 \
+                    0 * sizeof(char[sizeof(type) <= EMBER_NODE_STATE_BYTES \
+                                        ? 1 : -1])))
 
 /* A node for an op over `n` inputs (any may be NULL: no gradient). */
 ember_node *ember_ag_node(const char *name, ember_backward_fn fn, int n,

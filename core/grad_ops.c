@@ -16,77 +16,23 @@
 #include <string.h>
 
 #include "grad_ops.h"
+#include "ops/ops.h"
 
 /* {======================================================================
 ** Helpers
 ** ======================================================================= */
-
-/* A node over inputs (a, b); b may be NULL. */
-static ember_node *node2(const char *name, ember_backward_fn fn,
-                         const ember_tensor *a, const ember_tensor *b) {
-  const ember_tensor *in[2] = {a, b};
-  return ember_ag_node(name, fn, b ? 2 : 1, in);
-}
-
-static ember_tensor *scalar_as(const ember_tensor *g, double v) {
-  ember_tensor *s = ember_empty_on(g->storage->device, 0, NULL, g->dtype);
-  if (s && ember_fill_(s, v) < 0) { ember_tensor_release(s); return NULL; }
-  return s;
-}
-
-static ember_tensor *zeros_meta(const ember_tensor *g, const ember_in_meta *m) {
-  ember_tensor *z = ember_empty_on(g->storage->device, m->ndim, m->shape,
-                                   g->dtype);
-  if (z && ember_fill_(z, 0) < 0) { ember_tensor_release(z); return NULL; }
-  return z;
-}
-
-/* g with a size-1 dim put back at `dim` when the reduction dropped it
-   (dim < 0: a reduction over everything, whose 0-d result broadcasts) */
-static ember_tensor *keep_dim(ember_tensor *g, int dim, int keepdim) {
-  if (keepdim || dim < 0) { ember_tensor_retain(g); return g; }
-  return ember_unsqueeze(g, dim);
-}
-
-/* op over dim, kept (dim < 0: over everything) */
-static ember_tensor *reduce_kept(ember_reduce_op op, const ember_tensor *x,
-                                 int dim) {
-  return dim < 0 ? ember_reduce(op, x, 0) : ember_reduce_dim(op, x, dim, 1, 0);
-}
-
-/* Replace a node's output with `node` on an in-place target (rebase). */
-static int rebase(ember_tensor *t, ember_node *node, int requires) {
-  struct ember_autograd_meta *m = t->grad_info;
-  if (!m) {
-    if (!requires) { ember_ag_node_release(node); return 0; }
-    m = t->grad_info = calloc(1, sizeof *m);
-    if (!m) { ember_ag_node_release(node); return ember_set_error("out of memory"); }
-  }
-  ember_ag_node_release(m->grad_fn);
-  m->grad_fn = node;
-  m->requires_grad = 1;
-  return 0;
-}
-
-/*
-** An in-place write of a value that requires grad into a tensor that does
-** not: fine for a tensor of its own, but a view's base would never learn
-** of it (its gradient would silently miss the write), so refuse.
-*/
-static int check_target(const char *fn, const ember_tensor *t) {
-  if (!ember_ag_requires(t) && t->storage->refcount > 1)
-    return ember_set_error("%s: writing a value that requires grad into a "
-                           "view (or a tensor sharing storage) is not "
-                           "supported by autograd; build the result with "
-                           "out-of-place ops (cat, stack, where)", fn);
-  return 0;
-}
 
 int ember_ag_active_n(int n, ember_tensor *const *ts) {
   if (!ember_grad_mode_) return 0;
   for (int i = 0; i < n; i++)
     if (ember_ag_requires(ts[i])) return 1;
   return 0;
+}
+
+/* op over dim, kept (dim < 0: over everything) */
+static ember_tensor *reduce_kept(ember_reduce_op op, const ember_tensor *x,
+                                 int dim) {
+  return dim < 0 ? ember_reduce(op, x, 0) : ember_reduce_dim(op, x, dim, 1, 0);
 }
 
 /* }====================================================================== */
@@ -129,7 +75,7 @@ static int unary_backward(ember_node *n, ember_tensor *g, ember_tensor **gin) {
 static ember_node *unary_node(ember_unary_op op, const ember_tensor *t,
                               const ember_tensor *x, const ember_tensor *out,
                               double p0, double p1) {
-  ember_node *n = node2(unary_node_names[op], unary_backward, t, NULL);
+  ember_node *n = ember_ag_node2(unary_node_names[op], unary_backward, t, NULL);
   if (!n) return NULL;
   n->ip[0] = op;
   n->p[0] = p0;
@@ -167,7 +113,7 @@ int ember_ag_unary_(ember_unary_op op, ember_tensor *t, double param) {
   ember_tensor_release(x);
   ember_ag_resume(prev);
   if (rc < 0) { ember_ag_node_release(n); return -1; }
-  return rebase(t, n, 1);
+  return ember_ag_rebase(t, n, 1);
 }
 
 ember_tensor *ember_ag_clamp(const ember_tensor *t, double lo, double hi) {
@@ -187,7 +133,7 @@ int ember_ag_clamp_(ember_tensor *t, double lo, double hi) {
   ember_tensor_release(x);
   ember_ag_resume(prev);
   if (rc < 0) { ember_ag_node_release(n); return -1; }
-  return rebase(t, n, 1);
+  return ember_ag_rebase(t, n, 1);
 }
 
 /* }====================================================================== */
@@ -238,7 +184,7 @@ static int binary_backward(ember_node *n, ember_tensor *g, ember_tensor **gin) {
     case EMBER_POW: {
       int rc = 0;
       if (ga) {   /* g * b * a^(b-1), 0 where b == 0 */
-        ember_tensor *one = scalar_as(b, 1.0);
+        ember_tensor *one = ember_scalar_as(b, 1.0);
         ember_tensor *bm1 = one ? ember_binary(EMBER_SUB, b, one) : NULL;
         ember_tensor *p = bm1 ? ember_binary(EMBER_POW, a, bm1) : NULL;
         ember_tensor *q = p ? ember_binary(EMBER_MUL, p, b) : NULL;
@@ -252,7 +198,7 @@ static int binary_backward(ember_node *n, ember_tensor *g, ember_tensor **gin) {
       if (gb && rc == 0) {   /* g * out * log(a), 0 where a == 0 and b >= 0 */
         ember_tensor *la = ember_unary(EMBER_LOG, a);
         ember_tensor *t = la ? ember_binary(EMBER_MUL, out, la) : NULL;
-        ember_tensor *zero = t ? scalar_as(a, 0.0) : NULL;
+        ember_tensor *zero = t ? ember_scalar_as(a, 0.0) : NULL;
         ember_tensor *az = zero ? ember_compare(EMBER_EQ, a, zero) : NULL;
         ember_tensor *bz = az ? ember_compare(EMBER_GE, b, zero) : NULL;
         ember_tensor *mask = bz ? ember_binary(EMBER_MUL, az, bz) : NULL;
@@ -273,10 +219,10 @@ static int binary_backward(ember_node *n, ember_tensor *g, ember_tensor **gin) {
     case EMBER_MINIMUM: {
       /* the larger (smaller) side takes g; ties share it equally */
       ember_cmp_op win = op == EMBER_MAXIMUM ? EMBER_GT : EMBER_LT;
-      ember_tensor *half = scalar_as(g, 0.5);
+      ember_tensor *half = ember_scalar_as(g, 0.5);
       ember_tensor *eq = half ? ember_compare(EMBER_EQ, a, b) : NULL;
       ember_tensor *gh = eq ? ember_binary(EMBER_MUL, g, half) : NULL;
-      ember_tensor *zero = gh ? scalar_as(g, 0.0) : NULL;
+      ember_tensor *zero = gh ? ember_scalar_as(g, 0.0) : NULL;
       int rc = zero ? 0 : -1;
       for (int side = 0; side < 2 && rc == 0; side++) {
         if (!(side == 0 ? ga : gb)) continue;
@@ -317,7 +263,7 @@ static void binary_saves(ember_binary_op op, int ga, int gb, int *sa, int *sb,
 static ember_node *binary_node(ember_binary_op op, const ember_tensor *a,
                                const ember_tensor *b, const ember_tensor *x,
                                const ember_tensor *out) {
-  ember_node *n = node2(binary_node_names[op], binary_backward, a, b);
+  ember_node *n = ember_ag_node2(binary_node_names[op], binary_backward, a, b);
   if (!n) return NULL;
   int sa, sb, so;
   binary_saves(op, n->needs[0], n->needs[1], &sa, &sb, &so);
@@ -344,7 +290,7 @@ ember_tensor *ember_ag_binary(ember_binary_op op, const ember_tensor *a,
 
 int ember_ag_binary_(ember_binary_op op, ember_tensor *a, const ember_tensor *b) {
   if (ember_ag_check_inplace(binary_node_names[op], a) < 0 ||
-      check_target(binary_node_names[op], a) < 0)
+      ember_ag_check_target(binary_node_names[op], a) < 0)
     return -1;
   if (!ember_dtype_is_float(a->dtype))
     return ember_set_error("%s_: an integer tensor cannot take a gradient "
@@ -361,7 +307,7 @@ int ember_ag_binary_(ember_binary_op op, ember_tensor *a, const ember_tensor *b)
   ember_tensor_release(x);
   ember_ag_resume(prev);
   if (rc < 0) { ember_ag_node_release(n); return -1; }
-  return rebase(a, n, 1);
+  return ember_ag_rebase(a, n, 1);
 }
 
 /* }====================================================================== */
@@ -373,7 +319,7 @@ int ember_ag_binary_(ember_binary_op op, ember_tensor *a, const ember_tensor *b)
 /* saved[0] is the condition (bool), which side it selects is ip[0] */
 static int where_backward(ember_node *n, ember_tensor *g, ember_tensor **gin) {
   const ember_tensor *cond = n->saved[0];
-  ember_tensor *zero = scalar_as(g, 0.0);
+  ember_tensor *zero = ember_scalar_as(g, 0.0);
   if (!zero) return -1;
   int rc = 0;
   int first = (int)n->ip[0];    /* input index of the "true" side */
@@ -392,7 +338,7 @@ ember_tensor *ember_ag_where(const ember_tensor *cond, const ember_tensor *a,
   ember_tensor *out = ember_where(cond, a, b);
   ember_ag_resume(prev);
   if (!out || !ember_dtype_is_float(out->dtype)) return out;
-  ember_node *n = node2("WhereBackward", where_backward, a, b);
+  ember_node *n = ember_ag_node2("WhereBackward", where_backward, a, b);
   if (n && ember_ag_save(n, cond) < 0) { ember_ag_node_release(n); n = NULL; }
   if (n) n->ip[0] = 0;
   return ember_ag_finish(n, out, 0);
@@ -400,7 +346,7 @@ ember_tensor *ember_ag_where(const ember_tensor *cond, const ember_tensor *a,
 
 /* masked_fill: input 0 is the tensor, the mask's true side gets nothing */
 static ember_node *masked_node(const ember_tensor *t, const ember_tensor *mask) {
-  ember_node *n = node2("MaskedFillBackward", where_backward, t, NULL);
+  ember_node *n = ember_ag_node2("MaskedFillBackward", where_backward, t, NULL);
   if (n && ember_ag_save(n, mask) < 0) { ember_ag_node_release(n); return NULL; }
   if (n) n->ip[0] = 1;   /* input 0 is the "false" side */
   return n;
@@ -423,7 +369,7 @@ int ember_ag_masked_fill_(ember_tensor *t, const ember_tensor *mask,
   int rc = n ? ember_masked_fill_(t, mask, value) : -1;
   ember_ag_resume(prev);
   if (rc < 0) { ember_ag_node_release(n); return -1; }
-  return rebase(t, n, 1);
+  return ember_ag_rebase(t, n, 1);
 }
 
 static int pass_backward(ember_node *n, ember_tensor *g, ember_tensor **gin) {
@@ -435,11 +381,11 @@ static int pass_backward(ember_node *n, ember_tensor *g, ember_tensor **gin) {
 
 /* dst's old value is gone: the gradient flows to src only */
 int ember_ag_copy_(ember_tensor *dst, const ember_tensor *src) {
-  if (ember_ag_check_inplace("copy_", dst) < 0 || check_target("copy_", dst) < 0)
+  if (ember_ag_check_inplace("copy_", dst) < 0 || ember_ag_check_target("copy_", dst) < 0)
     return -1;
   int prev = ember_ag_pause();
   int needs = ember_ag_requires(src) && ember_dtype_is_float(dst->dtype);
-  ember_node *n = needs ? node2("CopyBackward", pass_backward, src, NULL) : NULL;
+  ember_node *n = needs ? ember_ag_node2("CopyBackward", pass_backward, src, NULL) : NULL;
   int rc = !needs || n ? ember_copy_(dst, src) : -1;
   ember_ag_resume(prev);
   if (rc < 0) { ember_ag_node_release(n); return -1; }
@@ -448,7 +394,7 @@ int ember_ag_copy_(ember_tensor *dst, const ember_tensor *src) {
     n = ember_ag_node("CopyBackward", pass_backward, 0, NULL);
     if (!n) return -1;
   }
-  return rebase(dst, n, 1);
+  return ember_ag_rebase(dst, n, 1);
 }
 
 int ember_ag_fill_(ember_tensor *dst, double value) {
@@ -458,7 +404,7 @@ int ember_ag_fill_(ember_tensor *dst, double value) {
   ember_ag_resume(prev);
   if (rc < 0) return -1;
   ember_node *n = ember_ag_node("FillBackward", pass_backward, 0, NULL);
-  return n ? rebase(dst, n, 1) : -1;
+  return n ? ember_ag_rebase(dst, n, 1) : -1;
 }
 
 /* }====================================================================== */
@@ -476,7 +422,7 @@ static int reduce_backward(ember_node *n, ember_tensor *g, ember_tensor **gin) {
   int64_t count = 1;
   if (dim < 0) for (int i = 0; i < m->ndim; i++) count *= m->shape[i];
   else count = m->shape[dim];
-  ember_tensor *gk = keep_dim(g, dim, keep);
+  ember_tensor *gk = ember_keep_dim(g, dim, keep);
   if (!gk) return -1;
   ember_tensor *r = NULL;
   switch (op) {
@@ -484,7 +430,7 @@ static int reduce_backward(ember_node *n, ember_tensor *g, ember_tensor **gin) {
       r = ember_expand(gk, m->ndim, m->shape);
       break;
     case EMBER_MEAN: {
-      ember_tensor *c = scalar_as(g, (double)count);
+      ember_tensor *c = ember_scalar_as(g, (double)count);
       ember_tensor *q = c ? ember_binary(EMBER_DIV, gk, c) : NULL;
       r = q ? ember_expand(q, m->ndim, m->shape) : NULL;
       ember_tensor_release(q);
@@ -496,9 +442,9 @@ static int reduce_backward(ember_node *n, ember_tensor *g, ember_tensor **gin) {
          the zero's gradient is the product of the others and the rest get
          nothing; with two or more zeros every gradient is 0 */
       const ember_tensor *x = n->saved[0];
-      ember_tensor *ok = keep_dim(n->saved[1], dim, keep);
-      ember_tensor *zero = ok ? scalar_as(x, 0.0) : NULL;
-      ember_tensor *one = zero ? scalar_as(x, 1.0) : NULL;
+      ember_tensor *ok = ember_keep_dim(n->saved[1], dim, keep);
+      ember_tensor *zero = ok ? ember_scalar_as(x, 0.0) : NULL;
+      ember_tensor *one = zero ? ember_scalar_as(x, 1.0) : NULL;
       ember_tensor *isz = one ? ember_compare(EMBER_EQ, x, zero) : NULL;
       ember_tensor *zf = isz ? ember_to_dtype(isz, x->dtype) : NULL;
       ember_tensor *nz = zf ? reduce_kept(EMBER_SUM, zf, dim) : NULL;
@@ -520,7 +466,7 @@ static int reduce_backward(ember_node *n, ember_tensor *g, ember_tensor **gin) {
     case EMBER_MAX:
     case EMBER_MIN: {    /* shared equally among the elements that tie */
       const ember_tensor *x = n->saved[0];
-      ember_tensor *ok = keep_dim(n->saved[1], dim, keep);
+      ember_tensor *ok = ember_keep_dim(n->saved[1], dim, keep);
       ember_tensor *hit = ok ? ember_compare(EMBER_EQ, x, ok) : NULL;
       ember_tensor *hf = hit ? ember_to_dtype(hit, g->dtype) : NULL;
       ember_tensor *cnt = hf ? reduce_kept(EMBER_SUM, hf, dim) : NULL;
@@ -538,12 +484,12 @@ static int reduce_backward(ember_node *n, ember_tensor *g, ember_tensor **gin) {
       const ember_tensor *x = n->saved[0];
       ember_tensor *mean = reduce_kept(EMBER_MEAN, x, dim);
       ember_tensor *d = mean ? ember_binary(EMBER_SUB, x, mean) : NULL;
-      ember_tensor *c = d ? scalar_as(g, op == EMBER_VAR ? 2.0 / (double)(count - corr)
+      ember_tensor *c = d ? ember_scalar_as(g, op == EMBER_VAR ? 2.0 / (double)(count - corr)
                                                          : 1.0 / (double)(count - corr)) : NULL;
       ember_tensor *t = c ? ember_binary(EMBER_MUL, d, c) : NULL;
       ember_tensor *u = t ? ember_binary(EMBER_MUL, t, gk) : NULL;
       if (u && op == EMBER_STD) {
-        ember_tensor *ok = keep_dim(n->saved[1], dim, keep);
+        ember_tensor *ok = ember_keep_dim(n->saved[1], dim, keep);
         r = ok ? ember_binary(EMBER_DIV, u, ok) : NULL;
         ember_tensor_release(ok);
       } else if (u) {
@@ -582,7 +528,7 @@ static ember_tensor *record_reduce(ember_reduce_op op, const ember_tensor *t,
   if (!out) return NULL;
   if (op == EMBER_ARGMAX || op == EMBER_ARGMIN || !ember_dtype_is_float(out->dtype))
     return out;
-  ember_node *n = node2(reduce_node_name(op), reduce_backward, t, NULL);
+  ember_node *n = ember_ag_node2(reduce_node_name(op), reduce_backward, t, NULL);
   if (!n) { ember_tensor_release(out); return NULL; }
   n->ip[0] = op;
   n->ip[1] = dim;
@@ -620,9 +566,9 @@ ember_tensor *ember_ag_reduce_dim(ember_reduce_op op, const ember_tensor *t,
    position only (saved[0]: indices, 1-based) */
 static int select_backward(ember_node *n, ember_tensor *g, ember_tensor **gin) {
   int dim = (int)n->ip[0], keep = (int)n->ip[1];
-  ember_tensor *gk = keep_dim(g, dim, keep);
-  ember_tensor *ik = gk ? keep_dim(n->saved[0], dim, keep) : NULL;
-  ember_tensor *z = ik ? zeros_meta(g, &n->in[0]) : NULL;
+  ember_tensor *gk = ember_keep_dim(g, dim, keep);
+  ember_tensor *ik = gk ? ember_keep_dim(n->saved[0], dim, keep) : NULL;
+  ember_tensor *z = ik ? ember_zeros_meta(g, &n->in[0]) : NULL;
   int rc = z ? ember_scatter_add_(z, dim, ik, gk) : -1;
   ember_tensor_release(ik);
   ember_tensor_release(gk);
@@ -639,7 +585,7 @@ int ember_ag_extreme_dim(int is_max, const ember_tensor *t, int dim,
                   : ember_min_dim(t, dim, keepdim, values, indices);
   ember_ag_resume(prev);
   if (rc < 0 || !ember_dtype_is_float((*values)->dtype) || t->ndim == 0) return rc;
-  ember_node *n = node2(is_max ? "MaxBackward" : "MinBackward", select_backward,
+  ember_node *n = ember_ag_node2(is_max ? "MaxBackward" : "MinBackward", select_backward,
                         t, NULL);
   if (n) {
     n->ip[0] = dim < 0 ? dim + t->ndim : dim;
@@ -658,7 +604,7 @@ int ember_ag_extreme_dim(int is_max, const ember_tensor *t, int dim,
 static int softmax_backward(ember_node *n, ember_tensor *g, ember_tensor **gin) {
   int dim = (int)n->ip[0], log = (int)n->ip[1];
   const ember_tensor *y = n->saved[0];
-  if (y->ndim == 0) return (gin[0] = scalar_as(g, 0.0)) ? 0 : -1;
+  if (y->ndim == 0) return (gin[0] = ember_scalar_as(g, 0.0)) ? 0 : -1;
   ember_tensor *r = NULL;
   if (log) {
     ember_tensor *s = ember_sum_dim(g, dim, 1);
@@ -687,7 +633,7 @@ ember_tensor *ember_ag_softmax(const ember_tensor *t, int dim, int log) {
   ember_tensor *out = log ? ember_log_softmax(t, dim) : ember_softmax(t, dim);
   ember_ag_resume(prev);
   if (!out) return NULL;
-  ember_node *n = node2(log ? "LogSoftmaxBackward" : "SoftmaxBackward",
+  ember_node *n = ember_ag_node2(log ? "LogSoftmaxBackward" : "SoftmaxBackward",
                         softmax_backward, t, NULL);
   if (n) {
     int nd = t->ndim ? t->ndim : 1;
@@ -769,7 +715,7 @@ ember_tensor *ember_ag_matmul(const ember_tensor *a, const ember_tensor *b) {
   ember_tensor *out = ember_matmul(a, b);
   ember_ag_resume(prev);
   if (!out || !ember_dtype_is_float(out->dtype)) return out;
-  ember_node *n = node2("MmBackward", matmul_backward, a, b);
+  ember_node *n = ember_ag_node2("MmBackward", matmul_backward, a, b);
   if (n && (ember_ag_save(n, a) < 0 || ember_ag_save(n, b) < 0)) {
     ember_ag_node_release(n);
     n = NULL;
@@ -823,7 +769,7 @@ ember_tensor *ember_ag_stack(int n, ember_tensor *const *ts, int dim) {
 /* index_select: index_add of g; gather: scatter_add of g */
 static int index_backward(ember_node *n, ember_tensor *g, ember_tensor **gin) {
   int dim = (int)n->ip[0];
-  ember_tensor *z = zeros_meta(g, &n->in[0]);
+  ember_tensor *z = ember_zeros_meta(g, &n->in[0]);
   if (!z) return -1;
   int rc = n->ip[1] ? ember_scatter_add_(z, dim, n->saved[0], g)
                     : ember_index_add_(z, dim, n->saved[0], g);
@@ -836,7 +782,7 @@ static ember_tensor *record_index(const ember_tensor *t, int dim,
                                   const ember_tensor *index, int gather,
                                   ember_tensor *out) {
   if (!out || !ember_dtype_is_float(out->dtype)) return out;
-  ember_node *n = node2(gather ? "GatherBackward" : "IndexSelectBackward",
+  ember_node *n = ember_ag_node2(gather ? "GatherBackward" : "IndexSelectBackward",
                         index_backward, t, NULL);
   if (n) {
     n->ip[0] = dim < 0 ? dim + t->ndim : dim;
@@ -898,7 +844,7 @@ static int view_backward(ember_node *n, ember_tensor *g, ember_tensor **gin) {
     }
     case EMBER_AG_NARROW:
     case EMBER_AG_SELECT: {
-      ember_tensor *z = zeros_meta(g, m);
+      ember_tensor *z = ember_zeros_meta(g, m);
       ember_tensor *part = !z ? NULL
                            : n->ip[0] == EMBER_AG_NARROW
                                ? ember_narrow(z, a0, n->ip[2], g->ndim ? g->shape[a0] : 1)
@@ -922,7 +868,7 @@ ember_tensor *ember_ag_record_view(ember_ag_view_kind kind, const char *name,
     ember_ag_meta_free(out->grad_info);
     out->grad_info = NULL;
   }
-  ember_node *n = node2(name, view_backward, t, NULL);
+  ember_node *n = ember_ag_node2(name, view_backward, t, NULL);
   if (n) {
     n->ip[0] = kind;
     n->ip[1] = a0;
@@ -1023,7 +969,7 @@ ember_tensor *ember_ag_max_pool2d(const ember_tensor *x, const int kernel[2],
                                        ceil_mode, &idx);
   ember_ag_resume(prev);
   if (!out) return NULL;
-  ember_node *n = node2("MaxPool2DBackward", max_pool2d_backward, x, NULL);
+  ember_node *n = ember_ag_node2("MaxPool2DBackward", max_pool2d_backward, x, NULL);
   if (n && (ember_ag_save(n, x) < 0 || ember_ag_save(n, idx) < 0)) {
     ember_ag_node_release(n);
     n = NULL;
@@ -1057,7 +1003,7 @@ ember_tensor *ember_ag_avg_pool2d(const ember_tensor *x, const int kernel[2],
                                        count_include_pad);
   ember_ag_resume(prev);
   if (!out) return NULL;
-  ember_node *n = node2("AvgPool2DBackward", avg_pool2d_backward, x, NULL);
+  ember_node *n = ember_ag_node2("AvgPool2DBackward", avg_pool2d_backward, x, NULL);
   if (n) {
     n->p[0] = kernel[0];
     n->p[1] = kernel[1];

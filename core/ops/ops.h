@@ -1,0 +1,93 @@
+/*
+** ops.h -- what the op families of core/ops/ share (internal).
+**
+** Each file of core/ops/ holds one family of ops from front door to
+** backward: the public function, its argument checks (once), the call
+** into the backend's kernel table, the recording of the autograd node
+** (after the result is computed), and the backward function.  See
+** docs/internals.md for the walk through one op and the checklist for a
+** new one.
+**
+** The recording pattern, for an op `f` with inputs a, b:
+**
+**     ember_tensor *ember_f(const ember_tensor *a, const ember_tensor *b) {
+**       ...checks, compute `out` through the kernel table...
+**       if (!ember_ag_active2(a, b)) return out;
+**       ember_node *n = ember_ag_node2("FBackward", f_backward, a, b);
+**       struct f_saved *s = n ? EMBER_NODE_STATE(n, struct f_saved) : NULL;
+**       ...fill s, ember_ag_save what backward needs...
+**       return ember_ag_finish(n, out, 0);
+**     }
+**
+** Backward functions run with recording off, so the public ops they call
+** take their plain path.  Their temporaries go in one ember_temps list,
+** released at the end on success and on error alike:
+**
+**     ember_temps T = {0};
+**     ember_tensor *x = ember_temp(&T, ember_exp(g));
+**     ember_tensor *y = ember_temp(&T, x ? ember_mul(x, g) : NULL);
+**     ...
+**     ember_temps_release(&T);
+*/
+#ifndef EMBER_OPS_H
+#define EMBER_OPS_H
+
+#include "../autograd.h"
+
+/* {======================================================================
+** Temporaries of a backward (or of any multi-step op)
+** ======================================================================= */
+
+#define EMBER_TEMPS_MAX 24
+
+typedef struct ember_temps {
+  int n;
+  ember_tensor *t[EMBER_TEMPS_MAX];
+} ember_temps;
+
+/* Keep t (a new reference, or NULL, which passes through) for
+   ember_temps_release, and return it.  A full list releases t and fails
+   (NULL, with an error): a programming error, found by the specs. */
+ember_tensor *ember_temp(ember_temps *l, ember_tensor *t);
+/* Release every tensor the list holds; the list is empty after. */
+void ember_temps_release(ember_temps *l);
+
+/* }====================================================================== */
+
+/* {======================================================================
+** Recording
+** ======================================================================= */
+
+/* A node over inputs (a, b); b may be NULL (a one-input node). */
+ember_node *ember_ag_node2(const char *name, ember_backward_fn fn,
+                           const ember_tensor *a, const ember_tensor *b);
+
+/* Make `node` the history of the in-place target t (a non-leaf's old
+   history is replaced; "rebase" in PyTorch).  Consumes node.  requires:
+   whether t requires grad after the op. */
+int ember_ag_rebase(ember_tensor *t, ember_node *node, int requires);
+
+/* An in-place write of a value that requires grad into a tensor that does
+   not: fine for a tensor of its own, but a view's base would never learn
+   of it, so refuse (-1 with an error naming fn). */
+int ember_ag_check_target(const char *fn, const ember_tensor *t);
+
+/* }====================================================================== */
+
+/* {======================================================================
+** Small tensors backward functions build
+** ======================================================================= */
+
+/* A 0-d tensor holding v, of like's dtype and on its device. */
+ember_tensor *ember_scalar_as(const ember_tensor *like, double v);
+/* Zeros of an input's shape (m), of like's dtype and device. */
+ember_tensor *ember_zeros_meta(const ember_tensor *like,
+                               const ember_in_meta *m);
+/* g with a size-1 dim put back at `dim` when a reduction dropped it
+   (keepdim false); dim < 0 means a reduction over everything, whose 0-d
+   result broadcasts as it is.  New reference. */
+ember_tensor *ember_keep_dim(ember_tensor *g, int dim, int keepdim);
+
+/* }====================================================================== */
+
+#endif
