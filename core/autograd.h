@@ -23,7 +23,7 @@
 #ifndef EMBER_AUTOGRAD_H
 #define EMBER_AUTOGRAD_H
 
-#include "backend.h"
+#include "core.h"     /* the core's private helpers, and backend.h */
 
 typedef struct ember_node ember_node;
 
