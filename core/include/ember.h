@@ -166,6 +166,15 @@ ember_tensor *ember_zeros(int ndim, const int64_t *shape, ember_dtype dt);
 ember_tensor *ember_ones(int ndim, const int64_t *shape, ember_dtype dt);
 ember_tensor *ember_full(int ndim, const int64_t *shape, double value,
                          ember_dtype dt);
+/* The same on a device, made and filled there (ember_zeros is
+   ember_zeros_on(EMBER_CPU, ...)); NULL with a message when the device is
+   unavailable. */
+ember_tensor *ember_zeros_on(ember_device dev, int ndim, const int64_t *shape,
+                             ember_dtype dt);
+ember_tensor *ember_ones_on(ember_device dev, int ndim, const int64_t *shape,
+                            ember_dtype dt);
+ember_tensor *ember_full_on(ember_device dev, int ndim, const int64_t *shape,
+                            double value, ember_dtype dt);
 /* A 0-dim tensor holding `value` (integer dtypes take `ivalue` exactly). */
 ember_tensor *ember_scalar(double value, ember_dtype dt);
 ember_tensor *ember_scalar_int(int64_t ivalue, ember_dtype dt);
@@ -243,6 +252,11 @@ ember_tensor *ember_to_dtype(const ember_tensor *t, ember_dtype dt);
 /* In place.  `src` broadcasts to `dst`; dtypes convert. */
 int ember_copy_(ember_tensor *dst, const ember_tensor *src);
 int ember_fill_(ember_tensor *dst, double value);
+/* fill_ with an integer, exact for every int64 (a double is not beyond
+   2^53).  A float tensor gets the nearest value; bool gets value != 0;
+   int32 fails, unchanged, outside its range, and so does uint8 outside
+   -255..255 (a negative value wraps, -1 is 255, as in PyTorch). */
+int ember_fill_int_(ember_tensor *dst, int64_t value);
 /* Read one element as double / int64 (CPU). `index` has t->ndim entries. */
 int ember_get(const ember_tensor *t, const int64_t *index, double *out);
 int ember_get_int(const ember_tensor *t, const int64_t *index, int64_t *out);
