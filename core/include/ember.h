@@ -511,10 +511,29 @@ int ember_retain_grad(ember_tensor *t);
 const char *ember_grad_fn_name(const ember_tensor *t);
 /* A view of t's data outside the graph (requires_grad off). */
 ember_tensor *ember_detach(const ember_tensor *t);
+/* t itself leaves the graph, as Tensor.detach_: it becomes a leaf that
+   does not require grad (its .grad stays).  A recorded view of a tensor
+   that requires grad cannot (it shares its base's history): -1, unchanged;
+   use ember_detach. */
+int ember_detach_(ember_tensor *t);
 /* Backpropagate from t.  `grad` may be NULL when t has one element (then
-   1).  The graph's saved tensors are freed unless retain_graph. */
+   1).  The graph's saved tensors are freed unless retain_graph.  Then the
+   post-backward hooks run. */
 int ember_backward(ember_tensor *t, const ember_tensor *grad,
                    int retain_graph);
+/* Post-backward hooks: fn(ctx) runs at the end of every successful
+   ember_backward of the thread that added it (hooks are per thread, as
+   the grad mode), once every .grad has been accumulated, in the order
+   added; a hook that fails (returns -1 after ember_set_error) stops the
+   others and ember_backward returns -1 with its message, the gradients
+   already accumulated.  A backward run by a hook runs none.  This is how
+   a data-parallel wrapper averages gradients without replacing backward.
+   At most EMBER_MAX_POST_BACKWARD_HOOKS; adding one twice (same fn and
+   ctx) or removing one not added is an error. */
+#define EMBER_MAX_POST_BACKWARD_HOOKS 16
+typedef int (*ember_post_backward_fn)(void *ctx);
+int ember_add_post_backward_hook(ember_post_backward_fn fn, void *ctx);
+int ember_remove_post_backward_hook(ember_post_backward_fn fn, void *ctx);
 
 /* }==================================================================== */
 
