@@ -1,7 +1,8 @@
 /*
 ** lua_autograd.c -- autograd from Lua: requires_grad_, backward, detach,
-** retain_grad, the grad mode, anomaly detection and post-backward hooks.  The fields (t.grad, t.requires_grad,
-** t.is_leaf, t.grad_fn) are in lua_tensor.c's __index and __newindex.
+** retain_grad, the grad mode, anomaly detection and post-backward hooks.
+** The fields (t.grad, t.requires_grad, t.is_leaf, t.grad_fn) are in
+** lua_tensor.c's __index and __newindex.
 */
 #include "lua_internal.h"
 
@@ -15,12 +16,15 @@ static int l_requires_grad_(lua_State *L) {
 }
 
 /* {======================================================================
-** Post-backward hooks.  The Lua functions of ember.register_post_backward_hook
-** are kept in a list owned by the state (the uservalue of a userdata in
-** the registry); one core hook per state runs them, on the thread that
-** called backward.  That thread is known only while l_backward runs, so a
-** backward the core runs for anyone else (a C host, another lua_State on
-** the same host thread) leaves this state's hooks alone.
+** Post-backward hooks.  The functions given to
+** ember.register_post_backward_hook are kept in a list owned by the state
+** (the uservalue of a userdata in the registry); one core hook per state
+** runs them, on the Lua thread that called backward.  That thread is known
+** only while l_backward runs, so a backward the core runs for anyone else
+** (a C host, another lua_State on the same host thread) leaves this
+** state's hooks alone.  The core's hooks are per host thread: a state
+** registers its core hook on the thread of its first Lua hook, and its
+** __gc (at lua_close) removes it there.
 ** ======================================================================= */
 
 #define POST_BACKWARD_KEY "ember.post_backward"
@@ -67,11 +71,13 @@ static int call_hooks(void *ctx) {
   lua_State *L = hs->running;
   if (!L) return 0;
   if (!lua_checkstack(L, 2))
-    return ember_set_error("backward: no Lua stack left for the post-backward hooks");
+    return ember_set_error("backward: no Lua stack left for the "
+                           "post-backward hooks");
   lua_pushcfunction(L, run_hooks);
   if (lua_pcall(L, 0, 0, 0) == LUA_OK) return 0;
   const char *msg = lua_tostring(L, -1);
-  ember_set_error("%s", msg ? msg : "a post-backward hook raised a non-string error");
+  ember_set_error("%s", msg ? msg : "a post-backward hook raised a "
+                                    "non-string error");
   lua_pop(L, 1);
   return -1;
 }
