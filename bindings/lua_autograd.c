@@ -1,7 +1,8 @@
 /*
 ** lua_autograd.c -- autograd from Lua: requires_grad_, backward, detach,
-** retain_grad, the grad mode and anomaly detection.  The fields (t.grad, t.requires_grad,
-** t.is_leaf, t.grad_fn) are in lua_tensor.c's __index and __newindex.
+** retain_grad, the grad mode, anomaly detection and post-backward hooks.
+** The fields (t.grad, t.requires_grad, t.is_leaf, t.grad_fn) are in
+** lua_tensor.c's __index and __newindex.
 */
 #include "lua_internal.h"
 
@@ -13,6 +14,140 @@ static int l_requires_grad_(lua_State *L) {
   lua_settop(L, 1);
   return 1;
 }
+
+/* {======================================================================
+** Post-backward hooks.  The functions given to
+** ember.register_post_backward_hook are kept in a list owned by the state
+** (the uservalue of a userdata in the registry); one core hook per state
+** runs them, on the Lua thread that called backward.  That thread is known
+** only while l_backward runs, so a backward the core runs for anyone else
+** (a C host, another lua_State on the same host thread) leaves this
+** state's hooks alone.  The core's hooks are per host thread: a state
+** registers its core hook on the thread of its first Lua hook, and its
+** __gc (at lua_close) removes it there.
+** ======================================================================= */
+
+#define POST_BACKWARD_KEY "ember.post_backward"
+#define HOOK_HANDLE_MT "ember.PostBackwardHook"
+
+typedef struct {
+  lua_State *running;   /* the thread inside l_backward, or NULL */
+} hook_state;
+
+/* This state's hook_state, or NULL before its first hook. */
+static hook_state *get_hook_state(lua_State *L) {
+  lua_getfield(L, LUA_REGISTRYINDEX, POST_BACKWARD_KEY);
+  hook_state *hs = lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  return hs;
+}
+
+/* Run every hook of the list (a copy, so that a hook may remove one); a
+   handle removed meanwhile has no fn and is skipped.  Errors propagate to
+   the pcall of call_hooks.  A handle is a userdata whose uservalue is its
+   function. */
+static int run_hooks(lua_State *L) {
+  lua_getfield(L, LUA_REGISTRYINDEX, POST_BACKWARD_KEY);
+  lua_getiuservalue(L, -1, 1);
+  lua_Integer n = luaL_len(L, -1);
+  lua_createtable(L, (int)n, 0);
+  for (lua_Integer i = 1; i <= n; i++) {
+    lua_rawgeti(L, -2, i);
+    lua_rawseti(L, -2, i);
+  }
+  for (lua_Integer i = 1; i <= n; i++) {
+    lua_rawgeti(L, -1, i);
+    if (lua_getiuservalue(L, -1, 1) == LUA_TFUNCTION) lua_call(L, 0, 0);
+    else lua_pop(L, 1);
+    lua_pop(L, 1);
+  }
+  return 0;
+}
+
+/* The core hook (ctx: the state's hook_state): the Lua hooks, in a
+   protected call, their error turned into the core's message. */
+static int call_hooks(void *ctx) {
+  hook_state *hs = ctx;
+  lua_State *L = hs->running;
+  if (!L) return 0;
+  if (!lua_checkstack(L, 2))
+    return ember_set_error("backward: no Lua stack left for the "
+                           "post-backward hooks");
+  lua_pushcfunction(L, run_hooks);
+  if (lua_pcall(L, 0, 0, 0) == LUA_OK) return 0;
+  const char *msg = lua_tostring(L, -1);
+  ember_set_error("%s", msg ? msg : "a post-backward hook raised a "
+                                    "non-string error");
+  lua_pop(L, 1);
+  return -1;
+}
+
+static int l_hook_state_gc(lua_State *L) {
+  ember_remove_post_backward_hook(call_hooks, lua_touserdata(L, 1));
+  return 0;
+}
+
+/* ember.register_post_backward_hook(fn) -> handle: fn() runs after each
+   backward (t:backward(), ember.backward) has accumulated the gradients;
+   handle:remove() takes it out.  nn.DistributedDataParallel averages its
+   gradients this way. */
+static int l_register_post_backward_hook(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  lua_settop(L, 1);
+  if (lua_getfield(L, LUA_REGISTRYINDEX, POST_BACKWARD_KEY) == LUA_TNIL) {
+    lua_pop(L, 1);
+    hook_state *hs = lua_newuserdatauv(L, sizeof *hs, 1);
+    hs->running = NULL;
+    lua_newtable(L);
+    lua_setiuservalue(L, -2, 1);
+    if (ember_add_post_backward_hook(call_hooks, hs) < 0) return l_error(L);
+    lua_newtable(L);
+    lua_pushcfunction(L, l_hook_state_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_setmetatable(L, -2);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, LUA_REGISTRYINDEX, POST_BACKWARD_KEY);
+  }
+  lua_getiuservalue(L, 2, 1);               /* 3: the list */
+  lua_newuserdatauv(L, 0, 1);               /* 4: the handle */
+  lua_pushvalue(L, 1);
+  lua_setiuservalue(L, 4, 1);
+  luaL_setmetatable(L, HOOK_HANDLE_MT);
+  lua_pushvalue(L, 4);
+  lua_rawseti(L, 3, luaL_len(L, 3) + 1);
+  return 1;
+}
+
+/* handle:remove() -> true, or false when it was already removed */
+static int l_hook_remove(lua_State *L) {
+  luaL_checkudata(L, 1, HOOK_HANDLE_MT);
+  lua_settop(L, 1);
+  int found = 0;
+  if (lua_getfield(L, LUA_REGISTRYINDEX, POST_BACKWARD_KEY) != LUA_TNIL) {
+    lua_getiuservalue(L, 2, 1);
+    lua_Integer n = luaL_len(L, 3);
+    for (lua_Integer i = 1; i <= n; i++) {
+      lua_rawgeti(L, 3, i);
+      int same = lua_rawequal(L, -1, 1);
+      lua_pop(L, 1);
+      if (!same) continue;
+      for (; i < n; i++) {                  /* close the gap */
+        lua_rawgeti(L, 3, i + 1);
+        lua_rawseti(L, 3, i);
+      }
+      lua_pushnil(L);
+      lua_rawseti(L, 3, n);
+      found = 1;
+      break;
+    }
+  }
+  lua_pushnil(L);
+  lua_setiuservalue(L, 1, 1);
+  lua_pushboolean(L, found);
+  return 1;
+}
+
+/* }====================================================================== */
 
 /* t:backward([grad] [, {retain_graph = false}]) */
 static int l_backward(lua_State *L) {
@@ -28,7 +163,12 @@ static int l_backward(lua_State *L) {
     retain = lua_toboolean(L, -1);
     lua_pop(L, 1);
   }
-  if (ember_backward(t, g, retain) < 0) return l_error(L);
+  hook_state *hs = get_hook_state(L);
+  lua_State *outer = hs ? hs->running : NULL;
+  if (hs) hs->running = L;
+  int rc = ember_backward(t, g, retain);
+  if (hs) hs->running = outer;
+  if (rc < 0) return l_error(L);
   return 0;
 }
 
@@ -41,16 +181,7 @@ static int l_detach(lua_State *L) {
 
 /* t:detach_(): t leaves the graph (a leaf that does not require grad) */
 static int l_detach_(lua_State *L) {
-  ember_tensor *t = l_check(L, 1);
-  if (t->grad_info && !ember_is_leaf(t)) {
-    ember_tensor *d = ember_detach(t);   /* same data, no history */
-    if (!d) return l_error(L);
-    l_tensor *u = luaL_checkudata(L, 1, EMBER_TENSOR_MT);
-    ember_tensor_release(u->t);
-    u->t = d;
-  } else if (ember_set_requires_grad(t, 0) < 0) {
-    return l_error(L);
-  }
+  if (ember_detach_(l_check(L, 1)) < 0) return l_error(L);
   lua_settop(L, 1);
   return 1;
 }
@@ -158,6 +289,7 @@ static const luaL_Reg module_funcs[] = {
   {"is_grad_enabled", l_is_grad_enabled},
   {"set_anomaly_detection", l_set_anomaly_detection},
   {"is_anomaly_detection_enabled", l_is_anomaly_detection_enabled},
+  {"register_post_backward_hook", l_register_post_backward_hook},
   {NULL, NULL},
 };
 
@@ -171,4 +303,13 @@ static const luaL_Reg method_funcs[] = {
 /* module table at -2, method table at -1 (as l_register_ops) */
 void l_register_autograd(lua_State *L) {
   l_register(L, module_funcs, method_funcs);
+  if (luaL_newmetatable(L, HOOK_HANDLE_MT)) {
+    lua_createtable(L, 0, 1);
+    lua_pushcfunction(L, l_hook_remove);
+    lua_setfield(L, -2, "remove");
+    lua_setfield(L, -2, "__index");
+    lua_pushliteral(L, "PostBackwardHook");
+    lua_setfield(L, -2, "__name");
+  }
+  lua_pop(L, 1);
 }

@@ -33,13 +33,15 @@ enum { MAKE_ZEROS, MAKE_ONES, MAKE_EMPTY, MAKE_FULL, MAKE_RAND, MAKE_RANDN };
    the CPU and copied over: a dropout mask is drawn on the device). */
 static ember_tensor *make_on(ember_device dev, int kind, int n,
                              const int64_t *shape, ember_dtype dt, double v) {
-  int randomly = kind == MAKE_RAND || kind == MAKE_RANDN;
-  if (dev == EMBER_CPU || (randomly && !ember_dtype_is_float(dt))) {
+  switch (kind) {
+    case MAKE_ZEROS: return ember_zeros_on(dev, n, shape, dt);
+    case MAKE_ONES: return ember_ones_on(dev, n, shape, dt);
+    case MAKE_EMPTY: return ember_empty_on(dev, n, shape, dt);
+    case MAKE_FULL: return ember_full_on(dev, n, shape, v, dt);
+    default: break;
+  }
+  if (dev == EMBER_CPU || !ember_dtype_is_float(dt)) {
     switch (kind) {     /* the CPU functions, and their errors */
-      case MAKE_ZEROS: return ember_zeros(n, shape, dt);
-      case MAKE_ONES: return ember_ones(n, shape, dt);
-      case MAKE_EMPTY: return ember_empty(n, shape, dt);
-      case MAKE_FULL: return ember_full(n, shape, v, dt);
       case MAKE_RAND: return ember_rand(n, shape, dt);
       default: return ember_randn(n, shape, dt);
     }
@@ -48,9 +50,6 @@ static ember_tensor *make_on(ember_device dev, int kind, int n,
   if (!t) return NULL;
   int rc = 0;
   switch (kind) {
-    case MAKE_ZEROS: rc = ember_fill_(t, 0); break;
-    case MAKE_ONES: rc = ember_fill_(t, 1); break;
-    case MAKE_FULL: rc = ember_fill_(t, v); break;
     case MAKE_RAND: rc = ember_uniform_(t, 0, 1); break;
     case MAKE_RANDN: rc = ember_normal_(t, 0, 1); break;
     default: break;
@@ -425,14 +424,13 @@ static int l_clone(lua_State *L) {
   return 1;
 }
 
-/* fill(v): in place, returns the tensor */
+/* fill_(v) (and its Torch7 name fill): in place, returns the tensor; an
+   integer goes in exactly, a float or boolean as a double */
 static int l_fillv(lua_State *L) {
   ember_tensor *t = l_check(L, 1);
   int rc;
-  if (lua_isinteger(L, 2) && !ember_dtype_is_float(t->dtype)) {
-    ember_tensor *s = ember_scalar_int(lua_tointeger(L, 2), t->dtype);
-    rc = s ? ember_copy_(t, s) : -1;
-    ember_tensor_release(s);
+  if (lua_isinteger(L, 2)) {
+    rc = ember_fill_int_(t, (int64_t)lua_tointeger(L, 2));
   } else {
     double v = lua_isboolean(L, 2) ? lua_toboolean(L, 2) : luaL_checknumber(L, 2);
     rc = ember_fill_(t, v);

@@ -9,6 +9,8 @@
 **   3. only when every node has run, add the leaves' gradients into their
 **      .grad and, unless retain_graph, free the saved tensors.
 ** A failure in step 2 changes nothing: no .grad is touched before step 3.
+** Then the post-backward hooks run (a data-parallel wrapper averages the
+** gradients there), with the grad mode the caller had.
 */
 #include <stdlib.h>
 #include <string.h>
@@ -360,6 +362,25 @@ ember_tensor *ember_detach(const ember_tensor *t) {
   return ember_tensor_alias(t, t->ndim, t->shape, t->strides, t->offset);
 }
 
+/* The node goes (released: it dies unless another result still needs it),
+   and with it the weak pointer it may hold back to t (retain_grad). */
+int ember_detach_(ember_tensor *t) {
+  struct ember_autograd_meta *m = t->grad_info;
+  if (!m) return 0;
+  if (m->is_view) {
+    ember_set_error("detach_: can't detach a view in place (it shares the "
+                    "history of the tensor it views); use detach() instead");
+    return -1;
+  }
+  ember_node *n = m->grad_fn;
+  if (n && n->retained_out == t) n->retained_out = NULL;
+  m->grad_fn = NULL;
+  m->requires_grad = 0;
+  m->retains_grad = 0;
+  ember_ag_node_release(n);
+  return 0;
+}
+
 int ember_ag_check_inplace(const char *fn, const ember_tensor *t) {
   if (!ember_ag_active1(t)) return 0;
   if (ember_is_leaf(t)) {
@@ -446,6 +467,64 @@ static int accumulate(ember_tensor **acc, ember_tensor *g) {
   ember_tensor_release(*acc);
   *acc = s;
   return 0;
+}
+
+/* }====================================================================== */
+
+/* {======================================================================
+** Post-backward hooks
+** ======================================================================= */
+
+/* Per thread, as the free lists above: a hook added by one host thread
+   never runs inside another thread's backward. */
+static _Thread_local ember_hook_list post_hooks;
+
+static int find_hook(const ember_hook_list *h, ember_post_backward_fn fn,
+                     void *ctx) {
+  for (int i = 0; i < h->n; i++)
+    if (h->at[i].fn == fn && h->at[i].ctx == ctx) return i;
+  return -1;
+}
+
+int ember_add_post_backward_hook(ember_post_backward_fn fn, void *ctx) {
+  ember_hook_list *h = &post_hooks;
+  if (!fn) return ember_set_error("add_post_backward_hook: fn is NULL");
+  if (find_hook(h, fn, ctx) >= 0)
+    return ember_set_error("add_post_backward_hook: this hook (fn and ctx) "
+                           "is already added");
+  if (h->n == EMBER_MAX_POST_BACKWARD_HOOKS)
+    return ember_set_error("add_post_backward_hook: at most %d hooks",
+                           EMBER_MAX_POST_BACKWARD_HOOKS);
+  h->at[h->n].fn = fn;
+  h->at[h->n].ctx = ctx;
+  h->n++;
+  return 0;
+}
+
+int ember_remove_post_backward_hook(ember_post_backward_fn fn, void *ctx) {
+  ember_hook_list *h = &post_hooks;
+  int i = find_hook(h, fn, ctx);
+  if (i < 0)
+    return ember_set_error("remove_post_backward_hook: no such hook (fn and "
+                           "ctx) was added");
+  memmove(&h->at[i], &h->at[i + 1], (size_t)(h->n - i - 1) * sizeof h->at[0]);
+  h->n--;
+  return 0;
+}
+
+/* Each hook in turn, from a copy of the list so that a hook may add or
+   remove hooks; one removed meanwhile (its ctx perhaps freed) is skipped. */
+static int run_post_hooks(void) {
+  ember_hook_list *h = &post_hooks;
+  if (h->n == 0 || h->running) return 0;
+  ember_hook_list now = *h;
+  int rc = 0;
+  h->running = 1;
+  for (int i = 0; i < now.n && rc == 0; i++)
+    if (find_hook(h, now.at[i].fn, now.at[i].ctx) >= 0)
+      rc = now.at[i].fn(now.at[i].ctx) < 0 ? -1 : 0;
+  h->running = 0;
+  return rc;
 }
 
 /* }====================================================================== */
@@ -749,7 +828,7 @@ int ember_backward(ember_tensor *t, const ember_tensor *grad,
   vec_free(&ready);
   vec_free(&leaves);
   ember_ag_resume(prev);
-  return rc;
+  return rc == 0 ? run_post_hooks() : rc;
 }
 
 /* }====================================================================== */

@@ -23,7 +23,7 @@
 #ifndef EMBER_AUTOGRAD_H
 #define EMBER_AUTOGRAD_H
 
-#include "backend.h"
+#include "core.h"     /* the core's private helpers, and backend.h */
 
 typedef struct ember_node ember_node;
 
@@ -93,6 +93,19 @@ struct ember_autograd_meta {
 };
 
 extern int ember_grad_mode_;
+
+/* The post-backward hooks (ember_add_post_backward_hook): the engine's
+   whole hook state is this one struct, so that it can move as a unit into
+   whatever state owns the engine (today one per thread, in autograd.c).
+   `running` is set while the hooks run, so a backward they start runs
+   none. */
+typedef struct ember_hook_list {
+  int n, running;
+  struct {
+    ember_post_backward_fn fn;
+    void *ctx;
+  } at[EMBER_MAX_POST_BACKWARD_HOOKS];
+} ember_hook_list;
 
 static inline int ember_ag_requires(const ember_tensor *t) {
   return t && t->grad_info && t->grad_info->requires_grad;

@@ -1,5 +1,10 @@
 /*
-** backend.h -- the per-device kernel table and the core's internal helpers.
+** backend.h -- the per-device kernel table: what a backend implements.
+**
+** This header is shared with the device plugins (core/cuda/ through
+** device.h, tools/fake_cuda.c), so it holds only what a kernel needs: the
+** table, the geometry structs and the chunking of convolutions.  The
+** core's own helpers (allocation, views, broadcasting) are in core.h.
 **
 ** A backend holds kernels only.  The core's front door (ops_*.c) checks
 ** arguments, works out shapes and dtypes, allocates the result and then calls
@@ -199,50 +204,8 @@ typedef struct ember_backend_i {
                              const ember_pool2d_geom *g);
 } ember_backend_i;
 
+/* The CPU table (core/cpu/backend.c); the stand-in CUDA plugin
+   (tools/fake_cuda.c) forwards some slots to it. */
 extern const ember_backend_i ember_cpu_backend;
-const ember_backend_i *ember_backend_of(const ember_tensor *t);
-/* The table of a device: the CPU's, the loaded plugin's, or NULL
-   (device.c). */
-const ember_backend_i *ember_device_backend(ember_device dev);
-/* n bytes between a device and the host (one side is the CPU). */
-int ember_device_memcpy(ember_device dst_dev, void *dst, ember_device src_dev,
-                        const void *src, size_t n);
-
-/* Internal helpers shared by the ops files. */
-ember_storage *ember_storage_new(ember_device dev, size_t nbytes);
-void ember_storage_release(ember_storage *s);
-/* A tensor over `s` (retained) with the given geometry. */
-ember_tensor *ember_tensor_make(ember_storage *s, ember_dtype dt, int ndim,
-                                const int64_t *shape, const int64_t *strides,
-                                int64_t offset);
-/* A new view of t with other geometry (same storage). */
-ember_tensor *ember_tensor_alias(const ember_tensor *t, int ndim,
-                                 const int64_t *shape, const int64_t *strides,
-                                 int64_t offset);
-void ember_contiguous_strides(int ndim, const int64_t *shape, int64_t *strides);
-/* Checks a shape (0..8 dims, sizes >= 0, numel fits in int64). */
-int ember_check_shape(const char *fn, int ndim, const int64_t *shape);
-/* Broadcast two shapes; -1 with a message naming fn on failure. */
-int ember_broadcast_shapes(const char *fn, int na, const int64_t *sa, int nb,
-                           const int64_t *sb, int *nout, int64_t *sout);
-/* A view of t expanded to (ndim, shape): broadcasting without checks. */
-ember_tensor *ember_broadcast_to(const ember_tensor *t, int ndim,
-                                 const int64_t *shape);
-/* t converted to dt (t retained when it already has dt). */
-ember_tensor *ember_cast(const ember_tensor *t, ember_dtype dt);
-
-/* A fresh result whose kernel returned rc: itself, or NULL (released) when
-   the kernel failed (a GPU launch error, bad data), its message set. */
-static inline ember_tensor *ember_kernel_result(ember_tensor *out, int rc) {
-  if (out && rc < 0) {
-    ember_tensor_release(out);
-    return NULL;
-  }
-  return out;
-}
-
-/* Every in-place write to t's data calls this (autograd's check that a
-   tensor saved for backward was not modified). */
-static inline void ember_bump_version(ember_tensor *t) { t->storage->version++; }
 
 #endif

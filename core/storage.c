@@ -135,8 +135,10 @@ static void big_put(void *b, size_t cls) {
 
 ember_storage *ember_storage_new(ember_device dev, size_t nbytes) {
   const ember_backend_i *be = backend_for(dev);
-  if (!be) {
-    ember_set_error("device '%s' is not available", ember_device_name(dev));
+  if (!be) {   /* a C host reaches this directly (ember_zeros_on, ...) */
+    const char *why = dev == EMBER_CUDA ? ember_cuda_unavailable_reason() : NULL;
+    if (why) ember_set_error("cuda: CUDA is not available (%s)", why);
+    else ember_set_error("device '%s' is not available", ember_device_name(dev));
     return NULL;
   }
   ember_storage *s;

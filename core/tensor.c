@@ -27,9 +27,11 @@ static int fill_plain(ember_tensor *dst, double value) {
   return ember_backend_of(dst)->fill(dst, value, iv);
 }
 
-ember_tensor *ember_full(int ndim, const int64_t *shape, double value,
-                         ember_dtype dt) {
-  ember_tensor *t = ember_empty(ndim, shape, dt);
+/* The creation functions make the tensor on its device and fill it there:
+   a "cuda" tensor is never made on the CPU and copied over. */
+ember_tensor *ember_full_on(ember_device dev, int ndim, const int64_t *shape,
+                            double value, ember_dtype dt) {
+  ember_tensor *t = ember_empty_on(dev, ndim, shape, dt);
   if (t && ember_fill_(t, value) < 0) {
     ember_tensor_release(t);
     return NULL;
@@ -37,12 +39,27 @@ ember_tensor *ember_full(int ndim, const int64_t *shape, double value,
   return t;
 }
 
+ember_tensor *ember_zeros_on(ember_device dev, int ndim, const int64_t *shape,
+                             ember_dtype dt) {
+  return ember_full_on(dev, ndim, shape, 0.0, dt);
+}
+
+ember_tensor *ember_ones_on(ember_device dev, int ndim, const int64_t *shape,
+                            ember_dtype dt) {
+  return ember_full_on(dev, ndim, shape, 1.0, dt);
+}
+
+ember_tensor *ember_full(int ndim, const int64_t *shape, double value,
+                         ember_dtype dt) {
+  return ember_full_on(EMBER_CPU, ndim, shape, value, dt);
+}
+
 ember_tensor *ember_zeros(int ndim, const int64_t *shape, ember_dtype dt) {
-  return ember_full(ndim, shape, 0.0, dt);
+  return ember_full_on(EMBER_CPU, ndim, shape, 0.0, dt);
 }
 
 ember_tensor *ember_ones(int ndim, const int64_t *shape, ember_dtype dt) {
-  return ember_full(ndim, shape, 1.0, dt);
+  return ember_full_on(EMBER_CPU, ndim, shape, 1.0, dt);
 }
 
 ember_tensor *ember_scalar(double value, ember_dtype dt) {
@@ -670,6 +687,23 @@ int ember_copy_(ember_tensor *dst, const ember_tensor *src) {
 int ember_fill_(ember_tensor *dst, double value) {
   if (ember_ag_active1(dst)) return ember_ag_fill_(dst, value);
   if (fill_plain(dst, value) < 0) return -1;
+  ember_bump_version(dst);
+  return 0;
+}
+
+/* An int64 reaches an integer tensor's kernel as itself, never through a
+   double: 2^53 + 1 stays 2^53 + 1.  Integer tensors cannot require grad,
+   so only a float tensor may need ember_fill_'s recording.  The ranges
+   are PyTorch's: uint8 takes -255..255, a negative one wrapping as in C
+   (-1 is 255). */
+int ember_fill_int_(ember_tensor *dst, int64_t value) {
+  if (ember_dtype_is_float(dst->dtype)) return ember_fill_(dst, (double)value);
+  if ((dst->dtype == EMBER_INT32 && (value < INT32_MIN || value > INT32_MAX)) ||
+      (dst->dtype == EMBER_UINT8 && (value < -255 || value > 255)))
+    return ember_set_error("fill_: value %lld cannot be converted to %s "
+                           "without overflow", (long long)value,
+                           ember_dtype_name(dst->dtype));
+  if (ember_backend_of(dst)->fill(dst, (double)value, value) < 0) return -1;
   ember_bump_version(dst);
   return 0;
 }

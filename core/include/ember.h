@@ -166,6 +166,15 @@ ember_tensor *ember_zeros(int ndim, const int64_t *shape, ember_dtype dt);
 ember_tensor *ember_ones(int ndim, const int64_t *shape, ember_dtype dt);
 ember_tensor *ember_full(int ndim, const int64_t *shape, double value,
                          ember_dtype dt);
+/* The same on a device, made and filled there (ember_zeros is
+   ember_zeros_on(EMBER_CPU, ...)); NULL with a message when the device is
+   unavailable. */
+ember_tensor *ember_zeros_on(ember_device dev, int ndim, const int64_t *shape,
+                             ember_dtype dt);
+ember_tensor *ember_ones_on(ember_device dev, int ndim, const int64_t *shape,
+                            ember_dtype dt);
+ember_tensor *ember_full_on(ember_device dev, int ndim, const int64_t *shape,
+                            double value, ember_dtype dt);
 /* A 0-dim tensor holding `value` (integer dtypes take `ivalue` exactly). */
 ember_tensor *ember_scalar(double value, ember_dtype dt);
 ember_tensor *ember_scalar_int(int64_t ivalue, ember_dtype dt);
@@ -243,6 +252,11 @@ ember_tensor *ember_to_dtype(const ember_tensor *t, ember_dtype dt);
 /* In place.  `src` broadcasts to `dst`; dtypes convert. */
 int ember_copy_(ember_tensor *dst, const ember_tensor *src);
 int ember_fill_(ember_tensor *dst, double value);
+/* fill_ with an integer, exact for every int64 (a double is not beyond
+   2^53).  A float tensor gets the nearest value; bool gets value != 0;
+   int32 fails, unchanged, outside its range, and so does uint8 outside
+   -255..255 (a negative value wraps, -1 is 255, as in PyTorch). */
+int ember_fill_int_(ember_tensor *dst, int64_t value);
 /* Read one element as double / int64 (CPU). `index` has t->ndim entries. */
 int ember_get(const ember_tensor *t, const int64_t *index, double *out);
 int ember_get_int(const ember_tensor *t, const int64_t *index, int64_t *out);
@@ -497,10 +511,29 @@ int ember_retain_grad(ember_tensor *t);
 const char *ember_grad_fn_name(const ember_tensor *t);
 /* A view of t's data outside the graph (requires_grad off). */
 ember_tensor *ember_detach(const ember_tensor *t);
+/* t itself leaves the graph, as Tensor.detach_: it becomes a leaf that
+   does not require grad (its .grad stays).  A recorded view of a tensor
+   that requires grad cannot (it shares its base's history): -1, unchanged;
+   use ember_detach. */
+int ember_detach_(ember_tensor *t);
 /* Backpropagate from t.  `grad` may be NULL when t has one element (then
-   1).  The graph's saved tensors are freed unless retain_graph. */
+   1).  The graph's saved tensors are freed unless retain_graph.  Then the
+   post-backward hooks run. */
 int ember_backward(ember_tensor *t, const ember_tensor *grad,
                    int retain_graph);
+/* Post-backward hooks: fn(ctx) runs at the end of every successful
+   ember_backward of the thread that added it (hooks are per thread, as
+   the grad mode), once every .grad has been accumulated, in the order
+   added; a hook that fails (returns -1 after ember_set_error) stops the
+   others and ember_backward returns -1 with its message, the gradients
+   already accumulated.  A backward run by a hook runs none.  This is how
+   a data-parallel wrapper averages gradients without replacing backward.
+   At most EMBER_MAX_POST_BACKWARD_HOOKS; adding one twice (same fn and
+   ctx) or removing one not added is an error. */
+#define EMBER_MAX_POST_BACKWARD_HOOKS 16
+typedef int (*ember_post_backward_fn)(void *ctx);
+int ember_add_post_backward_hook(ember_post_backward_fn fn, void *ctx);
+int ember_remove_post_backward_hook(ember_post_backward_fn fn, void *ctx);
 
 /* }==================================================================== */
 

@@ -166,6 +166,37 @@ describe("autograd", function()
     y:detach_()
     assert.is_false(y.requires_grad)
     assert.is_true(y.is_leaf)
+    assert.is_nil(y.grad_fn)
+    assert.are.same({3, 3}, y:totable())
+  end)
+
+  it("detach_ works in place: every reference sees it, a leaf keeps its grad", function()
+    local x = ember.ones(2, {requires_grad = true})
+    local y = x * 3
+    y:retain_grad()
+    local same = y
+    assert.is_true(rawequal(y:detach_(), y), "returns the tensor")
+    assert.is_false(same.requires_grad)
+    ;(x * 2):sum():backward()
+    assert.is_nil(y.grad)                          -- not retained any more
+    assert.are.same({2, 2}, x.grad:totable())
+    x:detach_()                                    -- a leaf: requires_grad off
+    assert.is_false(x.requires_grad)
+    assert.are.same({2, 2}, x.grad:totable())      -- its .grad stays
+    assert.is_false(ember.ones(2):detach_().requires_grad)  -- no history: nothing to do
+  end)
+
+  it("detach_ of a view of a tensor that requires grad is refused, unchanged", function()
+    local x = ember.ones(2, 3, {requires_grad = true})
+    local v = (x * 2):narrow(2, 1, 2)
+    local ok, err = pcall(v.detach_, v)
+    assert.is_false(ok)
+    assert.truthy(tostring(err):find("detach_: can't detach a view in place", 1, true), err)
+    assert.is_true(v.requires_grad)
+    assert.are.equal("NarrowBackward", v.grad_fn)
+    v:sum():backward()                             -- its history still works
+    assert.are.same({{2, 2, 0}, {2, 2, 0}}, x.grad:totable())
+    assert.is_false(v:detach().requires_grad)      -- the out-of-place form
   end)
 
   it("retain_grad keeps a non-leaf's gradient", function()
@@ -234,5 +265,91 @@ describe("autograd", function()
     collectgarbage(); collectgarbage()
     local after = ember.memory_allocated()
     assert.is_true(after <= base * 1.05, ("grew from %d to %d bytes"):format(base, after))
+  end)
+end)
+
+describe("post-backward hooks", function()
+  it("run after every backward, through a saved ember.backward too", function()
+    local bw, method = ember.backward, ember.Tensor.backward  -- saved first
+    local calls, seen = 0, nil
+    local w = ember.ones(2, {requires_grad = true})
+    local h = ember.register_post_backward_hook(function()
+      calls = calls + 1
+      seen = w.grad and w.grad:totable()                     -- already accumulated
+    end)
+    assert.are.equal("PostBackwardHook", (tostring(h):match("^%a+")))
+    bw((w * w):sum())
+    assert.are.equal(1, calls)
+    assert.are.same({2, 2}, seen)
+    method((w * 3):sum())
+    ;(w * 1):sum():backward()
+    assert.are.equal(3, calls)
+    assert.is_true(h:remove())
+    assert.is_false(h:remove(), "a second remove does nothing")
+    bw((w * w):sum())
+    assert.are.equal(3, calls)
+  end)
+
+  it("run in the order registered; one may remove another", function()
+    local order = {}
+    local h2
+    local h1 = ember.register_post_backward_hook(function()
+      order[#order + 1] = 1
+      h2:remove()                                  -- h2 does not run this time
+    end)
+    h2 = ember.register_post_backward_hook(function() order[#order + 1] = 2 end)
+    local h3 = ember.register_post_backward_hook(function() order[#order + 1] = 3 end)
+    ember.ones(1, {requires_grad = true}):sum():backward()
+    h1:remove(); h3:remove()
+    assert.are.same({1, 3}, order)
+  end)
+
+  it("a failing hook fails backward with its message; the gradients stay", function()
+    local w = ember.ones(2, {requires_grad = true})
+    local h = ember.register_post_backward_hook(function() error("hook says no") end)
+    local ok, err = pcall(function() (w * 2):sum():backward() end)
+    h:remove()
+    assert.is_false(ok)
+    assert.truthy(tostring(err):find("hook says no", 1, true), err)
+    assert.are.same({2, 2}, w.grad:totable())
+    ;(w * 2):sum():backward()                       -- removed: no error
+    assert.are.same({4, 4}, w.grad:totable())
+  end)
+
+  it("a backward inside a hook runs no hooks", function()
+    local calls = 0
+    local x = ember.ones(1, {requires_grad = true})
+    local h = ember.register_post_backward_hook(function()
+      calls = calls + 1
+      (x * 5):sum():backward()
+    end)
+    x:sum():backward()
+    h:remove()
+    assert.are.equal(1, calls)
+    assert.are.same({6}, x.grad:totable())
+  end)
+
+  it("need a function: a clear error, nothing registered", function()
+    local before = 0
+    local h = ember.register_post_backward_hook(function() before = before + 1 end)
+    for _, bad in ipairs({42, "f", {}, nil}) do
+      local ok, err = pcall(ember.register_post_backward_hook, bad)
+      assert.is_false(ok)
+      assert.truthy(tostring(err):find("register_post_backward_hook", 1, true), err)
+      assert.truthy(tostring(err):find("function expected", 1, true), err)
+    end
+    ember.ones(1, {requires_grad = true}):sum():backward()
+    h:remove()
+    assert.are.equal(1, before)
+    assert.has_error(function() h.remove(42) end)
+  end)
+
+  it("DistributedDataParallel in a world of one leaves backward as it is", function()
+    local bw = ember.backward
+    local net = ember.nn.Linear(2, 1, {bias = false})
+    local model = ember.nn.DistributedDataParallel(net)
+    assert.is_true(rawequal(bw, ember.backward))
+    bw(model(ember.ones(1, 2)):sum())
+    assert.are.same({{1, 1}}, net.weight.grad:totable())
   end)
 end)

@@ -196,6 +196,35 @@ describe("math", function()
     assert.are.same({1, 2}, i:totable())           -- a failed call changes nothing
   end)
 
+  it("fill_ (and its Torch7 name fill) writes integers exactly", function()
+    assert.are.equal(ember.Tensor.fill, ember.Tensor.fill_)
+    local t = ember.zeros(2, {dtype = "int64"})
+    assert.are.equal(t, t:fill_((1 << 53) + 1))
+    assert.are.same({(1 << 53) + 1, (1 << 53) + 1}, t:totable())   -- not 2^53
+    t:fill(math.maxinteger)
+    assert.are.same({math.maxinteger, math.maxinteger}, t:totable())
+    local u = ember.zeros(2, {dtype = "uint8"})
+    assert.are.same({255, 255}, u:fill_(-1):totable())             -- wraps, as in PyTorch
+    assert.are.same({1.5, 1.5}, ember.zeros(2):fill_(1.5):totable())
+    assert.are.same({3, 3}, ember.zeros(2):fill_(3):totable())
+    assert.are.same({true, true}, ember.zeros(2, {dtype = "bool"}):fill_(7):totable())
+    assert.are.same({1, 1}, ember.zeros(2, {dtype = "int32"}):fill_(true):totable())
+  end)
+
+  it("fill_ out of an integer dtype's range is an error that changes nothing", function()
+    local i = ember.full({2}, 4, {dtype = "int32"})
+    assert.has_error(function() i:fill_(1 << 31) end,
+                     "fill_: value 2147483648 cannot be converted to int32 without overflow")
+    assert.are.same({4, 4}, i:totable())
+    local u = ember.full({2}, 9, {dtype = "uint8"})
+    assert.has_error(function() u:fill(256) end,
+                     "fill_: value 256 cannot be converted to uint8 without overflow")
+    assert.has_error(function() u:fill(-256) end)
+    assert.are.same({9, 9}, u:totable())
+    assert.has_error(function() i:fill_("x") end)
+    assert.are.same({4, 4}, i:totable())
+  end)
+
   it("has elementwise functions as methods and module functions", function()
     local t = ember.tensor({-1, 0, 4})
     assert.are.same({1, 0, 4}, t:abs():totable())

@@ -308,6 +308,35 @@ describe("ember.cuda with a GPU", function()
     assert.are.equal("cuda", (g + 1).device)
   end)
 
+  it("makes zeros, ones and full of every dtype on the device, as on the CPU", function()
+    for _, dt in ipairs(DTYPES) do
+      for _, mk in ipairs{
+        function(o) return ember.zeros(2, 3, o) end,
+        function(o) return ember.ones({2, 3}, o) end,
+        function(o) return ember.full({2, 3}, 7, o) end,
+        function(o) return ember.full_like(ember.zeros(3), -2, o) end,
+      } do
+        local c = mk({dtype = dt})
+        local g = mk({dtype = dt, device = "cuda"})
+        assert.are.equal("cuda", g.device, dt)
+        assert.are.equal(dt, g.dtype, dt)
+        assert.are.same(bits(c), bits(g:cpu()), dt)
+      end
+    end
+  end)
+
+  it("fills integers exactly on the device; out of range is an error", function()
+    local g = ember.zeros(3, {dtype = "int64", device = "cuda"})
+    g:fill_((1 << 53) + 1)
+    assert.are.same({(1 << 53) + 1, (1 << 53) + 1, (1 << 53) + 1}, g:cpu():totable())
+    g:fill(math.mininteger)
+    assert.are.same({math.mininteger, math.mininteger, math.mininteger}, g:cpu():totable())
+    local i = ember.full({2}, 5, {dtype = "int32", device = "cuda"})
+    assert.has_error(function() i:fill_(1 << 40) end,
+                     "fill_: value 1099511627776 cannot be converted to int32 without overflow")
+    assert.are.same({5, 5}, i:cpu():totable())
+  end)
+
   it("reads results on the host: item, totable, tostring, t[i]", function()
     local t = ember.tensor({{1, 2}, {3, 4}})
     local g = t:cuda()

@@ -9,6 +9,11 @@ local dist = ember.distributed
 
 local rank, world = dist.init()
 
+-- Saved before any DistributedDataParallel exists: a wrapper made later
+-- must still average through them (its averaging is a post-backward hook
+-- of the engine, not a replacement of these functions).
+local saved_backward, saved_method = ember.backward, ember.Tensor.backward
+
 local function check(name, fn)
   local ok, err = pcall(fn)
   if ok then io.write(("ok %s\n"):format(name))
@@ -204,6 +209,18 @@ check("DDP: no_sync accumulates, then one average", function()
   net:zero_grad()
   net(ember.full({1, 2}, rank)):sum():backward()
   same(net.weight.grad, {{rank, rank}}, "plain backward after a no_grad forward")
+end)
+
+check("DDP: a backward saved before the first wrapper still averages", function()
+  assert(rawequal(ember.backward, saved_backward), "ember.backward was replaced")
+  assert(rawequal(ember.Tensor.backward, saved_method), "Tensor.backward was replaced")
+  local net = nn.Linear(2, 1, {bias = false})
+  local model = nn.DistributedDataParallel(net)
+  saved_backward(model(ember.full({1, 2}, rank)):sum())
+  same(net.weight.grad, {{1.5, 1.5}}, "mean of 1 and 2 (saved ember.backward)")
+  net:zero_grad()
+  saved_method(model(ember.full({1, 2}, 2 * rank)):sum())
+  same(net.weight.grad, {{3, 3}}, "mean of 2 and 4 (saved Tensor.backward)")
 end)
 
 check("DDP: buffers come from rank 1 at each training forward", function()

@@ -40,20 +40,16 @@ local function average_pending()
   for _, m in ipairs(list) do m:sync_gradients() end
 end
 
--- t:backward (and ember.backward), then the averaging: installed by the
--- first wrapper made in a job of several processes, so nothing else pays
--- for it.
-local installed = false
+-- The averaging runs as a post-backward hook of the engine: every
+-- backward (t:backward(), ember.backward, or either saved in a local
+-- before any wrapper existed) ends with it.  Registered by the first
+-- wrapper made in a job of several processes, so nothing else pays for it.
+local hook = nil
 local function install_hook()
-  if installed then return end
-  installed = true
-  local raw = ember.Tensor.backward
-  local function backward(...)
-    raw(...)
+  if hook then return end
+  hook = ember.register_post_backward_hook(function()
     if next(pending) then average_pending() end
-  end
-  ember.Tensor.backward = backward
-  if ember.backward == raw then ember.backward = backward end
+  end)
 end
 
 local function fail(msg) error("DistributedDataParallel: " .. msg, 4) end

@@ -1,0 +1,63 @@
+/*
+** core.h -- helpers private to the core (the .c files of core/ and core/ops/).
+**
+** What the ops files share beyond the public API: the backend of a tensor,
+** allocation, views over a storage, broadcasting and casts, and the two
+** small rules every op follows (a failed kernel gives no result; an
+** in-place write bumps the storage's version).  None of this is seen by a
+** device plugin: backend.h, which this includes, is the part they share.
+** autograd.h includes this header, so the files of core/ops/ get it through
+** "../autograd.h" (or ops.h).
+*/
+#ifndef EMBER_CORE_H
+#define EMBER_CORE_H
+
+#include "backend.h"
+
+/* The table of the device t lives on. */
+const ember_backend_i *ember_backend_of(const ember_tensor *t);
+/* The table of a device: the CPU's, the loaded plugin's, or NULL
+   (device.c). */
+const ember_backend_i *ember_device_backend(ember_device dev);
+/* n bytes between a device and the host (one side is the CPU). */
+int ember_device_memcpy(ember_device dst_dev, void *dst, ember_device src_dev,
+                        const void *src, size_t n);
+
+/* Internal helpers shared by the ops files. */
+ember_storage *ember_storage_new(ember_device dev, size_t nbytes);
+void ember_storage_release(ember_storage *s);
+/* A tensor over `s` (retained) with the given geometry. */
+ember_tensor *ember_tensor_make(ember_storage *s, ember_dtype dt, int ndim,
+                                const int64_t *shape, const int64_t *strides,
+                                int64_t offset);
+/* A new view of t with other geometry (same storage). */
+ember_tensor *ember_tensor_alias(const ember_tensor *t, int ndim,
+                                 const int64_t *shape, const int64_t *strides,
+                                 int64_t offset);
+void ember_contiguous_strides(int ndim, const int64_t *shape, int64_t *strides);
+/* Checks a shape (0..8 dims, sizes >= 0, numel fits in int64). */
+int ember_check_shape(const char *fn, int ndim, const int64_t *shape);
+/* Broadcast two shapes; -1 with a message naming fn on failure. */
+int ember_broadcast_shapes(const char *fn, int na, const int64_t *sa, int nb,
+                           const int64_t *sb, int *nout, int64_t *sout);
+/* A view of t expanded to (ndim, shape): broadcasting without checks. */
+ember_tensor *ember_broadcast_to(const ember_tensor *t, int ndim,
+                                 const int64_t *shape);
+/* t converted to dt (t retained when it already has dt). */
+ember_tensor *ember_cast(const ember_tensor *t, ember_dtype dt);
+
+/* A fresh result whose kernel returned rc: itself, or NULL (released) when
+   the kernel failed (a GPU launch error, bad data), its message set. */
+static inline ember_tensor *ember_kernel_result(ember_tensor *out, int rc) {
+  if (out && rc < 0) {
+    ember_tensor_release(out);
+    return NULL;
+  }
+  return out;
+}
+
+/* Every in-place write to t's data calls this (autograd's check that a
+   tensor saved for backward was not modified). */
+static inline void ember_bump_version(ember_tensor *t) { t->storage->version++; }
+
+#endif
