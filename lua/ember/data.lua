@@ -532,7 +532,8 @@ function Loader.__tostring(self)
 end
 
 --- The order of one epoch: a permutation (shuffle) or nil (in order);
--- with shard, this rank's part of rank 1's order.
+-- with shard, this rank's part of rank 1's order (its errors name
+-- self._fname: fit sets it on the loader it draws its batches from).
 function Loader:_order()
   self.epoch = self.epoch + 1
   local n = #self.dataset
@@ -546,7 +547,7 @@ function Loader:_order()
   else
     order = ember.randperm(n)
   end
-  if self.shard then order = ember.distributed.shard(order, n, "loader") end
+  if self.shard then order = ember.distributed.shard(order, n, self._fname or "loader") end
   return order
 end
 
@@ -559,7 +560,11 @@ function Loader:_batch(order, b)
     local idx = order and order:narrow(1, start, len) or ember.arange(start, start + len)
     if self._index then idx = self._index:index_select(1, idx) end
     local out = {}
-    for j, t in ipairs(self._tensors) do out[j] = t:index_select(1, idx) end
+    for j, t in ipairs(self._tensors) do
+      -- the order lives on the CPU; the index goes where the tensor is
+      local tidx = idx.device == t.device and idx or idx:to(t.device)
+      out[j] = t:index_select(1, tidx)
+    end
     return table.unpack(out, 1, #self._tensors)
   end
   local items = {}

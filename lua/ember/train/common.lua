@@ -66,18 +66,12 @@ function T.check_xy(fname, x, y, need_y)
   end
 end
 
---- Rows [start, start + len) of t, or the rows perm[start..] names, on
--- device dev (the data may stay on the CPU while the model is on the GPU:
--- each batch is moved as it is used).
-function T.rows(t, start, len, perm, dev)
-  local r
-  if perm then
-    local idx = perm:narrow(1, start, len)
-    if idx.device ~= t.device then idx = idx:to(t.device) end
-    r = t:index_select(1, idx)
-  else
-    r = t:narrow(1, start, len)
-  end
+--- Rows [start, start + len) of t on device dev (the data may stay on
+-- the CPU while the model is on the GPU: each batch is moved as it is
+-- used).  evaluate and predict take their batches so, in order; fit
+-- draws its own from ember.data.loader.
+function T.rows(t, start, len, dev)
+  local r = t:narrow(1, start, len)
   if dev and r.device ~= dev then r = r:to(dev) end
   return r
 end

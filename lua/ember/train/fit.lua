@@ -4,6 +4,7 @@
 local ember = require "ember"
 local Module = require "ember.nn.module"
 local callbacks = require "ember.callbacks"
+local data = require "ember.data"
 local common = require "ember.train.common"
 local Progress = require("ember.train.progress").Progress
 
@@ -144,7 +145,7 @@ local function run_eval(self, x, y, batch_size, prefix, ddp)
     for _, m in ipairs(self._metrics) do sums[m.name] = 0 end
     for start = first, last, batch_size do
       local len = math.min(batch_size, last - start + 1)
-      local xb, yb = rows(x, start, len, nil, dev), rows(y, start, len, nil, dev)
+      local xb, yb = rows(x, start, len, dev), rows(y, start, len, dev)
       local out = model(xb)
       sums.loss = sums.loss + self.loss_fn(out, yb):item() * len
       for _, m in ipairs(self._metrics) do
@@ -206,7 +207,7 @@ function Module:predict(x, opts)
   local ok, out = pcall(ember.no_grad, function()
     local parts = {}
     for start = 1, n, bs do
-      local p = self(rows(x, start, math.min(bs, n - start + 1), nil, dev))
+      local p = self(rows(x, start, math.min(bs, n - start + 1), dev))
       if not ember.is_tensor(p) then
         fail("predict: the model's forward must return a tensor, got " .. kind(p))
       end
@@ -296,9 +297,13 @@ function Module:fit(x, y, opts)
   local ddp = distributed(self, "fit", opts)
   if ddp then dist.check_same("fit", n, "numbers of samples") end   -- before anything changes
   remember_input(self, x)
-  -- distributed: each rank runs its shard of every epoch (dist.shard)
-  local nloc = ddp and (n + dist.world_size() - 1) // dist.world_size() or n
-  local steps = (nloc + bs - 1) // bs
+  -- The batches come from ember.data.loader: a shuffled epoch draws
+  -- ember.randperm(n) when it starts (so a run is reproducible under
+  -- ember.manual_seed); distributed, each rank takes its shard of rank 1's
+  -- order (dist.shard).  Its messages name fit.
+  local batches = data.loader(x, y, {batch_size = bs, shuffle = o.shuffle, shard = ddp})
+  batches._fname = "fit"
+  local steps = #batches
   if ddp and dist.rank() ~= 1 then verbose = 0 end
   local keys = metric_keys(self, "")
   local all_keys = {table.unpack(keys)}
@@ -327,14 +332,14 @@ function Module:fit(x, y, opts)
       self:train()
       notify(cbs, "on_epoch_begin", epoch, {})
       progress:epoch_begin(epoch, steps)
-      local perm = o.shuffle and ember.randperm(n) or nil
-      if ddp then perm = dist.shard(perm, n, "fit") end
+      local next_batch = batches:iter()   -- draws this epoch's order
       local sums, seen, logs, done = {loss = 0}, 0, {}, 0
       for _, m in ipairs(metrics) do sums[m.name] = 0 end
       for b = 1, steps do
-        local start = (b - 1) * bs + 1
-        local len = math.min(bs, nloc - start + 1)
-        local xb, yb = rows(x, start, len, perm, dev), rows(y, start, len, perm, dev)
+        local xb, yb = next_batch()
+        local len = xb:size(1)
+        if xb.device ~= dev then xb = xb:to(dev) end
+        if yb.device ~= dev then yb = yb:to(dev) end
         notify(cbs, "on_train_batch_begin", b, {batch = b, size = len})
         opt:zero_grad()
         local out = model(xb)

@@ -14,7 +14,8 @@
 -- on nn.Module when it is loaded):
 --   compile.lua   model:compile and the Keras names of optimizers, losses
 --                 and metrics
---   fit.lua       fit, evaluate, predict, callbacks, the distributed form
+--   fit.lua       fit, evaluate, predict (batches from ember.data.loader),
+--                 callbacks, the distributed form
 --   progress.lua  the progress display
 --   summary.lua   model:summary
 --   common.lua    what they share: option checks, samples, batches
