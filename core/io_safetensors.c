@@ -21,10 +21,11 @@
 **
 ** The reader trusts nothing: the header length is checked against the
 ** file size and a 100 MiB limit before anything is allocated, and the
-** header is parsed by a strict JSON parser that is driven by the schema
-** (an object of objects, nothing deeper than "shape": [...]), so it never
-** recurses and nesting cannot exhaust the stack; every offset and size is
-** checked against the shape, the dtype and the file before data is read.
+** header is parsed by a strict JSON reader (core/json.c) that is driven by
+** the schema (an object of objects, nothing deeper than "shape": [...]),
+** so it never recurses and nesting cannot exhaust the stack; every offset
+** and size is checked against the shape, the dtype and the file before
+** data is read.
 */
 #include <errno.h>
 #include <fcntl.h>
@@ -38,6 +39,7 @@
 #include <unistd.h>
 
 #include "include/ember.h"
+#include "json.h"
 
 /* Tensor data goes to and from memory as it is: that is the file's byte
    order only on a little-endian machine. */
@@ -174,48 +176,6 @@ static int64_t convert(const st_dtype *d, void *data, int64_t n) {
 /* }====================================================================== */
 
 /* {======================================================================
-** UTF-8 (JSON text must be valid UTF-8, and so must names we write)
-** ======================================================================= */
-
-/* Length of the valid UTF-8 sequence at s (n bytes available), 0 if the
-   bytes there are not one: overlong forms, surrogates and code points
-   past U+10FFFF are invalid. */
-static size_t utf8_seq(const unsigned char *s, size_t n) {
-  unsigned c = s[0];
-  if (c < 0x80) return 1;
-  size_t len;
-  unsigned lo = 0x80, hi = 0xbf;     /* range of the second byte */
-  if (c >= 0xc2 && c <= 0xdf) len = 2;
-  else if (c >= 0xe0 && c <= 0xef) {
-    len = 3;
-    if (c == 0xe0) lo = 0xa0;        /* overlong */
-    if (c == 0xed) hi = 0x9f;        /* surrogates */
-  } else if (c >= 0xf0 && c <= 0xf4) {
-    len = 4;
-    if (c == 0xf0) lo = 0x90;        /* overlong */
-    if (c == 0xf4) hi = 0x8f;        /* past U+10FFFF */
-  } else return 0;
-  if (n < len || s[1] < lo || s[1] > hi) return 0;
-  for (size_t i = 2; i < len; i++)
-    if (s[i] < 0x80 || s[i] > 0xbf) return 0;
-  return len;
-}
-
-static int utf8_valid(const char *s) {
-  const unsigned char *p = (const unsigned char *)s;
-  size_t n = strlen(s);
-  while (n > 0) {
-    size_t k = utf8_seq(p, n);
-    if (!k) return 0;
-    p += k;
-    n -= k;
-  }
-  return 1;
-}
-
-/* }====================================================================== */
-
-/* {======================================================================
 ** Writing
 ** ======================================================================= */
 
@@ -318,7 +278,7 @@ static int check_save_args(const char *path, int n, const char *const *names,
     if (strcmp(name, METADATA_KEY) == 0)
       return ember_set_error("save: '%s' is reserved for the metadata and "
                              "cannot name a tensor", METADATA_KEY);
-    if (!utf8_valid(name))
+    if (!ember_utf8_valid(name))
       return ember_set_error("save: tensor name %d is not valid UTF-8", i + 1);
     const ember_tensor *t = tensors[i];
     if (!t) return ember_set_error("save: tensor '%s' is NULL", name);
@@ -331,9 +291,9 @@ static int check_save_args(const char *path, int n, const char *const *names,
   for (int i = 0; i < nmeta; i++) {
     if (!keys[i] || !values[i])
       return ember_set_error("save: metadata entry %d is NULL", i + 1);
-    if (!utf8_valid(keys[i]))
+    if (!ember_utf8_valid(keys[i]))
       return ember_set_error("save: metadata key %d is not valid UTF-8", i + 1);
-    if (!utf8_valid(values[i]))
+    if (!ember_utf8_valid(values[i]))
       return ember_set_error("save: metadata value for '%s' is not valid "
                              "UTF-8", keys[i]);
   }
@@ -523,7 +483,7 @@ int ember_save_safetensors(const char *path, int n, const char *const *names,
 /* }====================================================================== */
 
 /* {======================================================================
-** The header parser
+** The header's schema (the JSON itself is read by core/json.c)
 ** ======================================================================= */
 
 /* One tensor's entry, as parsed. */
@@ -537,11 +497,7 @@ typedef struct entry {
 } entry;
 
 typedef struct parser {
-  const char *file;            /* the path, for messages */
-  const unsigned char *s;      /* the header */
-  size_t n, pos;
-  char *pool;                  /* decoded strings, NUL-terminated */
-  size_t pool_used;
+  ember_json j;                /* the header, its position, its strings */
   entry *e;                    /* tensors */
   int ne, cap_e;
   const char **keys, **values; /* metadata */
@@ -549,285 +505,104 @@ typedef struct parser {
   int seen_metadata;
 } parser;
 
-/* An error about the file's content: "load: 'path': " and the message. */
-static int perr(parser *p, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 2, 3)))
-#endif
-    ;
-
-static int perr(parser *p, const char *fmt, ...) {
-  char msg[400];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
-  va_end(ap);
-  return ember_set_error("load: '%s': %s", p->file, msg);
-}
-
-static int syntax_error(parser *p, const char *what) {
-  return ember_set_error("load: '%s': header is not valid JSON at byte %zu "
-                         "of the header: %s", p->file, p->pos, what);
-}
-
-static void skip_ws(parser *p) {
-  while (p->pos < p->n && (p->s[p->pos] == ' ' || p->s[p->pos] == '\t' ||
-                           p->s[p->pos] == '\n' || p->s[p->pos] == '\r'))
-    p->pos++;
-}
-
-static int peek(parser *p) { return p->pos < p->n ? p->s[p->pos] : -1; }
-
-static int has_literal(parser *p, const char *lit) {
-  size_t k = strlen(lit);
-  return p->n - p->pos >= k && memcmp(p->s + p->pos, lit, k) == 0;
-}
-
-/* What kind of JSON value starts here, for messages ("got an array");
-   NULL when no value can start here. */
-static const char *kind_at(parser *p) {
-  int c = peek(p);
-  switch (c) {
-    case '{': return "an object";
-    case '[': return "an array";
-    case '"': return "a string";
-    case 't': return has_literal(p, "true") ? "a boolean" : NULL;
-    case 'f': return has_literal(p, "false") ? "a boolean" : NULL;
-    case 'n': return has_literal(p, "null") ? "null" : NULL;
-    default: return c == '-' || (c >= '0' && c <= '9') ? "a number" : NULL;
-  }
-}
-
-/* A value of the wrong kind: an error about the schema, unless no JSON
-   value stands there at all (then the header is not JSON). */
-static int value_error(parser *p, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 2, 3)))
-#endif
-    ;
-
-static int value_error(parser *p, const char *fmt, ...) {
-  if (peek(p) < 0) return syntax_error(p, "unexpected end of the header");
-  if (!kind_at(p)) return syntax_error(p, "expected a JSON value");
-  char msg[400];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
-  va_end(ap);
-  return ember_set_error("load: '%s': %s", p->file, msg);
-}
-
-static int expect(parser *p, int c, const char *what) {
-  skip_ws(p);
-  if (peek(p) != c) return syntax_error(p, what);
-  p->pos++;
-  return 0;
-}
-
-static int hex4(parser *p, unsigned *out) {
-  if (p->n - p->pos < 4) return syntax_error(p, "truncated \\u escape");
-  unsigned v = 0;
-  for (int i = 0; i < 4; i++) {
-    int c = p->s[p->pos + i];
-    v <<= 4;
-    if (c >= '0' && c <= '9') v |= (unsigned)(c - '0');
-    else if (c >= 'a' && c <= 'f') v |= (unsigned)(c - 'a' + 10);
-    else if (c >= 'A' && c <= 'F') v |= (unsigned)(c - 'A' + 10);
-    else return syntax_error(p, "bad hex digit in a \\u escape");
-  }
-  p->pos += 4;
-  *out = v;
-  return 0;
-}
-
-/* Append code point u as UTF-8 to the pool. */
-static void put_utf8(parser *p, unsigned u) {
-  char *o = p->pool + p->pool_used;
-  if (u < 0x80) { o[0] = (char)u; p->pool_used += 1; }
-  else if (u < 0x800) {
-    o[0] = (char)(0xc0 | (u >> 6));
-    o[1] = (char)(0x80 | (u & 0x3f));
-    p->pool_used += 2;
-  } else if (u < 0x10000) {
-    o[0] = (char)(0xe0 | (u >> 12));
-    o[1] = (char)(0x80 | ((u >> 6) & 0x3f));
-    o[2] = (char)(0x80 | (u & 0x3f));
-    p->pool_used += 3;
-  } else {
-    o[0] = (char)(0xf0 | (u >> 18));
-    o[1] = (char)(0x80 | ((u >> 12) & 0x3f));
-    o[2] = (char)(0x80 | ((u >> 6) & 0x3f));
-    o[3] = (char)(0x80 | (u & 0x3f));
-    p->pool_used += 4;
-  }
-}
-
-/*
-** A JSON string at pos, decoded into the pool.  The pool has as many
-** bytes as the header: a decoded string plus its NUL is never longer than
-** its JSON form with the quotes.  Rejects raw control characters, bad
-** escapes, lone surrogates, invalid UTF-8, and NUL characters (C strings
-** could not hold them).
-*/
-static int parse_string(parser *p, const char **out) {
-  skip_ws(p);
-  if (peek(p) != '"') return syntax_error(p, "expected a string");
-  p->pos++;
-  const char *start = p->pool + p->pool_used;
-  for (;;) {
-    if (p->pos >= p->n) return syntax_error(p, "unterminated string");
-    unsigned c = p->s[p->pos];
-    if (c == '"') { p->pos++; break; }
-    if (c < 0x20) return syntax_error(p, "control character in a string");
-    if (c == '\\') {
-      p->pos++;
-      if (p->pos >= p->n) return syntax_error(p, "unterminated string");
-      c = p->s[p->pos++];
-      unsigned u;
-      switch (c) {
-        case '"': case '\\': case '/': u = c; break;
-        case 'b': u = '\b'; break;
-        case 'f': u = '\f'; break;
-        case 'n': u = '\n'; break;
-        case 'r': u = '\r'; break;
-        case 't': u = '\t'; break;
-        case 'u':
-          if (hex4(p, &u) < 0) return -1;
-          if (u >= 0xdc00 && u <= 0xdfff)
-            return syntax_error(p, "lone low surrogate in a \\u escape");
-          if (u >= 0xd800 && u <= 0xdbff) {       /* needs its low half */
-            unsigned lo;
-            if (p->n - p->pos < 2 || p->s[p->pos] != '\\' ||
-                p->s[p->pos + 1] != 'u')
-              return syntax_error(p, "lone high surrogate in a \\u escape");
-            p->pos += 2;
-            if (hex4(p, &lo) < 0) return -1;
-            if (lo < 0xdc00 || lo > 0xdfff)
-              return syntax_error(p, "lone high surrogate in a \\u escape");
-            u = 0x10000 + ((u - 0xd800) << 10) + (lo - 0xdc00);
-          }
-          if (u == 0)
-            return syntax_error(p, "NUL character (\\u0000) in a string");
-          break;
-        default:
-          p->pos--;
-          return syntax_error(p, "invalid escape in a string");
-      }
-      put_utf8(p, u);
-    } else {
-      size_t k = utf8_seq(p->s + p->pos, p->n - p->pos);
-      if (!k) return syntax_error(p, "invalid UTF-8 in a string");
-      memcpy(p->pool + p->pool_used, p->s + p->pos, k);
-      p->pool_used += k;
-      p->pos += k;
-    }
-  }
-  p->pool[p->pool_used++] = '\0';
-  *out = start;
-  return 0;
-}
-
-/*
-** A JSON number at pos, strictly by the grammar (no leading zeros, no
-** '+', digits after '.' and 'e').  *is_int is set when it is an integer
-** without fraction or exponent that fits in int64; its text (for
-** messages) goes to txt.
-*/
-static int parse_number(parser *p, int64_t *v, int *is_int, char *txt,
-                        size_t txtn) {
-  skip_ws(p);
-  size_t start = p->pos;
-  int neg = 0, fits = 1;
-  uint64_t mag = 0;
-  if (peek(p) == '-') { neg = 1; p->pos++; }
-  int c = peek(p);
-  if (c < '0' || c > '9') return syntax_error(p, "expected a number");
-  if (c == '0') p->pos++;
-  else
-    while ((c = peek(p)) >= '0' && c <= '9') {
-      unsigned d = (unsigned)(c - '0');
-      if (mag > (UINT64_MAX - d) / 10) fits = 0;
-      else mag = mag * 10 + d;
-      p->pos++;
-    }
-  int integral = 1;
-  if (peek(p) == '.') {
-    integral = 0;
-    p->pos++;
-    if ((c = peek(p)) < '0' || c > '9')
-      return syntax_error(p, "expected a digit after '.'");
-    while ((c = peek(p)) >= '0' && c <= '9') p->pos++;
-  }
-  if (peek(p) == 'e' || peek(p) == 'E') {
-    integral = 0;
-    p->pos++;
-    if (peek(p) == '+' || peek(p) == '-') p->pos++;
-    if ((c = peek(p)) < '0' || c > '9')
-      return syntax_error(p, "expected a digit in the exponent");
-    while ((c = peek(p)) >= '0' && c <= '9') p->pos++;
-  }
-  size_t len = p->pos - start;
-  snprintf(txt, txtn, "%.*s%s", (int)(len < 40 ? len : 40),
-           (const char *)p->s + start, len > 40 ? "..." : "");
-  if (fits && mag > (neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX))
-    fits = 0;
-  *is_int = integral && fits;
-  *v = !*is_int ? 0 : neg ? (mag == (uint64_t)INT64_MAX + 1 ? INT64_MIN
-                                                            : -(int64_t)mag)
-                          : (int64_t)mag;
-  return 0;
-}
+/* An error about the file's content: "load: '<path>': " and the message. */
+#define perr(p, ...) ember_json_error(&(p)->j, __VA_ARGS__)
 
 /*
 ** A JSON array of non-negative integers into out[0..max), its length in
 ** *count.  `what` names the field in messages ("shape", "data_offsets").
 ** More than max entries is an error.
 */
-static int parse_uint_array(parser *p, const char *name, const char *what,
+static int parse_uint_array(ember_json *j, const char *name, const char *what,
                             int64_t *out, int max, int *count) {
-  skip_ws(p);
-  if (peek(p) != '[')
-    return value_error(p, "tensor '%s': %s must be an array of non-negative "
-                       "integers, got %s", name, what, kind_at(p));
-  p->pos++;
+  ember_json_skip_ws(j);
+  if (ember_json_peek(j) != '[')
+    return ember_json_value_error(j, "tensor '%s': %s must be an array of "
+                                  "non-negative integers, got %s", name, what,
+                                  ember_json_kind(j));
+  j->pos++;
   *count = 0;
-  skip_ws(p);
-  if (peek(p) == ']') { p->pos++; return 0; }
+  ember_json_skip_ws(j);
+  if (ember_json_peek(j) == ']') { j->pos++; return 0; }
   for (;;) {
-    skip_ws(p);
-    if (peek(p) != '-' && (peek(p) < '0' || peek(p) > '9'))
-      return value_error(p, "tensor '%s': %s entries must be non-negative "
-                         "integers, got %s", name, what, kind_at(p));
+    ember_json_skip_ws(j);
+    int c = ember_json_peek(j);
+    if (c != '-' && (c < '0' || c > '9'))
+      return ember_json_value_error(j, "tensor '%s': %s entries must be "
+                                    "non-negative integers, got %s", name,
+                                    what, ember_json_kind(j));
     int64_t v = 0;
     int is_int = 0;
     char txt[48];
-    if (parse_number(p, &v, &is_int, txt, sizeof txt) < 0) return -1;
+    if (ember_json_number(j, &v, &is_int, txt, sizeof txt) < 0) return -1;
     if (!is_int || v < 0)
-      return perr(p, "tensor '%s' has %s entry %s (entries must be "
-                  "non-negative integers)", name, what, txt);
+      return ember_json_error(j, "tensor '%s' has %s entry %s (entries must "
+                              "be non-negative integers)", name, what, txt);
     if (*count >= max) {
       if (max == EMBER_MAX_DIMS)
-        return perr(p, "tensor '%s' has more than %d dimensions (Ember "
-                    "supports at most %d)", name, max, max);
-      return perr(p, "tensor '%s': %s must hold exactly %d integers, got "
-                  "more", name, what, max);
+        return ember_json_error(j, "tensor '%s' has more than %d dimensions "
+                                "(Ember supports at most %d)", name, max, max);
+      return ember_json_error(j, "tensor '%s': %s must hold exactly %d "
+                              "integers, got more", name, what, max);
     }
     out[(*count)++] = v;
-    skip_ws(p);
-    if (peek(p) == ',') { p->pos++; continue; }
-    if (peek(p) == ']') { p->pos++; return 0; }
-    return syntax_error(p, "expected ',' or ']' in an array");
+    ember_json_skip_ws(j);
+    if (ember_json_peek(j) == ',') { j->pos++; continue; }
+    if (ember_json_peek(j) == ']') { j->pos++; return 0; }
+    return ember_json_syntax_error(j, "expected ',' or ']' in an array");
   }
 }
 
+/* What the walk of one tensor's object has seen so far. */
+typedef struct entry_walk {
+  entry *e;
+  const char *dtype;
+  int seen_dtype, seen_shape, seen_offsets;
+} entry_walk;
+
+/* One field of a tensor's object: dtype, shape or data_offsets, once. */
+static int entry_field(ember_json *j, const char *field, void *ud) {
+  entry_walk *w = ud;
+  entry *e = w->e;
+  const char *name = e->name;
+  int *seen = !strcmp(field, "dtype") ? &w->seen_dtype
+            : !strcmp(field, "shape") ? &w->seen_shape
+            : !strcmp(field, "data_offsets") ? &w->seen_offsets : NULL;
+  if (!seen)
+    return ember_json_error(j, "tensor '%s' has an unknown field '%s' "
+                            "(expected dtype, shape and data_offsets)", name,
+                            field);
+  if (*seen)
+    return ember_json_error(j, "tensor '%s' has '%s' twice", name, field);
+  *seen = 1;
+  if (seen == &w->seen_dtype) {
+    if (ember_json_peek(j) != '"')
+      return ember_json_value_error(j, "tensor '%s': dtype must be a string, "
+                                    "got %s", name, ember_json_kind(j));
+    return ember_json_string(j, &w->dtype);
+  }
+  if (seen == &w->seen_shape)
+    return parse_uint_array(j, name, "shape", e->shape, EMBER_MAX_DIMS,
+                            &e->ndim);
+  int64_t off[2];
+  int k;
+  if (parse_uint_array(j, name, "data_offsets", off, 2, &k) < 0) return -1;
+  if (k != 2)
+    return ember_json_error(j, "tensor '%s': data_offsets must hold exactly "
+                            "2 integers [begin, end], got %d", name, k);
+  e->begin = off[0];
+  e->end = off[1];
+  return 0;
+}
+
 /* One tensor's object {dtype, shape, data_offsets}, in any order, each
-   exactly once and nothing else. */
+   exactly once and nothing else; then its sizes checked. */
 static int parse_entry(parser *p, const char *name) {
-  skip_ws(p);
-  if (peek(p) != '{')
-    return value_error(p, "tensor '%s': expected an object with dtype, shape "
-                       "and data_offsets, got %s", name, kind_at(p));
-  p->pos++;
+  ember_json *j = &p->j;
+  if (ember_json_peek(j) != '{')
+    return ember_json_value_error(j, "tensor '%s': expected an object with "
+                                  "dtype, shape and data_offsets, got %s",
+                                  name, ember_json_kind(j));
   if (p->ne == p->cap_e) {
     int cap = p->cap_e ? 2 * p->cap_e : 16;
     entry *e = realloc(p->e, (size_t)cap * sizeof *e);
@@ -839,59 +614,21 @@ static int parse_entry(parser *p, const char *name) {
   memset(e, 0, sizeof *e);
   e->name = name;
   e->index = p->ne;
-  int seen_dtype = 0, seen_shape = 0, seen_offsets = 0;
-  const char *dtype = NULL;
-  skip_ws(p);
-  if (peek(p) == '}') p->pos++;
-  else
-    for (;;) {
-      const char *field;
-      if (parse_string(p, &field) < 0) return -1;
-      if (expect(p, ':', "expected ':'") < 0) return -1;
-      skip_ws(p);
-      int *seen = !strcmp(field, "dtype") ? &seen_dtype
-                : !strcmp(field, "shape") ? &seen_shape
-                : !strcmp(field, "data_offsets") ? &seen_offsets : NULL;
-      if (!seen)
-        return perr(p, "tensor '%s' has an unknown field '%s' (expected "
-                    "dtype, shape and data_offsets)", name, field);
-      if (*seen)
-        return perr(p, "tensor '%s' has '%s' twice", name, field);
-      *seen = 1;
-      if (seen == &seen_dtype) {
-        if (peek(p) != '"')
-          return value_error(p, "tensor '%s': dtype must be a string, got %s",
-                             name, kind_at(p));
-        if (parse_string(p, &dtype) < 0) return -1;
-      } else if (seen == &seen_shape) {
-        if (parse_uint_array(p, name, "shape", e->shape, EMBER_MAX_DIMS,
-                             &e->ndim) < 0)
-          return -1;
-      } else {
-        int64_t off[2];
-        int k;
-        if (parse_uint_array(p, name, "data_offsets", off, 2, &k) < 0)
-          return -1;
-        if (k != 2)
-          return perr(p, "tensor '%s': data_offsets must hold exactly 2 "
-                      "integers [begin, end], got %d", name, k);
-        e->begin = off[0];
-        e->end = off[1];
-      }
-      skip_ws(p);
-      if (peek(p) == ',') { p->pos++; continue; }
-      if (peek(p) == '}') { p->pos++; break; }
-      return syntax_error(p, "expected ',' or '}' in an object");
-    }
-  if (!seen_dtype || !seen_shape || !seen_offsets)
-    return perr(p, "tensor '%s' has no '%s'", name,
-                !seen_dtype ? "dtype" : !seen_shape ? "shape" : "data_offsets");
+  entry_walk w = {.e = e};
+  if (ember_json_object(j, entry_field, &w) < 0) return -1;
+  if (!w.seen_dtype || !w.seen_shape || !w.seen_offsets)
+    return ember_json_error(j, "tensor '%s' has no '%s'", name,
+                            !w.seen_dtype ? "dtype"
+                            : !w.seen_shape ? "shape" : "data_offsets");
+  const char *dtype = w.dtype;
   e->dt = find_dtype(dtype);
-  if (!e->dt) return perr(p, "tensor '%s' has unknown dtype '%s'", name, dtype);
+  if (!e->dt)
+    return ember_json_error(j, "tensor '%s' has unknown dtype '%s'", name,
+                            dtype);
   if (e->dt->conv == UNSUPPORTED)
-    return perr(p, "tensor '%s' has dtype %s, which Ember cannot load "
-                "(it reads F64, F32, F16, BF16, I64, I32, I16, I8, U32, U16, "
-                "U8 and BOOL)", name, dtype);
+    return ember_json_error(j, "tensor '%s' has dtype %s, which Ember cannot "
+                            "load (it reads F64, F32, F16, BF16, I64, I32, "
+                            "I16, I8, U32, U16, U8 and BOOL)", name, dtype);
   /* The element count, and the extent of every dimension (Ember computes
      strides from sizes even when one of them is 0, so those must not
      overflow either). */
@@ -901,91 +638,83 @@ static int parse_entry(parser *p, const char *name) {
   for (int d = 0; d < e->ndim; d++) {
     int64_t s = e->shape[d];
     if (s > 0 && extent > INT64_MAX / 16 / s)
-      return perr(p, "tensor '%s' has shape %s, which is too large", name, shp);
+      return ember_json_error(j, "tensor '%s' has shape %s, which is too "
+                              "large", name, shp);
     if (s > 0) extent *= s;
     numel *= s;
   }
   if (e->end < e->begin)
-    return perr(p, "tensor '%s' has data_offsets [%lld, %lld] that end "
-                "before they begin", name, (long long)e->begin,
-                (long long)e->end);
+    return ember_json_error(j, "tensor '%s' has data_offsets [%lld, %lld] "
+                            "that end before they begin", name,
+                            (long long)e->begin, (long long)e->end);
   int64_t need = numel * e->dt->size;
   if (e->end - e->begin != need)
-    return perr(p, "tensor '%s' has data_offsets [%lld, %lld] but shape %s "
-                "%s needs %lld bytes", name, (long long)e->begin,
-                (long long)e->end, shp, e->dt->code, (long long)need);
+    return ember_json_error(j, "tensor '%s' has data_offsets [%lld, %lld] "
+                            "but shape %s %s needs %lld bytes", name,
+                            (long long)e->begin, (long long)e->end, shp,
+                            e->dt->code, (long long)need);
   p->ne++;
+  return 0;
+}
+
+/* One member of "__metadata__": a string value. */
+static int metadata_member(ember_json *j, const char *key, void *ud) {
+  parser *p = ud;
+  const char *value;
+  if (ember_json_peek(j) != '"')
+    return ember_json_value_error(j, "%s value for '%s' must be a string, "
+                                  "got %s", METADATA_KEY, key,
+                                  ember_json_kind(j));
+  if (ember_json_string(j, &value) < 0) return -1;
+  if (p->nmeta == p->cap_meta) {
+    int cap = p->cap_meta ? 2 * p->cap_meta : 8;
+    const char **k = realloc(p->keys, (size_t)cap * sizeof *k);
+    if (!k) return ember_set_error("load: out of memory");
+    p->keys = k;
+    const char **v = realloc(p->values, (size_t)cap * sizeof *v);
+    if (!v) return ember_set_error("load: out of memory");
+    p->values = v;
+    p->cap_meta = cap;
+  }
+  p->keys[p->nmeta] = key;
+  p->values[p->nmeta++] = value;
   return 0;
 }
 
 /* "__metadata__": an object whose values are strings. */
 static int parse_metadata(parser *p) {
+  ember_json *j = &p->j;
   if (p->seen_metadata)
-    return perr(p, "%s appears twice in the header", METADATA_KEY);
+    return ember_json_error(j, "%s appears twice in the header", METADATA_KEY);
   p->seen_metadata = 1;
-  skip_ws(p);
-  if (peek(p) != '{')
-    return value_error(p, "%s must be an object of strings, got %s",
-                       METADATA_KEY, kind_at(p));
-  p->pos++;
-  skip_ws(p);
-  if (peek(p) == '}') { p->pos++; return 0; }
-  for (;;) {
-    const char *key, *value;
-    if (parse_string(p, &key) < 0) return -1;
-    if (expect(p, ':', "expected ':'") < 0) return -1;
-    skip_ws(p);
-    if (peek(p) != '"')
-      return value_error(p, "%s value for '%s' must be a string, got %s",
-                         METADATA_KEY, key, kind_at(p));
-    if (parse_string(p, &value) < 0) return -1;
-    if (p->nmeta == p->cap_meta) {
-      int cap = p->cap_meta ? 2 * p->cap_meta : 8;
-      const char **k = realloc(p->keys, (size_t)cap * sizeof *k);
-      if (!k) return ember_set_error("load: out of memory");
-      p->keys = k;
-      const char **v = realloc(p->values, (size_t)cap * sizeof *v);
-      if (!v) return ember_set_error("load: out of memory");
-      p->values = v;
-      p->cap_meta = cap;
-    }
-    p->keys[p->nmeta] = key;
-    p->values[p->nmeta++] = value;
-    skip_ws(p);
-    if (peek(p) == ',') { p->pos++; continue; }
-    if (peek(p) == '}') { p->pos++; return 0; }
-    return syntax_error(p, "expected ',' or '}' in an object");
-  }
+  if (ember_json_peek(j) != '{')
+    return ember_json_value_error(j, "%s must be an object of strings, got "
+                                  "%s", METADATA_KEY, ember_json_kind(j));
+  return ember_json_object(j, metadata_member, p);
+}
+
+/* One member of the header: "__metadata__" or a tensor. */
+static int header_member(ember_json *j, const char *name, void *ud) {
+  (void)j;
+  if (strcmp(name, METADATA_KEY) == 0) return parse_metadata(ud);
+  return parse_entry(ud, name);
 }
 
 /* The whole header: one object, then nothing but whitespace. */
 static int parse_header(parser *p) {
-  skip_ws(p);
-  if (peek(p) != '{')
-    return perr(p, "header is not a JSON object (it starts with %s)",
-                kind_at(p) ? kind_at(p) : peek(p) < 0 ? "nothing"
-                                                       : "no JSON value");
-  p->pos++;
-  skip_ws(p);
-  if (peek(p) == '}') p->pos++;
-  else
-    for (;;) {
-      const char *name;
-      if (parse_string(p, &name) < 0) return -1;
-      if (expect(p, ':', "expected ':'") < 0) return -1;
-      if (strcmp(name, METADATA_KEY) == 0) {
-        if (parse_metadata(p) < 0) return -1;
-      } else if (parse_entry(p, name) < 0) {
-        return -1;
-      }
-      skip_ws(p);
-      if (peek(p) == ',') { p->pos++; continue; }
-      if (peek(p) == '}') { p->pos++; break; }
-      return syntax_error(p, "expected ',' or '}' in an object");
-    }
-  skip_ws(p);
-  if (p->pos != p->n)
-    return syntax_error(p, "unexpected characters after the top-level object");
+  ember_json *j = &p->j;
+  ember_json_skip_ws(j);
+  if (ember_json_peek(j) != '{') {
+    const char *kind = ember_json_kind(j);
+    return ember_json_error(j, "header is not a JSON object (it starts with "
+                            "%s)", kind ? kind : ember_json_peek(j) < 0
+                                                 ? "nothing" : "no JSON value");
+  }
+  if (ember_json_object(j, header_member, p) < 0) return -1;
+  ember_json_skip_ws(j);
+  if (j->pos != j->n)
+    return ember_json_syntax_error(j, "unexpected characters after the "
+                                   "top-level object");
   return 0;
 }
 
@@ -1128,7 +857,7 @@ ember_safetensors *ember_load_safetensors(const char *path) {
     return NULL;
   }
   parser p = {0};
-  p.file = path;
+  p.j.file = path;
   ember_safetensors *h = NULL;
   unsigned char *hdr = NULL;
   struct stat st;
@@ -1169,8 +898,8 @@ ember_safetensors *ember_load_safetensors(const char *path) {
   }
   /* hlen is now known to be small and backed by the file */
   hdr = malloc(hlen ? hlen : 1);
-  p.pool = malloc(hlen + 1);
-  if (!hdr || !p.pool) {
+  p.j.pool = malloc(hlen + 1);
+  if (!hdr || !p.j.pool) {
     ember_set_error("load: out of memory reading the header of '%s'", path);
     goto fail;
   }
@@ -1179,8 +908,8 @@ ember_safetensors *ember_load_safetensors(const char *path) {
                     errno ? strerror(errno) : "the file is truncated");
     goto fail;
   }
-  p.s = hdr;
-  p.n = hlen;
+  p.j.s = hdr;
+  p.j.n = hlen;
   if (parse_header(&p) < 0) goto fail;
   if (check_layout(&p, size - 8 - (int64_t)hlen) < 0) goto fail;
 
@@ -1195,18 +924,18 @@ ember_safetensors *ember_load_safetensors(const char *path) {
   h->nmeta = p.nmeta;
   h->keys = p.keys;
   h->values = p.values;
-  h->pool = p.pool;
+  h->pool = p.j.pool;
   free(p.e);
   free(hdr);
   close(fd);
   return h;
 
 fail:
-  ember_safetensors_free(h);   /* its strings are in p.pool, freed below */
+  ember_safetensors_free(h);   /* its strings are in p.j.pool, freed below */
   free(p.e);
   free(p.keys);
   free(p.values);
-  free(p.pool);
+  free(p.j.pool);
   free(hdr);
   close(fd);
   return NULL;

@@ -13,6 +13,7 @@
 -- LambdaCallback): its functions are called without self, e.g.
 --   {on_epoch_end = function(epoch, logs) print(epoch, logs.loss) end}
 local ember = require "ember"
+local check = require "ember.check"
 
 local callbacks = {}
 
@@ -84,18 +85,16 @@ end
 -- Shared helpers
 -- =======================================================================
 
-local function check_opts(name, opts, defaults)
-  if opts ~= nil and type(opts) ~= "table" then
-    fail(("%s: options must be a table, got %s"):format(name, type(opts)))
-  end
+--- The options over their defaults; `optional` lists the options that
+-- have none (EarlyStopping's baseline).
+local function check_opts(name, opts, defaults, optional)
+  local known = {}
+  for k in pairs(defaults) do known[k] = true end
+  for _, k in ipairs(optional or {}) do known[k] = true end
+  check.options(name, opts, known, fail)
   local o = {}
   for k, v in pairs(defaults) do o[k] = v end
-  for k, v in pairs(opts or {}) do
-    if defaults[k] == nil and k ~= "baseline" then
-      fail(("%s: unknown option '%s'"):format(name, tostring(k)))
-    end
-    o[k] = v
-  end
+  for k, v in pairs(opts or {}) do o[k] = v end
   return o
 end
 
@@ -213,7 +212,7 @@ callbacks.EarlyStopping = EarlyStopping
 function EarlyStopping:init(opts)
   local o = check_opts("EarlyStopping", opts, {monitor = "val_loss", min_delta = 0,
     patience = 0, mode = "auto", restore_best_weights = false, start_from_epoch = 0,
-    verbose = 0})
+    verbose = 0}, {"baseline"})
   self.monitor = o.monitor
   self.mode = monitor_mode("EarlyStopping", o.mode, o.monitor)
   self.min_delta = math.abs(check_number("EarlyStopping", "min_delta", o.min_delta, -math.huge))

@@ -10,6 +10,7 @@
 -- 1..#ds; an item is a tensor, a number, or a list of them (a tuple, as
 -- PyTorch's datasets return).
 local ember = require "ember"
+local check = require "ember.check"
 
 local data = {}
 
@@ -24,47 +25,11 @@ local function fail(level, fmt, ...)
 end
 
 --- A value's kind for messages: "a tensor", "a string", "nil", ...
-local function kind(v)
-  if ember.is_tensor(v) then return "a tensor" end
-  if v == nil then return "nil" end
-  local t = type(v)
-  if t == "number" then return tostring(v) end
-  return (t:match("^[aeiou]") and "an " or "a ") .. t
-end
+local kind = check.kind
 
---- An options table (nil gives {}) with only the known keys.
-local function options(fname, opts, known, level)
-  if opts == nil then return {} end
-  if type(opts) ~= "table" or ember.is_tensor(opts) then
-    fail(level + 1, "%s: expected an options table, got %s", fname, kind(opts))
-  end
-  for k in pairs(opts) do
-    if not known[k] then
-      fail(level + 1, "%s: unknown option '%s'", fname, tostring(k))
-    end
-  end
-  return opts
-end
-
---- An integer (a float with an integral value counts) >= min.
-local function check_int(fname, v, what, min, level)
-  local i = math.type(v) == "integer" and v or
-            (type(v) == "number" and math.tointeger(v)) or nil
-  if not i then
-    fail(level + 1, "%s: %s must be an integer, got %s", fname, what, kind(v))
-  end
-  if i < min then
-    fail(level + 1, "%s: %s must be >= %d, got %d", fname, what, min, i)
-  end
-  return i
-end
-
-local function check_bool(fname, v, what, level)
-  if v ~= nil and type(v) ~= "boolean" then
-    fail(level + 1, "%s: %s must be a boolean, got %s", fname, what, kind(v))
-  end
-  return v or false
-end
+--- An options table (nil gives {}) with only the known keys; level as
+-- error() counts it from the function that checks.
+local options = check.options
 
 local function shape_str(t)
   return "[" .. table.concat(t:shape(), ",") .. "]"
@@ -186,7 +151,7 @@ local function dataset_args(fname, dir, opts)
     fail(3, "%s: expected a directory (a string), got %s", fname, kind(dir))
   end
   opts = options(fname, opts, {limit = true}, 3)
-  local limit = opts.limit ~= nil and check_int(fname, opts.limit, "limit", 0, 3) or nil
+  local limit = opts.limit ~= nil and check.integer(fname, "limit", opts.limit, 0, 3) or nil
   return dir, limit
 end
 
@@ -393,7 +358,7 @@ end
 function data.random_split(ds, lengths, opts)
   local n, base
   if type(ds) == "number" then
-    n = check_int("random_split", ds, "the size", 0, 2)
+    n = check.integer("random_split", "the size", ds, 0, 2)
     base = setmetatable({n = n}, Range)
   else
     n = dataset_len("random_split", ds, 2)
@@ -527,10 +492,10 @@ function data.loader(a, b, c)
   local self = setmetatable({
     dataset = ds,
     batch_size = opts.batch_size == nil and 1
-                 or check_int("loader", opts.batch_size, "batch_size", 1, 2),
-    shuffle = check_bool("loader", opts.shuffle, "shuffle", 2),
-    drop_last = check_bool("loader", opts.drop_last, "drop_last", 2),
-    shard = check_bool("loader", opts.shard, "shard", 2),
+                 or check.integer("loader", "batch_size", opts.batch_size, 1, 2),
+    shuffle = (check.boolean("loader", "shuffle", opts.shuffle, 2) or false),
+    drop_last = (check.boolean("loader", "drop_last", opts.drop_last, 2) or false),
+    shard = (check.boolean("loader", "shard", opts.shard, 2) or false),
     seed = opts.seed,
     epoch = 0,
   }, Loader)
@@ -567,7 +532,8 @@ function Loader.__tostring(self)
 end
 
 --- The order of one epoch: a permutation (shuffle) or nil (in order);
--- with shard, this rank's part of rank 1's order.
+-- with shard, this rank's part of rank 1's order (its errors name
+-- self._fname: fit sets it on the loader it draws its batches from).
 function Loader:_order()
   self.epoch = self.epoch + 1
   local n = #self.dataset
@@ -581,7 +547,7 @@ function Loader:_order()
   else
     order = ember.randperm(n)
   end
-  if self.shard then order = ember.distributed.shard(order, n, "loader") end
+  if self.shard then order = ember.distributed.shard(order, n, self._fname or "loader") end
   return order
 end
 
@@ -594,7 +560,11 @@ function Loader:_batch(order, b)
     local idx = order and order:narrow(1, start, len) or ember.arange(start, start + len)
     if self._index then idx = self._index:index_select(1, idx) end
     local out = {}
-    for j, t in ipairs(self._tensors) do out[j] = t:index_select(1, idx) end
+    for j, t in ipairs(self._tensors) do
+      -- the order lives on the CPU; the index goes where the tensor is
+      local tidx = idx.device == t.device and idx or idx:to(t.device)
+      out[j] = t:index_select(1, tidx)
+    end
     return table.unpack(out, 1, #self._tensors)
   end
   local items = {}

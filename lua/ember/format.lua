@@ -9,6 +9,8 @@
 --
 -- Big tensors show their first and last `edgeitems` along each dimension
 -- with "..." between, once they hold more than `threshold` elements.
+local check = require "ember.check"
+
 local M = {}
 
 local opts = {threshold = 1000, edgeitems = 3, precision = 4, linewidth = 80}
@@ -19,8 +21,8 @@ function M.set_printoptions(o)
   if type(o) ~= "table" then
     error("set_printoptions: expected a table of options, got " .. type(o), 2)
   end
+  check.options("set_printoptions", o, opts)
   for k, v in pairs(o) do          -- all checked first: a failed call changes nothing
-    if opts[k] == nil then error("set_printoptions: unknown option '" .. tostring(k) .. "'", 2) end
     local ok = (math.type(v) == "integer" and v >= 0) or (k == "threshold" and v == math.huge)
     if not ok then
       error("set_printoptions: " .. k .. " must be a non-negative integer", 2)

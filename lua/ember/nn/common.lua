@@ -1,5 +1,6 @@
 --- ember.nn.common: small helpers shared by the nn files (internal).
 local ember = require "ember"
+local check = require "ember.check"
 
 local M = {}
 
@@ -88,16 +89,8 @@ end
 
 --- Check that an options table has only known fields; returns it ({} for nil).
 function M.options(fname, opts, known, level)
-  if opts == nil then return {} end
-  if type(opts) ~= "table" then
-    error(("%s: expected an options table, got %s"):format(fname, type(opts)), (level or 2) + 1)
-  end
-  for k in pairs(opts) do
-    if not known[k] then
-      error(("%s: unknown option '%s'"):format(fname, tostring(k)), (level or 2) + 1)
-    end
-  end
-  return opts
+  opts = check.options(fname, opts, known, (level or 2) + 1)
+  return opts   -- (not a tail call: the level counts this frame)
 end
 
 --- Pick an option's value with a default (false counts as a value).

@@ -41,13 +41,15 @@ local function same_shape(a, b)
 end
 
 local CLASS_OPTS = {weight = true, ignore_index = true, reduction = true, label_smoothing = true}
+-- nll_loss takes no label_smoothing (as PyTorch's)
+local NLL_OPTS = {weight = true, ignore_index = true, reduction = true}
 
 --- Check input, target and options of a classification loss.  Returns
 -- the options read and whether target holds probabilities.
 local function check_class(fname, x, target, opts, allow_probs)
   check_float(fname, x, "the input", 3)
   check_tensor(fname, target, "the target", 3)
-  opts = common.options(fname, opts, CLASS_OPTS, 3)
+  opts = common.options(fname, opts, allow_probs and CLASS_OPTS or NLL_OPTS, 3)
   if x:dim() < 1 then
     error(("%s: expected an input of shape [C], [N,C] or [N,C,d1,...], got a 0-d tensor")
           :format(fname), 3)
@@ -55,9 +57,6 @@ local function check_class(fname, x, target, opts, allow_probs)
   local o = {reduction = common.reduction(fname, opts.reduction, 3),
              ignore_index = common.opt(opts, "ignore_index", -100),
              smoothing = common.opt(opts, "label_smoothing", 0), weight = opts.weight}
-  if not allow_probs and opts.label_smoothing ~= nil then
-    error(("%s: unknown option 'label_smoothing'"):format(fname), 3)
-  end
   common.check_number(fname, o.smoothing, "label_smoothing", 0, 1, 3)
   if math.type(o.ignore_index) ~= "integer" then
     error(("%s: ignore_index must be an integer, got %s"):format(fname, type(o.ignore_index)), 3)

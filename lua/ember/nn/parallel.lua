@@ -20,6 +20,7 @@
 -- named "module.<name>" in this wrapper's state_dict, and
 -- model.module:save(path) saves the plain module.
 local ember = require "ember"
+local check = require "ember.check"
 local Module = require "ember.nn.module"
 
 local dist = ember.distributed
@@ -59,13 +60,8 @@ function DDP:init(module, opts)
   if not Module.is_module(module) then
     fail("expected a module to wrap, got " .. (ember.is_tensor(module) and "a tensor" or type(module)))
   end
-  opts = opts or {}
-  if type(opts) ~= "table" then fail("expected an options table, got " .. type(opts)) end
-  for k in pairs(opts) do
-    if k ~= "bucket_mb" and k ~= "broadcast_buffers" then
-      fail(("unknown option '%s' (known: bucket_mb, broadcast_buffers)"):format(tostring(k)))
-    end
-  end
+  -- (level 3: DDP:init <- the class's constructor <- the user)
+  opts = check.options("DistributedDataParallel", opts, {"bucket_mb", "broadcast_buffers"}, 3)
   local mb = opts.bucket_mb == nil and 25 or opts.bucket_mb
   if type(mb) ~= "number" or not (mb > 0) or mb > 1 << 20 then
     fail("bucket_mb must be a positive number of MiB, got " .. tostring(mb))

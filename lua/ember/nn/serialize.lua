@@ -31,6 +31,7 @@
 --                        compile>, metrics = {names}}
 -- plus the caller's own string keys.
 local ember = require "ember"
+local check = require "ember.check"
 local json = require "ember.json"
 local Module = require "ember.nn.module"
 
@@ -363,13 +364,7 @@ local function save(model, path, opts)
   if type(path) ~= "string" or path == "" then
     fail("save: expected a file path (a non-empty string), got " .. describe(path))
   end
-  if opts == nil then opts = {} end
-  if type(opts) ~= "table" or ember.is_tensor(opts) then
-    fail("save: expected an options table, got " .. describe(opts))
-  end
-  for k in pairs(opts) do
-    if not SAVE_OPTS[k] then fail(("save: unknown option '%s'"):format(tostring(k))) end
-  end
+  opts = check.options("save", opts, SAVE_OPTS, fail)
   local include = opts.include_optimizer
   if include == nil then include = true end
   if type(include) ~= "boolean" then

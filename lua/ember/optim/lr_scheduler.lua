@@ -8,6 +8,7 @@
 -- so their values match PyTorch's to rounding, including when something
 -- else also changes the lr.
 local Optimizer = require "ember.optim.optimizer"
+local check = require "ember.check"
 
 local fail = Optimizer.fail
 
@@ -132,9 +133,7 @@ end
 --- A trailing argument given as a number or as {key = number}.
 local function opt_number(name, key, v, default)
   if type(v) == "table" then
-    for k in pairs(v) do
-      if k ~= key then fail(("%s: unknown option '%s'"):format(name, tostring(k))) end
-    end
+    check.options(name, v, {[key] = true}, fail)
     v = v[key]
   end
   if v == nil then return default end
@@ -286,15 +285,7 @@ end
 function Plateau._new(C, opt, opts)
   local name = C.__name
   check_optimizer(name, opt)
-  if opts ~= nil and type(opts) ~= "table" then
-    fail(("%s: options must be a table, got %s"):format(name, type(opts)))
-  end
-  local o = {}
-  for k, v in pairs(PLATEAU_DEFAULTS) do o[k] = v end
-  for k, v in pairs(opts or {}) do
-    if PLATEAU_DEFAULTS[k] == nil then fail(("%s: unknown option '%s'"):format(name, tostring(k))) end
-    o[k] = v
-  end
+  local o = check.defaults(name, opts, PLATEAU_DEFAULTS, fail)
   if o.mode ~= "min" and o.mode ~= "max" then
     fail(("%s: mode must be 'min' or 'max', got %s"):format(name, tostring(o.mode)))
   end

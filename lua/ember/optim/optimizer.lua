@@ -9,6 +9,7 @@
 -- which runs one fused C step (ember._sgd_step, ...) for one parameter:
 -- the arithmetic never happens in Lua.
 local ember = require "ember"
+local check = require "ember.check"
 
 local Optimizer = {__name = "Optimizer"}
 Optimizer.__index = Optimizer
@@ -98,17 +99,10 @@ end
 function Optimizer.new(C, params, opts)
   local name = C.__name
   if opts == nil and is_options(params) then params, opts = nil, params end
-  if opts ~= nil and (type(opts) ~= "table" or ember.is_tensor(opts)) then
-    fail(("%s: options must be a table, got %s"):format(name, kind(opts)))
-  end
+  check.options(name, opts, C._known, fail)
   local defaults = {}
   for k, v in pairs(C.defaults) do defaults[k] = copy_value(v) end
-  for k, v in pairs(opts or {}) do
-    if not C._known[k] then
-      fail(("%s: unknown option '%s'"):format(name, tostring(k)))
-    end
-    defaults[k] = copy_value(v)
-  end
+  for k, v in pairs(opts or {}) do defaults[k] = copy_value(v) end
   -- check what is set now; a required option (SGD's lr) may still come
   -- from each parameter group
   local probe = {}
