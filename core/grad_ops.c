@@ -647,81 +647,8 @@ ember_tensor *ember_ag_softmax(const ember_tensor *t, int dim, int log) {
 /* }====================================================================== */
 
 /* {======================================================================
-** matmul, cat, stack, index_select, gather
+** cat, stack, index_select, gather
 ** ======================================================================= */
-
-/* a as a matrix stack: 1-D a is [1, K], 1-D b is [K, 1] */
-static ember_tensor *as_2d(const ember_tensor *t, int is_b) {
-  if (t->ndim != 1) { ember_tensor_retain((ember_tensor *)t); return (ember_tensor *)t; }
-  return ember_unsqueeze(t, is_b ? 1 : 0);
-}
-
-static ember_tensor *mT(const ember_tensor *t) {
-  return ember_transpose(t, t->ndim - 2, t->ndim - 1);
-}
-
-/* ga = g b^T, gb = a^T g, over the 2-D forms; the engine sums batch
-   broadcasting away and the reshape restores 1-D operands */
-static int matmul_backward(ember_node *n, ember_tensor *g, ember_tensor **gin) {
-  const ember_tensor *a = n->saved[0], *b = n->saved[1];
-  ember_tensor *A = as_2d(a, 0), *B = A ? as_2d(b, 1) : NULL;
-  ember_tensor *G = NULL;
-  int rc = -1;
-  if (B) {
-    /* g reshaped to the 2-D forms' result: batch, M (or 1), N (or 1) */
-    int64_t full[EMBER_MAX_DIMS];
-    int nb = 0, batch = g->ndim - (a->ndim > 1) - (b->ndim > 1);
-    for (int i = 0; i < batch; i++) full[nb++] = g->shape[i];
-    full[nb++] = a->ndim > 1 ? a->shape[a->ndim - 2] : 1;
-    full[nb++] = b->ndim > 1 ? b->shape[b->ndim - 1] : 1;
-    G = ember_reshape(g, nb, full);
-    rc = G ? 0 : -1;
-  }
-  for (int side = 0; side < 2 && rc == 0; side++) {
-    if (!n->needs[side]) continue;
-    const ember_tensor *op = side == 0 ? A : B;
-    ember_tensor *r;
-    if (op->ndim == 2 && G->ndim == 2 && op->strides[0] == 1 &&
-        op->shape[0] > 1 && op->shape[1] > 1) {
-      /* a transposed view (a Linear's w:t()): its gradient in the same
-         layout, so that the transpose's backward hands the leaf a
-         contiguous tensor (no strided copy into .grad) */
-      ember_tensor *GT = mT(G);
-      ember_tensor *rT = GT ? (side == 0 ? ember_matmul(B, GT) : ember_matmul(GT, A)) : NULL;
-      ember_tensor_release(GT);
-      r = rT ? mT(rT) : NULL;
-      ember_tensor_release(rT);
-    } else {
-      ember_tensor *oT = side == 0 ? mT(B) : mT(A);
-      r = oT ? (side == 0 ? ember_matmul(G, oT) : ember_matmul(oT, G)) : NULL;
-      ember_tensor_release(oT);
-    }
-    const ember_tensor *orig = side == 0 ? a : b;
-    const ember_tensor *two = side == 0 ? A : B;
-    ember_tensor *s = r ? ember_ag_sum_to(r, two->ndim, two->shape) : NULL;
-    ember_tensor_release(r);
-    gin[side] = s ? ember_reshape(s, orig->ndim, orig->shape) : NULL;
-    ember_tensor_release(s);
-    if (!gin[side]) rc = -1;
-  }
-  ember_tensor_release(G);
-  ember_tensor_release(B);
-  ember_tensor_release(A);
-  return rc;
-}
-
-ember_tensor *ember_ag_matmul(const ember_tensor *a, const ember_tensor *b) {
-  int prev = ember_ag_pause();
-  ember_tensor *out = ember_matmul(a, b);
-  ember_ag_resume(prev);
-  if (!out || !ember_dtype_is_float(out->dtype)) return out;
-  ember_node *n = ember_ag_node2("MmBackward", matmul_backward, a, b);
-  if (n && (ember_ag_save(n, a) < 0 || ember_ag_save(n, b) < 0)) {
-    ember_ag_node_release(n);
-    n = NULL;
-  }
-  return ember_ag_finish(n, out, 0);
-}
 
 /* cat: input i gets its slice of g; stack: its select */
 static int cat_backward(ember_node *n, ember_tensor *g, ember_tensor **gin) {

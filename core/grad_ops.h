@@ -37,7 +37,6 @@ int ember_ag_extreme_dim(int is_max, const ember_tensor *t, int dim,
                          ember_tensor **indices);
 ember_tensor *ember_ag_softmax(const ember_tensor *t, int dim, int log);
 
-ember_tensor *ember_ag_matmul(const ember_tensor *a, const ember_tensor *b);
 ember_tensor *ember_ag_cat(int n, ember_tensor *const *ts, int dim);
 ember_tensor *ember_ag_stack(int n, ember_tensor *const *ts, int dim);
 ember_tensor *ember_ag_index_select(const ember_tensor *t, int dim,
