@@ -22,13 +22,6 @@
 ** Helpers
 ** ======================================================================= */
 
-int ember_ag_active_n(int n, ember_tensor *const *ts) {
-  if (!ember_grad_mode_) return 0;
-  for (int i = 0; i < n; i++)
-    if (ember_ag_requires(ts[i])) return 1;
-  return 0;
-}
-
 /* op over dim, kept (dim < 0: over everything) */
 static ember_tensor *reduce_kept(ember_reduce_op op, const ember_tensor *x,
                                  int dim) {
@@ -642,97 +635,6 @@ ember_tensor *ember_ag_softmax(const ember_tensor *t, int dim, int log) {
     if (ember_ag_save(n, out) < 0) { ember_ag_node_release(n); n = NULL; }
   }
   return ember_ag_finish(n, out, 0);
-}
-
-/* }====================================================================== */
-
-/* {======================================================================
-** cat, stack, index_select, gather
-** ======================================================================= */
-
-/* cat: input i gets its slice of g; stack: its select */
-static int cat_backward(ember_node *n, ember_tensor *g, ember_tensor **gin) {
-  int dim = (int)n->ip[0], stack = (int)n->ip[1];
-  int64_t at = 0;
-  for (int i = 0; i < n->ninputs; i++) {
-    int64_t len = stack ? 1 : n->in[i].shape[dim];
-    if (n->needs[i]) {
-      gin[i] = stack ? ember_select(g, dim, i) : ember_narrow(g, dim, at, len);
-      if (!gin[i]) return -1;
-    }
-    at += len;
-  }
-  return 0;
-}
-
-static ember_tensor *record_cat(int n, ember_tensor *const *ts, int dim,
-                                int stack, ember_tensor *out) {
-  if (!out || !ember_dtype_is_float(out->dtype)) return out;
-  ember_node *node = ember_ag_node(stack ? "StackBackward" : "CatBackward",
-                                   cat_backward, n,
-                                   (const ember_tensor *const *)ts);
-  if (node) {
-    int nd = stack ? out->ndim : ts[0]->ndim;
-    node->ip[0] = dim < 0 ? dim + nd : dim;
-    node->ip[1] = stack;
-  }
-  return ember_ag_finish(node, out, 0);
-}
-
-ember_tensor *ember_ag_cat(int n, ember_tensor *const *ts, int dim) {
-  int prev = ember_ag_pause();
-  ember_tensor *out = ember_cat(n, ts, dim);
-  ember_ag_resume(prev);
-  return record_cat(n, ts, dim, 0, out);
-}
-
-ember_tensor *ember_ag_stack(int n, ember_tensor *const *ts, int dim) {
-  int prev = ember_ag_pause();
-  ember_tensor *out = ember_stack(n, ts, dim);
-  ember_ag_resume(prev);
-  return record_cat(n, ts, dim, 1, out);
-}
-
-/* index_select: index_add of g; gather: scatter_add of g */
-static int index_backward(ember_node *n, ember_tensor *g, ember_tensor **gin) {
-  int dim = (int)n->ip[0];
-  ember_tensor *z = ember_zeros_meta(g, &n->in[0]);
-  if (!z) return -1;
-  int rc = n->ip[1] ? ember_scatter_add_(z, dim, n->saved[0], g)
-                    : ember_index_add_(z, dim, n->saved[0], g);
-  if (rc < 0) { ember_tensor_release(z); return -1; }
-  gin[0] = z;
-  return 0;
-}
-
-static ember_tensor *record_index(const ember_tensor *t, int dim,
-                                  const ember_tensor *index, int gather,
-                                  ember_tensor *out) {
-  if (!out || !ember_dtype_is_float(out->dtype)) return out;
-  ember_node *n = ember_ag_node2(gather ? "GatherBackward" : "IndexSelectBackward",
-                        index_backward, t, NULL);
-  if (n) {
-    n->ip[0] = dim < 0 ? dim + t->ndim : dim;
-    n->ip[1] = gather;
-    if (ember_ag_save(n, index) < 0) { ember_ag_node_release(n); n = NULL; }
-  }
-  return ember_ag_finish(n, out, 0);
-}
-
-ember_tensor *ember_ag_index_select(const ember_tensor *t, int dim,
-                                    const ember_tensor *index) {
-  int prev = ember_ag_pause();
-  ember_tensor *out = ember_index_select(t, dim, index);
-  ember_ag_resume(prev);
-  return record_index(t, dim, index, 0, out);
-}
-
-ember_tensor *ember_ag_gather(const ember_tensor *t, int dim,
-                              const ember_tensor *index) {
-  int prev = ember_ag_pause();
-  ember_tensor *out = ember_gather(t, dim, index);
-  ember_ag_resume(prev);
-  return record_index(t, dim, index, 1, out);
 }
 
 /* }====================================================================== */

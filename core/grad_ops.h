@@ -37,13 +37,6 @@ int ember_ag_extreme_dim(int is_max, const ember_tensor *t, int dim,
                          ember_tensor **indices);
 ember_tensor *ember_ag_softmax(const ember_tensor *t, int dim, int log);
 
-ember_tensor *ember_ag_cat(int n, ember_tensor *const *ts, int dim);
-ember_tensor *ember_ag_stack(int n, ember_tensor *const *ts, int dim);
-ember_tensor *ember_ag_index_select(const ember_tensor *t, int dim,
-                                    const ember_tensor *index);
-ember_tensor *ember_ag_gather(const ember_tensor *t, int dim,
-                              const ember_tensor *index);
-
 ember_tensor *ember_ag_conv2d(const ember_tensor *x, const ember_tensor *w,
                               const ember_tensor *b, const int stride[2],
                               const int padding[2], const int dilation[2],
@@ -66,8 +59,5 @@ typedef enum {
 ember_tensor *ember_ag_record_view(ember_ag_view_kind kind, const char *name,
                                    const ember_tensor *t, ember_tensor *out,
                                    int64_t a0, int64_t a1, const int *perm);
-
-/* Does any of n tensors need recording? */
-int ember_ag_active_n(int n, ember_tensor *const *ts);
 
 #endif

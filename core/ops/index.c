@@ -1,18 +1,69 @@
 /*
-** ops_linalg.c -- cat/stack, index_select and gather.
+** index.c -- joining and indexing: cat, stack, index_select, gather, and
+** their adjoints index_add_ and scatter_add_, front door to backward.
+**
+** cat copies each input into its slice of one new tensor (the backend's
+** copy slot); stack is cat of the inputs each unsqueezed at dim.
+** index_select and gather read through an index tensor (1-based values,
+** as everywhere in Ember; backend slots index_select and gather);
+** index_add_ and scatter_add_ are their adjoints and serve as their
+** backward.  Kernels: core/cpu/index.c, core/cuda/.
 */
 #include <stdlib.h>
 #include <string.h>
 
-#include "grad_ops.h"
+#include "ops.h"
+
+/* Does any of n tensors need recording? */
+static int active_n(int n, ember_tensor *const *ts) {
+  if (!ember_grad_mode_) return 0;
+  for (int i = 0; i < n; i++)
+    if (ember_ag_requires(ts[i])) return 1;
+  return 0;
+}
 
 /* {======================================================================
 ** cat and stack
 ** ======================================================================= */
 
-ember_tensor *ember_cat(int n, ember_tensor *const *ts, int dim) {
-  if (n < 1) { ember_set_error("cat: expected a non-empty list of tensors"); return NULL; }
-  if (ember_ag_active_n(n, ts)) return ember_ag_cat(n, ts, dim);
+/* What cat_backward needs: the dim joined along (wrapped), and whether the
+   op was stack (each input one index of dim) rather than cat (a slice). */
+struct cat_saved { int dim, stack; };
+
+/* input i gets its slice of g (cat) or its select (stack) */
+static int cat_backward(ember_node *n, ember_tensor *g, ember_tensor **gin) {
+  const struct cat_saved *s = EMBER_NODE_STATE(n, struct cat_saved);
+  int64_t at = 0;
+  for (int i = 0; i < n->ninputs; i++) {
+    int64_t len = s->stack ? 1 : n->in[i].shape[s->dim];
+    if (n->needs[i]) {
+      gin[i] = s->stack ? ember_select(g, s->dim, i)
+                        : ember_narrow(g, s->dim, at, len);
+      if (!gin[i]) return -1;
+    }
+    at += len;
+  }
+  return 0;
+}
+
+/* Record out = cat (or stack) of ts along dim (wrapped); consumes out. */
+static ember_tensor *record_cat(int n, ember_tensor *const *ts, int dim,
+                                int stack, ember_tensor *out) {
+  if (!out || !ember_dtype_is_float(out->dtype)) return out;
+  ember_node *node = ember_ag_node(stack ? "StackBackward" : "CatBackward",
+                                   cat_backward, n,
+                                   (const ember_tensor *const *)ts);
+  if (node) {
+    struct cat_saved *s = EMBER_NODE_STATE(node, struct cat_saved);
+    s->dim = dim;
+    s->stack = stack;
+  }
+  return ember_ag_finish(node, out, 0);
+}
+
+/* cat without recording; *wdim receives dim wrapped */
+static ember_tensor *cat_forward(int n, ember_tensor *const *ts, int dim,
+                                 int *wdim) {
   const ember_tensor *t0 = ts[0];
   if (t0->ndim == 0) { ember_set_error("cat: zero-dimensional tensors cannot be concatenated"); return NULL; }
   if ((dim = ember_wrap_dim("cat", dim, t0->ndim)) < 0) return NULL;
@@ -53,13 +104,20 @@ ember_tensor *ember_cat(int n, ember_tensor *const *ts, int dim) {
     if (rc < 0) { ember_tensor_release(out); return NULL; }
     at += ts[i]->shape[dim];
   }
+  *wdim = dim;
   return out;
+}
+
+ember_tensor *ember_cat(int n, ember_tensor *const *ts, int dim) {
+  if (n < 1) { ember_set_error("cat: expected a non-empty list of tensors"); return NULL; }
+  ember_tensor *out = cat_forward(n, ts, dim, &dim);
+  if (!active_n(n, ts)) return out;
+  return record_cat(n, ts, dim, 0, out);
 }
 
 ember_tensor *ember_stack(int n, ember_tensor *const *ts, int dim) {
   if (n < 1) { ember_set_error("stack: expected a non-empty list of tensors"); return NULL; }
   if (n > 1 << 20) { ember_set_error("stack: too many tensors"); return NULL; }
-  if (ember_ag_active_n(n, ts)) return ember_ag_stack(n, ts, dim);
   if ((dim = ember_wrap_dim("stack", dim, ts[0]->ndim + 1)) < 0) return NULL;
   for (int i = 1; i < n; i++) {
     if (ts[i]->ndim != ts[0]->ndim ||
@@ -73,14 +131,19 @@ ember_tensor *ember_stack(int n, ember_tensor *const *ts, int dim) {
   }
   ember_tensor **us = malloc((size_t)n * sizeof *us);
   if (!us) { ember_set_error("out of memory"); return NULL; }
-  int k = 0;
+  /* the unsqueezed inputs are steps of this op, not nodes of the graph */
+  int rec = active_n(n, ts);
+  int prev = ember_ag_pause();
+  int k = 0, wdim;
   ember_tensor *out = NULL;
   for (; k < n; k++)
     if (!(us[k] = ember_unsqueeze(ts[k], dim))) break;
-  if (k == n) out = ember_cat(n, us, dim);
+  if (k == n) out = cat_forward(n, us, dim, &wdim);
+  ember_ag_resume(prev);
   for (int i = 0; i < k; i++) ember_tensor_release(us[i]);
   free(us);
-  return out;
+  if (!rec) return out;
+  return record_cat(n, ts, dim, 1, out);
 }
 
 /* }====================================================================== */
@@ -88,6 +151,38 @@ ember_tensor *ember_stack(int n, ember_tensor *const *ts, int dim) {
 /* {======================================================================
 ** index_select and gather
 ** ======================================================================= */
+
+/* What index_backward needs besides the index (saved[0]): the dim
+   (wrapped) and which op it was. */
+struct index_saved { int dim, gather; };
+
+/* index_select: index_add_ of g into zeros; gather: scatter_add_ */
+static int index_backward(ember_node *n, ember_tensor *g, ember_tensor **gin) {
+  const struct index_saved *s = EMBER_NODE_STATE(n, struct index_saved);
+  ember_tensor *z = ember_zeros_meta(g, &n->in[0]);
+  if (!z) return -1;
+  int rc = s->gather ? ember_scatter_add_(z, s->dim, n->saved[0], g)
+                     : ember_index_add_(z, s->dim, n->saved[0], g);
+  if (rc < 0) { ember_tensor_release(z); return -1; }
+  gin[0] = z;
+  return 0;
+}
+
+/* Record out = index_select/gather(t, dim, index); consumes out. */
+static ember_tensor *record_index(const ember_tensor *t, int dim,
+                                  const ember_tensor *index, int gather,
+                                  ember_tensor *out) {
+  if (!out || !ember_dtype_is_float(out->dtype)) return out;
+  ember_node *n = ember_ag_node2(gather ? "GatherBackward" : "IndexSelectBackward",
+                                 index_backward, t, NULL);
+  if (n) {
+    struct index_saved *s = EMBER_NODE_STATE(n, struct index_saved);
+    s->dim = dim;
+    s->gather = gather;
+    if (ember_ag_save(n, index) < 0) { ember_ag_node_release(n); n = NULL; }
+  }
+  return ember_ag_finish(n, out, 0);
+}
 
 static int check_index(const char *fn, const ember_tensor *t,
                        const ember_tensor *index) {
@@ -104,7 +199,6 @@ static int check_index(const char *fn, const ember_tensor *t,
 ember_tensor *ember_index_select(const ember_tensor *t, int dim,
                                  const ember_tensor *index) {
   if (check_index("index_select", t, index) < 0) return NULL;
-  if (ember_ag_active1(t)) return ember_ag_index_select(t, dim, index);
   if (index->ndim > 1) {
     ember_set_error("index_select: index must be 1-d, got %d-d", index->ndim);
     return NULL;
@@ -119,13 +213,13 @@ ember_tensor *ember_index_select(const ember_tensor *t, int dim,
     ember_tensor_release(out);
     return NULL;
   }
-  return out;
+  if (!ember_ag_active1(t)) return out;
+  return record_index(t, dim, index, 0, out);
 }
 
 ember_tensor *ember_gather(const ember_tensor *t, int dim,
                            const ember_tensor *index) {
   if (check_index("gather", t, index) < 0) return NULL;
-  if (ember_ag_active1(t)) return ember_ag_gather(t, dim, index);
   if (index->ndim != t->ndim) {
     ember_set_error("gather: index has %d dimensions, the tensor %d",
                     index->ndim, t->ndim);
@@ -146,7 +240,8 @@ ember_tensor *ember_gather(const ember_tensor *t, int dim,
     ember_tensor_release(out);
     return NULL;
   }
-  return out;
+  if (!ember_ag_active1(t)) return out;
+  return record_index(t, dim, index, 1, out);
 }
 
 /* }====================================================================== */
