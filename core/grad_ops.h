@@ -37,18 +37,6 @@ int ember_ag_extreme_dim(int is_max, const ember_tensor *t, int dim,
                          ember_tensor **indices);
 ember_tensor *ember_ag_softmax(const ember_tensor *t, int dim, int log);
 
-ember_tensor *ember_ag_conv2d(const ember_tensor *x, const ember_tensor *w,
-                              const ember_tensor *b, const int stride[2],
-                              const int padding[2], const int dilation[2],
-                              int groups, int relu);
-ember_tensor *ember_ag_max_pool2d(const ember_tensor *x, const int kernel[2],
-                                  const int stride[2], const int padding[2],
-                                  const int dilation[2], int ceil_mode,
-                                  ember_tensor **indices);
-ember_tensor *ember_ag_avg_pool2d(const ember_tensor *x, const int kernel[2],
-                                  const int stride[2], const int padding[2],
-                                  int ceil_mode, int count_include_pad);
-
 /* Views and copies.  `kind` names the view op; ip carries its arguments. */
 typedef enum {
   EMBER_AG_RESHAPE, EMBER_AG_EXPAND, EMBER_AG_TRANSPOSE, EMBER_AG_PERMUTE,
