@@ -37,15 +37,4 @@ int ember_ag_extreme_dim(int is_max, const ember_tensor *t, int dim,
                          ember_tensor **indices);
 ember_tensor *ember_ag_softmax(const ember_tensor *t, int dim, int log);
 
-/* Views and copies.  `kind` names the view op; ip carries its arguments. */
-typedef enum {
-  EMBER_AG_RESHAPE, EMBER_AG_EXPAND, EMBER_AG_TRANSPOSE, EMBER_AG_PERMUTE,
-  EMBER_AG_NARROW, EMBER_AG_SELECT, EMBER_AG_CLONE, EMBER_AG_CONVERT,
-  EMBER_AG_TO_DEVICE   /* a0: the input's device */
-} ember_ag_view_kind;
-/* Record `out` (already computed, from t) as a view/copy of t; consumes out. */
-ember_tensor *ember_ag_record_view(ember_ag_view_kind kind, const char *name,
-                                   const ember_tensor *t, ember_tensor *out,
-                                   int64_t a0, int64_t a1, const int *perm);
-
 #endif
