@@ -96,62 +96,31 @@ static ember_tensor *l_opttensor(lua_State *L, int idx) {
 
 static const int ONES[2] = {1, 1}, ZEROS[2] = {0, 0};
 
-/*
-** padding = "same" as PyTorch: the output keeps the input's size (stride 1
-** only).  The total padding of a dim is dil*(k-1); when it is odd PyTorch
-** puts the extra element on the right/bottom.  We pad both sides by the
-** larger half instead, which makes the output one longer in that dim and
-** shifted by one, and drop its first element: the same numbers, and a view
-** that autograd can follow.  shift[i] says which dims need that.
-*/
-static void same_padding(lua_State *L, const ember_tensor *w,
-                         const int stride[2], const int dil[2], int pad[2],
-                         int shift[2]) {
-  if (stride[0] != 1 || stride[1] != 1)
-    luaL_error(L, "conv2d: padding='same' is not supported for strided "
-               "convolutions");
-  for (int i = 0; i < 2; i++) {
-    int64_t k = w->ndim == 4 ? w->shape[2 + i] : 1;
-    int64_t total = (int64_t)dil[i] * (k - 1);
-    if (total / 2 + 1 > INT_MAX) luaL_error(L, "conv2d: kernel too large");
-    pad[i] = (int)(total / 2 + total % 2);
-    shift[i] = (int)(total % 2);
-  }
-}
-
-/* padding argument of conv2d: a pair, "valid" or "same" */
-static void conv_padding(lua_State *L, int idx, const ember_tensor *w,
-                         const int stride[2], const int dil[2], int pad[2],
-                         int shift[2]) {
-  shift[0] = shift[1] = 0;
+/* padding argument of conv2d at idx: a pair (into pad), "valid" or
+   "same" (the core computes those: ember_conv2d_ex) */
+static ember_pad_mode conv_padding(lua_State *L, int idx, int pad[2]) {
   if (lua_type(L, idx) != LUA_TSTRING) {
     l_pair(L, idx, "conv2d", "padding", ZEROS, pad);
-    return;
+    return EMBER_PAD_EXPLICIT;
   }
   const char *s = lua_tostring(L, idx);
-  if (!strcmp(s, "valid")) pad[0] = pad[1] = 0;
-  else if (!strcmp(s, "same")) same_padding(L, w, stride, dil, pad, shift);
-  else luaL_error(L, "conv2d: padding must be an integer, {h, w}, 'valid' or "
-                  "'same', got '%s'", s);
+  pad[0] = pad[1] = 0;
+  if (!strcmp(s, "valid")) return EMBER_PAD_VALID;
+  if (!strcmp(s, "same")) return EMBER_PAD_SAME;
+  luaL_error(L, "conv2d: padding must be an integer, {h, w}, 'valid' or "
+             "'same', got '%s'", s);
+  return EMBER_PAD_EXPLICIT;   /* not reached */
 }
 
 /* conv2d, or with relu its fused form ember_conv2d_relu */
 static int conv2d_call(lua_State *L, int relu) {
   ember_tensor *x = l_check(L, 1), *w = l_check(L, 2), *b = l_opttensor(L, 3);
-  int stride[2], pad[2], dil[2], shift[2];
+  int stride[2], pad[2], dil[2];
   l_pair(L, 4, "conv2d", "stride", ONES, stride);
   l_pair(L, 6, "conv2d", "dilation", ONES, dil);
-  conv_padding(L, 5, w, stride, dil, pad, shift);
+  ember_pad_mode mode = conv_padding(L, 5, pad);
   int groups = l_optint(L, 7, "conv2d", "groups", 1);
-  PUSH(L, relu ? ember_conv2d_relu(x, w, b, stride, pad, dil, groups)
-               : ember_conv2d(x, w, b, stride, pad, dil, groups));
-  for (int i = 0; i < 2; i++) {
-    if (!shift[i]) continue;
-    ember_tensor *y = l_check(L, -1);
-    int d = y->ndim - 2 + i;
-    PUSH(L, ember_narrow(y, d, 1, y->shape[d] - 1));
-    lua_remove(L, -2);
-  }
+  PUSH(L, ember_conv2d_ex(x, w, b, stride, pad, dil, groups, mode, relu));
   return 1;
 }
 

@@ -38,7 +38,7 @@ typedef struct ember_optim_hp {
   int nesterov, maximize, first_step;
 } ember_optim_hp;
 
-/* Geometry of a 2-D convolution for the conv2d slots (ops_nn.c fills it):
+/* Geometry of a 2-D convolution for the conv2d slots (core/ops/conv.c fills it):
    x [N,C,H,W], w [O,C/groups,KH,KW], y [N,O,OH,OW], every tensor
    contiguous (an unbatched call arrives with N = 1). */
 typedef struct ember_conv2d_geom {

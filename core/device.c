@@ -16,7 +16,7 @@
 
 #include "autograd.h"
 #include "device.h"
-#include "grad_ops.h"
+#include "ops/ops.h"
 #include "plugin.h"
 
 #define PLUGIN_NAME "libember_cuda.so"
@@ -163,8 +163,7 @@ ember_tensor *ember_to_device(const ember_tensor *t, ember_device dev) {
   }
   ember_tensor *out = to_device_plain(t, dev);
   if (out && ember_ag_active1(t))
-    return ember_ag_record_view(EMBER_AG_TO_DEVICE, "ToCopyBackward", t, out,
-                                (int)t->storage->device, 0, NULL);
+    return ember_ag_record_to_device(t, out);
   return out;
 }
 

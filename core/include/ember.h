@@ -408,8 +408,8 @@ int ember_adagrad_step(ember_tensor *p, const ember_tensor *g,
 ** (pooling with ceil_mode rounds up, but the last window must start
 ** inside the input or its left padding).  stride/padding/dilation may be
 ** NULL for their defaults: 1, 0, 1 (pooling: stride = kernel).
-** These are plain ops (no autograd recording of their own); the backward
-** functions compute the gradients from the output gradient `gy`.
+** The forward ops record for autograd; the *_backward functions record
+** nothing and compute the gradients from the output gradient `gy`.
 ** ===================================================================== */
 
 /* w is [O, C/groups, KH, KW], b is [O] or NULL; result [N,O,OH,OW].
@@ -441,6 +441,28 @@ int ember_conv2d_relu_backward(const ember_tensor *gy, const ember_tensor *y,
                                const int dilation[2], int groups,
                                ember_tensor **gx, ember_tensor **gw,
                                ember_tensor **gb);
+/* How conv2d pads, for ember_conv2d_ex: EXPLICIT takes the padding
+   argument, VALID pads nothing, SAME keeps the input's size (PyTorch's
+   padding="same": stride 1 only). */
+typedef enum {
+  EMBER_PAD_EXPLICIT, EMBER_PAD_VALID, EMBER_PAD_SAME
+} ember_pad_mode;
+/* The padding of padding = "same" for weight w (kernel [.., .., KH, KW]):
+   per dim the total dilation*(k-1), split as PyTorch does, the extra
+   element of an odd total on the right/bottom: before[i] = total/2,
+   after[i] = total - before[i].  stride/dilation may be NULL (1); a
+   stride other than 1 is an error (-1). */
+int ember_conv2d_same_padding(const ember_tensor *w, const int stride[2],
+                              const int dilation[2], int before[2],
+                              int after[2]);
+/* ember_conv2d (relu = 0) or ember_conv2d_relu (relu != 0) with a padding
+   mode; `padding` is read only for EMBER_PAD_EXPLICIT.  With
+   EMBER_PAD_SAME and an odd total padding the result is a view (a narrow)
+   of a one-larger output, recorded for autograd as such. */
+ember_tensor *ember_conv2d_ex(const ember_tensor *x, const ember_tensor *w,
+                              const ember_tensor *b, const int stride[2],
+                              const int padding[2], const int dilation[2],
+                              int groups, ember_pad_mode mode, int relu);
 /* Max over each window; padding (at most kernel/2) acts as -inf and a NaN
    in a window is its maximum.  `indices` may be NULL, else it receives an
    int64 tensor shaped like the result: the 1-based flat position h*W+w+1

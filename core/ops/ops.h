@@ -72,6 +72,11 @@ int ember_ag_rebase(ember_tensor *t, ember_node *node, int requires);
    of it, so refuse (-1 with an error naming fn). */
 int ember_ag_check_target(const char *fn, const ember_tensor *t);
 
+/* Record out, computed from t by ember_to_device (device.c), as a copy of
+   t whose gradient goes back to t's device (shape.c); consumes out. */
+ember_tensor *ember_ag_record_to_device(const ember_tensor *t,
+                                        ember_tensor *out);
+
 /* }====================================================================== */
 
 /* {======================================================================

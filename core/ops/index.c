@@ -1,143 +1,69 @@
 /*
-** ops_linalg.c -- matmul, cat/stack, index_select and gather.
+** index.c -- joining and indexing: cat, stack, index_select, gather, and
+** their adjoints index_add_ and scatter_add_, front door to backward.
+**
+** cat copies each input into its slice of one new tensor (the backend's
+** copy slot); stack is cat of the inputs each unsqueezed at dim.
+** index_select and gather read through an index tensor (1-based values,
+** as everywhere in Ember; backend slots index_select and gather);
+** index_add_ and scatter_add_ are their adjoints and serve as their
+** backward.  Kernels: core/cpu/index.c, core/cuda/.
 */
 #include <stdlib.h>
 #include <string.h>
 
-#include "grad_ops.h"
+#include "ops.h"
 
-/* {======================================================================
-** matmul
-** ======================================================================= */
-
-/* Can BLAS read this [B,R,C] operand as it is? */
-static int blas_ready(const ember_tensor *t) {
-  int64_t R = t->shape[1], C = t->shape[2], sr = t->strides[1], sc = t->strides[2];
-  return (sc == 1 && sr >= (C > 1 ? C : 1)) || (sr == 1 && sc >= (R > 1 ? R : 1));
+/* Does any of n tensors need recording? */
+static int active_n(int n, ember_tensor *const *ts) {
+  if (!ember_grad_mode_) return 0;
+  for (int i = 0; i < n; i++)
+    if (ember_ag_requires(ts[i])) return 1;
+  return 0;
 }
-
-/* t as a [B,R,C] operand the kernel accepts (copying only if it must) */
-static ember_tensor *as_batch(const ember_tensor *t, int64_t B) {
-  int64_t shape[3] = {B, t->shape[t->ndim - 2], t->shape[t->ndim - 1]};
-  ember_tensor *r = ember_reshape(t, 3, shape);
-  if (r && !blas_ready(r)) {
-    ember_tensor *c = ember_clone(r);
-    ember_tensor_release(r);
-    r = c;
-  }
-  return r;
-}
-
-/*
-** torch.matmul: 1-D operands gain a dim (a leading one for a, a trailing
-** one for b) that the result loses again; batch dims broadcast.  A batched
-** a times a plain matrix b becomes one big GEMM when a's rows are laid out
-** evenly, which is the common case of a linear layer.
-*/
-ember_tensor *ember_matmul(const ember_tensor *a, const ember_tensor *b) {
-  if (ember_ag_active2(a, b)) return ember_ag_matmul(a, b);
-  char b1[128], b2[128];
-  if (a->ndim == 0 || b->ndim == 0) {
-    ember_set_error("matmul: both arguments need at least 1 dimension, got "
-                    "%d-d and %d-d", a->ndim, b->ndim);
-    return NULL;
-  }
-  if (a->storage->device != b->storage->device) {
-    ember_set_error("matmul: expected tensors on the same device, got %s and %s",
-                    ember_device_name(a->storage->device),
-                    ember_device_name(b->storage->device));
-    return NULL;
-  }
-  ember_dtype dt = ember_promote(a->dtype, b->dtype);
-  if (dt == EMBER_BOOL) {
-    ember_set_error("matmul: not supported for bool tensors");
-    return NULL;
-  }
-  ember_tensor *A = a->ndim == 1 ? ember_unsqueeze(a, 0) : ember_cast(a, a->dtype);
-  ember_tensor *Bt = b->ndim == 1 ? ember_unsqueeze(b, 1) : ember_cast(b, b->dtype);
-  ember_tensor *ca = NULL, *cb = NULL, *ea = NULL, *eb = NULL, *ba = NULL,
-               *bb = NULL, *out = NULL, *res = NULL;
-  if (!A || !Bt) goto done;
-  int64_t M = A->shape[A->ndim - 2], K = A->shape[A->ndim - 1];
-  int64_t K2 = Bt->shape[Bt->ndim - 2], N = Bt->shape[Bt->ndim - 1];
-  if (K != K2) {
-    ember_set_error("matmul: shapes %s and %s do not align (%lld vs %lld)",
-                    ember_shape_str(b1, sizeof b1, a->ndim, a->shape),
-                    ember_shape_str(b2, sizeof b2, b->ndim, b->shape),
-                    (long long)K, (long long)K2);
-    goto done;
-  }
-  if (!(ca = ember_cast(A, dt)) || !(cb = ember_cast(Bt, dt))) goto done;
-  /* batch shape */
-  int nb;
-  int64_t batch[EMBER_MAX_DIMS], B = 1;
-  if (ember_broadcast_shapes("matmul", ca->ndim - 2, ca->shape, cb->ndim - 2,
-                             cb->shape, &nb, batch) < 0)
-    goto done;
-  for (int i = 0; i < nb; i++) B *= batch[i];
-  int64_t outshape[EMBER_MAX_DIMS];
-  memcpy(outshape, batch, (size_t)nb * sizeof *batch);
-  outshape[nb] = M;
-  outshape[nb + 1] = N;
-  if (nb + 2 > EMBER_MAX_DIMS) { ember_set_error("matmul: too many dimensions"); goto done; }
-  if (cb->ndim == 2 && nb > 0) {
-    /* [batch..., M, K] x [K, N]: one GEMM of (B*M) x K by K x N */
-    int64_t rows[2] = {B * M, K};
-    ember_tensor *flat = ember_reshape(ca, 2, rows);
-    int64_t s3[3] = {1, B * M, K};
-    ba = flat ? ember_reshape(flat, 3, s3) : NULL;
-    ember_tensor_release(flat);
-    if (ba && !blas_ready(ba)) { ember_tensor *c = ember_clone(ba); ember_tensor_release(ba); ba = c; }
-    bb = ba ? as_batch(cb, 1) : NULL;
-  } else {
-    int64_t sa[EMBER_MAX_DIMS], sb[EMBER_MAX_DIMS];
-    memcpy(sa, batch, (size_t)nb * sizeof *batch);
-    memcpy(sb, batch, (size_t)nb * sizeof *batch);
-    sa[nb] = M; sa[nb + 1] = K;
-    sb[nb] = K; sb[nb + 1] = N;
-    if (!(ea = ember_expand(ca, nb + 2, sa)) || !(eb = ember_expand(cb, nb + 2, sb)))
-      goto done;
-    ba = as_batch(ea, B);
-    bb = ba ? as_batch(eb, B) : NULL;
-  }
-  if (!bb) goto done;
-  if (ember_check_shape("matmul", nb + 2, outshape) < 0) goto done;
-  {
-    int64_t s3[3] = {ba->shape[0], ba->shape[1], N};
-    out = ember_empty_on(a->storage->device, 3, s3, dt);
-  }
-  if (!out || ember_backend_of(out)->matmul(out, ba, bb) < 0) goto done;
-  {
-    /* drop the dims that 1-D operands gained */
-    int64_t fin[EMBER_MAX_DIMS];
-    int k = 0;
-    for (int i = 0; i < nb; i++) fin[k++] = batch[i];
-    if (a->ndim > 1) fin[k++] = M;
-    if (b->ndim > 1) fin[k++] = N;
-    res = ember_view(out, k, fin);
-  }
-done:
-  ember_tensor_release(out);
-  ember_tensor_release(bb);
-  ember_tensor_release(ba);
-  ember_tensor_release(eb);
-  ember_tensor_release(ea);
-  ember_tensor_release(cb);
-  ember_tensor_release(ca);
-  ember_tensor_release(Bt);
-  ember_tensor_release(A);
-  return res;
-}
-
-/* }====================================================================== */
 
 /* {======================================================================
 ** cat and stack
 ** ======================================================================= */
 
-ember_tensor *ember_cat(int n, ember_tensor *const *ts, int dim) {
-  if (n < 1) { ember_set_error("cat: expected a non-empty list of tensors"); return NULL; }
-  if (ember_ag_active_n(n, ts)) return ember_ag_cat(n, ts, dim);
+/* What cat_backward needs: the dim joined along (wrapped), and whether the
+   op was stack (each input one index of dim) rather than cat (a slice). */
+struct cat_saved { int dim, stack; };
+
+/* input i gets its slice of g (cat) or its select (stack) */
+static int cat_backward(ember_node *n, ember_tensor *g, ember_tensor **gin) {
+  const struct cat_saved *s = EMBER_NODE_STATE(n, struct cat_saved);
+  int64_t at = 0;
+  for (int i = 0; i < n->ninputs; i++) {
+    int64_t len = s->stack ? 1 : n->in[i].shape[s->dim];
+    if (n->needs[i]) {
+      gin[i] = s->stack ? ember_select(g, s->dim, i)
+                        : ember_narrow(g, s->dim, at, len);
+      if (!gin[i]) return -1;
+    }
+    at += len;
+  }
+  return 0;
+}
+
+/* Record out = cat (or stack) of ts along dim (wrapped); consumes out. */
+static ember_tensor *record_cat(int n, ember_tensor *const *ts, int dim,
+                                int stack, ember_tensor *out) {
+  if (!out || !ember_dtype_is_float(out->dtype)) return out;
+  ember_node *node = ember_ag_node(stack ? "StackBackward" : "CatBackward",
+                                   cat_backward, n,
+                                   (const ember_tensor *const *)ts);
+  if (node) {
+    struct cat_saved *s = EMBER_NODE_STATE(node, struct cat_saved);
+    s->dim = dim;
+    s->stack = stack;
+  }
+  return ember_ag_finish(node, out, 0);
+}
+
+/* cat without recording; *wdim receives dim wrapped */
+static ember_tensor *cat_forward(int n, ember_tensor *const *ts, int dim,
+                                 int *wdim) {
   const ember_tensor *t0 = ts[0];
   if (t0->ndim == 0) { ember_set_error("cat: zero-dimensional tensors cannot be concatenated"); return NULL; }
   if ((dim = ember_wrap_dim("cat", dim, t0->ndim)) < 0) return NULL;
@@ -178,13 +104,20 @@ ember_tensor *ember_cat(int n, ember_tensor *const *ts, int dim) {
     if (rc < 0) { ember_tensor_release(out); return NULL; }
     at += ts[i]->shape[dim];
   }
+  *wdim = dim;
   return out;
+}
+
+ember_tensor *ember_cat(int n, ember_tensor *const *ts, int dim) {
+  if (n < 1) { ember_set_error("cat: expected a non-empty list of tensors"); return NULL; }
+  ember_tensor *out = cat_forward(n, ts, dim, &dim);
+  if (!active_n(n, ts)) return out;
+  return record_cat(n, ts, dim, 0, out);
 }
 
 ember_tensor *ember_stack(int n, ember_tensor *const *ts, int dim) {
   if (n < 1) { ember_set_error("stack: expected a non-empty list of tensors"); return NULL; }
   if (n > 1 << 20) { ember_set_error("stack: too many tensors"); return NULL; }
-  if (ember_ag_active_n(n, ts)) return ember_ag_stack(n, ts, dim);
   if ((dim = ember_wrap_dim("stack", dim, ts[0]->ndim + 1)) < 0) return NULL;
   for (int i = 1; i < n; i++) {
     if (ts[i]->ndim != ts[0]->ndim ||
@@ -198,14 +131,19 @@ ember_tensor *ember_stack(int n, ember_tensor *const *ts, int dim) {
   }
   ember_tensor **us = malloc((size_t)n * sizeof *us);
   if (!us) { ember_set_error("out of memory"); return NULL; }
-  int k = 0;
+  /* the unsqueezed inputs are steps of this op, not nodes of the graph */
+  int rec = active_n(n, ts);
+  int prev = ember_ag_pause();
+  int k = 0, wdim;
   ember_tensor *out = NULL;
   for (; k < n; k++)
     if (!(us[k] = ember_unsqueeze(ts[k], dim))) break;
-  if (k == n) out = ember_cat(n, us, dim);
+  if (k == n) out = cat_forward(n, us, dim, &wdim);
+  ember_ag_resume(prev);
   for (int i = 0; i < k; i++) ember_tensor_release(us[i]);
   free(us);
-  return out;
+  if (!rec) return out;
+  return record_cat(n, ts, dim, 1, out);
 }
 
 /* }====================================================================== */
@@ -213,6 +151,38 @@ ember_tensor *ember_stack(int n, ember_tensor *const *ts, int dim) {
 /* {======================================================================
 ** index_select and gather
 ** ======================================================================= */
+
+/* What index_backward needs besides the index (saved[0]): the dim
+   (wrapped) and which op it was. */
+struct index_saved { int dim, gather; };
+
+/* index_select: index_add_ of g into zeros; gather: scatter_add_ */
+static int index_backward(ember_node *n, ember_tensor *g, ember_tensor **gin) {
+  const struct index_saved *s = EMBER_NODE_STATE(n, struct index_saved);
+  ember_tensor *z = ember_zeros_meta(g, &n->in[0]);
+  if (!z) return -1;
+  int rc = s->gather ? ember_scatter_add_(z, s->dim, n->saved[0], g)
+                     : ember_index_add_(z, s->dim, n->saved[0], g);
+  if (rc < 0) { ember_tensor_release(z); return -1; }
+  gin[0] = z;
+  return 0;
+}
+
+/* Record out = index_select/gather(t, dim, index); consumes out. */
+static ember_tensor *record_index(const ember_tensor *t, int dim,
+                                  const ember_tensor *index, int gather,
+                                  ember_tensor *out) {
+  if (!out || !ember_dtype_is_float(out->dtype)) return out;
+  ember_node *n = ember_ag_node2(gather ? "GatherBackward" : "IndexSelectBackward",
+                                 index_backward, t, NULL);
+  if (n) {
+    struct index_saved *s = EMBER_NODE_STATE(n, struct index_saved);
+    s->dim = dim;
+    s->gather = gather;
+    if (ember_ag_save(n, index) < 0) { ember_ag_node_release(n); n = NULL; }
+  }
+  return ember_ag_finish(n, out, 0);
+}
 
 static int check_index(const char *fn, const ember_tensor *t,
                        const ember_tensor *index) {
@@ -229,7 +199,6 @@ static int check_index(const char *fn, const ember_tensor *t,
 ember_tensor *ember_index_select(const ember_tensor *t, int dim,
                                  const ember_tensor *index) {
   if (check_index("index_select", t, index) < 0) return NULL;
-  if (ember_ag_active1(t)) return ember_ag_index_select(t, dim, index);
   if (index->ndim > 1) {
     ember_set_error("index_select: index must be 1-d, got %d-d", index->ndim);
     return NULL;
@@ -244,13 +213,13 @@ ember_tensor *ember_index_select(const ember_tensor *t, int dim,
     ember_tensor_release(out);
     return NULL;
   }
-  return out;
+  if (!ember_ag_active1(t)) return out;
+  return record_index(t, dim, index, 0, out);
 }
 
 ember_tensor *ember_gather(const ember_tensor *t, int dim,
                            const ember_tensor *index) {
   if (check_index("gather", t, index) < 0) return NULL;
-  if (ember_ag_active1(t)) return ember_ag_gather(t, dim, index);
   if (index->ndim != t->ndim) {
     ember_set_error("gather: index has %d dimensions, the tensor %d",
                     index->ndim, t->ndim);
@@ -271,7 +240,8 @@ ember_tensor *ember_gather(const ember_tensor *t, int dim,
     ember_tensor_release(out);
     return NULL;
   }
-  return out;
+  if (!ember_ag_active1(t)) return out;
+  return record_index(t, dim, index, 1, out);
 }
 
 /* }====================================================================== */
