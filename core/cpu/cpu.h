@@ -51,6 +51,15 @@ void ember_cpu_iter_run(const ember_cpu_iter *it, ember_cpu_row_fn fn,
 #define EMBER_SIMD
 #endif
 
+/* EMBER_ALWAYS_INLINE: a loop helper called with constant options, to be
+   compiled into each caller (and each of its EMBER_SIMD clones) with those
+   options folded in. */
+#if defined(__GNUC__) || defined(__clang__)
+#define EMBER_ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#define EMBER_ALWAYS_INLINE inline
+#endif
+
 /* Threads for Ember's own loops (threads.c). */
 int ember_cpu_threads(void);
 /* Below this many elements a loop runs on one thread. */
