@@ -117,7 +117,7 @@ int ember_cpu_adagrad_step(ember_tensor *p, const ember_tensor *g,
 void ember_cpu_sgemm(int ta, int tb, int64_t M, int64_t N, int64_t K,
                      const float *A, int64_t lda, const float *B, int64_t ldb,
                      int accumulate, float *C, int64_t ldc, int threads);
-/* conv.c */
+/* conv_gemm.c (the entry points; conv.h: the two paths inside) */
 int ember_cpu_conv2d(ember_tensor *y, const ember_tensor *x,
                      const ember_tensor *w, const ember_tensor *b,
                      const ember_conv2d_geom *g);

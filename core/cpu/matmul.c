@@ -314,7 +314,7 @@ int ember_cpu_matmul(ember_tensor *dst, const ember_tensor *a,
           small_gemm g = {M, N, K, a->strides[1], a->strides[2], b->strides[1],
                           b->strides[2], (const float *)A, (const float *)Bm,
                           (float *)Cm, N, 0};
-          /* bcast's K panels are for conv.c's GEMMs: a long-K product
+          /* bcast's K panels are for conv_gemm.c's GEMMs: a long-K product
              here is square-ish, OpenBLAS's ground */
           int fits = g.K <= BCAST_MAX_K || g.sbn != 1 || g.N == 1;
           if (fits && small_sgemm(&g, 1)) break;

@@ -1,6 +1,6 @@
 /*
 ** conv.cu -- 2-D convolution on the GPU: im2col + cuBLAS GEMM (the twin of
-** core/cpu/conv.c).
+** core/cpu/conv_gemm.c).
 **
 ** Layouts (contiguous; the core sees to it), Cg = C/groups, Og = O/groups,
 ** K = Cg*KH*KW, P = OH*OW:
@@ -50,7 +50,7 @@
 ** ======================================================================= */
 
 /* A chunk: images [n0, n0+nb), output rows [oh0, oh1) of each (backend.h,
-   shared with the CPU's conv.c). */
+   shared with the CPU's conv_gemm.c). */
 typedef ember_conv_chunk chunk;
 
 /*
