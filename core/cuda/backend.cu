@@ -235,18 +235,11 @@ __device__ static inline uint8_t cu_sat_u8(double x) {
   return (uint8_t)x;
 }
 
-/* The C type of a dtype (bool is a byte holding 0 or 1). */
-template <int DT> struct cu_ctype { typedef uint8_t T; };
-template <> struct cu_ctype<EMBER_FLOAT32> { typedef float T; };
-template <> struct cu_ctype<EMBER_FLOAT64> { typedef double T; };
-template <> struct cu_ctype<EMBER_INT32> { typedef int32_t T; };
-template <> struct cu_ctype<EMBER_INT64> { typedef int64_t T; };
-
 /* x (of C type TS) converted to dtype DT: floats by C's conversion;
    integers from floats saturating, from integers keeping the low bits;
    bool as x != 0 (NaN is true). */
 template <int DT, typename TS>
-__device__ static inline typename cu_ctype<DT>::T cu_convert(TS x) {
+__device__ static inline typename ember_cuda_type<DT>::T cu_convert(TS x) {
   constexpr bool from_float = std::is_floating_point<TS>::value;
   if constexpr (DT == EMBER_FLOAT32) {
     return (float)x;
@@ -278,7 +271,7 @@ __device__ static inline typename cu_ctype<DT>::T cu_convert(TS x) {
 ** dims have stride 0).  dst and src have the same shape.
 */
 template <int DDT, typename TS>
-__global__ void k_copy(typename cu_ctype<DDT>::T *d, cu_layout dl, bool dc,
+__global__ void k_copy(typename ember_cuda_type<DDT>::T *d, cu_layout dl, bool dc,
                        const TS *s, cu_layout sl, bool sc, int64_t n) {
   CU_FOR(i, n) {
     TS x = s[sc ? i : cu_offset(sl, i)];
@@ -296,13 +289,16 @@ __global__ void k_copy_bits(T *d, cu_layout dl, bool dc, const T *s,
 
 template <int DDT>
 static int copy_to(ember_tensor *dst, const ember_tensor *src, int64_t n) {
-  typedef typename cu_ctype<DDT>::T TD;
+  typedef typename ember_cuda_type<DDT>::T TD;
   TD *d = (TD *)cu_data(dst);
   cu_layout dl = cu_layout_of(dst), sl = cu_layout_of(src);
   bool dc = cu_is_contiguous(dst), sc = cu_is_contiguous(src);
-  CU_DISPATCH(src->dtype, TS,
-              (k_copy<DDT, TS><<<cu_blocks(n), CU_THREADS>>>(
-                  d, dl, dc, (const TS *)cu_data(src), sl, sc, n)));
+  ember_cuda_dispatch(src->dtype, [&](auto ty) {
+    typedef typename decltype(ty)::T TS;
+    k_copy<DDT, TS><<<cu_blocks(n), CU_THREADS>>>(
+        d, dl, dc, (const TS *)cu_data(src), sl, sc, n);
+    return 0;
+  });
   CU_LAUNCH_CHECK("copy");
   return 0;
 }
@@ -322,31 +318,18 @@ int ember_cu_copy(ember_tensor *dst, const ember_tensor *src) {
       return 0;
     }
     cu_layout dl = cu_layout_of(dst), sl = cu_layout_of(src);
-    switch (es) {
-      case 1:
-        k_copy_bits<uint8_t><<<cu_blocks(n), CU_THREADS>>>(
-            (uint8_t *)d, dl, dc, (const uint8_t *)s, sl, sc, n);
-        break;
-      case 4:
-        k_copy_bits<uint32_t><<<cu_blocks(n), CU_THREADS>>>(
-            (uint32_t *)d, dl, dc, (const uint32_t *)s, sl, sc, n);
-        break;
-      default:
-        k_copy_bits<uint64_t><<<cu_blocks(n), CU_THREADS>>>(
-            (uint64_t *)d, dl, dc, (const uint64_t *)s, sl, sc, n);
-        break;
-    }
+    ember_cuda_dispatch_bits(dst->dtype, [&](auto ty) {
+      typedef typename decltype(ty)::T U;
+      k_copy_bits<U><<<cu_blocks(n), CU_THREADS>>>((U *)d, dl, dc,
+                                                   (const U *)s, sl, sc, n);
+      return 0;
+    });
     CU_LAUNCH_CHECK("copy");
     return 0;
   }
-  switch (dst->dtype) {
-    case EMBER_FLOAT32: return copy_to<EMBER_FLOAT32>(dst, src, n);
-    case EMBER_FLOAT64: return copy_to<EMBER_FLOAT64>(dst, src, n);
-    case EMBER_INT32: return copy_to<EMBER_INT32>(dst, src, n);
-    case EMBER_INT64: return copy_to<EMBER_INT64>(dst, src, n);
-    case EMBER_UINT8: return copy_to<EMBER_UINT8>(dst, src, n);
-    default: return copy_to<EMBER_BOOL>(dst, src, n);
-  }
+  return ember_cuda_dispatch(dst->dtype, [&](auto ty) {
+    return copy_to<decltype(ty)::dt>(dst, src, n);
+  });
 }
 
 template <typename T>
@@ -362,32 +345,16 @@ int ember_cu_fill(ember_tensor *dst, double value, int64_t ivalue) {
   cu_layout dl = cu_layout_of(dst);
   bool dc = cu_is_contiguous(dst);
   unsigned nb = cu_blocks(n);
-  switch (dst->dtype) {
-    case EMBER_FLOAT32:
-      k_fill<float><<<nb, CU_THREADS>>>((float *)cu_data(dst), dl, dc,
-                                        (float)value, n);
-      break;
-    case EMBER_FLOAT64:
-      k_fill<double><<<nb, CU_THREADS>>>((double *)cu_data(dst), dl, dc,
-                                         value, n);
-      break;
-    case EMBER_INT32:
-      k_fill<int32_t><<<nb, CU_THREADS>>>((int32_t *)cu_data(dst), dl, dc,
-                                          (int32_t)(uint32_t)(uint64_t)ivalue, n);
-      break;
-    case EMBER_INT64:
-      k_fill<int64_t><<<nb, CU_THREADS>>>((int64_t *)cu_data(dst), dl, dc,
-                                          ivalue, n);
-      break;
-    case EMBER_UINT8:
-      k_fill<uint8_t><<<nb, CU_THREADS>>>((uint8_t *)cu_data(dst), dl, dc,
-                                          (uint8_t)(uint64_t)ivalue, n);
-      break;
-    default:
-      k_fill<uint8_t><<<nb, CU_THREADS>>>((uint8_t *)cu_data(dst), dl, dc,
-                                          (uint8_t)(value != 0), n);
-      break;
-  }
+  ember_cuda_dispatch(dst->dtype, [&](auto ty) {
+    constexpr int DT = decltype(ty)::dt;
+    typedef typename decltype(ty)::T T;
+    T v;
+    if constexpr (DT == EMBER_FLOAT32 || DT == EMBER_FLOAT64) v = (T)value;
+    else if constexpr (DT == EMBER_BOOL) v = (uint8_t)(value != 0);
+    else v = (T)(typename decltype(ty)::U)(uint64_t)ivalue;   /* low bits */
+    k_fill<T><<<nb, CU_THREADS>>>((T *)cu_data(dst), dl, dc, v, n);
+    return 0;
+  });
   CU_LAUNCH_CHECK("fill");
   return 0;
 }
@@ -396,7 +363,7 @@ int ember_cu_fill(ember_tensor *dst, double value, int64_t ivalue) {
    does.  __dmul_rn/__dadd_rn keep the multiply and the add apart (no fused
    multiply-add), so the doubles are the CPU's to the bit. */
 template <int DT>
-__global__ void k_arange(typename cu_ctype<DT>::T *d, double start,
+__global__ void k_arange(typename ember_cuda_type<DT>::T *d, double start,
                          double step, int64_t n) {
   CU_FOR(i, n) {
     double v = __dadd_rn(start, __dmul_rn((double)i, step));
@@ -414,26 +381,12 @@ int ember_cu_arange(ember_tensor *dst, double start, double step) {
   int64_t n = cu_numel(dst);
   if (n == 0) return 0;
   unsigned nb = cu_blocks(n);
-  switch (dst->dtype) {
-    case EMBER_FLOAT32:
-      k_arange<EMBER_FLOAT32><<<nb, CU_THREADS>>>((float *)cu_data(dst), start, step, n);
-      break;
-    case EMBER_FLOAT64:
-      k_arange<EMBER_FLOAT64><<<nb, CU_THREADS>>>((double *)cu_data(dst), start, step, n);
-      break;
-    case EMBER_INT32:
-      k_arange<EMBER_INT32><<<nb, CU_THREADS>>>((int32_t *)cu_data(dst), start, step, n);
-      break;
-    case EMBER_INT64:
-      k_arange<EMBER_INT64><<<nb, CU_THREADS>>>((int64_t *)cu_data(dst), start, step, n);
-      break;
-    case EMBER_UINT8:
-      k_arange<EMBER_UINT8><<<nb, CU_THREADS>>>((uint8_t *)cu_data(dst), start, step, n);
-      break;
-    default:
-      k_arange<EMBER_BOOL><<<nb, CU_THREADS>>>((uint8_t *)cu_data(dst), start, step, n);
-      break;
-  }
+  ember_cuda_dispatch(dst->dtype, [&](auto ty) {
+    typedef typename decltype(ty)::T T;
+    k_arange<decltype(ty)::dt><<<nb, CU_THREADS>>>((T *)cu_data(dst), start,
+                                                   step, n);
+    return 0;
+  });
   CU_LAUNCH_CHECK("arange");
   return 0;
 }

@@ -178,14 +178,13 @@ static int launch_im2col(ember_dtype dt, void *col, const void *x,
                          const ember_conv2d_geom *g, const chunk *ch) {
   int64_t L = (ch->oh1 - ch->oh0) * g->OW;
   int64_t total = g->C * g->KH * g->KW * ch->cols;
-  if (dt == EMBER_FLOAT32)
-    im2col_kernel<float><<<cu_blocks(total), CU_THREADS>>>(
-        (float *)col, (const float *)x, *g, ch->n0, ch->oh0, L, ch->cols,
+  ember_cuda_dispatch_float(dt, [&](auto ty) {
+    typedef typename decltype(ty)::T T;
+    im2col_kernel<T><<<cu_blocks(total), CU_THREADS>>>(
+        (T *)col, (const T *)x, *g, ch->n0, ch->oh0, L, ch->cols,
         total);
-  else
-    im2col_kernel<double><<<cu_blocks(total), CU_THREADS>>>(
-        (double *)col, (const double *)x, *g, ch->n0, ch->oh0, L, ch->cols,
-        total);
+    return 0;
+  });
   CU_LAUNCH_CHECK("conv2d: im2col");
   return 0;
 }
@@ -194,14 +193,13 @@ static int launch_col2im(ember_dtype dt, void *gx, const void *col,
                          const ember_conv2d_geom *g, const chunk *ch) {
   int64_t L = (ch->oh1 - ch->oh0) * g->OW;
   int64_t total = ch->nb * g->C * g->H * g->W;
-  if (dt == EMBER_FLOAT32)
-    col2im_kernel<float><<<cu_blocks(total), CU_THREADS>>>(
-        (float *)gx, (const float *)col, *g, ch->n0, ch->oh0, ch->oh1, L,
+  ember_cuda_dispatch_float(dt, [&](auto ty) {
+    typedef typename decltype(ty)::T T;
+    col2im_kernel<T><<<cu_blocks(total), CU_THREADS>>>(
+        (T *)gx, (const T *)col, *g, ch->n0, ch->oh0, ch->oh1, L,
         ch->cols, total);
-  else
-    col2im_kernel<double><<<cu_blocks(total), CU_THREADS>>>(
-        (double *)gx, (const double *)col, *g, ch->n0, ch->oh0, ch->oh1, L,
-        ch->cols, total);
+    return 0;
+  });
   CU_LAUNCH_CHECK("conv2d_backward: col2im");
   return 0;
 }
@@ -210,14 +208,13 @@ static int launch_gather_rows(ember_dtype dt, void *mat, const void *gy,
                               const void *mask, const ember_conv2d_geom *g,
                               const chunk *ch) {
   int64_t L = (ch->oh1 - ch->oh0) * g->OW, total = g->O * ch->cols;
-  if (dt == EMBER_FLOAT32)
-    gather_rows_kernel<float><<<cu_blocks(total), CU_THREADS>>>(
-        (float *)mat, (const float *)gy, (const float *)mask, *g, ch->n0,
+  ember_cuda_dispatch_float(dt, [&](auto ty) {
+    typedef typename decltype(ty)::T T;
+    gather_rows_kernel<T><<<cu_blocks(total), CU_THREADS>>>(
+        (T *)mat, (const T *)gy, (const T *)mask, *g, ch->n0,
         ch->oh0, L, ch->cols, total);
-  else
-    gather_rows_kernel<double><<<cu_blocks(total), CU_THREADS>>>(
-        (double *)mat, (const double *)gy, (const double *)mask, *g, ch->n0,
-        ch->oh0, L, ch->cols, total);
+    return 0;
+  });
   CU_LAUNCH_CHECK("conv2d_backward: gather");
   return 0;
 }
@@ -226,14 +223,13 @@ static int launch_gather_rows(ember_dtype dt, void *mat, const void *gy,
 static int finish(ember_tensor *y, const ember_tensor *b,
                   const ember_conv2d_geom *g) {
   int64_t P = g->OH * g->OW, total = g->N * g->O * P;
-  if (y->dtype == EMBER_FLOAT32)
-    finish_kernel<float><<<cu_blocks(total), CU_THREADS>>>(
-        (float *)cu_data(y), b ? (const float *)cu_data(b) : NULL, g->O, P,
+  ember_cuda_dispatch_float(y->dtype, [&](auto ty) {
+    typedef typename decltype(ty)::T T;
+    finish_kernel<T><<<cu_blocks(total), CU_THREADS>>>(
+        (T *)cu_data(y), b ? (const T *)cu_data(b) : NULL, g->O, P,
         g->relu, total);
-  else
-    finish_kernel<double><<<cu_blocks(total), CU_THREADS>>>(
-        (double *)cu_data(y), b ? (const double *)cu_data(b) : NULL, g->O, P,
-        g->relu, total);
+    return 0;
+  });
   CU_LAUNCH_CHECK("conv2d: bias");
   return 0;
 }
@@ -242,14 +238,13 @@ static int bias_grad(ember_tensor *gb, const ember_tensor *gy,
                      const ember_tensor *mask, const ember_conv2d_geom *g) {
   int64_t P = g->OH * g->OW;
   unsigned blocks = (unsigned)(g->O < 65535 ? g->O : 65535);
-  if (gb->dtype == EMBER_FLOAT32)
-    bias_grad_kernel<float><<<blocks, CU_THREADS>>>(
-        (float *)cu_data(gb), (const float *)cu_data(gy),
-        mask ? (const float *)cu_data(mask) : NULL, g->N, g->O, P);
-  else
-    bias_grad_kernel<double><<<blocks, CU_THREADS>>>(
-        (double *)cu_data(gb), (const double *)cu_data(gy),
-        mask ? (const double *)cu_data(mask) : NULL, g->N, g->O, P);
+  ember_cuda_dispatch_float(gb->dtype, [&](auto ty) {
+    typedef typename decltype(ty)::T T;
+    bias_grad_kernel<T><<<blocks, CU_THREADS>>>(
+        (T *)cu_data(gb), (const T *)cu_data(gy),
+        mask ? (const T *)cu_data(mask) : NULL, g->N, g->O, P);
+    return 0;
+  });
   CU_LAUNCH_CHECK("conv2d_backward: bias grad");
   return 0;
 }

@@ -32,6 +32,8 @@
 #include <stdint.h>
 #include <stddef.h>
 
+#include <type_traits>
+
 extern "C" {
 #include "../device.h"
 }
@@ -150,32 +152,87 @@ static inline unsigned cu_blocks(int64_t n) {
   for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n);  \
        i += (int64_t)blockDim.x * gridDim.x)
 
-/* Run the statements after T with T the C type of dtype dt (uint8_t for
-   uint8 and bool).  Variadic, so a launch's <<<a, b>>> may be inside. */
-#define CU_DISPATCH(dt, T, ...)                                              \
-  switch (dt) {                                                              \
-    case EMBER_FLOAT32: { typedef float T; __VA_ARGS__; break; }             \
-    case EMBER_FLOAT64: { typedef double T; __VA_ARGS__; break; }            \
-    case EMBER_INT32: { typedef int32_t T; __VA_ARGS__; break; }             \
-    case EMBER_INT64: { typedef int64_t T; __VA_ARGS__; break; }             \
-    default: { typedef uint8_t T; __VA_ARGS__; break; }                      \
-  }
+/* }====================================================================== */
 
-/* The same by element size only, with U an unsigned type of that size:
-   for kernels that move bits (copies, selects, gathers). */
-#define CU_DISPATCH_BITS(dt, U, ...)                                         \
-  switch (cu_elsize(dt)) {                                                   \
-    case 8: { typedef uint64_t U; __VA_ARGS__; break; }                      \
-    case 4: { typedef uint32_t U; __VA_ARGS__; break; }                      \
-    default: { typedef uint8_t U; __VA_ARGS__; break; }                      \
-  }
+/* {======================================================================
+** Dispatch over dtypes
+** ======================================================================= */
 
-/* The same for float dtypes only. */
-#define CU_DISPATCH_FLOAT(dt, T, ...)                                        \
-  switch (dt) {                                                              \
-    case EMBER_FLOAT64: { typedef double T; __VA_ARGS__; break; }            \
-    default: { typedef float T; __VA_ARGS__; break; }                        \
+/*
+** A dtype as a compile-time value: ember_cuda_type<DT>::dt is the dtype,
+** ::T its C type (bool is a byte holding 0 or 1), ::U the unsigned type
+** integer arithmetic wraps in (the CPU's: uint32_t for int32 and uint8,
+** uint64_t for int64; T itself for the floats).
+*/
+template <int DT> struct ember_cuda_type {        /* uint8 and bool */
+  static constexpr int dt = DT;
+  typedef uint8_t T;
+  typedef uint32_t U;
+};
+template <> struct ember_cuda_type<EMBER_FLOAT32> {
+  static constexpr int dt = EMBER_FLOAT32;
+  typedef float T;
+  typedef float U;
+};
+template <> struct ember_cuda_type<EMBER_FLOAT64> {
+  static constexpr int dt = EMBER_FLOAT64;
+  typedef double T;
+  typedef double U;
+};
+template <> struct ember_cuda_type<EMBER_INT32> {
+  static constexpr int dt = EMBER_INT32;
+  typedef int32_t T;
+  typedef uint32_t U;
+};
+template <> struct ember_cuda_type<EMBER_INT64> {
+  static constexpr int dt = EMBER_INT64;
+  typedef int64_t T;
+  typedef uint64_t U;
+};
+
+/*
+** The one dtype dispatch of the backend: calls f with an ember_cuda_type
+** value for dt and returns what f returns (an int status).  f is a generic
+** lambda that takes everything else by capture:
+**
+**   return ember_cuda_dispatch(dst->dtype, [&](auto ty) {
+**     typedef typename decltype(ty)::T T;
+**     k_fill<T><<<nb, CU_THREADS>>>((T *)cu_data(dst), ...);
+**     CU_LAUNCH_CHECK("fill");
+**     return 0;
+**   });
+*/
+template <class F>
+static inline int ember_cuda_dispatch(ember_dtype dt, F &&f) {
+  switch (dt) {
+    case EMBER_FLOAT32: return f(ember_cuda_type<EMBER_FLOAT32>());
+    case EMBER_FLOAT64: return f(ember_cuda_type<EMBER_FLOAT64>());
+    case EMBER_INT32: return f(ember_cuda_type<EMBER_INT32>());
+    case EMBER_INT64: return f(ember_cuda_type<EMBER_INT64>());
+    case EMBER_UINT8: return f(ember_cuda_type<EMBER_UINT8>());
+    default: return f(ember_cuda_type<EMBER_BOOL>());
   }
+}
+
+/* The same for the float dtypes only (the core sends no other). */
+template <class F>
+static inline int ember_cuda_dispatch_float(ember_dtype dt, F &&f) {
+  if (dt == EMBER_FLOAT64) return f(ember_cuda_type<EMBER_FLOAT64>());
+  return f(ember_cuda_type<EMBER_FLOAT32>());
+}
+
+/* The same by element size only, ::T an unsigned type of that size: for
+   kernels that move bits (copies, selects, gathers). */
+template <class B> struct ember_cuda_bits { typedef B T; };
+
+template <class F>
+static inline int ember_cuda_dispatch_bits(ember_dtype dt, F &&f) {
+  switch (cu_elsize(dt)) {
+    case 8: return f(ember_cuda_bits<uint64_t>());
+    case 4: return f(ember_cuda_bits<uint32_t>());
+    default: return f(ember_cuda_bits<uint8_t>());
+  }
+}
 
 /* }====================================================================== */
 

@@ -252,16 +252,16 @@ static int unary_int_dispatch(ember_unary_op op, ember_tensor *dst,
 
 int ember_cu_unary(ember_unary_op op, ember_tensor *dst,
                    const ember_tensor *src, double p0, double p1) {
-  switch (src->dtype) {
-    case EMBER_FLOAT32: return unary_float_dispatch<float>(op, dst, src, p0, p1);
-    case EMBER_FLOAT64: return unary_float_dispatch<double>(op, dst, src, p0, p1);
-    case EMBER_INT32:
-      return unary_int_dispatch<int32_t, uint32_t>(op, dst, src, p0, p1);
-    case EMBER_INT64:
-      return unary_int_dispatch<int64_t, uint64_t>(op, dst, src, p0, p1);
-    default:    /* uint8 and bool, as the CPU's unary_u8 */
+  return ember_cuda_dispatch(src->dtype, [&](auto ty) {
+    typedef typename decltype(ty)::T T;
+    if constexpr (std::is_floating_point<T>::value)
+      return unary_float_dispatch<T>(op, dst, src, p0, p1);
+    else if constexpr (std::is_same<T, uint8_t>::value)
+      /* uint8 and bool, as the CPU's unary_u8 */
       return unary_int_dispatch<uint8_t, uint8_t>(op, dst, src, p0, p1);
-  }
+    else
+      return unary_int_dispatch<T, typename decltype(ty)::U>(op, dst, src, p0, p1);
+  });
 }
 
 /* }====================================================================== */
@@ -447,21 +447,19 @@ static int binary_int_dispatch(ember_binary_op op, ember_tensor *dst,
 
 int ember_cu_binary(ember_binary_op op, ember_tensor *dst,
                     const ember_tensor *a, const ember_tensor *b) {
-  switch (a->dtype) {
-    case EMBER_FLOAT32: return binary_float_dispatch<float>(op, dst, a, b);
-    case EMBER_FLOAT64: return binary_float_dispatch<double>(op, dst, a, b);
-    case EMBER_INT32: return binary_int_dispatch<int32_t, uint32_t>(op, dst, a, b);
-    case EMBER_INT64: return binary_int_dispatch<int64_t, uint64_t>(op, dst, a, b);
-    case EMBER_UINT8: return binary_int_dispatch<uint8_t, uint32_t>(op, dst, a, b);
-    default:
-      switch (op) {
-        case EMBER_ADD: case EMBER_MAXIMUM:
-          return launch2<uint8_t, uint8_t>("add", dst, a, b, binary_bool<EMBER_ADD>());
-        case EMBER_MUL: case EMBER_MINIMUM:
-          return launch2<uint8_t, uint8_t>("mul", dst, a, b, binary_bool<EMBER_MUL>());
-        default: return 0;    /* the core refuses the rest for bool */
-      }
-  }
+  return ember_cuda_dispatch(a->dtype, [&](auto ty) {
+    typedef typename decltype(ty)::T T;
+    if constexpr (std::is_floating_point<T>::value)
+      return binary_float_dispatch<T>(op, dst, a, b);
+    else if constexpr (decltype(ty)::dt != EMBER_BOOL)
+      return binary_int_dispatch<T, typename decltype(ty)::U>(op, dst, a, b);
+    else if (op == EMBER_ADD || op == EMBER_MAXIMUM)   /* bool: or, and */
+      return launch2<uint8_t, uint8_t>("add", dst, a, b, binary_bool<EMBER_ADD>());
+    else if (op == EMBER_MUL || op == EMBER_MINIMUM)
+      return launch2<uint8_t, uint8_t>("mul", dst, a, b, binary_bool<EMBER_MUL>());
+    else
+      return 0;    /* the core refuses the rest for bool */
+  });
 }
 
 /* }====================================================================== */
@@ -499,9 +497,9 @@ static int compare_dispatch(ember_cmp_op op, ember_tensor *dst,
 
 int ember_cu_compare(ember_cmp_op op, ember_tensor *dst,
                      const ember_tensor *a, const ember_tensor *b) {
-  int rc = 0;
-  CU_DISPATCH(a->dtype, T, rc = compare_dispatch<T>(op, dst, a, b));
-  return rc;
+  return ember_cuda_dispatch(a->dtype, [&](auto ty) {
+    return compare_dispatch<typename decltype(ty)::T>(op, dst, a, b);
+  });
 }
 
 /* dst = cond ? a : b, moving elements as bits of their size */
@@ -527,8 +525,9 @@ int ember_cu_where(ember_tensor *dst, const ember_tensor *cond,
                    const ember_tensor *a, const ember_tensor *b) {
   int64_t n = cu_numel(dst);
   if (n == 0) return 0;
-  CU_DISPATCH_BITS(dst->dtype, U, return where_launch<U>(dst, cond, a, b, n))
-  return 0;
+  return ember_cuda_dispatch_bits(dst->dtype, [&](auto ty) {
+    return where_launch<typename decltype(ty)::T>(dst, cond, a, b, n);
+  });
 }
 
 /* }====================================================================== */

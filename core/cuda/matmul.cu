@@ -78,32 +78,15 @@ static int int_matmul(ember_tensor *dst, const ember_tensor *a,
   dim3 block(TILE, TILE);
   dim3 grid(grid_dim((N + TILE - 1) / TILE), grid_dim((M + TILE - 1) / TILE),
             grid_dim(B));
-  switch (a->dtype) {
-    case EMBER_INT32: {
-      int_matmul_kernel<int32_t><<<grid, block>>>(
-          (int32_t *)cu_data(dst), (const int32_t *)cu_data(a),
-          (const int32_t *)cu_data(b), B, M, N, K, a->strides[0],
-          a->strides[1], a->strides[2], b->strides[0], b->strides[1],
-          b->strides[2]);
-      break;
-    }
-    case EMBER_INT64: {
-      int_matmul_kernel<int64_t><<<grid, block>>>(
-          (int64_t *)cu_data(dst), (const int64_t *)cu_data(a),
-          (const int64_t *)cu_data(b), B, M, N, K, a->strides[0],
-          a->strides[1], a->strides[2], b->strides[0], b->strides[1],
-          b->strides[2]);
-      break;
-    }
-    default: {   /* uint8 (the core refuses bool) */
-      int_matmul_kernel<uint8_t><<<grid, block>>>(
-          (uint8_t *)cu_data(dst), (const uint8_t *)cu_data(a),
-          (const uint8_t *)cu_data(b), B, M, N, K, a->strides[0],
-          a->strides[1], a->strides[2], b->strides[0], b->strides[1],
-          b->strides[2]);
-      break;
-    }
-  }
+  ember_cuda_dispatch(a->dtype, [&](auto ty) {   /* the core refuses bool */
+    typedef typename decltype(ty)::T T;
+    if constexpr (!std::is_floating_point<T>::value)
+      int_matmul_kernel<T><<<grid, block>>>(
+          (T *)cu_data(dst), (const T *)cu_data(a), (const T *)cu_data(b), B,
+          M, N, K, a->strides[0], a->strides[1], a->strides[2], b->strides[0],
+          b->strides[1], b->strides[2]);
+    return 0;
+  });
   CU_LAUNCH_CHECK("matmul");
   return 0;
 }

@@ -74,14 +74,13 @@ int ember_cu_sgd_step(ember_tensor *p, const ember_tensor *g,
                       ember_tensor *buf, const ember_optim_hp *hp) {
   int64_t n = cu_numel(p);
   if (n == 0) return 0;
-  if (p->dtype == EMBER_FLOAT32)
-    sgd_kernel<float><<<cu_blocks(n), CU_THREADS>>>(
-        (float *)cu_data(p), (const float *)cu_data(g),
-        buf ? (float *)cu_data(buf) : NULL, *hp, n);
-  else
-    sgd_kernel<double><<<cu_blocks(n), CU_THREADS>>>(
-        (double *)cu_data(p), (const double *)cu_data(g),
-        buf ? (double *)cu_data(buf) : NULL, *hp, n);
+  ember_cuda_dispatch_float(p->dtype, [&](auto ty) {
+    typedef typename decltype(ty)::T T;
+    sgd_kernel<T><<<cu_blocks(n), CU_THREADS>>>(
+        (T *)cu_data(p), (const T *)cu_data(g),
+        buf ? (T *)cu_data(buf) : NULL, *hp, n);
+    return 0;
+  });
   CU_LAUNCH_CHECK("sgd_step");
   return 0;
 }
@@ -122,15 +121,13 @@ int ember_cu_adam_step(ember_tensor *p, const ember_tensor *g, ember_tensor *m,
                        const ember_optim_hp *hp) {
   int64_t n = cu_numel(p);
   if (n == 0) return 0;
-  if (p->dtype == EMBER_FLOAT32)
-    adam_kernel<float><<<cu_blocks(n), CU_THREADS>>>(
-        (float *)cu_data(p), (const float *)cu_data(g), (float *)cu_data(m),
-        (float *)cu_data(v), vmax ? (float *)cu_data(vmax) : NULL, *hp, n);
-  else
-    adam_kernel<double><<<cu_blocks(n), CU_THREADS>>>(
-        (double *)cu_data(p), (const double *)cu_data(g),
-        (double *)cu_data(m), (double *)cu_data(v),
-        vmax ? (double *)cu_data(vmax) : NULL, *hp, n);
+  ember_cuda_dispatch_float(p->dtype, [&](auto ty) {
+    typedef typename decltype(ty)::T T;
+    adam_kernel<T><<<cu_blocks(n), CU_THREADS>>>(
+        (T *)cu_data(p), (const T *)cu_data(g), (T *)cu_data(m),
+        (T *)cu_data(v), vmax ? (T *)cu_data(vmax) : NULL, *hp, n);
+    return 0;
+  });
   CU_LAUNCH_CHECK("adam_step");
   return 0;
 }
@@ -178,16 +175,14 @@ int ember_cu_rmsprop_step(ember_tensor *p, const ember_tensor *g,
                           ember_tensor *gavg, const ember_optim_hp *hp) {
   int64_t n = cu_numel(p);
   if (n == 0) return 0;
-  if (p->dtype == EMBER_FLOAT32)
-    rmsprop_kernel<float><<<cu_blocks(n), CU_THREADS>>>(
-        (float *)cu_data(p), (const float *)cu_data(g), (float *)cu_data(sq),
-        buf ? (float *)cu_data(buf) : NULL,
-        gavg ? (float *)cu_data(gavg) : NULL, *hp, n);
-  else
-    rmsprop_kernel<double><<<cu_blocks(n), CU_THREADS>>>(
-        (double *)cu_data(p), (const double *)cu_data(g),
-        (double *)cu_data(sq), buf ? (double *)cu_data(buf) : NULL,
-        gavg ? (double *)cu_data(gavg) : NULL, *hp, n);
+  ember_cuda_dispatch_float(p->dtype, [&](auto ty) {
+    typedef typename decltype(ty)::T T;
+    rmsprop_kernel<T><<<cu_blocks(n), CU_THREADS>>>(
+        (T *)cu_data(p), (const T *)cu_data(g), (T *)cu_data(sq),
+        buf ? (T *)cu_data(buf) : NULL,
+        gavg ? (T *)cu_data(gavg) : NULL, *hp, n);
+    return 0;
+  });
   CU_LAUNCH_CHECK("rmsprop_step");
   return 0;
 }
@@ -215,14 +210,13 @@ int ember_cu_adagrad_step(ember_tensor *p, const ember_tensor *g,
                           ember_tensor *sum, const ember_optim_hp *hp) {
   int64_t n = cu_numel(p);
   if (n == 0) return 0;
-  if (p->dtype == EMBER_FLOAT32)
-    adagrad_kernel<float><<<cu_blocks(n), CU_THREADS>>>(
-        (float *)cu_data(p), (const float *)cu_data(g),
-        (float *)cu_data(sum), *hp, n);
-  else
-    adagrad_kernel<double><<<cu_blocks(n), CU_THREADS>>>(
-        (double *)cu_data(p), (const double *)cu_data(g),
-        (double *)cu_data(sum), *hp, n);
+  ember_cuda_dispatch_float(p->dtype, [&](auto ty) {
+    typedef typename decltype(ty)::T T;
+    adagrad_kernel<T><<<cu_blocks(n), CU_THREADS>>>(
+        (T *)cu_data(p), (const T *)cu_data(g),
+        (T *)cu_data(sum), *hp, n);
+    return 0;
+  });
   CU_LAUNCH_CHECK("adagrad_step");
   return 0;
 }

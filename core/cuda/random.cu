@@ -94,9 +94,8 @@ int ember_cu_random(int kind, ember_tensor *dst, uint64_t seed,
     ia = (int64_t)a;
     range = (uint64_t)(int64_t)b - (uint64_t)ia + 1;
   }
-  int rc = 0;
-  CU_DISPATCH(dst->dtype, T,
-              rc = random_typed<T>(kind, dst, n, seed, counter, a, b, ia,
-                                   range));
-  return rc;
+  return ember_cuda_dispatch(dst->dtype, [&](auto ty) {
+    return random_typed<typename decltype(ty)::T>(kind, dst, n, seed, counter,
+                                                  a, b, ia, range);
+  });
 }

@@ -592,11 +592,11 @@ int ember_cu_reduce(ember_reduce_op op, ember_tensor *dst,
   out.p = cu_data(dst);
   out.l = cu_layout_of(dst);
   out.dt = dst->dtype;
-  int rc = 0;
-  CU_DISPATCH(src->dtype, T,
-              rc = reduce_typed<T>(op, out, (const T *)cu_data(src), outer,
-                                   rows, n, ss, correction));
-  return rc;
+  return ember_cuda_dispatch(src->dtype, [&](auto ty) {
+    typedef typename decltype(ty)::T T;
+    return reduce_typed<T>(op, out, (const T *)cu_data(src), outer, rows, n,
+                           ss, correction);
+  });
 }
 
 /* }====================================================================== */
@@ -681,9 +681,9 @@ static int softmax_typed(ember_tensor *dst, const ember_tensor *src, int log_) {
 
 int ember_cu_softmax(ember_tensor *dst, const ember_tensor *src, int log) {
   if (src->ndim == 0) return 0;   /* the front door fills 0-d results */
-  int rc = 0;
-  CU_DISPATCH_FLOAT(src->dtype, T, rc = softmax_typed<T>(dst, src, log));
-  return rc;
+  return ember_cuda_dispatch_float(src->dtype, [&](auto ty) {
+    return softmax_typed<typename decltype(ty)::T>(dst, src, log);
+  });
 }
 
 /* }====================================================================== */
