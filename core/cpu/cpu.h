@@ -65,9 +65,6 @@ int ember_cpu_threads(void);
 /* Below this many elements a loop runs on one thread. */
 #define EMBER_CPU_PARALLEL_MIN 32768
 
-/* Philox-4x32-10 (random.c) */
-void ember_philox(uint64_t key, uint64_t counter, uint32_t out[4]);
-
 /* The kernels of the table (backend.c), one file per concern. */
 int ember_cpu_copy(ember_tensor *dst, const ember_tensor *src);
 int ember_cpu_fill(ember_tensor *dst, double value, int64_t ivalue);

@@ -1,7 +1,7 @@
 /*
 ** backend.cu -- the CUDA plugin: its entry point, its kernel table, and the
 ** services every kernel file shares (the caching allocator, the data-error
-** flag, the cuBLAS handle, Philox), plus the copy/fill/arange kernels.
+** flag, the cuBLAS handle), plus the copy/fill/arange kernels.
 **
 ** Contract (core/device.h): the core dlopens libember_cuda.so and calls
 ** ember_device_plugin_init with an ember_core_api; we answer with our
@@ -147,7 +147,7 @@ static void cu_table_free(void *ptr) { cu_free(ptr); }
 /* }====================================================================== */
 
 /* {======================================================================
-** The data-error flag, cuBLAS, TF32, Philox
+** The data-error flag, cuBLAS, TF32
 ** ======================================================================= */
 
 /* Two int64 on the device (code, detail), allocated once, outside the
@@ -206,9 +206,6 @@ cublasHandle_t cu_cublas(void) {
 
 static void cu_set_allow_tf32(int on) { cu_allow_tf32 = on != 0; }
 static int cu_get_allow_tf32(void) { return cu_allow_tf32; }
-
-/* Philox-4x32-10: the very arithmetic of ember_philox (core/cpu/random.c),
-   64-bit products on host and device alike. */
 
 /* }====================================================================== */
 

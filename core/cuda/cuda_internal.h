@@ -265,24 +265,6 @@ static inline int cu_cublas_mode(cublasHandle_t h, ember_dtype dt) {
   return 0;
 }
 
-/* Philox-4x32-10, the same function as the CPU's (core/cpu/random.c), so a
-   draw gives the same numbers on both devices.  Defined here: a __device__
-   function called from another file's kernels would need -rdc. */
-__host__ __device__ static inline void cu_philox(uint64_t key, uint64_t counter,
-                                   uint32_t out[4]) {
-  uint32_t c0 = (uint32_t)counter, c1 = (uint32_t)(counter >> 32), c2 = 0, c3 = 0;
-  uint32_t k0 = (uint32_t)key, k1 = (uint32_t)(key >> 32);
-  for (int r = 0; r < 10; r++) {
-    uint64_t p0 = (uint64_t)0xD2511F53u * c0, p1 = (uint64_t)0xCD9E8D57u * c2;
-    uint32_t n0 = (uint32_t)(p1 >> 32) ^ c1 ^ k0, n2 = (uint32_t)(p0 >> 32) ^ c3 ^ k1;
-    c1 = (uint32_t)p1; c3 = (uint32_t)p0;
-    c0 = n0; c2 = n2;
-    k0 += 0x9E3779B9u; k1 += 0xBB67AE85u;
-  }
-  out[0] = c0; out[1] = c1; out[2] = c2; out[3] = c3;
-}
-
-
 /* }====================================================================== */
 
 /* {======================================================================
