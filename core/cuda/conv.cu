@@ -29,7 +29,7 @@
 ** each row-major product X = A B is called as X^T = B^T A^T; each call
 ** below spells out its operands.
 **
-** Precision: float32 GEMMs use TF32 only when cu_allow_tf32 is set (see
+** Precision: float32 GEMMs use TF32 only when ember_cuda_allow_tf32 is set (see
 ** matmul.cu); the GEMMs' summation order is cuBLAS's, so results agree
 ** with the CPU's to rounding.  im2col, col2im, the row gathers and the
 ** bias add are exact copies / the CPU's sums in the CPU's order; gb is a
@@ -333,7 +333,7 @@ static void *scratch(int64_t rows, int64_t cols, size_t es, const char *fn) {
     cu_error("%s: out of memory for the im2col buffer", fn);
     return NULL;
   }
-  return cu_alloc((size_t)(rows * cols) * es);
+  return ember_cuda_alloc((size_t)(rows * cols) * es);
 }
 
 /* }====================================================================== */
@@ -350,7 +350,7 @@ static int conv_forward(ember_tensor *y, const ember_tensor *x,
   int64_t es = (int64_t)cu_elsize(dt);
   int64_t Cg = g->C / g->groups, Og = g->O / g->groups;
   int64_t K = Cg * g->KH * g->KW, P = g->OH * g->OW, HW = g->H * g->W;
-  cublasHandle_t h = cu_cublas();
+  cublasHandle_t h = ember_cuda_cublas();
   if (!h || cu_cublas_mode(h, dt) < 0) return -1;
   chunk ch = {0, 0, 0, 0, 0};
   while (ember_conv_next_chunk(&ch, B, band, g)) {
@@ -399,9 +399,9 @@ static int conv_forward(ember_tensor *y, const ember_tensor *x,
   return 0;
 }
 
-int ember_cu_conv2d(ember_tensor *y, const ember_tensor *x,
-                    const ember_tensor *w, const ember_tensor *b,
-                    const ember_conv2d_geom *g) {
+int ember_cuda_conv2d(ember_tensor *y, const ember_tensor *x,
+                      const ember_tensor *w, const ember_tensor *b,
+                      const ember_conv2d_geom *g) {
   size_t es = cu_elsize(x->dtype);
   int64_t rows = g->C * g->KH * g->KW, B, band;
   if (g->N == 0) return 0;                   /* y is empty */
@@ -410,7 +410,7 @@ int ember_cu_conv2d(ember_tensor *y, const ember_tensor *x,
   if (!ember_conv_pointwise(g) && !(col = (char *)scratch(rows, most, es, "conv2d")))
     return -1;
   int rc = conv_forward(y, x, w, g, col, B, band);
-  if (col) cu_free(col);
+  if (col) ember_cuda_free(col);
   if (rc == 0 && (b || g->relu)) rc = finish(y, b, g);
   return rc;
 }
@@ -424,7 +424,7 @@ static int conv_backward(ember_tensor *gx, ember_tensor *gw,
                          char *col, char *mat, int64_t B, int64_t band) {
   ember_dtype dt = x->dtype;
   int64_t Og = g->O / g->groups, K = g->C / g->groups * g->KH * g->KW;
-  cublasHandle_t h = cu_cublas();
+  cublasHandle_t h = ember_cuda_cublas();
   if (!h || cu_cublas_mode(h, dt) < 0) return -1;
   chunk ch = {0, 0, 0, 0, 0};
   const int64_t none[3] = {0, 0, 0};
@@ -471,10 +471,10 @@ static int conv_backward(ember_tensor *gx, ember_tensor *gw,
   return 0;
 }
 
-int ember_cu_conv2d_backward(ember_tensor *gx, ember_tensor *gw,
-                             ember_tensor *gb, const ember_tensor *gy,
-                             const ember_tensor *mask, const ember_tensor *x,
-                             const ember_tensor *w, const ember_conv2d_geom *g) {
+int ember_cuda_conv2d_backward(ember_tensor *gx, ember_tensor *gw,
+                               ember_tensor *gb, const ember_tensor *gy,
+                               const ember_tensor *mask, const ember_tensor *x,
+                               const ember_tensor *w, const ember_conv2d_geom *g) {
   size_t es = cu_elsize(x->dtype);
   int64_t ckk = g->C * g->KH * g->KW, B, band;
   /* gw accumulates over the chunks and col2im adds into gx: start at 0 */
@@ -491,12 +491,12 @@ int ember_cu_conv2d_backward(ember_tensor *gx, ember_tensor *gw,
   if (!col) return -1;
   char *mat = (char *)scratch(g->O, most, es, "conv2d_backward");
   if (!mat) {
-    cu_free(col);
+    ember_cuda_free(col);
     return -1;
   }
   int rc = conv_backward(gx, gw, gy, mask, x, w, g, col, mat, B, band);
-  cu_free(mat);
-  cu_free(col);
+  ember_cuda_free(mat);
+  ember_cuda_free(col);
   return rc;
 }
 

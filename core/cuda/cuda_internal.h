@@ -18,11 +18,13 @@
 **     return -1 after cu_error on failure, 0 on success.
 **   - Everything runs on the default stream; no cudaDeviceSynchronize on
 **     the per-op path (copies to the host synchronise by themselves).
-**   - Temporary device memory comes from cu_alloc / cu_free (the caching
-**     allocator), never cudaMalloc / cudaFree.
+**   - Temporary device memory comes from ember_cuda_alloc /
+**     ember_cuda_free (the caching allocator), never cudaMalloc / cudaFree.
 **   - Data errors the CPU kernel reports (an index out of range) are
-**     detected on the device into a flag (cu_flag_*) and reported after
-**     the launch with the same message as the CPU kernel's.
+**     detected on the device into a flag (ember_cuda_flag_*) and reported
+**     after the launch with the same message as the CPU kernel's.
+**   - Names: ember_cuda_ for what the files share (declared here), cu_ for
+**     the static inline helpers of this header, k_ for kernels.
 */
 #ifndef EMBER_CUDA_INTERNAL_H
 #define EMBER_CUDA_INTERNAL_H
@@ -42,9 +44,9 @@ extern "C" {
 ** Errors
 ** ======================================================================= */
 
-extern const ember_core_api *ember_cu_api;   /* set by the plugin's init */
+extern const ember_core_api *ember_cuda_api;   /* set by the plugin's init */
 
-#define cu_error(...) (ember_cu_api->set_error(__VA_ARGS__))
+#define cu_error(...) (ember_cuda_api->set_error(__VA_ARGS__))
 
 #define CU_CHECK(call)                                                       \
   do {                                                                       \
@@ -237,28 +239,42 @@ static inline int ember_cuda_dispatch_bits(ember_dtype dt, F &&f) {
 /* }====================================================================== */
 
 /* {======================================================================
-** Shared services (backend.cu)
+** Shared services (allocator.cu, runtime.cu)
 ** ======================================================================= */
 
-/* The caching allocator: device memory in size classes, kept for reuse. */
-void *cu_alloc(size_t nbytes);          /* NULL after cu_error */
-void cu_free(void *ptr);
+/* The caching allocator: device memory in size classes, kept for reuse;
+   the bytes in live blocks, and in live and cached ones; hand the cached
+   blocks back to the driver. */
+void *ember_cuda_alloc(size_t nbytes);          /* NULL after cu_error */
+void ember_cuda_free(void *ptr);
+size_t ember_cuda_memory_allocated(void);
+size_t ember_cuda_memory_reserved(void);
+void ember_cuda_empty_cache(void);
 
-/* A device flag for data errors: cu_flag_reset() before the launch, the
-   kernel sets *flag (atomicExch / plain store) to a nonzero code and may
-   store a detail in flag[1] (e.g. the offending index); cu_flag_read()
-   after the launch copies both back (synchronising). */
-int64_t *cu_flag_reset(void);           /* NULL after cu_error */
-int cu_flag_read(int64_t out[2]);
+/* A device flag for data errors: ember_cuda_flag_reset() before the
+   launch, the kernel sets *flag (atomicExch / plain store) to a nonzero
+   code and may store a detail in flag[1] (e.g. the offending index);
+   ember_cuda_flag_read() after the launch copies both back
+   (synchronising). */
+int64_t *ember_cuda_flag_reset(void);           /* NULL after cu_error */
+int ember_cuda_flag_read(int64_t out[2]);
 
 /* The cuBLAS handle (created on first use) and the TF32 switch. */
-cublasHandle_t cu_cublas(void);         /* NULL after cu_error */
-extern int cu_allow_tf32;
+cublasHandle_t ember_cuda_cublas(void);         /* NULL after cu_error */
+extern int ember_cuda_allow_tf32;
+void ember_cuda_set_allow_tf32(int on);
+int ember_cuda_get_allow_tf32(void);
+
+/* The plugin's device functions (core/device.h). */
+int ember_cuda_device_count(void);
+int ember_cuda_to_host(void *dst, const void *src, size_t n);
+int ember_cuda_from_host(void *dst, const void *src, size_t n);
+int ember_cuda_synchronize(void);
 
 /* Set h up for a GEMM in dtype dt: TF32 tensor cores for float32 only when
    allowed, host scalars.  The handle is shared, so every call sets it. */
 static inline int cu_cublas_mode(cublasHandle_t h, ember_dtype dt) {
-  cublasMath_t mode = dt == EMBER_FLOAT32 && cu_allow_tf32
+  cublasMath_t mode = dt == EMBER_FLOAT32 && ember_cuda_allow_tf32
                           ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH;
   CUBLAS_CHECK(cublasSetMathMode(h, mode));
   CUBLAS_CHECK(cublasSetPointerMode(h, CUBLAS_POINTER_MODE_HOST));
@@ -271,70 +287,71 @@ static inline int cu_cublas_mode(cublasHandle_t h, ember_dtype dt) {
 ** The kernels of the table, one file per concern
 ** ======================================================================= */
 
-/* backend.cu */
-int ember_cu_copy(ember_tensor *dst, const ember_tensor *src);
-int ember_cu_fill(ember_tensor *dst, double value, int64_t ivalue);
-int ember_cu_arange(ember_tensor *dst, double start, double step);
+/* copy.cu */
+int ember_cuda_copy(ember_tensor *dst, const ember_tensor *src);
+int ember_cuda_fill(ember_tensor *dst, double value, int64_t ivalue);
+int ember_cuda_arange(ember_tensor *dst, double start, double step);
 /* elementwise.cu */
-int ember_cu_unary(ember_unary_op op, ember_tensor *dst,
-                   const ember_tensor *src, double p0, double p1);
-int ember_cu_binary(ember_binary_op op, ember_tensor *dst,
-                    const ember_tensor *a, const ember_tensor *b);
-int ember_cu_compare(ember_cmp_op op, ember_tensor *dst,
+int ember_cuda_unary(ember_unary_op op, ember_tensor *dst,
+                     const ember_tensor *src, double p0, double p1);
+int ember_cuda_binary(ember_binary_op op, ember_tensor *dst,
+                      const ember_tensor *a, const ember_tensor *b);
+int ember_cuda_compare(ember_cmp_op op, ember_tensor *dst,
+                       const ember_tensor *a, const ember_tensor *b);
+int ember_cuda_where(ember_tensor *dst, const ember_tensor *cond,
                      const ember_tensor *a, const ember_tensor *b);
-int ember_cu_where(ember_tensor *dst, const ember_tensor *cond,
-                   const ember_tensor *a, const ember_tensor *b);
-int ember_cu_unary_backward(ember_unary_op op, ember_tensor *dst,
-                            const ember_tensor *g, const ember_tensor *s,
-                            double p0, double p1);
+int ember_cuda_unary_backward(ember_unary_op op, ember_tensor *dst,
+                              const ember_tensor *g, const ember_tensor *s,
+                              double p0, double p1);
 /* reduce.cu */
-int ember_cu_reduce(ember_reduce_op op, ember_tensor *dst,
-                    const ember_tensor *src, int correction);
-int ember_cu_softmax(ember_tensor *dst, const ember_tensor *src, int log);
+int ember_cuda_reduce(ember_reduce_op op, ember_tensor *dst,
+                      const ember_tensor *src, int correction);
+int ember_cuda_softmax(ember_tensor *dst, const ember_tensor *src, int log);
 /* index.cu */
-int ember_cu_index_select(ember_tensor *dst, const ember_tensor *src, int dim,
-                          const ember_tensor *index);
-int ember_cu_gather(ember_tensor *dst, const ember_tensor *src, int dim,
-                    const ember_tensor *index);
-int ember_cu_index_add(ember_tensor *dst, int dim, const ember_tensor *index,
-                       const ember_tensor *src);
-int ember_cu_scatter_add(ember_tensor *dst, int dim, const ember_tensor *index,
+int ember_cuda_index_select(ember_tensor *dst, const ember_tensor *src, int dim,
+                            const ember_tensor *index);
+int ember_cuda_gather(ember_tensor *dst, const ember_tensor *src, int dim,
+                      const ember_tensor *index);
+int ember_cuda_index_add(ember_tensor *dst, int dim, const ember_tensor *index,
                          const ember_tensor *src);
+int ember_cuda_scatter_add(ember_tensor *dst, int dim,
+                           const ember_tensor *index,
+                           const ember_tensor *src);
 /* random.cu */
-int ember_cu_random(int kind, ember_tensor *dst, uint64_t seed,
-                    uint64_t counter, double a, double b);
+int ember_cuda_random(int kind, ember_tensor *dst, uint64_t seed,
+                      uint64_t counter, double a, double b);
 /* matmul.cu */
-int ember_cu_matmul(ember_tensor *dst, const ember_tensor *a,
-                    const ember_tensor *b);
+int ember_cuda_matmul(ember_tensor *dst, const ember_tensor *a,
+                      const ember_tensor *b);
 /* conv.cu */
-int ember_cu_conv2d(ember_tensor *y, const ember_tensor *x,
-                    const ember_tensor *w, const ember_tensor *b,
-                    const ember_conv2d_geom *g);
-int ember_cu_conv2d_backward(ember_tensor *gx, ember_tensor *gw,
-                             ember_tensor *gb, const ember_tensor *gy,
-                             const ember_tensor *mask, const ember_tensor *x,
-                             const ember_tensor *w, const ember_conv2d_geom *g);
+int ember_cuda_conv2d(ember_tensor *y, const ember_tensor *x,
+                      const ember_tensor *w, const ember_tensor *b,
+                      const ember_conv2d_geom *g);
+int ember_cuda_conv2d_backward(ember_tensor *gx, ember_tensor *gw,
+                               ember_tensor *gb, const ember_tensor *gy,
+                               const ember_tensor *mask, const ember_tensor *x,
+                               const ember_tensor *w, const ember_conv2d_geom *g);
 /* pool.cu */
-int ember_cu_max_pool2d(ember_tensor *y, ember_tensor *idx,
-                        const ember_tensor *x, const ember_pool2d_geom *g);
-int ember_cu_max_pool2d_backward(ember_tensor *gx, const ember_tensor *gy,
-                                 const ember_tensor *idx,
-                                 const ember_pool2d_geom *g);
-int ember_cu_avg_pool2d(ember_tensor *y, const ember_tensor *x,
-                        const ember_pool2d_geom *g);
-int ember_cu_avg_pool2d_backward(ember_tensor *gx, const ember_tensor *gy,
-                                 const ember_pool2d_geom *g);
+int ember_cuda_max_pool2d(ember_tensor *y, ember_tensor *idx,
+                          const ember_tensor *x, const ember_pool2d_geom *g);
+int ember_cuda_max_pool2d_backward(ember_tensor *gx, const ember_tensor *gy,
+                                   const ember_tensor *idx,
+                                   const ember_pool2d_geom *g);
+int ember_cuda_avg_pool2d(ember_tensor *y, const ember_tensor *x,
+                          const ember_pool2d_geom *g);
+int ember_cuda_avg_pool2d_backward(ember_tensor *gx, const ember_tensor *gy,
+                                   const ember_pool2d_geom *g);
 /* optim.cu */
-int ember_cu_sgd_step(ember_tensor *p, const ember_tensor *g,
-                      ember_tensor *buf, const ember_optim_hp *hp);
-int ember_cu_adam_step(ember_tensor *p, const ember_tensor *g, ember_tensor *m,
-                       ember_tensor *v, ember_tensor *vmax,
-                       const ember_optim_hp *hp);
-int ember_cu_rmsprop_step(ember_tensor *p, const ember_tensor *g,
-                          ember_tensor *sq, ember_tensor *buf,
-                          ember_tensor *gavg, const ember_optim_hp *hp);
-int ember_cu_adagrad_step(ember_tensor *p, const ember_tensor *g,
-                          ember_tensor *sum, const ember_optim_hp *hp);
+int ember_cuda_sgd_step(ember_tensor *p, const ember_tensor *g,
+                        ember_tensor *buf, const ember_optim_hp *hp);
+int ember_cuda_adam_step(ember_tensor *p, const ember_tensor *g,
+                         ember_tensor *m, ember_tensor *v, ember_tensor *vmax,
+                         const ember_optim_hp *hp);
+int ember_cuda_rmsprop_step(ember_tensor *p, const ember_tensor *g,
+                            ember_tensor *sq, ember_tensor *buf,
+                            ember_tensor *gavg, const ember_optim_hp *hp);
+int ember_cuda_adagrad_step(ember_tensor *p, const ember_tensor *g,
+                            ember_tensor *sum, const ember_optim_hp *hp);
 
 /* }====================================================================== */
 

@@ -250,8 +250,8 @@ static int unary_int_dispatch(ember_unary_op op, ember_tensor *dst,
   }
 }
 
-int ember_cu_unary(ember_unary_op op, ember_tensor *dst,
-                   const ember_tensor *src, double p0, double p1) {
+int ember_cuda_unary(ember_unary_op op, ember_tensor *dst,
+                     const ember_tensor *src, double p0, double p1) {
   return ember_cuda_dispatch(src->dtype, [&](auto ty) {
     typedef typename decltype(ty)::T T;
     if constexpr (std::is_floating_point<T>::value)
@@ -350,9 +350,9 @@ static int grad_dispatch(ember_unary_op op, ember_tensor *dst,
 }
 
 /* Float dtypes only (dst's decides, as on the CPU). */
-int ember_cu_unary_backward(ember_unary_op op, ember_tensor *dst,
-                            const ember_tensor *g, const ember_tensor *s,
-                            double p0, double p1) {
+int ember_cuda_unary_backward(ember_unary_op op, ember_tensor *dst,
+                              const ember_tensor *g, const ember_tensor *s,
+                              double p0, double p1) {
   if (dst->dtype == EMBER_FLOAT64)
     return grad_dispatch<double>(op, dst, g, s, p0, p1);
   return grad_dispatch<float>(op, dst, g, s, p0, p1);
@@ -445,8 +445,8 @@ static int binary_int_dispatch(ember_binary_op op, ember_tensor *dst,
   }
 }
 
-int ember_cu_binary(ember_binary_op op, ember_tensor *dst,
-                    const ember_tensor *a, const ember_tensor *b) {
+int ember_cuda_binary(ember_binary_op op, ember_tensor *dst,
+                      const ember_tensor *a, const ember_tensor *b) {
   return ember_cuda_dispatch(a->dtype, [&](auto ty) {
     typedef typename decltype(ty)::T T;
     if constexpr (std::is_floating_point<T>::value)
@@ -495,8 +495,8 @@ static int compare_dispatch(ember_cmp_op op, ember_tensor *dst,
   }
 }
 
-int ember_cu_compare(ember_cmp_op op, ember_tensor *dst,
-                     const ember_tensor *a, const ember_tensor *b) {
+int ember_cuda_compare(ember_cmp_op op, ember_tensor *dst,
+                       const ember_tensor *a, const ember_tensor *b) {
   return ember_cuda_dispatch(a->dtype, [&](auto ty) {
     return compare_dispatch<typename decltype(ty)::T>(op, dst, a, b);
   });
@@ -521,8 +521,8 @@ static int where_launch(ember_tensor *dst, const ember_tensor *cond,
   return 0;
 }
 
-int ember_cu_where(ember_tensor *dst, const ember_tensor *cond,
-                   const ember_tensor *a, const ember_tensor *b) {
+int ember_cuda_where(ember_tensor *dst, const ember_tensor *cond,
+                     const ember_tensor *a, const ember_tensor *b) {
   int64_t n = cu_numel(dst);
   if (n == 0) return 0;
   return ember_cuda_dispatch_bits(dst->dtype, [&](auto ty) {

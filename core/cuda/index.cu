@@ -51,7 +51,7 @@ static int check_index(const char *fn, const ember_tensor *index, int dim,
                        int64_t size) {
   int64_t total = cu_numel(index);
   if (total == 0) return 0;
-  int64_t *flag = cu_flag_reset();
+  int64_t *flag = ember_cuda_flag_reset();
   if (!flag) return -1;
   cu_layout il = cu_layout_of(index);
   if (index->dtype == EMBER_INT32) {
@@ -70,7 +70,7 @@ static int check_index(const char *fn, const ember_tensor *index, int dim,
     CU_LAUNCH_CHECK(fn);
   }
   int64_t fl[2];
-  if (cu_flag_read(fl) < 0) return -1;
+  if (ember_cuda_flag_read(fl) < 0) return -1;
   if (fl[0] != 0)
     return cu_error("%s: index %lld is out of range for dimension %d of "
                     "size %lld", fn, (long long)fl[1], dim + 1,
@@ -203,8 +203,8 @@ static int index_select_typed(ember_tensor *dst, const ember_tensor *src,
   });
 }
 
-int ember_cu_index_select(ember_tensor *dst, const ember_tensor *src, int dim,
-                          const ember_tensor *index) {
+int ember_cuda_index_select(ember_tensor *dst, const ember_tensor *src, int dim,
+                            const ember_tensor *index) {
   if (check_index("index_select", index, dim, src->shape[dim]) < 0) return -1;
   int64_t total = cu_numel(dst);
   if (total == 0) return 0;
@@ -240,8 +240,8 @@ static int index_add_typed(ember_tensor *dst, int dim,
   });
 }
 
-int ember_cu_index_add(ember_tensor *dst, int dim, const ember_tensor *index,
-                       const ember_tensor *src) {
+int ember_cuda_index_add(ember_tensor *dst, int dim, const ember_tensor *index,
+                         const ember_tensor *src) {
   if (check_index("index_add_", index, dim, dst->shape[dim]) < 0) return -1;
   int64_t total = cu_numel(src);
   if (total == 0) return 0;
@@ -314,8 +314,8 @@ static int gather_typed(ember_tensor *dst, const ember_tensor *src, int dim,
   });
 }
 
-int ember_cu_gather(ember_tensor *dst, const ember_tensor *src, int dim,
-                    const ember_tensor *index) {
+int ember_cuda_gather(ember_tensor *dst, const ember_tensor *src, int dim,
+                      const ember_tensor *index) {
   if (check_index("gather", index, dim, src->shape[dim]) < 0) return -1;
   int64_t total = cu_numel(index);
   if (total == 0) return 0;
@@ -352,8 +352,9 @@ static int scatter_add_typed(ember_tensor *dst, int dim,
   });
 }
 
-int ember_cu_scatter_add(ember_tensor *dst, int dim, const ember_tensor *index,
-                         const ember_tensor *src) {
+int ember_cuda_scatter_add(ember_tensor *dst, int dim,
+                           const ember_tensor *index,
+                           const ember_tensor *src) {
   if (check_index("scatter_add_", index, dim, dst->shape[dim]) < 0) return -1;
   int64_t total = cu_numel(index);
   if (total == 0) return 0;

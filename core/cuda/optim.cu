@@ -70,8 +70,8 @@ static __global__ void sgd_kernel(T *p, const T *g, T *buf, ember_optim_hp hp,
   }
 }
 
-int ember_cu_sgd_step(ember_tensor *p, const ember_tensor *g,
-                      ember_tensor *buf, const ember_optim_hp *hp) {
+int ember_cuda_sgd_step(ember_tensor *p, const ember_tensor *g,
+                        ember_tensor *buf, const ember_optim_hp *hp) {
   int64_t n = cu_numel(p);
   if (n == 0) return 0;
   ember_cuda_dispatch_float(p->dtype, [&](auto ty) {
@@ -116,9 +116,9 @@ static __global__ void adam_kernel(T *p, const T *g, T *m, T *v, T *vmax,
   }
 }
 
-int ember_cu_adam_step(ember_tensor *p, const ember_tensor *g, ember_tensor *m,
-                       ember_tensor *v, ember_tensor *vmax,
-                       const ember_optim_hp *hp) {
+int ember_cuda_adam_step(ember_tensor *p, const ember_tensor *g,
+                         ember_tensor *m, ember_tensor *v, ember_tensor *vmax,
+                         const ember_optim_hp *hp) {
   int64_t n = cu_numel(p);
   if (n == 0) return 0;
   ember_cuda_dispatch_float(p->dtype, [&](auto ty) {
@@ -170,9 +170,9 @@ static __global__ void rmsprop_kernel(T *p, const T *g, T *sq, T *buf, T *gavg,
   }
 }
 
-int ember_cu_rmsprop_step(ember_tensor *p, const ember_tensor *g,
-                          ember_tensor *sq, ember_tensor *buf,
-                          ember_tensor *gavg, const ember_optim_hp *hp) {
+int ember_cuda_rmsprop_step(ember_tensor *p, const ember_tensor *g,
+                            ember_tensor *sq, ember_tensor *buf,
+                            ember_tensor *gavg, const ember_optim_hp *hp) {
   int64_t n = cu_numel(p);
   if (n == 0) return 0;
   ember_cuda_dispatch_float(p->dtype, [&](auto ty) {
@@ -206,8 +206,8 @@ static __global__ void adagrad_kernel(T *p, const T *g, T *sum,
   }
 }
 
-int ember_cu_adagrad_step(ember_tensor *p, const ember_tensor *g,
-                          ember_tensor *sum, const ember_optim_hp *hp) {
+int ember_cuda_adagrad_step(ember_tensor *p, const ember_tensor *g,
+                            ember_tensor *sum, const ember_optim_hp *hp) {
   int64_t n = cu_numel(p);
   if (n == 0) return 0;
   ember_cuda_dispatch_float(p->dtype, [&](auto ty) {

@@ -59,8 +59,8 @@ static __global__ void max_pool_kernel(T *y, int64_t *idx, const T *x,
   }
 }
 
-int ember_cu_max_pool2d(ember_tensor *y, ember_tensor *idx,
-                        const ember_tensor *x, const ember_pool2d_geom *g) {
+int ember_cuda_max_pool2d(ember_tensor *y, ember_tensor *idx,
+                          const ember_tensor *x, const ember_pool2d_geom *g) {
   int64_t total = g->planes * g->OH * g->OW;
   if (total == 0) return 0;
   int64_t *ip = idx ? (int64_t *)cu_data(idx) : NULL;
@@ -95,15 +95,15 @@ static __global__ void max_pool_back_kernel(T *gx, const T *gy,
   }
 }
 
-int ember_cu_max_pool2d_backward(ember_tensor *gx, const ember_tensor *gy,
-                                 const ember_tensor *idx,
-                                 const ember_pool2d_geom *g) {
+int ember_cuda_max_pool2d_backward(ember_tensor *gx, const ember_tensor *gy,
+                                   const ember_tensor *idx,
+                                   const ember_pool2d_geom *g) {
   int64_t in = g->H * g->W, out = g->OH * g->OW, total = g->planes * out;
   size_t es = cu_elsize(gx->dtype);
   if (g->planes * in == 0) return 0;                 /* N = 0 */
   CU_CHECK(cudaMemsetAsync(cu_data(gx), 0, (size_t)(g->planes * in) * es));
   if (total == 0) return 0;
-  int64_t *flag = cu_flag_reset();
+  int64_t *flag = ember_cuda_flag_reset();
   if (!flag) return -1;
   const int64_t *ix = (const int64_t *)cu_data(idx);
   ember_cuda_dispatch_float(gx->dtype, [&](auto ty) {
@@ -115,7 +115,7 @@ int ember_cu_max_pool2d_backward(ember_tensor *gx, const ember_tensor *gy,
   });
   CU_LAUNCH_CHECK("max_pool2d_backward");
   int64_t f[2];
-  if (cu_flag_read(f) < 0) return -1;
+  if (ember_cuda_flag_read(f) < 0) return -1;
   if (f[0] != 0) {
     int64_t bad;
     CU_CHECK(cudaMemcpy(&bad, ix + (total - f[0]), sizeof bad,
@@ -222,8 +222,8 @@ static __global__ void avg_pool_back_kernel(T *gx, const T *gy,
   }
 }
 
-int ember_cu_avg_pool2d(ember_tensor *y, const ember_tensor *x,
-                        const ember_pool2d_geom *g) {
+int ember_cuda_avg_pool2d(ember_tensor *y, const ember_tensor *x,
+                          const ember_pool2d_geom *g) {
   int64_t total = g->planes * g->OH * g->OW;
   if (total == 0) return 0;
   ember_cuda_dispatch_float(x->dtype, [&](auto ty) {
@@ -236,8 +236,8 @@ int ember_cu_avg_pool2d(ember_tensor *y, const ember_tensor *x,
   return 0;
 }
 
-int ember_cu_avg_pool2d_backward(ember_tensor *gx, const ember_tensor *gy,
-                                 const ember_pool2d_geom *g) {
+int ember_cuda_avg_pool2d_backward(ember_tensor *gx, const ember_tensor *gy,
+                                   const ember_pool2d_geom *g) {
   int64_t total = g->planes * g->H * g->W;
   if (total == 0) return 0;
   ember_cuda_dispatch_float(gx->dtype, [&](auto ty) {

@@ -84,8 +84,8 @@ static int random_typed(int kind, ember_tensor *dst, int64_t n, uint64_t seed,
   return 0;
 }
 
-int ember_cu_random(int kind, ember_tensor *dst, uint64_t seed,
-                    uint64_t counter, double a, double b) {
+int ember_cuda_random(int kind, ember_tensor *dst, uint64_t seed,
+                      uint64_t counter, double a, double b) {
   int64_t n = cu_numel(dst);
   if (n == 0) return 0;
   /* kind 2: the CPU's range, (int64)b - (int64)a + 1 wrapping in uint64 */
