@@ -284,15 +284,34 @@ static void blas_layout(int64_t R, int64_t C, int64_t sr, int64_t sc,
   else { *tr = CblasNoTrans; *ld = C > 1 ? C : 1; }  /* contiguous (R or C is 1) */
 }
 
-#define INT_MATMUL(T)                                                        \
-  for (int64_t i = 0; i < M; i++)                                            \
-    for (int64_t j = 0; j < N; j++) {                                        \
-      uint64_t acc = 0;                                                      \
-      for (int64_t k = 0; k < K; k++)                                        \
-        acc += (uint64_t)((const T *)A)[i * a->strides[1] + k * a->strides[2]] * \
-               (uint64_t)((const T *)Bm)[k * b->strides[1] + j * b->strides[2]]; \
-      ((T *)Cm)[i * N + j] = (T)acc;                                         \
+/* Element `at` of an integer matrix, widened as the product wants it:
+   signed values sign-extended. */
+static inline uint64_t int_at(const char *m, ember_dtype dt, int64_t at) {
+  switch (dt) {
+    case EMBER_INT32: return (uint64_t)((const int32_t *)m)[at];
+    case EMBER_INT64: return (uint64_t)((const int64_t *)m)[at];
+    default: return ((const uint8_t *)m)[at];
+  }
+}
+
+/* C [M,N] = A B for the integer dtypes (the core refuses bool), summing in
+   uint64 so that overflow wraps: the low bits are what the dtype keeps. */
+static void int_matmul(ember_dtype dt, char *C, const char *A,
+                       const char *Bm, int64_t M, int64_t N, int64_t K,
+                       const int64_t *sa, const int64_t *sb) {
+  for (int64_t i = 0; i < M; i++)
+    for (int64_t j = 0; j < N; j++) {
+      uint64_t acc = 0;
+      for (int64_t k = 0; k < K; k++)
+        acc += int_at(A, dt, i * sa[1] + k * sa[2]) *
+               int_at(Bm, dt, k * sb[1] + j * sb[2]);
+      switch (dt) {
+        case EMBER_INT32: ((int32_t *)C)[i * N + j] = (int32_t)acc; break;
+        case EMBER_INT64: ((int64_t *)C)[i * N + j] = (int64_t)acc; break;
+        default: ((uint8_t *)C)[i * N + j] = (uint8_t)acc; break;
+      }
     }
+}
 
 int ember_cpu_matmul(ember_tensor *dst, const ember_tensor *a,
                      const ember_tensor *b) {
@@ -329,9 +348,9 @@ int ember_cpu_matmul(ember_tensor *dst, const ember_tensor *a,
                     (const double *)A, (int)lda, (const double *)Bm, (int)ldb,
                     0.0, (double *)Cm, (int)N);
         break;
-      case EMBER_INT32: INT_MATMUL(int32_t) break;
-      case EMBER_INT64: INT_MATMUL(int64_t) break;
-      default: INT_MATMUL(uint8_t) break;
+      default:
+        int_matmul(a->dtype, Cm, A, Bm, M, N, K, a->strides, b->strides);
+        break;
     }
   }
   return 0;
