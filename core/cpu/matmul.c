@@ -23,11 +23,9 @@
 ** first layer is [32,784] x [784,128] forward and [128,32] x [32,784] (or
 ** [784,32] x [32,128]) for its weight gradient, K = 32.  OpenBLAS packs
 ** both operands for each call and, as configured on these machines
-** (OPENBLAS_CORETYPE=Haswell), runs AVX2 kernels: 55-67 us for each of
-** those, 100-115 GFLOP/s on one Zen 5 core.  Two register-tiled AVX-512
-** kernels without packing take 25-30 us (210-250 GFLOP/s; 1024 x 256 x
-** 1024 goes from 121 to 239 GFLOP/s, faster than OpenBLAS's own AVX-512
-** kernels too):
+** (OPENBLAS_CORETYPE=Haswell), runs AVX2 kernels, so on such shapes two
+** register-tiled AVX-512 kernels without packing do about twice the work
+** per second (bench/NOTES.md has the figures):
 **
 **   bcast  b has unit stride along n (row-major): a tile of 8 rows x 48
 **          columns of C sits in 24 registers; for each k, 3 vectors of

@@ -25,9 +25,8 @@
 ** compiled out.  sqrt vectorises because the build passes -fno-math-errno,
 ** and -std=c11 keeps a*b+c unfused, so every clone and every loop gives
 ** the bits of the scalar code: spec/optim/fused_spec.lua checks each loop
-** against the same arithmetic done in Lua, bit for bit.  On one Zen 5
-** core, Adam over the MLP's 109,386 float32 parameters went from 414 us
-** (scalar, sqrt through errno) to 53 us, bound by the double divides.
+** against the same arithmetic done in Lua, bit for bit.  The vector loop
+** is bound by the double divides (bench/NOTES.md has the figures).
 **
 ** The order of the operations follows torch.optim's single-tensor code
 ** (torch/optim/sgd.py, adam.py, adamw.py, rmsprop.py, adagrad.py).
