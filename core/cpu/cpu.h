@@ -53,11 +53,14 @@ void ember_cpu_iter_run(const ember_cpu_iter *it, ember_cpu_row_fn fn,
 
 /* EMBER_ALWAYS_INLINE: a loop helper called with constant options, to be
    compiled into each caller (and each of its EMBER_SIMD clones) with those
-   options folded in. */
+   options folded in.  EMBER_NOINLINE: a cold path kept out of its hot
+   caller (its stack frame, say). */
 #if defined(__GNUC__) || defined(__clang__)
 #define EMBER_ALWAYS_INLINE inline __attribute__((always_inline))
+#define EMBER_NOINLINE __attribute__((noinline))
 #else
 #define EMBER_ALWAYS_INLINE inline
+#define EMBER_NOINLINE
 #endif
 
 /* Threads for Ember's own loops (threads.c). */

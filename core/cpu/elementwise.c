@@ -10,11 +10,14 @@
 ** A row the iterator hands us with other strides (a transposed view, a
 ** broadcast operand of stride 0) goes through the same kernel a block at
 ** a time: its operands are gathered into small buffers and the result
-** scattered back (map1_row, map2_row).  float32 binary ops keep a loop
-** of their own for a broadcast scalar b, as in `x * 2`.
+** scattered back (map1_row, map2_row).  float32 binary ops and
+** comparisons keep a kernel of their own for a broadcast scalar b, as in
+** `x * 2` or `x:gt(0)`.
 **
-** The loops carry `omp simd`: GCC's -O2 cost model otherwise leaves a
-** select like ReLU's NaN-keeping one scalar.  The kernels take no
+** The float32 kernels carry EMBER_SIMD (cpu.h: compiled for AVX-512,
+** AVX2 and the baseline, the best picked at load time; the same bits from
+** each) and their loops `omp simd`: GCC's -O2 cost model otherwise leaves
+** a select like ReLU's NaN-keeping one scalar.  The kernels take no
 ** `restrict`: an op may run in place (d == x).  Integer arithmetic goes
 ** through unsigned types so overflow wraps instead of being undefined.
 */
@@ -40,6 +43,21 @@ typedef void (*map2_fn)(void *d, const void *a, const void *b, int64_t n,
    bytes apart; a stride of 0 repeats one element. */
 static void move_elems(char *dst, int64_t ds, const char *src, int64_t ss,
                        int64_t n, size_t es) {
+  if (ss == 0 && ds == (int64_t)es) {        /* a broadcast value: a fill */
+    switch (es) {
+      case 1: memset(dst, *(const uint8_t *)src, (size_t)n); return;
+      case 4: {
+        uint32_t v = *(const uint32_t *)src, *d = (uint32_t *)dst;
+        for (int64_t i = 0; i < n; i++) d[i] = v;
+        return;
+      }
+      default: {
+        uint64_t v = *(const uint64_t *)src, *d = (uint64_t *)dst;
+        for (int64_t i = 0; i < n; i++) d[i] = v;
+        return;
+      }
+    }
+  }
   switch (es) {
     case 1:
       for (int64_t i = 0; i < n; i++)
@@ -65,14 +83,12 @@ static const void *in_block(char *buf, const char *p, int64_t st, int64_t n,
   return buf;
 }
 
-/* One row of a unary map: p[0] the destination (elements esd bytes), p[1]
-   the source (esx bytes), st their strides in bytes. */
-static void map1_row(char **p, const int64_t *st, int64_t n, size_t esd,
-                     size_t esx, map1_fn f, const void *ctx) {
-  if (st[0] == (int64_t)esd && st[1] == (int64_t)esx) {
-    f(p[0], p[1], n, ctx);
-    return;
-  }
+/* map1_row's strided case, a block at a time.  A function of its own
+   (never inlined), so that the contiguous case, which every small op
+   takes, does not set up these buffers' stack frame. */
+static EMBER_NOINLINE void map1_blocks(char **p, const int64_t *st, int64_t n,
+                                       size_t esd, size_t esx, map1_fn f,
+                                       const void *ctx) {
   _Alignas(64) char bd[BLOCK * 8], bx[BLOCK * 8];
   for (int64_t i0 = 0; i0 < n; i0 += BLOCK) {
     int64_t m = n - i0 < BLOCK ? n - i0 : BLOCK;
@@ -84,14 +100,19 @@ static void map1_row(char **p, const int64_t *st, int64_t n, size_t esd,
   }
 }
 
-/* One row of a binary map: p[0] the destination, p[1] and p[2] the
-   operands (both esx bytes). */
-static void map2_row(char **p, const int64_t *st, int64_t n, size_t esd,
-                     size_t esx, map2_fn f, const void *ctx) {
-  if (st[0] == (int64_t)esd && st[1] == (int64_t)esx && st[2] == (int64_t)esx) {
-    f(p[0], p[1], p[2], n, ctx);
-    return;
-  }
+/* One row of a unary map: p[0] the destination (elements esd bytes), p[1]
+   the source (esx bytes), st their strides in bytes. */
+static EMBER_ALWAYS_INLINE void map1_row(char **p, const int64_t *st,
+                                         int64_t n, size_t esd, size_t esx,
+                                         map1_fn f, const void *ctx) {
+  if (st[0] == (int64_t)esd && st[1] == (int64_t)esx) f(p[0], p[1], n, ctx);
+  else map1_blocks(p, st, n, esd, esx, f, ctx);
+}
+
+/* map2_row's strided case, a block at a time (as map1_blocks). */
+static EMBER_NOINLINE void map2_blocks(char **p, const int64_t *st, int64_t n,
+                                       size_t esd, size_t esx, map2_fn f,
+                                       const void *ctx) {
   _Alignas(64) char bd[BLOCK * 8], ba[BLOCK * 8], bb[BLOCK * 8];
   for (int64_t i0 = 0; i0 < n; i0 += BLOCK) {
     int64_t m = n - i0 < BLOCK ? n - i0 : BLOCK;
@@ -102,6 +123,27 @@ static void map2_row(char **p, const int64_t *st, int64_t n, size_t esd,
     f(dc ? d : bd, a, b, m, ctx);
     if (!dc) move_elems(d, st[0], bd, (int64_t)esd, m, esd);
   }
+}
+
+/* One row of a binary map: p[0] the destination, p[1] and p[2] the
+   operands (both esx bytes).  fb, when not NULL, is f for a b that is
+   one value for the whole row (a broadcast scalar, stride 0), as in
+   `x * 2`: it reads b[0] once. */
+static EMBER_ALWAYS_INLINE void map2_row(char **p, const int64_t *st,
+                                         int64_t n, size_t esd, size_t esx,
+                                         map2_fn f, map2_fn fb,
+                                         const void *ctx) {
+  if (st[0] == (int64_t)esd && st[1] == (int64_t)esx) {
+    if (st[2] == (int64_t)esx) {
+      f(p[0], p[1], p[2], n, ctx);
+      return;
+    }
+    if (st[2] == 0 && fb) {
+      fb(p[0], p[1], p[2], n, ctx);
+      return;
+    }
+  }
+  map2_blocks(p, st, n, esd, esx, f, ctx);
 }
 
 /* }====================================================================== */
@@ -385,7 +427,7 @@ static inline double relu(double x) { return x > 0 ? x : (x != x ? x : 0.0); }
 
 /* c->p0, c->p1: clamp's bounds, leaky ReLU's slope (p0), GELU's
    approximation (p0 != 0: tanh) */
-static void unary_f32(void *dv, const void *xv, int64_t n, const void *ctx) {
+static EMBER_SIMD void unary_f32(void *dv, const void *xv, int64_t n, const void *ctx) {
   const unary_ctx *c = ctx;
   float *d = dv;
   const float *x = xv;
@@ -548,13 +590,13 @@ static void unary_row(char **p, const int64_t *st, int64_t n, void *ctx) {
 
 int ember_cpu_unary(ember_unary_op op, ember_tensor *dst,
                     const ember_tensor *src, double p0, double p1) {
-  unary_row_ctx u = {{op, p0, p1}, NULL, ember_dtype_size(src->dtype)};
+  unary_row_ctx u = {{op, p0, p1}, NULL, 0};
   switch (src->dtype) {
-    case EMBER_FLOAT32: u.f = unary_f32; break;
-    case EMBER_FLOAT64: u.f = unary_f64; break;
-    case EMBER_INT32: u.f = unary_i32; break;
-    case EMBER_INT64: u.f = unary_i64; break;
-    default: u.f = unary_u8; break;
+    case EMBER_FLOAT32: u.f = unary_f32; u.es = sizeof(float); break;
+    case EMBER_FLOAT64: u.f = unary_f64; u.es = sizeof(double); break;
+    case EMBER_INT32: u.f = unary_i32; u.es = sizeof(int32_t); break;
+    case EMBER_INT64: u.f = unary_i64; u.es = sizeof(int64_t); break;
+    default: u.f = unary_u8; u.es = 1; break;
   }
   const ember_tensor *ops[2] = {dst, src};
   ember_cpu_iter it;
@@ -569,7 +611,7 @@ int ember_cpu_unary(ember_unary_op op, ember_tensor *dst,
 ** Formulas follow PyTorch's derivatives.yaml, in the tensor's own
 ** precision.
 */
-static void unary_backward_f32(void *dv, const void *gv, const void *sv,
+static EMBER_SIMD void unary_backward_f32(void *dv, const void *gv, const void *sv,
                                int64_t n, const void *ctx) {
   const unary_ctx *c = ctx;
   float *d = dv;
@@ -685,7 +727,7 @@ typedef struct { unary_ctx c; map2_fn f; size_t es; } map2_ctx;
 static void unary_backward_row(char **p, const int64_t *st, int64_t n,
                                void *ctx) {
   const map2_ctx *u = ctx;
-  map2_row(p, st, n, u->es, u->es, u->f, &u->c);
+  map2_row(p, st, n, u->es, u->es, u->f, NULL, &u->c);
 }
 
 int ember_cpu_unary_backward(ember_unary_op op, ember_tensor *dst,
@@ -713,7 +755,7 @@ static inline float minimumf(float a, float b) { return a != a || a < b ? a : b;
 static inline double maximum(double a, double b) { return a != a || a > b ? a : b; }
 static inline double minimum(double a, double b) { return a != a || a < b ? a : b; }
 
-static void binary_f32(void *dv, const void *av, const void *bv, int64_t n,
+static EMBER_SIMD void binary_f32(void *dv, const void *av, const void *bv, int64_t n,
                        const void *ctx) {
   float *d = dv;
   const float *a = av, *b = bv;
@@ -745,9 +787,11 @@ static void binary_f32(void *dv, const void *av, const void *bv, int64_t n,
 }
 
 /* binary_f32 with b one value for the whole row (a broadcast scalar) */
-static void binary_scalar_f32(float *d, const float *a, float b, int64_t n,
-                              ember_binary_op op) {
-  switch (op) {
+static EMBER_SIMD void binary_scalar_f32(void *dv, const void *av, const void *bv,
+                              int64_t n, const void *ctx) {
+  float *d = dv;
+  const float *a = av, b = *(const float *)bv;
+  switch (*(const ember_binary_op *)ctx) {
     case EMBER_ADD:
       _Pragma("omp simd") for (int64_t i = 0; i < n; i++) d[i] = a[i] + b;
       break;
@@ -878,28 +922,25 @@ static void binary_bool(void *dv, const void *av, const void *bv, int64_t n,
     for (int64_t i = 0; i < n; i++) d[i] = a[i] & b[i];
 }
 
-typedef struct { ember_binary_op op; map2_fn f; size_t es; } binary_ctx;
+typedef struct { ember_binary_op op; map2_fn f, fb; size_t es; } binary_ctx;
 
 static void binary_row(char **p, const int64_t *st, int64_t n, void *ctx) {
   const binary_ctx *c = ctx;
-  if (c->f == binary_f32 && st[0] == 4 && st[1] == 4 && st[2] == 0) {
-    binary_scalar_f32((float *)p[0], (const float *)p[1], *(const float *)p[2],
-                      n, c->op);
-    return;
-  }
-  map2_row(p, st, n, c->es, c->es, c->f, &c->op);
+  map2_row(p, st, n, c->es, c->es, c->f, c->fb, &c->op);
 }
 
 int ember_cpu_binary(ember_binary_op op, ember_tensor *dst,
                      const ember_tensor *a, const ember_tensor *b) {
-  binary_ctx c = {op, NULL, ember_dtype_size(a->dtype)};
+  binary_ctx c = {op, NULL, NULL, 0};
   switch (a->dtype) {
-    case EMBER_FLOAT32: c.f = binary_f32; break;
-    case EMBER_FLOAT64: c.f = binary_f64; break;
-    case EMBER_INT32: c.f = binary_i32; break;
-    case EMBER_INT64: c.f = binary_i64; break;
-    case EMBER_UINT8: c.f = binary_u8; break;
-    default: c.f = binary_bool; break;
+    case EMBER_FLOAT32:
+      c.f = binary_f32; c.fb = binary_scalar_f32; c.es = sizeof(float);
+      break;
+    case EMBER_FLOAT64: c.f = binary_f64; c.es = sizeof(double); break;
+    case EMBER_INT32: c.f = binary_i32; c.es = sizeof(int32_t); break;
+    case EMBER_INT64: c.f = binary_i64; c.es = sizeof(int64_t); break;
+    case EMBER_UINT8: c.f = binary_u8; c.es = 1; break;
+    default: c.f = binary_bool; c.es = 1; break;
   }
   const ember_tensor *ops[3] = {dst, a, b};
   ember_cpu_iter it;
@@ -914,7 +955,7 @@ int ember_cpu_binary(ember_binary_op op, ember_tensor *dst,
 ** activations); the others compare through the widest type that holds
 ** them exactly: double for float64, int64 for every integer.
 */
-static void compare_f32(void *dv, const void *av, const void *bv, int64_t n,
+static EMBER_SIMD void compare_f32(void *dv, const void *av, const void *bv, int64_t n,
                         const void *ctx) {
   uint8_t *d = dv;
   const float *a = av, *b = bv;
@@ -925,6 +966,22 @@ static void compare_f32(void *dv, const void *av, const void *bv, int64_t n,
     case EMBER_LE: _Pragma("omp simd") for (int64_t i = 0; i < n; i++) d[i] = a[i] <= b[i]; break;
     case EMBER_GT: _Pragma("omp simd") for (int64_t i = 0; i < n; i++) d[i] = a[i] > b[i]; break;
     case EMBER_GE: _Pragma("omp simd") for (int64_t i = 0; i < n; i++) d[i] = a[i] >= b[i]; break;
+    default: break;
+  }
+}
+
+/* compare_f32 with b one value for the whole row */
+static EMBER_SIMD void compare_scalar_f32(void *dv, const void *av, const void *bv,
+                               int64_t n, const void *ctx) {
+  uint8_t *d = dv;
+  const float *a = av, b = *(const float *)bv;
+  switch (*(const ember_cmp_op *)ctx) {
+    case EMBER_EQ: _Pragma("omp simd") for (int64_t i = 0; i < n; i++) d[i] = a[i] == b; break;
+    case EMBER_NE: _Pragma("omp simd") for (int64_t i = 0; i < n; i++) d[i] = a[i] != b; break;
+    case EMBER_LT: _Pragma("omp simd") for (int64_t i = 0; i < n; i++) d[i] = a[i] < b; break;
+    case EMBER_LE: _Pragma("omp simd") for (int64_t i = 0; i < n; i++) d[i] = a[i] <= b; break;
+    case EMBER_GT: _Pragma("omp simd") for (int64_t i = 0; i < n; i++) d[i] = a[i] > b; break;
+    case EMBER_GE: _Pragma("omp simd") for (int64_t i = 0; i < n; i++) d[i] = a[i] >= b; break;
     default: break;
   }
 }
@@ -985,22 +1042,24 @@ static void compare_u8(void *dv, const void *av, const void *bv, int64_t n,
   for (int64_t i = 0; i < n; i++) d[i] = compare_int_one(op, a[i], b[i]);
 }
 
-typedef struct { ember_cmp_op op; map2_fn f; size_t es; } compare_ctx;
+typedef struct { ember_cmp_op op; map2_fn f, fb; size_t es; } compare_ctx;
 
 static void compare_row(char **p, const int64_t *st, int64_t n, void *ctx) {
   const compare_ctx *c = ctx;
-  map2_row(p, st, n, 1, c->es, c->f, &c->op);
+  map2_row(p, st, n, 1, c->es, c->f, c->fb, &c->op);
 }
 
 int ember_cpu_compare(ember_cmp_op op, ember_tensor *dst,
                       const ember_tensor *a, const ember_tensor *b) {
-  compare_ctx c = {op, NULL, ember_dtype_size(a->dtype)};
+  compare_ctx c = {op, NULL, NULL, 0};
   switch (a->dtype) {
-    case EMBER_FLOAT32: c.f = compare_f32; break;
-    case EMBER_FLOAT64: c.f = compare_f64; break;
-    case EMBER_INT32: c.f = compare_i32; break;
-    case EMBER_INT64: c.f = compare_i64; break;
-    default: c.f = compare_u8; break;
+    case EMBER_FLOAT32:
+      c.f = compare_f32; c.fb = compare_scalar_f32; c.es = sizeof(float);
+      break;
+    case EMBER_FLOAT64: c.f = compare_f64; c.es = sizeof(double); break;
+    case EMBER_INT32: c.f = compare_i32; c.es = sizeof(int32_t); break;
+    case EMBER_INT64: c.f = compare_i64; c.es = sizeof(int64_t); break;
+    default: c.f = compare_u8; c.es = 1; break;
   }
   const ember_tensor *ops[3] = {dst, a, b};
   ember_cpu_iter it;
