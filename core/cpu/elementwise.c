@@ -818,6 +818,55 @@ static EMBER_SIMD void binary_scalar_f32(void *dv, const void *av, const void *b
   }
 }
 
+/* Element i of a float32 row whose elements are s bytes apart. */
+static inline float f32_at(const char *q, int64_t i, int64_t s) {
+  return *(const float *)(q + i * s);
+}
+
+/* binary_f32 over operands with any strides (in bytes): a transposed
+   view, say.  One pass, as gathering them into blocks first would read
+   each strided element into a buffer and then again. */
+static void binary_strided_f32(char **p, const int64_t *st, int64_t n,
+                               ember_binary_op op) {
+  char *d = p[0];
+  const char *a = p[1], *b = p[2];
+  const int64_t sd = st[0], sa = st[1], sb = st[2];
+  switch (op) {
+    case EMBER_ADD:
+      for (int64_t i = 0; i < n; i++) *(float *)(d + i * sd) =
+            f32_at(a, i, sa) + f32_at(b, i, sb);
+      break;
+    case EMBER_SUB:
+      for (int64_t i = 0; i < n; i++) *(float *)(d + i * sd) =
+            f32_at(a, i, sa) - f32_at(b, i, sb);
+      break;
+    case EMBER_MUL:
+      for (int64_t i = 0; i < n; i++) *(float *)(d + i * sd) =
+            f32_at(a, i, sa) * f32_at(b, i, sb);
+      break;
+    case EMBER_DIV:
+      for (int64_t i = 0; i < n; i++) *(float *)(d + i * sd) =
+            f32_at(a, i, sa) / f32_at(b, i, sb);
+      break;
+    case EMBER_POW:
+      for (int64_t i = 0; i < n; i++) {
+        float x = f32_at(a, i, sa), y = f32_at(b, i, sb);
+        *(float *)(d + i * sd) =
+            y == 2.0f ? x * x : powf(x, y);
+      }
+      break;
+    case EMBER_MAXIMUM:
+      for (int64_t i = 0; i < n; i++) *(float *)(d + i * sd) =
+            maximumf(f32_at(a, i, sa), f32_at(b, i, sb));
+      break;
+    case EMBER_MINIMUM:
+      for (int64_t i = 0; i < n; i++) *(float *)(d + i * sd) =
+            minimumf(f32_at(a, i, sa), f32_at(b, i, sb));
+      break;
+    default: break;
+  }
+}
+
 static void binary_f64(void *dv, const void *av, const void *bv, int64_t n,
                        const void *ctx) {
   ember_binary_op op = *(const ember_binary_op *)ctx;
@@ -922,16 +971,25 @@ static void binary_bool(void *dv, const void *av, const void *bv, int64_t n,
     for (int64_t i = 0; i < n; i++) d[i] = a[i] & b[i];
 }
 
-typedef struct { ember_binary_op op; map2_fn f, fb; size_t es; } binary_ctx;
+typedef struct {
+  ember_binary_op op;
+  ember_dtype dt;
+  map2_fn f, fb;
+  size_t es;
+} binary_ctx;
 
 static void binary_row(char **p, const int64_t *st, int64_t n, void *ctx) {
   const binary_ctx *c = ctx;
-  map2_row(p, st, n, c->es, c->es, c->f, c->fb, &c->op);
+  if (c->dt == EMBER_FLOAT32 && (st[0] != 4 || st[1] != 4 ||
+                                 (st[2] != 4 && st[2] != 0)))
+    binary_strided_f32(p, st, n, c->op);
+  else
+    map2_row(p, st, n, c->es, c->es, c->f, c->fb, &c->op);
 }
 
 int ember_cpu_binary(ember_binary_op op, ember_tensor *dst,
                      const ember_tensor *a, const ember_tensor *b) {
-  binary_ctx c = {op, NULL, NULL, 0};
+  binary_ctx c = {op, a->dtype, NULL, NULL, 0};
   switch (a->dtype) {
     case EMBER_FLOAT32:
       c.f = binary_f32; c.fb = binary_scalar_f32; c.es = sizeof(float);
