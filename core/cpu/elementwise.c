@@ -425,6 +425,11 @@ static inline double clamp(double x, double lo, double hi) {
 static inline float reluf(float x) { return x > 0 ? x : (x != x ? x : 0.0f); }
 static inline double relu(double x) { return x > 0 ? x : (x != x ? x : 0.0); }
 
+/* Element i of a float32 row whose elements are s bytes apart. */
+static inline float f32_at(const char *q, int64_t i, int64_t s) {
+  return *(const float *)(q + i * s);
+}
+
 /* c->p0, c->p1: clamp's bounds, leaky ReLU's slope (p0), GELU's
    approximation (p0 != 0: tanh) */
 static EMBER_SIMD void unary_f32(void *dv, const void *xv, int64_t n, const void *ctx) {
@@ -581,16 +586,54 @@ static void unary_u8(void *dv, const void *xv, int64_t n, const void *ctx) {
   }
 }
 
-typedef struct { unary_ctx c; map1_fn f; size_t es; } unary_row_ctx;
+/* unary_f32 of one element: the same formulas, for strided rows */
+static inline float unary_one_f32(const unary_ctx *c, float x, float lo,
+                                  float hi) {
+  switch (c->op) {
+    case EMBER_NEG: return -x;
+    case EMBER_ABS: return fabsf(x);
+    case EMBER_EXP: return expf(x);
+    case EMBER_LOG: return logf(x);
+    case EMBER_SQRT: return sqrtf(x);
+    case EMBER_SIN: return sinf(x);
+    case EMBER_COS: return cosf(x);
+    case EMBER_TANH: return tanhf(x);
+    case EMBER_SIGMOID: return sigmoidf(x);
+    case EMBER_RELU: return reluf(x);
+    case EMBER_CLAMP: return clampf(x, lo, hi);
+    case EMBER_ERF: return erff(x);
+    case EMBER_LOG1P: return log1pf(x);
+    case EMBER_EXPM1: return expm1f(x);
+    case EMBER_GELU:
+      return c->p0 != 0 ? gelu_tanhf(x) : 0.5f * x * (1.0f + erff(x * (float)SQRT1_2));
+    default: return x > 0 ? x : x * lo;           /* EMBER_LEAKY_RELU */
+  }
+}
+
+/* unary_f32 over a row with other strides (a transposed view), in one
+   pass: gathering it into blocks first would read each strided element
+   into a buffer and then again. */
+static void unary_strided_f32(char **p, const int64_t *st, int64_t n,
+                              const unary_ctx *c) {
+  const float lo = (float)c->p0, hi = (float)c->p1;
+  if ((unsigned)c->op >= EMBER_NUNARY) return;    /* as unary_f32: nothing */
+  for (int64_t i = 0; i < n; i++)
+    *(float *)(p[0] + i * st[0]) = unary_one_f32(c, f32_at(p[1], i, st[1]), lo, hi);
+}
+
+typedef struct { unary_ctx c; ember_dtype dt; map1_fn f; size_t es; } unary_row_ctx;
 
 static void unary_row(char **p, const int64_t *st, int64_t n, void *ctx) {
   const unary_row_ctx *u = ctx;
-  map1_row(p, st, n, u->es, u->es, u->f, &u->c);
+  if (u->dt == EMBER_FLOAT32 && (st[0] != 4 || st[1] != 4))
+    unary_strided_f32(p, st, n, &u->c);
+  else
+    map1_row(p, st, n, u->es, u->es, u->f, &u->c);
 }
 
 int ember_cpu_unary(ember_unary_op op, ember_tensor *dst,
                     const ember_tensor *src, double p0, double p1) {
-  unary_row_ctx u = {{op, p0, p1}, NULL, 0};
+  unary_row_ctx u = {{op, p0, p1}, src->dtype, NULL, 0};
   switch (src->dtype) {
     case EMBER_FLOAT32: u.f = unary_f32; u.es = sizeof(float); break;
     case EMBER_FLOAT64: u.f = unary_f64; u.es = sizeof(double); break;
@@ -816,11 +859,6 @@ static EMBER_SIMD void binary_scalar_f32(void *dv, const void *av, const void *b
       break;
     default: break;
   }
-}
-
-/* Element i of a float32 row whose elements are s bytes apart. */
-static inline float f32_at(const char *q, int64_t i, int64_t s) {
-  return *(const float *)(q + i * s);
 }
 
 /* binary_f32 over operands with any strides (in bytes): a transposed
