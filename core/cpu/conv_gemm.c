@@ -37,9 +37,8 @@
 ** and BLAS threads each GEMM, so the two never nest (core/threads.c).
 **
 ** Scratch comes from one block kept between calls (ember_cpu_block_get,
-** shared with the direct path), so a
-** training step does not map, fault in and unmap megabytes of fresh
-** memory for every convolution.
+** shared with the direct path), so a training step does not map, fault in
+** and unmap megabytes of fresh memory for every convolution.
 */
 #include <cblas.h>
 #include <limits.h>
