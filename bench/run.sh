@@ -97,7 +97,7 @@ OMP_NUM_THREADS=$threads
 export EMBER_NUM_THREADS OPENBLAS_NUM_THREADS OMP_NUM_THREADS
 PY=${BENCH_PYTHON:-/usr/bin/python3}   # the Debian python3-torch lives here
 
-# The GEMMs of core/cpu/conv.c (im2col + GEMM) for the DESIGN.md network at
+# The GEMMs of core/cpu/conv_gemm.c (im2col + GEMM) for the DESIGN.md network at
 # batch 32 with 2 threads, as M x N x K and whether A, B are stored
 # transposed.  With K = C*KH*KW and P = OH*OW, the threads split the batch
 # in units of B images whose col [K, B*P] stays within 1 MiB (balanced
@@ -107,7 +107,7 @@ PY=${BENCH_PYTHON:-/usr/bin/python3}   # the Debian python3-torch lives here
 #   input     gcol [K, BP]  = W^T x gY [O, BP]                 (TN)
 # conv2 32->64 on 13x13 (K 288, P 121, units of 6 images), conv3 64->64 on
 # 5x5 (K 576, P 9, units of 16).  conv1 (1->32, K 9) takes the direct path
-# (no GEMM), and its input needs no gradient.  conv.c calls Ember's own
+# (no GEMM), and its input needs no gradient.  conv_gemm.c calls Ember's own
 # AVX-512 kernels (matmul.c) for these; the rows time them through
 # a:matmul(b), which takes those kernels for K <= 256 and OpenBLAS above.
 CONV_GEMMS="conv2.fwd=64x726x288:NN conv2.gW=288x64x726:NN conv2.gx=288x726x64:TN
@@ -515,7 +515,7 @@ awk -v torch="$torch" -v threads="$threads" -v rounds="$rounds" -v erounds="$ero
         row(sprintf("%-9s %s", kv[1], kv[2]), "mme" kv[2], "mmp" kv[2], 0.95, "hi")
       }
       printf "  (ratio = Ember GFLOP/s / OpenBLAS GFLOP/s: higher is better; conv rows: M x N x K and\n"
-      printf "   whether A, B are transposed, the GEMMs core/cpu/conv.c issues for the CNN at batch 32,\n"
+      printf "   whether A, B are transposed, the GEMMs core/cpu/conv_gemm.c issues for the CNN at batch 32,\n"
       printf "   2 threads; a:matmul(b) takes Ember AVX-512 kernels for K <= 256, OpenBLAS above;\n"
       printf "   OpenBLAS as the environment sets it up: OPENBLAS_CORETYPE=%s)\n", coretype
     }

@@ -51,13 +51,22 @@ void ember_cpu_iter_run(const ember_cpu_iter *it, ember_cpu_row_fn fn,
 #define EMBER_SIMD
 #endif
 
+/* EMBER_ALWAYS_INLINE: a loop helper called with constant options, to be
+   compiled into each caller (and each of its EMBER_SIMD clones) with those
+   options folded in.  EMBER_NOINLINE: a cold path kept out of its hot
+   caller (its stack frame, say). */
+#if defined(__GNUC__) || defined(__clang__)
+#define EMBER_ALWAYS_INLINE inline __attribute__((always_inline))
+#define EMBER_NOINLINE __attribute__((noinline))
+#else
+#define EMBER_ALWAYS_INLINE inline
+#define EMBER_NOINLINE
+#endif
+
 /* Threads for Ember's own loops (threads.c). */
 int ember_cpu_threads(void);
 /* Below this many elements a loop runs on one thread. */
 #define EMBER_CPU_PARALLEL_MIN 32768
-
-/* Philox-4x32-10 (random.c) */
-void ember_philox(uint64_t key, uint64_t counter, uint32_t out[4]);
 
 /* The kernels of the table (backend.c), one file per concern. */
 int ember_cpu_copy(ember_tensor *dst, const ember_tensor *src);
@@ -108,7 +117,7 @@ int ember_cpu_adagrad_step(ember_tensor *p, const ember_tensor *g,
 void ember_cpu_sgemm(int ta, int tb, int64_t M, int64_t N, int64_t K,
                      const float *A, int64_t lda, const float *B, int64_t ldb,
                      int accumulate, float *C, int64_t ldc, int threads);
-/* conv.c */
+/* conv_gemm.c (the entry points; conv.h: the two paths inside) */
 int ember_cpu_conv2d(ember_tensor *y, const ember_tensor *x,
                      const ember_tensor *w, const ember_tensor *b,
                      const ember_conv2d_geom *g);

@@ -2,60 +2,151 @@
 ** elementwise.c -- CPU kernels that map elements to elements: copy with
 ** conversion, fill, arange, unary and binary math, comparisons, where.
 **
-** One row function per (kernel, dtype); the op is a `switch` outside the
-** loop so each loop body is a single expression the compiler vectorises.
-** ROW2/ROW3 expand to the loop over one row: a unit-stride version and a
-** general strided one (the iterator hands us the strides in bytes).
-** Integer arithmetic goes through unsigned types so overflow wraps instead
-** of being undefined.
+** Each (kernel, dtype) pair is a plain function over contiguous arrays,
+** `d[i] = f(x[i])` or `d[i] = f(a[i], b[i])`, with the op chosen by a
+** `switch` outside the loops, so each loop body is one expression the
+** compiler vectorises.  The float32 kernels are the fast ones; float64
+** runs the same formulas and is the reference they are checked against.
+** A row the iterator hands us with other strides (a transposed view, a
+** broadcast operand of stride 0) goes through the same kernel a block at
+** a time: its operands are gathered into small buffers and the result
+** scattered back (map1_row, map2_row).  float32 binary ops and
+** comparisons keep a kernel of their own for a broadcast scalar b, as in
+** `x * 2` or `x:gt(0)`.
+**
+** The float32 kernels carry EMBER_SIMD (cpu.h: compiled for AVX-512,
+** AVX2 and the baseline, the best picked at load time; the same bits from
+** each) and their loops `omp simd`: GCC's -O2 cost model otherwise leaves
+** a select like ReLU's NaN-keeping one scalar.  The kernels take no
+** `restrict`: an op may run in place (d == x).  Integer arithmetic goes
+** through unsigned types so overflow wraps instead of being undefined.
 */
 #include <math.h>
 #include <string.h>
 
 #include "cpu.h"
 
-/* dst = EXPR(x) over one row; x is the source element of type TS */
-#define ROW2(TD, TS, EXPR)                                                   \
-  do {                                                                       \
-    if (st[0] == (int64_t)sizeof(TD) && st[1] == (int64_t)sizeof(TS)) {    \
-      TD *d_ = (TD *)p[0];                                                   \
-      const TS *s_ = (const TS *)p[1];                                       \
-      _Pragma("omp simd")                                                    \
-      for (int64_t i = 0; i < n; i++) { TS x = s_[i]; d_[i] = (TD)(EXPR); }  \
-    } else {                                                                 \
-      for (int64_t i = 0; i < n; i++) {                                      \
-        TS x = *(const TS *)(p[1] + i * st[1]);                              \
-        *(TD *)(p[0] + i * st[0]) = (TD)(EXPR);                              \
-      }                                                                      \
-    }                                                                        \
-  } while (0)
+/* {======================================================================
+** Rows: contiguous, or a block at a time through buffers
+** ======================================================================= */
 
-/* dst = EXPR(a, b) over one row; b may be a broadcast scalar (stride 0).
-   The contiguous loops are `omp simd`: GCC's -O2 cost model leaves a
-   select like ReLU's NaN-keeping one scalar otherwise (17% of a CNN step). */
-#define ROW3(TD, T, EXPR)                                                    \
-  do {                                                                       \
-    if (st[0] == (int64_t)sizeof(TD) && st[1] == (int64_t)sizeof(T) &&       \
-        st[2] == (int64_t)sizeof(T)) {                                       \
-      TD *d_ = (TD *)p[0];                                                   \
-      const T *a_ = (const T *)p[1], *b_ = (const T *)p[2];                  \
-      _Pragma("omp simd")                                                    \
-      for (int64_t i = 0; i < n; i++) { T a = a_[i], b = b_[i]; d_[i] = (TD)(EXPR); } \
-    } else if (st[0] == (int64_t)sizeof(TD) && st[1] == (int64_t)sizeof(T) && \
-               st[2] == 0) {                                                 \
-      TD *d_ = (TD *)p[0];                                                   \
-      const T *a_ = (const T *)p[1];                                         \
-      const T b = *(const T *)p[2];                                          \
-      _Pragma("omp simd")                                                    \
-      for (int64_t i = 0; i < n; i++) { T a = a_[i]; d_[i] = (TD)(EXPR); }   \
-    } else {                                                                 \
-      for (int64_t i = 0; i < n; i++) {                                      \
-        T a = *(const T *)(p[1] + i * st[1]);                                \
-        T b = *(const T *)(p[2] + i * st[2]);                                \
-        *(TD *)(p[0] + i * st[0]) = (TD)(EXPR);                              \
-      }                                                                      \
-    }                                                                        \
-  } while (0)
+/* Elements per block of a strided row: 2 KiB of float64 per operand. */
+#define BLOCK 256
+
+/* d[0..n) = f(x[0..n)), contiguous; ctx is the kernel's parameters. */
+typedef void (*map1_fn)(void *d, const void *x, int64_t n, const void *ctx);
+/* d[0..n) = f(a[0..n), b[0..n)), contiguous. */
+typedef void (*map2_fn)(void *d, const void *a, const void *b, int64_t n,
+                        const void *ctx);
+
+/* n elements of es bytes (1, 4 or 8) from src, ss bytes apart, to dst, ds
+   bytes apart; a stride of 0 repeats one element. */
+static void move_elems(char *dst, int64_t ds, const char *src, int64_t ss,
+                       int64_t n, size_t es) {
+  if (ss == 0 && ds == (int64_t)es) {        /* a broadcast value: a fill */
+    switch (es) {
+      case 1: memset(dst, *(const uint8_t *)src, (size_t)n); return;
+      case 4: {
+        uint32_t v = *(const uint32_t *)src, *d = (uint32_t *)dst;
+        for (int64_t i = 0; i < n; i++) d[i] = v;
+        return;
+      }
+      default: {
+        uint64_t v = *(const uint64_t *)src, *d = (uint64_t *)dst;
+        for (int64_t i = 0; i < n; i++) d[i] = v;
+        return;
+      }
+    }
+  }
+  switch (es) {
+    case 1:
+      for (int64_t i = 0; i < n; i++)
+        *(uint8_t *)(dst + i * ds) = *(const uint8_t *)(src + i * ss);
+      break;
+    case 4:
+      for (int64_t i = 0; i < n; i++)
+        *(uint32_t *)(dst + i * ds) = *(const uint32_t *)(src + i * ss);
+      break;
+    default:
+      for (int64_t i = 0; i < n; i++)
+        *(uint64_t *)(dst + i * ds) = *(const uint64_t *)(src + i * ss);
+      break;
+  }
+}
+
+/* Operand block: the row's own elements when they are contiguous, else a
+   copy in buf. */
+static const void *in_block(char *buf, const char *p, int64_t st, int64_t n,
+                            size_t es) {
+  if (st == (int64_t)es) return p;
+  move_elems(buf, (int64_t)es, p, st, n, es);
+  return buf;
+}
+
+/* map1_row's strided case, a block at a time.  A function of its own
+   (never inlined), so that the contiguous case, which every small op
+   takes, does not set up these buffers' stack frame. */
+static EMBER_NOINLINE void map1_blocks(char **p, const int64_t *st, int64_t n,
+                                       size_t esd, size_t esx, map1_fn f,
+                                       const void *ctx) {
+  _Alignas(64) char bd[BLOCK * 8], bx[BLOCK * 8];
+  for (int64_t i0 = 0; i0 < n; i0 += BLOCK) {
+    int64_t m = n - i0 < BLOCK ? n - i0 : BLOCK;
+    char *d = p[0] + i0 * st[0];
+    const void *x = in_block(bx, p[1] + i0 * st[1], st[1], m, esx);
+    int dc = st[0] == (int64_t)esd;
+    f(dc ? d : bd, x, m, ctx);
+    if (!dc) move_elems(d, st[0], bd, (int64_t)esd, m, esd);
+  }
+}
+
+/* One row of a unary map: p[0] the destination (elements esd bytes), p[1]
+   the source (esx bytes), st their strides in bytes. */
+static EMBER_ALWAYS_INLINE void map1_row(char **p, const int64_t *st,
+                                         int64_t n, size_t esd, size_t esx,
+                                         map1_fn f, const void *ctx) {
+  if (st[0] == (int64_t)esd && st[1] == (int64_t)esx) f(p[0], p[1], n, ctx);
+  else map1_blocks(p, st, n, esd, esx, f, ctx);
+}
+
+/* map2_row's strided case, a block at a time (as map1_blocks). */
+static EMBER_NOINLINE void map2_blocks(char **p, const int64_t *st, int64_t n,
+                                       size_t esd, size_t esx, map2_fn f,
+                                       const void *ctx) {
+  _Alignas(64) char bd[BLOCK * 8], ba[BLOCK * 8], bb[BLOCK * 8];
+  for (int64_t i0 = 0; i0 < n; i0 += BLOCK) {
+    int64_t m = n - i0 < BLOCK ? n - i0 : BLOCK;
+    char *d = p[0] + i0 * st[0];
+    const void *a = in_block(ba, p[1] + i0 * st[1], st[1], m, esx);
+    const void *b = in_block(bb, p[2] + i0 * st[2], st[2], m, esx);
+    int dc = st[0] == (int64_t)esd;
+    f(dc ? d : bd, a, b, m, ctx);
+    if (!dc) move_elems(d, st[0], bd, (int64_t)esd, m, esd);
+  }
+}
+
+/* One row of a binary map: p[0] the destination, p[1] and p[2] the
+   operands (both esx bytes).  fb, when not NULL, is f for a b that is
+   one value for the whole row (a broadcast scalar, stride 0), as in
+   `x * 2`: it reads b[0] once. */
+static EMBER_ALWAYS_INLINE void map2_row(char **p, const int64_t *st,
+                                         int64_t n, size_t esd, size_t esx,
+                                         map2_fn f, map2_fn fb,
+                                         const void *ctx) {
+  if (st[0] == (int64_t)esd && st[1] == (int64_t)esx) {
+    if (st[2] == (int64_t)esx) {
+      f(p[0], p[1], p[2], n, ctx);
+      return;
+    }
+    if (st[2] == 0 && fb) {
+      fb(p[0], p[1], p[2], n, ctx);
+      return;
+    }
+  }
+  map2_blocks(p, st, n, esd, esx, f, ctx);
+}
+
+/* }====================================================================== */
 
 /* {======================================================================
 ** Conversions (copy)
@@ -81,34 +172,130 @@ static inline uint8_t sat_u8(double x) {
 }
 
 /* integer to integer: keep the low bits, as C's unsigned conversions do */
-static inline int64_t wrap_i64(int64_t x) { return x; }
 static inline int32_t wrap_i32(int64_t x) { return (int32_t)(uint32_t)(uint64_t)x; }
 static inline uint8_t wrap_u8(int64_t x) { return (uint8_t)(uint64_t)x; }
 
-#define CONV_I64(x) _Generic((x), float: sat_i64, double: sat_i64, default: wrap_i64)(x)
-#define CONV_I32(x) _Generic((x), float: sat_i32, double: sat_i32, default: wrap_i32)(x)
-#define CONV_U8(x) _Generic((x), float: sat_u8, double: sat_u8, default: wrap_u8)(x)
+/*
+** A conversion passes through one of two exact intermediates: a float
+** source is read as double (float32 widens exactly), an integer source
+** as int64.  The destination then converts once from the intermediate:
+** floats saturate into integers, integers wrap, and an int64 is rounded
+** to float32 directly (through double it would be rounded twice).
+*/
+static int is_float(ember_dtype dt) {
+  return dt == EMBER_FLOAT32 || dt == EMBER_FLOAT64;
+}
 
-/* one row function per destination dtype, switching on the source dtype */
-#define DEFINE_COPY_ROW(NAME, TD, CONV)                                      \
-  static void NAME(char **p, const int64_t *st, int64_t n, void *ctx) {      \
-    switch (*(ember_dtype *)ctx) {                                           \
-      case EMBER_FLOAT32: ROW2(TD, float, CONV(x)); break;                   \
-      case EMBER_FLOAT64: ROW2(TD, double, CONV(x)); break;                  \
-      case EMBER_INT32: ROW2(TD, int32_t, CONV(x)); break;                   \
-      case EMBER_INT64: ROW2(TD, int64_t, CONV(x)); break;                   \
-      default: ROW2(TD, uint8_t, CONV(x)); break;                            \
-    }                                                                        \
+/* n source elements of dtype dt into the intermediate buf */
+static void to_wide(void *buf, const void *src, int64_t n, ember_dtype dt) {
+  double *f = buf;
+  int64_t *k = buf;
+  switch (dt) {
+    case EMBER_FLOAT32:
+      for (int64_t i = 0; i < n; i++) f[i] = ((const float *)src)[i];
+      break;
+    case EMBER_FLOAT64:
+      memcpy(f, src, (size_t)n * sizeof(double));
+      break;
+    case EMBER_INT32:
+      for (int64_t i = 0; i < n; i++) k[i] = ((const int32_t *)src)[i];
+      break;
+    case EMBER_INT64:
+      memcpy(k, src, (size_t)n * sizeof(int64_t));
+      break;
+    default:                                   /* uint8 and bool */
+      for (int64_t i = 0; i < n; i++) k[i] = ((const uint8_t *)src)[i];
+      break;
   }
+}
 
-#define CONV_F(x) (x)
-#define CONV_BOOL(x) ((x) != 0)
-DEFINE_COPY_ROW(copy_to_f32, float, CONV_F)
-DEFINE_COPY_ROW(copy_to_f64, double, CONV_F)
-DEFINE_COPY_ROW(copy_to_i32, int32_t, CONV_I32)
-DEFINE_COPY_ROW(copy_to_i64, int64_t, CONV_I64)
-DEFINE_COPY_ROW(copy_to_u8, uint8_t, CONV_U8)
-DEFINE_COPY_ROW(copy_to_bool, uint8_t, CONV_BOOL)
+/* n doubles into dst of dtype dt */
+static void from_double(void *dst, const double *f, int64_t n, ember_dtype dt) {
+  switch (dt) {
+    case EMBER_FLOAT32:
+      for (int64_t i = 0; i < n; i++) ((float *)dst)[i] = (float)f[i];
+      break;
+    case EMBER_FLOAT64:
+      memcpy(dst, f, (size_t)n * sizeof(double));
+      break;
+    case EMBER_INT32:
+      for (int64_t i = 0; i < n; i++) ((int32_t *)dst)[i] = sat_i32(f[i]);
+      break;
+    case EMBER_INT64:
+      for (int64_t i = 0; i < n; i++) ((int64_t *)dst)[i] = sat_i64(f[i]);
+      break;
+    case EMBER_UINT8:
+      for (int64_t i = 0; i < n; i++) ((uint8_t *)dst)[i] = sat_u8(f[i]);
+      break;
+    default:
+      for (int64_t i = 0; i < n; i++) ((uint8_t *)dst)[i] = f[i] != 0;
+      break;
+  }
+}
+
+/* n int64s into dst of dtype dt */
+static void from_int64(void *dst, const int64_t *k, int64_t n, ember_dtype dt) {
+  switch (dt) {
+    case EMBER_FLOAT32:
+      for (int64_t i = 0; i < n; i++) ((float *)dst)[i] = (float)k[i];
+      break;
+    case EMBER_FLOAT64:
+      for (int64_t i = 0; i < n; i++) ((double *)dst)[i] = (double)k[i];
+      break;
+    case EMBER_INT32:
+      for (int64_t i = 0; i < n; i++) ((int32_t *)dst)[i] = wrap_i32(k[i]);
+      break;
+    case EMBER_INT64:
+      memcpy(dst, k, (size_t)n * sizeof(int64_t));
+      break;
+    case EMBER_UINT8:
+      for (int64_t i = 0; i < n; i++) ((uint8_t *)dst)[i] = wrap_u8(k[i]);
+      break;
+    default:
+      for (int64_t i = 0; i < n; i++) ((uint8_t *)dst)[i] = k[i] != 0;
+      break;
+  }
+}
+
+/* The two float conversions people make in bulk, a loop each. */
+static void f32_from_f64(float *d, const double *s, int64_t n) {
+  #pragma omp simd
+  for (int64_t i = 0; i < n; i++) d[i] = (float)s[i];
+}
+static void f64_from_f32(double *d, const float *s, int64_t n) {
+  #pragma omp simd
+  for (int64_t i = 0; i < n; i++) d[i] = s[i];
+}
+
+typedef struct { ember_dtype dst, src; } convert_ctx;
+
+/* d (dtype c->dst) = s (dtype c->src), contiguous, a block at a time */
+static void convert(void *d, const void *s, int64_t n, const void *ctx) {
+  const convert_ctx *c = ctx;
+  if (c->dst == EMBER_FLOAT32 && c->src == EMBER_FLOAT64) {
+    f32_from_f64(d, s, n);
+    return;
+  }
+  if (c->dst == EMBER_FLOAT64 && c->src == EMBER_FLOAT32) {
+    f64_from_f32(d, s, n);
+    return;
+  }
+  size_t esd = ember_dtype_size(c->dst), ess = ember_dtype_size(c->src);
+  _Alignas(64) char wide[BLOCK * 8];
+  for (int64_t i0 = 0; i0 < n; i0 += BLOCK) {
+    int64_t m = n - i0 < BLOCK ? n - i0 : BLOCK;
+    char *dp = (char *)d + i0 * (int64_t)esd;
+    to_wide(wide, (const char *)s + i0 * (int64_t)ess, m, c->src);
+    if (is_float(c->src)) from_double(dp, (const double *)wide, m, c->dst);
+    else from_int64(dp, (const int64_t *)wide, m, c->dst);
+  }
+}
+
+static void convert_row(char **p, const int64_t *st, int64_t n, void *ctx) {
+  const convert_ctx *c = ctx;
+  map1_row(p, st, n, ember_dtype_size(c->dst), ember_dtype_size(c->src),
+           convert, ctx);
+}
 
 /* same dtype: a plain byte copy per element size */
 static void copy_same(char **p, const int64_t *st, int64_t n, void *ctx) {
@@ -117,11 +304,7 @@ static void copy_same(char **p, const int64_t *st, int64_t n, void *ctx) {
     memmove(p[0], p[1], (size_t)n * es);
     return;
   }
-  switch (es) {
-    case 1: ROW2(uint8_t, uint8_t, x); break;
-    case 4: ROW2(uint32_t, uint32_t, x); break;
-    default: ROW2(uint64_t, uint64_t, x); break;
-  }
+  move_elems(p[0], st[0], p[1], st[1], n, es);
 }
 
 int ember_cpu_copy(ember_tensor *dst, const ember_tensor *src) {
@@ -133,11 +316,8 @@ int ember_cpu_copy(ember_tensor *dst, const ember_tensor *src) {
     ember_cpu_iter_run(&it, copy_same, &es);
     return 0;
   }
-  static const ember_cpu_row_fn fns[EMBER_NDTYPES] = {
-    copy_to_f32, copy_to_f64, copy_to_i32, copy_to_i64, copy_to_u8, copy_to_bool,
-  };
-  ember_dtype sdt = src->dtype;
-  ember_cpu_iter_run(&it, fns[dst->dtype], &sdt);
+  convert_ctx c = {dst->dtype, src->dtype};
+  ember_cpu_iter_run(&it, convert_row, &c);
   return 0;
 }
 
@@ -147,27 +327,47 @@ int ember_cpu_copy(ember_tensor *dst, const ember_tensor *src) {
 ** fill and arange
 ** ======================================================================= */
 
-typedef struct { double v; int64_t iv; ember_dtype dt; } fill_ctx;
+/* The fill value as the destination's bytes (es of them). */
+typedef struct { _Alignas(8) unsigned char bytes[8]; size_t es; } fill_ctx;
 
 static void fill_row(char **p, const int64_t *st, int64_t n, void *ctx) {
   const fill_ctx *c = ctx;
-  int64_t s = st[0];
-#define FILL(T, V) do { T v_ = (T)(V); \
-    if (s == (int64_t)sizeof(T)) { T *d_ = (T *)p[0]; for (int64_t i = 0; i < n; i++) d_[i] = v_; } \
-    else for (int64_t i = 0; i < n; i++) *(T *)(p[0] + i * s) = v_; } while (0)
-  switch (c->dt) {
-    case EMBER_FLOAT32: FILL(float, c->v); break;
-    case EMBER_FLOAT64: FILL(double, c->v); break;
-    case EMBER_INT32: FILL(int32_t, (int32_t)c->iv); break;
-    case EMBER_INT64: FILL(int64_t, c->iv); break;
-    case EMBER_UINT8: FILL(uint8_t, (uint8_t)c->iv); break;
-    default: FILL(uint8_t, c->v != 0); break;
+  if (st[0] != (int64_t)c->es) {
+    move_elems(p[0], st[0], (const char *)c->bytes, 0, n, c->es);
+    return;
   }
-#undef FILL
+  switch (c->es) {
+    case 1:
+      memset(p[0], c->bytes[0], (size_t)n);
+      break;
+    case 4: {
+      uint32_t v, *d = (uint32_t *)p[0];
+      memcpy(&v, c->bytes, sizeof v);
+      for (int64_t i = 0; i < n; i++) d[i] = v;
+      break;
+    }
+    default: {
+      uint64_t v, *d = (uint64_t *)p[0];
+      memcpy(&v, c->bytes, sizeof v);
+      for (int64_t i = 0; i < n; i++) d[i] = v;
+      break;
+    }
+  }
 }
 
 int ember_cpu_fill(ember_tensor *dst, double value, int64_t ivalue) {
-  fill_ctx c = {value, ivalue, dst->dtype};
+  fill_ctx c = {{0}, ember_dtype_size(dst->dtype)};
+  float f = (float)value;
+  int32_t i32 = (int32_t)ivalue;
+  uint8_t u8 = (uint8_t)ivalue, b = value != 0;
+  switch (dst->dtype) {
+    case EMBER_FLOAT32: memcpy(c.bytes, &f, sizeof f); break;
+    case EMBER_FLOAT64: memcpy(c.bytes, &value, sizeof value); break;
+    case EMBER_INT32: memcpy(c.bytes, &i32, sizeof i32); break;
+    case EMBER_INT64: memcpy(c.bytes, &ivalue, sizeof ivalue); break;
+    case EMBER_UINT8: memcpy(c.bytes, &u8, sizeof u8); break;
+    default: memcpy(c.bytes, &b, sizeof b); break;
+  }
   const ember_tensor *ops[1] = {dst};
   ember_cpu_iter it;
   ember_cpu_iter_init(&it, 1, ops);
@@ -215,150 +415,374 @@ static inline double gelu_tanh(double x) {
   return 0.5 * x * (1.0 + tanh(GELU_BETA * (x + GELU_KAPPA * x * x * x)));
 }
 
-/* clamp that lets NaN through, as PyTorch does */
-#define CLAMP(x, lo, hi) ((x) != (x) ? (x) : (x) < (lo) ? (lo) : (x) > (hi) ? (hi) : (x))
+/* clamp and ReLU let NaN through, as PyTorch's do */
+static inline float clampf(float x, float lo, float hi) {
+  return x != x ? x : x < lo ? lo : x > hi ? hi : x;
+}
+static inline double clamp(double x, double lo, double hi) {
+  return x != x ? x : x < lo ? lo : x > hi ? hi : x;
+}
+static inline float reluf(float x) { return x > 0 ? x : (x != x ? x : 0.0f); }
+static inline double relu(double x) { return x > 0 ? x : (x != x ? x : 0.0); }
 
-static void unary_f32(char **p, const int64_t *st, int64_t n, void *ctx) {
+/* Element i of a float32 row whose elements are s bytes apart. */
+static inline float f32_at(const char *q, int64_t i, int64_t s) {
+  return *(const float *)(q + i * s);
+}
+
+/* c->p0, c->p1: clamp's bounds, leaky ReLU's slope (p0), GELU's
+   approximation (p0 != 0: tanh) */
+static EMBER_SIMD void unary_f32(void *dv, const void *xv, int64_t n, const void *ctx) {
   const unary_ctx *c = ctx;
+  float *d = dv;
+  const float *x = xv;
   const float lo = (float)c->p0, hi = (float)c->p1;
   switch (c->op) {
-    case EMBER_NEG: ROW2(float, float, -x); break;
-    case EMBER_ABS: ROW2(float, float, fabsf(x)); break;
-    case EMBER_EXP: ROW2(float, float, expf(x)); break;
-    case EMBER_LOG: ROW2(float, float, logf(x)); break;
-    case EMBER_SQRT: ROW2(float, float, sqrtf(x)); break;
-    case EMBER_SIN: ROW2(float, float, sinf(x)); break;
-    case EMBER_COS: ROW2(float, float, cosf(x)); break;
-    case EMBER_TANH: ROW2(float, float, tanhf(x)); break;
-    case EMBER_SIGMOID: ROW2(float, float, sigmoidf(x)); break;
-    case EMBER_RELU: ROW2(float, float, x > 0 ? x : (x != x ? x : 0.0f)); break;
-    case EMBER_CLAMP: ROW2(float, float, CLAMP(x, lo, hi)); break;
-    case EMBER_ERF: ROW2(float, float, erff(x)); break;
-    case EMBER_LOG1P: ROW2(float, float, log1pf(x)); break;
-    case EMBER_EXPM1: ROW2(float, float, expm1f(x)); break;
-    case EMBER_GELU:
-      if (c->p0 != 0) ROW2(float, float, gelu_tanhf(x));
-      else ROW2(float, float, 0.5f * x * (1.0f + erff(x * (float)SQRT1_2)));
+    case EMBER_NEG:
+      _Pragma("omp simd") for (int64_t i = 0; i < n; i++) d[i] = -x[i];
       break;
-    case EMBER_LEAKY_RELU: ROW2(float, float, x > 0 ? x : x * lo); break;
+    case EMBER_ABS:
+      _Pragma("omp simd") for (int64_t i = 0; i < n; i++) d[i] = fabsf(x[i]);
+      break;
+    case EMBER_EXP:
+      _Pragma("omp simd") for (int64_t i = 0; i < n; i++) d[i] = expf(x[i]);
+      break;
+    case EMBER_LOG:
+      _Pragma("omp simd") for (int64_t i = 0; i < n; i++) d[i] = logf(x[i]);
+      break;
+    case EMBER_SQRT:
+      _Pragma("omp simd") for (int64_t i = 0; i < n; i++) d[i] = sqrtf(x[i]);
+      break;
+    case EMBER_SIN:
+      _Pragma("omp simd") for (int64_t i = 0; i < n; i++) d[i] = sinf(x[i]);
+      break;
+    case EMBER_COS:
+      _Pragma("omp simd") for (int64_t i = 0; i < n; i++) d[i] = cosf(x[i]);
+      break;
+    case EMBER_TANH:
+      _Pragma("omp simd") for (int64_t i = 0; i < n; i++) d[i] = tanhf(x[i]);
+      break;
+    case EMBER_SIGMOID:
+      _Pragma("omp simd") for (int64_t i = 0; i < n; i++) d[i] = sigmoidf(x[i]);
+      break;
+    case EMBER_RELU:
+      _Pragma("omp simd") for (int64_t i = 0; i < n; i++) d[i] = reluf(x[i]);
+      break;
+    case EMBER_CLAMP:
+      _Pragma("omp simd") for (int64_t i = 0; i < n; i++) d[i] = clampf(x[i], lo, hi);
+      break;
+    case EMBER_ERF:
+      _Pragma("omp simd") for (int64_t i = 0; i < n; i++) d[i] = erff(x[i]);
+      break;
+    case EMBER_LOG1P:
+      _Pragma("omp simd") for (int64_t i = 0; i < n; i++) d[i] = log1pf(x[i]);
+      break;
+    case EMBER_EXPM1:
+      _Pragma("omp simd") for (int64_t i = 0; i < n; i++) d[i] = expm1f(x[i]);
+      break;
+    case EMBER_GELU:
+      if (c->p0 != 0) {
+        _Pragma("omp simd") for (int64_t i = 0; i < n; i++) d[i] = gelu_tanhf(x[i]);
+      } else {
+        _Pragma("omp simd") for (int64_t i = 0; i < n; i++)
+          d[i] = 0.5f * x[i] * (1.0f + erff(x[i] * (float)SQRT1_2));
+      }
+      break;
+    case EMBER_LEAKY_RELU:
+      _Pragma("omp simd") for (int64_t i = 0; i < n; i++) d[i] = x[i] > 0 ? x[i] : x[i] * lo;
+      break;
     default: break;
   }
 }
 
-static void unary_f64(char **p, const int64_t *st, int64_t n, void *ctx) {
+static void unary_f64(void *dv, const void *xv, int64_t n, const void *ctx) {
   const unary_ctx *c = ctx;
+  double *d = dv;
+  const double *x = xv;
   const double lo = c->p0, hi = c->p1;
-  switch (c->op) {
-    case EMBER_NEG: ROW2(double, double, -x); break;
-    case EMBER_ABS: ROW2(double, double, fabs(x)); break;
-    case EMBER_EXP: ROW2(double, double, exp(x)); break;
-    case EMBER_LOG: ROW2(double, double, log(x)); break;
-    case EMBER_SQRT: ROW2(double, double, sqrt(x)); break;
-    case EMBER_SIN: ROW2(double, double, sin(x)); break;
-    case EMBER_COS: ROW2(double, double, cos(x)); break;
-    case EMBER_TANH: ROW2(double, double, tanh(x)); break;
-    case EMBER_SIGMOID: ROW2(double, double, sigmoid(x)); break;
-    case EMBER_RELU: ROW2(double, double, x > 0 ? x : (x != x ? x : 0.0)); break;
-    case EMBER_CLAMP: ROW2(double, double, CLAMP(x, lo, hi)); break;
-    case EMBER_ERF: ROW2(double, double, erf(x)); break;
-    case EMBER_LOG1P: ROW2(double, double, log1p(x)); break;
-    case EMBER_EXPM1: ROW2(double, double, expm1(x)); break;
-    case EMBER_GELU:
-      if (c->p0 != 0) ROW2(double, double, gelu_tanh(x));
-      else ROW2(double, double, 0.5 * x * (1.0 + erf(x * SQRT1_2)));
-      break;
-    case EMBER_LEAKY_RELU: ROW2(double, double, x > 0 ? x : x * lo); break;
-    default: break;
+  for (int64_t i = 0; i < n; i++) {
+    double v = x[i];
+    switch (c->op) {
+      case EMBER_NEG: d[i] = -v; break;
+      case EMBER_ABS: d[i] = fabs(v); break;
+      case EMBER_EXP: d[i] = exp(v); break;
+      case EMBER_LOG: d[i] = log(v); break;
+      case EMBER_SQRT: d[i] = sqrt(v); break;
+      case EMBER_SIN: d[i] = sin(v); break;
+      case EMBER_COS: d[i] = cos(v); break;
+      case EMBER_TANH: d[i] = tanh(v); break;
+      case EMBER_SIGMOID: d[i] = sigmoid(v); break;
+      case EMBER_RELU: d[i] = relu(v); break;
+      case EMBER_CLAMP: d[i] = clamp(v, lo, hi); break;
+      case EMBER_ERF: d[i] = erf(v); break;
+      case EMBER_LOG1P: d[i] = log1p(v); break;
+      case EMBER_EXPM1: d[i] = expm1(v); break;
+      case EMBER_GELU:
+        d[i] = c->p0 != 0 ? gelu_tanh(v) : 0.5 * v * (1.0 + erf(v * SQRT1_2));
+        break;
+      case EMBER_LEAKY_RELU: d[i] = v > 0 ? v : v * lo; break;
+      default: break;
+    }
   }
 }
 
-static inline int is_neg(int64_t x) { return x < 0; }
-
-/* Integer unary ops: neg, abs, relu, clamp (the core sends the rest as
-   floats).  Bounds arrive as doubles; compare in double, keep integers. */
-#define DEFINE_UNARY_INT(NAME, T, U)                                         \
-  static void NAME(char **p, const int64_t *st, int64_t n, void *ctx) {      \
-    const unary_ctx *c = ctx;                                                \
-    const double lo = c->p0, hi = c->p1;                                     \
-    switch (c->op) {                                                         \
-      case EMBER_NEG: ROW2(T, T, (T)(0u - (U)x)); break;                     \
-      case EMBER_ABS: ROW2(T, T, is_neg(x) ? (T)(0u - (U)x) : x); break;     \
-      case EMBER_RELU: ROW2(T, T, x > 0 ? x : 0); break;                     \
-      case EMBER_CLAMP:                                                      \
-        ROW2(T, T, (double)x < lo ? (T)lo : (double)x > hi ? (T)hi : x); break; \
-      default: break;                                                        \
-    }                                                                        \
+/*
+** Integer unary ops: neg, abs, relu, clamp (the core sends the rest as
+** floats).  Bounds arrive as doubles; compare in double, keep integers.
+** Negation goes through the unsigned type: INT_MIN stays INT_MIN.
+*/
+static void unary_i32(void *dv, const void *xv, int64_t n, const void *ctx) {
+  const unary_ctx *c = ctx;
+  int32_t *d = dv;
+  const int32_t *x = xv;
+  for (int64_t i = 0; i < n; i++) {
+    int32_t v = x[i], neg = (int32_t)(0u - (uint32_t)v);
+    switch (c->op) {
+      case EMBER_NEG: d[i] = neg; break;
+      case EMBER_ABS: d[i] = v < 0 ? neg : v; break;
+      case EMBER_RELU: d[i] = v > 0 ? v : 0; break;
+      case EMBER_CLAMP:
+        d[i] = (double)v < c->p0 ? (int32_t)c->p0 : (double)v > c->p1 ? (int32_t)c->p1 : v;
+        break;
+      default: break;
+    }
   }
-DEFINE_UNARY_INT(unary_i32, int32_t, uint32_t)
-DEFINE_UNARY_INT(unary_i64, int64_t, uint64_t)
-DEFINE_UNARY_INT(unary_u8, uint8_t, uint8_t)
+}
+
+static void unary_i64(void *dv, const void *xv, int64_t n, const void *ctx) {
+  const unary_ctx *c = ctx;
+  int64_t *d = dv;
+  const int64_t *x = xv;
+  for (int64_t i = 0; i < n; i++) {
+    int64_t v = x[i], neg = (int64_t)(0u - (uint64_t)v);
+    switch (c->op) {
+      case EMBER_NEG: d[i] = neg; break;
+      case EMBER_ABS: d[i] = v < 0 ? neg : v; break;
+      case EMBER_RELU: d[i] = v > 0 ? v : 0; break;
+      case EMBER_CLAMP:
+        d[i] = (double)v < c->p0 ? (int64_t)c->p0 : (double)v > c->p1 ? (int64_t)c->p1 : v;
+        break;
+      default: break;
+    }
+  }
+}
+
+/* uint8 and bool: never negative, so abs and relu are copies */
+static void unary_u8(void *dv, const void *xv, int64_t n, const void *ctx) {
+  const unary_ctx *c = ctx;
+  uint8_t *d = dv;
+  const uint8_t *x = xv;
+  for (int64_t i = 0; i < n; i++) {
+    uint8_t v = x[i];
+    switch (c->op) {
+      case EMBER_NEG: d[i] = (uint8_t)(0u - (uint8_t)v); break;
+      case EMBER_ABS: d[i] = v; break;
+      case EMBER_RELU: d[i] = v > 0 ? v : 0; break;
+      case EMBER_CLAMP:
+        d[i] = (double)v < c->p0 ? (uint8_t)c->p0 : (double)v > c->p1 ? (uint8_t)c->p1 : v;
+        break;
+      default: break;
+    }
+  }
+}
+
+/* unary_f32 of one element: the same formulas, for strided rows */
+static inline float unary_one_f32(const unary_ctx *c, float x, float lo,
+                                  float hi) {
+  switch (c->op) {
+    case EMBER_NEG: return -x;
+    case EMBER_ABS: return fabsf(x);
+    case EMBER_EXP: return expf(x);
+    case EMBER_LOG: return logf(x);
+    case EMBER_SQRT: return sqrtf(x);
+    case EMBER_SIN: return sinf(x);
+    case EMBER_COS: return cosf(x);
+    case EMBER_TANH: return tanhf(x);
+    case EMBER_SIGMOID: return sigmoidf(x);
+    case EMBER_RELU: return reluf(x);
+    case EMBER_CLAMP: return clampf(x, lo, hi);
+    case EMBER_ERF: return erff(x);
+    case EMBER_LOG1P: return log1pf(x);
+    case EMBER_EXPM1: return expm1f(x);
+    case EMBER_GELU:
+      return c->p0 != 0 ? gelu_tanhf(x) : 0.5f * x * (1.0f + erff(x * (float)SQRT1_2));
+    default: return x > 0 ? x : x * lo;           /* EMBER_LEAKY_RELU */
+  }
+}
+
+/* unary_f32 over a row with other strides (a transposed view), in one
+   pass: gathering it into blocks first would read each strided element
+   into a buffer and then again. */
+static void unary_strided_f32(char **p, const int64_t *st, int64_t n,
+                              const unary_ctx *c) {
+  const float lo = (float)c->p0, hi = (float)c->p1;
+  if ((unsigned)c->op >= EMBER_NUNARY) return;    /* as unary_f32: nothing */
+  for (int64_t i = 0; i < n; i++)
+    *(float *)(p[0] + i * st[0]) = unary_one_f32(c, f32_at(p[1], i, st[1]), lo, hi);
+}
+
+typedef struct { unary_ctx c; ember_dtype dt; map1_fn f; size_t es; } unary_row_ctx;
+
+static void unary_row(char **p, const int64_t *st, int64_t n, void *ctx) {
+  const unary_row_ctx *u = ctx;
+  if (u->dt == EMBER_FLOAT32 && (st[0] != 4 || st[1] != 4))
+    unary_strided_f32(p, st, n, &u->c);
+  else
+    map1_row(p, st, n, u->es, u->es, u->f, &u->c);
+}
 
 int ember_cpu_unary(ember_unary_op op, ember_tensor *dst,
-                     const ember_tensor *src, double p0, double p1) {
-  static const ember_cpu_row_fn fns[EMBER_NDTYPES] = {
-    unary_f32, unary_f64, unary_i32, unary_i64, unary_u8, unary_u8,
-  };
-  unary_ctx c = {op, p0, p1};
+                    const ember_tensor *src, double p0, double p1) {
+  unary_row_ctx u = {{op, p0, p1}, src->dtype, NULL, 0};
+  switch (src->dtype) {
+    case EMBER_FLOAT32: u.f = unary_f32; u.es = sizeof(float); break;
+    case EMBER_FLOAT64: u.f = unary_f64; u.es = sizeof(double); break;
+    case EMBER_INT32: u.f = unary_i32; u.es = sizeof(int32_t); break;
+    case EMBER_INT64: u.f = unary_i64; u.es = sizeof(int64_t); break;
+    default: u.f = unary_u8; u.es = 1; break;
+  }
   const ember_tensor *ops[2] = {dst, src};
   ember_cpu_iter it;
   ember_cpu_iter_init(&it, 2, ops);
-  ember_cpu_iter_run(&it, fns[src->dtype], &c);
+  ember_cpu_iter_run(&it, unary_row, &u);
   return 0;
 }
 
 /*
-** Derivatives: a is the incoming gradient, b the saved tensor (see the
-** backend slot).  Formulas follow PyTorch's derivatives.yaml, in the
-** tensor's own precision.
+** Derivatives: g is the incoming gradient, s the saved tensor (see the
+** backend slot: the input, or the output for exp, sqrt, tanh, sigmoid).
+** Formulas follow PyTorch's derivatives.yaml, in the tensor's own
+** precision.
 */
-#define UNARY_BACKWARD(NAME, T, EXP, ERF, TANH, SIN, COS)                    \
-  static void NAME(char **p, const int64_t *st, int64_t n, void *ctx) {      \
-    const unary_ctx *c = ctx;                                                \
-    const T lo = (T)c->p0, hi = (T)c->p1;                                    \
-    const T k_erf = (T)1.1283791670955126;   /* 2 / sqrt(pi) */              \
-    const T k_pdf = (T)0.3989422804014327;   /* 1 / sqrt(2 pi) */            \
-    const T beta = (T)GELU_BETA, kappa = (T)GELU_KAPPA;                      \
-    switch (c->op) {                                                         \
-      case EMBER_ABS: ROW3(T, T, b > 0 ? a : b < 0 ? -a : (T)0); break;      \
-      case EMBER_EXP: ROW3(T, T, a * b); break;                              \
-      case EMBER_LOG: ROW3(T, T, a / b); break;                              \
-      case EMBER_SQRT: ROW3(T, T, a / (2 * b)); break;                       \
-      case EMBER_SIN: ROW3(T, T, a * COS(b)); break;                         \
-      case EMBER_COS: ROW3(T, T, -a * SIN(b)); break;                        \
-      case EMBER_TANH: ROW3(T, T, a * (1 - b * b)); break;                   \
-      case EMBER_SIGMOID: ROW3(T, T, a * (1 - b) * b); break;                \
-      case EMBER_RELU: ROW3(T, T, b > 0 ? a : (T)0); break;                  \
-      case EMBER_CLAMP: ROW3(T, T, b >= lo && b <= hi ? a : (T)0); break;    \
-      case EMBER_ERF: ROW3(T, T, a * k_erf * EXP(-b * b)); break;            \
-      case EMBER_LOG1P: ROW3(T, T, a / (b + 1)); break;                      \
-      case EMBER_EXPM1: ROW3(T, T, a * (b + 1)); break;                      \
-      case EMBER_GELU:                                                       \
-        if (c->p0 != 0) {                                                    \
-          ROW3(T, T, a * (((T)0.5 * (1 + TANH(beta * (b + kappa * b * b * b)))) + \
-               (T)0.5 * b * (1 - TANH(beta * (b + kappa * b * b * b)) *      \
-                                 TANH(beta * (b + kappa * b * b * b))) *     \
-               beta * (1 + 3 * kappa * b * b)));                             \
-        } else {                                                             \
-          ROW3(T, T, a * ((T)0.5 * (1 + ERF(b * (T)SQRT1_2)) +             \
-                          b * k_pdf * EXP((T)-0.5 * b * b)));                \
-        }                                                                    \
-        break;                                                               \
-      case EMBER_LEAKY_RELU: ROW3(T, T, b > 0 ? a : a * lo); break;          \
-      default: break;                                                        \
-    }                                                                        \
+static EMBER_SIMD void unary_backward_f32(void *dv, const void *gv, const void *sv,
+                               int64_t n, const void *ctx) {
+  const unary_ctx *c = ctx;
+  float *d = dv;
+  const float *g = gv, *s = sv;
+  const float lo = (float)c->p0, hi = (float)c->p1;
+  const float k_erf = (float)1.1283791670955126;   /* 2 / sqrt(pi) */
+  const float k_pdf = (float)0.3989422804014327;   /* 1 / sqrt(2 pi) */
+  const float beta = (float)GELU_BETA, kappa = (float)GELU_KAPPA;
+  switch (c->op) {
+    case EMBER_ABS:
+      _Pragma("omp simd") for (int64_t i = 0; i < n; i++)
+        d[i] = s[i] > 0 ? g[i] : s[i] < 0 ? -g[i] : 0.0f;
+      break;
+    case EMBER_EXP:
+      _Pragma("omp simd") for (int64_t i = 0; i < n; i++) d[i] = g[i] * s[i];
+      break;
+    case EMBER_LOG:
+      _Pragma("omp simd") for (int64_t i = 0; i < n; i++) d[i] = g[i] / s[i];
+      break;
+    case EMBER_SQRT:
+      _Pragma("omp simd") for (int64_t i = 0; i < n; i++) d[i] = g[i] / (2 * s[i]);
+      break;
+    case EMBER_SIN:
+      _Pragma("omp simd") for (int64_t i = 0; i < n; i++) d[i] = g[i] * cosf(s[i]);
+      break;
+    case EMBER_COS:
+      _Pragma("omp simd") for (int64_t i = 0; i < n; i++) d[i] = -g[i] * sinf(s[i]);
+      break;
+    case EMBER_TANH:
+      _Pragma("omp simd") for (int64_t i = 0; i < n; i++) d[i] = g[i] * (1 - s[i] * s[i]);
+      break;
+    case EMBER_SIGMOID:
+      _Pragma("omp simd") for (int64_t i = 0; i < n; i++) d[i] = g[i] * (1 - s[i]) * s[i];
+      break;
+    case EMBER_RELU:
+      _Pragma("omp simd") for (int64_t i = 0; i < n; i++) d[i] = s[i] > 0 ? g[i] : 0.0f;
+      break;
+    case EMBER_CLAMP:
+      _Pragma("omp simd") for (int64_t i = 0; i < n; i++)
+        d[i] = s[i] >= lo && s[i] <= hi ? g[i] : 0.0f;
+      break;
+    case EMBER_ERF:
+      _Pragma("omp simd") for (int64_t i = 0; i < n; i++)
+        d[i] = g[i] * k_erf * expf(-s[i] * s[i]);
+      break;
+    case EMBER_LOG1P:
+      _Pragma("omp simd") for (int64_t i = 0; i < n; i++) d[i] = g[i] / (s[i] + 1);
+      break;
+    case EMBER_EXPM1:
+      _Pragma("omp simd") for (int64_t i = 0; i < n; i++) d[i] = g[i] * (s[i] + 1);
+      break;
+    case EMBER_GELU:
+      if (c->p0 != 0) {
+        _Pragma("omp simd") for (int64_t i = 0; i < n; i++) {
+          float b = s[i], t = tanhf(beta * (b + kappa * b * b * b));
+          d[i] = g[i] * ((0.5f * (1 + t)) + 0.5f * b * (1 - t * t) * beta * (1 + 3 * kappa * b * b));
+        }
+      } else {
+        _Pragma("omp simd") for (int64_t i = 0; i < n; i++) {
+          float b = s[i];
+          d[i] = g[i] * (0.5f * (1 + erff(b * (float)SQRT1_2)) + b * k_pdf * expf(-0.5f * b * b));
+        }
+      }
+      break;
+    case EMBER_LEAKY_RELU:
+      _Pragma("omp simd") for (int64_t i = 0; i < n; i++) d[i] = s[i] > 0 ? g[i] : g[i] * lo;
+      break;
+    default: break;
   }
-UNARY_BACKWARD(unary_backward_f32, float, expf, erff, tanhf, sinf, cosf)
-UNARY_BACKWARD(unary_backward_f64, double, exp, erf, tanh, sin, cos)
+}
+
+static void unary_backward_f64(void *dv, const void *gv, const void *sv,
+                               int64_t n, const void *ctx) {
+  const unary_ctx *c = ctx;
+  double *d = dv;
+  const double *gp = gv, *sp = sv;
+  const double lo = c->p0, hi = c->p1;
+  const double k_erf = 1.1283791670955126;   /* 2 / sqrt(pi) */
+  const double k_pdf = 0.3989422804014327;   /* 1 / sqrt(2 pi) */
+  const double beta = GELU_BETA, kappa = GELU_KAPPA;
+  for (int64_t i = 0; i < n; i++) {
+    double a = gp[i], b = sp[i], t;
+    switch (c->op) {
+      case EMBER_ABS: d[i] = b > 0 ? a : b < 0 ? -a : 0.0; break;
+      case EMBER_EXP: d[i] = a * b; break;
+      case EMBER_LOG: d[i] = a / b; break;
+      case EMBER_SQRT: d[i] = a / (2 * b); break;
+      case EMBER_SIN: d[i] = a * cos(b); break;
+      case EMBER_COS: d[i] = -a * sin(b); break;
+      case EMBER_TANH: d[i] = a * (1 - b * b); break;
+      case EMBER_SIGMOID: d[i] = a * (1 - b) * b; break;
+      case EMBER_RELU: d[i] = b > 0 ? a : 0.0; break;
+      case EMBER_CLAMP: d[i] = b >= lo && b <= hi ? a : 0.0; break;
+      case EMBER_ERF: d[i] = a * k_erf * exp(-b * b); break;
+      case EMBER_LOG1P: d[i] = a / (b + 1); break;
+      case EMBER_EXPM1: d[i] = a * (b + 1); break;
+      case EMBER_GELU:
+        if (c->p0 != 0) {
+          t = tanh(beta * (b + kappa * b * b * b));
+          d[i] = a * ((0.5 * (1 + t)) + 0.5 * b * (1 - t * t) * beta * (1 + 3 * kappa * b * b));
+        } else {
+          d[i] = a * (0.5 * (1 + erf(b * SQRT1_2)) + b * k_pdf * exp(-0.5 * b * b));
+        }
+        break;
+      case EMBER_LEAKY_RELU: d[i] = b > 0 ? a : a * lo; break;
+      default: break;
+    }
+  }
+}
+
+typedef struct { unary_ctx c; map2_fn f; size_t es; } map2_ctx;
+
+static void unary_backward_row(char **p, const int64_t *st, int64_t n,
+                               void *ctx) {
+  const map2_ctx *u = ctx;
+  map2_row(p, st, n, u->es, u->es, u->f, NULL, &u->c);
+}
 
 int ember_cpu_unary_backward(ember_unary_op op, ember_tensor *dst,
                              const ember_tensor *g, const ember_tensor *s,
                              double p0, double p1) {
-  unary_ctx c = {op, p0, p1};
+  int f64 = dst->dtype == EMBER_FLOAT64;
+  map2_ctx u = {{op, p0, p1}, f64 ? unary_backward_f64 : unary_backward_f32,
+                f64 ? sizeof(double) : sizeof(float)};
   const ember_tensor *ops[3] = {dst, g, s};
   ember_cpu_iter it;
   ember_cpu_iter_init(&it, 3, ops);
-  ember_cpu_iter_run(&it, dst->dtype == EMBER_FLOAT64 ? unary_backward_f64
-                                                      : unary_backward_f32, &c);
+  ember_cpu_iter_run(&it, unary_backward_row, &u);
   return 0;
 }
 
@@ -369,113 +793,374 @@ int ember_cpu_unary_backward(ember_unary_op op, ember_tensor *dst,
 ** ======================================================================= */
 
 /* NaN-propagating maximum and minimum, as torch.maximum */
-#define MAXIMUM(a, b) ((a) != (a) || (a) > (b) ? (a) : (b))
-#define MINIMUM(a, b) ((a) != (a) || (a) < (b) ? (a) : (b))
+static inline float maximumf(float a, float b) { return a != a || a > b ? a : b; }
+static inline float minimumf(float a, float b) { return a != a || a < b ? a : b; }
+static inline double maximum(double a, double b) { return a != a || a > b ? a : b; }
+static inline double minimum(double a, double b) { return a != a || a < b ? a : b; }
 
-static void binary_f32(char **p, const int64_t *st, int64_t n, void *ctx) {
-  switch (*(ember_binary_op *)ctx) {
-    case EMBER_ADD: ROW3(float, float, a + b); break;
-    case EMBER_SUB: ROW3(float, float, a - b); break;
-    case EMBER_MUL: ROW3(float, float, a * b); break;
-    case EMBER_DIV: ROW3(float, float, a / b); break;
-    case EMBER_POW: ROW3(float, float, b == 2.0f ? a * a : powf(a, b)); break;
-    case EMBER_MAXIMUM: ROW3(float, float, MAXIMUM(a, b)); break;
-    case EMBER_MINIMUM: ROW3(float, float, MINIMUM(a, b)); break;
+static EMBER_SIMD void binary_f32(void *dv, const void *av, const void *bv, int64_t n,
+                       const void *ctx) {
+  float *d = dv;
+  const float *a = av, *b = bv;
+  switch (*(const ember_binary_op *)ctx) {
+    case EMBER_ADD:
+      _Pragma("omp simd") for (int64_t i = 0; i < n; i++) d[i] = a[i] + b[i];
+      break;
+    case EMBER_SUB:
+      _Pragma("omp simd") for (int64_t i = 0; i < n; i++) d[i] = a[i] - b[i];
+      break;
+    case EMBER_MUL:
+      _Pragma("omp simd") for (int64_t i = 0; i < n; i++) d[i] = a[i] * b[i];
+      break;
+    case EMBER_DIV:
+      _Pragma("omp simd") for (int64_t i = 0; i < n; i++) d[i] = a[i] / b[i];
+      break;
+    case EMBER_POW:
+      _Pragma("omp simd") for (int64_t i = 0; i < n; i++)
+        d[i] = b[i] == 2.0f ? a[i] * a[i] : powf(a[i], b[i]);
+      break;
+    case EMBER_MAXIMUM:
+      _Pragma("omp simd") for (int64_t i = 0; i < n; i++) d[i] = maximumf(a[i], b[i]);
+      break;
+    case EMBER_MINIMUM:
+      _Pragma("omp simd") for (int64_t i = 0; i < n; i++) d[i] = minimumf(a[i], b[i]);
+      break;
     default: break;
   }
 }
 
-static void binary_f64(char **p, const int64_t *st, int64_t n, void *ctx) {
-  switch (*(ember_binary_op *)ctx) {
-    case EMBER_ADD: ROW3(double, double, a + b); break;
-    case EMBER_SUB: ROW3(double, double, a - b); break;
-    case EMBER_MUL: ROW3(double, double, a * b); break;
-    case EMBER_DIV: ROW3(double, double, a / b); break;
-    case EMBER_POW: ROW3(double, double, b == 2.0 ? a * a : pow(a, b)); break;
-    case EMBER_MAXIMUM: ROW3(double, double, MAXIMUM(a, b)); break;
-    case EMBER_MINIMUM: ROW3(double, double, MINIMUM(a, b)); break;
+/* binary_f32 with b one value for the whole row (a broadcast scalar) */
+static EMBER_SIMD void binary_scalar_f32(void *dv, const void *av, const void *bv,
+                              int64_t n, const void *ctx) {
+  float *d = dv;
+  const float *a = av, b = *(const float *)bv;
+  switch (*(const ember_binary_op *)ctx) {
+    case EMBER_ADD:
+      _Pragma("omp simd") for (int64_t i = 0; i < n; i++) d[i] = a[i] + b;
+      break;
+    case EMBER_SUB:
+      _Pragma("omp simd") for (int64_t i = 0; i < n; i++) d[i] = a[i] - b;
+      break;
+    case EMBER_MUL:
+      _Pragma("omp simd") for (int64_t i = 0; i < n; i++) d[i] = a[i] * b;
+      break;
+    case EMBER_DIV:
+      _Pragma("omp simd") for (int64_t i = 0; i < n; i++) d[i] = a[i] / b;
+      break;
+    case EMBER_POW:
+      _Pragma("omp simd") for (int64_t i = 0; i < n; i++)
+        d[i] = b == 2.0f ? a[i] * a[i] : powf(a[i], b);
+      break;
+    case EMBER_MAXIMUM:
+      _Pragma("omp simd") for (int64_t i = 0; i < n; i++) d[i] = maximumf(a[i], b);
+      break;
+    case EMBER_MINIMUM:
+      _Pragma("omp simd") for (int64_t i = 0; i < n; i++) d[i] = minimumf(a[i], b);
+      break;
     default: break;
   }
 }
 
-/* integer power by squaring; the core has checked that b >= 0 */
-#define DEFINE_IPOW(NAME, T, U)                                              \
-  static inline T NAME(T a, T b) {                                           \
-    U r = 1, x = (U)a;                                                       \
-    for (uint64_t e = (uint64_t)b; e; e >>= 1) {                             \
-      if (e & 1) r = (U)(r * x);                                             \
-      x = (U)(x * x);                                                        \
-    }                                                                        \
-    return (T)r;                                                             \
+/* binary_f32 over operands with any strides (in bytes): a transposed
+   view, say.  One pass, as gathering them into blocks first would read
+   each strided element into a buffer and then again. */
+static void binary_strided_f32(char **p, const int64_t *st, int64_t n,
+                               ember_binary_op op) {
+  char *d = p[0];
+  const char *a = p[1], *b = p[2];
+  const int64_t sd = st[0], sa = st[1], sb = st[2];
+  switch (op) {
+    case EMBER_ADD:
+      for (int64_t i = 0; i < n; i++) *(float *)(d + i * sd) =
+            f32_at(a, i, sa) + f32_at(b, i, sb);
+      break;
+    case EMBER_SUB:
+      for (int64_t i = 0; i < n; i++) *(float *)(d + i * sd) =
+            f32_at(a, i, sa) - f32_at(b, i, sb);
+      break;
+    case EMBER_MUL:
+      for (int64_t i = 0; i < n; i++) *(float *)(d + i * sd) =
+            f32_at(a, i, sa) * f32_at(b, i, sb);
+      break;
+    case EMBER_DIV:
+      for (int64_t i = 0; i < n; i++) *(float *)(d + i * sd) =
+            f32_at(a, i, sa) / f32_at(b, i, sb);
+      break;
+    case EMBER_POW:
+      for (int64_t i = 0; i < n; i++) {
+        float x = f32_at(a, i, sa), y = f32_at(b, i, sb);
+        *(float *)(d + i * sd) =
+            y == 2.0f ? x * x : powf(x, y);
+      }
+      break;
+    case EMBER_MAXIMUM:
+      for (int64_t i = 0; i < n; i++) *(float *)(d + i * sd) =
+            maximumf(f32_at(a, i, sa), f32_at(b, i, sb));
+      break;
+    case EMBER_MINIMUM:
+      for (int64_t i = 0; i < n; i++) *(float *)(d + i * sd) =
+            minimumf(f32_at(a, i, sa), f32_at(b, i, sb));
+      break;
+    default: break;
   }
-DEFINE_IPOW(ipow_i32, int32_t, uint32_t)
-DEFINE_IPOW(ipow_i64, int64_t, uint64_t)
-DEFINE_IPOW(ipow_u8, uint8_t, uint32_t)
+}
 
-#define DEFINE_BINARY_INT(NAME, T, U, IPOW)                                  \
-  static void NAME(char **p, const int64_t *st, int64_t n, void *ctx) {      \
-    switch (*(ember_binary_op *)ctx) {                                       \
-      case EMBER_ADD: ROW3(T, T, (T)((U)a + (U)b)); break;                   \
-      case EMBER_SUB: ROW3(T, T, (T)((U)a - (U)b)); break;                   \
-      case EMBER_MUL: ROW3(T, T, (T)((U)a * (U)b)); break;                   \
-      case EMBER_POW: ROW3(T, T, IPOW(a, b)); break;                         \
-      case EMBER_MAXIMUM: ROW3(T, T, a > b ? a : b); break;                  \
-      case EMBER_MINIMUM: ROW3(T, T, a < b ? a : b); break;                  \
-      default: break;                                                        \
-    }                                                                        \
+static void binary_f64(void *dv, const void *av, const void *bv, int64_t n,
+                       const void *ctx) {
+  ember_binary_op op = *(const ember_binary_op *)ctx;
+  double *d = dv;
+  const double *ap = av, *bp = bv;
+  for (int64_t i = 0; i < n; i++) {
+    double a = ap[i], b = bp[i];
+    switch (op) {
+      case EMBER_ADD: d[i] = a + b; break;
+      case EMBER_SUB: d[i] = a - b; break;
+      case EMBER_MUL: d[i] = a * b; break;
+      case EMBER_DIV: d[i] = a / b; break;
+      case EMBER_POW: d[i] = b == 2.0 ? a * a : pow(a, b); break;
+      case EMBER_MAXIMUM: d[i] = maximum(a, b); break;
+      case EMBER_MINIMUM: d[i] = minimum(a, b); break;
+      default: break;
+    }
   }
-DEFINE_BINARY_INT(binary_i32, int32_t, uint32_t, ipow_i32)
-DEFINE_BINARY_INT(binary_i64, int64_t, uint64_t, ipow_i64)
-DEFINE_BINARY_INT(binary_u8, uint8_t, uint32_t, ipow_u8)
+}
+
+/* Integer power by squaring, wrapping; the core has checked that b >= 0. */
+static inline uint64_t ipow_u64(uint64_t x, uint64_t e) {
+  uint64_t r = 1;
+  for (; e; e >>= 1) {
+    if (e & 1) r *= x;
+    x *= x;
+  }
+  return r;
+}
+
+/*
+** Integers: +, -, * and power wrap (computed in the unsigned type, whose
+** low bits are the same whatever the width they are computed in; division
+** comes as floats from the core).
+*/
+static void binary_i32(void *dv, const void *av, const void *bv, int64_t n,
+                       const void *ctx) {
+  ember_binary_op op = *(const ember_binary_op *)ctx;
+  int32_t *d = dv;
+  const int32_t *ap = av, *bp = bv;
+  for (int64_t i = 0; i < n; i++) {
+    int32_t a = ap[i], b = bp[i];
+    switch (op) {
+      case EMBER_ADD: d[i] = (int32_t)((uint32_t)a + (uint32_t)b); break;
+      case EMBER_SUB: d[i] = (int32_t)((uint32_t)a - (uint32_t)b); break;
+      case EMBER_MUL: d[i] = (int32_t)((uint32_t)a * (uint32_t)b); break;
+      case EMBER_POW: d[i] = (int32_t)(uint32_t)ipow_u64((uint64_t)(uint32_t)a, (uint64_t)b); break;
+      case EMBER_MAXIMUM: d[i] = a > b ? a : b; break;
+      case EMBER_MINIMUM: d[i] = a < b ? a : b; break;
+      default: break;
+    }
+  }
+}
+
+static void binary_i64(void *dv, const void *av, const void *bv, int64_t n,
+                       const void *ctx) {
+  ember_binary_op op = *(const ember_binary_op *)ctx;
+  int64_t *d = dv;
+  const int64_t *ap = av, *bp = bv;
+  for (int64_t i = 0; i < n; i++) {
+    int64_t a = ap[i], b = bp[i];
+    switch (op) {
+      case EMBER_ADD: d[i] = (int64_t)((uint64_t)a + (uint64_t)b); break;
+      case EMBER_SUB: d[i] = (int64_t)((uint64_t)a - (uint64_t)b); break;
+      case EMBER_MUL: d[i] = (int64_t)((uint64_t)a * (uint64_t)b); break;
+      case EMBER_POW: d[i] = (int64_t)ipow_u64((uint64_t)a, (uint64_t)b); break;
+      case EMBER_MAXIMUM: d[i] = a > b ? a : b; break;
+      case EMBER_MINIMUM: d[i] = a < b ? a : b; break;
+      default: break;
+    }
+  }
+}
+
+static void binary_u8(void *dv, const void *av, const void *bv, int64_t n,
+                      const void *ctx) {
+  ember_binary_op op = *(const ember_binary_op *)ctx;
+  uint8_t *d = dv;
+  const uint8_t *ap = av, *bp = bv;
+  for (int64_t i = 0; i < n; i++) {
+    uint8_t a = ap[i], b = bp[i];
+    switch (op) {
+      case EMBER_ADD: d[i] = (uint8_t)(a + b); break;
+      case EMBER_SUB: d[i] = (uint8_t)((uint32_t)a - (uint32_t)b); break;
+      case EMBER_MUL: d[i] = (uint8_t)((uint32_t)a * (uint32_t)b); break;
+      case EMBER_POW: d[i] = (uint8_t)ipow_u64(a, b); break;
+      case EMBER_MAXIMUM: d[i] = a > b ? a : b; break;
+      case EMBER_MINIMUM: d[i] = a < b ? a : b; break;
+      default: break;
+    }
+  }
+}
 
 /* bool: add is logical or, mul logical and (as PyTorch) */
-static void binary_bool(char **p, const int64_t *st, int64_t n, void *ctx) {
-  switch (*(ember_binary_op *)ctx) {
-    case EMBER_ADD: case EMBER_MAXIMUM: ROW3(uint8_t, uint8_t, a | b); break;
-    case EMBER_MUL: case EMBER_MINIMUM: ROW3(uint8_t, uint8_t, a & b); break;
-    default: break;
-  }
+static void binary_bool(void *dv, const void *av, const void *bv, int64_t n,
+                        const void *ctx) {
+  ember_binary_op op = *(const ember_binary_op *)ctx;
+  uint8_t *d = dv;
+  const uint8_t *a = av, *b = bv;
+  if (op == EMBER_ADD || op == EMBER_MAXIMUM)
+    for (int64_t i = 0; i < n; i++) d[i] = a[i] | b[i];
+  else if (op == EMBER_MUL || op == EMBER_MINIMUM)
+    for (int64_t i = 0; i < n; i++) d[i] = a[i] & b[i];
+}
+
+typedef struct {
+  ember_binary_op op;
+  ember_dtype dt;
+  map2_fn f, fb;
+  size_t es;
+} binary_ctx;
+
+static void binary_row(char **p, const int64_t *st, int64_t n, void *ctx) {
+  const binary_ctx *c = ctx;
+  if (c->dt == EMBER_FLOAT32 && (st[0] != 4 || st[1] != 4 ||
+                                 (st[2] != 4 && st[2] != 0)))
+    binary_strided_f32(p, st, n, c->op);
+  else
+    map2_row(p, st, n, c->es, c->es, c->f, c->fb, &c->op);
 }
 
 int ember_cpu_binary(ember_binary_op op, ember_tensor *dst,
-                      const ember_tensor *a, const ember_tensor *b) {
-  static const ember_cpu_row_fn fns[EMBER_NDTYPES] = {
-    binary_f32, binary_f64, binary_i32, binary_i64, binary_u8, binary_bool,
-  };
+                     const ember_tensor *a, const ember_tensor *b) {
+  binary_ctx c = {op, a->dtype, NULL, NULL, 0};
+  switch (a->dtype) {
+    case EMBER_FLOAT32:
+      c.f = binary_f32; c.fb = binary_scalar_f32; c.es = sizeof(float);
+      break;
+    case EMBER_FLOAT64: c.f = binary_f64; c.es = sizeof(double); break;
+    case EMBER_INT32: c.f = binary_i32; c.es = sizeof(int32_t); break;
+    case EMBER_INT64: c.f = binary_i64; c.es = sizeof(int64_t); break;
+    case EMBER_UINT8: c.f = binary_u8; c.es = 1; break;
+    default: c.f = binary_bool; c.es = 1; break;
+  }
   const ember_tensor *ops[3] = {dst, a, b};
   ember_cpu_iter it;
   ember_cpu_iter_init(&it, 3, ops);
-  ember_cpu_iter_run(&it, fns[a->dtype], &op);
+  ember_cpu_iter_run(&it, binary_row, &c);
   return 0;
 }
 
-#define DEFINE_COMPARE(NAME, T)                                              \
-  static void NAME(char **p, const int64_t *st, int64_t n, void *ctx) {      \
-    switch (*(ember_cmp_op *)ctx) {                                          \
-      case EMBER_EQ: ROW3(uint8_t, T, a == b); break;                        \
-      case EMBER_NE: ROW3(uint8_t, T, a != b); break;                        \
-      case EMBER_LT: ROW3(uint8_t, T, a < b); break;                         \
-      case EMBER_LE: ROW3(uint8_t, T, a <= b); break;                        \
-      case EMBER_GT: ROW3(uint8_t, T, a > b); break;                         \
-      case EMBER_GE: ROW3(uint8_t, T, a >= b); break;                        \
-      default: break;                                                        \
-    }                                                                        \
+/*
+** Comparisons: dst is bool (uint8); the operands are compared in their own
+** dtype.  The float32 one is written for speed (masks are taken of big
+** activations); the others compare through the widest type that holds
+** them exactly: double for float64, int64 for every integer.
+*/
+static EMBER_SIMD void compare_f32(void *dv, const void *av, const void *bv, int64_t n,
+                        const void *ctx) {
+  uint8_t *d = dv;
+  const float *a = av, *b = bv;
+  switch (*(const ember_cmp_op *)ctx) {
+    case EMBER_EQ: _Pragma("omp simd") for (int64_t i = 0; i < n; i++) d[i] = a[i] == b[i]; break;
+    case EMBER_NE: _Pragma("omp simd") for (int64_t i = 0; i < n; i++) d[i] = a[i] != b[i]; break;
+    case EMBER_LT: _Pragma("omp simd") for (int64_t i = 0; i < n; i++) d[i] = a[i] < b[i]; break;
+    case EMBER_LE: _Pragma("omp simd") for (int64_t i = 0; i < n; i++) d[i] = a[i] <= b[i]; break;
+    case EMBER_GT: _Pragma("omp simd") for (int64_t i = 0; i < n; i++) d[i] = a[i] > b[i]; break;
+    case EMBER_GE: _Pragma("omp simd") for (int64_t i = 0; i < n; i++) d[i] = a[i] >= b[i]; break;
+    default: break;
   }
-DEFINE_COMPARE(compare_f32, float)
-DEFINE_COMPARE(compare_f64, double)
-DEFINE_COMPARE(compare_i32, int32_t)
-DEFINE_COMPARE(compare_i64, int64_t)
-DEFINE_COMPARE(compare_u8, uint8_t)
+}
+
+/* compare_f32 with b one value for the whole row */
+static EMBER_SIMD void compare_scalar_f32(void *dv, const void *av, const void *bv,
+                               int64_t n, const void *ctx) {
+  uint8_t *d = dv;
+  const float *a = av, b = *(const float *)bv;
+  switch (*(const ember_cmp_op *)ctx) {
+    case EMBER_EQ: _Pragma("omp simd") for (int64_t i = 0; i < n; i++) d[i] = a[i] == b; break;
+    case EMBER_NE: _Pragma("omp simd") for (int64_t i = 0; i < n; i++) d[i] = a[i] != b; break;
+    case EMBER_LT: _Pragma("omp simd") for (int64_t i = 0; i < n; i++) d[i] = a[i] < b; break;
+    case EMBER_LE: _Pragma("omp simd") for (int64_t i = 0; i < n; i++) d[i] = a[i] <= b; break;
+    case EMBER_GT: _Pragma("omp simd") for (int64_t i = 0; i < n; i++) d[i] = a[i] > b; break;
+    case EMBER_GE: _Pragma("omp simd") for (int64_t i = 0; i < n; i++) d[i] = a[i] >= b; break;
+    default: break;
+  }
+}
+
+static uint8_t compare_f64_one(ember_cmp_op op, double a, double b) {
+  switch (op) {
+    case EMBER_EQ: return a == b;
+    case EMBER_NE: return a != b;
+    case EMBER_LT: return a < b;
+    case EMBER_LE: return a <= b;
+    case EMBER_GT: return a > b;
+    case EMBER_GE: return a >= b;
+    default: return 0;
+  }
+}
+
+static uint8_t compare_int_one(ember_cmp_op op, int64_t a, int64_t b) {
+  switch (op) {
+    case EMBER_EQ: return a == b;
+    case EMBER_NE: return a != b;
+    case EMBER_LT: return a < b;
+    case EMBER_LE: return a <= b;
+    case EMBER_GT: return a > b;
+    case EMBER_GE: return a >= b;
+    default: return 0;
+  }
+}
+
+static void compare_f64(void *dv, const void *av, const void *bv, int64_t n,
+                        const void *ctx) {
+  ember_cmp_op op = *(const ember_cmp_op *)ctx;
+  uint8_t *d = dv;
+  const double *a = av, *b = bv;
+  for (int64_t i = 0; i < n; i++) d[i] = compare_f64_one(op, a[i], b[i]);
+}
+
+static void compare_i32(void *dv, const void *av, const void *bv, int64_t n,
+                        const void *ctx) {
+  ember_cmp_op op = *(const ember_cmp_op *)ctx;
+  uint8_t *d = dv;
+  const int32_t *a = av, *b = bv;
+  for (int64_t i = 0; i < n; i++) d[i] = compare_int_one(op, a[i], b[i]);
+}
+
+static void compare_i64(void *dv, const void *av, const void *bv, int64_t n,
+                        const void *ctx) {
+  ember_cmp_op op = *(const ember_cmp_op *)ctx;
+  uint8_t *d = dv;
+  const int64_t *a = av, *b = bv;
+  for (int64_t i = 0; i < n; i++) d[i] = compare_int_one(op, a[i], b[i]);
+}
+
+static void compare_u8(void *dv, const void *av, const void *bv, int64_t n,
+                       const void *ctx) {
+  ember_cmp_op op = *(const ember_cmp_op *)ctx;
+  uint8_t *d = dv;
+  const uint8_t *a = av, *b = bv;
+  for (int64_t i = 0; i < n; i++) d[i] = compare_int_one(op, a[i], b[i]);
+}
+
+typedef struct { ember_cmp_op op; map2_fn f, fb; size_t es; } compare_ctx;
+
+static void compare_row(char **p, const int64_t *st, int64_t n, void *ctx) {
+  const compare_ctx *c = ctx;
+  map2_row(p, st, n, 1, c->es, c->f, c->fb, &c->op);
+}
 
 int ember_cpu_compare(ember_cmp_op op, ember_tensor *dst,
-                       const ember_tensor *a, const ember_tensor *b) {
-  static const ember_cpu_row_fn fns[EMBER_NDTYPES] = {
-    compare_f32, compare_f64, compare_i32, compare_i64, compare_u8, compare_u8,
-  };
+                      const ember_tensor *a, const ember_tensor *b) {
+  compare_ctx c = {op, NULL, NULL, 0};
+  switch (a->dtype) {
+    case EMBER_FLOAT32:
+      c.f = compare_f32; c.fb = compare_scalar_f32; c.es = sizeof(float);
+      break;
+    case EMBER_FLOAT64: c.f = compare_f64; c.es = sizeof(double); break;
+    case EMBER_INT32: c.f = compare_i32; c.es = sizeof(int32_t); break;
+    case EMBER_INT64: c.f = compare_i64; c.es = sizeof(int64_t); break;
+    default: c.f = compare_u8; c.es = 1; break;
+  }
   const ember_tensor *ops[3] = {dst, a, b};
   ember_cpu_iter it;
   ember_cpu_iter_init(&it, 3, ops);
-  ember_cpu_iter_run(&it, fns[a->dtype], &op);
+  ember_cpu_iter_run(&it, compare_row, &c);
   return 0;
 }
 
@@ -490,7 +1175,7 @@ static void where_row(char **p, const int64_t *st, int64_t n, void *ctx) {
 }
 
 int ember_cpu_where(ember_tensor *dst, const ember_tensor *cond,
-                     const ember_tensor *a, const ember_tensor *b) {
+                    const ember_tensor *a, const ember_tensor *b) {
   size_t es = ember_dtype_size(dst->dtype);
   const ember_tensor *ops[4] = {dst, cond, a, b};
   ember_cpu_iter it;
@@ -500,4 +1185,3 @@ int ember_cpu_where(ember_tensor *dst, const ember_tensor *cond,
 }
 
 /* }====================================================================== */
-

@@ -61,9 +61,7 @@ static int walk_slices(const char *fn, int add, ember_tensor *dst,
 ** index_select of rows (dim 1 in Lua) of a contiguous tensor: one memcpy
 ** per row.  A shuffled batch's rows lie anywhere in the data set, so
 ** each copy waits on memory; prefetching rows a few ahead keeps several
-** of those misses in flight.  A batch of 32 Fashion-MNIST images out of
-** 54,000: 10.4 us through walk_slices, 7.5 us as plain row copies, 5.6 us
-** with the prefetch.
+** of those misses in flight (bench/NOTES.md has the figures).
 */
 #define ROWS_AHEAD 4
 

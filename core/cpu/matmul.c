@@ -23,11 +23,9 @@
 ** first layer is [32,784] x [784,128] forward and [128,32] x [32,784] (or
 ** [784,32] x [32,128]) for its weight gradient, K = 32.  OpenBLAS packs
 ** both operands for each call and, as configured on these machines
-** (OPENBLAS_CORETYPE=Haswell), runs AVX2 kernels: 55-67 us for each of
-** those, 100-115 GFLOP/s on one Zen 5 core.  Two register-tiled AVX-512
-** kernels without packing take 25-30 us (210-250 GFLOP/s; 1024 x 256 x
-** 1024 goes from 121 to 239 GFLOP/s, faster than OpenBLAS's own AVX-512
-** kernels too):
+** (OPENBLAS_CORETYPE=Haswell), runs AVX2 kernels, so on such shapes two
+** register-tiled AVX-512 kernels without packing do about twice the work
+** per second (bench/NOTES.md has the figures):
 **
 **   bcast  b has unit stride along n (row-major): a tile of 8 rows x 48
 **          columns of C sits in 24 registers; for each k, 3 vectors of
@@ -284,15 +282,34 @@ static void blas_layout(int64_t R, int64_t C, int64_t sr, int64_t sc,
   else { *tr = CblasNoTrans; *ld = C > 1 ? C : 1; }  /* contiguous (R or C is 1) */
 }
 
-#define INT_MATMUL(T)                                                        \
-  for (int64_t i = 0; i < M; i++)                                            \
-    for (int64_t j = 0; j < N; j++) {                                        \
-      uint64_t acc = 0;                                                      \
-      for (int64_t k = 0; k < K; k++)                                        \
-        acc += (uint64_t)((const T *)A)[i * a->strides[1] + k * a->strides[2]] * \
-               (uint64_t)((const T *)Bm)[k * b->strides[1] + j * b->strides[2]]; \
-      ((T *)Cm)[i * N + j] = (T)acc;                                         \
+/* Element `at` of an integer matrix, widened as the product wants it:
+   signed values sign-extended. */
+static inline uint64_t int_at(const char *m, ember_dtype dt, int64_t at) {
+  switch (dt) {
+    case EMBER_INT32: return (uint64_t)((const int32_t *)m)[at];
+    case EMBER_INT64: return (uint64_t)((const int64_t *)m)[at];
+    default: return ((const uint8_t *)m)[at];
+  }
+}
+
+/* C [M,N] = A B for the integer dtypes (the core refuses bool), summing in
+   uint64 so that overflow wraps: the low bits are what the dtype keeps. */
+static void int_matmul(ember_dtype dt, char *C, const char *A,
+                       const char *Bm, int64_t M, int64_t N, int64_t K,
+                       const int64_t *sa, const int64_t *sb) {
+  for (int64_t i = 0; i < M; i++)
+    for (int64_t j = 0; j < N; j++) {
+      uint64_t acc = 0;
+      for (int64_t k = 0; k < K; k++)
+        acc += int_at(A, dt, i * sa[1] + k * sa[2]) *
+               int_at(Bm, dt, k * sb[1] + j * sb[2]);
+      switch (dt) {
+        case EMBER_INT32: ((int32_t *)C)[i * N + j] = (int32_t)acc; break;
+        case EMBER_INT64: ((int64_t *)C)[i * N + j] = (int64_t)acc; break;
+        default: ((uint8_t *)C)[i * N + j] = (uint8_t)acc; break;
+      }
     }
+}
 
 int ember_cpu_matmul(ember_tensor *dst, const ember_tensor *a,
                      const ember_tensor *b) {
@@ -314,7 +331,7 @@ int ember_cpu_matmul(ember_tensor *dst, const ember_tensor *a,
           small_gemm g = {M, N, K, a->strides[1], a->strides[2], b->strides[1],
                           b->strides[2], (const float *)A, (const float *)Bm,
                           (float *)Cm, N, 0};
-          /* bcast's K panels are for conv.c's GEMMs: a long-K product
+          /* bcast's K panels are for conv_gemm.c's GEMMs: a long-K product
              here is square-ish, OpenBLAS's ground */
           int fits = g.K <= BCAST_MAX_K || g.sbn != 1 || g.N == 1;
           if (fits && small_sgemm(&g, 1)) break;
@@ -329,9 +346,9 @@ int ember_cpu_matmul(ember_tensor *dst, const ember_tensor *a,
                     (const double *)A, (int)lda, (const double *)Bm, (int)ldb,
                     0.0, (double *)Cm, (int)N);
         break;
-      case EMBER_INT32: INT_MATMUL(int32_t) break;
-      case EMBER_INT64: INT_MATMUL(int64_t) break;
-      default: INT_MATMUL(uint8_t) break;
+      default:
+        int_matmul(a->dtype, Cm, A, Bm, M, N, K, a->strides, b->strides);
+        break;
     }
   }
   return 0;

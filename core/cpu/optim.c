@@ -8,12 +8,15 @@
 ** element is loaded, updated in double (so float32 parameters get
 ** correctly rounded updates, not a chain of float32 roundings) and stored
 ** back.  The per-element math is a static inline function on doubles; the
-** two dtypes only differ in the loop that loads and stores.
+** two dtypes only differ in the loop that loads and stores: float32's is
+** specialised per option set (below), float64's is one plain loop that
+** reads the options as it goes and serves as the reference.
 **
-** Speed.  The loops vectorise (AVX-512 handles 8 doubles at a time): each
-** kernel is a range function [lo, hi) carrying EMBER_SIMD, which a
+** Speed.  The float32 loops vectorise (AVX-512 handles 8 doubles at a
+** time): each kernel is a range function [lo, hi) carrying EMBER_SIMD, which a
 ** parallel region calls on each thread's slice (OpenMP's outlined bodies
-** are not cloned, see cpu.h).  Inside, the loop is chosen once per call
+** are not cloned, see cpu.h).  Inside, the loop (an always-inlined helper
+** called with constant options) is chosen once per call
 ** from which state tensors exist, so no loop body loads or stores
 ** conditionally; an option that is a scalar (maximize, weight decay,
 ** nesterov) becomes a select between two computed values, which costs a
@@ -22,9 +25,8 @@
 ** compiled out.  sqrt vectorises because the build passes -fno-math-errno,
 ** and -std=c11 keeps a*b+c unfused, so every clone and every loop gives
 ** the bits of the scalar code: spec/optim/fused_spec.lua checks each loop
-** against the same arithmetic done in Lua, bit for bit.  On one Zen 5
-** core, Adam over the MLP's 109,386 float32 parameters went from 414 us
-** (scalar, sqrt through errno) to 53 us, bound by the double divides.
+** against the same arithmetic done in Lua, bit for bit.  The vector loop
+** is bound by the double divides (bench/NOTES.md has the figures).
 **
 ** The order of the operations follows torch.optim's single-tensor code
 ** (torch/optim/sgd.py, adam.py, adamw.py, rmsprop.py, adagrad.py).
@@ -135,33 +137,43 @@ static inline double sgd_elem(double p, double g, double *buf, int has_buf,
   return p - hp->lr * d;
 }
 
-/* One loop of SGD_RANGE, with the flags F; BUF is 0 or 1. */
-#define SGD_LOOP(T, BUF, F)                                                  \
-  _Pragma("omp simd")                                                        \
-  for (int64_t i = lo; i < hi; i++) {                                        \
-    double b = BUF ? (double)b_[i] : 0;                                      \
-    p_[i] = (T)sgd_elem(p_[i], g_[i], &b, BUF, &h, &(F));                    \
-    if (BUF) b_[i] = (T)b;                                                   \
+/* One loop of sgd_f32, for constant has_buf and flags f: always inlined,
+   so each call site compiles to a loop with its own options folded in. */
+static EMBER_ALWAYS_INLINE void sgd_loop_f32(float *restrict p,
+                                             float *restrict buf,
+                                             const float *restrict g,
+                                             int64_t lo, int64_t hi,
+                                             int has_buf,
+                                             const ember_optim_hp *h,
+                                             const optim_flags *f) {
+  #pragma omp simd
+  for (int64_t i = lo; i < hi; i++) {
+    double b = has_buf ? (double)buf[i] : 0;
+    p[i] = (float)sgd_elem(p[i], g[i], &b, has_buf, h, f);
+    if (has_buf) buf[i] = (float)b;
   }
-
-#define SGD_RANGE(T)                                                         \
-  do {                                                                       \
-    const ember_optim_hp h = a->hp;                                          \
-    const optim_flags f = a->f, plain = {0, 0, f.first, f.nesterov};         \
-    T *restrict p_ = a->p, *restrict b_ = a->s1;                             \
-    const T *restrict g_ = a->g;                                             \
-    if (!b_ && flags_plain(&f)) { SGD_LOOP(T, 0, plain) }                    \
-    else if (!b_) { SGD_LOOP(T, 0, f) }                                      \
-    else if (flags_plain(&f)) { SGD_LOOP(T, 1, plain) }                      \
-    else { SGD_LOOP(T, 1, f) }                                               \
-  } while (0)
-
-static EMBER_SIMD void sgd_f32(const optim_args *a, int64_t lo, int64_t hi) {
-  SGD_RANGE(float);
 }
 
-static EMBER_SIMD void sgd_f64(const optim_args *a, int64_t lo, int64_t hi) {
-  SGD_RANGE(double);
+static EMBER_SIMD void sgd_f32(const optim_args *a, int64_t lo, int64_t hi) {
+  const ember_optim_hp h = a->hp;
+  const optim_flags f = a->f, plain = {0, 0, f.first, f.nesterov};
+  float *p = a->p, *buf = a->s1;
+  const float *g = a->g;
+  if (!buf && flags_plain(&f)) sgd_loop_f32(p, NULL, g, lo, hi, 0, &h, &plain);
+  else if (!buf) sgd_loop_f32(p, NULL, g, lo, hi, 0, &h, &f);
+  else if (flags_plain(&f)) sgd_loop_f32(p, buf, g, lo, hi, 1, &h, &plain);
+  else sgd_loop_f32(p, buf, g, lo, hi, 1, &h, &f);
+}
+
+/* float64: one loop, the options read as they come */
+static void sgd_f64(const optim_args *a, int64_t lo, int64_t hi) {
+  double *restrict p = a->p, *restrict buf = a->s1;
+  const double *restrict g = a->g;
+  for (int64_t i = lo; i < hi; i++) {
+    double b = buf ? buf[i] : 0;
+    p[i] = sgd_elem(p[i], g[i], &b, buf != NULL, &a->hp, &a->f);
+    if (buf) buf[i] = b;
+  }
 }
 
 int ember_cpu_sgd_step(ember_tensor *p, const ember_tensor *g,
@@ -198,34 +210,44 @@ static inline void adam_elem(adam_state *s, double g, int ams,
   s->p -= hp->lr * (s->m / (sqrt(v) / hp->bc2_sqrt + hp->eps));
 }
 
-/* One loop of ADAM_RANGE, with the flags F; AMS is 0 or 1. */
-#define ADAM_LOOP(T, AMS, F)                                                 \
-  _Pragma("omp simd")                                                        \
-  for (int64_t i = lo; i < hi; i++) {                                        \
-    adam_state s = {p_[i], m_[i], v_[i], AMS ? (double)x_[i] : 0};           \
-    adam_elem(&s, g_[i], AMS, &h, &(F));                                     \
-    p_[i] = (T)s.p; m_[i] = (T)s.m; v_[i] = (T)s.v;                          \
-    if (AMS) x_[i] = (T)s.vmax;                                              \
+/* One loop of adam_f32, for constant ams and flags f (as sgd_loop_f32). */
+static EMBER_ALWAYS_INLINE void adam_loop_f32(float *restrict p,
+                                              float *restrict m,
+                                              float *restrict v,
+                                              float *restrict vmax,
+                                              const float *restrict g,
+                                              int64_t lo, int64_t hi, int ams,
+                                              const ember_optim_hp *h,
+                                              const optim_flags *f) {
+  #pragma omp simd
+  for (int64_t i = lo; i < hi; i++) {
+    adam_state s = {p[i], m[i], v[i], ams ? (double)vmax[i] : 0};
+    adam_elem(&s, g[i], ams, h, f);
+    p[i] = (float)s.p; m[i] = (float)s.m; v[i] = (float)s.v;
+    if (ams) vmax[i] = (float)s.vmax;
   }
-
-#define ADAM_RANGE(T)                                                        \
-  do {                                                                       \
-    const ember_optim_hp h = a->hp;                                          \
-    const optim_flags f = a->f, plain = {0, 0, 0, 0};                        \
-    T *restrict p_ = a->p, *restrict m_ = a->s1, *restrict v_ = a->s2;       \
-    T *restrict x_ = a->s3;                                                  \
-    const T *restrict g_ = a->g;                                             \
-    if (!x_ && flags_plain(&f)) { ADAM_LOOP(T, 0, plain) }                   \
-    else if (!x_) { ADAM_LOOP(T, 0, f) }                                     \
-    else { ADAM_LOOP(T, 1, f) }                                              \
-  } while (0)
-
-static EMBER_SIMD void adam_f32(const optim_args *a, int64_t lo, int64_t hi) {
-  ADAM_RANGE(float);
 }
 
-static EMBER_SIMD void adam_f64(const optim_args *a, int64_t lo, int64_t hi) {
-  ADAM_RANGE(double);
+static EMBER_SIMD void adam_f32(const optim_args *a, int64_t lo, int64_t hi) {
+  const ember_optim_hp h = a->hp;
+  const optim_flags f = a->f, plain = {0, 0, 0, 0};
+  float *p = a->p, *m = a->s1, *v = a->s2, *vmax = a->s3;
+  const float *g = a->g;
+  if (!vmax && flags_plain(&f)) adam_loop_f32(p, m, v, NULL, g, lo, hi, 0, &h, &plain);
+  else if (!vmax) adam_loop_f32(p, m, v, NULL, g, lo, hi, 0, &h, &f);
+  else adam_loop_f32(p, m, v, vmax, g, lo, hi, 1, &h, &f);
+}
+
+static void adam_f64(const optim_args *a, int64_t lo, int64_t hi) {
+  double *restrict p = a->p, *restrict m = a->s1, *restrict v = a->s2;
+  double *restrict vmax = a->s3;
+  const double *restrict g = a->g;
+  for (int64_t i = lo; i < hi; i++) {
+    adam_state s = {p[i], m[i], v[i], vmax ? vmax[i] : 0};
+    adam_elem(&s, g[i], vmax != NULL, &a->hp, &a->f);
+    p[i] = s.p; m[i] = s.m; v[i] = s.v;
+    if (vmax) vmax[i] = s.vmax;
+  }
 }
 
 int ember_cpu_adam_step(ember_tensor *p, const ember_tensor *g,
@@ -271,38 +293,52 @@ static inline void rms_elem(rms_state *s, double g, int has_buf, int centered,
   }
 }
 
-/* One loop of RMS_RANGE, with the flags F; BUF and CEN are 0 or 1. */
-#define RMS_LOOP(T, BUF, CEN, F)                                             \
-  _Pragma("omp simd")                                                        \
-  for (int64_t i = lo; i < hi; i++) {                                        \
-    rms_state s = {p_[i], s_[i], BUF ? (double)b_[i] : 0,                    \
-                   CEN ? (double)a_[i] : 0};                                 \
-    rms_elem(&s, g_[i], BUF, CEN, &h, &(F));                                 \
-    p_[i] = (T)s.p; s_[i] = (T)s.sq;                                         \
-    if (BUF) b_[i] = (T)s.buf;                                               \
-    if (CEN) a_[i] = (T)s.ga;                                                \
+/* One loop of rms_f32, for constant has_buf, centered and flags f (as
+   sgd_loop_f32). */
+static EMBER_ALWAYS_INLINE void rms_loop_f32(float *restrict p,
+                                             float *restrict sq,
+                                             float *restrict buf,
+                                             float *restrict gavg,
+                                             const float *restrict g,
+                                             int64_t lo, int64_t hi,
+                                             int has_buf, int centered,
+                                             const ember_optim_hp *h,
+                                             const optim_flags *f) {
+  #pragma omp simd
+  for (int64_t i = lo; i < hi; i++) {
+    rms_state s = {p[i], sq[i], has_buf ? (double)buf[i] : 0,
+                   centered ? (double)gavg[i] : 0};
+    rms_elem(&s, g[i], has_buf, centered, h, f);
+    p[i] = (float)s.p; sq[i] = (float)s.sq;
+    if (has_buf) buf[i] = (float)s.buf;
+    if (centered) gavg[i] = (float)s.ga;
   }
-
-#define RMS_RANGE(T)                                                         \
-  do {                                                                       \
-    const ember_optim_hp h = a->hp;                                          \
-    const optim_flags f = a->f, plain = {0, 0, 0, 0};                        \
-    T *restrict p_ = a->p, *restrict s_ = a->s1, *restrict b_ = a->s2;       \
-    T *restrict a_ = a->s3;                                                  \
-    const T *restrict g_ = a->g;                                             \
-    if (!b_ && !a_ && flags_plain(&f)) { RMS_LOOP(T, 0, 0, plain) }          \
-    else if (!b_ && !a_) { RMS_LOOP(T, 0, 0, f) }                            \
-    else if (!a_) { RMS_LOOP(T, 1, 0, f) }                                   \
-    else if (!b_) { RMS_LOOP(T, 0, 1, f) }                                   \
-    else { RMS_LOOP(T, 1, 1, f) }                                            \
-  } while (0)
-
-static EMBER_SIMD void rms_f32(const optim_args *a, int64_t lo, int64_t hi) {
-  RMS_RANGE(float);
 }
 
-static EMBER_SIMD void rms_f64(const optim_args *a, int64_t lo, int64_t hi) {
-  RMS_RANGE(double);
+static EMBER_SIMD void rms_f32(const optim_args *a, int64_t lo, int64_t hi) {
+  const ember_optim_hp h = a->hp;
+  const optim_flags f = a->f, plain = {0, 0, 0, 0};
+  float *p = a->p, *sq = a->s1, *buf = a->s2, *gavg = a->s3;
+  const float *g = a->g;
+  if (!buf && !gavg && flags_plain(&f))
+    rms_loop_f32(p, sq, NULL, NULL, g, lo, hi, 0, 0, &h, &plain);
+  else if (!buf && !gavg) rms_loop_f32(p, sq, NULL, NULL, g, lo, hi, 0, 0, &h, &f);
+  else if (!gavg) rms_loop_f32(p, sq, buf, NULL, g, lo, hi, 1, 0, &h, &f);
+  else if (!buf) rms_loop_f32(p, sq, NULL, gavg, g, lo, hi, 0, 1, &h, &f);
+  else rms_loop_f32(p, sq, buf, gavg, g, lo, hi, 1, 1, &h, &f);
+}
+
+static void rms_f64(const optim_args *a, int64_t lo, int64_t hi) {
+  double *restrict p = a->p, *restrict sq = a->s1, *restrict buf = a->s2;
+  double *restrict gavg = a->s3;
+  const double *restrict g = a->g;
+  for (int64_t i = lo; i < hi; i++) {
+    rms_state s = {p[i], sq[i], buf ? buf[i] : 0, gavg ? gavg[i] : 0};
+    rms_elem(&s, g[i], buf != NULL, gavg != NULL, &a->hp, &a->f);
+    p[i] = s.p; sq[i] = s.sq;
+    if (buf) buf[i] = s.buf;
+    if (gavg) gavg[i] = s.ga;
+  }
 }
 
 int ember_cpu_rmsprop_step(ember_tensor *p, const ember_tensor *g,
@@ -331,33 +367,37 @@ static inline double adagrad_elem(double p, double g, double *sum,
   return p - hp->lr * (d / (sqrt(s) + hp->eps));
 }
 
-/* One loop of ADAGRAD_RANGE, with the flags F. */
-#define ADAGRAD_LOOP(T, F)                                                   \
-  _Pragma("omp simd")                                                        \
-  for (int64_t i = lo; i < hi; i++) {                                        \
-    double s = s_[i];                                                        \
-    p_[i] = (T)adagrad_elem(p_[i], g_[i], &s, &h, &(F));                     \
-    s_[i] = (T)s;                                                            \
+/* One loop of adagrad_f32, for constant flags f (as sgd_loop_f32). */
+static EMBER_ALWAYS_INLINE void adagrad_loop_f32(float *restrict p,
+                                                 float *restrict sum,
+                                                 const float *restrict g,
+                                                 int64_t lo, int64_t hi,
+                                                 const ember_optim_hp *h,
+                                                 const optim_flags *f) {
+  #pragma omp simd
+  for (int64_t i = lo; i < hi; i++) {
+    double s = sum[i];
+    p[i] = (float)adagrad_elem(p[i], g[i], &s, h, f);
+    sum[i] = (float)s;
   }
-
-#define ADAGRAD_RANGE(T)                                                     \
-  do {                                                                       \
-    const ember_optim_hp h = a->hp;                                          \
-    const optim_flags f = a->f, plain = {0, 0, 0, 0};                        \
-    T *restrict p_ = a->p, *restrict s_ = a->s1;                             \
-    const T *restrict g_ = a->g;                                             \
-    if (flags_plain(&f)) { ADAGRAD_LOOP(T, plain) }                          \
-    else { ADAGRAD_LOOP(T, f) }                                              \
-  } while (0)
+}
 
 static EMBER_SIMD void adagrad_f32(const optim_args *a, int64_t lo,
                                    int64_t hi) {
-  ADAGRAD_RANGE(float);
+  const ember_optim_hp h = a->hp;
+  const optim_flags f = a->f, plain = {0, 0, 0, 0};
+  if (flags_plain(&f)) adagrad_loop_f32(a->p, a->s1, a->g, lo, hi, &h, &plain);
+  else adagrad_loop_f32(a->p, a->s1, a->g, lo, hi, &h, &f);
 }
 
-static EMBER_SIMD void adagrad_f64(const optim_args *a, int64_t lo,
-                                   int64_t hi) {
-  ADAGRAD_RANGE(double);
+static void adagrad_f64(const optim_args *a, int64_t lo, int64_t hi) {
+  double *restrict p = a->p, *restrict sum = a->s1;
+  const double *restrict g = a->g;
+  for (int64_t i = lo; i < hi; i++) {
+    double s = sum[i];
+    p[i] = adagrad_elem(p[i], g[i], &s, &a->hp, &a->f);
+    sum[i] = s;
+  }
 }
 
 int ember_cpu_adagrad_step(ember_tensor *p, const ember_tensor *g,

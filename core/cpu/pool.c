@@ -37,60 +37,6 @@ static inline int64_t first_inside(int64_t start, int64_t d) {
 ** Max pooling
 ** ======================================================================= */
 
-/* One plane: y and (if idx) the 1-based flat position of each maximum.
-   The 2x2 / stride 2 windows of most CNNs take a straight path with the
-   same scan order and the same rule (a larger value or a NaN takes over). */
-#define MAX_STEP(T, v, pos)                                                  \
-  do {                                                                       \
-    T v_ = (v);                                                              \
-    int take_ = (v_ > m) | (v_ != v_);   /* branch-free: data is random */   \
-    m = take_ ? v_ : m;                                                      \
-    best = take_ ? (pos) : best;                                             \
-  } while (0)
-#define DEFINE_MAX_PLANE(SUF, T)                                             \
-  static void max_plane_##SUF(const T *x, T *y, int64_t *idx,               \
-                              const ember_pool2d_geom *g) {                  \
-    if (g->kh == 2 && g->kw == 2 && g->sh == 2 && g->sw == 2 && g->ph == 0 &&\
-        g->pw == 0 && g->dh == 1 && g->dw == 1 && 2 * g->OH <= g->H &&       \
-        2 * g->OW <= g->W) {                                                 \
-      const int64_t W = g->W, OW = g->OW;                                    \
-      for (int64_t oh = 0; oh < g->OH; oh++) {                               \
-        const T *r0 = x + 2 * oh * W, *r1 = r0 + W;                          \
-        const int64_t base = 2 * oh * W;                                     \
-        for (int64_t ow = 0; ow < OW; ow++) {                                \
-          const int64_t w = 2 * ow;                                          \
-          T m = r0[w];                                                       \
-          int64_t best = base + w;                                           \
-          MAX_STEP(T, r0[w + 1], base + w + 1);                              \
-          MAX_STEP(T, r1[w], base + W + w);                                  \
-          MAX_STEP(T, r1[w + 1], base + W + w + 1);                          \
-          y[oh * OW + ow] = m;                                               \
-          if (idx) idx[oh * OW + ow] = best + 1;                             \
-        }                                                                    \
-      }                                                                      \
-      return;                                                                \
-    }                                                                        \
-    for (int64_t oh = 0; oh < g->OH; oh++) {                                 \
-      int64_t h0 = oh * g->sh - g->ph, h1 = h0 + (g->kh - 1) * g->dh + 1;    \
-      if (h1 > g->H) h1 = g->H;                                              \
-      h0 = first_inside(h0, g->dh);                                          \
-      for (int64_t ow = 0; ow < g->OW; ow++) {                               \
-        int64_t w0 = ow * g->sw - g->pw, w1 = w0 + (g->kw - 1) * g->dw + 1;  \
-        if (w1 > g->W) w1 = g->W;                                            \
-        w0 = first_inside(w0, g->dw);                                        \
-        int64_t best = h0 * g->W + w0;                                       \
-        T m = -INFINITY;                                                     \
-        for (int64_t h = h0; h < h1; h += g->dh)                             \
-          for (int64_t w = w0; w < w1; w += g->dw) {                         \
-            T v = x[h * g->W + w];                                           \
-            if (v > m || isnan(v)) { m = v; best = h * g->W + w; }          \
-          }                                                                  \
-        y[oh * g->OW + ow] = m;                                              \
-        if (idx) idx[oh * g->OW + ow] = best + 1;                            \
-      }                                                                      \
-    }                                                                        \
-  }
-
 /* One step of the scan, branch-free: v (at position pos) takes over
    when it is larger or a NaN.  The selects are on bits, so that even the
    scalar code of a short row has no branch to mispredict on random data. */
@@ -174,8 +120,58 @@ static int is_2x2(const ember_pool2d_geom *g) {
          2 * g->OW <= g->W;
 }
 
-DEFINE_MAX_PLANE(f32, float)
-DEFINE_MAX_PLANE(f64, double)
+/*
+** One plane, any window: y and (if idx) the 1-based flat position of each
+** maximum, scanning the window's taps row by row; a larger value or a NaN
+** takes over.  float32's 2x2 / stride 2 windows take max2x2_f32 instead,
+** with the same order and rule (so the same results); float64 is the
+** reference and always comes here.
+*/
+static void max_plane_f32(const float *x, float *y, int64_t *idx,
+                          const ember_pool2d_geom *g) {
+  for (int64_t oh = 0; oh < g->OH; oh++) {
+    int64_t h0 = oh * g->sh - g->ph, h1 = h0 + (g->kh - 1) * g->dh + 1;
+    if (h1 > g->H) h1 = g->H;
+    h0 = first_inside(h0, g->dh);
+    for (int64_t ow = 0; ow < g->OW; ow++) {
+      int64_t w0 = ow * g->sw - g->pw, w1 = w0 + (g->kw - 1) * g->dw + 1;
+      if (w1 > g->W) w1 = g->W;
+      w0 = first_inside(w0, g->dw);
+      int64_t best = h0 * g->W + w0;
+      float m = -INFINITY;
+      for (int64_t h = h0; h < h1; h += g->dh)
+        for (int64_t w = w0; w < w1; w += g->dw) {
+          float v = x[h * g->W + w];
+          if (v > m || isnan(v)) { m = v; best = h * g->W + w; }
+        }
+      y[oh * g->OW + ow] = m;
+      if (idx) idx[oh * g->OW + ow] = best + 1;
+    }
+  }
+}
+
+static void max_plane_f64(const double *x, double *y, int64_t *idx,
+                          const ember_pool2d_geom *g) {
+  for (int64_t oh = 0; oh < g->OH; oh++) {
+    int64_t h0 = oh * g->sh - g->ph, h1 = h0 + (g->kh - 1) * g->dh + 1;
+    if (h1 > g->H) h1 = g->H;
+    h0 = first_inside(h0, g->dh);
+    for (int64_t ow = 0; ow < g->OW; ow++) {
+      int64_t w0 = ow * g->sw - g->pw, w1 = w0 + (g->kw - 1) * g->dw + 1;
+      if (w1 > g->W) w1 = g->W;
+      w0 = first_inside(w0, g->dw);
+      int64_t best = h0 * g->W + w0;
+      double m = -INFINITY;
+      for (int64_t h = h0; h < h1; h += g->dh)
+        for (int64_t w = w0; w < w1; w += g->dw) {
+          double v = x[h * g->W + w];
+          if (v > m || isnan(v)) { m = v; best = h * g->W + w; }
+        }
+      y[oh * g->OW + ow] = m;
+      if (idx) idx[oh * g->OW + ow] = best + 1;
+    }
+  }
+}
 
 int ember_cpu_max_pool2d(ember_tensor *y, ember_tensor *idx,
                          const ember_tensor *x, const ember_pool2d_geom *g) {
@@ -279,34 +275,60 @@ static int avg_window_at(const ember_pool2d_geom *g, int64_t oh, int64_t ow,
   return 1;
 }
 
-#define DEFINE_AVG_PLANE(SUF, T)                                             \
-  static void avg_plane_##SUF(const T *x, T *y, const ember_pool2d_geom *g) { \
-    avg_window a;                                                            \
-    for (int64_t oh = 0; oh < g->OH; oh++)                                   \
-      for (int64_t ow = 0; ow < g->OW; ow++) {                               \
-        double s = 0;                                                        \
-        if (avg_window_at(g, oh, ow, &a)) {                                  \
-          for (int64_t h = a.h0; h < a.h1; h++)                              \
-            for (int64_t w = a.w0; w < a.w1; w++) s += x[h * g->W + w];      \
-          s /= a.div;                                                        \
-        }                                                                    \
-        y[oh * g->OW + ow] = (T)s;                                           \
-      }                                                                      \
-  }                                                                          \
-  static void avg_plane_back_##SUF(T *gx, const T *gy,                       \
-                                   const ember_pool2d_geom *g) {             \
-    avg_window a;                                                            \
-    for (int64_t oh = 0; oh < g->OH; oh++)                                   \
-      for (int64_t ow = 0; ow < g->OW; ow++) {                               \
-        if (!avg_window_at(g, oh, ow, &a)) continue;                         \
-        T d = (T)(gy[oh * g->OW + ow] / a.div);                              \
-        for (int64_t h = a.h0; h < a.h1; h++)                                \
-          for (int64_t w = a.w0; w < a.w1; w++) gx[h * g->W + w] += d;       \
-      }                                                                      \
-  }
+/* One plane: each output the mean of its window (sums in double). */
+static void avg_plane_f32(const float *x, float *y, const ember_pool2d_geom *g) {
+  avg_window a;
+  for (int64_t oh = 0; oh < g->OH; oh++)
+    for (int64_t ow = 0; ow < g->OW; ow++) {
+      double s = 0;
+      if (avg_window_at(g, oh, ow, &a)) {
+        for (int64_t h = a.h0; h < a.h1; h++)
+          for (int64_t w = a.w0; w < a.w1; w++) s += x[h * g->W + w];
+        s /= a.div;
+      }
+      y[oh * g->OW + ow] = (float)s;
+    }
+}
 
-DEFINE_AVG_PLANE(f32, float)
-DEFINE_AVG_PLANE(f64, double)
+static void avg_plane_f64(const double *x, double *y,
+                          const ember_pool2d_geom *g) {
+  avg_window a;
+  for (int64_t oh = 0; oh < g->OH; oh++)
+    for (int64_t ow = 0; ow < g->OW; ow++) {
+      double s = 0;
+      if (avg_window_at(g, oh, ow, &a)) {
+        for (int64_t h = a.h0; h < a.h1; h++)
+          for (int64_t w = a.w0; w < a.w1; w++) s += x[h * g->W + w];
+        s /= a.div;
+      }
+      y[oh * g->OW + ow] = s;
+    }
+}
+
+/* One plane's gradient: each output's share added to its window. */
+static void avg_plane_back_f32(float *gx, const float *gy,
+                               const ember_pool2d_geom *g) {
+  avg_window a;
+  for (int64_t oh = 0; oh < g->OH; oh++)
+    for (int64_t ow = 0; ow < g->OW; ow++) {
+      if (!avg_window_at(g, oh, ow, &a)) continue;
+      float d = (float)(gy[oh * g->OW + ow] / a.div);
+      for (int64_t h = a.h0; h < a.h1; h++)
+        for (int64_t w = a.w0; w < a.w1; w++) gx[h * g->W + w] += d;
+    }
+}
+
+static void avg_plane_back_f64(double *gx, const double *gy,
+                               const ember_pool2d_geom *g) {
+  avg_window a;
+  for (int64_t oh = 0; oh < g->OH; oh++)
+    for (int64_t ow = 0; ow < g->OW; ow++) {
+      if (!avg_window_at(g, oh, ow, &a)) continue;
+      double d = gy[oh * g->OW + ow] / a.div;
+      for (int64_t h = a.h0; h < a.h1; h++)
+        for (int64_t w = a.w0; w < a.w1; w++) gx[h * g->W + w] += d;
+    }
+}
 
 int ember_cpu_avg_pool2d(ember_tensor *y, const ember_tensor *x,
                          const ember_pool2d_geom *g) {

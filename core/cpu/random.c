@@ -1,29 +1,17 @@
 /*
-** random.c -- Philox-4x32-10 and the CPU's random kernels.
+** random.c -- the CPU's random kernels.
 **
-** Philox (Salmon et al., "Parallel random numbers: as easy as 1, 2, 3",
-** SC'11) maps (key, counter) to four 32-bit words.  Element i of a draw
-** uses counter + i, so a draw is the same on any number of threads and any
-** platform, and a GPU backend can produce the very same numbers.
+** Element i of a draw is made from Philox-4x32-10 of (seed, counter + i)
+** (core/philox.h, the one definition core/cuda/random.cu uses too), so a
+** draw is the same on any number of threads, any platform and either
+** device.
 */
 #include <math.h>
 
+#include "../philox.h"
 #include "cpu.h"
 
 __extension__ typedef unsigned __int128 u128;
-
-void ember_philox(uint64_t key, uint64_t counter, uint32_t out[4]) {
-  uint32_t c0 = (uint32_t)counter, c1 = (uint32_t)(counter >> 32), c2 = 0, c3 = 0;
-  uint32_t k0 = (uint32_t)key, k1 = (uint32_t)(key >> 32);
-  for (int r = 0; r < 10; r++) {
-    uint64_t p0 = (uint64_t)0xD2511F53u * c0, p1 = (uint64_t)0xCD9E8D57u * c2;
-    uint32_t n0 = (uint32_t)(p1 >> 32) ^ c1 ^ k0, n2 = (uint32_t)(p0 >> 32) ^ c3 ^ k1;
-    c1 = (uint32_t)p1; c3 = (uint32_t)p0;
-    c0 = n0; c2 = n2;
-    k0 += 0x9E3779B9u; k1 += 0xBB67AE85u;
-  }
-  out[0] = c0; out[1] = c1; out[2] = c2; out[3] = c3;
-}
 
 /* uniform in [0, 1) with 53 random bits */
 static inline double u01(const uint32_t w[4]) {

@@ -170,35 +170,56 @@ int ember_cpu_reduce(ember_reduce_op op, ember_tensor *dst,
 
 typedef struct { int64_t n, ss, ds; int log; ember_dtype dt; } softmax_ctx;
 
-/* one row: subtract the max for stability, then normalise */
-#define SOFTMAX_ROW(T, EXP, LOG)                                             \
-  do {                                                                       \
-    T mx = -INFINITY;                                                        \
-    for (int64_t i = 0; i < n; i++) {                                        \
-      T x = *(const T *)(s + i * ss);                                        \
-      if (x > mx || x != x) mx = x;                                          \
-    }                                                                        \
-    double sum = 0;                                                          \
-    for (int64_t i = 0; i < n; i++) sum += EXP(*(const T *)(s + i * ss) - mx); \
-    if (c->log) {                                                            \
-      T lse = (T)log(sum);                                                   \
-      for (int64_t i = 0; i < n; i++)                                        \
-        *(T *)(d + i * ds) = *(const T *)(s + i * ss) - mx - lse;            \
-    } else {                                                                 \
-      T inv = (T)(1.0 / sum);                                                \
-      for (int64_t i = 0; i < n; i++)                                        \
-        *(T *)(d + i * ds) = EXP(*(const T *)(s + i * ss) - mx) * inv;       \
-    }                                                                        \
-  } while (0)
+/* One row of n elements, ss and ds bytes apart: subtract the max for
+   stability (a NaN wins it, so a row with one is all NaN), then
+   normalise; the sum of the exponentials in double. */
+static void softmax_row_f32(char *d, const char *s, int64_t n, int64_t ss,
+                            int64_t ds, int log_) {
+  float mx = -INFINITY;
+  for (int64_t i = 0; i < n; i++) {
+    float x = *(const float *)(s + i * ss);
+    if (x > mx || x != x) mx = x;
+  }
+  double sum = 0;
+  for (int64_t i = 0; i < n; i++) sum += expf(*(const float *)(s + i * ss) - mx);
+  if (log_) {
+    float lse = (float)log(sum);
+    for (int64_t i = 0; i < n; i++)
+      *(float *)(d + i * ds) = *(const float *)(s + i * ss) - mx - lse;
+  } else {
+    float inv = (float)(1.0 / sum);
+    for (int64_t i = 0; i < n; i++)
+      *(float *)(d + i * ds) = expf(*(const float *)(s + i * ss) - mx) * inv;
+  }
+}
+
+static void softmax_row_f64(char *d, const char *s, int64_t n, int64_t ss,
+                            int64_t ds, int log_) {
+  double mx = -INFINITY;
+  for (int64_t i = 0; i < n; i++) {
+    double x = *(const double *)(s + i * ss);
+    if (x > mx || x != x) mx = x;
+  }
+  double sum = 0;
+  for (int64_t i = 0; i < n; i++) sum += exp(*(const double *)(s + i * ss) - mx);
+  if (log_) {
+    double lse = log(sum);
+    for (int64_t i = 0; i < n; i++)
+      *(double *)(d + i * ds) = *(const double *)(s + i * ss) - mx - lse;
+  } else {
+    double inv = 1.0 / sum;
+    for (int64_t i = 0; i < n; i++)
+      *(double *)(d + i * ds) = exp(*(const double *)(s + i * ss) - mx) * inv;
+  }
+}
 
 static void softmax_row(char **p, const int64_t *st, int64_t cnt, void *ctx) {
   const softmax_ctx *c = ctx;
-  int64_t n = c->n, ss = c->ss, ds = c->ds;
   for (int64_t r = 0; r < cnt; r++) {
     char *d = p[0] + r * st[0];
     const char *s = p[1] + r * st[1];
-    if (c->dt == EMBER_FLOAT32) SOFTMAX_ROW(float, expf, logf);
-    else SOFTMAX_ROW(double, exp, log);
+    if (c->dt == EMBER_FLOAT32) softmax_row_f32(d, s, c->n, c->ss, c->ds, c->log);
+    else softmax_row_f64(d, s, c->n, c->ss, c->ds, c->log);
   }
 }
 

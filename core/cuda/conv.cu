@@ -1,6 +1,6 @@
 /*
 ** conv.cu -- 2-D convolution on the GPU: im2col + cuBLAS GEMM (the twin of
-** core/cpu/conv.c).
+** core/cpu/conv_gemm.c).
 **
 ** Layouts (contiguous; the core sees to it), Cg = C/groups, Og = O/groups,
 ** K = Cg*KH*KW, P = OH*OW:
@@ -29,7 +29,7 @@
 ** each row-major product X = A B is called as X^T = B^T A^T; each call
 ** below spells out its operands.
 **
-** Precision: float32 GEMMs use TF32 only when cu_allow_tf32 is set (see
+** Precision: float32 GEMMs use TF32 only when ember_cuda_allow_tf32 is set (see
 ** matmul.cu); the GEMMs' summation order is cuBLAS's, so results agree
 ** with the CPU's to rounding.  im2col, col2im, the row gathers and the
 ** bias add are exact copies / the CPU's sums in the CPU's order; gb is a
@@ -50,7 +50,7 @@
 ** ======================================================================= */
 
 /* A chunk: images [n0, n0+nb), output rows [oh0, oh1) of each (backend.h,
-   shared with the CPU's conv.c). */
+   shared with the CPU's conv_gemm.c). */
 typedef ember_conv_chunk chunk;
 
 /*
@@ -178,14 +178,13 @@ static int launch_im2col(ember_dtype dt, void *col, const void *x,
                          const ember_conv2d_geom *g, const chunk *ch) {
   int64_t L = (ch->oh1 - ch->oh0) * g->OW;
   int64_t total = g->C * g->KH * g->KW * ch->cols;
-  if (dt == EMBER_FLOAT32)
-    im2col_kernel<float><<<cu_blocks(total), CU_THREADS>>>(
-        (float *)col, (const float *)x, *g, ch->n0, ch->oh0, L, ch->cols,
+  ember_cuda_dispatch_float(dt, [&](auto ty) {
+    typedef typename decltype(ty)::T T;
+    im2col_kernel<T><<<cu_blocks(total), CU_THREADS>>>(
+        (T *)col, (const T *)x, *g, ch->n0, ch->oh0, L, ch->cols,
         total);
-  else
-    im2col_kernel<double><<<cu_blocks(total), CU_THREADS>>>(
-        (double *)col, (const double *)x, *g, ch->n0, ch->oh0, L, ch->cols,
-        total);
+    return 0;
+  });
   CU_LAUNCH_CHECK("conv2d: im2col");
   return 0;
 }
@@ -194,14 +193,13 @@ static int launch_col2im(ember_dtype dt, void *gx, const void *col,
                          const ember_conv2d_geom *g, const chunk *ch) {
   int64_t L = (ch->oh1 - ch->oh0) * g->OW;
   int64_t total = ch->nb * g->C * g->H * g->W;
-  if (dt == EMBER_FLOAT32)
-    col2im_kernel<float><<<cu_blocks(total), CU_THREADS>>>(
-        (float *)gx, (const float *)col, *g, ch->n0, ch->oh0, ch->oh1, L,
+  ember_cuda_dispatch_float(dt, [&](auto ty) {
+    typedef typename decltype(ty)::T T;
+    col2im_kernel<T><<<cu_blocks(total), CU_THREADS>>>(
+        (T *)gx, (const T *)col, *g, ch->n0, ch->oh0, ch->oh1, L,
         ch->cols, total);
-  else
-    col2im_kernel<double><<<cu_blocks(total), CU_THREADS>>>(
-        (double *)gx, (const double *)col, *g, ch->n0, ch->oh0, ch->oh1, L,
-        ch->cols, total);
+    return 0;
+  });
   CU_LAUNCH_CHECK("conv2d_backward: col2im");
   return 0;
 }
@@ -210,14 +208,13 @@ static int launch_gather_rows(ember_dtype dt, void *mat, const void *gy,
                               const void *mask, const ember_conv2d_geom *g,
                               const chunk *ch) {
   int64_t L = (ch->oh1 - ch->oh0) * g->OW, total = g->O * ch->cols;
-  if (dt == EMBER_FLOAT32)
-    gather_rows_kernel<float><<<cu_blocks(total), CU_THREADS>>>(
-        (float *)mat, (const float *)gy, (const float *)mask, *g, ch->n0,
+  ember_cuda_dispatch_float(dt, [&](auto ty) {
+    typedef typename decltype(ty)::T T;
+    gather_rows_kernel<T><<<cu_blocks(total), CU_THREADS>>>(
+        (T *)mat, (const T *)gy, (const T *)mask, *g, ch->n0,
         ch->oh0, L, ch->cols, total);
-  else
-    gather_rows_kernel<double><<<cu_blocks(total), CU_THREADS>>>(
-        (double *)mat, (const double *)gy, (const double *)mask, *g, ch->n0,
-        ch->oh0, L, ch->cols, total);
+    return 0;
+  });
   CU_LAUNCH_CHECK("conv2d_backward: gather");
   return 0;
 }
@@ -226,14 +223,13 @@ static int launch_gather_rows(ember_dtype dt, void *mat, const void *gy,
 static int finish(ember_tensor *y, const ember_tensor *b,
                   const ember_conv2d_geom *g) {
   int64_t P = g->OH * g->OW, total = g->N * g->O * P;
-  if (y->dtype == EMBER_FLOAT32)
-    finish_kernel<float><<<cu_blocks(total), CU_THREADS>>>(
-        (float *)cu_data(y), b ? (const float *)cu_data(b) : NULL, g->O, P,
+  ember_cuda_dispatch_float(y->dtype, [&](auto ty) {
+    typedef typename decltype(ty)::T T;
+    finish_kernel<T><<<cu_blocks(total), CU_THREADS>>>(
+        (T *)cu_data(y), b ? (const T *)cu_data(b) : NULL, g->O, P,
         g->relu, total);
-  else
-    finish_kernel<double><<<cu_blocks(total), CU_THREADS>>>(
-        (double *)cu_data(y), b ? (const double *)cu_data(b) : NULL, g->O, P,
-        g->relu, total);
+    return 0;
+  });
   CU_LAUNCH_CHECK("conv2d: bias");
   return 0;
 }
@@ -242,14 +238,13 @@ static int bias_grad(ember_tensor *gb, const ember_tensor *gy,
                      const ember_tensor *mask, const ember_conv2d_geom *g) {
   int64_t P = g->OH * g->OW;
   unsigned blocks = (unsigned)(g->O < 65535 ? g->O : 65535);
-  if (gb->dtype == EMBER_FLOAT32)
-    bias_grad_kernel<float><<<blocks, CU_THREADS>>>(
-        (float *)cu_data(gb), (const float *)cu_data(gy),
-        mask ? (const float *)cu_data(mask) : NULL, g->N, g->O, P);
-  else
-    bias_grad_kernel<double><<<blocks, CU_THREADS>>>(
-        (double *)cu_data(gb), (const double *)cu_data(gy),
-        mask ? (const double *)cu_data(mask) : NULL, g->N, g->O, P);
+  ember_cuda_dispatch_float(gb->dtype, [&](auto ty) {
+    typedef typename decltype(ty)::T T;
+    bias_grad_kernel<T><<<blocks, CU_THREADS>>>(
+        (T *)cu_data(gb), (const T *)cu_data(gy),
+        mask ? (const T *)cu_data(mask) : NULL, g->N, g->O, P);
+    return 0;
+  });
   CU_LAUNCH_CHECK("conv2d_backward: bias grad");
   return 0;
 }
@@ -338,7 +333,7 @@ static void *scratch(int64_t rows, int64_t cols, size_t es, const char *fn) {
     cu_error("%s: out of memory for the im2col buffer", fn);
     return NULL;
   }
-  return cu_alloc((size_t)(rows * cols) * es);
+  return ember_cuda_alloc((size_t)(rows * cols) * es);
 }
 
 /* }====================================================================== */
@@ -355,7 +350,7 @@ static int conv_forward(ember_tensor *y, const ember_tensor *x,
   int64_t es = (int64_t)cu_elsize(dt);
   int64_t Cg = g->C / g->groups, Og = g->O / g->groups;
   int64_t K = Cg * g->KH * g->KW, P = g->OH * g->OW, HW = g->H * g->W;
-  cublasHandle_t h = cu_cublas();
+  cublasHandle_t h = ember_cuda_cublas();
   if (!h || cu_cublas_mode(h, dt) < 0) return -1;
   chunk ch = {0, 0, 0, 0, 0};
   while (ember_conv_next_chunk(&ch, B, band, g)) {
@@ -404,9 +399,9 @@ static int conv_forward(ember_tensor *y, const ember_tensor *x,
   return 0;
 }
 
-int ember_cu_conv2d(ember_tensor *y, const ember_tensor *x,
-                    const ember_tensor *w, const ember_tensor *b,
-                    const ember_conv2d_geom *g) {
+int ember_cuda_conv2d(ember_tensor *y, const ember_tensor *x,
+                      const ember_tensor *w, const ember_tensor *b,
+                      const ember_conv2d_geom *g) {
   size_t es = cu_elsize(x->dtype);
   int64_t rows = g->C * g->KH * g->KW, B, band;
   if (g->N == 0) return 0;                   /* y is empty */
@@ -415,7 +410,7 @@ int ember_cu_conv2d(ember_tensor *y, const ember_tensor *x,
   if (!ember_conv_pointwise(g) && !(col = (char *)scratch(rows, most, es, "conv2d")))
     return -1;
   int rc = conv_forward(y, x, w, g, col, B, band);
-  if (col) cu_free(col);
+  if (col) ember_cuda_free(col);
   if (rc == 0 && (b || g->relu)) rc = finish(y, b, g);
   return rc;
 }
@@ -429,7 +424,7 @@ static int conv_backward(ember_tensor *gx, ember_tensor *gw,
                          char *col, char *mat, int64_t B, int64_t band) {
   ember_dtype dt = x->dtype;
   int64_t Og = g->O / g->groups, K = g->C / g->groups * g->KH * g->KW;
-  cublasHandle_t h = cu_cublas();
+  cublasHandle_t h = ember_cuda_cublas();
   if (!h || cu_cublas_mode(h, dt) < 0) return -1;
   chunk ch = {0, 0, 0, 0, 0};
   const int64_t none[3] = {0, 0, 0};
@@ -476,10 +471,10 @@ static int conv_backward(ember_tensor *gx, ember_tensor *gw,
   return 0;
 }
 
-int ember_cu_conv2d_backward(ember_tensor *gx, ember_tensor *gw,
-                             ember_tensor *gb, const ember_tensor *gy,
-                             const ember_tensor *mask, const ember_tensor *x,
-                             const ember_tensor *w, const ember_conv2d_geom *g) {
+int ember_cuda_conv2d_backward(ember_tensor *gx, ember_tensor *gw,
+                               ember_tensor *gb, const ember_tensor *gy,
+                               const ember_tensor *mask, const ember_tensor *x,
+                               const ember_tensor *w, const ember_conv2d_geom *g) {
   size_t es = cu_elsize(x->dtype);
   int64_t ckk = g->C * g->KH * g->KW, B, band;
   /* gw accumulates over the chunks and col2im adds into gx: start at 0 */
@@ -496,12 +491,12 @@ int ember_cu_conv2d_backward(ember_tensor *gx, ember_tensor *gw,
   if (!col) return -1;
   char *mat = (char *)scratch(g->O, most, es, "conv2d_backward");
   if (!mat) {
-    cu_free(col);
+    ember_cuda_free(col);
     return -1;
   }
   int rc = conv_backward(gx, gw, gy, mask, x, w, g, col, mat, B, band);
-  cu_free(mat);
-  cu_free(col);
+  ember_cuda_free(mat);
+  ember_cuda_free(col);
   return rc;
 }
 

@@ -18,11 +18,13 @@
 **     return -1 after cu_error on failure, 0 on success.
 **   - Everything runs on the default stream; no cudaDeviceSynchronize on
 **     the per-op path (copies to the host synchronise by themselves).
-**   - Temporary device memory comes from cu_alloc / cu_free (the caching
-**     allocator), never cudaMalloc / cudaFree.
+**   - Temporary device memory comes from ember_cuda_alloc /
+**     ember_cuda_free (the caching allocator), never cudaMalloc / cudaFree.
 **   - Data errors the CPU kernel reports (an index out of range) are
-**     detected on the device into a flag (cu_flag_*) and reported after
-**     the launch with the same message as the CPU kernel's.
+**     detected on the device into a flag (ember_cuda_flag_*) and reported
+**     after the launch with the same message as the CPU kernel's.
+**   - Names: ember_cuda_ for what the files share (declared here), cu_ for
+**     the static inline helpers of this header, k_ for kernels.
 */
 #ifndef EMBER_CUDA_INTERNAL_H
 #define EMBER_CUDA_INTERNAL_H
@@ -32,6 +34,8 @@
 #include <stdint.h>
 #include <stddef.h>
 
+#include <type_traits>
+
 extern "C" {
 #include "../device.h"
 }
@@ -40,9 +44,9 @@ extern "C" {
 ** Errors
 ** ======================================================================= */
 
-extern const ember_core_api *ember_cu_api;   /* set by the plugin's init */
+extern const ember_core_api *ember_cuda_api;   /* set by the plugin's init */
 
-#define cu_error(...) (ember_cu_api->set_error(__VA_ARGS__))
+#define cu_error(...) (ember_cuda_api->set_error(__VA_ARGS__))
 
 #define CU_CHECK(call)                                                       \
   do {                                                                       \
@@ -150,81 +154,132 @@ static inline unsigned cu_blocks(int64_t n) {
   for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n);  \
        i += (int64_t)blockDim.x * gridDim.x)
 
-/* Run the statements after T with T the C type of dtype dt (uint8_t for
-   uint8 and bool).  Variadic, so a launch's <<<a, b>>> may be inside. */
-#define CU_DISPATCH(dt, T, ...)                                              \
-  switch (dt) {                                                              \
-    case EMBER_FLOAT32: { typedef float T; __VA_ARGS__; break; }             \
-    case EMBER_FLOAT64: { typedef double T; __VA_ARGS__; break; }            \
-    case EMBER_INT32: { typedef int32_t T; __VA_ARGS__; break; }             \
-    case EMBER_INT64: { typedef int64_t T; __VA_ARGS__; break; }             \
-    default: { typedef uint8_t T; __VA_ARGS__; break; }                      \
-  }
+/* }====================================================================== */
 
-/* The same by element size only, with U an unsigned type of that size:
-   for kernels that move bits (copies, selects, gathers). */
-#define CU_DISPATCH_BITS(dt, U, ...)                                         \
-  switch (cu_elsize(dt)) {                                                   \
-    case 8: { typedef uint64_t U; __VA_ARGS__; break; }                      \
-    case 4: { typedef uint32_t U; __VA_ARGS__; break; }                      \
-    default: { typedef uint8_t U; __VA_ARGS__; break; }                      \
-  }
+/* {======================================================================
+** Dispatch over dtypes
+** ======================================================================= */
 
-/* The same for float dtypes only. */
-#define CU_DISPATCH_FLOAT(dt, T, ...)                                        \
-  switch (dt) {                                                              \
-    case EMBER_FLOAT64: { typedef double T; __VA_ARGS__; break; }            \
-    default: { typedef float T; __VA_ARGS__; break; }                        \
+/*
+** A dtype as a compile-time value: ember_cuda_type<DT>::dt is the dtype,
+** ::T its C type (bool is a byte holding 0 or 1), ::U the unsigned type
+** integer arithmetic wraps in (the CPU's: uint32_t for int32 and uint8,
+** uint64_t for int64; T itself for the floats).
+*/
+template <int DT> struct ember_cuda_type {        /* uint8 and bool */
+  static constexpr int dt = DT;
+  typedef uint8_t T;
+  typedef uint32_t U;
+};
+template <> struct ember_cuda_type<EMBER_FLOAT32> {
+  static constexpr int dt = EMBER_FLOAT32;
+  typedef float T;
+  typedef float U;
+};
+template <> struct ember_cuda_type<EMBER_FLOAT64> {
+  static constexpr int dt = EMBER_FLOAT64;
+  typedef double T;
+  typedef double U;
+};
+template <> struct ember_cuda_type<EMBER_INT32> {
+  static constexpr int dt = EMBER_INT32;
+  typedef int32_t T;
+  typedef uint32_t U;
+};
+template <> struct ember_cuda_type<EMBER_INT64> {
+  static constexpr int dt = EMBER_INT64;
+  typedef int64_t T;
+  typedef uint64_t U;
+};
+
+/*
+** The one dtype dispatch of the backend: calls f with an ember_cuda_type
+** value for dt and returns what f returns (an int status).  f is a generic
+** lambda that takes everything else by capture:
+**
+**   return ember_cuda_dispatch(dst->dtype, [&](auto ty) {
+**     typedef typename decltype(ty)::T T;
+**     k_fill<T><<<nb, CU_THREADS>>>((T *)cu_data(dst), ...);
+**     CU_LAUNCH_CHECK("fill");
+**     return 0;
+**   });
+*/
+template <class F>
+static inline int ember_cuda_dispatch(ember_dtype dt, F &&f) {
+  switch (dt) {
+    case EMBER_FLOAT32: return f(ember_cuda_type<EMBER_FLOAT32>());
+    case EMBER_FLOAT64: return f(ember_cuda_type<EMBER_FLOAT64>());
+    case EMBER_INT32: return f(ember_cuda_type<EMBER_INT32>());
+    case EMBER_INT64: return f(ember_cuda_type<EMBER_INT64>());
+    case EMBER_UINT8: return f(ember_cuda_type<EMBER_UINT8>());
+    default: return f(ember_cuda_type<EMBER_BOOL>());
   }
+}
+
+/* The same for the float dtypes only (the core sends no other). */
+template <class F>
+static inline int ember_cuda_dispatch_float(ember_dtype dt, F &&f) {
+  if (dt == EMBER_FLOAT64) return f(ember_cuda_type<EMBER_FLOAT64>());
+  return f(ember_cuda_type<EMBER_FLOAT32>());
+}
+
+/* The same by element size only, ::T an unsigned type of that size: for
+   kernels that move bits (copies, selects, gathers). */
+template <class B> struct ember_cuda_bits { typedef B T; };
+
+template <class F>
+static inline int ember_cuda_dispatch_bits(ember_dtype dt, F &&f) {
+  switch (cu_elsize(dt)) {
+    case 8: return f(ember_cuda_bits<uint64_t>());
+    case 4: return f(ember_cuda_bits<uint32_t>());
+    default: return f(ember_cuda_bits<uint8_t>());
+  }
+}
 
 /* }====================================================================== */
 
 /* {======================================================================
-** Shared services (backend.cu)
+** Shared services (allocator.cu, runtime.cu)
 ** ======================================================================= */
 
-/* The caching allocator: device memory in size classes, kept for reuse. */
-void *cu_alloc(size_t nbytes);          /* NULL after cu_error */
-void cu_free(void *ptr);
+/* The caching allocator: device memory in size classes, kept for reuse;
+   the bytes in live blocks, and in live and cached ones; hand the cached
+   blocks back to the driver. */
+void *ember_cuda_alloc(size_t nbytes);          /* NULL after cu_error */
+void ember_cuda_free(void *ptr);
+size_t ember_cuda_memory_allocated(void);
+size_t ember_cuda_memory_reserved(void);
+void ember_cuda_empty_cache(void);
 
-/* A device flag for data errors: cu_flag_reset() before the launch, the
-   kernel sets *flag (atomicExch / plain store) to a nonzero code and may
-   store a detail in flag[1] (e.g. the offending index); cu_flag_read()
-   after the launch copies both back (synchronising). */
-int64_t *cu_flag_reset(void);           /* NULL after cu_error */
-int cu_flag_read(int64_t out[2]);
+/* A device flag for data errors: ember_cuda_flag_reset() before the
+   launch, the kernel sets *flag (atomicExch / plain store) to a nonzero
+   code and may store a detail in flag[1] (e.g. the offending index);
+   ember_cuda_flag_read() after the launch copies both back
+   (synchronising). */
+int64_t *ember_cuda_flag_reset(void);           /* NULL after cu_error */
+int ember_cuda_flag_read(int64_t out[2]);
 
 /* The cuBLAS handle (created on first use) and the TF32 switch. */
-cublasHandle_t cu_cublas(void);         /* NULL after cu_error */
-extern int cu_allow_tf32;
+cublasHandle_t ember_cuda_cublas(void);         /* NULL after cu_error */
+extern int ember_cuda_allow_tf32;
+void ember_cuda_set_allow_tf32(int on);
+int ember_cuda_get_allow_tf32(void);
+
+/* The plugin's device functions (core/device.h). */
+int ember_cuda_device_count(void);
+int ember_cuda_to_host(void *dst, const void *src, size_t n);
+int ember_cuda_from_host(void *dst, const void *src, size_t n);
+int ember_cuda_synchronize(void);
 
 /* Set h up for a GEMM in dtype dt: TF32 tensor cores for float32 only when
    allowed, host scalars.  The handle is shared, so every call sets it. */
 static inline int cu_cublas_mode(cublasHandle_t h, ember_dtype dt) {
-  cublasMath_t mode = dt == EMBER_FLOAT32 && cu_allow_tf32
+  cublasMath_t mode = dt == EMBER_FLOAT32 && ember_cuda_allow_tf32
                           ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH;
   CUBLAS_CHECK(cublasSetMathMode(h, mode));
   CUBLAS_CHECK(cublasSetPointerMode(h, CUBLAS_POINTER_MODE_HOST));
   return 0;
 }
-
-/* Philox-4x32-10, the same function as the CPU's (core/cpu/random.c), so a
-   draw gives the same numbers on both devices.  Defined here: a __device__
-   function called from another file's kernels would need -rdc. */
-__host__ __device__ static inline void cu_philox(uint64_t key, uint64_t counter,
-                                   uint32_t out[4]) {
-  uint32_t c0 = (uint32_t)counter, c1 = (uint32_t)(counter >> 32), c2 = 0, c3 = 0;
-  uint32_t k0 = (uint32_t)key, k1 = (uint32_t)(key >> 32);
-  for (int r = 0; r < 10; r++) {
-    uint64_t p0 = (uint64_t)0xD2511F53u * c0, p1 = (uint64_t)0xCD9E8D57u * c2;
-    uint32_t n0 = (uint32_t)(p1 >> 32) ^ c1 ^ k0, n2 = (uint32_t)(p0 >> 32) ^ c3 ^ k1;
-    c1 = (uint32_t)p1; c3 = (uint32_t)p0;
-    c0 = n0; c2 = n2;
-    k0 += 0x9E3779B9u; k1 += 0xBB67AE85u;
-  }
-  out[0] = c0; out[1] = c1; out[2] = c2; out[3] = c3;
-}
-
 
 /* }====================================================================== */
 
@@ -232,70 +287,71 @@ __host__ __device__ static inline void cu_philox(uint64_t key, uint64_t counter,
 ** The kernels of the table, one file per concern
 ** ======================================================================= */
 
-/* backend.cu */
-int ember_cu_copy(ember_tensor *dst, const ember_tensor *src);
-int ember_cu_fill(ember_tensor *dst, double value, int64_t ivalue);
-int ember_cu_arange(ember_tensor *dst, double start, double step);
+/* copy.cu */
+int ember_cuda_copy(ember_tensor *dst, const ember_tensor *src);
+int ember_cuda_fill(ember_tensor *dst, double value, int64_t ivalue);
+int ember_cuda_arange(ember_tensor *dst, double start, double step);
 /* elementwise.cu */
-int ember_cu_unary(ember_unary_op op, ember_tensor *dst,
-                   const ember_tensor *src, double p0, double p1);
-int ember_cu_binary(ember_binary_op op, ember_tensor *dst,
-                    const ember_tensor *a, const ember_tensor *b);
-int ember_cu_compare(ember_cmp_op op, ember_tensor *dst,
+int ember_cuda_unary(ember_unary_op op, ember_tensor *dst,
+                     const ember_tensor *src, double p0, double p1);
+int ember_cuda_binary(ember_binary_op op, ember_tensor *dst,
+                      const ember_tensor *a, const ember_tensor *b);
+int ember_cuda_compare(ember_cmp_op op, ember_tensor *dst,
+                       const ember_tensor *a, const ember_tensor *b);
+int ember_cuda_where(ember_tensor *dst, const ember_tensor *cond,
                      const ember_tensor *a, const ember_tensor *b);
-int ember_cu_where(ember_tensor *dst, const ember_tensor *cond,
-                   const ember_tensor *a, const ember_tensor *b);
-int ember_cu_unary_backward(ember_unary_op op, ember_tensor *dst,
-                            const ember_tensor *g, const ember_tensor *s,
-                            double p0, double p1);
+int ember_cuda_unary_backward(ember_unary_op op, ember_tensor *dst,
+                              const ember_tensor *g, const ember_tensor *s,
+                              double p0, double p1);
 /* reduce.cu */
-int ember_cu_reduce(ember_reduce_op op, ember_tensor *dst,
-                    const ember_tensor *src, int correction);
-int ember_cu_softmax(ember_tensor *dst, const ember_tensor *src, int log);
+int ember_cuda_reduce(ember_reduce_op op, ember_tensor *dst,
+                      const ember_tensor *src, int correction);
+int ember_cuda_softmax(ember_tensor *dst, const ember_tensor *src, int log);
 /* index.cu */
-int ember_cu_index_select(ember_tensor *dst, const ember_tensor *src, int dim,
-                          const ember_tensor *index);
-int ember_cu_gather(ember_tensor *dst, const ember_tensor *src, int dim,
-                    const ember_tensor *index);
-int ember_cu_index_add(ember_tensor *dst, int dim, const ember_tensor *index,
-                       const ember_tensor *src);
-int ember_cu_scatter_add(ember_tensor *dst, int dim, const ember_tensor *index,
+int ember_cuda_index_select(ember_tensor *dst, const ember_tensor *src, int dim,
+                            const ember_tensor *index);
+int ember_cuda_gather(ember_tensor *dst, const ember_tensor *src, int dim,
+                      const ember_tensor *index);
+int ember_cuda_index_add(ember_tensor *dst, int dim, const ember_tensor *index,
                          const ember_tensor *src);
+int ember_cuda_scatter_add(ember_tensor *dst, int dim,
+                           const ember_tensor *index,
+                           const ember_tensor *src);
 /* random.cu */
-int ember_cu_random(int kind, ember_tensor *dst, uint64_t seed,
-                    uint64_t counter, double a, double b);
+int ember_cuda_random(int kind, ember_tensor *dst, uint64_t seed,
+                      uint64_t counter, double a, double b);
 /* matmul.cu */
-int ember_cu_matmul(ember_tensor *dst, const ember_tensor *a,
-                    const ember_tensor *b);
+int ember_cuda_matmul(ember_tensor *dst, const ember_tensor *a,
+                      const ember_tensor *b);
 /* conv.cu */
-int ember_cu_conv2d(ember_tensor *y, const ember_tensor *x,
-                    const ember_tensor *w, const ember_tensor *b,
-                    const ember_conv2d_geom *g);
-int ember_cu_conv2d_backward(ember_tensor *gx, ember_tensor *gw,
-                             ember_tensor *gb, const ember_tensor *gy,
-                             const ember_tensor *mask, const ember_tensor *x,
-                             const ember_tensor *w, const ember_conv2d_geom *g);
+int ember_cuda_conv2d(ember_tensor *y, const ember_tensor *x,
+                      const ember_tensor *w, const ember_tensor *b,
+                      const ember_conv2d_geom *g);
+int ember_cuda_conv2d_backward(ember_tensor *gx, ember_tensor *gw,
+                               ember_tensor *gb, const ember_tensor *gy,
+                               const ember_tensor *mask, const ember_tensor *x,
+                               const ember_tensor *w, const ember_conv2d_geom *g);
 /* pool.cu */
-int ember_cu_max_pool2d(ember_tensor *y, ember_tensor *idx,
-                        const ember_tensor *x, const ember_pool2d_geom *g);
-int ember_cu_max_pool2d_backward(ember_tensor *gx, const ember_tensor *gy,
-                                 const ember_tensor *idx,
-                                 const ember_pool2d_geom *g);
-int ember_cu_avg_pool2d(ember_tensor *y, const ember_tensor *x,
-                        const ember_pool2d_geom *g);
-int ember_cu_avg_pool2d_backward(ember_tensor *gx, const ember_tensor *gy,
-                                 const ember_pool2d_geom *g);
+int ember_cuda_max_pool2d(ember_tensor *y, ember_tensor *idx,
+                          const ember_tensor *x, const ember_pool2d_geom *g);
+int ember_cuda_max_pool2d_backward(ember_tensor *gx, const ember_tensor *gy,
+                                   const ember_tensor *idx,
+                                   const ember_pool2d_geom *g);
+int ember_cuda_avg_pool2d(ember_tensor *y, const ember_tensor *x,
+                          const ember_pool2d_geom *g);
+int ember_cuda_avg_pool2d_backward(ember_tensor *gx, const ember_tensor *gy,
+                                   const ember_pool2d_geom *g);
 /* optim.cu */
-int ember_cu_sgd_step(ember_tensor *p, const ember_tensor *g,
-                      ember_tensor *buf, const ember_optim_hp *hp);
-int ember_cu_adam_step(ember_tensor *p, const ember_tensor *g, ember_tensor *m,
-                       ember_tensor *v, ember_tensor *vmax,
-                       const ember_optim_hp *hp);
-int ember_cu_rmsprop_step(ember_tensor *p, const ember_tensor *g,
-                          ember_tensor *sq, ember_tensor *buf,
-                          ember_tensor *gavg, const ember_optim_hp *hp);
-int ember_cu_adagrad_step(ember_tensor *p, const ember_tensor *g,
-                          ember_tensor *sum, const ember_optim_hp *hp);
+int ember_cuda_sgd_step(ember_tensor *p, const ember_tensor *g,
+                        ember_tensor *buf, const ember_optim_hp *hp);
+int ember_cuda_adam_step(ember_tensor *p, const ember_tensor *g,
+                         ember_tensor *m, ember_tensor *v, ember_tensor *vmax,
+                         const ember_optim_hp *hp);
+int ember_cuda_rmsprop_step(ember_tensor *p, const ember_tensor *g,
+                            ember_tensor *sq, ember_tensor *buf,
+                            ember_tensor *gavg, const ember_optim_hp *hp);
+int ember_cuda_adagrad_step(ember_tensor *p, const ember_tensor *g,
+                            ember_tensor *sum, const ember_optim_hp *hp);
 
 /* }====================================================================== */
 

@@ -250,18 +250,18 @@ static int unary_int_dispatch(ember_unary_op op, ember_tensor *dst,
   }
 }
 
-int ember_cu_unary(ember_unary_op op, ember_tensor *dst,
-                   const ember_tensor *src, double p0, double p1) {
-  switch (src->dtype) {
-    case EMBER_FLOAT32: return unary_float_dispatch<float>(op, dst, src, p0, p1);
-    case EMBER_FLOAT64: return unary_float_dispatch<double>(op, dst, src, p0, p1);
-    case EMBER_INT32:
-      return unary_int_dispatch<int32_t, uint32_t>(op, dst, src, p0, p1);
-    case EMBER_INT64:
-      return unary_int_dispatch<int64_t, uint64_t>(op, dst, src, p0, p1);
-    default:    /* uint8 and bool, as the CPU's unary_u8 */
+int ember_cuda_unary(ember_unary_op op, ember_tensor *dst,
+                     const ember_tensor *src, double p0, double p1) {
+  return ember_cuda_dispatch(src->dtype, [&](auto ty) {
+    typedef typename decltype(ty)::T T;
+    if constexpr (std::is_floating_point<T>::value)
+      return unary_float_dispatch<T>(op, dst, src, p0, p1);
+    else if constexpr (std::is_same<T, uint8_t>::value)
+      /* uint8 and bool, as the CPU's unary_u8 */
       return unary_int_dispatch<uint8_t, uint8_t>(op, dst, src, p0, p1);
-  }
+    else
+      return unary_int_dispatch<T, typename decltype(ty)::U>(op, dst, src, p0, p1);
+  });
 }
 
 /* }====================================================================== */
@@ -350,9 +350,9 @@ static int grad_dispatch(ember_unary_op op, ember_tensor *dst,
 }
 
 /* Float dtypes only (dst's decides, as on the CPU). */
-int ember_cu_unary_backward(ember_unary_op op, ember_tensor *dst,
-                            const ember_tensor *g, const ember_tensor *s,
-                            double p0, double p1) {
+int ember_cuda_unary_backward(ember_unary_op op, ember_tensor *dst,
+                              const ember_tensor *g, const ember_tensor *s,
+                              double p0, double p1) {
   if (dst->dtype == EMBER_FLOAT64)
     return grad_dispatch<double>(op, dst, g, s, p0, p1);
   return grad_dispatch<float>(op, dst, g, s, p0, p1);
@@ -445,23 +445,21 @@ static int binary_int_dispatch(ember_binary_op op, ember_tensor *dst,
   }
 }
 
-int ember_cu_binary(ember_binary_op op, ember_tensor *dst,
-                    const ember_tensor *a, const ember_tensor *b) {
-  switch (a->dtype) {
-    case EMBER_FLOAT32: return binary_float_dispatch<float>(op, dst, a, b);
-    case EMBER_FLOAT64: return binary_float_dispatch<double>(op, dst, a, b);
-    case EMBER_INT32: return binary_int_dispatch<int32_t, uint32_t>(op, dst, a, b);
-    case EMBER_INT64: return binary_int_dispatch<int64_t, uint64_t>(op, dst, a, b);
-    case EMBER_UINT8: return binary_int_dispatch<uint8_t, uint32_t>(op, dst, a, b);
-    default:
-      switch (op) {
-        case EMBER_ADD: case EMBER_MAXIMUM:
-          return launch2<uint8_t, uint8_t>("add", dst, a, b, binary_bool<EMBER_ADD>());
-        case EMBER_MUL: case EMBER_MINIMUM:
-          return launch2<uint8_t, uint8_t>("mul", dst, a, b, binary_bool<EMBER_MUL>());
-        default: return 0;    /* the core refuses the rest for bool */
-      }
-  }
+int ember_cuda_binary(ember_binary_op op, ember_tensor *dst,
+                      const ember_tensor *a, const ember_tensor *b) {
+  return ember_cuda_dispatch(a->dtype, [&](auto ty) {
+    typedef typename decltype(ty)::T T;
+    if constexpr (std::is_floating_point<T>::value)
+      return binary_float_dispatch<T>(op, dst, a, b);
+    else if constexpr (decltype(ty)::dt != EMBER_BOOL)
+      return binary_int_dispatch<T, typename decltype(ty)::U>(op, dst, a, b);
+    else if (op == EMBER_ADD || op == EMBER_MAXIMUM)   /* bool: or, and */
+      return launch2<uint8_t, uint8_t>("add", dst, a, b, binary_bool<EMBER_ADD>());
+    else if (op == EMBER_MUL || op == EMBER_MINIMUM)
+      return launch2<uint8_t, uint8_t>("mul", dst, a, b, binary_bool<EMBER_MUL>());
+    else
+      return 0;    /* the core refuses the rest for bool */
+  });
 }
 
 /* }====================================================================== */
@@ -497,11 +495,11 @@ static int compare_dispatch(ember_cmp_op op, ember_tensor *dst,
   }
 }
 
-int ember_cu_compare(ember_cmp_op op, ember_tensor *dst,
-                     const ember_tensor *a, const ember_tensor *b) {
-  int rc = 0;
-  CU_DISPATCH(a->dtype, T, rc = compare_dispatch<T>(op, dst, a, b));
-  return rc;
+int ember_cuda_compare(ember_cmp_op op, ember_tensor *dst,
+                       const ember_tensor *a, const ember_tensor *b) {
+  return ember_cuda_dispatch(a->dtype, [&](auto ty) {
+    return compare_dispatch<typename decltype(ty)::T>(op, dst, a, b);
+  });
 }
 
 /* dst = cond ? a : b, moving elements as bits of their size */
@@ -523,12 +521,13 @@ static int where_launch(ember_tensor *dst, const ember_tensor *cond,
   return 0;
 }
 
-int ember_cu_where(ember_tensor *dst, const ember_tensor *cond,
-                   const ember_tensor *a, const ember_tensor *b) {
+int ember_cuda_where(ember_tensor *dst, const ember_tensor *cond,
+                     const ember_tensor *a, const ember_tensor *b) {
   int64_t n = cu_numel(dst);
   if (n == 0) return 0;
-  CU_DISPATCH_BITS(dst->dtype, U, return where_launch<U>(dst, cond, a, b, n))
-  return 0;
+  return ember_cuda_dispatch_bits(dst->dtype, [&](auto ty) {
+    return where_launch<typename decltype(ty)::T>(dst, cond, a, b, n);
+  });
 }
 
 /* }====================================================================== */

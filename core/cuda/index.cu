@@ -51,7 +51,7 @@ static int check_index(const char *fn, const ember_tensor *index, int dim,
                        int64_t size) {
   int64_t total = cu_numel(index);
   if (total == 0) return 0;
-  int64_t *flag = cu_flag_reset();
+  int64_t *flag = ember_cuda_flag_reset();
   if (!flag) return -1;
   cu_layout il = cu_layout_of(index);
   if (index->dtype == EMBER_INT32) {
@@ -70,7 +70,7 @@ static int check_index(const char *fn, const ember_tensor *index, int dim,
     CU_LAUNCH_CHECK(fn);
   }
   int64_t fl[2];
-  if (cu_flag_read(fl) < 0) return -1;
+  if (ember_cuda_flag_read(fl) < 0) return -1;
   if (fl[0] != 0)
     return cu_error("%s: index %lld is out of range for dimension %d of "
                     "size %lld", fn, (long long)fl[1], dim + 1,
@@ -194,15 +194,17 @@ static int index_select_typed(ember_tensor *dst, const ember_tensor *src,
   int64_t is = index->ndim ? index->strides[0] : 0;
   cu_layout dl = cu_layout_of(dst), sl = cu_layout_of(src);
   unsigned nb = cu_blocks(total);
-  CU_DISPATCH_BITS(dst->dtype, U,
+  return ember_cuda_dispatch_bits(dst->dtype, [&](auto ty) {
+    typedef typename decltype(ty)::T U;
     k_index_select<U, I><<<nb, CU_THREADS>>>(
-        (U *)cu_data(dst), dl, (const U *)cu_data(src), sl, idx, is, dim, total))
-  CU_LAUNCH_CHECK("index_select");
-  return 0;
+        (U *)cu_data(dst), dl, (const U *)cu_data(src), sl, idx, is, dim, total);
+    CU_LAUNCH_CHECK("index_select");
+    return 0;
+  });
 }
 
-int ember_cu_index_select(ember_tensor *dst, const ember_tensor *src, int dim,
-                          const ember_tensor *index) {
+int ember_cuda_index_select(ember_tensor *dst, const ember_tensor *src, int dim,
+                            const ember_tensor *index) {
   if (check_index("index_select", index, dim, src->shape[dim]) < 0) return -1;
   int64_t total = cu_numel(dst);
   if (total == 0) return 0;
@@ -227,18 +229,19 @@ template <class I>
 static int index_add_typed(ember_tensor *dst, int dim,
                            const ember_tensor *index, const ember_tensor *src,
                            int64_t total) {
-  switch (dst->dtype) {
-    case EMBER_FLOAT32: return index_add_run<acc_f32, I>(dst, dim, index, src, total);
-    case EMBER_FLOAT64: return index_add_run<acc_f64, I>(dst, dim, index, src, total);
-    case EMBER_INT32: return index_add_run<acc_i32, I>(dst, dim, index, src, total);
-    case EMBER_INT64: return index_add_run<acc_i64, I>(dst, dim, index, src, total);
-    case EMBER_BOOL: return index_add_run<acc_bool_or, I>(dst, dim, index, src, total);
-    default: return index_add_run<acc_u8, I>(dst, dim, index, src, total);
-  }
+  return ember_cuda_dispatch(dst->dtype, [&](auto ty) {
+    constexpr int DT = decltype(ty)::dt;
+    if constexpr (DT == EMBER_FLOAT32) return index_add_run<acc_f32, I>(dst, dim, index, src, total);
+    else if constexpr (DT == EMBER_FLOAT64) return index_add_run<acc_f64, I>(dst, dim, index, src, total);
+    else if constexpr (DT == EMBER_INT32) return index_add_run<acc_i32, I>(dst, dim, index, src, total);
+    else if constexpr (DT == EMBER_INT64) return index_add_run<acc_i64, I>(dst, dim, index, src, total);
+    else if constexpr (DT == EMBER_BOOL) return index_add_run<acc_bool_or, I>(dst, dim, index, src, total);
+    else return index_add_run<acc_u8, I>(dst, dim, index, src, total);
+  });
 }
 
-int ember_cu_index_add(ember_tensor *dst, int dim, const ember_tensor *index,
-                       const ember_tensor *src) {
+int ember_cuda_index_add(ember_tensor *dst, int dim, const ember_tensor *index,
+                         const ember_tensor *src) {
   if (check_index("index_add_", index, dim, dst->shape[dim]) < 0) return -1;
   int64_t total = cu_numel(src);
   if (total == 0) return 0;
@@ -302,15 +305,17 @@ static int gather_typed(ember_tensor *dst, const ember_tensor *src, int dim,
   cu_layout dl = cu_layout_of(dst), sl = cu_layout_of(src);
   cu_layout il = cu_layout_of(index);
   unsigned nb = cu_blocks(total);
-  CU_DISPATCH_BITS(dst->dtype, U,
+  return ember_cuda_dispatch_bits(dst->dtype, [&](auto ty) {
+    typedef typename decltype(ty)::T U;
     k_gather<U, I><<<nb, CU_THREADS>>>(
-        (U *)cu_data(dst), dl, (const U *)cu_data(src), sl, idx, il, dim, total))
-  CU_LAUNCH_CHECK("gather");
-  return 0;
+        (U *)cu_data(dst), dl, (const U *)cu_data(src), sl, idx, il, dim, total);
+    CU_LAUNCH_CHECK("gather");
+    return 0;
+  });
 }
 
-int ember_cu_gather(ember_tensor *dst, const ember_tensor *src, int dim,
-                    const ember_tensor *index) {
+int ember_cuda_gather(ember_tensor *dst, const ember_tensor *src, int dim,
+                      const ember_tensor *index) {
   if (check_index("gather", index, dim, src->shape[dim]) < 0) return -1;
   int64_t total = cu_numel(index);
   if (total == 0) return 0;
@@ -337,17 +342,19 @@ template <class I>
 static int scatter_add_typed(ember_tensor *dst, int dim,
                              const ember_tensor *index,
                              const ember_tensor *src, int64_t total) {
-  switch (dst->dtype) {
-    case EMBER_FLOAT32: return scatter_add_run<acc_f32, I>(dst, dim, index, src, total);
-    case EMBER_FLOAT64: return scatter_add_run<acc_f64, I>(dst, dim, index, src, total);
-    case EMBER_INT32: return scatter_add_run<acc_i32, I>(dst, dim, index, src, total);
-    case EMBER_INT64: return scatter_add_run<acc_i64, I>(dst, dim, index, src, total);
-    default: return scatter_add_run<acc_u8, I>(dst, dim, index, src, total);
-  }
+  return ember_cuda_dispatch(dst->dtype, [&](auto ty) {
+    constexpr int DT = decltype(ty)::dt;
+    if constexpr (DT == EMBER_FLOAT32) return scatter_add_run<acc_f32, I>(dst, dim, index, src, total);
+    else if constexpr (DT == EMBER_FLOAT64) return scatter_add_run<acc_f64, I>(dst, dim, index, src, total);
+    else if constexpr (DT == EMBER_INT32) return scatter_add_run<acc_i32, I>(dst, dim, index, src, total);
+    else if constexpr (DT == EMBER_INT64) return scatter_add_run<acc_i64, I>(dst, dim, index, src, total);
+    else return scatter_add_run<acc_u8, I>(dst, dim, index, src, total);
+  });
 }
 
-int ember_cu_scatter_add(ember_tensor *dst, int dim, const ember_tensor *index,
-                         const ember_tensor *src) {
+int ember_cuda_scatter_add(ember_tensor *dst, int dim,
+                           const ember_tensor *index,
+                           const ember_tensor *src) {
   if (check_index("scatter_add_", index, dim, dst->shape[dim]) < 0) return -1;
   int64_t total = cu_numel(index);
   if (total == 0) return 0;

@@ -9,12 +9,12 @@
 ** broadcast batch).
 **
 ** Precision: float32 products use TF32 tensor cores only when
-** cu_allow_tf32 is set (CUBLAS_TF32_TENSOR_OP_MATH).  Otherwise the handle
-** is put in CUBLAS_DEFAULT_MATH, which since CUDA 11 computes SGEMM in
+** ember_cuda_allow_tf32 is set (CUBLAS_TF32_TENSOR_OP_MATH).  Otherwise the
+** handle is put in CUBLAS_DEFAULT_MATH, which since CUDA 11 computes SGEMM in
 ** true FP32: TF32 (and the BF16x9 / fixed-point emulations of CUDA 13) are
 ** opt-in math modes that we never set.  The environment variable
 ** NVIDIA_TF32_OVERRIDE=0 forbids TF32 in NVIDIA's libraries whatever the
-** program asks for, so with it set, cu_allow_tf32 = 1 still computes in
+** program asks for, so with it set, ember_cuda_allow_tf32 = 1 still computes in
 ** FP32.  The handle is shared, so every call sets the mode it needs.
 */
 #include <limits.h>
@@ -78,32 +78,15 @@ static int int_matmul(ember_tensor *dst, const ember_tensor *a,
   dim3 block(TILE, TILE);
   dim3 grid(grid_dim((N + TILE - 1) / TILE), grid_dim((M + TILE - 1) / TILE),
             grid_dim(B));
-  switch (a->dtype) {
-    case EMBER_INT32: {
-      int_matmul_kernel<int32_t><<<grid, block>>>(
-          (int32_t *)cu_data(dst), (const int32_t *)cu_data(a),
-          (const int32_t *)cu_data(b), B, M, N, K, a->strides[0],
-          a->strides[1], a->strides[2], b->strides[0], b->strides[1],
-          b->strides[2]);
-      break;
-    }
-    case EMBER_INT64: {
-      int_matmul_kernel<int64_t><<<grid, block>>>(
-          (int64_t *)cu_data(dst), (const int64_t *)cu_data(a),
-          (const int64_t *)cu_data(b), B, M, N, K, a->strides[0],
-          a->strides[1], a->strides[2], b->strides[0], b->strides[1],
-          b->strides[2]);
-      break;
-    }
-    default: {   /* uint8 (the core refuses bool) */
-      int_matmul_kernel<uint8_t><<<grid, block>>>(
-          (uint8_t *)cu_data(dst), (const uint8_t *)cu_data(a),
-          (const uint8_t *)cu_data(b), B, M, N, K, a->strides[0],
-          a->strides[1], a->strides[2], b->strides[0], b->strides[1],
-          b->strides[2]);
-      break;
-    }
-  }
+  ember_cuda_dispatch(a->dtype, [&](auto ty) {   /* the core refuses bool */
+    typedef typename decltype(ty)::T T;
+    if constexpr (!std::is_floating_point<T>::value)
+      int_matmul_kernel<T><<<grid, block>>>(
+          (T *)cu_data(dst), (const T *)cu_data(a), (const T *)cu_data(b), B,
+          M, N, K, a->strides[0], a->strides[1], a->strides[2], b->strides[0],
+          b->strides[1], b->strides[2]);
+    return 0;
+  });
   CU_LAUNCH_CHECK("matmul");
   return 0;
 }
@@ -167,7 +150,7 @@ static int float_matmul(ember_tensor *dst, const ember_tensor *a,
     return cu_error("matmul: sizes too large for cuBLAS ([%lld,%lld] x "
                     "[%lld,%lld])", (long long)M, (long long)K, (long long)K,
                     (long long)N);
-  cublasHandle_t h = cu_cublas();
+  cublasHandle_t h = ember_cuda_cublas();
   if (!h || cu_cublas_mode(h, a->dtype) < 0) return -1;
   cublasOperation_t opa = tb ? CUBLAS_OP_T : CUBLAS_OP_N;   /* for b */
   cublasOperation_t opb = ta ? CUBLAS_OP_T : CUBLAS_OP_N;   /* for a */
@@ -196,8 +179,8 @@ static int float_matmul(ember_tensor *dst, const ember_tensor *a,
 
 /* }====================================================================== */
 
-int ember_cu_matmul(ember_tensor *dst, const ember_tensor *a,
-                    const ember_tensor *b) {
+int ember_cuda_matmul(ember_tensor *dst, const ember_tensor *a,
+                      const ember_tensor *b) {
   int64_t B = a->shape[0], M = a->shape[1], K = a->shape[2], N = b->shape[2];
   if (B == 0 || M == 0 || N == 0) return 0;          /* dst is empty */
   if (a->dtype != EMBER_FLOAT32 && a->dtype != EMBER_FLOAT64)

@@ -70,18 +70,17 @@ static __global__ void sgd_kernel(T *p, const T *g, T *buf, ember_optim_hp hp,
   }
 }
 
-int ember_cu_sgd_step(ember_tensor *p, const ember_tensor *g,
-                      ember_tensor *buf, const ember_optim_hp *hp) {
+int ember_cuda_sgd_step(ember_tensor *p, const ember_tensor *g,
+                        ember_tensor *buf, const ember_optim_hp *hp) {
   int64_t n = cu_numel(p);
   if (n == 0) return 0;
-  if (p->dtype == EMBER_FLOAT32)
-    sgd_kernel<float><<<cu_blocks(n), CU_THREADS>>>(
-        (float *)cu_data(p), (const float *)cu_data(g),
-        buf ? (float *)cu_data(buf) : NULL, *hp, n);
-  else
-    sgd_kernel<double><<<cu_blocks(n), CU_THREADS>>>(
-        (double *)cu_data(p), (const double *)cu_data(g),
-        buf ? (double *)cu_data(buf) : NULL, *hp, n);
+  ember_cuda_dispatch_float(p->dtype, [&](auto ty) {
+    typedef typename decltype(ty)::T T;
+    sgd_kernel<T><<<cu_blocks(n), CU_THREADS>>>(
+        (T *)cu_data(p), (const T *)cu_data(g),
+        buf ? (T *)cu_data(buf) : NULL, *hp, n);
+    return 0;
+  });
   CU_LAUNCH_CHECK("sgd_step");
   return 0;
 }
@@ -117,20 +116,18 @@ static __global__ void adam_kernel(T *p, const T *g, T *m, T *v, T *vmax,
   }
 }
 
-int ember_cu_adam_step(ember_tensor *p, const ember_tensor *g, ember_tensor *m,
-                       ember_tensor *v, ember_tensor *vmax,
-                       const ember_optim_hp *hp) {
+int ember_cuda_adam_step(ember_tensor *p, const ember_tensor *g,
+                         ember_tensor *m, ember_tensor *v, ember_tensor *vmax,
+                         const ember_optim_hp *hp) {
   int64_t n = cu_numel(p);
   if (n == 0) return 0;
-  if (p->dtype == EMBER_FLOAT32)
-    adam_kernel<float><<<cu_blocks(n), CU_THREADS>>>(
-        (float *)cu_data(p), (const float *)cu_data(g), (float *)cu_data(m),
-        (float *)cu_data(v), vmax ? (float *)cu_data(vmax) : NULL, *hp, n);
-  else
-    adam_kernel<double><<<cu_blocks(n), CU_THREADS>>>(
-        (double *)cu_data(p), (const double *)cu_data(g),
-        (double *)cu_data(m), (double *)cu_data(v),
-        vmax ? (double *)cu_data(vmax) : NULL, *hp, n);
+  ember_cuda_dispatch_float(p->dtype, [&](auto ty) {
+    typedef typename decltype(ty)::T T;
+    adam_kernel<T><<<cu_blocks(n), CU_THREADS>>>(
+        (T *)cu_data(p), (const T *)cu_data(g), (T *)cu_data(m),
+        (T *)cu_data(v), vmax ? (T *)cu_data(vmax) : NULL, *hp, n);
+    return 0;
+  });
   CU_LAUNCH_CHECK("adam_step");
   return 0;
 }
@@ -173,21 +170,19 @@ static __global__ void rmsprop_kernel(T *p, const T *g, T *sq, T *buf, T *gavg,
   }
 }
 
-int ember_cu_rmsprop_step(ember_tensor *p, const ember_tensor *g,
-                          ember_tensor *sq, ember_tensor *buf,
-                          ember_tensor *gavg, const ember_optim_hp *hp) {
+int ember_cuda_rmsprop_step(ember_tensor *p, const ember_tensor *g,
+                            ember_tensor *sq, ember_tensor *buf,
+                            ember_tensor *gavg, const ember_optim_hp *hp) {
   int64_t n = cu_numel(p);
   if (n == 0) return 0;
-  if (p->dtype == EMBER_FLOAT32)
-    rmsprop_kernel<float><<<cu_blocks(n), CU_THREADS>>>(
-        (float *)cu_data(p), (const float *)cu_data(g), (float *)cu_data(sq),
-        buf ? (float *)cu_data(buf) : NULL,
-        gavg ? (float *)cu_data(gavg) : NULL, *hp, n);
-  else
-    rmsprop_kernel<double><<<cu_blocks(n), CU_THREADS>>>(
-        (double *)cu_data(p), (const double *)cu_data(g),
-        (double *)cu_data(sq), buf ? (double *)cu_data(buf) : NULL,
-        gavg ? (double *)cu_data(gavg) : NULL, *hp, n);
+  ember_cuda_dispatch_float(p->dtype, [&](auto ty) {
+    typedef typename decltype(ty)::T T;
+    rmsprop_kernel<T><<<cu_blocks(n), CU_THREADS>>>(
+        (T *)cu_data(p), (const T *)cu_data(g), (T *)cu_data(sq),
+        buf ? (T *)cu_data(buf) : NULL,
+        gavg ? (T *)cu_data(gavg) : NULL, *hp, n);
+    return 0;
+  });
   CU_LAUNCH_CHECK("rmsprop_step");
   return 0;
 }
@@ -211,18 +206,17 @@ static __global__ void adagrad_kernel(T *p, const T *g, T *sum,
   }
 }
 
-int ember_cu_adagrad_step(ember_tensor *p, const ember_tensor *g,
-                          ember_tensor *sum, const ember_optim_hp *hp) {
+int ember_cuda_adagrad_step(ember_tensor *p, const ember_tensor *g,
+                            ember_tensor *sum, const ember_optim_hp *hp) {
   int64_t n = cu_numel(p);
   if (n == 0) return 0;
-  if (p->dtype == EMBER_FLOAT32)
-    adagrad_kernel<float><<<cu_blocks(n), CU_THREADS>>>(
-        (float *)cu_data(p), (const float *)cu_data(g),
-        (float *)cu_data(sum), *hp, n);
-  else
-    adagrad_kernel<double><<<cu_blocks(n), CU_THREADS>>>(
-        (double *)cu_data(p), (const double *)cu_data(g),
-        (double *)cu_data(sum), *hp, n);
+  ember_cuda_dispatch_float(p->dtype, [&](auto ty) {
+    typedef typename decltype(ty)::T T;
+    adagrad_kernel<T><<<cu_blocks(n), CU_THREADS>>>(
+        (T *)cu_data(p), (const T *)cu_data(g),
+        (T *)cu_data(sum), *hp, n);
+    return 0;
+  });
   CU_LAUNCH_CHECK("adagrad_step");
   return 0;
 }

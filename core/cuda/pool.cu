@@ -59,17 +59,17 @@ static __global__ void max_pool_kernel(T *y, int64_t *idx, const T *x,
   }
 }
 
-int ember_cu_max_pool2d(ember_tensor *y, ember_tensor *idx,
-                        const ember_tensor *x, const ember_pool2d_geom *g) {
+int ember_cuda_max_pool2d(ember_tensor *y, ember_tensor *idx,
+                          const ember_tensor *x, const ember_pool2d_geom *g) {
   int64_t total = g->planes * g->OH * g->OW;
   if (total == 0) return 0;
   int64_t *ip = idx ? (int64_t *)cu_data(idx) : NULL;
-  if (x->dtype == EMBER_FLOAT32)
-    max_pool_kernel<float><<<cu_blocks(total), CU_THREADS>>>(
-        (float *)cu_data(y), ip, (const float *)cu_data(x), *g, total);
-  else
-    max_pool_kernel<double><<<cu_blocks(total), CU_THREADS>>>(
-        (double *)cu_data(y), ip, (const double *)cu_data(x), *g, total);
+  ember_cuda_dispatch_float(x->dtype, [&](auto ty) {
+    typedef typename decltype(ty)::T T;
+    max_pool_kernel<T><<<cu_blocks(total), CU_THREADS>>>(
+        (T *)cu_data(y), ip, (const T *)cu_data(x), *g, total);
+    return 0;
+  });
   CU_LAUNCH_CHECK("max_pool2d");
   return 0;
 }
@@ -95,28 +95,27 @@ static __global__ void max_pool_back_kernel(T *gx, const T *gy,
   }
 }
 
-int ember_cu_max_pool2d_backward(ember_tensor *gx, const ember_tensor *gy,
-                                 const ember_tensor *idx,
-                                 const ember_pool2d_geom *g) {
+int ember_cuda_max_pool2d_backward(ember_tensor *gx, const ember_tensor *gy,
+                                   const ember_tensor *idx,
+                                   const ember_pool2d_geom *g) {
   int64_t in = g->H * g->W, out = g->OH * g->OW, total = g->planes * out;
   size_t es = cu_elsize(gx->dtype);
   if (g->planes * in == 0) return 0;                 /* N = 0 */
   CU_CHECK(cudaMemsetAsync(cu_data(gx), 0, (size_t)(g->planes * in) * es));
   if (total == 0) return 0;
-  int64_t *flag = cu_flag_reset();
+  int64_t *flag = ember_cuda_flag_reset();
   if (!flag) return -1;
   const int64_t *ix = (const int64_t *)cu_data(idx);
-  if (gx->dtype == EMBER_FLOAT32)
-    max_pool_back_kernel<float><<<cu_blocks(total), CU_THREADS>>>(
-        (float *)cu_data(gx), (const float *)cu_data(gy), ix, in, out, total,
+  ember_cuda_dispatch_float(gx->dtype, [&](auto ty) {
+    typedef typename decltype(ty)::T T;
+    max_pool_back_kernel<T><<<cu_blocks(total), CU_THREADS>>>(
+        (T *)cu_data(gx), (const T *)cu_data(gy), ix, in, out, total,
         flag);
-  else
-    max_pool_back_kernel<double><<<cu_blocks(total), CU_THREADS>>>(
-        (double *)cu_data(gx), (const double *)cu_data(gy), ix, in, out,
-        total, flag);
+    return 0;
+  });
   CU_LAUNCH_CHECK("max_pool2d_backward");
   int64_t f[2];
-  if (cu_flag_read(f) < 0) return -1;
+  if (ember_cuda_flag_read(f) < 0) return -1;
   if (f[0] != 0) {
     int64_t bad;
     CU_CHECK(cudaMemcpy(&bad, ix + (total - f[0]), sizeof bad,
@@ -223,30 +222,30 @@ static __global__ void avg_pool_back_kernel(T *gx, const T *gy,
   }
 }
 
-int ember_cu_avg_pool2d(ember_tensor *y, const ember_tensor *x,
-                        const ember_pool2d_geom *g) {
+int ember_cuda_avg_pool2d(ember_tensor *y, const ember_tensor *x,
+                          const ember_pool2d_geom *g) {
   int64_t total = g->planes * g->OH * g->OW;
   if (total == 0) return 0;
-  if (x->dtype == EMBER_FLOAT32)
-    avg_pool_kernel<float><<<cu_blocks(total), CU_THREADS>>>(
-        (float *)cu_data(y), (const float *)cu_data(x), *g, total);
-  else
-    avg_pool_kernel<double><<<cu_blocks(total), CU_THREADS>>>(
-        (double *)cu_data(y), (const double *)cu_data(x), *g, total);
+  ember_cuda_dispatch_float(x->dtype, [&](auto ty) {
+    typedef typename decltype(ty)::T T;
+    avg_pool_kernel<T><<<cu_blocks(total), CU_THREADS>>>(
+        (T *)cu_data(y), (const T *)cu_data(x), *g, total);
+    return 0;
+  });
   CU_LAUNCH_CHECK("avg_pool2d");
   return 0;
 }
 
-int ember_cu_avg_pool2d_backward(ember_tensor *gx, const ember_tensor *gy,
-                                 const ember_pool2d_geom *g) {
+int ember_cuda_avg_pool2d_backward(ember_tensor *gx, const ember_tensor *gy,
+                                   const ember_pool2d_geom *g) {
   int64_t total = g->planes * g->H * g->W;
   if (total == 0) return 0;
-  if (gx->dtype == EMBER_FLOAT32)
-    avg_pool_back_kernel<float><<<cu_blocks(total), CU_THREADS>>>(
-        (float *)cu_data(gx), (const float *)cu_data(gy), *g, total);
-  else
-    avg_pool_back_kernel<double><<<cu_blocks(total), CU_THREADS>>>(
-        (double *)cu_data(gx), (const double *)cu_data(gy), *g, total);
+  ember_cuda_dispatch_float(gx->dtype, [&](auto ty) {
+    typedef typename decltype(ty)::T T;
+    avg_pool_back_kernel<T><<<cu_blocks(total), CU_THREADS>>>(
+        (T *)cu_data(gx), (const T *)cu_data(gy), *g, total);
+    return 0;
+  });
   CU_LAUNCH_CHECK("avg_pool2d_backward");
   return 0;
 }

@@ -2,7 +2,8 @@
 ** random.cu -- the random kernels (CUDA).
 **
 ** The CUDA twin of core/cpu/random.c: element i of a draw is made from
-** Philox-4x32-10 of (seed, counter + i) by the same formulas in double,
+** Philox-4x32-10 of (seed, counter + i) (core/philox.h, the CPU's very
+** function) by the same formulas in double,
 ** then converted to dst's dtype as the CPU does, so a seeded draw gives
 ** the same numbers on both devices:
 **   kind 0  uniform [a, b): a + (b - a) * u, u from 53 bits of words 0-1;
@@ -19,8 +20,8 @@
 #include <math.h>
 #include <type_traits>
 
+#include "../philox.h"
 #include "cuda_internal.h"
-
 
 /* uniform in [0, 1) with 53 random bits (exact: no rounding) */
 __device__ static inline double u01(const uint32_t w[4]) {
@@ -44,7 +45,7 @@ __global__ void k_random(T *d, cu_layout l, int contig, int64_t n, int kind,
                          int64_t ia, uint64_t range) {
   CU_FOR(i, n) {
     uint32_t w[4];
-    cu_philox(seed, counter + (uint64_t)i, w);
+    ember_philox(seed, counter + (uint64_t)i, w);
     double v = 0;
     int64_t iv = 0;
     if (kind == 0) {
@@ -83,8 +84,8 @@ static int random_typed(int kind, ember_tensor *dst, int64_t n, uint64_t seed,
   return 0;
 }
 
-int ember_cu_random(int kind, ember_tensor *dst, uint64_t seed,
-                    uint64_t counter, double a, double b) {
+int ember_cuda_random(int kind, ember_tensor *dst, uint64_t seed,
+                      uint64_t counter, double a, double b) {
   int64_t n = cu_numel(dst);
   if (n == 0) return 0;
   /* kind 2: the CPU's range, (int64)b - (int64)a + 1 wrapping in uint64 */
@@ -94,9 +95,8 @@ int ember_cu_random(int kind, ember_tensor *dst, uint64_t seed,
     ia = (int64_t)a;
     range = (uint64_t)(int64_t)b - (uint64_t)ia + 1;
   }
-  int rc = 0;
-  CU_DISPATCH(dst->dtype, T,
-              rc = random_typed<T>(kind, dst, n, seed, counter, a, b, ia,
-                                   range));
-  return rc;
+  return ember_cuda_dispatch(dst->dtype, [&](auto ty) {
+    return random_typed<typename decltype(ty)::T>(kind, dst, n, seed, counter,
+                                                  a, b, ia, range);
+  });
 }

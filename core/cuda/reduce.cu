@@ -466,7 +466,7 @@ static int run_op(const Op &op, const rplan &p, const T *src,
   }
   /* split: partial results in scratch memory, then a combining pass */
   int64_t np = rows * p.chunks;
-  S *part = (S *)cu_alloc((size_t)np * sizeof(S));
+  S *part = (S *)ember_cuda_alloc((size_t)np * sizeof(S));
   if (!part) return -1;
   int rc;
   if (p.mode == M_BSPLIT) {
@@ -488,7 +488,7 @@ static int run_op(const Op &op, const rplan &p, const T *src,
       rc = launch_status("reduce");
     }
   }
-  cu_free(part);      /* stream-ordered: later work reuses it after ours */
+  ember_cuda_free(part);      /* stream-ordered: later work reuses it after ours */
   return rc;
 }
 
@@ -497,7 +497,7 @@ template <class T>
 static int run_var(ember_reduce_op op, const rdst &out, const rplan &p,
                    const T *src, const cu_layout &outer, int64_t rows,
                    int64_t n, int64_t ss, int correction) {
-  double *mean = (double *)cu_alloc((size_t)rows * sizeof(double));
+  double *mean = (double *)ember_cuda_alloc((size_t)rows * sizeof(double));
   if (!mean) return -1;
   op_fsum<T> m;
   m.out = out;
@@ -514,7 +514,7 @@ static int run_var(ember_reduce_op op, const rdst &out, const rplan &p,
     v.is_std = op == EMBER_STD;
     rc = run_op(v, p, src, outer, rows, n, ss);
   }
-  cu_free(mean);
+  ember_cuda_free(mean);
   return rc;
 }
 
@@ -570,8 +570,8 @@ static int reduce_typed(ember_reduce_op op, const rdst &out, const T *src,
   }
 }
 
-int ember_cu_reduce(ember_reduce_op op, ember_tensor *dst,
-                    const ember_tensor *src, int correction) {
+int ember_cuda_reduce(ember_reduce_op op, ember_tensor *dst,
+                      const ember_tensor *src, int correction) {
   static const char *const names[EMBER_NREDUCE] = {
     "sum", "mean", "prod", "max", "min", "argmax", "argmin", "var", "std",
   };
@@ -592,11 +592,11 @@ int ember_cu_reduce(ember_reduce_op op, ember_tensor *dst,
   out.p = cu_data(dst);
   out.l = cu_layout_of(dst);
   out.dt = dst->dtype;
-  int rc = 0;
-  CU_DISPATCH(src->dtype, T,
-              rc = reduce_typed<T>(op, out, (const T *)cu_data(src), outer,
-                                   rows, n, ss, correction));
-  return rc;
+  return ember_cuda_dispatch(src->dtype, [&](auto ty) {
+    typedef typename decltype(ty)::T T;
+    return reduce_typed<T>(op, out, (const T *)cu_data(src), outer, rows, n,
+                           ss, correction);
+  });
 }
 
 /* }====================================================================== */
@@ -679,11 +679,11 @@ static int softmax_typed(ember_tensor *dst, const ember_tensor *src, int log_) {
   return 0;
 }
 
-int ember_cu_softmax(ember_tensor *dst, const ember_tensor *src, int log) {
+int ember_cuda_softmax(ember_tensor *dst, const ember_tensor *src, int log) {
   if (src->ndim == 0) return 0;   /* the front door fills 0-d results */
-  int rc = 0;
-  CU_DISPATCH_FLOAT(src->dtype, T, rc = softmax_typed<T>(dst, src, log));
-  return rc;
+  return ember_cuda_dispatch_float(src->dtype, [&](auto ty) {
+    return softmax_typed<typename decltype(ty)::T>(dst, src, log);
+  });
 }
 
 /* }====================================================================== */

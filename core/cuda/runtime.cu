@@ -1,0 +1,104 @@
+/*
+** runtime.cu -- what every CUDA kernel file shares besides memory: the
+** device flag that reports data errors, the cuBLAS handle and the TF32
+** switch; and the device functions of the plugin (device count, blocking
+** copies to and from the host, synchronize).
+*/
+#include "cuda_internal.h"
+
+/* {======================================================================
+** The data-error flag, cuBLAS, TF32
+** ======================================================================= */
+
+/* Two int64 on the device (code, detail), allocated once, outside the
+   cache's accounting. */
+static int64_t *cu_flag;
+
+int64_t *ember_cuda_flag_reset(void) {
+  if (!cu_flag) {
+    void *p = NULL;
+    cudaError_t e = cudaMalloc(&p, 2 * sizeof(int64_t));
+    if (e != cudaSuccess) {
+      cudaGetLastError();
+      cu_error("cuda: %s (cudaMalloc of the error flag)", cudaGetErrorString(e));
+      return NULL;
+    }
+    cu_flag = (int64_t *)p;
+  }
+  cudaError_t e = cudaMemsetAsync(cu_flag, 0, 2 * sizeof(int64_t), 0);
+  if (e != cudaSuccess) {
+    cu_error("cuda: %s (cudaMemsetAsync of the error flag)",
+             cudaGetErrorString(e));
+    return NULL;
+  }
+  return cu_flag;
+}
+
+/* Synchronises (cudaMemcpy waits for the kernels before it). */
+int ember_cuda_flag_read(int64_t out[2]) {
+  out[0] = out[1] = 0;
+  if (!cu_flag) return cu_error("cuda: the error flag was read before a reset");
+  CU_CHECK(cudaMemcpy(out, cu_flag, 2 * sizeof(int64_t), cudaMemcpyDeviceToHost));
+  return 0;
+}
+
+static cublasHandle_t cu_handle;
+int ember_cuda_allow_tf32 = 0;
+
+cublasHandle_t ember_cuda_cublas(void) {
+  if (!cu_handle) {
+    cublasHandle_t h = NULL;
+    cublasStatus_t st = cublasCreate(&h);
+    if (st != CUBLAS_STATUS_SUCCESS) {
+      cu_error("cublas: %s (cublasCreate)", cublasGetStatusString(st));
+      return NULL;
+    }
+    st = cublasSetStream(h, 0);
+    if (st != CUBLAS_STATUS_SUCCESS) {
+      cublasDestroy(h);
+      cu_error("cublas: %s (cublasSetStream)", cublasGetStatusString(st));
+      return NULL;
+    }
+    cu_handle = h;
+  }
+  return cu_handle;
+}
+
+void ember_cuda_set_allow_tf32(int on) { ember_cuda_allow_tf32 = on != 0; }
+int ember_cuda_get_allow_tf32(void) { return ember_cuda_allow_tf32; }
+
+/* }====================================================================== */
+
+/* {======================================================================
+** The plugin's device functions
+** ======================================================================= */
+
+int ember_cuda_device_count(void) {
+  int n = 0;
+  if (cudaGetDeviceCount(&n) != cudaSuccess) {
+    cudaGetLastError();
+    return 0;
+  }
+  return n;
+}
+
+/* Blocking copies; an error left by an earlier asynchronous kernel
+   surfaces here too, with its own message. */
+int ember_cuda_to_host(void *dst, const void *src, size_t n) {
+  if (n == 0) return 0;
+  CU_CHECK(cudaMemcpy(dst, src, n, cudaMemcpyDeviceToHost));
+  return 0;
+}
+
+int ember_cuda_from_host(void *dst, const void *src, size_t n) {
+  if (n == 0) return 0;
+  CU_CHECK(cudaMemcpy(dst, src, n, cudaMemcpyHostToDevice));
+  return 0;
+}
+
+int ember_cuda_synchronize(void) {
+  CU_CHECK(cudaDeviceSynchronize());
+  return 0;
+}
+
+/* }====================================================================== */
