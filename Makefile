@@ -28,8 +28,8 @@ XCFLAGS  := -std=c11 -fPIC -fopenmp -fno-math-errno $(WARN) $(CFLAGS) $(SAN)
 # OpenBLAS's OpenMP build (Debian's libopenblas0-openmp, found first through
 # the run path): it shares libgomp's thread pool with Ember's own loops.  The
 # default pthread build keeps a second pool whose threads fight OpenMP's for
-# the cores: a CNN training step takes 34 ms with it, 7.4 ms with this one,
-# on 2 cores (bench/NOTES.md).
+# the cores, which makes a CNN training step several times slower
+# (figures in bench/NOTES.md).
 OPENBLAS_OMP ?= /usr/lib/$(shell $(CC) -dumpmachine)/openblas-openmp
 comma    := ,
 BLAS_LIBS := -lopenblas $(if $(wildcard $(OPENBLAS_OMP)/libopenblas.so.0),-Wl$(comma)-rpath$(comma)$(OPENBLAS_OMP))
