@@ -92,7 +92,11 @@ struct ember_autograd_meta {
   ember_tensor *pending;          /* engine scratch: this backward's sum */
 };
 
-extern int ember_grad_mode_;
+/* Per thread (autograd.c).  The default TLS model: in the ember executable
+   and a static host the linker makes every read one %fs-relative load;
+   initial-exec would also make a dlopen'd core.so claim glibc's small
+   static TLS reserve for its whole TLS block (the free lists too). */
+extern _Thread_local int ember_grad_mode_;
 
 static inline int ember_ag_requires(const ember_tensor *t) {
   return t && t->grad_info && t->grad_info->requires_grad;
