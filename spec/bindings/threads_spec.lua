@@ -1,0 +1,32 @@
+-- Independent lua_States on concurrent host threads (tools/threads_host.c;
+-- docs/c-api.md, "Threads"): each thread opens its own state and trains a
+-- small seeded CNN (random init and data, dropout, a shuffling loader,
+-- Adam, no_grad evaluation, anomaly detection in every other thread), and
+-- every result of rounds of 2 and 4 threads must equal, bit for bit, the
+-- same seed run alone.
+local run = require "helpers.run"
+
+describe("lua_States on concurrent host threads", function()
+  local host
+  setup(function()
+    local san = os.getenv("EMBER_SAN") or ""
+    local out, rc = run.sh("make --no-print-directory BUILD=" .. run.build ..
+                           " SAN=" .. run.q(san) .. " " .. run.build .. "/threads-host")
+    assert.are.equal(0, rc, out)
+    host = run.build .. "/threads-host"
+  end)
+
+  it("train seeded models in 2 and 4 threads exactly as each seed alone", function()
+    local out, rc = run.sh(host .. " 2 4")
+    assert.are.equal(0, rc, out)
+    assert.truthy(out:find("threads-host: ok", 1, true), out)
+    -- every seed ran alone, then in both rounds, with a real result
+    local n = 0
+    for seed, res in out:gmatch("4 threads seed +(%d+): (loss=%S+ eval=%S+ params=%x+)\n") do
+      assert.truthy(out:find("alone    seed +" .. seed .. ": " .. res:gsub("%p", "%%%0")), out)
+      n = n + 1
+    end
+    assert.are.equal(4, n, out)
+    assert.are.equal(2, select(2, out:gsub("2 threads seed", "")), out)
+  end)
+end)

@@ -1,0 +1,192 @@
+/*
+** threads_host.c -- independent lua_States on concurrent host threads
+** (issue 15, "No process-wide mutable state"; docs/c-api.md, "Threads").
+**
+** A C host that embeds Ember the way a server would: one lua_State per
+** host thread, each training its own small seeded model at the same time.
+** Each thread opens its state (luaopen_ember, concurrently), waits at a
+** barrier so that the training runs really overlap, then trains a small
+** CNN for a few epochs: random initialisation and random data from the
+** state's generator, dropout, a shuffling data.loader, Adam, an evaluation
+** under no_grad after every epoch, anomaly detection on in every other
+** thread.  Its result is the final loss and evaluation loss as hex floats
+** and a 64-bit FNV-1a hash of every parameter's bytes.
+**
+** Every seed is first run alone (one thread at a time: the reference),
+** then in rounds of 2 and 4 concurrent threads, and every concurrent
+** result must equal its seed's reference bit for bit.  Before grad mode,
+** anomaly mode and the generator were per thread and per state, one
+** thread's no_grad switched recording off in another ("backward: the
+** tensor does not require grad and has no grad_fn") and the threads drew
+** from one shared counter, so losses differed.
+**
+** One kernel thread each (ember_set_num_threads(1) before any state
+** opens): equality bit for bit needs every reduction and GEMM split as
+** in the reference run, which a fixed count gives, but the host threads
+** already fill CI's cores, and OpenMP teams that spin while waiting would
+** crawl when 4 of them share 2 cores.  It also keeps libgomp's thread
+** pool, whose futex barriers ThreadSanitizer cannot see, out of `make
+** tsan` (the kernels' own threading is not what this program checks).
+**
+** Usage: threads-host [rounds...]   (default: "2 4"; each a thread count)
+** Prints one line per run and "threads-host: ok"; exits 1 on any
+** mismatch or error.
+*/
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <lauxlib.h>
+#include <lualib.h>
+
+#include "ember.h"
+#include "ember_lua.h"
+
+#define MAX_THREADS 16
+#define RESULT_SIZE 160
+
+/* train(seed, anomaly) -> "loss=<%a> eval=<%a> params=<hash>" */
+static const char *script =
+  "local nn, optim, data = ember.nn, ember.optim, ember.data\n"
+  "local function hash(model)\n"
+  "  local h = -3750763034362895579   -- FNV-1a 64 offset basis\n"
+  "  for _, p in ipairs(model:parameters()) do\n"
+  "    for _, v in ipairs(p:contiguous():view(-1):totable()) do\n"
+  "      local s = string.pack('<f', v)\n"
+  "      for i = 1, 4 do h = (h ~ s:byte(i)) * 1099511628211 end\n"
+  "    end\n"
+  "  end\n"
+  "  return h\n"
+  "end\n"
+  "function train(seed, anomaly)\n"
+  "  ember.set_anomaly_detection(anomaly)\n"
+  "  ember.manual_seed(seed)\n"
+  "  local model = nn.Sequential{\n"
+  "    nn.Conv2d(1, 4, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),\n"
+  "    nn.Linear(36, 16), nn.ReLU(), nn.Dropout(0.25), nn.Linear(16, 3)}\n"
+  "  local x = ember.randn(96, 1, 8, 8)\n"
+  "  local y = ember.randint(1, 3, 96)\n"
+  "  local opt = optim.Adam(model:parameters(), {lr = 1e-2})\n"
+  "  local loss, eval\n"
+  "  for _ = 1, 5 do\n"
+  "    model:train()\n"
+  "    for xb, yb in data.loader(x, y, {batch_size = 8, shuffle = true}) do\n"
+  "      opt:zero_grad()\n"
+  "      local l = nn.functional.cross_entropy(model(xb), yb)\n"
+  "      l:backward()\n"
+  "      opt:step()\n"
+  "      loss = l:item()\n"
+  "    end\n"
+  "    model:eval()\n"
+  "    eval = ember.no_grad(function()\n"
+  "      return nn.functional.cross_entropy(model(x), y):item()\n"
+  "    end)\n"
+  "  end\n"
+  "  ember.set_anomaly_detection(false)\n"
+  "  return ('loss=%a eval=%a params=%016x'):format(loss, eval, hash(model))\n"
+  "end\n";
+
+typedef struct {
+  int seed;
+  int anomaly;
+  pthread_barrier_t *start;     /* NULL: run alone */
+  char result[RESULT_SIZE];     /* or "error: ..." */
+  int ok;
+} job;
+
+static void fail(job *j, const char *what, const char *msg) {
+  snprintf(j->result, sizeof j->result, "error: %s: %s", what, msg ? msg : "?");
+  j->ok = 0;
+}
+
+/* One state, opened, used and closed on this thread. */
+static void *run(void *arg) {
+  job *j = arg;
+  j->ok = 0;
+  lua_State *L = luaL_newstate();
+  if (!L) {
+    fail(j, "luaL_newstate", "out of memory");
+    if (j->start) pthread_barrier_wait(j->start);
+    return NULL;
+  }
+  luaL_openlibs(L);
+  luaL_requiref(L, "ember", luaopen_ember, 1);
+  lua_pop(L, 1);
+  int loaded = luaL_dostring(L, script) == LUA_OK;
+  if (!loaded) fail(j, "script", lua_tostring(L, -1));
+  if (j->start) pthread_barrier_wait(j->start);    /* all train together */
+  if (loaded) {
+    lua_getglobal(L, "train");
+    lua_pushinteger(L, j->seed);
+    lua_pushboolean(L, j->anomaly);
+    if (lua_pcall(L, 2, 1, 0) != LUA_OK) {
+      fail(j, "train", lua_tostring(L, -1));
+    } else {
+      snprintf(j->result, sizeof j->result, "%s", lua_tostring(L, -1));
+      j->ok = 1;
+    }
+  }
+  lua_close(L);
+  return NULL;
+}
+
+static const int seeds[MAX_THREADS] = {11, 22, 33, 44, 55, 66, 77, 88,
+                                       99, 110, 121, 132, 143, 154, 165, 176};
+
+int main(int argc, char **argv) {
+  int rounds[8] = {2, 4}, nrounds = 2;
+  if (argc > 1) {
+    nrounds = 0;
+    for (int i = 1; i < argc && nrounds < 8; i++) {
+      int n = atoi(argv[i]);
+      if (n < 1 || n > MAX_THREADS) {
+        fprintf(stderr, "threads-host: a round is 1..%d threads, got '%s'\n",
+                MAX_THREADS, argv[i]);
+        return 2;
+      }
+      rounds[nrounds++] = n;
+    }
+  }
+  int most = 0;
+  for (int r = 0; r < nrounds; r++) if (rounds[r] > most) most = rounds[r];
+
+  ember_set_num_threads(1);     /* see the comment at the top */
+
+  /* The references: each seed alone, one after the other. */
+  job ref[MAX_THREADS];
+  int bad = 0;
+  for (int i = 0; i < most; i++) {
+    ref[i] = (job){.seed = seeds[i], .anomaly = i % 2, .start = NULL};
+    run(&ref[i]);
+    printf("alone    seed %3d: %s\n", ref[i].seed, ref[i].result);
+    if (!ref[i].ok) bad++;
+  }
+
+  for (int r = 0; r < nrounds && !bad; r++) {
+    int n = rounds[r];
+    pthread_t th[MAX_THREADS];
+    job jobs[MAX_THREADS];
+    pthread_barrier_t start;
+    pthread_barrier_init(&start, NULL, (unsigned)n);
+    int started = 0;
+    for (int i = 0; i < n; i++) {
+      jobs[i] = (job){.seed = seeds[i], .anomaly = i % 2, .start = &start};
+      if (pthread_create(&th[i], NULL, run, &jobs[i]) != 0) {
+        fprintf(stderr, "threads-host: pthread_create failed\n");
+        return 1;     /* the started threads wait at the barrier: exit */
+      }
+      started++;
+    }
+    for (int i = 0; i < started; i++) pthread_join(th[i], NULL);
+    pthread_barrier_destroy(&start);
+    for (int i = 0; i < n; i++) {
+      int same = jobs[i].ok && strcmp(jobs[i].result, ref[i].result) == 0;
+      printf("%d threads seed %3d: %s%s\n", n, jobs[i].seed, jobs[i].result,
+             same ? "" : "   DIFFERS from the seed run alone");
+      if (!same) bad++;
+    }
+  }
+  printf("threads-host: %s\n", bad ? "FAILED" : "ok");
+  return bad ? 1 : 0;
+}
