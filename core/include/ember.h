@@ -27,10 +27,13 @@
 ** reference that the caller must drop with `ember_tensor_release`.  Tensor
 ** arguments are borrowed.
 **
-** Threads.  The core is not thread-safe: reference counts, the random
-** generator's state and the allocation counters are plain globals, so a
-** host calling Ember from several threads must serialise the calls (kernels
-** still run on several threads internally; see ember_set_num_threads).
+** Threads.  Several threads may call Ember at once, each on its own
+** tensors (one lua_State per thread): reference counts are not atomic, so a
+** tensor and its graph are used by one thread at a time.  The grad mode,
+** anomaly detection, the default generator and the error message are per
+** thread; the thread count, the byte counters and the plugins are the
+** process's, made safe with atomics and locks.  docs/c-api.md, "Thread
+** safety", has the whole contract.
 **
 ** Worked example (a C host, no Lua):
 **
@@ -493,7 +496,8 @@ ember_tensor *ember_avg_pool2d_backward(const ember_tensor *gy,
 
 struct ember_autograd_meta;
 
-/* Grad mode (on by default): when off, nothing is recorded. */
+/* Grad mode (on by default): when off, nothing is recorded.  Per thread,
+   as PyTorch's, and so are anomaly detection and its where hook below. */
 void ember_set_grad_enabled(int on);
 int ember_is_grad_enabled(void);
 /* Anomaly detection (off by default): backward checks the gradients each
