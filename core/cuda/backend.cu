@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <mutex>
 #include <new>
 #include <type_traits>
 #include <unordered_map>
@@ -41,6 +42,11 @@ const ember_core_api *ember_cu_api;
 #define CU_SMALL_LIMIT ((size_t)1 << 20)
 #define CU_SMALL_STEP ((size_t)512)
 
+/* One lock over the cache, its maps and counters: host threads with a
+   lua_State each may allocate at once (docs/c-api.md, "Thread safety").
+   Reuse stays safe across threads: all work runs on the legacy default
+   stream, which serialises every thread's kernels. */
+static std::mutex cu_mem_lock;
 static std::unordered_map<size_t, std::vector<void *>> *cu_cache;  /* class -> free blocks */
 static std::unordered_map<void *, size_t> *cu_live;                 /* block -> class */
 static size_t cu_bytes_allocated;   /* in live blocks */
@@ -69,6 +75,7 @@ static void cu_release_cached(void) {
 }
 
 void *cu_alloc(size_t nbytes) {
+  std::lock_guard<std::mutex> hold(cu_mem_lock);
   size_t cls = cu_size_class(nbytes ? nbytes : 1);
   if (cls == 0) {
     cu_error("cuda: out of memory allocating %zu bytes (%zu allocated, %zu "
@@ -119,6 +126,7 @@ void *cu_alloc(size_t nbytes) {
 }
 
 void cu_free(void *ptr) {
+  std::lock_guard<std::mutex> hold(cu_mem_lock);
   if (!ptr || !cu_live) return;
   auto it = cu_live->find(ptr);
   if (it == cu_live->end()) return;        /* not ours: leave it alone */
@@ -134,11 +142,18 @@ void cu_free(void *ptr) {
   }
 }
 
-static size_t cu_memory_allocated(void) { return cu_bytes_allocated; }
+static size_t cu_memory_allocated(void) {
+  std::lock_guard<std::mutex> hold(cu_mem_lock);
+  return cu_bytes_allocated;
+}
 static size_t cu_memory_reserved(void) {
+  std::lock_guard<std::mutex> hold(cu_mem_lock);
   return cu_bytes_allocated + cu_bytes_cached;
 }
-static void cu_empty_cache(void) { cu_release_cached(); }
+static void cu_empty_cache(void) {
+  std::lock_guard<std::mutex> hold(cu_mem_lock);
+  cu_release_cached();
+}
 
 /* The table's alloc/free slots. */
 static void *cu_table_alloc(size_t nbytes) { return cu_alloc(nbytes); }
@@ -150,9 +165,11 @@ static void cu_table_free(void *ptr) { cu_free(ptr); }
 ** The data-error flag, cuBLAS, TF32, Philox
 ** ======================================================================= */
 
-/* Two int64 on the device (code, detail), allocated once, outside the
-   cache's accounting. */
-static int64_t *cu_flag;
+/* Two int64 on the device (code, detail), allocated once per host thread
+   (a reset, the kernels and the read are one op's sequence, which another
+   thread's op must not interleave), outside the cache's accounting, and
+   kept until the process exits. */
+static thread_local int64_t *cu_flag;
 
 int64_t *cu_flag_reset(void) {
   if (!cu_flag) {
@@ -182,8 +199,10 @@ int cu_flag_read(int64_t out[2]) {
   return 0;
 }
 
-static cublasHandle_t cu_handle;
-int cu_allow_tf32 = 0;
+/* A handle per host thread, as cuBLAS advises (each op sets its math
+   mode on it), kept until the process exits. */
+static thread_local cublasHandle_t cu_handle;
+std::atomic<int> cu_allow_tf32{0};   /* process-wide, as the CPU side's */
 
 cublasHandle_t cu_cublas(void) {
   if (!cu_handle) {

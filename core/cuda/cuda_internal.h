@@ -27,6 +27,8 @@
 #ifndef EMBER_CUDA_INTERNAL_H
 #define EMBER_CUDA_INTERNAL_H
 
+#include <atomic>
+
 #include <cuda_runtime.h>
 #include <cublas_v2.h>
 #include <stdint.h>
@@ -196,7 +198,7 @@ int cu_flag_read(int64_t out[2]);
 
 /* The cuBLAS handle (created on first use) and the TF32 switch. */
 cublasHandle_t cu_cublas(void);         /* NULL after cu_error */
-extern int cu_allow_tf32;
+extern std::atomic<int> cu_allow_tf32;
 
 /* Set h up for a GEMM in dtype dt: TF32 tensor cores for float32 only when
    allowed, host scalars.  The handle is shared, so every call sets it. */
