@@ -14,7 +14,8 @@
 **
 ** Every seed is first run alone (one thread at a time: the reference),
 ** then in rounds of 2 and 4 concurrent threads, and every concurrent
-** result must equal its seed's reference bit for bit.  Before grad mode,
+** result must equal its seed's reference bit for bit.  Two states on the
+** main thread drawing in turns must each draw what they draw alone.  Before grad mode,
 ** anomaly mode and the generator were per thread and per state, one
 ** thread's no_grad switched recording off in another ("backward: the
 ** tensor does not require grad and has no grad_fn") and the threads drew
@@ -131,6 +132,52 @@ static void *run(void *arg) {
   return NULL;
 }
 
+/* Evaluate a chunk in L and return its string result in buf (or "error"). */
+static void eval(lua_State *L, const char *chunk, char *buf, size_t size) {
+  if (luaL_dostring(L, chunk) != LUA_OK || !lua_isstring(L, -1))
+    snprintf(buf, size, "error: %s", lua_tostring(L, -1));
+  else
+    snprintf(buf, size, "%s", lua_tostring(L, -1));
+  lua_settop(L, 0);
+}
+
+static lua_State *open_state(void) {
+  lua_State *L = luaL_newstate();
+  if (!L) return NULL;
+  luaL_openlibs(L);
+  luaL_requiref(L, "ember", luaopen_ember, 1);
+  lua_pop(L, 1);
+  return L;
+}
+
+/* Two states on one thread, drawing in turns: each state's draws are
+   those of its seed alone (the generator is the state's, not the
+   thread's). */
+static int interleaved(void) {
+  static const char *first = "ember.manual_seed(5) "
+                             "return ('%a'):format(ember.rand(3):sum():item())";
+  static const char *next = "return ('%a %d'):format(ember.randn(3):sum():item(), "
+                            "ember.get_rng_state().offset)";
+  char a1[RESULT_SIZE], a2[RESULT_SIZE], r1[RESULT_SIZE], r2[RESULT_SIZE], b[RESULT_SIZE];
+  lua_State *A = open_state(), *B = open_state();
+  if (!A || !B) return 0;
+  eval(A, first, a1, sizeof a1);
+  eval(B, "ember.manual_seed(6) ember.rand(100) return 'b'", b, sizeof b);
+  eval(A, next, a2, sizeof a2);
+  lua_close(B);
+  lua_close(A);
+  lua_State *R = open_state();
+  if (!R) return 0;
+  eval(R, first, r1, sizeof r1);
+  eval(R, next, r2, sizeof r2);
+  lua_close(R);
+  int same = strcmp(a1, r1) == 0 && strcmp(a2, r2) == 0 && strcmp(b, "b") == 0 &&
+             strncmp(a1, "error", 5) != 0 && strncmp(a2, "error", 5) != 0;
+  printf("two states on one thread, in turns: %s %s%s\n", a2, a1,
+         same ? "" : "   DIFFERS from the state alone");
+  return same;
+}
+
 static const int seeds[MAX_THREADS] = {11, 22, 33, 44, 55, 66, 77, 88,
                                        99, 110, 121, 132, 143, 154, 165, 176};
 
@@ -162,6 +209,8 @@ int main(int argc, char **argv) {
     printf("alone    seed %3d: %s\n", ref[i].seed, ref[i].result);
     if (!ref[i].ok) bad++;
   }
+
+  if (!interleaved()) bad++;
 
   for (int r = 0; r < nrounds && !bad; r++) {
     int n = rounds[r];

@@ -3,7 +3,8 @@
 -- small seeded CNN (random init and data, dropout, a shuffling loader,
 -- Adam, no_grad evaluation, anomaly detection in every other thread), and
 -- every result of rounds of 2 and 4 threads must equal, bit for bit, the
--- same seed run alone.
+-- same seed run alone.  And two states on one thread, drawing in turns,
+-- each draw from their own generator.
 local run = require "helpers.run"
 
 describe("lua_States on concurrent host threads", function()
@@ -28,5 +29,8 @@ describe("lua_States on concurrent host threads", function()
     end
     assert.are.equal(4, n, out)
     assert.are.equal(2, select(2, out:gsub("2 threads seed", "")), out)
+    -- two states on one thread drawing in turns: the second draw of the
+    -- first state comes after its own 3 numbers, not after the other's 100
+    assert.truthy(out:find("two states on one thread, in turns: %S+ 6 %S+\n"), out)
   end)
 end)
