@@ -490,9 +490,24 @@ static void vec_free(vec *v) {
   if (v->items != v->first) free(v->items);
 }
 
-/* Process-wide, so that a mark is never reused: a graph built on one
-   thread may be walked on another (a state moved between threads). */
-static _Atomic uint64_t backward_mark = 0;
+/*
+** Marks are unique in the process, not only in a thread: a graph built on
+** one thread may be walked on another (a state moved between threads),
+** and must not meet a mark it already carries.  A thread takes a serial
+** once (one atomic add) and counts its own walks below it, so a backward
+** pays no locked instruction: serial << 40 | count, a new serial every
+** 2^40 walks.
+*/
+static _Atomic uint64_t mark_serials = 0;
+static _Thread_local uint64_t last_mark = 0;
+
+static uint64_t next_mark(void) {
+  if ((last_mark & (((uint64_t)1 << 40) - 1)) == (((uint64_t)1 << 40) - 1) ||
+      last_mark == 0)
+    last_mark = (atomic_fetch_add_explicit(&mark_serials, 1, memory_order_relaxed) + 1)
+                << 40;
+  return ++last_mark;
+}
 
 /* Step 1: every node reachable from root, with its dependency count. */
 static int collect(ember_node *root, uint64_t mark, vec *nodes) {
@@ -714,7 +729,7 @@ int ember_backward(ember_tensor *t, const ember_tensor *grad,
       ember_tensor_release(t);
     }
   } else {
-    uint64_t mark = atomic_fetch_add_explicit(&backward_mark, 1, memory_order_relaxed) + 1;
+    uint64_t mark = next_mark();
     rc = collect(root, mark, &nodes);
     if (rc == 0) {
       root->grad = g0;
