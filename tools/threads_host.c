@@ -1,6 +1,6 @@
 /*
 ** threads_host.c -- independent lua_States on concurrent host threads
-** (issue 15, "No process-wide mutable state"; docs/c-api.md, "Threads").
+** (issue 15, "No process-wide mutable state"; docs/c-api.md, "Thread safety").
 **
 ** A C host that embeds Ember the way a server would: one lua_State per
 ** host thread, each training its own small seeded model at the same time.
@@ -10,7 +10,9 @@
 ** state's generator, dropout, a shuffling data.loader, Adam, an evaluation
 ** under no_grad after every epoch, anomaly detection on in every other
 ** thread.  Its result is the final loss and evaluation loss as hex floats
-** and a 64-bit FNV-1a hash of every parameter's bytes.
+** and a 64-bit FNV-1a hash of every parameter's bytes, and the sum of
+** draws through the C API from the thread's default generator, made with
+** recording off in every other thread while the rest train.
 **
 ** Every seed is first run alone (one thread at a time: the reference),
 ** then in rounds of 2 and 4 concurrent threads, and every concurrent
@@ -33,6 +35,7 @@
 ** Prints one line per run and "threads-host: ok"; exits 1 on any
 ** mismatch or error.
 */
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -101,6 +104,27 @@ static void fail(job *j, const char *what, const char *msg) {
   j->ok = 0;
 }
 
+/* The C API on this thread, no Lua: the thread's default generator and
+   grad mode.  Odd seeds draw with recording off, which must not reach the
+   other threads (they are training).  Returns the draws' sum, or NAN. */
+static double c_part(int seed) {
+  ember_manual_seed((uint64_t)seed);
+  int was = ember_is_grad_enabled();
+  ember_set_grad_enabled(!(seed & 1));
+  int64_t shape[1] = {64};
+  double sum = 0;
+  for (int k = 0; k < 200; k++) {
+    ember_tensor *t = ember_randn(1, shape, EMBER_FLOAT64);
+    if (!t) return NAN;
+    const double *d = ember_data(t);
+    for (int i = 0; i < 64; i++) sum += d[i];
+    ember_tensor_release(t);
+  }
+  int mode = ember_is_grad_enabled();
+  ember_set_grad_enabled(was);
+  return mode == !(seed & 1) && ember_default_generator()->offset == 200 * 64 ? sum : NAN;
+}
+
 /* One state, opened, used and closed on this thread. */
 static void *run(void *arg) {
   job *j = arg;
@@ -117,6 +141,7 @@ static void *run(void *arg) {
   int loaded = luaL_dostring(L, script) == LUA_OK;
   if (!loaded) fail(j, "script", lua_tostring(L, -1));
   if (j->start) pthread_barrier_wait(j->start);    /* all train together */
+  double c = c_part(j->seed);
   if (loaded) {
     lua_getglobal(L, "train");
     lua_pushinteger(L, j->seed);
@@ -124,8 +149,8 @@ static void *run(void *arg) {
     if (lua_pcall(L, 2, 1, 0) != LUA_OK) {
       fail(j, "train", lua_tostring(L, -1));
     } else {
-      snprintf(j->result, sizeof j->result, "%s", lua_tostring(L, -1));
-      j->ok = 1;
+      snprintf(j->result, sizeof j->result, "%s c=%a", lua_tostring(L, -1), c);
+      j->ok = c == c;                               /* not NaN */
     }
   }
   lua_close(L);
