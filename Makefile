@@ -5,6 +5,7 @@
 #   make test     install what is missing, build, run every spec
 #   make asan     the specs under AddressSanitizer + UBSan
 #   make leakcheck  specs under LeakSanitizer: no leaks from Ember
+#   make tsan     concurrent lua_States (tools/threads_host.c) under ThreadSanitizer
 #   make fuzz     the Lua-surface fuzzer under ASan+UBSan (FUZZ_SECONDS, FUZZ_SEED)
 #   make fuzz-files  libFuzzer on the safetensors and IDX readers
 #   make bench    benchmarks beside their peers (OpenBLAS, PyTorch)
@@ -21,6 +22,7 @@ SAN      ?=
 CFLAGS   ?= -O2 -g
 BUSTED   ?= busted --lua=$(LUA)
 ASAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+TSAN_FLAGS := -fsanitize=thread -fno-omit-frame-pointer
 
 WARN     := -Wall -Wextra -pedantic -Wshadow -Wmissing-prototypes
 CPPFLAGS := -D_POSIX_C_SOURCE=200809L -Icore/include -I$(LUA_INC)
@@ -48,7 +50,7 @@ BIND_OBJ := $(BIND_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/ember_lua_modules.
 MAIN_OBJ := $(BUILD)/obj/bindings/ember_main.o
 HEADERS  := $(wildcard core/*.h core/ops/*.h core/include/*.h core/cpu/*.h bindings/*.h)
 
-.PHONY: all run test deps asan leakcheck fuzz fuzz-files bench embed install clean rock rock-install
+.PHONY: all run test deps asan leakcheck tsan fuzz fuzz-files bench embed install clean rock rock-install
 
 # The CUDA backend: a plugin built whenever nvcc is found (CI too, so a
 # compile break fails CI although CI has no GPU), loaded at run time.
@@ -124,6 +126,13 @@ embed: $(BUILD)/libember.a
 	$(MAKE) -C examples/embed LIBEMBER=$(abspath $(BUILD)/libember.a) \
 	  OUT=$(abspath $(BUILD))/embed-host LUA=$(LUA) LUA_INC=$(LUA_INC) SAN="$(SAN)"
 
+# Independent lua_States on concurrent host threads, each training a seeded
+# model, against the same seeds run alone (tools/threads_host.c): built for
+# `make test` (spec/bindings/threads_spec.lua runs it) and by `make tsan`.
+$(BUILD)/threads-host: tools/threads_host.c $(BUILD)/libember.a
+	$(CC) $(CPPFLAGS) -Ibindings -std=c11 $(WARN) $(CFLAGS) $(SAN) -pthread -o $@ \
+	  tools/threads_host.c $(BUILD)/libember.a -l$(LUA) $(LIBS)
+
 # The CUDA toolkit is on the development machine; the backend is a later
 # issue, so nothing CUDA is built yet.
 
@@ -141,7 +150,7 @@ run: deps
 	./ember examples/fashion_mnist_cnn.lua
 
 test: deps
-	@$(MAKE) --no-print-directory all embed $(BUILD)/libember_fakecuda.so
+	@$(MAKE) --no-print-directory all embed $(BUILD)/threads-host $(BUILD)/libember_fakecuda.so
 	$(BUSTED)
 
 asan: deps
@@ -180,6 +189,21 @@ leakcheck: deps
 	  done; [ $$bad = 0 ] || { echo "leakcheck: FAILED, $$bad report(s) from Ember above"; exit 1; }
 	@test "$$(cat build-asan/lsan/busted.rc)" = 0 || { echo "leakcheck: specs failed"; exit 1; }
 	@echo "leakcheck: no leaks from Ember ($(LEAK_SPECS))"
+
+# ThreadSanitizer (docs/hardening.md, "Threads"): tools/threads_host.c, its
+# own build in build-tsan, rounds of 2 and 4 threads each with its own
+# lua_State.  The host runs one kernel thread per state, so libgomp (not
+# instrumented: TSan cannot see its futex barriers and would report its
+# thread pool's hand-offs) never starts a team; tools/tsan.supp names the
+# uninstrumented libraries a report may still come from.  Any other
+# report fails the target (halt_on_error, exitcode 66).  No SIMD clones
+# (EMBER_NO_SIMD_CLONES): their ifunc resolvers run before TSan's runtime
+# is up, and instrumented, they crash the program at load.
+tsan: deps
+	@$(MAKE) --no-print-directory BUILD=build-tsan CFLAGS="-O1 -g -DEMBER_NO_SIMD_CLONES" SAN="$(TSAN_FLAGS)" \
+	  build-tsan/threads-host
+	TSAN_OPTIONS="halt_on_error=1 exitcode=66 second_deadlock_stack=1 suppressions=$(CURDIR)/tools/tsan.supp" \
+	  build-tsan/threads-host 2 4
 
 # The Lua-surface fuzzer (tools/fuzz/lua_fuzz.lua, docs/hardening.md) on the
 # ASan+UBSan build: batches of random hostile calls, each in a child
@@ -252,7 +276,7 @@ rock-install:
 	  install -D -m 644 $$f $(INST_LUADIR)/$$f; done
 
 clean:
-	rm -rf build build-asan ember ember-asan
+	rm -rf build build-asan build-tsan ember ember-asan
 	-$(MAKE) -C examples/embed clean
 	-$(MAKE) -C bench clean
 

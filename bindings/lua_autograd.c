@@ -233,13 +233,24 @@ static void l_where(char *buf, size_t size, void *ctx) {
 }
 
 /* The hook holds a lua_State: when that state closes, this sentinel's __gc
-   removes the hook so that no later node reads a freed state. */
+   removes the hook so that no later node reads a freed state.  The hook
+   and the mode are per thread (the core's), so the sentinel can only
+   clear the closing thread's: turning detection off removes it too, which
+   lets a host close the state from another thread safely. */
 #define ANOMALY_SENTINEL "ember.anomaly_sentinel"
 
 static int l_sentinel_gc(lua_State *L) {
   lua_State **owner = lua_touserdata(L, 1);
   if (ember_anomaly_where_ctx() == *owner) ember_set_anomaly_where(NULL, NULL);
   return 0;
+}
+
+/* Remove the hook if it is this state's. */
+static void remove_where_hook(lua_State *L) {
+  lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
+  lua_State *main = lua_tothread(L, -1);
+  lua_pop(L, 1);
+  if (ember_anomaly_where_ctx() == main) ember_set_anomaly_where(NULL, NULL);
 }
 
 static void install_where_hook(lua_State *L) {
@@ -267,6 +278,7 @@ static int l_set_anomaly_detection(lua_State *L) {
   int on = lua_toboolean(L, 1);
   if (on) install_where_hook(L);
   ember_set_anomaly_detection(on);
+  if (!on) remove_where_hook(L);
   return 0;
 }
 

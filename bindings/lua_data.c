@@ -60,14 +60,14 @@ static int l_randperm(lua_State *L) {
     dt = l_optdtype_field(L, 2, EMBER_INT64);
   }
   l_tensor *slot = l_newslot(L);
-  l_fill(L, slot, ember_randperm((int64_t)n, dt));
+  l_fill(L, slot, ember_randperm_gen(l_gen(L), (int64_t)n, dt));
   l_opt_place(L, 2, EMBER_CPU);
   return 1;
 }
 
 static int l_get_rng_state(lua_State *L) {
-  uint64_t seed, offset;
-  ember_get_rng_state(&seed, &offset);
+  const ember_generator *g = l_gen(L);
+  uint64_t seed = g->seed, offset = g->offset;
   lua_createtable(L, 0, 2);
   lua_pushinteger(L, (lua_Integer)seed);
   lua_setfield(L, -2, "seed");
@@ -100,7 +100,9 @@ static int l_set_rng_state(lua_State *L) {
   check_keys(L, 1, "set_rng_state", "field", known);
   uint64_t seed = state_field(L, "seed");
   uint64_t offset = state_field(L, "offset");
-  ember_set_rng_state(seed, offset);
+  ember_generator *g = l_gen(L);
+  g->seed = seed;
+  g->offset = offset;
   return 0;
 }
 

@@ -5,7 +5,8 @@
 **
 ** The state that first joins the job owns leaving it: a sentinel in its
 ** registry finalizes when the state closes (normal end of a script), so a
-** script need not call finalize.  The ember executable aborts the whole
+** script need not call finalize.  (Not a world of one, which other states
+** of the process share: see sentinel_gc.)  The ember executable aborts the whole
 ** job instead when its script fails (bindings/ember_main.c), so no rank is
 ** left waiting in a collective for one that died.
 */
@@ -15,9 +16,13 @@
 
 #define SENTINEL "ember.distributed.sentinel"
 
+/* A world of one (no launcher: backend "none") has nothing to leave, and
+   finalizing it would end it for the process's other states, which may
+   still be running on other threads; only a real job is left here. */
 static int sentinel_gc(lua_State *L) {
   (void)L;
-  if (ember_dist_is_initialized()) ember_dist_finalize();
+  if (ember_dist_is_initialized() && strcmp(ember_dist_backend(), "none") != 0)
+    ember_dist_finalize();
   return 0;
 }
 

@@ -19,6 +19,21 @@ typedef struct {
   ember_tensor *t;
 } l_tensor;
 
+/*
+** The state's own part of Ember (docs/c-api.md, "Threads"): everything
+** that a lua_State must not share with another state, which may run on
+** another thread at the same time.  One per state, a full userdata in
+** the registry made by luaopen_ember_core (lua_tensor.c).
+*/
+typedef struct l_context {
+  ember_generator gen;   /* ember.manual_seed, rand, randn, randperm, ... */
+  uint64_t paced;        /* GC pacing: ember_bytes_allocated() when paced */
+  size_t floor_live;     /* ember_bytes_live() after the last full collect */
+} l_context;
+l_context *l_ctx(lua_State *L);
+/* The state's generator (l_ctx(L)->gen). */
+ember_generator *l_gen(lua_State *L);
+
 /* A fresh userdata slot on the stack (its tensor set later). */
 l_tensor *l_newslot(lua_State *L);
 /* Fill a slot with a result, or raise the core's error if it is NULL. */

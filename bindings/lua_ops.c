@@ -30,35 +30,18 @@
 enum { MAKE_ZEROS, MAKE_ONES, MAKE_EMPTY, MAKE_FULL, MAKE_RAND, MAKE_RANDN };
 
 /* A new tensor of a kind, made on dev itself (a GPU tensor is never made on
-   the CPU and copied over: a dropout mask is drawn on the device). */
-static ember_tensor *make_on(ember_device dev, int kind, int n,
+   the CPU and copied over: a dropout mask is drawn on the device).  Random
+   ones come from the state's generator. */
+static ember_tensor *make_on(lua_State *L, ember_device dev, int kind, int n,
                              const int64_t *shape, ember_dtype dt, double v) {
   switch (kind) {
     case MAKE_ZEROS: return ember_zeros_on(dev, n, shape, dt);
     case MAKE_ONES: return ember_ones_on(dev, n, shape, dt);
     case MAKE_EMPTY: return ember_empty_on(dev, n, shape, dt);
     case MAKE_FULL: return ember_full_on(dev, n, shape, v, dt);
-    default: break;
+    case MAKE_RAND: return ember_rand_gen(l_gen(L), dev, n, shape, dt);
+    default: return ember_randn_gen(l_gen(L), dev, n, shape, dt);
   }
-  if (dev == EMBER_CPU || !ember_dtype_is_float(dt)) {
-    switch (kind) {     /* the CPU functions, and their errors */
-      case MAKE_RAND: return ember_rand(n, shape, dt);
-      default: return ember_randn(n, shape, dt);
-    }
-  }
-  ember_tensor *t = ember_empty_on(dev, n, shape, dt);
-  if (!t) return NULL;
-  int rc = 0;
-  switch (kind) {
-    case MAKE_RAND: rc = ember_uniform_(t, 0, 1); break;
-    case MAKE_RANDN: rc = ember_normal_(t, 0, 1); break;
-    default: break;
-  }
-  if (rc < 0) {
-    ember_tensor_release(t);
-    return NULL;
-  }
-  return t;
 }
 
 /* zeros, ones, empty, rand, randn: (size... | shape) [, opts] */
@@ -67,7 +50,7 @@ static int sized(lua_State *L, int kind) {
   int next, n = l_checkshape(L, 1, shape, &next);
   ember_dtype dt = l_optdtype_field(L, next, EMBER_FLOAT32);
   ember_device dev = l_optdevice(L, next, EMBER_CPU);
-  PUSH(L, make_on(dev, kind, n, shape, dt, 0));
+  PUSH(L, make_on(L, dev, kind, n, shape, dt, 0));
   l_opt_requires_grad(L, next);
   return 1;
 }
@@ -85,7 +68,7 @@ static int l_full(lua_State *L) {
   int next, n = l_checkshape(L, 1, shape, &next);
   lua_Number v = luaL_checknumber(L, next);
   ember_dtype dt = l_optdtype_field(L, next + 1, EMBER_FLOAT32);
-  PUSH(L, make_on(l_optdevice(L, next + 1, EMBER_CPU), MAKE_FULL, n, shape, dt, v));
+  PUSH(L, make_on(L, l_optdevice(L, next + 1, EMBER_CPU), MAKE_FULL, n, shape, dt, v));
   l_opt_requires_grad(L, next + 1);
   return 1;
 }
@@ -151,7 +134,7 @@ static int l_randint(lua_State *L) {
   int64_t shape[EMBER_MAX_DIMS];
   int next, n = l_checkshape(L, at, shape, &next);
   ember_dtype dt = l_optdtype_field(L, next, EMBER_INT64);
-  PUSH(L, ember_randint((int64_t)low, (int64_t)high, n, shape, dt));
+  PUSH(L, ember_randint_gen(l_gen(L), (int64_t)low, (int64_t)high, n, shape, dt));
   l_opt_place(L, next, EMBER_CPU);
   return 1;
 }
@@ -163,7 +146,7 @@ static int like(lua_State *L, int kind) {
   ember_dtype dt = l_optdtype_field(L, opt, t->dtype);
   double v = kind == MAKE_FULL ? luaL_checknumber(L, 2) : 0;
   ember_device dev = l_optdevice(L, opt, t->storage->device);
-  PUSH(L, make_on(dev, kind, t->ndim, t->shape, dt, v));
+  PUSH(L, make_on(L, dev, kind, t->ndim, t->shape, dt, v));
   l_opt_requires_grad(L, opt);
   return 1;
 }
@@ -184,18 +167,18 @@ static int l_randint_like(lua_State *L) {
     opt = 4;
   }
   ember_dtype dt = l_optdtype_field(L, opt, t->dtype);
-  PUSH(L, ember_randint((int64_t)low, (int64_t)high, t->ndim, t->shape, dt));
+  PUSH(L, ember_randint_gen(l_gen(L), (int64_t)low, (int64_t)high, t->ndim, t->shape, dt));
   l_opt_place(L, opt, t->storage->device);
   return 1;
 }
 
 static int l_manual_seed(lua_State *L) {
-  ember_manual_seed((uint64_t)luaL_checkinteger(L, 1));
+  ember_generator_seed(l_gen(L), (uint64_t)luaL_checkinteger(L, 1));
   return 0;
 }
 
 static int l_initial_seed(lua_State *L) {
-  lua_pushinteger(L, (lua_Integer)ember_initial_seed());
+  lua_pushinteger(L, (lua_Integer)l_gen(L)->seed);
   return 1;
 }
 

@@ -28,6 +28,28 @@ int l_error(lua_State *L) {
 }
 
 /*
+** The state's context (l_context, lua_internal.h), under the address
+** ctx_key in the registry.  Made by luaopen_ember_core; made here too if a
+** function runs before it (a C host calling ember_lua_push first).
+*/
+static const char ctx_key = 0;
+
+l_context *l_ctx(lua_State *L) {
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &ctx_key);
+  l_context *c = lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  if (c) return c;
+  c = lua_newuserdatauv(L, sizeof *c, 0);
+  c->gen = (ember_generator)EMBER_GENERATOR_INIT;
+  c->paced = 0;
+  c->floor_live = 0;
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &ctx_key);
+  return c;
+}
+
+ember_generator *l_gen(lua_State *L) { return &l_ctx(L)->gen; }
+
+/*
 ** Pace the collector by tensor bytes.  Every 256 KiB of new storage we step
 ** it as if those bytes were Lua allocations; and when the storage alive
 ** has grown by an eighth (at least 8 MiB) since the last full collection,
@@ -38,19 +60,32 @@ int l_error(lua_State *L) {
 ** step (the Lua heap is small; the storage freed comes back through the
 ** core's block cache without page faults): issue 6 measured no slowdown
 ** from the 64 MiB slack of before, and a third less peak memory.
+**
+** The marks are the state's (its context); the byte counts are the
+** process's, so states on other threads make a state step its collector
+** somewhat more often, never less.  pace_seen keeps the per-op cost at
+** two loads: the context is looked up only every 256 KiB a thread
+** allocates.
 */
+static _Thread_local uint64_t pace_seen;
+
 static void gc_pace(lua_State *L) {
-  static uint64_t paced = 0;
-  static size_t floor_live = 0;
   uint64_t now = ember_bytes_allocated();
-  uint64_t debt = now - paced;
+  if (now - pace_seen < (256u << 10)) return;
+  pace_seen = now;
+  l_context *c = l_ctx(L);
+  if (now < c->paced) {      /* the state last ran on a thread ahead of us */
+    c->paced = now;
+    return;
+  }
+  uint64_t debt = now - c->paced;
   if (debt < (256u << 10)) return;
-  paced = now;
+  c->paced = now;
   size_t live = ember_bytes_live();
-  size_t slack = floor_live / 8 > (8u << 20) ? floor_live / 8 : (8u << 20);
-  if (live > floor_live + slack) {
+  size_t slack = c->floor_live / 8 > (8u << 20) ? c->floor_live / 8 : (8u << 20);
+  if (live > c->floor_live + slack) {
     lua_gc(L, LUA_GCCOLLECT);
-    floor_live = ember_bytes_live();
+    c->floor_live = ember_bytes_live();
     return;
   }
   uint64_t kb = debt >> 10;
@@ -801,6 +836,7 @@ static const luaL_Reg tensor_methods[] = {
 ** fields that the Lua library may extend), register functions.
 */
 void l_register_tensor(lua_State *L) {
+  l_ctx(L);                              /* the state's context, kept if there */
   int methods = lua_gettop(L), module = methods - 1;
   luaL_newmetatable(L, EMBER_TENSOR_MT);
   int mt = lua_gettop(L);

@@ -12,12 +12,16 @@
 ** Then the post-backward hooks run (a data-parallel wrapper averages the
 ** gradients there), with the grad mode the caller had.
 */
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "autograd.h"
 
-int ember_grad_mode_ = 1;
+/* Grad mode, anomaly mode and its where hook are per thread, as PyTorch's
+   are: a host running one lua_State per thread (docs/c-api.md, "Threads")
+   turns recording off in one without touching the others. */
+_Thread_local int ember_grad_mode_ = 1;
 
 void ember_set_grad_enabled(int on) { ember_grad_mode_ = on != 0; }
 int ember_is_grad_enabled(void) { return ember_grad_mode_; }
@@ -27,13 +31,13 @@ void ember_ag_resume(int prev) { ember_grad_mode_ = prev; }
 /* Anomaly detection (torch.autograd.set_detect_anomaly): when on, backward
    checks every gradient a node computes for NaN and fails naming the node.
    Off, it costs one test of this flag per node. */
-static int anomaly_mode = 0;
+static _Thread_local int anomaly_mode = 0;
 
 void ember_set_anomaly_detection(int on) { anomaly_mode = on != 0; }
 int ember_anomaly_detection_enabled(void) { return anomaly_mode; }
 
-static ember_anomaly_where_fn where_hook = NULL;
-static void *where_ctx = NULL;
+static _Thread_local ember_anomaly_where_fn where_hook = NULL;
+static _Thread_local void *where_ctx = NULL;
 
 void ember_set_anomaly_where(ember_anomaly_where_fn fn, void *ctx) {
   where_hook = fn;
@@ -565,7 +569,24 @@ static void vec_free(vec *v) {
   if (v->items != v->first) free(v->items);
 }
 
-static uint64_t backward_mark = 0;
+/*
+** Marks are unique in the process, not only in a thread: a graph built on
+** one thread may be walked on another (a state moved between threads),
+** and must not meet a mark it already carries.  A thread takes a serial
+** once (one atomic add) and counts its own walks below it, so a backward
+** pays no locked instruction: serial << 40 | count, a new serial every
+** 2^40 walks.
+*/
+static _Atomic uint64_t mark_serials = 0;
+static _Thread_local uint64_t last_mark = 0;
+
+static uint64_t next_mark(void) {
+  if ((last_mark & (((uint64_t)1 << 40) - 1)) == (((uint64_t)1 << 40) - 1) ||
+      last_mark == 0)
+    last_mark = (atomic_fetch_add_explicit(&mark_serials, 1, memory_order_relaxed) + 1)
+                << 40;
+  return ++last_mark;
+}
 
 /* Step 1: every node reachable from root, with its dependency count. */
 static int collect(ember_node *root, uint64_t mark, vec *nodes) {
@@ -787,7 +808,7 @@ int ember_backward(ember_tensor *t, const ember_tensor *grad,
       ember_tensor_release(t);
     }
   } else {
-    uint64_t mark = ++backward_mark;
+    uint64_t mark = next_mark();
     rc = collect(root, mark, &nodes);
     if (rc == 0) {
       root->grad = g0;

@@ -92,7 +92,11 @@ struct ember_autograd_meta {
   ember_tensor *pending;          /* engine scratch: this backward's sum */
 };
 
-extern int ember_grad_mode_;
+/* Per thread (autograd.c).  The default TLS model: in the ember executable
+   and a static host the linker makes every read one %fs-relative load;
+   initial-exec would also make a dlopen'd core.so claim glibc's small
+   static TLS reserve for its whole TLS block (the free lists too). */
+extern _Thread_local int ember_grad_mode_;
 
 /* The post-backward hooks (ember_add_post_backward_hook): the engine's
    whole hook state is this one struct, so that it can move as a unit into

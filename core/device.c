@@ -10,6 +10,8 @@
 */
 #define _GNU_SOURCE 1
 #include <dlfcn.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,7 +23,9 @@
 
 #define PLUGIN_NAME "libember_cuda.so"
 
-static int tried;
+/* Looked for once per process (pthread_once: two threads may ask first at
+   the same time); set before `once` returns, read-only after. */
+static pthread_once_t once = PTHREAD_ONCE_INIT;
 static const ember_device_plugin *plugin;
 static char reason[512];
 
@@ -50,13 +54,12 @@ static int try_path(const char *path, void *ctx) {
 }
 
 static void load(void) {
-  tried = 1;
   ember_plugin_search(PLUGIN_NAME, "EMBER_CUDA_PLUGIN", "nvcc", try_path, NULL, reason,
                       sizeof reason);
 }
 
 const ember_device_plugin *ember_cuda_plugin(void) {
-  if (!tried) load();
+  pthread_once(&once, load);
   return plugin;
 }
 
@@ -101,15 +104,16 @@ void ember_cuda_empty_cache(void) {
   if (p) p->empty_cache();
 }
 
-static int allow_tf32;   /* remembered without a plugin too */
+/* Process-wide, as torch.backends.cuda.matmul.allow_tf32 is. */
+static _Atomic int allow_tf32;   /* remembered without a plugin too */
 
 void ember_cuda_set_allow_tf32(int on) {
-  allow_tf32 = on != 0;
+  atomic_store(&allow_tf32, on != 0);
   const ember_device_plugin *p = ember_cuda_plugin();
-  if (p) p->set_allow_tf32(allow_tf32);
+  if (p) p->set_allow_tf32(on != 0);
 }
 
-int ember_cuda_get_allow_tf32(void) { return allow_tf32; }
+int ember_cuda_get_allow_tf32(void) { return atomic_load(&allow_tf32); }
 
 const ember_backend_i *ember_device_backend(ember_device dev) {
   if (dev == EMBER_CPU) return &ember_cpu_backend;

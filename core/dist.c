@@ -17,6 +17,8 @@
 */
 #define _GNU_SOURCE 1
 #include <dlfcn.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,8 +29,14 @@
 
 #define PLUGIN_NAME "libember_mpi.so"
 
+/* The job is the process's (an MPI process is one rank), whichever
+   lua_State or thread joins it: init and finalize take `job_lock`, and the
+   state is atomic so that any thread may ask.  The collectives themselves
+   come from one thread at a time (the plugin asks MPI for
+   MPI_THREAD_FUNNELED). */
 enum { FRESH, LIVE, FINISHED };
-static int state = FRESH;
+static _Atomic int state = FRESH;
+static pthread_mutex_t job_lock = PTHREAD_MUTEX_INITIALIZER;
 static const ember_comm_plugin *comm;   /* NULL: a world of one */
 static int my_rank, world = 1, local = 1;
 static char reason[512];
@@ -38,7 +46,7 @@ static char reason[512];
 ** ======================================================================= */
 
 static const ember_comm_plugin *loaded;
-static int tried;
+static pthread_once_t tried = PTHREAD_ONCE_INIT;
 
 static int try_path(const char *path, void *ctx) {
   (void)ctx;
@@ -64,11 +72,13 @@ static int try_path(const char *path, void *ctx) {
   return 1;
 }
 
-static const ember_comm_plugin *plugin(void) {
-  if (tried) return loaded;
-  tried = 1;
+static void search(void) {
   ember_plugin_search(PLUGIN_NAME, "EMBER_MPI_PLUGIN", "mpicc", try_path, NULL, reason,
                       sizeof reason);
+}
+
+static const ember_comm_plugin *plugin(void) {
+  pthread_once(&tried, search);
   return loaded;
 }
 
@@ -92,7 +102,17 @@ int ember_dist_is_available(void) { return plugin() != NULL; }
 
 const char *ember_dist_unavailable_reason(void) { return plugin() ? NULL : reason; }
 
+static int init_locked(void);
+
 int ember_dist_init(void) {
+  if (state == LIVE) return 0;
+  pthread_mutex_lock(&job_lock);
+  int rc = init_locked();
+  pthread_mutex_unlock(&job_lock);
+  return rc;
+}
+
+static int init_locked(void) {
   if (state == LIVE) return 0;
   if (state == FINISHED)
     return ember_set_error("init: the distributed job was finalized");
@@ -125,12 +145,16 @@ const char *ember_dist_version(void) { return comm ? comm->version() : NULL; }
 
 int ember_dist_finalize(void) {
   if (state == FINISHED) return 0;
+  pthread_mutex_lock(&job_lock);
   int rc = 0;
-  if (comm) rc = comm->finalize();
-  state = FINISHED;
-  comm = NULL;
-  world = 1;
-  my_rank = 0;
+  if (state != FINISHED) {
+    if (comm) rc = comm->finalize();
+    comm = NULL;
+    world = 1;
+    my_rank = 0;
+    state = FINISHED;
+  }
+  pthread_mutex_unlock(&job_lock);
   return rc;
 }
 

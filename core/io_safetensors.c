@@ -228,10 +228,10 @@ static void sb_json_string(sbuf *b, const char *s) {
   sb_add(b, "\"", 1);
 }
 
-/* qsort helpers: indices into an array of names (context in a static,
-   since qsort has none; the core is single-threaded by contract). */
-static const char *const *sort_names;
-static ember_tensor *const *sort_tensors;
+/* qsort helpers: indices into an array of names (context in a
+   thread-local, since qsort has none: two threads may save at once). */
+static _Thread_local const char *const *sort_names;
+static _Thread_local ember_tensor *const *sort_tensors;
 
 static int by_name(const void *a, const void *b) {
   return strcmp(sort_names[*(const int *)a], sort_names[*(const int *)b]);

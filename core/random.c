@@ -1,61 +1,72 @@
 /*
-** random.c -- the generator's state and the random creation functions.
+** random.c -- generators and the random creation functions.
 **
-** State: a 64-bit seed (Philox's key) and a 64-bit counter.  A draw of n
-** elements uses counters [counter, counter + n) and then advances the
-** counter by n, so every draw is reproducible from manual_seed alone and
-** independent of the thread count.  The default seed is fixed, as in
-** PyTorch, so runs are reproducible even without manual_seed.
+** A generator (ember_generator, ember.h) is a 64-bit seed (Philox's key)
+** and a 64-bit counter.  A draw of n elements uses counters [counter,
+** counter + n) and then advances the counter by n, so every draw is
+** reproducible from the seed alone and independent of the thread count.
+** The default seed is fixed, as in PyTorch, so runs are reproducible even
+** without manual_seed.
+**
+** Every function draws from a generator its caller names (the _gen
+** variants); the plain names use the calling thread's default generator.
+** The Lua bindings keep one generator per lua_State (bindings/lua_tensor.c,
+** the state's context), so two states on two threads never share a
+** counter; a C host may do the same with its own ember_generator.
 */
 #include "autograd.h"
 
-#define DEFAULT_SEED 67280421310721ULL
+static _Thread_local ember_generator default_gen = EMBER_GENERATOR_INIT;
 
-static uint64_t seed = DEFAULT_SEED;
-static uint64_t counter = 0;
+ember_generator *ember_default_generator(void) { return &default_gen; }
 
-void ember_manual_seed(uint64_t s) {
-  seed = s;
-  counter = 0;
+void ember_generator_seed(ember_generator *g, uint64_t s) {
+  g->seed = s;
+  g->offset = 0;
 }
 
-uint64_t ember_initial_seed(void) { return seed; }
+void ember_manual_seed(uint64_t s) { ember_generator_seed(&default_gen, s); }
+
+uint64_t ember_initial_seed(void) { return default_gen.seed; }
 
 /* The whole state, so that a caller can draw and then rewind (a data
    loader with its own seed, a test replaying a draw). */
 void ember_get_rng_state(uint64_t *s, uint64_t *offset) {
-  if (s) *s = seed;
-  if (offset) *offset = counter;
+  if (s) *s = default_gen.seed;
+  if (offset) *offset = default_gen.offset;
 }
 
 void ember_set_rng_state(uint64_t s, uint64_t offset) {
-  seed = s;
-  counter = offset;
+  default_gen.seed = s;
+  default_gen.offset = offset;
 }
 
-static ember_tensor *draw(const char *fn, int kind, int ndim,
-                          const int64_t *shape, ember_dtype dt, double a,
-                          double b) {
+/* A new tensor on dev drawn from g (NULL: the default generator): kind 0
+   uniform in [a, b), 1 normal(a, b), 2 integers in [a, b]. */
+static ember_tensor *draw(const char *fn, ember_generator *g, int kind,
+                          ember_device dev, int ndim, const int64_t *shape,
+                          ember_dtype dt, double a, double b) {
+  if (!g) g = &default_gen;
   if (kind < 2 && !ember_dtype_is_float(dt)) {
     ember_set_error("%s: expected a floating dtype, got %s", fn,
                     ember_dtype_name(dt));
     return NULL;
   }
   if (ember_check_shape(fn, ndim, shape) < 0) return NULL;
-  ember_tensor *t = ember_empty(ndim, shape, dt);
+  ember_tensor *t = ember_empty_on(dev, ndim, shape, dt);
   if (!t) return NULL;
   uint64_t n = (uint64_t)ember_numel(t);
-  if (ember_backend_of(t)->random(kind, t, seed, counter, a, b) < 0) {
+  if (ember_backend_of(t)->random(kind, t, g->seed, g->offset, a, b) < 0) {
     ember_tensor_release(t);
     return NULL;
   }
-  counter += n;
+  g->offset += n;
   return t;
 }
-
 /* Fill t from the generator in place: kind 0 uniform, 1 normal. */
-static int fill_random(const char *fn, int kind, ember_tensor *t, double a,
-                       double b) {
+static int fill_random(const char *fn, ember_generator *g, int kind,
+                       ember_tensor *t, double a, double b) {
+  if (!g) g = &default_gen;
   if (!ember_dtype_is_float(t->dtype))
     return ember_set_error("%s: expected a floating tensor, got %s", fn,
                            ember_dtype_name(t->dtype));
@@ -65,8 +76,8 @@ static int fill_random(const char *fn, int kind, ember_tensor *t, double a,
       ? t : ember_empty_on(t->storage->device, t->ndim, t->shape, t->dtype);
   if (!c) return -1;
   uint64_t n = (uint64_t)ember_numel(t);
-  int rc = ember_backend_of(c)->random(kind, c, seed, counter, a, b);
-  if (rc == 0) counter += n;
+  int rc = ember_backend_of(c)->random(kind, c, g->seed, g->offset, a, b);
+  if (rc == 0) g->offset += n;
   if (rc == 0 && c != t) {
     int prev = ember_ag_pause();
     rc = ember_copy_(t, c);
@@ -77,24 +88,62 @@ static int fill_random(const char *fn, int kind, ember_tensor *t, double a,
   return rc;
 }
 
+int ember_uniform_gen_(ember_generator *g, ember_tensor *t, double a,
+                       double b) {
+  return fill_random("uniform_", g, 0, t, a, b);
+}
+
+int ember_normal_gen_(ember_generator *g, ember_tensor *t, double mean,
+                      double std) {
+  return fill_random("normal_", g, 1, t, mean, std);
+}
+
 int ember_uniform_(ember_tensor *t, double a, double b) {
-  return fill_random("uniform_", 0, t, a, b);
+  return fill_random("uniform_", NULL, 0, t, a, b);
 }
 
 int ember_normal_(ember_tensor *t, double mean, double std) {
-  return fill_random("normal_", 1, t, mean, std);
+  return fill_random("normal_", NULL, 1, t, mean, std);
+}
+
+/* On a device, the numbers are those the CPU draws from the same state:
+   the kernel of every backend computes element i from (seed, offset + i). */
+ember_tensor *ember_rand_gen(ember_generator *g, ember_device dev, int ndim,
+                             const int64_t *shape, ember_dtype dt) {
+  return draw("rand", g, 0, dev, ndim, shape, dt, 0.0, 1.0);
+}
+
+ember_tensor *ember_randn_gen(ember_generator *g, ember_device dev, int ndim,
+                              const int64_t *shape, ember_dtype dt) {
+  return draw("randn", g, 1, dev, ndim, shape, dt, 0.0, 1.0);
+}
+
+ember_tensor *ember_rand_on(ember_device dev, int ndim, const int64_t *shape,
+                            ember_dtype dt) {
+  return draw("rand", NULL, 0, dev, ndim, shape, dt, 0.0, 1.0);
+}
+
+ember_tensor *ember_randn_on(ember_device dev, int ndim, const int64_t *shape,
+                             ember_dtype dt) {
+  return draw("randn", NULL, 1, dev, ndim, shape, dt, 0.0, 1.0);
 }
 
 ember_tensor *ember_rand(int ndim, const int64_t *shape, ember_dtype dt) {
-  return draw("rand", 0, ndim, shape, dt, 0.0, 1.0);
+  return draw("rand", NULL, 0, EMBER_CPU, ndim, shape, dt, 0.0, 1.0);
 }
 
 ember_tensor *ember_randn(int ndim, const int64_t *shape, ember_dtype dt) {
-  return draw("randn", 1, ndim, shape, dt, 0.0, 1.0);
+  return draw("randn", NULL, 1, EMBER_CPU, ndim, shape, dt, 0.0, 1.0);
 }
 
 ember_tensor *ember_randint(int64_t low, int64_t high, int ndim,
                             const int64_t *shape, ember_dtype dt) {
+  return ember_randint_gen(NULL, low, high, ndim, shape, dt);
+}
+
+ember_tensor *ember_randint_gen(ember_generator *g, int64_t low, int64_t high,
+                                int ndim, const int64_t *shape,
+                                ember_dtype dt) {
   if (low > high) {
     ember_set_error("randint: empty range [%lld, %lld]", (long long)low,
                     (long long)high);
@@ -110,7 +159,8 @@ ember_tensor *ember_randint(int64_t low, int64_t high, int ndim,
                     (long long)low, (long long)high, ember_dtype_name(dt));
     return NULL;
   }
-  return draw("randint", 2, ndim, shape, dt, (double)low, (double)high);
+  return draw("randint", g, 2, EMBER_CPU, ndim, shape, dt, (double)low,
+              (double)high);
 }
 
 /*
@@ -121,6 +171,11 @@ ember_tensor *ember_randint(int64_t low, int64_t high, int ndim,
 ** result feeds ember_index_select directly.
 */
 ember_tensor *ember_randperm(int64_t n, ember_dtype dt) {
+  return ember_randperm_gen(NULL, n, dt);
+}
+
+ember_tensor *ember_randperm_gen(ember_generator *g, int64_t n,
+                                 ember_dtype dt) {
   if (n < 0) {
     ember_set_error("randperm: n must be >= 0, got %lld", (long long)n);
     return NULL;
@@ -134,7 +189,8 @@ ember_tensor *ember_randperm(int64_t n, ember_dtype dt) {
                     ember_dtype_name(dt));
     return NULL;
   }
-  ember_tensor *u = draw("randperm", 0, 1, &n, EMBER_FLOAT64, 0.0, 1.0);
+  ember_tensor *u = draw("randperm", g, 0, EMBER_CPU, 1, &n, EMBER_FLOAT64,
+                         0.0, 1.0);
   if (!u) return NULL;
   ember_tensor *perm = ember_empty(1, &n, EMBER_INT64);
   if (!perm) {

@@ -26,12 +26,49 @@ enum {
                             tensor's header, in one block (fused_new) */
 };
 
-/* Bytes of owned storage allocated so far, and alive now. */
-static uint64_t bytes_allocated;
-static size_t bytes_live;
+/*
+** Bytes of owned storage allocated so far, and alive now: process-wide
+** totals over every thread, kept without a locked instruction per tensor
+** (three of them cost a tiny op 3%).  A thread sums its own changes in
+** `pending` and adds them to the shared atomics when they pass COUNT_BATCH
+** bytes either way, and when it exits.  A reader adds its own thread's
+** pending changes, so the totals are exact as far as the calling thread
+** goes (a single-threaded host sees every byte) and lag at most
+** COUNT_BATCH behind for each other thread.
+*/
+#define COUNT_BATCH ((int64_t)1 << 20)
+static _Atomic uint64_t bytes_allocated;
+static _Atomic int64_t bytes_live;
+static _Thread_local struct { uint64_t alloc; int64_t live; } pending;
+static _Thread_local int thread_cache_armed;
 
-uint64_t ember_bytes_allocated(void) { return bytes_allocated; }
-size_t ember_bytes_live(void) { return bytes_live; }
+static void count_flush(void) {
+  atomic_fetch_add_explicit(&bytes_allocated, pending.alloc, memory_order_relaxed);
+  atomic_fetch_add_explicit(&bytes_live, pending.live, memory_order_relaxed);
+  pending.alloc = 0;
+  pending.live = 0;
+}
+
+static void count_alloc(size_t n) {
+  if (!thread_cache_armed) ember_thread_cache_arm();  /* flushed at exit */
+  pending.alloc += n;
+  pending.live += (int64_t)n;
+  if (pending.alloc >= (uint64_t)COUNT_BATCH) count_flush();
+}
+
+static void count_free(size_t n) {
+  if (!thread_cache_armed) ember_thread_cache_arm();
+  pending.live -= (int64_t)n;
+  if (pending.live <= -COUNT_BATCH) count_flush();
+}
+
+uint64_t ember_bytes_allocated(void) {
+  return atomic_load_explicit(&bytes_allocated, memory_order_relaxed) + pending.alloc;
+}
+size_t ember_bytes_live(void) {
+  int64_t n = atomic_load_explicit(&bytes_live, memory_order_relaxed) + pending.live;
+  return n > 0 ? (size_t)n : 0;   /* another thread's frees may be ahead */
+}
 
 static const ember_backend_i *backend_for(ember_device dev) {
   return ember_device_backend(dev);
@@ -178,8 +215,7 @@ ember_storage *ember_storage_new(ember_device dev, size_t nbytes) {
   s->release = NULL;
   s->release_ctx = NULL;
   s->version = 0;
-  bytes_allocated += nbytes;
-  bytes_live += nbytes;
+  count_alloc(nbytes);
   return s;
 }
 
@@ -198,7 +234,7 @@ void ember_storage_release(ember_storage *s) {
     s->release(s->data, s->release_ctx);
   } else {
     if (s->inline_data == STORAGE_SEPARATE) backend_for(s->device)->free(s->data);
-    bytes_live -= s->nbytes;
+    count_free(s->nbytes);
   }
   if (s->inline_data == STORAGE_INLINE &&
       HEADER_SPACE + EMBER_ALIGN + s->nbytes >= BIG_MIN) {
@@ -229,8 +265,6 @@ static _Thread_local int header_cached;
 static ember_tensor *header_alloc(void) {
   return header_cached > 0 ? header_cache[--header_cached] : malloc(sizeof(ember_tensor));
 }
-
-static _Thread_local int thread_cache_armed;
 
 static void header_free(ember_tensor *t) {
   if (header_cached < HEADER_CACHE) {
@@ -289,8 +323,7 @@ static ember_tensor *fused_new(ember_dtype dt, int ndim, const int64_t *shape,
   s->release_ctx = NULL;
   s->inline_data = STORAGE_FUSED;
   s->version = 0;
-  bytes_allocated += nbytes;
-  bytes_live += nbytes;
+  count_alloc(nbytes);
   t->storage = s;
   t->offset = 0;
   t->ndim = ndim;
@@ -308,7 +341,7 @@ static ember_tensor *fused_new(ember_dtype dt, int ndim, const int64_t *shape,
 
 /* The storage of a fused block is dead, and so is its host: recycle. */
 static void fused_free(ember_storage *s) {
-  bytes_live -= s->nbytes;
+  count_free(s->nbytes);
   fused_free_block *block = (fused_free_block *)((char *)s - FUSED_STORAGE_AT);
   if (fused_cached < FUSED_CACHE) {
     if (!thread_cache_armed) ember_thread_cache_arm();
@@ -344,6 +377,7 @@ static void thread_caches_drop(void *unused) {
   }
   fused_cached = 0;
   ember_ag_cache_drop();
+  count_flush();
 }
 
 static void cache_key_make(void) {

@@ -7,7 +7,9 @@
 ** a job of several processes (core/dist.c), this process's share of them.
 */
 #define _GNU_SOURCE 1
+#include <pthread.h>
 #include <sched.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -16,8 +18,13 @@
 #include "cpu/cpu.h"
 #include "dist.h"
 
-static int nthreads = 0;   /* 0: not decided yet */
-static int chosen;         /* set by the user (ember_set_num_threads) */
+/* Process-wide, as OpenBLAS's count is: every thread's kernels use it.
+   Read on every op (an atomic load is a plain one here); set under
+   `lock`, since OpenBLAS's setter is not made to be called from two
+   threads at once. */
+static _Atomic int nthreads = 0;   /* 0: not decided yet */
+static _Atomic int chosen;         /* set by the user (ember_set_num_threads) */
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 
 static int default_threads(void) {
   const char *env = getenv("EMBER_NUM_THREADS");
@@ -31,25 +38,37 @@ static int default_threads(void) {
 
 static void set_threads(int n) {
   if (n < 1) n = 1;
-  nthreads = n;
+  pthread_mutex_lock(&lock);
+  atomic_store_explicit(&nthreads, n, memory_order_relaxed);
   openblas_set_num_threads(n);
+  pthread_mutex_unlock(&lock);
 }
 
 void ember_set_num_threads(int n) {
-  chosen = 1;
+  atomic_store_explicit(&chosen, 1, memory_order_relaxed);
   set_threads(n);
 }
 
+static void set_default(void) {
+  if (atomic_load_explicit(&nthreads, memory_order_relaxed) == 0)
+    set_threads(default_threads());
+}
+
 int ember_get_num_threads(void) {
-  if (nthreads == 0) set_threads(default_threads());
-  return nthreads;
+  int n = atomic_load_explicit(&nthreads, memory_order_relaxed);
+  if (n > 0) return n;
+  static pthread_once_t once = PTHREAD_ONCE_INIT;
+  pthread_once(&once, set_default);
+  return atomic_load_explicit(&nthreads, memory_order_relaxed);
 }
 
 /* The cores this process may run on, shared among the job's processes on
    this machine (mpirun binds each to its own core or socket, or none). */
 void ember_threads_share(int local_size) {
   const char *env = getenv("EMBER_NUM_THREADS");
-  if (chosen || (env && *env) || local_size < 1) return;
+  if (atomic_load_explicit(&chosen, memory_order_relaxed) || (env && *env) ||
+      local_size < 1)
+    return;
   long online = sysconf(_SC_NPROCESSORS_ONLN);
   int n = online > 0 ? (int)(online / local_size) : 1;
   cpu_set_t set;

@@ -8,6 +8,7 @@
 ** cache and handing it to the next op is ordered after every kernel that
 ** used it: no synchronisation is needed on the per-op path.
 */
+#include <mutex>
 #include <new>
 #include <unordered_map>
 #include <vector>
@@ -32,6 +33,11 @@
 #define CU_SMALL_LIMIT ((size_t)1 << 20)
 #define CU_SMALL_STEP ((size_t)512)
 
+/* One lock over the cache, its maps and counters: host threads with a
+   lua_State each may allocate at once (docs/c-api.md, "Thread safety").
+   Reuse stays safe across threads: all work runs on the legacy default
+   stream, which serialises every thread's kernels. */
+static std::mutex cu_mem_lock;
 static std::unordered_map<size_t, std::vector<void *>> *cu_cache;  /* class -> free blocks */
 static std::unordered_map<void *, size_t> *cu_live;                 /* block -> class */
 static size_t cu_bytes_allocated;   /* in live blocks */
@@ -60,6 +66,7 @@ static void cu_release_cached(void) {
 }
 
 void *ember_cuda_alloc(size_t nbytes) {
+  std::lock_guard<std::mutex> hold(cu_mem_lock);
   size_t cls = cu_size_class(nbytes ? nbytes : 1);
   if (cls == 0) {
     cu_error("cuda: out of memory allocating %zu bytes (%zu allocated, %zu "
@@ -110,6 +117,7 @@ void *ember_cuda_alloc(size_t nbytes) {
 }
 
 void ember_cuda_free(void *ptr) {
+  std::lock_guard<std::mutex> hold(cu_mem_lock);
   if (!ptr || !cu_live) return;
   auto it = cu_live->find(ptr);
   if (it == cu_live->end()) return;        /* not ours: leave it alone */
@@ -125,10 +133,17 @@ void ember_cuda_free(void *ptr) {
   }
 }
 
-size_t ember_cuda_memory_allocated(void) { return cu_bytes_allocated; }
+size_t ember_cuda_memory_allocated(void) {
+  std::lock_guard<std::mutex> hold(cu_mem_lock);
+  return cu_bytes_allocated;
+}
 size_t ember_cuda_memory_reserved(void) {
+  std::lock_guard<std::mutex> hold(cu_mem_lock);
   return cu_bytes_allocated + cu_bytes_cached;
 }
-void ember_cuda_empty_cache(void) { cu_release_cached(); }
+void ember_cuda_empty_cache(void) {
+  std::lock_guard<std::mutex> hold(cu_mem_lock);
+  cu_release_cached();
+}
 
 /* }====================================================================== */

@@ -29,6 +29,8 @@
 #ifndef EMBER_CUDA_INTERNAL_H
 #define EMBER_CUDA_INTERNAL_H
 
+#include <atomic>
+
 #include <cuda_runtime.h>
 #include <cublas_v2.h>
 #include <stdint.h>
@@ -261,7 +263,7 @@ int ember_cuda_flag_read(int64_t out[2]);
 
 /* The cuBLAS handle (created on first use) and the TF32 switch. */
 cublasHandle_t ember_cuda_cublas(void);         /* NULL after cu_error */
-extern int ember_cuda_allow_tf32;
+extern std::atomic<int> ember_cuda_allow_tf32;
 void ember_cuda_set_allow_tf32(int on);
 int ember_cuda_get_allow_tf32(void);
 
@@ -272,7 +274,8 @@ int ember_cuda_from_host(void *dst, const void *src, size_t n);
 int ember_cuda_synchronize(void);
 
 /* Set h up for a GEMM in dtype dt: TF32 tensor cores for float32 only when
-   allowed, host scalars.  The handle is shared, so every call sets it. */
+   allowed, host scalars.  Every op sets the handle up anew (it is the
+   thread's, and other ops of the thread set it otherwise). */
 static inline int cu_cublas_mode(cublasHandle_t h, ember_dtype dt) {
   cublasMath_t mode = dt == EMBER_FLOAT32 && ember_cuda_allow_tf32
                           ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH;

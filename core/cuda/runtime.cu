@@ -10,9 +10,11 @@
 ** The data-error flag, cuBLAS, TF32
 ** ======================================================================= */
 
-/* Two int64 on the device (code, detail), allocated once, outside the
-   cache's accounting. */
-static int64_t *cu_flag;
+/* Two int64 on the device (code, detail), allocated once per host thread
+   (a reset, the kernels and the read are one op's sequence, which another
+   thread's op must not interleave), outside the cache's accounting, and
+   kept until the process exits. */
+static thread_local int64_t *cu_flag;
 
 int64_t *ember_cuda_flag_reset(void) {
   if (!cu_flag) {
@@ -42,8 +44,10 @@ int ember_cuda_flag_read(int64_t out[2]) {
   return 0;
 }
 
-static cublasHandle_t cu_handle;
-int ember_cuda_allow_tf32 = 0;
+/* A handle per host thread, as cuBLAS advises (each op sets its math
+   mode on it), kept until the process exits. */
+static thread_local cublasHandle_t cu_handle;
+std::atomic<int> ember_cuda_allow_tf32{0};   /* process-wide, as the CPU side's */
 
 cublasHandle_t ember_cuda_cublas(void) {
   if (!cu_handle) {

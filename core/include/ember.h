@@ -27,10 +27,13 @@
 ** reference that the caller must drop with `ember_tensor_release`.  Tensor
 ** arguments are borrowed.
 **
-** Threads.  The core is not thread-safe: reference counts, the random
-** generator's state and the allocation counters are plain globals, so a
-** host calling Ember from several threads must serialise the calls (kernels
-** still run on several threads internally; see ember_set_num_threads).
+** Threads.  Several threads may call Ember at once, each on its own
+** tensors (one lua_State per thread): reference counts are not atomic, so a
+** tensor and its graph are used by one thread at a time.  The grad mode,
+** anomaly detection, the default generator and the error message are per
+** thread; the thread count, the byte counters and the plugins are the
+** process's, made safe with atomics and locks.  docs/c-api.md, "Thread
+** safety", has the whole contract.
 **
 ** Worked example (a C host, no Lua):
 **
@@ -196,13 +199,32 @@ ember_tensor *ember_from_blob(void *data, ember_dtype dt, int ndim,
                               const int64_t *shape, const int64_t *strides,
                               ember_release_fn release, void *ctx);
 
-/* Random numbers: Philox-4x32-10, a counter-based generator.  The state is
-   a 64-bit key (the seed) and a 64-bit counter; element i of a draw uses
-   counter + i, so results do not depend on threads or platform. */
+/* Random numbers: Philox-4x32-10, a counter-based generator.  A
+   generator's state is a 64-bit key (the seed) and a 64-bit counter (the
+   offset: elements drawn since it was seeded); element i of a draw uses
+   offset + i, so results do not depend on threads, device or platform.
+   The functions without a generator argument draw from the calling
+   thread's default generator (ember_default_generator); the _gen variants
+   draw from the one given (NULL: that default).  The Lua bindings keep one
+   generator per lua_State, which ember.manual_seed seeds. */
+typedef struct ember_generator {
+  uint64_t seed;     /* Philox's key */
+  uint64_t offset;   /* the counter: elements drawn since seeding */
+} ember_generator;
+#define EMBER_DEFAULT_SEED 67280421310721ULL
+#define EMBER_GENERATOR_INIT {EMBER_DEFAULT_SEED, 0}
+ember_generator *ember_default_generator(void);   /* this thread's */
+void ember_generator_seed(ember_generator *g, uint64_t seed);  /* offset 0 */
+
 void ember_manual_seed(uint64_t seed);
 uint64_t ember_initial_seed(void);
 ember_tensor *ember_rand(int ndim, const int64_t *shape, ember_dtype dt);
 ember_tensor *ember_randn(int ndim, const int64_t *shape, ember_dtype dt);
+/* The same made on a device (the same numbers as on the CPU). */
+ember_tensor *ember_rand_on(ember_device dev, int ndim, const int64_t *shape,
+                            ember_dtype dt);
+ember_tensor *ember_randn_on(ember_device dev, int ndim, const int64_t *shape,
+                             ember_dtype dt);
 /* Fill a float tensor in place, on its own device, from the generator:
    uniform in [a, b), or normal(mean, std) (as torch's uniform_/normal_).
    The same seed and counter give the same numbers on every device.  Not
@@ -216,11 +238,23 @@ ember_tensor *ember_randint(int64_t low, int64_t high, int ndim,
    [n], n >= 0; any dtype but bool that holds n exactly.  It draws n
    uniforms (the counter moves by n), then shuffles (Fisher-Yates). */
 ember_tensor *ember_randperm(int64_t n, ember_dtype dt);
-/* The generator's whole state: the seed and the counter (`offset`, the
-   number of elements drawn since manual_seed).  Setting a saved state
-   replays the draws made after it was read.  Either pointer may be NULL. */
+/* The default generator's whole state: the seed and the counter.  Setting
+   a saved state replays the draws made after it was read.  Either pointer
+   may be NULL.  (For a generator of one's own, read its fields.) */
 void ember_get_rng_state(uint64_t *seed, uint64_t *offset);
 void ember_set_rng_state(uint64_t seed, uint64_t offset);
+
+/* The same functions on a given generator (NULL: the default one). */
+ember_tensor *ember_rand_gen(ember_generator *g, ember_device dev, int ndim,
+                             const int64_t *shape, ember_dtype dt);
+ember_tensor *ember_randn_gen(ember_generator *g, ember_device dev, int ndim,
+                              const int64_t *shape, ember_dtype dt);
+int ember_uniform_gen_(ember_generator *g, ember_tensor *t, double a, double b);
+int ember_normal_gen_(ember_generator *g, ember_tensor *t, double mean,
+                      double std);
+ember_tensor *ember_randint_gen(ember_generator *g, int64_t low, int64_t high,
+                                int ndim, const int64_t *shape, ember_dtype dt);
+ember_tensor *ember_randperm_gen(ember_generator *g, int64_t n, ember_dtype dt);
 
 /* }==================================================================== */
 
@@ -498,7 +532,8 @@ ember_tensor *ember_avg_pool2d_backward(const ember_tensor *gy,
 
 struct ember_autograd_meta;
 
-/* Grad mode (on by default): when off, nothing is recorded. */
+/* Grad mode (on by default): when off, nothing is recorded.  Per thread,
+   as PyTorch's, and so are anomaly detection and its where hook below. */
 void ember_set_grad_enabled(int on);
 int ember_is_grad_enabled(void);
 /* Anomaly detection (off by default): backward checks the gradients each

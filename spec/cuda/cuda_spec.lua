@@ -337,6 +337,27 @@ describe("ember.cuda with a GPU", function()
     assert.are.same({5, 5}, i:cpu():totable())
   end)
 
+  it("draws rand and randn on the device: the CPU's numbers, the same counter", function()
+    for _, f in ipairs{"rand", "randn"} do
+      ember.manual_seed(99)
+      local c = ember[f](4, 5, {dtype = "float64"})
+      local after = ember.get_rng_state()
+      ember.manual_seed(99)
+      local g = ember[f](4, 5, {dtype = "float64", device = "cuda"})
+      assert.are.equal("cuda", g.device)
+      assert.are.same(after, ember.get_rng_state())
+      -- uniform is exact on every device; the normal's log and cos may
+      -- round differently on a GPU's math library
+      local tol = f == "rand" and 0 or 1e-12
+      assert.is_true((g:cpu() - c):abs():max():item() <= tol, f)
+      ember.manual_seed(99)
+      assert.is_true((ember[f .. "_like"](g):cpu() - c):abs():max():item() <= tol, f .. "_like")
+    end
+    local ok, err = pcall(ember.rand, 3, {device = "cuda", dtype = "int64"})
+    assert.is_false(ok)
+    assert.truthy(err:find("rand: expected a floating dtype, got int64", 1, true), err)
+  end)
+
   it("reads results on the host: item, totable, tostring, t[i]", function()
     local t = ember.tensor({{1, 2}, {3, 4}})
     local g = t:cuda()
