@@ -11,21 +11,9 @@
 
 #include "grad_ops.h"
 
-static int fill_plain(ember_tensor *dst, double value);
-
 /* {======================================================================
 ** Creation
 ** ======================================================================= */
-
-static int fill_plain(ember_tensor *dst, double value) {
-  int64_t iv = 0;
-  if (!ember_dtype_is_float(dst->dtype)) {
-    if (isnan(value)) value = 0;
-    iv = value >= 9.2e18 ? INT64_MAX : value <= -9.2e18 ? INT64_MIN
-                                                        : (int64_t)value;
-  }
-  return ember_backend_of(dst)->fill(dst, value, iv);
-}
 
 ember_tensor *ember_full(int ndim, const int64_t *shape, double value,
                          ember_dtype dt) {
@@ -437,44 +425,6 @@ int ember_broadcast_shapes(const char *fn, int na, const int64_t *sa, int nb,
 ** Copies and element access
 ** ======================================================================= */
 
-static int copy_plain(ember_tensor *dst, const ember_tensor *src) {
-  for (int i = 0; i < dst->ndim && ember_numel(src) > 1; i++)
-    if (dst->strides[i] == 0 && dst->shape[i] > 1)
-      return ember_set_error("copy: cannot write to an expanded tensor "
-                             "(several elements share memory); clone it first");
-  int n;
-  int64_t sh[EMBER_MAX_DIMS];
-  if (ember_broadcast_shapes("copy", dst->ndim, dst->shape, src->ndim,
-                             src->shape, &n, sh) < 0)
-    return -1;
-  if (n != dst->ndim || memcmp(sh, dst->shape, (size_t)n * sizeof *sh) != 0) {
-    char b1[128], b2[128];
-    return ember_set_error("copy: source shape %s does not broadcast to "
-                           "destination shape %s",
-                           ember_shape_str(b1, sizeof b1, src->ndim, src->shape),
-                           ember_shape_str(b2, sizeof b2, dst->ndim, dst->shape));
-  }
-  /* another view of dst's own storage (t:copy(t:t())) is read from a
-     snapshot, so no element is overwritten before it is read; a source on
-     another device is brought over first (as PyTorch's copy_ does) */
-  ember_tensor *snap = NULL;
-  if (src->storage->device != dst->storage->device) {
-    int prev = ember_ag_pause();
-    snap = ember_to_device(src, dst->storage->device);
-    ember_ag_resume(prev);
-    if (!snap) return -1;
-    src = snap;
-  } else if (src->storage == dst->storage && src != dst) {
-    if (!(snap = ember_clone(src))) return -1;
-    src = snap;
-  }
-  ember_tensor *s = ember_broadcast_to(src, dst->ndim, dst->shape);
-  int rc = s ? ember_backend_of(dst)->copy(dst, s) : -1;
-  ember_tensor_release(s);
-  ember_tensor_release(snap);
-  return rc;
-}
-
 static ember_tensor *clone_plain(const ember_tensor *t) {
   ember_tensor *c = ember_empty_on(t->storage->device, t->ndim, t->shape,
                                    t->dtype);
@@ -658,20 +608,6 @@ ember_tensor *ember_clone(const ember_tensor *t) {
 
 ember_tensor *ember_to_dtype(const ember_tensor *t, ember_dtype dt) {
   return RECORD(EMBER_AG_CONVERT, "ToCopyBackward", t, to_dtype_plain(t, dt), 0, 0, NULL);
-}
-
-int ember_copy_(ember_tensor *dst, const ember_tensor *src) {
-  if (ember_ag_active2(dst, src)) return ember_ag_copy_(dst, src);
-  if (copy_plain(dst, src) < 0) return -1;
-  ember_bump_version(dst);
-  return 0;
-}
-
-int ember_fill_(ember_tensor *dst, double value) {
-  if (ember_ag_active1(dst)) return ember_ag_fill_(dst, value);
-  if (fill_plain(dst, value) < 0) return -1;
-  ember_bump_version(dst);
-  return 0;
 }
 
 /* }====================================================================== */
