@@ -11,13 +11,6 @@
 
 #include "autograd.h"
 
-ember_tensor *ember_ag_reduce(ember_reduce_op op, const ember_tensor *t,
-                              int correction);
-ember_tensor *ember_ag_reduce_dim(ember_reduce_op op, const ember_tensor *t,
-                                  int dim, int keepdim, int correction);
-int ember_ag_extreme_dim(int is_max, const ember_tensor *t, int dim,
-                         int keepdim, ember_tensor **values,
-                         ember_tensor **indices);
 ember_tensor *ember_ag_softmax(const ember_tensor *t, int dim, int log);
 
 ember_tensor *ember_ag_matmul(const ember_tensor *a, const ember_tensor *b);
