@@ -32,56 +32,6 @@ int ember_ag_active_n(int n, ember_tensor *const *ts) {
 /* }====================================================================== */
 
 /* {======================================================================
-** Softmax
-** ======================================================================= */
-
-/* softmax: y (g - sum(g y)); log_softmax: g - exp(y) sum(g) */
-static int softmax_backward(ember_node *n, ember_tensor *g, ember_tensor **gin) {
-  int dim = (int)n->ip[0], log = (int)n->ip[1];
-  const ember_tensor *y = n->saved[0];
-  if (y->ndim == 0) return (gin[0] = ember_scalar_as(g, 0.0)) ? 0 : -1;
-  ember_tensor *r = NULL;
-  if (log) {
-    ember_tensor *s = ember_sum_dim(g, dim, 1);
-    ember_tensor *e = s ? ember_unary(EMBER_EXP, y) : NULL;
-    ember_tensor *t = e ? ember_binary(EMBER_MUL, e, s) : NULL;
-    r = t ? ember_binary(EMBER_SUB, g, t) : NULL;
-    ember_tensor_release(t);
-    ember_tensor_release(e);
-    ember_tensor_release(s);
-  } else {
-    ember_tensor *gy = ember_binary(EMBER_MUL, g, y);
-    ember_tensor *s = gy ? ember_sum_dim(gy, dim, 1) : NULL;
-    ember_tensor *d = s ? ember_binary(EMBER_SUB, g, s) : NULL;
-    r = d ? ember_binary(EMBER_MUL, y, d) : NULL;
-    ember_tensor_release(d);
-    ember_tensor_release(s);
-    ember_tensor_release(gy);
-  }
-  if (!r) return -1;
-  gin[0] = r;
-  return 0;
-}
-
-ember_tensor *ember_ag_softmax(const ember_tensor *t, int dim, int log) {
-  int prev = ember_ag_pause();
-  ember_tensor *out = log ? ember_log_softmax(t, dim) : ember_softmax(t, dim);
-  ember_ag_resume(prev);
-  if (!out) return NULL;
-  ember_node *n = ember_ag_node2(log ? "LogSoftmaxBackward" : "SoftmaxBackward",
-                        softmax_backward, t, NULL);
-  if (n) {
-    int nd = t->ndim ? t->ndim : 1;
-    n->ip[0] = dim < 0 ? dim + nd : dim;
-    n->ip[1] = log;
-    if (ember_ag_save(n, out) < 0) { ember_ag_node_release(n); n = NULL; }
-  }
-  return ember_ag_finish(n, out, 0);
-}
-
-/* }====================================================================== */
-
-/* {======================================================================
 ** matmul, cat, stack, index_select, gather
 ** ======================================================================= */
 

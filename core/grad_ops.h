@@ -11,8 +11,6 @@
 
 #include "autograd.h"
 
-ember_tensor *ember_ag_softmax(const ember_tensor *t, int dim, int log);
-
 ember_tensor *ember_ag_matmul(const ember_tensor *a, const ember_tensor *b);
 ember_tensor *ember_ag_cat(int n, ember_tensor *const *ts, int dim);
 ember_tensor *ember_ag_stack(int n, ember_tensor *const *ts, int dim);
