@@ -554,9 +554,12 @@ int ember_binary_(ember_binary_op op, ember_tensor *a, const ember_tensor *b) {
      is a itself, its version updated after the write */
   ember_node *n = NULL;
   if (rec && !(n = binary_node(op, a, b, 1, a))) return -1;
-  int prev = ember_ag_pause();
+  /* the write's copies and casts of b are not recorded (without rec
+     nothing is: neither a nor b requires grad, or recording is off, as
+     when backward accumulates a gradient) */
+  int prev = rec ? ember_ag_pause() : 0;
   int rc = binary_inplace_write(op, a, b, dt);
-  ember_ag_resume(prev);
+  if (rec) ember_ag_resume(prev);
   if (rc < 0) { ember_ag_node_release(n); return -1; }
   ember_bump_version(a);
   if (!n) return 0;
@@ -575,9 +578,7 @@ static int binary_backward(ember_node *n, ember_tensor *g, ember_tensor **gin) {
   const ember_tensor *a = saved_slot(n, st->slot_a), *b = saved_slot(n, st->slot_b),
                      *out = saved_slot(n, st->slot_out);
   int ga = n->needs[0], gb = n->ninputs > 1 && n->needs[1];
-  ember_temps T = {0};
-  int rc = 0;
-  switch (op) {
+  switch (op) {   /* first the ops that need no temporaries */
     case EMBER_ADD:
       if (ga) { ember_tensor_retain(g); gin[0] = g; }
       if (gb) { ember_tensor_retain(g); gin[1] = g; }
@@ -590,6 +591,12 @@ static int binary_backward(ember_node *n, ember_tensor *g, ember_tensor **gin) {
       if (ga && !(gin[0] = ember_binary(EMBER_MUL, g, b))) return -1;
       if (gb && !(gin[1] = ember_binary(EMBER_MUL, g, a))) return -1;
       return 0;
+    default:
+      break;
+  }
+  ember_temps T = {0};
+  int rc = 0;
+  switch (op) {
     case EMBER_DIV:
       if (ga && !(gin[0] = ember_binary(EMBER_DIV, g, b))) return -1;
       if (gb) {   /* -g * out / b */

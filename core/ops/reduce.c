@@ -141,7 +141,7 @@ static ember_tensor *reduce_dim_run(ember_reduce_op op, const ember_tensor *t,
   return out;
 }
 
-/* Record out = op(t) over dim (-1: everything) when t requires grad. */
+/* Record out = op(t) over dim (-1: everything); t requires grad. */
 static ember_tensor *record_reduce(ember_reduce_op op, const ember_tensor *t,
                                    ember_tensor *out, int dim, int keepdim,
                                    int correction) {
@@ -150,7 +150,7 @@ static ember_tensor *record_reduce(ember_reduce_op op, const ember_tensor *t,
     "MinBackward", "ArgmaxBackward", "ArgminBackward", "VarBackward",
     "StdBackward",
   };
-  if (!out || !ember_ag_active1(t)) return out;
+  if (!out) return NULL;
   if (op == EMBER_ARGMAX || op == EMBER_ARGMIN || !ember_dtype_is_float(out->dtype))
     return out;
   ember_node *n = ember_ag_node2(names[op], reduce_backward, t, NULL);
@@ -177,10 +177,13 @@ ember_tensor *ember_reduce(ember_reduce_op op, const ember_tensor *t,
                     reduce_names[op]);
     return NULL;
   }
-  int prev = ember_ag_pause();
+  /* the copies, casts and views inside are not recorded (without rec
+     nothing is) */
+  int rec = ember_ag_active1(t);
+  int prev = rec ? ember_ag_pause() : 0;
   ember_tensor *out = reduce_all_run(op, t, correction);
-  ember_ag_resume(prev);
-  return record_reduce(op, t, out, -1, 0, correction);
+  if (rec) ember_ag_resume(prev);
+  return rec ? record_reduce(op, t, out, -1, 0, correction) : out;
 }
 
 /* Reduce dim (0-based) with an optional kept size-1 dim in the result. */
@@ -189,10 +192,11 @@ ember_tensor *ember_reduce_dim(ember_reduce_op op, const ember_tensor *t,
   if ((unsigned)op >= EMBER_NREDUCE) { ember_set_error("reduce: bad op"); return NULL; }
   if (reduce_check_dim(op, t, &dim) < 0) return NULL;
   if (dim < 0) keepdim = 0;   /* a 0-d tensor: the result is 0-d */
-  int prev = ember_ag_pause();
+  int rec = ember_ag_active1(t);
+  int prev = rec ? ember_ag_pause() : 0;
   ember_tensor *out = reduce_dim_run(op, t, dim, keepdim, correction);
-  ember_ag_resume(prev);
-  return record_reduce(op, t, out, dim, keepdim, correction);
+  if (rec) ember_ag_resume(prev);
+  return rec ? record_reduce(op, t, out, dim, keepdim, correction) : out;
 }
 
 ember_tensor *ember_sum_dim(const ember_tensor *t, int dim, int keepdim) {
