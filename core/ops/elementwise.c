@@ -151,7 +151,7 @@ static ember_node *unary_node(ember_unary_op op, const ember_tensor *t,
 }
 
 /* out = op(t); t's checks are done.  Integer inputs of float-only ops are
-   cast (a public op: recording is paused around it). */
+   cast first (never recorded: an integer tensor does not require grad). */
 static ember_tensor *unary_impl(ember_unary_op op, const ember_tensor *t,
                                 double p0, double p1) {
   const char *fn = unary_names[op];
@@ -161,9 +161,7 @@ static ember_tensor *unary_impl(ember_unary_op op, const ember_tensor *t,
   }
   ember_dtype dt = float_only(op) && !ember_dtype_is_float(t->dtype)
                        ? EMBER_FLOAT32 : t->dtype;
-  int prev = ember_ag_pause();
   ember_tensor *src = ember_cast(t, dt);
-  ember_ag_resume(prev);
   if (!src) return NULL;
   ember_tensor *out = ember_empty_on(t->storage->device, t->ndim, t->shape, dt);
   if (out && ember_backend_of(out)->unary(op, out, src, p0, p1) < 0) {
