@@ -184,11 +184,13 @@ static double default_param(ember_unary_op op) {
   return op == EMBER_LEAKY_RELU ? 0.01 : 0;
 }
 
-static int check_unary(const char *fn, ember_unary_op op, double param) {
+/* The op and its parameter; gelu names the function in its message
+   ("gelu" or "gelu_"). */
+static int check_unary(const char *gelu, ember_unary_op op, double param) {
   if ((unsigned)op >= EMBER_NUNARY || op == EMBER_CLAMP)
     return ember_set_error("unary: bad op");
   if (op == EMBER_GELU && param != 0 && param != 1)
-    return ember_set_error("%s: approximation must be 0 (none) or 1 (tanh)", fn);
+    return ember_set_error("%s: approximation must be 0 (none) or 1 (tanh)", gelu);
   return 0;
 }
 
@@ -223,7 +225,7 @@ static int unary_inplace_check(ember_unary_op op, const ember_tensor *t) {
 
 /* The node of an in-place unary op, built before t changes: what it saves
    is taken now (a copy of t when backward reads the input; t itself when
-   it reads the output, whose version unary_inplace_done brings up to date). */
+   it reads the output, whose version unary_inplace_run brings up to date). */
 static ember_node *unary_inplace_node(ember_unary_op op, ember_tensor *t,
                                       double p0, double p1) {
   if (!uses_input(op)) return unary_node(op, t, NULL, t, p0, p1);
@@ -279,7 +281,8 @@ ember_tensor *ember_clamp(const ember_tensor *t, double lo, double hi) {
   if (check_clamp(lo, hi) < 0) return NULL;
   ember_tensor *out;
   if (!ember_dtype_is_float(t->dtype) && (fractional(lo) || fractional(hi))) {
-    ember_tensor *f = ember_cast(t, EMBER_FLOAT32);  /* t is not recorded */
+    /* not recorded: an integer tensor does not require grad */
+    ember_tensor *f = ember_cast(t, EMBER_FLOAT32);
     out = f ? unary_impl(EMBER_CLAMP, f, lo, hi) : NULL;
     ember_tensor_release(f);
   } else {
@@ -854,10 +857,6 @@ static int fill_plain(ember_tensor *dst, double value) {
   return ember_backend_of(dst)->fill(dst, value, iv);
 }
 
-/* dst's old value is gone: the gradient flows to src only (CopyBackward
-   passes it through); after a fill_ or a copy from a constant, a non-leaf
-   keeps requires_grad with a node of no edges. */
-
 static int copy_check(ember_tensor *dst, const ember_tensor *src) {
   for (int i = 0; i < dst->ndim && ember_numel(src) > 1; i++)
     if (dst->strides[i] == 0 && dst->shape[i] > 1)
@@ -899,6 +898,9 @@ static int copy_write(ember_tensor *dst, const ember_tensor *src) {
   return rc;
 }
 
+/* dst's old value is gone: the gradient flows to src only (CopyBackward
+   passes it through); after a fill_ or a copy from a constant, a non-leaf
+   keeps requires_grad with a node of no edges. */
 int ember_copy_(ember_tensor *dst, const ember_tensor *src) {
   int rec = ember_ag_active2(dst, src);
   if (rec && (ember_ag_check_inplace("copy_", dst) < 0 ||
@@ -906,18 +908,15 @@ int ember_copy_(ember_tensor *dst, const ember_tensor *src) {
     return -1;
   if (copy_check(dst, src) < 0) return -1;
   ember_node *n = NULL;
-  if (rec) {
-    if (ember_ag_requires(src) && ember_dtype_is_float(dst->dtype))
-      n = ember_ag_node2("CopyBackward", pass_backward, src, NULL);
-    else if (ember_ag_requires(dst))   /* a constant now */
-      n = ember_ag_node("CopyBackward", pass_backward, 0, NULL);
-    else
-      rec = 0;
-    if (rec && !n) return -1;
+  int flows = ember_ag_requires(src) && ember_dtype_is_float(dst->dtype);
+  if (rec && (flows || ember_ag_requires(dst))) {
+    n = flows ? ember_ag_node2("CopyBackward", pass_backward, src, NULL)
+              : ember_ag_node("CopyBackward", pass_backward, 0, NULL);
+    if (!n) return -1;
   }
-  int prev = ember_ag_pause();
+  int prev = rec ? ember_ag_pause() : 0;   /* without rec nothing records */
   int rc = copy_write(dst, src);
-  ember_ag_resume(prev);
+  if (rec) ember_ag_resume(prev);
   if (rc < 0) { ember_ag_node_release(n); return -1; }
   ember_bump_version(dst);
   return n ? ember_ag_rebase(dst, n, 1) : 0;
