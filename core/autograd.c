@@ -62,7 +62,7 @@ static void record_where(ember_node *node) {
 ** and the collector frees them in bursts (see storage.c's fused blocks),
 ** where malloc is at its slowest.  Both are kept on per-thread free lists
 ** that run through the freed blocks themselves.  A meta made elsewhere
-** with calloc (grad_ops.c) is the same size and joins the list too.
+** with calloc (ember_ag_rebase, core/ops/common.c) is the same size and joins the list too.
 ** ======================================================================= */
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -156,7 +156,6 @@ static void node_free_one(ember_node *n, ember_node ***work, size_t *len,
   }
   for (int i = 0; i < n->nsaved; i++) ember_tensor_release(n->saved[i]);
   ember_tensor_release(n->grad);
-  if (n->extra) free(n->extra);
   free(n->where);
   node_dealloc(n);
 }
@@ -199,9 +198,6 @@ ember_node *ember_ag_node(const char *name, ember_backward_fn fn, int n,
   memset(node->saved_version, 0, sizeof node->saved_version);
   node->released = 0;
   memset(node->state.bytes, 0, sizeof node->state.bytes);
-  memset(node->p, 0, sizeof node->p);
-  memset(node->ip, 0, sizeof node->ip);
-  node->extra = NULL;
   node->retained_out = NULL;
   node->where = NULL;
   if (anomaly_mode && where_hook) record_where(node);

@@ -14,11 +14,13 @@
 ** (same storage, no meta) together with their storage's version, so an
 ** in-place write after the forward pass is caught, not silently used.
 **
-** Recording happens in the public ops: each differentiable op starts with
-**     if (ember_ag_active2(a, b)) return ember_ag_binary(op, a, b);
-** and the ember_ag_ function (grad_ops.c) turns grad mode off, calls the op
-** again (which then takes its plain path), and records a node for the
-** result.  Backward functions run with grad mode off.
+** Recording happens in the public ops, after the result is computed: an
+** op whose input requires grad (ember_ag_active1/2) makes a node, puts
+** its parameters in a typed struct (EMBER_NODE_STATE), saves the tensors
+** its backward needs and attaches the node to the result.  Each family's
+** file in core/ops/ holds its ops' forward, recording and backward side
+** by side (core/ops/ops.h, docs/internals.md).  Backward functions run
+** with grad mode off.
 */
 #ifndef EMBER_AUTOGRAD_H
 #define EMBER_AUTOGRAD_H
@@ -62,9 +64,6 @@ struct ember_node {
   ember_tensor *saved[EMBER_NODE_MAX_SAVED];
   uint64_t saved_version[EMBER_NODE_MAX_SAVED];
   int released;                   /* saved tensors freed by backward */
-  double p[4];                    /* TRANSITIONAL (issue 15): being replaced */
-  int64_t ip[8];                  /* by `state` below; removed once every */
-  void *extra;                    /* op has moved to core/ops/ */
   /* The op's own parameters, as a struct of its family's file
      (`struct conv_saved`), read and written through EMBER_NODE_STATE.
      Zeroed when the node is made. */

@@ -1,32 +1,20 @@
 /*
-** tensor.c -- creating tensors, copy_/fill_, element access.
+** tensor.c -- creating tensors, element access.
 **
 ** Nothing here touches elements except through the backend's
 ** copy/fill/arange kernels.  Views and copies (view, reshape, transpose,
-** clone, ...) are in core/ops/shape.c; headers, strides and aliases in
-** storage.c.
+** clone, ...) are in core/ops/shape.c, copy_ and fill_ in
+** core/ops/elementwise.c; headers, strides and aliases in storage.c.
 */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "grad_ops.h"
-
-static int fill_plain(ember_tensor *dst, double value);
+#include "autograd.h"
 
 /* {======================================================================
 ** Creation
 ** ======================================================================= */
-
-static int fill_plain(ember_tensor *dst, double value) {
-  int64_t iv = 0;
-  if (!ember_dtype_is_float(dst->dtype)) {
-    if (isnan(value)) value = 0;
-    iv = value >= 9.2e18 ? INT64_MAX : value <= -9.2e18 ? INT64_MIN
-                                                        : (int64_t)value;
-  }
-  return ember_backend_of(dst)->fill(dst, value, iv);
-}
 
 /* The creation functions make the tensor on its device and fill it there:
    a "cuda" tensor is never made on the CPU and copied over. */
@@ -144,46 +132,8 @@ ember_tensor *ember_eye(int64_t n, int64_t m, ember_dtype dt) {
 /* }====================================================================== */
 
 /* {======================================================================
-** Copies and element access
+** Element access
 ** ======================================================================= */
-
-static int copy_plain(ember_tensor *dst, const ember_tensor *src) {
-  for (int i = 0; i < dst->ndim && ember_numel(src) > 1; i++)
-    if (dst->strides[i] == 0 && dst->shape[i] > 1)
-      return ember_set_error("copy: cannot write to an expanded tensor "
-                             "(several elements share memory); clone it first");
-  int n;
-  int64_t sh[EMBER_MAX_DIMS];
-  if (ember_broadcast_shapes("copy", dst->ndim, dst->shape, src->ndim,
-                             src->shape, &n, sh) < 0)
-    return -1;
-  if (n != dst->ndim || memcmp(sh, dst->shape, (size_t)n * sizeof *sh) != 0) {
-    char b1[128], b2[128];
-    return ember_set_error("copy: source shape %s does not broadcast to "
-                           "destination shape %s",
-                           ember_shape_str(b1, sizeof b1, src->ndim, src->shape),
-                           ember_shape_str(b2, sizeof b2, dst->ndim, dst->shape));
-  }
-  /* another view of dst's own storage (t:copy(t:t())) is read from a
-     snapshot, so no element is overwritten before it is read; a source on
-     another device is brought over first (as PyTorch's copy_ does) */
-  ember_tensor *snap = NULL;
-  if (src->storage->device != dst->storage->device) {
-    int prev = ember_ag_pause();
-    snap = ember_to_device(src, dst->storage->device);
-    ember_ag_resume(prev);
-    if (!snap) return -1;
-    src = snap;
-  } else if (src->storage == dst->storage && src != dst) {
-    if (!(snap = ember_clone(src))) return -1;
-    src = snap;
-  }
-  ember_tensor *s = ember_broadcast_to(src, dst->ndim, dst->shape);
-  int rc = s ? ember_backend_of(dst)->copy(dst, s) : -1;
-  ember_tensor_release(s);
-  ember_tensor_release(snap);
-  return rc;
-}
 
 /* Offset of an element; -1 with a message if out of range. */
 static int64_t element_offset(const char *fn, const ember_tensor *t,
@@ -262,44 +212,6 @@ int ember_item(const ember_tensor *t, double *out) {
 int ember_item_int(const ember_tensor *t, int64_t *out) {
   int64_t zero[EMBER_MAX_DIMS] = {0};
   return check_item(t) < 0 ? -1 : ember_get_int(t, zero, out);
-}
-
-/* }====================================================================== */
-
-/* {======================================================================
-** copy_ and fill_: the plain forms above, recorded for autograd when a
-** tensor requires grad.
-** ======================================================================= */
-
-int ember_copy_(ember_tensor *dst, const ember_tensor *src) {
-  if (ember_ag_active2(dst, src)) return ember_ag_copy_(dst, src);
-  if (copy_plain(dst, src) < 0) return -1;
-  ember_bump_version(dst);
-  return 0;
-}
-
-int ember_fill_(ember_tensor *dst, double value) {
-  if (ember_ag_active1(dst)) return ember_ag_fill_(dst, value);
-  if (fill_plain(dst, value) < 0) return -1;
-  ember_bump_version(dst);
-  return 0;
-}
-
-/* An int64 reaches an integer tensor's kernel as itself, never through a
-   double: 2^53 + 1 stays 2^53 + 1.  Integer tensors cannot require grad,
-   so only a float tensor may need ember_fill_'s recording.  The ranges
-   are PyTorch's: uint8 takes -255..255, a negative one wrapping as in C
-   (-1 is 255). */
-int ember_fill_int_(ember_tensor *dst, int64_t value) {
-  if (ember_dtype_is_float(dst->dtype)) return ember_fill_(dst, (double)value);
-  if ((dst->dtype == EMBER_INT32 && (value < INT32_MIN || value > INT32_MAX)) ||
-      (dst->dtype == EMBER_UINT8 && (value < -255 || value > 255)))
-    return ember_set_error("fill_: value %lld cannot be converted to %s "
-                           "without overflow", (long long)value,
-                           ember_dtype_name(dst->dtype));
-  if (ember_backend_of(dst)->fill(dst, (double)value, value) < 0) return -1;
-  ember_bump_version(dst);
-  return 0;
 }
 
 /* }====================================================================== */
