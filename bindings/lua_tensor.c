@@ -58,8 +58,8 @@ ember_generator *l_gen(lua_State *L) { return &l_ctx(L)->gen; }
 ** 8 MiB: a training step's garbage tensors (its activations, gradients,
 ** batches) go every step or two.  A full collection is cheap beside a
 ** step (the Lua heap is small; the storage freed comes back through the
-** core's block cache without page faults): issue 6 measured no slowdown
-** from the 64 MiB slack of before, and a third less peak memory.
+** core's block cache without page faults; bench/NOTES.md has the
+** figures).
 **
 ** The marks are the state's (its context); the byte counts are the
 ** process's, so states on other threads make a state step its collector

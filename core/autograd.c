@@ -795,8 +795,8 @@ int ember_backward(ember_tensor *t, const ember_tensor *grad,
     /* backward on a leaf: its own gradient is g0 */
     ember_tensor_retain(t);
     t->grad_info->pending = g0;
-    g0 = NULL;  /* pending owns it now (it was released below as well:
-                   a use after free the Lua fuzzer found, w:backward()) */
+    g0 = NULL;  /* pending owns it now; the cleanup below must not
+                   release it a second time */
     rc = vec_push(&leaves, t);
     if (rc < 0) {
       ember_tensor_release(t->grad_info->pending);

@@ -29,7 +29,7 @@ enum {
 /*
 ** Bytes of owned storage allocated so far, and alive now: process-wide
 ** totals over every thread, kept without a locked instruction per tensor
-** (three of them cost a tiny op 3%).  A thread sums its own changes in
+** (a tiny op makes three changes; bench/NOTES.md).  A thread sums its own changes in
 ** `pending` and adds them to the shared atomics when they pass COUNT_BATCH
 ** bytes either way, and when it exits.  A reader adds its own thread's
 ** pending changes, so the totals are exact as far as the calling thread

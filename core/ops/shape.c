@@ -191,8 +191,8 @@ static ember_tensor *permute_plain(const ember_tensor *t, int ndim, const int *p
 }
 
 /* start + length for an error message, saturated: a range that is out of
-   bounds may be so because its end overflows int64 (found by the fuzzer:
-   narrow(2, 2, math.maxinteger)). */
+   bounds may be so because its end overflows int64 (narrow(2, 2,
+   math.maxinteger)). */
 static long long sat_add(int64_t start, int64_t length) {
   if (length > 0 && start > INT64_MAX - length) return INT64_MAX;
   if (length < 0 && start < INT64_MIN - length) return INT64_MIN;
