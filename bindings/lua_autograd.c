@@ -27,7 +27,9 @@ static int l_requires_grad_(lua_State *L) {
 ** __gc (at lua_close) removes it there.
 ** ======================================================================= */
 
-#define POST_BACKWARD_KEY "ember.post_backward"
+/* The registry key of the state's hook_state: an address, so every
+   backward finds it with one raw lookup, no string. */
+static const char POST_BACKWARD_KEY[] = "ember.post_backward";
 #define HOOK_HANDLE_MT "ember.PostBackwardHook"
 
 typedef struct {
@@ -36,7 +38,7 @@ typedef struct {
 
 /* This state's hook_state, or NULL before its first hook. */
 static hook_state *get_hook_state(lua_State *L) {
-  lua_getfield(L, LUA_REGISTRYINDEX, POST_BACKWARD_KEY);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, POST_BACKWARD_KEY);
   hook_state *hs = lua_touserdata(L, -1);
   lua_pop(L, 1);
   return hs;
@@ -47,7 +49,7 @@ static hook_state *get_hook_state(lua_State *L) {
    the pcall of call_hooks.  A handle is a userdata whose uservalue is its
    function. */
 static int run_hooks(lua_State *L) {
-  lua_getfield(L, LUA_REGISTRYINDEX, POST_BACKWARD_KEY);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, POST_BACKWARD_KEY);
   lua_getiuservalue(L, -1, 1);
   lua_Integer n = luaL_len(L, -1);
   lua_createtable(L, (int)n, 0);
@@ -94,7 +96,7 @@ static int l_hook_state_gc(lua_State *L) {
 static int l_register_post_backward_hook(lua_State *L) {
   luaL_checktype(L, 1, LUA_TFUNCTION);
   lua_settop(L, 1);
-  if (lua_getfield(L, LUA_REGISTRYINDEX, POST_BACKWARD_KEY) == LUA_TNIL) {
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, POST_BACKWARD_KEY) == LUA_TNIL) {
     lua_pop(L, 1);
     hook_state *hs = lua_newuserdatauv(L, sizeof *hs, 1);
     hs->running = NULL;
@@ -106,7 +108,7 @@ static int l_register_post_backward_hook(lua_State *L) {
     lua_setfield(L, -2, "__gc");
     lua_setmetatable(L, -2);
     lua_pushvalue(L, -1);
-    lua_setfield(L, LUA_REGISTRYINDEX, POST_BACKWARD_KEY);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, POST_BACKWARD_KEY);
   }
   lua_getiuservalue(L, 2, 1);               /* 3: the list */
   lua_newuserdatauv(L, 0, 1);               /* 4: the handle */
@@ -123,7 +125,7 @@ static int l_hook_remove(lua_State *L) {
   luaL_checkudata(L, 1, HOOK_HANDLE_MT);
   lua_settop(L, 1);
   int found = 0;
-  if (lua_getfield(L, LUA_REGISTRYINDEX, POST_BACKWARD_KEY) != LUA_TNIL) {
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, POST_BACKWARD_KEY) != LUA_TNIL) {
     lua_getiuservalue(L, 2, 1);
     lua_Integer n = luaL_len(L, 3);
     for (lua_Integer i = 1; i <= n; i++) {
