@@ -742,6 +742,24 @@ ember_tensor *ember_where(const ember_tensor *cond, const ember_tensor *a,
 }
 
 /* The checks of masked_fill over t (in place: t must not be expanded). */
+/* src broadcasts to dst's shape exactly (dst does not grow); msg is the
+   error's format, with src's and dst's shapes for its two %s. */
+static int broadcasts_onto(const char *fn, const char *msg,
+                           const ember_tensor *src, const ember_tensor *dst) {
+  int n;
+  int64_t shape[EMBER_MAX_DIMS];
+  if (ember_broadcast_shapes(fn, dst->ndim, dst->shape, src->ndim,
+                             src->shape, &n, shape) < 0)
+    return -1;
+  if (!is_shape_of(dst, n, shape)) {
+    char b1[128], b2[128];
+    return ember_set_error(msg,
+                           ember_shape_str(b1, sizeof b1, src->ndim, src->shape),
+                           ember_shape_str(b2, sizeof b2, dst->ndim, dst->shape));
+  }
+  return 0;
+}
+
 static int masked_fill_check(const ember_tensor *t, const ember_tensor *mask,
                              int inplace) {
   if (check_mask("masked_fill", mask) < 0 ||
@@ -750,19 +768,8 @@ static int masked_fill_check(const ember_tensor *t, const ember_tensor *mask,
   if (inplace && has_internal_overlap(t))
     return ember_set_error("masked_fill_: cannot write in place to an "
                            "expanded tensor; clone it first");
-  int n;
-  int64_t shape[EMBER_MAX_DIMS];
-  if (ember_broadcast_shapes("masked_fill", t->ndim, t->shape, mask->ndim,
-                             mask->shape, &n, shape) < 0)
-    return -1;
-  if (!is_shape_of(t, n, shape)) {
-    char b1[128], b2[128];
-    return ember_set_error("masked_fill: mask of shape %s does not broadcast "
-                           "to the tensor's shape %s",
-                           ember_shape_str(b1, sizeof b1, mask->ndim, mask->shape),
-                           ember_shape_str(b2, sizeof b2, t->ndim, t->shape));
-  }
-  return 0;
+  return broadcasts_onto("masked_fill", "masked_fill: mask of shape %s does "
+                         "not broadcast to the tensor's shape %s", mask, t);
 }
 
 static int fill_plain(ember_tensor *dst, double value);
@@ -862,19 +869,8 @@ static int copy_check(ember_tensor *dst, const ember_tensor *src) {
     if (dst->strides[i] == 0 && dst->shape[i] > 1)
       return ember_set_error("copy: cannot write to an expanded tensor "
                              "(several elements share memory); clone it first");
-  int n;
-  int64_t sh[EMBER_MAX_DIMS];
-  if (ember_broadcast_shapes("copy", dst->ndim, dst->shape, src->ndim,
-                             src->shape, &n, sh) < 0)
-    return -1;
-  if (!is_shape_of(dst, n, sh)) {
-    char b1[128], b2[128];
-    return ember_set_error("copy: source shape %s does not broadcast to "
-                           "destination shape %s",
-                           ember_shape_str(b1, sizeof b1, src->ndim, src->shape),
-                           ember_shape_str(b2, sizeof b2, dst->ndim, dst->shape));
-  }
-  return 0;
+  return broadcasts_onto("copy", "copy: source shape %s does not broadcast "
+                         "to destination shape %s", src, dst);
 }
 
 /* dst = src, checked.  Uses public ops on src: the caller pauses
