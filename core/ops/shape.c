@@ -55,7 +55,9 @@ static int infer_shape(const char *fn, const ember_tensor *t, int ndim,
                            (long long)numel,
                            ember_shape_str(b2, sizeof b2, t->ndim, t->shape));
   }
-  return 0;
+  /* an empty input takes any sizes beside a zero, and their strides
+     (products of trailing sizes, a zero counted as one) must still fit */
+  return ember_check_shape(fn, ndim, out);
 }
 
 /*

@@ -21,6 +21,17 @@ describe("shapes whose element count overflows", function()
     end
   end)
 
+  it("are an error of view and reshape of an empty tensor too", function()
+    local e = ember.empty(2, 0, 3, {dtype = "float64"})
+    for _, fn in ipairs{"reshape", "view"} do
+      local ok, err = pcall(e[fn], e, {0, math.maxinteger, 3, 1})
+      assert.is_false(ok, fn)
+      assert.is_truthy(tostring(err):find(fn .. ": shape is too large", 1, true), tostring(err))
+      assert.are.same({2, 0, 3}, e:size())
+    end
+    assert.are.same({0, 2 ^ 20, 2 ^ 20}, e:reshape(0, 2 ^ 20, 2 ^ 20):size())
+  end)
+
   it("leave shapes that fit alone, zero-sized ones included", function()
     assert.are.same({0, 1048576, 1048576}, ember.zeros(0, 2 ^ 20, 2 ^ 20):size())
     assert.are.same({3, 3}, ember.eye(3):size())
