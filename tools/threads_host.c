@@ -1,6 +1,6 @@
 /*
 ** threads_host.c -- independent lua_States on concurrent host threads
-** (issue 15, "No process-wide mutable state"; docs/c-api.md, "Thread safety").
+** (docs/c-api.md, "Thread safety").
 **
 ** A C host that embeds Ember the way a server would: one lua_State per
 ** host thread, each training its own small seeded model at the same time.
@@ -17,11 +17,10 @@
 ** Every seed is first run alone (one thread at a time: the reference),
 ** then in rounds of 2 and 4 concurrent threads, and every concurrent
 ** result must equal its seed's reference bit for bit.  Two states on the
-** main thread drawing in turns must each draw what they draw alone.  Before grad mode,
-** anomaly mode and the generator were per thread and per state, one
-** thread's no_grad switched recording off in another ("backward: the
-** tensor does not require grad and has no grad_fn") and the threads drew
-** from one shared counter, so losses differed.
+** main thread drawing in turns must each draw what they draw alone.  A
+** process-wide grad mode would show as "backward: the tensor does not
+** require grad and has no grad_fn" (one thread's no_grad switching
+** recording off in another), a shared generator as differing losses.
 **
 ** One kernel thread each (ember_set_num_threads(1) before any state
 ** opens): equality bit for bit needs every reduction and GEMM split as
