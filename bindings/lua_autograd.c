@@ -4,6 +4,8 @@
 ** The fields (t.grad, t.requires_grad, t.is_leaf, t.grad_fn) are in
 ** lua_tensor.c's __index and __newindex.
 */
+#include <stdatomic.h>
+
 #include "lua_internal.h"
 
 /* t:requires_grad_([on = true]) -> t */
@@ -36,8 +38,15 @@ typedef struct {
   lua_State *running;   /* the thread inside l_backward, or NULL */
 } hook_state;
 
+/* Whether any state of the process ever registered a hook: until one
+   does, a backward skips the registry lookup below (a tiny backward's
+   cost, measured in bench/NOTES.md). */
+static atomic_int any_hook_state;
+
 /* This state's hook_state, or NULL before its first hook. */
 static hook_state *get_hook_state(lua_State *L) {
+  if (!atomic_load_explicit(&any_hook_state, memory_order_relaxed))
+    return NULL;
   lua_rawgetp(L, LUA_REGISTRYINDEX, POST_BACKWARD_KEY);
   hook_state *hs = lua_touserdata(L, -1);
   lua_pop(L, 1);
@@ -109,6 +118,7 @@ static int l_register_post_backward_hook(lua_State *L) {
     lua_setmetatable(L, -2);
     lua_pushvalue(L, -1);
     lua_rawsetp(L, LUA_REGISTRYINDEX, POST_BACKWARD_KEY);
+    atomic_store_explicit(&any_hook_state, 1, memory_order_relaxed);
   }
   lua_getiuservalue(L, 2, 1);               /* 3: the list */
   lua_newuserdatauv(L, 0, 1);               /* 4: the handle */

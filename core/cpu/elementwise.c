@@ -864,7 +864,7 @@ static EMBER_SIMD void binary_scalar_f32(void *dv, const void *av, const void *b
 /* binary_f32 over operands with any strides (in bytes): a transposed
    view, say.  One pass, as gathering them into blocks first would read
    each strided element into a buffer and then again. */
-static void binary_strided_f32(char **p, const int64_t *st, int64_t n,
+static EMBER_NOINLINE void binary_strided_f32(char **p, const int64_t *st, int64_t n,
                                ember_binary_op op) {
   char *d = p[0];
   const char *a = p[1], *b = p[2];
@@ -1018,11 +1018,14 @@ typedef struct {
 
 static void binary_row(char **p, const int64_t *st, int64_t n, void *ctx) {
   const binary_ctx *c = ctx;
-  if (c->dt == EMBER_FLOAT32 && (st[0] != 4 || st[1] != 4 ||
-                                 (st[2] != 4 && st[2] != 0)))
-    binary_strided_f32(p, st, n, c->op);
-  else
+  if (c->dt != EMBER_FLOAT32)
     map2_row(p, st, n, c->es, c->es, c->f, c->fb, &c->op);
+  else if (st[0] != 4 || st[1] != 4 || (st[2] != 4 && st[2] != 0))
+    binary_strided_f32(p, st, n, c->op);
+  else if (st[2])           /* float32 rows called directly: the common case */
+    binary_f32(p[0], p[1], p[2], n, &c->op);
+  else
+    binary_scalar_f32(p[0], p[1], p[2], n, &c->op);
 }
 
 int ember_cpu_binary(ember_binary_op op, ember_tensor *dst,

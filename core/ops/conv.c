@@ -106,7 +106,8 @@ static int conv_backward_run(const ember_backend_i *be, const ember_tensor *gy,
                              ember_tensor **gx, ember_tensor **gw,
                              ember_tensor **gb) {
   ember_device dev = x->storage->device;
-  ember_temps T = {0};
+  ember_temps T;
+  ember_temps_init(&T);
   ember_tensor *ox = NULL, *ow = NULL, *ob = NULL;
   ember_tensor *gyc = ember_temp(&T, ember_contiguous(gy));
   ember_tensor *xc = ember_temp(&T, ember_contiguous(x));
@@ -260,7 +261,8 @@ static ember_tensor *conv_forward(const ember_tensor *x, const ember_tensor *w,
   const ember_backend_i *be =
       ember_nchw_backend(fn, x, ember_backend_of(x)->conv2d != NULL);
   if (!be) return NULL;
-  ember_temps T = {0};
+  ember_temps T;
+  ember_temps_init(&T);
   ember_tensor *xc = ember_temp(&T, ember_contiguous(x));
   ember_tensor *wc = ember_temp(&T, ember_contiguous(w));
   ember_tensor *bc = b ? ember_temp(&T, ember_contiguous(b)) : NULL, *y = NULL;

@@ -309,7 +309,8 @@ static int unary_backward(ember_node *n, ember_tensor *g, ember_tensor **gin) {
   ember_unary_op op = (ember_unary_op)st->op;
   if (op == EMBER_NEG) return (gin[0] = ember_unary(EMBER_NEG, g)) ? 0 : -1;
   const ember_tensor *s = n->saved[0];
-  ember_temps T = {0};
+  ember_temps T;
+  ember_temps_init(&T);
   ember_tensor *gc = ember_temp(&T, ember_cast(g, s->dtype));
   ember_tensor *out = gc ? ember_empty_on(g->storage->device, g->ndim,
                                           g->shape, s->dtype) : NULL;
@@ -595,7 +596,8 @@ static int binary_backward(ember_node *n, ember_tensor *g, ember_tensor **gin) {
     default:
       break;
   }
-  ember_temps T = {0};
+  ember_temps T;
+  ember_temps_init(&T);
   int rc = 0;
   switch (op) {
     case EMBER_DIV:
@@ -823,7 +825,8 @@ ember_tensor *ember_masked_fill(const ember_tensor *t, const ember_tensor *mask,
 static int where_backward(ember_node *n, ember_tensor *g, ember_tensor **gin) {
   const ember_tensor *cond = n->saved[0];
   int first = EMBER_NODE_STATE(n, struct where_saved)->first;
-  ember_temps T = {0};
+  ember_temps T;
+  ember_temps_init(&T);
   ember_tensor *zero = ember_temp(&T, ember_scalar_as(g, 0.0));
   int rc = zero ? 0 : -1;
   for (int i = 0; i < n->ninputs && rc == 0; i++) {

@@ -60,7 +60,8 @@ static ember_tensor *matmul_forward(const ember_tensor *a, const ember_tensor *b
     ember_set_error("matmul: not supported for bool tensors");
     return NULL;
   }
-  ember_temps T = {0};
+  ember_temps T;
+  ember_temps_init(&T);
   ember_tensor *res = NULL;
   ember_tensor *A = ember_temp(&T, a->ndim == 1 ? ember_unsqueeze(a, 0)
                                                 : ember_cast(a, a->dtype));
@@ -152,7 +153,8 @@ static ember_tensor *mT(const ember_tensor *t) {
    operands. */
 static int matmul_backward(ember_node *n, ember_tensor *g, ember_tensor **gin) {
   const ember_tensor *a = n->saved[0], *b = n->saved[1];
-  ember_temps T = {0};
+  ember_temps T;
+  ember_temps_init(&T);
   int rc = -1;
   ember_tensor *A = ember_temp(&T, as_2d(a, 0));
   ember_tensor *B = A ? ember_temp(&T, as_2d(b, 1)) : NULL;

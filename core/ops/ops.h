@@ -23,7 +23,8 @@
 ** take their plain path.  Their temporaries go in one ember_temps list,
 ** released at the end on success and on error alike:
 **
-**     ember_temps T = {0};
+**     ember_temps T;
+**     ember_temps_init(&T);
 **     ember_tensor *x = ember_temp(&T, ember_exp(g));
 **     ember_tensor *y = ember_temp(&T, x ? ember_mul(x, g) : NULL);
 **     ...
@@ -44,6 +45,11 @@ typedef struct ember_temps {
   int n;
   ember_tensor *t[EMBER_TEMPS_MAX];
 } ember_temps;
+
+/* Start an empty list.  Only the count is set: a backward runs it on
+   every call, and zeroing the whole array would cost more than the
+   count (the slots beyond it are never read). */
+static inline void ember_temps_init(ember_temps *l) { l->n = 0; }
 
 /* Keep t (a new reference, or NULL, which passes through) for
    ember_temps_release, and return it.  A full list releases t and fails

@@ -218,7 +218,8 @@ static int reduce_backward(ember_node *n, ember_tensor *g, ember_tensor **gin) {
   int64_t count = 1;
   if (dim < 0) for (int i = 0; i < m->ndim; i++) count *= m->shape[i];
   else count = m->shape[dim];
-  ember_temps T = {0};
+  ember_temps T;
+  ember_temps_init(&T);
   ember_tensor *gk = ember_temp(&T, ember_keep_dim(g, dim, keep));
   ember_tensor *r = NULL;
   if (gk) switch (op) {
@@ -348,7 +349,8 @@ int ember_min_dim(const ember_tensor *t, int dim, int keepdim,
 static int extreme_dim_backward(ember_node *n, ember_tensor *g,
                                 ember_tensor **gin) {
   const struct extreme_saved *st = EMBER_NODE_STATE(n, struct extreme_saved);
-  ember_temps T = {0};
+  ember_temps T;
+  ember_temps_init(&T);
   ember_tensor *gk = ember_temp(&T, ember_keep_dim(g, st->dim, st->keepdim));
   ember_tensor *ik = ember_temp(&T, gk ? ember_keep_dim(n->saved[0], st->dim,
                                                         st->keepdim) : NULL);

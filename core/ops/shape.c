@@ -417,7 +417,8 @@ static int view_backward(ember_node *n, ember_tensor *g, ember_tensor **gin) {
     }
     case VIEW_NARROW:
     case VIEW_SELECT: {      /* zeros, with g in the part that was taken */
-      ember_temps T = {0};
+      ember_temps T;
+  ember_temps_init(&T);
       ember_tensor *z = ember_temp(&T, ember_zeros_meta(g, m));
       ember_tensor *part =
           !z ? NULL

@@ -78,7 +78,8 @@ static int softmax_backward(ember_node *n, ember_tensor *g, ember_tensor **gin) 
   int dim = st->dim;
   const ember_tensor *y = n->saved[0];
   if (y->ndim == 0) return (gin[0] = ember_scalar_as(g, 0.0)) ? 0 : -1;
-  ember_temps T = {0};
+  ember_temps T;
+  ember_temps_init(&T);
   ember_tensor *r = NULL;
   if (st->log) {
     ember_tensor *s = ember_temp(&T, ember_sum_dim(g, dim, 1));
