@@ -49,15 +49,18 @@ static void count_flush(void) {
   pending.live = 0;
 }
 
+/* The sums are flushed when their thread exits by the same destructor
+   that empties its free lists, armed the first time the thread frees a
+   tensor header (header_free) -- which any thread that runs ops does at
+   once -- so counting itself checks nothing.  (A thread that never
+   frees a tensor leaves its last sums, under COUNT_BATCH, uncounted.) */
 static void count_alloc(size_t n) {
-  if (!thread_cache_armed) ember_thread_cache_arm();  /* flushed at exit */
   pending.alloc += n;
   pending.live += (int64_t)n;
   if (pending.alloc >= (uint64_t)COUNT_BATCH) count_flush();
 }
 
 static void count_free(size_t n) {
-  if (!thread_cache_armed) ember_thread_cache_arm();
   pending.live -= (int64_t)n;
   if (pending.live <= -COUNT_BATCH) count_flush();
 }
@@ -267,8 +270,8 @@ static ember_tensor *header_alloc(void) {
 }
 
 static void header_free(ember_tensor *t) {
+  if (!thread_cache_armed) ember_thread_cache_arm();   /* lists and counts */
   if (header_cached < HEADER_CACHE) {
-    if (!thread_cache_armed) ember_thread_cache_arm();
     header_cache[header_cached++] = t;
   } else {
     free(t);
