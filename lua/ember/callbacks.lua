@@ -22,7 +22,7 @@ local HOOKS = {on_train_begin = true, on_train_end = true, on_epoch_begin = true
                on_train_batch_end = true, on_batch_begin = true, on_batch_end = true}
 callbacks._HOOKS = HOOKS
 
---- Raise msg at the first caller outside this file and train.lua.
+--- Raise msg at the first caller outside this file and lua/ember/train/.
 local fail = require("ember.blame").failer("ember/callbacks", "ember/train")
 
 -- {======================================================================

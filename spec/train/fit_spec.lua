@@ -1,4 +1,4 @@
--- Keras-style training: compile, fit, evaluate, predict (lua/ember/train.lua).
+-- Keras-style training: compile, fit, evaluate, predict (lua/ember/train/).
 local ember = require "ember"
 local nn, optim = ember.nn, ember.optim
 local run = require "helpers.run"

@@ -1,5 +1,5 @@
 -- fit stops on a NaN or Inf loss (Keras's TerminateOnNaN), on by default:
--- lua/ember/train.lua's terminate_on_nan option and callbacks.TerminateOnNaN.
+-- lua/ember/train/'s terminate_on_nan option and callbacks.TerminateOnNaN.
 local ember = require "ember"
 local nn, callbacks = ember.nn, ember.callbacks
 
