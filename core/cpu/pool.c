@@ -33,6 +33,17 @@ static inline int64_t first_inside(int64_t start, int64_t d) {
   return start >= 0 ? start : start + (-start + d - 1) / d * d;
 }
 
+/* The taps [*lo, *hi) of output o's window along one axis of n inputs
+   (stride s, padding p, kernel k, dilation d): the first tap inside the
+   input, and the end clipped to it; the caller steps by d. */
+static inline void window_taps(int64_t o, int64_t s, int64_t p, int64_t k,
+                               int64_t d, int64_t n, int64_t *lo,
+                               int64_t *hi) {
+  int64_t start = o * s - p, end = start + (k - 1) * d + 1;
+  *hi = end > n ? n : end;
+  *lo = first_inside(start, d);
+}
+
 /* {======================================================================
 ** Max pooling
 ** ======================================================================= */
@@ -130,13 +141,11 @@ static int is_2x2(const ember_pool2d_geom *g) {
 static void max_plane_f32(const float *x, float *y, int64_t *idx,
                           const ember_pool2d_geom *g) {
   for (int64_t oh = 0; oh < g->OH; oh++) {
-    int64_t h0 = oh * g->sh - g->ph, h1 = h0 + (g->kh - 1) * g->dh + 1;
-    if (h1 > g->H) h1 = g->H;
-    h0 = first_inside(h0, g->dh);
+    int64_t h0, h1;
+    window_taps(oh, g->sh, g->ph, g->kh, g->dh, g->H, &h0, &h1);
     for (int64_t ow = 0; ow < g->OW; ow++) {
-      int64_t w0 = ow * g->sw - g->pw, w1 = w0 + (g->kw - 1) * g->dw + 1;
-      if (w1 > g->W) w1 = g->W;
-      w0 = first_inside(w0, g->dw);
+      int64_t w0, w1;
+      window_taps(ow, g->sw, g->pw, g->kw, g->dw, g->W, &w0, &w1);
       int64_t best = h0 * g->W + w0;
       float m = -INFINITY;
       for (int64_t h = h0; h < h1; h += g->dh)
@@ -153,13 +162,11 @@ static void max_plane_f32(const float *x, float *y, int64_t *idx,
 static void max_plane_f64(const double *x, double *y, int64_t *idx,
                           const ember_pool2d_geom *g) {
   for (int64_t oh = 0; oh < g->OH; oh++) {
-    int64_t h0 = oh * g->sh - g->ph, h1 = h0 + (g->kh - 1) * g->dh + 1;
-    if (h1 > g->H) h1 = g->H;
-    h0 = first_inside(h0, g->dh);
+    int64_t h0, h1;
+    window_taps(oh, g->sh, g->ph, g->kh, g->dh, g->H, &h0, &h1);
     for (int64_t ow = 0; ow < g->OW; ow++) {
-      int64_t w0 = ow * g->sw - g->pw, w1 = w0 + (g->kw - 1) * g->dw + 1;
-      if (w1 > g->W) w1 = g->W;
-      w0 = first_inside(w0, g->dw);
+      int64_t w0, w1;
+      window_taps(ow, g->sw, g->pw, g->kw, g->dw, g->W, &w0, &w1);
       int64_t best = h0 * g->W + w0;
       double m = -INFINITY;
       for (int64_t h = h0; h < h1; h += g->dh)
