@@ -107,8 +107,10 @@ $(BUILD)/obj/core/cuda/%.o: core/cuda/%.cu core/cuda/cuda_internal.h core/philox
 	$(NVCC) $(NVFLAGS) -c $< -o $@
 
 # Links cudart and cuBLAS; none of the core's symbols (see core/device.h).
+# -Bsymbolic: its calls to its own functions never bind to the core's of
+# the same name (ember_cuda_synchronize, ...) in a host that exports them.
 $(BUILD)/libember_cuda.so: $(CU_OBJ)
-	$(NVCC) -shared -o $@ $^ -lcublas -lcudart -Xlinker -rpath,$(CUDA_HOME)/lib64
+	$(NVCC) -shared -o $@ $^ -lcublas -lcudart -Xlinker -Bsymbolic -Xlinker -rpath,$(CUDA_HOME)/lib64
 
 # Links libmpi; none of the core's symbols (see core/dist.h).
 $(BUILD)/libember_mpi.so: core/mpi/ember_mpi.c core/dist.h core/device.h core/backend.h core/include/ember.h

@@ -11,24 +11,49 @@
 ** Devices in arguments
 ** ======================================================================= */
 
-/* "cpu", "cuda" or "cuda:0" (the one device Ember uses). */
-static int parse_device(const char *s, ember_device *out) {
+/* "cpu", "cuda" or "cuda:N" (N the device's 0-based number); *index is
+   N, or -1 for "cpu" and a bare "cuda" (the process's device). */
+static int parse_device(const char *s, ember_device *out, int *index) {
+  *index = -1;
   if (strcmp(s, "cpu") == 0) { *out = EMBER_CPU; return 0; }
-  if (strcmp(s, "cuda") == 0 || strcmp(s, "cuda:0") == 0) { *out = EMBER_CUDA; return 0; }
-  return -1;
+  if (strcmp(s, "cuda") == 0) { *out = EMBER_CUDA; return 0; }
+  if (strncmp(s, "cuda:", 5) != 0 || s[5] < '0' || s[5] > '9') return -1;
+  long n = 0;
+  for (const char *c = s + 5; *c; c++) {
+    if (*c < '0' || *c > '9' || n > 9999) return -1;
+    n = n * 10 + (*c - '0');
+  }
+  *out = EMBER_CUDA;
+  *index = (int)n;
+  return 0;
 }
 
 int l_isdevice(lua_State *L, int idx) {
   ember_device d;
-  return lua_type(L, idx) == LUA_TSTRING && parse_device(lua_tostring(L, idx), &d) == 0;
+  int n;
+  return lua_type(L, idx) == LUA_TSTRING && parse_device(lua_tostring(L, idx), &d, &n) == 0;
+}
+
+/* "cuda:N" names the process's device, or makes device N the process's
+   device while no CUDA tensor exists (ember_cuda_set_device). */
+static void use_index(lua_State *L, int index) {
+  if (index < 0) return;
+  if (!ember_cuda_is_available())
+    luaL_error(L, "cuda: CUDA is not available (%s)", ember_cuda_unavailable_reason());
+  if (index != ember_cuda_current_device() && ember_cuda_set_device(index) < 0) l_error(L);
+}
+
+static int bad_device(lua_State *L, int idx, const char *s) {
+  return luaL_argerror(L, idx, lua_pushfstring(L, "unknown device '%s' (expected 'cpu', "
+                       "'cuda' or 'cuda:N')", s));
 }
 
 ember_device l_checkdevice(lua_State *L, int idx) {
   ember_device d;
+  int n;
   const char *s = luaL_checkstring(L, idx);
-  if (parse_device(s, &d) < 0)
-    luaL_argerror(L, idx, lua_pushfstring(L, "unknown device '%s' (expected 'cpu' "
-                  "or 'cuda')", s));
+  if (parse_device(s, &d, &n) < 0) bad_device(L, idx, s);
+  use_index(L, n);
   return d;
 }
 
@@ -49,9 +74,9 @@ ember_device l_optdevice(lua_State *L, int idx, ember_device def) {
   if (l_isoptions(L, idx)) {
     if (lua_getfield(L, idx, "device") != LUA_TNIL) {
       const char *s = lua_tostring(L, -1);
-      if (!s || parse_device(s, &dev) < 0)
-        luaL_argerror(L, idx, lua_pushfstring(L, "unknown device '%s' (expected "
-                      "'cpu' or 'cuda')", s ? s : luaL_typename(L, -1)));
+      int n;
+      if (!s || parse_device(s, &dev, &n) < 0) bad_device(L, idx, s ? s : luaL_typename(L, -1));
+      use_index(L, n);
     }
     lua_pop(L, 1);
   }
@@ -132,6 +157,45 @@ static int l_empty_cache(lua_State *L) {
   return 0;
 }
 
+/* ember.cuda.stats(): the device's counts (ember_cuda_stats) */
+static int l_stats(lua_State *L) {
+  ember_cuda_counters c;
+  ember_cuda_stats(&c);
+  lua_createtable(L, 0, 6);
+  lua_pushinteger(L, (lua_Integer)c.syncs);
+  lua_setfield(L, -2, "syncs");
+  lua_pushinteger(L, (lua_Integer)c.uploads);
+  lua_setfield(L, -2, "uploads");
+  lua_pushinteger(L, (lua_Integer)c.allocations);
+  lua_setfield(L, -2, "allocations");
+  lua_pushinteger(L, (lua_Integer)c.releases);
+  lua_setfield(L, -2, "releases");
+  lua_pushinteger(L, (lua_Integer)c.allocated_bytes);
+  lua_setfield(L, -2, "allocated_bytes");
+  lua_pushinteger(L, (lua_Integer)c.cached_bytes);
+  lua_setfield(L, -2, "cached_bytes");
+  return 1;
+}
+
+/* ember.cuda.set_device(n): n 0-based, as in "cuda:1" */
+static int l_set_device(lua_State *L) {
+  lua_Integer n = luaL_checkinteger(L, 1);
+  if (!ember_cuda_is_available())
+    return luaL_error(L, "cuda.set_device: CUDA is not available (%s)",
+                      ember_cuda_unavailable_reason());
+  if (n < 0 || n > 9999)
+    return luaL_argerror(L, 1, "expected a device number 0..device_count()-1");
+  if (ember_cuda_set_device((int)n) < 0) return l_error(L);
+  return 0;
+}
+
+/* ember.cuda.current_device(): 0-based, nil without CUDA */
+static int l_current_device(lua_State *L) {
+  int n = ember_cuda_current_device();
+  if (n < 0) lua_pushnil(L); else lua_pushinteger(L, n);
+  return 1;
+}
+
 static int l_set_allow_tf32(lua_State *L) {
   luaL_checktype(L, 1, LUA_TBOOLEAN);
   ember_cuda_set_allow_tf32(lua_toboolean(L, 1));
@@ -148,7 +212,8 @@ static const luaL_Reg device_funcs[] = {
   {"device_count", l_device_count}, {"synchronize", l_synchronize},
   {"memory_allocated", l_memory_allocated}, {"memory_reserved", l_memory_reserved},
   {"empty_cache", l_empty_cache}, {"set_allow_tf32", l_set_allow_tf32},
-  {"get_allow_tf32", l_get_allow_tf32}, {NULL, NULL},
+  {"get_allow_tf32", l_get_allow_tf32}, {"stats", l_stats},
+  {"set_device", l_set_device}, {"current_device", l_current_device}, {NULL, NULL},
 };
 
 static const luaL_Reg method_funcs[] = {

@@ -29,6 +29,23 @@ static pthread_once_t once = PTHREAD_ONCE_INIT;
 static const ember_device_plugin *plugin;
 static char reason[512];
 
+/* The process's device among count: $EMBER_CUDA_DEVICE when set (an
+   index; taken modulo count), else the MPI local rank modulo count (one
+   rank per device on a multi-GPU node), else 0. */
+static int pick_device(int count) {
+  const char *vars[] = {"EMBER_CUDA_DEVICE", "OMPI_COMM_WORLD_LOCAL_RANK",
+                        "MPI_LOCALRANKID", "SLURM_LOCALID"};
+  if (count <= 0) return 0;
+  for (size_t i = 0; i < sizeof vars / sizeof *vars; i++) {
+    const char *v = getenv(vars[i]);
+    char *end;
+    if (!v || !*v) continue;
+    long n = strtol(v, &end, 10);
+    if (*end == '\0' && n >= 0) return (int)(n % count);
+  }
+  return 0;
+}
+
 /* Try one path; 1 when a plugin is loaded or a definite answer (no
    device) was given, 0 to keep looking. */
 static int try_path(const char *path, void *ctx) {
@@ -46,6 +63,12 @@ static int try_path(const char *path, void *ctx) {
   if (plugin->abi != EMBER_PLUGIN_ABI) {
     snprintf(reason, sizeof reason, "%s speaks plugin ABI %d, this Ember %d",
              path, plugin->abi, EMBER_PLUGIN_ABI);
+    plugin = NULL;
+    return 1;
+  }
+  int count = plugin->device_count(), dev = pick_device(count);
+  if (plugin->set_device(dev) < 0) {
+    snprintf(reason, sizeof reason, "cannot use CUDA device %d: %s", dev, ember_last_error());
     plugin = NULL;
     return 1;
   }
@@ -84,19 +107,67 @@ static const ember_device_plugin *need(const char *fn) {
   return p;
 }
 
+/* Waits the core asked the device for, and copies from the host
+   (ember_cuda_stats). */
+static _Atomic unsigned long long n_syncs, n_uploads;
+
 int ember_cuda_synchronize(void) {
   const ember_device_plugin *p = ember_cuda_plugin();
-  return p ? p->synchronize() : 0;
+  if (!p) return 0;
+  atomic_fetch_add_explicit(&n_syncs, 1, memory_order_relaxed);
+  return p->synchronize();
 }
 
 size_t ember_cuda_memory_allocated(void) {
-  const ember_device_plugin *p = ember_cuda_plugin();
-  return p ? p->memory_allocated() : 0;
+  ember_cuda_counters c;
+  ember_cuda_stats(&c);
+  return c.allocated_bytes;
 }
 
 size_t ember_cuda_memory_reserved(void) {
+  ember_cuda_counters c;
+  ember_cuda_stats(&c);
+  return c.allocated_bytes + c.cached_bytes;
+}
+
+void ember_cuda_stats(ember_cuda_counters *out) {
+  memset(out, 0, sizeof *out);
   const ember_device_plugin *p = ember_cuda_plugin();
-  return p ? p->memory_reserved() : 0;
+  if (!p) return;
+  ember_device_stats d;
+  memset(&d, 0, sizeof d);
+  p->stats(&d);
+  out->syncs = atomic_load_explicit(&n_syncs, memory_order_relaxed);
+  out->uploads = atomic_load_explicit(&n_uploads, memory_order_relaxed);
+  out->allocations = d.allocations;
+  out->releases = d.releases;
+  out->allocated_bytes = d.allocated_bytes;
+  out->cached_bytes = d.cached_bytes;
+}
+
+int ember_cuda_set_device(int n) {
+  const ember_device_plugin *p = need("cuda.set_device");
+  if (!p) return -1;
+  int count = p->device_count();
+  if (n < 0 || n >= count)
+    return ember_set_error("cuda.set_device: no device cuda:%d (%d device%s: cuda:0..cuda:%d)",
+                           n, count, count == 1 ? "" : "s", count - 1);
+  int cur = p->get_device();
+  if (n == cur) return 0;
+  ember_device_stats d;
+  memset(&d, 0, sizeof d);
+  p->stats(&d);
+  if (d.allocated_bytes > 0)
+    return ember_set_error("cuda.set_device: cannot move to cuda:%d while %zu bytes of "
+                           "tensors live on cuda:%d (Ember uses one device per process: "
+                           "set it before making CUDA tensors)", n, d.allocated_bytes, cur);
+  p->empty_cache();          /* cached blocks belong to the old device */
+  return p->set_device(n);
+}
+
+int ember_cuda_current_device(void) {
+  const ember_device_plugin *p = ember_cuda_plugin();
+  return p ? p->get_device() : -1;
 }
 
 void ember_cuda_empty_cache(void) {
@@ -131,8 +202,14 @@ int ember_device_memcpy(ember_device dst_dev, void *dst, ember_device src_dev,
   }
   const ember_device_plugin *p = need("to");
   if (!p) return -1;
-  if (dst_dev == EMBER_CPU) return p->to_host(dst, src, n);
-  if (src_dev == EMBER_CPU) return p->from_host(dst, src, n);
+  if (dst_dev == EMBER_CPU) {
+    atomic_fetch_add_explicit(&n_syncs, 1, memory_order_relaxed);
+    return p->to_host(dst, src, n);
+  }
+  if (src_dev == EMBER_CPU) {
+    atomic_fetch_add_explicit(&n_uploads, 1, memory_order_relaxed);
+    return p->from_host(dst, src, n);
+  }
   return ember_set_error("to: copies between two GPU tensors go through copy_");
 }
 

@@ -20,6 +20,7 @@
 static const ember_core_api *api;
 static ember_backend_i table;
 static size_t live, reserved_peak;
+static unsigned long long mallocs, frees;
 
 static void *fake_alloc(size_t n) {
   void *p = NULL;
@@ -28,6 +29,7 @@ static void *fake_alloc(size_t n) {
     return NULL;
   }
   *(size_t *)p = n;                 /* the size, in the first 64 bytes */
+  mallocs++;
   live += n;
   if (live > reserved_peak) reserved_peak = live;
   return (char *)p + 64;
@@ -37,6 +39,7 @@ static void fake_free(void *p) {
   if (!p) return;
   char *base = (char *)p - 64;
   live -= *(size_t *)base;
+  frees++;
   free(base);
 }
 
@@ -74,20 +77,36 @@ static int f_max_pool2d_backward(ember_tensor *gx, const ember_tensor *gy,
   FORWARD(ember_cpu_backend.max_pool2d_backward(gx, gy, idx, g));
 }
 
-static int count(void) { return 1; }
+/* $EMBER_FAKE_CUDA_DEVICES devices (default 1), so that choosing one
+   (cuda:1, set_device, the MPI local rank) can be tested. */
+static int count(void) {
+  const char *v = getenv("EMBER_FAKE_CUDA_DEVICES");
+  int n = v ? atoi(v) : 1;
+  return n > 0 ? n : 1;
+}
+static int device;
+static int set_device(int n) { device = n; return 0; }
+static int get_device(void) { return device; }
 static int to_host(void *dst, const void *src, size_t n) { memcpy(dst, src, n); return 0; }
 static int from_host(void *dst, const void *src, size_t n) { memcpy(dst, src, n); return 0; }
 static int sync(void) { return 0; }
-static size_t allocated(void) { return live; }
-static size_t reserved(void) { return reserved_peak; }
+static void stats(ember_device_stats *out) {
+  memset(out, 0, sizeof *out);
+  out->allocations = mallocs;
+  out->releases = frees;
+  out->allocated_bytes = live;
+  out->cached_bytes = reserved_peak - live;
+}
 static void empty_cache(void) { reserved_peak = live; }
 static int tf32;
 static void set_tf32(int on) { tf32 = on; }
 static int get_tf32(void) { return tf32; }
 
 static ember_device_plugin plugin = {
-  EMBER_PLUGIN_ABI, &table, count, to_host, from_host, sync, allocated,
-  reserved, empty_cache, set_tf32, get_tf32,
+  .abi = EMBER_PLUGIN_ABI, .backend = &table, .device_count = count,
+  .set_device = set_device, .get_device = get_device, .to_host = to_host,
+  .from_host = from_host, .synchronize = sync, .stats = stats,
+  .empty_cache = empty_cache, .set_allow_tf32 = set_tf32, .get_allow_tf32 = get_tf32,
 };
 
 const ember_device_plugin *ember_device_plugin_init(const ember_core_api *a,

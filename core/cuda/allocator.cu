@@ -42,6 +42,7 @@ static std::unordered_map<size_t, std::vector<void *>> *cu_cache;  /* class -> f
 static std::unordered_map<void *, size_t> *cu_live;                 /* block -> class */
 static size_t cu_bytes_allocated;   /* in live blocks */
 static size_t cu_bytes_cached;      /* in free blocks of the cache */
+static unsigned long long cu_mallocs, cu_frees;   /* cudaMalloc / cudaFree made */
 
 /* The size class of a request of n bytes (n >= 1); 0 on overflow. */
 static size_t cu_size_class(size_t n) {
@@ -59,7 +60,10 @@ static size_t cu_size_class(size_t n) {
 static void cu_release_cached(void) {
   if (!cu_cache) return;
   for (auto &kv : *cu_cache)
-    for (void *p : kv.second) cudaFree(p);
+    for (void *p : kv.second) {
+      cudaFree(p);
+      cu_frees++;
+    }
   cu_cache->clear();
   cu_bytes_cached = 0;
   cudaGetLastError();    /* a failed cudaFree must not blame a later launch */
@@ -86,11 +90,13 @@ void *ember_cuda_alloc(size_t nbytes) {
       it->second.pop_back();
       cu_bytes_cached -= cls;
     } else {
+      cu_mallocs++;
       if (cudaMalloc(&p, cls) != cudaSuccess) {
         /* out of memory: hand the cache back and try once more */
         cudaGetLastError();
         cu_release_cached();
         p = NULL;
+        cu_mallocs++;
         if (cudaMalloc(&p, cls) != cudaSuccess) {
           cudaGetLastError();
           cu_error("cuda: out of memory allocating %zu bytes (%zu allocated, "
@@ -140,6 +146,13 @@ size_t ember_cuda_memory_allocated(void) {
 size_t ember_cuda_memory_reserved(void) {
   std::lock_guard<std::mutex> hold(cu_mem_lock);
   return cu_bytes_allocated + cu_bytes_cached;
+}
+void ember_cuda_memory_stats(ember_device_stats *out) {
+  std::lock_guard<std::mutex> hold(cu_mem_lock);
+  out->allocations = cu_mallocs;
+  out->releases = cu_frees;
+  out->allocated_bytes = cu_bytes_allocated;
+  out->cached_bytes = cu_bytes_cached;
 }
 void ember_cuda_empty_cache(void) {
   std::lock_guard<std::mutex> hold(cu_mem_lock);

@@ -21,9 +21,6 @@ const ember_core_api *ember_cuda_api;
 ** The plugin
 ** ======================================================================= */
 
-/* An empty kernel: whether the device can run this build's code. */
-static __global__ void k_probe(void) {}
-
 /*
 ** The kernel table, filled slot by slot by name (not positionally: several
 ** slots share a signature, index_select/gather and index_add/scatter_add,
@@ -74,8 +71,9 @@ static void cu_fill_tables(void) {
   p->to_host = ember_cuda_to_host;
   p->from_host = ember_cuda_from_host;
   p->synchronize = ember_cuda_synchronize;
-  p->memory_allocated = ember_cuda_memory_allocated;
-  p->memory_reserved = ember_cuda_memory_reserved;
+  p->set_device = ember_cuda_select_device;
+  p->get_device = ember_cuda_device;
+  p->stats = ember_cuda_memory_stats;
   p->empty_cache = ember_cuda_empty_cache;
   p->set_allow_tf32 = ember_cuda_set_allow_tf32;
   p->get_allow_tf32 = ember_cuda_get_allow_tf32;
@@ -97,29 +95,6 @@ const ember_device_plugin *ember_device_plugin_init(const ember_core_api *api,
     if (why && why_len)
       snprintf(why, why_len, "no CUDA device (cudaGetDeviceCount: %s)",
                e != cudaSuccess ? cudaGetErrorString(e) : "0 devices");
-    cudaGetLastError();
-    return NULL;
-  }
-  e = cudaSetDevice(0);
-  if (e != cudaSuccess) {
-    if (why && why_len)
-      snprintf(why, why_len, "cannot use CUDA device 0 (cudaSetDevice: %s)",
-               cudaGetErrorString(e));
-    cudaGetLastError();
-    return NULL;
-  }
-  /* A build whose kernels the device cannot run (no code for its
-     architecture) is reported now, rather than on every launch. */
-  cudaFuncAttributes attr;
-  e = cudaFuncGetAttributes(&attr, k_probe);
-  if (e != cudaSuccess) {
-    int major = 0, minor = 0;
-    cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, 0);
-    cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, 0);
-    if (why && why_len)
-      snprintf(why, why_len, "the CUDA plugin cannot run on device 0 "
-               "(compute capability %d.%d: %s); rebuild it with CUDA_ARCH set "
-               "for this GPU", major, minor, cudaGetErrorString(e));
     cudaGetLastError();
     return NULL;
   }

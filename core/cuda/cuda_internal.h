@@ -251,6 +251,7 @@ void *ember_cuda_alloc(size_t nbytes);          /* NULL after cu_error */
 void ember_cuda_free(void *ptr);
 size_t ember_cuda_memory_allocated(void);
 size_t ember_cuda_memory_reserved(void);
+void ember_cuda_memory_stats(ember_device_stats *out);
 void ember_cuda_empty_cache(void);
 
 /* A device flag for data errors: ember_cuda_flag_reset() before the
@@ -269,6 +270,8 @@ int ember_cuda_get_allow_tf32(void);
 
 /* The plugin's device functions (core/device.h). */
 int ember_cuda_device_count(void);
+int ember_cuda_select_device(int n);            /* the process's device */
+int ember_cuda_device(void);
 int ember_cuda_to_host(void *dst, const void *src, size_t n);
 int ember_cuda_from_host(void *dst, const void *src, size_t n);
 int ember_cuda_synchronize(void);

@@ -77,6 +77,33 @@ int ember_cuda_get_allow_tf32(void) { return ember_cuda_allow_tf32; }
 ** The plugin's device functions
 ** ======================================================================= */
 
+/* An empty kernel: whether the device can run this build's code. */
+static __global__ void k_probe(void) {}
+
+static std::atomic<int> cu_device{-1};   /* the process's device */
+
+/* Make n the process's device; a build whose kernels it cannot run (no
+   code for its architecture) is reported now, rather than on every
+   launch. */
+int ember_cuda_select_device(int n) {
+  CU_CHECK(cudaSetDevice(n));
+  cudaFuncAttributes attr;
+  cudaError_t e = cudaFuncGetAttributes(&attr, k_probe);
+  if (e != cudaSuccess) {
+    int major = 0, minor = 0;
+    cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, n);
+    cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, n);
+    cudaGetLastError();
+    return cu_error("the CUDA plugin cannot run on device %d (compute capability "
+                    "%d.%d: %s); rebuild it with CUDA_ARCH set for this GPU", n,
+                    major, minor, cudaGetErrorString(e));
+  }
+  cu_device = n;
+  return 0;
+}
+
+int ember_cuda_device(void) { return cu_device; }
+
 int ember_cuda_device_count(void) {
   int n = 0;
   if (cudaGetDeviceCount(&n) != cudaSuccess) {

@@ -614,6 +614,26 @@ int ember_cuda_synchronize(void);
 size_t ember_cuda_memory_allocated(void);          /* bytes in tensors */
 size_t ember_cuda_memory_reserved(void);           /* and in the cache */
 void ember_cuda_empty_cache(void);                 /* free cached blocks */
+/* What the device has done since the process started (all zero without
+   CUDA).  syncs counts every wait for the device's queue the core asked
+   for: copies to the host (ember_item, ember_get, ember_to_device to the
+   CPU) and ember_cuda_synchronize.  A data error a kernel finds (an index
+   out of range) is reported by the next of these, naming its op. */
+typedef struct ember_cuda_counters {
+  unsigned long long syncs;        /* waits: copies to the host, synchronize */
+  unsigned long long uploads;      /* copies from the host */
+  unsigned long long allocations;  /* device mallocs made by the cache */
+  unsigned long long releases;     /* device frees made by the cache */
+  size_t allocated_bytes;          /* in live tensors and workspaces */
+  size_t cached_bytes;             /* kept free for reuse */
+} ember_cuda_counters;
+void ember_cuda_stats(ember_cuda_counters *out);
+/* The process's device, 0-based as in "cuda:1": chosen on first use from
+   $EMBER_CUDA_DEVICE, else the MPI local rank ($OMPI_COMM_WORLD_LOCAL_RANK)
+   modulo the device count, else 0.  Setting it is an error (-1) when n is
+   out of range, or when device memory is allocated on another device. */
+int ember_cuda_set_device(int n);
+int ember_cuda_current_device(void);               /* -1 without CUDA */
 /* TF32 tensor cores for float32 matmul and convolution (off by default,
    as PyTorch's allow_tf32 flags). */
 void ember_cuda_set_allow_tf32(int on);
