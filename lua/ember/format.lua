@@ -10,6 +10,7 @@
 -- Big tensors show their first and last `edgeitems` along each dimension
 -- with "..." between, once they hold more than `threshold` elements.
 local check = require "ember.check"
+local C = require "ember.core"
 
 local M = {}
 
@@ -44,19 +45,46 @@ local function shown(n, summarize)
   return idx
 end
 
--- Collect the displayed values (numbers or booleans) of t.
-local function collect(t, summarize, out)
+-- t's row for position i of a dim whose full size is n: t is the tensor
+-- itself (its size n), or its edges only (see edges below).
+local function row(t, i, n)
+  local m = t:size(1)
+  if m == n or i <= opts.edgeitems then return t[i] end
+  return t[i - (n - m)]
+end
+
+-- Collect the displayed values (numbers or booleans) of t, whose full
+-- shape is shape[depth..].
+local function collect(t, summarize, out, shape, depth)
   if t:dim() == 0 then out[#out + 1] = t:item(); return out end
+  local n = shape[depth]
   if t:dim() == 1 then
-    for _, i in ipairs(shown(t:size(1), summarize)) do
-      if i then out[#out + 1] = t[i] end
+    for _, i in ipairs(shown(n, summarize)) do
+      if i then out[#out + 1] = row(t, i, n) end
     end
     return out
   end
-  for _, i in ipairs(shown(t:size(1), summarize)) do
-    if i then collect(t[i], summarize, out) end
+  for _, i in ipairs(shown(n, summarize)) do
+    if i then collect(row(t, i, n), summarize, out, shape, depth + 1) end
   end
   return out
+end
+
+-- What of t is shown, in one copy to the host when t is on a device (one
+-- wait for the device instead of one per element): all of it, or, when
+-- summarized, only the first and last edgeitems along each long dim.
+local function on_host(t, summarize)
+  if t.device == "cpu" then return t end
+  if summarize then
+    local e = opts.edgeitems
+    for d = 1, t:dim() do
+      local n = t:size(d)
+      if n > 2 * e then
+        t = C.cat({t:narrow(d, 1, e), t:narrow(d, n - e + 1, e)}, d)
+      end
+    end
+  end
+  return t:cpu()
 end
 
 -- A formatter for the values: fixed, scientific, or integral floats.
@@ -89,13 +117,14 @@ local function formatter(values, dtype)
   return function(v) return special(v) or string.format("%." .. p .. "f", v) end
 end
 
-local function render(t, fmt, width, indent, summarize)
+local function render(t, fmt, width, indent, summarize, shape, depth)
   local nd = t:dim()
   if nd == 0 then return fmt(t:item()) end
   if nd == 1 then
     local items = {}
-    for _, i in ipairs(shown(t:size(1), summarize)) do
-      local s = i and fmt(t[i]) or "..."
+    local n = shape[depth]
+    for _, i in ipairs(shown(n, summarize)) do
+      local s = i and fmt(row(t, i, n)) or "..."
       items[#items + 1] = string.rep(" ", width - #s) .. s
     end
     -- wrap long rows at linewidth
@@ -107,8 +136,10 @@ local function render(t, fmt, width, indent, summarize)
     return "[" .. table.concat(lines, ",\n" .. string.rep(" ", indent + 1)) .. "]"
   end
   local rows = {}
-  for _, i in ipairs(shown(t:size(1), summarize)) do
-    rows[#rows + 1] = i and render(t[i], fmt, width, indent + 1, summarize) or "..."
+  local n = shape[depth]
+  for _, i in ipairs(shown(n, summarize)) do
+    rows[#rows + 1] = i and render(row(t, i, n), fmt, width, indent + 1, summarize, shape,
+                                   depth + 1) or "..."
   end
   local sep = "," .. string.rep("\n", nd - 1) .. string.rep(" ", indent + 1)
   return "[" .. table.concat(rows, sep) .. "]"
@@ -122,15 +153,16 @@ function M.tostring(t)
   t = t:detach()   -- reading elements records nothing
   local shape = t:shape()
   local summarize = t:numel() > opts.threshold
-  local values = collect(t, summarize, {})
+  local dev = t.device == "cpu" and "" or (", " .. t.device)
+  t = on_host(t, summarize)
+  local values = collect(t, summarize, {}, shape, 1)
   local fmt = formatter(values, t.dtype)
   local width = 0
   for _, v in ipairs(values) do width = math.max(width, #fmt(v)) end
   local body
   if t:numel() == 0 then body = "[]"
-  else body = render(t, fmt, width, #"tensor(", summarize) end
+  else body = render(t, fmt, width, #"tensor(", summarize, shape, 1) end
   local size = #shape == 0 and "scalar" or ("size " .. table.concat(shape, "x"))
-  local dev = t.device == "cpu" and "" or (", " .. t.device)
   return ("tensor(%s)\n[%s%s, %s%s]"):format(body, t.dtype, dev, size, grad)
 end
 
