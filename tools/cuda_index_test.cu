@@ -284,6 +284,12 @@ static void random_small(layout &L) {
     L.shape[d] = rnd() % 4 == 0 ? 1 : rnd_in(2, L.ndim > 5 ? 3 : 6);
   double pb = rnd() % 2 ? 0.0 : 0.3;
   for (int k = 0; k < L.nargs; k++) random_view(L, k, k == 0 ? 0.0 : pb);
+  /* index.cu's pseudo-operand: stride 1 along one dim, 0 elsewhere (its
+     offset is the coordinate along that dim) */
+  if (L.ndim > 0 && L.nargs > 1 && rnd() % 4 == 0) {
+    int dim = (int)(rnd() % (unsigned)L.ndim);
+    for (int d = 0; d < L.ndim; d++) L.strides[L.nargs - 1][d] = d == dim;
+  }
 }
 
 /* Few dims, big sizes: around 2^31 elements, on either side. */
