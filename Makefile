@@ -50,7 +50,7 @@ BIND_OBJ := $(BIND_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/ember_lua_modules.
 MAIN_OBJ := $(BUILD)/obj/bindings/ember_main.o
 HEADERS  := $(wildcard core/*.h core/ops/*.h core/include/*.h core/cpu/*.h bindings/*.h)
 
-.PHONY: all run test deps asan leakcheck tsan fuzz fuzz-files bench embed install clean rock rock-install
+.PHONY: print-nvcc all run test deps asan leakcheck tsan fuzz fuzz-files bench embed install clean rock rock-install
 
 # The CUDA backend: a plugin built whenever nvcc is found (CI too, so a
 # compile break fails CI although CI has no GPU), loaded at run time.
@@ -102,7 +102,7 @@ $(BUILD)/libember.a: $(BIND_OBJ) $(CORE_OBJ)
 	rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/obj/core/cuda/%.o: core/cuda/%.cu core/cuda/cuda_internal.h core/philox.h core/device.h core/backend.h core/include/ember.h
+$(BUILD)/obj/core/cuda/%.o: core/cuda/%.cu core/cuda/cuda_internal.h core/cuda/index_math.h core/philox.h core/device.h core/backend.h core/include/ember.h
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVFLAGS) -c $< -o $@
 
@@ -111,6 +111,17 @@ $(BUILD)/obj/core/cuda/%.o: core/cuda/%.cu core/cuda/cuda_internal.h core/philox
 # the same name (ember_cuda_synchronize, ...) in a host that exports them.
 $(BUILD)/libember_cuda.so: $(CU_OBJ)
 	$(NVCC) -shared -o $@ $^ -lcublas -lcudart -Xlinker -Bsymbolic -Xlinker -rpath,$(CUDA_HOME)/lib64
+
+# The CUDA kernels' index arithmetic (core/cuda/index_math.h) checked on
+# the host: built by nvcc, runs without a GPU (spec/core/cuda_index_spec.lua).
+$(BUILD)/cuda-index-test: tools/cuda_index_test.cu core/cuda/index_math.h core/include/ember.h
+	@mkdir -p $(dir $@)
+	$(if $(NVCC),,@echo "cuda-index-test: nvcc not found" >&2; exit 1)
+	$(NVCC) -O2 -std=c++17 -Xcompiler -Wall -Icore/include -o $@ tools/cuda_index_test.cu
+
+# The nvcc this Makefile uses (empty when none): for the specs.
+print-nvcc:
+	@echo "$(NVCC)"
 
 # Links libmpi; none of the core's symbols (see core/dist.h).
 $(BUILD)/libember_mpi.so: core/mpi/ember_mpi.c core/dist.h core/device.h core/backend.h core/include/ember.h

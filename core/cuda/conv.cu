@@ -33,7 +33,10 @@
 ** matmul.cu); the GEMMs' summation order is cuBLAS's, so results agree
 ** with the CPU's to rounding.  im2col, col2im, the row gathers and the
 ** bias add are exact copies / the CPU's sums in the CPU's order; gb is a
-** tree reduction in double (the CPU: a sequential sum in double).
+** deterministic two-pass reduction in double over chunks spread across
+** the chip (the CPU: a sequential sum in double).  im2col, col2im and the
+** bias gradient index with 32-bit fast division when the sizes allow
+** (index_math.h).
 */
 #include <limits.h>
 
@@ -54,23 +57,24 @@
 typedef ember_conv_chunk chunk;
 
 /*
-** col [C*KH*KW, cols], one thread per entry: row (c*KH + i)*KW + j, column
-** b*L + (oh-oh0)*OW + ow holds x[n0+b, c, oh*sh - ph + i*dh, ow*sw - pw +
+** col [C*KH*KW, cols], one thread per entry: row (c*KH + i)*KW + j,
+** column b*L + (oh-oh0)*OW + ow holds x[n0+b, c, oh*sh - ph + i*dh, ow*sw - pw +
 ** j*dw], 0 in the padding.  Consecutive threads write consecutive columns.
+** The entry's coordinates come from ix (index_math.h: IDX = uint32_t, fast
+** division, when the entries' count fits); the rest is in int64.
 */
-template <typename T>
+template <typename T, typename IDX>
 static __global__ void im2col_kernel(T *col, const T *x, ember_conv2d_geom g,
-                                     int64_t n0, int64_t oh0, int64_t L,
-                                     int64_t cols, int64_t total) {
-  CU_FOR(e, total) {
-    int64_t r = e / cols, q = e % cols;
-    int64_t j = r % g.KW, i = r / g.KW % g.KH, c = r / (g.KW * g.KH);
-    int64_t b = q / L, rem = q % L;
-    int64_t oh = oh0 + rem / g.OW, ow = rem % g.OW;
-    int64_t h = oh * g.sh - g.ph + i * g.dh, w = ow * g.sw - g.pw + j * g.dw;
+                                     cu_im2col_ix<IDX> ix, int64_t n0,
+                                     int64_t oh0, IDX total) {
+  CU_FOR_T(IDX, e, total) {
+    IDX c, i, j, b, ohr, ow;
+    ix.at(e, &c, &i, &j, &b, &ohr, &ow);
+    int64_t h = (oh0 + (int64_t)ohr) * g.sh - g.ph + (int64_t)i * g.dh;
+    int64_t w = (int64_t)ow * g.sw - g.pw + (int64_t)j * g.dw;
     T v = 0;
     if (h >= 0 && h < g.H && w >= 0 && w < g.W)
-      v = x[(((n0 + b) * g.C + c) * g.H + h) * g.W + w];
+      v = x[(((n0 + (int64_t)b) * g.C + (int64_t)c) * g.H + h) * g.W + w];
     col[e] = v;
   }
 }
@@ -81,28 +85,34 @@ static __global__ void im2col_kernel(T *col, const T *x, ember_conv2d_geom g,
 ** (oh, ow) reads row oh*sh - ph + i*dh, so input row h is read by tap i of
 ** oh = (h + ph - i*dh) / sh when that divides evenly and oh falls in the
 ** chunk's band (columns alike).  The sum starts from gx's value and runs
-** over (i, j) in increasing order: the CPU's sequence of additions.
+** over (i, j) in increasing order: the CPU's sequence of additions.  The
+** element's coordinates and the divisions by the strides come from ix
+** (index_math.h, 32-bit fast division when it fits).
 */
-template <typename T>
+template <typename T, typename IDX>
 static __global__ void col2im_kernel(T *gx, const T *col, ember_conv2d_geom g,
-                                     int64_t n0, int64_t oh0, int64_t oh1,
-                                     int64_t L, int64_t cols, int64_t total) {
-  CU_FOR(e, total) {
-    int64_t w = e % g.W, h = e / g.W % g.H, c = e / (g.W * g.H) % g.C;
-    int64_t b = e / (g.W * g.H * g.C);
-    int64_t at = n0 * g.C * g.H * g.W + e;      /* gx[n0+b, c, h, w] */
+                                     cu_col2im_ix<IDX> ix, int64_t n0,
+                                     int64_t oh0, int64_t oh1, int64_t L,
+                                     int64_t cols, IDX total) {
+  CU_FOR_T(IDX, e, total) {
+    IDX bi, ci, hi, wi;
+    ix.at(e, &bi, &ci, &hi, &wi);
+    int64_t b = bi, c = ci, h = hi, w = wi;
+    int64_t at = n0 * g.C * g.H * g.W + (int64_t)e;  /* gx[n0+b, c, h, w] */
     T acc = gx[at];
     for (int64_t i = 0; i < g.KH; i++) {
       int64_t th = h + g.ph - i * g.dh;          /* = oh * sh */
       if (th < 0) break;                         /* falls as i grows */
-      if (th % g.sh != 0) continue;
-      int64_t oh = th / g.sh;
+      cu_qr<IDX> qh = ix.sh.divmod((IDX)th);
+      if (qh.r != 0) continue;
+      int64_t oh = qh.q;
       if (oh < oh0 || oh >= oh1) continue;
       for (int64_t j = 0; j < g.KW; j++) {
         int64_t tw = w + g.pw - j * g.dw;        /* = ow * sw */
         if (tw < 0) break;
-        if (tw % g.sw != 0) continue;
-        int64_t ow = tw / g.sw;
+        cu_qr<IDX> qw = ix.sw.divmod((IDX)tw);
+        if (qw.r != 0) continue;
+        int64_t ow = qw.q;
         if (ow >= g.OW) continue;
         acc += col[((c * g.KH + i) * g.KW + j) * cols + b * L +
                    (oh - oh0) * g.OW + ow];
@@ -140,33 +150,57 @@ static __global__ void finish_kernel(T *y, const T *b, int64_t O, int64_t P,
 }
 
 /*
-** gb[o] = sum over n and p of gy[n, o, p]: one block per channel (grid-
-** stride over channels), each thread a strided partial sum in double, then
-** a tree in shared memory.  blockDim.x must be CU_THREADS, a power of 2.
+** gb[o] = sum over n and p of gy[n, o, p], in two deterministic passes
+** (no atomics: the same sums in the same order on every run).  Channel o's
+** N*P terms (k = n*P + p) are cut into `chunks` chunks of clen so that
+** about BIAS_BLOCKS blocks work, however few channels there are; block
+** o*chunks + c sums chunk c of channel o (each thread a strided partial
+** sum in double, then a tree in shared memory) into part[o*chunks + c];
+** then one thread per channel adds its chunks' sums in order.  k's (n, p)
+** come from a fast divider by P (32-bit when N*P fits).  blockDim.x must
+** be CU_THREADS, a power of 2.
 */
-template <typename T>
-static __global__ void bias_grad_kernel(T *gb, const T *gy, const T *mask,
-                                        int64_t N, int64_t O, int64_t P) {
-  __shared__ double part[CU_THREADS];
-  for (int64_t o = blockIdx.x; o < O; o += gridDim.x) {   /* block-uniform */
+#define BIAS_BLOCKS 1024        /* ~8 blocks of 256 per SM of a 132-SM H100 */
+#define BIAS_MIN_CHUNK 2048     /* terms per block at least */
+
+template <typename T, typename IDX>
+static __global__ void bias_part_kernel(double *part, const T *gy,
+                                        const T *mask, int64_t O,
+                                        cu_divider<IDX> P, IDX NP,
+                                        int64_t chunks, IDX clen) {
+  __shared__ double red[CU_THREADS];
+  for (int64_t blk = blockIdx.x; blk < O * chunks; blk += gridDim.x) {
+    int64_t o = blk / chunks, c = blk % chunks;          /* block-uniform */
+    IDX lo = (IDX)c * clen, hi = NP - lo < clen ? NP : lo + clen;
     double acc = 0;
-    for (int64_t k = threadIdx.x; k < N * P; k += blockDim.x) {
-      int64_t at = (k / P * O + o) * P + k % P;
+    for (IDX k = lo + threadIdx.x; k < hi; k += blockDim.x) {
+      cu_qr<IDX> np = P.divmod(k);                       /* (n, p) */
+      int64_t at = ((int64_t)np.q * O + o) * (int64_t)P.d + (int64_t)np.r;
       if (!mask || mask[at] > 0) acc += gy[at];
     }
-    part[threadIdx.x] = acc;
+    red[threadIdx.x] = acc;
     __syncthreads();
     for (int s = CU_THREADS / 2; s > 0; s >>= 1) {
-      if ((int)threadIdx.x < s) part[threadIdx.x] += part[threadIdx.x + s];
+      if ((int)threadIdx.x < s) red[threadIdx.x] += red[threadIdx.x + s];
       __syncthreads();
     }
-    if (threadIdx.x == 0) gb[o] = (T)part[0];
-    __syncthreads();                    /* part is reused for the next o */
+    if (threadIdx.x == 0) part[blk] = red[0];
+    __syncthreads();                    /* red is reused for the next blk */
+  }
+}
+
+template <typename T>
+static __global__ void bias_final_kernel(T *gb, const double *part, int64_t O,
+                                         int64_t chunks) {
+  CU_FOR(o, O) {
+    double acc = 0;
+    for (int64_t c = 0; c < chunks; c++) acc += part[o * chunks + c];
+    gb[o] = (T)acc;
   }
 }
 
 static_assert((CU_THREADS & (CU_THREADS - 1)) == 0,
-              "bias_grad_kernel's tree needs a power-of-2 block");
+              "bias_part_kernel's tree needs a power-of-2 block");
 
 /* }====================================================================== */
 
@@ -174,30 +208,51 @@ static_assert((CU_THREADS & (CU_THREADS - 1)) == 0,
 ** Launchers (float or double by dt; p's are element pointers)
 ** ======================================================================= */
 
+template <typename T, typename IDX>
+static void im2col_run(T *col, const T *x, const ember_conv2d_geom *g,
+                       const chunk *ch, int64_t L, int64_t total) {
+  im2col_kernel<T, IDX><<<cu_blocks(total), CU_THREADS>>>(
+      col, x, *g, cu_im2col_ix_of<IDX>(g->KH, g->KW, ch->cols, L, g->OW),
+      ch->n0, ch->oh0, (IDX)total);
+}
+
 static int launch_im2col(ember_dtype dt, void *col, const void *x,
                          const ember_conv2d_geom *g, const chunk *ch) {
   int64_t L = (ch->oh1 - ch->oh0) * g->OW;
   int64_t total = g->C * g->KH * g->KW * ch->cols;
+  if (total == 0) return 0;
   ember_cuda_dispatch_float(dt, [&](auto ty) {
     typedef typename decltype(ty)::T T;
-    im2col_kernel<T><<<cu_blocks(total), CU_THREADS>>>(
-        (T *)col, (const T *)x, *g, ch->n0, ch->oh0, L, ch->cols,
-        total);
+    if (cu_im2col_fits32(total))
+      im2col_run<T, uint32_t>((T *)col, (const T *)x, g, ch, L, total);
+    else
+      im2col_run<T, uint64_t>((T *)col, (const T *)x, g, ch, L, total);
     return 0;
   });
   CU_LAUNCH_CHECK("conv2d: im2col");
   return 0;
 }
 
+template <typename T, typename IDX>
+static void col2im_run(T *gx, const T *col, const ember_conv2d_geom *g,
+                       const chunk *ch, int64_t L, int64_t total) {
+  col2im_kernel<T, IDX><<<cu_blocks(total), CU_THREADS>>>(
+      gx, col, *g, cu_col2im_ix_of<IDX>(g->C, g->H, g->W, g->sh, g->sw),
+      ch->n0, ch->oh0, ch->oh1, L, ch->cols, (IDX)total);
+}
+
 static int launch_col2im(ember_dtype dt, void *gx, const void *col,
                          const ember_conv2d_geom *g, const chunk *ch) {
   int64_t L = (ch->oh1 - ch->oh0) * g->OW;
   int64_t total = ch->nb * g->C * g->H * g->W;
+  if (total == 0) return 0;
+  bool fits = cu_col2im_fits32(total, g->H, g->W, g->ph, g->pw, g->sh, g->sw);
   ember_cuda_dispatch_float(dt, [&](auto ty) {
     typedef typename decltype(ty)::T T;
-    col2im_kernel<T><<<cu_blocks(total), CU_THREADS>>>(
-        (T *)gx, (const T *)col, *g, ch->n0, ch->oh0, ch->oh1, L,
-        ch->cols, total);
+    if (fits)
+      col2im_run<T, uint32_t>((T *)gx, (const T *)col, g, ch, L, total);
+    else
+      col2im_run<T, uint64_t>((T *)gx, (const T *)col, g, ch, L, total);
     return 0;
   });
   CU_LAUNCH_CHECK("conv2d_backward: col2im");
@@ -234,18 +289,61 @@ static int finish(ember_tensor *y, const ember_tensor *b,
   return 0;
 }
 
+/* The chunking of bias_part_kernel for N*P terms per channel: chunks
+   so that O * chunks reaches BIAS_BLOCKS, each at least BIAS_MIN_CHUNK
+   terms long (and no empty chunk). */
+static void bias_chunks(int64_t O, int64_t NP, int64_t *chunks,
+                        int64_t *clen) {
+  int64_t c = (BIAS_BLOCKS + O - 1) / O, most = NP / BIAS_MIN_CHUNK;
+  if (c > most) c = most;
+  if (c < 1) c = 1;
+  *clen = (NP + c - 1) / c;
+  *chunks = *clen ? (NP + *clen - 1) / *clen : 1;
+}
+
+template <typename T, typename IDX>
+static void bias_part_run(double *part, const T *gy, const T *mask,
+                          int64_t O, int64_t P, int64_t NP, int64_t chunks,
+                          int64_t clen) {
+  int64_t blocks = O * chunks;
+  unsigned nb = (unsigned)(blocks < 65535 * 8 ? blocks : 65535 * 8);
+  bias_part_kernel<T, IDX><<<nb, CU_THREADS>>>(
+      part, gy, mask, O, cu_divider<IDX>((IDX)P), (IDX)NP, chunks,
+      (IDX)clen);
+}
+
 static int bias_grad(ember_tensor *gb, const ember_tensor *gy,
                      const ember_tensor *mask, const ember_conv2d_geom *g) {
-  int64_t P = g->OH * g->OW;
-  unsigned blocks = (unsigned)(g->O < 65535 ? g->O : 65535);
+  int64_t P = g->OH * g->OW, O = g->O, NP = g->N * P, chunks, clen;
+  if (O == 0) return 0;
+  bias_chunks(O, NP, &chunks, &clen);
+  double *part = (double *)ember_cuda_alloc((size_t)(O * chunks) *
+                                            sizeof(double));
+  if (!part) return -1;
   ember_cuda_dispatch_float(gb->dtype, [&](auto ty) {
     typedef typename decltype(ty)::T T;
-    bias_grad_kernel<T><<<blocks, CU_THREADS>>>(
-        (T *)cu_data(gb), (const T *)cu_data(gy),
-        mask ? (const T *)cu_data(mask) : NULL, g->N, g->O, P);
+    const T *pgy = (const T *)cu_data(gy);
+    const T *pm = mask ? (const T *)cu_data(mask) : NULL;
+    if (NP <= INT32_MAX && P <= INT32_MAX)
+      bias_part_run<T, uint32_t>(part, pgy, pm, O, P, NP, chunks, clen);
+    else
+      bias_part_run<T, uint64_t>(part, pgy, pm, O, P, NP, chunks, clen);
     return 0;
   });
-  CU_LAUNCH_CHECK("conv2d_backward: bias grad");
+  cudaError_t e = cudaGetLastError();
+  if (e == cudaSuccess) {
+    ember_cuda_dispatch_float(gb->dtype, [&](auto ty) {
+      typedef typename decltype(ty)::T T;
+      bias_final_kernel<T><<<cu_blocks(O), CU_THREADS>>>(
+          (T *)cu_data(gb), part, O, chunks);
+      return 0;
+    });
+    e = cudaGetLastError();
+  }
+  ember_cuda_free(part);    /* stream-ordered: later work reuses it after ours */
+  if (e != cudaSuccess)
+    return cu_error("cuda: conv2d_backward: bias grad: kernel launch "
+                    "failed: %s", cudaGetErrorString(e));
   return 0;
 }
 

@@ -61,75 +61,82 @@ __device__ static inline typename ember_cuda_type<DT>::T cu_convert(TS x) {
 ** ======================================================================= */
 
 /*
-** One thread per element (grid-stride).  A contiguous operand's element i
-** is at p[i]; any other is found with cu_offset over its layout (broadcast
-** dims have stride 0).  dst and src have the same shape.
+** One thread per element (grid-stride).  dst's and src's offsets come from
+** one offset calculator (index_math.h; oc gives (dst, src) offsets, plain
+** i when both are contiguous).  dst and src have the same shape.
 */
-template <int DDT, typename TS>
-__global__ void k_copy(typename ember_cuda_type<DDT>::T *d, cu_layout dl,
-                       bool dc, const TS *s, cu_layout sl, bool sc, int64_t n) {
-  CU_FOR(i, n) {
-    TS x = s[sc ? i : cu_offset(sl, i)];
-    d[dc ? i : cu_offset(dl, i)] = cu_convert<DDT, TS>(x);
+template <int DDT, typename TS, class OC>
+__global__ void k_copy(typename ember_cuda_type<DDT>::T *d, const TS *s, OC oc,
+                       typename OC::index_type n) {
+  CU_FOR_T(typename OC::index_type, i, n) {
+    auto o = oc.get(i);
+    TS x = s[o[1]];
+    d[o[0]] = cu_convert<DDT, TS>(x);
   }
 }
 
 /* Same dtype: move the bits (an unsigned type of the element's size, so
    NaN payloads survive). */
-template <typename T>
-__global__ void k_copy_bits(T *d, cu_layout dl, bool dc, const T *s,
-                            cu_layout sl, bool sc, int64_t n) {
-  CU_FOR(i, n) d[dc ? i : cu_offset(dl, i)] = s[sc ? i : cu_offset(sl, i)];
+template <typename T, class OC>
+__global__ void k_copy_bits(T *d, const T *s, OC oc,
+                            typename OC::index_type n) {
+  CU_FOR_T(typename OC::index_type, i, n) {
+    auto o = oc.get(i);
+    d[o[0]] = s[o[1]];
+  }
 }
 
 template <int DDT>
-static int copy_to(ember_tensor *dst, const ember_tensor *src, int64_t n) {
+static int copy_to(ember_tensor *dst, const ember_tensor *src, int64_t n,
+                   const cu_geom &g) {
   typedef typename ember_cuda_type<DDT>::T TD;
   TD *d = (TD *)cu_data(dst);
-  cu_layout dl = cu_layout_of(dst), sl = cu_layout_of(src);
-  bool dc = cu_is_contiguous(dst), sc = cu_is_contiguous(src);
-  ember_cuda_dispatch(src->dtype, [&](auto ty) {
+  return ember_cuda_dispatch(src->dtype, [&](auto ty) {
     typedef typename decltype(ty)::T TS;
-    k_copy<DDT, TS><<<cu_blocks(n), CU_THREADS>>>(
-        d, dl, dc, (const TS *)cu_data(src), sl, sc, n);
-    return 0;
+    return cu_with_offsets<2>(g, [&](auto oc) {
+      typedef decltype(oc) OC;
+      k_copy<DDT, TS, OC><<<cu_blocks(n), CU_THREADS>>>(
+          d, (const TS *)cu_data(src), oc, (typename OC::index_type)n);
+      CU_LAUNCH_CHECK("copy");
+      return 0;
+    });
   });
-  CU_LAUNCH_CHECK("copy");
-  return 0;
 }
 
 int ember_cuda_copy(ember_tensor *dst, const ember_tensor *src) {
   int64_t n = cu_numel(dst);
   if (n == 0) return 0;
-  bool dc = cu_is_contiguous(dst), sc = cu_is_contiguous(src);
+  cu_geom g;
+  if (cu_geom_of(&g, "copy", {dst, src}) < 0) return -1;
   if (dst->dtype == src->dtype) {
     size_t es = cu_elsize(dst->dtype);
     void *d = cu_data(dst);
     const void *s = cu_data(src);
-    if (dc && sc) {
+    if (cu_geom_contig(g)) {
       if (d != s)
         CU_CHECK(cudaMemcpyAsync(d, s, (size_t)n * es,
                                  cudaMemcpyDeviceToDevice, 0));
       return 0;
     }
-    cu_layout dl = cu_layout_of(dst), sl = cu_layout_of(src);
-    ember_cuda_dispatch_bits(dst->dtype, [&](auto ty) {
+    return ember_cuda_dispatch_bits(dst->dtype, [&](auto ty) {
       typedef typename decltype(ty)::T U;
-      k_copy_bits<U><<<cu_blocks(n), CU_THREADS>>>((U *)d, dl, dc,
-                                                   (const U *)s, sl, sc, n);
-      return 0;
+      return cu_with_offsets<2>(g, [&](auto oc) {
+        typedef decltype(oc) OC;
+        k_copy_bits<U, OC><<<cu_blocks(n), CU_THREADS>>>(
+            (U *)d, (const U *)s, oc, (typename OC::index_type)n);
+        CU_LAUNCH_CHECK("copy");
+        return 0;
+      });
     });
-    CU_LAUNCH_CHECK("copy");
-    return 0;
   }
   return ember_cuda_dispatch(dst->dtype, [&](auto ty) {
-    return copy_to<decltype(ty)::dt>(dst, src, n);
+    return copy_to<decltype(ty)::dt>(dst, src, n, g);
   });
 }
 
-template <typename T>
-__global__ void k_fill(T *d, cu_layout dl, bool dc, T v, int64_t n) {
-  CU_FOR(i, n) d[dc ? i : cu_offset(dl, i)] = v;
+template <typename T, class OC>
+__global__ void k_fill(T *d, OC oc, T v, typename OC::index_type n) {
+  CU_FOR_T(typename OC::index_type, i, n) d[oc.get(i)[0]] = v;
 }
 
 /* The value as the CPU's fill_row takes it: floats from `value`, integers
@@ -137,21 +144,24 @@ __global__ void k_fill(T *d, cu_layout dl, bool dc, T v, int64_t n) {
 int ember_cuda_fill(ember_tensor *dst, double value, int64_t ivalue) {
   int64_t n = cu_numel(dst);
   if (n == 0) return 0;
-  cu_layout dl = cu_layout_of(dst);
-  bool dc = cu_is_contiguous(dst);
+  cu_geom g;
+  if (cu_geom_of(&g, "fill", {dst}) < 0) return -1;
   unsigned nb = cu_blocks(n);
-  ember_cuda_dispatch(dst->dtype, [&](auto ty) {
+  return ember_cuda_dispatch(dst->dtype, [&](auto ty) {
     constexpr int DT = decltype(ty)::dt;
     typedef typename decltype(ty)::T T;
     T v;
     if constexpr (DT == EMBER_FLOAT32 || DT == EMBER_FLOAT64) v = (T)value;
     else if constexpr (DT == EMBER_BOOL) v = (uint8_t)(value != 0);
     else v = (T)(typename decltype(ty)::U)(uint64_t)ivalue;   /* low bits */
-    k_fill<T><<<nb, CU_THREADS>>>((T *)cu_data(dst), dl, dc, v, n);
-    return 0;
+    return cu_with_offsets<1>(g, [&](auto oc) {
+      typedef decltype(oc) OC;
+      k_fill<T, OC><<<nb, CU_THREADS>>>((T *)cu_data(dst), oc, v,
+                                        (typename OC::index_type)n);
+      CU_LAUNCH_CHECK("fill");
+      return 0;
+    });
   });
-  CU_LAUNCH_CHECK("fill");
-  return 0;
 }
 
 /* dst[i] = start + i * step in double, then converted as the CPU's arange

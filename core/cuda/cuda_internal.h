@@ -36,11 +36,14 @@
 #include <stdint.h>
 #include <stddef.h>
 
+#include <initializer_list>
 #include <type_traits>
 
 extern "C" {
 #include "../device.h"
 }
+
+#include "index_math.h"
 
 /* {======================================================================
 ** Errors
@@ -107,8 +110,9 @@ static inline int cu_is_contiguous(const ember_tensor *t) {
   return 1;
 }
 
-/* A tensor's geometry by value, for kernels: element i (row-major over
-   shape) lives at data[cu_offset(l, i)]. */
+/* A tensor's geometry by value: element i (row-major over shape) lives at
+   data[cu_offset(l, i)].  The naive way (a 64-bit % and / per dim): only
+   for cold paths (one thread); kernels use the offset calculator below. */
 struct cu_layout {
   int ndim;
   int64_t shape[EMBER_MAX_DIMS];
@@ -136,6 +140,43 @@ __host__ __device__ static inline int64_t cu_offset(const cu_layout &l,
   return off;
 }
 
+/*
+** The offset calculator (index_math.h): the operands of one kernel, all of
+** ts[0]'s shape (backend.h: broadcast operands come as expanded views),
+** as one simplified geometry.  Launch with cu_with_offsets, which picks
+** the 32-bit or 64-bit calculator:
+**
+**   cu_geom g;
+**   if (cu_geom_of(&g, "add", {dst, a, b}) < 0) return -1;
+**   return cu_with_offsets<3>(g, [&](auto oc) {
+**     typedef decltype(oc) OC;
+**     k_add<T, OC><<<cu_blocks(n), CU_THREADS>>>(..., oc,
+**                                  (typename OC::index_type)n);
+**     ...
+**   });
+**
+** and in the kernel, CU_FOR_T(typename OC::index_type, i, n) {
+** auto o = oc.get(i); d[o[0]] = a[o[1]] + b[o[2]]; }.
+*/
+static inline int cu_geom_of(cu_geom *g, const char *what,
+                             std::initializer_list<const ember_tensor *> ts) {
+  const int64_t *strides[CU_MAX_ARGS];
+  const ember_tensor *t0 = *ts.begin();
+  int n = 0;
+  if (ts.size() > CU_MAX_ARGS)
+    return cu_error("%s: too many operands for one kernel", what);
+  for (const ember_tensor *t : ts) {
+    if (t->ndim != t0->ndim)
+      return cu_error("%s: operands of different shapes", what);
+    for (int d = 0; d < t->ndim; d++)
+      if (t->shape[d] != t0->shape[d])
+        return cu_error("%s: operands of different shapes", what);
+    strides[n++] = t->strides;
+  }
+  *g = cu_geom_make(t0->ndim, t0->shape, n, strides);
+  return 0;
+}
+
 /* }====================================================================== */
 
 /* {======================================================================
@@ -155,6 +196,12 @@ static inline unsigned cu_blocks(int64_t n) {
 #define CU_FOR(i, n)                                                         \
   for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n);  \
        i += (int64_t)blockDim.x * gridDim.x)
+
+/* The same in index type IDX (uint32_t or uint64_t).  32 bits are enough
+   when n < 2^31: i stays under n + the grid's size < 2^32. */
+#define CU_FOR_T(IDX, i, n)                                                  \
+  for (IDX i = (IDX)blockIdx.x * blockDim.x + threadIdx.x; i < (IDX)(n);     \
+       i += (IDX)blockDim.x * gridDim.x)
 
 /* }====================================================================== */
 

@@ -12,8 +12,10 @@
 ** calls, which picks the functor with a switch on dtype and op.
 **
 ** Operands have dst's shape with any strides (broadcast dims have stride
-** 0).  A contiguous operand's element i is at p[i]; any other is found with
-** cu_offset.  Each is decided once per operand on the host.
+** 0).  Their offsets come from one offset calculator per launch
+** (index_math.h): dims merged jointly on the host, 32-bit fast-divide
+** arithmetic when it fits (64-bit otherwise: each kernel is instantiated
+** for both), and plain p[i] when every operand is contiguous.
 **
 ** Fused multiply-add.  nvcc contracts `a * b + c` into one fma, which
 ** rounds once where the CPU (x86-64, no -mfma) rounds twice.  Where a
@@ -63,41 +65,25 @@ __device__ static inline double rn_mul(double a, double b) { return __dmul_rn(a,
 ** Generic kernels: one per arity
 ** ======================================================================= */
 
-/* An operand as a kernel sees it. */
-template <typename T>
-struct cu_operand {
-  T *p;
-  cu_layout l;
-  bool contig;
-  __device__ T &at(int64_t i) const { return p[contig ? i : cu_offset(l, i)]; }
-};
-
-template <typename T>
-static cu_operand<T> operand_of(const ember_tensor *t) {
-  cu_operand<T> o;
-  o.p = (T *)cu_data(t);
-  o.l = cu_layout_of(t);
-  o.contig = cu_is_contiguous(t);
-  return o;
-}
-
-/* dst = f(a) */
-template <typename TD, typename TA, typename F>
-__global__ void k_map1(cu_operand<TD> d, cu_operand<const TA> a, int64_t n,
-                       F f) {
-  CU_FOR(i, n) {
-    TA x = a.at(i);
-    d.at(i) = f(x);
+/* dst = f(a); oc gives (dst, a) offsets */
+template <typename TD, typename TA, typename F, class OC>
+__global__ void k_map1(TD *d, const TA *a, OC oc,
+                       typename OC::index_type n, F f) {
+  CU_FOR_T(typename OC::index_type, i, n) {
+    auto o = oc.get(i);
+    TA x = a[o[1]];
+    d[o[0]] = f(x);
   }
 }
 
-/* dst = f(a, b) */
-template <typename TD, typename TA, typename F>
-__global__ void k_map2(cu_operand<TD> d, cu_operand<const TA> a,
-                       cu_operand<const TA> b, int64_t n, F f) {
-  CU_FOR(i, n) {
-    TA x = a.at(i), y = b.at(i);
-    d.at(i) = f(x, y);
+/* dst = f(a, b); oc gives (dst, a, b) offsets */
+template <typename TD, typename TA, typename F, class OC>
+__global__ void k_map2(TD *d, const TA *a, const TA *b, OC oc,
+                       typename OC::index_type n, F f) {
+  CU_FOR_T(typename OC::index_type, i, n) {
+    auto o = oc.get(i);
+    TA x = a[o[1]], y = b[o[2]];
+    d[o[0]] = f(x, y);
   }
 }
 
@@ -107,10 +93,16 @@ static int launch1(const char *what, ember_tensor *dst, const ember_tensor *a,
                    F f) {
   int64_t n = cu_numel(dst);
   if (n == 0) return 0;
-  k_map1<TD, TA, F><<<cu_blocks(n), CU_THREADS>>>(
-      operand_of<TD>(dst), operand_of<const TA>(a), n, f);
-  CU_LAUNCH_CHECK(what);
-  return 0;
+  cu_geom g;
+  if (cu_geom_of(&g, what, {dst, a}) < 0) return -1;
+  return cu_with_offsets<2>(g, [&](auto oc) {
+    typedef decltype(oc) OC;
+    k_map1<TD, TA, F, OC><<<cu_blocks(n), CU_THREADS>>>(
+        (TD *)cu_data(dst), (const TA *)cu_data(a), oc,
+        (typename OC::index_type)n, f);
+    CU_LAUNCH_CHECK(what);
+    return 0;
+  });
 }
 
 template <typename TD, typename TA, typename F>
@@ -118,11 +110,16 @@ static int launch2(const char *what, ember_tensor *dst, const ember_tensor *a,
                    const ember_tensor *b, F f) {
   int64_t n = cu_numel(dst);
   if (n == 0) return 0;
-  k_map2<TD, TA, F><<<cu_blocks(n), CU_THREADS>>>(
-      operand_of<TD>(dst), operand_of<const TA>(a), operand_of<const TA>(b),
-      n, f);
-  CU_LAUNCH_CHECK(what);
-  return 0;
+  cu_geom g;
+  if (cu_geom_of(&g, what, {dst, a, b}) < 0) return -1;
+  return cu_with_offsets<3>(g, [&](auto oc) {
+    typedef decltype(oc) OC;
+    k_map2<TD, TA, F, OC><<<cu_blocks(n), CU_THREADS>>>(
+        (TD *)cu_data(dst), (const TA *)cu_data(a), (const TA *)cu_data(b),
+        oc, (typename OC::index_type)n, f);
+    CU_LAUNCH_CHECK(what);
+    return 0;
+  });
 }
 
 /* }====================================================================== */
@@ -502,23 +499,32 @@ int ember_cuda_compare(ember_cmp_op op, ember_tensor *dst,
   });
 }
 
-/* dst = cond ? a : b, moving elements as bits of their size */
-template <typename T>
-__global__ void k_where(cu_operand<T> d, cu_operand<const uint8_t> c,
-                        cu_operand<const T> a, cu_operand<const T> b,
-                        int64_t n) {
-  CU_FOR(i, n) d.at(i) = c.at(i) ? a.at(i) : b.at(i);
+/* dst = cond ? a : b, moving elements as bits of their size; oc gives
+   (dst, cond, a, b) offsets */
+template <typename T, class OC>
+__global__ void k_where(T *d, const uint8_t *c, const T *a, const T *b, OC oc,
+                        typename OC::index_type n) {
+  CU_FOR_T(typename OC::index_type, i, n) {
+    auto o = oc.get(i);
+    d[o[0]] = c[o[1]] ? a[o[2]] : b[o[3]];
+  }
 }
 
 template <typename T>
 static int where_launch(ember_tensor *dst, const ember_tensor *cond,
                         const ember_tensor *a, const ember_tensor *b,
                         int64_t n) {
-  k_where<T><<<cu_blocks(n), CU_THREADS>>>(
-      operand_of<T>(dst), operand_of<const uint8_t>(cond),
-      operand_of<const T>(a), operand_of<const T>(b), n);
-  CU_LAUNCH_CHECK("where");
-  return 0;
+  cu_geom g;
+  if (cu_geom_of(&g, "where", {dst, cond, a, b}) < 0) return -1;
+  return cu_with_offsets<4>(g, [&](auto oc) {
+    typedef decltype(oc) OC;
+    k_where<T, OC><<<cu_blocks(n), CU_THREADS>>>(
+        (T *)cu_data(dst), (const uint8_t *)cu_data(cond),
+        (const T *)cu_data(a), (const T *)cu_data(b), oc,
+        (typename OC::index_type)n);
+    CU_LAUNCH_CHECK("where");
+    return 0;
+  });
 }
 
 int ember_cuda_where(ember_tensor *dst, const ember_tensor *cond,

@@ -29,11 +29,11 @@
 ** `total`, the value total - e by atomicMax: nonzero iff some index is
 ** bad, and then total - flag[0] is the first bad position.
 */
-template <class I>
-__global__ void k_index_check(const I *idx, cu_layout il, int64_t total,
+template <class I, class OC>
+__global__ void k_index_check(const I *idx, OC il, int64_t total,
                               int64_t size, unsigned long long *flag) {
-  CU_FOR(e, total) {
-    int64_t v = (int64_t)idx[cu_offset(il, e)];
+  CU_FOR_T(typename OC::index_type, e, total) {
+    int64_t v = (int64_t)idx[il.get(e)[0]];
     if (v < 1 || v > size) atomicMax(flag, (unsigned long long)(total - e));
   }
 }
@@ -54,18 +54,28 @@ static int check_index(const char *fn, const ember_tensor *index, int dim,
   int64_t *flag = ember_cuda_flag_reset();
   if (!flag) return -1;
   cu_layout il = cu_layout_of(index);
+  cu_geom ig;
+  if (cu_geom_of(&ig, fn, {index}) < 0) return -1;
   if (index->dtype == EMBER_INT32) {
     const int32_t *p = (const int32_t *)cu_data(index);
-    k_index_check<int32_t><<<cu_blocks(total), CU_THREADS>>>(
-        p, il, total, size, (unsigned long long *)flag);
-    CU_LAUNCH_CHECK(fn);
+    if (cu_with_offsets<1>(ig, [&](auto oc) {
+          k_index_check<int32_t, decltype(oc)><<<cu_blocks(total), CU_THREADS>>>(
+              p, oc, total, size, (unsigned long long *)flag);
+          CU_LAUNCH_CHECK(fn);
+          return 0;
+        }) < 0)
+      return -1;
     k_index_detail<int32_t><<<1, 1>>>(p, il, total, flag);
     CU_LAUNCH_CHECK(fn);
   } else {
     const int64_t *p = (const int64_t *)cu_data(index);
-    k_index_check<int64_t><<<cu_blocks(total), CU_THREADS>>>(
-        p, il, total, size, (unsigned long long *)flag);
-    CU_LAUNCH_CHECK(fn);
+    if (cu_with_offsets<1>(ig, [&](auto oc) {
+          k_index_check<int64_t, decltype(oc)><<<cu_blocks(total), CU_THREADS>>>(
+              p, oc, total, size, (unsigned long long *)flag);
+          CU_LAUNCH_CHECK(fn);
+          return 0;
+        }) < 0)
+      return -1;
     k_index_detail<int64_t><<<1, 1>>>(p, il, total, flag);
     CU_LAUNCH_CHECK(fn);
   }
@@ -145,44 +155,54 @@ struct acc_bool_or {       /* bool's add in index_add: logical (bitwise) or */
 ** ======================================================================= */
 
 /*
+** The geometry of a slice kernel: `shape`'s elements, with the offsets of
+** `here` (the tensor iterated over), of `there` without dim's term (added
+** by the kernel from the index), and of a pseudo-operand whose offset is
+** the coordinate along dim (stride 1 there, 0 elsewhere).  dim >= ndim
+** (a 0-d tensor): no dim at all; the kernel reads no index then.
+*/
+static cu_geom slice_geom(int ndim, const int64_t *shape, const int64_t *here,
+                          const int64_t *there, int dim) {
+  int64_t tz[EMBER_MAX_DIMS], pc[EMBER_MAX_DIMS];
+  for (int d = 0; d < ndim; d++) {
+    tz[d] = d == dim ? 0 : there[d];
+    pc[d] = d == dim ? 1 : 0;
+  }
+  const int64_t *st[3] = {here, tz, pc};
+  return cu_geom_make(ndim, shape, 3, st);
+}
+
+/*
 ** index_select: one thread per element of dst (src's shape with dim's
 ** size the index's length).  Element bits are copied as they are (E is an
 ** unsigned type of the element's size), as the CPU's same-dtype copy.
+** oc gives (dst, src without dim, coordinate along dim); sdim is src's
+** stride along dim (0: no dim).
 */
-template <class E, class I>
-__global__ void k_index_select(E *dst, cu_layout dl, const E *src,
-                               cu_layout sl, const I *idx, int64_t istride,
-                               int dim, int64_t total) {
-  CU_FOR(e, total) {
-    int64_t r = e, doff = 0, soff = 0;
-    for (int d = dl.ndim - 1; d >= 0; d--) {
-      int64_t c = r % dl.shape[d];
-      r /= dl.shape[d];
-      doff += c * dl.strides[d];
-      if (d == dim) c = (int64_t)idx[c * istride] - 1;
-      soff += c * sl.strides[d];
-    }
-    dst[doff] = src[soff];
+template <class E, class I, class OC>
+__global__ void k_index_select(E *dst, const E *src, OC oc, const I *idx,
+                               int64_t istride, int64_t sdim, bool has_dim,
+                               typename OC::index_type total) {
+  CU_FOR_T(typename OC::index_type, e, total) {
+    auto o = oc.get(e);
+    int64_t soff = o[1];
+    if (has_dim) soff += ((int64_t)idx[(int64_t)o[2] * istride] - 1) * sdim;
+    dst[o[0]] = src[soff];
   }
 }
 
 /* index_add: one thread per element of src; slice j of src goes to slice
-   index[j] of dst. */
-template <class A, class I>
-__global__ void k_index_add(typename A::T *dst, cu_layout dl,
-                            const typename A::T *src, cu_layout sl,
-                            const I *idx, int64_t istride, int dim,
-                            int64_t total) {
-  CU_FOR(e, total) {
-    int64_t r = e, doff = 0, soff = 0;
-    for (int d = sl.ndim - 1; d >= 0; d--) {
-      int64_t c = r % sl.shape[d];
-      r /= sl.shape[d];
-      soff += c * sl.strides[d];
-      if (d == dim) c = (int64_t)idx[c * istride] - 1;
-      doff += c * dl.strides[d];
-    }
-    A::add(dst + doff, src[soff]);
+   index[j] of dst.  oc gives (src, dst without dim, coordinate along
+   dim); ddim is dst's stride along dim. */
+template <class A, class I, class OC>
+__global__ void k_index_add(typename A::T *dst, const typename A::T *src,
+                            OC oc, const I *idx, int64_t istride, int64_t ddim,
+                            bool has_dim, typename OC::index_type total) {
+  CU_FOR_T(typename OC::index_type, e, total) {
+    auto o = oc.get(e);
+    int64_t doff = o[1];
+    if (has_dim) doff += ((int64_t)idx[(int64_t)o[2] * istride] - 1) * ddim;
+    A::add(dst + doff, src[o[0]]);
   }
 }
 
@@ -192,14 +212,20 @@ static int index_select_typed(ember_tensor *dst, const ember_tensor *src,
                               int64_t total) {
   const I *idx = (const I *)cu_data(index);
   int64_t is = index->ndim ? index->strides[0] : 0;
-  cu_layout dl = cu_layout_of(dst), sl = cu_layout_of(src);
+  bool has_dim = dim < dst->ndim;
+  int64_t sdim = has_dim ? src->strides[dim] : 0;
+  cu_geom g = slice_geom(dst->ndim, dst->shape, dst->strides, src->strides, dim);
   unsigned nb = cu_blocks(total);
   return ember_cuda_dispatch_bits(dst->dtype, [&](auto ty) {
     typedef typename decltype(ty)::T U;
-    k_index_select<U, I><<<nb, CU_THREADS>>>(
-        (U *)cu_data(dst), dl, (const U *)cu_data(src), sl, idx, is, dim, total);
-    CU_LAUNCH_CHECK("index_select");
-    return 0;
+    return cu_with_offsets<3>(g, [&](auto oc) {
+      typedef decltype(oc) OC;
+      k_index_select<U, I, OC><<<nb, CU_THREADS>>>(
+          (U *)cu_data(dst), (const U *)cu_data(src), oc, idx, is, sdim,
+          has_dim, (typename OC::index_type)total);
+      CU_LAUNCH_CHECK("index_select");
+      return 0;
+    });
   });
 }
 
@@ -218,11 +244,18 @@ static int index_add_run(ember_tensor *dst, int dim, const ember_tensor *index,
                          const ember_tensor *src, int64_t total) {
   typedef typename A::T T;
   int64_t is = index->ndim ? index->strides[0] : 0;
-  k_index_add<A, I><<<cu_blocks(total), CU_THREADS>>>(
-      (T *)cu_data(dst), cu_layout_of(dst), (const T *)cu_data(src),
-      cu_layout_of(src), (const I *)cu_data(index), is, dim, total);
-  CU_LAUNCH_CHECK("index_add_");
-  return 0;
+  bool has_dim = dim < src->ndim;
+  int64_t ddim = has_dim ? dst->strides[dim] : 0;
+  cu_geom g = slice_geom(src->ndim, src->shape, src->strides, dst->strides, dim);
+  return cu_with_offsets<3>(g, [&](auto oc) {
+    typedef decltype(oc) OC;
+    k_index_add<A, I, OC><<<cu_blocks(total), CU_THREADS>>>(
+        (T *)cu_data(dst), (const T *)cu_data(src), oc,
+        (const I *)cu_data(index), is, ddim, has_dim,
+        (typename OC::index_type)total);
+    CU_LAUNCH_CHECK("index_add_");
+    return 0;
+  });
 }
 
 template <class I>
@@ -257,44 +290,45 @@ int ember_cuda_index_add(ember_tensor *dst, int dim, const ember_tensor *index,
 ** ======================================================================= */
 
 /*
-** gather: one thread per element e of index (= dst's shape): dst[e] =
-** src at e's coordinates, with dim's replaced by index[e] - 1.
+** The geometry of gather and scatter_add: index's elements, with the
+** offsets of index, of `same` (the tensor of index's shape: gather's dst,
+** scatter_add's src) and of `other` without dim's term (added by the
+** kernel from the index).
 */
-template <class E, class I>
-__global__ void k_gather(E *dst, cu_layout dl, const E *src, cu_layout sl,
-                         const I *idx, cu_layout il, int dim, int64_t total) {
-  CU_FOR(e, total) {
-    int64_t r = e, ioff = 0, doff = 0, soff = 0;
-    for (int d = il.ndim - 1; d >= 0; d--) {
-      int64_t c = r % il.shape[d];
-      r /= il.shape[d];
-      ioff += c * il.strides[d];
-      doff += c * dl.strides[d];
-      if (d != dim) soff += c * sl.strides[d];
-    }
-    soff += ((int64_t)idx[ioff] - 1) * sl.strides[dim];
-    dst[doff] = src[soff];
+static cu_geom gather_geom(const ember_tensor *index, const int64_t *same,
+                           const int64_t *other, int dim) {
+  int64_t oz[EMBER_MAX_DIMS];
+  for (int d = 0; d < index->ndim; d++) oz[d] = d == dim ? 0 : other[d];
+  const int64_t *st[3] = {index->strides, same, oz};
+  return cu_geom_make(index->ndim, index->shape, 3, st);
+}
+
+/*
+** gather: one thread per element e of index (= dst's shape): dst[e] =
+** src at e's coordinates, with dim's replaced by index[e] - 1.  oc gives
+** (index, dst, src without dim); sdim is src's stride along dim.
+*/
+template <class E, class I, class OC>
+__global__ void k_gather(E *dst, const E *src, const I *idx, OC oc,
+                         int64_t sdim, typename OC::index_type total) {
+  CU_FOR_T(typename OC::index_type, e, total) {
+    auto o = oc.get(e);
+    int64_t soff = (int64_t)o[2] + ((int64_t)idx[o[0]] - 1) * sdim;
+    dst[o[1]] = src[soff];
   }
 }
 
 /* scatter_add: one thread per element e of index: dst at e's coordinates,
-   with dim's replaced by index[e] - 1, += src[e]. */
-template <class A, class I>
-__global__ void k_scatter_add(typename A::T *dst, cu_layout dl,
-                              const typename A::T *src, cu_layout sl,
-                              const I *idx, cu_layout il, int dim,
-                              int64_t total) {
-  CU_FOR(e, total) {
-    int64_t r = e, ioff = 0, doff = 0, soff = 0;
-    for (int d = il.ndim - 1; d >= 0; d--) {
-      int64_t c = r % il.shape[d];
-      r /= il.shape[d];
-      ioff += c * il.strides[d];
-      soff += c * sl.strides[d];
-      if (d != dim) doff += c * dl.strides[d];
-    }
-    doff += ((int64_t)idx[ioff] - 1) * dl.strides[dim];
-    A::add(dst + doff, src[soff]);
+   with dim's replaced by index[e] - 1, += src[e].  oc gives (index, src,
+   dst without dim); ddim is dst's stride along dim. */
+template <class A, class I, class OC>
+__global__ void k_scatter_add(typename A::T *dst, const typename A::T *src,
+                              const I *idx, OC oc, int64_t ddim,
+                              typename OC::index_type total) {
+  CU_FOR_T(typename OC::index_type, e, total) {
+    auto o = oc.get(e);
+    int64_t doff = (int64_t)o[2] + ((int64_t)idx[o[0]] - 1) * ddim;
+    A::add(dst + doff, src[o[1]]);
   }
 }
 
@@ -302,15 +336,19 @@ template <class I>
 static int gather_typed(ember_tensor *dst, const ember_tensor *src, int dim,
                         const ember_tensor *index, int64_t total) {
   const I *idx = (const I *)cu_data(index);
-  cu_layout dl = cu_layout_of(dst), sl = cu_layout_of(src);
-  cu_layout il = cu_layout_of(index);
+  int64_t sdim = dim < src->ndim ? src->strides[dim] : 0;
+  cu_geom g = gather_geom(index, dst->strides, src->strides, dim);
   unsigned nb = cu_blocks(total);
   return ember_cuda_dispatch_bits(dst->dtype, [&](auto ty) {
     typedef typename decltype(ty)::T U;
-    k_gather<U, I><<<nb, CU_THREADS>>>(
-        (U *)cu_data(dst), dl, (const U *)cu_data(src), sl, idx, il, dim, total);
-    CU_LAUNCH_CHECK("gather");
-    return 0;
+    return cu_with_offsets<3>(g, [&](auto oc) {
+      typedef decltype(oc) OC;
+      k_gather<U, I, OC><<<nb, CU_THREADS>>>(
+          (U *)cu_data(dst), (const U *)cu_data(src), idx, oc, sdim,
+          (typename OC::index_type)total);
+      CU_LAUNCH_CHECK("gather");
+      return 0;
+    });
   });
 }
 
@@ -329,12 +367,16 @@ static int scatter_add_run(ember_tensor *dst, int dim,
                            const ember_tensor *index, const ember_tensor *src,
                            int64_t total) {
   typedef typename A::T T;
-  k_scatter_add<A, I><<<cu_blocks(total), CU_THREADS>>>(
-      (T *)cu_data(dst), cu_layout_of(dst), (const T *)cu_data(src),
-      cu_layout_of(src), (const I *)cu_data(index), cu_layout_of(index), dim,
-      total);
-  CU_LAUNCH_CHECK("scatter_add_");
-  return 0;
+  int64_t ddim = dim < dst->ndim ? dst->strides[dim] : 0;
+  cu_geom g = gather_geom(index, src->strides, dst->strides, dim);
+  return cu_with_offsets<3>(g, [&](auto oc) {
+    typedef decltype(oc) OC;
+    k_scatter_add<A, I, OC><<<cu_blocks(total), CU_THREADS>>>(
+        (T *)cu_data(dst), (const T *)cu_data(src), (const I *)cu_data(index),
+        oc, ddim, (typename OC::index_type)total);
+    CU_LAUNCH_CHECK("scatter_add_");
+    return 0;
+  });
 }
 
 /* bool adds as bytes here (the CPU's move_one), unlike index_add */

@@ -38,12 +38,12 @@ __device__ static inline double normal01(const uint32_t w[4]) {
 }
 
 /* Element i of the draw into d (element i of a row-major walk of dst's
-   layout, its offset i when contiguous). */
-template <class T>
-__global__ void k_random(T *d, cu_layout l, int contig, int64_t n, int kind,
+   layout, at the offset calculator's offset: i when contiguous). */
+template <class T, class OC>
+__global__ void k_random(T *d, OC oc, typename OC::index_type n, int kind,
                          uint64_t seed, uint64_t counter, double a, double b,
                          int64_t ia, uint64_t range) {
-  CU_FOR(i, n) {
+  CU_FOR_T(typename OC::index_type, i, n) {
     uint32_t w[4];
     ember_philox(seed, counter + (uint64_t)i, w);
     double v = 0;
@@ -58,7 +58,7 @@ __global__ void k_random(T *d, cu_layout l, int contig, int64_t n, int kind,
       uint64_t hi = range ? __umul64hi(x, range) : x;
       iv = (int64_t)((uint64_t)ia + hi);
     }
-    int64_t off = contig ? i : cu_offset(l, i);
+    auto off = oc.get(i)[0];
     if constexpr (std::is_same<T, float>::value) {
       float f = kind == 2 ? (float)iv : (float)v;
       /* rounding can reach the open upper bound of [a, b): step back */
@@ -77,11 +77,16 @@ template <class T>
 static int random_typed(int kind, ember_tensor *dst, int64_t n, uint64_t seed,
                         uint64_t counter, double a, double b, int64_t ia,
                         uint64_t range) {
-  k_random<T><<<cu_blocks(n), CU_THREADS>>>(
-      (T *)cu_data(dst), cu_layout_of(dst), cu_is_contiguous(dst), n, kind,
-      seed, counter, a, b, ia, range);
-  CU_LAUNCH_CHECK("random");
-  return 0;
+  cu_geom g;
+  if (cu_geom_of(&g, "random", {dst}) < 0) return -1;
+  return cu_with_offsets<1>(g, [&](auto oc) {
+    typedef decltype(oc) OC;
+    k_random<T, OC><<<cu_blocks(n), CU_THREADS>>>(
+        (T *)cu_data(dst), oc, (typename OC::index_type)n, kind, seed,
+        counter, a, b, ia, range);
+    CU_LAUNCH_CHECK("random");
+    return 0;
+  });
 }
 
 int ember_cuda_random(int kind, ember_tensor *dst, uint64_t seed,

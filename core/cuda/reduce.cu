@@ -137,10 +137,10 @@ template <> struct grp<G_BLOCK> {
    store_f / store_i do. */
 struct rdst {
   void *p;
-  cu_layout l;
+  cu_offsets_any<1> l;      /* row -> offset in dst */
   ember_dtype dt;
   __device__ void put_f(int64_t row, double v) const {
-    int64_t off = cu_offset(l, row);
+    int64_t off = l.get(row)[0];
     switch (dt) {
       case EMBER_FLOAT32: ((float *)p)[off] = (float)v; break;
       case EMBER_FLOAT64: ((double *)p)[off] = v; break;
@@ -148,7 +148,7 @@ struct rdst {
     }
   }
   __device__ void put_i(int64_t row, int64_t v) const {
-    int64_t off = cu_offset(l, row);
+    int64_t off = l.get(row)[0];
     switch (dt) {
       case EMBER_INT32: ((int32_t *)p)[off] = (int32_t)v; break;
       case EMBER_INT64: ((int64_t *)p)[off] = v; break;
@@ -306,11 +306,11 @@ template <class T> struct op_ext {
 
 /* Each group reduces whole rows. */
 template <int G, class T, class Op>
-__global__ void k_reduce_rows(Op op, const T *src, cu_layout outer,
+__global__ void k_reduce_rows(Op op, const T *src, cu_offsets_any<1> outer,
                               int64_t rows, int64_t n, int64_t ss) {
   typedef grp<G> g;
   for (int64_t row = g::first(); row < rows; row += g::step()) {
-    const T *s = src + cu_offset(outer, row);
+    const T *s = src + outer.get(row)[0];
     double ctx = op.row_ctx(row);
     typename Op::S acc = op.identity();
     for (int64_t i = g::rank(); i < n; i += g::size())
@@ -323,13 +323,13 @@ __global__ void k_reduce_rows(Op op, const T *src, cu_layout outer,
 /* Long rows, few of them: block b reduces chunk b % chunks of row
    b / chunks into part[b]. */
 template <class T, class Op>
-__global__ void k_reduce_part_block(Op op, const T *src, cu_layout outer,
+__global__ void k_reduce_part_block(Op op, const T *src, cu_offsets_any<1> outer,
                                     int64_t rows, int64_t n, int64_t ss,
                                     int64_t chunks, int64_t clen,
                                     typename Op::S *part) {
   for (int64_t b = blockIdx.x; b < rows * chunks; b += gridDim.x) {
     int64_t row = b / chunks, c = b % chunks;
-    const T *s = src + cu_offset(outer, row);
+    const T *s = src + outer.get(row)[0];
     double ctx = op.row_ctx(row);
     int64_t lo = c * clen, hi = lo + clen < n ? lo + clen : n;
     typename Op::S acc = op.identity();
@@ -344,13 +344,13 @@ __global__ void k_reduce_part_block(Op op, const T *src, cu_layout outer,
    chunk t / rows of row t % rows sequentially into part[t], so that
    neighbouring threads read neighbouring rows. */
 template <class T, class Op>
-__global__ void k_reduce_part_thread(Op op, const T *src, cu_layout outer,
+__global__ void k_reduce_part_thread(Op op, const T *src, cu_offsets_any<1> outer,
                                      int64_t rows, int64_t n, int64_t ss,
                                      int64_t chunks, int64_t clen,
                                      typename Op::S *part) {
   CU_FOR(t, rows * chunks) {
     int64_t row = t % rows, c = t / rows;
-    const T *s = src + cu_offset(outer, row);
+    const T *s = src + outer.get(row)[0];
     double ctx = op.row_ctx(row);
     int64_t lo = c * clen, hi = lo + clen < n ? lo + clen : n;
     typename Op::S acc = op.identity();
@@ -446,7 +446,7 @@ static int launch_status(const char *what) {
 /* Run op over every row of src under plan p. */
 template <class T, class Op>
 static int run_op(const Op &op, const rplan &p, const T *src,
-                  const cu_layout &outer, int64_t rows, int64_t n,
+                  const cu_offsets_any<1> &outer, int64_t rows, int64_t n,
                   int64_t ss) {
   typedef typename Op::S S;
   switch (p.mode) {
@@ -495,7 +495,7 @@ static int run_op(const Op &op, const rplan &p, const T *src,
 /* var/std: the means into scratch memory, then the squared deviations */
 template <class T>
 static int run_var(ember_reduce_op op, const rdst &out, const rplan &p,
-                   const T *src, const cu_layout &outer, int64_t rows,
+                   const T *src, const cu_offsets_any<1> &outer, int64_t rows,
                    int64_t n, int64_t ss, int correction) {
   double *mean = (double *)ember_cuda_alloc((size_t)rows * sizeof(double));
   if (!mean) return -1;
@@ -520,7 +520,7 @@ static int run_var(ember_reduce_op op, const rdst &out, const rplan &p,
 
 template <class T>
 static int reduce_typed(ember_reduce_op op, const rdst &out, const T *src,
-                        const cu_layout &outer, int64_t rows, int64_t n,
+                        const cu_offsets_any<1> &outer, int64_t rows, int64_t n,
                         int64_t ss, int correction) {
   const bool isf = std::is_floating_point<T>::value;
   rplan p = plan_for(rows, n, ss);
@@ -579,10 +579,12 @@ int ember_cuda_reduce(ember_reduce_op op, ember_tensor *dst,
   int nd = src->ndim;
   int64_t n = nd ? src->shape[nd - 1] : 1;
   int64_t ss = nd ? src->strides[nd - 1] : 0;
-  cu_layout outer = cu_layout_of(src);
-  outer.ndim = nd ? nd - 1 : 0;
   int64_t rows = cu_numel(dst);
   if (rows == 0) return 0;
+  /* row r's first element: r over src's outer dims */
+  const int64_t *sst = src->strides;
+  cu_offsets_any<1> outer =
+      cu_offsets_any_of<1>(cu_geom_make(nd ? nd - 1 : 0, src->shape, 1, &sst));
   /* the front door refuses these; the CPU would read past the row */
   if (n == 0 && (op == EMBER_MAX || op == EMBER_MIN || op == EMBER_ARGMAX ||
                  op == EMBER_ARGMIN))
@@ -590,7 +592,9 @@ int ember_cuda_reduce(ember_reduce_op op, ember_tensor *dst,
                     names[op]);
   rdst out;
   out.p = cu_data(dst);
-  out.l = cu_layout_of(dst);
+  cu_geom dg;
+  if (cu_geom_of(&dg, names[op], {dst}) < 0) return -1;
+  out.l = cu_offsets_any_of<1>(dg);
   out.dt = dst->dtype;
   return ember_cuda_dispatch(src->dtype, [&](auto ty) {
     typedef typename decltype(ty)::T T;
@@ -624,15 +628,16 @@ __device__ static inline double sm_exp(double x) { return exp(x); }
 /* One row per group, three passes as the CPU's SOFTMAX_ROW: the max, the
    sum of exp(x - max) in double, then the outputs in T. */
 template <int G, class T>
-__global__ void k_softmax(T *dst, cu_layout dl, int64_t ds, const T *src,
-                          cu_layout sl, int64_t ss, int64_t rows, int64_t n,
+__global__ void k_softmax(T *dst, int64_t ds, const T *src, int64_t ss,
+                          cu_offsets_any<2> rl, int64_t rows, int64_t n,
                           int log_) {
   typedef grp<G> g;
   op_smax<T> mop;
   op_dsum sop;
   for (int64_t row = g::first(); row < rows; row += g::step()) {
-    const T *s = src + cu_offset(sl, row);
-    T *d = dst + cu_offset(dl, row);
+    cu_offs<2, int64_t> ro = rl.get(row);     /* (dst, src) */
+    const T *s = src + ro[1];
+    T *d = dst + ro[0];
     T mx = mop.identity();
     for (int64_t i = g::rank(); i < n; i += g::size())
       mx = mop.combine(mx, s[i * ss]);
@@ -658,23 +663,24 @@ static int softmax_typed(ember_tensor *dst, const ember_tensor *src, int log_) {
   int nd = src->ndim;
   int64_t n = src->shape[nd - 1];
   int64_t ss = src->strides[nd - 1], ds = dst->strides[nd - 1];
-  cu_layout sl = cu_layout_of(src), dl = cu_layout_of(dst);
-  sl.ndim = dl.ndim = nd - 1;
   int64_t rows = 1;
   for (int i = 0; i < nd - 1; i++) rows *= src->shape[i];
   if (rows == 0 || n == 0) return 0;
+  /* row r's first elements in dst and src: r over the outer dims */
+  const int64_t *st[2] = {dst->strides, src->strides};
+  cu_offsets_any<2> rl = cu_offsets_any_of<2>(cu_geom_make(nd - 1, src->shape, 2, st));
   T *d = (T *)cu_data(dst);
   const T *s = (const T *)cu_data(src);
   int strided = !(ss == 1 || ss == 0 || ss == -1) && rows >= 32;
   if (strided || n <= 32)
     k_softmax<G_THREAD, T><<<grid_for(rows, 1), CU_THREADS>>>(
-        d, dl, ds, s, sl, ss, rows, n, log_);
+        d, ds, s, ss, rl, rows, n, log_);
   else if (n <= 1024)
     k_softmax<G_WARP, T><<<grid_for(rows, 32), CU_THREADS>>>(
-        d, dl, ds, s, sl, ss, rows, n, log_);
+        d, ds, s, ss, rl, rows, n, log_);
   else
     k_softmax<G_BLOCK, T><<<grid_blocks(rows), CU_THREADS>>>(
-        d, dl, ds, s, sl, ss, rows, n, log_);
+        d, ds, s, ss, rl, rows, n, log_);
   CU_LAUNCH_CHECK(log_ ? "log_softmax" : "softmax");
   return 0;
 }
