@@ -102,14 +102,22 @@ $(BUILD)/libember.a: $(BIND_OBJ) $(CORE_OBJ)
 	rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/obj/core/cuda/%.o: core/cuda/%.cu core/cuda/cuda_internal.h core/cuda/index_math.h core/philox.h core/device.h core/backend.h core/include/ember.h
+$(BUILD)/obj/core/cuda/%.o: core/cuda/%.cu core/cuda/cuda_internal.h core/cuda/index_math.h core/cuda/devcache.h core/philox.h core/device.h core/backend.h core/include/ember.h
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVFLAGS) -c $< -o $@
+
+# The caching allocator of the device plugins (core/cuda/devcache.c):
+# portable C, compiled into libember_cuda.so and libember_fakecuda.so,
+# never into the core.
+DEVCACHE_OBJ := $(BUILD)/obj/core/cuda/devcache.o
+$(DEVCACHE_OBJ): core/cuda/devcache.c core/cuda/devcache.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -std=c11 -fPIC $(WARN) $(CFLAGS) $(SAN) -c $< -o $@
 
 # Links cudart and cuBLAS; none of the core's symbols (see core/device.h).
 # -Bsymbolic: its calls to its own functions never bind to the core's of
 # the same name (ember_cuda_synchronize, ...) in a host that exports them.
-$(BUILD)/libember_cuda.so: $(CU_OBJ)
+$(BUILD)/libember_cuda.so: $(CU_OBJ) $(DEVCACHE_OBJ)
 	$(NVCC) -shared -o $@ $^ -lcublas -lcudart -Xlinker -Bsymbolic -Xlinker -rpath,$(CUDA_HOME)/lib64
 
 # The CUDA kernels' index arithmetic (core/cuda/index_math.h) checked on
@@ -131,8 +139,14 @@ $(BUILD)/libember_mpi.so: core/mpi/ember_mpi.c core/dist.h core/device.h core/ba
 # A stand-in CUDA plugin over host memory (tools/fake_cuda.c): the specs
 # load it to run every "cuda" path of the core, bindings and library, and
 # the GPU specs themselves, on a machine without a GPU.
-$(BUILD)/libember_fakecuda.so: tools/fake_cuda.c $(CORE_OBJ) core/device.h
-	$(CC) $(CPPFLAGS) $(XCFLAGS) -shared -Wl,-Bsymbolic -o $@ tools/fake_cuda.c $(CORE_OBJ) $(LIBS)
+$(BUILD)/libember_fakecuda.so: tools/fake_cuda.c $(CORE_OBJ) $(DEVCACHE_OBJ) core/device.h core/cuda/devcache.h
+	$(CC) $(CPPFLAGS) $(XCFLAGS) -shared -Wl,-Bsymbolic -o $@ tools/fake_cuda.c $(DEVCACHE_OBJ) $(CORE_OBJ) $(LIBS)
+
+# The caching allocator over a simulated raw allocator
+# (tools/devcache_test.c): built for `make test`, run by
+# spec/bindings/devcache_spec.lua.
+$(BUILD)/devcache-test: tools/devcache_test.c $(DEVCACHE_OBJ)
+	$(CC) $(CPPFLAGS) -std=c11 $(WARN) $(CFLAGS) $(SAN) -pthread -o $@ tools/devcache_test.c $(DEVCACHE_OBJ)
 
 # The C host example, built into the build folder ($(BUILD)/embed-host).
 embed: $(BUILD)/libember.a
@@ -163,7 +177,7 @@ run: deps
 	./ember examples/fashion_mnist_cnn.lua
 
 test: deps
-	@$(MAKE) --no-print-directory all embed $(BUILD)/threads-host $(BUILD)/libember_fakecuda.so
+	@$(MAKE) --no-print-directory all embed $(BUILD)/threads-host $(BUILD)/devcache-test $(BUILD)/libember_fakecuda.so
 	$(BUSTED)
 
 asan: deps

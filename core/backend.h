@@ -116,7 +116,7 @@ typedef struct ember_backend_i {
   const char *name;
   /* device memory (unused for the CPU, whose storage the core allocates
      in one block with its header) */
-  void *(*alloc)(size_t nbytes);               /* NULL on failure */
+  void *(*alloc)(size_t nbytes);               /* NULL after set_error */
   void (*free)(void *ptr);
 
   /* dst[i] = (dst dtype) src[i]; same shape */

@@ -205,9 +205,9 @@ ember_storage *ember_storage_new(ember_device dev, size_t nbytes) {
     if (!s) { ember_set_error("out of memory"); return NULL; }
     /* never a zero-sized block: empty tensors still get a valid pointer */
     s->data = be->alloc(nbytes ? nbytes : 1);
-    if (!s->data) {
+    if (!s->data) {     /* the plugin said why: out of memory, and how much
+                           is held, or a device error in its own words */
       free(s);
-      ember_set_error("out of memory allocating %zu bytes", nbytes);
       return NULL;
     }
     s->inline_data = STORAGE_SEPARATE;

@@ -12,36 +12,84 @@
 ** (linked -Bsymbolic), so errors its kernels raise are forwarded to the
 ** real core through api->set_error.
 */
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../core/device.h"
+#include "../core/cuda/devcache.h"
 
 static const ember_core_api *api;
 static ember_backend_i table;
-static size_t live, reserved_peak;
-static unsigned long long mallocs, frees;
 
-static void *fake_alloc(size_t n) {
-  void *p = NULL;
-  if (posix_memalign(&p, 64, n + 64) != 0) {
-    api->set_error("fake cuda: out of memory allocating %zu bytes", n);
-    return NULL;
+/* {======================================================================
+** Memory: the CUDA plugin's caching allocator (core/cuda/devcache.c) over
+** host memory, so the specs see real caching (segments, splits, merges,
+** empty_cache, the out-of-memory release and retry), on a device of
+** $EMBER_FAKE_CUDA_MEMORY bytes (unlimited when unset)
+** ======================================================================= */
+
+static ember_devcache *cache;
+static size_t fake_limit, fake_used;   /* 0: unlimited; in segments */
+
+/* A segment of host memory; "out of memory" past the simulated size.
+   Runs under the cache's lock, as fake_used is read. */
+static int raw_malloc(void *ctx, void **p, size_t n) {
+  (void)ctx;
+  if (fake_limit && n > fake_limit - fake_used) return EMBER_DEVCACHE_OOM;
+  if (posix_memalign(p, 512, n) != 0) return EMBER_DEVCACHE_OOM;
+  fake_used += n;
+  return 0;
+}
+
+static void raw_free(void *ctx, void *p, size_t n) {
+  (void)ctx;
+  fake_used -= n;
+  free(p);
+}
+
+static int raw_info(void *ctx, size_t *free_bytes, size_t *total_bytes) {
+  (void)ctx;
+  if (!fake_limit) return -1;
+  *total_bytes = fake_limit;
+  *free_bytes = fake_limit - fake_used;
+  return 0;
+}
+
+/* The simulated device size from the environment: a byte count, or the
+   plugin refuses to load, saying why. */
+static int read_limit(char *why, size_t n) {
+  const char *v = getenv("EMBER_FAKE_CUDA_MEMORY");
+  if (!v || !*v) return 0;
+  char *end = NULL;
+  errno = 0;
+  unsigned long long b = strtoull(v, &end, 10);
+  if (errno || *end || *v == '-' || b == 0 || b > SIZE_MAX) {
+    snprintf(why, n, "EMBER_FAKE_CUDA_MEMORY: expected a positive byte count, got '%s'", v);
+    return -1;
   }
-  *(size_t *)p = n;                 /* the size, in the first 64 bytes */
-  mallocs++;
-  live += n;
-  if (live > reserved_peak) reserved_peak = live;
-  return (char *)p + 64;
+  fake_limit = (size_t)b;
+  return 0;
 }
 
-static void fake_free(void *p) {
-  if (!p) return;
-  char *base = (char *)p - 64;
-  live -= *(size_t *)base;
-  frees++;
-  free(base);
+static void *fake_alloc(size_t n) { return ember_devcache_alloc(cache, n); }
+static void fake_free(void *p) { ember_devcache_free(cache, p); }
+
+static void stats(ember_device_stats *out) {
+  ember_devcache_counts k;
+  ember_devcache_stats(cache, &k);
+  memset(out, 0, sizeof *out);
+  out->allocations = k.allocations;
+  out->releases = k.releases;
+  out->allocated_bytes = k.allocated_bytes;
+  out->cached_bytes = k.cached_bytes;
 }
+
+static void empty_cache(void) { ember_devcache_empty(cache); }
+
+/* }====================================================================== */
 
 /* A kernel that may fail: its message crosses to the real core. */
 #define FORWARD(expr)                                                      \
@@ -90,14 +138,6 @@ static int get_device(void) { return device; }
 static int to_host(void *dst, const void *src, size_t n) { memcpy(dst, src, n); return 0; }
 static int from_host(void *dst, const void *src, size_t n) { memcpy(dst, src, n); return 0; }
 static int sync(void) { return 0; }
-static void stats(ember_device_stats *out) {
-  memset(out, 0, sizeof *out);
-  out->allocations = mallocs;
-  out->releases = frees;
-  out->allocated_bytes = live;
-  out->cached_bytes = reserved_peak - live;
-}
-static void empty_cache(void) { reserved_peak = live; }
 static int tf32;
 static void set_tf32(int on) { tf32 = on; }
 static int get_tf32(void) { return tf32; }
@@ -115,10 +155,17 @@ const ember_device_plugin *ember_device_plugin_init(const ember_core_api *a,
 __attribute__((visibility("default")))
 const ember_device_plugin *ember_device_plugin_init(const ember_core_api *a,
                                                     char *why, size_t n) {
-  (void)why;
-  (void)n;
   if (!a || a->abi != EMBER_PLUGIN_ABI) return NULL;
   api = a;
+  if (!cache) {
+    if (read_limit(why, n) < 0) return NULL;
+    ember_devcache_raw raw = {NULL, raw_malloc, raw_free, raw_info, a->set_error, "cuda"};
+    cache = ember_devcache_new(&raw);
+    if (!cache) {
+      snprintf(why, n, "fake cuda: out of host memory");
+      return NULL;
+    }
+  }
   table = ember_cpu_backend;
   table.name = "fake-cuda";
   table.alloc = fake_alloc;

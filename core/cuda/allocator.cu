@@ -1,162 +1,131 @@
 /*
-** allocator.cu -- the CUDA backend's caching allocator: device memory in
-** size classes, kept for reuse (ember_cuda_alloc / ember_cuda_free, also
-** the table's alloc/free slots), and the counts behind
-** ember.cuda.memory_allocated / memory_reserved / empty_cache.
+** allocator.cu -- the CUDA backend's device memory: the caching allocator
+** of core/cuda/devcache.c over cudaMalloc / cudaFree (ember_cuda_alloc /
+** ember_cuda_free, also the table's alloc/free slots), and the counts
+** behind ember.cuda.stats / memory_allocated / memory_reserved /
+** empty_cache.
 **
 ** Everything runs on the default stream, so freeing a block back to the
 ** cache and handing it to the next op is ordered after every kernel that
-** used it: no synchronisation is needed on the per-op path.
+** used it: no event and no synchronisation is needed on the per-op path.
 */
-#include <mutex>
-#include <new>
-#include <unordered_map>
-#include <vector>
+#include <cstring>
 
 #include "cuda_internal.h"
+#include "devcache.h"
 
 /* {======================================================================
-** The caching allocator
+** The raw allocator: cudaMalloc / cudaFree
 ** ======================================================================= */
 
-/*
-** Device memory comes in size classes, so that a freed block serves the
-** next request of any size in its class:
-**   - up to 1 MiB: multiples of 512 bytes;
-**   - above: multiples of 1/8 of the largest power of two not above the
-**     request (at most 12.5% slack, and few classes per octave).
-** Freed blocks wait in a free list per class; cudaMalloc runs only when
-** the class's list is empty, cudaFree only in empty_cache (or to make room
-** when cudaMalloc fails).  The maps are made once and never destroyed, so
-** nothing runs at process exit against a CUDA runtime already torn down.
-*/
-#define CU_SMALL_LIMIT ((size_t)1 << 20)
-#define CU_SMALL_STEP ((size_t)512)
-
-/* One lock over the cache, its maps and counters: host threads with a
-   lua_State each may allocate at once (docs/c-api.md, "Thread safety").
-   Reuse stays safe across threads: all work runs on the legacy default
-   stream, which serialises every thread's kernels. */
-static std::mutex cu_mem_lock;
-static std::unordered_map<size_t, std::vector<void *>> *cu_cache;  /* class -> free blocks */
-static std::unordered_map<void *, size_t> *cu_live;                 /* block -> class */
-static size_t cu_bytes_allocated;   /* in live blocks */
-static size_t cu_bytes_cached;      /* in free blocks of the cache */
-static unsigned long long cu_mallocs, cu_frees;   /* cudaMalloc / cudaFree made */
-
-/* The size class of a request of n bytes (n >= 1); 0 on overflow. */
-static size_t cu_size_class(size_t n) {
-  size_t step = CU_SMALL_STEP;
-  if (n > CU_SMALL_LIMIT) {
-    size_t p = CU_SMALL_LIMIT;
-    while (p <= n / 2) p *= 2;          /* largest power of two <= n */
-    step = p / 8;
-  }
-  if (n > SIZE_MAX - (step - 1)) return 0;
-  return (n + step - 1) / step * step;
+/* cudaMalloc, telling out-of-memory (which the cache answers by giving
+   its free segments back and trying again) from every other failure.
+   Those are mostly a sticky error that a faulting kernel left on the
+   context: no amount of freeing helps, and calling it "out of memory"
+   would send the user looking in the wrong place. */
+static int cu_raw_malloc(void *ctx, void **p, size_t n) {
+  (void)ctx;
+  cudaError_t e = cudaMalloc(p, n);
+  if (e == cudaSuccess) return 0;
+  cudaGetLastError();          /* out of memory is not sticky: clear it */
+  if (e == cudaErrorMemoryAllocation) return EMBER_DEVCACHE_OOM;
+  return cu_error("cuda: %s (cudaMalloc of %zu bytes); if an earlier kernel "
+                  "faulted, the device stays in this error until the process "
+                  "exits: run with EMBER_CUDA_SYNC=1 to name the op that "
+                  "faulted", cudaGetErrorString(e), n);
 }
 
-/* Give every cached block back to the driver. */
-static void cu_release_cached(void) {
-  if (!cu_cache) return;
-  for (auto &kv : *cu_cache)
-    for (void *p : kv.second) {
-      cudaFree(p);
-      cu_frees++;
-    }
-  cu_cache->clear();
-  cu_bytes_cached = 0;
+/* cudaFree waits for the device first, so a cached block that a queued
+   kernel still uses is not given back under it. */
+static void cu_raw_free(void *ctx, void *p, size_t n) {
+  (void)ctx;
+  (void)n;
+  cudaFree(p);
   cudaGetLastError();    /* a failed cudaFree must not blame a later launch */
 }
 
-void *ember_cuda_alloc(size_t nbytes) {
-  std::lock_guard<std::mutex> hold(cu_mem_lock);
-  size_t cls = cu_size_class(nbytes ? nbytes : 1);
-  if (cls == 0) {
-    cu_error("cuda: out of memory allocating %zu bytes (%zu allocated, %zu "
-             "reserved)", nbytes, cu_bytes_allocated,
-             cu_bytes_allocated + cu_bytes_cached);
-    return NULL;
+static int cu_raw_info(void *ctx, size_t *free_bytes, size_t *total_bytes) {
+  (void)ctx;
+  if (cudaMemGetInfo(free_bytes, total_bytes) != cudaSuccess) {
+    cudaGetLastError();
+    return -1;
   }
-  try {
-    if (!cu_cache) {
-      cu_cache = new std::unordered_map<size_t, std::vector<void *>>();
-      cu_live = new std::unordered_map<void *, size_t>();
-    }
-    void *p = NULL;
-    auto it = cu_cache->find(cls);
-    if (it != cu_cache->end() && !it->second.empty()) {
-      p = it->second.back();
-      it->second.pop_back();
-      cu_bytes_cached -= cls;
-    } else {
-      cu_mallocs++;
-      if (cudaMalloc(&p, cls) != cudaSuccess) {
-        /* out of memory: hand the cache back and try once more */
-        cudaGetLastError();
-        cu_release_cached();
-        p = NULL;
-        cu_mallocs++;
-        if (cudaMalloc(&p, cls) != cudaSuccess) {
-          cudaGetLastError();
-          cu_error("cuda: out of memory allocating %zu bytes (%zu allocated, "
-                   "%zu reserved)", nbytes, cu_bytes_allocated,
-                   cu_bytes_allocated + cu_bytes_cached);
-          return NULL;
-        }
-      }
-    }
-    try {
-      (*cu_live)[p] = cls;
-    } catch (...) {
-      /* cannot track it: put it back where it came from */
-      cudaFree(p);
-      cudaGetLastError();
-      throw;
-    }
-    cu_bytes_allocated += cls;
-    return p;
-  } catch (...) {
+  return 0;
+}
+
+/* The one cache of the process, made on first use (after the plugin's
+   init has set ember_cuda_api) and never destroyed, so nothing runs at
+   process exit against a CUDA runtime already torn down.  NULL only when
+   the host had no memory for it. */
+static ember_devcache *cu_cache(void) {
+  static ember_devcache *c = [] {
+    ember_devcache_raw raw;
+    std::memset(&raw, 0, sizeof raw);
+    raw.malloc = cu_raw_malloc;
+    raw.free = cu_raw_free;
+    raw.mem_info = cu_raw_info;
+    raw.set_error = ember_cuda_api->set_error;
+    raw.name = "cuda";
+    return ember_devcache_new(&raw);
+  }();
+  return c;
+}
+
+/* }====================================================================== */
+
+/* {======================================================================
+** The backend's allocator and counts
+** ======================================================================= */
+
+void *ember_cuda_alloc(size_t nbytes) {
+  ember_devcache *c = cu_cache();
+  if (!c) {
     cu_error("cuda: out of host memory in the device allocator");
     return NULL;
   }
+  return ember_devcache_alloc(c, nbytes);
+}
+
+/* Memory the backend keeps for itself (cuBLAS's workspace): from the
+   cache, but not counted as tensors' memory_allocated, so that it never
+   stops set_device ("while tensors live"). */
+void *ember_cuda_alloc_workspace(size_t nbytes) {
+  ember_devcache *c = cu_cache();
+  if (!c) {
+    cu_error("cuda: out of host memory in the device allocator");
+    return NULL;
+  }
+  return ember_devcache_alloc_internal(c, nbytes);
 }
 
 void ember_cuda_free(void *ptr) {
-  std::lock_guard<std::mutex> hold(cu_mem_lock);
-  if (!ptr || !cu_live) return;
-  auto it = cu_live->find(ptr);
-  if (it == cu_live->end()) return;        /* not ours: leave it alone */
-  size_t cls = it->second;
-  cu_live->erase(it);
-  cu_bytes_allocated -= cls;
-  try {
-    (*cu_cache)[cls].push_back(ptr);
-    cu_bytes_cached += cls;
-  } catch (...) {
-    cudaFree(ptr);                         /* no room to remember it */
-    cudaGetLastError();
-  }
+  ember_devcache *c = cu_cache();
+  if (c) ember_devcache_free(c, ptr);
 }
 
-size_t ember_cuda_memory_allocated(void) {
-  std::lock_guard<std::mutex> hold(cu_mem_lock);
-  return cu_bytes_allocated;
+static ember_devcache_counts cu_counts(void) {
+  ember_devcache_counts k;
+  std::memset(&k, 0, sizeof k);
+  ember_devcache *c = cu_cache();
+  if (c) ember_devcache_stats(c, &k);
+  return k;
 }
+
+size_t ember_cuda_memory_allocated(void) { return cu_counts().allocated_bytes; }
 size_t ember_cuda_memory_reserved(void) {
-  std::lock_guard<std::mutex> hold(cu_mem_lock);
-  return cu_bytes_allocated + cu_bytes_cached;
+  ember_devcache_counts k = cu_counts();
+  return k.allocated_bytes + k.cached_bytes;
 }
 void ember_cuda_memory_stats(ember_device_stats *out) {
-  std::lock_guard<std::mutex> hold(cu_mem_lock);
-  out->allocations = cu_mallocs;
-  out->releases = cu_frees;
-  out->allocated_bytes = cu_bytes_allocated;
-  out->cached_bytes = cu_bytes_cached;
+  ember_devcache_counts k = cu_counts();
+  out->allocations = k.allocations;
+  out->releases = k.releases;
+  out->allocated_bytes = k.allocated_bytes;
+  out->cached_bytes = k.cached_bytes;
 }
 void ember_cuda_empty_cache(void) {
-  std::lock_guard<std::mutex> hold(cu_mem_lock);
-  cu_release_cached();
+  ember_devcache *c = cu_cache();
+  if (c) ember_devcache_empty(c);
 }
 
 /* }====================================================================== */

@@ -291,10 +291,12 @@ static inline int ember_cuda_dispatch_bits(ember_dtype dt, F &&f) {
 ** Shared services (allocator.cu, runtime.cu)
 ** ======================================================================= */
 
-/* The caching allocator: device memory in size classes, kept for reuse;
-   the bytes in live blocks, and in live and cached ones; hand the cached
-   blocks back to the driver. */
+/* The caching allocator (allocator.cu, over devcache.c): device memory
+   split from cached segments, kept for reuse; a block the backend keeps
+   for itself (not counted as tensors'); the bytes in live blocks, and in
+   live and cached ones; hand the free segments back to the driver. */
 void *ember_cuda_alloc(size_t nbytes);          /* NULL after cu_error */
+void *ember_cuda_alloc_workspace(size_t nbytes);  /* NULL after cu_error */
 void ember_cuda_free(void *ptr);
 size_t ember_cuda_memory_allocated(void);
 size_t ember_cuda_memory_reserved(void);

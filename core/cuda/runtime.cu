@@ -45,7 +45,15 @@ int ember_cuda_flag_read(int64_t out[2]) {
 }
 
 /* A handle per host thread, as cuBLAS advises (each op sets its math
-   mode on it), kept until the process exits. */
+   mode on it), kept until the process exits.
+
+   Its workspace comes from the caching allocator (32 MiB, what PyTorch
+   gives cuBLAS on Hopper): left to itself, cuBLAS would cudaMalloc its
+   own outside the cache, where empty_cache and the out-of-memory retry
+   cannot see it.  It is kept with the handle, so never freed; it counts
+   as the backend's own memory, not as tensors' (memory_allocated). */
+#define CU_CUBLAS_WORKSPACE ((size_t)32 << 20)
+
 static thread_local cublasHandle_t cu_handle;
 std::atomic<int> ember_cuda_allow_tf32{0};   /* process-wide, as the CPU side's */
 
@@ -61,6 +69,18 @@ cublasHandle_t ember_cuda_cublas(void) {
     if (st != CUBLAS_STATUS_SUCCESS) {
       cublasDestroy(h);
       cu_error("cublas: %s (cublasSetStream)", cublasGetStatusString(st));
+      return NULL;
+    }
+    void *ws = ember_cuda_alloc_workspace(CU_CUBLAS_WORKSPACE);
+    if (!ws) {                   /* the allocator's message stands */
+      cublasDestroy(h);
+      return NULL;
+    }
+    st = cublasSetWorkspace(h, ws, CU_CUBLAS_WORKSPACE);
+    if (st != CUBLAS_STATUS_SUCCESS) {
+      cublasDestroy(h);
+      ember_cuda_free(ws);
+      cu_error("cublas: %s (cublasSetWorkspace)", cublasGetStatusString(st));
       return NULL;
     }
     cu_handle = h;
