@@ -3,11 +3,13 @@
 ** scatter_add (CUDA).
 **
 ** The CUDA twin of core/cpu/index.c.  Index tensors hold 1-based positions,
-** int64 or int32, any strides.  As on the CPU, every index is checked
-** before anything is written: a first kernel finds the first bad index (in
-** the index's row-major order, the one the CPU reports), the host reads
-** the device flag, and only then does the kernel that moves data run, so a
-** bad index leaves dst untouched and fails with the CPU's message.
+** int64 or int32, any strides.  A bad index is not reported by the call:
+** the kernel that moves data skips the elements it names and records the
+** first one (in the index's row-major order, the one the CPU reports) as a
+** deferred error (cuda_internal.h), which the next to_host or synchronize
+** reports with the CPU's message.  dst is then unspecified (the good
+** elements are moved).  Per op that costs one launch more than the data
+** kernel (the follow-up that stores the bad value) and no wait.
 **
 ** One thread per element moved.  The adds are atomic (two indices may name
 ** one destination): float32/float64 atomicAdd (so a float sum over
@@ -16,6 +18,7 @@
 ** the CPU adds as bytes) by compare-and-swap on the containing 32-bit word,
 ** and bool in index_add as a logical or, the CPU's bool add.
 */
+#include <stdio.h>
 #include <string.h>
 
 #include "cuda_internal.h"
@@ -24,58 +27,53 @@
 ** Checking the indices on the device
 ** ======================================================================= */
 
-/*
-** flag[0] collects, for every bad index at (row-major) position e of
-** `total`, the value total - e by atomicMax: nonzero iff some index is
-** bad, and then total - flag[0] is the first bad position.
-*/
+/* The check op (the check_index slot), and the check of an index whose
+   data kernel has no thread (dst or src empty): every element e of idx in
+   lo..hi, or equal to skip. */
 template <class I>
-__global__ void k_index_check(const I *idx, cu_layout il, int64_t total,
-                              int64_t size, unsigned long long *flag) {
+__global__ void k_check_index(const I *idx, cu_layout il, int64_t total,
+                              int64_t lo, int64_t hi, int has_skip,
+                              int64_t skip, ember_cuda_defer df) {
   CU_FOR(e, total) {
     int64_t v = (int64_t)idx[cu_offset(il, e)];
-    if (v < 1 || v > size) atomicMax(flag, (unsigned long long)(total - e));
+    if ((v < lo || v > hi) && !(has_skip && v == skip)) cu_defer_fail(df, e);
   }
 }
 
-/* After k_index_check: the first bad index's value into flag[1]. */
-template <class I>
-__global__ void k_index_detail(const I *idx, cu_layout il, int64_t total,
-                               int64_t *flag) {
-  if (flag[0] != 0) flag[1] = (int64_t)idx[cu_offset(il, total - flag[0])];
-}
-
-/* Every entry of index in 1..size, else the CPU's error.  Synchronises
-   (the flag comes back to the host). */
-static int check_index(const char *fn, const ember_tensor *index, int dim,
-                       int64_t size) {
-  int64_t total = cu_numel(index);
-  if (total == 0) return 0;
-  int64_t *flag = ember_cuda_flag_reset();
-  if (!flag) return -1;
-  cu_layout il = cu_layout_of(index);
-  if (index->dtype == EMBER_INT32) {
-    const int32_t *p = (const int32_t *)cu_data(index);
-    k_index_check<int32_t><<<cu_blocks(total), CU_THREADS>>>(
-        p, il, total, size, (unsigned long long *)flag);
-    CU_LAUNCH_CHECK(fn);
-    k_index_detail<int32_t><<<1, 1>>>(p, il, total, flag);
-    CU_LAUNCH_CHECK(fn);
-  } else {
-    const int64_t *p = (const int64_t *)cu_data(index);
-    k_index_check<int64_t><<<cu_blocks(total), CU_THREADS>>>(
-        p, il, total, size, (unsigned long long *)flag);
-    CU_LAUNCH_CHECK(fn);
-    k_index_detail<int64_t><<<1, 1>>>(p, il, total, flag);
-    CU_LAUNCH_CHECK(fn);
-  }
-  int64_t fl[2];
-  if (ember_cuda_flag_read(fl) < 0) return -1;
-  if (fl[0] != 0)
-    return cu_error("%s: index %lld is out of range for dimension %d of "
-                    "size %lld", fn, (long long)fl[1], dim + 1,
-                    (long long)size);
+static int check_run(const ember_tensor *idx, int64_t lo, int64_t hi,
+                     int has_skip, int64_t skip, const ember_cuda_defer &df) {
+  int64_t total = cu_numel(idx);
+  cu_layout il = cu_layout_of(idx);
+  if (idx->dtype == EMBER_INT32)
+    k_check_index<int32_t><<<cu_blocks(total), CU_THREADS>>>(
+        (const int32_t *)cu_data(idx), il, total, lo, hi, has_skip, skip, df);
+  else
+    k_check_index<int64_t><<<cu_blocks(total), CU_THREADS>>>(
+        (const int64_t *)cu_data(idx), il, total, lo, hi, has_skip, skip, df);
+  CU_LAUNCH_CHECK("check_index");
   return 0;
+}
+
+int ember_cuda_check_index(const ember_tensor *idx, int64_t lo, int64_t hi,
+                           int has_skip, int64_t skip, const char *prefix,
+                           const char *suffix) {
+  if (cu_numel(idx) == 0) return 0;
+  ember_cuda_defer df;
+  if (ember_cuda_defer_begin(prefix, suffix, &df) < 0 ||
+      check_run(idx, lo, hi, has_skip, skip, df) < 0)
+    return -1;
+  return ember_cuda_defer_end(&df, cu_data(idx), idx->dtype, cu_layout_of(idx));
+}
+
+/* An index op's deferred error: the CPU's message for an index of dim
+   (0-based) out of 1..size. */
+static int defer_index(const char *fn, int dim, int64_t size,
+                       ember_cuda_defer *df) {
+  char prefix[64], suffix[128];
+  snprintf(prefix, sizeof prefix, "%s: index ", fn);
+  snprintf(suffix, sizeof suffix, " is out of range for dimension %d of "
+           "size %lld", dim + 1, (long long)size);
+  return ember_cuda_defer_begin(prefix, suffix, df);
 }
 
 /* }====================================================================== */
@@ -148,19 +146,33 @@ struct acc_bool_or {       /* bool's add in index_add: logical (bitwise) or */
 ** index_select: one thread per element of dst (src's shape with dim's
 ** size the index's length).  Element bits are copied as they are (E is an
 ** unsigned type of the element's size), as the CPU's same-dtype copy.
+** A bad index[j] (outside 1..size) is skipped; the thread at the slice's
+** first element reports it, at position j.
 */
 template <class E, class I>
 __global__ void k_index_select(E *dst, cu_layout dl, const E *src,
                                cu_layout sl, const I *idx, int64_t istride,
-                               int dim, int64_t total) {
+                               int dim, int64_t size, int64_t total,
+                               ember_cuda_defer df) {
   CU_FOR(e, total) {
-    int64_t r = e, doff = 0, soff = 0;
+    int64_t r = e, doff = 0, soff = 0, j = 0;
+    int bad = 0, lead = 1;
     for (int d = dl.ndim - 1; d >= 0; d--) {
       int64_t c = r % dl.shape[d];
       r /= dl.shape[d];
       doff += c * dl.strides[d];
-      if (d == dim) c = (int64_t)idx[c * istride] - 1;
+      if (d == dim) {
+        j = c;
+        c = (int64_t)idx[c * istride] - 1;
+        bad = c < 0 || c >= size;
+      } else if (c != 0) {
+        lead = 0;
+      }
       soff += c * sl.strides[d];
+    }
+    if (bad) {
+      if (lead) cu_defer_fail(df, j);
+      continue;
     }
     dst[doff] = src[soff];
   }
@@ -172,15 +184,27 @@ template <class A, class I>
 __global__ void k_index_add(typename A::T *dst, cu_layout dl,
                             const typename A::T *src, cu_layout sl,
                             const I *idx, int64_t istride, int dim,
-                            int64_t total) {
+                            int64_t size, int64_t total,
+                            ember_cuda_defer df) {
   CU_FOR(e, total) {
-    int64_t r = e, doff = 0, soff = 0;
+    int64_t r = e, doff = 0, soff = 0, j = 0;
+    int bad = 0, lead = 1;
     for (int d = sl.ndim - 1; d >= 0; d--) {
       int64_t c = r % sl.shape[d];
       r /= sl.shape[d];
       soff += c * sl.strides[d];
-      if (d == dim) c = (int64_t)idx[c * istride] - 1;
+      if (d == dim) {
+        j = c;
+        c = (int64_t)idx[c * istride] - 1;
+        bad = c < 0 || c >= size;
+      } else if (c != 0) {
+        lead = 0;
+      }
       doff += c * dl.strides[d];
+    }
+    if (bad) {                    /* as in k_index_select */
+      if (lead) cu_defer_fail(df, j);
+      continue;
     }
     A::add(dst + doff, src[soff]);
   }
@@ -189,7 +213,8 @@ __global__ void k_index_add(typename A::T *dst, cu_layout dl,
 template <class I>
 static int index_select_typed(ember_tensor *dst, const ember_tensor *src,
                               int dim, const ember_tensor *index,
-                              int64_t total) {
+                              int64_t total, const ember_cuda_defer &df) {
+  int64_t size = src->shape[dim];
   const I *idx = (const I *)cu_data(index);
   int64_t is = index->ndim ? index->strides[0] : 0;
   cu_layout dl = cu_layout_of(dst), sl = cu_layout_of(src);
@@ -197,30 +222,41 @@ static int index_select_typed(ember_tensor *dst, const ember_tensor *src,
   return ember_cuda_dispatch_bits(dst->dtype, [&](auto ty) {
     typedef typename decltype(ty)::T U;
     k_index_select<U, I><<<nb, CU_THREADS>>>(
-        (U *)cu_data(dst), dl, (const U *)cu_data(src), sl, idx, is, dim, total);
+        (U *)cu_data(dst), dl, (const U *)cu_data(src), sl, idx, is, dim, size,
+        total, df);
     CU_LAUNCH_CHECK("index_select");
     return 0;
   });
 }
 
+/* index_select and index_add_: the data kernel checks as it goes; with no
+   element to move, the check kernel alone (the CPU checks the index even
+   then). */
 int ember_cuda_index_select(ember_tensor *dst, const ember_tensor *src, int dim,
                             const ember_tensor *index) {
-  if (check_index("index_select", index, dim, src->shape[dim]) < 0) return -1;
+  if (cu_numel(index) == 0) return 0;
+  ember_cuda_defer df;
+  if (defer_index("index_select", dim, src->shape[dim], &df) < 0) return -1;
   int64_t total = cu_numel(dst);
-  if (total == 0) return 0;
-  if (index->dtype == EMBER_INT32)
-    return index_select_typed<int32_t>(dst, src, dim, index, total);
-  return index_select_typed<int64_t>(dst, src, dim, index, total);
+  int rc = total == 0 ? check_run(index, 1, src->shape[dim], 0, 0, df)
+           : index->dtype == EMBER_INT32
+               ? index_select_typed<int32_t>(dst, src, dim, index, total, df)
+               : index_select_typed<int64_t>(dst, src, dim, index, total, df);
+  if (rc < 0) return -1;
+  return ember_cuda_defer_end(&df, cu_data(index), index->dtype,
+                              cu_layout_of(index));
 }
 
 template <class A, class I>
 static int index_add_run(ember_tensor *dst, int dim, const ember_tensor *index,
-                         const ember_tensor *src, int64_t total) {
+                         const ember_tensor *src, int64_t total,
+                         const ember_cuda_defer &df) {
   typedef typename A::T T;
   int64_t is = index->ndim ? index->strides[0] : 0;
   k_index_add<A, I><<<cu_blocks(total), CU_THREADS>>>(
       (T *)cu_data(dst), cu_layout_of(dst), (const T *)cu_data(src),
-      cu_layout_of(src), (const I *)cu_data(index), is, dim, total);
+      cu_layout_of(src), (const I *)cu_data(index), is, dim, dst->shape[dim],
+      total, df);
   CU_LAUNCH_CHECK("index_add_");
   return 0;
 }
@@ -228,26 +264,31 @@ static int index_add_run(ember_tensor *dst, int dim, const ember_tensor *index,
 template <class I>
 static int index_add_typed(ember_tensor *dst, int dim,
                            const ember_tensor *index, const ember_tensor *src,
-                           int64_t total) {
+                           int64_t total, const ember_cuda_defer &df) {
   return ember_cuda_dispatch(dst->dtype, [&](auto ty) {
     constexpr int DT = decltype(ty)::dt;
-    if constexpr (DT == EMBER_FLOAT32) return index_add_run<acc_f32, I>(dst, dim, index, src, total);
-    else if constexpr (DT == EMBER_FLOAT64) return index_add_run<acc_f64, I>(dst, dim, index, src, total);
-    else if constexpr (DT == EMBER_INT32) return index_add_run<acc_i32, I>(dst, dim, index, src, total);
-    else if constexpr (DT == EMBER_INT64) return index_add_run<acc_i64, I>(dst, dim, index, src, total);
-    else if constexpr (DT == EMBER_BOOL) return index_add_run<acc_bool_or, I>(dst, dim, index, src, total);
-    else return index_add_run<acc_u8, I>(dst, dim, index, src, total);
+    if constexpr (DT == EMBER_FLOAT32) return index_add_run<acc_f32, I>(dst, dim, index, src, total, df);
+    else if constexpr (DT == EMBER_FLOAT64) return index_add_run<acc_f64, I>(dst, dim, index, src, total, df);
+    else if constexpr (DT == EMBER_INT32) return index_add_run<acc_i32, I>(dst, dim, index, src, total, df);
+    else if constexpr (DT == EMBER_INT64) return index_add_run<acc_i64, I>(dst, dim, index, src, total, df);
+    else if constexpr (DT == EMBER_BOOL) return index_add_run<acc_bool_or, I>(dst, dim, index, src, total, df);
+    else return index_add_run<acc_u8, I>(dst, dim, index, src, total, df);
   });
 }
 
 int ember_cuda_index_add(ember_tensor *dst, int dim, const ember_tensor *index,
                          const ember_tensor *src) {
-  if (check_index("index_add_", index, dim, dst->shape[dim]) < 0) return -1;
+  if (cu_numel(index) == 0) return 0;
+  ember_cuda_defer df;
+  if (defer_index("index_add_", dim, dst->shape[dim], &df) < 0) return -1;
   int64_t total = cu_numel(src);
-  if (total == 0) return 0;
-  if (index->dtype == EMBER_INT32)
-    return index_add_typed<int32_t>(dst, dim, index, src, total);
-  return index_add_typed<int64_t>(dst, dim, index, src, total);
+  int rc = total == 0 ? check_run(index, 1, dst->shape[dim], 0, 0, df)
+           : index->dtype == EMBER_INT32
+               ? index_add_typed<int32_t>(dst, dim, index, src, total, df)
+               : index_add_typed<int64_t>(dst, dim, index, src, total, df);
+  if (rc < 0) return -1;
+  return ember_cuda_defer_end(&df, cu_data(index), index->dtype,
+                              cu_layout_of(index));
 }
 
 /* }====================================================================== */
@@ -258,11 +299,13 @@ int ember_cuda_index_add(ember_tensor *dst, int dim, const ember_tensor *index,
 
 /*
 ** gather: one thread per element e of index (= dst's shape): dst[e] =
-** src at e's coordinates, with dim's replaced by index[e] - 1.
+** src at e's coordinates, with dim's replaced by index[e] - 1.  A bad
+** index[e] is skipped and reported at position e.
 */
 template <class E, class I>
 __global__ void k_gather(E *dst, cu_layout dl, const E *src, cu_layout sl,
-                         const I *idx, cu_layout il, int dim, int64_t total) {
+                         const I *idx, cu_layout il, int dim, int64_t size,
+                         int64_t total, ember_cuda_defer df) {
   CU_FOR(e, total) {
     int64_t r = e, ioff = 0, doff = 0, soff = 0;
     for (int d = il.ndim - 1; d >= 0; d--) {
@@ -272,8 +315,12 @@ __global__ void k_gather(E *dst, cu_layout dl, const E *src, cu_layout sl,
       doff += c * dl.strides[d];
       if (d != dim) soff += c * sl.strides[d];
     }
-    soff += ((int64_t)idx[ioff] - 1) * sl.strides[dim];
-    dst[doff] = src[soff];
+    int64_t v = (int64_t)idx[ioff] - 1;
+    if (v < 0 || v >= size) {
+      cu_defer_fail(df, e);
+      continue;
+    }
+    dst[doff] = src[soff + v * sl.strides[dim]];
   }
 }
 
@@ -283,7 +330,8 @@ template <class A, class I>
 __global__ void k_scatter_add(typename A::T *dst, cu_layout dl,
                               const typename A::T *src, cu_layout sl,
                               const I *idx, cu_layout il, int dim,
-                              int64_t total) {
+                              int64_t size, int64_t total,
+                              ember_cuda_defer df) {
   CU_FOR(e, total) {
     int64_t r = e, ioff = 0, doff = 0, soff = 0;
     for (int d = il.ndim - 1; d >= 0; d--) {
@@ -293,14 +341,20 @@ __global__ void k_scatter_add(typename A::T *dst, cu_layout dl,
       soff += c * sl.strides[d];
       if (d != dim) doff += c * dl.strides[d];
     }
-    doff += ((int64_t)idx[ioff] - 1) * dl.strides[dim];
-    A::add(dst + doff, src[soff]);
+    int64_t v = (int64_t)idx[ioff] - 1;
+    if (v < 0 || v >= size) {     /* as in k_gather */
+      cu_defer_fail(df, e);
+      continue;
+    }
+    A::add(dst + doff + v * dl.strides[dim], src[soff]);
   }
 }
 
 template <class I>
 static int gather_typed(ember_tensor *dst, const ember_tensor *src, int dim,
-                        const ember_tensor *index, int64_t total) {
+                        const ember_tensor *index, int64_t total,
+                        const ember_cuda_defer &df) {
+  int64_t size = src->shape[dim];
   const I *idx = (const I *)cu_data(index);
   cu_layout dl = cu_layout_of(dst), sl = cu_layout_of(src);
   cu_layout il = cu_layout_of(index);
@@ -308,31 +362,37 @@ static int gather_typed(ember_tensor *dst, const ember_tensor *src, int dim,
   return ember_cuda_dispatch_bits(dst->dtype, [&](auto ty) {
     typedef typename decltype(ty)::T U;
     k_gather<U, I><<<nb, CU_THREADS>>>(
-        (U *)cu_data(dst), dl, (const U *)cu_data(src), sl, idx, il, dim, total);
+        (U *)cu_data(dst), dl, (const U *)cu_data(src), sl, idx, il, dim, size,
+        total, df);
     CU_LAUNCH_CHECK("gather");
     return 0;
   });
 }
 
+/* gather and scatter_add_: one thread per index element, which checks it */
 int ember_cuda_gather(ember_tensor *dst, const ember_tensor *src, int dim,
                       const ember_tensor *index) {
-  if (check_index("gather", index, dim, src->shape[dim]) < 0) return -1;
   int64_t total = cu_numel(index);
   if (total == 0) return 0;
-  if (index->dtype == EMBER_INT32)
-    return gather_typed<int32_t>(dst, src, dim, index, total);
-  return gather_typed<int64_t>(dst, src, dim, index, total);
+  ember_cuda_defer df;
+  if (defer_index("gather", dim, src->shape[dim], &df) < 0) return -1;
+  int rc = index->dtype == EMBER_INT32
+               ? gather_typed<int32_t>(dst, src, dim, index, total, df)
+               : gather_typed<int64_t>(dst, src, dim, index, total, df);
+  if (rc < 0) return -1;
+  return ember_cuda_defer_end(&df, cu_data(index), index->dtype,
+                              cu_layout_of(index));
 }
 
 template <class A, class I>
 static int scatter_add_run(ember_tensor *dst, int dim,
                            const ember_tensor *index, const ember_tensor *src,
-                           int64_t total) {
+                           int64_t total, const ember_cuda_defer &df) {
   typedef typename A::T T;
   k_scatter_add<A, I><<<cu_blocks(total), CU_THREADS>>>(
       (T *)cu_data(dst), cu_layout_of(dst), (const T *)cu_data(src),
       cu_layout_of(src), (const I *)cu_data(index), cu_layout_of(index), dim,
-      total);
+      dst->shape[dim], total, df);
   CU_LAUNCH_CHECK("scatter_add_");
   return 0;
 }
@@ -341,26 +401,31 @@ static int scatter_add_run(ember_tensor *dst, int dim,
 template <class I>
 static int scatter_add_typed(ember_tensor *dst, int dim,
                              const ember_tensor *index,
-                             const ember_tensor *src, int64_t total) {
+                             const ember_tensor *src, int64_t total,
+                             const ember_cuda_defer &df) {
   return ember_cuda_dispatch(dst->dtype, [&](auto ty) {
     constexpr int DT = decltype(ty)::dt;
-    if constexpr (DT == EMBER_FLOAT32) return scatter_add_run<acc_f32, I>(dst, dim, index, src, total);
-    else if constexpr (DT == EMBER_FLOAT64) return scatter_add_run<acc_f64, I>(dst, dim, index, src, total);
-    else if constexpr (DT == EMBER_INT32) return scatter_add_run<acc_i32, I>(dst, dim, index, src, total);
-    else if constexpr (DT == EMBER_INT64) return scatter_add_run<acc_i64, I>(dst, dim, index, src, total);
-    else return scatter_add_run<acc_u8, I>(dst, dim, index, src, total);
+    if constexpr (DT == EMBER_FLOAT32) return scatter_add_run<acc_f32, I>(dst, dim, index, src, total, df);
+    else if constexpr (DT == EMBER_FLOAT64) return scatter_add_run<acc_f64, I>(dst, dim, index, src, total, df);
+    else if constexpr (DT == EMBER_INT32) return scatter_add_run<acc_i32, I>(dst, dim, index, src, total, df);
+    else if constexpr (DT == EMBER_INT64) return scatter_add_run<acc_i64, I>(dst, dim, index, src, total, df);
+    else return scatter_add_run<acc_u8, I>(dst, dim, index, src, total, df);
   });
 }
 
 int ember_cuda_scatter_add(ember_tensor *dst, int dim,
                            const ember_tensor *index,
                            const ember_tensor *src) {
-  if (check_index("scatter_add_", index, dim, dst->shape[dim]) < 0) return -1;
   int64_t total = cu_numel(index);
   if (total == 0) return 0;
-  if (index->dtype == EMBER_INT32)
-    return scatter_add_typed<int32_t>(dst, dim, index, src, total);
-  return scatter_add_typed<int64_t>(dst, dim, index, src, total);
+  ember_cuda_defer df;
+  if (defer_index("scatter_add_", dim, dst->shape[dim], &df) < 0) return -1;
+  int rc = index->dtype == EMBER_INT32
+               ? scatter_add_typed<int32_t>(dst, dim, index, src, total, df)
+               : scatter_add_typed<int64_t>(dst, dim, index, src, total, df);
+  if (rc < 0) return -1;
+  return ember_cuda_defer_end(&df, cu_data(index), index->dtype,
+                              cu_layout_of(index));
 }
 
 /* }====================================================================== */
