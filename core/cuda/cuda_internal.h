@@ -269,6 +269,7 @@ void ember_cuda_empty_cache(void);
 ** then unspecified.
 */
 struct ember_cuda_record;                /* in host-mapped pinned memory */
+#define CU_DEFER_POS_BITS 36             /* a key: sequence << 36 | position */
 struct ember_cuda_defer {
   ember_cuda_record *rec;                /* its device address */
   unsigned long long tag;                /* the op's sequence << 36 */
@@ -286,7 +287,8 @@ int ember_cuda_deferred_error(void);
 __device__ static inline void cu_defer_fail(const ember_cuda_defer &d,
                                             int64_t position) {
   atomicMin((unsigned long long *)d.rec,
-            d.tag | ((unsigned long long)position & ((1ull << 36) - 1)));
+            d.tag | ((unsigned long long)position &
+                     ((1ull << CU_DEFER_POS_BITS) - 1)));
 }
 
 /* The cuBLAS handle (created on first use) and the TF32 switch. */

@@ -41,7 +41,7 @@
 ** stream, so a sync reports whichever op failed first, and a mutex guards
 ** the host side.
 */
-#define CU_POS_BITS 36
+#define CU_POS_BITS CU_DEFER_POS_BITS
 #define CU_SEQ_BITS 28
 #define CU_POS_MASK ((1ull << CU_POS_BITS) - 1)
 #define CU_SEQ_LAST ((1ull << CU_SEQ_BITS) - 2)  /* all ones is the empty key */
