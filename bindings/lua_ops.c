@@ -572,6 +572,21 @@ static int add_at(lua_State *L, int scatter) {
 static int l_index_add_(lua_State *L) { return add_at(L, 0); }
 static int l_scatter_add_(lua_State *L) { return add_at(L, 1); }
 
+/* idx:_check_index(lo, hi [, skip [, prefix [, suffix]]]): the library's
+   bounds check of labels and embedding rows (ember_check_index); nothing
+   on success.  On a device a bad value is reported by the next sync. */
+static int l_check_index(lua_State *L) {
+  ember_tensor *t = l_check(L, 1);
+  lua_Integer lo = luaL_checkinteger(L, 2), hi = luaL_checkinteger(L, 3);
+  int has_skip = !lua_isnoneornil(L, 4);
+  lua_Integer skip = has_skip ? luaL_checkinteger(L, 4) : 0;
+  const char *prefix = luaL_optstring(L, 5, "check_index: index ");
+  const char *suffix = luaL_optstring(L, 6, " is out of range");
+  if (ember_check_index(t, lo, hi, has_skip, skip, prefix, suffix) < 0)
+    return l_error(L);
+  return 0;
+}
+
 /* clamp(min, max): either may be nil */
 static void clamp_bounds(lua_State *L, double *lo, double *hi) {
   *lo = luaL_optnumber(L, 2, -INFINITY);
@@ -848,7 +863,7 @@ static const luaL_Reg method_funcs[] = {
   {"index_select", l_index_select}, {"gather", l_gather},
   {"gelu", l_gelu}, {"gelu_", l_gelu_}, {"leaky_relu", l_leaky_relu},
   {"leaky_relu_", l_leaky_relu_}, {"index_add_", l_index_add_},
-  {"scatter_add_", l_scatter_add_},
+  {"scatter_add_", l_scatter_add_}, {"_check_index", l_check_index},
   {NULL, NULL},
 };
 

@@ -202,6 +202,13 @@ typedef struct ember_backend_i {
                     const ember_pool2d_geom *g);
   int (*avg_pool2d_backward)(ember_tensor *gx, const ember_tensor *gy,
                              const ember_pool2d_geom *g);
+  /* Every element of idx (int64 or int32, any strides) in lo..hi, or equal
+     to skip when has_skip; else the error prefix<value>suffix for the
+     first bad element in row-major order.  A device kernel defers it (the
+     next synchronising call reports it: device.h); the CPU fails at once. */
+  int (*check_index)(const ember_tensor *idx, int64_t lo, int64_t hi,
+                     int has_skip, int64_t skip, const char *prefix,
+                     const char *suffix);
 } ember_backend_i;
 
 /* The CPU table (core/cpu/backend.c); the stand-in CUDA plugin

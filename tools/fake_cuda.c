@@ -13,6 +13,7 @@
 ** real core through api->set_error.
 */
 #include <errno.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -99,30 +100,70 @@ static void empty_cache(void) { ember_devcache_empty(cache); }
     return rc_;                                                            \
   } while (0)
 
+/*
+** Data errors are deferred as on a GPU (core/device.h): the index kernels
+** run the CPU kernel, and a bad index (their only failure) becomes the
+** sticky error -- the first one wins -- which the next to_host or
+** synchronize reports and clears.  The call itself succeeds; what it wrote
+** before it stopped is the "unspecified output" of a deferred error.
+*/
+static pthread_mutex_t sticky_mu = PTHREAD_MUTEX_INITIALIZER;
+static char sticky[1024];
+static int has_sticky;
+
+#define DEFER(expr)                                                        \
+  do {                                                                     \
+    if ((expr) < 0) {                                                      \
+      pthread_mutex_lock(&sticky_mu);                                      \
+      if (!has_sticky) {                                                   \
+        snprintf(sticky, sizeof sticky, "%s", ember_last_error());         \
+        has_sticky = 1;                                                    \
+      }                                                                    \
+      pthread_mutex_unlock(&sticky_mu);                                    \
+    }                                                                      \
+    return 0;                                                              \
+  } while (0)
+
+/* After the (here empty) wait: the sticky error, cleared, or 0. */
+static int report_sticky(void) {
+  pthread_mutex_lock(&sticky_mu);
+  int had = has_sticky;
+  has_sticky = 0;
+  if (had) api->set_error("%s", sticky);
+  pthread_mutex_unlock(&sticky_mu);
+  return had ? -1 : 0;
+}
+
 static int f_index_select(ember_tensor *d, const ember_tensor *s, int dim,
                           const ember_tensor *i) {
-  FORWARD(ember_cpu_backend.index_select(d, s, dim, i));
+  DEFER(ember_cpu_backend.index_select(d, s, dim, i));
 }
 static int f_gather(ember_tensor *d, const ember_tensor *s, int dim,
                     const ember_tensor *i) {
-  FORWARD(ember_cpu_backend.gather(d, s, dim, i));
+  DEFER(ember_cpu_backend.gather(d, s, dim, i));
 }
 static int f_index_add(ember_tensor *d, int dim, const ember_tensor *i,
                        const ember_tensor *s) {
-  FORWARD(ember_cpu_backend.index_add(d, dim, i, s));
+  DEFER(ember_cpu_backend.index_add(d, dim, i, s));
 }
 static int f_scatter_add(ember_tensor *d, int dim, const ember_tensor *i,
                          const ember_tensor *s) {
-  FORWARD(ember_cpu_backend.scatter_add(d, dim, i, s));
-}
-static int f_binary(ember_binary_op op, ember_tensor *d, const ember_tensor *a,
-                    const ember_tensor *b) {
-  FORWARD(ember_cpu_backend.binary(op, d, a, b));
+  DEFER(ember_cpu_backend.scatter_add(d, dim, i, s));
 }
 static int f_max_pool2d_backward(ember_tensor *gx, const ember_tensor *gy,
                                  const ember_tensor *idx,
                                  const ember_pool2d_geom *g) {
-  FORWARD(ember_cpu_backend.max_pool2d_backward(gx, gy, idx, g));
+  DEFER(ember_cpu_backend.max_pool2d_backward(gx, gy, idx, g));
+}
+static int f_check_index(const ember_tensor *idx, int64_t lo, int64_t hi,
+                         int has_skip, int64_t skip, const char *prefix,
+                         const char *suffix) {
+  DEFER(ember_cpu_backend.check_index(idx, lo, hi, has_skip, skip, prefix,
+                                      suffix));
+}
+static int f_binary(ember_binary_op op, ember_tensor *d, const ember_tensor *a,
+                    const ember_tensor *b) {
+  FORWARD(ember_cpu_backend.binary(op, d, a, b));
 }
 
 /* $EMBER_FAKE_CUDA_DEVICES devices (default 1), so that choosing one
@@ -135,9 +176,12 @@ static int count(void) {
 static int device;
 static int set_device(int n) { device = n; return 0; }
 static int get_device(void) { return device; }
-static int to_host(void *dst, const void *src, size_t n) { memcpy(dst, src, n); return 0; }
+static int to_host(void *dst, const void *src, size_t n) {
+  memcpy(dst, src, n);
+  return report_sticky();
+}
 static int from_host(void *dst, const void *src, size_t n) { memcpy(dst, src, n); return 0; }
-static int sync(void) { return 0; }
+static int sync(void) { return report_sticky(); }
 static int tf32;
 static void set_tf32(int on) { tf32 = on; }
 static int get_tf32(void) { return tf32; }
@@ -176,5 +220,6 @@ const ember_device_plugin *ember_device_plugin_init(const ember_core_api *a,
   table.scatter_add = f_scatter_add;
   table.binary = f_binary;
   table.max_pool2d_backward = f_max_pool2d_backward;
+  table.check_index = f_check_index;
   return &plugin;
 }

@@ -33,4 +33,5 @@ const ember_backend_i ember_cpu_backend = {
   .max_pool2d_backward = ember_cpu_max_pool2d_backward,
   .avg_pool2d = ember_cpu_avg_pool2d,
   .avg_pool2d_backward = ember_cpu_avg_pool2d_backward,
+  .check_index = ember_cpu_check_index,
 };

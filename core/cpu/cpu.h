@@ -96,6 +96,9 @@ int ember_cpu_index_add(ember_tensor *dst, int dim, const ember_tensor *index,
                         const ember_tensor *src);
 int ember_cpu_scatter_add(ember_tensor *dst, int dim,
                           const ember_tensor *index, const ember_tensor *src);
+int ember_cpu_check_index(const ember_tensor *idx, int64_t lo, int64_t hi,
+                          int has_skip, int64_t skip, const char *prefix,
+                          const char *suffix);
 int ember_cpu_random(int kind, ember_tensor *dst, uint64_t seed,
                      uint64_t counter, double a, double b);
 /* optim.c: fused optimizer steps */

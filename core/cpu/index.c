@@ -180,3 +180,30 @@ int ember_cpu_index_add(ember_tensor *dst, int dim, const ember_tensor *index,
   return walk_slices("index_add_", 1, dst, src, dim, index);
 }
 
+
+/*
+** check_index: the bounds check of an index tensor on its own, for the
+** library's checks of class labels and embedding rows (ember_check_index),
+** which once read the index's min and max back to the host.  The first
+** bad element in row-major order is the one reported, as everywhere here.
+*/
+int ember_cpu_check_index(const ember_tensor *idx, int64_t lo, int64_t hi,
+                          int has_skip, int64_t skip, const char *prefix,
+                          const char *suffix) {
+  int nd = idx->ndim;
+  int64_t total = ember_numel(idx);
+  int64_t pos[EMBER_MAX_DIMS];
+  memset(pos, 0, sizeof pos);
+  for (int64_t e = 0; e < total; e++) {
+    int64_t off = idx->offset;
+    for (int d = 0; d < nd; d++) off += pos[d] * idx->strides[d];
+    int64_t v = index_at(idx, off);
+    if ((v < lo || v > hi) && !(has_skip && v == skip))
+      return ember_set_error("%s%lld%s", prefix, (long long)v, suffix);
+    for (int d = nd - 1; d >= 0; d--) {
+      if (++pos[d] < idx->shape[d]) break;
+      pos[d] = 0;
+    }
+  }
+  return 0;
+}

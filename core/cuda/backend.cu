@@ -62,6 +62,7 @@ static void cu_fill_tables(void) {
   t->max_pool2d_backward = ember_cuda_max_pool2d_backward;
   t->avg_pool2d = ember_cuda_avg_pool2d;
   t->avg_pool2d_backward = ember_cuda_avg_pool2d_backward;
+  t->check_index = ember_cuda_check_index;
 
   ember_device_plugin *p = &cu_plugin;
   memset(p, 0, sizeof *p);

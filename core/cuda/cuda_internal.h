@@ -21,8 +21,10 @@
 **   - Temporary device memory comes from ember_cuda_alloc /
 **     ember_cuda_free (the caching allocator), never cudaMalloc / cudaFree.
 **   - Data errors the CPU kernel reports (an index out of range) are
-**     detected on the device into a flag (ember_cuda_flag_*) and reported
-**     after the launch with the same message as the CPU kernel's.
+**     detected on the device and deferred (ember_cuda_defer_*): the next
+**     to_host or synchronize reports them with the CPU kernel's message.
+**     A kernel never reads or writes out of bounds for bad data: it skips
+**     the bad element.
 **   - Names: ember_cuda_ for what the files share (declared here), cu_ for
 **     the static inline helpers of this header, k_ for kernels.
 */
@@ -303,13 +305,40 @@ size_t ember_cuda_memory_reserved(void);
 void ember_cuda_memory_stats(ember_device_stats *out);
 void ember_cuda_empty_cache(void);
 
-/* A device flag for data errors: ember_cuda_flag_reset() before the
-   launch, the kernel sets *flag (atomicExch / plain store) to a nonzero
-   code and may store a detail in flag[1] (e.g. the offending index);
-   ember_cuda_flag_read() after the launch copies both back
-   (synchronising). */
-int64_t *ember_cuda_flag_reset(void);           /* NULL after cu_error */
-int ember_cuda_flag_read(int64_t out[2]);
+/*
+** Deferred data errors (runtime.cu).  An op whose kernel may find bad data
+** (an index out of range) calls ember_cuda_defer_begin with the message
+** it would give on the CPU, split around the bad value; its kernel skips
+** each bad element and reports it with cu_defer_fail(d, position), where
+** position is the element's place in the order the CPU checks (the first
+** bad one wins); then ember_cuda_defer_end(d, index, ...) queues the
+** one-thread kernel that stores the bad value.  No wait: to_host and
+** synchronize report the error after theirs (ember_cuda_deferred_error),
+** with the message prefix<value>suffix, and clear it.  The op's output is
+** then unspecified.
+*/
+struct ember_cuda_record;                /* in host-mapped pinned memory */
+#define CU_DEFER_POS_BITS 36             /* a key: sequence << 36 | position */
+struct ember_cuda_defer {
+  ember_cuda_record *rec;                /* its device address */
+  unsigned long long tag;                /* the op's sequence << 36 */
+};
+int ember_cuda_defer_begin(const char *prefix, const char *suffix,
+                           ember_cuda_defer *out);    /* -1 after cu_error */
+/* idx: the index's device data (int32 or int64 by dt), il its geometry:
+   element `position` lives at idx[cu_offset(il, position)]. */
+int ember_cuda_defer_end(const ember_cuda_defer *d, const void *idx,
+                         ember_dtype dt, const cu_layout &il);
+/* After a wait for the queue: 0, or -1 after cu_error with the deferred
+   error's message, which is then cleared. */
+int ember_cuda_deferred_error(void);
+
+__device__ static inline void cu_defer_fail(const ember_cuda_defer &d,
+                                            int64_t position) {
+  atomicMin((unsigned long long *)d.rec,
+            d.tag | ((unsigned long long)position &
+                     ((1ull << CU_DEFER_POS_BITS) - 1)));
+}
 
 /* The cuBLAS handle (created on first use) and the TF32 switch. */
 cublasHandle_t ember_cuda_cublas(void);         /* NULL after cu_error */
@@ -372,6 +401,9 @@ int ember_cuda_index_add(ember_tensor *dst, int dim, const ember_tensor *index,
 int ember_cuda_scatter_add(ember_tensor *dst, int dim,
                            const ember_tensor *index,
                            const ember_tensor *src);
+int ember_cuda_check_index(const ember_tensor *idx, int64_t lo, int64_t hi,
+                           int has_skip, int64_t skip, const char *prefix,
+                           const char *suffix);
 /* random.cu */
 int ember_cuda_random(int kind, ember_tensor *dst, uint64_t seed,
                       uint64_t counter, double a, double b);

@@ -3,11 +3,13 @@
 ** scatter_add (CUDA).
 **
 ** The CUDA twin of core/cpu/index.c.  Index tensors hold 1-based positions,
-** int64 or int32, any strides.  As on the CPU, every index is checked
-** before anything is written: a first kernel finds the first bad index (in
-** the index's row-major order, the one the CPU reports), the host reads
-** the device flag, and only then does the kernel that moves data run, so a
-** bad index leaves dst untouched and fails with the CPU's message.
+** int64 or int32, any strides.  A bad index is not reported by the call:
+** the kernel that moves data skips the elements it names and records the
+** first one (in the index's row-major order, the one the CPU reports) as a
+** deferred error (cuda_internal.h), which the next to_host or synchronize
+** reports with the CPU's message.  dst is then unspecified (the good
+** elements are moved).  Per op that costs one launch more than the data
+** kernel (the follow-up that stores the bad value) and no wait.
 **
 ** One thread per element moved.  The adds are atomic (two indices may name
 ** one destination): float32/float64 atomicAdd (so a float sum over
@@ -16,6 +18,7 @@
 ** the CPU adds as bytes) by compare-and-swap on the containing 32-bit word,
 ** and bool in index_add as a logical or, the CPU's bool add.
 */
+#include <stdio.h>
 #include <string.h>
 
 #include "cuda_internal.h"
@@ -24,68 +27,63 @@
 ** Checking the indices on the device
 ** ======================================================================= */
 
-/*
-** flag[0] collects, for every bad index at (row-major) position e of
-** `total`, the value total - e by atomicMax: nonzero iff some index is
-** bad, and then total - flag[0] is the first bad position.
-*/
+/* The check op (the check_index slot), and the check of an index whose
+   data kernel has no thread (dst or src empty): every element e of idx in
+   lo..hi, or equal to skip. */
 template <class I, class OC>
-__global__ void k_index_check(const I *idx, OC il, int64_t total,
-                              int64_t size, unsigned long long *flag) {
+__global__ void k_check_index(const I *idx, OC oc,
+                              typename OC::index_type total, int64_t lo,
+                              int64_t hi, int has_skip, int64_t skip,
+                              ember_cuda_defer df) {
   CU_FOR_T(typename OC::index_type, e, total) {
-    int64_t v = (int64_t)idx[il.get(e)[0]];
-    if (v < 1 || v > size) atomicMax(flag, (unsigned long long)(total - e));
+    int64_t v = (int64_t)idx[oc.get(e)[0]];
+    if ((v < lo || v > hi) && !(has_skip && v == skip)) cu_defer_fail(df, e);
   }
 }
 
-/* After k_index_check: the first bad index's value into flag[1]. */
 template <class I>
-__global__ void k_index_detail(const I *idx, cu_layout il, int64_t total,
-                               int64_t *flag) {
-  if (flag[0] != 0) flag[1] = (int64_t)idx[cu_offset(il, total - flag[0])];
+static int check_typed(const ember_tensor *idx, int64_t lo, int64_t hi,
+                       int has_skip, int64_t skip, const ember_cuda_defer &df) {
+  int64_t total = cu_numel(idx);
+  cu_geom g;
+  if (cu_geom_of(&g, "check_index", {idx}) < 0) return -1;
+  return cu_with_offsets<1>(g, [&](auto oc) {
+    typedef decltype(oc) OC;
+    k_check_index<I, OC><<<cu_blocks(total), CU_THREADS>>>(
+        (const I *)cu_data(idx), oc, (typename OC::index_type)total, lo, hi,
+        has_skip, skip, df);
+    CU_LAUNCH_CHECK("check_index");
+    return 0;
+  });
 }
 
-/* Every entry of index in 1..size, else the CPU's error.  Synchronises
-   (the flag comes back to the host). */
-static int check_index(const char *fn, const ember_tensor *index, int dim,
-                       int64_t size) {
-  int64_t total = cu_numel(index);
-  if (total == 0) return 0;
-  int64_t *flag = ember_cuda_flag_reset();
-  if (!flag) return -1;
-  cu_layout il = cu_layout_of(index);
-  cu_geom ig;
-  if (cu_geom_of(&ig, fn, {index}) < 0) return -1;
-  if (index->dtype == EMBER_INT32) {
-    const int32_t *p = (const int32_t *)cu_data(index);
-    if (cu_with_offsets<1>(ig, [&](auto oc) {
-          k_index_check<int32_t, decltype(oc)><<<cu_blocks(total), CU_THREADS>>>(
-              p, oc, total, size, (unsigned long long *)flag);
-          CU_LAUNCH_CHECK(fn);
-          return 0;
-        }) < 0)
-      return -1;
-    k_index_detail<int32_t><<<1, 1>>>(p, il, total, flag);
-    CU_LAUNCH_CHECK(fn);
-  } else {
-    const int64_t *p = (const int64_t *)cu_data(index);
-    if (cu_with_offsets<1>(ig, [&](auto oc) {
-          k_index_check<int64_t, decltype(oc)><<<cu_blocks(total), CU_THREADS>>>(
-              p, oc, total, size, (unsigned long long *)flag);
-          CU_LAUNCH_CHECK(fn);
-          return 0;
-        }) < 0)
-      return -1;
-    k_index_detail<int64_t><<<1, 1>>>(p, il, total, flag);
-    CU_LAUNCH_CHECK(fn);
-  }
-  int64_t fl[2];
-  if (ember_cuda_flag_read(fl) < 0) return -1;
-  if (fl[0] != 0)
-    return cu_error("%s: index %lld is out of range for dimension %d of "
-                    "size %lld", fn, (long long)fl[1], dim + 1,
-                    (long long)size);
-  return 0;
+static int check_run(const ember_tensor *idx, int64_t lo, int64_t hi,
+                     int has_skip, int64_t skip, const ember_cuda_defer &df) {
+  if (idx->dtype == EMBER_INT32)
+    return check_typed<int32_t>(idx, lo, hi, has_skip, skip, df);
+  return check_typed<int64_t>(idx, lo, hi, has_skip, skip, df);
+}
+
+int ember_cuda_check_index(const ember_tensor *idx, int64_t lo, int64_t hi,
+                           int has_skip, int64_t skip, const char *prefix,
+                           const char *suffix) {
+  if (cu_numel(idx) == 0) return 0;
+  ember_cuda_defer df;
+  if (ember_cuda_defer_begin(prefix, suffix, &df) < 0 ||
+      check_run(idx, lo, hi, has_skip, skip, df) < 0)
+    return -1;
+  return ember_cuda_defer_end(&df, cu_data(idx), idx->dtype, cu_layout_of(idx));
+}
+
+/* An index op's deferred error: the CPU's message for an index of dim
+   (0-based) out of 1..size. */
+static int defer_index(const char *fn, int dim, int64_t size,
+                       ember_cuda_defer *df) {
+  char prefix[64], suffix[128];
+  snprintf(prefix, sizeof prefix, "%s: index ", fn);
+  snprintf(suffix, sizeof suffix, " is out of range for dimension %d of "
+           "size %lld", dim + 1, (long long)size);
+  return ember_cuda_defer_begin(prefix, suffix, df);
 }
 
 /* }====================================================================== */
@@ -176,32 +174,51 @@ static cu_geom slice_geom(int ndim, const int64_t *shape, const int64_t *here,
 ** index_select: one thread per element of dst (src's shape with dim's
 ** size the index's length).  Element bits are copied as they are (E is an
 ** unsigned type of the element's size), as the CPU's same-dtype copy.
-** oc gives (dst, src without dim, coordinate along dim); sdim is src's
-** stride along dim (0: no dim).
+** oc gives (dst, src without dim, coordinate j along dim); sdim is src's
+** stride along dim (has_dim false: a 0-d src).  A bad index[j] (outside
+** 1..size) is skipped and reported at position j by every thread of its
+** slice (the same key: atomicMin keeps one).
 */
 template <class E, class I, class OC>
 __global__ void k_index_select(E *dst, const E *src, OC oc, const I *idx,
                                int64_t istride, int64_t sdim, bool has_dim,
-                               typename OC::index_type total) {
+                               int64_t size, typename OC::index_type total,
+                               ember_cuda_defer df) {
   CU_FOR_T(typename OC::index_type, e, total) {
     auto o = oc.get(e);
     int64_t soff = o[1];
-    if (has_dim) soff += ((int64_t)idx[(int64_t)o[2] * istride] - 1) * sdim;
+    if (has_dim) {
+      int64_t j = (int64_t)o[2], v = (int64_t)idx[j * istride] - 1;
+      if (v < 0 || v >= size) {
+        cu_defer_fail(df, j);
+        continue;
+      }
+      soff += v * sdim;
+    }
     dst[o[0]] = src[soff];
   }
 }
 
 /* index_add: one thread per element of src; slice j of src goes to slice
-   index[j] of dst.  oc gives (src, dst without dim, coordinate along
-   dim); ddim is dst's stride along dim. */
+   index[j] of dst.  oc gives (src, dst without dim, coordinate j along
+   dim); ddim is dst's stride along dim.  Bad indices as in
+   k_index_select. */
 template <class A, class I, class OC>
 __global__ void k_index_add(typename A::T *dst, const typename A::T *src,
                             OC oc, const I *idx, int64_t istride, int64_t ddim,
-                            bool has_dim, typename OC::index_type total) {
+                            bool has_dim, int64_t size,
+                            typename OC::index_type total, ember_cuda_defer df) {
   CU_FOR_T(typename OC::index_type, e, total) {
     auto o = oc.get(e);
     int64_t doff = o[1];
-    if (has_dim) doff += ((int64_t)idx[(int64_t)o[2] * istride] - 1) * ddim;
+    if (has_dim) {
+      int64_t j = (int64_t)o[2], v = (int64_t)idx[j * istride] - 1;
+      if (v < 0 || v >= size) {
+        cu_defer_fail(df, j);
+        continue;
+      }
+      doff += v * ddim;
+    }
     A::add(dst + doff, src[o[0]]);
   }
 }
@@ -209,11 +226,12 @@ __global__ void k_index_add(typename A::T *dst, const typename A::T *src,
 template <class I>
 static int index_select_typed(ember_tensor *dst, const ember_tensor *src,
                               int dim, const ember_tensor *index,
-                              int64_t total) {
+                              int64_t total, const ember_cuda_defer &df) {
   const I *idx = (const I *)cu_data(index);
   int64_t is = index->ndim ? index->strides[0] : 0;
   bool has_dim = dim < dst->ndim;
   int64_t sdim = has_dim ? src->strides[dim] : 0;
+  int64_t size = has_dim ? src->shape[dim] : 1;
   cu_geom g = slice_geom(dst->ndim, dst->shape, dst->strides, src->strides, dim);
   unsigned nb = cu_blocks(total);
   return ember_cuda_dispatch_bits(dst->dtype, [&](auto ty) {
@@ -222,37 +240,47 @@ static int index_select_typed(ember_tensor *dst, const ember_tensor *src,
       typedef decltype(oc) OC;
       k_index_select<U, I, OC><<<nb, CU_THREADS>>>(
           (U *)cu_data(dst), (const U *)cu_data(src), oc, idx, is, sdim,
-          has_dim, (typename OC::index_type)total);
+          has_dim, size, (typename OC::index_type)total, df);
       CU_LAUNCH_CHECK("index_select");
       return 0;
     });
   });
 }
 
+/* index_select and index_add_: the data kernel checks as it goes; with no
+   element to move, the check kernel alone (the CPU checks the index even
+   then). */
 int ember_cuda_index_select(ember_tensor *dst, const ember_tensor *src, int dim,
                             const ember_tensor *index) {
-  if (check_index("index_select", index, dim, src->shape[dim]) < 0) return -1;
+  if (cu_numel(index) == 0) return 0;
+  ember_cuda_defer df;
+  if (defer_index("index_select", dim, src->shape[dim], &df) < 0) return -1;
   int64_t total = cu_numel(dst);
-  if (total == 0) return 0;
-  if (index->dtype == EMBER_INT32)
-    return index_select_typed<int32_t>(dst, src, dim, index, total);
-  return index_select_typed<int64_t>(dst, src, dim, index, total);
+  int rc = total == 0 ? check_run(index, 1, src->shape[dim], 0, 0, df)
+           : index->dtype == EMBER_INT32
+               ? index_select_typed<int32_t>(dst, src, dim, index, total, df)
+               : index_select_typed<int64_t>(dst, src, dim, index, total, df);
+  if (rc < 0) return -1;
+  return ember_cuda_defer_end(&df, cu_data(index), index->dtype,
+                              cu_layout_of(index));
 }
 
 template <class A, class I>
 static int index_add_run(ember_tensor *dst, int dim, const ember_tensor *index,
-                         const ember_tensor *src, int64_t total) {
+                         const ember_tensor *src, int64_t total,
+                         const ember_cuda_defer &df) {
   typedef typename A::T T;
   int64_t is = index->ndim ? index->strides[0] : 0;
   bool has_dim = dim < src->ndim;
   int64_t ddim = has_dim ? dst->strides[dim] : 0;
+  int64_t size = has_dim ? dst->shape[dim] : 1;
   cu_geom g = slice_geom(src->ndim, src->shape, src->strides, dst->strides, dim);
   return cu_with_offsets<3>(g, [&](auto oc) {
     typedef decltype(oc) OC;
     k_index_add<A, I, OC><<<cu_blocks(total), CU_THREADS>>>(
         (T *)cu_data(dst), (const T *)cu_data(src), oc,
-        (const I *)cu_data(index), is, ddim, has_dim,
-        (typename OC::index_type)total);
+        (const I *)cu_data(index), is, ddim, has_dim, size,
+        (typename OC::index_type)total, df);
     CU_LAUNCH_CHECK("index_add_");
     return 0;
   });
@@ -261,26 +289,31 @@ static int index_add_run(ember_tensor *dst, int dim, const ember_tensor *index,
 template <class I>
 static int index_add_typed(ember_tensor *dst, int dim,
                            const ember_tensor *index, const ember_tensor *src,
-                           int64_t total) {
+                           int64_t total, const ember_cuda_defer &df) {
   return ember_cuda_dispatch(dst->dtype, [&](auto ty) {
     constexpr int DT = decltype(ty)::dt;
-    if constexpr (DT == EMBER_FLOAT32) return index_add_run<acc_f32, I>(dst, dim, index, src, total);
-    else if constexpr (DT == EMBER_FLOAT64) return index_add_run<acc_f64, I>(dst, dim, index, src, total);
-    else if constexpr (DT == EMBER_INT32) return index_add_run<acc_i32, I>(dst, dim, index, src, total);
-    else if constexpr (DT == EMBER_INT64) return index_add_run<acc_i64, I>(dst, dim, index, src, total);
-    else if constexpr (DT == EMBER_BOOL) return index_add_run<acc_bool_or, I>(dst, dim, index, src, total);
-    else return index_add_run<acc_u8, I>(dst, dim, index, src, total);
+    if constexpr (DT == EMBER_FLOAT32) return index_add_run<acc_f32, I>(dst, dim, index, src, total, df);
+    else if constexpr (DT == EMBER_FLOAT64) return index_add_run<acc_f64, I>(dst, dim, index, src, total, df);
+    else if constexpr (DT == EMBER_INT32) return index_add_run<acc_i32, I>(dst, dim, index, src, total, df);
+    else if constexpr (DT == EMBER_INT64) return index_add_run<acc_i64, I>(dst, dim, index, src, total, df);
+    else if constexpr (DT == EMBER_BOOL) return index_add_run<acc_bool_or, I>(dst, dim, index, src, total, df);
+    else return index_add_run<acc_u8, I>(dst, dim, index, src, total, df);
   });
 }
 
 int ember_cuda_index_add(ember_tensor *dst, int dim, const ember_tensor *index,
                          const ember_tensor *src) {
-  if (check_index("index_add_", index, dim, dst->shape[dim]) < 0) return -1;
+  if (cu_numel(index) == 0) return 0;
+  ember_cuda_defer df;
+  if (defer_index("index_add_", dim, dst->shape[dim], &df) < 0) return -1;
   int64_t total = cu_numel(src);
-  if (total == 0) return 0;
-  if (index->dtype == EMBER_INT32)
-    return index_add_typed<int32_t>(dst, dim, index, src, total);
-  return index_add_typed<int64_t>(dst, dim, index, src, total);
+  int rc = total == 0 ? check_run(index, 1, dst->shape[dim], 0, 0, df)
+           : index->dtype == EMBER_INT32
+               ? index_add_typed<int32_t>(dst, dim, index, src, total, df)
+               : index_add_typed<int64_t>(dst, dim, index, src, total, df);
+  if (rc < 0) return -1;
+  return ember_cuda_defer_end(&df, cu_data(index), index->dtype,
+                              cu_layout_of(index));
 }
 
 /* }====================================================================== */
@@ -306,37 +339,52 @@ static cu_geom gather_geom(const ember_tensor *index, const int64_t *same,
 /*
 ** gather: one thread per element e of index (= dst's shape): dst[e] =
 ** src at e's coordinates, with dim's replaced by index[e] - 1.  oc gives
-** (index, dst, src without dim); sdim is src's stride along dim.
+** (index, dst, src without dim); sdim is src's stride along dim.  A bad
+** index[e] is skipped and reported at position e (row-major, as the
+** simplified geometry keeps it).
 */
 template <class E, class I, class OC>
 __global__ void k_gather(E *dst, const E *src, const I *idx, OC oc,
-                         int64_t sdim, typename OC::index_type total) {
+                         int64_t sdim, int64_t size,
+                         typename OC::index_type total, ember_cuda_defer df) {
   CU_FOR_T(typename OC::index_type, e, total) {
     auto o = oc.get(e);
-    int64_t soff = (int64_t)o[2] + ((int64_t)idx[o[0]] - 1) * sdim;
-    dst[o[1]] = src[soff];
+    int64_t v = (int64_t)idx[o[0]] - 1;
+    if (v < 0 || v >= size) {
+      cu_defer_fail(df, (int64_t)e);
+      continue;
+    }
+    dst[o[1]] = src[(int64_t)o[2] + v * sdim];
   }
 }
 
 /* scatter_add: one thread per element e of index: dst at e's coordinates,
    with dim's replaced by index[e] - 1, += src[e].  oc gives (index, src,
-   dst without dim); ddim is dst's stride along dim. */
+   dst without dim); ddim is dst's stride along dim.  Bad indices as in
+   k_gather. */
 template <class A, class I, class OC>
 __global__ void k_scatter_add(typename A::T *dst, const typename A::T *src,
-                              const I *idx, OC oc, int64_t ddim,
-                              typename OC::index_type total) {
+                              const I *idx, OC oc, int64_t ddim, int64_t size,
+                              typename OC::index_type total,
+                              ember_cuda_defer df) {
   CU_FOR_T(typename OC::index_type, e, total) {
     auto o = oc.get(e);
-    int64_t doff = (int64_t)o[2] + ((int64_t)idx[o[0]] - 1) * ddim;
-    A::add(dst + doff, src[o[1]]);
+    int64_t v = (int64_t)idx[o[0]] - 1;
+    if (v < 0 || v >= size) {
+      cu_defer_fail(df, (int64_t)e);
+      continue;
+    }
+    A::add(dst + (int64_t)o[2] + v * ddim, src[o[1]]);
   }
 }
 
 template <class I>
 static int gather_typed(ember_tensor *dst, const ember_tensor *src, int dim,
-                        const ember_tensor *index, int64_t total) {
+                        const ember_tensor *index, int64_t total,
+                        const ember_cuda_defer &df) {
   const I *idx = (const I *)cu_data(index);
   int64_t sdim = dim < src->ndim ? src->strides[dim] : 0;
+  int64_t size = dim < src->ndim ? src->shape[dim] : 1;
   cu_geom g = gather_geom(index, dst->strides, src->strides, dim);
   unsigned nb = cu_blocks(total);
   return ember_cuda_dispatch_bits(dst->dtype, [&](auto ty) {
@@ -344,36 +392,42 @@ static int gather_typed(ember_tensor *dst, const ember_tensor *src, int dim,
     return cu_with_offsets<3>(g, [&](auto oc) {
       typedef decltype(oc) OC;
       k_gather<U, I, OC><<<nb, CU_THREADS>>>(
-          (U *)cu_data(dst), (const U *)cu_data(src), idx, oc, sdim,
-          (typename OC::index_type)total);
+          (U *)cu_data(dst), (const U *)cu_data(src), idx, oc, sdim, size,
+          (typename OC::index_type)total, df);
       CU_LAUNCH_CHECK("gather");
       return 0;
     });
   });
 }
 
+/* gather and scatter_add_: one thread per index element, which checks it */
 int ember_cuda_gather(ember_tensor *dst, const ember_tensor *src, int dim,
                       const ember_tensor *index) {
-  if (check_index("gather", index, dim, src->shape[dim]) < 0) return -1;
   int64_t total = cu_numel(index);
   if (total == 0) return 0;
-  if (index->dtype == EMBER_INT32)
-    return gather_typed<int32_t>(dst, src, dim, index, total);
-  return gather_typed<int64_t>(dst, src, dim, index, total);
+  ember_cuda_defer df;
+  if (defer_index("gather", dim, src->shape[dim], &df) < 0) return -1;
+  int rc = index->dtype == EMBER_INT32
+               ? gather_typed<int32_t>(dst, src, dim, index, total, df)
+               : gather_typed<int64_t>(dst, src, dim, index, total, df);
+  if (rc < 0) return -1;
+  return ember_cuda_defer_end(&df, cu_data(index), index->dtype,
+                              cu_layout_of(index));
 }
 
 template <class A, class I>
 static int scatter_add_run(ember_tensor *dst, int dim,
                            const ember_tensor *index, const ember_tensor *src,
-                           int64_t total) {
+                           int64_t total, const ember_cuda_defer &df) {
   typedef typename A::T T;
   int64_t ddim = dim < dst->ndim ? dst->strides[dim] : 0;
+  int64_t size = dim < dst->ndim ? dst->shape[dim] : 1;
   cu_geom g = gather_geom(index, src->strides, dst->strides, dim);
   return cu_with_offsets<3>(g, [&](auto oc) {
     typedef decltype(oc) OC;
     k_scatter_add<A, I, OC><<<cu_blocks(total), CU_THREADS>>>(
         (T *)cu_data(dst), (const T *)cu_data(src), (const I *)cu_data(index),
-        oc, ddim, (typename OC::index_type)total);
+        oc, ddim, size, (typename OC::index_type)total, df);
     CU_LAUNCH_CHECK("scatter_add_");
     return 0;
   });
@@ -383,26 +437,31 @@ static int scatter_add_run(ember_tensor *dst, int dim,
 template <class I>
 static int scatter_add_typed(ember_tensor *dst, int dim,
                              const ember_tensor *index,
-                             const ember_tensor *src, int64_t total) {
+                             const ember_tensor *src, int64_t total,
+                             const ember_cuda_defer &df) {
   return ember_cuda_dispatch(dst->dtype, [&](auto ty) {
     constexpr int DT = decltype(ty)::dt;
-    if constexpr (DT == EMBER_FLOAT32) return scatter_add_run<acc_f32, I>(dst, dim, index, src, total);
-    else if constexpr (DT == EMBER_FLOAT64) return scatter_add_run<acc_f64, I>(dst, dim, index, src, total);
-    else if constexpr (DT == EMBER_INT32) return scatter_add_run<acc_i32, I>(dst, dim, index, src, total);
-    else if constexpr (DT == EMBER_INT64) return scatter_add_run<acc_i64, I>(dst, dim, index, src, total);
-    else return scatter_add_run<acc_u8, I>(dst, dim, index, src, total);
+    if constexpr (DT == EMBER_FLOAT32) return scatter_add_run<acc_f32, I>(dst, dim, index, src, total, df);
+    else if constexpr (DT == EMBER_FLOAT64) return scatter_add_run<acc_f64, I>(dst, dim, index, src, total, df);
+    else if constexpr (DT == EMBER_INT32) return scatter_add_run<acc_i32, I>(dst, dim, index, src, total, df);
+    else if constexpr (DT == EMBER_INT64) return scatter_add_run<acc_i64, I>(dst, dim, index, src, total, df);
+    else return scatter_add_run<acc_u8, I>(dst, dim, index, src, total, df);
   });
 }
 
 int ember_cuda_scatter_add(ember_tensor *dst, int dim,
                            const ember_tensor *index,
                            const ember_tensor *src) {
-  if (check_index("scatter_add_", index, dim, dst->shape[dim]) < 0) return -1;
   int64_t total = cu_numel(index);
   if (total == 0) return 0;
-  if (index->dtype == EMBER_INT32)
-    return scatter_add_typed<int32_t>(dst, dim, index, src, total);
-  return scatter_add_typed<int64_t>(dst, dim, index, src, total);
+  ember_cuda_defer df;
+  if (defer_index("scatter_add_", dim, dst->shape[dim], &df) < 0) return -1;
+  int rc = index->dtype == EMBER_INT32
+               ? scatter_add_typed<int32_t>(dst, dim, index, src, total, df)
+               : scatter_add_typed<int64_t>(dst, dim, index, src, total, df);
+  if (rc < 0) return -1;
+  return ember_cuda_defer_end(&df, cu_data(index), index->dtype,
+                              cu_layout_of(index));
 }
 
 /* }====================================================================== */

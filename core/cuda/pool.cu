@@ -21,6 +21,8 @@
 */
 #include <math.h>
 
+#include <stdio.h>
+
 #include "cuda_internal.h"
 
 /* First tap at or after `start` (which may lie in the padding) that is
@@ -76,19 +78,19 @@ int ember_cuda_max_pool2d(ember_tensor *y, ember_tensor *idx,
 
 /*
 ** gx[plane, idx - 1] += gy, one thread per gy element.  A bad index is
-** skipped and recorded: flag[0] = max of (total - e), so that the first
-** bad position e (the one the CPU's check names) is recovered after the
-** launch whatever order the threads ran in.
+** skipped and deferred at its position e (the earliest one wins, the one
+** the CPU's check names): the next sync reports it, and gx is then
+** unspecified.  One launch more than the scatter, no wait.
 */
 template <typename T>
 static __global__ void max_pool_back_kernel(T *gx, const T *gy,
                                             const int64_t *ix, int64_t in,
                                             int64_t out, int64_t total,
-                                            int64_t *flag) {
+                                            ember_cuda_defer df) {
   CU_FOR(e, total) {
     int64_t k = ix[e];
     if (k < 1 || k > in) {
-      atomicMax((unsigned long long *)flag, (unsigned long long)(total - e));
+      cu_defer_fail(df, e);
       continue;
     }
     atomicAdd(&gx[e / out * in + (k - 1)], gy[e]);
@@ -103,29 +105,26 @@ int ember_cuda_max_pool2d_backward(ember_tensor *gx, const ember_tensor *gy,
   if (g->planes * in == 0) return 0;                 /* N = 0 */
   CU_CHECK(cudaMemsetAsync(cu_data(gx), 0, (size_t)(g->planes * in) * es));
   if (total == 0) return 0;
-  int64_t *flag = ember_cuda_flag_reset();
-  if (!flag) return -1;
+  char suffix[128];
+  snprintf(suffix, sizeof suffix, " is out of range for an input plane of "
+           "%lld elements (%lldx%lld)", (long long)in, (long long)g->H,
+           (long long)g->W);
+  ember_cuda_defer df;
+  if (ember_cuda_defer_begin("max_pool2d_backward: index ", suffix, &df) < 0)
+    return -1;
   const int64_t *ix = (const int64_t *)cu_data(idx);
   ember_cuda_dispatch_float(gx->dtype, [&](auto ty) {
     typedef typename decltype(ty)::T T;
     max_pool_back_kernel<T><<<cu_blocks(total), CU_THREADS>>>(
-        (T *)cu_data(gx), (const T *)cu_data(gy), ix, in, out, total,
-        flag);
+        (T *)cu_data(gx), (const T *)cu_data(gy), ix, in, out, total, df);
     return 0;
   });
   CU_LAUNCH_CHECK("max_pool2d_backward");
-  int64_t f[2];
-  if (ember_cuda_flag_read(f) < 0) return -1;
-  if (f[0] != 0) {
-    int64_t bad;
-    CU_CHECK(cudaMemcpy(&bad, ix + (total - f[0]), sizeof bad,
-                        cudaMemcpyDeviceToHost));
-    return cu_error("max_pool2d_backward: index %lld is out of range "
-                    "for an input plane of %lld elements (%lldx%lld)",
-                    (long long)bad, (long long)in, (long long)g->H,
-                    (long long)g->W);
-  }
-  return 0;
+  cu_layout il;                     /* idx is contiguous: e at ix[e] */
+  il.ndim = 1;
+  il.shape[0] = total;
+  il.strides[0] = 1;
+  return ember_cuda_defer_end(&df, ix, EMBER_INT64, il);
 }
 
 /* }====================================================================== */

@@ -1,48 +1,192 @@
 /*
 ** runtime.cu -- what every CUDA kernel file shares besides memory: the
-** device flag that reports data errors, the cuBLAS handle and the TF32
-** switch; and the device functions of the plugin (device count, blocking
-** copies to and from the host, synchronize).
+** record of deferred data errors, the cuBLAS handle and the TF32 switch;
+** and the device functions of the plugin (device count, copies to and
+** from the host, synchronize).
 */
+#include <stdio.h>
+#include <string.h>
+
+#include <mutex>
+
 #include "cuda_internal.h"
 
 /* {======================================================================
-** The data-error flag, cuBLAS, TF32
+** Deferred data errors
 ** ======================================================================= */
 
-/* Two int64 on the device (code, detail), allocated once per host thread
-   (a reset, the kernels and the read are one op's sequence, which another
-   thread's op must not interleave), outside the cache's accounting, and
-   kept until the process exits. */
-static thread_local int64_t *cu_flag;
+/*
+** A kernel that finds bad data (an index out of range) must not make its
+** op wait for the device to say so: the error is recorded on the device
+** and reported by the next call that waits anyway (to_host, synchronize).
+**
+** The record is one ember_cuda_record in host-mapped pinned memory: the
+** kernels write it through its device address, the host reads it after a
+** wait without another copy.  `key` is (sequence << CU_POS_BITS | position)
+** of the earliest failing op and its first bad element, kept by atomicMin
+** whatever order the threads run in (CU_KEY_EMPTY when none); `value` is
+** that element's value, written by the op's one-thread follow-up kernel
+** (ember_cuda_defer_end) when the key's sequence is the op's own.
+**
+** The host keeps, per sequence number, the message to give: a ring of
+** prefix/suffix pairs (the value goes between).  A slot is reused
+** CU_RING checked ops later; by then its op has run (the launch queue
+** holds about a thousand launches, and each checked op makes two), so if
+** it failed the key says so, and its message is moved to `kept` first.
+** Sequence numbers have CU_SEQ_BITS; before they wrap, the queue is waited
+** for once and a pending error is formatted in full into `held`, so that
+** the earliest error still wins.
+**
+** One record per process: every host thread queues on the one default
+** stream, so a sync reports whichever op failed first, and a mutex guards
+** the host side.
+*/
+#define CU_POS_BITS CU_DEFER_POS_BITS
+#define CU_SEQ_BITS 28
+#define CU_POS_MASK ((1ull << CU_POS_BITS) - 1)
+#define CU_SEQ_LAST ((1ull << CU_SEQ_BITS) - 2)  /* all ones is the empty key */
+#define CU_KEY_EMPTY (~0ull)
+#define CU_RING 4096
+#define CU_MSG 256
 
-int64_t *ember_cuda_flag_reset(void) {
-  if (!cu_flag) {
-    void *p = NULL;
-    cudaError_t e = cudaMalloc(&p, 2 * sizeof(int64_t));
-    if (e != cudaSuccess) {
-      cudaGetLastError();
-      cu_error("cuda: %s (cudaMalloc of the error flag)", cudaGetErrorString(e));
-      return NULL;
-    }
-    cu_flag = (int64_t *)p;
-  }
-  cudaError_t e = cudaMemsetAsync(cu_flag, 0, 2 * sizeof(int64_t), 0);
-  if (e != cudaSuccess) {
-    cu_error("cuda: %s (cudaMemsetAsync of the error flag)",
-             cudaGetErrorString(e));
-    return NULL;
-  }
-  return cu_flag;
+struct ember_cuda_record {
+  unsigned long long key;
+  long long value;
+};
+
+struct cu_message {
+  unsigned long long seq;                  /* 0: unused */
+  unsigned short split;                    /* the prefix is text[0..split) */
+  char text[CU_MSG];
+};
+
+static std::mutex cu_rec_mu;
+static volatile ember_cuda_record *cu_rec_host;   /* NULL until first use */
+static ember_cuda_record *cu_rec_dev;
+static unsigned long long cu_seq;                 /* the last one handed out */
+static cu_message cu_ring[CU_RING];
+static cu_message cu_kept;                        /* a failed op's, moved out */
+static char cu_held[2 * CU_MSG];                  /* formatted before a wrap */
+static int cu_has_held;
+
+static void message_set(cu_message *m, unsigned long long seq,
+                        const char *prefix, const char *suffix) {
+  int n = snprintf(m->text, CU_MSG, "%s", prefix);
+  if (n < 0) n = 0;
+  if (n > CU_MSG - 1) n = CU_MSG - 1;
+  m->split = (unsigned short)n;
+  snprintf(m->text + n, (size_t)(CU_MSG - n), "%s", suffix);
+  m->seq = seq;
 }
 
-/* Synchronises (cudaMemcpy waits for the kernels before it). */
-int ember_cuda_flag_read(int64_t out[2]) {
-  out[0] = out[1] = 0;
-  if (!cu_flag) return cu_error("cuda: the error flag was read before a reset");
-  CU_CHECK(cudaMemcpy(out, cu_flag, 2 * sizeof(int64_t), cudaMemcpyDeviceToHost));
+/* The message of the error in the record into out; the caller holds the
+   lock and has waited for the queue. */
+static void message_format(char *out, size_t n, unsigned long long key,
+                           long long value) {
+  unsigned long long seq = key >> CU_POS_BITS;
+  const cu_message *m = cu_ring[seq % CU_RING].seq == seq ? &cu_ring[seq % CU_RING]
+                        : cu_kept.seq == seq ? &cu_kept : NULL;
+  if (!m) {
+    snprintf(out, n, "cuda: a kernel found bad data (value %lld) and its "
+             "message was lost", value);
+    return;
+  }
+  snprintf(out, n, "%.*s%lld%s", (int)m->split, m->text, value,
+           m->text + m->split);
+}
+
+/* The record, allocated on first use and kept until the process exits. */
+static int record_init(void) {
+  if (cu_rec_host) return 0;
+  void *h = NULL, *d = NULL;
+  CU_CHECK(cudaHostAlloc(&h, sizeof(ember_cuda_record), cudaHostAllocMapped));
+  cudaError_t e = cudaHostGetDevicePointer(&d, h, 0);
+  if (e != cudaSuccess) {
+    cudaFreeHost(h);
+    return cu_error("cuda: %s (cudaHostGetDevicePointer of the error record)",
+                    cudaGetErrorString(e));
+  }
+  ember_cuda_record *r = (ember_cuda_record *)h;
+  r->key = CU_KEY_EMPTY;
+  r->value = 0;
+  cu_rec_dev = (ember_cuda_record *)d;
+  cu_rec_host = r;
   return 0;
 }
+
+int ember_cuda_defer_begin(const char *prefix, const char *suffix,
+                           ember_cuda_defer *out) {
+  std::lock_guard<std::mutex> lock(cu_rec_mu);
+  if (record_init() < 0) return -1;
+  if (cu_seq == CU_SEQ_LAST) {
+    /* the wrap: once per 2^28 checked ops, wait, keep what failed */
+    CU_CHECK(cudaStreamSynchronize(0));
+    unsigned long long key = cu_rec_host->key;
+    if (key != CU_KEY_EMPTY && !cu_has_held) {
+      message_format(cu_held, sizeof cu_held, key, cu_rec_host->value);
+      cu_has_held = 1;
+    }
+    cu_rec_host->key = CU_KEY_EMPTY;
+    cu_seq = 0;
+    memset(cu_ring, 0, sizeof cu_ring);
+    cu_kept.seq = 0;
+  }
+  unsigned long long seq = ++cu_seq;
+  cu_message *slot = &cu_ring[seq % CU_RING];
+  if (slot->seq && cu_rec_host->key != CU_KEY_EMPTY &&
+      cu_rec_host->key >> CU_POS_BITS == slot->seq)
+    cu_kept = *slot;
+  message_set(slot, seq, prefix, suffix);
+  out->rec = cu_rec_dev;
+  out->tag = seq << CU_POS_BITS;
+  return 0;
+}
+
+/* The first bad element's value, for the op whose tag the key holds. */
+template <class I>
+__global__ void k_defer_detail(const I *idx, cu_layout il,
+                               ember_cuda_defer d) {
+  unsigned long long key = *(volatile unsigned long long *)&d.rec->key;
+  if (key != CU_KEY_EMPTY && (key >> CU_POS_BITS) == (d.tag >> CU_POS_BITS)) {
+    *(volatile long long *)&d.rec->value =
+        (long long)idx[cu_offset(il, (int64_t)(key & CU_POS_MASK))];
+    __threadfence_system();
+  }
+}
+
+int ember_cuda_defer_end(const ember_cuda_defer *d, const void *idx,
+                         ember_dtype dt, const cu_layout &il) {
+  if (dt == EMBER_INT32)
+    k_defer_detail<int32_t><<<1, 1>>>((const int32_t *)idx, il, *d);
+  else
+    k_defer_detail<int64_t><<<1, 1>>>((const int64_t *)idx, il, *d);
+  CU_LAUNCH_CHECK("the follow-up of a checked op");
+  return 0;
+}
+
+int ember_cuda_deferred_error(void) {
+  std::lock_guard<std::mutex> lock(cu_rec_mu);
+  if (!cu_rec_host) return 0;
+  char msg[2 * CU_MSG];
+  int failed = 0;
+  if (cu_has_held) {
+    snprintf(msg, sizeof msg, "%s", cu_held);
+    failed = 1;
+  } else if (cu_rec_host->key != CU_KEY_EMPTY) {
+    message_format(msg, sizeof msg, cu_rec_host->key, cu_rec_host->value);
+    failed = 1;
+  }
+  cu_has_held = 0;
+  cu_rec_host->key = CU_KEY_EMPTY;
+  cu_rec_host->value = 0;
+  return failed ? cu_error("%s", msg) : 0;
+}
+
+/* }====================================================================== */
+
+/* {======================================================================
+** cuBLAS, TF32
+** ======================================================================= */
 
 /* A handle per host thread, as cuBLAS advises (each op sets its math
    mode on it), kept until the process exits.
@@ -133,12 +277,13 @@ int ember_cuda_device_count(void) {
   return n;
 }
 
-/* Blocking copies; an error left by an earlier asynchronous kernel
-   surfaces here too, with its own message. */
+/* A blocking copy; an error left by an earlier asynchronous kernel
+   surfaces here too, with its own message, and then a data error a
+   kernel deferred (the wait is the copy's own). */
 int ember_cuda_to_host(void *dst, const void *src, size_t n) {
   if (n == 0) return 0;
   CU_CHECK(cudaMemcpy(dst, src, n, cudaMemcpyDeviceToHost));
-  return 0;
+  return ember_cuda_deferred_error();
 }
 
 int ember_cuda_from_host(void *dst, const void *src, size_t n) {
@@ -149,7 +294,7 @@ int ember_cuda_from_host(void *dst, const void *src, size_t n) {
 
 int ember_cuda_synchronize(void) {
   CU_CHECK(cudaDeviceSynchronize());
-  return 0;
+  return ember_cuda_deferred_error();
 }
 
 /* }====================================================================== */

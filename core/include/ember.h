@@ -393,6 +393,15 @@ int ember_index_add_(ember_tensor *t, int dim, const ember_tensor *index,
    adjoint of gather; index has src's shape). */
 int ember_scatter_add_(ember_tensor *t, int dim, const ember_tensor *index,
                        const ember_tensor *src);
+/* Check that every element of idx (int64 or int32) is in lo..hi, or equals
+   skip when has_skip; else fail with prefix, the first bad value (row-major
+   order) and suffix, e.g. "nll_loss: target " "7" " is out of range ...".
+   On a device the check runs there and a bad value is reported by the next
+   synchronising call (a copy to the host, ember_cuda_synchronize),
+   not by this one. */
+int ember_check_index(const ember_tensor *idx, int64_t lo, int64_t hi,
+                      int has_skip, int64_t skip, const char *prefix,
+                      const char *suffix);
 
 /* }==================================================================== */
 
@@ -609,7 +618,8 @@ int ember_cuda_is_available(void);
    found", ...), or NULL when it is available. */
 const char *ember_cuda_unavailable_reason(void);
 int ember_cuda_device_count(void);                 /* 0 without CUDA */
-/* Wait for every queued kernel; -1 with the CUDA message if one failed. */
+/* Wait for every queued kernel; -1 with the CUDA message if one failed, or
+   with the message of a data error a kernel deferred (ember_check_index). */
 int ember_cuda_synchronize(void);
 size_t ember_cuda_memory_allocated(void);          /* bytes in tensors */
 size_t ember_cuda_memory_reserved(void);           /* and in the cache */

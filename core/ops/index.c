@@ -317,3 +317,30 @@ int ember_scatter_add_(ember_tensor *t, int dim, const ember_tensor *index,
 }
 
 /* }====================================================================== */
+
+/* {======================================================================
+** check_index: an index tensor's bounds, checked where it lives
+** ======================================================================= */
+
+/*
+** The library validates class labels and embedding rows with this rather
+** than by reading the index's min and max (two synchronisations on a
+** GPU).  On the CPU a bad element fails now; on a device the kernel
+** records it and the next synchronising call reports it (core/device.h).
+*/
+int ember_check_index(const ember_tensor *idx, int64_t lo, int64_t hi,
+                      int has_skip, int64_t skip, const char *prefix,
+                      const char *suffix) {
+  if (idx->dtype != EMBER_INT64 && idx->dtype != EMBER_INT32)
+    return ember_set_error("check_index: expected an int64 or int32 index "
+                           "tensor, got %s", ember_dtype_name(idx->dtype));
+  if (ember_numel(idx) == 0) return 0;
+  const ember_backend_i *b = ember_backend_of(idx);
+  if (!b->check_index)
+    return ember_set_error("check_index: not supported on %s",
+                           ember_device_name(idx->storage->device));
+  return b->check_index(idx, lo, hi, has_skip != 0, skip, prefix ? prefix : "",
+                        suffix ? suffix : "");
+}
+
+/* }====================================================================== */

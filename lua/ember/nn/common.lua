@@ -93,6 +93,16 @@ function M.options(fname, opts, known, level)
   return opts   -- (not a tail call: the level counts this frame)
 end
 
+--- Check that every element of the int64/int32 index t is in lo..hi (or
+-- equals skip, when given); else raise prefix .. value .. suffix for the
+-- first bad value, blaming the caller at `level`.  Runs where t lives
+-- (t:_check_index, ember_check_index): on a GPU nothing waits, and a bad
+-- value is reported by the next sync (loss:item(), a copy to the host).
+function M.check_index(t, lo, hi, skip, prefix, suffix, level)
+  local ok, err = pcall(t._check_index, t, lo, hi, skip, prefix, suffix)
+  if not ok then error(err, (level or 2) + 1) end
+end
+
 --- Pick an option's value with a default (false counts as a value).
 function M.opt(opts, key, default)
   local v = opts[key]

@@ -295,13 +295,9 @@ function F.embedding(idx, weight, padding_idx)
     error(("embedding: weight must be 2-d [num,dim], got shape %s"):format(common.shape_str(weight)), 2)
   end
   local num = weight:size(1)
-  if idx:numel() > 0 then
-    local lo, hi = idx:min():item(), idx:max():item()
-    if lo < 1 or hi > num then
-      error(("embedding: index %d is out of range for %d embeddings (indices count from 1)")
-            :format(lo < 1 and lo or hi, num), 2)
-    end
-  end
+  -- on a GPU without a wait: a bad index is reported by the next sync
+  common.check_index(idx, 1, num, nil, "embedding: index ",
+                     (" is out of range for %d embeddings (indices count from 1)"):format(num), 2)
   local shape = idx:shape()
   shape[#shape + 1] = weight:size(2)
   local out = weight:index_select(1, idx:reshape(-1)):view(shape)

@@ -82,13 +82,12 @@ local function check_class(fname, x, target, opts, allow_probs)
     error(("%s: expected a target of shape [%s] for input shape %s, got %s")
           :format(fname, table.concat(target_shape(x), ","), shape_str(x), shape_str(target)), 3)
   end
-  if is_int and target:numel() > 0 then
-    local valid = target:masked_fill(target:eq(o.ignore_index), 1)
-    local lo, hi = valid:min():item(), valid:max():item()
-    if lo < 1 or hi > c then
-      error(("%s: target %d is out of range for %d classes (expected 1..%d or ignore_index %d)")
-            :format(fname, lo < 1 and lo or hi, c, c, o.ignore_index), 3)
-    end
+  if is_int then
+    -- checked where the target lives: on a GPU, without a wait (a bad
+    -- label is then reported by the next sync, e.g. loss:item())
+    common.check_index(target, 1, c, o.ignore_index, fname .. ": target ",
+                       (" is out of range for %d classes (expected 1..%d or ignore_index %d)")
+                       :format(c, c, o.ignore_index), 3)
   end
   return o, probs
 end

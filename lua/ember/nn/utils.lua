@@ -21,7 +21,8 @@ end
 --- Scale the gradients of params in place so that their joint norm is at
 -- most max_norm; returns the total norm (a 0-d tensor) before clipping.
 -- norm_type is a number >= 1 or math.huge (the max norm).  As PyTorch:
--- clip_coef = max_norm / (total + 1e-6), clamped to 1.
+-- clip_coef = max_norm / (total + 1e-6), clamped to 1, a 0-d tensor on the
+-- grads' device multiplied into each grad, so nothing waits for a GPU.
 function utils.clip_grad_norm_(params, max_norm, norm_type)
   params = param_list("clip_grad_norm_", params)
   common.check_number("clip_grad_norm_", max_norm, "max_norm", 0, nil, 2)
@@ -43,8 +44,10 @@ function utils.clip_grad_norm_(params, max_norm, norm_type)
       for i, g in ipairs(grads) do s[i] = (g:abs():to("float64") ^ norm_type):sum():view(1) end
       total = ember.cat(s):sum() ^ (1 / norm_type)
     end
-    local coef = math.min(max_norm / (total:item() + 1e-6), 1)
-    for _, g in ipairs(grads) do g:mul_(coef) end
+    -- the coefficient stays a tensor on the grads' device: reading the
+    -- norm here would make every step wait for the GPU
+    local coef = (max_norm / (total + 1e-6)):clamp(nil, 1)
+    for _, g in ipairs(grads) do g:mul_(coef:to(g.dtype)) end
     return total:to(grads[1].dtype)
   end)
 end
