@@ -11,12 +11,14 @@
 -- Shapes include broadcasting, non-contiguous views (made on the device),
 -- 0-d and empty tensors, and sizes past one block of threads.
 --
--- Without a CUDA device the whole file is one pending test that says why.
+-- Without a CUDA device the whole file is one pending test that says why
+-- (a failing one with EMBER_REQUIRE_CUDA=1: spec/helpers/cuda.lua).
 -- To check the spec itself on a machine without a GPU, run it with
 -- EMBER_PARITY_DEVICE=cpu: the "device" side is then a second CPU run, so
 -- every comparison must hold exactly:
 --   EMBER_PARITY_DEVICE=cpu busted --lua=lua5.4 spec/cuda/ops_spec.lua
 local ember = require "ember"
+local cuda_helper = require "helpers.cuda"
 local nn = ember.nn
 local F = nn.functional
 
@@ -231,10 +233,7 @@ local VIEWS = {
 -- }======================================================================
 
 describe("cuda ops: the GPU computes what the CPU computes", function()
-  if not ON then
-    pending("no CUDA device: " .. tostring(ember.cuda.unavailable_reason()))
-    return
-  end
+  if not cuda_helper.available(ON) then return end
 
   -- TF32 would round matmul and conv inputs to 10 mantissa bits
   ember.cuda.set_allow_tf32(false)
