@@ -85,6 +85,11 @@ LIMIT_MIB=64
 if [ "$1" = pack ]; then
   out=build/gpu-carry
   packer=${EMBER_PACK_RUNTIME:-../shared/gpu/pack-runtime.sh}
+  # a git worktree elsewhere: ../shared beside the main checkout
+  if [ -z "$EMBER_PACK_RUNTIME" ] && [ ! -f "$packer" ]; then
+    common=$(git rev-parse --path-format=absolute --git-common-dir 2>/dev/null)
+    [ -n "$common" ] && packer="$(dirname "$(dirname "$common")")/shared/gpu/pack-runtime.sh"
+  fi
   data=${EMBER_FASHION_MNIST:-/usr/share/datasets/fashion-mnist}
   [ -f "$packer" ] || { echo "bench: $packer not found (set EMBER_PACK_RUNTIME)" >&2; exit 1; }
   NVCC=$(command -v nvcc 2>/dev/null || { [ -x /usr/local/cuda/bin/nvcc ] && echo /usr/local/cuda/bin/nvcc; })
@@ -111,7 +116,10 @@ if [ "$1" = pack ]; then
     bench/cublas_gemm.cu -lcublas -Xlinker -rpath,/usr/local/cuda/lib64 || exit 1
   rm -rf "$out" && mkdir -p "$out" || exit 1
   rt=$(mktemp -d) || exit 1
-  bash "$packer" "$rt/.gpu-runtime" ./ember build/ember/core.so build/libember_cuda.so >&2 || exit 1
+  # Not the plugin: it links only CUDA's and the C/C++ runtimes, which the
+  # packer skips, and its grep finding nothing then fails under pipefail.
+  bash "$packer" "$rt/.gpu-runtime" ./ember build/ember/core.so >&2 ||
+    { echo "bench: $packer failed" >&2; exit 1; }
   tar -czf "$out/ember-gpu.tar.gz" -C "$rt" .gpu-runtime -C "$PWD" ember build/ember/core.so \
     build/libember_cuda.so build/cublas_gemm || exit 1
   rm -rf "$rt"
