@@ -11,11 +11,90 @@
 ** core/backend.h), or NULL and the reason when there is no usable device.
 */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include <type_traits>
 
 #include "cuda_internal.h"
 
 const ember_core_api *ember_cuda_api;
+int ember_cuda_sync_launches;   /* EMBER_CUDA_SYNC / CUDA_LAUNCH_BLOCKING */
+
+/* {======================================================================
+** Every entry on the process's device, and EMBER_CUDA_SYNC
+** ======================================================================= */
+
+/* cudaSetDevice is per host thread: a thread that never called it works
+   on device 0, whatever the process chose (core/device.c picks the device
+   once, from EMBER_CUDA_DEVICE or the MPI local rank, and hands it to
+   ember_cuda_select_device on the thread that loaded the plugin).  So
+   every entry of the plugin first puts its thread on the process's device.
+   The thread remembers the device it is on, so the common case is one
+   atomic load and one compare; cudaSetDevice runs once per thread (and
+   again after ember.cuda.set_device).  The core selects a device before it
+   publishes the plugin (inside its pthread_once), so no thread can arrive
+   before one is chosen; should one, it gets an error, not device 0. */
+static thread_local int cu_thread_device = -1;
+
+static int cu_use_device(void) {
+  int d = ember_cuda_device();
+  if (__builtin_expect(d == cu_thread_device && d >= 0, 1)) return 0;
+  if (d < 0)
+    return cu_error("cuda: no device has been selected yet (the core selects the "
+                    "process's device when it loads the plugin)");
+  cudaError_t e = cudaSetDevice(d);
+  if (e != cudaSuccess)
+    return cu_error("cuda: %s (cudaSetDevice(%d) on a new host thread)",
+                    cudaGetErrorString(e), d);
+  cu_thread_device = d;
+  return 0;
+}
+
+/* EMBER_CUDA_SYNC=1: after an entry succeeds, wait for the device, so a
+   fault in what it queued (its kernels, or cuBLAS's inside matmul and
+   conv, which CU_LAUNCH_CHECK does not see) is reported by that op. */
+static int cu_sync_after(const char *name) {
+  cudaError_t e = cudaDeviceSynchronize();
+  if (e != cudaSuccess)
+    return cu_error("cuda: %s: %s (found by the synchronisation after the op, "
+                    "EMBER_CUDA_SYNC=1)", name, cudaGetErrorString(e));
+  return 0;
+}
+
+/* The entry F of the tables, guarded: cu_guard<F>::call has F's signature
+   (a table slot takes it as is), puts the thread on the process's device,
+   calls F and, in sync mode, synchronises after it.  `name` is the slot's
+   (CU_SLOT sets it) for the sync-mode message.  void entries (free,
+   empty_cache) run even when the device cannot be set: freeing must not
+   leak, and there is no way to report it. */
+template <auto F> struct cu_guard;
+template <typename R, typename... A, R (*F)(A...)>
+struct cu_guard<F> {
+  static inline const char *name = "?";
+  static R call(A... a) {
+    int ok = cu_use_device() == 0;
+    if constexpr (std::is_void_v<R>) {
+      F(a...);
+    } else if constexpr (std::is_pointer_v<R>) {
+      if (!ok) return nullptr;
+      return F(a...);      /* alloc: queues nothing */
+    } else {
+      if (!ok) return -1;
+      R r = F(a...);
+      if (r == 0 && ember_cuda_sync_launches && cu_sync_after(name) < 0) return -1;
+      return r;
+    }
+  }
+};
+
+/* Is the variable set to something other than "" or "0"? */
+static int cu_env_on(const char *var) {
+  const char *v = getenv(var);
+  return v && *v && strcmp(v, "0") != 0;
+}
+
+/* }====================================================================== */
 
 /* {======================================================================
 ** The plugin
@@ -30,52 +109,59 @@ const ember_core_api *ember_cuda_api;
 static ember_backend_i cu_table;
 static ember_device_plugin cu_plugin;
 
+/* Slot `s` of a table gets ember_cuda_<s>, guarded (cu_guard). */
+#define CU_SLOT(t, s)                                                       \
+  ((t)->s = cu_guard<ember_cuda_##s>::call, cu_guard<ember_cuda_##s>::name = #s)
+
 static void cu_fill_tables(void) {
   ember_backend_i *t = &cu_table;
   memset(t, 0, sizeof *t);
   t->name = "cuda";
-  t->alloc = ember_cuda_alloc;
-  t->free = ember_cuda_free;
-  t->copy = ember_cuda_copy;
-  t->fill = ember_cuda_fill;
-  t->arange = ember_cuda_arange;
-  t->unary = ember_cuda_unary;
-  t->binary = ember_cuda_binary;
-  t->compare = ember_cuda_compare;
-  t->where = ember_cuda_where;
-  t->reduce = ember_cuda_reduce;
-  t->softmax = ember_cuda_softmax;
-  t->matmul = ember_cuda_matmul;
-  t->index_select = ember_cuda_index_select;
-  t->gather = ember_cuda_gather;
-  t->random = ember_cuda_random;
-  t->unary_backward = ember_cuda_unary_backward;
-  t->index_add = ember_cuda_index_add;
-  t->scatter_add = ember_cuda_scatter_add;
-  t->sgd_step = ember_cuda_sgd_step;
-  t->adam_step = ember_cuda_adam_step;
-  t->rmsprop_step = ember_cuda_rmsprop_step;
-  t->adagrad_step = ember_cuda_adagrad_step;
-  t->conv2d = ember_cuda_conv2d;
-  t->conv2d_backward = ember_cuda_conv2d_backward;
-  t->max_pool2d = ember_cuda_max_pool2d;
-  t->max_pool2d_backward = ember_cuda_max_pool2d_backward;
-  t->avg_pool2d = ember_cuda_avg_pool2d;
-  t->avg_pool2d_backward = ember_cuda_avg_pool2d_backward;
-  t->check_index = ember_cuda_check_index;
+  CU_SLOT(t, alloc);
+  CU_SLOT(t, free);
+  CU_SLOT(t, copy);
+  CU_SLOT(t, fill);
+  CU_SLOT(t, arange);
+  CU_SLOT(t, unary);
+  CU_SLOT(t, binary);
+  CU_SLOT(t, compare);
+  CU_SLOT(t, where);
+  CU_SLOT(t, reduce);
+  CU_SLOT(t, softmax);
+  CU_SLOT(t, matmul);
+  CU_SLOT(t, index_select);
+  CU_SLOT(t, gather);
+  CU_SLOT(t, random);
+  CU_SLOT(t, unary_backward);
+  CU_SLOT(t, index_add);
+  CU_SLOT(t, scatter_add);
+  CU_SLOT(t, sgd_step);
+  CU_SLOT(t, adam_step);
+  CU_SLOT(t, rmsprop_step);
+  CU_SLOT(t, adagrad_step);
+  CU_SLOT(t, conv2d);
+  CU_SLOT(t, conv2d_backward);
+  CU_SLOT(t, max_pool2d);
+  CU_SLOT(t, max_pool2d_backward);
+  CU_SLOT(t, avg_pool2d);
+  CU_SLOT(t, avg_pool2d_backward);
+  CU_SLOT(t, check_index);
 
+  /* Device functions: those that touch the device are guarded too;
+     device_count, set_device (it sets the device itself), get_device,
+     stats (host counters) and the TF32 switch need no device. */
   ember_device_plugin *p = &cu_plugin;
   memset(p, 0, sizeof *p);
   p->abi = EMBER_PLUGIN_ABI;
   p->backend = &cu_table;
   p->device_count = ember_cuda_device_count;
-  p->to_host = ember_cuda_to_host;
-  p->from_host = ember_cuda_from_host;
-  p->synchronize = ember_cuda_synchronize;
+  CU_SLOT(p, to_host);
+  CU_SLOT(p, from_host);
+  CU_SLOT(p, synchronize);
   p->set_device = ember_cuda_select_device;
   p->get_device = ember_cuda_device;
   p->stats = ember_cuda_memory_stats;
-  p->empty_cache = ember_cuda_empty_cache;
+  CU_SLOT(p, empty_cache);
   p->set_allow_tf32 = ember_cuda_set_allow_tf32;
   p->get_allow_tf32 = ember_cuda_get_allow_tf32;
 }
@@ -100,6 +186,8 @@ const ember_device_plugin *ember_device_plugin_init(const ember_core_api *api,
     return NULL;
   }
   ember_cuda_api = api;
+  /* read once: CU_LAUNCH_CHECK and cu_guard test the flag on every op */
+  ember_cuda_sync_launches = cu_env_on("EMBER_CUDA_SYNC") || cu_env_on("CUDA_LAUNCH_BLOCKING");
   cu_fill_tables();
   return &cu_plugin;
 }

@@ -62,12 +62,25 @@ extern const ember_core_api *ember_cuda_api;   /* set by the plugin's init */
       return cu_error("cuda: %s (%s)", cudaGetErrorString(cu_err_), #call);  \
   } while (0)
 
+/* After a launch: the launch's own error (a bad configuration, no code for
+   this GPU); and with EMBER_CUDA_SYNC=1 (or CUDA_LAUNCH_BLOCKING=1), read
+   once at plugin init into ember_cuda_sync_launches, wait for the kernel,
+   so a fault it makes (an illegal address) is reported by this op rather
+   than by whichever later call first synchronises.  Slow: for finding a
+   faulting kernel, not for training.  The plugin's table entries (cu_guard
+   in backend.cu) synchronise after each op too, which covers cuBLAS. */
+extern int ember_cuda_sync_launches;
+
 #define CU_LAUNCH_CHECK(what)                                                \
   do {                                                                       \
     cudaError_t cu_err_ = cudaGetLastError();                                \
     if (cu_err_ != cudaSuccess)                                              \
       return cu_error("cuda: %s: kernel launch failed: %s", (what),          \
                       cudaGetErrorString(cu_err_));                          \
+    if (ember_cuda_sync_launches &&                                          \
+        (cu_err_ = cudaDeviceSynchronize()) != cudaSuccess)                  \
+      return cu_error("cuda: %s: kernel failed: %s (EMBER_CUDA_SYNC=1)",     \
+                      (what), cudaGetErrorString(cu_err_));                  \
   } while (0)
 
 #define CUBLAS_CHECK(call)                                                   \

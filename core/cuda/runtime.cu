@@ -1,8 +1,8 @@
 /*
 ** runtime.cu -- what every CUDA kernel file shares besides memory: the
 ** record of deferred data errors, the cuBLAS handle and the TF32 switch;
-** and the device functions of the plugin (device count, copies to and
-** from the host, synchronize).
+** and the device functions of the plugin (device count, copies to the
+** host (blocking) and from it (through pinned staging), synchronize).
 */
 #include <stdio.h>
 #include <string.h>
@@ -286,9 +286,114 @@ int ember_cuda_to_host(void *dst, const void *src, size_t n) {
   return ember_cuda_deferred_error();
 }
 
+/* Uploads through pinned staging.
+   Why: a cudaMemcpy from pageable host memory first waits for everything
+   queued on the stream (the driver stages through its own pinned buffer),
+   so each batch a training loop sends to the device would drain the queue
+   -- a hidden synchronisation per step.  cudaMemcpyAsync from page-locked
+   memory does not wait: the copy joins the queue behind the kernels.  So
+   an upload is copied (by the CPU) into one of a small ring of pinned
+   buffers and queued from there; each buffer has an event recorded after
+   its copy, and the next use of the buffer waits on that event first (the
+   device may still be reading it).  A large upload goes in chunks, round
+   the ring, the CPU filling one buffer while the device drains another.
+   When ember_cuda_from_host returns, src has been read in full (into the
+   staging buffers), so the caller may reuse it at once; the device copy
+   completes in stream order, before any later kernel reads dst.
+   One mutex makes it thread-safe (the ring is the process's; an upload
+   holds it from its first chunk to its last, so chunks stay in order).
+   Pinned memory is allocated portable (any device may use it); events
+   belong to a device, so a change of the process's device
+   (ember.cuda.set_device) drains the ring and makes them anew.  Where
+   pinned memory cannot be had, the upload falls back to cudaMemcpy. */
+#define CU_STAGE_BUFS 4
+#define CU_STAGE_BYTES ((size_t)4 << 20)   /* 4 MiB each */
+
+struct cu_stage_buf {
+  void *host;             /* CU_STAGE_BYTES of pinned memory, or NULL */
+  cudaEvent_t done;       /* recorded after the copy out of it */
+  int pending;            /* done was recorded and not yet waited for */
+};
+
+static std::mutex cu_stage_lock;
+static cu_stage_buf cu_stage[CU_STAGE_BUFS];
+static int cu_stage_next;          /* the buffer the next chunk uses */
+static int cu_stage_device = -1;   /* the device the events belong to */
+static int cu_stage_broken;        /* pinned memory was refused: fall back */
+
+/* Wait for every buffer's copy and drop the events (the lock held). */
+static int cu_stage_drain(void) {
+  int rc = 0;
+  for (int i = 0; i < CU_STAGE_BUFS; i++) {
+    cu_stage_buf *b = &cu_stage[i];
+    if (b->pending) {
+      cudaError_t e = cudaEventSynchronize(b->done);
+      b->pending = 0;
+      if (e != cudaSuccess && rc == 0)
+        rc = cu_error("cuda: %s (waiting for a staged upload)", cudaGetErrorString(e));
+    }
+    if (b->done) {
+      cudaEventDestroy(b->done);
+      b->done = NULL;
+    }
+  }
+  return rc;
+}
+
+/* Buffer i ready for a new chunk: allocated, its event made on the
+   current device, and its last copy finished (the lock held).  Returns 1
+   when pinned memory is unavailable (the caller falls back), -1 after
+   cu_error. */
+static int cu_stage_take(int i) {
+  cu_stage_buf *b = &cu_stage[i];
+  if (!b->host) {
+    cudaError_t e = cudaHostAlloc(&b->host, CU_STAGE_BYTES, cudaHostAllocPortable);
+    if (e != cudaSuccess) {
+      cudaGetLastError();
+      b->host = NULL;
+      cu_stage_broken = 1;
+      return 1;
+    }
+  }
+  if (!b->done) {
+    CU_CHECK(cudaEventCreateWithFlags(&b->done, cudaEventDisableTiming));
+    b->pending = 0;
+  }
+  if (b->pending) {
+    b->pending = 0;
+    cudaError_t e = cudaEventSynchronize(b->done);
+    if (e != cudaSuccess)
+      return cu_error("cuda: %s (waiting for a staged upload)", cudaGetErrorString(e));
+  }
+  return 0;
+}
+
 int ember_cuda_from_host(void *dst, const void *src, size_t n) {
   if (n == 0) return 0;
-  CU_CHECK(cudaMemcpy(dst, src, n, cudaMemcpyHostToDevice));
+  std::lock_guard<std::mutex> hold(cu_stage_lock);
+  int dev = ember_cuda_device();
+  if (dev != cu_stage_device) {
+    if (cu_stage_drain() < 0) return -1;
+    cu_stage_device = dev;
+  }
+  for (size_t off = 0; off < n; ) {
+    size_t len = n - off < CU_STAGE_BYTES ? n - off : CU_STAGE_BYTES;
+    int i = cu_stage_next;
+    int rc = cu_stage_broken ? 1 : cu_stage_take(i);
+    if (rc < 0) return -1;
+    if (rc > 0) {     /* no pinned memory: the blocking copy of the rest */
+      CU_CHECK(cudaMemcpy((char *)dst + off, (const char *)src + off, n - off,
+                          cudaMemcpyHostToDevice));
+      return 0;
+    }
+    cu_stage_buf *b = &cu_stage[i];
+    memcpy(b->host, (const char *)src + off, len);
+    CU_CHECK(cudaMemcpyAsync((char *)dst + off, b->host, len, cudaMemcpyHostToDevice, 0));
+    CU_CHECK(cudaEventRecord(b->done, 0));
+    b->pending = 1;
+    cu_stage_next = (i + 1) % CU_STAGE_BUFS;
+    off += len;
+  }
   return 0;
 }
 

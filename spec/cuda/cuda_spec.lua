@@ -14,6 +14,7 @@
 -- GPU is spec/cuda/training_spec.lua (both GPU only).
 local ember = require "ember"
 local run = require "helpers.run"
+local cuda_helper = require "helpers.cuda"
 
 local cuda = ember.cuda
 local AVAILABLE = cuda.is_available()
@@ -232,10 +233,7 @@ describe("ember.cuda without a GPU", function()
 end)
 
 describe("ember.cuda with a GPU", function()
-  if not AVAILABLE then
-    pending("no CUDA device: " .. tostring(cuda.unavailable_reason()))
-    return
-  end
+  if not cuda_helper.available() then return end
 
   it("counts its devices and has no reason to refuse", function()
     assert.is_true(cuda.device_count() >= 1)
@@ -279,6 +277,54 @@ describe("ember.cuda with a GPU", function()
       assert.are.same(bits(t), bits(g:cpu()), "case " .. i)
       assert.are.same(bits(t), bits(g:contiguous():cpu()), "case " .. i .. " contiguous")
     end
+  end)
+
+  -- ember_cuda_from_host copies through a ring of 4 pinned 4 MiB buffers
+  -- and queues the copies (core/cuda/runtime.cu): an upload larger than the
+  -- ring goes round it in chunks; uploads in a row reuse each buffer only
+  -- after its copy is done; the source may be overwritten once the upload
+  -- returns.
+  it("uploads through the staging ring: past its size, in a row, the source reused at once", function()
+    ember.manual_seed(2)
+    local n = 5 * 1024 * 1024 + 3                  -- 20 MiB of float32: 5 chunks and a tail
+    local want = ember.randn(n)
+    local src = want:clone()
+    local g = src:cuda()
+    src:fill_(-1)
+    assert(g:cpu():equal(want), "a 20 MiB upload differs after the source was overwritten")
+    local bytes = ember.randint(0, 255, {2 * 4 * 1024 * 1024 + 5}, {dtype = "uint8"})
+    assert(bytes:cuda():cpu():equal(bytes), "an upload of 8 MiB + 5 bytes differs")
+    local gs, buf = {}, ember.zeros(100000)
+    for i = 1, 40 do                               -- ten times round the ring
+      buf:fill_(i)
+      gs[i] = buf:cuda()
+    end
+    buf:fill_(-1)
+    for i = 1, 40 do
+      local lo, hi = gs[i]:min():item(), gs[i]:max():item()
+      assert(lo == i and hi == i, ("upload %d of 40 holds %g..%g, expected %d"):format(i, lo, hi, i))
+    end
+  end)
+
+  -- EMBER_CUDA_SYNC=1 (read when the plugin loads) waits for the device
+  -- after every op: the same results, only slower.
+  it("computes the same with EMBER_CUDA_SYNC=1", function()
+    local src = [[
+      local ember = require "ember"
+      ember.manual_seed(3)
+      local x, w = ember.randn(2, 3, 8, 8), ember.randn(4, 3, 3, 3)
+      local a, b = ember.randn(33, 17), ember.randn(17, 9)
+      local on = function(t) return t:cuda() end
+      local y = ember.nn.functional.conv2d(on(x), on(w)):relu():sum()
+      local m = on(a):matmul(on(b)):sum()
+      local i = on(ember.arange(1, 11, 1, {dtype = "int64"})):index_select(1, on(ember.tensor({3, 1, 10}, {dtype = "int64"}))):sum()
+      print(("%.6f %.6f %d"):format(y:item(), m:item(), i:item()))]]
+    local plain, rc1 = run.lua_run(src)
+    local synced, rc2 = run.sh("EMBER_CUDA_SYNC=1 " .. run.lua_cmd() .. " -e " .. run.q(src))
+    assert.are.equal(0, rc1, plain)
+    assert.are.equal(0, rc2, synced)
+    assert.is_truthy(plain:match("^%-?[%d.]+ %-?[%d.]+ 14\n$"), plain)
+    assert.are.equal(plain, synced)
   end)
 
   it("gives every tensor its device field", function()

@@ -5,12 +5,10 @@
 -- the same loader, so a model fitted on CUDA data runs too.
 local ember = require "ember"
 local data = ember.data
+local cuda_helper = require "helpers.cuda"
 
 describe("the loader over CUDA tensors", function()
-  if not ember.cuda.is_available() then
-    pending("no CUDA device: " .. tostring(ember.cuda.unavailable_reason()))
-    return
-  end
+  if not cuda_helper.available() then return end
 
   it("gives the rows a CPU loader gives, on the device", function()
     local x, y = ember.arange(1, 12):float():view(11, 1), ember.arange(1, 12)

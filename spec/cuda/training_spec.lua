@@ -2,9 +2,10 @@
 -- trained on the GPU and on the CPU from the same initial weights (built
 -- on the CPU, its state copied into a second model that :cuda() moves)
 -- over the same batches (no shuffling) must follow the same loss curve
--- (relative difference < 1e-3 per step over the first 10 steps, < 1e-2
--- over the last 10 of 200) and reach the same accuracy on 2000 test
--- images (within 1%).  Then Keras-style: model:fit on a CUDA model with CPU
+-- (relative difference < 1e-3 per step over the first 10 steps; the mean
+-- of the last quarter within 5%; why, in "follows the CPU's loss curve")
+-- and reach the same accuracy on 2000 test images (within 2.5%).  Then
+-- Keras-style: model:fit on a CUDA model with CPU
 -- tensors, with device memory flat across epochs; and a model saved from
 -- the GPU reloads on the CPU with equal weights and optimizer state.
 --
@@ -13,10 +14,12 @@
 -- synthetic images of the same shape (noisy class templates), and the
 -- test names say so.  EMBER_TRAIN_STEPS (default 200) shortens the run.
 --
--- Without a CUDA device the whole file is one pending test that says why.
+-- Without a CUDA device the whole file is one pending test that says why
+-- (a failing one with EMBER_REQUIRE_CUDA=1: spec/helpers/cuda.lua).
 -- EMBER_PARITY_DEVICE=cpu runs it CPU against CPU (a check of the spec
 -- itself on a machine without a GPU; see spec/cuda/ops_spec.lua).
 local ember = require "ember"
+local cuda_helper = require "helpers.cuda"
 local nn, optim, data = ember.nn, ember.optim, ember.data
 local F = nn.functional
 
@@ -105,10 +108,7 @@ local function rel(a, b) return math.abs(a - b) / math.max(math.abs(b), 1e-12) e
 -- }======================================================================
 
 describe("training on the GPU", function()
-  if not ON then
-    pending("no CUDA device: " .. tostring(ember.cuda.unavailable_reason()))
-    return
-  end
+  if not cuda_helper.available(ON) then return end
   ember.cuda.set_allow_tf32(false)
 
   local train, test, source = dataset(STEPS * BATCH, 2000)
@@ -146,31 +146,56 @@ describe("training on the GPU", function()
       end
     end)
 
+    -- Why these tolerances.  The device sums in another order than the
+    -- CPU, so every op's float32 result differs in the last bits (relative
+    -- 1e-7..1e-6), and training compounds such differences: a run is a
+    -- chaotic map, nearby weights drift apart, and after some tens of steps
+    -- the two runs are different (equally good) models whose losses on the
+    -- same batch differ by several percent.  Measured on the CPU (this
+    -- model, Fashion-MNIST, 200 steps; the second run's initial weights
+    -- perturbed by a relative 1e-7, 1e-6 or 1e-5): steps 1-10 differ by at
+    -- most 1e-7, 1e-7 and 7e-4; single steps after 50 by up to 8%, 8% and
+    -- 20% (the old check, < 1e-2 per step over the last 10, sits well
+    -- inside that spread); the mean loss of the last 50 steps by 0.9%, 1.0% and 0.02%.  So: the
+    -- first 10 steps tightly (1e-3: before the drift, where a wrong kernel
+    -- shows at once: step 1 runs the same weights, step 2 one Adam step
+    -- on), and the late curve smoothed, as the mean of the last quarter of
+    -- the steps, within 5% (five times the drift seen; a bug that changes
+    -- where training goes misses it).
     it("follows the CPU's loss curve", function()
       assert.are.equal(STEPS, #lc)
       assert.are.equal(STEPS, #lg)
-      local first, last = math.min(10, STEPS), math.max(1, STEPS - 9)
+      local first = math.min(10, STEPS)
       for s = 1, first do
         assert(rel(lg[s], lc[s]) < 1e-3, ("step %d: loss %.7f on %s, %.7f on the CPU " ..
                "(relative difference %.2g, expected < 1e-3)"):format(s, lg[s], DEV, lc[s],
                rel(lg[s], lc[s])))
       end
-      for s = last, STEPS do
-        assert(rel(lg[s], lc[s]) < 1e-2, ("step %d: loss %.7f on %s, %.7f on the CPU " ..
-               "(relative difference %.2g, expected < 1e-2)"):format(s, lg[s], DEV, lc[s],
-               rel(lg[s], lc[s])))
+      local function mean(l, from, to)
+        local m = 0
+        for s = from, to do m = m + l[s] end
+        return m / (to - from + 1)
       end
-      -- and it learned: the last 10 steps' mean loss is below the first 10's
-      local a, b = 0, 0
-      for s = 1, first do a = a + lg[s] / first end
-      for s = last, STEPS do b = b + lg[s] / (STEPS - last + 1) end
-      assert(b < a, ("the loss did not fall: %.4f over the first steps, %.4f over the last"):format(a, b))
+      local last = STEPS - math.max(1, STEPS // 4) + 1
+      local late_g, late_c = mean(lg, last, STEPS), mean(lc, last, STEPS)
+      assert(rel(late_g, late_c) < 0.05, ("steps %d-%d: mean loss %.5f on %s, %.5f on the " ..
+             "CPU (relative difference %.2g, expected < 0.05)"):format(last, STEPS, late_g, DEV,
+             late_c, rel(late_g, late_c)))
+      -- and it learned: the last quarter's mean loss is below the first 10 steps'
+      local early = mean(lg, 1, first)
+      assert(late_g < early, ("the loss did not fall: %.4f over the first steps, %.4f over " ..
+             "the last"):format(early, late_g))
     end)
 
-    it("reaches the CPU's accuracy on 2000 test images (within 1%)", function()
+    -- The two runs end as different models (see above); on the CPU, with
+    -- the perturbed starts, 0.744 against 0.742 each time.  Two such models
+    -- disagree on some 5-10% of the images, so their accuracies on 2000
+    -- differ by about sqrt(150)/2000 = 0.6% (one standard deviation): the
+    -- old 1% was under two; 2.5% is four.
+    it("reaches the CPU's accuracy on 2000 test images (within 2.5%)", function()
       local ac = accuracy(mc, test.x, test.y, false)
       local ag = accuracy(mg, test.x, test.y, true)
-      assert(math.abs(ag - ac) <= 0.01, ("accuracy %.4f on %s, %.4f on the CPU"):format(ag, DEV, ac))
+      assert(math.abs(ag - ac) <= 0.025, ("accuracy %.4f on %s, %.4f on the CPU"):format(ag, DEV, ac))
       assert(ag > 0.5, ("accuracy %.4f after %d steps: it did not learn"):format(ag, STEPS))
     end)
 
@@ -238,13 +263,18 @@ describe("training on the GPU", function()
       end
     end)
 
+    -- The same drift as in the loss curve above: epoch 1 (steps 1-32, the
+    -- mean of mostly pre-drift steps) tightly, the later epochs (steps up
+    -- to 128, where single steps differ by several percent) as means within
+    -- 5% and accuracies on the 2048 training images within 3%.
     it("gives the history a CPU fit gives", function()
       for e = 1, epochs do
-        assert(rel(h.loss[e], hc.loss[e]) < 1e-2, ("epoch %d: loss %.6f on %s, %.6f on the CPU")
-               :format(e, h.loss[e], DEV, hc.loss[e]))
-        assert(math.abs(h.accuracy[e] - hc.accuracy[e]) <= 0.01,
-               ("epoch %d: accuracy %.4f on %s, %.4f on the CPU"):format(e, h.accuracy[e], DEV,
-               hc.accuracy[e]))
+        local ltol, atol = e == 1 and 1e-2 or 0.05, e == 1 and 0.01 or 0.03
+        assert(rel(h.loss[e], hc.loss[e]) < ltol, ("epoch %d: loss %.6f on %s, %.6f on the CPU " ..
+               "(expected within %g)"):format(e, h.loss[e], DEV, hc.loss[e], ltol))
+        assert(math.abs(h.accuracy[e] - hc.accuracy[e]) <= atol,
+               ("epoch %d: accuracy %.4f on %s, %.4f on the CPU (expected within %g)")
+               :format(e, h.accuracy[e], DEV, hc.accuracy[e], atol))
       end
     end)
 
