@@ -13,15 +13,13 @@
 -- device of a given size, and threads are tools/devcache_test.c's
 -- (spec/bindings/devcache_spec.lua) and spec/bindings/fake_cuda_memory_spec.lua's.
 local ember = require "ember"
+local cuda_helper = require "helpers.cuda"
 
 local cuda = ember.cuda
 local MiB = 1 << 20
 
 describe("the CUDA caching allocator", function()
-  if not cuda.is_available() then
-    pending("no CUDA device: " .. tostring(cuda.unavailable_reason()))
-    return
-  end
+  if not cuda_helper.available() then return end
 
   --- Free what is garbage and wait for the device, so that the counts
   -- are settled.

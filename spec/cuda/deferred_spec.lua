@@ -8,10 +8,10 @@
 --
 -- Without a CUDA device the whole file is one pending test that says why.
 local ember = require "ember"
+local cuda_helper = require "helpers.cuda"
 local nn = ember.nn
 local F = nn.functional
 
-local ON = ember.cuda.is_available()
 
 -- {======================================================================
 -- Helpers
@@ -47,10 +47,7 @@ local function syncs() return ember.cuda.stats().syncs end
 -- }======================================================================
 
 describe("deferred data errors on the GPU", function()
-  if not ON then
-    pending("no CUDA device: " .. tostring(ember.cuda.unavailable_reason()))
-    return
-  end
+  if not cuda_helper.available() then return end
 
   before_each(function()
     -- nothing left over from another spec

@@ -11,6 +11,7 @@
 -- CNN step (forward, cross-entropy, backward, Adam) must make none, and,
 -- after a warm-up step, no device allocation either.
 local ember = require "ember"
+local cuda_helper = require "helpers.cuda"
 local nn, optim = ember.nn, ember.optim
 local F = nn.functional
 
@@ -22,10 +23,7 @@ local function delta(before)
 end
 
 describe("ember.cuda.stats", function()
-  if not ember.cuda.is_available() then
-    pending("no CUDA device: " .. tostring(ember.cuda.unavailable_reason()))
-    return
-  end
+  if not cuda_helper.available() then return end
 
   it("has the counts, as integers", function()
     local s = ember.cuda.stats()
