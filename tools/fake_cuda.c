@@ -110,10 +110,12 @@ static void empty_cache(void) { ember_devcache_empty(cache); }
 static pthread_mutex_t sticky_mu = PTHREAD_MUTEX_INITIALIZER;
 static char sticky[1024];
 static int has_sticky;
+static int sync_mode;      /* EMBER_CUDA_SYNC / CUDA_LAUNCH_BLOCKING: at once */
 
 #define DEFER(expr)                                                        \
   do {                                                                     \
     if ((expr) < 0) {                                                      \
+      if (sync_mode) return api->set_error("%s", ember_last_error());     \
       pthread_mutex_lock(&sticky_mu);                                      \
       if (!has_sticky) {                                                   \
         snprintf(sticky, sizeof sticky, "%s", ember_last_error());         \
@@ -201,6 +203,8 @@ const ember_device_plugin *ember_device_plugin_init(const ember_core_api *a,
                                                     char *why, size_t n) {
   if (!a || a->abi != EMBER_PLUGIN_ABI) return NULL;
   api = a;
+  const char *v1 = getenv("EMBER_CUDA_SYNC"), *v2 = getenv("CUDA_LAUNCH_BLOCKING");
+  sync_mode = (v1 && *v1 && strcmp(v1, "0") != 0) || (v2 && *v2 && strcmp(v2, "0") != 0);
   if (!cache) {
     if (read_limit(why, n) < 0) return NULL;
     ember_devcache_raw raw = {NULL, raw_malloc, raw_free, raw_info, a->set_error, "cuda"};

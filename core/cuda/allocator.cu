@@ -87,8 +87,9 @@ void *ember_cuda_alloc(size_t nbytes) {
 }
 
 /* Memory the backend keeps for itself (cuBLAS's workspace): from the
-   cache, but not counted as tensors' memory_allocated, so that it never
-   stops set_device ("while tensors live"). */
+   cache, but not counted as tensors' memory_allocated.  It stays on its
+   device, so once there is any, ember_cuda_select_device refuses another
+   device (ember_cuda_memory_segments). */
 void *ember_cuda_alloc_workspace(size_t nbytes) {
   ember_devcache *c = cu_cache();
   if (!c) {
@@ -123,6 +124,7 @@ void ember_cuda_memory_stats(ember_device_stats *out) {
   out->allocated_bytes = k.allocated_bytes;
   out->cached_bytes = k.cached_bytes;
 }
+size_t ember_cuda_memory_segments(void) { return cu_counts().segments; }
 void ember_cuda_empty_cache(void) {
   ember_devcache *c = cu_cache();
   if (c) ember_devcache_empty(c);

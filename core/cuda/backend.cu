@@ -53,13 +53,15 @@ static int cu_use_device(void) {
 
 /* EMBER_CUDA_SYNC=1: after an entry succeeds, wait for the device, so a
    fault in what it queued (its kernels, or cuBLAS's inside matmul and
-   conv, which CU_LAUNCH_CHECK does not see) is reported by that op. */
+   conv, which CU_LAUNCH_CHECK does not see) is reported by that op, and
+   so is a data error it found (a bad index), which is otherwise deferred
+   to the next sync. */
 static int cu_sync_after(const char *name) {
   cudaError_t e = cudaDeviceSynchronize();
   if (e != cudaSuccess)
     return cu_error("cuda: %s: %s (found by the synchronisation after the op, "
                     "EMBER_CUDA_SYNC=1)", name, cudaGetErrorString(e));
-  return 0;
+  return ember_cuda_deferred_error();
 }
 
 /* The entry F of the tables, guarded: cu_guard<F>::call has F's signature

@@ -316,6 +316,7 @@ void ember_cuda_free(void *ptr);
 size_t ember_cuda_memory_allocated(void);
 size_t ember_cuda_memory_reserved(void);
 void ember_cuda_memory_stats(ember_device_stats *out);
+size_t ember_cuda_memory_segments(void);        /* device memory held at all */
 void ember_cuda_empty_cache(void);
 
 /*

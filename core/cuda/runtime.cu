@@ -99,7 +99,9 @@ static void message_format(char *out, size_t n, unsigned long long key,
 static int record_init(void) {
   if (cu_rec_host) return 0;
   void *h = NULL, *d = NULL;
-  CU_CHECK(cudaHostAlloc(&h, sizeof(ember_cuda_record), cudaHostAllocMapped));
+  /* portable: mapped for every device, should the process's change */
+  CU_CHECK(cudaHostAlloc(&h, sizeof(ember_cuda_record),
+                         cudaHostAllocMapped | cudaHostAllocPortable));
   cudaError_t e = cudaHostGetDevicePointer(&d, h, 0);
   if (e != cudaSuccess) {
     cudaFreeHost(h);
@@ -250,6 +252,16 @@ static std::atomic<int> cu_device{-1};   /* the process's device */
    code for its architecture) is reported now, rather than on every
    launch. */
 int ember_cuda_select_device(int n) {
+  /* The core allows a change only while no tensor lives and has emptied
+     the cache; what is left (cuBLAS's workspace, with the per-thread
+     handles bound to the device) cannot move, so a process that has run
+     a matmul keeps its device. */
+  int cur = cu_device;
+  if (cur >= 0 && n != cur && ember_cuda_memory_segments() > 0)
+    return cu_error("cuda.set_device: cannot move to cuda:%d: this process has used "
+                    "cuda:%d (cuBLAS's handles and workspace live there); choose the "
+                    "device before the first op (ember.cuda.set_device, "
+                    "EMBER_CUDA_DEVICE)", n, cur);
   CU_CHECK(cudaSetDevice(n));
   cudaFuncAttributes attr;
   cudaError_t e = cudaFuncGetAttributes(&attr, k_probe);

@@ -327,6 +327,22 @@ describe("ember.cuda with a GPU", function()
     assert.are.equal(plain, synced)
   end)
 
+  -- In sync mode a data error (a bad index) is no longer deferred to the
+  -- next sync: the op that met it raises, with the CPU's message.
+  it("raises a bad index at its own op with EMBER_CUDA_SYNC=1", function()
+    local src = [[
+      local ember = require "ember"
+      local x = ember.arange(1, 11):float():cuda()
+      local ok, err = pcall(x.index_select, x, 1, ember.tensor({2, 11}, {dtype = "int64"}):cuda())
+      print(ok, err)
+      print(pcall(ember.cuda.synchronize))]]
+    local out, rc = run.sh("EMBER_CUDA_SYNC=1 " .. run.lua_cmd() .. " -e " .. run.q(src))
+    assert.are.equal(0, rc, out)
+    assert.is_truthy(out:find("^false\t[^\n]*index_select: index 11 is out of range for " ..
+                              "dimension 1 of size 10\n"), out)
+    assert.is_truthy(out:find("\ntrue\n$"), out)
+  end)
+
   it("gives every tensor its device field", function()
     local t = ember.ones(2)
     local g = t:cuda()
