@@ -146,6 +146,7 @@ local function train_steps(model, adam, bs, steps)
   local total = (n + bs - 1) // bs
   steps = steps and math.min(steps, total) or total
   local t0 = now()
+  local s0 = DEV == "cuda" and ember.cuda.stats()
   for b = 1, steps do
     local start = (b - 1) * bs + 1
     local idx = perm:narrow(1, start, math.min(bs, n - start + 1))
@@ -155,7 +156,11 @@ local function train_steps(model, adam, bs, steps)
     loss:backward()
     adam:step()
   end
-  return now() - t0
+  -- the waits and device mallocs of the steps themselves (the stand-in
+  -- and the GPU must agree: none), before now()'s own synchronize
+  local s1 = DEV == "cuda" and ember.cuda.stats()
+  local secs = now() - t0
+  return secs, s1 and (s1.syncs - s0.syncs) / steps, s1 and s1.allocations - s0.allocations
 end
 
 for _, bs in ipairs(opt.batch_sizes) do
@@ -163,8 +168,9 @@ for _, bs in ipairs(opt.batch_sizes) do
   local model = cnn():to(DEV)
   local adam = optim.Adam(model:parameters(), {lr = 1e-3})
   train_steps(model, adam, bs, 20)                 -- the warm-up slice
-  local secs = train_steps(model, adam, bs)
+  local secs, syncs, mallocs = train_steps(model, adam, bs)
   io.write(("epoch_bs%d %.3f %.0f\n"):format(bs, secs, n / secs))
+  if syncs then io.write(("syncs_bs%d %.3f %d\n"):format(bs, syncs, mallocs)) end
   io.stdout:flush()
 
   -- model:fit's epoch, for context: the same steps plus the per-batch

@@ -330,6 +330,15 @@ awk -v sizes="$SIZES" -v py="$PY" -v device="$DEVICE" -v peers="$PEERS" -v cubla
       row(sprintf("images/s bs%-4d (PyTorch)", bss[i]), e2[k], t2[k], 0, "info", tneed)
     }
     for (i = 1; i <= nb; i++) {
+      k = "syncs_bs" bss[i]
+      if (k in e) {
+        printf "%-30s | %10s | %10s | %7s | %s\n", sprintf("syncs/step bs%-4d", bss[i]), e[k],
+               "-", "-", (e[k] + 0 == 0 ? "== 0 met" : "== 0 MISSED")
+        printf "%-30s | %10s | %10s | %7s | %s\n", sprintf("device mallocs/epoch bs%-4d", bss[i]),
+               e2[k], "-", "-", "(context: a last, smaller batch may need new blocks)"
+      }
+    }
+    for (i = 1; i <= nb; i++) {
       k = "fit_bs" bss[i]
       row(sprintf("model:fit epoch bs%-4d s", bss[i]), e[k], "", 0, "info", "")
     }
