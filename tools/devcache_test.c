@@ -66,7 +66,7 @@ static int sim_info(void *ctx, size_t *fr, size_t *total) {
 }
 
 static ember_devcache *new_cache(sim *s) {
-  ember_devcache_raw raw = {s, sim_malloc, sim_free, sim_info, set_error, "sim"};
+  ember_devcache_raw raw = {s, sim_malloc, sim_free, sim_info, set_error, "sim", NULL};
   ember_devcache *c = ember_devcache_new(&raw);
   if (!c) {
     fprintf(stderr, "devcache-test: no host memory\n");

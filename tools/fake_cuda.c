@@ -35,11 +35,30 @@ static ember_backend_i table;
 static ember_devcache *cache;
 static size_t fake_limit, fake_used;   /* 0: unlimited; in segments */
 
+/* Under AddressSanitizer, a block back in the cache is poisoned until it
+   is handed out again, so a use of a freed "cuda" tensor's memory is still
+   caught although the cache keeps that memory (a freed block is not
+   given back to free()). */
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+static void raw_handed(void *ctx, void *p, size_t n, int live) {
+  (void)ctx;
+  if (live) ASAN_UNPOISON_MEMORY_REGION(p, n);
+  else ASAN_POISON_MEMORY_REGION(p, n);
+}
+#define RAW_HANDED raw_handed
+#else
+#define RAW_HANDED NULL
+#endif
+
 /* A segment of host memory; "out of memory" past the simulated size.
    Runs under the cache's lock, as fake_used is read. */
+#define FAKE_MAX ((size_t)1 << 40)   /* no device has a TiB; nor may ASan's malloc */
+
 static int raw_malloc(void *ctx, void **p, size_t n) {
   (void)ctx;
   if (fake_limit && n > fake_limit - fake_used) return EMBER_DEVCACHE_OOM;
+  if (n > FAKE_MAX) return EMBER_DEVCACHE_OOM;
   if (posix_memalign(p, 512, n) != 0) return EMBER_DEVCACHE_OOM;
   fake_used += n;
   return 0;
@@ -47,6 +66,9 @@ static int raw_malloc(void *ctx, void **p, size_t n) {
 
 static void raw_free(void *ctx, void *p, size_t n) {
   (void)ctx;
+#if defined(__SANITIZE_ADDRESS__)
+  ASAN_UNPOISON_MEMORY_REGION(p, n);       /* parts were cached: poisoned */
+#endif
   fake_used -= n;
   free(p);
 }
@@ -207,7 +229,8 @@ const ember_device_plugin *ember_device_plugin_init(const ember_core_api *a,
   sync_mode = (v1 && *v1 && strcmp(v1, "0") != 0) || (v2 && *v2 && strcmp(v2, "0") != 0);
   if (!cache) {
     if (read_limit(why, n) < 0) return NULL;
-    ember_devcache_raw raw = {NULL, raw_malloc, raw_free, raw_info, a->set_error, "cuda"};
+    ember_devcache_raw raw = {.malloc = raw_malloc, .free = raw_free, .mem_info = raw_info,
+                              .set_error = a->set_error, .handed = RAW_HANDED, .name = "cuda"};
     cache = ember_devcache_new(&raw);
     if (!cache) {
       snprintf(why, n, "fake cuda: out of host memory");

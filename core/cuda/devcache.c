@@ -322,6 +322,7 @@ static void *alloc_block(ember_devcache *c, size_t n, int internal) {
   if (internal) c->st.internal_bytes += b->size;
   else c->st.allocated_bytes += b->size;
   void *p = b->ptr;
+  if (c->raw.handed) c->raw.handed(c->raw.ctx, p, b->size, 1);
   pthread_mutex_unlock(&c->lock);
   return p;
 }
@@ -345,6 +346,7 @@ void ember_devcache_free(ember_devcache *c, void *p) {
   }
   if (b->internal) c->st.internal_bytes -= b->size;
   else c->st.allocated_bytes -= b->size;
+  if (c->raw.handed) c->raw.handed(c->raw.ctx, b->ptr, b->size, 0);
   b->internal = 0;
   block *nx = b->next;
   if (nx && nx->free) {

@@ -54,6 +54,10 @@ typedef struct ember_devcache_raw {
   int (*mem_info)(void *ctx, size_t *free_bytes, size_t *total_bytes);
   int (*set_error)(const char *fmt, ...);      /* returns -1 */
   const char *name;                            /* messages start "name: " */
+  /* a block of n bytes at p handed out (live 1) or back in the cache
+     (live 0): the stand-in poisons cached host memory for AddressSanitizer
+     with it; may be NULL */
+  void (*handed)(void *ctx, void *p, size_t n, int live);
 } ember_devcache_raw;
 
 typedef struct ember_devcache ember_devcache;

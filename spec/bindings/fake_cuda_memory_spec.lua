@@ -90,3 +90,25 @@ describe("device memory on a stand-in of a given size", function()
     end
   end)
 end)
+
+-- The cache keeps freed device memory, so on the stand-in (host memory) a
+-- use after free of a "cuda" tensor would no longer reach freed heap; the
+-- stand-in poisons what it caches, and AddressSanitizer still reports it.
+describe("the stand-in's cache under AddressSanitizer", function()
+  local san = os.getenv("EMBER_SAN") or ""
+  if not san:find("address", 1, true) then
+    pending("runs under make asan (EMBER_SAN with -fsanitize=address)")
+    return
+  end
+  it("reports a read of a released CUDA tensor's memory", function()
+    local exe = run.build .. "/fake-cuda-uaf"
+    local out, rc = run.sh(("cc %s -Icore/include -o %s tools/fake_cuda_uaf.c %s/libember.a " ..
+                            "-llua5.4 -lopenblas -lz -lm -fopenmp"):format(san, exe, run.build))
+    assert.are.equal(0, rc, out)
+    out, rc = run.sh(("EMBER_CUDA_PLUGIN=%s/%s/libember_fakecuda.so %s")
+                     :format(os.getenv("PWD") or ".", run.build, exe))
+    assert.are_not.equal(0, rc, out)
+    assert.is_truthy(out:find("AddressSanitizer: use-after-poison", 1, true), out)
+    assert.is_nil(out:find("after release", 1, true), out)
+  end)
+end)
