@@ -114,10 +114,18 @@ $(DEVCACHE_OBJ): core/cuda/devcache.c core/cuda/devcache.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) -std=c11 -fPIC $(WARN) $(CFLAGS) $(SAN) -c $< -o $@
 
+# The CUDA plugin's copy, without the sanitizers: nvcc links none of
+# their runtimes (its kernels' host code is not instrumented either), so
+# an instrumented object would leave the plugin unloadable in make asan.
+DEVCACHE_CU_OBJ := $(BUILD)/obj/core/cuda/devcache-plain.o
+$(DEVCACHE_CU_OBJ): core/cuda/devcache.c core/cuda/devcache.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -std=c11 -fPIC $(WARN) $(CFLAGS) -c $< -o $@
+
 # Links cudart and cuBLAS; none of the core's symbols (see core/device.h).
 # -Bsymbolic: its calls to its own functions never bind to the core's of
 # the same name (ember_cuda_synchronize, ...) in a host that exports them.
-$(BUILD)/libember_cuda.so: $(CU_OBJ) $(DEVCACHE_OBJ)
+$(BUILD)/libember_cuda.so: $(CU_OBJ) $(DEVCACHE_CU_OBJ)
 	$(NVCC) -shared -o $@ $^ -lcublas -lcudart -Xlinker -Bsymbolic -Xlinker -rpath,$(CUDA_HOME)/lib64
 
 # The CUDA kernels' index arithmetic (core/cuda/index_math.h) checked on
