@@ -200,9 +200,11 @@ static int count(void) {
 static int device;
 static int set_device(int n) { device = n; return 0; }
 static int get_device(void) { return device; }
+/* the deferred error first: a copy that fails writes nothing */
 static int to_host(void *dst, const void *src, size_t n) {
+  if (report_sticky() < 0) return -1;
   memcpy(dst, src, n);
-  return report_sticky();
+  return 0;
 }
 static int from_host(void *dst, const void *src, size_t n) { memcpy(dst, src, n); return 0; }
 static int sync(void) { return report_sticky(); }

@@ -289,13 +289,17 @@ int ember_cuda_device_count(void) {
   return n;
 }
 
-/* A blocking copy; an error left by an earlier asynchronous kernel
-   surfaces here too, with its own message, and then a data error a
-   kernel deferred (the wait is the copy's own). */
+/* A blocking copy.  The wait comes first: an error left by an earlier
+   asynchronous kernel surfaces there, with its own message, and then a
+   data error a kernel deferred -- both before anything is written to dst,
+   so a copy that fails changes nothing.  The copy itself then finds the
+   queue empty. */
 int ember_cuda_to_host(void *dst, const void *src, size_t n) {
   if (n == 0) return 0;
+  CU_CHECK(cudaStreamSynchronize(0));
+  if (ember_cuda_deferred_error() < 0) return -1;
   CU_CHECK(cudaMemcpy(dst, src, n, cudaMemcpyDeviceToHost));
-  return ember_cuda_deferred_error();
+  return 0;
 }
 
 /* Uploads through pinned staging.

@@ -15,7 +15,9 @@ local ALLOWED = {
     ["cudaMemcpy%("] = 2,              -- to_host (the copy the user asked for); from_host's
                                        -- fallback when no pinned memory can be had
     ["cudaDeviceSynchronize"] = 1,     -- ember_cuda_synchronize
-    ["cudaStreamSynchronize"] = 1,     -- the deferred-error sequence wrap, once per 2^28 checks
+    ["cudaStreamSynchronize"] = 2,     -- to_host's wait (before its copy, so a deferred error
+                                       -- writes nothing); the deferred-error sequence wrap,
+                                       -- once per 2^28 checks
     ["cudaEventSynchronize"] = 2,      -- a staging buffer reused while its upload runs
   },
   ["core/cuda/allocator.cu"] = {["cudaFree%("] = 1},     -- releasing cached segments only

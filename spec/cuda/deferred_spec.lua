@@ -88,6 +88,18 @@ describe("deferred data errors on the GPU", function()
              function() scatter(x:cuda(), gi:cuda(), ember.randn(3, 2):cuda()) end)
   end)
 
+  it("a copy to the host that reports one writes nothing", function()
+    local x = ember.arange(1, 4):float():cuda()
+    local dst = ember.zeros(3)
+    x:index_select(1, long({9}):cuda())
+    local ok, err = pcall(dst.copy_, dst, x)
+    assert.is_false(ok)
+    assert.is_truthy(tostring(err):find("index_select: index 9 is out of range", 1, true), err)
+    assert.are.same({0.0, 0.0, 0.0}, dst:totable())
+    dst:copy_(x)                                  -- cleared: the copy now runs
+    assert.are.same({1.0, 2.0, 3.0}, dst:totable())
+  end)
+
   it("the first of two bad ops wins", function()
     local x = ember.randn(5, 3):cuda()
     local want = "index_select: index 6 is out of range for dimension 1 of size 5"

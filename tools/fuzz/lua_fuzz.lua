@@ -81,6 +81,7 @@ M.SEEDS = {
   avg_pool2d_backward = function(e) return {e.ones(2, 3, 2, 2), e.randn(2, 3, 5, 5), 2} end,
   gather = function(e) return {e.randn(2, 3), 2, e.tensor({{1}, {3}}, {dtype = "int64"})} end,
   index_select = function(e) return {e.randn(2, 3), 2, e.tensor({3, 1}, {dtype = "int64"})} end,
+  _check_index = function(e) return {e.tensor({{1, 5}, {-100, 3}}, {dtype = "int64"}), 1, 5, -100, "p ", " s"} end,
   index_add_ = function(e) return {e.zeros(3), 1, e.tensor({1, 3, 1}, {dtype = "int64"}), e.ones(3)} end,
   scatter_add_ = function(e) return {e.zeros(2, 3), 2, e.tensor({{1, 3}, {2, 2}}, {dtype = "int64"}), e.ones(2, 2)} end,
   masked_fill = function(e) local a = e.randn(2, 3); return {a, a:gt(0), -1} end,
