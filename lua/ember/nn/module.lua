@@ -347,6 +347,43 @@ local function state_list(self)
   return out
 end
 
+--- Tied tensors: {alias = name} for every parameter or buffer reached
+-- under a second name (m[2].weight = m[1].weight gives {["2.weight"] =
+-- "1.weight"}); name is the first in state_dict order.  For saving.
+function Module:_ties()
+  local first, ties = {}, {}
+  for _, e in ipairs(state_list(self)) do
+    local t = e[2]
+    if first[t] then ties[e[1]] = first[t] else first[t] = e[1] end
+  end
+  return ties
+end
+
+--- Tie again what _ties reported: the tensor under each alias becomes the
+-- one under its name (after loading, which fills both with equal values).
+-- Unknown names are errors; nothing changes then.
+function Module:_retie(ties)
+  local where = {}
+  for _, e in ipairs(walk(self, "", {})) do
+    for _, store in ipairs{"_parameters", "_buffers"} do
+      local st = rawget(e[2], store)
+      for _, n in ipairs(st.names) do
+        where[e[1] == "" and n or e[1] .. "." .. n] = {st, n}
+      end
+    end
+  end
+  for alias, name in pairs(ties) do
+    if not where[alias] or not where[name] then
+      error(("tied tensor '%s' -> '%s' is not in the model"):format(tostring(alias), tostring(name)), 2)
+    end
+  end
+  for alias, name in pairs(ties) do
+    local a, n = where[alias], where[name]
+    a[1].map[a[2]] = n[1].map[n[2]]
+  end
+  return self
+end
+
 --- A table name -> tensor of every parameter and buffer.  The tensors are
 -- detached but share storage with the module's (as in PyTorch): clone
 -- them to keep a snapshot.
@@ -410,15 +447,19 @@ function Module:load_state_dict(sd, strict)
 end
 
 local FLOAT = {float32 = "float32", float = "float32", float64 = "float64", double = "float64"}
-local DEVICE = {cpu = "cpu", cuda = "cuda", ["cuda:0"] = "cuda"}
+local DEVICE = {cpu = "cpu", cuda = "cuda"}
 local blame_user = require("ember.blame").failer("ember/nn/module")
 
 --- Convert every floating parameter and buffer to a dtype, or move every
--- parameter and buffer to a device ("cpu", "cuda"), in place of the
--- module (the tensors are new ones; requires_grad is kept, grads dropped).
--- A compiled model's optimizer follows its parameters to a new device.
+-- parameter and buffer to a device ("cpu", "cuda", "cuda:N"), in place of
+-- the module (the tensors are new ones; requires_grad is kept, grads
+-- dropped).  A tensor shared by several places (tied weights) is converted
+-- once and stays shared.  A compiled model's optimizer follows its
+-- parameters to a new device.
 function Module:to(target)
   local d, dev = FLOAT[target], DEVICE[target]
+  local devname = dev
+  if type(target) == "string" and target:match("^cuda:%d+$") then dev, devname = "cuda", target end
   if not d and not dev then
     error(("to: expected a floating dtype (float32 or float64) or a device (cpu or cuda), got %s")
           :format(type(target) == "string" and "'" .. target .. "'" or type(target)), 2)
@@ -433,17 +474,20 @@ function Module:to(target)
         local s = rawget(m, store)
         for _, n in ipairs(s.names) do
           local t = s.map[n]
-          local c
-          if dev then
-            if t.device ~= dev then c = common.detach(t):to(dev) end
-          elseif t.dtype ~= d and (t.dtype == "float32" or t.dtype == "float64") then
-            c = common.detach(t):to(d)
+          local c = moved[t]                 -- converted already: shared
+          if c == nil then
+            if dev then
+              if t.device ~= dev or devname ~= dev then c = common.detach(t):to(devname) end
+            elseif t.dtype ~= d and (t.dtype == "float32" or t.dtype == "float64") then
+              c = common.detach(t):to(d)
+            end
+            if c and rawequal(c, t) then c = nil end
+            if c then
+              if common.requires_grad(t) then common.param(c) end
+              moved[t] = c
+            end
           end
-          if c then
-            if common.requires_grad(t) then common.param(c) end
-            s.map[n] = c
-            moved[t] = c
-          end
+          if c then s.map[n] = c end
         end
       end
     end

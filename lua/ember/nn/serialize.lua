@@ -388,6 +388,10 @@ local function save(model, path, opts)
   local meta = {format = "pt", ["ember.version"] = ember._VERSION,
                 ["ember.architecture"] = json.encode(model:get_config())}
   local tensors = model:state_dict()
+  -- tied weights (m[2].weight = m[1].weight): saved under both names, as
+  -- safetensors has no aliases, and tied again by nn.load
+  local ties = model:_ties()
+  if next(ties) then meta["ember.ties"] = json.encode(ties) end
   local opt = model.optimizer
   if include and opt ~= nil then
     if not is_optimizer(opt) then
@@ -526,6 +530,16 @@ local function load(path)
   if not ok then
     fail(("nn.load: the weights in '%s' do not fit the rebuilt %s: %s")
          :format(path, class_name(model), bare(err)))
+  end
+  if meta["ember.ties"] ~= nil then
+    local ties = decode_entry(path, meta, "ember.ties")
+    local bad = type(ties) ~= "table"
+    for k, v in pairs(bad and {} or ties) do
+      if type(k) ~= "string" or type(v) ~= "string" then bad = true end
+    end
+    if bad then fail(("nn.load: '%s' has a malformed ember.ties entry"):format(path)) end
+    ok, err = pcall(model._retie, model, ties)
+    if not ok then fail(("nn.load: '%s': %s"):format(path, bare(err))) end
   end
 
   if opt_spec then
