@@ -667,6 +667,33 @@ static int l_masked_fill_(lua_State *L) {
   return 1;
 }
 
+/* tril(t [, k]) / triu(t [, k]): k the diagonal offset, an integer, 0 by
+   default; the in-place forms return t */
+static int l_tril(lua_State *L) {
+  ember_tensor *t = l_check(L, 1);
+  lua_Integer k = luaL_optinteger(L, 2, 0);   /* read before PUSH adds a slot */
+  PUSH(L, ember_tril(t, k));
+  return 1;
+}
+
+static int l_triu(lua_State *L) {
+  ember_tensor *t = l_check(L, 1);
+  lua_Integer k = luaL_optinteger(L, 2, 0);   /* read before PUSH adds a slot */
+  PUSH(L, ember_triu(t, k));
+  return 1;
+}
+
+static int l_tri_(lua_State *L, int upper) {
+  ember_tensor *t = l_check(L, 1);
+  lua_Integer k = luaL_optinteger(L, 2, 0);
+  if ((upper ? ember_triu_(t, k) : ember_tril_(t, k)) < 0) return l_error(L);
+  lua_settop(L, 1);
+  return 1;
+}
+
+static int l_tril_(lua_State *L) { return l_tri_(L, 0); }
+static int l_triu_(lua_State *L) { return l_tri_(L, 1); }
+
 static int l_equal(lua_State *L) {
   int rc = ember_equal(l_check(L, 1), l_check(L, 2));
   if (rc < 0) return l_error(L);
@@ -858,6 +885,7 @@ static const luaL_Reg method_funcs[] = {
   {"eq", l_eq}, {"ne", l_ne}, {"lt", l_lt}, {"le", l_le}, {"gt", l_gt},
   {"ge", l_ge}, {"masked_fill", l_masked_fill},
   {"masked_fill_", l_masked_fill_}, {"equal", l_equal},
+  {"tril", l_tril}, {"triu", l_triu}, {"tril_", l_tril_}, {"triu_", l_triu_},
   {"max", l_max}, {"min", l_min}, {"softmax", l_softmax},
   {"log_softmax", l_log_softmax}, {"matmul", l_matmul},
   {"index_select", l_index_select}, {"gather", l_gather},

@@ -342,6 +342,15 @@ ember_tensor *ember_masked_fill(const ember_tensor *t,
                                 const ember_tensor *mask, double value);
 int ember_masked_fill_(ember_tensor *t, const ember_tensor *mask,
                        double value);
+/* The lower (tril) or upper (triu) triangle of the last two dims, batched
+   over the leading ones; the rest becomes 0.  k is the diagonal offset as
+   in torch.tril: element (i, j) is kept when j - i <= k (tril) or
+   j - i >= k (triu).  Any dtype; at least 2 dims.  The gradient is the same
+   triangle of the incoming gradient. */
+ember_tensor *ember_tril(const ember_tensor *t, int64_t k);
+ember_tensor *ember_triu(const ember_tensor *t, int64_t k);
+int ember_tril_(ember_tensor *t, int64_t k);
+int ember_triu_(ember_tensor *t, int64_t k);
 /* 1 if same shape and equal elements (after promotion), else 0; -1 error. */
 int ember_equal(const ember_tensor *a, const ember_tensor *b);
 
