@@ -55,12 +55,23 @@ local function check_int(name, what, v, min)
   return v
 end
 
---- An int64 index tensor (1-based values from a Lua list) on t's device.
+--- An int64 index tensor on t's device, from a Lua list of 1-based
+-- positions or from a CPU int64 tensor.
 local function index_on(t, list)
-  local idx = ember.tensor(list, {dtype = "int64"})
-  if #list == 0 then idx = ember.zeros(0, {dtype = "int64"}) end
+  local idx = list
+  if not ember.is_tensor(idx) then
+    idx = #list > 0 and ember.tensor(list, {dtype = "int64"}) or ember.zeros(0, {dtype = "int64"})
+  end
   if t.device ~= "cpu" then idx = idx:to(t.device) end
   return idx
+end
+
+--- 1..n, each repeated r times in a row (inner) or the whole run r times
+-- (outer), as an int64 tensor built by the core (no Lua loop over r*n).
+local function repeated_range(n, r, inner)
+  local a = ember.arange(1, n + 1, {dtype = "int64"})
+  if inner then return a:view(n, 1):expand(n, r):reshape(-1) end
+  return a:view(1, n):expand(r, n):reshape(-1)
 end
 
 --- A number or a table of numbers as a list; `name` for errors.
@@ -168,9 +179,7 @@ function M.flip(t, dims)
   for _, d in ipairs(dim_list("flip", dims, t:dim())) do
     local n = t:dim() > 0 and t:size(d) or 1
     if n > 1 then
-      local rev = {}
-      for i = 1, n do rev[i] = n - i + 1 end
-      out = out:index_select(d, index_on(t, rev))
+      out = out:index_select(d, index_on(t, ember.arange(n, 0, -1, {dtype = "int64"})))
     end
   end
   return out == t and t:clone() or out
@@ -237,9 +246,7 @@ function M.tile(t, ...)
         sh[d] = sh[d] * r
         out = out:unsqueeze(d):expand(big):reshape(sh)
       else
-        local n, idx = sh[d], {}
-        for j = 0, r * n - 1 do idx[j + 1] = j % n + 1 end
-        out = out:index_select(d, index_on(t, idx))
+        out = out:index_select(d, index_on(t, repeated_range(sh[d], r, false)))
       end
     end
   end
@@ -297,24 +304,55 @@ function M.repeat_interleave(t, n, dim)
       local out = x:unsqueeze(d + 1):expand(big):reshape(sh)
       return r == 1 and out:clone() or out
     end
-    counts = {}
-    for i = 1, size do counts[i] = r end
+    return x:index_select(d, index_on(x, repeated_range(size, r, true)))
   end
-  local idx = {}
+  local total = 0
   for i, c in ipairs(counts) do
     if c < 0 then
       error(("repeat_interleave: repeats must be >= 0, got %d at position %d"):format(c, i), 2)
     end
-    for _ = 1, c do idx[#idx + 1] = i end
+    if c > math.maxinteger - total then
+      error("repeat_interleave: the repeat counts sum past the largest integer", 2)
+    end
+    total = total + c
+  end
+  local idx
+  if total <= 1 << 20 then
+    idx = {}
+    for i, c in ipairs(counts) do
+      for _ = 1, c do idx[#idx + 1] = i end
+    end
+  else
+    -- a long result: the core allocates (or refuses) it, Lua fills runs
+    idx = ember.empty(total, {dtype = "int64"})
+    local pos = 1
+    for i, c in ipairs(counts) do
+      if c > 0 then idx:narrow(1, pos, c):fill_(i) end
+      pos = pos + c
+    end
   end
   return x:index_select(d, index_on(x, idx))
 end
 
 -- }======
 
+--- The public form of f: an error raised by a core op it calls (an
+-- allocation that fails, say) is reported as this function's, without the
+-- library's file and line, as the checks above report theirs.
+local function public(name, f)
+  return function(...)
+    local r = table.pack(pcall(f, ...))
+    if r[1] then return table.unpack(r, 2, r.n) end
+    local msg = tostring(r[2]):gsub("^[^\n:]*%.lua:%d+: ", "")
+    msg = msg:gsub("^bad argument #%d+ to '[%w_.]+' %((.*)%)$", "%1")
+    if msg:sub(1, #name + 2) ~= name .. ": " then msg = name .. ": " .. msg end
+    error(msg, 2)
+  end
+end
+
 for name, f in pairs(M) do
-  ember[name] = f
-  ember.Tensor[name] = f
+  ember[name] = public(name, f)
+  ember.Tensor[name] = ember[name]
 end
 
 return M
