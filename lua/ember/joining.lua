@@ -136,6 +136,9 @@ function M.chunk(t, chunks, dim)
   local d = wrap_dim("chunk", dim == nil and 1 or dim, t:dim())
   local n = t:size(d)
   if n == 0 then
+    if c > 1 << 20 then
+      error(("chunk: at most %d chunks of an empty dimension, got %d"):format(1 << 20, c), 2)
+    end
     local out = {}
     for i = 1, c do out[i] = t:narrow(d, 1, 0) end
     return out
@@ -343,7 +346,7 @@ local function public(name, f)
   return function(...)
     local r = table.pack(pcall(f, ...))
     if r[1] then return table.unpack(r, 2, r.n) end
-    local msg = tostring(r[2]):gsub("^[^\n:]*%.lua:%d+: ", "")
+    local msg = tostring(r[2]):gsub("^[^\n:]*joining%.lua:%d+: ", "")
     msg = msg:gsub("^bad argument #%d+ to '[%w_.]+' %((.*)%)$", "%1")
     if msg:sub(1, #name + 2) ~= name .. ": " then msg = name .. ": " .. msg end
     error(msg, 2)

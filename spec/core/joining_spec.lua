@@ -195,6 +195,8 @@ describe("joining: errors name the function", function()
   it("chunk and unbind", function()
     err("chunk: the number of chunks must be >= 1, got 0", t.chunk, t, 0)
     err("chunk: dimension -3 out of range", t.chunk, t, 2, -3)
+    err("chunk: at most 1048576 chunks of an empty dimension, got 1048577",
+        t.chunk, ember.zeros(0), (1 << 20) + 1)
     err("unbind: dimension 3 out of range", t.unbind, t, 3)
     err("unbind: expected a tensor with at least 1 dimension", t.unbind, ember.tensor(1))
   end)
