@@ -56,6 +56,7 @@ ember.distributed = require "ember.distributed"
 ember._dist = nil
 ember.nn = require "ember.nn"
 ember.optim = require "ember.optim"
+require "ember.joining"   -- split, chunk, unbind, flip, roll, tile, repeat_interleave
 ember.data = require "ember.data"
 ember.callbacks = require "ember.callbacks"
 require "ember.train"   -- compile, fit, evaluate, predict, summary on nn.Module
