@@ -52,6 +52,7 @@ function ember.enable_grad(fn, ...) return with_grad_mode("enable_grad", true, f
 -- The library's Lua modules require "ember" themselves: publish the table
 -- before loading them.
 package.loaded.ember = ember
+require "ember.logic"   -- any, all, isnan, logical_and, ... (functions and methods)
 ember.distributed = require "ember.distributed"
 ember._dist = nil
 ember.nn = require "ember.nn"

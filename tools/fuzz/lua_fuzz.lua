@@ -139,6 +139,11 @@ M.SEEDS = {
   reshape_as = function(e) return {e.randn(2, 3), e.zeros(6)} end,
   set_allow_tf32 = function() return {true} end,
   no_grad = function(e) return {function() return e.ones(2) * 2 end} end,
+  any = function(e) return {e.tensor({{0, 1}, {0 / 0, 0}}), -1, {keepdim = true}} end,
+  all = function(e) return {e.tensor({{1, 0}, {2, 3}}, {dtype = "int32"}):t(), 1, true} end,
+  logical_and = function(e) return {e.randn(2, 3):gt(0), e.tensor({1, 0, 2})} end,
+  logical_or = function(e) return {e.randn(3, 1), e.zeros(1, 2, {dtype = "uint8"})} end,
+  logical_xor = function(e) return {e.tensor({0 / 0, 0, 1}), e.randn(2, 3):t():t()} end,
 }
 
 -- Every target as {name=, fn=, method=bool}, sorted by name.
