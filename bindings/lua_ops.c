@@ -359,6 +359,17 @@ static int l_select(lua_State *L) {
   return 1;
 }
 
+/* diagonal([offset [, d1 [, d2]]]): a view, as PyTorch's; offset 0 and
+   dims 1, 2 by default */
+static int l_diagonal(lua_State *L) {
+  ember_tensor *t = l_check(L, 1);
+  lua_Integer off = luaL_optinteger(L, 2, 0);
+  int d1 = lua_isnoneornil(L, 3) ? 0 : l_checkdim(L, 3);
+  int d2 = lua_isnoneornil(L, 4) ? 1 : l_checkdim(L, 4);
+  PUSH(L, ember_diagonal(t, (int64_t)off, d1, d2));
+  return 1;
+}
+
 static int l_squeeze(lua_State *L) {
   ember_tensor *t = l_check(L, 1);
   int d = lua_isnoneornil(L, 2) ? EMBER_ALL_DIMS : l_checkdim(L, 2);
@@ -871,6 +882,7 @@ static const luaL_Reg method_funcs[] = {
   {"view", l_view}, {"reshape", l_reshape}, {"view_as", l_view_as},
   {"reshape_as", l_reshape_as}, {"transpose", l_transpose}, {"t", l_t},
   {"permute", l_permute}, {"narrow", l_narrow}, {"select", l_select},
+  {"diagonal", l_diagonal},
   {"squeeze", l_squeeze}, {"unsqueeze", l_unsqueeze}, {"expand", l_expand},
   {"expand_as", l_expand_as}, {"flatten", l_flatten},
   {"contiguous", l_contiguous}, {"clone", l_clone},

@@ -272,6 +272,10 @@ ember_tensor *ember_permute(const ember_tensor *t, int ndim, const int *perm);
 ember_tensor *ember_narrow(const ember_tensor *t, int dim, int64_t start,
                            int64_t length);
 ember_tensor *ember_select(const ember_tensor *t, int dim, int64_t index);
+/* the diagonal of dims d1, d2 (0-based) as the last dim, a view; offset > 0
+   above the main diagonal, < 0 below (PyTorch's torch.diagonal) */
+ember_tensor *ember_diagonal(const ember_tensor *t, int64_t offset, int d1,
+                             int d2);
 /* squeeze one size-1 dim, or all of them with EMBER_ALL_DIMS */
 #define EMBER_ALL_DIMS (-100)
 ember_tensor *ember_squeeze(const ember_tensor *t, int dim);

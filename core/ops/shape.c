@@ -236,6 +236,41 @@ static ember_tensor *select_plain(const ember_tensor *t, int dim, int64_t index)
   return ember_tensor_alias(t, k, sh, st, t->offset + index * t->strides[dim]);
 }
 
+/* diagonal(t, offset, d1, d2): the diagonal of dims d1, d2 as the last dim,
+   a view with stride s1 + s2 (PyTorch's).  offset > 0 is above the main
+   diagonal (columns of d2 shifted), < 0 below; an offset past the edge gives
+   an empty diagonal, as PyTorch. */
+static ember_tensor *diagonal_plain(const ember_tensor *t, int64_t offset,
+                                    int d1, int d2) {
+  if (t->ndim < 2) {
+    ember_set_error("diagonal: expected a tensor with at least 2 dimensions, "
+                    "got a %d-d tensor", t->ndim);
+    return NULL;
+  }
+  if ((d1 = ember_wrap_dim("diagonal", d1, t->ndim)) < 0) return NULL;
+  if ((d2 = ember_wrap_dim("diagonal", d2, t->ndim)) < 0) return NULL;
+  if (d1 == d2) {
+    ember_set_error("diagonal: dimensions d1 and d2 must differ, both are %d",
+                    d1 + 1);
+    return NULL;
+  }
+  int64_t n1 = t->shape[d1], n2 = t->shape[d2], len, off = t->offset;
+  if (offset >= 0) {
+    len = offset >= n2 ? 0 : (n1 < n2 - offset ? n1 : n2 - offset);
+    if (len > 0) off += offset * t->strides[d2];
+  } else {
+    len = -offset >= n1 ? 0 : (n2 < n1 + offset ? n2 : n1 + offset);
+    if (len > 0) off += -offset * t->strides[d1];
+  }
+  int64_t sh[EMBER_MAX_DIMS], st[EMBER_MAX_DIMS];
+  int k = 0;
+  for (int i = 0; i < t->ndim; i++)
+    if (i != d1 && i != d2) { sh[k] = t->shape[i]; st[k] = t->strides[i]; k++; }
+  sh[k] = len;
+  st[k] = t->strides[d1] + t->strides[d2];
+  return ember_tensor_alias(t, k + 1, sh, st, off);
+}
+
 static ember_tensor *squeeze_plain(const ember_tensor *t, int dim) {
   int64_t sh[EMBER_MAX_DIMS], st[EMBER_MAX_DIMS];
   int k = 0;
@@ -375,6 +410,7 @@ enum view_kind {
   VIEW_PERMUTE,
   VIEW_NARROW,
   VIEW_SELECT,
+  VIEW_DIAGONAL,     /* dim, dim1: the pair; start: the offset */
   VIEW_CLONE,
   VIEW_CONVERT,      /* to_dtype */
   VIEW_TO_DEVICE
@@ -416,6 +452,7 @@ static int view_backward(ember_node *n, ember_tensor *g, ember_tensor **gin) {
       break;
     }
     case VIEW_NARROW:
+    case VIEW_DIAGONAL:
     case VIEW_SELECT: {      /* zeros, with g in the part that was taken */
       ember_temps T;
   ember_temps_init(&T);
@@ -425,6 +462,8 @@ static int view_backward(ember_node *n, ember_tensor *g, ember_tensor **gin) {
              : ember_temp(&T, s->kind == VIEW_NARROW
                                   ? ember_narrow(z, s->dim, s->start,
                                                  g->ndim ? g->shape[s->dim] : 1)
+                                  : s->kind == VIEW_DIAGONAL
+                                  ? ember_diagonal(z, s->start, s->dim, s->dim1)
                                   : ember_select(z, s->dim, s->start));
       if (part && ember_copy_(part, g) == 0) {
         ember_tensor_retain(z);
@@ -541,6 +580,17 @@ ember_tensor *ember_select(const ember_tensor *t, int dim, int64_t index) {
                      &(struct view_saved){.kind = VIEW_SELECT,
                                           .dim = dim < 0 ? dim + t->ndim : dim,
                                           .start = index});
+}
+
+ember_tensor *ember_diagonal(const ember_tensor *t, int64_t offset, int d1,
+                             int d2) {
+  ember_tensor *r = diagonal_plain(t, offset, d1, d2);
+  if (!r || !ember_ag_active1(t)) return r;
+  return record_view("DiagonalBackward", t, r,
+                     &(struct view_saved){.kind = VIEW_DIAGONAL,
+                                          .dim = d1 < 0 ? d1 + t->ndim : d1,
+                                          .dim1 = d2 < 0 ? d2 + t->ndim : d2,
+                                          .start = offset});
 }
 
 ember_tensor *ember_clone(const ember_tensor *t) {
