@@ -57,6 +57,7 @@ ember._dist = nil
 ember.nn = require "ember.nn"
 ember.optim = require "ember.optim"
 require "ember.joining"   -- split, chunk, unbind, flip, roll, tile, repeat_interleave
+require "ember.mathops"   -- frac, clamp with tensor bounds, lerp, logsumexp
 ember.data = require "ember.data"
 ember.callbacks = require "ember.callbacks"
 require "ember.train"   -- compile, fit, evaluate, predict, summary on nn.Module
