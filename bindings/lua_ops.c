@@ -527,7 +527,9 @@ static const struct { const char *name; ember_unary_op op; } unary_ops[] = {
   {"log", EMBER_LOG}, {"sqrt", EMBER_SQRT}, {"sin", EMBER_SIN},
   {"cos", EMBER_COS}, {"tanh", EMBER_TANH}, {"sigmoid", EMBER_SIGMOID},
   {"relu", EMBER_RELU}, {"erf", EMBER_ERF}, {"log1p", EMBER_LOG1P},
-  {"expm1", EMBER_EXPM1},
+  {"expm1", EMBER_EXPM1}, {"floor", EMBER_FLOOR}, {"ceil", EMBER_CEIL},
+  {"round", EMBER_ROUND}, {"trunc", EMBER_TRUNC}, {"sign", EMBER_SIGN},
+  {"erfinv", EMBER_ERFINV},
 };
 
 /* gelu(x [, approximate]): "none" (erf, the default) or "tanh" */

@@ -404,6 +404,44 @@ static inline float sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
 static inline double sigmoid(double x) { return 1.0 / (1.0 + exp(-x)); }
 
 #define SQRT1_2 0.70710678118654752440
+#define SQRT_PI_2 0.88622692545275801365   /* sqrt(pi) / 2: erfinv' = it * exp(y^2) */
+
+/*
+** The inverse of erf, in double (float32 rounds the result): Giles'
+** approximation ("Approximating the erfinv function", 2010) as a start,
+** then Newton steps on erf(x) = y.  Near +-1 the residual is taken as
+** (1 - y) - erfc(x) (or erfc(-x) - (1 + y)): 1 -+ y is exact there, and
+** erf(x) - y would lose every digit.  Outside [-1, 1]: NaN, as PyTorch.
+*/
+static double erfinv_d(double y) {
+  if (!(y >= -1 && y <= 1)) return NAN;
+  if (y == 1) return INFINITY;
+  if (y == -1) return -INFINITY;
+  if (y == 0) return y;                     /* keeps the sign of -0 */
+  double w = -log((1.0 - y) * (1.0 + y)), p;
+  if (w < 5) {
+    w -= 2.5;
+    p = 2.81022636e-08;
+    p = 3.43273939e-07 + p * w;  p = -3.5233877e-06 + p * w;
+    p = -4.39150654e-06 + p * w; p = 0.00021858087 + p * w;
+    p = -0.00125372503 + p * w;  p = -0.00417768164 + p * w;
+    p = 0.246640727 + p * w;     p = 1.50140941 + p * w;
+  } else {
+    w = sqrt(w) - 3;
+    p = -0.000200214257;
+    p = 0.000100950558 + p * w;  p = 0.00134934322 + p * w;
+    p = -0.00367342844 + p * w;  p = 0.00573950773 + p * w;
+    p = -0.0076224613 + p * w;   p = 0.00943887047 + p * w;
+    p = 1.00167406 + p * w;      p = 2.83297682 + p * w;
+  }
+  double x = p * y;
+  for (int k = 0; k < 3; k++) {
+    double r = y > 0.5 ? (1.0 - y) - erfc(x)
+             : y < -0.5 ? erfc(-x) - (1.0 + y) : erf(x) - y;
+    x -= r / (1.1283791670955126 * exp(-x * x));
+  }
+  return x;
+}
 
 /* GELU's tanh approximation, as PyTorch writes it */
 #define GELU_BETA 0.7978845608028654   /* sqrt(2 / pi) */
@@ -491,6 +529,25 @@ static EMBER_SIMD void unary_f32(void *dv, const void *xv, int64_t n, const void
     case EMBER_LEAKY_RELU:
       _Pragma("omp simd") for (int64_t i = 0; i < n; i++) d[i] = x[i] > 0 ? x[i] : x[i] * lo;
       break;
+    case EMBER_FLOOR:
+      _Pragma("omp simd") for (int64_t i = 0; i < n; i++) d[i] = floorf(x[i]);
+      break;
+    case EMBER_CEIL:
+      _Pragma("omp simd") for (int64_t i = 0; i < n; i++) d[i] = ceilf(x[i]);
+      break;
+    case EMBER_ROUND:
+      _Pragma("omp simd") for (int64_t i = 0; i < n; i++) d[i] = nearbyintf(x[i]);
+      break;
+    case EMBER_TRUNC:
+      _Pragma("omp simd") for (int64_t i = 0; i < n; i++) d[i] = truncf(x[i]);
+      break;
+    case EMBER_SIGN:
+      _Pragma("omp simd") for (int64_t i = 0; i < n; i++)
+        d[i] = (float)((x[i] > 0) - (x[i] < 0));
+      break;
+    case EMBER_ERFINV:
+      for (int64_t i = 0; i < n; i++) d[i] = (float)erfinv_d(x[i]);
+      break;
     default: break;
   }
 }
@@ -521,6 +578,12 @@ static void unary_f64(void *dv, const void *xv, int64_t n, const void *ctx) {
         d[i] = c->p0 != 0 ? gelu_tanh(v) : 0.5 * v * (1.0 + erf(v * SQRT1_2));
         break;
       case EMBER_LEAKY_RELU: d[i] = v > 0 ? v : v * lo; break;
+      case EMBER_FLOOR: d[i] = floor(v); break;
+      case EMBER_CEIL: d[i] = ceil(v); break;
+      case EMBER_ROUND: d[i] = nearbyint(v); break;
+      case EMBER_TRUNC: d[i] = trunc(v); break;
+      case EMBER_SIGN: d[i] = (double)((v > 0) - (v < 0)); break;
+      case EMBER_ERFINV: d[i] = erfinv_d(v); break;
       default: break;
     }
   }
@@ -544,6 +607,10 @@ static void unary_i32(void *dv, const void *xv, int64_t n, const void *ctx) {
       case EMBER_CLAMP:
         d[i] = (double)v < c->p0 ? (int32_t)c->p0 : (double)v > c->p1 ? (int32_t)c->p1 : v;
         break;
+      case EMBER_FLOOR: case EMBER_CEIL: case EMBER_ROUND: case EMBER_TRUNC:
+        d[i] = v;
+        break;
+      case EMBER_SIGN: d[i] = (int32_t)((v > 0) - (v < 0)); break;
       default: break;
     }
   }
@@ -562,6 +629,10 @@ static void unary_i64(void *dv, const void *xv, int64_t n, const void *ctx) {
       case EMBER_CLAMP:
         d[i] = (double)v < c->p0 ? (int64_t)c->p0 : (double)v > c->p1 ? (int64_t)c->p1 : v;
         break;
+      case EMBER_FLOOR: case EMBER_CEIL: case EMBER_ROUND: case EMBER_TRUNC:
+        d[i] = v;
+        break;
+      case EMBER_SIGN: d[i] = (int64_t)((v > 0) - (v < 0)); break;
       default: break;
     }
   }
@@ -581,6 +652,10 @@ static void unary_u8(void *dv, const void *xv, int64_t n, const void *ctx) {
       case EMBER_CLAMP:
         d[i] = (double)v < c->p0 ? (uint8_t)c->p0 : (double)v > c->p1 ? (uint8_t)c->p1 : v;
         break;
+      case EMBER_FLOOR: case EMBER_CEIL: case EMBER_ROUND: case EMBER_TRUNC:
+        d[i] = v;
+        break;
+      case EMBER_SIGN: d[i] = v > 0; break;
       default: break;
     }
   }
@@ -606,6 +681,12 @@ static inline float unary_one_f32(const unary_ctx *c, float x, float lo,
     case EMBER_EXPM1: return expm1f(x);
     case EMBER_GELU:
       return c->p0 != 0 ? gelu_tanhf(x) : 0.5f * x * (1.0f + erff(x * (float)SQRT1_2));
+    case EMBER_FLOOR: return floorf(x);
+    case EMBER_CEIL: return ceilf(x);
+    case EMBER_ROUND: return nearbyintf(x);
+    case EMBER_TRUNC: return truncf(x);
+    case EMBER_SIGN: return (float)((x > 0) - (x < 0));
+    case EMBER_ERFINV: return (float)erfinv_d(x);
     default: return x > 0 ? x : x * lo;           /* EMBER_LEAKY_RELU */
   }
 }
@@ -722,6 +803,10 @@ static EMBER_SIMD void unary_backward_f32(void *dv, const void *gv, const void *
     case EMBER_LEAKY_RELU:
       _Pragma("omp simd") for (int64_t i = 0; i < n; i++) d[i] = s[i] > 0 ? g[i] : g[i] * lo;
       break;
+    case EMBER_ERFINV:
+      _Pragma("omp simd") for (int64_t i = 0; i < n; i++)
+        d[i] = g[i] * (float)SQRT_PI_2 * expf(s[i] * s[i]);
+      break;
     default: break;
   }
 }
@@ -760,6 +845,7 @@ static void unary_backward_f64(void *dv, const void *gv, const void *sv,
         }
         break;
       case EMBER_LEAKY_RELU: d[i] = b > 0 ? a : a * lo; break;
+      case EMBER_ERFINV: d[i] = a * SQRT_PI_2 * exp(b * b); break;
       default: break;
     }
   }

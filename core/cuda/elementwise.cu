@@ -45,6 +45,11 @@ CU_MATH1(m_sin, sinf, sin)
 CU_MATH1(m_cos, cosf, cos)
 CU_MATH1(m_tanh, tanhf, tanh)
 CU_MATH1(m_erf, erff, erf)
+CU_MATH1(m_erfinv, erfinvf, erfinv)
+CU_MATH1(m_floor, floorf, floor)
+CU_MATH1(m_ceil, ceilf, ceil)
+CU_MATH1(m_rint, rintf, rint)
+CU_MATH1(m_trunc, truncf, trunc)
 CU_MATH1(m_log1p, log1pf, log1p)
 CU_MATH1(m_expm1, expm1f, expm1)
 
@@ -159,7 +164,13 @@ struct unary_float {
         return (T)0.5 * x * ((T)1 + m_tanh(inner));
       }
       return (T)0.5 * x * ((T)1 + m_erf(x * (T)SQRT1_2));
-    } else /* EMBER_LEAKY_RELU */ return x > 0 ? x : x * lo;
+    } else if constexpr (OP == EMBER_FLOOR) return m_floor(x);
+    else if constexpr (OP == EMBER_CEIL) return m_ceil(x);
+    else if constexpr (OP == EMBER_ROUND) return m_rint(x);   /* half to even */
+    else if constexpr (OP == EMBER_TRUNC) return m_trunc(x);
+    else if constexpr (OP == EMBER_SIGN) return (T)((x > 0) - (x < 0));
+    else if constexpr (OP == EMBER_ERFINV) return m_erfinv(x);
+    else /* EMBER_LEAKY_RELU */ return x > 0 ? x : x * lo;
   }
 };
 
@@ -185,6 +196,9 @@ struct unary_int {
     if constexpr (OP == EMBER_NEG) return (T)(0u - (U)x);
     else if constexpr (OP == EMBER_ABS) return is_neg(x) ? (T)(0u - (U)x) : x;
     else if constexpr (OP == EMBER_RELU) return x > 0 ? x : (T)0;
+    else if constexpr (OP == EMBER_SIGN) return (T)((x > 0) - is_neg(x));
+    else if constexpr (OP == EMBER_FLOOR || OP == EMBER_CEIL ||
+                       OP == EMBER_ROUND || OP == EMBER_TRUNC) return x;
     else /* EMBER_CLAMP */
       return (double)x < lo ? lo_t : (double)x > hi ? hi_t : x;
   }
@@ -220,6 +234,12 @@ static int unary_float_dispatch(ember_unary_op op, ember_tensor *dst,
     case EMBER_EXPM1: return unary_f<EMBER_EXPM1, T>(dst, src, p0, p1);
     case EMBER_GELU: return unary_f<EMBER_GELU, T>(dst, src, p0, p1);
     case EMBER_LEAKY_RELU: return unary_f<EMBER_LEAKY_RELU, T>(dst, src, p0, p1);
+    case EMBER_FLOOR: return unary_f<EMBER_FLOOR, T>(dst, src, p0, p1);
+    case EMBER_CEIL: return unary_f<EMBER_CEIL, T>(dst, src, p0, p1);
+    case EMBER_ROUND: return unary_f<EMBER_ROUND, T>(dst, src, p0, p1);
+    case EMBER_TRUNC: return unary_f<EMBER_TRUNC, T>(dst, src, p0, p1);
+    case EMBER_SIGN: return unary_f<EMBER_SIGN, T>(dst, src, p0, p1);
+    case EMBER_ERFINV: return unary_f<EMBER_ERFINV, T>(dst, src, p0, p1);
     default: return 0;    /* as the CPU: nothing written */
   }
 }
@@ -243,6 +263,11 @@ static int unary_int_dispatch(ember_unary_op op, ember_tensor *dst,
     case EMBER_ABS: return unary_i<EMBER_ABS, T, U>(dst, src, p0, p1);
     case EMBER_RELU: return unary_i<EMBER_RELU, T, U>(dst, src, p0, p1);
     case EMBER_CLAMP: return unary_i<EMBER_CLAMP, T, U>(dst, src, p0, p1);
+    case EMBER_FLOOR: return unary_i<EMBER_FLOOR, T, U>(dst, src, p0, p1);
+    case EMBER_CEIL: return unary_i<EMBER_CEIL, T, U>(dst, src, p0, p1);
+    case EMBER_ROUND: return unary_i<EMBER_ROUND, T, U>(dst, src, p0, p1);
+    case EMBER_TRUNC: return unary_i<EMBER_TRUNC, T, U>(dst, src, p0, p1);
+    case EMBER_SIGN: return unary_i<EMBER_SIGN, T, U>(dst, src, p0, p1);
     default: return 0;    /* as the CPU: nothing written */
   }
 }
@@ -308,7 +333,10 @@ struct unary_grad {
       T left = rn_mul((T)0.5, 1 + m_erf(b * (T)SQRT1_2));
       T right = rn_mul(b * k_pdf, m_exp((T)-0.5 * b * b));
       return a * (left + right);
-    } else /* EMBER_LEAKY_RELU */ return b > 0 ? a : a * lo;
+    } else if constexpr (OP == EMBER_ERFINV)
+      /* sqrt(pi) / 2 * exp(y^2), y the saved output */
+      return a * (T)0.88622692545275801365 * m_exp(rn_mul(b, b));
+    else /* EMBER_LEAKY_RELU */ return b > 0 ? a : a * lo;
   }
 };
 
@@ -342,6 +370,7 @@ static int grad_dispatch(ember_unary_op op, ember_tensor *dst,
     case EMBER_EXPM1: return grad_f<EMBER_EXPM1, T>(dst, g, s, p0, p1);
     case EMBER_GELU: return grad_f<EMBER_GELU, T>(dst, g, s, p0, p1);
     case EMBER_LEAKY_RELU: return grad_f<EMBER_LEAKY_RELU, T>(dst, g, s, p0, p1);
+    case EMBER_ERFINV: return grad_f<EMBER_ERFINV, T>(dst, g, s, p0, p1);
     default: return 0;    /* NEG is done by the core; as the CPU: nothing */
   }
 }

@@ -313,6 +313,10 @@ typedef enum ember_unary_op {
   EMBER_ERF, EMBER_LOG1P, EMBER_EXPM1,
   EMBER_GELU,        /* parameter: 0 exact (erf), 1 tanh approximation */
   EMBER_LEAKY_RELU,  /* parameter: the negative slope (0.01 by default) */
+  /* rounding (round: half to even) and sign keep integer dtypes as they
+     are; their gradient is zero.  erfinv makes floats, as erf does. */
+  EMBER_FLOOR, EMBER_CEIL, EMBER_ROUND, EMBER_TRUNC, EMBER_SIGN,
+  EMBER_ERFINV,
   EMBER_NUNARY
 } ember_unary_op;
 

@@ -32,7 +32,8 @@
 
 static const char *const unary_names[EMBER_NUNARY] = {
   "neg", "abs", "exp", "log", "sqrt", "sin", "cos", "tanh", "sigmoid", "relu",
-  "clamp", "erf", "log1p", "expm1", "gelu", "leaky_relu",
+  "clamp", "erf", "log1p", "expm1", "gelu", "leaky_relu", "floor", "ceil",
+  "round", "trunc", "sign", "erfinv",
 };
 static const char *const binary_names[EMBER_NBINARY] = {
   "add", "sub", "mul", "div", "pow", "maximum", "minimum",
@@ -110,26 +111,36 @@ static const char *const unary_node_names[EMBER_NUNARY] = {
   "NegBackward", "AbsBackward", "ExpBackward", "LogBackward", "SqrtBackward",
   "SinBackward", "CosBackward", "TanhBackward", "SigmoidBackward",
   "ReluBackward", "ClampBackward", "ErfBackward", "Log1pBackward",
-  "Expm1Backward", "GeluBackward", "LeakyReluBackward",
+  "Expm1Backward", "GeluBackward", "LeakyReluBackward", "FloorBackward",
+  "CeilBackward", "RoundBackward", "TruncBackward", "SignBackward",
+  "ErfinvBackward",
 };
 
 static int unary_backward(ember_node *n, ember_tensor *g, ember_tensor **gin);
 
+/* Rounding and sign: piecewise constant, so their gradient is zero and
+   backward reads nothing. */
+static int zero_grad(ember_unary_op op) {
+  return op == EMBER_FLOOR || op == EMBER_CEIL || op == EMBER_ROUND ||
+         op == EMBER_TRUNC || op == EMBER_SIGN;
+}
+
 /* Ops that produce floats promote integer inputs to float32. */
 static int float_only(ember_unary_op op) {
   return op != EMBER_NEG && op != EMBER_ABS && op != EMBER_RELU &&
-         op != EMBER_CLAMP;
+         op != EMBER_CLAMP && !zero_grad(op);
 }
 
 /* Ops whose derivative is written with their output rather than input. */
 static int uses_output(ember_unary_op op) {
   return op == EMBER_EXP || op == EMBER_EXPM1 || op == EMBER_SQRT ||
-         op == EMBER_TANH || op == EMBER_SIGMOID || op == EMBER_RELU;
+         op == EMBER_TANH || op == EMBER_SIGMOID || op == EMBER_RELU ||
+         op == EMBER_ERFINV;
 }
 
 /* Does op's backward read the input's value (a copy, for an in-place op)? */
 static int uses_input(ember_unary_op op) {
-  return !uses_output(op) && op != EMBER_NEG;
+  return !uses_output(op) && op != EMBER_NEG && !zero_grad(op);
 }
 
 /* The node for op over t: x is t's value (a copy when t is about to be
@@ -143,7 +154,8 @@ static ember_node *unary_node(ember_unary_op op, const ember_tensor *t,
   s->op = op;
   s->p0 = p0;
   s->p1 = p1;
-  if (op != EMBER_NEG && ember_ag_save(n, uses_output(op) ? out : x) < 0) {
+  if (op != EMBER_NEG && !zero_grad(op) &&
+      ember_ag_save(n, uses_output(op) ? out : x) < 0) {
     ember_ag_node_release(n);
     return NULL;
   }
@@ -308,6 +320,9 @@ static int unary_backward(ember_node *n, ember_tensor *g, ember_tensor **gin) {
   const struct unary_saved *st = EMBER_NODE_STATE(n, struct unary_saved);
   ember_unary_op op = (ember_unary_op)st->op;
   if (op == EMBER_NEG) return (gin[0] = ember_unary(EMBER_NEG, g)) ? 0 : -1;
+  if (zero_grad(op))
+    return (gin[0] = ember_zeros_on(g->storage->device, g->ndim, g->shape,
+                                    g->dtype)) ? 0 : -1;
   const ember_tensor *s = n->saved[0];
   ember_temps T;
   ember_temps_init(&T);

@@ -59,6 +59,7 @@ ember.nn = require "ember.nn"
 ember.optim = require "ember.optim"
 require "ember.joining"   -- split, chunk, unbind, flip, roll, tile, repeat_interleave
 require "ember.linalg"    -- norm, cdist, normalize, mm, bmm, outer, baddbmm, diag, trace, einsum
+require "ember.mathops"   -- frac, clamp with tensor bounds, lerp, logsumexp
 ember.data = require "ember.data"
 ember.callbacks = require "ember.callbacks"
 require "ember.train"   -- compile, fit, evaluate, predict, summary on nn.Module

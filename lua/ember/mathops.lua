@@ -1,0 +1,153 @@
+--- ember.mathops: issue 17's "rounding and math" functions that are exact
+-- compositions of the core's ops, so they run on every device those run
+-- on and autograd comes from them: frac, clamp with tensor bounds, lerp,
+-- logsumexp.  floor, ceil, round, trunc, sign and erfinv are core unary
+-- ops (bindings/lua_ops.c).  Semantics follow PyTorch, dims are 1-based.
+local ember = require "ember"
+
+local T = ember.Tensor
+
+local function check_tensor(name, t, i)
+  if not ember.is_tensor(t) then
+    error(("%s: expected a tensor as argument %d, got %s"):format(name, i or 1, type(t)), 3)
+  end
+end
+
+local function check_float(name, t)
+  if not t.dtype:match("^float") then
+    error(("%s: expected a float tensor, got %s"):format(name, t.dtype), 3)
+  end
+end
+
+-- {====== frac ======
+
+--- t - trunc(t): exact in floating point; the sign of t, as PyTorch.
+function ember.frac(t)
+  check_tensor("frac", t)
+  check_float("frac", t)
+  return t - t:trunc()
+end
+function ember.frac_(t)
+  check_tensor("frac_", t)
+  check_float("frac_", t)
+  return t:sub_(t:trunc())
+end
+T.frac, T.frac_ = ember.frac, ember.frac_
+
+-- }======
+
+-- {====== clamp with tensor bounds ======
+
+local clamp_num, clamp_num_ = ember.clamp, ember.clamp_
+
+--- A bound as a tensor on t's device, or nil.
+local function bound(t, b)
+  if b == nil or ember.is_tensor(b) then return b end
+  return ember.full_like(t, b)
+end
+
+--- clamp(t, min, max) where a bound is a tensor: min(max(t, lo), hi) as
+-- PyTorch computes it (NaN in t stays; lo > hi gives hi), broadcast.
+-- Written with where so the gradient goes to t where lo <= t <= hi and to
+-- the bound that was taken elsewhere, as PyTorch's.
+local function clamp_tensors(name, t, lo, hi)
+  if lo ~= nil and not ember.is_tensor(lo) and type(lo) ~= "number" then
+    error(("%s: min must be a number or a tensor, got %s"):format(name, type(lo)), 3)
+  end
+  if hi ~= nil and not ember.is_tensor(hi) and type(hi) ~= "number" then
+    error(("%s: max must be a number or a tensor, got %s"):format(name, type(hi)), 3)
+  end
+  lo, hi = bound(t, lo), bound(t, hi)
+  local r = t
+  local ok, err = pcall(function()
+    if lo then r = ember.where(r:lt(lo), lo, r) end
+    if hi then r = ember.where(r:gt(hi), hi, r) end
+  end)
+  if not ok then error(("%s: %s"):format(name, tostring(err):gsub("^.-:%d+: ", "")), 3) end
+  return r
+end
+
+function ember.clamp(t, lo, hi)
+  if ember.is_tensor(lo) or ember.is_tensor(hi) then
+    check_tensor("clamp", t)
+    return clamp_tensors("clamp", t, lo, hi)
+  end
+  return clamp_num(t, lo, hi)
+end
+function ember.clamp_(t, lo, hi)
+  if ember.is_tensor(lo) or ember.is_tensor(hi) then
+    check_tensor("clamp_", t)
+    local r = clamp_tensors("clamp_", t, lo, hi)
+    if r ~= t and not ember.equal(ember.tensor(r:shape()), ember.tensor(t:shape())) then
+      error("clamp_: the bounds broadcast to a shape other than the tensor's", 2)
+    end
+    return t:copy_(r)
+  end
+  return clamp_num_(t, lo, hi)
+end
+T.clamp, T.clamp_ = ember.clamp, ember.clamp_
+
+-- }======
+
+-- {====== lerp ======
+
+--- start + weight * (end - start), computed as PyTorch does: from start
+-- when |weight| < 0.5, else end - (end - start) * (1 - weight), so that
+-- weight 1 gives end exactly.
+function ember.lerp(s, e, w)
+  check_tensor("lerp", s, 1)
+  check_tensor("lerp", e, 2)
+  if type(w) ~= "number" and not ember.is_tensor(w) then
+    error(("lerp: weight must be a number or a tensor, got %s"):format(type(w)), 2)
+  end
+  check_float("lerp", s)
+  local d = e - s
+  if type(w) == "number" then
+    if math.abs(w) < 0.5 then return s + d * w end
+    return e - d * (1 - w)
+  end
+  return ember.where(w:abs():lt(0.5), s + d * w, e - d * (1 - w))
+end
+T.lerp = ember.lerp
+
+-- }======
+
+-- {====== logsumexp ======
+
+local function wrap_dim(name, d, ndim)
+  if math.type(d) ~= "integer" then
+    error(("%s: dimension must be an integer, got %s"):format(name, tostring(d)), 3)
+  end
+  local n = math.max(ndim, 1)
+  if d == 0 or d > n or d < -n then
+    error(("%s: dimension %d out of range for a %d-d tensor (expected 1..%d)")
+          :format(name, d, ndim, n), 3)
+  end
+  return d > 0 and d or n + d + 1
+end
+
+--- log(sum(exp(t), dim)), stable: the maximum (detached; infinite ones
+-- replaced by 0) is taken out before exp.  Integers compute in float32.
+function ember.logsumexp(t, dim, opts)
+  check_tensor("logsumexp", t)
+  if opts ~= nil and type(opts) ~= "table" then
+    error(("logsumexp: options must be a table, got %s"):format(type(opts)), 2)
+  end
+  local keep = opts and opts.keepdim or false
+  local d = wrap_dim("logsumexp", dim, t:dim())
+  if not t.dtype:match("^float") then t = t:float() end
+  if t:dim() == 0 then return t:clone() end   -- one element: itself
+  if t:size(d) == 0 then
+    return (t:sum(d, keep) + -math.huge)
+  end
+  local m = t:detach():max(d, true)
+  m = m:masked_fill(m:abs():eq(math.huge), 0)
+  local r = (t - m):exp():sum(d, true):log() + m
+  if not keep then r = r:squeeze(d) end
+  return r
+end
+T.logsumexp = ember.logsumexp
+
+-- }======
+
+return ember
