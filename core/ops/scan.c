@@ -143,6 +143,10 @@ static int cumprod_backward(ember_node *n, ember_tensor *g, ember_tensor **gin) 
 /* d cummax: g scattered to the saved indices (zeros elsewhere). */
 static int cummax_backward(ember_node *n, ember_tensor *g, ember_tensor **gin) {
   const struct scan_saved *s = EMBER_NODE_STATE(n, struct scan_saved);
+  if (g->ndim == 0) {                 /* one element: its own running max */
+    gin[0] = ember_clone(g);
+    return gin[0] ? 0 : -1;
+  }
   ember_tensor *z = ember_zeros_meta(g, &n->in[0]);
   if (z && ember_scatter_add_(z, s->dim, n->saved[0], g) < 0) {
     ember_tensor_release(z);
