@@ -767,6 +767,39 @@ static int extreme(lua_State *L, int is_max) {
 static int l_max(lua_State *L) { return extreme(L, 1); }
 static int l_min(lua_State *L) { return extreme(L, 0); }
 
+/* cumsum(t, dim [, {dtype=}]) / cumprod: the dtype the input is cast to
+   first; without it PyTorch's default (bool and integers in int64). */
+static int cum_dtype(lua_State *L, int is_prod) {
+  ember_tensor *t = l_check(L, 1);
+  int d = l_checkdim(L, 2);
+  if (!lua_isnoneornil(L, 3)) luaL_checktype(L, 3, LUA_TTABLE);
+  ember_dtype dt = l_optdtype_field(L, 3, EMBER_NDTYPES);
+  int dtype = dt == EMBER_NDTYPES ? -1 : (int)dt;
+  PUSH(L, is_prod ? ember_cumprod(t, d, dtype) : ember_cumsum(t, d, dtype));
+  return 1;
+}
+static int l_cumsum(lua_State *L) { return cum_dtype(L, 0); }
+static int l_cumprod(lua_State *L) { return cum_dtype(L, 1); }
+
+static int l_logcumsumexp(lua_State *L) {
+  ember_tensor *t = l_check(L, 1);
+  PUSH(L, ember_logcumsumexp(t, l_checkdim(L, 2)));
+  return 1;
+}
+
+/* cummax(t, dim): values and 1-based indices (int64) */
+static int l_cummax(lua_State *L) {
+  ember_tensor *t = l_check(L, 1);
+  int d = l_checkdim(L, 2);
+  l_tensor *vs = l_newslot(L);
+  l_tensor *is = l_newslot(L);
+  ember_tensor *v, *i;
+  if (ember_cummax(t, d, &v, &i) < 0) return l_error(L);
+  vs->t = v;
+  is->t = i;
+  return 2;
+}
+
 static int softmax(lua_State *L, int log) {
   ember_tensor *t = l_check(L, 1);
   int d = l_optdim(L, 2, -1);
@@ -906,6 +939,8 @@ static const luaL_Reg method_funcs[] = {
   {"gelu", l_gelu}, {"gelu_", l_gelu_}, {"leaky_relu", l_leaky_relu},
   {"leaky_relu_", l_leaky_relu_}, {"index_add_", l_index_add_},
   {"scatter_add_", l_scatter_add_}, {"_check_index", l_check_index},
+  {"cumsum", l_cumsum}, {"cumprod", l_cumprod}, {"cummax", l_cummax},
+  {"logcumsumexp", l_logcumsumexp},
   {NULL, NULL},
 };
 

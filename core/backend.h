@@ -112,6 +112,11 @@ typedef struct ember_pool2d_geom {
   int count_include_pad;      /* avg pooling's divisor rule */
 } ember_pool2d_geom;
 
+/* The scans of the `scan` slot (core/ops/scan.c). */
+typedef enum ember_scan_op {
+  EMBER_SCAN_SUM, EMBER_SCAN_PROD, EMBER_SCAN_MAX, EMBER_SCAN_LOGSUMEXP
+} ember_scan_op;
+
 typedef struct ember_backend_i {
   const char *name;
   /* device memory (unused for the CPU, whose storage the core allocates
@@ -202,6 +207,14 @@ typedef struct ember_backend_i {
                     const ember_pool2d_geom *g);
   int (*avg_pool2d_backward)(ember_tensor *gx, const ember_tensor *gy,
                              const ember_pool2d_geom *g);
+  /* Inclusive scan along dim (0-based) of src into dst: contiguous, same
+     shape and dtype (SUM, PROD, MAX: any dtype; LOGSUMEXP: floats), dim
+     of size >= 1.  Floats accumulate in double, integers wrap.  MAX also
+     writes idx (int64, contiguous, src's shape): the 1-based position of
+     the running max, the latest on ties, a NaN winning (torch.cummax);
+     idx is NULL for the others.  reverse scans from the end of dim. */
+  int (*scan)(ember_scan_op op, ember_tensor *dst, ember_tensor *idx,
+              const ember_tensor *src, int dim, int reverse);
   /* Every element of idx (int64 or int32, any strides) in lo..hi, or equal
      to skip when has_skip; else the error prefix<value>suffix for the
      first bad element in row-major order.  A device kernel defers it (the

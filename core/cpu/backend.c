@@ -16,6 +16,7 @@ const ember_backend_i ember_cpu_backend = {
   .where = ember_cpu_where,
   .reduce = ember_cpu_reduce,
   .softmax = ember_cpu_softmax,
+  .scan = ember_cpu_scan,
   .matmul = ember_cpu_matmul,
   .index_select = ember_cpu_index_select,
   .gather = ember_cpu_gather,

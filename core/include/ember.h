@@ -385,6 +385,17 @@ int ember_max_dim(const ember_tensor *t, int dim, int keepdim,
 int ember_min_dim(const ember_tensor *t, int dim, int keepdim,
                   ember_tensor **values, ember_tensor **indices);
 ember_tensor *ember_sum_dim(const ember_tensor *t, int dim, int keepdim);
+/* Inclusive scans along a (0-based) dim, as torch.cumsum and friends.
+   dtype: an ember_dtype the input is cast to first, or -1 for PyTorch's
+   default (floats keep theirs; bool and integers accumulate in int64). */
+ember_tensor *ember_cumsum(const ember_tensor *t, int dim, int dtype);
+ember_tensor *ember_cumprod(const ember_tensor *t, int dim, int dtype);
+/* The running max and its 1-based position (int64; the latest on ties,
+   a NaN stays the max once met), any dtype. */
+int ember_cummax(const ember_tensor *t, int dim, ember_tensor **values,
+                 ember_tensor **indices);
+/* log(cumsum(exp(t))) without overflow; float dtypes only. */
+ember_tensor *ember_logcumsumexp(const ember_tensor *t, int dim);
 ember_tensor *ember_softmax(const ember_tensor *t, int dim);
 ember_tensor *ember_log_softmax(const ember_tensor *t, int dim);
 

@@ -178,6 +178,31 @@ describe("gradcheck", function()
     end)
   end)
 
+  describe("scans", function()
+    it("cumsum, logcumsumexp over every dim, non-contiguous too", function()
+      for _, op in ipairs{"cumsum", "logcumsumexp"} do
+        check(function(x) return x[op](x, 1) end, {leaf{4, 3}})
+        check(function(x) return x[op](x, -1) end, {leaf{2, 3, 4}})
+        check(function(x) return x:transpose(1, 2)[op](x:transpose(1, 2), 2) end, {leaf{3, 4}})
+      end
+      check(function(x) return x:cumsum(2, {dtype = "float64"}) end, {leaf{2, 3}})
+    end)
+    it("cumprod, with and without zeros", function()
+      check(function(x) return x:cumprod(2) end, {away{3, 4}})
+      check(function(x) return x:cumprod(1) end, {away{4, 2}})
+      -- zeros: one, two, first, last (finite differences stay exact:
+      -- cumprod is linear in each element)
+      check(function(x) return x:cumprod(1) end,
+            {ember.tensor({1.5, 0, -2, 0.7, 0, 3}, {dtype = "float64"}):requires_grad_()})
+      check(function(x) return x:cumprod(2) end,
+            {ember.tensor({{0, 2, 3}, {2, 3, 0}, {0, 0, 1}}, {dtype = "float64"}):requires_grad_()})
+    end)
+    it("cummax (distinct values)", function()
+      check(function(x) local v = x:cummax(2); return v end, {leaf{3, 5}})
+      check(function(x) local v = x:cummax(1); return v end, {leaf{5, 2}})
+    end)
+  end)
+
   describe("in-place ops on non-leaves", function()
     it("rebase the history of the written tensor", function()
       check(function(a, b) local t = a * 1; t:mul_(b); return t end, {leaf{3}, leaf{3}})
