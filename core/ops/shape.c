@@ -259,7 +259,8 @@ static ember_tensor *diagonal_plain(const ember_tensor *t, int64_t offset,
     len = offset >= n2 ? 0 : (n1 < n2 - offset ? n1 : n2 - offset);
     if (len > 0) off += offset * t->strides[d2];
   } else {
-    len = -offset >= n1 ? 0 : (n2 < n1 + offset ? n2 : n1 + offset);
+    /* offset <= -n1, not -offset >= n1: -INT64_MIN overflows */
+    len = offset <= -n1 ? 0 : (n2 < n1 + offset ? n2 : n1 + offset);
     if (len > 0) off += -offset * t->strides[d1];
   }
   int64_t sh[EMBER_MAX_DIMS], st[EMBER_MAX_DIMS];

@@ -231,3 +231,15 @@ describe("errors name the function", function()
     fails("einsum: expected the equation as a string", ember.einsum, 3, ember.ones(2))
   end)
 end)
+
+-- Found by the fuzzer: an offset of math.mininteger was negated (undefined
+-- behaviour in C); any offset past either edge gives an empty diagonal.
+describe("diagonal at the extreme offsets", function()
+  it("is empty for math.mininteger and math.maxinteger", function()
+    local t = ember.randn(2, 3, 4)
+    for _, k in ipairs{math.mininteger, math.maxinteger, -4, 3} do
+      local d = t:diagonal(k, -1, 2)
+      assert.are.same({2, 0}, d:shape(), tostring(k))
+    end
+  end)
+end)
