@@ -33,6 +33,51 @@ local WANT = {
 }
 local EXACT = {remainder = true, fmod = true}
 
+-- Broadcast cases in every dtype, with gradients, from PyTorch: see
+-- spec/reference/make_binop_reference.py.
+local CASES = dofile("spec/reference/binop_values.lua")
+
+local function close_list(got, want, tol, what)
+  assert.are.equal(#want, #got)
+  for i = 1, #want do
+    local w, g = want[i], got[i]
+    if w ~= w then
+      assert.is_true(g ~= g, ("%s element %d: %s vs nan"):format(what, i, g))
+    else
+      assert.is_true(math.abs(g - w) <= tol * math.max(1, math.abs(w)),
+        ("%s element %d: %s vs %s"):format(what, i, g, w))
+    end
+  end
+end
+
+describe("remainder, fmod, atan2, hypot against PyTorch", function()
+  for k, c in ipairs(CASES) do
+    it(("case %d: %s, %s"):format(k, c.op, c.dtype), function()
+      local isf = c.dtype == "float32" or c.dtype == "float64"
+      local a = ember.tensor(c.a, {dtype = c.dtype}):view(c.a_shape)
+      local b = ember.tensor(c.b, {dtype = c.dtype}):view(c.b_shape)
+      if isf then a:requires_grad_(); b:requires_grad_() end
+      local r = ember[c.op](a, b)
+      assert.are.equal(c.out_dtype, r.dtype)
+      assert.are.same(c.out_shape, r:shape())
+      local tol = c.out_dtype == "float64" and 1e-14 or 1e-6
+      if c.out_dtype == "int32" or c.out_dtype == "int64" then
+        assert.are.same(c.out, r:contiguous():view(-1):totable())
+      else
+        close_list(r:detach():double():contiguous():view(-1):totable(), c.out, tol, "out")
+      end
+      if isf then
+        local w = ember.tensor(c.w, {dtype = c.dtype}):view(c.out_shape)
+        r:mul(w):sum():backward()
+        close_list(a.grad:double():contiguous():view(-1):totable(), c.grad_a, tol, "grad_a")
+        -- b's gradient sums over the broadcast: a looser bound in float32
+        close_list(b.grad:double():contiguous():view(-1):totable(), c.grad_b,
+                   c.dtype == "float64" and 1e-13 or 1e-5, "grad_b")
+      end
+    end)
+  end
+end)
+
 describe("remainder, fmod, atan2, hypot", function()
   for name, want in pairs(WANT) do
     it(name .. " matches PyTorch in float64 and float32, method and ember.*", function()
@@ -153,6 +198,34 @@ describe("remainder, fmod, atan2, hypot", function()
       "fmod: integer division by zero")
     -- floats give nan, as PyTorch
     assert.is_true(ember.tensor({1.0}):remainder(0)[1] ~= ember.tensor({1.0}):remainder(0)[1])
+  end)
+
+  it("in place: remainder_, fmod_, atan2_, hypot_ match the plain forms", function()
+    for _, name in ipairs({"remainder", "fmod", "atan2", "hypot"}) do
+      local a = ember.tensor({{-7.0, 3.5}, {2.0, -1.25}})
+      local b = ember.tensor({2.0, -1.5})
+      local want = ember[name](a, b):totable()
+      local t = a:clone()
+      assert.are.equal(t, t[name .. "_"](t, b))
+      assert.are.same(want, t:totable())
+      local u = a:clone()
+      ember[name .. "_"](u, b)
+      assert.are.same(want, u:totable())
+      -- autograd through the in-place form, on a non-leaf
+      local x = a:double():requires_grad_()
+      local y = x * 1
+      y[name .. "_"](y, b:double())
+      gc.check(function(p)
+        local q = p * 1
+        return q[name .. "_"](q, b:double())
+      end, {ember.tensor({{-7.3, 3.6}, {2.2, -1.35}}, {dtype = "float64"}):requires_grad_()})
+    end
+    local i = ember.tensor({7, -7}, {dtype = "int64"})
+    i:remainder_(3)
+    assert.are.same({1, 2}, i:totable())
+    assert.has_error(function() i:atan2_(1) end,
+      "atan2_: result type float32 can't be cast to the destination dtype int64")
+    assert.has_error(function() i:fmod_(0) end, "fmod: integer division by zero")
   end)
 
   it("bool operands and bad shapes are clear errors", function()
