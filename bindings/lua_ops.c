@@ -490,6 +490,10 @@ static int l_div(lua_State *L) { return l_arith(L, EMBER_DIV); }
 static int l_pow(lua_State *L) { return l_arith(L, EMBER_POW); }
 static int l_maximum(lua_State *L) { return l_arith(L, EMBER_MAXIMUM); }
 static int l_minimum(lua_State *L) { return l_arith(L, EMBER_MINIMUM); }
+static int l_remainder(lua_State *L) { return l_arith(L, EMBER_REMAINDER); }
+static int l_fmod(lua_State *L) { return l_arith(L, EMBER_FMOD); }
+static int l_atan2(lua_State *L) { return l_arith(L, EMBER_ATAN2); }
+static int l_hypot(lua_State *L) { return l_arith(L, EMBER_HYPOT); }
 
 /* a:op_(b): in place into a, returns a */
 static int arith_(lua_State *L, ember_binary_op op) {
@@ -506,6 +510,10 @@ static int l_sub_(lua_State *L) { return arith_(L, EMBER_SUB); }
 static int l_mul_(lua_State *L) { return arith_(L, EMBER_MUL); }
 static int l_div_(lua_State *L) { return arith_(L, EMBER_DIV); }
 static int l_pow_(lua_State *L) { return arith_(L, EMBER_POW); }
+static int l_remainder_(lua_State *L) { return arith_(L, EMBER_REMAINDER); }
+static int l_fmod_(lua_State *L) { return arith_(L, EMBER_FMOD); }
+static int l_atan2_(lua_State *L) { return arith_(L, EMBER_ATAN2); }
+static int l_hypot_(lua_State *L) { return arith_(L, EMBER_HYPOT); }
 
 /* unary ops are one closure each, with the op as upvalue */
 static int l_unary(lua_State *L) {
@@ -927,6 +935,9 @@ static const luaL_Reg method_funcs[] = {
   {"byte", l_byte}, {"bool", l_bool}, {"to", l_to},
   {"add", l_add}, {"sub", l_sub}, {"mul", l_mul}, {"div", l_div},
   {"pow", l_pow}, {"maximum", l_maximum}, {"minimum", l_minimum},
+  {"remainder", l_remainder}, {"fmod", l_fmod}, {"atan2", l_atan2},
+  {"hypot", l_hypot}, {"remainder_", l_remainder_}, {"fmod_", l_fmod_},
+  {"atan2_", l_atan2_}, {"hypot_", l_hypot_},
   {"add_", l_add_}, {"sub_", l_sub_}, {"mul_", l_mul_}, {"div_", l_div_},
   {"pow_", l_pow_}, {"clamp", l_clamp}, {"clamp_", l_clamp_},
   {"eq", l_eq}, {"ne", l_ne}, {"lt", l_lt}, {"le", l_le}, {"gt", l_gt},

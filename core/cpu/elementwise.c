@@ -884,6 +884,26 @@ static inline float minimumf(float a, float b) { return a != a || a < b ? a : b;
 static inline double maximum(double a, double b) { return a != a || a > b ? a : b; }
 static inline double minimum(double a, double b) { return a != a || a < b ? a : b; }
 
+/* remainder: the sign of the divisor, as torch.remainder */
+static inline float remainderf_(float a, float b) {
+  float m = fmodf(a, b);
+  return m != 0 && (b < 0) != (m < 0) ? m + b : m;
+}
+static inline double remainder_(double a, double b) {
+  double m = fmod(a, b);
+  return m != 0 && (b < 0) != (m < 0) ? m + b : m;
+}
+
+/* remainder, fmod, atan2, hypot in float32 */
+static inline float binary_more_f32(ember_binary_op op, float a, float b) {
+  switch (op) {
+    case EMBER_REMAINDER: return remainderf_(a, b);
+    case EMBER_FMOD: return fmodf(a, b);
+    case EMBER_ATAN2: return atan2f(a, b);
+    default: return hypotf(a, b);
+  }
+}
+
 static EMBER_SIMD void binary_f32(void *dv, const void *av, const void *bv, int64_t n,
                        const void *ctx) {
   float *d = dv;
@@ -911,7 +931,11 @@ static EMBER_SIMD void binary_f32(void *dv, const void *av, const void *bv, int6
     case EMBER_MINIMUM:
       _Pragma("omp simd") for (int64_t i = 0; i < n; i++) d[i] = minimumf(a[i], b[i]);
       break;
-    default: break;
+    default: {
+      ember_binary_op op = *(const ember_binary_op *)ctx;
+      for (int64_t i = 0; i < n; i++) d[i] = binary_more_f32(op, a[i], b[i]);
+      break;
+    }
   }
 }
 
@@ -943,7 +967,11 @@ static EMBER_SIMD void binary_scalar_f32(void *dv, const void *av, const void *b
     case EMBER_MINIMUM:
       _Pragma("omp simd") for (int64_t i = 0; i < n; i++) d[i] = minimumf(a[i], b);
       break;
-    default: break;
+    default: {
+      ember_binary_op op = *(const ember_binary_op *)ctx;
+      for (int64_t i = 0; i < n; i++) d[i] = binary_more_f32(op, a[i], b);
+      break;
+    }
   }
 }
 
@@ -987,7 +1015,10 @@ static EMBER_NOINLINE void binary_strided_f32(char **p, const int64_t *st, int64
       for (int64_t i = 0; i < n; i++) *(float *)(d + i * sd) =
             minimumf(f32_at(a, i, sa), f32_at(b, i, sb));
       break;
-    default: break;
+    default:
+      for (int64_t i = 0; i < n; i++) *(float *)(d + i * sd) =
+            binary_more_f32(op, f32_at(a, i, sa), f32_at(b, i, sb));
+      break;
   }
 }
 
@@ -1006,6 +1037,10 @@ static void binary_f64(void *dv, const void *av, const void *bv, int64_t n,
       case EMBER_POW: d[i] = b == 2.0 ? a * a : pow(a, b); break;
       case EMBER_MAXIMUM: d[i] = maximum(a, b); break;
       case EMBER_MINIMUM: d[i] = minimum(a, b); break;
+      case EMBER_REMAINDER: d[i] = remainder_(a, b); break;
+      case EMBER_FMOD: d[i] = fmod(a, b); break;
+      case EMBER_ATAN2: d[i] = atan2(a, b); break;
+      case EMBER_HYPOT: d[i] = hypot(a, b); break;
       default: break;
     }
   }
@@ -1020,6 +1055,12 @@ static inline uint64_t ipow_u64(uint64_t x, uint64_t e) {
   }
   return r;
 }
+
+/* Integer remainder (the sign of b) and fmod (the sign of a); the core has
+   checked that b != 0.  b == -1 gives 0 (INT_MIN % -1 overflows in C). */
+#define INT_MOD(a, b) ((b) == -1 ? 0 : (a) % (b))
+#define INT_REM(a, b) (INT_MOD(a, b) != 0 && ((b) < 0) != (INT_MOD(a, b) < 0) \
+                       ? INT_MOD(a, b) + (b) : INT_MOD(a, b))
 
 /*
 ** Integers: +, -, * and power wrap (computed in the unsigned type, whose
@@ -1040,6 +1081,8 @@ static void binary_i32(void *dv, const void *av, const void *bv, int64_t n,
       case EMBER_POW: d[i] = (int32_t)(uint32_t)ipow_u64((uint64_t)(uint32_t)a, (uint64_t)b); break;
       case EMBER_MAXIMUM: d[i] = a > b ? a : b; break;
       case EMBER_MINIMUM: d[i] = a < b ? a : b; break;
+      case EMBER_REMAINDER: d[i] = INT_REM(a, b); break;
+      case EMBER_FMOD: d[i] = INT_MOD(a, b); break;
       default: break;
     }
   }
@@ -1059,6 +1102,8 @@ static void binary_i64(void *dv, const void *av, const void *bv, int64_t n,
       case EMBER_POW: d[i] = (int64_t)ipow_u64((uint64_t)a, (uint64_t)b); break;
       case EMBER_MAXIMUM: d[i] = a > b ? a : b; break;
       case EMBER_MINIMUM: d[i] = a < b ? a : b; break;
+      case EMBER_REMAINDER: d[i] = INT_REM(a, b); break;
+      case EMBER_FMOD: d[i] = INT_MOD(a, b); break;
       default: break;
     }
   }
@@ -1078,6 +1123,8 @@ static void binary_u8(void *dv, const void *av, const void *bv, int64_t n,
       case EMBER_POW: d[i] = (uint8_t)ipow_u64(a, b); break;
       case EMBER_MAXIMUM: d[i] = a > b ? a : b; break;
       case EMBER_MINIMUM: d[i] = a < b ? a : b; break;
+      case EMBER_REMAINDER: d[i] = (uint8_t)(a % b); break;
+      case EMBER_FMOD: d[i] = (uint8_t)(a % b); break;
       default: break;
     }
   }

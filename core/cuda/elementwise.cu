@@ -55,6 +55,12 @@ CU_MATH1(m_expm1, expm1f, expm1)
 
 __device__ static inline float m_pow(float a, float b) { return powf(a, b); }
 __device__ static inline double m_pow(double a, double b) { return pow(a, b); }
+__device__ static inline float m_fmod(float a, float b) { return fmodf(a, b); }
+__device__ static inline double m_fmod(double a, double b) { return fmod(a, b); }
+__device__ static inline float m_atan2(float a, float b) { return atan2f(a, b); }
+__device__ static inline double m_atan2(double a, double b) { return atan2(a, b); }
+__device__ static inline float m_hypot(float a, float b) { return hypotf(a, b); }
+__device__ static inline double m_hypot(double a, double b) { return hypot(a, b); }
 
 /* a * b rounded on its own, never fused with a following add */
 __device__ static inline float rn_mul(float a, float b) { return __fmul_rn(a, b); }
@@ -400,7 +406,14 @@ struct binary_float {
     else if constexpr (OP == EMBER_POW) return b == (T)2 ? a * a : m_pow(a, b);
     /* NaN-propagating, as torch.maximum / torch.minimum */
     else if constexpr (OP == EMBER_MAXIMUM) return a != a || a > b ? a : b;
-    else /* EMBER_MINIMUM */ return a != a || a < b ? a : b;
+    else if constexpr (OP == EMBER_MINIMUM) return a != a || a < b ? a : b;
+    else if constexpr (OP == EMBER_REMAINDER) {   /* the sign of b */
+      T m = m_fmod(a, b);
+      return m != (T)0 && (b < (T)0) != (m < (T)0) ? m + b : m;
+    }
+    else if constexpr (OP == EMBER_FMOD) return m_fmod(a, b);
+    else if constexpr (OP == EMBER_ATAN2) return m_atan2(a, b);
+    else /* EMBER_HYPOT */ return m_hypot(a, b);
   }
 };
 
@@ -425,7 +438,14 @@ struct binary_int {
     else if constexpr (OP == EMBER_MUL) return (T)((U)a * (U)b);
     else if constexpr (OP == EMBER_POW) return cu_ipow<T, U>(a, b);
     else if constexpr (OP == EMBER_MAXIMUM) return a > b ? a : b;
-    else /* EMBER_MINIMUM */ return a < b ? a : b;
+    else if constexpr (OP == EMBER_MINIMUM) return a < b ? a : b;
+    else {   /* remainder, fmod: the core has checked that b != 0; b == -1
+                gives 0 (the smallest integer % -1 overflows) */
+      T m = std::is_signed<T>::value && b == (T)-1 ? (T)0 : (T)(a % b);
+      if constexpr (OP == EMBER_REMAINDER && std::is_signed<T>::value)
+        if (m != 0 && (b < 0) != (m < 0)) m = (T)(m + b);
+      return m;
+    }
   }
 };
 
@@ -451,6 +471,14 @@ static int binary_float_dispatch(ember_binary_op op, ember_tensor *dst,
       return launch2<T, T>("maximum", dst, a, b, binary_float<EMBER_MAXIMUM, T>());
     case EMBER_MINIMUM:
       return launch2<T, T>("minimum", dst, a, b, binary_float<EMBER_MINIMUM, T>());
+    case EMBER_REMAINDER:
+      return launch2<T, T>("remainder", dst, a, b, binary_float<EMBER_REMAINDER, T>());
+    case EMBER_FMOD:
+      return launch2<T, T>("fmod", dst, a, b, binary_float<EMBER_FMOD, T>());
+    case EMBER_ATAN2:
+      return launch2<T, T>("atan2", dst, a, b, binary_float<EMBER_ATAN2, T>());
+    case EMBER_HYPOT:
+      return launch2<T, T>("hypot", dst, a, b, binary_float<EMBER_HYPOT, T>());
     default: return 0;
   }
 }
@@ -467,6 +495,10 @@ static int binary_int_dispatch(ember_binary_op op, ember_tensor *dst,
       return launch2<T, T>("maximum", dst, a, b, binary_int<EMBER_MAXIMUM, T, U>());
     case EMBER_MINIMUM:
       return launch2<T, T>("minimum", dst, a, b, binary_int<EMBER_MINIMUM, T, U>());
+    case EMBER_REMAINDER:
+      return launch2<T, T>("remainder", dst, a, b, binary_int<EMBER_REMAINDER, T, U>());
+    case EMBER_FMOD:
+      return launch2<T, T>("fmod", dst, a, b, binary_int<EMBER_FMOD, T, U>());
     default: return 0;    /* DIV never arrives here; as the CPU: nothing */
   }
 }

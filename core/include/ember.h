@@ -322,7 +322,13 @@ typedef enum ember_unary_op {
 
 typedef enum ember_binary_op {
   EMBER_ADD, EMBER_SUB, EMBER_MUL, EMBER_DIV, EMBER_POW,
-  EMBER_MAXIMUM, EMBER_MINIMUM, EMBER_NBINARY
+  EMBER_MAXIMUM, EMBER_MINIMUM,
+  /* remainder: the sign of the divisor (Python's %); fmod: the sign of the
+     dividend (C's fmod).  Integers give integers; an integer divisor of 0
+     is an error.  atan2(a, b) = atan2(y, x); hypot: sqrt(a^2 + b^2); both
+     give floats (integers to float32). */
+  EMBER_REMAINDER, EMBER_FMOD, EMBER_ATAN2, EMBER_HYPOT,
+  EMBER_NBINARY
 } ember_binary_op;
 
 typedef enum ember_cmp_op {

@@ -36,7 +36,8 @@ static const char *const unary_names[EMBER_NUNARY] = {
   "round", "trunc", "sign", "erfinv",
 };
 static const char *const binary_names[EMBER_NBINARY] = {
-  "add", "sub", "mul", "div", "pow", "maximum", "minimum",
+  "add", "sub", "mul", "div", "pow", "maximum", "minimum", "remainder", "fmod",
+  "atan2", "hypot",
 };
 static const char *const cmp_names[EMBER_NCMP] = {
   "eq", "ne", "lt", "le", "gt", "ge",
@@ -353,7 +354,8 @@ struct binary_saved {
 
 static const char *const binary_node_names[EMBER_NBINARY] = {
   "AddBackward", "SubBackward", "MulBackward", "DivBackward", "PowBackward",
-  "MaximumBackward", "MinimumBackward",
+  "MaximumBackward", "MinimumBackward", "RemainderBackward", "FmodBackward",
+  "Atan2Backward", "HypotBackward",
 };
 
 static int binary_backward(ember_node *n, ember_tensor *g, ember_tensor **gin);
@@ -363,8 +365,11 @@ static int binary_dtype(ember_binary_op op, const ember_tensor *a,
                         const ember_tensor *b, ember_dtype *out) {
   ember_dtype dt = a->dtype == b->dtype ? a->dtype : result_type(a, b);
   const char *fn = binary_names[op];
-  if (op == EMBER_DIV && !ember_dtype_is_float(dt)) dt = EMBER_FLOAT32;
-  if (dt == EMBER_BOOL && (op == EMBER_SUB || op == EMBER_POW))
+  if ((op == EMBER_DIV || op == EMBER_ATAN2 || op == EMBER_HYPOT) &&
+      !ember_dtype_is_float(dt))
+    dt = EMBER_FLOAT32;
+  if (dt == EMBER_BOOL && (op == EMBER_SUB || op == EMBER_POW ||
+                           op == EMBER_REMAINDER || op == EMBER_FMOD))
     return ember_set_error("%s: not supported for bool tensors; use ints", fn);
   *out = dt;
   return 0;
@@ -384,6 +389,35 @@ static int check_int_pow(const ember_tensor *b) {
   return rc;
 }
 
+/* An integer remainder or fmod by 0 has no result (as PyTorch). */
+static int check_int_divisor(ember_binary_op op, const ember_tensor *b) {
+  ember_tensor *zero = ember_scalar_as(b, 0.0);
+  ember_tensor *z = zero ? ember_compare(EMBER_EQ, b, zero) : NULL;
+  ember_tensor *any = z ? ember_reduce(EMBER_MAX, z, 0) : NULL;
+  int64_t v = 0;
+  int rc = any ? ember_item_int(any, &v) : (z && ember_numel(z) == 0 ? 0 : -1);
+  ember_tensor_release(any);
+  ember_tensor_release(z);
+  ember_tensor_release(zero);
+  if (rc == 0 && v)
+    return ember_set_error("%s: integer division by zero", binary_names[op]);
+  return rc;
+}
+
+/* The dtype checks that depend on b's values. */
+static int check_values(ember_binary_op op, const ember_tensor *b,
+                        ember_dtype dt) {
+  if (ember_dtype_is_float(dt)) return 0;
+  if (op == EMBER_POW) return check_int_pow(b);
+  if (op == EMBER_REMAINDER || op == EMBER_FMOD) {
+    int prev = ember_ag_pause();
+    int rc = check_int_divisor(op, b);
+    ember_ag_resume(prev);
+    return rc;
+  }
+  return 0;
+}
+
 /* Which of a, b, out the backward of op needs, given which inputs need a
    gradient (ga, gb). */
 static void binary_saves(ember_binary_op op, int ga, int gb, int *sa, int *sb,
@@ -394,6 +428,9 @@ static void binary_saves(ember_binary_op op, int ga, int gb, int *sa, int *sb,
     case EMBER_DIV: *sb = 1; *so = gb; break;
     case EMBER_POW: *sa = 1; *sb = 1; *so = gb; break;
     case EMBER_MAXIMUM: case EMBER_MINIMUM: *sa = *sb = 1; break;
+    case EMBER_REMAINDER: case EMBER_FMOD: *sa = gb; *sb = gb; break;
+    case EMBER_ATAN2: *sa = *sb = 1; break;
+    case EMBER_HYPOT: *sa = ga; *sb = gb; *so = 1; break;
     default: break;
   }
 }
@@ -472,8 +509,7 @@ ember_tensor *ember_binary(ember_binary_op op, const ember_tensor *a,
   if (same_device(fn, a, b) < 0) return NULL;
   ember_dtype dt;
   if (binary_dtype(op, a, b, &dt) < 0) return NULL;
-  if (op == EMBER_POW && !ember_dtype_is_float(dt) && check_int_pow(b) < 0)
-    return NULL;
+  if (check_values(op, b, dt) < 0) return NULL;
   const ember_backend_i *be = a->storage->device == EMBER_CPU ? &ember_cpu_backend
                                                             : ember_backend_of(a);
   ember_tensor *out;
@@ -519,8 +555,7 @@ static int binary_inplace_check(ember_binary_op op, const ember_tensor *a,
                            ember_shape_str(b1, sizeof b1, n, shape),
                            ember_shape_str(b2, sizeof b2, a->ndim, a->shape));
   }
-  if (op == EMBER_POW && !ember_dtype_is_float(*dt) && check_int_pow(b) < 0)
-    return -1;
+  if (check_values(op, b, *dt) < 0) return -1;
   return 0;
 }
 
@@ -608,6 +643,11 @@ static int binary_backward(ember_node *n, ember_tensor *g, ember_tensor **gin) {
       if (ga && !(gin[0] = ember_binary(EMBER_MUL, g, b))) return -1;
       if (gb && !(gin[1] = ember_binary(EMBER_MUL, g, a))) return -1;
       return 0;
+    case EMBER_REMAINDER:
+    case EMBER_FMOD:
+      if (ga) { ember_tensor_retain(g); gin[0] = g; }
+      if (!gb) return 0;
+      break;
     default:
       break;
   }
@@ -658,6 +698,35 @@ static int binary_backward(ember_node *n, ember_tensor *g, ember_tensor **gin) {
         ember_tensor *t = ember_temp(&T, w ? ember_where(w, g, zero) : NULL);
         if (!t || !(gin[side] = ember_where(eq, gh, t))) rc = -1;
       }
+      break;
+    }
+    case EMBER_REMAINDER:
+    case EMBER_FMOD: {   /* db = -floor(a / b) g (fmod: trunc) */
+      ember_unary_op r = op == EMBER_REMAINDER ? EMBER_FLOOR : EMBER_TRUNC;
+      ember_tensor *q = ember_temp(&T, ember_binary(EMBER_DIV, a, b));
+      ember_tensor *f = ember_temp(&T, q ? ember_unary(r, q) : NULL);
+      ember_tensor *t = ember_temp(&T, f ? ember_binary(EMBER_MUL, g, f) : NULL);
+      if (!t || !(gin[1] = ember_unary(EMBER_NEG, t))) rc = -1;
+      break;
+    }
+    case EMBER_ATAN2: {   /* da = g b / (a^2 + b^2), db = -g a / (a^2 + b^2) */
+      ember_tensor *a2 = ember_temp(&T, ember_binary(EMBER_MUL, a, a));
+      ember_tensor *b2 = ember_temp(&T, a2 ? ember_binary(EMBER_MUL, b, b) : NULL);
+      ember_tensor *r2 = ember_temp(&T, b2 ? ember_binary(EMBER_ADD, a2, b2) : NULL);
+      ember_tensor *gr = ember_temp(&T, r2 ? ember_binary(EMBER_DIV, g, r2) : NULL);
+      rc = gr ? 0 : -1;
+      if (rc == 0 && ga && !(gin[0] = ember_binary(EMBER_MUL, gr, b))) rc = -1;
+      if (rc == 0 && gb) {
+        ember_tensor *t = ember_temp(&T, ember_binary(EMBER_MUL, gr, a));
+        if (!t || !(gin[1] = ember_unary(EMBER_NEG, t))) rc = -1;
+      }
+      break;
+    }
+    case EMBER_HYPOT: {   /* da = g a / out, db = g b / out */
+      ember_tensor *go = ember_temp(&T, ember_binary(EMBER_DIV, g, out));
+      rc = go ? 0 : -1;
+      if (rc == 0 && ga && !(gin[0] = ember_binary(EMBER_MUL, go, a))) rc = -1;
+      if (rc == 0 && gb && !(gin[1] = ember_binary(EMBER_MUL, go, b))) rc = -1;
       break;
     }
     default:
