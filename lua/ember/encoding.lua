@@ -31,6 +31,16 @@ local function check_tensor(name, v, pos)
   end
 end
 
+--- f(...) with an error from the core (an allocation too large, say)
+-- raised again at the user's call, naming the function.
+local function named(name, f, ...)
+  local r = table.pack(pcall(f, ...))
+  if not r[1] then
+    fail("%s: %s", name, tostring(r[2]):gsub("^[^:]*:%d+: ", ""))
+  end
+  return table.unpack(r, 2, r.n)
+end
+
 local INTS = {int64 = true, int32 = true, uint8 = true}
 local FLOATS = {float32 = true, float64 = true}
 
@@ -97,8 +107,10 @@ function M.one_hot(labels, num_classes)
       fail("%s: label %d out of range for %d classes", name, hi, num_classes)
     end
   end
-  local cols = C.arange(1, num_classes + 1, {dtype = "int64", device = labels.device})
-  return labels:unsqueeze(-1):eq(cols):long()
+  return named(name, function()
+    local cols = C.arange(num_classes, {dtype = "int64", device = labels.device}) + 1
+    return labels:unsqueeze(-1):eq(cols):long()
+  end)
 end
 
 --- t:bincount({minlength = 0, weights = w}): bin v counts the values v
@@ -122,6 +134,9 @@ function M.bincount(t, opts)
     if w:dim() ~= 1 or w:numel() ~= t:numel() then
       fail("%s: weights must be a 1-d tensor of %d elements, as the input", name, t:numel())
     end
+    if w.dtype == "bool" then
+      fail("%s: weights must be a number tensor, got bool", name)
+    end
     if w.device ~= t.device then
       fail("%s: weights on %s, input on %s", name, w.device, t.device)
     end
@@ -135,11 +150,13 @@ function M.bincount(t, opts)
     len = math.max(len, hi)
   end
   local dtype = w and w.dtype or "int64"
-  local out = C.zeros({len}, {dtype = dtype, device = t.device})
-  if t:numel() == 0 then return out end
-  local src = w and w:detach() or C.ones({t:numel()}, {dtype = "int64", device = t.device})
-  out:index_add_(1, t:long(), src)
-  return out
+  return named(name, function()
+    local out = C.zeros({len}, {dtype = dtype, device = t.device})
+    if t:numel() == 0 then return out end
+    local src = w and w:detach() or C.ones({t:numel()}, {dtype = "int64", device = t.device})
+    out:index_add_(1, t:long(), src)
+    return out
+  end)
 end
 
 -- }======================================================================
@@ -171,7 +188,7 @@ function M.histc(t, bins, lo, hi)
   if lo ~= lo or hi ~= hi or lo == -math.huge or hi == math.huge then
     fail("%s: range [%s, %s] is not finite", name, lo, hi)
   end
-  local out = C.zeros({bins}, {dtype = t.dtype, device = t.device})
+  local out = named(name, C.zeros, {bins}, {dtype = t.dtype, device = t.device})
   if x:numel() == 0 then return out end
   local inside = x:ge(lo):logical_and(x:le(hi))   -- false for NaN
   -- bin of each in-range value; out-of-range ones are clamped and weigh 0

@@ -63,6 +63,7 @@ describe("one_hot", function()
     assert.has_error(function() F.one_hot(ember.zeros({0}, {dtype = "int64"})) end,
                      "one_hot: cannot infer num_classes from an empty tensor")
     assert.has_error(function() F.one_hot(L{1}, 0) end, "one_hot: num_classes must be >= 1, got 0")
+    assert.has_error(function() F.one_hot(L{1}, math.maxinteger) end, "one_hot: arange: too many elements")
     assert.has_error(function() F.one_hot(3) end, "one_hot: expected a tensor as argument 1, got number")
   end)
 end)
@@ -97,6 +98,11 @@ describe("bincount", function()
     assert.has_error(function() L{{1}}:bincount() end, "bincount: expected a 1-d tensor, got 2-d")
     assert.has_error(function() L{1}:bincount({weights = ember.tensor{1, 2}}) end,
                      "bincount: weights must be a 1-d tensor of 1 elements, as the input")
+    assert.has_error(function() L{1}:bincount({weights = ember.tensor({true}, {dtype = "bool"})}) end,
+                     "bincount: weights must be a number tensor, got bool")
+    local ok, err = pcall(function() L{1}:bincount({minlength = math.maxinteger}) end)
+    assert.is_false(ok)
+    assert.matches("^[^\n]*bincount: ", err)
     assert.has_error(function() L{1}:bincount({minlength = -1}) end,
                      "bincount: minlength must be >= 0, got -1")
     assert.has_error(function() L{1}:bincount({bins = 2}) end,
