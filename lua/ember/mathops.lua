@@ -150,4 +150,7 @@ T.logsumexp = ember.logsumexp
 
 -- }======
 
-return ember
+-- Not the ember table: package.loaded["ember.mathops"] would then hold it,
+-- and Lua's argument errors, which name a function by the first loaded
+-- table found holding it, could say "ember.mathops.zeros" for ember.zeros.
+return true
