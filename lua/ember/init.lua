@@ -60,6 +60,7 @@ ember.optim = require "ember.optim"
 require "ember.joining"   -- split, chunk, unbind, flip, roll, tile, repeat_interleave
 require "ember.linalg"    -- norm, cdist, normalize, mm, bmm, outer, baddbmm, diag, trace, einsum
 require "ember.mathops"   -- frac, clamp with tensor bounds, lerp, logsumexp
+require "ember.encoding"  -- one_hot (nn.functional), bincount, histc, bucketize, searchsorted
 ember.data = require "ember.data"
 ember.callbacks = require "ember.callbacks"
 require "ember.train"   -- compile, fit, evaluate, predict, summary on nn.Module

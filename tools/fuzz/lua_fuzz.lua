@@ -131,6 +131,12 @@ M.SEEDS = {
   tile = function(e) return {e.randn(2, 3), {2, 1, 2}} end,
   repeat_interleave = function(e) return {e.randn(2, 3), e.tensor({2, 0, 1}, {dtype = "int64"}), 2} end,
   matmul = function(e) return {e.randn(2, 3), e.randn(3, 4)} end,
+  one_hot = function(e) return {e.tensor({2, 1, 3}, {dtype = "int64"}), 4} end,
+  bincount = function(e)
+    return {e.tensor({3, 1, 3}, {dtype = "int64"}), {minlength = 4, weights = e.rand(3)}} end,
+  histc = function(e) return {e.randn(3, 4), 5, -1, 1} end,
+  bucketize = function(e) return {e.randn(2, 3), e.tensor({-1, 0, 1}), {right = true}} end,
+  searchsorted = function(e) return {e.tensor({{1, 2, 3}, {0, 5, 9}}), e.randn(2, 4), {right = false}} end,
   backward = function(e) local w = e.randn(3, {requires_grad = true}); return {(w * w):sum()} end,
   retain_grad = function(e) return {e.randn(3, {requires_grad = true}) * 2} end,
   set_rng_state = function(e) return {e.get_rng_state()} end,
