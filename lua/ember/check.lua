@@ -63,6 +63,27 @@ function check.type_name(v)
   return is_tensor(v) and "tensor" or type(v)
 end
 
+--- check.dim(fname, d, ndim [, level]) -> d as a positive index: a
+-- 1-based dimension of an ndim-d tensor, negative counting from the end;
+-- a 0-d tensor takes 1 and -1, as the reductions do.
+--   "<fname>: dimension must be an integer, got 1.5"
+--   "<fname>: dimension 0 is invalid (dimensions count from 1)"
+--   "<fname>: dimension 3 out of range for a 2-d tensor (expected 1..2)"
+function check.dim(fname, d, ndim, level)
+  if math.type(d) ~= "integer" then
+    raise(level, ("%s: dimension must be an integer, got %s"):format(fname, tostring(d)))
+  end
+  if d == 0 then
+    raise(level, ("%s: dimension 0 is invalid (dimensions count from 1)"):format(fname))
+  end
+  local n = math.max(ndim, 1)
+  if d > n or d < -n then
+    raise(level, ("%s: dimension %d out of range for a %d-d tensor (expected 1..%d)")
+                 :format(fname, d, ndim, n))
+  end
+  return d > 0 and d or n + d + 1
+end
+
 --- check.options(fname, opts, known [, level]) -> opts, or {} for nil.
 -- known names the options: its keys (a set, or a table of defaults where
 -- false is a value like any other), or its values when it is a list

@@ -6,6 +6,7 @@
 -- with Ember's 1-based dimensions.  ember.stack and ember.cat stay in the
 -- C bindings.
 local ember = require "ember"
+local check = require "ember.check"
 
 local M = {}
 
@@ -17,22 +18,7 @@ local function check_tensor(name, t)
   end
 end
 
---- A 1-based dimension (negative counts from the end) as a positive index;
--- a 0-d tensor accepts 1 and -1, as the reductions do.
-local function wrap_dim(name, d, ndim)
-  if math.type(d) ~= "integer" then
-    error(("%s: dimension must be an integer, got %s"):format(name, tostring(d)), 3)
-  end
-  if d == 0 then
-    error(("%s: dimension 0 is invalid (dimensions count from 1)"):format(name), 3)
-  end
-  local n = math.max(ndim, 1)
-  if d > n or d < -n then
-    error(("%s: dimension %d out of range for a %d-d tensor (expected 1..%d)")
-          :format(name, d, ndim, n), 3)
-  end
-  return d > 0 and d or n + d + 1
-end
+local wrap_dim = check.dim   -- 1-based, negative from the end
 
 local function need_dims(name, t)
   if t:dim() == 0 then

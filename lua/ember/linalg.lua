@@ -6,6 +6,7 @@
 -- them.  Semantics follow PyTorch, with Ember's 1-based dimensions.
 -- t:diagonal(offset, d1, d2) itself is a core view (ember_diagonal).
 local ember = require "ember"
+local check = require "ember.check"
 
 local M = {}
 
@@ -29,21 +30,7 @@ local function check_ndim(name, t, n, what)
   end
 end
 
---- A 1-based dimension (negative counts from the end) as a positive index.
-local function wrap_dim(name, d, ndim)
-  if math.type(d) ~= "integer" then
-    error(("%s: dimension must be an integer, got %s"):format(name, tostring(d)), 3)
-  end
-  if d == 0 then
-    error(("%s: dimension 0 is invalid (dimensions count from 1)"):format(name), 3)
-  end
-  local n = math.max(ndim, 1)
-  if d > n or d < -n then
-    error(("%s: dimension %d out of range for a %d-d tensor (expected 1..%d)")
-          :format(name, d, ndim, n), 3)
-  end
-  return d > 0 and d or n + d + 1
-end
+local wrap_dim = check.dim   -- 1-based, negative from the end
 
 local function shape_str(t)
   return "[" .. table.concat(t:shape(), ", ") .. "]"
