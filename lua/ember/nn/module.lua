@@ -42,6 +42,17 @@ Module.is_module = is_module
 
 local function class_name(self) return getmetatable(self).__class.__name end
 
+--- m:is_a(C): true when m is an instance of class C or of a class derived
+-- from it (PyTorch's isinstance(m, C)): nn.Linear(2, 2):is_a(nn.Module).
+function Module:is_a(C)
+  local c = is_module(self) and getmetatable(self).__class
+  while c do
+    if c == C then return true end
+    c = rawget(c, "__parent")
+  end
+  return false
+end
+
 local newindex
 
 --- The metatable of the instances of class C.  Lookups go to the stores
