@@ -626,6 +626,13 @@ static int scatter_call(lua_State *L, int inplace) {
   if (lua_isboolean(L, 4)) lua_pushinteger(L, lua_toboolean(L, 4)), lua_replace(L, 4);
   l_tensor *hold = l_newslot(L);   /* the source, released on error too */
   l_fill(L, hold, l_operand(L, 4, t));
+  if (hold->t->dtype != t->dtype && lua_type(L, 4) == LUA_TNUMBER) {
+    /* a value takes t's dtype (l_operand keeps an integer int64 beside bool) */
+    ember_tensor *v = ember_to_dtype(hold->t, t->dtype);
+    if (!v) return l_error(L);
+    ember_tensor_release(hold->t);
+    hold->t = v;
+  }
   if (inplace) {
     if (ember_scatter_(t, d, idx, hold->t, op) < 0) return l_error(L);
     lua_settop(L, 1);

@@ -67,9 +67,9 @@ ember_tensor *ember_nonzero(const ember_tensor *t) {
   ember_tensor *zero = ember_temp(&T, ember_zeros_on(dev, 0, NULL, t->dtype));
   ember_tensor *nz = ember_temp(&T, zero ? ember_compare(EMBER_NE, t, zero) : NULL);
   ember_tensor *f = ember_temp(&T, nz ? flat(nz) : NULL);
-  /* the running count, int64 */
-  ember_tensor *cs = ember_temp(&T, f && total ? ember_cumsum(f, 0, EMBER_INT64) : f);
-  int rc = cs ? 0 : -1;
+  /* the running count, int64 (none for an empty t) */
+  ember_tensor *cs = f && total ? ember_temp(&T, ember_cumsum(f, 0, EMBER_INT64)) : NULL;
+  int rc = f && (cs || total == 0) ? 0 : -1;
   if (rc == 0 && total > 0) rc = ember_get_int(cs, &last, &count);  /* the wait */
   int64_t shape[2] = {count, t->ndim};
   ember_tensor *out = rc == 0 ? ember_empty_on(dev, 2, shape, EMBER_INT64) : NULL;
