@@ -1,6 +1,7 @@
 /*
 ** index.c -- gather, index_select and their adjoints (scatter_add,
-** index_add) on the CPU.
+** index_add), scatter with its reductions, and nonzero's placing of
+** coordinates on the CPU.
 **
 ** Index tensors hold 1-based positions (int64 or int32).  Every index is
 ** checked before anything is written, so a bad index leaves dst untouched
