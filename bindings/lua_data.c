@@ -15,9 +15,7 @@
 
 #include "lua_internal.h"
 
-/* Raise "fn: unknown <what> 'k'" for a key of the table at idx that is
-   not in `known` (NULL-terminated), as the Lua side's options check does. */
-static void check_keys(lua_State *L, int idx, const char *fn,
+void l_check_keys(lua_State *L, int idx, const char *fn,
                        const char *what, const char *const *known) {
   lua_pushnil(L);
   while (lua_next(L, idx)) {
@@ -56,7 +54,7 @@ static int l_randperm(lua_State *L) {
       return luaL_error(L, "randperm: expected an options table, got %s",
                         luaL_typename(L, 2));
     static const char *const known[] = {"dtype", "device", NULL};
-    check_keys(L, 2, "randperm", "option", known);
+    l_check_keys(L, 2, "randperm", "option", known);
     dt = l_optdtype_field(L, 2, EMBER_INT64);
   }
   l_tensor *slot = l_newslot(L);
@@ -97,7 +95,7 @@ static int l_set_rng_state(lua_State *L) {
                          "offset = integer} (from get_rng_state), got %s",
                       luaL_typename(L, 1));
   static const char *const known[] = {"seed", "offset", NULL};
-  check_keys(L, 1, "set_rng_state", "field", known);
+  l_check_keys(L, 1, "set_rng_state", "field", known);
   uint64_t seed = state_field(L, "seed");
   uint64_t offset = state_field(L, "offset");
   ember_generator *g = l_gen(L);

@@ -593,6 +593,57 @@ static int add_at(lua_State *L, int scatter) {
 static int l_index_add_(lua_State *L) { return add_at(L, 0); }
 static int l_scatter_add_(lua_State *L) { return add_at(L, 1); }
 
+/* scatter[_](dim, index, src_or_value [, {reduce = nil|"sum"|...}]): a
+   number becomes a 0-d tensor of t's dtype, which the core writes at
+   every index.  The in-place form returns t. */
+static int scatter_call(lua_State *L, int inplace) {
+  const char *fn = inplace ? "scatter_" : "scatter";
+  ember_tensor *t = l_check(L, 1);
+  int d = l_checkdim(L, 2);
+  ember_tensor *idx = l_check(L, 3);
+  if (!ember_lua_totensor(L, 4) && lua_type(L, 4) != LUA_TNUMBER &&
+      !lua_isboolean(L, 4))
+    return luaL_typeerror(L, 4, "tensor or number");
+  ember_scatter_reduce op = EMBER_SCATTER_ASSIGN;
+  if (!lua_isnoneornil(L, 5)) {
+    static const char *const known[] = {"reduce", NULL};
+    static const char *const names[] = {"sum", "prod", "amax", "amin", "mean"};
+    luaL_checktype(L, 5, LUA_TTABLE);
+    l_check_keys(L, 5, fn, "option", known);
+    if (lua_getfield(L, 5, "reduce") != LUA_TNIL) {
+      const char *r = lua_tostring(L, -1);
+      int k = 0;
+      while (k < 5 && !(r && lua_type(L, -1) == LUA_TSTRING && strcmp(r, names[k]) == 0)) k++;
+      if (k == 5)
+        return luaL_error(L, "%s: reduce must be one of \"sum\", \"prod\", "
+                          "\"amax\", \"amin\", \"mean\", got %s", fn,
+                          luaL_tolstring(L, -1, NULL));
+      op = (ember_scatter_reduce)(EMBER_SCATTER_SUM + k);
+    }
+    lua_pop(L, 1);
+  }
+  lua_settop(L, 4);
+  if (lua_isboolean(L, 4)) lua_pushinteger(L, lua_toboolean(L, 4)), lua_replace(L, 4);
+  l_tensor *hold = l_newslot(L);   /* the source, released on error too */
+  l_fill(L, hold, l_operand(L, 4, t));
+  if (hold->t->dtype != t->dtype && lua_type(L, 4) == LUA_TNUMBER) {
+    /* a value takes t's dtype (l_operand keeps an integer int64 beside bool) */
+    ember_tensor *v = ember_to_dtype(hold->t, t->dtype);
+    if (!v) return l_error(L);
+    ember_tensor_release(hold->t);
+    hold->t = v;
+  }
+  if (inplace) {
+    if (ember_scatter_(t, d, idx, hold->t, op) < 0) return l_error(L);
+    lua_settop(L, 1);
+    return 1;
+  }
+  PUSH(L, ember_scatter(t, d, idx, hold->t, op));
+  return 1;
+}
+static int l_scatter(lua_State *L) { return scatter_call(L, 0); }
+static int l_scatter_i(lua_State *L) { return scatter_call(L, 1); }
+
 /* idx:_check_index(lo, hi [, skip [, prefix [, suffix]]]): the library's
    bounds check of labels and embedding rows (ember_check_index); nothing
    on success.  On a device a bad value is reported by the next sync. */
@@ -649,8 +700,47 @@ static int l_le(lua_State *L) { return compare(L, EMBER_LE); }
 static int l_gt(lua_State *L) { return compare(L, EMBER_GT); }
 static int l_ge(lua_State *L) { return compare(L, EMBER_GE); }
 
-/* where(cond, a, b): a and b may be numbers */
+/* The nonzero coordinates of the tensor at 1 ([N, D] int64, 1-based) as
+   D columns in a sequence: nonzero's as_tuple form.  A 0-d tensor counts
+   as 1-d, as in PyTorch. */
+static int nonzero_tuple(lua_State *L, ember_tensor *t) {
+  int64_t one = 1;
+  ember_tensor *v = t->ndim == 0 ? ember_reshape(t, 1, &one) : NULL;
+  if (t->ndim == 0 && !v) return l_error(L);
+  ember_tensor *nz = ember_nonzero(v ? v : t);
+  ember_tensor_release(v);
+  l_tensor *hold = l_newslot(L);
+  l_fill(L, hold, nz);
+  int d = (int)nz->shape[1];
+  lua_createtable(L, d, 0);
+  for (int j = 0; j < d; j++) {
+    l_tensor *slot = l_newslot(L);
+    l_fill(L, slot, ember_select(nz, 1, j));
+    lua_rawseti(L, -2, j + 1);
+  }
+  return 1;
+}
+
+/* nonzero(t [, {as_tuple = false}]) */
+static int l_nonzero(lua_State *L) {
+  ember_tensor *t = l_check(L, 1);
+  int tuple = 0;
+  if (!lua_isnoneornil(L, 2)) {
+    static const char *const known[] = {"as_tuple", NULL};
+    luaL_checktype(L, 2, LUA_TTABLE);
+    l_check_keys(L, 2, "nonzero", "option", known);
+    tuple = lua_getfield(L, 2, "as_tuple") != LUA_TNIL && lua_toboolean(L, -1);
+    lua_pop(L, 1);
+  }
+  if (tuple) return nonzero_tuple(L, t);
+  PUSH(L, ember_nonzero(t));
+  return 1;
+}
+
+/* where(cond, a, b): a and b may be numbers; where(cond) is
+   nonzero(cond, {as_tuple = true}) */
 static int l_where(lua_State *L) {
+  if (lua_gettop(L) == 1) return nonzero_tuple(L, l_check(L, 1));
   ember_tensor *cond = l_check(L, 1);
   ember_tensor *ta = ember_lua_totensor(L, 2), *tb = ember_lua_totensor(L, 3);
   if (!ta && lua_type(L, 2) != LUA_TNUMBER) return luaL_typeerror(L, 2, "tensor or number");
@@ -670,6 +760,31 @@ static int l_where(lua_State *L) {
   ember_tensor_release(b);
   lua_pop(L, 1);
   l_fill(L, slot, r);
+  return 1;
+}
+
+static int l_masked_select(lua_State *L) {
+  ember_tensor *t = l_check(L, 1), *m = l_check(L, 2);
+  PUSH(L, ember_masked_select(t, m));
+  return 1;
+}
+
+static int l_masked_scatter(lua_State *L) {
+  ember_tensor *t = l_check(L, 1), *m = l_check(L, 2), *src = l_check(L, 3);
+  PUSH(L, ember_masked_scatter(t, m, src));
+  return 1;
+}
+
+static int l_masked_scatter_(lua_State *L) {
+  ember_tensor *t = l_check(L, 1), *m = l_check(L, 2), *src = l_check(L, 3);
+  if (ember_masked_scatter_(t, m, src) < 0) return l_error(L);
+  lua_settop(L, 1);
+  return 1;
+}
+
+static int l_take(lua_State *L) {
+  ember_tensor *t = l_check(L, 1), *idx = l_check(L, 2);
+  PUSH(L, ember_take(t, idx));
   return 1;
 }
 
@@ -950,6 +1065,9 @@ static const luaL_Reg method_funcs[] = {
   {"gelu", l_gelu}, {"gelu_", l_gelu_}, {"leaky_relu", l_leaky_relu},
   {"leaky_relu_", l_leaky_relu_}, {"index_add_", l_index_add_},
   {"scatter_add_", l_scatter_add_}, {"_check_index", l_check_index},
+  {"scatter", l_scatter}, {"scatter_", l_scatter_i}, {"nonzero", l_nonzero},
+  {"masked_select", l_masked_select}, {"masked_scatter", l_masked_scatter},
+  {"masked_scatter_", l_masked_scatter_}, {"take", l_take},
   {"cumsum", l_cumsum}, {"cumprod", l_cumprod}, {"cummax", l_cummax},
   {"logcumsumexp", l_logcumsumexp},
   {NULL, NULL},

@@ -222,6 +222,22 @@ typedef struct ember_backend_i {
   int (*check_index)(const ember_tensor *idx, int64_t lo, int64_t hi,
                      int has_skip, int64_t skip, const char *prefix,
                      const char *suffix);
+  /* dst[.., index[e], ..] op= src[e] along dim, e over index (src at least
+     index's shape), as scatter_add but for any op but MEAN (the front door
+     composes it): ASSIGN copies the element's bits (any dtype; the last
+     write wins on the CPU, any one on a device), SUM adds as scatter_add,
+     PROD multiplies (integers wrap), AMAX/AMIN keep the larger/smaller, a
+     NaN winning (torch.scatter_reduce); the reductions see no bool.  A bad
+     index fails with "scatter: index ..." (deferred on a device). */
+  int (*scatter)(ember_scatter_reduce op, ember_tensor *dst, int dim,
+                 const ember_tensor *index, const ember_tensor *src);
+  /* The coordinates of the nonzero elements of a tensor of `shape` (ndim
+     dims), row-major: dst is [N, ndim] int64, contiguous, 1-based; cs is
+     the inclusive running count of nonzeros over the tensor read flat
+     (int64, contiguous, prod(shape) long, its last element N), so element
+     i is nonzero when cs[i] > cs[i-1] and goes to row cs[i]. */
+  int (*nonzero)(ember_tensor *dst, const ember_tensor *cs, int ndim,
+                 const int64_t *shape);
 } ember_backend_i;
 
 /* The CPU table (core/cpu/backend.c); the stand-in CUDA plugin

@@ -185,6 +185,10 @@ static int f_check_index(const ember_tensor *idx, int64_t lo, int64_t hi,
   DEFER(ember_cpu_backend.check_index(idx, lo, hi, has_skip, skip, prefix,
                                       suffix));
 }
+static int f_scatter(ember_scatter_reduce op, ember_tensor *d, int dim,
+                     const ember_tensor *i, const ember_tensor *s) {
+  DEFER(ember_cpu_backend.scatter(op, d, dim, i, s));
+}
 static int f_binary(ember_binary_op op, ember_tensor *d, const ember_tensor *a,
                     const ember_tensor *b) {
   FORWARD(ember_cpu_backend.binary(op, d, a, b));
@@ -250,5 +254,6 @@ const ember_device_plugin *ember_device_plugin_init(const ember_core_api *a,
   table.binary = f_binary;
   table.max_pool2d_backward = f_max_pool2d_backward;
   table.check_index = f_check_index;
+  table.scatter = f_scatter;
   return &plugin;
 }

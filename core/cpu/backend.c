@@ -35,4 +35,6 @@ const ember_backend_i ember_cpu_backend = {
   .avg_pool2d = ember_cpu_avg_pool2d,
   .avg_pool2d_backward = ember_cpu_avg_pool2d_backward,
   .check_index = ember_cpu_check_index,
+  .scatter = ember_cpu_scatter,
+  .nonzero = ember_cpu_nonzero,
 };

@@ -101,6 +101,10 @@ int ember_cpu_scatter_add(ember_tensor *dst, int dim,
 int ember_cpu_check_index(const ember_tensor *idx, int64_t lo, int64_t hi,
                           int has_skip, int64_t skip, const char *prefix,
                           const char *suffix);
+int ember_cpu_scatter(ember_scatter_reduce op, ember_tensor *dst, int dim,
+                      const ember_tensor *index, const ember_tensor *src);
+int ember_cpu_nonzero(ember_tensor *dst, const ember_tensor *cs, int ndim,
+                      const int64_t *shape);
 int ember_cpu_random(int kind, ember_tensor *dst, uint64_t seed,
                      uint64_t counter, double a, double b);
 /* optim.c: fused optimizer steps */

@@ -1,11 +1,13 @@
 /*
 ** index.c -- gather, index_select and their adjoints (scatter_add,
-** index_add) on the CPU.
+** index_add), scatter with its reductions, and nonzero's placing of
+** coordinates on the CPU.
 **
 ** Index tensors hold 1-based positions (int64 or int32).  Every index is
 ** checked before anything is written, so a bad index leaves dst untouched
 ** and the call fails with the offending value.
 */
+#include <math.h>
 #include <string.h>
 
 #include "cpu.h"
@@ -106,18 +108,56 @@ int ember_cpu_index_select(ember_tensor *dst, const ember_tensor *src, int dim,
   return walk_slices("index_select", 0, dst, src, dim, index);
 }
 
-/* one element: gather copies, scatter_add adds (integers wrap) */
-static void move_one(int scatter, ember_dtype dt, char *d, const char *s) {
-  if (!scatter) {
+/* What walk_index does with each pair: gather's copy, or a scatter op. */
+#define GATHER (-1)
+
+/* d op= s for floats: AMAX/AMIN let a NaN win, whichever side holds it
+   (s > NaN is false, so a NaN in d stays). */
+static double reduce_float(int op, double d, double s) {
+  switch (op) {
+    case EMBER_SCATTER_SUM: return d + s;
+    case EMBER_SCATTER_PROD: return d * s;
+    case EMBER_SCATTER_AMAX: return isnan(s) || s > d ? s : d;
+    default: return isnan(s) || s < d ? s : d;   /* AMIN */
+  }
+}
+
+/* d op= s for integers read as int64: sums and products wrap (done
+   unsigned, then truncated by the caller to the element's width, which
+   is the same as wrapping there), max/min compare signed. */
+static int64_t reduce_int(int op, int64_t d, int64_t s) {
+  switch (op) {
+    case EMBER_SCATTER_SUM: return (int64_t)((uint64_t)d + (uint64_t)s);
+    case EMBER_SCATTER_PROD: return (int64_t)((uint64_t)d * (uint64_t)s);
+    case EMBER_SCATTER_AMAX: return s > d ? s : d;
+    default: return s < d ? s : d;               /* AMIN */
+  }
+}
+
+/* one element: gather and ASSIGN copy, the reductions combine (bool and
+   uint8 as bytes, scatter_add's old rule) */
+static void move_one(int mode, ember_dtype dt, char *d, const char *s) {
+  if (mode == GATHER || mode == EMBER_SCATTER_ASSIGN) {
     memcpy(d, s, ember_dtype_size(dt));
     return;
   }
   switch (dt) {
-    case EMBER_FLOAT32: *(float *)d += *(const float *)s; break;
-    case EMBER_FLOAT64: *(double *)d += *(const double *)s; break;
-    case EMBER_INT32: *(uint32_t *)d += *(const uint32_t *)s; break;
-    case EMBER_INT64: *(uint64_t *)d += *(const uint64_t *)s; break;
-    default: *(uint8_t *)d += *(const uint8_t *)s; break;
+    case EMBER_FLOAT32:
+      *(float *)d = (float)reduce_float(mode, *(float *)d, *(const float *)s);
+      break;
+    case EMBER_FLOAT64:
+      *(double *)d = reduce_float(mode, *(double *)d, *(const double *)s);
+      break;
+    case EMBER_INT32:
+      *(int32_t *)d = (int32_t)(uint32_t)reduce_int(mode, *(int32_t *)d,
+                                                    *(const int32_t *)s);
+      break;
+    case EMBER_INT64:
+      *(int64_t *)d = reduce_int(mode, *(int64_t *)d, *(const int64_t *)s);
+      break;
+    default:
+      *(uint8_t *)d = (uint8_t)reduce_int(mode, *(uint8_t *)d, *(const uint8_t *)s);
+      break;
   }
 }
 
@@ -126,10 +166,12 @@ static void move_one(int scatter, ember_dtype dt, char *d, const char *s) {
 ** index, the operand indexed like index (gather's dst, scatter_add's src)
 ** meets the one indexed along dim by index[e] (gather's src, scatter_add's
 ** dst).  Two passes: every index is checked before anything is written.
+** mode: GATHER, or the scatter op.
 */
-static int walk_index(const char *fn, int scatter, ember_tensor *dst,
+static int walk_index(const char *fn, int mode, ember_tensor *dst,
                       const ember_tensor *src, int dim,
                       const ember_tensor *index) {
+  int scatter = mode != GATHER;
   const ember_tensor *along = scatter ? dst : src;
   int nd = index->ndim;
   int64_t total = ember_numel(index);
@@ -153,7 +195,7 @@ static int walk_index(const char *fn, int scatter, ember_tensor *dst,
       } else {
         if (scatter) doff += (v - 1) * dst->strides[dim];
         else soff += (v - 1) * src->strides[dim];
-        move_one(scatter, dst->dtype, (char *)dst->storage->data + doff * es,
+        move_one(mode, dst->dtype, (char *)dst->storage->data + doff * es,
                  (const char *)src->storage->data + soff * es);
       }
       for (int d = nd - 1; d >= 0; d--) {
@@ -167,12 +209,17 @@ static int walk_index(const char *fn, int scatter, ember_tensor *dst,
 
 int ember_cpu_gather(ember_tensor *dst, const ember_tensor *src, int dim,
                      const ember_tensor *index) {
-  return walk_index("gather", 0, dst, src, dim, index);
+  return walk_index("gather", GATHER, dst, src, dim, index);
 }
 
 int ember_cpu_scatter_add(ember_tensor *dst, int dim,
                           const ember_tensor *index, const ember_tensor *src) {
-  return walk_index("scatter_add_", 1, dst, src, dim, index);
+  return walk_index("scatter_add_", EMBER_SCATTER_SUM, dst, src, dim, index);
+}
+
+int ember_cpu_scatter(ember_scatter_reduce op, ember_tensor *dst, int dim,
+                      const ember_tensor *index, const ember_tensor *src) {
+  return walk_index("scatter", (int)op, dst, src, dim, index);
 }
 
 int ember_cpu_index_add(ember_tensor *dst, int dim, const ember_tensor *index,
@@ -203,6 +250,28 @@ int ember_cpu_check_index(const ember_tensor *idx, int64_t lo, int64_t hi,
     for (int d = nd - 1; d >= 0; d--) {
       if (++pos[d] < idx->shape[d]) break;
       pos[d] = 0;
+    }
+  }
+  return 0;
+}
+
+/*
+** nonzero: element i of the tensor read flat is nonzero where the running
+** count cs steps up, and its coordinates go to row cs[i] (1-based) of dst,
+** so the rows come in row-major order.  The coordinates of i are peeled
+** off from the last dim.
+*/
+int ember_cpu_nonzero(ember_tensor *dst, const ember_tensor *cs, int ndim,
+                      const int64_t *shape) {
+  const int64_t *c = ember_data(cs);
+  int64_t *out = ember_data(dst);
+  int64_t total = ember_numel(cs), prev = 0;
+  for (int64_t i = 0; i < total; prev = c[i], i++) {
+    if (c[i] == prev) continue;
+    int64_t *row = out + (c[i] - 1) * ndim, rest = i;
+    for (int d = ndim - 1; d >= 0; d--) {
+      row[d] = rest % shape[d] + 1;
+      rest /= shape[d];
     }
   }
   return 0;

@@ -149,6 +149,8 @@ static void cu_fill_tables(void) {
   CU_SLOT(t, avg_pool2d);
   CU_SLOT(t, avg_pool2d_backward);
   CU_SLOT(t, check_index);
+  CU_SLOT(t, scatter);
+  CU_SLOT(t, nonzero);
 
   /* Device functions: those that touch the device are guarded too;
      device_count, set_device (it sets the device itself), get_device,

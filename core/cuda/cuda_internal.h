@@ -420,6 +420,10 @@ int ember_cuda_scatter_add(ember_tensor *dst, int dim,
 int ember_cuda_check_index(const ember_tensor *idx, int64_t lo, int64_t hi,
                            int has_skip, int64_t skip, const char *prefix,
                            const char *suffix);
+int ember_cuda_scatter(ember_scatter_reduce op, ember_tensor *dst, int dim,
+                       const ember_tensor *index, const ember_tensor *src);
+int ember_cuda_nonzero(ember_tensor *dst, const ember_tensor *cs, int ndim,
+                       const int64_t *shape);
 /* random.cu */
 int ember_cuda_random(int kind, ember_tensor *dst, uint64_t seed,
                       uint64_t counter, double a, double b);

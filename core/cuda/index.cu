@@ -1,6 +1,7 @@
 /*
 ** index.cu -- index_select, gather and their adjoints index_add and
-** scatter_add (CUDA).
+** scatter_add, scatter with its reductions, and nonzero's placing of
+** coordinates (CUDA).
 **
 ** The CUDA twin of core/cpu/index.c.  Index tensors hold 1-based positions,
 ** int64 or int32, any strides.  A bad index is not reported by the call:
@@ -20,6 +21,8 @@
 */
 #include <stdio.h>
 #include <string.h>
+
+#include <type_traits>
 
 #include "cuda_internal.h"
 
@@ -418,7 +421,8 @@ int ember_cuda_gather(ember_tensor *dst, const ember_tensor *src, int dim,
 template <class A, class I>
 static int scatter_add_run(ember_tensor *dst, int dim,
                            const ember_tensor *index, const ember_tensor *src,
-                           int64_t total, const ember_cuda_defer &df) {
+                           int64_t total, const ember_cuda_defer &df,
+                           const char *fn = "scatter_add_") {
   typedef typename A::T T;
   int64_t ddim = dim < dst->ndim ? dst->strides[dim] : 0;
   int64_t size = dim < dst->ndim ? dst->shape[dim] : 1;
@@ -428,7 +432,7 @@ static int scatter_add_run(ember_tensor *dst, int dim,
     k_scatter_add<A, I, OC><<<cu_blocks(total), CU_THREADS>>>(
         (T *)cu_data(dst), (const T *)cu_data(src), (const I *)cu_data(index),
         oc, ddim, size, (typename OC::index_type)total, df);
-    CU_LAUNCH_CHECK("scatter_add_");
+    CU_LAUNCH_CHECK(fn);
     return 0;
   });
 }
@@ -462,6 +466,160 @@ int ember_cuda_scatter_add(ember_tensor *dst, int dim,
   if (rc < 0) return -1;
   return ember_cuda_defer_end(&df, cu_data(index), index->dtype,
                               cu_layout_of(index));
+}
+
+/* }====================================================================== */
+
+/* {======================================================================
+** scatter: assign, or reduce with a product, max or min
+** ======================================================================= */
+
+/*
+** A read-modify-write *p = f(*p, v) by compare-and-swap on the word
+** holding *p: the element itself for 4 and 8 bytes, its aligned 32-bit
+** word for a byte (word_of).  Bits are compared, so a NaN ends the loop
+** like any other value.
+*/
+template <class T, class F>
+__device__ static void cas_update(T *p, T v, F f) {
+  if constexpr (sizeof(T) == 8) {
+    unsigned long long *w = (unsigned long long *)p, old = *w, assumed, nw;
+    do {
+      assumed = old;
+      T cur, nv;
+      memcpy(&cur, &assumed, 8);
+      nv = f(cur, v);
+      memcpy(&nw, &nv, 8);
+      old = atomicCAS(w, assumed, nw);
+    } while (old != assumed);
+  } else if constexpr (sizeof(T) == 4) {
+    unsigned int *w = (unsigned int *)p, old = *w, assumed, nw;
+    do {
+      assumed = old;
+      T cur, nv;
+      memcpy(&cur, &assumed, 4);
+      nv = f(cur, v);
+      memcpy(&nw, &nv, 4);
+      old = atomicCAS(w, assumed, nw);
+    } while (old != assumed);
+  } else {
+    unsigned shift;
+    unsigned int *w = word_of((uint8_t *)p, &shift);
+    unsigned int old = *w, assumed;
+    do {
+      assumed = old;
+      T nv = f((T)((assumed >> shift) & 0xffu), v);
+      unsigned int nw = (assumed & ~(0xffu << shift)) | ((unsigned int)(uint8_t)nv << shift);
+      old = atomicCAS(w, assumed, nw);
+    } while (old != assumed);
+  }
+}
+
+/* The reductions, as the CPU's reduce_float and reduce_int: integer
+   products wrap (done unsigned), a NaN wins max and min (b != b is false
+   for integers). */
+struct op_prod {
+  template <class T> __device__ T operator()(T a, T b) const {
+    if constexpr (std::is_floating_point<T>::value) return a * b;
+    else return (T)((typename std::make_unsigned<T>::type)a *
+                    (typename std::make_unsigned<T>::type)b);
+  }
+};
+struct op_max {
+  template <class T> __device__ T operator()(T a, T b) const {
+    return b != b || b > a ? b : a;
+  }
+};
+struct op_min {
+  template <class T> __device__ T operator()(T a, T b) const {
+    return b != b || b < a ? b : a;
+  }
+};
+
+template <class TT, class F> struct acc_cas {
+  typedef TT T;
+  __device__ static void add(T *p, T v) { cas_update(p, v, F()); }
+};
+
+/* ASSIGN: a plain store of the element's bits; of two indices naming one
+   place, either store may land last (PyTorch's CUDA scatter alike). */
+template <class TT> struct acc_set {
+  typedef TT T;
+  __device__ static void add(T *p, T v) { *p = v; }
+};
+
+template <class I>
+static int scatter_typed(ember_scatter_reduce op, ember_tensor *dst, int dim,
+                         const ember_tensor *index, const ember_tensor *src,
+                         int64_t total, const ember_cuda_defer &df) {
+  if (op == EMBER_SCATTER_ASSIGN)
+    return ember_cuda_dispatch_bits(dst->dtype, [&](auto ty) {
+      typedef typename decltype(ty)::T U;
+      return scatter_add_run<acc_set<U>, I>(dst, dim, index, src, total, df, "scatter");
+    });
+  if (op == EMBER_SCATTER_SUM)
+    return scatter_add_typed<I>(dst, dim, index, src, total, df);
+  return ember_cuda_dispatch(dst->dtype, [&](auto ty) {
+    typedef typename decltype(ty)::T T;
+    if (op == EMBER_SCATTER_PROD)
+      return scatter_add_run<acc_cas<T, op_prod>, I>(dst, dim, index, src, total, df, "scatter");
+    if (op == EMBER_SCATTER_AMAX)
+      return scatter_add_run<acc_cas<T, op_max>, I>(dst, dim, index, src, total, df, "scatter");
+    return scatter_add_run<acc_cas<T, op_min>, I>(dst, dim, index, src, total, df, "scatter");
+  });
+}
+
+/* One thread per index element, which checks it (as scatter_add_). */
+int ember_cuda_scatter(ember_scatter_reduce op, ember_tensor *dst, int dim,
+                       const ember_tensor *index, const ember_tensor *src) {
+  int64_t total = cu_numel(index);
+  if (total == 0) return 0;
+  ember_cuda_defer df;
+  if (defer_index("scatter", dim, dst->shape[dim], &df) < 0) return -1;
+  int rc = index->dtype == EMBER_INT32
+               ? scatter_typed<int32_t>(op, dst, dim, index, src, total, df)
+               : scatter_typed<int64_t>(op, dst, dim, index, src, total, df);
+  if (rc < 0) return -1;
+  return ember_cuda_defer_end(&df, cu_data(index), index->dtype,
+                              cu_layout_of(index));
+}
+
+/* }====================================================================== */
+
+/* {======================================================================
+** nonzero: coordinates placed by a running count
+** ======================================================================= */
+
+struct nz_shape { int64_t s[EMBER_MAX_DIMS]; };
+
+/* One thread per element i of the tensor read flat: where the count steps
+   up, i's 1-based coordinates go to row cs[i] of dst ([N, ndim]), so the
+   rows are in row-major order without any ordering between threads. */
+__global__ void k_nonzero(int64_t *dst, const int64_t *cs, int64_t total,
+                          int ndim, nz_shape sh) {
+  CU_FOR(i, total) {
+    int64_t c = cs[i], prev = i ? cs[i - 1] : 0;
+    if (c == prev) continue;
+    int64_t *row = dst + (c - 1) * ndim, rest = i;
+    for (int d = ndim - 1; d >= 0; d--) {
+      row[d] = rest % sh.s[d] + 1;
+      rest /= sh.s[d];
+    }
+  }
+}
+
+int ember_cuda_nonzero(ember_tensor *dst, const ember_tensor *cs, int ndim,
+                       const int64_t *shape) {
+  int64_t total = cu_numel(cs);
+  if (total == 0 || ndim == 0) return 0;
+  nz_shape sh;
+  memset(&sh, 0, sizeof sh);
+  for (int d = 0; d < ndim; d++) sh.s[d] = shape[d];
+  k_nonzero<<<cu_blocks(total), CU_THREADS>>>((int64_t *)cu_data(dst),
+                                              (const int64_t *)cu_data(cs),
+                                              total, ndim, sh);
+  CU_LAUNCH_CHECK("nonzero");
+  return 0;
 }
 
 /* }====================================================================== */

@@ -437,6 +437,44 @@ int ember_check_index(const ember_tensor *idx, int64_t lo, int64_t hi,
                       int has_skip, int64_t skip, const char *prefix,
                       const char *suffix);
 
+/* How ember_scatter writes src into t: ASSIGN overwrites (torch.scatter),
+   the others are torch.scatter_reduce's with include_self=True (t's own
+   value takes part; MEAN counts it too, and floors for integers). */
+typedef enum ember_scatter_reduce {
+  EMBER_SCATTER_ASSIGN, EMBER_SCATTER_SUM, EMBER_SCATTER_PROD,
+  EMBER_SCATTER_AMAX, EMBER_SCATTER_AMIN, EMBER_SCATTER_MEAN,
+  EMBER_NSCATTER
+} ember_scatter_reduce;
+
+/* t[.., index[.., j, ..], ..] (op)= src[.., j, ..] along dim; index has
+   t's number of dims and fits src (and t outside dim).  A 0-d src is a
+   value written at every index.  src has t's dtype.  Differentiable for
+   floats (t and src), every op.  The _ form writes t in place and leaves
+   it unchanged on error. */
+ember_tensor *ember_scatter(const ember_tensor *t, int dim,
+                            const ember_tensor *index, const ember_tensor *src,
+                            ember_scatter_reduce op);
+int ember_scatter_(ember_tensor *t, int dim, const ember_tensor *index,
+                   const ember_tensor *src, ember_scatter_reduce op);
+
+/* Selection by mask (mask bool) and by flat position.  nonzero: the
+   1-based coordinates of t's nonzero elements, [N, t's dims] int64,
+   row-major (on a device it waits once, for N).  masked_select: t's
+   elements where mask (broadcast with t) holds, 1-D.  masked_scatter:
+   src's first elements, in order, written where mask holds (mask
+   broadcasts to t in place; with t out of place); src has t's dtype and at
+   least as many elements as the mask selects.  take: t read as 1-D at the
+   1-based positions of index, shaped like index. */
+ember_tensor *ember_nonzero(const ember_tensor *t);
+ember_tensor *ember_masked_select(const ember_tensor *t,
+                                  const ember_tensor *mask);
+int ember_masked_scatter_(ember_tensor *t, const ember_tensor *mask,
+                          const ember_tensor *src);
+ember_tensor *ember_masked_scatter(const ember_tensor *t,
+                                   const ember_tensor *mask,
+                                   const ember_tensor *src);
+ember_tensor *ember_take(const ember_tensor *t, const ember_tensor *index);
+
 /* }==================================================================== */
 
 /* {====================================================================

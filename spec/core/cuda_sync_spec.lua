@@ -25,6 +25,11 @@ local ALLOWED = {
   ["core/cuda/cuda_internal.h"] = {["cudaDeviceSynchronize"] = 1},  -- EMBER_CUDA_SYNC=1
 }
 
+-- Not counted above (it is no call in core/cuda): nonzero (core/ops/mask.c,
+-- and masked_select, masked_scatter built on it) reads its count back with
+-- ember_get_int, through to_host's listed copy: its result's size depends on
+-- the data, so it must wait once, as PyTorch's does.
+
 local function code_of(path)
   local f = assert(io.open(path, "r"))
   local s = f:read("a")
