@@ -170,9 +170,9 @@ static int f_index_add(ember_tensor *d, int dim, const ember_tensor *i,
                        const ember_tensor *s) {
   DEFER(ember_cpu_backend.index_add(d, dim, i, s));
 }
-static int f_index_copy(ember_tensor *d, int dim, const ember_tensor *i,
-                        const ember_tensor *s) {
-  DEFER(ember_cpu_backend.index_copy(d, dim, i, s));
+static int f_index_copy(const char *fn, ember_tensor *d, int dim,
+                        const ember_tensor *i, const ember_tensor *s) {
+  DEFER(ember_cpu_backend.index_copy(fn, d, dim, i, s));
 }
 static int f_scatter_add(ember_tensor *d, int dim, const ember_tensor *i,
                          const ember_tensor *s) {

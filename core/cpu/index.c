@@ -184,9 +184,9 @@ int ember_cpu_index_add(ember_tensor *dst, int dim, const ember_tensor *index,
   return walk_slices("index_add_", WALK_ADD, dst, src, dim, index);
 }
 
-int ember_cpu_index_copy(ember_tensor *dst, int dim, const ember_tensor *index,
-                         const ember_tensor *src) {
-  return walk_slices("index_copy_", WALK_COPY, dst, src, dim, index);
+int ember_cpu_index_copy(const char *fn, ember_tensor *dst, int dim,
+                         const ember_tensor *index, const ember_tensor *src) {
+  return walk_slices(fn, WALK_COPY, dst, src, dim, index);
 }
 
 

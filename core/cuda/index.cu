@@ -337,11 +337,11 @@ static int index_copy_typed(ember_tensor *dst, int dim,
   });
 }
 
-int ember_cuda_index_copy(ember_tensor *dst, int dim, const ember_tensor *index,
-                          const ember_tensor *src) {
+int ember_cuda_index_copy(const char *fn, ember_tensor *dst, int dim,
+                          const ember_tensor *index, const ember_tensor *src) {
   if (cu_numel(index) == 0) return 0;
   ember_cuda_defer df;
-  if (defer_index("index_copy_", dim, dst->shape[dim], &df) < 0) return -1;
+  if (defer_index(fn, dim, dst->shape[dim], &df) < 0) return -1;
   int64_t total = cu_numel(src);
   int rc = total == 0 ? check_run(index, 1, dst->shape[dim], 0, 0, df)
            : index->dtype == EMBER_INT32

@@ -338,25 +338,42 @@ int ember_scatter_add_(ember_tensor *t, int dim, const ember_tensor *index,
 ** index_copy_ and index_fill_: whole slices written, recorded
 ** ======================================================================= */
 
-/* What index_write_backward needs besides the index (saved[0]). */
-struct index_write_saved { int dim; };
+/* What index_write_backward needs besides the index (saved[0]): the dim,
+   and whether input 1 is index_fill's 0-d value (else index_copy's
+   source). */
+struct index_write_saved { int dim, fill; };
 
-/* t's old value keeps g outside the written slices; the source (index_fill's
-   expanded value: its ExpandBackward sums) gets its slices of g. */
+/* t's old value keeps g outside the written slices; index_copy's source
+   gets its slices of g (index_select, as PyTorch: a repeated index gives
+   each of its slices g), index_fill's value the sum of g over the filled
+   places, each once (the sum of g less the sum of what t keeps). */
 static int index_write_backward(ember_node *n, ember_tensor *g,
                                 ember_tensor **gin) {
-  int dim = EMBER_NODE_STATE(n, struct index_write_saved)->dim;
+  const struct index_write_saved *s = EMBER_NODE_STATE(n, struct index_write_saved);
   const ember_tensor *index = n->saved[0];
-  if (n->needs[0]) {
-    ember_tensor *zero = ember_scalar_as(g, 0.0);
-    gin[0] = zero ? ember_index_fill(g, dim, index, zero) : NULL;
-    ember_tensor_release(zero);
-    if (!gin[0]) return -1;
+  int want_src = n->ninputs > 1 && n->needs[1];
+  ember_temps T;
+  ember_temps_init(&T);
+  ember_tensor *zero = ember_temp(&T, ember_scalar_as(g, 0.0));
+  ember_tensor *kept = zero && (n->needs[0] || (want_src && s->fill))
+                           ? ember_temp(&T, ember_index_fill(g, s->dim, index, zero))
+                           : NULL;
+  int rc = zero && (kept || !n->needs[0]) ? 0 : -1;
+  if (rc == 0 && n->needs[0]) {
+    ember_tensor_retain(kept);
+    gin[0] = kept;
   }
-  if (n->ninputs > 1 && n->needs[1] &&
-      !(gin[1] = ember_index_select(g, dim, index)))
-    return -1;
-  return 0;
+  if (rc == 0 && want_src) {
+    if (s->fill) {
+      ember_tensor *d = kept ? ember_temp(&T, ember_binary(EMBER_SUB, g, kept)) : NULL;
+      gin[1] = d ? ember_reduce(EMBER_SUM, d, 0) : NULL;
+    } else {
+      gin[1] = ember_index_select(g, s->dim, index);
+    }
+    if (!gin[1]) rc = -1;
+  }
+  ember_temps_release(&T);
+  return rc;
 }
 
 /* Everything index_copy_ checks before writing (dim wrapped in *dim);
@@ -384,21 +401,26 @@ static int index_write_check(const char *fn, const ember_tensor *t, int *dim,
 }
 
 /* t's slices at index along dim (wrapped, checked) = src's; recorded as
-   `name` like copy_: a leaf that requires grad refuses, a non-leaf's
-   history is replaced. */
-static int index_write(const char *fn, const char *name, ember_tensor *t,
-                       int dim, const ember_tensor *index,
-                       const ember_tensor *src) {
-  int rec = ember_ag_active2(t, src);
+   copy_ is: a leaf that requires grad refuses, a non-leaf's history is
+   replaced.  `value`: index_fill's 0-d value, which src expands and which
+   the node takes as its input (NULL for index_copy). */
+static int index_write(const char *fn, ember_tensor *t, int dim,
+                       const ember_tensor *index, const ember_tensor *src,
+                       const ember_tensor *value) {
+  const ember_tensor *in = value ? value : src;
+  int rec = ember_ag_active2(t, in);
   if (rec && (ember_ag_check_inplace(fn, t) < 0 ||
-              (ember_ag_requires(src) && ember_ag_check_target(fn, t) < 0)))
+              (ember_ag_requires(in) && ember_ag_check_target(fn, t) < 0)))
     return -1;
   ember_node *n = NULL;
   if (rec && ember_dtype_is_float(t->dtype)) {
-    n = ember_ag_node2(name, index_write_backward, t,
-                       ember_ag_requires(src) ? src : NULL);
+    n = ember_ag_node2(value ? "IndexFillBackward" : "IndexCopyBackward",
+                       index_write_backward, t,
+                       ember_ag_requires(in) ? in : NULL);
     if (!n) return -1;
-    EMBER_NODE_STATE(n, struct index_write_saved)->dim = dim;
+    struct index_write_saved *s = EMBER_NODE_STATE(n, struct index_write_saved);
+    s->dim = dim;
+    s->fill = value != NULL;
     if (ember_ag_save(n, index) < 0) { ember_ag_node_release(n); return -1; }
   }
   /* a source sharing t's memory is read from a snapshot, as copy_ does */
@@ -409,7 +431,7 @@ static int index_write(const char *fn, const char *name, ember_tensor *t,
     ember_ag_resume(prev);
     if (!snap) { ember_ag_node_release(n); return -1; }
   }
-  int rc = ember_backend_of(t)->index_copy(t, dim, index, snap ? snap : src);
+  int rc = ember_backend_of(t)->index_copy(fn, t, dim, index, snap ? snap : src);
   ember_tensor_release(snap);
   if (rc < 0) { ember_ag_node_release(n); return -1; }
   ember_bump_version(t);
@@ -419,12 +441,12 @@ static int index_write(const char *fn, const char *name, ember_tensor *t,
 static int index_copy_at(const char *fn, ember_tensor *t, int dim,
                          const ember_tensor *index, const ember_tensor *src) {
   if (index_write_check(fn, t, &dim, index, src) < 0) return -1;
-  return index_write(fn, "IndexCopyBackward", t, dim, index, src);
+  return index_write(fn, t, dim, index, src, NULL);
 }
 
 /* The value cast to t's dtype and moved to its device (both recorded), then
-   expanded to the written slices' shape: a source index_copy's kernel reads
-   with stride 0. */
+   expanded (unrecorded: the node takes the value) to the written slices'
+   shape: a source index_copy's kernel reads with stride 0. */
 static int index_fill_at(const char *fn, ember_tensor *t, int dim,
                          const ember_tensor *index, const ember_tensor *value) {
   if (value->ndim != 0)
@@ -442,9 +464,9 @@ static int index_fill_at(const char *fn, ember_tensor *t, int dim,
   if (v->storage->device != t->storage->device)
     v = ember_temp(&T, ember_to_device(v, t->storage->device));
   if (v && v->dtype != t->dtype) v = ember_temp(&T, ember_to_dtype(v, t->dtype));
-  ember_tensor *src = v ? ember_temp(&T, ember_expand(v, t->ndim, shape)) : NULL;
+  ember_tensor *src = v ? ember_temp(&T, ember_broadcast_to(v, t->ndim, shape)) : NULL;
   int rc = src ? index_write_check(fn, t, &dim, index, src) : -1;
-  if (rc == 0) rc = index_write(fn, "IndexFillBackward", t, dim, index, src);
+  if (rc == 0) rc = index_write(fn, t, dim, index, src, v);
   ember_temps_release(&T);
   return rc;
 }

@@ -43,6 +43,27 @@ static ember_tensor *key_view(const ember_tensor *t, int n,
     } else if (keys[k].kind == EMBER_KEY_INDEX) {
       *index = keys[k].index;
     }
+  /* With an index tensor, PyTorch treats integers as index tensors too
+     and moves the indexed dim to the front unless all of them are next to
+     each other; only the adjacent case (where that rule keeps the dim in
+     place, as here) is supported. */
+  if (*index) {
+    int lo = n, hi = -1, between = 0;
+    for (int k = 0; k < n; k++)
+      if (keys[k].kind == EMBER_KEY_AT || keys[k].kind == EMBER_KEY_INDEX) {
+        if (lo == n) lo = k;
+        hi = k;
+      }
+    for (int k = lo; k <= hi; k++)
+      if (keys[k].kind == EMBER_KEY_ALL || keys[k].kind == EMBER_KEY_RANGE)
+        between = 1;
+    if (between) {
+      ember_set_error("index: an index tensor with integer entries apart "
+                      "from it (t[{1, {}, idx}]) is not supported (PyTorch "
+                      "moves the dim to the front then); index in two steps");
+      return NULL;
+    }
+  }
   /* a 0-dim or untouched tensor still gets a view of its own, as t[:] */
   ember_tensor *cur = ember_expand(t, t->ndim, t->shape);
   for (int k = 0, d = 0; k < n && cur; k++) {
@@ -206,10 +227,14 @@ int ember_slice_set_(ember_tensor *t, int n, const ember_key *keys,
   ember_tensor *s = NULL;
   int rc = check_source(src, v->ndim, shape);
   if (rc == 0 && !(s = fit_source(t, src, v->ndim, shape))) rc = -1;
-  if (rc == 0)
-    rc = rec ? set_recorded(t, n, keys, s)
-         : index ? ember_index_copy_(v, idim, index, s)
-                 : ember_copy_(v, s);
+  if (rc == 0 && rec) {
+    /* the view goes first: t must not look shared to copy_'s check */
+    ember_tensor_release(v);
+    v = NULL;
+    rc = set_recorded(t, n, keys, s);
+  } else if (rc == 0) {
+    rc = index ? ember_index_copy_(v, idim, index, s) : ember_copy_(v, s);
+  }
   ember_tensor_release(s);
   ember_tensor_release(v);
   return rc;
