@@ -591,6 +591,48 @@ static int add_at(lua_State *L, int scatter) {
   return 1;
 }
 static int l_index_add_(lua_State *L) { return add_at(L, 0); }
+
+/*
+** index_copy_(dim, index, src), index_fill_(dim, index, value) and their
+** copies index_copy, index_fill.  A number value becomes a 0-d tensor of
+** t's dtype (an integer exactly, into an integer tensor), made after the
+** result's slot so that no raise can leak it.
+*/
+static int index_write(lua_State *L, int fill, int inplace) {
+  ember_tensor *t = l_check(L, 1);
+  int d = l_checkdim(L, 2);
+  ember_tensor *idx = l_check(L, 3);
+  int number = fill && (lua_type(L, 4) == LUA_TNUMBER ||
+                        lua_type(L, 4) == LUA_TBOOLEAN);
+  ember_tensor *v = number ? NULL : l_check(L, 4);
+  l_tensor *slot = inplace ? NULL : l_newslot(L);
+  ember_tensor *own = NULL;
+  if (number) {
+    own = lua_isinteger(L, 4) && !ember_dtype_is_float(t->dtype)
+              ? ember_scalar_int(lua_tointeger(L, 4), t->dtype)
+              : ember_scalar(lua_type(L, 4) == LUA_TBOOLEAN ? lua_toboolean(L, 4)
+                                                            : lua_tonumber(L, 4),
+                             t->dtype);
+    if (!own) return l_error(L);
+    v = own;
+  }
+  if (!inplace) {
+    ember_tensor *r = fill ? ember_index_fill(t, d, idx, v)
+                           : ember_index_copy(t, d, idx, v);
+    ember_tensor_release(own);
+    l_fill(L, slot, r);
+    return 1;
+  }
+  int rc = fill ? ember_index_fill_(t, d, idx, v) : ember_index_copy_(t, d, idx, v);
+  ember_tensor_release(own);
+  if (rc < 0) return l_error(L);
+  lua_settop(L, 1);
+  return 1;
+}
+static int l_index_copy_(lua_State *L) { return index_write(L, 0, 1); }
+static int l_index_fill_(lua_State *L) { return index_write(L, 1, 1); }
+static int l_index_copy(lua_State *L) { return index_write(L, 0, 0); }
+static int l_index_fill(lua_State *L) { return index_write(L, 1, 0); }
 static int l_scatter_add_(lua_State *L) { return add_at(L, 1); }
 
 /* scatter[_](dim, index, src_or_value [, {reduce = nil|"sum"|...}]): a
@@ -1064,6 +1106,8 @@ static const luaL_Reg method_funcs[] = {
   {"index_select", l_index_select}, {"gather", l_gather},
   {"gelu", l_gelu}, {"gelu_", l_gelu_}, {"leaky_relu", l_leaky_relu},
   {"leaky_relu_", l_leaky_relu_}, {"index_add_", l_index_add_},
+  {"index_copy_", l_index_copy_}, {"index_fill_", l_index_fill_},
+  {"index_copy", l_index_copy}, {"index_fill", l_index_fill},
   {"scatter_add_", l_scatter_add_}, {"_check_index", l_check_index},
   {"scatter", l_scatter}, {"scatter_", l_scatter_i}, {"nonzero", l_nonzero},
   {"masked_select", l_masked_select}, {"masked_scatter", l_masked_scatter},

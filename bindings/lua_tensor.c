@@ -595,6 +595,16 @@ static int l_item(lua_State *L) {
 ** Indexing: t[i] and t[i] = v (1-based, negative from the end)
 ** ======================================================================= */
 
+/* Position i (1-based, negative from the end) of dim d (0-based) of size
+   `size`, made 0-based; t[i]'s error, which every slicing bound shares. */
+static int64_t key_position(lua_State *L, lua_Integer i, int d, int64_t size) {
+  lua_Integer n = (lua_Integer)size;
+  if (i == 0 || i > n || i < -n)
+    luaL_error(L, "index: index %I is out of range for dimension %d of size %I",
+               i, d + 1, n);
+  return i > 0 ? i - 1 : n + i;
+}
+
 static int64_t check_index(lua_State *L, const ember_tensor *t, int idx) {
   if (t->ndim == 0) luaL_error(L, "index: cannot index a 0-d tensor (use item)");
   int isint;
@@ -602,12 +612,179 @@ static int64_t check_index(lua_State *L, const ember_tensor *t, int idx) {
   if (!isint)
     luaL_error(L, "index: index must be an integer, got %s %s",
                luaL_typename(L, idx), luaL_tolstring(L, idx, NULL));
-  lua_Integer n = (lua_Integer)t->shape[0];
-  if (i == 0 || i > n || i < -n)
-    luaL_error(L, "index: index %I is out of range for dimension 1 of size %I",
-               i, n);
-  return i > 0 ? i - 1 : n + i;
+  return key_position(L, i, 0, t->shape[0]);
 }
+
+/* {======================================================================
+** Slicing: t[{ ... }], t[index], t[mask] and their writes
+** ======================================================================= */
+
+/* Number j of entry k (a table at `tab`): an integer or an error. */
+static lua_Integer range_number(lua_State *L, int tab, int j, int k) {
+  lua_geti(L, tab, j);
+  int isint;
+  lua_Integer v = lua_tointegerx(L, -1, &isint);
+  if (!isint)
+    luaL_error(L, "index: entry %d: range bounds and steps must be integers, "
+               "got %s", k + 1, luaL_typename(L, -1));
+  lua_pop(L, 1);
+  return v;
+}
+
+/* An int64 (or int32) 1-d index tensor at e, for entry k (0-based). */
+static const ember_tensor *index_entry(lua_State *L, int e, int k) {
+  l_tensor *u = l_testtensor(L, e);
+  if (!u)
+    luaL_error(L, "index: entry %d must be an integer, a table or an int64 "
+               "index tensor, got %s", k + 1, luaL_typename(L, e));
+  if (!u->t) luaL_error(L, "index: entry %d is a closed tensor", k + 1);
+  if (u->t->dtype == EMBER_BOOL)
+    luaL_error(L, "index: entry %d is a bool tensor; a mask must be the whole "
+               "key (t[mask])", k + 1);
+  if (u->t->dtype != EMBER_INT64 && u->t->dtype != EMBER_INT32)
+    luaL_error(L, "index: entry %d is a %s tensor; index tensors must be "
+               "int64", k + 1, ember_dtype_name(u->t->dtype));
+  if (u->t->ndim != 1)
+    luaL_error(L, "index: entry %d: an index tensor must be 1-d, got %d-d",
+               k + 1, u->t->ndim);
+  return u->t;
+}
+
+/* Entry k of a key (the value at e) for dim k of t: an integer, {}, {i},
+   {first, last}, {first, last, step} (1-based, inclusive, negative from
+   the end) or an index tensor. */
+static void parse_entry(lua_State *L, int e, int k, const ember_tensor *t,
+                        ember_key *key) {
+  int64_t size = t->shape[k];
+  key->index = NULL;
+  if (lua_type(L, e) == LUA_TNUMBER) {
+    int isint;
+    lua_Integer i = lua_tointegerx(L, e, &isint);
+    if (!isint)
+      luaL_error(L, "index: entry %d must be an integer, got %s", k + 1,
+                 lua_tostring(L, e));
+    key->kind = EMBER_KEY_AT;
+    key->start = key_position(L, i, k, size);
+    return;
+  }
+  if (lua_type(L, e) != LUA_TTABLE) {
+    key->kind = EMBER_KEY_INDEX;
+    key->index = index_entry(L, e, k);
+    return;
+  }
+  lua_Unsigned len = lua_rawlen(L, e);
+  if (len == 0) { key->kind = EMBER_KEY_ALL; return; }
+  if (len > 3)
+    luaL_error(L, "index: entry %d has %d numbers; expected {}, {i}, "
+               "{first, last} or {first, last, step}", k + 1, (int)len);
+  lua_Integer a = range_number(L, e, 1, k);
+  lua_Integer b = len >= 2 ? range_number(L, e, 2, k) : a;
+  lua_Integer step = len == 3 ? range_number(L, e, 3, k) : 1;
+  if (step <= 0)
+    luaL_error(L, "index: entry %d: step must be positive, got %I", k + 1, step);
+  int64_t first = key_position(L, a, k, size), last = key_position(L, b, k, size);
+  if (last < first - 1)
+    luaL_error(L, "index: entry %d: range {%I, %I} ends before it starts in "
+               "dimension %d of size %I", k + 1, a, b, k + 1, (lua_Integer)size);
+  key->kind = EMBER_KEY_RANGE;
+  key->start = first;
+  key->stop = last + 1;
+  key->step = step;
+}
+
+/* The key at idx (a table, or an index tensor alone) into keys; returns
+   their number.  Raises before anything is allocated. */
+static int parse_key(lua_State *L, int idx, const ember_tensor *t,
+                     ember_key *keys) {
+  if (lua_type(L, idx) != LUA_TTABLE) {
+    if (t->ndim == 0) luaL_error(L, "index: cannot index a 0-d tensor with a tensor");
+    parse_entry(L, idx, 0, t, &keys[0]);
+    return 1;
+  }
+  lua_Unsigned n = lua_rawlen(L, idx);
+  if (n > (lua_Unsigned)t->ndim)
+    luaL_error(L, "index: too many indices (%I) for a %d-d tensor",
+               (lua_Integer)n, t->ndim);
+  luaL_checkstack(L, 2, "index");
+  for (int k = 0; k < (int)n; k++) {
+    lua_geti(L, idx, k + 1);
+    parse_entry(L, lua_gettop(L), k, t, &keys[k]);
+    lua_pop(L, 1);    /* an index tensor stays alive in the key table */
+  }
+  return (int)n;
+}
+
+/* Is the value at idx a bool tensor (a mask key)? */
+static int is_mask(lua_State *L, int idx) {
+  l_tensor *u = l_testtensor(L, idx);
+  return u && u->t && u->t->dtype == EMBER_BOOL;
+}
+
+/* t[mask] and t[mask] = v go to the masked ops by method name:
+   masked_select, masked_fill_, masked_scatter_.  Calls t:method(mask [, v])
+   with t, mask (and v) at 1, 2 (and 3). */
+static int mask_call(lua_State *L, const char *method, int nargs) {
+  lua_getfield(L, 1, method);
+  if (!lua_isfunction(L, -1))
+    return luaL_error(L, "index: indexing with a bool mask needs t:%s, which "
+                      "this build lacks", method);
+  lua_insert(L, 1);
+  lua_call(L, nargs, 1);
+  return 1;
+}
+
+/* t[key] for a table or tensor key */
+static int slice_read(lua_State *L) {
+  ember_tensor *t = l_check(L, 1);
+  if (is_mask(L, 2)) {
+    lua_settop(L, 2);
+    return mask_call(L, "masked_select", 2);
+  }
+  ember_key keys[EMBER_MAX_DIMS];
+  int n = parse_key(L, 2, t, keys);
+  l_tensor *slot = l_newslot(L);
+  l_fill(L, slot, ember_slice_get(t, n, keys));
+  return 1;
+}
+
+/* t[key] = v for a table or tensor key: a number fills, a tensor is
+   copied (broadcast); an integer into an integer tensor goes exactly */
+static int slice_write(lua_State *L) {
+  ember_tensor *t = l_check(L, 1);
+  int vt = lua_type(L, 3);
+  ember_tensor *src = vt == LUA_TNUMBER || vt == LUA_TBOOLEAN
+                          ? NULL : ember_lua_totensor(L, 3);
+  if (!src && vt != LUA_TNUMBER && vt != LUA_TBOOLEAN)
+    return luaL_typeerror(L, 3, "number or tensor");
+  if (is_mask(L, 2)) {
+    lua_settop(L, 3);
+    if (src && src->ndim == 0) {      /* a 0-d value fills, as PyTorch */
+      double v;
+      if (ember_item(src, &v) < 0) return l_error(L);
+      lua_pushnumber(L, v);
+      lua_replace(L, 3);
+      src = NULL;
+    }
+    mask_call(L, src ? "masked_scatter_" : "masked_fill_", 3);
+    return 0;
+  }
+  ember_key keys[EMBER_MAX_DIMS];
+  int n = parse_key(L, 2, t, keys);
+  int rc;
+  if (src) {
+    rc = ember_slice_set_(t, n, keys, src);
+  } else if (lua_isinteger(L, 3) && !ember_dtype_is_float(t->dtype)) {
+    ember_tensor *s = ember_scalar_int(lua_tointeger(L, 3), t->dtype);
+    rc = s ? ember_slice_set_(t, n, keys, s) : -1;
+    ember_tensor_release(s);
+  } else {
+    rc = ember_slice_fill_(t, n, keys, vt == LUA_TBOOLEAN ? lua_toboolean(L, 3)
+                                                          : lua_tonumber(L, 3));
+  }
+  return rc < 0 ? l_error(L) : 0;
+}
+
+/* }====================================================================== */
 
 static int t_index(lua_State *L) {
   l_tensor *u = l_testtensor(L, 1);
@@ -657,6 +834,8 @@ static int t_index(lua_State *L) {
     }
     return 1;
   }
+  if (lua_type(L, 2) == LUA_TTABLE || lua_type(L, 2) == LUA_TUSERDATA)
+    return slice_read(L);
   ember_tensor *t = l_check(L, 1);
   int64_t i = check_index(L, t, 2);
   if (t->ndim == 1) {
@@ -687,6 +866,8 @@ static int t_newindex(lua_State *L) {
     }
     return luaL_error(L, "cannot set field '%s' of a tensor", k);
   }
+  if (lua_type(L, 2) == LUA_TTABLE || lua_type(L, 2) == LUA_TUSERDATA)
+    return slice_write(L);
   int64_t i = check_index(L, t, 2);
   ember_tensor *row = ember_select(t, 0, i);
   if (!row) return l_error(L);

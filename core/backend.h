@@ -167,6 +167,11 @@ typedef struct ember_backend_i {
   /* dst's slice index[j] along dim += src's slice j (index checked here) */
   int (*index_add)(ember_tensor *dst, int dim, const ember_tensor *index,
                    const ember_tensor *src);
+  /* dst's slice index[j] along dim = src's slice j (index checked here,
+     a bad one reported as fn's; src may be expanded, stride 0; a repeated
+     index: one of its slices) */
+  int (*index_copy)(const char *fn, ember_tensor *dst, int dim, const ember_tensor *index,
+                    const ember_tensor *src);
   /* dst[.., index[e], ..] += src[e] along dim, e over index (= src shape) */
   int (*scatter_add)(ember_tensor *dst, int dim, const ember_tensor *index,
                      const ember_tensor *src);

@@ -170,6 +170,10 @@ static int f_index_add(ember_tensor *d, int dim, const ember_tensor *i,
                        const ember_tensor *s) {
   DEFER(ember_cpu_backend.index_add(d, dim, i, s));
 }
+static int f_index_copy(const char *fn, ember_tensor *d, int dim,
+                        const ember_tensor *i, const ember_tensor *s) {
+  DEFER(ember_cpu_backend.index_copy(fn, d, dim, i, s));
+}
 static int f_scatter_add(ember_tensor *d, int dim, const ember_tensor *i,
                          const ember_tensor *s) {
   DEFER(ember_cpu_backend.scatter_add(d, dim, i, s));
@@ -250,6 +254,7 @@ const ember_device_plugin *ember_device_plugin_init(const ember_core_api *a,
   table.index_select = f_index_select;
   table.gather = f_gather;
   table.index_add = f_index_add;
+  table.index_copy = f_index_copy;
   table.scatter_add = f_scatter_add;
   table.binary = f_binary;
   table.max_pool2d_backward = f_max_pool2d_backward;

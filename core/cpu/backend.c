@@ -27,6 +27,7 @@ const ember_backend_i ember_cpu_backend = {
   .adagrad_step = ember_cpu_adagrad_step,
   .unary_backward = ember_cpu_unary_backward,
   .index_add = ember_cpu_index_add,
+  .index_copy = ember_cpu_index_copy,
   .scatter_add = ember_cpu_scatter_add,
   .conv2d = ember_cpu_conv2d,
   .conv2d_backward = ember_cpu_conv2d_backward,

@@ -96,6 +96,8 @@ int ember_cpu_unary_backward(ember_unary_op op, ember_tensor *dst,
                              double p0, double p1);
 int ember_cpu_index_add(ember_tensor *dst, int dim, const ember_tensor *index,
                         const ember_tensor *src);
+int ember_cpu_index_copy(const char *fn, ember_tensor *dst, int dim, const ember_tensor *index,
+                         const ember_tensor *src);
 int ember_cpu_scatter_add(ember_tensor *dst, int dim,
                           const ember_tensor *index, const ember_tensor *src);
 int ember_cpu_check_index(const ember_tensor *idx, int64_t lo, int64_t hi,

@@ -330,28 +330,27 @@ int ember_cpu_copy(ember_tensor *dst, const ember_tensor *src) {
 /* The fill value as the destination's bytes (es of them). */
 typedef struct { _Alignas(8) unsigned char bytes[8]; size_t es; } fill_ctx;
 
+/* A contiguous row is filled by doubling: the first element written, then
+   the filled prefix copied onto what follows (memcpy runs at memory speed
+   for any element size; the element loops it replaces were not
+   vectorised at -O2 and ran at half of PyTorch's fill). */
 static void fill_row(char **p, const int64_t *st, int64_t n, void *ctx) {
   const fill_ctx *c = ctx;
+  if (n <= 0) return;
   if (st[0] != (int64_t)c->es) {
     move_elems(p[0], st[0], (const char *)c->bytes, 0, n, c->es);
     return;
   }
-  switch (c->es) {
-    case 1:
-      memset(p[0], c->bytes[0], (size_t)n);
-      break;
-    case 4: {
-      uint32_t v, *d = (uint32_t *)p[0];
-      memcpy(&v, c->bytes, sizeof v);
-      for (int64_t i = 0; i < n; i++) d[i] = v;
-      break;
-    }
-    default: {
-      uint64_t v, *d = (uint64_t *)p[0];
-      memcpy(&v, c->bytes, sizeof v);
-      for (int64_t i = 0; i < n; i++) d[i] = v;
-      break;
-    }
+  if (c->es == 1) {
+    memset(p[0], c->bytes[0], (size_t)n);
+    return;
+  }
+  size_t total = (size_t)n * c->es, done = c->es;
+  memcpy(p[0], c->bytes, c->es);
+  while (done < total) {
+    size_t k = done < total - done ? done : total - done;
+    memcpy(p[0] + done, p[0], k);
+    done += k;
   }
 }
 

@@ -1,7 +1,7 @@
 /*
 ** index.c -- gather, index_select and their adjoints (scatter_add,
-** index_add), scatter with its reductions, and nonzero's placing of
-** coordinates on the CPU.
+** index_add), scatter with its reductions, nonzero's placing of
+** coordinates, and index_copy, on the CPU.
 **
 ** Index tensors hold 1-based positions (int64 or int32).  Every index is
 ** checked before anything is written, so a bad index leaves dst untouched
@@ -35,25 +35,29 @@ static int check_vector_index(const char *fn, const ember_tensor *index,
 }
 
 /*
-** index_select and index_add walk the same pairs of slices: slice
-** index[j] of the indexed operand (index_select's src, index_add's dst)
-** and slice j of the other.  The slices are views built on the stack (no
-** allocation); the loop is serial, as two indices may name one slice.
+** index_select, index_add and index_copy walk the same pairs of slices:
+** slice index[j] of the indexed operand (index_select's src, the others'
+** dst) and slice j of the other.  The slices are views built on the stack
+** (no allocation); the loop is serial, as two indices may name one slice
+** (index_copy's last one wins: PyTorch leaves that unspecified).
 */
-static int walk_slices(const char *fn, int add, ember_tensor *dst,
+enum walk_mode { WALK_SELECT, WALK_ADD, WALK_COPY };
+
+static int walk_slices(const char *fn, enum walk_mode mode, ember_tensor *dst,
                        const ember_tensor *src, int dim,
                        const ember_tensor *index) {
-  const ember_tensor *along = add ? dst : src;
+  int into = mode != WALK_SELECT;           /* the index names dst's slices */
+  const ember_tensor *along = into ? dst : src;
   int64_t n, istride;
   if (check_vector_index(fn, index, dim, along->shape[dim], &n, &istride) < 0)
     return -1;
   for (int64_t j = 0; j < n; j++) {
     int64_t v = index_at(index, index->offset + j * istride) - 1;
     ember_tensor s = *src, d = *dst;
-    s.offset += (add ? j : v) * src->strides[dim];
-    d.offset += (add ? v : j) * dst->strides[dim];
+    s.offset += (into ? j : v) * src->strides[dim];
+    d.offset += (into ? v : j) * dst->strides[dim];
     s.shape[dim] = d.shape[dim] = 1;
-    if (add) ember_cpu_binary(EMBER_ADD, &d, &d, &s);
+    if (mode == WALK_ADD) ember_cpu_binary(EMBER_ADD, &d, &d, &s);
     else ember_cpu_copy(&d, &s);
   }
   return 0;
@@ -105,7 +109,7 @@ int ember_cpu_index_select(ember_tensor *dst, const ember_tensor *src, int dim,
     select_rows(dst, src, index, n, istride);
     return 0;
   }
-  return walk_slices("index_select", 0, dst, src, dim, index);
+  return walk_slices("index_select", WALK_SELECT, dst, src, dim, index);
 }
 
 /* What walk_index does with each pair: gather's copy, or a scatter op. */
@@ -224,7 +228,12 @@ int ember_cpu_scatter(ember_scatter_reduce op, ember_tensor *dst, int dim,
 
 int ember_cpu_index_add(ember_tensor *dst, int dim, const ember_tensor *index,
                         const ember_tensor *src) {
-  return walk_slices("index_add_", 1, dst, src, dim, index);
+  return walk_slices("index_add_", WALK_ADD, dst, src, dim, index);
+}
+
+int ember_cpu_index_copy(const char *fn, ember_tensor *dst, int dim,
+                         const ember_tensor *index, const ember_tensor *src) {
+  return walk_slices(fn, WALK_COPY, dst, src, dim, index);
 }
 
 

@@ -137,6 +137,7 @@ static void cu_fill_tables(void) {
   CU_SLOT(t, random);
   CU_SLOT(t, unary_backward);
   CU_SLOT(t, index_add);
+  CU_SLOT(t, index_copy);
   CU_SLOT(t, scatter_add);
   CU_SLOT(t, sgd_step);
   CU_SLOT(t, adam_step);

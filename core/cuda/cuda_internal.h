@@ -414,6 +414,8 @@ int ember_cuda_gather(ember_tensor *dst, const ember_tensor *src, int dim,
                       const ember_tensor *index);
 int ember_cuda_index_add(ember_tensor *dst, int dim, const ember_tensor *index,
                          const ember_tensor *src);
+int ember_cuda_index_copy(const char *fn, ember_tensor *dst, int dim, const ember_tensor *index,
+                          const ember_tensor *src);
 int ember_cuda_scatter_add(ember_tensor *dst, int dim,
                            const ember_tensor *index,
                            const ember_tensor *src);

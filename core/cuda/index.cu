@@ -1,7 +1,7 @@
 /*
 ** index.cu -- index_select, gather and their adjoints index_add and
-** scatter_add, scatter with its reductions, and nonzero's placing of
-** coordinates (CUDA).
+** scatter_add, scatter with its reductions, nonzero's placing of
+** coordinates, and index_copy (CUDA).
 **
 ** The CUDA twin of core/cpu/index.c.  Index tensors hold 1-based positions,
 ** int64 or int32, any strides.  A bad index is not reported by the call:
@@ -17,7 +17,10 @@
 ** duplicates may differ from the CPU's serial sum by rounding), int32 and
 ** int64 as wrapping unsigned adds, uint8 (and bool in scatter_add, which
 ** the CPU adds as bytes) by compare-and-swap on the containing 32-bit word,
-** and bool in index_add as a logical or, the CPU's bool add.
+** and bool in index_add as a logical or, the CPU's bool add.  index_copy
+** is index_add's kernel with a store for the add: with a repeated index
+** one of the slices lands, not necessarily the last (the CPU's), which
+** PyTorch leaves unspecified too.
 */
 #include <stdio.h>
 #include <string.h>
@@ -97,21 +100,21 @@ static int defer_index(const char *fn, int dim, int64_t size,
 
 struct acc_f32 {
   typedef float T;
-  __device__ static void add(T *p, T v) { atomicAdd(p, v); }
+  __device__ static void apply(T *p, T v) { atomicAdd(p, v); }
 };
 struct acc_f64 {
   typedef double T;
-  __device__ static void add(T *p, T v) { atomicAdd(p, v); }
+  __device__ static void apply(T *p, T v) { atomicAdd(p, v); }
 };
 struct acc_i32 {           /* wraps, as the CPU's uint32_t add */
   typedef int32_t T;
-  __device__ static void add(T *p, T v) {
+  __device__ static void apply(T *p, T v) {
     atomicAdd((unsigned int *)p, (unsigned int)v);
   }
 };
 struct acc_i64 {           /* wraps, as the CPU's uint64_t add */
   typedef int64_t T;
-  __device__ static void add(T *p, T v) {
+  __device__ static void apply(T *p, T v) {
     atomicAdd((unsigned long long *)p, (unsigned long long)v);
   }
 };
@@ -127,7 +130,7 @@ __device__ static inline unsigned int *word_of(uint8_t *p, unsigned *shift) {
 
 struct acc_u8 {            /* a byte add that wraps (uint8; bool in scatter) */
   typedef uint8_t T;
-  __device__ static void add(T *p, T v) {
+  __device__ static void apply(T *p, T v) {
     unsigned shift;
     unsigned int *w = word_of(p, &shift);
     unsigned int old = *w, assumed;
@@ -140,9 +143,17 @@ struct acc_u8 {            /* a byte add that wraps (uint8; bool in scatter) */
   }
 };
 
+/* index_copy's rule: the store (E: an unsigned type of the element's
+   size, the bits copied as they are) */
+template <class E>
+struct acc_put {
+  typedef E T;
+  __device__ static void apply(T *p, T v) { *p = v; }
+};
+
 struct acc_bool_or {       /* bool's add in index_add: logical (bitwise) or */
   typedef uint8_t T;
-  __device__ static void add(T *p, T v) {
+  __device__ static void apply(T *p, T v) {
     unsigned shift;
     unsigned int *w = word_of(p, &shift);
     atomicOr(w, (unsigned int)v << shift);
@@ -222,7 +233,7 @@ __global__ void k_index_add(typename A::T *dst, const typename A::T *src,
       }
       doff += v * ddim;
     }
-    A::add(dst + doff, src[o[0]]);
+    A::apply(dst + doff, src[o[0]]);
   }
 }
 
@@ -284,7 +295,7 @@ static int index_add_run(ember_tensor *dst, int dim, const ember_tensor *index,
         (T *)cu_data(dst), (const T *)cu_data(src), oc,
         (const I *)cu_data(index), is, ddim, has_dim, size,
         (typename OC::index_type)total, df);
-    CU_LAUNCH_CHECK("index_add_");
+    CU_LAUNCH_CHECK("index_add_");  /* index_copy_ too */
     return 0;
   });
 }
@@ -314,6 +325,31 @@ int ember_cuda_index_add(ember_tensor *dst, int dim, const ember_tensor *index,
            : index->dtype == EMBER_INT32
                ? index_add_typed<int32_t>(dst, dim, index, src, total, df)
                : index_add_typed<int64_t>(dst, dim, index, src, total, df);
+  if (rc < 0) return -1;
+  return ember_cuda_defer_end(&df, cu_data(index), index->dtype,
+                              cu_layout_of(index));
+}
+
+template <class I>
+static int index_copy_typed(ember_tensor *dst, int dim,
+                            const ember_tensor *index, const ember_tensor *src,
+                            int64_t total, const ember_cuda_defer &df) {
+  return ember_cuda_dispatch_bits(dst->dtype, [&](auto ty) {
+    typedef typename decltype(ty)::T U;
+    return index_add_run<acc_put<U>, I>(dst, dim, index, src, total, df);
+  });
+}
+
+int ember_cuda_index_copy(const char *fn, ember_tensor *dst, int dim,
+                          const ember_tensor *index, const ember_tensor *src) {
+  if (cu_numel(index) == 0) return 0;
+  ember_cuda_defer df;
+  if (defer_index(fn, dim, dst->shape[dim], &df) < 0) return -1;
+  int64_t total = cu_numel(src);
+  int rc = total == 0 ? check_run(index, 1, dst->shape[dim], 0, 0, df)
+           : index->dtype == EMBER_INT32
+               ? index_copy_typed<int32_t>(dst, dim, index, src, total, df)
+               : index_copy_typed<int64_t>(dst, dim, index, src, total, df);
   if (rc < 0) return -1;
   return ember_cuda_defer_end(&df, cu_data(index), index->dtype,
                               cu_layout_of(index));
@@ -377,7 +413,7 @@ __global__ void k_scatter_add(typename A::T *dst, const typename A::T *src,
       cu_defer_fail(df, (int64_t)e);
       continue;
     }
-    A::add(dst + (int64_t)o[2] + v * ddim, src[o[1]]);
+    A::apply(dst + (int64_t)o[2] + v * ddim, src[o[1]]);
   }
 }
 
@@ -538,14 +574,7 @@ struct op_min {
 
 template <class TT, class F> struct acc_cas {
   typedef TT T;
-  __device__ static void add(T *p, T v) { cas_update(p, v, F()); }
-};
-
-/* ASSIGN: a plain store of the element's bits; of two indices naming one
-   place, either store may land last (PyTorch's CUDA scatter alike). */
-template <class TT> struct acc_set {
-  typedef TT T;
-  __device__ static void add(T *p, T v) { *p = v; }
+  __device__ static void apply(T *p, T v) { cas_update(p, v, F()); }
 };
 
 template <class I>
@@ -555,7 +584,10 @@ static int scatter_typed(ember_scatter_reduce op, ember_tensor *dst, int dim,
   if (op == EMBER_SCATTER_ASSIGN)
     return ember_cuda_dispatch_bits(dst->dtype, [&](auto ty) {
       typedef typename decltype(ty)::T U;
-      return scatter_add_run<acc_set<U>, I>(dst, dim, index, src, total, df, "scatter");
+      /* ASSIGN: index_copy's store of the element's bits; of two indices
+         naming one place, either store may land last (PyTorch's CUDA
+         scatter alike) */
+      return scatter_add_run<acc_put<U>, I>(dst, dim, index, src, total, df, "scatter");
     });
   if (op == EMBER_SCATTER_SUM)
     return scatter_add_typed<I>(dst, dim, index, src, total, df);

@@ -272,6 +272,10 @@ ember_tensor *ember_permute(const ember_tensor *t, int ndim, const int *perm);
 ember_tensor *ember_narrow(const ember_tensor *t, int dim, int64_t start,
                            int64_t length);
 ember_tensor *ember_select(const ember_tensor *t, int dim, int64_t index);
+/* positions start, start + step, ... below stop of dim (0-based, stop
+   exclusive, step > 0: PyTorch's t[start:stop:step]), a view */
+ember_tensor *ember_slice(const ember_tensor *t, int dim, int64_t start,
+                          int64_t stop, int64_t step);
 /* the diagonal of dims d1, d2 (0-based) as the last dim, a view; offset > 0
    above the main diagonal, < 0 below (PyTorch's torch.diagonal) */
 ember_tensor *ember_diagonal(const ember_tensor *t, int64_t offset, int d1,
@@ -423,10 +427,51 @@ ember_tensor *ember_gather(const ember_tensor *t, int dim,
 /* In place: t's slices at index[j] along dim += src's slice j. */
 int ember_index_add_(ember_tensor *t, int dim, const ember_tensor *index,
                      const ember_tensor *src);
+/* In place: t's slices at index[j] along dim = src's slice j (src: t's
+   shape with dim's size index's length, t's dtype; a repeated index: the
+   last slice on the CPU, one of them on CUDA).  Recorded by autograd. */
+int ember_index_copy_(ember_tensor *t, int dim, const ember_tensor *index,
+                      const ember_tensor *src);
+/* In place: t's slices at index along dim = value, a 0-d tensor (cast to
+   t's dtype).  Recorded by autograd (value's gradient: the slices' sum). */
+int ember_index_fill_(ember_tensor *t, int dim, const ember_tensor *index,
+                      const ember_tensor *value);
+/* The same on a copy of t. */
+ember_tensor *ember_index_copy(const ember_tensor *t, int dim,
+                               const ember_tensor *index,
+                               const ember_tensor *src);
+ember_tensor *ember_index_fill(const ember_tensor *t, int dim,
+                               const ember_tensor *index,
+                               const ember_tensor *value);
 /* In place: t[.., index[.., j, ..], ..] += src[.., j, ..] along dim (the
    adjoint of gather; index has src's shape). */
 int ember_scatter_add_(ember_tensor *t, int dim, const ember_tensor *index,
                        const ember_tensor *src);
+/* One entry of a slicing key (Lua's t[{ {1, -2}, {}, 3 }]); entry k is
+   for dim k of t, dims past the key's n entries are taken whole.  RANGE:
+   start, start + step, ... below stop (0-based, stop exclusive, step > 0),
+   a view; AT: position start (0-based), the dim dropped, a view; INDEX:
+   the 1-d int64/int32 `index` of 1-based positions (index_select: a copy;
+   one INDEX entry per key at most); ALL: the whole dim. */
+typedef enum {
+  EMBER_KEY_ALL, EMBER_KEY_RANGE, EMBER_KEY_AT, EMBER_KEY_INDEX
+} ember_key_kind;
+typedef struct ember_key {
+  ember_key_kind kind;
+  int64_t start, stop, step;
+  const ember_tensor *index;
+} ember_key;
+/* t[key]: a view, or a copy with an INDEX entry; recorded. */
+ember_tensor *ember_slice_get(const ember_tensor *t, int n,
+                              const ember_key *keys);
+/* t[key] = src (broadcast to t[key]'s shape, cast to t's dtype) and
+   t[key] = value, in place; every check before anything is written.
+   Recorded as copy_ (autograd refuses a leaf that requires grad and a
+   view of a recorded tensor). */
+int ember_slice_set_(ember_tensor *t, int n, const ember_key *keys,
+                     const ember_tensor *src);
+int ember_slice_fill_(ember_tensor *t, int n, const ember_key *keys,
+                      double value);
 /* Check that every element of idx (int64 or int32) is in lo..hi, or equals
    skip when has_skip; else fail with prefix, the first bad value (row-major
    order) and suffix, e.g. "nll_loss: target " "7" " is out of range ...".

@@ -7,7 +7,10 @@
 ** index_select and gather read through an index tensor (1-based values,
 ** as everywhere in Ember; backend slots index_select and gather);
 ** index_add_ and scatter_add_ are their adjoints and serve as their
-** backward.  Kernels: core/cpu/index.c, core/cuda/.
+** backward.  index_copy_ and index_fill_ write whole slices (one kernel
+** slot, index_copy: a fill is a copy from an expanded 0-d value) and are
+** recorded as in-place ops, as copy_.  Kernels: core/cpu/index.c,
+** core/cuda/.
 */
 #include <stdlib.h>
 #include <string.h>
@@ -250,6 +253,30 @@ ember_tensor *ember_gather(const ember_tensor *t, int dim,
 ** index_add_ and scatter_add_: the adjoints of index_select and gather
 ** ======================================================================= */
 
+/* src holds the slices index_add_/index_copy_ write: t's shape with dim's
+   size the index's length (dim wrapped). */
+static int check_slices_shape(const char *fn, const ember_tensor *t, int dim,
+                              const ember_tensor *index,
+                              const ember_tensor *src) {
+  int ok = src->ndim == t->ndim && src->shape[dim] == ember_numel(index);
+  for (int d = 0; ok && d < t->ndim; d++)
+    if (d != dim && src->shape[d] != t->shape[d]) ok = 0;
+  if (ok) return 0;
+  char b1[128], b2[128];
+  return ember_set_error("%s: source of shape %s does not match the "
+                         "tensor's shape %s with %lld indices in dimension %d",
+                         fn, ember_shape_str(b1, sizeof b1, src->ndim, src->shape),
+                         ember_shape_str(b2, sizeof b2, t->ndim, t->shape),
+                         (long long)ember_numel(index), dim + 1);
+}
+
+/* Cannot write in place where several elements share memory. */
+static int has_expanded_dim(const ember_tensor *t) {
+  for (int i = 0; i < t->ndim; i++)
+    if (t->strides[i] == 0 && t->shape[i] > 1) return 1;
+  return 0;
+}
+
 static int check_add_target(const char *fn, ember_tensor *t,
                             const ember_tensor *src) {
   if (t->dtype != src->dtype)
@@ -263,9 +290,8 @@ static int check_add_target(const char *fn, ember_tensor *t,
   if (t->ndim == 0) return ember_set_error("%s: cannot index a 0-d tensor", fn);
   if (ember_ag_active1(t) || ember_ag_active1(src))
     return ember_set_error("%s: not differentiable; run it under no_grad", fn);
-  for (int i = 0; i < t->ndim; i++)
-    if (t->strides[i] == 0 && t->shape[i] > 1)
-      return ember_set_error("%s: cannot write in place to an expanded tensor", fn);
+  if (has_expanded_dim(t))
+    return ember_set_error("%s: cannot write in place to an expanded tensor", fn);
   return 0;
 }
 
@@ -277,17 +303,7 @@ int ember_index_add_(ember_tensor *t, int dim, const ember_tensor *index,
   if (index->ndim > 1)
     return ember_set_error("index_add_: index must be 1-d, got %d-d", index->ndim);
   if ((dim = ember_wrap_dim("index_add_", dim, t->ndim)) < 0) return -1;
-  int ok = src->ndim == t->ndim && src->shape[dim] == ember_numel(index);
-  for (int d = 0; ok && d < t->ndim; d++)
-    if (d != dim && src->shape[d] != t->shape[d]) ok = 0;
-  if (!ok) {
-    char b1[128], b2[128];
-    return ember_set_error("index_add_: source of shape %s does not match the "
-                           "tensor's shape %s with %lld indices in dimension %d",
-                           ember_shape_str(b1, sizeof b1, src->ndim, src->shape),
-                           ember_shape_str(b2, sizeof b2, t->ndim, t->shape),
-                           (long long)ember_numel(index), dim + 1);
-  }
+  if (check_slices_shape("index_add_", t, dim, index, src) < 0) return -1;
   if (ember_backend_of(t)->index_add(t, dim, index, src) < 0) return -1;
   ember_bump_version(t);
   return 0;
@@ -326,6 +342,179 @@ int ember_scatter_add_(ember_tensor *t, int dim, const ember_tensor *index,
   if (ember_backend_of(t)->scatter_add(t, dim, index, src) < 0) return -1;
   ember_bump_version(t);
   return 0;
+}
+
+/* }====================================================================== */
+
+/* {======================================================================
+** index_copy_ and index_fill_: whole slices written, recorded
+** ======================================================================= */
+
+/* What index_write_backward needs besides the index (saved[0]): the dim,
+   and whether input 1 is index_fill's 0-d value (else index_copy's
+   source). */
+struct index_write_saved { int dim, fill; };
+
+/* t's old value keeps g outside the written slices; index_copy's source
+   gets its slices of g (index_select, as PyTorch: a repeated index gives
+   each of its slices g), index_fill's value the sum of g over the filled
+   places, each once (the sum of g less the sum of what t keeps). */
+static int index_write_backward(ember_node *n, ember_tensor *g,
+                                ember_tensor **gin) {
+  const struct index_write_saved *s = EMBER_NODE_STATE(n, struct index_write_saved);
+  const ember_tensor *index = n->saved[0];
+  int want_src = n->ninputs > 1 && n->needs[1];
+  ember_temps T;
+  ember_temps_init(&T);
+  ember_tensor *zero = ember_temp(&T, ember_scalar_as(g, 0.0));
+  ember_tensor *kept = zero && (n->needs[0] || (want_src && s->fill))
+                           ? ember_temp(&T, ember_index_fill(g, s->dim, index, zero))
+                           : NULL;
+  int rc = zero && (kept || !n->needs[0]) ? 0 : -1;
+  if (rc == 0 && n->needs[0]) {
+    ember_tensor_retain(kept);
+    gin[0] = kept;
+  }
+  if (rc == 0 && want_src) {
+    if (s->fill) {
+      ember_tensor *d = kept ? ember_temp(&T, ember_binary(EMBER_SUB, g, kept)) : NULL;
+      gin[1] = d ? ember_reduce(EMBER_SUM, d, 0) : NULL;
+    } else {
+      gin[1] = ember_index_select(g, s->dim, index);
+    }
+    if (!gin[1]) rc = -1;
+  }
+  ember_temps_release(&T);
+  return rc;
+}
+
+/* Everything index_copy_ checks before writing (dim wrapped in *dim);
+   fn names the caller. */
+static int index_write_check(const char *fn, const ember_tensor *t, int *dim,
+                             const ember_tensor *index,
+                             const ember_tensor *src) {
+  if (check_index(fn, t, index) < 0) return -1;
+  if (index->ndim > 1)
+    return ember_set_error("%s: index must be 1-d, got %d-d", fn, index->ndim);
+  if (t->ndim == 0) return ember_set_error("%s: cannot index a 0-d tensor", fn);
+  if ((*dim = ember_wrap_dim(fn, *dim, t->ndim)) < 0) return -1;
+  if (src->storage->device != t->storage->device)
+    return ember_set_error("%s: source is on %s, tensor on %s", fn,
+                           ember_device_name(src->storage->device),
+                           ember_device_name(t->storage->device));
+  if (src->dtype != t->dtype)
+    return ember_set_error("%s: source dtype %s differs from the tensor's %s",
+                           fn, ember_dtype_name(src->dtype),
+                           ember_dtype_name(t->dtype));
+  if (has_expanded_dim(t))
+    return ember_set_error("%s: cannot write in place to an expanded tensor; "
+                           "clone it first", fn);
+  return check_slices_shape(fn, t, *dim, index, src);
+}
+
+/* t's slices at index along dim (wrapped, checked) = src's; recorded as
+   copy_ is: a leaf that requires grad refuses, a non-leaf's history is
+   replaced.  `value`: index_fill's 0-d value, which src expands and which
+   the node takes as its input (NULL for index_copy). */
+static int index_write(const char *fn, ember_tensor *t, int dim,
+                       const ember_tensor *index, const ember_tensor *src,
+                       const ember_tensor *value) {
+  const ember_tensor *in = value ? value : src;
+  int rec = ember_ag_active2(t, in);
+  if (rec && (ember_ag_check_inplace(fn, t) < 0 ||
+              (ember_ag_requires(in) && ember_ag_check_target(fn, t) < 0)))
+    return -1;
+  ember_node *n = NULL;
+  if (rec && ember_dtype_is_float(t->dtype)) {
+    n = ember_ag_node2(value ? "IndexFillBackward" : "IndexCopyBackward",
+                       index_write_backward, t,
+                       ember_ag_requires(in) ? in : NULL);
+    if (!n) return -1;
+    struct index_write_saved *s = EMBER_NODE_STATE(n, struct index_write_saved);
+    s->dim = dim;
+    s->fill = value != NULL;
+    if (ember_ag_save(n, index) < 0) { ember_ag_node_release(n); return -1; }
+  }
+  /* a source sharing t's memory is read from a snapshot, as copy_ does */
+  ember_tensor *snap = NULL;
+  if (src->storage == t->storage) {
+    int prev = ember_ag_pause();
+    snap = ember_clone(src);
+    ember_ag_resume(prev);
+    if (!snap) { ember_ag_node_release(n); return -1; }
+  }
+  int rc = ember_backend_of(t)->index_copy(fn, t, dim, index, snap ? snap : src);
+  ember_tensor_release(snap);
+  if (rc < 0) { ember_ag_node_release(n); return -1; }
+  ember_bump_version(t);
+  return n ? ember_ag_rebase(t, n, 1) : 0;
+}
+
+static int index_copy_at(const char *fn, ember_tensor *t, int dim,
+                         const ember_tensor *index, const ember_tensor *src) {
+  if (index_write_check(fn, t, &dim, index, src) < 0) return -1;
+  return index_write(fn, t, dim, index, src, NULL);
+}
+
+/* The value cast to t's dtype and moved to its device (both recorded), then
+   expanded (unrecorded: the node takes the value) to the written slices'
+   shape: a source index_copy's kernel reads with stride 0. */
+static int index_fill_at(const char *fn, ember_tensor *t, int dim,
+                         const ember_tensor *index, const ember_tensor *value) {
+  if (value->ndim != 0)
+    return ember_set_error("%s: the value must be a number or a 0-d tensor, "
+                           "got a %d-d tensor", fn, value->ndim);
+  if (check_index(fn, t, index) < 0) return -1;
+  if (t->ndim == 0) return ember_set_error("%s: cannot index a 0-d tensor", fn);
+  if ((dim = ember_wrap_dim(fn, dim, t->ndim)) < 0) return -1;
+  int64_t shape[EMBER_MAX_DIMS];
+  memcpy(shape, t->shape, sizeof shape);
+  shape[dim] = ember_numel(index);
+  ember_temps T;
+  ember_temps_init(&T);
+  const ember_tensor *v = value;
+  if (v->storage->device != t->storage->device)
+    v = ember_temp(&T, ember_to_device(v, t->storage->device));
+  if (v && v->dtype != t->dtype) v = ember_temp(&T, ember_to_dtype(v, t->dtype));
+  ember_tensor *src = v ? ember_temp(&T, ember_broadcast_to(v, t->ndim, shape)) : NULL;
+  int rc = src ? index_write_check(fn, t, &dim, index, src) : -1;
+  if (rc == 0) rc = index_write(fn, t, dim, index, src, v);
+  ember_temps_release(&T);
+  return rc;
+}
+
+int ember_index_copy_(ember_tensor *t, int dim, const ember_tensor *index,
+                      const ember_tensor *src) {
+  return index_copy_at("index_copy_", t, dim, index, src);
+}
+
+int ember_index_fill_(ember_tensor *t, int dim, const ember_tensor *index,
+                      const ember_tensor *value) {
+  return index_fill_at("index_fill_", t, dim, index, value);
+}
+
+/* The out-of-place forms write into a recorded clone, whose history the
+   in-place write then extends. */
+ember_tensor *ember_index_copy(const ember_tensor *t, int dim,
+                               const ember_tensor *index,
+                               const ember_tensor *src) {
+  ember_tensor *out = ember_clone(t);
+  if (out && index_copy_at("index_copy", out, dim, index, src) < 0) {
+    ember_tensor_release(out);
+    return NULL;
+  }
+  return out;
+}
+
+ember_tensor *ember_index_fill(const ember_tensor *t, int dim,
+                               const ember_tensor *index,
+                               const ember_tensor *value) {
+  ember_tensor *out = ember_clone(t);
+  if (out && index_fill_at("index_fill", out, dim, index, value) < 0) {
+    ember_tensor_release(out);
+    return NULL;
+  }
+  return out;
 }
 
 /* }====================================================================== */

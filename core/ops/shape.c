@@ -1,7 +1,7 @@
 /*
 ** shape.c -- views and copies, front door to backward: view, reshape,
 ** flatten, squeeze, unsqueeze, expand/broadcast_to, transpose, permute,
-** narrow, select (views: new geometry over the same storage), clone,
+** narrow, slice, select (views: new geometry over the same storage), clone,
 ** to_dtype/cast and contiguous (copies), and the recording of
 ** ember_to_device (device.c).
 **
@@ -220,6 +220,32 @@ static ember_tensor *narrow_plain(const ember_tensor *t, int dim, int64_t start,
                             t->offset + start * t->strides[dim]);
 }
 
+/* slice(t, dim, start, stop, step): positions start, start + step, ...
+   below stop (0-based, PyTorch's t[start:stop:step]); a view whose stride
+   along dim is step times t's.  Slicing's ranges and steps come here. */
+static ember_tensor *slice_plain(const ember_tensor *t, int dim, int64_t start,
+                                 int64_t stop, int64_t step) {
+  if (t->ndim == 0) { ember_set_error("slice: cannot slice a 0-d tensor"); return NULL; }
+  if ((dim = ember_wrap_dim("slice", dim, t->ndim)) < 0) return NULL;
+  if (step <= 0) {
+    ember_set_error("slice: step must be positive, got %lld", (long long)step);
+    return NULL;
+  }
+  if (start < 0 || stop < start || stop > t->shape[dim]) {
+    ember_set_error("slice: range %lld..%lld is out of bounds for dimension "
+                    "%d of size %lld", (long long)start + 1, (long long)stop,
+                    dim + 1, (long long)t->shape[dim]);
+    return NULL;
+  }
+  int64_t sh[EMBER_MAX_DIMS], st[EMBER_MAX_DIMS];
+  memcpy(sh, t->shape, sizeof sh);
+  memcpy(st, t->strides, sizeof st);
+  sh[dim] = stop == start ? 0 : (stop - start - 1) / step + 1;
+  st[dim] = t->strides[dim] * step;
+  return ember_tensor_alias(t, t->ndim, sh, st,
+                            t->offset + start * t->strides[dim]);
+}
+
 static ember_tensor *select_plain(const ember_tensor *t, int dim, int64_t index) {
   if (t->ndim == 0) { ember_set_error("select: cannot index a 0-d tensor"); return NULL; }
   if ((dim = ember_wrap_dim("select", dim, t->ndim)) < 0) return NULL;
@@ -410,6 +436,7 @@ enum view_kind {
   VIEW_TRANSPOSE,
   VIEW_PERMUTE,
   VIEW_NARROW,
+  VIEW_SLICE,        /* dim, start, step */
   VIEW_SELECT,
   VIEW_DIAGONAL,     /* dim, dim1: the pair; start: the offset */
   VIEW_CLONE,
@@ -419,10 +446,11 @@ enum view_kind {
 
 /* What view_backward needs: which op, and its arguments as given (dim,
    dim1: transpose's pair; dim, start: narrow's range or select's index;
-   perm: permute's order, wrapped; device: where to_device's input was). */
+   step: slice's; perm: permute's order, wrapped; device: where
+   to_device's input was). */
 struct view_saved {
   int kind, dim, dim1, device;
-  int64_t start;
+  int64_t start, step;
   int perm[EMBER_MAX_DIMS];
 };
 
@@ -453,6 +481,7 @@ static int view_backward(ember_node *n, ember_tensor *g, ember_tensor **gin) {
       break;
     }
     case VIEW_NARROW:
+    case VIEW_SLICE:
     case VIEW_DIAGONAL:
     case VIEW_SELECT: {      /* zeros, with g in the part that was taken */
       ember_temps T;
@@ -463,6 +492,12 @@ static int view_backward(ember_node *n, ember_tensor *g, ember_tensor **gin) {
              : ember_temp(&T, s->kind == VIEW_NARROW
                                   ? ember_narrow(z, s->dim, s->start,
                                                  g->ndim ? g->shape[s->dim] : 1)
+                                  : s->kind == VIEW_SLICE
+                                  ? ember_slice(z, s->dim, s->start,
+                                                s->start + (g->shape[s->dim]
+                                                            ? (g->shape[s->dim] - 1) * s->step + 1
+                                                            : 0),
+                                                s->step)
                                   : s->kind == VIEW_DIAGONAL
                                   ? ember_diagonal(z, s->start, s->dim, s->dim1)
                                   : ember_select(z, s->dim, s->start));
@@ -572,6 +607,16 @@ ember_tensor *ember_narrow(const ember_tensor *t, int dim, int64_t start,
                      &(struct view_saved){.kind = VIEW_NARROW,
                                           .dim = dim < 0 ? dim + t->ndim : dim,
                                           .start = start});
+}
+
+ember_tensor *ember_slice(const ember_tensor *t, int dim, int64_t start,
+                          int64_t stop, int64_t step) {
+  ember_tensor *r = slice_plain(t, dim, start, stop, step);
+  if (!r || !ember_ag_active1(t)) return r;
+  return record_view("SliceBackward", t, r,
+                     &(struct view_saved){.kind = VIEW_SLICE,
+                                          .dim = dim < 0 ? dim + t->ndim : dim,
+                                          .start = start, .step = step});
 }
 
 ember_tensor *ember_select(const ember_tensor *t, int dim, int64_t index) {

@@ -91,6 +91,10 @@ M.SEEDS = {
   take = function(e) return {e.randn(2, 3), e.tensor({{6, 1}}, {dtype = "int64"})} end,
   scatter = function(e) return {e.randn(2, 3), 2, e.tensor({{1, 3}, {2, 2}}, {dtype = "int64"}), e.randn(2, 2), {reduce = "amax"}} end,
   scatter_ = function(e) return {e.zeros(2, 3), 1, e.tensor({{2, 1, 2}}, {dtype = "int64"}), 4} end,
+  index_copy_ = function(e) return {e.zeros(3, 2), 1, e.tensor({3, 1}, {dtype = "int64"}), e.ones(2, 2)} end,
+  index_copy = function(e) return {e.randn(2, 3):t(), 2, e.tensor({2, 2}, {dtype = "int64"}), e.randn(3, 2)} end,
+  index_fill_ = function(e) return {e.zeros(2, 3), 2, e.tensor({3, 1}, {dtype = "int64"}), -1} end,
+  index_fill = function(e) return {e.randn(2, 3), -1, e.tensor({1}, {dtype = "int64"}), e.tensor(2.5)} end,
   masked_fill = function(e) local a = e.randn(2, 3); return {a, a:gt(0), -1} end,
   masked_fill_ = function(e) local a = e.randn(2, 3); return {a, a:gt(0), 7} end,
   where = function(e) local a = e.randn(2, 3); return {a:gt(0), a, e.zeros(3)} end,
@@ -244,6 +248,32 @@ local function int_arg()
   if r < 0.6 then return R(1, 3) end
   if r < 0.75 then return R(-3, 0) end
   return pick(SPECIAL_INTS)
+end
+
+-- A slicing key t[{...}]: usually well formed ({}, {a, b}, {a, b, step},
+-- integers, an index tensor), sometimes hostile (zero or negative steps,
+-- out-of-range bounds, four numbers, strings, float or 2-d index tensors,
+-- a mask, too many entries).
+function M.slice_key()
+  local e = require "ember"
+  local function entry()
+    local q = R(1, 12)
+    if q == 1 then return {} end
+    if q == 2 then return int_arg() end
+    if q == 3 then return {int_arg()} end
+    if q == 4 then return {int_arg(), int_arg()} end
+    if q == 5 then return {R(-3, 3), R(-3, 3), R(-1, 3)} end
+    if q == 6 then return e.tensor({R(-3, 4), R(1, 3)}, {dtype = "int64"}) end
+    if q == 7 then return pick({{1, 2, 3, 4}, "a", 1.5, {1.5}, {nil, 2}, true}) end
+    if q == 8 then return e.tensor({1, 2}) end
+    if q == 9 then return e.tensor({{1}}, {dtype = "int64"}) end
+    if q == 10 then return e.tensor({true, false}) end
+    return {R(1, 2), R(1, 3)}
+  end
+  if R() < 0.1 then return entry() end    -- a tensor (or value) key alone
+  local k = {}
+  for i = 1, R(0, 4) do k[i] = entry() end
+  return k
 end
 
 -- A size list: usually small, sometimes hostile.
@@ -526,7 +556,10 @@ local function one_call(targets, trace, i, stats)
     local op = R(#OPERATORS)
     fn, name = OPERATORS[op], "operator#" .. op
     args = {gen_value(), gen_value(), gen_value()}
-    if op >= 9 and R() < 0.6 then args[2] = (R() < 0.5) and pick(M.FIELDS) or int_arg() end
+    if op >= 9 and R() < 0.6 then
+      local q = R()
+      args[2] = q < 0.3 and pick(M.FIELDS) or q < 0.6 and int_arg() or M.slice_key()
+    end
     if R() < 0.7 then args[1] = pool_tensor() end
     n = 3
   elseif style <= 5 and corpus[name] then
