@@ -12,8 +12,8 @@
 **
 ** Threads.  Units are independent: with at least as many units as
 ** threads, each thread takes whole units.  With fewer (one long line, a
-** few columns), the rows of each unit are cut into chunks, a chunk per
-** thread, and scanned in two passes (reduce, then scan): pass 1 folds
+** few columns) and at least three threads a unit, the rows of each unit
+** are cut into chunks, a chunk per thread, and scanned in two passes (reduce, then scan): pass 1 folds
 ** each chunk but the last into its total, the totals are folded in order
 ** into each chunk's carry, and pass 2 scans each chunk from its carry and
 ** writes.  That folds the line in another order than one thread would, so
@@ -253,7 +253,9 @@ int ember_cpu_scan(ember_scan_op op, ember_tensor *dst, ember_tensor *idx,
   int nt = outer * n * inner >= EMBER_CPU_PARALLEL_MIN ? ember_cpu_threads() : 1;
   int64_t chunks = units >= nt ? 1 : (nt + units - 1) / units;
   if (chunks > n / SCAN_CHUNK_MIN) chunks = n / SCAN_CHUNK_MIN;
-  if (chunks > 1) return scan_chunked(&jb, units, chunks, nt);
+  /* two chunks gain nothing: the reduce of the first costs what the
+     halving saves (each pass walks the dependent chain of its chunk) */
+  if (chunks > 2) return scan_chunked(&jb, units, chunks, nt);
   #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1 && units > 1)
   for (int64_t u = 0; u < units; u++) {
     scan_carry c;
