@@ -102,7 +102,7 @@ $(BUILD)/libember.a: $(BIND_OBJ) $(CORE_OBJ)
 	rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/obj/core/cuda/%.o: core/cuda/%.cu core/cuda/cuda_internal.h core/cuda/index_math.h core/cuda/devcache.h core/philox.h core/device.h core/backend.h core/include/ember.h
+$(BUILD)/obj/core/cuda/%.o: core/cuda/%.cu core/cuda/cuda_internal.h core/cuda/index_math.h core/cuda/scan_math.h core/cuda/devcache.h core/philox.h core/device.h core/backend.h core/include/ember.h
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVFLAGS) -c $< -o $@
 
@@ -134,6 +134,13 @@ $(BUILD)/cuda-index-test: tools/cuda_index_test.cu core/cuda/index_math.h core/i
 	@mkdir -p $(dir $@)
 	$(if $(NVCC),,@echo "cuda-index-test: nvcc not found" >&2; exit 1)
 	$(NVCC) -O2 -std=c++17 -Xcompiler -Wall -Icore/include -o $@ tools/cuda_index_test.cu
+
+# The tiled scan of core/cuda/scan.cu emulated on the host against the
+# CPU's sequential rule (spec/core/cuda_scan_spec.lua); no GPU needed.
+$(BUILD)/cuda-scan-test: tools/cuda_scan_test.cu core/cuda/scan_math.h core/backend.h core/include/ember.h
+	@mkdir -p $(dir $@)
+	$(if $(NVCC),,@echo "cuda-scan-test: nvcc not found" >&2; exit 1)
+	$(NVCC) -O2 -std=c++17 -Xcompiler -Wall -Icore/include -o $@ tools/cuda_scan_test.cu
 
 # The nvcc this Makefile uses (empty when none): for the specs.
 print-nvcc:

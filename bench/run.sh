@@ -30,6 +30,10 @@
 #            (bench/dist_torch.py, which also gives gloo's all-reduce for
 #            context), and the 2-rank scaling efficiency; skipped,
 #            saying so, when mpirun is missing.
+#   scan     cumsum, cumprod, cummax on long lines (1M and 10M float32,
+#            [1000, 10000] along each dim, 10M float64) (bench/scan_bench.lua)
+#            vs PyTorch's (bench/scan_torch.py), same thread count;
+#            target: no case slower than 1.5x PyTorch
 #   (gemm = matmul,convgemm; all = every group)
 # PyTorch is Debian's python3-torch from /usr/bin/python3 (BENCH_PYTHON
 # overrides; without torch its column says so), always in its best
@@ -90,7 +94,7 @@ mlp_images=${BENCH_MLP_IMAGES:-0}
 st_runs=${BENCH_STARTUP_RUNS:-7}
 dist_warm=${BENCH_DIST_WARMUP:-50}
 dist_steps=${BENCH_DIST_STEPS:-300}
-only=${BENCH_ONLY:-matmul,convgemm,op,startup,cnn,mlp,dist}
+only=${BENCH_ONLY:-matmul,convgemm,op,scan,startup,cnn,mlp,dist}
 EMBER_NUM_THREADS=$threads
 OPENBLAS_NUM_THREADS=$threads
 OMP_NUM_THREADS=$threads
@@ -125,10 +129,10 @@ done
 # the groups asked for: want_<group>=1
 for g in $(echo "$only" | tr ',' ' '); do
   case $g in
-    matmul|convgemm|op|startup|cnn|mlp|dist) eval "want_$g=1" ;;
+    matmul|convgemm|op|scan|startup|cnn|mlp|dist) eval "want_$g=1" ;;
     gemm) want_matmul=1; want_convgemm=1 ;;
-    all) want_matmul=1; want_convgemm=1; want_op=1; want_startup=1; want_cnn=1; want_mlp=1; want_dist=1 ;;
-    *) echo "bench: BENCH_ONLY: unknown group '$g' (expected matmul, convgemm, gemm, op, startup, cnn, mlp, dist or all)" >&2; exit 1 ;;
+    all) want_matmul=1; want_convgemm=1; want_op=1; want_scan=1; want_startup=1; want_cnn=1; want_mlp=1; want_dist=1 ;;
+    *) echo "bench: BENCH_ONLY: unknown group '$g' (expected matmul, convgemm, gemm, op, scan, startup, cnn, mlp, dist or all)" >&2; exit 1 ;;
   esac
 done
 wants() { eval "[ -n \"\${want_$1:-}\" ]"; }
@@ -206,6 +210,12 @@ while [ "$r" -le "$rounds" ]; do
       "$PY" bench/tiny_op_torch.py >>"$tmp/op_peer" || { echo "bench: bench/tiny_op_torch.py failed" >&2; status=1; }
       # PyTorch's best configuration: its own pool, OpenBLAS single-threaded
       OPENBLAS_NUM_THREADS=1 "$PY" bench/cnn_step_torch.py >>"$tmp/op_peer" || { echo "bench: bench/cnn_step_torch.py failed" >&2; status=1; }
+    fi
+  fi
+  if wants scan; then
+    run_lua bench/scan_bench.lua cpu >>"$tmp/scan_ember" || { echo "bench: bench/scan_bench.lua failed" >&2; status=1; }
+    if [ "$torch" = yes ]; then
+      OPENBLAS_NUM_THREADS=1 "$PY" bench/scan_torch.py cpu >>"$tmp/scan_peer" || { echo "bench: bench/scan_torch.py failed" >&2; status=1; }
     fi
   fi
   r=$((r + 1))
@@ -287,7 +297,7 @@ if wants dist; then
     done
   fi
 fi
-touch "$tmp/mm_peer" "$tmp/mm_ember" "$tmp/op_ember" "$tmp/op_peer" "$tmp/startup" \
+touch "$tmp/mm_peer" "$tmp/mm_ember" "$tmp/op_ember" "$tmp/op_peer" "$tmp/scan_ember" "$tmp/scan_peer" "$tmp/startup" \
       "$tmp/ep_ember" "$tmp/ep_torch" "$tmp/dist_ember" "$tmp/dist_mpi" "$tmp/dist_torch"
 elapsed=$(( $(date +%s) - started ))
 
@@ -308,6 +318,7 @@ awk -v torch="$torch" -v threads="$threads" -v rounds="$rounds" -v erounds="$ero
   FILENAME ~ /mm_peer$/  && /^# openblas/ { blas = $3 " " $4; peer_thr = $NF; next }
   FILENAME ~ /mm_ember$/ && /^# threads/  { ember_thr = $3; next }
   FILENAME ~ /op_peer$/  && /^# torch/    { torchv = $3; next }
+  FILENAME ~ /scan_peer$/ && /^# torch/   { torchv = $3; next }
   FILENAME ~ /ep_torch$/ && $3 == "torch" && NF == 4 { torchv = $4; next }
   FILENAME ~ /dist_mpi$/ && /^# ar100_2 mpi / && $4 != "ranks" { mpiv = substr($0, length("# ar100_2 mpi ") + 1); next }
   FILENAME ~ /dist_torch$/ && $3 == "torch" && $NF == "gloo" { torchv = $4; sub(/,$/, "", torchv); next }
@@ -317,6 +328,8 @@ awk -v torch="$torch" -v threads="$threads" -v rounds="$rounds" -v erounds="$ero
   FILENAME ~ /mm_ember$/ { add("mme" $1, $2); has_gemm = 1; next }
   FILENAME ~ /op_ember$/ { add("ope" $1, $2); next }
   FILENAME ~ /op_peer$/  { add("opp" $1, $2); next }
+  FILENAME ~ /scan_ember$/ { add("sce" $1, $2); has_scan = 1; next }
+  FILENAME ~ /scan_peer$/  { add("scp" $1, $2); next }
   FILENAME ~ /startup$/  { add("st" $1, $2); next }
   FILENAME ~ /ep_ember$/ { add("epe" $2 $1, $3); next }
   FILENAME ~ /ep_torch$/ { add("epp" $2 $1, $3); next }
@@ -501,6 +514,13 @@ awk -v torch="$torch" -v threads="$threads" -v rounds="$rounds" -v erounds="$ero
       }
     }
 
+    if (has_scan) {
+      header(sprintf("Scans on long lines, %d threads, ms", threads), "Ember", "PyTorch")
+      nsc = split("cumsum_1M cumsum_10M cumsum_1000x10000_dim2 cumsum_1000x10000_dim1 cumprod_10M cummax_10M cumsum_f64_10M", sc, " ")
+      for (i = 1; i <= nsc; i++) row(sc[i], "sce" sc[i], "scp" sc[i], 1.5, "lo")
+      printf "  (ratio = Ember ms / PyTorch ms: lower is better; float32 unless f64; each call allocates its result)\n"
+    }
+
     if (has_gemm) {
       header(sprintf("GEMM float32, %d threads, GFLOP/s", threads), "Ember", "OpenBLAS")
       if ("mme256" in cnt) {
@@ -552,7 +572,7 @@ awk -v torch="$torch" -v threads="$threads" -v rounds="$rounds" -v erounds="$ero
     }
     if (noisy) printf "\nnoisy: the rounds (or the timed slices) of a row disagreed by >10%% (other work on the cores?);\nrerun, or raise BENCH_ROUNDS / BENCH_EPOCH_ROUNDS\n"
   }
-' "$tmp/mm_peer" "$tmp/mm_ember" "$tmp/op_ember" "$tmp/op_peer" "$tmp/startup" \
+'  "$tmp/mm_peer" "$tmp/mm_ember" "$tmp/op_ember" "$tmp/op_peer" "$tmp/scan_ember" "$tmp/scan_peer" "$tmp/startup" \
   "$tmp/ep_ember" "$tmp/ep_torch" "$tmp/dist_ember" "$tmp/dist_mpi" "$tmp/dist_torch"
 
 exit $status

@@ -88,6 +88,66 @@ describe("scans", function()
     assert.are.equal(n, i[n])
   end)
 
+  -- With fewer units of work than threads, core/cpu/scan.c cuts a long
+  -- line into chunks (reduce, then scan): integers, maxima and indices
+  -- must be the one-thread results exactly, float sums within double's
+  -- rounding before the result is rounded (scaled by the running sum of
+  -- |x|), products and logcumsumexp within a few ulps of the result.
+  it("long lines cut among threads give the one-thread results", function()
+    local saved = ember.get_num_threads()
+    local cases = {{{100003}, 1}, {{70001, 3}, 1}, {{2, 50000}, 2}}
+    ember.manual_seed(5)
+    for _, op in ipairs({"cumsum", "cumprod", "cummax", "logcumsumexp"}) do
+      local dtypes = op == "logcumsumexp" and {"float32", "float64"}
+                     or {"float32", "float64", "int32", "int64", "uint8"}
+      for _, dtype in ipairs(dtypes) do
+        local float = dtype:sub(1, 5) == "float"
+        for _, c in ipairs(cases) do
+          local shape, dim = c[1], c[2]
+          local x = (ember.randn(shape, {dtype = "float64"}) * 3)
+          if op == "cumprod" and float then x = ember.rand(shape, {dtype = "float64"}) * 0.2 + 0.9 end
+          if op == "cummax" then
+            x = x:round()                                    -- ties
+            if float then x = x:masked_fill(ember.rand(shape):lt(0.001), 0 / 0) end
+          end
+          x = dtype == "uint8" and x:abs():to(dtype) or x:to(dtype)
+          local what = ("%s(%s [%s], %d)"):format(op, dtype, table.concat(shape, ","), dim)
+          ember.set_num_threads(1)
+          local y1, i1 = x[op](x, dim)
+          ember.set_num_threads(6)
+          local y4, i4 = x[op](x, dim)
+          ember.set_num_threads(saved)
+          if i1 then assert.are.same(i1:reshape(-1):totable(), i4:reshape(-1):totable(), what) end
+          local a, b = y1:reshape(-1):totable(), y4:reshape(-1):totable()
+          local scale = op == "cumsum" and x:abs():double():cumsum(dim):reshape(-1):totable() or a
+          local ulp = dtype == "float32" and 2e-7 or 1e-14
+          for k = 1, #a do
+            local ok = a[k] == b[k] or (a[k] ~= a[k] and b[k] ~= b[k]) or
+                       (float and op ~= "cummax" and math.abs(a[k] - b[k]) <= 4 * ulp * (math.abs(scale[k]) + 1))
+            if not ok then
+              error(("%s: element %d: %.17g vs %.17g"):format(what, k, a[k], b[k]))
+            end
+          end
+        end
+      end
+    end
+    -- the reverse scan of cumsum's backward, on a long line
+    local x = ember.randn({100003}, {dtype = "float64"}):requires_grad_()
+    local w = ember.randn({100003}, {dtype = "float64"})
+    local g = {}
+    for _, t in ipairs({1, 6}) do
+      ember.set_num_threads(t)
+      x.grad = nil
+      ;(x:cumsum(1) * w):sum():backward()
+      g[t] = x.grad:totable()
+    end
+    ember.set_num_threads(saved)
+    local scale = w:abs():flip(1):cumsum(1):flip(1):totable()
+    for k = 1, #g[1] do
+      assert.is_true(math.abs(g[1][k] - g[6][k]) <= 4e-14 * (scale[k] + 1), "grad " .. k)
+    end
+  end)
+
   it("integers wrap as PyTorch's int64 does", function()
     local big = ember.tensor({math.maxinteger, 1}, {dtype = "int64"})
     assert.are.equal(math.mininteger, big:cumsum(1)[2])

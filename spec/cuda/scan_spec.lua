@@ -1,8 +1,9 @@
 -- CPU/GPU parity of cumsum, cumprod, cummax and logcumsumexp (GPU only; on
--- the stand-in plugin without a GPU).  Both kernels accumulate floats in
--- double in the same order, so sums, products, maxima and indices must
--- equal the CPU's exactly; logcumsumexp and gradients (device libm) within
--- a few ulps.  Without a CUDA device this file is one pending test that
+-- the stand-in plugin without a GPU).  Short lines: both kernels
+-- accumulate floats in double in the same order, so sums, products, maxima
+-- and indices must equal the CPU's exactly; logcumsumexp and gradients
+-- (device libm) within a few ulps.  Long lines (the tiled kernel): see
+-- their case below.  Without a CUDA device this file is one pending test that
 -- says why (spec/helpers/cuda.lua).
 local ember = require "ember"
 local cuda_helper = require "helpers.cuda"
@@ -18,6 +19,19 @@ local function compare(what, dev, cpu, tol)
   end
   for i = 1, #a do
     assert.is_true(math.abs(a[i] - b[i]) <= tol * math.max(1, math.abs(a[i])),
+      ("%s: element %d: %.17g vs %.17g"):format(what, i, a[i], b[i]))
+  end
+end
+
+-- |cpu - dev| within 4 ulp * (|scale| + 1), elementwise: the error bound
+-- of a fold in another order (ulp: the unit of the dtype's rounding, or
+-- of the accumulation's over the line for float64).
+local function compare_scaled(what, dev, cpu, scale, ulp)
+  assert.are.same(cpu:shape(), dev:shape(), what .. ": shape")
+  local a, b = cpu:reshape(-1):totable(), dev:cpu():reshape(-1):totable()
+  local sc = scale:reshape(-1):totable()
+  for i = 1, #a do
+    assert.is_true(math.abs(a[i] - b[i]) <= 4 * ulp * (math.abs(sc[i]) + 1),
       ("%s: element %d: %.17g vs %.17g"):format(what, i, a[i], b[i]))
   end
 end
@@ -75,6 +89,50 @@ describe("scans on cuda", function()
       end
     end)
   end
+
+  -- Long lines take the tiled kernel (core/cuda/scan.cu), which folds
+  -- tiles of 2048 in another order than the CPU: integers and maxima are
+  -- still exact; float sums are held to double's rounding before the
+  -- result is rounded, scaled by the running sum of |x| (the error bound
+  -- of any order), products and logcumsumexp to a few ulps of the result.
+  it("long lines (the tiled kernel) match the CPU", function()
+    local cases = {{{10000}, 1}, {{3, 4100}, 2}, {{4099, 2}, 1}, {{2, 2048}, 2}, {{2, 2049}, 2}}
+    for _, op in ipairs({"cumsum", "cumprod", "cummax", "logcumsumexp"}) do
+      local dtypes = op == "logcumsumexp" and {"float32", "float64"}
+                     or {"float32", "float64", "int32", "int64", "uint8"}
+      for _, dtype in ipairs(dtypes) do
+        local float = dtype:sub(1, 5) == "float"
+        for _, c in ipairs(cases) do
+          local shape, dim = c[1], c[2]
+          local x = input(shape, dtype)
+          if op == "cumprod" and float then x = ember.rand(shape, {dtype = dtype}) * 0.2 + 0.9 end
+          if op == "cummax" and float then x = x:round() end              -- ties
+          local what = ("%s(%s [%s], %d)"):format(op, dtype, table.concat(shape, ","), dim)
+          local d = x:to("cuda")
+          local yc, ic = x[op](x, dim)
+          local yd, id = d[op](d, dim)
+          if not float or op == "cummax" then
+            compare(what, yd, yc)
+            if ic then compare(what .. " indices", id, ic) end
+          else
+            compare_scaled(what, yd, yc, op == "cumsum" and x:abs():cumsum(dim) or yc,
+                           dtype == "float32" and 2e-7 or (op == "cumsum" and 1e-14 or 5e-13))
+          end
+        end
+      end
+    end
+    -- the reverse scan of cumsum's backward, on a long line
+    local x = input({3, 5000}, "float64")
+    local w = input({3, 5000}, "float64")
+    local grads = {}
+    for _, dev in ipairs({"cpu", "cuda"}) do
+      local xg = x:to(dev):detach():requires_grad_()
+      ;(xg:cumsum(2) * w:to(dev)):sum():backward()
+      grads[dev] = xg.grad
+    end
+    compare_scaled("cumsum grad, long rows", grads.cuda, grads.cpu,
+                   w:abs():flip(2):cumsum(2):flip(2), 1e-14)
+  end)
 
   it("cumsum's dtype option on the device", function()
     local x = input({3, 5}, "int32")
