@@ -33,6 +33,9 @@ typedef struct l_context {
 l_context *l_ctx(lua_State *L);
 /* The state's generator (l_ctx(L)->gen). */
 ember_generator *l_gen(lua_State *L);
+/* The generator an options table at idx names ({generator = g}, an
+   ember.Generator), else the state's (lua_data.c). */
+ember_generator *l_optgen(lua_State *L, int idx);
 
 /* A fresh userdata slot on the stack (its tensor set later). */
 l_tensor *l_newslot(lua_State *L);
