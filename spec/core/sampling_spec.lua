@@ -110,6 +110,17 @@ describe("multinomial", function()
     assert.are.same({1, 3, 4, 5}, t)
   end)
 
+  it("draws a permutation when n is every category (several chunks)", function()
+    local t = ember.multinomial(ember.rand(2, 3000) + 0.01, 3000)
+    for r = 1, 2 do
+      local v = t[r]:totable()
+      table.sort(v)
+      local ok = #v == 3000
+      for i = 1, #v do ok = ok and v[i] == i end
+      assert.is_true(ok, "row " .. r .. " is not a permutation of 1..3000")
+    end
+  end)
+
   it("rows of a 2-D input are independent and follow their own weights", function()
     -- rows alternate two distributions; pairs of neighbouring rows are
     -- independent: their joint counts fit the product of the marginals
