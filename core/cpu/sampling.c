@@ -147,6 +147,32 @@ static void chunk_prefix(const mn_row *r, int64_t c0) {
   }
 }
 
+/* In w[0..n), the first i whose running sum exceeds left, or (rounding)
+   the last one that made the sum grow: search's last step, typed. */
+static int64_t scan_f32(const float *w, int64_t n, double left) {
+  double s = 0;
+  int64_t last = 0;
+  for (int64_t i = 0; i < n; i++) {
+    double next = s + (double)w[i];
+    if (next > left) return i;
+    if (next > s) last = i;
+    s = next;
+  }
+  return last;
+}
+
+static int64_t scan_f64(const double *w, int64_t n, double left) {
+  double s = 0;
+  int64_t last = 0;
+  for (int64_t i = 0; i < n; i++) {
+    double next = s + w[i];
+    if (next > left) return i;
+    if (next > s) last = i;
+    s = next;
+  }
+  return last;
+}
+
 /* The category (0-based) that u in [0, 1) picks. */
 static int64_t search(const mn_row *r, double u) {
   double target = u * r->cp[r->nc];
@@ -171,9 +197,14 @@ static int64_t search(const mn_row *r, double u) {
   }
   if (part < 0) { part = lastp; before = lastbefore; }
   left = left - before;
-  s = 0;
-  int64_t first = c * CHUNK + part * PART, last = first;
+  int64_t first = c * CHUNK + part * PART;
   int64_t end = first + PART < r->k ? first + PART : r->k;
+  if (!r->removed && r->f32)             /* the typed loops of a plain row */
+    return first + scan_f32((const float *)r->w + first, end - first, left);
+  if (!r->removed)
+    return first + scan_f64((const double *)r->w + first, end - first, left);
+  s = 0;
+  int64_t last = first;
   for (int64_t i = first; i < end; i++) {
     double next = s + weight(r, i);
     if (next > left) return i;
