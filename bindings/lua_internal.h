@@ -78,7 +78,8 @@ void l_register_autograd(lua_State *L);  /* lua_autograd.c */
 void l_register_nn(lua_State *L);        /* lua_nn.c: conv, pooling */
 void l_register_dist(lua_State *L);      /* lua_dist.c: ember._dist */
 void l_register_optim(lua_State *L);     /* lua_optim.c: fused steps */
-void l_register_data(lua_State *L);      /* lua_data.c: IDX, randperm, RNG state */
+void l_register_data(lua_State *L);      /* lua_data.c: IDX, randperm, RNG state,
+                                            Generator, multinomial */
 void l_register_io(lua_State *L);        /* lua_io.c: save, load */
 void l_register_cuda(lua_State *L);      /* lua_cuda.c: devices */
 

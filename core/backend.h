@@ -236,13 +236,14 @@ typedef struct ember_backend_i {
 extern const ember_backend_i ember_cpu_backend;
 
 /*
-** Multinomial sampling (core/cpu/sampling.c, core/cuda/sampling.cu): a
-** row's weights are cut into chunks of EMBER_MULTINOMIAL_CHUNK; each
-** chunk keeps its running sums (in double, added left to right) and the
-** row keeps the running sums of the chunk totals.  Both devices add the
-** same numbers in the same order, so the same state gives the same
-** indices, bit for bit; a draw without replacement zeroes the drawn weight
-** and recomputes one chunk and the chunk sums after it.
+** Multinomial sampling (core/cpu/sampling.c states the algorithm,
+** core/cuda/sampling.cu mirrors it): a row's weights are cut into chunks
+** of EMBER_MULTINOMIAL_CHUNK, each into 4 parts whose totals are added in
+** double, left to right; the row keeps the running sums of the chunk
+** totals, and a draw descends chunk, part, weight by running sums.  Both
+** devices add the same numbers in the same order, so the same state gives
+** the same indices, bit for bit; a draw without replacement zeroes the
+** drawn weight and recomputes one chunk and the chunk sums after it.
 */
 #define EMBER_MULTINOMIAL_CHUNK 1024
 /* The data errors, each followed by the 1-based row (both devices). */
