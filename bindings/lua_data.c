@@ -1,11 +1,17 @@
 /*
-** lua_data.c -- what lua/ember/data.lua needs from the core: IDX files,
-** random permutations and the generator's state.
+** lua_data.c -- what lua/ember/data.lua needs from the core (IDX files,
+** random permutations), the generators, and sampling.
 **
 **   ember._read_idx(path)            an IDX file as stored (data.read_idx)
-**   ember.randperm(n [, {dtype=}])   a permutation of 1..n, int64 default
+**   ember.randperm(n [, opts])       a permutation of 1..n, int64 default
 **   ember.get_rng_state()            {seed = int, offset = int}
 **   ember.set_rng_state(state)       put a state from get_rng_state back
+**   ember.Generator([seed])          a generator object of one's own
+**   ember.default_generator          the state's generator as such an object
+**   ember.multinomial(probs, n [, opts]), t:uniform_, t:normal_
+**
+** Every random function takes {generator = g} in its options (l_optgen);
+** without one it draws from the state's generator.
 **
 ** The seed and the offset are uint64 in the core and Lua integers here:
 ** values past 2^63 travel as the same 64 bits (negative integers), so a
@@ -16,7 +22,7 @@
 #include "lua_internal.h"
 
 void l_check_keys(lua_State *L, int idx, const char *fn,
-                       const char *what, const char *const *known) {
+                  const char *what, const char *const *known) {
   lua_pushnil(L);
   while (lua_next(L, idx)) {
     lua_pop(L, 1);
@@ -53,69 +59,261 @@ static int l_randperm(lua_State *L) {
     if (lua_type(L, 2) != LUA_TTABLE)
       return luaL_error(L, "randperm: expected an options table, got %s",
                         luaL_typename(L, 2));
-    static const char *const known[] = {"dtype", "device", NULL};
+    static const char *const known[] = {"dtype", "device", "generator", NULL};
     l_check_keys(L, 2, "randperm", "option", known);
     dt = l_optdtype_field(L, 2, EMBER_INT64);
   }
+  ember_generator *g = l_optgen(L, 2);
   l_tensor *slot = l_newslot(L);
-  l_fill(L, slot, ember_randperm_gen(l_gen(L), (int64_t)n, dt));
+  l_fill(L, slot, ember_randperm_gen(g, (int64_t)n, dt));
   l_opt_place(L, 2, EMBER_CPU);
   return 1;
 }
 
-static int l_get_rng_state(lua_State *L) {
-  const ember_generator *g = l_gen(L);
-  uint64_t seed = g->seed, offset = g->offset;
-  lua_createtable(L, 0, 2);
-  lua_pushinteger(L, (lua_Integer)seed);
-  lua_setfield(L, -2, "seed");
-  lua_pushinteger(L, (lua_Integer)offset);
-  lua_setfield(L, -2, "offset");
-  return 1;
+/* {======================================================================
+** Generators
+** ======================================================================= */
+
+#define GENERATOR_MT "ember.Generator"
+
+/* A generator object: g is its own `own`, or the state's generator for
+   ember.default_generator (the context lives as long as the state). */
+typedef struct {
+  ember_generator *g;
+  ember_generator own;
+} l_generator;
+
+static ember_generator *check_gen(lua_State *L, int idx) {
+  return ((l_generator *)luaL_checkudata(L, idx, GENERATOR_MT))->g;
 }
 
-/* One integer field of the state table at 1. */
-static uint64_t state_field(lua_State *L, const char *key) {
-  lua_getfield(L, 1, key);
+ember_generator *l_optgen(lua_State *L, int idx) {
+  if (!l_isoptions(L, idx)) return l_gen(L);
+  lua_getfield(L, idx, "generator");
+  ember_generator *g = l_gen(L);
+  if (!lua_isnil(L, -1)) {
+    l_generator *u = luaL_testudata(L, -1, GENERATOR_MT);
+    if (!u)
+      luaL_error(L, "generator: expected an ember.Generator, got %s",
+                 luaL_typename(L, -1));
+    g = u->g;
+  }
+  lua_pop(L, 1);
+  return g;
+}
+
+static void push_state(lua_State *L, const ember_generator *g) {
+  lua_createtable(L, 0, 2);
+  lua_pushinteger(L, (lua_Integer)g->seed);
+  lua_setfield(L, -2, "seed");
+  lua_pushinteger(L, (lua_Integer)g->offset);
+  lua_setfield(L, -2, "offset");
+}
+
+/* One integer field of the state table at idx. */
+static uint64_t state_field(lua_State *L, int idx, const char *fn,
+                            const char *key) {
+  lua_getfield(L, idx, key);
   int isint;
   lua_Integer v = lua_tointegerx(L, -1, &isint);
   if (!isint || lua_type(L, -1) != LUA_TNUMBER)
-    luaL_error(L, "set_rng_state: state.%s must be an integer, got %s", key,
+    luaL_error(L, "%s: state.%s must be an integer, got %s", fn, key,
                lua_type(L, -1) == LUA_TNUMBER ? lua_tostring(L, -1)
                                               : luaL_typename(L, -1));
   lua_pop(L, 1);
   return (uint64_t)v;
 }
 
-/* ember.set_rng_state{seed = s, offset = o}: both read before either is
-   set, so a bad state changes nothing */
-static int l_set_rng_state(lua_State *L) {
-  if (lua_type(L, 1) != LUA_TTABLE)
-    return luaL_error(L, "set_rng_state: expected a table {seed = integer, "
-                         "offset = integer} (from get_rng_state), got %s",
-                      luaL_typename(L, 1));
+/* g = the state table at idx {seed = s, offset = o}: both read before
+   either is set, so a bad state changes nothing */
+static void set_state(lua_State *L, int idx, const char *fn,
+                      ember_generator *g) {
+  if (lua_type(L, idx) != LUA_TTABLE)
+    luaL_error(L, "%s: expected a table {seed = integer, offset = integer} "
+                  "(from get_rng_state), got %s", fn, luaL_typename(L, idx));
   static const char *const known[] = {"seed", "offset", NULL};
-  l_check_keys(L, 1, "set_rng_state", "field", known);
-  uint64_t seed = state_field(L, "seed");
-  uint64_t offset = state_field(L, "offset");
-  ember_generator *g = l_gen(L);
+  l_check_keys(L, idx, fn, "field", known);
+  uint64_t seed = state_field(L, idx, fn, "seed");
+  uint64_t offset = state_field(L, idx, fn, "offset");
   g->seed = seed;
   g->offset = offset;
+}
+
+static int l_get_rng_state(lua_State *L) {
+  push_state(L, l_gen(L));
+  return 1;
+}
+
+static int l_set_rng_state(lua_State *L) {
+  set_state(L, 1, "set_rng_state", l_gen(L));
   return 0;
 }
+
+/* ember.Generator([seed]): PyTorch's default seed when none is given */
+static int l_generator_new(lua_State *L) {
+  uint64_t seed = EMBER_DEFAULT_SEED;
+  if (!lua_isnoneornil(L, 1)) {
+    int isint;
+    lua_Integer v = lua_tointegerx(L, 1, &isint);
+    if (!isint)
+      return luaL_error(L, "Generator: seed must be an integer, got %s",
+                        lua_type(L, 1) == LUA_TNUMBER ? lua_tostring(L, 1)
+                                                      : luaL_typename(L, 1));
+    seed = (uint64_t)v;
+  }
+  l_generator *u = lua_newuserdatauv(L, sizeof *u, 0);
+  u->g = &u->own;
+  ember_generator_seed(u->g, seed);
+  luaL_setmetatable(L, GENERATOR_MT);
+  return 1;
+}
+
+static int g_manual_seed(lua_State *L) {
+  ember_generator *g = check_gen(L, 1);
+  int isint;
+  lua_Integer v = lua_tointegerx(L, 2, &isint);
+  if (!isint)
+    return luaL_error(L, "manual_seed: seed must be an integer, got %s",
+                      lua_type(L, 2) == LUA_TNUMBER ? lua_tostring(L, 2)
+                                                    : luaL_typename(L, 2));
+  ember_generator_seed(g, (uint64_t)v);
+  lua_settop(L, 1);
+  return 1;
+}
+
+static int g_initial_seed(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)check_gen(L, 1)->seed);
+  return 1;
+}
+
+static int g_get_state(lua_State *L) {
+  push_state(L, check_gen(L, 1));
+  return 1;
+}
+
+static int g_set_state(lua_State *L) {
+  set_state(L, 2, "set_state", check_gen(L, 1));
+  lua_settop(L, 1);
+  return 1;
+}
+
+static int g_tostring(lua_State *L) {
+  const ember_generator *g = check_gen(L, 1);
+  lua_pushfstring(L, "Generator(seed=%I, offset=%I)", (lua_Integer)g->seed,
+                  (lua_Integer)g->offset);
+  return 1;
+}
+
+static const luaL_Reg generator_methods[] = {
+  {"manual_seed", g_manual_seed},
+  {"initial_seed", g_initial_seed},
+  {"get_state", g_get_state},
+  {"set_state", g_set_state},
+  {NULL, NULL},
+};
+
+/* The metatable, and ember.default_generator into the table at -1. */
+static void register_generator(lua_State *L) {
+  luaL_newmetatable(L, GENERATOR_MT);
+  lua_pushcfunction(L, g_tostring);
+  lua_setfield(L, -2, "__tostring");
+  luaL_newlib(L, generator_methods);
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
+  l_generator *u = lua_newuserdatauv(L, sizeof *u, 0);
+  u->g = l_gen(L);
+  luaL_setmetatable(L, GENERATOR_MT);
+  lua_setfield(L, -2, "default_generator");
+}
+
+/* }====================================================================== */
+
+/* {======================================================================
+** Sampling and in-place fills
+** ======================================================================= */
+
+/* The options table at idx (or none) of fn, with its known keys. */
+static void check_opts(lua_State *L, int idx, const char *fn,
+                       const char *const *known) {
+  if (lua_isnoneornil(L, idx)) return;
+  if (lua_type(L, idx) != LUA_TTABLE)
+    luaL_error(L, "%s: expected an options table, got %s", fn,
+               luaL_typename(L, idx));
+  l_check_keys(L, idx, fn, "option", known);
+}
+
+/* ember.multinomial(probs, n [, {replacement = false, generator = g}]) */
+static int l_multinomial(lua_State *L) {
+  ember_tensor *p = l_check(L, 1);
+  int isint;
+  lua_Integer n = lua_tointegerx(L, 2, &isint);
+  if (!isint)
+    return luaL_error(L, "multinomial: num_samples must be an integer, got %s",
+                      lua_type(L, 2) == LUA_TNUMBER ? lua_tostring(L, 2)
+                                                    : luaL_typename(L, 2));
+  static const char *const known[] = {"replacement", "generator", NULL};
+  check_opts(L, 3, "multinomial", known);
+  int repl = 0;
+  if (lua_type(L, 3) == LUA_TTABLE) {
+    lua_getfield(L, 3, "replacement");
+    if (!lua_isnil(L, -1) && !lua_isboolean(L, -1))
+      return luaL_error(L, "multinomial: replacement must be a boolean, got %s",
+                        luaL_typename(L, -1));
+    repl = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+  }
+  ember_generator *g = l_optgen(L, 3);
+  l_tensor *slot = l_newslot(L);
+  l_fill(L, slot, ember_multinomial_gen(g, p, (int64_t)n, repl));
+  return 1;
+}
+
+/* t:uniform_([a = 0, b = 1] [, opts]), t:normal_([mean = 0, std = 1]
+   [, opts]): t itself, filled from the generator */
+static int fill_(lua_State *L, int normal) {
+  const char *fn = normal ? "normal_" : "uniform_";
+  ember_tensor *t = l_check(L, 1);
+  int opt = 2;
+  double a = 0, b = 1;
+  if (lua_type(L, 2) == LUA_TNUMBER) { a = lua_tonumber(L, 2); opt = 3; }
+  if (lua_type(L, 3) == LUA_TNUMBER) { b = lua_tonumber(L, 3); opt = 4; }
+  static const char *const known[] = {"generator", NULL};
+  check_opts(L, opt, fn, known);
+  if (normal ? !(b >= 0) : !(a <= b))
+    return luaL_error(L, normal ? "%s: std must be >= 0, got %f"
+                                : "%s: expected a <= b, got %f > %f",
+                      fn, normal ? b : a, b);
+  ember_generator *g = l_optgen(L, opt);
+  if ((normal ? ember_normal_gen_(g, t, a, b) : ember_uniform_gen_(g, t, a, b)) < 0)
+    return l_error(L);
+  lua_settop(L, 1);
+  return 1;
+}
+static int l_uniform_(lua_State *L) { return fill_(L, 0); }
+static int l_normal_(lua_State *L) { return fill_(L, 1); }
+
+/* }====================================================================== */
 
 static const luaL_Reg module_funcs[] = {
   {"_read_idx", l_read_idx},
   {"randperm", l_randperm},
   {"get_rng_state", l_get_rng_state},
   {"set_rng_state", l_set_rng_state},
+  {"Generator", l_generator_new},
   {NULL, NULL},
 };
 
-/* module table at -2, method table at -1 (as l_register_ops); none of
-   these takes a tensor first, so they are module functions only */
+static const luaL_Reg both_funcs[] = {
+  {"multinomial", l_multinomial},
+  {"uniform_", l_uniform_},
+  {"normal_", l_normal_},
+  {NULL, NULL},
+};
+
+/* module table at -2, method table at -1 (as l_register_ops) */
 void l_register_data(lua_State *L) {
   lua_pushvalue(L, -2);
-  luaL_setfuncs(L, module_funcs, 0);
+  register_generator(L);
   lua_pop(L, 1);
+  l_register(L, module_funcs, both_funcs);
 }

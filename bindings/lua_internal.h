@@ -33,6 +33,9 @@ typedef struct l_context {
 l_context *l_ctx(lua_State *L);
 /* The state's generator (l_ctx(L)->gen). */
 ember_generator *l_gen(lua_State *L);
+/* The generator an options table at idx names ({generator = g}, an
+   ember.Generator), else the state's (lua_data.c). */
+ember_generator *l_optgen(lua_State *L, int idx);
 
 /* A fresh userdata slot on the stack (its tensor set later). */
 l_tensor *l_newslot(lua_State *L);
@@ -79,7 +82,8 @@ void l_register_autograd(lua_State *L);  /* lua_autograd.c */
 void l_register_nn(lua_State *L);        /* lua_nn.c: conv, pooling */
 void l_register_dist(lua_State *L);      /* lua_dist.c: ember._dist */
 void l_register_optim(lua_State *L);     /* lua_optim.c: fused steps */
-void l_register_data(lua_State *L);      /* lua_data.c: IDX, randperm, RNG state */
+void l_register_data(lua_State *L);      /* lua_data.c: IDX, randperm, RNG state,
+                                            Generator, multinomial */
 void l_register_io(lua_State *L);        /* lua_io.c: save, load */
 void l_register_cuda(lua_State *L);      /* lua_cuda.c: devices */
 

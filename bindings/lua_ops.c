@@ -31,16 +31,17 @@ enum { MAKE_ZEROS, MAKE_ONES, MAKE_EMPTY, MAKE_FULL, MAKE_RAND, MAKE_RANDN };
 
 /* A new tensor of a kind, made on dev itself (a GPU tensor is never made on
    the CPU and copied over: a dropout mask is drawn on the device).  Random
-   ones come from the state's generator. */
-static ember_tensor *make_on(lua_State *L, ember_device dev, int kind, int n,
-                             const int64_t *shape, ember_dtype dt, double v) {
+   ones come from the generator the options at opt name, else the state's. */
+static ember_tensor *make_on(lua_State *L, int opt, ember_device dev, int kind,
+                             int n, const int64_t *shape, ember_dtype dt,
+                             double v) {
   switch (kind) {
     case MAKE_ZEROS: return ember_zeros_on(dev, n, shape, dt);
     case MAKE_ONES: return ember_ones_on(dev, n, shape, dt);
     case MAKE_EMPTY: return ember_empty_on(dev, n, shape, dt);
     case MAKE_FULL: return ember_full_on(dev, n, shape, v, dt);
-    case MAKE_RAND: return ember_rand_gen(l_gen(L), dev, n, shape, dt);
-    default: return ember_randn_gen(l_gen(L), dev, n, shape, dt);
+    case MAKE_RAND: return ember_rand_gen(l_optgen(L, opt), dev, n, shape, dt);
+    default: return ember_randn_gen(l_optgen(L, opt), dev, n, shape, dt);
   }
 }
 
@@ -50,7 +51,7 @@ static int sized(lua_State *L, int kind) {
   int next, n = l_checkshape(L, 1, shape, &next);
   ember_dtype dt = l_optdtype_field(L, next, EMBER_FLOAT32);
   ember_device dev = l_optdevice(L, next, EMBER_CPU);
-  PUSH(L, make_on(L, dev, kind, n, shape, dt, 0));
+  PUSH(L, make_on(L, next, dev, kind, n, shape, dt, 0));
   l_opt_requires_grad(L, next);
   return 1;
 }
@@ -68,7 +69,7 @@ static int l_full(lua_State *L) {
   int next, n = l_checkshape(L, 1, shape, &next);
   lua_Number v = luaL_checknumber(L, next);
   ember_dtype dt = l_optdtype_field(L, next + 1, EMBER_FLOAT32);
-  PUSH(L, make_on(L, l_optdevice(L, next + 1, EMBER_CPU), MAKE_FULL, n, shape, dt, v));
+  PUSH(L, make_on(L, next + 1, l_optdevice(L, next + 1, EMBER_CPU), MAKE_FULL, n, shape, dt, v));
   l_opt_requires_grad(L, next + 1);
   return 1;
 }
@@ -134,7 +135,7 @@ static int l_randint(lua_State *L) {
   int64_t shape[EMBER_MAX_DIMS];
   int next, n = l_checkshape(L, at, shape, &next);
   ember_dtype dt = l_optdtype_field(L, next, EMBER_INT64);
-  PUSH(L, ember_randint_gen(l_gen(L), (int64_t)low, (int64_t)high, n, shape, dt));
+  PUSH(L, ember_randint_gen(l_optgen(L, next), (int64_t)low, (int64_t)high, n, shape, dt));
   l_opt_place(L, next, EMBER_CPU);
   return 1;
 }
@@ -146,7 +147,7 @@ static int like(lua_State *L, int kind) {
   ember_dtype dt = l_optdtype_field(L, opt, t->dtype);
   double v = kind == MAKE_FULL ? luaL_checknumber(L, 2) : 0;
   ember_device dev = l_optdevice(L, opt, t->storage->device);
-  PUSH(L, make_on(L, dev, kind, t->ndim, t->shape, dt, v));
+  PUSH(L, make_on(L, opt, dev, kind, t->ndim, t->shape, dt, v));
   l_opt_requires_grad(L, opt);
   return 1;
 }
@@ -167,7 +168,7 @@ static int l_randint_like(lua_State *L) {
     opt = 4;
   }
   ember_dtype dt = l_optdtype_field(L, opt, t->dtype);
-  PUSH(L, ember_randint_gen(l_gen(L), (int64_t)low, (int64_t)high, t->ndim, t->shape, dt));
+  PUSH(L, ember_randint_gen(l_optgen(L, opt), (int64_t)low, (int64_t)high, t->ndim, t->shape, dt));
   l_opt_place(L, opt, t->storage->device);
   return 1;
 }

@@ -158,6 +158,13 @@ typedef struct ember_backend_i {
   /* kind 0 uniform [a,b), 1 normal(a, b), 2 integers [a, b] */
   int (*random)(int kind, ember_tensor *dst, uint64_t seed, uint64_t counter,
                 double a, double b);
+  /* probs [R,K] (float32/float64, contiguous) -> dst [R,n] int64 1-based
+     category indices, contiguous.  Sample j of row r uses Philox counter
+     counter + r*n + j.  The kernel checks the data (a negative, inf or NaN
+     weight, a row summing to zero, fewer positive weights than n without
+     replacement) with the messages of ember_multinomial. */
+  int (*multinomial)(ember_tensor *dst, const ember_tensor *probs,
+                     int replacement, uint64_t seed, uint64_t counter);
   /* dst = g * op'(.) where s is what the op's backward needs: its input
      for most ops, its output for exp, expm1, sqrt, tanh, sigmoid and relu;
      p0, p1 as for unary.  Float dtypes only; all the same shape. */
@@ -248,5 +255,25 @@ typedef struct ember_backend_i {
 /* The CPU table (core/cpu/backend.c); the stand-in CUDA plugin
    (tools/fake_cuda.c) forwards some slots to it. */
 extern const ember_backend_i ember_cpu_backend;
+
+/*
+** Multinomial sampling (core/cpu/sampling.c states the algorithm,
+** core/cuda/sampling.cu mirrors it): a row's weights are cut into chunks
+** of EMBER_MULTINOMIAL_CHUNK, each into 4 parts whose totals are added in
+** double, left to right; the row keeps the running sums of the chunk
+** totals, and a draw descends chunk, part, weight by running sums.  Both
+** devices add the same numbers in the same order, so the same state gives
+** the same indices, bit for bit; a draw without replacement zeroes the
+** drawn weight and recomputes one chunk and the chunk sums after it.
+*/
+#define EMBER_MULTINOMIAL_CHUNK 1024
+/* The data errors, each followed by the 1-based row (both devices). */
+#define EMBER_MULTINOMIAL_BAD "multinomial: probability tensor contains " \
+  "either `inf`, `nan` or element < 0 (row "
+#define EMBER_MULTINOMIAL_ZERO "multinomial: invalid multinomial " \
+  "distribution (sum of probabilities <= 0) (row "
+#define EMBER_MULTINOMIAL_FEW "multinomial: invalid multinomial " \
+  "distribution (with replacement=False, not enough non-negative " \
+  "category to sample) (row "
 
 #endif

@@ -193,6 +193,11 @@ static int f_scatter(ember_scatter_reduce op, ember_tensor *d, int dim,
                      const ember_tensor *i, const ember_tensor *s) {
   DEFER(ember_cpu_backend.scatter(op, d, dim, i, s));
 }
+/* bad weights are a data error, deferred like a bad index */
+static int f_multinomial(ember_tensor *d, const ember_tensor *p, int repl,
+                         uint64_t seed, uint64_t counter) {
+  DEFER(ember_cpu_backend.multinomial(d, p, repl, seed, counter));
+}
 static int f_binary(ember_binary_op op, ember_tensor *d, const ember_tensor *a,
                     const ember_tensor *b) {
   FORWARD(ember_cpu_backend.binary(op, d, a, b));
@@ -257,6 +262,7 @@ const ember_device_plugin *ember_device_plugin_init(const ember_core_api *a,
   table.index_copy = f_index_copy;
   table.scatter_add = f_scatter_add;
   table.binary = f_binary;
+  table.multinomial = f_multinomial;
   table.max_pool2d_backward = f_max_pool2d_backward;
   table.check_index = f_check_index;
   table.scatter = f_scatter;

@@ -21,6 +21,7 @@ const ember_backend_i ember_cpu_backend = {
   .index_select = ember_cpu_index_select,
   .gather = ember_cpu_gather,
   .random = ember_cpu_random,
+  .multinomial = ember_cpu_multinomial,
   .sgd_step = ember_cpu_sgd_step,
   .adam_step = ember_cpu_adam_step,
   .rmsprop_step = ember_cpu_rmsprop_step,

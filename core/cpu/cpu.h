@@ -109,6 +109,9 @@ int ember_cpu_nonzero(ember_tensor *dst, const ember_tensor *cs, int ndim,
                       const int64_t *shape);
 int ember_cpu_random(int kind, ember_tensor *dst, uint64_t seed,
                      uint64_t counter, double a, double b);
+/* sampling.c */
+int ember_cpu_multinomial(ember_tensor *dst, const ember_tensor *probs,
+                          int replacement, uint64_t seed, uint64_t counter);
 /* optim.c: fused optimizer steps */
 int ember_cpu_sgd_step(ember_tensor *p, const ember_tensor *g,
                        ember_tensor *buf, const ember_optim_hp *hp);

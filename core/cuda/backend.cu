@@ -135,6 +135,7 @@ static void cu_fill_tables(void) {
   CU_SLOT(t, index_select);
   CU_SLOT(t, gather);
   CU_SLOT(t, random);
+  CU_SLOT(t, multinomial);
   CU_SLOT(t, unary_backward);
   CU_SLOT(t, index_add);
   CU_SLOT(t, index_copy);

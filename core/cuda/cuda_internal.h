@@ -429,6 +429,9 @@ int ember_cuda_nonzero(ember_tensor *dst, const ember_tensor *cs, int ndim,
 /* random.cu */
 int ember_cuda_random(int kind, ember_tensor *dst, uint64_t seed,
                       uint64_t counter, double a, double b);
+/* sampling.cu */
+int ember_cuda_multinomial(ember_tensor *dst, const ember_tensor *probs,
+                           int replacement, uint64_t seed, uint64_t counter);
 /* matmul.cu */
 int ember_cuda_matmul(ember_tensor *dst, const ember_tensor *a,
                       const ember_tensor *b);

@@ -255,6 +255,15 @@ int ember_normal_gen_(ember_generator *g, ember_tensor *t, double mean,
 ember_tensor *ember_randint_gen(ember_generator *g, int64_t low, int64_t high,
                                 int ndim, const int64_t *shape, ember_dtype dt);
 ember_tensor *ember_randperm_gen(ember_generator *g, int64_t n, ember_dtype dt);
+/* n categories per row of probs (1-D [K] -> [n], 2-D [R,K] -> [R,n]),
+   int64 and 1-based, drawn with probability proportional to the row's
+   weights (float, >= 0, finite, not all zero; rows independent), with or
+   without replacement, on probs' device.  The same generator state gives
+   the same indices on the CPU and CUDA.  The counter moves by R * n. */
+ember_tensor *ember_multinomial_gen(ember_generator *g, const ember_tensor *probs,
+                                    int64_t n, int replacement);
+ember_tensor *ember_multinomial(const ember_tensor *probs, int64_t n,
+                                int replacement);
 
 /* }==================================================================== */
 

@@ -151,6 +151,13 @@ M.SEEDS = {
   backward = function(e) local w = e.randn(3, {requires_grad = true}); return {(w * w):sum()} end,
   retain_grad = function(e) return {e.randn(3, {requires_grad = true}) * 2} end,
   set_rng_state = function(e) return {e.get_rng_state()} end,
+  multinomial = function(e)
+    return {e.rand(3, 5), 4, {replacement = true, generator = e.Generator(1)}} end,
+  bernoulli = function(e) return {e.rand(2, 3), {generator = e.Generator(2)}} end,
+  bernoulli_ = function(e) return {e.zeros(2, 3), e.rand(3), {generator = e.Generator(3)}} end,
+  uniform_ = function(e) return {e.zeros(2, 3):t(), -1, 1, {generator = e.Generator(4)}} end,
+  normal_ = function(e) return {e.zeros(4, {dtype = "float64"}), 0, 2} end,
+  Generator = function() return {123} end,
   set_printoptions = function() return {{precision = 2, threshold = 5, edgeitems = 2}} end,
   set_anomaly_detection = function() return {false} end,
   set_grad_enabled = function() return {true} end,

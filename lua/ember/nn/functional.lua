@@ -172,14 +172,18 @@ end
 -- =======================================================================
 
 --- Zero each element with probability p and scale the rest by 1/(1-p),
--- when training (default true); identity otherwise.
-function F.dropout(x, p, training)
+-- when training (default true); identity otherwise.  The mask is drawn
+-- from opts.generator (an ember.Generator) or ember's own; an options
+-- table may stand in place of `training`.
+function F.dropout(x, p, training, opts)
   check_float("dropout", x, "the input", 2)
   p = p == nil and 0.5 or p
   common.check_number("dropout", p, "p", 0, 1, 2)
+  if type(training) == "table" and opts == nil then training, opts = nil, training end
+  opts = common.options("dropout", opts, {generator = true}, 3)
   if training == false or p == 0 then return x end
   if p == 1 then return x * 0 end
-  local keep = ember.rand_like(x):ge(p):to(x.dtype)
+  local keep = ember.rand_like(x, {generator = opts.generator}):ge(p):to(x.dtype)
   return x * keep * (1 / (1 - p))
 end
 
