@@ -71,7 +71,8 @@ end
 --   "<fname>: dimension 3 out of range for a 2-d tensor (expected 1..2)"
 function check.dim(fname, d, ndim, level)
   if math.type(d) ~= "integer" then
-    raise(level, ("%s: dimension must be an integer, got %s"):format(fname, tostring(d)))
+    raise(level, ("%s: dimension must be an integer, got %s")
+                 :format(fname, type(d) == "number" and tostring(d) or type(d)))
   end
   if d == 0 then
     raise(level, ("%s: dimension 0 is invalid (dimensions count from 1)"):format(fname))

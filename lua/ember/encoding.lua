@@ -14,16 +14,10 @@ local M = {}
 -- Argument checks
 -- =======================================================================
 
---- Raise msg at the user's call: the first stack level outside this file.
-local SOURCE = debug.getinfo(1, "S").source
-local function fail(fmt, ...)
-  local level = 1
-  repeat
-    level = level + 1
-    local info = debug.getinfo(level, "S")
-  until not info or info.source ~= SOURCE
-  error(fmt:format(...), level)
-end
+--- Raise a formatted message at the user's call: the first frame outside
+-- this file and ember.check (the checks run a varying number of calls deep).
+local raise = require("ember.blame").failer("ember/encoding.lua")
+local function fail(fmt, ...) raise(fmt:format(...)) end
 
 local function check_tensor(name, v, pos)
   if not C.is_tensor(v) then

@@ -8,6 +8,7 @@
 -- autograd.  The checks are made here, before any core op runs, so an error
 -- names the function the user called, not the op it is made of.
 local ember = require "ember"
+local check = require "ember.check"
 
 local C = ember          -- the core's functions, already copied into ember
 local M = {}
@@ -16,17 +17,10 @@ local M = {}
 -- Argument checks
 -- =======================================================================
 
---- Raise msg at the user's call: the first stack level outside this file
--- (the checks run a varying number of calls deep).
-local SOURCE = debug.getinfo(1, "S").source
-local function fail(fmt, ...)
-  local level = 1
-  repeat
-    level = level + 1
-    local info = debug.getinfo(level, "S")
-  until not info or info.source ~= SOURCE
-  error(fmt:format(...), level)
-end
+--- Raise a formatted message at the user's call: the first frame outside
+-- this file and ember.check (the checks run a varying number of calls deep).
+local raise = require("ember.blame").failer("ember/logic.lua")
+local function fail(fmt, ...) raise(fmt:format(...)) end
 
 local function check_tensor(name, v, pos)
   if not C.is_tensor(v) then
@@ -35,28 +29,6 @@ local function check_tensor(name, v, pos)
 end
 
 local function shape_str(s) return "[" .. table.concat(s, ",") .. "]" end
-
---- A 1-based dim (negative counts from the end) checked against t's rank as
--- the core's reductions check it (a 0-d tensor takes 1 or -1); returns it.
-local function check_dim(name, t, d)
-  if math.type(d) ~= "integer" then
-    if type(d) == "number" and d == math.floor(d) and d == d and math.abs(d) < 2^53 then
-      d = math.tointeger(d)
-    else
-      fail("%s: dimension must be an integer, got %s", name,
-           type(d) == "number" and tostring(d) or type(d))
-    end
-  end
-  if d == 0 then
-    fail("%s: dimension 0 is invalid (dimensions count from 1)", name)
-  end
-  local n = t:dim()
-  local r = math.max(n, 1)
-  if d > r or d < -r then
-    fail("%s: dimension %d out of range for a %d-d tensor (expected 1..%d)", name, d, n, r)
-  end
-  return d
-end
 
 --- Two operands of a binary logical op: both tensors on one device, with
 -- shapes that broadcast (the message has the core's form).
@@ -115,7 +87,7 @@ local function reduce(name, t, dim, keep, opts)
     end
     count = hits:sum()
   else
-    count = hits:sum(check_dim(name, t, dim), keep or false)
+    count = hits:sum(check.dim(name, dim, t:dim(), raise), keep or false)
   end
   if name == "any" then return count:gt(0) end
   return count:eq(0)

@@ -4,6 +4,7 @@
 -- logsumexp.  floor, ceil, round, trunc, sign and erfinv are core unary
 -- ops (bindings/lua_ops.c).  Semantics follow PyTorch, dims are 1-based.
 local ember = require "ember"
+local check = require "ember.check"
 
 local T = ember.Tensor
 
@@ -114,18 +115,6 @@ T.lerp = ember.lerp
 
 -- {====== logsumexp ======
 
-local function wrap_dim(name, d, ndim)
-  if math.type(d) ~= "integer" then
-    error(("%s: dimension must be an integer, got %s"):format(name, tostring(d)), 3)
-  end
-  local n = math.max(ndim, 1)
-  if d == 0 or d > n or d < -n then
-    error(("%s: dimension %d out of range for a %d-d tensor (expected 1..%d)")
-          :format(name, d, ndim, n), 3)
-  end
-  return d > 0 and d or n + d + 1
-end
-
 --- log(sum(exp(t), dim)), stable: the maximum (detached; infinite ones
 -- replaced by 0) is taken out before exp.  Integers compute in float32.
 function ember.logsumexp(t, dim, opts)
@@ -134,7 +123,7 @@ function ember.logsumexp(t, dim, opts)
     error(("logsumexp: options must be a table, got %s"):format(type(opts)), 2)
   end
   local keep = opts and opts.keepdim or false
-  local d = wrap_dim("logsumexp", dim, t:dim())
+  local d = check.dim("logsumexp", dim, t:dim())
   if not t.dtype:match("^float") then t = t:float() end
   if t:dim() == 0 then return t:clone() end   -- one element: itself
   if t:size(d) == 0 then
