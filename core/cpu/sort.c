@@ -1,0 +1,268 @@
+/*
+** sort.c -- CPU sort and selection along a dimension, the `sort` slot
+** (sort, argsort, topk, kthvalue, median in core/ops/sort.c).
+**
+** src is contiguous, seen as [outer, n, inner] around the sorted dim; each
+** of the outer * inner lines (n elements at stride inner) is handled by
+** one thread (OpenMP over lines).  For a line:
+**
+**   1. every element becomes an unsigned 64-bit key whose integer order
+**      is the wanted order (key_of): floats by the sign-flip trick, with
+**      -0.0 read as +0.0 (they tie, as PyTorch compares them) and every
+**      NaN as one key above +inf (they tie with each other, after all
+**      numbers); signed integers with the sign bit flipped; descending
+**      order is the complement of the key.  Its position rides along.
+**   2. the (key, position) pairs are sorted by an LSD radix sort, 8 bits
+**      a pass, skipping the passes whose byte is the same for every key
+**      (so a float32 or int32 key costs at most 4 passes, uint8 one);
+**      LSD radix sort is stable, so ties keep their original order, as
+**      torch.sort(stable=True).  Short lines take an insertion sort.
+**   3. when only the first k of a long line are wanted (topk with a small
+**      k), a radix *selection* comes first: byte by byte from the top,
+**      the keys whose byte is below the k-th key's are kept for sure, the
+**      ones equal to it stay candidates, the rest are dropped; only what
+**      is left (about k elements) is sorted.  Candidates stay in their
+**      original order, so among ties the lowest positions are chosen.
+**
+** Values are read back from src at the sorted positions (not rebuilt from
+** keys: a NaN keeps its payload, -0.0 its sign).  Indices are 1-based.
+*/
+#include <stdlib.h>
+#include <string.h>
+
+#include <omp.h>
+
+#include "cpu.h"
+
+/* A line this short is insertion sorted: cheaper than radix's histograms. */
+#define SORT_SMALL 48
+/* Selection stops narrowing when this few candidates (or 2k) are left. */
+#define SELECT_MIN 1024
+
+/* {======================================================================
+** Keys
+** ======================================================================= */
+
+static inline uint64_t key_f32(float x) {
+  if (x != x) return 0xFFFFFFFFu;               /* every NaN, after +inf */
+  if (x == 0.0f) x = 0.0f;                      /* -0.0 ties with +0.0 */
+  uint32_t u;
+  memcpy(&u, &x, sizeof u);
+  return (u & 0x80000000u) ? (uint32_t)~u : (u | 0x80000000u);
+}
+
+static inline uint64_t key_f64(double x) {
+  if (x != x) return UINT64_MAX;
+  if (x == 0.0) x = 0.0;
+  uint64_t u;
+  memcpy(&u, &x, sizeof u);
+  return (u >> 63) ? ~u : (u | (UINT64_C(1) << 63));
+}
+
+/* The key of element i of a line (base, stride) of dtype dt, ascending. */
+static inline uint64_t key_of(ember_dtype dt, const char *base, int64_t i) {
+  switch (dt) {
+    case EMBER_FLOAT32: return key_f32(((const float *)base)[i]);
+    case EMBER_FLOAT64: return key_f64(((const double *)base)[i]);
+    case EMBER_INT32: return (uint32_t)((const int32_t *)base)[i] ^ 0x80000000u;
+    case EMBER_INT64: return (uint64_t)((const int64_t *)base)[i] ^ (UINT64_C(1) << 63);
+    default: return ((const uint8_t *)base)[i];  /* uint8, bool */
+  }
+}
+
+/* The bytes a key of dt has (the rest are zero): radix passes to look at. */
+static int key_bytes(ember_dtype dt) {
+  switch (dt) {
+    case EMBER_FLOAT64: case EMBER_INT64: return 8;
+    case EMBER_FLOAT32: case EMBER_INT32: return 4;
+    default: return 1;
+  }
+}
+
+/* }====================================================================== */
+
+/* {======================================================================
+** Sorting (key, position) pairs
+** ======================================================================= */
+
+/* The scratch of one thread: keys and positions, twice (radix ping-pong). */
+typedef struct sort_buf {
+  uint64_t *k[2];
+  int64_t *p[2];
+} sort_buf;
+
+static void insertion_sort(uint64_t *k, int64_t *p, int64_t m) {
+  for (int64_t i = 1; i < m; i++) {
+    uint64_t kk = k[i];
+    int64_t pp = p[i], j = i;
+    for (; j > 0 && k[j - 1] > kk; j--) {     /* strict: stable */
+      k[j] = k[j - 1];
+      p[j] = p[j - 1];
+    }
+    k[j] = kk;
+    p[j] = pp;
+  }
+}
+
+/* Sort the m pairs in b->k[0], b->p[0] (stable, ascending keys of
+   `bytes` bytes); returns which of the two buffers holds the result. */
+static int radix_sort(sort_buf *b, int64_t m, int bytes) {
+  if (m <= SORT_SMALL) {
+    insertion_sort(b->k[0], b->p[0], m);
+    return 0;
+  }
+  /* every byte's histogram in one read */
+  static _Thread_local int64_t hist[8][256];
+  memset(hist, 0, sizeof hist[0] * (size_t)bytes);
+  const uint64_t *k0 = b->k[0];
+  for (int64_t i = 0; i < m; i++) {
+    uint64_t key = k0[i];
+    for (int d = 0; d < bytes; d++) hist[d][(key >> (8 * d)) & 255]++;
+  }
+  int cur = 0;
+  for (int d = 0; d < bytes; d++) {
+    int64_t *h = hist[d];
+    uint64_t first = (k0[0] >> (8 * d)) & 255;
+    if (h[first] == m) continue;              /* one bucket: nothing moves */
+    int64_t sum = 0;
+    for (int c = 0; c < 256; c++) {           /* counts -> start offsets */
+      int64_t t = h[c];
+      h[c] = sum;
+      sum += t;
+    }
+    const uint64_t *ks = b->k[cur];
+    const int64_t *ps = b->p[cur];
+    uint64_t *kd = b->k[!cur];
+    int64_t *pd = b->p[!cur];
+    for (int64_t i = 0; i < m; i++) {
+      int64_t o = h[(ks[i] >> (8 * d)) & 255]++;
+      kd[o] = ks[i];
+      pd[o] = ps[i];
+    }
+    cur = !cur;
+  }
+  return cur;
+}
+
+/*
+** Narrow the m pairs of b->k[0], b->p[0] (in original order) to the k
+** smallest keys, as described at the top: returns how many pairs remain
+** at the front of buffer 0 (the sure ones first, then candidates, each in
+** original order), at least k and about max(2k, SELECT_MIN).
+*/
+static int64_t radix_select(sort_buf *b, int64_t m, int64_t k, int bytes) {
+  uint64_t *K = b->k[0], *SK = b->k[1];       /* sure ones go to buffer 1 */
+  int64_t *P = b->p[0], *SP = b->p[1];
+  int64_t nsure = 0, want = k;                /* want: still to choose */
+  for (int d = bytes - 1; d >= 0 && m > want && m > SELECT_MIN && m > 2 * want; d--) {
+    int64_t h[256] = {0};
+    for (int64_t i = 0; i < m; i++) h[(K[i] >> (8 * d)) & 255]++;
+    int64_t below = 0;
+    int c = 0;
+    while (below + h[c] < want) below += h[c++];
+    if (h[c] == m) continue;                  /* the byte tells none apart */
+    int64_t nc = 0;
+    for (int64_t i = 0; i < m; i++) {         /* in place: nc <= i */
+      int dig = (int)((K[i] >> (8 * d)) & 255);
+      if (dig < c) {
+        SK[nsure] = K[i];
+        SP[nsure++] = P[i];
+      } else if (dig == c) {
+        K[nc] = K[i];
+        P[nc++] = P[i];
+      }
+    }
+    m = nc;
+    want -= below;
+  }
+  /* sure ones first, then the candidates: the final sort puts them right */
+  memmove(K + nsure, K, (size_t)m * sizeof *K);
+  memmove(P + nsure, P, (size_t)m * sizeof *P);
+  memcpy(K, SK, (size_t)nsure * sizeof *K);
+  memcpy(P, SP, (size_t)nsure * sizeof *P);
+  return nsure + m;
+}
+
+/* }====================================================================== */
+
+/* {======================================================================
+** The slot
+** ======================================================================= */
+
+/* Write the first k sorted pairs of a line: values from the line itself. */
+static void write_line(ember_dtype dt, const char *src, int64_t sstride,
+                       char *vals, int64_t *idx, int64_t ostride,
+                       const int64_t *p, int64_t k) {
+  size_t es = ember_dtype_size(dt);
+  for (int64_t j = 0; j < k; j++) {
+    memcpy(vals + (size_t)(j * ostride) * es,
+           src + (size_t)(p[j] * sstride) * es, es);
+    idx[j * ostride] = p[j] + 1;
+  }
+}
+
+/* Sort one line (n elements of src at stride `inner`), first k out. */
+static void sort_line(sort_buf *b, ember_dtype dt, const char *src,
+                      int64_t inner, int64_t n, int64_t k, int descending,
+                      char *vals, int64_t *idx) {
+  int bytes = key_bytes(dt);
+  uint64_t flip = descending ? (bytes == 8 ? UINT64_MAX
+                                           : (UINT64_C(1) << (8 * bytes)) - 1)
+                             : 0;
+  size_t es = ember_dtype_size(dt);
+  for (int64_t i = 0; i < n; i++) {
+    b->k[0][i] = key_of(dt, src + (size_t)(i * inner) * es, 0) ^ flip;
+    b->p[0][i] = i;
+  }
+  int64_t m = n;
+  if (k < n && n > SELECT_MIN) m = radix_select(b, n, k, bytes);
+  int r = radix_sort(b, m, bytes);
+  write_line(dt, src, inner, vals, idx, inner, b->p[r], k);
+}
+
+int ember_cpu_sort(ember_tensor *values, ember_tensor *indices,
+                   const ember_tensor *src, int dim, int64_t k,
+                   int descending) {
+  int64_t outer = 1, inner = 1, n = src->shape[dim];
+  for (int i = 0; i < dim; i++) outer *= src->shape[i];
+  for (int i = dim + 1; i < src->ndim; i++) inner *= src->shape[i];
+  int64_t lines = outer * inner;
+  if (lines == 0 || n == 0 || k == 0) return 0;
+  ember_dtype dt = src->dtype;
+  size_t es = ember_dtype_size(dt);
+  const char *s = ember_data(src);
+  char *v = ember_data(values);
+  int64_t *ix = ember_data(indices);
+  int failed = 0;
+  #pragma omp parallel num_threads(ember_cpu_threads()) if (lines > 1 && lines * n >= EMBER_CPU_PARALLEL_MIN)
+  {
+    sort_buf b;
+    b.k[0] = malloc((size_t)n * sizeof(uint64_t));
+    b.k[1] = malloc((size_t)n * sizeof(uint64_t));
+    b.p[0] = malloc((size_t)n * sizeof(int64_t));
+    b.p[1] = malloc((size_t)n * sizeof(int64_t));
+    int ok = b.k[0] && b.k[1] && b.p[0] && b.p[1];
+    if (!ok) {
+      #pragma omp atomic write
+      failed = 1;
+    }
+    #pragma omp for schedule(dynamic, 1)
+    for (int64_t l = 0; l < lines; l++) {
+      if (!ok) continue;
+      int64_t o = l / inner, j = l - o * inner;
+      sort_line(&b, dt, s + (size_t)(o * n * inner + j) * es, inner, n, k,
+                descending, v + (size_t)(o * k * inner + j) * es,
+                ix + o * k * inner + j);
+    }
+    for (int i = 0; i < 2; i++) {
+      free(b.k[i]);
+      free(b.p[i]);
+    }
+  }
+  if (failed)
+    return ember_set_error("sort: out of memory for a line of %lld elements",
+                           (long long)n);
+  return 0;
+}
+
+/* }====================================================================== */
