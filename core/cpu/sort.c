@@ -6,12 +6,10 @@
 ** of the outer * inner lines (n elements at stride inner) is handled by
 ** one thread (OpenMP over lines).  For a line:
 **
-**   1. every element becomes an unsigned 64-bit key whose integer order
-**      is the wanted order (key_of): floats by the sign-flip trick, with
-**      -0.0 read as +0.0 (they tie, as PyTorch compares them) and every
-**      NaN as one key above +inf (they tie with each other, after all
-**      numbers); signed integers with the sign bit flipped; descending
-**      order is the complement of the key.  Its position rides along.
+**   1. every element becomes an unsigned key whose integer order is the
+**      wanted order (core/sort_keys.h, shared with CUDA: NaN after +inf,
+**      -0.0 tied with 0.0; descending: the complement), held in 64 bits
+**      whatever the dtype.  Its position rides along.
 **   2. the (key, position) pairs are sorted by an LSD radix sort, 8 bits
 **      a pass, skipping the passes whose byte is the same for every key
 **      (so a float32 or int32 key costs at most 4 passes, uint8 one);
@@ -33,6 +31,7 @@
 #include <omp.h>
 
 #include "cpu.h"
+#include "../sort_keys.h"
 
 /* A line this short is insertion sorted: cheaper than radix's histograms. */
 #define SORT_SMALL 48
@@ -43,30 +42,14 @@
 ** Keys
 ** ======================================================================= */
 
-static inline uint64_t key_f32(float x) {
-  if (x != x) return 0xFFFFFFFFu;               /* every NaN, after +inf */
-  if (x == 0.0f) x = 0.0f;                      /* -0.0 ties with +0.0 */
-  uint32_t u;
-  memcpy(&u, &x, sizeof u);
-  return (u & 0x80000000u) ? (uint32_t)~u : (u | 0x80000000u);
-}
-
-static inline uint64_t key_f64(double x) {
-  if (x != x) return UINT64_MAX;
-  if (x == 0.0) x = 0.0;
-  uint64_t u;
-  memcpy(&u, &x, sizeof u);
-  return (u >> 63) ? ~u : (u | (UINT64_C(1) << 63));
-}
-
 /* The key of element i of a line (base, stride) of dtype dt, ascending. */
 static inline uint64_t key_of(ember_dtype dt, const char *base, int64_t i) {
   switch (dt) {
-    case EMBER_FLOAT32: return key_f32(((const float *)base)[i]);
-    case EMBER_FLOAT64: return key_f64(((const double *)base)[i]);
-    case EMBER_INT32: return (uint32_t)((const int32_t *)base)[i] ^ 0x80000000u;
-    case EMBER_INT64: return (uint64_t)((const int64_t *)base)[i] ^ (UINT64_C(1) << 63);
-    default: return ((const uint8_t *)base)[i];  /* uint8, bool */
+    case EMBER_FLOAT32: return ember_key_f32(((const float *)base)[i]);
+    case EMBER_FLOAT64: return ember_key_f64(((const double *)base)[i]);
+    case EMBER_INT32: return ember_key_i32(((const int32_t *)base)[i]);
+    case EMBER_INT64: return ember_key_i64(((const int64_t *)base)[i]);
+    default: return ember_key_u8(((const uint8_t *)base)[i]);  /* and bool */
   }
 }
 
