@@ -148,6 +148,11 @@ static int select_op(const char *fn, const char *node, const ember_tensor *t,
                             &v1, &i1) : -1;
     ember_tensor_release(t1);
     if (rc < 0) return -1;
+    if (k == 0) {                        /* topk(0): empty, shape [0] */
+      *values = v1;
+      *indices = i1;
+      return 0;
+    }
     /* a 0-d input gives 0-d results, whatever keepdim says (PyTorch) */
     *values = ember_reshape(v1, 0, &one);
     *indices = *values ? ember_reshape(i1, 0, &one) : NULL;

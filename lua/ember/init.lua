@@ -61,6 +61,7 @@ require "ember.joining"   -- split, chunk, unbind, flip, roll, tile, repeat_inte
 require "ember.linalg"    -- norm, cdist, normalize, mm, bmm, outer, baddbmm, diag, trace, einsum
 require "ember.mathops"   -- frac, clamp with tensor bounds, lerp, logsumexp
 require "ember.encoding"  -- one_hot (nn.functional), bincount, histc, bucketize, searchsorted
+require "ember.sorting"   -- unique (sort, argsort, topk, kthvalue, median are C functions)
 ember.data = require "ember.data"
 ember.callbacks = require "ember.callbacks"
 require "ember.train"   -- compile, fit, evaluate, predict, summary on nn.Module
