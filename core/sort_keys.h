@@ -23,20 +23,23 @@
 #define EMBER_KEY_FN static inline
 #endif
 
+/* Written without branches, so that a loop of them vectorises: x + 0.0
+   turns -0.0 into +0.0 (round to nearest), the arithmetic shift makes the
+   mask that flips a negative number's bits, and the NaN test is a select. */
 EMBER_KEY_FN uint32_t ember_key_f32(float x) {
-  if (x != x) return 0xFFFFFFFFu;
-  if (x == 0.0f) x = 0.0f;
+  float y = x + 0.0f;
   uint32_t u;
-  memcpy(&u, &x, sizeof u);
-  return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+  memcpy(&u, &y, sizeof u);
+  uint32_t key = u ^ ((uint32_t)((int32_t)u >> 31) | 0x80000000u);
+  return x != x ? 0xFFFFFFFFu : key;
 }
 
 EMBER_KEY_FN uint64_t ember_key_f64(double x) {
-  if (x != x) return UINT64_MAX;
-  if (x == 0.0) x = 0.0;
+  double y = x + 0.0;
   uint64_t u;
-  memcpy(&u, &x, sizeof u);
-  return (u >> 63) ? ~u : (u | (UINT64_C(1) << 63));
+  memcpy(&u, &y, sizeof u);
+  uint64_t key = u ^ ((uint64_t)((int64_t)u >> 63) | (UINT64_C(1) << 63));
+  return x != x ? UINT64_MAX : key;
 }
 
 EMBER_KEY_FN uint32_t ember_key_i32(int32_t x) { return (uint32_t)x ^ 0x80000000u; }

@@ -42,14 +42,34 @@
 ** Keys
 ** ======================================================================= */
 
-/* The key of element i of a line (base, stride) of dtype dt, ascending. */
-static inline uint64_t key_of(ember_dtype dt, const char *base, int64_t i) {
+/* The keys of a line (n elements at stride `stride`), xor flip, one
+   loop per dtype so that the contiguous case vectorises. */
+#define KEYS_TYPED(NAME, T, KEY)                                               \
+  static void NAME(uint64_t *k, const void *src, int64_t stride, int64_t n,   \
+                   uint64_t flip) {                                           \
+    const T *s = src;                                                          \
+    if (stride == 1)                                                           \
+      for (int64_t i = 0; i < n; i++) k[i] = (uint64_t)KEY(s[i]) ^ flip;       \
+    else                                                                       \
+      for (int64_t i = 0; i < n; i++)                                          \
+        k[i] = (uint64_t)KEY(s[i * stride]) ^ flip;                            \
+  }
+
+KEYS_TYPED(keys_f32, float, ember_key_f32)
+KEYS_TYPED(keys_f64, double, ember_key_f64)
+KEYS_TYPED(keys_i32, int32_t, ember_key_i32)
+KEYS_TYPED(keys_i64, int64_t, ember_key_i64)
+KEYS_TYPED(keys_u8, uint8_t, ember_key_u8)
+
+typedef void (*keys_fn)(uint64_t *, const void *, int64_t, int64_t, uint64_t);
+
+static keys_fn keys_of(ember_dtype dt) {
   switch (dt) {
-    case EMBER_FLOAT32: return ember_key_f32(((const float *)base)[i]);
-    case EMBER_FLOAT64: return ember_key_f64(((const double *)base)[i]);
-    case EMBER_INT32: return ember_key_i32(((const int32_t *)base)[i]);
-    case EMBER_INT64: return ember_key_i64(((const int64_t *)base)[i]);
-    default: return ember_key_u8(((const uint8_t *)base)[i]);  /* and bool */
+    case EMBER_FLOAT32: return keys_f32;
+    case EMBER_FLOAT64: return keys_f64;
+    case EMBER_INT32: return keys_i32;
+    case EMBER_INT64: return keys_i64;
+    default: return keys_u8;                     /* uint8 and bool */
   }
 }
 
@@ -127,22 +147,93 @@ static int radix_sort(sort_buf *b, int64_t m, int bytes) {
   return cur;
 }
 
+/* The bucket of the k-th smallest among counts h: *below gets how many
+   lie in the buckets before it. */
+static int kth_bucket(const int64_t *h, int64_t k, int64_t *below) {
+  int c = 0;
+  *below = 0;
+  while (*below + h[c] < k) *below += h[c++];
+  return c;
+}
+
 /*
-** Narrow the m pairs of b->k[0], b->p[0] (in original order) to the k
-** smallest keys, as described at the top: returns how many pairs remain
-** at the front of buffer 0 (the sure ones first, then candidates, each in
-** original order), at least k and about max(2k, SELECT_MIN).
+** The first round of the selection, straight from the line: the histogram
+** of the keys' top byte (at SHIFT), then the keys below the k-th key's
+** bucket, sure to be chosen, into buffer 1 and the ones in it, the
+** candidates, into buffer 0, both in original order.  Returns the number
+** of candidates; *nsure gets the sure ones' count.  Keys are computed
+** twice rather than stored: the line is read twice, nothing else written.
 */
-static int64_t radix_select(sort_buf *b, int64_t m, int64_t k, int bytes) {
+#define FIRST_ROUND_TYPED(NAME, T, KEY, SHIFT)                                 \
+  static int64_t NAME(sort_buf *b, const void *src, int64_t stride,            \
+                      int64_t n, int64_t k, uint64_t flip, int64_t *nsure) {   \
+    const T *s = src;                                                          \
+    const int shift = SHIFT;                                                   \
+    /* four histograms: neighbours in one bucket (the top bytes of real   */  \
+    /* data are few) would otherwise wait on each other's increments      */  \
+    int64_t h4[4][256] = {{0}}, h[256], below, nc = 0, ns = 0, i = 0;          \
+    for (; i + 4 <= n; i += 4)                                                 \
+      for (int u = 0; u < 4; u++)                                              \
+        h4[u][(((uint64_t)KEY(s[(i + u) * stride]) ^ flip) >> shift) & 255]++; \
+    for (; i < n; i++)                                                         \
+      h4[0][(((uint64_t)KEY(s[i * stride]) ^ flip) >> shift) & 255]++;         \
+    for (int c = 0; c < 256; c++)                                              \
+      h[c] = h4[0][c] + h4[1][c] + h4[2][c] + h4[3][c];                        \
+    uint64_t c = (uint64_t)kth_bucket(h, k, &below);                           \
+    for (i = 0; i < n; i++) {                                                  \
+      uint64_t key = (uint64_t)KEY(s[i * stride]) ^ flip;                      \
+      uint64_t dig = (key >> shift) & 255;                                     \
+      if (dig < c) {                                                           \
+        b->k[1][ns] = key;                                                     \
+        b->p[1][ns++] = i;                                                     \
+      } else if (dig == c) {                                                   \
+        b->k[0][nc] = key;                                                     \
+        b->p[0][nc++] = i;                                                     \
+      }                                                                        \
+    }                                                                          \
+    *nsure = ns;                                                               \
+    return nc;                                                                 \
+  }
+
+/* the top byte of a 4-, 8- and 1-byte key */
+FIRST_ROUND_TYPED(first_f32, float, ember_key_f32, 24)
+FIRST_ROUND_TYPED(first_f64, double, ember_key_f64, 56)
+FIRST_ROUND_TYPED(first_i32, int32_t, ember_key_i32, 24)
+FIRST_ROUND_TYPED(first_i64, int64_t, ember_key_i64, 56)
+FIRST_ROUND_TYPED(first_u8, uint8_t, ember_key_u8, 0)
+
+typedef int64_t (*first_fn)(sort_buf *, const void *, int64_t, int64_t,
+                            int64_t, uint64_t, int64_t *);
+
+static first_fn first_round_of(ember_dtype dt) {
+  switch (dt) {
+    case EMBER_FLOAT32: return first_f32;
+    case EMBER_FLOAT64: return first_f64;
+    case EMBER_INT32: return first_i32;
+    case EMBER_INT64: return first_i64;
+    default: return first_u8;
+  }
+}
+
+/*
+** Narrow a line of n elements to its k smallest keys, as described at the
+** top: the first round from the line itself, then byte by byte down on
+** the candidates.  Returns how many pairs remain at the front of buffer 0
+** (the sure ones first, then the candidates, each in original order), at
+** least k and about max(2k, SELECT_MIN).
+*/
+static int64_t radix_select(sort_buf *b, ember_dtype dt, const void *src,
+                            int64_t stride, int64_t n, int64_t k,
+                            uint64_t flip, int bytes) {
   uint64_t *K = b->k[0], *SK = b->k[1];       /* sure ones go to buffer 1 */
   int64_t *P = b->p[0], *SP = b->p[1];
-  int64_t nsure = 0, want = k;                /* want: still to choose */
-  for (int d = bytes - 1; d >= 0 && m > want && m > SELECT_MIN && m > 2 * want; d--) {
+  int64_t nsure, below;
+  int64_t m = first_round_of(dt)(b, src, stride, n, k, flip, &nsure);
+  int64_t want = k - nsure;                   /* still to choose */
+  for (int d = bytes - 2; d >= 0 && m > want && m > SELECT_MIN && m > 2 * want; d--) {
     int64_t h[256] = {0};
     for (int64_t i = 0; i < m; i++) h[(K[i] >> (8 * d)) & 255]++;
-    int64_t below = 0;
-    int c = 0;
-    while (below + h[c] < want) below += h[c++];
+    int c = kth_bucket(h, want, &below);
     if (h[c] == m) continue;                  /* the byte tells none apart */
     int64_t nc = 0;
     for (int64_t i = 0; i < m; i++) {         /* in place: nc <= i */
@@ -192,13 +283,13 @@ static void sort_line(sort_buf *b, ember_dtype dt, const char *src,
   uint64_t flip = descending ? (bytes == 8 ? UINT64_MAX
                                            : (UINT64_C(1) << (8 * bytes)) - 1)
                              : 0;
-  size_t es = ember_dtype_size(dt);
-  for (int64_t i = 0; i < n; i++) {
-    b->k[0][i] = key_of(dt, src + (size_t)(i * inner) * es, 0) ^ flip;
-    b->p[0][i] = i;
-  }
   int64_t m = n;
-  if (k < n && n > SELECT_MIN) m = radix_select(b, n, k, bytes);
+  if (k < n && n > SELECT_MIN) {
+    m = radix_select(b, dt, src, inner, n, k, flip, bytes);
+  } else {
+    keys_of(dt)(b->k[0], src, inner, n, flip);
+    for (int64_t i = 0; i < n; i++) b->p[0][i] = i;
+  }
   int r = radix_sort(b, m, bytes);
   write_line(dt, src, inner, vals, idx, inner, b->p[r], k);
 }
