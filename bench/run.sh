@@ -30,6 +30,9 @@
 #            (bench/dist_torch.py, which also gives gloo's all-reduce for
 #            context), and the 2-rank scaling efficiency; skipped,
 #            saying so, when mpirun is missing.
+#   sort     sorting and selection (sort, argsort, topk) vs PyTorch, its own
+#            table after the main one (bench/sort.sh; not in the default
+#            list: BENCH_ONLY=sort or all)
 #   (gemm = matmul,convgemm; all = every group)
 # PyTorch is Debian's python3-torch from /usr/bin/python3 (BENCH_PYTHON
 # overrides; without torch its column says so), always in its best
@@ -125,10 +128,10 @@ done
 # the groups asked for: want_<group>=1
 for g in $(echo "$only" | tr ',' ' '); do
   case $g in
-    matmul|convgemm|op|startup|cnn|mlp|dist) eval "want_$g=1" ;;
+    matmul|convgemm|op|startup|cnn|mlp|dist|sort) eval "want_$g=1" ;;
     gemm) want_matmul=1; want_convgemm=1 ;;
-    all) want_matmul=1; want_convgemm=1; want_op=1; want_startup=1; want_cnn=1; want_mlp=1; want_dist=1 ;;
-    *) echo "bench: BENCH_ONLY: unknown group '$g' (expected matmul, convgemm, gemm, op, startup, cnn, mlp, dist or all)" >&2; exit 1 ;;
+    all) want_matmul=1; want_convgemm=1; want_op=1; want_startup=1; want_cnn=1; want_mlp=1; want_dist=1; want_sort=1 ;;
+    *) echo "bench: BENCH_ONLY: unknown group '$g' (expected matmul, convgemm, gemm, op, startup, cnn, mlp, dist, sort or all)" >&2; exit 1 ;;
   esac
 done
 wants() { eval "[ -n \"\${want_$1:-}\" ]"; }
@@ -554,5 +557,10 @@ awk -v torch="$torch" -v threads="$threads" -v rounds="$rounds" -v erounds="$ero
   }
 ' "$tmp/mm_peer" "$tmp/mm_ember" "$tmp/op_ember" "$tmp/op_peer" "$tmp/startup" \
   "$tmp/ep_ember" "$tmp/ep_torch" "$tmp/dist_ember" "$tmp/dist_mpi" "$tmp/dist_torch"
+
+if wants sort; then
+  echo
+  sh bench/sort.sh || { echo "bench: bench/sort.sh failed" >&2; status=1; }
+fi
 
 exit $status
