@@ -157,29 +157,50 @@ static int kth_bucket(const int64_t *h, int64_t k, int64_t *below) {
 }
 
 /*
-** The first round of the selection, straight from the line: the histogram
-** of the keys' top byte (at SHIFT), then the keys below the k-th key's
-** bucket, sure to be chosen, into buffer 1 and the ones in it, the
-** candidates, into buffer 0, both in original order.  Returns the number
-** of candidates; *nsure gets the sure ones' count.  Keys are computed
-** twice rather than stored: the line is read twice, nothing else written.
+** The first round of the selection, straight from the line, usually in
+** one pass: a histogram of the keys' top byte (at SHIFT) over every 8th
+** element guesses the buckets that hold the k smallest with room to
+** spare, and one pass keeps every key in them as a candidate (buffer 0,
+** original order); *top gets 0: the candidates still differ in the top
+** byte.  When the guess falls short (fewer than k kept: skewed data), the
+** exact way: the full histogram, then the keys below the k-th key's
+** bucket, sure to be chosen, into buffer 1 (*nsure of them) and the ones
+** in it into buffer 0; *top gets 1.  Returns the candidates' count.  Keys
+** are computed again rather than stored: only the kept ones are written.
 */
 #define FIRST_ROUND_TYPED(NAME, T, KEY, SHIFT)                                 \
   static int64_t NAME(sort_buf *b, const void *src, int64_t stride,            \
-                      int64_t n, int64_t k, uint64_t flip, int64_t *nsure) {   \
+                      int64_t n, int64_t k, uint64_t flip, int64_t *nsure,     \
+                      int *top) {                                              \
     const T *s = src;                                                          \
     const int shift = SHIFT;                                                   \
+    int64_t h[256] = {0}, below, nc = 0, ns = 0, i;                            \
+    for (i = 0; i < n; i += 8)                                                 \
+      h[(((uint64_t)KEY(s[i * stride]) ^ flip) >> shift) & 255]++;             \
+    uint64_t c = (uint64_t)kth_bucket(h, k / 8 + 8 < (n + 7) / 8 ? k / 8 + 8   \
+                                                  : (n + 7) / 8, &below);      \
+    for (i = 0; i < n; i++) {                                                  \
+      uint64_t key = (uint64_t)KEY(s[i * stride]) ^ flip;                      \
+      if (((key >> shift) & 255) <= c) {                                       \
+        b->k[0][nc] = key;                                                     \
+        b->p[0][nc++] = i;                                                     \
+      }                                                                        \
+    }                                                                          \
+    *nsure = 0;                                                                \
+    *top = 0;                                                                  \
+    if (nc >= k) return nc;                                                    \
     /* four histograms: neighbours in one bucket (the top bytes of real   */  \
     /* data are few) would otherwise wait on each other's increments      */  \
-    int64_t h4[4][256] = {{0}}, h[256], below, nc = 0, ns = 0, i = 0;          \
-    for (; i + 4 <= n; i += 4)                                                 \
+    int64_t h4[4][256] = {{0}};                                                \
+    for (i = 0; i + 4 <= n; i += 4)                                            \
       for (int u = 0; u < 4; u++)                                              \
         h4[u][(((uint64_t)KEY(s[(i + u) * stride]) ^ flip) >> shift) & 255]++; \
     for (; i < n; i++)                                                         \
       h4[0][(((uint64_t)KEY(s[i * stride]) ^ flip) >> shift) & 255]++;         \
-    for (int c = 0; c < 256; c++)                                              \
-      h[c] = h4[0][c] + h4[1][c] + h4[2][c] + h4[3][c];                        \
-    uint64_t c = (uint64_t)kth_bucket(h, k, &below);                           \
+    for (int d = 0; d < 256; d++)                                              \
+      h[d] = h4[0][d] + h4[1][d] + h4[2][d] + h4[3][d];                        \
+    c = (uint64_t)kth_bucket(h, k, &below);                                    \
+    nc = 0;                                                                    \
     for (i = 0; i < n; i++) {                                                  \
       uint64_t key = (uint64_t)KEY(s[i * stride]) ^ flip;                      \
       uint64_t dig = (key >> shift) & 255;                                     \
@@ -192,6 +213,7 @@ static int kth_bucket(const int64_t *h, int64_t k, int64_t *below) {
       }                                                                        \
     }                                                                          \
     *nsure = ns;                                                               \
+    *top = 1;                                                                  \
     return nc;                                                                 \
   }
 
@@ -203,7 +225,7 @@ FIRST_ROUND_TYPED(first_i64, int64_t, ember_key_i64, 56)
 FIRST_ROUND_TYPED(first_u8, uint8_t, ember_key_u8, 0)
 
 typedef int64_t (*first_fn)(sort_buf *, const void *, int64_t, int64_t,
-                            int64_t, uint64_t, int64_t *);
+                            int64_t, uint64_t, int64_t *, int *);
 
 static first_fn first_round_of(ember_dtype dt) {
   switch (dt) {
@@ -218,7 +240,7 @@ static first_fn first_round_of(ember_dtype dt) {
 /*
 ** Narrow a line of n elements to its k smallest keys, as described at the
 ** top: the first round from the line itself, then byte by byte down on
-** the candidates.  Returns how many pairs remain at the front of buffer 0
+** the candidates (from the top byte again if the first round guessed).  Returns how many pairs remain at the front of buffer 0
 ** (the sure ones first, then the candidates, each in original order), at
 ** least k and about max(2k, SELECT_MIN).
 */
@@ -228,9 +250,10 @@ static int64_t radix_select(sort_buf *b, ember_dtype dt, const void *src,
   uint64_t *K = b->k[0], *SK = b->k[1];       /* sure ones go to buffer 1 */
   int64_t *P = b->p[0], *SP = b->p[1];
   int64_t nsure, below;
-  int64_t m = first_round_of(dt)(b, src, stride, n, k, flip, &nsure);
+  int top;
+  int64_t m = first_round_of(dt)(b, src, stride, n, k, flip, &nsure, &top);
   int64_t want = k - nsure;                   /* still to choose */
-  for (int d = bytes - 2; d >= 0 && m > want && m > SELECT_MIN && m > 2 * want; d--) {
+  for (int d = bytes - 1 - top; d >= 0 && m > want && m > SELECT_MIN && m > 2 * want; d--) {
     int64_t h[256] = {0};
     for (int64_t i = 0; i < m; i++) h[(K[i] >> (8 * d)) & 255]++;
     int c = kth_bucket(h, want, &below);
