@@ -16,10 +16,12 @@
 **      LSD radix sort is stable, so ties keep their original order, as
 **      torch.sort(stable=True).  Short lines take an insertion sort.
 **   3. when only the first k of a long line are wanted (topk with a small
-**      k), a radix *selection* comes first: byte by byte from the top,
-**      the keys whose byte is below the k-th key's are kept for sure, the
-**      ones equal to it stay candidates, the rest are dropped; only what
-**      is left (about k elements) is sorted.  Candidates stay in their
+**      k), a radix *selection* comes first: one pass over the line keeps
+**      the keys in the top-byte buckets that a sample (every 8th element)
+**      says hold the k smallest; then byte by byte from the top, the keys
+**      whose byte is below the k-th key's are kept for sure, the ones
+**      equal to it stay candidates, the rest are dropped; only what is
+**      left (about k elements) is sorted.  Candidates stay in their
 **      original order, so among ties the lowest positions are chosen.
 **
 ** Values are read back from src at the sorted positions (not rebuilt from
