@@ -102,7 +102,7 @@ $(BUILD)/libember.a: $(BIND_OBJ) $(CORE_OBJ)
 	rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/obj/core/cuda/%.o: core/cuda/%.cu core/cuda/cuda_internal.h core/cuda/index_math.h core/cuda/scan_math.h core/cuda/devcache.h core/philox.h core/device.h core/backend.h core/include/ember.h
+$(BUILD)/obj/core/cuda/%.o: core/cuda/%.cu core/cuda/cuda_internal.h core/cuda/index_math.h core/cuda/scan_math.h core/cuda/devcache.h core/philox.h core/sort_keys.h core/device.h core/backend.h core/include/ember.h
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVFLAGS) -c $< -o $@
 

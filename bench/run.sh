@@ -34,6 +34,9 @@
 #            [1000, 10000] along each dim, 10M float64) (bench/scan_bench.lua)
 #            vs PyTorch's (bench/scan_torch.py), same thread count;
 #            target: no case slower than 1.5x PyTorch
+#   sort     sorting and selection (sort, argsort, topk) vs PyTorch, its own
+#            table after the main one (bench/sort.sh; not in the default
+#            list: BENCH_ONLY=sort or all)
 #   (gemm = matmul,convgemm; all = every group)
 # PyTorch is Debian's python3-torch from /usr/bin/python3 (BENCH_PYTHON
 # overrides; without torch its column says so), always in its best
@@ -129,10 +132,10 @@ done
 # the groups asked for: want_<group>=1
 for g in $(echo "$only" | tr ',' ' '); do
   case $g in
-    matmul|convgemm|op|scan|startup|cnn|mlp|dist) eval "want_$g=1" ;;
+    matmul|convgemm|op|scan|startup|cnn|mlp|dist|sort) eval "want_$g=1" ;;
     gemm) want_matmul=1; want_convgemm=1 ;;
-    all) want_matmul=1; want_convgemm=1; want_op=1; want_scan=1; want_startup=1; want_cnn=1; want_mlp=1; want_dist=1 ;;
-    *) echo "bench: BENCH_ONLY: unknown group '$g' (expected matmul, convgemm, gemm, op, scan, startup, cnn, mlp, dist or all)" >&2; exit 1 ;;
+    all) want_matmul=1; want_convgemm=1; want_op=1; want_scan=1; want_startup=1; want_cnn=1; want_mlp=1; want_dist=1; want_sort=1 ;;
+    *) echo "bench: BENCH_ONLY: unknown group '$g' (expected matmul, convgemm, gemm, op, scan, startup, cnn, mlp, dist, sort or all)" >&2; exit 1 ;;
   esac
 done
 wants() { eval "[ -n \"\${want_$1:-}\" ]"; }
@@ -574,5 +577,10 @@ awk -v torch="$torch" -v threads="$threads" -v rounds="$rounds" -v erounds="$ero
   }
 '  "$tmp/mm_peer" "$tmp/mm_ember" "$tmp/op_ember" "$tmp/op_peer" "$tmp/scan_ember" "$tmp/scan_peer" "$tmp/startup" \
   "$tmp/ep_ember" "$tmp/ep_torch" "$tmp/dist_ember" "$tmp/dist_mpi" "$tmp/dist_torch"
+
+if wants sort; then
+  echo
+  sh bench/sort.sh || { echo "bench: bench/sort.sh failed" >&2; status=1; }
+fi
 
 exit $status

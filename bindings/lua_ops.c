@@ -966,6 +966,141 @@ static int l_cummax(lua_State *L) {
   return 2;
 }
 
+/* {======================================================================
+** Sorting and selection
+** ======================================================================= */
+
+/* The options table at idx, if any (nil and none: every default): each key
+   one of `known` (NULL-terminated).  Returns whether there is a table. */
+static int sort_opts(lua_State *L, int idx, const char *fn,
+                     const char *const *known) {
+  if (lua_isnoneornil(L, idx)) return 0;
+  if (lua_type(L, idx) != LUA_TTABLE)
+    return luaL_error(L, "%s: options must be a table, got %s", fn,
+                      luaL_typename(L, idx));
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    lua_pop(L, 1);
+    const char *k = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+    int ok = 0;
+    for (int i = 0; k && known[i]; i++) ok |= strcmp(k, known[i]) == 0;
+    if (!ok) {
+      luaL_tolstring(L, -1, NULL);
+      return luaL_error(L, "%s: unknown option '%s'", fn, lua_tostring(L, -1));
+    }
+  }
+  return 1;
+}
+
+/* A boolean option of the table at idx (or none). */
+static int sort_flag(lua_State *L, int idx, const char *fn, const char *key,
+                     int def) {
+  if (lua_isnoneornil(L, idx)) return def;
+  int ty = lua_getfield(L, idx, key);
+  if (ty != LUA_TNIL && ty != LUA_TBOOLEAN)
+    return luaL_error(L, "%s: %s must be a boolean, got %s", fn, key,
+                      luaL_typename(L, -1));
+  int v = ty == LUA_TNIL ? def : lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  return v;
+}
+
+/* dim at idx (default: the last) and the options after it, or the
+   options at idx itself; *opt gets where the options are. */
+static int sort_dim(lua_State *L, int idx, int *opt) {
+  if (lua_type(L, idx) == LUA_TTABLE) {
+    *opt = idx;
+    return -1;
+  }
+  *opt = idx + 1;
+  return l_optdim(L, idx, -1);
+}
+
+/* Push values and indices of a selection (rc from the core). */
+static int push_pair(lua_State *L, l_tensor *vs, l_tensor *is, int rc,
+                     ember_tensor *v, ember_tensor *i) {
+  if (rc < 0) return l_error(L);
+  vs->t = v;
+  is->t = i;
+  return 2;
+}
+
+/* sort(t [, dim] [, {descending=, stable=}]) -> values, indices; argsort
+   the indices alone.  Always stable (stable = false is allowed). */
+static int sort_common(lua_State *L, const char *fn, int want_values) {
+  static const char *const known[] = {"descending", "stable", NULL};
+  ember_tensor *t = l_check(L, 1);
+  int opt, d = sort_dim(L, 2, &opt);
+  sort_opts(L, opt, fn, known);
+  int desc = sort_flag(L, opt, fn, "descending", 0);
+  sort_flag(L, opt, fn, "stable", 1);
+  l_tensor *vs = l_newslot(L);
+  l_tensor *is = l_newslot(L);
+  ember_tensor *v, *i;
+  int rc = ember_sort(t, d, desc, &v, &i);
+  if (want_values) return push_pair(L, vs, is, rc, v, i);
+  if (rc < 0) return l_error(L);
+  ember_tensor_release(v);
+  is->t = i;
+  return 1;
+}
+static int l_sort(lua_State *L) { return sort_common(L, "sort", 1); }
+static int l_argsort(lua_State *L) { return sort_common(L, "argsort", 0); }
+
+/* topk(t, k [, dim] [, {largest=, sorted=}]): always sorted */
+static int l_topk(lua_State *L) {
+  static const char *const known[] = {"largest", "sorted", NULL};
+  ember_tensor *t = l_check(L, 1);
+  lua_Integer k = luaL_checkinteger(L, 2);
+  int opt, d = sort_dim(L, 3, &opt);
+  sort_opts(L, opt, "topk", known);
+  int largest = sort_flag(L, opt, "topk", "largest", 1);
+  sort_flag(L, opt, "topk", "sorted", 1);
+  l_tensor *vs = l_newslot(L);
+  l_tensor *is = l_newslot(L);
+  ember_tensor *v, *i;
+  int rc = ember_topk(t, (int64_t)k, d, largest, &v, &i);
+  return push_pair(L, vs, is, rc, v, i);
+}
+
+static const char *const keepdim_opt[] = {"keepdim", NULL};
+
+/* kthvalue(t, k [, dim] [, {keepdim=}]) */
+static int l_kthvalue(lua_State *L) {
+  ember_tensor *t = l_check(L, 1);
+  lua_Integer k = luaL_checkinteger(L, 2);
+  int opt, d = sort_dim(L, 3, &opt);
+  sort_opts(L, opt, "kthvalue", keepdim_opt);
+  int keep = sort_flag(L, opt, "kthvalue", "keepdim", 0);
+  l_tensor *vs = l_newslot(L);
+  l_tensor *is = l_newslot(L);
+  ember_tensor *v, *i;
+  int rc = ember_kthvalue(t, (int64_t)k, d, keep, &v, &i);
+  return push_pair(L, vs, is, rc, v, i);
+}
+
+/* median(t) -> a 0-d value; median(t, dim [, {keepdim=}]) -> values,
+   indices */
+static int l_median(lua_State *L) {
+  ember_tensor *t = l_check(L, 1);
+  if (lua_isnoneornil(L, 2)) {
+    if (!lua_isnone(L, 3))
+      return luaL_error(L, "median: options need a dim (median(t) takes none)");
+    PUSH(L, ember_median(t));
+    return 1;
+  }
+  int d = l_checkdim(L, 2);
+  sort_opts(L, 3, "median", keepdim_opt);
+  int keep = sort_flag(L, 3, "median", "keepdim", 0);
+  l_tensor *vs = l_newslot(L);
+  l_tensor *is = l_newslot(L);
+  ember_tensor *v, *i;
+  int rc = ember_median_dim(t, d, keep, &v, &i);
+  return push_pair(L, vs, is, rc, v, i);
+}
+
+/* }====================================================================== */
+
 static int softmax(lua_State *L, int log) {
   ember_tensor *t = l_check(L, 1);
   int d = l_optdim(L, 2, -1);
@@ -1115,6 +1250,8 @@ static const luaL_Reg method_funcs[] = {
   {"masked_scatter_", l_masked_scatter_}, {"take", l_take},
   {"cumsum", l_cumsum}, {"cumprod", l_cumprod}, {"cummax", l_cummax},
   {"logcumsumexp", l_logcumsumexp},
+  {"sort", l_sort}, {"argsort", l_argsort}, {"topk", l_topk},
+  {"kthvalue", l_kthvalue}, {"median", l_median},
   {NULL, NULL},
 };
 

@@ -227,6 +227,14 @@ typedef struct ember_backend_i {
      idx is NULL for the others.  reverse scans from the end of dim. */
   int (*scan)(ember_scan_op op, ember_tensor *dst, ember_tensor *idx,
               const ember_tensor *src, int dim, int reverse);
+  /* The first k (1 <= k <= n) of each line along dim (0-based) of src,
+     sorted stably: ascending with NaN after everything, or descending
+     with NaN first (PyTorch's order); -0.0 ties with 0.0.  src is
+     contiguous with n = src->shape[dim] >= 1; values (src's dtype) and
+     indices (int64: 1-based positions in the line) are contiguous, src's
+     shape with k at dim.  Any dtype (bool as uint8). */
+  int (*sort)(ember_tensor *values, ember_tensor *indices,
+              const ember_tensor *src, int dim, int64_t k, int descending);
   /* Every element of idx (int64 or int32, any strides) in lo..hi, or equal
      to skip when has_skip; else the error prefix<value>suffix for the
      first bad element in row-major order.  A device kernel defers it (the

@@ -202,6 +202,11 @@ static int f_binary(ember_binary_op op, ember_tensor *d, const ember_tensor *a,
                     const ember_tensor *b) {
   FORWARD(ember_cpu_backend.binary(op, d, a, b));
 }
+/* the sort's only failure: no memory for its scratch */
+static int f_sort(ember_tensor *v, ember_tensor *i, const ember_tensor *s,
+                  int dim, int64_t k, int descending) {
+  FORWARD(ember_cpu_backend.sort(v, i, s, dim, k, descending));
+}
 
 /* $EMBER_FAKE_CUDA_DEVICES devices (default 1), so that choosing one
    (cuda:1, set_device, the MPI local rank) can be tested. */
@@ -263,6 +268,7 @@ const ember_device_plugin *ember_device_plugin_init(const ember_core_api *a,
   table.scatter_add = f_scatter_add;
   table.binary = f_binary;
   table.multinomial = f_multinomial;
+  table.sort = f_sort;
   table.max_pool2d_backward = f_max_pool2d_backward;
   table.check_index = f_check_index;
   table.scatter = f_scatter;

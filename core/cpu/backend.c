@@ -17,6 +17,7 @@ const ember_backend_i ember_cpu_backend = {
   .reduce = ember_cpu_reduce,
   .softmax = ember_cpu_softmax,
   .scan = ember_cpu_scan,
+  .sort = ember_cpu_sort,
   .matmul = ember_cpu_matmul,
   .index_select = ember_cpu_index_select,
   .gather = ember_cpu_gather,

@@ -83,6 +83,9 @@ int ember_cpu_where(ember_tensor *dst, const ember_tensor *cond,
 int ember_cpu_reduce(ember_reduce_op op, ember_tensor *dst,
                      const ember_tensor *src, int correction);
 int ember_cpu_softmax(ember_tensor *dst, const ember_tensor *src, int log);
+int ember_cpu_sort(ember_tensor *values, ember_tensor *indices,
+                   const ember_tensor *src, int dim, int64_t k,
+                   int descending);
 int ember_cpu_scan(ember_scan_op op, ember_tensor *dst, ember_tensor *idx,
                    const ember_tensor *src, int dim, int reverse);
 int ember_cpu_matmul(ember_tensor *dst, const ember_tensor *a,

@@ -407,6 +407,10 @@ int ember_cuda_reduce(ember_reduce_op op, ember_tensor *dst,
 int ember_cuda_softmax(ember_tensor *dst, const ember_tensor *src, int log);
 int ember_cuda_scan(ember_scan_op op, ember_tensor *dst, ember_tensor *idx,
                     const ember_tensor *src, int dim, int reverse);
+/* sort.cu */
+int ember_cuda_sort(ember_tensor *values, ember_tensor *indices,
+                    const ember_tensor *src, int dim, int64_t k,
+                    int descending);
 /* index.cu */
 int ember_cuda_index_select(ember_tensor *dst, const ember_tensor *src, int dim,
                             const ember_tensor *index);

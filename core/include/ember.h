@@ -415,6 +415,24 @@ int ember_cummax(const ember_tensor *t, int dim, ember_tensor **values,
                  ember_tensor **indices);
 /* log(cumsum(exp(t))) without overflow; float dtypes only. */
 ember_tensor *ember_logcumsumexp(const ember_tensor *t, int dim);
+/* Sorting and selection along a (0-based) dim (core/ops/sort.c), as
+   PyTorch: values and 1-based int64 indices.  Ascending order puts NaN
+   last, descending first; ties keep their original order (stable), so
+   topk and kthvalue choose the lowest positions among ties.  sort takes
+   any dtype; topk, kthvalue and median every dtype but bool. */
+int ember_sort(const ember_tensor *t, int dim, int descending,
+               ember_tensor **values, ember_tensor **indices);
+/* The k largest (smallest unless largest), sorted; 0 <= k <= size. */
+int ember_topk(const ember_tensor *t, int64_t k, int dim, int largest,
+               ember_tensor **values, ember_tensor **indices);
+/* The k-th smallest (k from 1), dim dropped unless keepdim. */
+int ember_kthvalue(const ember_tensor *t, int64_t k, int dim, int keepdim,
+                   ember_tensor **values, ember_tensor **indices);
+/* The lower median over dim (NaN, at the first NaN, where there is one). */
+int ember_median_dim(const ember_tensor *t, int dim, int keepdim,
+                     ember_tensor **values, ember_tensor **indices);
+/* The lower median of all elements: a 0-d tensor (NaN if empty). */
+ember_tensor *ember_median(const ember_tensor *t);
 ember_tensor *ember_softmax(const ember_tensor *t, int dim);
 ember_tensor *ember_log_softmax(const ember_tensor *t, int dim);
 

@@ -101,4 +101,23 @@ ember_tensor *ember_keep_dim(ember_tensor *g, int dim, int keepdim);
 
 /* }====================================================================== */
 
+/* {======================================================================
+** Backward functions op families share (core/ops/reduce.c)
+** ======================================================================= */
+
+/* The state of a node whose input's gradient is g put back at the
+   positions a selection chose (max/min over a dim, sort, topk, kthvalue,
+   median): dim 0-based, keepdim as the forward's; saved[0] holds the
+   1-based indices (int64, the values' shape). */
+typedef struct ember_pick_saved {
+  int dim, keepdim;
+} ember_pick_saved;
+int ember_pick_backward(ember_node *n, ember_tensor *g, ember_tensor **gin);
+
+/* gk (a reduction's gradient, dims kept) shared equally among the elements
+   of x equal to the result ok (dims kept; dim < 0: over everything); a
+   NaN result shares among the NaNs.  New reference. */
+ember_tensor *ember_tie_share(const ember_tensor *x, const ember_tensor *ok,
+                              const ember_tensor *gk, int dim);
+
 #endif

@@ -209,6 +209,26 @@ static ember_tensor *reduce_kept(ember_reduce_op op, const ember_tensor *x,
   return dim < 0 ? ember_reduce(op, x, 0) : ember_reduce_dim(op, x, dim, 1, 0);
 }
 
+/* g shared equally among the elements of x equal to the result ok (kept
+   dims; dim < 0: over everything), as PyTorch's evenly_distribute_backward:
+   a NaN result shares among the NaNs. */
+ember_tensor *ember_tie_share(const ember_tensor *x, const ember_tensor *ok,
+                              const ember_tensor *gk, int dim) {
+  ember_temps T;
+  ember_temps_init(&T);
+  ember_tensor *eq = ember_temp(&T, ember_compare(EMBER_EQ, x, ok));
+  ember_tensor *xn = ember_temp(&T, eq ? ember_compare(EMBER_NE, x, x) : NULL);
+  ember_tensor *on = ember_temp(&T, xn ? ember_compare(EMBER_NE, ok, ok) : NULL);
+  ember_tensor *nn = ember_temp(&T, on ? ember_binary(EMBER_MINIMUM, xn, on) : NULL);
+  ember_tensor *hit = ember_temp(&T, nn ? ember_binary(EMBER_MAXIMUM, eq, nn) : NULL);
+  ember_tensor *hf = ember_temp(&T, hit ? ember_to_dtype(hit, gk->dtype) : NULL);
+  ember_tensor *cnt = ember_temp(&T, hf ? reduce_kept(EMBER_SUM, hf, dim) : NULL);
+  ember_tensor *share = ember_temp(&T, cnt ? ember_binary(EMBER_DIV, gk, cnt) : NULL);
+  ember_tensor *r = share ? ember_binary(EMBER_MUL, hf, share) : NULL;
+  ember_temps_release(&T);
+  return r;
+}
+
 /* saved: [0] input, [1] output, when the op needs them (record_reduce) */
 static int reduce_backward(ember_node *n, ember_tensor *g, ember_tensor **gin) {
   const struct reduce_saved *st = EMBER_NODE_STATE(n, struct reduce_saved);
@@ -257,13 +277,8 @@ static int reduce_backward(ember_node *n, ember_tensor *g, ember_tensor **gin) {
     }
     case EMBER_MAX:
     case EMBER_MIN: {    /* shared equally among the elements that tie */
-      const ember_tensor *x = n->saved[0];
       ember_tensor *ok = ember_temp(&T, ember_keep_dim(n->saved[1], dim, keep));
-      ember_tensor *hit = ember_temp(&T, ok ? ember_compare(EMBER_EQ, x, ok) : NULL);
-      ember_tensor *hf = ember_temp(&T, hit ? ember_to_dtype(hit, g->dtype) : NULL);
-      ember_tensor *cnt = ember_temp(&T, hf ? reduce_kept(EMBER_SUM, hf, dim) : NULL);
-      ember_tensor *share = ember_temp(&T, cnt ? ember_binary(EMBER_DIV, gk, cnt) : NULL);
-      r = share ? ember_binary(EMBER_MUL, hf, share) : NULL;
+      r = ok ? ember_tie_share(n->saved[0], ok, gk, dim) : NULL;
       break;
     }
     case EMBER_VAR:
@@ -298,13 +313,6 @@ static int reduce_backward(ember_node *n, ember_tensor *g, ember_tensor **gin) {
 ** max/min over a dimension, with indices
 ** ======================================================================= */
 
-/* dim: 0-based; saved[0]: the indices (1-based) */
-struct extreme_saved {
-  int dim, keepdim;
-};
-
-static int extreme_dim_backward(ember_node *n, ember_tensor *g,
-                                ember_tensor **gin);
 
 static int extreme_dim(int is_max, const ember_tensor *t, int dim, int keepdim,
                        ember_tensor **values, ember_tensor **indices) {
@@ -321,9 +329,9 @@ static int extreme_dim(int is_max, const ember_tensor *t, int dim, int keepdim,
   if (ember_ag_active1(t) && ember_dtype_is_float(v->dtype) && dim >= 0) {
     /* the gradient goes to the chosen position only */
     ember_node *n = ember_ag_node2(is_max ? "MaxBackward" : "MinBackward",
-                                   extreme_dim_backward, t, NULL);
+                                   ember_pick_backward, t, NULL);
     if (n) {
-      struct extreme_saved *s = EMBER_NODE_STATE(n, struct extreme_saved);
+      ember_pick_saved *s = EMBER_NODE_STATE(n, ember_pick_saved);
       s->dim = dim;
       s->keepdim = keepdim;
       if (ember_ag_save(n, i) < 0) { ember_ag_node_release(n); n = NULL; }
@@ -345,10 +353,10 @@ int ember_min_dim(const ember_tensor *t, int dim, int keepdim,
   return extreme_dim(0, t, dim, keepdim, values, indices);
 }
 
-/* g scattered to the positions the indices chose, zeros elsewhere */
-static int extreme_dim_backward(ember_node *n, ember_tensor *g,
-                                ember_tensor **gin) {
-  const struct extreme_saved *st = EMBER_NODE_STATE(n, struct extreme_saved);
+/* g scattered to the positions the indices chose, zeros elsewhere (max,
+   min, and the selections of core/ops/sort.c) */
+int ember_pick_backward(ember_node *n, ember_tensor *g, ember_tensor **gin) {
+  const ember_pick_saved *st = EMBER_NODE_STATE(n, ember_pick_saved);
   ember_temps T;
   ember_temps_init(&T);
   ember_tensor *gk = ember_temp(&T, ember_keep_dim(g, st->dim, st->keepdim));

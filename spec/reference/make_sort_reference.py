@@ -1,0 +1,191 @@
+#!/usr/bin/python3
+"""Reference values for spec/core/sort_spec.lua (sort, argsort, topk,
+kthvalue, median), from PyTorch.
+
+Regenerate (from the repository root, with a Python that has torch):
+
+    /usr/bin/python3 spec/reference/make_sort_reference.py
+
+It writes spec/reference/sort_values.lua; the spec only reads that file.
+
+Inputs are deterministic: element i (row-major) of an input is
+sin(i*0.37 + 0.7) * 3 rounded to the dtype (integers: rounded; uint8:
+absolute value; bool: > 0).  ties=true rounds floats to integers (many
+equal values), nan=true makes every fifth element NaN.  transpose=true
+stores the input with its last two dims swapped and swaps them back (a
+non-contiguous view).  dim and k are 1-based as in Ember.  sort runs with
+stable=True, so its indices are exact; for topk, kthvalue and median the
+indices are stored (exact=true) only where no two compared values tie --
+among ties (NaNs included) PyTorch's choice is unspecified, and the spec checks that
+Ember's is a valid one.  Gradients (float inputs, no ties): the loss is
+sum(values * w), w built as the inputs with phase 1.5.
+"""
+import math
+
+import torch
+
+DTYPES = {
+    "float32": torch.float32, "float64": torch.float64, "int32": torch.int32,
+    "int64": torch.int64, "uint8": torch.uint8, "bool": torch.bool,
+}
+FLOATS = ("float32", "float64")
+
+
+def fmt(v, dtype):
+    if dtype == "bool":
+        return "true" if v else "false"
+    if dtype in FLOATS:
+        v = float(v)
+        if math.isinf(v):
+            return "math.huge" if v > 0 else "-math.huge"
+        if math.isnan(v):
+            return "0/0"
+        if v == 0 and math.copysign(1, v) < 0:
+            return "-0.0"
+        r = repr(v)
+        assert float(r) == v
+        return r
+    return str(int(v))
+
+
+def lua_list(values, dtype):
+    return "{" + ",".join(fmt(v, dtype) for v in values) + "}"
+
+
+def make(shape, dtype, phase, ties=False, nan=False):
+    n = math.prod(shape)
+    raw = [math.sin(i * 0.37 + phase) * 3 for i in range(n)]
+    if ties:
+        raw = [float(round(x)) for x in raw]
+    if nan:
+        raw = [math.nan if i % 5 == 2 else x for i, x in enumerate(raw)]
+    if dtype == "bool":
+        vals = [x > 0 for x in raw]
+    elif dtype in FLOATS:
+        vals = raw
+    else:
+        vals = [int(round(x)) for x in raw]
+        if dtype == "uint8":
+            vals = [abs(x) for x in vals]
+    return torch.tensor(vals, dtype=DTYPES[dtype]).reshape(shape)
+
+
+def swap_last(shape):
+    s = list(shape)
+    s[-1], s[-2] = s[-2], s[-1]
+    return s
+
+
+def run(op, x, dim, k, opt):
+    d = dim - 1 if dim > 0 else dim
+    if op == "sort":
+        return torch.sort(x, dim=d, descending=opt.get("descending", False), stable=True)
+    if op == "topk":
+        return torch.topk(x, k, d, largest=opt.get("largest", True))
+    if op == "kthvalue":
+        return torch.kthvalue(x, k, d, keepdim=opt.get("keepdim", False))
+    if op == "median" and dim == 0:
+        return torch.median(x), None
+    return torch.median(x, d, keepdim=opt.get("keepdim", False))
+
+
+CASES = []
+
+
+def case(op, shape, dtype, dim, k=0, opt=None, transpose=False, ties=False, nan=False):
+    opt = opt or {}
+    stored = swap_last(shape) if transpose else list(shape)
+    base = make(stored, dtype, 0.7, ties, nan)
+    x = base.transpose(-1, -2) if transpose else base
+    out, idx = run(op, x, dim, k, opt)
+    c = {"op": op, "shape": stored, "dtype": dtype, "dim": dim, "k": k, "opt": opt,
+         "transpose": transpose, "data": base.flatten().tolist(),
+         "out_shape": list(out.shape), "out": out.flatten().tolist()}
+    distinct = not ties and not nan and dtype in FLOATS
+    if idx is not None:
+        c["idx"] = [int(v) + 1 for v in idx.flatten().tolist()]
+        c["exact"] = op == "sort" or distinct
+    if dtype in FLOATS and (distinct or (op == "median" and dim == 0)):
+        xg = x.detach().clone().requires_grad_(True)
+        w = make(list(out.shape), dtype, 1.5)
+        y, _ = run(op, xg, dim, k, opt)
+        (y * w).sum().backward()
+        c["w"] = w.flatten().tolist()
+        c["grad"] = xg.grad.flatten().tolist()
+    CASES.append(c)
+
+
+ALL = ("float32", "float64", "int32", "int64", "uint8", "bool")
+for dt in ALL:
+    for desc in (False, True):
+        o = {"descending": desc}
+        case("sort", [7], dt, 1, opt=o)
+        case("sort", [3, 5], dt, 2, opt=o, ties=True)
+        case("sort", [3, 5], dt, 1, opt=o)
+        case("sort", [2, 3, 4], dt, 2, opt=o, transpose=True)
+    case("sort", [60], dt, 1, ties=True)            # longer than insertion sort's lines
+    case("sort", [0, 3], dt, 2)
+    case("sort", [], dt, 1)
+for dt in FLOATS:
+    case("sort", [3, 7], dt, 2, nan=True)
+    case("sort", [3, 7], dt, 2, opt={"descending": True}, nan=True)
+    case("sort", [200], dt, 1)
+    case("sort", [2, 100], dt, -1, opt={"descending": True}, nan=True)
+for dt in ALL[:5]:
+    case("topk", [9], dt, 1, k=3)
+    case("topk", [4, 6], dt, 2, k=2, opt={"largest": False})
+    case("topk", [4, 6], dt, 1, k=4, ties=True)
+    case("topk", [3, 5], dt, 2, k=2, transpose=True)
+    case("kthvalue", [9], dt, 1, k=4)
+    case("kthvalue", [4, 6], dt, 2, k=6, opt={"keepdim": True})
+    case("kthvalue", [3, 5], dt, 1, k=2, transpose=True, ties=True)
+    case("median", [9], dt, 1)
+    case("median", [4, 6], dt, 2)
+    case("median", [4, 6], dt, 1, opt={"keepdim": True}, ties=True)
+    case("median", [3, 5], dt, 2, transpose=True)
+    case("median", [4, 6], dt, 0)
+    case("median", [4, 5], dt, 0, ties=True)
+    case("topk", [0, 4], dt, 2, k=0)
+    case("topk", [], dt, 1, k=1)
+    case("kthvalue", [], dt, 1, k=1)
+    case("median", [], dt, 1)
+for dt in FLOATS:
+    case("topk", [1100], dt, 1, k=10)                # the selection path
+    case("topk", [2, 1100], dt, 2, k=5, opt={"largest": False})
+    case("topk", [3, 7], dt, 2, k=3, nan=True)
+    case("topk", [3, 7], dt, 2, k=3, opt={"largest": False}, nan=True)
+    case("kthvalue", [3, 7], dt, 2, k=6, nan=True)
+    case("median", [3, 7], dt, 2, nan=True)
+    case("median", [3, 7], dt, 0, nan=True)
+    case("median", [4, 6], dt, 2, k=0, ties=True)
+
+
+def lua_case(c):
+    d = c["dtype"]
+    od = "int64" if c["op"] == "argsort" else d
+    f = ['op="%s"' % c["op"], "shape={%s}" % ",".join(map(str, c["shape"])),
+         'dtype="%s"' % d, "dim=%d" % c["dim"], "k=%d" % c["k"],
+         "transpose=%s" % ("true" if c["transpose"] else "false"),
+         "opt={%s}" % ",".join("%s=%s" % (a, "true" if b else "false")
+                               for a, b in sorted(c["opt"].items())),
+         "data=" + lua_list(c["data"], d),
+         "out_shape={%s}" % ",".join(map(str, c["out_shape"])),
+         "out=" + lua_list(c["out"], od)]
+    if "idx" in c:
+        f.append("idx=" + lua_list(c["idx"], "int64"))
+        f.append("exact=%s" % ("true" if c["exact"] else "false"))
+    if "grad" in c:
+        f.append("w=" + lua_list(c["w"], d))
+        f.append("grad=" + lua_list(c["grad"], d))
+    return "{" + ",".join(f) + "}"
+
+
+with open("spec/reference/sort_values.lua", "w") as fh:
+    fh.write("-- Generated by spec/reference/make_sort_reference.py with PyTorch %s; "
+             "do not edit.\n" % torch.__version__)
+    fh.write("-- Regenerate: /usr/bin/python3 spec/reference/make_sort_reference.py\n")
+    fh.write("return {\n")
+    for c in CASES:
+        fh.write("  " + lua_case(c) + ",\n")
+    fh.write("}\n")
+print(len(CASES), "cases")
