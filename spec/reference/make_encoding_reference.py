@@ -3,22 +3,15 @@ one_hot, bincount, histc, bucketize, searchsorted, from PyTorch.
 Ember is 1-based: labels and bin values are PyTorch's + 1 in the input, and
 bucketize/searchsorted results are PyTorch's + 1 (the spec adds nothing: the
 stored inputs and outputs are already Ember's).
-Run: python3 spec/reference/make_encoding_reference.py > spec/reference/encoding_values.lua"""
+Run: OPENBLAS_CORETYPE=Haswell /usr/bin/python3
+spec/reference/make_encoding_reference.py (it writes
+spec/reference/encoding_values.lua)."""
 import torch
 
-def lua(v):
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, (list, tuple)):
-        return "{" + ", ".join(lua(x) for x in v) + "}"
-    if isinstance(v, float):
-        return repr(v) if v == v else "0/0"
-    if isinstance(v, str):
-        return '"%s"' % v
-    return str(v)
+import luavalues
 
 def tens(t):
-    return {"data": t.flatten().tolist(), "shape": list(t.shape), "dtype": str(t.dtype).replace("torch.", "")}
+    return luavalues.tensor(t, dtype=str(t.dtype).replace("torch.", ""))
 
 cases = []
 def add(fn, args, out, opts=None):
@@ -57,14 +50,7 @@ for s, v in [([1, 3, 5, 7, 9], [[3, 6, 9], [1, 0, 10]]), ([[1, 3, 5], [2, 4, 6]]
         st, vt = torch.tensor(s), torch.tensor(v)
         add("searchsorted", [tens(st), tens(vt)], tens(torch.searchsorted(st, vt, right=right) + 1), {"right": right})
 
-print("-- written by spec/reference/make_encoding_reference.py (PyTorch %s); do not edit" % torch.__version__)
-print("return {")
-for fn, args, out, opts in cases:
-    def arg(a):
-        if isinstance(a, dict):
-            return "{" + ", ".join("%s = %s" % (k, lua(a[k])) for k in ("data", "shape", "dtype")) + "}"
-        return "nil" if a is None else lua(a)
-    print("  {fn = %s, args = {%s}, n = %d, out = %s, opts = {%s}}," % (
-        lua(fn), ", ".join(arg(a) for a in args), len(args), arg(out),
-        ", ".join("%s = %s" % (k, lua(v)) for k, v in opts.items())))
-print("}")
+luavalues.write("spec/reference/encoding_values.lua",
+                [{"fn": fn, "args": args, "n": len(args), "out": out, "opts": opts}
+                 for fn, args, out, opts in cases],
+                "make_encoding_reference.py", torch.__version__, lines=1)

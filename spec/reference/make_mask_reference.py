@@ -4,7 +4,7 @@ masked_scatter, take, scatter with and without reduce), from PyTorch.
 
 Regenerate (from the repository root, with a Python that has torch):
 
-    /usr/bin/python3 spec/reference/make_mask_reference.py
+    OPENBLAS_CORETYPE=Haswell /usr/bin/python3 spec/reference/make_mask_reference.py
 
 It writes spec/reference/mask_values.lua; the spec only reads that file.
 
@@ -21,29 +21,12 @@ import math
 
 import torch
 
+import luavalues
+
 DTYPES = {"float32": torch.float32, "float64": torch.float64,
           "int32": torch.int32, "int64": torch.int64, "uint8": torch.uint8,
           "bool": torch.bool}
 FLOATS = ("float32", "float64")
-
-
-def fmt(v, dtype):
-    if dtype == "bool":
-        return "true" if v else "false"
-    if dtype in FLOATS:
-        v = float(v)
-        if math.isnan(v):
-            return "0/0"
-        if math.isinf(v):
-            return "math.huge" if v > 0 else "-math.huge"
-        r = repr(v)
-        assert float(r) == v
-        return r
-    return str(int(v))
-
-
-def lua(v, dtype):
-    return "{" + ",".join(fmt(x, dtype) for x in v) + "}"
 
 
 def make(shape, dtype, phase, zeros=False, ties=False):
@@ -64,44 +47,31 @@ def make(shape, dtype, phase, zeros=False, ties=False):
     return torch.tensor(vals, dtype=DTYPES[dtype]).reshape(shape)
 
 
-def stored(t, transpose):
-    """(data, shape) to store for input t (its transpose when asked)."""
+def tensor_field(name, t, transpose=False):
+    """(name, {data, shape}) for tensor t: the input t is with its last two
+    dims swapped when transpose is true (the spec swaps them back)."""
     if transpose:
-        s = t.transpose(-1, -2).contiguous()
-        return s.reshape(-1).tolist(), list(s.shape)
-    return t.reshape(-1).tolist(), list(t.shape)
+        t = t.transpose(-1, -2).contiguous()
+    return name, luavalues.tensor(t)
 
 
 CASES = []
 
 
-def tensor_field(name, t, dtype, transpose=False):
-    data, shape = stored(t, transpose)
-    return "%s={data=%s,shape={%s}}" % (name, lua(data, dtype),
-                                         ",".join(map(str, shape)))
-
-
 def add(op, dtype, x, out, transpose=False, extra=(), grads=()):
-    f = ['op="%s"' % op, 'dtype="%s"' % dtype,
-         tensor_field("x", x, dtype, transpose)]
-    if transpose:
-        f.append("transpose=true")
-    f.extend(extra)
-    odt = "int64" if out.dtype == torch.int64 and dtype != "int64" else dtype
-    f.append('out={data=%s,shape={%s}}' % (lua(out.reshape(-1).tolist(), odt),
-                                           ",".join(map(str, out.shape))))
-    f.extend(grads)
-    CASES.append("{" + ",".join(f) + "}")
+    """A case: extra and grads are (name, value) fields."""
+    CASES.append(dict([("op", op), ("dtype", dtype), tensor_field("x", x, transpose),
+                       ("transpose", transpose or None), *extra,
+                       ("out", luavalues.tensor(out)), *grads]))
 
 
 def loss_grads(out, inputs, names):
     """w (phase 1.5, out's shape) and the gradients of sum(out * w)."""
     w = make(list(out.shape), str(out.dtype).split(".")[1], 1.5)
-    dt = str(out.dtype).split(".")[1]
     (out * w).sum().backward()
-    f = [tensor_field("w", w, dt)]
+    f = [tensor_field("w", w)]
     for n, t in zip(names, inputs):
-        f.append(tensor_field(n, t.grad, dt))
+        f.append(tensor_field(n, t.grad))
     return f
 
 
@@ -121,10 +91,6 @@ def mask_of(shape, phase):
     return make(shape, "float64", phase) > 0
 
 
-def mask_field(name, m):
-    return tensor_field(name, m, "bool")
-
-
 # masked_select: floats with gradients (broadcast both ways), integers
 for dtype in ("float32", "float64", "int32", "int64", "uint8", "bool"):
     for xs, ms, tr in (([3, 4], [3, 4], False), ([3, 4], [4], False),
@@ -140,7 +106,7 @@ for dtype in ("float32", "float64", "int32", "int64", "uint8", "bool"):
             grads = loss_grads(out, [xin], ["gx"])
         out = torch.masked_select(xin.detach(), m)
         add("masked_select", dtype, xin.detach(), out, tr,
-            [mask_field("mask", m)], grads)
+            [tensor_field("mask", m)], grads)
 
 # masked_scatter (out of place; the spec also runs the in-place form
 # where the mask does not grow t): src larger, src exactly the count,
@@ -155,7 +121,7 @@ for dtype in ("float32", "float64", "int32", "int64", "uint8", "bool"):
         m = mask_of(ms, 2.0)
         src = make(ss, dtype, 4.0)
         xin = (x.transpose(-1, -2) if tr else x).clone()
-        extra = [mask_field("mask", m), tensor_field("src", src, dtype)]
+        extra = [tensor_field("mask", m), tensor_field("src", src)]
         grads = ()
         if dtype in FLOATS:
             xin.requires_grad_(True)
@@ -173,8 +139,7 @@ for dtype in ("float32", "float64", "int32", "int64", "uint8", "bool"):
         x = make(xs, dtype, 1.1)
         xin = (x.transpose(-1, -2) if tr else x).clone()
         it = torch.tensor(idx, dtype=torch.int64)
-        extra = [tensor_field("index", it, "int64"),
-                 'index_shape={%s}' % ",".join(map(str, it.shape))]
+        extra = [tensor_field("index", it), ("index_shape", list(it.shape))]
         grads = ()
         if dtype in FLOATS:
             xin.requires_grad_(True)
@@ -209,12 +174,11 @@ def scatter_case(dtype, reduce, dim, idx, src_shape, value=None, tr=False,
             return a.scatter(dim - 1, it - 1, s)
         return a.scatter_reduce(dim - 1, it - 1, s, reduce, include_self=True)
 
-    extra = ["dim=%d" % dim, tensor_field("index", it, "int64"),
-             'reduce=%s' % ('"%s"' % reduce if reduce else "nil")]
+    extra = [("dim", dim), tensor_field("index", it), ("reduce", reduce)]
     if value is not None:
-        extra.append("value=%s" % fmt(value, dtype))
+        extra.append(("value", luavalues.typed(value, dtype)))   # 2.0 for floats
     else:
-        extra.append(tensor_field("src", src, dtype))
+        extra.append(tensor_field("src", src))
     grads = ()
     # PyTorch's backward refuses a src larger than the index (the spec
     # checks Ember's zeros there itself)
@@ -250,14 +214,10 @@ s = torch.tensor([[0.0, 5.0], [4.0, 0.0]], dtype=torch.float64, requires_grad=Tr
 i = torch.tensor([[1, 2], [1, 2]])
 o = x.scatter_reduce(0, i - 1, s, "prod", include_self=True)
 add("scatter", "float64", x.detach(), o.detach(), False,
-    ["dim=1", tensor_field("index", i, "int64"), 'reduce="prod"',
-     tensor_field("src", s.detach(), "float64")],
+    [("dim", 1), tensor_field("index", i), ("reduce", "prod"),
+     tensor_field("src", s.detach())],
     loss_grads(o, [x, s], ["gx", "gsrc"]))
 
-with open("spec/reference/mask_values.lua", "w") as f:
-    f.write("-- written by spec/reference/make_mask_reference.py (PyTorch %s); "
-            "do not edit\nreturn {\n" % torch.__version__)
-    for c in CASES:
-        f.write("  " + c + ",\n")
-    f.write("}\n")
+luavalues.write("spec/reference/mask_values.lua", CASES, "make_mask_reference.py",
+                torch.__version__, lines=1)
 print(len(CASES), "cases")

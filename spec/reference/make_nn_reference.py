@@ -4,7 +4,7 @@ avg_pool2d, forward and backward, computed with PyTorch.
 
 Regenerate (from the repository root, with a Python that has torch):
 
-    /usr/bin/python3 spec/reference/make_nn_reference.py
+    OPENBLAS_CORETYPE=Haswell /usr/bin/python3 spec/reference/make_nn_reference.py
 
 It writes spec/reference/nn_values.lua.  The specs only read that file;
 they never need PyTorch.
@@ -12,57 +12,30 @@ they never need PyTorch.
 Inputs come from a seeded torch.randn in float64, rounded to float32
 precision, so that Ember's float32 run sees exactly the numbers the
 reference used.  Expected values are computed in float64 from those inputs
-and written with %.17g (exact).  Some max-pool inputs are rounded to
+and written exactly.  Some max-pool inputs are rounded to
 multiples of 1/2 to make ties, and one holds NaNs, to pin down PyTorch's
 choice of index (first maximum wins a tie; a NaN wins over numbers).
 
 Ember's returned indices are 1-based: the script adds 1 to PyTorch's.
 """
-import math
 import os
 
 import torch
 import torch.nn.functional as F
 
+import luavalues
+
 torch.manual_seed(20240607)
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "nn_values.lua")
 
 
-def fmt(v):
-    v = float(v)
-    if math.isnan(v):
-        return "0/0"
-    if math.isinf(v):
-        return "1/0" if v > 0 else "-1/0"
-    s = "%.17g" % v
-    if float(s) == v and ("%.9g" % v) != s and float("%.9g" % v) == v:
-        s = "%.9g" % v           # shorter, still exact (float32 values)
-    return s
-
-
-def lua(v):
-    if v is None:
-        return "nil"
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int):
-        return str(v)
-    if isinstance(v, str):
-        return '"%s"' % v
-    if isinstance(v, (list, tuple)):
-        return "{" + ",".join(lua(x) for x in v) + "}"
-    raise TypeError(v)
-
-
 # Tensors are written once each into T[] and referred to by number.
-TENSORS = []
+TENSORS = luavalues.Shared("T")
 
 
 def tensor_ref(t, index=False):
-    data = t.detach().flatten().tolist()
-    body = ",".join(str(int(x) + 1) if index else fmt(x) for x in data)
-    TENSORS.append("{shape=%s,data={%s}}" % (lua(list(t.shape)), body))
-    return "T[%d]" % len(TENSORS)
+    """T[k] holding t (index: PyTorch's 0-based indices, stored 1-based)."""
+    return TENSORS.add(luavalues.tensor(t + 1 if index else t))
 
 
 INPUTS = {}
@@ -91,24 +64,20 @@ def conv_case(N, C, O, H, W, k, stride=1, padding=0, dilation=1, groups=1,
     kh, kw = pair(k)
     x, xr = randn([N, C, H, W])
     w, wr = randn([O, C // groups, kh, kw])
-    b, br = randn([O]) if bias else (None, "nil")
+    b, br = randn([O]) if bias else (None, None)
     xg = x.clone().requires_grad_(True)
     wg = w.clone().requires_grad_(True)
     bg = b.clone().requires_grad_(True) if bias else None
     pad = padding if isinstance(padding, str) else pair(padding)
     y = F.conv2d(xg, wg, bg, pair(stride), pad, pair(dilation), groups)
-    fields = ["x=" + xr, "w=" + wr, "b=" + br,
-              "stride=" + lua(pair(stride)),
-              "padding=" + lua(pad),
-              "dilation=" + lua(pair(dilation)), "groups=%d" % groups,
-              "y=" + tensor_ref(y)]
+    c = {"x": xr, "w": wr, "b": br, "stride": pair(stride), "padding": pad,
+         "dilation": pair(dilation), "groups": groups, "y": tensor_ref(y)}
     if backward:
         gy, gyr = randn(list(y.shape), "gy")
         y.backward(gy)
-        fields += ["gy=" + gyr, "gx=" + tensor_ref(xg.grad),
-                   "gw=" + tensor_ref(wg.grad),
-                   "gb=" + (tensor_ref(bg.grad) if bias else "nil")]
-    return "{" + ",".join(fields) + "}"
+        c.update(gy=gyr, gx=tensor_ref(xg.grad), gw=tensor_ref(wg.grad),
+                 gb=tensor_ref(bg.grad) if bias else None)
+    return c
 
 
 def conv_cases():
@@ -156,22 +125,20 @@ def pool_case(kind, N, C, H, W, k, stride=None, padding=0, dilation=1,
         xr = tensor_ref(x)
     xg = x.clone().requires_grad_(True)
     st = pair(stride) if stride is not None else pair(k)
-    fields = ["x=" + xr, "kernel=" + lua(pair(k)), "stride=" + lua(st),
-              "padding=" + lua(pair(padding)),
-              "ceil_mode=" + lua(ceil_mode)]
+    c = {"x": xr, "kernel": pair(k), "stride": st, "padding": pair(padding),
+         "ceil_mode": ceil_mode}
     if kind == "max":
         y, idx = F.max_pool2d(xg, pair(k), st, pair(padding), pair(dilation),
                               ceil_mode, return_indices=True)
-        fields += ["dilation=" + lua(pair(dilation)),
-                   "indices=" + tensor_ref(idx, index=True)]
+        c.update(dilation=pair(dilation), indices=tensor_ref(idx, index=True))
     else:
         y = F.avg_pool2d(xg, pair(k), st, pair(padding), ceil_mode,
                          count_include_pad)
-        fields.append("count_include_pad=" + lua(count_include_pad))
+        c["count_include_pad"] = count_include_pad
     gy, gyr = randn(list(y.shape), "gy")
     y.backward(gy)
-    fields += ["y=" + tensor_ref(y), "gy=" + gyr, "gx=" + tensor_ref(xg.grad)]
-    return "{" + ",".join(fields) + "}"
+    c.update(y=tensor_ref(y), gy=gyr, gx=tensor_ref(xg.grad))
+    return c
 
 
 def max_cases():
@@ -218,24 +185,10 @@ def main():
     conv = conv_cases()
     mx = max_cases()
     avg = avg_cases()
-    with open(OUT, "w") as f:
-        f.write("-- Generated by spec/reference/make_nn_reference.py with "
-                "PyTorch %s; do not edit.\n" % torch.__version__)
-        f.write("-- Regenerate: /usr/bin/python3 "
-                "spec/reference/make_nn_reference.py\n")
-        f.write("-- Tensors are {shape, data (flat, row-major)}; indices "
-                "are 1-based.\n")
-        f.write("local T = {}\n")
-        for i, t in enumerate(TENSORS):
-            f.write("T[%d] = %s\n" % (i + 1, t))
-        f.write("return {\n")
-        for name, cases in (("conv2d", conv), ("max_pool2d", mx),
-                            ("avg_pool2d", avg)):
-            f.write("%s = {\n" % name)
-            for c in cases:
-                f.write(" %s,\n" % c)
-            f.write("},\n")
-        f.write("}\n")
+    luavalues.write(OUT, {"conv2d": conv, "max_pool2d": mx, "avg_pool2d": avg},
+                    "make_nn_reference.py", torch.__version__,
+                    notes=["Tensors are {shape, data (flat, row-major)}; indices are 1-based."],
+                    shared=[TENSORS], lines=2)
     print("%s: %d conv2d, %d max_pool2d, %d avg_pool2d cases, %d bytes" % (
         OUT, len(conv), len(mx), len(avg), os.path.getsize(OUT)))
 

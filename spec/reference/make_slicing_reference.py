@@ -4,7 +4,7 @@ index_fill_, and slicing reads and writes t[key], t[key] = v), from PyTorch.
 
 Regenerate (from the repository root, with a Python that has torch):
 
-    /usr/bin/python3 spec/reference/make_slicing_reference.py
+    OPENBLAS_CORETYPE=Haswell /usr/bin/python3 spec/reference/make_slicing_reference.py
 
 It writes spec/reference/slicing_values.lua; the spec only reads that file.
 
@@ -22,37 +22,14 @@ import math
 
 import torch
 
+import luavalues
+from luavalues import flat
+
 DTYPES = {
     "float32": torch.float32, "float64": torch.float64, "int32": torch.int32,
     "int64": torch.int64, "uint8": torch.uint8, "bool": torch.bool,
 }
 FLOATS = ("float32", "float64")
-
-
-def fmt(v, dtype):
-    if dtype == "bool":
-        return "true" if v else "false"
-    if dtype in FLOATS:
-        r = repr(float(v))
-        assert float(r) == float(v)
-        return r
-    return str(int(v))
-
-
-def lua_list(values, dtype):
-    return "{" + ",".join(fmt(v, dtype) for v in values) + "}"
-
-
-def lua(v):
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, (int, float)):
-        return repr(v)
-    if isinstance(v, str):
-        return '"' + v + '"'
-    if isinstance(v, (list, tuple)):
-        return "{" + ", ".join(lua(x) for x in v) + "}"
-    raise TypeError(v)
 
 
 def make(shape, dtype, phase, transpose=False):
@@ -75,10 +52,6 @@ def make(shape, dtype, phase, transpose=False):
     return t, vals
 
 
-def flat(t):
-    return t.reshape(-1).tolist()
-
-
 def py_key(key, shape):
     out = []
     for d, e in enumerate(key):
@@ -97,11 +70,7 @@ def py_key(key, shape):
     return tuple(out)
 
 
-lines = ["-- written by spec/reference/make_slicing_reference.py; do not edit", "return {"]
-
-
-def emit(fields):
-    lines.append("  {" + ", ".join(f"{k} = {v}" for k, v in fields) + "},")
+CASES = []
 
 
 def index_case(op, shape, dim, index, dtype, transpose=False, value=None):
@@ -110,9 +79,8 @@ def index_case(op, shape, dim, index, dtype, transpose=False, value=None):
     pd = dim - 1 if dim > 0 else dim
     sshape = list(shape)
     sshape[pd] = len(index)
-    fields = [("op", lua(op)), ("shape", lua(shape)), ("dim", dim),
-              ("index", lua(index)), ("dtype", lua(dtype)),
-              ("transpose", lua(transpose)), ("x", lua_list(xv, dtype))]
+    case = {"op": op, "shape": shape, "dim": dim, "index": index, "dtype": dtype,
+            "transpose": transpose, "x": xv}
     grad = dtype == "float64"
     xx = x.clone().requires_grad_(grad)
     base = xx * 1 if grad else xx.clone()
@@ -120,20 +88,18 @@ def index_case(op, shape, dim, index, dtype, transpose=False, value=None):
         src, sv = make(sshape, dtype, 0.9)
         src = src.clone().requires_grad_(grad)
         out = base.index_copy(pd, idx, src)
-        fields.append(("src", lua_list(sv, dtype)))
-        fields.append(("src_shape", lua(sshape)))
+        case.update(src=sv, src_shape=sshape)
     else:
         v = torch.tensor(value, dtype=torch.float64, requires_grad=grad) if grad else value
         out = base.index_fill(pd, idx, v)
-        fields.append(("value", repr(value)))
-    fields.append(("out", lua_list(flat(out.detach()), dtype)))
+        case["value"] = value
+    case["out"] = flat(out)
     if grad:
         w, _ = make(list(out.shape), dtype, 1.5)
         (out * w).sum().backward()
-        fields.append(("grad_x", lua_list(flat(xx.grad), dtype)))
         g = src.grad if op == "index_copy" else v.grad
-        fields.append(("grad_src", lua_list(flat(g), dtype)))
-    emit(fields)
+        case.update(grad_x=flat(xx.grad), grad_src=flat(g))
+    CASES.append(case)
 
 
 def read_case(shape, key, dtype, transpose=False):
@@ -141,15 +107,13 @@ def read_case(shape, key, dtype, transpose=False):
     grad = dtype == "float64"
     xx = x.clone().requires_grad_(grad)
     out = xx[py_key(key, shape)]
-    fields = [("op", '"read"'), ("shape", lua(shape)), ("key", lua(key)),
-              ("dtype", lua(dtype)), ("transpose", lua(transpose)),
-              ("x", lua_list(xv, dtype)), ("out_shape", lua(list(out.shape))),
-              ("out", lua_list(flat(out.detach()), dtype))]
+    case = {"op": "read", "shape": shape, "key": key, "dtype": dtype,
+            "transpose": transpose, "x": xv, "out_shape": list(out.shape), "out": flat(out)}
     if grad:
         w, _ = make(list(out.shape), dtype, 1.5)
         (out * w).sum().backward()
-        fields.append(("grad_x", lua_list(flat(xx.grad), dtype)))
-    emit(fields)
+        case["grad_x"] = flat(xx.grad)
+    CASES.append(case)
 
 
 def write_case(shape, key, dtype, src_shape=None, value=None, transpose=False):
@@ -157,26 +121,25 @@ def write_case(shape, key, dtype, src_shape=None, value=None, transpose=False):
     grad = dtype == "float64"
     xx = x.clone().requires_grad_(grad)
     base = xx * 1 if grad else xx.clone()
-    fields = [("op", '"write"'), ("shape", lua(shape)), ("key", lua(key)),
-              ("dtype", lua(dtype)), ("transpose", lua(transpose)),
-              ("x", lua_list(xv, dtype))]
+    case = {"op": "write", "shape": shape, "key": key, "dtype": dtype,
+            "transpose": transpose, "x": xv}
     src = None
     if src_shape is not None:
         s, sv = make(src_shape, dtype, 0.9)
         src = s.clone().requires_grad_(grad)
         base[py_key(key, shape)] = src
-        fields += [("src", lua_list(sv, dtype)), ("src_shape", lua(src_shape))]
+        case.update(src=sv, src_shape=src_shape)
     else:
         base[py_key(key, shape)] = value
-        fields.append(("value", repr(value)))
-    fields.append(("out", lua_list(flat(base.detach()), dtype)))
+        case["value"] = value
+    case["out"] = flat(base)
     if grad:
         w, _ = make(shape, dtype, 1.5)
         (base * w).sum().backward()
-        fields.append(("grad_x", lua_list(flat(xx.grad), dtype)))
+        case["grad_x"] = flat(xx.grad)
         if src is not None:
-            fields.append(("grad_src", lua_list(flat(src.grad), dtype)))
-    emit(fields)
+            case["grad_src"] = flat(src.grad)
+    CASES.append(case)
 
 
 for dt in DTYPES:
@@ -221,6 +184,5 @@ write_case([2, 3, 4], [["range", 1, 2, 1], ["at", 3], ["range", 1, 4, 3]], "floa
 for dt in DTYPES:
     write_case([3, 4], [["all"], ["range", 2, 4, 2]], dt, src_shape=[3, 2])
 
-lines.append("}")
-with open("spec/reference/slicing_values.lua", "w") as f:
-    f.write("\n".join(lines) + "\n")
+luavalues.write("spec/reference/slicing_values.lua", CASES, "make_slicing_reference.py",
+                torch.__version__, lines=1)
