@@ -7,7 +7,8 @@ local run = require "helpers.run"
 local ARGS = {["examples/fashion_mnist_cnn.lua"] = "--limit 6000 --epochs 2",
               ["examples/custom_loop.lua"] = "--limit 6000 --epochs 2",
               ["examples/fashion_mnist_mlp.lua"] = "--limit 20000 --epochs 2",
-              ["examples/fashion_mnist_ddp.lua"] = "--limit 6000 --epochs 2"}
+              ["examples/fashion_mnist_ddp.lua"] = "--limit 6000 --epochs 2",
+              ["examples/nanogpt.lua"] = "--steps 30"}
 local outputs = {}
 
 local function run_example(path)
