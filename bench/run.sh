@@ -37,6 +37,10 @@
 #   sort     sorting and selection (sort, argsort, topk) vs PyTorch, its own
 #            table after the main one (bench/sort.sh; not in the default
 #            list: BENCH_ONLY=sort or all)
+#   ops      issue 17's figures in one table after the main one: scan,
+#            sort and topk, multinomial, slicing assignment, each vs
+#            PyTorch, naming every case over 1.5x (bench/ops.sh; not in the
+#            default list: BENCH_ONLY=ops or all)
 #   (gemm = matmul,convgemm; all = every group)
 # PyTorch is Debian's python3-torch from /usr/bin/python3 (BENCH_PYTHON
 # overrides; without torch its column says so), always in its best
@@ -132,10 +136,10 @@ done
 # the groups asked for: want_<group>=1
 for g in $(echo "$only" | tr ',' ' '); do
   case $g in
-    matmul|convgemm|op|scan|startup|cnn|mlp|dist|sort) eval "want_$g=1" ;;
+    matmul|convgemm|op|scan|startup|cnn|mlp|dist|sort|ops) eval "want_$g=1" ;;
     gemm) want_matmul=1; want_convgemm=1 ;;
-    all) want_matmul=1; want_convgemm=1; want_op=1; want_scan=1; want_startup=1; want_cnn=1; want_mlp=1; want_dist=1; want_sort=1 ;;
-    *) echo "bench: BENCH_ONLY: unknown group '$g' (expected matmul, convgemm, gemm, op, scan, startup, cnn, mlp, dist, sort or all)" >&2; exit 1 ;;
+    all) want_matmul=1; want_convgemm=1; want_op=1; want_scan=1; want_startup=1; want_cnn=1; want_mlp=1; want_dist=1; want_sort=1; want_ops=1 ;;
+    *) echo "bench: BENCH_ONLY: unknown group '$g' (expected matmul, convgemm, gemm, op, scan, startup, cnn, mlp, dist, sort, ops or all)" >&2; exit 1 ;;
   esac
 done
 wants() { eval "[ -n \"\${want_$1:-}\" ]"; }
@@ -581,6 +585,10 @@ awk -v torch="$torch" -v threads="$threads" -v rounds="$rounds" -v erounds="$ero
 if wants sort; then
   echo
   sh bench/sort.sh || { echo "bench: bench/sort.sh failed" >&2; status=1; }
+fi
+if wants ops; then
+  echo
+  sh bench/ops.sh || { echo "bench: bench/ops.sh: a case over its bound, or a failure" >&2; status=1; }
 fi
 
 exit $status
