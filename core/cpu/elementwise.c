@@ -327,8 +327,10 @@ int ember_cpu_copy(ember_tensor *dst, const ember_tensor *src) {
 ** fill and arange
 ** ======================================================================= */
 
-/* The fill value as the destination's bytes (es of them). */
-typedef struct { _Alignas(8) unsigned char bytes[8]; size_t es; } fill_ctx;
+/* The fill value as the destination's bytes (es of them); same: whether
+   those bytes are all one byte (0.0, 0, -1, every uint8/bool value), so a
+   contiguous row is one memset. */
+typedef struct { _Alignas(8) unsigned char bytes[8]; size_t es; int same; } fill_ctx;
 
 /* A contiguous row is filled by doubling: the first element written, then
    the filled prefix copied onto what follows (memcpy runs at memory speed
@@ -341,8 +343,8 @@ static void fill_row(char **p, const int64_t *st, int64_t n, void *ctx) {
     move_elems(p[0], st[0], (const char *)c->bytes, 0, n, c->es);
     return;
   }
-  if (c->es == 1) {
-    memset(p[0], c->bytes[0], (size_t)n);
+  if (c->same) {
+    memset(p[0], c->bytes[0], (size_t)n * c->es);
     return;
   }
   size_t total = (size_t)n * c->es, done = c->es;
@@ -355,7 +357,7 @@ static void fill_row(char **p, const int64_t *st, int64_t n, void *ctx) {
 }
 
 int ember_cpu_fill(ember_tensor *dst, double value, int64_t ivalue) {
-  fill_ctx c = {{0}, ember_dtype_size(dst->dtype)};
+  fill_ctx c = {{0}, ember_dtype_size(dst->dtype), 1};
   float f = (float)value;
   int32_t i32 = (int32_t)ivalue;
   uint8_t u8 = (uint8_t)ivalue, b = value != 0;
@@ -367,6 +369,7 @@ int ember_cpu_fill(ember_tensor *dst, double value, int64_t ivalue) {
     case EMBER_UINT8: memcpy(c.bytes, &u8, sizeof u8); break;
     default: memcpy(c.bytes, &b, sizeof b); break;
   }
+  for (size_t k = 1; k < c.es; k++) c.same &= c.bytes[k] == c.bytes[0];
   const ember_tensor *ops[1] = {dst};
   ember_cpu_iter it;
   ember_cpu_iter_init(&it, 1, ops);

@@ -8,6 +8,7 @@
 ** and the call fails with the offending value.
 */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cpu.h"
@@ -38,10 +39,43 @@ static int check_vector_index(const char *fn, const ember_tensor *index,
 ** index_select, index_add and index_copy walk the same pairs of slices:
 ** slice index[j] of the indexed operand (index_select's src, the others'
 ** dst) and slice j of the other.  The slices are views built on the stack
-** (no allocation); the loop is serial, as two indices may name one slice
-** (index_copy's last one wins: PyTorch leaves that unspecified).
+** (no allocation).  The pairs run on several threads when the work is
+** large and no two of them write one slice: always for index_select (it
+** writes slice j), for the others when the index holds no position twice;
+** otherwise in order, so index_copy's last one wins (PyTorch leaves that
+** unspecified) and index_add's sums are deterministic.
 */
 enum walk_mode { WALK_SELECT, WALK_ADD, WALK_COPY };
+
+/* Whether the n positions of index (checked to lie in 1..size) are all
+   different; 0 also when the scratch cannot be had (the serial walk is
+   always right). */
+static int index_unique(const ember_tensor *index, int64_t n, int64_t istride,
+                        int64_t size) {
+  unsigned char *seen = calloc((size_t)size, 1);
+  if (!seen) return 0;
+  int unique = 1;
+  for (int64_t j = 0; j < n && unique; j++) {
+    int64_t v = index_at(index, index->offset + j * istride) - 1;
+    unique = !seen[v];
+    seen[v] = 1;
+  }
+  free(seen);
+  return unique;
+}
+
+static void walk_pair(enum walk_mode mode, ember_tensor *dst,
+                      const ember_tensor *src, int dim,
+                      const ember_tensor *index, int64_t istride, int64_t j) {
+  int into = mode != WALK_SELECT;
+  int64_t v = index_at(index, index->offset + j * istride) - 1;
+  ember_tensor s = *src, d = *dst;
+  s.offset += (into ? j : v) * src->strides[dim];
+  d.offset += (into ? v : j) * dst->strides[dim];
+  s.shape[dim] = d.shape[dim] = 1;
+  if (mode == WALK_ADD) ember_cpu_binary(EMBER_ADD, &d, &d, &s);
+  else ember_cpu_copy(&d, &s);
+}
 
 static int walk_slices(const char *fn, enum walk_mode mode, ember_tensor *dst,
                        const ember_tensor *src, int dim,
@@ -51,15 +85,14 @@ static int walk_slices(const char *fn, enum walk_mode mode, ember_tensor *dst,
   int64_t n, istride;
   if (check_vector_index(fn, index, dim, along->shape[dim], &n, &istride) < 0)
     return -1;
-  for (int64_t j = 0; j < n; j++) {
-    int64_t v = index_at(index, index->offset + j * istride) - 1;
-    ember_tensor s = *src, d = *dst;
-    s.offset += (into ? j : v) * src->strides[dim];
-    d.offset += (into ? v : j) * dst->strides[dim];
-    s.shape[dim] = d.shape[dim] = 1;
-    if (mode == WALK_ADD) ember_cpu_binary(EMBER_ADD, &d, &d, &s);
-    else ember_cpu_copy(&d, &s);
-  }
+  /* the elements moved: every slice pair holds numel(small side) / n */
+  int64_t work = ember_numel(into ? src : dst);
+  int nt = ember_cpu_threads();
+  int par = nt > 1 && n > 1 && work >= EMBER_CPU_PARALLEL_MIN &&
+            (!into || index_unique(index, n, istride, along->shape[dim]));
+  #pragma omp parallel for schedule(static) num_threads(nt) if (par)
+  for (int64_t j = 0; j < n; j++)
+    walk_pair(mode, dst, src, dim, index, istride, j);
   return 0;
 }
 

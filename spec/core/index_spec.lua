@@ -70,3 +70,47 @@ describe("index_select along dimension 1", function()
     assert.are.same({{1, 2}, {3, 4}, {5, 6}}, t:totable())
   end)
 end)
+
+describe("index_select, index_copy_ and index_add_ on large tensors", function()
+  -- past EMBER_CPU_PARALLEL_MIN elements the slice pairs run on threads when
+  -- no two write one slice; each result is checked slice by slice
+  local n, m = 300, 200                     -- 60000 elements
+  local src = ember.randn(n, m)
+  local perm = ember.randperm(m)            -- unique: the threaded walk
+  local dup = ember.tensor({1, 5, 1, 5, 2}, {dtype = "int64"})  -- serial
+
+  it("index_select along dim 2 takes every column it names", function()
+    local out = src:index_select(2, perm)
+    local p = perm:totable()
+    for j = 1, m, 37 do
+      assert.is_true(out:select(2, j):equal(src:select(2, p[j])))
+    end
+  end)
+
+  it("index_copy_ writes every slice once (unique) and the last one wins (repeats)", function()
+    local t = ember.zeros(n, m)
+    t:index_copy_(2, perm, src)
+    local p = perm:totable()
+    for j = 1, m, 37 do
+      assert.is_true(t:select(2, p[j]):equal(src:select(2, j)))
+    end
+    local u = ember.zeros(n, m)
+    u:index_copy_(2, dup, src:narrow(2, 1, 5))
+    assert.is_true(u:select(2, 1):equal(src:select(2, 3)))
+    assert.is_true(u:select(2, 5):equal(src:select(2, 4)))
+    assert.is_true(u:select(2, 2):equal(src:select(2, 5)))
+  end)
+
+  it("index_add_ sums repeated slices and adds unique ones", function()
+    local t = ember.ones(n, m)
+    t:index_add_(2, perm, src)
+    local p = perm:totable()
+    for j = 1, m, 37 do
+      assert.is_true(t:select(2, p[j]):equal(src:select(2, j) + 1))
+    end
+    local u = ember.zeros(n, m)
+    u:index_add_(2, dup, src:narrow(2, 1, 5))
+    local want = src:select(2, 1) + src:select(2, 3)
+    assert.is_true((u:select(2, 1) - want):abs():max():item() < 1e-6)
+  end)
+end)
