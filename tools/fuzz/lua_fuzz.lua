@@ -164,6 +164,7 @@ M.SEEDS = {
   uniform_ = function(e) return {e.zeros(2, 3):t(), -1, 1, {generator = e.Generator(4)}} end,
   normal_ = function(e) return {e.zeros(4, {dtype = "float64"}), 0, 2} end,
   Generator = function() return {123} end,
+  randperm = function(e) return {6, {generator = e.Generator(5)}} end,
   set_printoptions = function() return {{precision = 2, threshold = 5, edgeitems = 2}} end,
   set_anomaly_detection = function() return {false} end,
   set_grad_enabled = function() return {true} end,
