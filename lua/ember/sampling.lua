@@ -55,18 +55,21 @@ function ember.bernoulli_(t, p, opts)
   if p == nil then p = 0.5 end
   opts = check.options("bernoulli_", opts, KNOWN)
   check_probs("bernoulli_", p)
+  if ember.is_tensor(p) then           -- before the draw: a failed call moves no counter
+    local ps, ts = p:shape(), t:shape()
+    local fits = #ps <= #ts
+    for i = 1, #ps do
+      local pd, td = ps[#ps - i + 1], ts[#ts - i + 1]
+      fits = fits and (pd == 1 or pd == td)
+    end
+    if not fits then
+      error(("bernoulli_: p of shape {%s} does not broadcast to the tensor's shape {%s}")
+        :format(table.concat(ps, ", "), table.concat(ts, ", ")), 2)
+    end
+  end
   local ft = (t.dtype:match("^float") or t.dtype:match("^bfloat")) and t.dtype or "float64"
   local u = ember.rand_like(t, {dtype = ft, generator = opts.generator})
   local mask = u:lt(p)
-  if ember.is_tensor(p) then
-    local ms, ts = mask:shape(), t:shape()
-    local same = #ms == #ts
-    for i = 1, #ts do same = same and ms[i] == ts[i] end
-    if not same then
-      error(("bernoulli_: p of shape {%s} does not broadcast to the tensor's shape {%s}")
-        :format(table.concat(p:shape(), ", "), table.concat(ts, ", ")), 2)
-    end
-  end
   return t:copy_(mask)
 end
 T.bernoulli_ = ember.bernoulli_
