@@ -195,11 +195,13 @@ test: deps
 	@$(MAKE) --no-print-directory all embed $(BUILD)/threads-host $(BUILD)/devcache-test $(BUILD)/libember_fakecuda.so
 	$(BUSTED)
 
+# Under the sanitizers allocator_may_return_null=1: an allocation past
+# memory is Ember's "out of memory" error (a spec asks for one), not an abort.
 asan: deps
 	@$(MAKE) --no-print-directory BUILD=build-asan CFLAGS="-O1 -g" SAN="$(ASAN_FLAGS)" \
 	  build-asan/ember/core.so build-asan/libember.a ember-asan build-asan/libember_fakecuda.so \
 	  $(if $(NVCC),build-asan/libember_cuda.so) $(if $(MPICC),build-asan/libember_mpi.so)
-	ASAN_OPTIONS=detect_leaks=0:quarantine_size_mb=8 LD_PRELOAD=$$($(CC) -print-file-name=libasan.so) \
+	ASAN_OPTIONS=detect_leaks=0:quarantine_size_mb=8:allocator_may_return_null=1 LD_PRELOAD=$$($(CC) -print-file-name=libasan.so) \
 	  EMBER_BUILD=build-asan EMBER_BIN=./ember-asan EMBER_SAN="$(ASAN_FLAGS)" $(BUSTED)
 
 ember-asan: $(MAIN_OBJ) $(BIND_OBJ) $(CORE_OBJ)
@@ -218,7 +220,7 @@ leakcheck: deps
 	@$(MAKE) --no-print-directory BUILD=build-asan CFLAGS="-O1 -g" SAN="$(ASAN_FLAGS)" \
 	  build-asan/ember/core.so build-asan/libember.a ember-asan build-asan/libember_fakecuda.so
 	@rm -rf build-asan/lsan && mkdir -p build-asan/lsan
-	ASAN_OPTIONS=detect_leaks=1:exitcode=0:quarantine_size_mb=8:log_exe_name=1:log_path=$(CURDIR)/build-asan/lsan/report \
+	ASAN_OPTIONS=detect_leaks=1:exitcode=0:quarantine_size_mb=8:allocator_may_return_null=1:log_exe_name=1:log_path=$(CURDIR)/build-asan/lsan/report \
 	  LSAN_OPTIONS=suppressions=$(CURDIR)/tools/lsan.supp:print_suppressions=0 \
 	  LD_PRELOAD=$$($(CC) -print-file-name=libasan.so) \
 	  EMBER_BUILD=build-asan EMBER_BIN=./ember-asan EMBER_SAN="$(ASAN_FLAGS)" $(BUSTED) $(LEAK_SPECS); \
@@ -255,7 +257,7 @@ tsan: deps
 fuzz: deps
 	@$(MAKE) --no-print-directory BUILD=build-asan CFLAGS="-O1 -g" SAN="$(ASAN_FLAGS)" \
 	  build-asan/ember/core.so ember-asan build-asan/libember_fakecuda.so
-	ASAN_OPTIONS=detect_leaks=0 EMBER_BUILD=build-asan EMBER_SAN="$(ASAN_FLAGS)" \
+	ASAN_OPTIONS=detect_leaks=0:allocator_may_return_null=1 EMBER_BUILD=build-asan EMBER_SAN="$(ASAN_FLAGS)" \
 	  ./ember-asan tools/fuzz/lua_fuzz.lua --bin ./ember-asan \
 	  --seconds $(if $(filter command line environment,$(origin FUZZ_SECONDS)),$(FUZZ_SECONDS),120) \
 	  $(if $(FUZZ_SEED),--seed $(FUZZ_SEED))
