@@ -53,14 +53,14 @@ end
 
 --- The config lists the children it has now (not those it was built
 -- with), so a container grown after construction is saved as it is.
-local function current_children(self)
+local function current_children(self, what)
   local serialize = require "ember.nn.serialize"
   local list = {n = #self}
   for i, name in ipairs(rawget(self, "_modules").names) do
     if name ~= tostring(i) then
-      serialize.fail(("%s: module %d of %s is named '%s'; only modules named by their " ..
+      serialize.fail(("%s: %s %d of %s is named '%s'; only %ss named by their " ..
                       "position (1, 2, ...) can be saved"):format(serialize.fname("get_config"),
-                                                                  i, self.__name, name))
+                                                                  what, i, self.__name, name, what))
     end
     list[i] = self[i]
   end
@@ -151,7 +151,7 @@ Sequential._set_number = set_number
 
 --- Saved as Sequential(layer1, layer2, ...) with the layers it has now.
 function Sequential:get_config()
-  return require("ember.nn.serialize").config_from_args(self, current_children(self))
+  return require("ember.nn.serialize").config_from_args(self, current_children(self, "layer"))
 end
 
 -- }======================================================================
@@ -220,7 +220,7 @@ end
 
 --- Saved as ModuleList{m1, m2, ...} with the modules it has now.
 function ModuleList:get_config()
-  local list = current_children(self)
+  local list = current_children(self, "module")
   list.n = nil
   return require("ember.nn.serialize").config_from_args(self, {list, n = 1})
 end
