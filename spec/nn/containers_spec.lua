@@ -92,6 +92,20 @@ describe("nn.ModuleList", function()
   end)
 end)
 
+describe("nn.Sequential's numbered children", function()
+  it("replaces and appends with seq[i] = m, and keeps the order", function()
+    local a, b, c = nn.Linear(2, 2), nn.ReLU(), nn.Linear(2, 1)
+    local seq = nn.Sequential{a, b}
+    seq[2] = nn.Tanh()
+    seq[3] = c
+    assert.are.equal("Tanh", seq[2].__name)
+    assert.are.equal(c, seq[-1])
+    assert.are.same({"1.weight", "1.bias", "3.weight", "3.bias"}, names(seq))
+    assert.are.same({4, 1}, seq(ember.randn(4, 2)):shape())
+    H.fails("Sequential: index 5 is out of range for 3 modules", function() seq[5] = nn.ReLU() end)
+  end)
+end)
+
 describe("nn.ModuleDict", function()
   it("keeps the order of a list of pairs, and sorts a plain table", function()
     local a, b, c = nn.Linear(1, 1), nn.Linear(1, 2), nn.ReLU()

@@ -30,9 +30,6 @@ local function check_list(fname, layers, what, level)
   return layers
 end
 
---- The children as a list, in order.
-local function numbered(self) return self:children() end
-
 --- Make list the children, named "1".."n" (replacing the old ones).
 local function renumber(self, list)
   local store = rawget(self, "_modules")
@@ -86,7 +83,12 @@ local function set_number(self, i, m)
   if not p and i ~= n + 1 then
     error(("%s: index %d is out of range for %d modules"):format(name, i, n), 3)
   end
-  if p then rawget(self, "_modules").map[tostring(p)] = m else self:add_module(tostring(i), m) end
+  local store = rawget(self, "_modules")
+  if p and store.map[tostring(p)] ~= nil then
+    store.map[tostring(p)] = m           -- in place: the name keeps its position
+  else
+    self:add_module(tostring(p or i), m)
+  end
 end
 
 -- }======================================================================
@@ -190,7 +192,7 @@ function ModuleList:extend(modules)
     if not modules:is_a(ModuleList) and not modules:is_a(Sequential) then
       error("extend: expected a list of modules or a ModuleList, got a " .. modules.__name, 2)
     end
-    modules = numbered(modules)
+    modules = modules:children()
   end
   check_list("extend", modules, "entry", 2)
   for i = 1, #modules do self:add_module(tostring(#self + 1), modules[i]) end
@@ -212,7 +214,7 @@ function ModuleList:insert(index, m)
   if p < 1 or p > n + 1 then
     error(("insert: index %d is out of range for %d modules"):format(index, n), 2)
   end
-  local list = numbered(self)
+  local list = self:children()
   table.insert(list, p, m)
   renumber(self, list)
   return self
