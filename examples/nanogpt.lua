@@ -13,38 +13,23 @@ for i = 1, #arg - 1, 2 do opt[arg[i]] = math.tointeger(tonumber(arg[i + 1])) end
 local max_iters = opt["--steps"] or 500
 local batch_size, block_size = 16, 64
 
--- the data: bytes of the text, a token per distinct character
+-- the data: a token per distinct character (UTF-8), ids 1.. in character order
 local path = "/usr/share/games/fortunes/computers"
 local f = assert(io.open(path, "rb"), path .. " is missing: apt-get install fortunes (make run does)")
 local text = f:read("a"):gsub("\n%%\n", "\n\n")   -- drop the % separators
 f:close()
-local chars, stoi, itos = {}, {}, {}
-for c in text:gmatch(".") do chars[c] = true end
-for c in pairs(chars) do itos[#itos + 1] = c end
-table.sort(itos)
-for i, c in ipairs(itos) do stoi[c] = i end
-local ids = {}
-for i = 1, #text do ids[i] = stoi[text:sub(i, i)] end
-local data = ember.tensor(ids, {dtype = "int64"})
+local tok, data = ember.data.chars(text)
 local n = data:size(1)
 local train_data, val_data = data[{ {1, n * 9 // 10} }], data[{ {n * 9 // 10 + 1, n} }]
-print(("%d characters, vocabulary of %d"):format(n, #itos))
+print(("%d characters, vocabulary of %d"):format(n, tok.vocab_size))
 
 ember.manual_seed(1337)
 -- poor man's data loader: random windows of the text, targets shifted by one
 local function get_batch(split)
-  local d = split == "train" and train_data or val_data
-  -- ix = torch.randint(len(data) - block_size, (batch_size,))
-  local ix = ember.randint(1, d:size(1) - block_size, batch_size):totable()
-  local xs, ys = {}, {}
-  for b, i in ipairs(ix) do
-    xs[b] = d[{ {i, i + block_size - 1} }]
-    ys[b] = d[{ {i + 1, i + block_size} }]
-  end
-  return ember.stack(xs), ember.stack(ys)
+  return ember.data.windows(split == "train" and train_data or val_data, block_size, batch_size)
 end
 
-local model = nanogpt.GPT(nanogpt.GPTConfig{block_size = block_size, vocab_size = #itos,
+local model = nanogpt.GPT(nanogpt.GPTConfig{block_size = block_size, vocab_size = tok.vocab_size,
                                              n_layer = 2, n_head = 4, n_embd = 64, dropout = 0.0})
 print(("number of parameters: %.2fM"):format(model:get_num_params() / 1e6))
 local optimizer = model:configure_optimizers(0.1, 1e-3, {0.9, 0.99})
@@ -85,8 +70,6 @@ end
 -- sample.py: a fresh generator, so that sampling leaves the training stream alone
 model:eval()
 local g = ember.Generator(1337)
-local start = ember.tensor({{stoi["\n"]}}, {dtype = "int64"})
+local start = tok:encode("\n"):view(1, 1)
 local y = model:generate(start, 200, 0.8, 10, g)
-local out = {}
-for i, id in ipairs(y[1]:totable()) do out[i] = itos[id] end
-print(table.concat(out))
+print(tok:decode(y[1]))

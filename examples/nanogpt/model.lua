@@ -8,10 +8,10 @@
 -- greedy generation, crop_block_size) by spec/nn/nanogpt_port_spec.lua;
 -- examples/nanogpt.lua trains it on a few fortunes and samples from it.
 --
--- nanoGPT keeps its blocks in nn.ModuleList and the trunk in nn.ModuleDict;
--- here a Sequential holds the blocks (iterated, never called) and a small
--- Trunk module the trunk, so the parameter names are PyTorch's
--- (transformer.h.1.attn.c_attn.weight, with Ember's 1-based block numbers).
+-- As in nanoGPT the trunk is an nn.ModuleDict and its blocks an
+-- nn.ModuleList, so the parameter names are PyTorch's
+-- (transformer.h.1.attn.c_attn.weight, with Ember's 1-based block numbers:
+-- PyTorch's transformer.h.0).
 local ember = require "ember"
 local nn = ember.nn
 local F = nn.functional
@@ -106,18 +106,6 @@ function Block:forward(x)
   return x
 end
 
--- nn.ModuleDict(dict(wte=..., wpe=..., drop=..., h=..., ln_f=...))
-local Trunk = nn.Module:extend("Trunk")
-function Trunk:init(config)
-  self.wte = nn.Embedding(config.vocab_size, config.n_embd)
-  self.wpe = nn.Embedding(config.block_size, config.n_embd)
-  self.drop = nn.Dropout(config.dropout)
-  local h = {}
-  for i = 1, config.n_layer do h[i] = Block(config) end
-  self.h = nn.Sequential(h)
-  self.ln_f = LayerNorm(config.n_embd, config.bias)
-end
-
 local GPT = nn.Module:extend("GPT")
 M.GPT = GPT
 
@@ -125,7 +113,16 @@ function GPT:init(config)
   assert(config.vocab_size ~= nil)
   assert(config.block_size ~= nil)
   self.config = config
-  self.transformer = Trunk(config)
+  -- nn.ModuleDict(dict(wte=..., wpe=..., drop=..., h=..., ln_f=...)): pairs keep the order
+  local h = {}                 -- [Block(config) for _ in range(config.n_layer)]
+  for i = 1, config.n_layer do h[i] = Block(config) end
+  self.transformer = nn.ModuleDict{
+    {"wte", nn.Embedding(config.vocab_size, config.n_embd)},
+    {"wpe", nn.Embedding(config.block_size, config.n_embd)},
+    {"drop", nn.Dropout(config.dropout)},
+    {"h", nn.ModuleList(h)},
+    {"ln_f", LayerNorm(config.n_embd, config.bias)},
+  }
   self.lm_head = nn.Linear(config.n_embd, config.vocab_size, {bias = false})
   -- with weight tying when using torch.compile() some warnings get generated ...
   self.transformer.wte.weight = self.lm_head.weight -- https://paperswithcode.com/method/weight-tying
@@ -170,7 +167,7 @@ function GPT:forward(idx, targets)
   local tok_emb = self.transformer.wte(idx) -- token embeddings of shape (b, t, n_embd)
   local pos_emb = self.transformer.wpe(pos) -- position embeddings of shape (t, n_embd)
   local x = self.transformer.drop(tok_emb + pos_emb)
-  for _, block in ipairs(self.transformer.h:children()) do
+  for _, block in ipairs(self.transformer.h) do
     x = block(x)
   end
   x = self.transformer.ln_f(x)
@@ -194,7 +191,7 @@ function GPT:crop_block_size(block_size)
   -- nn.Parameter(self.transformer.wpe.weight[:block_size])
   self.transformer.wpe.weight = self.transformer.wpe.weight[{ {1, block_size} }]
     :detach():clone():requires_grad_()
-  for _, block in ipairs(self.transformer.h:children()) do
+  for _, block in ipairs(self.transformer.h) do
     if block.attn.bias then
       block.attn:register_buffer("bias", block.attn.bias[{ {}, {}, {1, block_size}, {1, block_size} }])
     end

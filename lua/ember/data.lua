@@ -4,7 +4,9 @@
 -- two classic data sets ready for a network (float images in [0, 1],
 -- classes 1..10); TensorDataset, Subset and random_split are PyTorch's
 -- datasets; loader batches tensors or a dataset for a `for` loop, with a
--- shuffle that ember.manual_seed (or its own seed) makes reproducible.
+-- shuffle that ember.manual_seed (or its own seed) makes reproducible;
+-- chars and windows are a character-level tokenizer and the random
+-- (input, target) windows a language model trains on.
 --
 -- A dataset is any table with `#ds` (its size) and `ds[i]` for i in
 -- 1..#ds; an item is a tensor, a number, or a list of them (a tuple, as
@@ -592,6 +594,159 @@ function Loader.__call(self, _, control)
   if control == nil or not self._iter then self._iter = self:iter() end
   local it = self._iter
   return it()
+end
+
+-- }======================================================================
+
+-- {======================================================================
+-- Text: a character-level tokenizer and training windows
+-- =======================================================================
+
+--- The UTF-8 characters of text as a list (lax = false: surrogates and
+-- code points past U+10FFFF are invalid, as in Lua's utf8 library), or an
+-- error naming fname and the byte where the text stops being UTF-8.
+local function utf8_chars(fname, text, level)
+  local ok, bad = utf8.len(text)
+  if not ok then
+    fail(level + 1, "%s: the text is not valid UTF-8 (at byte %d)", fname, bad)
+  end
+  local out = {}
+  for c in text:gmatch(utf8.charpattern) do out[#out + 1] = c end
+  return out
+end
+
+--- "'a' (U+0061)" for a character in messages.
+local function char_str(c)
+  return ("'%s' (U+%04X)"):format(c, utf8.codepoint(c))
+end
+
+local Tokenizer = {}
+Tokenizer.__index = Tokenizer
+Tokenizer.__name = "ember.data.Tokenizer"
+
+function Tokenizer.__tostring(self)
+  return ("Tokenizer(%d characters)"):format(self.vocab_size)
+end
+
+--- The check every method makes: called with ':' on a tokenizer.
+local function check_self(fname, self)
+  if getmetatable(self) ~= Tokenizer then
+    fail(3, "%s: call it as a method, tok:%s(...)", fname, fname)
+  end
+end
+
+--- tok:encode(text): the 1-based ids of text's characters, a 1-d int64
+-- tensor (empty for ""); a character not in the vocabulary is an error.
+function Tokenizer:encode(text)
+  check_self("encode", self)
+  if type(text) ~= "string" then fail(2, "encode: expected a string, got %s", kind(text)) end
+  local ids, stoi = {}, self._stoi
+  for i, c in ipairs(utf8_chars("encode", text, 2)) do
+    local id = stoi[c]
+    if not id then
+      fail(2, "encode: character %s (character %d of the text) is not in the vocabulary",
+           char_str(c), i)
+    end
+    ids[i] = id
+  end
+  return ember.tensor(ids, {dtype = "int64"})
+end
+
+--- tok:decode(ids): the text of a 1-d (or 0-d) integer tensor or a list
+-- of integer ids; an id outside 1..vocab_size is an error.
+function Tokenizer:decode(ids)
+  check_self("decode", self)
+  if ember.is_tensor(ids) then
+    if ids.dtype ~= "int64" and ids.dtype ~= "int32" and ids.dtype ~= "uint8" then
+      fail(2, "decode: expected an integer tensor of ids, got %s", ids.dtype)
+    end
+    if ids:dim() > 1 then
+      fail(2, "decode: expected a 1-d tensor of ids, got shape %s (decode each row)",
+           shape_str(ids))
+    end
+    ids = ids:dim() == 0 and {ids:item()} or ids:totable()
+  elseif type(ids) ~= "table" then
+    fail(2, "decode: expected a tensor or a list of ids, got %s", kind(ids))
+  end
+  local out, chars, n = {}, self.chars, self.vocab_size
+  for i = 1, #ids do
+    local id = ids[i]
+    if math.type(id) ~= "integer" or id < 1 or id > n then
+      fail(2, "decode: id %s (at position %d) is outside the vocabulary 1..%d",
+           tostring(id), i, n)
+    end
+    out[i] = chars[id]
+  end
+  return table.concat(out)
+end
+
+--- data.chars(text) or data.chars{path = file}: a tokenizer whose tokens
+-- are the distinct UTF-8 characters of the text, ids 1.. in code point
+-- order (nanoGPT's sorted(set(text))), and the text encoded.
+function data.chars(arg)
+  local text
+  if type(arg) == "table" then
+    local opts = options("chars", arg, {path = true}, 2)
+    if type(opts.path) ~= "string" then
+      fail(2, "chars: expected a string or {path = file}, got a table without a path")
+    end
+    local f, err = io.open(opts.path, "rb")
+    if not f then fail(2, "chars: cannot open %s", err) end
+    text = f:read("a")
+    f:close()
+  elseif type(arg) == "string" then
+    text = arg
+  else
+    fail(2, "chars: expected a string or {path = file}, got %s", kind(arg))
+  end
+  local seen, chars = {}, {}
+  for _, c in ipairs(utf8_chars("chars", text, 2)) do
+    if not seen[c] then
+      seen[c] = true
+      chars[#chars + 1] = c
+    end
+  end
+  -- by code point: a string comparison would follow the C library's locale
+  local cp = {}
+  for _, c in ipairs(chars) do cp[c] = utf8.codepoint(c) end
+  table.sort(chars, function(a, b) return cp[a] < cp[b] end)
+  local stoi = {}
+  for i, c in ipairs(chars) do stoi[c] = i end
+  local tok = setmetatable({chars = chars, vocab_size = #chars, _stoi = stoi}, Tokenizer)
+  return tok, tok:encode(text)
+end
+
+--- data.windows(ids, block_size, batch_size [, {generator =}]): batch_size
+-- random windows of block_size ids (x) and the same windows one id later
+-- (y), both (batch_size, block_size) int64 on ids's device.  The starts
+-- are uniform in 1..#ids - block_size (nanoGPT's get_batch).
+function data.windows(ids, block_size, batch_size, opts)
+  if not ember.is_tensor(ids) or ids:dim() ~= 1 or
+     (ids.dtype ~= "int64" and ids.dtype ~= "int32") then
+    fail(2, "windows: expected a 1-d int64 or int32 tensor of ids, got %s",
+         ember.is_tensor(ids) and ids.dtype .. " of shape " .. shape_str(ids) or kind(ids))
+  end
+  for _, a in ipairs{{block_size, "block_size"}, {batch_size, "batch_size"}} do
+    if math.type(a[1]) ~= "integer" or a[1] < 1 then
+      fail(2, "windows: %s must be an integer >= 1, got %s", a[2], tostring(a[1]))
+    end
+  end
+  opts = options("windows", opts, {generator = true}, 2)
+  local n = ids:size(1)
+  if n < block_size + 1 then
+    fail(2, "windows: %d ids are too few for windows of %d plus the shifted target " ..
+         "(at least %d needed)", n, block_size, block_size + 1)
+  end
+  local starts = opts.generator
+    and ember.randint(1, n - block_size, {batch_size, 1}, {generator = opts.generator})
+    or ember.randint(1, n - block_size, {batch_size, 1})
+  local offsets = ember.arange(0, block_size, {dtype = "int64"}):view(1, block_size)
+  local at = (starts + offsets):view(-1)
+  if ids.device ~= "cpu" then at = at:to(ids.device) end
+  local x = ids:index_select(1, at):view(batch_size, block_size)
+  local y = ids:index_select(1, at + 1):view(batch_size, block_size)
+  if ids.dtype ~= "int64" then x, y = x:long(), y:long() end
+  return x, y
 end
 
 -- }======================================================================

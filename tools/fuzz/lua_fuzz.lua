@@ -59,6 +59,12 @@ M.SKIP_TABLES = {
   _tensor_mt = "the metatable: its metamethods are fuzzed",
 }
 
+-- The functions of ember.data that are fuzzed all the same: they neither
+-- read nor write files (chars only with {path =}, which a random table
+-- rarely holds, and reading is harmless); the tokenizer's methods are
+-- fuzzed on a tokenizer of SEEDS.chars's text.
+M.DATA = {"chars", "windows"}
+
 M.DTYPES = {"float32", "float64", "int32", "int64", "uint8", "bool"}
 M.FIELDS = {"grad", "dtype", "device", "requires_grad", "is_leaf", "grad_fn",
             "data", "shape", "T", "x", ""}
@@ -198,6 +204,13 @@ M.SEEDS = {
   logical_and = function(e) return {e.randn(2, 3):gt(0), e.tensor({1, 0, 2})} end,
   logical_or = function(e) return {e.randn(3, 1), e.zeros(1, 2, {dtype = "uint8"})} end,
   logical_xor = function(e) return {e.tensor({0 / 0, 0, 1}), e.randn(2, 3):t():t()} end,
+  silu = function(e) return {e.randn(2, 3):t()} end,
+  mish = function(e) return {e.tensor({-30, 0, 30, 0 / 0})} end,
+  rms_norm = function(e) return {e.randn(2, 3, 4), {3, 4}, e.ones(3, 4), 1e-6} end,
+  chars = function() return {"hello, w\xc3\xb6rld\n"} end,
+  windows = function(e) return {e.arange(1, 21, {dtype = "int64"}), 4, 3, {generator = e.Generator(6)}} end,
+  encode = function() return {"h\xc3\xb6l"} end,
+  decode = function(e) return {e.tensor({1, 2, 3}, {dtype = "int64"})} end,
 }
 
 -- Every target as {name=, fn=, method=bool}, sorted by name.
@@ -222,6 +235,12 @@ function M.targets(ember)
     for k, v in pairs(F) do
       if type(v) == "function" then add("ember.nn.functional." .. k, v, false) end
     end
+  end
+  if type(ember.data) == "table" then
+    for _, k in ipairs(M.DATA) do add("ember.data." .. k, ember.data[k], false) end
+    local tok = ember.data.chars(M.SEEDS.chars()[1])
+    add("ember.data.Tokenizer:encode", function(...) return tok:encode(...) end, false)
+    add("ember.data.Tokenizer:decode", function(...) return tok:decode(...) end, false)
   end
   local mt = getmetatable(ember.zeros(1))
   local methods = mt.__methods or ember.Tensor

@@ -14,6 +14,8 @@ end
 simple("ReLU", F.relu)
 simple("Sigmoid", F.sigmoid)
 simple("Tanh", F.tanh)
+simple("SiLU", F.silu)
+simple("Mish", F.mish)
 
 local LeakyReLU = Module:extend("LeakyReLU")
 M.LeakyReLU = LeakyReLU

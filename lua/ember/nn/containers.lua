@@ -1,8 +1,101 @@
---- Sequential: calls its layers in order.  Built from a list
--- (Sequential{a, b}) or from arguments (Sequential(a, b)); the layers are
--- children named "1", "2", ... (1-based), so seq[i] is the i-th layer and
--- #seq their number.
+--- Containers: Sequential (calls its layers in order), ModuleList (holds
+-- modules by position, never called) and ModuleDict (holds modules by
+-- name).  Sequential and ModuleList number their children "1", "2", ...
+-- (1-based), so c[i] is the i-th module and #c their number; they share
+-- the helpers of the first section.
 local Module = require "ember.nn.module"
+
+-- {======================================================================
+-- Children numbered 1, 2, ...
+-- =======================================================================
+
+--- Check that layers is a list of modules (level: of the caller's caller).
+local function check_list(fname, layers, what, level)
+  if type(layers) ~= "table" or Module.is_module(layers) then
+    error(("%s: expected a list of modules, got %s"):format(fname,
+          Module.is_module(layers) and "a module" or type(layers)), level + 1)
+  end
+  for k in pairs(layers) do
+    if math.type(k) ~= "integer" or k < 1 or k > #layers then
+      error(("%s: expected a list of modules (named entries are not supported)"):format(fname),
+            level + 1)
+    end
+  end
+  for i = 1, #layers do
+    if not Module.is_module(layers[i]) then
+      error(("%s: %s %d is a %s, expected a module"):format(fname, what, i, type(layers[i])),
+            level + 1)
+    end
+  end
+  return layers
+end
+
+--- Make list the children, named "1".."n" (replacing the old ones).
+local function renumber(self, list)
+  local store = rawget(self, "_modules")
+  store.names, store.map = {}, {}
+  for i, m in ipairs(list) do
+    store.names[i] = tostring(i)
+    store.map[tostring(i)] = m
+  end
+end
+
+--- A position in 1..n (negative i counts from the end), or nil.
+local function position(self, i)
+  local n = #self
+  if i < 0 then i = n + 1 + i end
+  if i >= 1 and i <= n then return i end
+  return nil
+end
+
+--- The config lists the children it has now (not those it was built
+-- with), so a container grown after construction is saved as it is.
+local function current_children(self, what)
+  local serialize = require "ember.nn.serialize"
+  local list = {n = #self}
+  for i, name in ipairs(rawget(self, "_modules").names) do
+    if name ~= tostring(i) then
+      serialize.fail(("%s: %s %d of %s is named '%s'; only %ss named by their " ..
+                      "position (1, 2, ...) can be saved"):format(serialize.fname("get_config"),
+                                                                  what, i, self.__name, name, what))
+    end
+    list[i] = self[i]
+  end
+  return list
+end
+
+local function len(self) return #rawget(self, "_modules").names end
+
+--- c[i]: the i-th child; negative i counts from the end.
+local function index_number(self, i)
+  i = position(self, i)
+  return i and rawget(self, "_modules").map[tostring(i)]
+end
+
+--- c[i] = m replaces the i-th child (i in 1..n, negative from the end);
+-- c[n + 1] = m appends, as a list would.
+local function set_number(self, i, m)
+  local name = self.__name
+  if not Module.is_module(m) then
+    error(("%s: can only assign a module to [%d], got %s"):format(name, i, type(m)), 3)
+  end
+  local n, p = #self, position(self, i)
+  if not p and i ~= n + 1 then
+    error(("%s: index %d is out of range for %d modules"):format(name, i, n), 3)
+  end
+  local store = rawget(self, "_modules")
+  if p and store.map[tostring(p)] ~= nil then
+    store.map[tostring(p)] = m           -- in place: the name keeps its position
+  else
+    self:add_module(tostring(p or i), m)
+  end
+end
+
+-- }======================================================================
+
+-- {======================================================================
+-- Sequential
+-- =======================================================================
 
 local Sequential = Module:extend("Sequential")
 
@@ -11,17 +104,8 @@ function Sequential:init(...)
   if select("#", ...) == 1 and type(layers[1]) == "table" and not Module.is_module(layers[1]) then
     layers = layers[1]
   end
-  for k in pairs(layers) do
-    if math.type(k) ~= "integer" or k < 1 or k > #layers then
-      error("Sequential: expected a list of modules (named entries are not supported)", 3)
-    end
-  end
-  for i = 1, #layers do
-    if not Module.is_module(layers[i]) then
-      error(("Sequential: layer %d is a %s, expected a module"):format(i, type(layers[i])), 3)
-    end
-    self:add_module(tostring(i), layers[i])
-  end
+  check_list("Sequential", layers, "layer", 3)
+  for i = 1, #layers do self:add_module(tostring(i), layers[i]) end
 end
 
 --- Append a layer; returns self (so adds chain).
@@ -63,29 +147,199 @@ function Sequential:forward(x, ...)
   return x
 end
 
-function Sequential:_len() return #rawget(self, "_modules").names end
+Sequential._len = len
+Sequential._index_number = index_number
+Sequential._set_number = set_number
 
---- The config lists the layers it has now (not those it was built with),
--- so a model grown with add() is saved as it is.
+--- Saved as Sequential(layer1, layer2, ...) with the layers it has now.
 function Sequential:get_config()
-  local serialize = require "ember.nn.serialize"
-  local layers = {n = #self}
-  for i, name in ipairs(rawget(self, "_modules").names) do
-    if name ~= tostring(i) then
-      serialize.fail(("%s: layer %d of Sequential is named '%s'; only layers named by their " ..
-                      "position (1, 2, ...) can be saved"):format(serialize.fname("get_config"),
-                                                                  i, name))
-    end
-    layers[i] = self[i]
+  return require("ember.nn.serialize").config_from_args(self, current_children(self, "layer"))
+end
+
+-- }======================================================================
+
+-- {======================================================================
+-- ModuleList
+-- =======================================================================
+
+--- ModuleList([modules]): PyTorch's ModuleList.  Its modules are children
+-- named "1", "2", ... (so parameters are "1.weight", ...); it has no
+-- forward: iterate it (ipairs(list), list:children()) in the owner's.
+local ModuleList = Module:extend("ModuleList")
+
+function ModuleList:init(modules)
+  if modules == nil then return end
+  check_list("ModuleList", modules, "entry", 3)
+  for i = 1, #modules do self:add_module(tostring(i), modules[i]) end
+end
+
+ModuleList._len = len
+ModuleList._index_number = index_number
+ModuleList._set_number = set_number
+
+--- Append m; returns self.
+function ModuleList:append(m)
+  if not Module.is_module(m) then
+    error(("append: expected a module, got %s"):format(type(m)), 2)
   end
-  return serialize.config_from_args(self, layers)
+  self:add_module(tostring(#self + 1), m)
+  return self
 end
 
---- seq[i]: the i-th layer; negative i counts from the end.
-function Sequential:_index_number(i)
+--- Append every module of a list (or of another ModuleList); returns self.
+function ModuleList:extend(modules)
+  if Module.is_module(modules) then
+    if not modules:is_a(ModuleList) and not modules:is_a(Sequential) then
+      error("extend: expected a list of modules or a ModuleList, got a " .. modules.__name, 2)
+    end
+    modules = modules:children()
+  end
+  check_list("extend", modules, "entry", 2)
+  for i = 1, #modules do self:add_module(tostring(#self + 1), modules[i]) end
+  return self
+end
+
+--- Insert m before position index (1..n+1; negative counts from the end,
+-- as PyTorch's insert does); the modules after it are renumbered.
+-- Returns self.
+function ModuleList:insert(index, m)
   local n = #self
-  if i < 0 then i = n + 1 + i end
-  return rawget(self, "_modules").map[tostring(i)]
+  if math.type(index) ~= "integer" then
+    error(("insert: index must be an integer, got %s"):format(type(index)), 2)
+  end
+  if not Module.is_module(m) then
+    error(("insert: expected a module, got %s"):format(type(m)), 2)
+  end
+  local p = index < 0 and n + 1 + index or index
+  if p < 1 or p > n + 1 then
+    error(("insert: index %d is out of range for %d modules"):format(index, n), 2)
+  end
+  local list = self:children()
+  table.insert(list, p, m)
+  renumber(self, list)
+  return self
 end
 
-return {Sequential = Sequential}
+--- Saved as ModuleList{m1, m2, ...} with the modules it has now.
+function ModuleList:get_config()
+  local list = current_children(self, "module")
+  list.n = nil
+  return require("ember.nn.serialize").config_from_args(self, {list, n = 1})
+end
+
+-- }======================================================================
+
+-- {======================================================================
+-- ModuleDict
+-- =======================================================================
+
+--- ModuleDict([entries]): PyTorch's ModuleDict, modules by name.  entries
+-- is a list of {name, module} pairs (kept in that order) or a table
+-- name -> module (sorted by name: a Lua table has no order).  d.name or
+-- d["name"] is a module, d.name = m adds or replaces one (in place),
+-- #d counts them.
+local ModuleDict = Module:extend("ModuleDict")
+
+--- The entries as a list of {name, module} pairs, checked; a plain table
+-- is sorted by key.
+local function dict_entries(fname, entries, level)
+  local list = {}
+  if Module.is_module(entries) and entries:is_a(ModuleDict) then
+    for k, m in entries:items() do list[#list + 1] = {k, m} end
+    return list
+  end
+  if type(entries) ~= "table" or Module.is_module(entries) then
+    error(("%s: expected a table name -> module or a list of {name, module} pairs, got %s")
+          :format(fname, Module.is_module(entries) and "a module" or type(entries)), level + 1)
+  end
+  if #entries > 0 then
+    for k, e in pairs(entries) do
+      if math.type(k) ~= "integer" or k < 1 or k > #entries then
+        error(("%s: expected either a list of {name, module} pairs or a table " ..
+               "name -> module, not both"):format(fname), level + 1)
+      end
+      if type(e) ~= "table" or Module.is_module(e) or #e ~= 2 then
+        error(("%s: entry %d must be a pair {name, module}"):format(fname, k), level + 1)
+      end
+    end
+    for i = 1, #entries do list[i] = {entries[i][1], entries[i][2]} end
+  else
+    for k, m in pairs(entries) do list[#list + 1] = {k, m} end
+    for _, e in ipairs(list) do
+      if type(e[1]) ~= "string" then
+        error(("%s: keys must be strings, got %s"):format(fname, type(e[1])), level + 1)
+      end
+    end
+    table.sort(list, function(a, b) return a[1] < b[1] end)
+  end
+  for _, e in ipairs(list) do
+    local k, m = e[1], e[2]
+    if type(k) ~= "string" or k == "" or k:find(".", 1, true) then
+      error(("%s: keys must be non-empty strings without '.', got %s"):format(fname,
+            type(k) == "string" and "'" .. k .. "'" or type(k)), level + 1)
+    end
+    -- a key that names a method would hide it (PyTorch refuses those too)
+    if ModuleDict[k] ~= nil or k == "training" then
+      error(("%s: key '%s' is the name of a ModuleDict method or field"):format(fname, k),
+            level + 1)
+    end
+    if not Module.is_module(m) then
+      error(("%s: entry '%s' is a %s, expected a module"):format(fname, k, type(m)), level + 1)
+    end
+  end
+  return list
+end
+
+function ModuleDict:init(entries)
+  if entries == nil then return end
+  for _, e in ipairs(dict_entries("ModuleDict", entries, 3)) do self:add_module(e[1], e[2]) end
+end
+
+--- The number of modules.
+ModuleDict._len = len
+
+--- The names, in order.
+function ModuleDict:keys()
+  local out = {}
+  for i, n in ipairs(rawget(self, "_modules").names) do out[i] = n end
+  return out
+end
+
+--- The modules, in order.
+function ModuleDict:values() return self:children() end
+
+--- Iterator over (name, module), in order.
+function ModuleDict:items() return self:named_children() end
+
+--- True when a module is stored under name.
+function ModuleDict:contains(name) return rawget(self, "_modules").map[name] ~= nil end
+
+--- Add or replace the entries of a table, a list of pairs or another
+-- ModuleDict (a replaced name keeps its position); returns self.
+-- Everything is checked before anything is added.
+function ModuleDict:update(entries)
+  for _, e in ipairs(dict_entries("update", entries, 2)) do self:add_module(e[1], e[2]) end
+  return self
+end
+
+--- Remove the module under name and return it (an error if there is none).
+function ModuleDict:pop(name)
+  local m = rawget(self, "_modules").map[name]
+  if m == nil then
+    error(("pop: no module named %s"):format(type(name) == "string" and "'" .. name .. "'"
+          or type(name)), 2)
+  end
+  self:add_module(name, nil)
+  return m
+end
+
+--- Saved as ModuleDict{{name1, m1}, ...}, in its current order.
+function ModuleDict:get_config()
+  local list = {}
+  for k, m in self:items() do list[#list + 1] = {k, m} end
+  return require("ember.nn.serialize").config_from_args(self, {list, n = 1})
+end
+
+-- }======================================================================
+
+return {Sequential = Sequential, ModuleList = ModuleList, ModuleDict = ModuleDict}

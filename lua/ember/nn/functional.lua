@@ -18,6 +18,21 @@ function F.relu(x) check_tensor("relu", x, "the input", 2); return x:relu() end
 function F.sigmoid(x) check_tensor("sigmoid", x, "the input", 2); return x:sigmoid() end
 function F.tanh(x) check_tensor("tanh", x, "the input", 2); return x:tanh() end
 
+--- SiLU (swish): x * sigmoid(x).
+function F.silu(x)
+  check_float("silu", x, "the input", 2)
+  return x * x:sigmoid()
+end
+
+--- Mish: x * tanh(softplus(x)), with softplus(x) = max(x, 0) +
+-- log1p(exp(-|x|)), which neither overflows for large x nor loses the
+-- small values of large negative x.
+function F.mish(x)
+  check_float("mish", x, "the input", 2)
+  local softplus = x:relu() + (-x:abs()):exp():log1p()
+  return x * softplus:tanh()
+end
+
 --- max(x, 0) + slope * min(x, 0).  Without ember.leaky_relu it is built as
 -- relu(x) - slope * relu(-x), which has the same values and gradients.
 function F.leaky_relu(x, negative_slope)
@@ -252,37 +267,62 @@ function F.batch_norm(x, running_mean, running_var, weight, bias, training, mome
   return y
 end
 
---- Normalise over the last #normalized_shape dims of x, then scale and
--- shift by weight and bias (of shape normalized_shape) when given.
-function F.layer_norm(x, normalized_shape, weight, bias, eps)
-  check_float("layer_norm", x, "the input", 2)
+--- Check that x is floating and ends with normalized_shape (an integer or
+-- a list of sizes), and that each given parameter has that shape; returns
+-- the shape as a list and x with those dims flattened into its last.
+local function normalized_input(fname, x, normalized_shape, params)
+  check_float(fname, x, "the input", 3)
   if math.type(normalized_shape) == "integer" then normalized_shape = {normalized_shape} end
   if type(normalized_shape) ~= "table" or #normalized_shape == 0 then
-    error("layer_norm: normalized_shape must be an integer or a non-empty table of integers", 2)
+    error(fname .. ": normalized_shape must be an integer or a non-empty table of integers", 3)
   end
   local k, nd = #normalized_shape, x:dim()
   local ok = nd >= k
   for i = 1, k do ok = ok and x:size(nd - k + i) == normalized_shape[i] end
   if not ok then
-    error(("layer_norm: input shape %s does not end with normalized_shape [%s]")
-          :format(common.shape_str(x), table.concat(normalized_shape, ",")), 2)
+    error(("%s: input shape %s does not end with normalized_shape [%s]")
+          :format(fname, common.shape_str(x), table.concat(normalized_shape, ",")), 3)
   end
-  for _, v in ipairs{weight or false, bias or false} do
-    if v and common.shape_str(check_float("layer_norm", v, "weight/bias", 2)) ~=
-             "[" .. table.concat(normalized_shape, ",") .. "]" then
-      error(("layer_norm: weight and bias must have shape [%s], got %s")
-            :format(table.concat(normalized_shape, ","), common.shape_str(v)), 2)
+  local want = "[" .. table.concat(normalized_shape, ",") .. "]"
+  for _, v in ipairs(params) do
+    if v and common.shape_str(check_float(fname, v, params.what, 3)) ~= want then
+      error(("%s: %s must have shape %s, got %s")
+            :format(fname, params.what, want, common.shape_str(v)), 3)
     end
   end
-  local lead = {}
+  local lead, inner = {}, 1
   for i = 1, nd - k do lead[i] = x:size(i) end
-  lead[#lead + 1] = -1
-  local flat = x:reshape(lead)
+  for _, n in ipairs(normalized_shape) do inner = inner * n end
+  lead[#lead + 1] = inner     -- not -1, which an empty input leaves undetermined
+  return normalized_shape, x:reshape(lead)
+end
+
+--- Normalise over the last #normalized_shape dims of x, then scale and
+-- shift by weight and bias (of shape normalized_shape) when given.
+function F.layer_norm(x, normalized_shape, weight, bias, eps)
+  local _, flat = normalized_input("layer_norm", x, normalized_shape,
+                                   {weight or false, bias or false, what = "weight and bias"})
   local mean = flat:mean(-1, true)
   local var = flat:var(-1, true, false)
   local y = ((flat - mean) / (var + (eps or 1e-5)):sqrt()):view_as(x)
   if weight ~= nil then y = y * weight end
   if bias ~= nil then y = y + bias end
+  return y
+end
+
+--- The machine epsilon of a floating dtype (PyTorch's torch.finfo(dtype).eps).
+local FINFO_EPS = {float32 = 2.0 ^ -23, float64 = 2.0 ^ -52}
+
+--- RMSNorm (PyTorch 2.4's F.rms_norm): x / sqrt(mean(x^2) + eps) over the
+-- last #normalized_shape dims, times weight when given.  eps defaults to
+-- the machine epsilon of x's dtype, as in PyTorch.
+function F.rms_norm(x, normalized_shape, weight, eps)
+  local _, flat = normalized_input("rms_norm", x, normalized_shape,
+                                   {weight or false, what = "weight"})
+  if eps == nil then eps = FINFO_EPS[x.dtype] end
+  common.check_number("rms_norm", eps, "eps", 0, nil, 2)
+  local y = (flat / ((flat * flat):mean(-1, true) + eps):sqrt()):view_as(x)
+  if weight ~= nil then y = y * weight end
   return y
 end
 

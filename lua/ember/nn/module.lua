@@ -156,6 +156,10 @@ newindex = function(self, k, v)
                                 rawget(self, "_modules")
   local fields = rawget(self, "_fields")
   if STORES[k] then error("cannot assign to the internal field '" .. k .. "'", 2) end
+  -- m[i] = v on a container numbered by position (Sequential, ModuleList)
+  if math.type(k) == "integer" and getmetatable(self).__class._set_number then
+    return getmetatable(self).__class._set_number(self, k, v)
+  end
   if is_module(v) then
     store_set(params, k, nil); store_set(buffers, k, nil); fields[k] = nil
     store_set(mods, k, v)

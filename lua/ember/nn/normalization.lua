@@ -1,4 +1,4 @@
---- BatchNorm1d, BatchNorm2d and LayerNorm.
+--- BatchNorm1d, BatchNorm2d, LayerNorm and RMSNorm.
 local ember = require "ember"
 local common = require "ember.nn.common"
 local Module = require "ember.nn.module"
@@ -86,15 +86,26 @@ end
 local LayerNorm = Module:extend("LayerNorm")
 M.LayerNorm = LayerNorm
 
-function LayerNorm:init(normalized_shape, opts)
+--- normalized_shape (an integer or a non-empty list of sizes) as a list.
+local function shape_arg(name, normalized_shape)
   if math.type(normalized_shape) == "integer" then normalized_shape = {normalized_shape} end
   if type(normalized_shape) ~= "table" or #normalized_shape == 0 then
-    error("LayerNorm: normalized_shape must be an integer or a non-empty table of integers", 3)
+    error(name .. ": normalized_shape must be an integer or a non-empty table of integers", 4)
   end
   local shape = {}
   for i, s in ipairs(normalized_shape) do
-    shape[i] = common.check_int("LayerNorm", s, "normalized_shape", 1, 3)
+    shape[i] = common.check_int(name, s, "normalized_shape", 1, 4)
   end
+  return shape
+end
+
+--- "(4,)" or "(3, 4)", as PyTorch prints a shape tuple.
+local function shape_repr(s)
+  return #s == 1 and ("(%d,)"):format(s[1]) or "(" .. table.concat(s, ", ") .. ")"
+end
+
+function LayerNorm:init(normalized_shape, opts)
+  local shape = shape_arg("LayerNorm", normalized_shape)
   opts = common.options("LayerNorm", opts, {eps = true, elementwise_affine = true, bias = true,
                         dtype = true}, 3)
   self.normalized_shape = shape
@@ -114,10 +125,34 @@ function LayerNorm:forward(x)
 end
 
 function LayerNorm:extra_repr()
-  local s = self.normalized_shape
-  local t = #s == 1 and ("(%d,)"):format(s[1]) or "(" .. table.concat(s, ", ") .. ")"
-  return ("%s, eps=%g, elementwise_affine=%s"):format(t, self.eps,
-         tostring(self.elementwise_affine))
+  return ("%s, eps=%g, elementwise_affine=%s"):format(shape_repr(self.normalized_shape),
+         self.eps, tostring(self.elementwise_affine))
+end
+
+--- RMSNorm(normalized_shape, {eps = nil, elementwise_affine = true}):
+-- PyTorch 2.4's RMSNorm.  eps nil means the machine epsilon of the
+-- input's dtype (torch.finfo(x.dtype).eps); a weight of ones, no bias.
+local RMSNorm = Module:extend("RMSNorm")
+M.RMSNorm = RMSNorm
+
+function RMSNorm:init(normalized_shape, opts)
+  local shape = shape_arg("RMSNorm", normalized_shape)
+  opts = common.options("RMSNorm", opts, {eps = true, elementwise_affine = true, dtype = true}, 3)
+  self.normalized_shape = shape
+  self.eps = opts.eps and common.check_number("RMSNorm", opts.eps, "eps", 0, nil, 3)
+  self.elementwise_affine = common.opt(opts, "elementwise_affine", true)
+  if self.elementwise_affine then
+    self:register_parameter("weight", ember.ones(shape, {dtype = opts.dtype or "float32"}))
+  end
+end
+
+function RMSNorm:forward(x)
+  return F.rms_norm(x, self.normalized_shape, self.weight, self.eps)
+end
+
+function RMSNorm:extra_repr()
+  return ("%s, eps=%s, elementwise_affine=%s"):format(shape_repr(self.normalized_shape),
+         self.eps and ("%g"):format(self.eps) or "nil", tostring(self.elementwise_affine))
 end
 
 return M
