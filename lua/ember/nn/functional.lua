@@ -254,6 +254,8 @@ end
 
 --- Normalise over the last #normalized_shape dims of x, then scale and
 -- shift by weight and bias (of shape normalized_shape) when given.
+-- The arguments are checked here (PyTorch's messages); the work is the
+-- core's fused ember.layer_norm.
 function F.layer_norm(x, normalized_shape, weight, bias, eps)
   check_float("layer_norm", x, "the input", 2)
   if math.type(normalized_shape) == "integer" then normalized_shape = {normalized_shape} end
@@ -274,16 +276,10 @@ function F.layer_norm(x, normalized_shape, weight, bias, eps)
             :format(table.concat(normalized_shape, ","), common.shape_str(v)), 2)
     end
   end
-  local lead = {}
-  for i = 1, nd - k do lead[i] = x:size(i) end
-  lead[#lead + 1] = -1
-  local flat = x:reshape(lead)
-  local mean = flat:mean(-1, true)
-  local var = flat:var(-1, true, false)
-  local y = ((flat - mean) / (var + (eps or 1e-5)):sqrt()):view_as(x)
-  if weight ~= nil then y = y * weight end
-  if bias ~= nil then y = y + bias end
-  return y
+  -- one fused op (ember_layer_norm): statistics, scale and shift in one
+  -- kernel, and dx, dweight, dbias in one backward kernel
+  return ember.layer_norm(x, k, weight and weight:to(x.dtype), bias and bias:to(x.dtype),
+                          eps or 1e-5)
 end
 
 --- Rows of weight [num, dim] at the 1-based int64/int32 indices of idx;
