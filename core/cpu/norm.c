@@ -52,8 +52,11 @@ static EMBER_ALWAYS_INLINE void st(void *p, int64_t i, double v, int is64) {
 ** Forward
 ** ======================================================================= */
 
+/* hw, hb (weight, bias given): constants at each call, as the backward's
+   flags */
 static EMBER_ALWAYS_INLINE void ln_fwd_rows(const norm_args *a, int64_t lo,
-                                            int64_t hi, int is64) {
+                                            int64_t hi, int is64, int hw,
+                                            int hb) {
   const int64_t n = a->n;
   for (int64_t r = lo; r < hi; r++) {
     const int64_t o = r * n;
@@ -79,19 +82,27 @@ static EMBER_ALWAYS_INLINE void ln_fwd_rows(const norm_args *a, int64_t lo,
     #pragma omp simd
     for (int64_t i = 0; i < n; i++) {
       double v = (ld(a->x, o + i, is64) - m) * rs;
-      if (a->w) v *= ld(a->w, i, is64);
-      if (a->b) v += ld(a->b, i, is64);
+      if (hw) v *= ld(a->w, i, is64);
+      if (hb) v += ld(a->b, i, is64);
       st(a->y, o + i, v, is64);
     }
   }
 }
 
+static EMBER_ALWAYS_INLINE void ln_fwd_any(const norm_args *a, int64_t lo,
+                                           int64_t hi, int is64) {
+  if (a->w && a->b) ln_fwd_rows(a, lo, hi, is64, 1, 1);
+  else if (a->w) ln_fwd_rows(a, lo, hi, is64, 1, 0);
+  else if (a->b) ln_fwd_rows(a, lo, hi, is64, 0, 1);
+  else ln_fwd_rows(a, lo, hi, is64, 0, 0);
+}
+
 static EMBER_SIMD void ln_fwd_f32(const norm_args *a, int64_t lo, int64_t hi) {
-  ln_fwd_rows(a, lo, hi, 0);
+  ln_fwd_any(a, lo, hi, 0);
 }
 
 static EMBER_SIMD void ln_fwd_f64(const norm_args *a, int64_t lo, int64_t hi) {
-  ln_fwd_rows(a, lo, hi, 1);
+  ln_fwd_any(a, lo, hi, 1);
 }
 
 /* }====================================================================== */
@@ -100,50 +111,66 @@ static EMBER_SIMD void ln_fwd_f64(const norm_args *a, int64_t lo, int64_t hi) {
 ** Backward
 ** ======================================================================= */
 
-/* Rows [lo, hi); dw and db point at this thread's own partial sums. */
+/* Rows [lo, hi); dw and db point at this thread's own partial sums (both
+   or neither: the column sums are cheap beside the row's passes).  hw
+   (weight given), want_dx and acc (dw/db wanted) are constants at each
+   call, so every combination compiles to its own branch-free loops. */
 static EMBER_ALWAYS_INLINE void ln_bwd_rows(const norm_args *a, double *dw,
                                             double *db, int64_t lo,
-                                            int64_t hi, int is64) {
+                                            int64_t hi, int is64, int hw,
+                                            int want_dx, int acc) {
   const int64_t n = a->n;
   for (int64_t r = lo; r < hi; r++) {
     const int64_t o = r * n;
     double mean = a->rms ? 0 : ld(a->mean, r, is64), rstd = ld(a->rstd, r, is64);
-    if (a->dx) {
+    double c1 = 0, c2 = 0;
+    if (want_dx) {
       double sg = 0, sgx = 0;
       #pragma omp simd reduction(+:sg, sgx)
       for (int64_t i = 0; i < n; i++) {
-        double gw = ld(a->g, o + i, is64) * (a->w ? ld(a->w, i, is64) : 1.0);
+        double gw = ld(a->g, o + i, is64) * (hw ? ld(a->w, i, is64) : 1.0);
         sg += gw;
         sgx += gw * (ld(a->x, o + i, is64) - mean) * rstd;
       }
-      double c1 = a->rms ? 0 : sg / (double)n, c2 = sgx / (double)n;
-      #pragma omp simd
-      for (int64_t i = 0; i < n; i++) {
-        double gw = ld(a->g, o + i, is64) * (a->w ? ld(a->w, i, is64) : 1.0);
-        double xh = (ld(a->x, o + i, is64) - mean) * rstd;
+      c1 = a->rms ? 0 : sg / (double)n;
+      c2 = sgx / (double)n;
+    }
+    #pragma omp simd
+    for (int64_t i = 0; i < n; i++) {
+      double gv = ld(a->g, o + i, is64);
+      double xh = (ld(a->x, o + i, is64) - mean) * rstd;
+      if (want_dx) {
+        double gw = gv * (hw ? ld(a->w, i, is64) : 1.0);
         st(a->dx, o + i, rstd * (gw - c1 - xh * c2), is64);
       }
-    }
-    if (dw) {
-      #pragma omp simd
-      for (int64_t i = 0; i < n; i++)
-        dw[i] += ld(a->g, o + i, is64) * (ld(a->x, o + i, is64) - mean) * rstd;
-    }
-    if (db) {
-      #pragma omp simd
-      for (int64_t i = 0; i < n; i++) db[i] += ld(a->g, o + i, is64);
+      if (acc) {
+        dw[i] += gv * xh;
+        db[i] += gv;
+      }
     }
   }
 }
 
+/* The variant for a's flags. */
+static EMBER_ALWAYS_INLINE void ln_bwd_any(const norm_args *a, double *dw,
+                                           double *db, int64_t lo, int64_t hi,
+                                           int is64) {
+  int hw = a->w != NULL, dx = a->dx != NULL, acc = dw != NULL;
+  if (dx && acc && hw) ln_bwd_rows(a, dw, db, lo, hi, is64, 1, 1, 1);
+  else if (dx && acc) ln_bwd_rows(a, dw, db, lo, hi, is64, 0, 1, 1);
+  else if (dx && hw) ln_bwd_rows(a, dw, db, lo, hi, is64, 1, 1, 0);
+  else if (dx) ln_bwd_rows(a, dw, db, lo, hi, is64, 0, 1, 0);
+  else if (acc) ln_bwd_rows(a, dw, db, lo, hi, is64, 0, 0, 1);
+}
+
 static EMBER_SIMD void ln_bwd_f32(const norm_args *a, double *dw, double *db,
                                   int64_t lo, int64_t hi) {
-  ln_bwd_rows(a, dw, db, lo, hi, 0);
+  ln_bwd_any(a, dw, db, lo, hi, 0);
 }
 
 static EMBER_SIMD void ln_bwd_f64(const norm_args *a, double *dw, double *db,
                                   int64_t lo, int64_t hi) {
-  ln_bwd_rows(a, dw, db, lo, hi, 1);
+  ln_bwd_any(a, dw, db, lo, hi, 1);
 }
 
 /* }====================================================================== */
@@ -197,7 +224,7 @@ int ember_cpu_layer_norm_backward(ember_tensor *dx, ember_tensor *dw,
   int nt = threads_for(rows, n);
   int is64 = x->dtype == EMBER_FLOAT64;
   double *part = NULL;
-  int cols = (dw != NULL) + (db != NULL);
+  int cols = dw || db ? 2 : 0;     /* dw then db, both summed when either is wanted */
   if (cols && n > 0) {
     part = calloc((size_t)nt * (size_t)cols * (size_t)n, sizeof *part);
     if (!part) return ember_set_error("layer_norm: out of memory");
@@ -216,14 +243,15 @@ int ember_cpu_layer_norm_backward(ember_tensor *dx, ember_tensor *dw,
     int64_t lo, hi;
     range_of(id, k, rows, &lo, &hi);
     double *mine = part ? part + (size_t)id * cols * n : NULL;
-    fn(&a, dw ? mine : NULL, db ? mine + (dw ? n : 0) : NULL, lo, hi);
+    fn(&a, mine, mine ? mine + n : NULL, lo, hi);
   }
 #else
-  fn(&a, dw ? part : NULL, db ? part + (dw ? n : 0) : NULL, 0, rows);
+  fn(&a, part, part ? part + n : NULL, 0, rows);
 #endif
   /* the threads' partial sums, added in thread order */
   for (int c = 0; c < cols; c++) {
-    ember_tensor *dst = c == 0 && dw ? dw : db;
+    ember_tensor *dst = c == 0 ? dw : db;
+    if (!dst) continue;
     void *d = ember_data(dst);
     for (int64_t i = 0; i < n; i++) {
       double s = 0;
