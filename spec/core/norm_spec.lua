@@ -156,6 +156,18 @@ describe("fused cross entropy against PyTorch", function()
     end, {ember.randn(6, 4, {dtype = "float64", requires_grad = true})}))
   end)
 
+  it("handles infinite and NaN logits as log_softmax + nll does", function()
+    local x = ember.tensor({{0, -math.huge, -math.huge}, {1, 0 / 0, 2}, {-200, 0, 100}})
+    x.requires_grad = true
+    local l = F.cross_entropy(x, ember.tensor({1, 3, 3}, {dtype = "int64"}), {reduction = "none"})
+    local v = l:totable()
+    assert.are.equal(0, v[1])
+    assert.is_true(v[2] ~= v[2])
+    assert.are.equal(0, v[3])
+    l[{{1}}]:sum():backward()
+    assert.are.same({0, 0, 0}, x.grad[1]:totable())
+  end)
+
   it("checks its target in the core too", function()
     assert.has_error(function()
       ember._cross_entropy_rows(ember.zeros(2, 3), ember.tensor({1, 4}, {dtype = "int64"}),
