@@ -17,8 +17,6 @@
 ** independent: threads take them in static ranges when the work is large.
 */
 #include <math.h>
-#include <stdint.h>
-#include <string.h>
 
 #include "cpu.h"
 
@@ -39,44 +37,9 @@ static EMBER_ALWAYS_INLINE void st(void *p, int64_t i, double v, int is64) {
   else ((float *)p)[i] = (float)v;
 }
 
-/*
-** e^x for float32, written to vectorise (glibc's expf is a call per
-** element, and the exponentials are most of this file's work on a large
-** vocabulary): e^x = 2^k e^r with k = round(x / ln 2), r = x - k ln 2 in
-** two steps (Cody-Waite), e^r by Cephes expf's polynomial (about 1 ulp);
-** 2^k is built from exponent bits in two halves so that the results below
-** 2^-126 come out as the subnormals they are.  x below -104 gives 0,
-** above 88.72283 (the log of the largest float) infinity; a NaN stays NaN
-** (it is kept out of the integer conversion, which would be undefined).
-** Within 1e-7 relative of exp over the normal range (checked against
-** double exp on a fine grid from -110 to 90).
-*/
-static EMBER_ALWAYS_INLINE float exp_f32(float x) {
-  float xc = x != x ? 0.0f : x < -104.0f ? -104.0f : x > 88.72283f ? 88.72283f : x;
-  float k = floorf(xc * 1.44269504088896341f + 0.5f);
-  float r = xc - k * 0.693359375f;
-  r = r - k * -2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  float e = p * r * r + r + 1.0f;
-  int32_t ki = (int32_t)k, k1 = ki / 2, k2 = ki - k1;   /* each in -75..64 */
-  uint32_t b1 = (uint32_t)(k1 + 127) << 23, b2 = (uint32_t)(k2 + 127) << 23;
-  float f1, f2;
-  memcpy(&f1, &b1, sizeof f1);
-  memcpy(&f2, &b2, sizeof f2);
-  float y = e * f1 * f2;
-  y = x < -104.0f ? 0.0f : y;
-  y = x > 88.72283f ? INFINITY : y;
-  return x != x ? x : y;
-}
-
-/* exp in the dtype's precision */
+/* exp in the dtype's precision (float32 rows use expf, as softmax) */
 static EMBER_ALWAYS_INLINE double ex(double v, int is64) {
-  return is64 ? exp(v) : (double)exp_f32((float)v);
+  return is64 ? exp(v) : (double)expf((float)v);
 }
 
 /* The target's weight and whether the row counts (0 when ignored). */
