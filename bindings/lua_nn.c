@@ -1,5 +1,6 @@
 /*
-** lua_nn.c -- nn functions of the `ember` module: convolution and pooling.
+** lua_nn.c -- nn functions of the `ember` module: convolution, pooling,
+** the fused normalisations and the fused cross entropy.
 **
 ** Arguments are positional, as in torch.nn.functional:
 **   conv2d(x, w [, b [, stride [, padding [, dilation [, groups]]]]])
@@ -7,9 +8,14 @@
 **              [, return_indices]]]]])
 **   avg_pool2d(x, k [, stride [, padding [, ceil_mode
 **              [, count_include_pad]]]])
+**   layer_norm(x, n [, weight [, bias [, eps]]])   n: trailing dims
+**   rms_norm(x, n [, weight [, eps]])
+**   _cross_entropy_rows(x, target, weight, ignore_index, smoothing)
+**       -> per-row loss, per-row weight (nn.functional.cross_entropy's core)
 ** plus the low-level backward functions.  Every size is an integer or an
 ** {h, w} pair; conv2d's padding may also be "valid" or "same".
 */
+#include <float.h>
 #include <limits.h>
 #include <string.h>
 
@@ -207,6 +213,53 @@ static int l_avg_pool2d_backward(lua_State *L) {
 
 /* }====================================================================== */
 
+/* {======================================================================
+** Normalisation and cross entropy
+** ======================================================================= */
+
+/* An optional number argument (nil: def). */
+static double l_optnum(lua_State *L, int idx, const char *fn, const char *what,
+                       double def) {
+  if (lua_isnoneornil(L, idx)) return def;
+  if (!lua_isnumber(L, idx))
+    luaL_error(L, "%s: %s must be a number, got %s", fn, what,
+               luaL_typename(L, idx));
+  return lua_tonumber(L, idx);
+}
+
+static int l_layer_norm(lua_State *L) {
+  ember_tensor *x = l_check(L, 1);
+  int n = l_optint(L, 2, "layer_norm", "n (the number of normalised dims)", 0);
+  ember_tensor *w = l_opttensor(L, 3), *b = l_opttensor(L, 4);
+  double eps = l_optnum(L, 5, "layer_norm", "eps", 1e-5);
+  PUSH(L, ember_layer_norm(x, n, w, b, eps));
+  return 1;
+}
+
+/* eps defaults to the machine epsilon of x's dtype, as torch.rms_norm's */
+static int l_rms_norm(lua_State *L) {
+  ember_tensor *x = l_check(L, 1);
+  int n = l_optint(L, 2, "rms_norm", "n (the number of normalised dims)", 0);
+  ember_tensor *w = l_opttensor(L, 3);
+  double eps = l_optnum(L, 4, "rms_norm", "eps",
+                        x->dtype == EMBER_FLOAT64 ? DBL_EPSILON : FLT_EPSILON);
+  PUSH(L, ember_rms_norm(x, n, w, eps));
+  return 1;
+}
+
+static int l_cross_entropy_rows(lua_State *L) {
+  ember_tensor *x = l_check(L, 1), *t = l_check(L, 2), *w = l_opttensor(L, 3);
+  lua_Integer ignore = luaL_checkinteger(L, 4);
+  double s = luaL_checknumber(L, 5);
+  l_tensor *loss = l_newslot(L), *wt = l_newslot(L);
+  ember_tensor *rw = NULL;
+  l_fill(L, loss, ember_cross_entropy_rows(x, t, w, ignore, s, &rw));
+  l_fill(L, wt, rw);
+  return 2;
+}
+
+/* }====================================================================== */
+
 /* Every function takes a tensor first: module functions and methods. */
 static const luaL_Reg nn_funcs[] = {
   {"conv2d", l_conv2d},
@@ -216,6 +269,9 @@ static const luaL_Reg nn_funcs[] = {
   {"max_pool2d_backward", l_max_pool2d_backward},
   {"avg_pool2d", l_avg_pool2d},
   {"avg_pool2d_backward", l_avg_pool2d_backward},
+  {"layer_norm", l_layer_norm},
+  {"rms_norm", l_rms_norm},
+  {"_cross_entropy_rows", l_cross_entropy_rows},
   {NULL, NULL},
 };
 

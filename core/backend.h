@@ -145,6 +145,35 @@ typedef struct ember_backend_i {
                 int correction);
   /* softmax over the last dim of src into dst (same shape) */
   int (*softmax)(ember_tensor *dst, const ember_tensor *src, int log);
+  /* Layer norm (rms = 0) or RMS norm (rms = 1) of the rows of a
+     contiguous x viewed as [rows, n]: y [rows, n]; mean and rstd [rows]
+     (mean NULL for rms), x's dtype, saved for the backward; w and b are
+     [n] or NULL (b always NULL for rms).  Statistics in double. */
+  int (*layer_norm)(ember_tensor *y, ember_tensor *mean, ember_tensor *rstd,
+                    const ember_tensor *x, const ember_tensor *w,
+                    const ember_tensor *b, int64_t n, double eps, int rms);
+  /* Its backward in one pass over the rows: dx [rows, n] (or NULL) and the
+     column sums dw = sum g xhat, db = sum g [n] (each may be NULL); g, x
+     contiguous.  dw/db are summed in a fixed order (deterministic). */
+  int (*layer_norm_backward)(ember_tensor *dx, ember_tensor *dw,
+                             ember_tensor *db, const ember_tensor *g,
+                             const ember_tensor *x, const ember_tensor *mean,
+                             const ember_tensor *rstd, const ember_tensor *w,
+                             int64_t n, int rms);
+  /* Cross entropy of the rows of contiguous logits x [N, C] against
+     1-based int64 targets t [N] (checked: 1..C or ignore): loss [N] is
+     (1 - s) w[t] (lse - x[t]) + s / C (sum_c w_c (lse - x_c)), 0 on an
+     ignored row; wt [N] is w[t] (1 without w, 0 where ignored); lse [N]
+     the row's log-sum-exp, saved for the backward.  w is [C] or NULL. */
+  int (*cross_entropy)(ember_tensor *loss, ember_tensor *wt, ember_tensor *lse,
+                       const ember_tensor *x, const ember_tensor *t,
+                       const ember_tensor *w, int64_t ignore, double smoothing);
+  /* dx [N, C] = gs[i] d loss[i] / d x[i, c] in one pass: softmax minus
+     the (smoothed, weighted) one-hot, from x and the saved lse. */
+  int (*cross_entropy_backward)(ember_tensor *dx, const ember_tensor *gs,
+                                const ember_tensor *x, const ember_tensor *lse,
+                                const ember_tensor *t, const ember_tensor *w,
+                                int64_t ignore, double smoothing);
   /* [B,M,K] x [B,K,N] -> [B,M,N]; each operand has unit stride in one of
      its two matrix dims; dst is contiguous. */
   int (*matmul)(ember_tensor *dst, const ember_tensor *a,

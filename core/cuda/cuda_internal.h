@@ -405,6 +405,28 @@ int ember_cuda_unary_backward(ember_unary_op op, ember_tensor *dst,
 int ember_cuda_reduce(ember_reduce_op op, ember_tensor *dst,
                       const ember_tensor *src, int correction);
 int ember_cuda_softmax(ember_tensor *dst, const ember_tensor *src, int log);
+/* norm.cu */
+int ember_cuda_layer_norm(ember_tensor *y, ember_tensor *mean,
+                          ember_tensor *rstd, const ember_tensor *x,
+                          const ember_tensor *w, const ember_tensor *b,
+                          int64_t n, double eps, int rms);
+int ember_cuda_layer_norm_backward(ember_tensor *dx, ember_tensor *dw,
+                                   ember_tensor *db, const ember_tensor *g,
+                                   const ember_tensor *x,
+                                   const ember_tensor *mean,
+                                   const ember_tensor *rstd,
+                                   const ember_tensor *w, int64_t n, int rms);
+/* loss.cu */
+int ember_cuda_cross_entropy(ember_tensor *loss, ember_tensor *wt,
+                             ember_tensor *lse, const ember_tensor *x,
+                             const ember_tensor *t, const ember_tensor *w,
+                             int64_t ignore, double smoothing);
+int ember_cuda_cross_entropy_backward(ember_tensor *dx, const ember_tensor *gs,
+                                      const ember_tensor *x,
+                                      const ember_tensor *lse,
+                                      const ember_tensor *t,
+                                      const ember_tensor *w, int64_t ignore,
+                                      double smoothing);
 int ember_cuda_scan(ember_scan_op op, ember_tensor *dst, ember_tensor *idx,
                     const ember_tensor *src, int dim, int reverse);
 /* sort.cu */

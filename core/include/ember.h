@@ -435,6 +435,30 @@ int ember_median_dim(const ember_tensor *t, int dim, int keepdim,
 ember_tensor *ember_median(const ember_tensor *t);
 ember_tensor *ember_softmax(const ember_tensor *t, int dim);
 ember_tensor *ember_log_softmax(const ember_tensor *t, int dim);
+/* Layer norm of x over its last normalized_ndim dims (n elements per
+   row, mean and biased variance in double): (x - mean) / sqrt(var + eps)
+   * weight + bias; weight and bias (x's trailing dims, dtype and device)
+   may be NULL.  One fused kernel forward and one backward (dx, dweight,
+   dbias); x float32 or float64.  ember_rms_norm: x / sqrt(mean(x^2) +
+   eps) * weight, no mean and no bias (torch.rms_norm). */
+ember_tensor *ember_layer_norm(const ember_tensor *x, int normalized_ndim,
+                               const ember_tensor *weight,
+                               const ember_tensor *bias, double eps);
+ember_tensor *ember_rms_norm(const ember_tensor *x, int normalized_ndim,
+                             const ember_tensor *weight, double eps);
+/* Cross entropy of the rows of logits x [N, C] against 1-based classes
+   target [N] (int64/int32; 1..C or ignore_index, else an error naming the
+   value), fused: the per-row loss [N], (1 - s) w[t] (lse - x[t]) + s / C
+   sum_c w_c (lse - x_c) with s = label_smoothing, 0 on an ignored row.
+   weight [C] or NULL (no gradient); *row_weight (if row_weight is not
+   NULL) receives w[t] per row, 0 where ignored: the "mean" reduction's
+   denominator. */
+ember_tensor *ember_cross_entropy_rows(const ember_tensor *x,
+                                       const ember_tensor *target,
+                                       const ember_tensor *weight,
+                                       int64_t ignore_index,
+                                       double label_smoothing,
+                                       ember_tensor **row_weight);
 
 /* }==================================================================== */
 

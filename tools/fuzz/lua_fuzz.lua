@@ -190,7 +190,12 @@ M.SEEDS = {
   binary_cross_entropy = function(e) return {e.rand(2, 3), e.rand(2, 3)} end,
   binary_cross_entropy_with_logits = function(e) return {e.randn(2, 3), e.rand(2, 3)} end,
   embedding = function(e) return {e.tensor({1, 3}, {dtype = "int64"}), e.randn(4, 2)} end,
-  layer_norm = function(e) return {e.randn(2, 3), {3}, e.ones(3), e.zeros(3)} end,
+  -- valid for both ember.layer_norm (n trailing dims) and F.layer_norm
+  -- (normalized_shape): one dim of size 1
+  layer_norm = function(e) return {e.randn(3, 1), 1, e.ones(1), e.zeros(1)} end,
+  rms_norm = function(e) return {e.randn(2, 3, {dtype = "float64"}):t(), 1, e.ones(2, {dtype = "float64"}), 1e-6} end,
+  _cross_entropy_rows = function(e)
+    return {e.randn(3, 4), e.tensor({1, -100, 4}, {dtype = "int64"}), e.rand(4), -100, 0.1} end,
   batch_norm = function(e) return {e.randn(4, 3), e.zeros(3), e.ones(3), e.ones(3), e.zeros(3), true, 0.1, 1e-5} end,
   permute = function(e) return {e.randn(2, 3, 4), 3, 1, 2} end,
   transpose = function(e) return {e.randn(2, 3, 4), 1, 3} end,

@@ -269,7 +269,7 @@ end
 
 --- Check that x is floating and ends with normalized_shape (an integer or
 -- a list of sizes), and that each given parameter has that shape; returns
--- the shape as a list and x with those dims flattened into its last.
+-- the shape as a list.
 local function normalized_input(fname, x, normalized_shape, params)
   check_float(fname, x, "the input", 3)
   if math.type(normalized_shape) == "integer" then normalized_shape = {normalized_shape} end
@@ -290,24 +290,19 @@ local function normalized_input(fname, x, normalized_shape, params)
             :format(fname, params.what, want, common.shape_str(v)), 3)
     end
   end
-  local lead, inner = {}, 1
-  for i = 1, nd - k do lead[i] = x:size(i) end
-  for _, n in ipairs(normalized_shape) do inner = inner * n end
-  lead[#lead + 1] = inner     -- not -1, which an empty input leaves undetermined
-  return normalized_shape, x:reshape(lead)
+  return normalized_shape
 end
 
 --- Normalise over the last #normalized_shape dims of x, then scale and
 -- shift by weight and bias (of shape normalized_shape) when given.
+-- The arguments are checked here (PyTorch's messages); the work is one
+-- fused op each way (ember.layer_norm: statistics, scale and shift in one
+-- kernel; dx, dweight, dbias in one backward kernel).
 function F.layer_norm(x, normalized_shape, weight, bias, eps)
-  local _, flat = normalized_input("layer_norm", x, normalized_shape,
-                                   {weight or false, bias or false, what = "weight and bias"})
-  local mean = flat:mean(-1, true)
-  local var = flat:var(-1, true, false)
-  local y = ((flat - mean) / (var + (eps or 1e-5)):sqrt()):view_as(x)
-  if weight ~= nil then y = y * weight end
-  if bias ~= nil then y = y + bias end
-  return y
+  local shape = normalized_input("layer_norm", x, normalized_shape,
+                                 {weight or false, bias or false, what = "weight and bias"})
+  return ember.layer_norm(x, #shape, weight and weight:to(x.dtype), bias and bias:to(x.dtype),
+                          eps or 1e-5)
 end
 
 --- The machine epsilon of a floating dtype (PyTorch's torch.finfo(dtype).eps).
@@ -317,13 +312,11 @@ local FINFO_EPS = {float32 = 2.0 ^ -23, float64 = 2.0 ^ -52}
 -- last #normalized_shape dims, times weight when given.  eps defaults to
 -- the machine epsilon of x's dtype, as in PyTorch.
 function F.rms_norm(x, normalized_shape, weight, eps)
-  local _, flat = normalized_input("rms_norm", x, normalized_shape,
-                                   {weight or false, what = "weight"})
+  local shape = normalized_input("rms_norm", x, normalized_shape,
+                                 {weight or false, what = "weight"})
   if eps == nil then eps = FINFO_EPS[x.dtype] end
   common.check_number("rms_norm", eps, "eps", 0, nil, 2)
-  local y = (flat / ((flat * flat):mean(-1, true) + eps):sqrt()):view_as(x)
-  if weight ~= nil then y = y * weight end
-  return y
+  return ember.rms_norm(x, #shape, weight and weight:to(x.dtype), eps)   -- fused, as layer_norm
 end
 
 --- Rows of weight [num, dim] at the 1-based int64/int32 indices of idx;

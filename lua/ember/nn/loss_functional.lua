@@ -136,14 +136,20 @@ local function class_prob_loss(logp, target, o, c)
 end
 
 --- Cross entropy of logits x ([C], [N,C] or [N,C,d1,...]) against class
--- indices (1..C) or class probabilities (x's shape).  Computed as
--- log_softmax + nll for stability.
+-- indices (1..C) or class probabilities (x's shape).  Class indices take
+-- the core's fused kernel (ember._cross_entropy_rows: log-softmax, the
+-- pick and label smoothing in one pass per row, softmax minus the one-hot
+-- in one backward pass), which returns per-row losses and weights that
+-- reduce_rows reduces as nll_loss's; probabilities are log_softmax times
+-- the target.
 function L.cross_entropy(x, target, opts)
   local o, probs = check_class("cross_entropy", x, target, opts, true)
   local c = x:size(x:dim() == 1 and 1 or 2)
-  local logp = rows(x):log_softmax(2)
-  if probs then return class_prob_loss(logp, target, o, c) end
-  return class_index_loss(logp, target, o, c)
+  if probs then return class_prob_loss(rows(x):log_softmax(2), target, o, c) end
+  local loss, w = ember._cross_entropy_rows(rows(x), target:reshape(-1),
+                                            o.weight and o.weight:to(x.dtype),
+                                            o.ignore_index, o.smoothing)
+  return reduce_rows(loss, w, o, target:shape())
 end
 
 --- Negative log likelihood of log-probabilities x against class indices.
