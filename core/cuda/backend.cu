@@ -131,6 +131,8 @@ static void cu_fill_tables(void) {
   CU_SLOT(t, reduce);
   CU_SLOT(t, softmax);
   CU_SLOT(t, scan);
+  CU_SLOT(t, attention);
+  CU_SLOT(t, attention_backward);
   CU_SLOT(t, sort);
   CU_SLOT(t, matmul);
   CU_SLOT(t, index_select);
