@@ -17,11 +17,14 @@
 **
 ** Backward (the recomputation of FlashAttention-2): delta = rowsum(go * o),
 ** then p = exp(score - lse) and ds = p * (go v^T - delta) * scale tile by
-** tile.  gk and gv gather over query blocks and gq over key blocks, so two
-** passes, each writing only rows it owns (no atomics, no per-thread copies
-** of the gradients): pass A per (batch, key block) sums gv += p^T go and
-** gk += ds^T q; pass B per (batch, query block) sums gq += ds k.  The
-** scores are computed twice, the price of owning the rows.
+** tile.  gk and gv gather over query blocks and gq over key blocks.  With
+** batches (batch * heads) enough for every thread (ATT_BATCHES_PER_THREAD),
+** a thread takes whole batches and one pass over the tiles sums all three
+** (gv += p^T go, gk += ds^T q, gq += ds k).  With fewer, two passes, each
+** writing only rows it owns (no atomics, no per-thread copies of the
+** gradients): pass A per (batch, key block) sums gv and gk; pass B per
+** (batch, query block) sums gq; the scores are computed twice, the price
+** of owning the rows.
 **
 ** A row with no visible key (every score -inf: a mask hiding all, or
 ** S = 0) gives o = 0, lse = -inf and zero gradients, as PyTorch >= 2.5
@@ -38,6 +41,10 @@
 
 #define ATT_BQ 64
 #define ATT_BK 64
+/* With this many batches (batch * heads) a thread or more, the backward
+   gives each thread whole batches and runs one pass (pass A adding gq as
+   it goes): the scores are computed once instead of twice. */
+#define ATT_BATCHES_PER_THREAD 4
 
 /* C [M,N] (= or +=) op(A) op(B), row-major; a leading dimension of a
    zero-width matrix is 1, as BLAS wants. */
@@ -170,9 +177,10 @@ static int att_threads(const ember_attention_geom *g, int64_t units) {
     }                                                                          \
   }                                                                            \
                                                                                \
-  /* Pass A: gk, gv of one key block, over the query blocks that see it. */    \
+  /* Pass A: gk, gv of one key block, over the query blocks that see it;      \
+     with_q also adds the block's share of gq (the thread owns batch n). */    \
   static void NAME##_bwd_kv(const NAME##_job *jb, int64_t n, int64_t j0,       \
-                            T *s, T *ds) {                                     \
+                            T *s, T *ds, int with_q) {                         \
     const ember_attention_geom *g = jb->g;                                     \
     int64_t nk = att_min(ATT_BK, g->S - j0);                                   \
     T *gk = jb->gk + (n * g->S + j0) * g->E;                                   \
@@ -186,7 +194,19 @@ static int att_threads(const ember_attention_geom *g, int64_t units) {
            g->Ev, 1, gv, g->Ev);                                               \
       GEMM(1, 0, nk, g->E, nq, ds, ATT_BK, jb->q + (n * g->L + i0) * g->E,     \
            g->E, 1, gk, g->E);                                                 \
+      if (with_q)                                                              \
+        GEMM(0, 0, nq, g->E, nk, ds, ATT_BK, jb->k + (n * g->S + j0) * g->E,   \
+             g->E, 1, jb->gq + (n * g->L + i0) * g->E, g->E);                  \
     }                                                                          \
+  }                                                                            \
+                                                                               \
+  /* The whole backward of batch n in one pass over its tiles. */              \
+  static void NAME##_bwd_batch(const NAME##_job *jb, int64_t n, T *s, T *ds) { \
+    const ember_attention_geom *g = jb->g;                                     \
+    T *gq = jb->gq + n * g->L * g->E;                                          \
+    for (int64_t e = 0; e < g->L * g->E; e++) gq[e] = 0;                       \
+    for (int64_t j0 = 0; j0 < g->S; j0 += ATT_BK)                              \
+      NAME##_bwd_kv(jb, n, j0, s, ds, 1);                                      \
   }                                                                            \
                                                                                \
   /* Pass B: gq of one query block, over the key blocks it sees. */            \
@@ -204,8 +224,9 @@ static int att_threads(const ember_attention_geom *g, int64_t units) {
     }                                                                          \
   }                                                                            \
                                                                                \
-  /* Every unit of a pass (0 forward, 1 backward kv, 2 backward q) on nt      \
-     threads, each with its own scratch; -1 when a scratch failed. */          \
+  /* Every unit of a pass (0 forward, 1 backward kv, 2 backward q, 3 the     \
+     whole backward of a batch) on nt threads, each with its own scratch;    \
+     -1 when a scratch failed. */                                            \
   static int NAME##_run(const NAME##_job *jb, int pass, int64_t units,         \
                         int64_t per_n) {                                       \
     const ember_attention_geom *g = jb->g;                                     \
@@ -226,9 +247,11 @@ static int att_threads(const ember_attention_geom *g, int64_t units) {
                            buf + 2 * tile + ATT_BQ * g->Ev,                    \
                            buf + 2 * tile + ATT_BQ * (g->Ev + 1));             \
         else if (pass == 1)                                                    \
-          NAME##_bwd_kv(jb, n, b * ATT_BK, buf, buf + tile);                   \
-        else                                                                   \
+          NAME##_bwd_kv(jb, n, b * ATT_BK, buf, buf + tile, 0);                \
+        else if (pass == 2)                                                    \
           NAME##_bwd_q(jb, n, b * ATT_BQ, buf, buf + tile);                    \
+        else                                                                   \
+          NAME##_bwd_batch(jb, n, buf, buf + tile);                            \
       }                                                                        \
       free(buf);                                                               \
     }                                                                          \
@@ -255,8 +278,13 @@ static int att_threads(const ember_attention_geom *g, int64_t units) {
         d += jb->go[i * g->Ev + e] * jb->o[i * g->Ev + e];                     \
       delta[i] = d;                                                            \
     }                                                                          \
-    int rc = NAME##_run(jb, 1, g->N * kb, kb);                                 \
-    if (rc == 0) rc = NAME##_run(jb, 2, g->N * qb, qb);                        \
+    int rc;                                                                    \
+    if (g->N >= ATT_BATCHES_PER_THREAD * ember_cpu_threads()) {                \
+      rc = NAME##_run(jb, 3, g->N, 1);                                         \
+    } else {                                                                   \
+      rc = NAME##_run(jb, 1, g->N * kb, kb);                                   \
+      if (rc == 0) rc = NAME##_run(jb, 2, g->N * qb, qb);                      \
+    }                                                                          \
     free(delta);                                                               \
     return rc;                                                                 \
   }

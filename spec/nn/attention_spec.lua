@@ -122,6 +122,30 @@ describe("scaled_dot_product_attention", function()
     assert.is_true((a - ref):abs():max():item() < 1e-5)
   end)
 
+  it("has the same gradients on either backward path (whole batches, or two passes)", function()
+    -- the CPU backward gives each thread whole batches when there are
+    -- ATT_BATCHES_PER_THREAD (4) a thread or more, else runs two passes
+    local saved = ember.get_num_threads()
+    for _, threads in ipairs{1, 2} do
+      ember.set_num_threads(threads)
+      for _, N in ipairs{1, 3, 9} do
+        local q, k, v = leaf(N, 130, 8), leaf(N, 100, 8), leaf(N, 100, 4)
+        local w = ember.randn(N, 130, 4, {dtype = "float64"})
+        F.scaled_dot_product_attention(q, k, v, {is_causal = true}):backward(w)
+        local got = {q.grad, k.grad, v.grad}
+        q.grad, k.grad, v.grad = nil, nil, nil
+        local s = q:matmul(k:transpose(-1, -2)) * (1 / math.sqrt(8))
+        s = s:masked_fill(ember.ones(130, 100, {dtype = "bool"}):triu(1), -math.huge)
+        s:softmax(-1):matmul(v):backward(w)
+        for i, want in ipairs{q.grad, k.grad, v.grad} do
+          assert.is_true((got[i] - want):abs():max():item() < 1e-12,
+            ("threads %d, N %d, input %d"):format(threads, N, i))
+        end
+      end
+    end
+    ember.set_num_threads(saved)
+  end)
+
   it("refuses bad arguments, naming the function", function()
     local q, k, v = ember.randn(2, 3, 4), ember.randn(2, 5, 4), ember.randn(2, 5, 3)
     local sdpa = F.scaled_dot_product_attention
