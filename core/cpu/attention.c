@@ -98,11 +98,28 @@ static int att_threads(const ember_attention_geom *g, int64_t units) {
     T *out, *lse_out, *gq, *gk, *gv, *delta;                                   \
   } NAME##_job;                                                                \
                                                                                \
-  static void NAME##_scores(const NAME##_job *jb, int64_t n, int64_t i0,       \
-                            int64_t nq, int64_t j0, int64_t nk, T *s) {        \
+  /* kt [E, ATT_BK] = the key block transposed, and vt [Ev, ATT_BK] the      \
+     value block (when not NULL): the score products then run as A B, the   \
+     shape Ember's small GEMM kernels do fastest (A B^T runs as dots). */    \
+  static void NAME##_load_t(const NAME##_job *jb, int64_t n, int64_t j0,       \
+                            int64_t nk, T *kt, T *vt) {                        \
     const ember_attention_geom *g = jb->g;                                     \
-    GEMM(0, 1, nq, nk, g->E, jb->q + (n * g->L + i0) * g->E, g->E,             \
-         jb->k + (n * g->S + j0) * g->E, g->E, 0, s, ATT_BK);                  \
+    const T *kb = jb->k + (n * g->S + j0) * g->E;                              \
+    const T *vb = jb->v + (n * g->S + j0) * g->Ev;                             \
+    for (int64_t c = 0; c < nk; c++)                                           \
+      for (int64_t e = 0; e < g->E; e++) kt[e * ATT_BK + c] = kb[c * g->E + e]; \
+    if (vt)                                                                    \
+      for (int64_t c = 0; c < nk; c++)                                         \
+        for (int64_t e = 0; e < g->Ev; e++)                                    \
+          vt[e * ATT_BK + c] = vb[c * g->Ev + e];                              \
+  }                                                                            \
+                                                                               \
+  static void NAME##_scores(const NAME##_job *jb, int64_t n, int64_t i0,       \
+                            int64_t nq, int64_t j0, int64_t nk, const T *kt,   \
+                            T *s) {                                            \
+    const ember_attention_geom *g = jb->g;                                     \
+    GEMM(0, 0, nq, nk, g->E, jb->q + (n * g->L + i0) * g->E, g->E, kt, ATT_BK, \
+         0, s, ATT_BK);                                                        \
     const T *m = jb->mask ? jb->mask + (g->mask_batched ? n : 0) * g->L * g->S \
                           : NULL;                                              \
     for (int64_t r = 0; r < nq; r++) {                                         \
@@ -118,17 +135,18 @@ static int att_threads(const ember_attention_geom *g, int64_t units) {
   }                                                                            \
                                                                                \
   static void NAME##_probs(const NAME##_job *jb, int64_t n, int64_t i0,        \
-                           int64_t nq, int64_t j0, int64_t nk, T *s, T *ds) {  \
+                           int64_t nq, int64_t j0, int64_t nk, const T *kt,    \
+                           const T *vt, T *s, T *ds) {                         \
     const ember_attention_geom *g = jb->g;                                     \
-    NAME##_scores(jb, n, i0, nq, j0, nk, s);                                   \
+    NAME##_scores(jb, n, i0, nq, j0, nk, kt, s);                               \
     for (int64_t r = 0; r < nq; r++) {                                         \
       T *row = s + r * ATT_BK, lse = jb->lse[n * g->L + i0 + r];               \
       for (int64_t c = 0; c < nk; c++)                                         \
         row[c] = lse == -(T)INFINITY ? 0 : EXP(row[c] - lse);                  \
     }                                                                          \
     if (!ds) return;                                                           \
-    GEMM(0, 1, nq, nk, g->Ev, jb->go + (n * g->L + i0) * g->Ev, g->Ev,         \
-         jb->v + (n * g->S + j0) * g->Ev, g->Ev, 0, ds, ATT_BK);               \
+    GEMM(0, 0, nq, nk, g->Ev, jb->go + (n * g->L + i0) * g->Ev, g->Ev, vt,     \
+         ATT_BK, 0, ds, ATT_BK);                                               \
     for (int64_t r = 0; r < nq; r++) {                                         \
       T *dr = ds + r * ATT_BK, d = jb->delta[n * g->L + i0 + r];               \
       const T *pr = s + r * ATT_BK;                                            \
@@ -137,16 +155,17 @@ static int att_threads(const ember_attention_geom *g, int64_t units) {
     }                                                                          \
   }                                                                            \
                                                                                \
-  /* One query block: scratch s [ATT_BQ*ATT_BK], acc [ATT_BQ*Ev], m, l. */     \
+  /* One query block: scratch s [ATT_BQ*ATT_BK], kt, acc [ATT_BQ*Ev], m, l. */ \
   static void NAME##_fwd_block(const NAME##_job *jb, int64_t n, int64_t i0,    \
-                               T *s, T *acc, T *m, T *l) {                     \
+                               T *s, T *kt, T *acc, T *m, T *l) {              \
     const ember_attention_geom *g = jb->g;                                     \
     int64_t nq = att_min(ATT_BQ, g->L - i0), jend = att_key_end(g, i0, nq);    \
     for (int64_t r = 0; r < nq; r++) m[r] = -(T)INFINITY, l[r] = 0;            \
     for (int64_t e = 0; e < nq * g->Ev; e++) acc[e] = 0;                       \
     for (int64_t j0 = 0; j0 < jend; j0 += ATT_BK) {                            \
       int64_t nk = att_min(ATT_BK, jend - j0);                                 \
-      NAME##_scores(jb, n, i0, nq, j0, nk, s);                                 \
+      NAME##_load_t(jb, n, j0, nk, kt, NULL);                                  \
+      NAME##_scores(jb, n, i0, nq, j0, nk, kt, s);                             \
       for (int64_t r = 0; r < nq; r++) {                                       \
         T *row = s + r * ATT_BK, mx = m[r], sum = 0;                           \
         for (int64_t c = 0; c < nk; c++) if (row[c] > mx) mx = row[c];         \
@@ -180,16 +199,17 @@ static int att_threads(const ember_attention_geom *g, int64_t units) {
   /* Pass A: gk, gv of one key block, over the query blocks that see it;      \
      with_q also adds the block's share of gq (the thread owns batch n). */    \
   static void NAME##_bwd_kv(const NAME##_job *jb, int64_t n, int64_t j0,       \
-                            T *s, T *ds, int with_q) {                         \
+                            T *s, T *ds, T *kt, T *vt, int with_q) {           \
     const ember_attention_geom *g = jb->g;                                     \
     int64_t nk = att_min(ATT_BK, g->S - j0);                                   \
     T *gk = jb->gk + (n * g->S + j0) * g->E;                                   \
     T *gv = jb->gv + (n * g->S + j0) * g->Ev;                                  \
     for (int64_t e = 0; e < nk * g->E; e++) gk[e] = 0;                         \
     for (int64_t e = 0; e < nk * g->Ev; e++) gv[e] = 0;                        \
+    NAME##_load_t(jb, n, j0, nk, kt, vt);                                      \
     for (int64_t i0 = g->causal ? j0 : 0; i0 < g->L; i0 += ATT_BQ) {           \
       int64_t nq = att_min(ATT_BQ, g->L - i0);                                 \
-      NAME##_probs(jb, n, i0, nq, j0, nk, s, ds);                              \
+      NAME##_probs(jb, n, i0, nq, j0, nk, kt, vt, s, ds);                      \
       GEMM(1, 0, nk, g->Ev, nq, s, ATT_BK, jb->go + (n * g->L + i0) * g->Ev,   \
            g->Ev, 1, gv, g->Ev);                                               \
       GEMM(1, 0, nk, g->E, nq, ds, ATT_BK, jb->q + (n * g->L + i0) * g->E,     \
@@ -201,24 +221,26 @@ static int att_threads(const ember_attention_geom *g, int64_t units) {
   }                                                                            \
                                                                                \
   /* The whole backward of batch n in one pass over its tiles. */              \
-  static void NAME##_bwd_batch(const NAME##_job *jb, int64_t n, T *s, T *ds) { \
+  static void NAME##_bwd_batch(const NAME##_job *jb, int64_t n, T *s, T *ds,  \
+                               T *kt, T *vt) {                                 \
     const ember_attention_geom *g = jb->g;                                     \
     T *gq = jb->gq + n * g->L * g->E;                                          \
     for (int64_t e = 0; e < g->L * g->E; e++) gq[e] = 0;                       \
     for (int64_t j0 = 0; j0 < g->S; j0 += ATT_BK)                              \
-      NAME##_bwd_kv(jb, n, j0, s, ds, 1);                                      \
+      NAME##_bwd_kv(jb, n, j0, s, ds, kt, vt, 1);                              \
   }                                                                            \
                                                                                \
   /* Pass B: gq of one query block, over the key blocks it sees. */            \
   static void NAME##_bwd_q(const NAME##_job *jb, int64_t n, int64_t i0,        \
-                           T *s, T *ds) {                                      \
+                           T *s, T *ds, T *kt, T *vt) {                        \
     const ember_attention_geom *g = jb->g;                                     \
     int64_t nq = att_min(ATT_BQ, g->L - i0), jend = att_key_end(g, i0, nq);    \
     T *gq = jb->gq + (n * g->L + i0) * g->E;                                   \
     for (int64_t e = 0; e < nq * g->E; e++) gq[e] = 0;                         \
     for (int64_t j0 = 0; j0 < jend; j0 += ATT_BK) {                            \
       int64_t nk = att_min(ATT_BK, jend - j0);                                 \
-      NAME##_probs(jb, n, i0, nq, j0, nk, s, ds);                              \
+      NAME##_load_t(jb, n, j0, nk, kt, vt);                                    \
+      NAME##_probs(jb, n, i0, nq, j0, nk, kt, vt, s, ds);                      \
       GEMM(0, 0, nq, g->E, nk, ds, ATT_BK, jb->k + (n * g->S + j0) * g->E,     \
            g->E, 1, gq, g->E);                                                 \
     }                                                                          \
@@ -232,7 +254,8 @@ static int att_threads(const ember_attention_geom *g, int64_t units) {
     const ember_attention_geom *g = jb->g;                                     \
     int nt = att_threads(g, units), failed = 0;                                \
     size_t tile = (size_t)ATT_BQ * ATT_BK;                                     \
-    size_t need = 2 * tile + (size_t)ATT_BQ * (size_t)(g->Ev + 2);             \
+    size_t kvt = (size_t)ATT_BK * (size_t)(g->E + g->Ev);                      \
+    size_t need = 2 * tile + kvt + (size_t)ATT_BQ * (size_t)(g->Ev + 2);       \
     _Pragma("omp parallel num_threads(nt)") {                                  \
       T *buf = malloc(need * sizeof(T));                                       \
       if (!buf) {                                                              \
@@ -242,16 +265,17 @@ static int att_threads(const ember_attention_geom *g, int64_t units) {
       for (int64_t u = 0; u < units; u++) {                                    \
         if (!buf) continue;                                                    \
         int64_t n = u / per_n, b = u % per_n;                                  \
+        /* s, ds | kt, vt | acc, m, l */                                       \
+        T *kt = buf + 2 * tile, *vt = kt + ATT_BK * g->E, *acc = kt + kvt;     \
         if (pass == 0)                                                         \
-          NAME##_fwd_block(jb, n, b * ATT_BQ, buf, buf + 2 * tile,             \
-                           buf + 2 * tile + ATT_BQ * g->Ev,                    \
-                           buf + 2 * tile + ATT_BQ * (g->Ev + 1));             \
+          NAME##_fwd_block(jb, n, b * ATT_BQ, buf, kt, acc,                    \
+                           acc + ATT_BQ * g->Ev, acc + ATT_BQ * (g->Ev + 1));  \
         else if (pass == 1)                                                    \
-          NAME##_bwd_kv(jb, n, b * ATT_BK, buf, buf + tile, 0);                \
+          NAME##_bwd_kv(jb, n, b * ATT_BK, buf, buf + tile, kt, vt, 0);        \
         else if (pass == 2)                                                    \
-          NAME##_bwd_q(jb, n, b * ATT_BQ, buf, buf + tile);                    \
+          NAME##_bwd_q(jb, n, b * ATT_BQ, buf, buf + tile, kt, vt);            \
         else                                                                   \
-          NAME##_bwd_batch(jb, n, buf, buf + tile);                            \
+          NAME##_bwd_batch(jb, n, buf, buf + tile, kt, vt);                    \
       }                                                                        \
       free(buf);                                                               \
     }                                                                          \

@@ -46,7 +46,6 @@ static __device__ T att_prob(T s, T lse) {
   return lse == -(T)INFINITY ? (T)0 : exp(s - lse);
 }
 
-template <class T>
 static __device__ int64_t att_key_end(ember_attention_geom g, int64_t i) {
   return g.causal ? (i + 1 < g.S ? i + 1 : g.S) : g.S;
 }
@@ -60,7 +59,7 @@ static __global__ void k_att_forward(T *o, T *lse, const T *q, const T *k,
   T *oi = o + (n * g.L + i) * g.Ev;
   for (int64_t e = 0; e < g.Ev; e++) oi[e] = 0;
   T m = -(T)INFINITY, l = 0;
-  int64_t jend = att_key_end<T>(g, i);
+  int64_t jend = att_key_end(g, i);
   for (int64_t j = 0; j < jend; j++) {
     T s = att_score(q, k, mask, g, n, i, j);
     if (s != s) {                   /* a NaN score: the row is NaN */
@@ -136,7 +135,7 @@ static __global__ void k_att_backward_q(T *gq, const T *go, const T *q,
   T *gqi = gq + r * g.E;
   const T *goi = go + r * g.Ev;
   for (int64_t e = 0; e < g.E; e++) gqi[e] = 0;
-  int64_t jend = att_key_end<T>(g, i);
+  int64_t jend = att_key_end(g, i);
   for (int64_t j = 0; j < jend; j++) {
     T p = att_prob(att_score(q, k, mask, g, n, i, j), lse[r]);
     const T *vj = v + (n * g.S + j) * g.Ev, *kj = k + (n * g.S + j) * g.E;
