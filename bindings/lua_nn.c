@@ -16,6 +16,7 @@
 ** {h, w} pair; conv2d's padding may also be "valid" or "same".
 */
 #include <float.h>
+#include <math.h>
 #include <limits.h>
 #include <string.h>
 
@@ -260,6 +261,29 @@ static int l_cross_entropy_rows(lua_State *L) {
 
 /* }====================================================================== */
 
+** Attention
+** ======================================================================= */
+
+/* ember._scaled_dot_product_attention(q, k, v, mask|nil, is_causal,
+   scale|nil): nn.functional.scaled_dot_product_attention checks the
+   options and calls this. */
+static int l_scaled_dot_product_attention(lua_State *L) {
+  ember_tensor *q = l_check(L, 1), *k = l_check(L, 2), *v = l_check(L, 3);
+  ember_tensor *mask = lua_isnoneornil(L, 4) ? NULL : l_check(L, 4);
+  int causal = lua_toboolean(L, 5);
+  double scale = lua_isnoneornil(L, 6) ? NAN : luaL_checknumber(L, 6);
+  PUSH(L, ember_scaled_dot_product_attention(q, k, v, mask, causal, scale));
+  return 1;
+}
+
+/* }====================================================================== */
+
+/* Not methods: their first argument is not "the" tensor of the call. */
+static const luaL_Reg nn_module_funcs[] = {
+  {"_scaled_dot_product_attention", l_scaled_dot_product_attention},
+  {NULL, NULL},
+};
+
 /* Every function takes a tensor first: module functions and methods. */
 static const luaL_Reg nn_funcs[] = {
   {"conv2d", l_conv2d},
@@ -277,5 +301,5 @@ static const luaL_Reg nn_funcs[] = {
 
 /* module table at -2, method table at -1 (as l_register_ops) */
 void l_register_nn(lua_State *L) {
-  l_register(L, NULL, nn_funcs);
+  l_register(L, nn_module_funcs, nn_funcs);
 }

@@ -49,7 +49,7 @@ typedef struct ember_in_meta {  /* what the engine needs of each input */
   int64_t shape[EMBER_MAX_DIMS];
 } ember_in_meta;
 
-#define EMBER_NODE_MAX_SAVED 4
+#define EMBER_NODE_MAX_SAVED 6   /* attention saves q, k, v, o, lse, mask */
 #define EMBER_NODE_STATE_BYTES 64
 
 struct ember_node {

@@ -38,6 +38,19 @@ typedef struct ember_optim_hp {
   int nesterov, maximize, first_step;
 } ember_optim_hp;
 
+/* Geometry of fused scaled dot-product attention for the attention slots
+   (core/ops/attention.c fills it): q [N,L,E], k [N,S,E], v [N,S,Ev],
+   o [N,L,Ev], lse [N,L], one float dtype, every tensor contiguous (the
+   batch dims of the caller flattened into N). */
+typedef struct ember_attention_geom {
+  int64_t N, L, S, E, Ev;
+  double scale;      /* scores are q.k * scale (+ mask) */
+  int causal;        /* query i (0-based) sees key j only when j <= i: the
+                        top-left alignment, PyTorch's for L != S too */
+  int mask_batched;  /* the additive mask is [N,L,S] (1) or one [L,S]
+                        shared by every batch (0); unused with no mask */
+} ember_attention_geom;
+
 /* Geometry of a 2-D convolution for the conv2d slots (core/ops/conv.c fills it):
    x [N,C,H,W], w [O,C/groups,KH,KW], y [N,O,OH,OW], every tensor
    contiguous (an unbatched call arrives with N = 1). */
@@ -248,6 +261,23 @@ typedef struct ember_backend_i {
                     const ember_pool2d_geom *g);
   int (*avg_pool2d_backward)(ember_tensor *gx, const ember_tensor *gy,
                              const ember_pool2d_geom *g);
+  /* Fused attention: o = softmax(q k^T * scale + mask) v row by row, with
+     lse (q's dtype) the log-sum-exp of each row's scores, all a backward
+     needs besides the inputs and o; a row with no key to attend (every
+     score -inf) gives o = 0 and lse = -inf.  mask is NULL or an additive
+     float mask of q's dtype ([N,L,S] or [L,S], g->mask_batched).  Never
+     materialises a full [L,S] score matrix. */
+  int (*attention)(ember_tensor *o, ember_tensor *lse, const ember_tensor *q,
+                   const ember_tensor *k, const ember_tensor *v,
+                   const ember_tensor *mask, const ember_attention_geom *g);
+  /* Its gradients from go (o's shape), recomputing the scores block by
+     block from q, k, v, o and lse; gq, gk, gv written whole (none NULL). */
+  int (*attention_backward)(ember_tensor *gq, ember_tensor *gk,
+                            ember_tensor *gv, const ember_tensor *go,
+                            const ember_tensor *q, const ember_tensor *k,
+                            const ember_tensor *v, const ember_tensor *o,
+                            const ember_tensor *lse, const ember_tensor *mask,
+                            const ember_attention_geom *g);
   /* Inclusive scan along dim (0-based) of src into dst: contiguous, same
      shape and dtype (SUM, PROD, MAX: any dtype; LOGSUMEXP: floats), dim
      of size >= 1.  Floats accumulate in double, integers wrap.  MAX also

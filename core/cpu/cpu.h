@@ -155,6 +155,18 @@ int ember_cpu_adagrad_step(ember_tensor *p, const ember_tensor *g,
 void ember_cpu_sgemm(int ta, int tb, int64_t M, int64_t N, int64_t K,
                      const float *A, int64_t lda, const float *B, int64_t ldb,
                      int accumulate, float *C, int64_t ldc, int threads);
+/* attention.c: the fused attention slots */
+int ember_cpu_attention(ember_tensor *o, ember_tensor *lse,
+                        const ember_tensor *q, const ember_tensor *k,
+                        const ember_tensor *v, const ember_tensor *mask,
+                        const ember_attention_geom *g);
+int ember_cpu_attention_backward(ember_tensor *gq, ember_tensor *gk,
+                                 ember_tensor *gv, const ember_tensor *go,
+                                 const ember_tensor *q, const ember_tensor *k,
+                                 const ember_tensor *v, const ember_tensor *o,
+                                 const ember_tensor *lse,
+                                 const ember_tensor *mask,
+                                 const ember_attention_geom *g);
 /* conv_gemm.c (the entry points; conv.h: the two paths inside) */
 int ember_cpu_conv2d(ember_tensor *y, const ember_tensor *x,
                      const ember_tensor *w, const ember_tensor *b,

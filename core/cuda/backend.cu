@@ -135,6 +135,8 @@ static void cu_fill_tables(void) {
   CU_SLOT(t, cross_entropy);
   CU_SLOT(t, cross_entropy_backward);
   CU_SLOT(t, scan);
+  CU_SLOT(t, attention);
+  CU_SLOT(t, attention_backward);
   CU_SLOT(t, sort);
   CU_SLOT(t, matmul);
   CU_SLOT(t, index_select);

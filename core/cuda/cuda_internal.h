@@ -429,6 +429,18 @@ int ember_cuda_cross_entropy_backward(ember_tensor *dx, const ember_tensor *gs,
                                       double smoothing);
 int ember_cuda_scan(ember_scan_op op, ember_tensor *dst, ember_tensor *idx,
                     const ember_tensor *src, int dim, int reverse);
+/* attention.cu */
+int ember_cuda_attention(ember_tensor *o, ember_tensor *lse,
+                         const ember_tensor *q, const ember_tensor *k,
+                         const ember_tensor *v, const ember_tensor *mask,
+                         const ember_attention_geom *g);
+int ember_cuda_attention_backward(ember_tensor *gq, ember_tensor *gk,
+                                  ember_tensor *gv, const ember_tensor *go,
+                                  const ember_tensor *q, const ember_tensor *k,
+                                  const ember_tensor *v, const ember_tensor *o,
+                                  const ember_tensor *lse,
+                                  const ember_tensor *mask,
+                                  const ember_attention_geom *g);
 /* sort.cu */
 int ember_cuda_sort(ember_tensor *values, ember_tensor *indices,
                     const ember_tensor *src, int dim, int64_t k,

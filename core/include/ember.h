@@ -459,6 +459,19 @@ ember_tensor *ember_cross_entropy_rows(const ember_tensor *x,
                                        int64_t ignore_index,
                                        double label_smoothing,
                                        ember_tensor **row_weight);
+/* softmax(q k^T * scale + mask) v over the last two dims, fused (PyTorch's
+   scaled_dot_product_attention without dropout): q (..., L, E),
+   k (..., S, E), v (..., S, Ev) of one float dtype and the same batch
+   dims; the result is (..., L, Ev).  mask: NULL, bool (true: may attend)
+   or q's dtype (added), broadcastable to (..., L, S); no gradient flows
+   to it.  is_causal: query i sees key j only when j <= i (top-left), and
+   then mask must be NULL.  scale NAN means 1/sqrt(E).  A row that sees no
+   key gives zeros.  Gradients flow to q, k and v. */
+ember_tensor *ember_scaled_dot_product_attention(const ember_tensor *q,
+                                                 const ember_tensor *k,
+                                                 const ember_tensor *v,
+                                                 const ember_tensor *mask,
+                                                 int is_causal, double scale);
 
 /* }==================================================================== */
 

@@ -9,6 +9,7 @@ local common = require "ember.nn.common"
 local F = {}
 
 local check_tensor, check_float = common.check_tensor, common.check_float
+local check_number = common.check_number
 
 -- {======================================================================
 -- Activations
@@ -77,6 +78,45 @@ function F.log_softmax(x, dim)
   check_tensor("log_softmax", x, "the input", 2)
   check_dim("log_softmax", x, dim)
   return x:log_softmax(dim)
+end
+
+-- }======================================================================
+
+-- {======================================================================
+-- Attention
+-- =======================================================================
+
+local SDPA = {attn_mask = true, is_causal = true, dropout_p = true, scale = true}
+
+--- softmax(q k^T * scale + attn_mask) v over the last two dims, in one
+-- fused kernel (PyTorch 2.x's scaled_dot_product_attention): q (..., L, E),
+-- k (..., S, E), v (..., S, Ev) with the same batch dims give (..., L, Ev).
+-- opts: attn_mask (bool: true where a query may attend; or q's dtype,
+-- added), is_causal (top-left: query i sees keys 1..i; not with a mask),
+-- scale (default 1/sqrt(E)), dropout_p (only 0 is supported yet).
+function F.scaled_dot_product_attention(q, k, v, opts)
+  local fn = "scaled_dot_product_attention"
+  check_float(fn, q, "the query", 2)
+  check_float(fn, k, "the key", 2)
+  check_float(fn, v, "the value", 2)
+  opts = common.options(fn, opts, SDPA, 2)
+  local mask, causal, scale = opts.attn_mask, opts.is_causal, opts.scale
+  if mask ~= nil then check_tensor(fn, mask, "attn_mask", 2) end
+  if causal ~= nil and type(causal) ~= "boolean" then
+    error(("%s: is_causal must be a boolean, got %s"):format(fn, type(causal)), 2)
+  end
+  if scale ~= nil then check_number(fn, scale, "scale", nil, nil, 2) end
+  local p = opts.dropout_p
+  if p ~= nil then
+    check_number(fn, p, "dropout_p", 0, 1, 2)
+    if p ~= 0 then
+      error(("%s: dropout_p > 0 is not supported yet (got %s)"):format(fn, tostring(p)), 2)
+    end
+  end
+  local ok, r = pcall(ember._scaled_dot_product_attention, q, k, v, mask,
+                      causal == true, scale)
+  if not ok then error(r, 2) end
+  return r
 end
 
 -- }======================================================================
