@@ -9,8 +9,10 @@
 #            DESIGN.md network at batch 32 (CONV_GEMMS below)
 #   op       a + b on two 4-element tensors, plain and recording for
 #            autograd, a tiny forward + backward (bench/tiny_op.lua), and
-#            one CNN training step at batch 32 (bench/cnn_step.lua), vs
-#            PyTorch's (bench/tiny_op_torch.py, bench/cnn_step_torch.py)
+#            one CNN training step at batch 32 (bench/cnn_step.lua), one
+#            char-rnn LSTM training step (bench/lstm_bench.lua), vs
+#            PyTorch's (bench/tiny_op_torch.py, bench/cnn_step_torch.py,
+#            bench/lstm_torch.py)
 #   startup  wall time and peak RSS of ./ember -e 'require "ember"' vs
 #            python3 -c 'import torch' (bench/startup.sh)
 #   cnn      a training epoch of the DESIGN.md network on the 54,000
@@ -213,10 +215,12 @@ while [ "$r" -le "$rounds" ]; do
   if wants op; then
     run_lua bench/tiny_op.lua     >>"$tmp/op_ember" || { echo "bench: bench/tiny_op.lua failed" >&2; status=1; }
     run_lua bench/cnn_step.lua    >>"$tmp/op_ember" || { echo "bench: bench/cnn_step.lua failed" >&2; status=1; }
+    run_lua bench/lstm_bench.lua  >>"$tmp/op_ember" || { echo "bench: bench/lstm_bench.lua failed" >&2; status=1; }
     if [ "$torch" = yes ]; then
       "$PY" bench/tiny_op_torch.py >>"$tmp/op_peer" || { echo "bench: bench/tiny_op_torch.py failed" >&2; status=1; }
       # PyTorch's best configuration: its own pool, OpenBLAS single-threaded
       OPENBLAS_NUM_THREADS=1 "$PY" bench/cnn_step_torch.py >>"$tmp/op_peer" || { echo "bench: bench/cnn_step_torch.py failed" >&2; status=1; }
+      OPENBLAS_NUM_THREADS=1 "$PY" bench/lstm_torch.py >>"$tmp/op_peer" || { echo "bench: bench/lstm_torch.py failed" >&2; status=1; }
     fi
   fi
   if wants scan; then
@@ -512,9 +516,10 @@ awk -v torch="$torch" -v threads="$threads" -v rounds="$rounds" -v erounds="$ero
         row("fwd+bwd        us/call", "opefwd_bwd", "oppfwd_bwd", 0.2, "lo")
         row("empty loop     us/iter", "opeloop", "opploop", 0, "info")
         row("CNN step bs32  ms", "opecnn_step", "oppcnn_step", 0, "info")
+        row("LSTM step (char-rnn) ms", "opelstm_step", "opplstm_step", 0.8, "lo")
         printf "  (ratio = Ember time / PyTorch time: lower is better; PyTorch 1 thread for the tiny ops,\n"
-        printf "   %d for the CNN step; targets: issue 6 (tiny add 0.25, tiny fwd+bwd 0.2; a + b with\n", threads
-        printf "   grad is held to the tiny add target); the empty loop (Lua vs Python) is context, inside the a + b figures)\n"
+        printf "   %d for the CNN and LSTM steps; targets: issue 6 (tiny add 0.25, tiny fwd+bwd 0.2; a + b with\n", threads
+        printf "   grad is held to the tiny add target; LSTM step: issue 18, 0.8); the empty loop (Lua vs Python) is context, inside the a + b figures)\n"
       } else {
         printf "%-32s %10s   %s\n", "a + b, 4 elts  us/call", fmt(median("opeadd")), "PyTorch: not installed (apt-get install python3-torch)"
         printf "%-32s %10s\n", "empty loop     us/iter", median("opeloop")

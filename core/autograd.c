@@ -192,6 +192,7 @@ ember_node *ember_ag_node(const char *name, ember_backward_fn fn, int n,
   node->refcount = 1;
   node->name = name;
   node->backward = fn;
+  node->add_part = NULL;
   node->ninputs = n;
   node->nsaved = 0;
   memset(node->saved, 0, sizeof node->saved);
@@ -668,7 +669,34 @@ static int check_anomaly(ember_node *n, ember_tensor **gin) {
 /* Step 2 for one node: its inputs' gradients, handed on.  A node that
    received no gradient (every consumer's was zero by construction) still
    counts down its producers so that they run. */
+/* Where the gradient of n's only input collects, if n can add its part
+   there in place (ember_add_part_fn): the sum so far exists, and nothing
+   but the engine holds it or its storage (so no other tensor sees it
+   change), with g's dtype and device.  NULL otherwise. */
+static ember_tensor *part_target(ember_node *n) {
+  if (!n->add_part || n->ninputs != 1 || !n->needs[0] || n->retained_out ||
+      anomaly_mode)
+    return NULL;
+  ember_tensor *acc = n->next[0].fn ? n->next[0].fn->grad
+                                    : n->next[0].leaf->grad_info->pending;
+  if (!acc || acc->refcount != 1 || acc->storage->refcount != 1 ||
+      acc->dtype != n->grad->dtype || acc->storage->device != n->grad->storage->device ||
+      !same_shape(acc, &n->in[0]))
+    return NULL;
+  return acc;
+}
+
 static int run_node(ember_node *n, vec *ready, vec *leaves) {
+  ember_tensor *acc = n->grad ? part_target(n) : NULL;
+  if (acc) {
+    int rc = check_saved(n);
+    if (rc == 0) rc = n->add_part(n, n->grad, acc);
+    ember_node *f = n->next[0].fn;
+    if (rc == 0 && f && --f->deps == 0 && vec_push(ready, f) < 0) rc = -1;
+    ember_tensor_release(n->grad);
+    n->grad = NULL;
+    return rc;
+  }
   ember_tensor *gin_small[4] = {0};
   ember_tensor **gin = n->ninputs <= 4 ? gin_small
                                        : calloc((size_t)n->ninputs, sizeof *gin);

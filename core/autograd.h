@@ -37,6 +37,15 @@ typedef struct ember_node ember_node;
 typedef int (*ember_backward_fn)(ember_node *n, ember_tensor *g,
                                  ember_tensor **gin);
 
+/* Optional, for a node whose input's gradient is zeros except in the part
+   its output was taken from (narrow, select, slice): add g into that part
+   of acc, the input's gradient so far, in place.  The engine calls it only
+   when it owns acc alone, so that a sequence cut into L steps costs L
+   parts instead of L full-size zero tensors.  Returns 0 when done, -1
+   after ember_set_error. */
+typedef int (*ember_add_part_fn)(ember_node *n, const ember_tensor *g,
+                                 ember_tensor *acc);
+
 typedef struct ember_edge {
   ember_node *fn;       /* producer of the input (retained), or NULL */
   ember_tensor *leaf;   /* the input itself when it is a leaf (retained) */
@@ -56,6 +65,7 @@ struct ember_node {
   int refcount;
   const char *name;               /* "MulBackward", ... */
   ember_backward_fn backward;
+  ember_add_part_fn add_part;     /* NULL unless the op sets it */
   int ninputs;
   ember_edge *next;               /* [ninputs] */
   ember_in_meta *in;              /* [ninputs] */

@@ -454,6 +454,36 @@ struct view_saved {
   int perm[EMBER_MAX_DIMS];
 };
 
+/* The part of acc (shaped as the view's input) that the view took, for a
+   gradient g shaped as its output; a new view of acc. */
+static ember_tensor *part_view(const struct view_saved *s, ember_tensor *acc,
+                               const ember_tensor *g) {
+  switch ((enum view_kind)s->kind) {
+    case VIEW_NARROW:
+      return ember_narrow(acc, s->dim, s->start, g->ndim ? g->shape[s->dim] : 1);
+    case VIEW_SLICE:
+      return ember_slice(acc, s->dim, s->start,
+                         s->start + (g->shape[s->dim]
+                                         ? (g->shape[s->dim] - 1) * s->step + 1
+                                         : 0),
+                         s->step);
+    case VIEW_DIAGONAL:
+      return ember_diagonal(acc, s->start, s->dim, s->dim1);
+    default:
+      return ember_select(acc, s->dim, s->start);
+  }
+}
+
+/* acc's part += g (ember_add_part_fn): the engine calls it with the
+   gradient of the view's input so far, instead of view_backward. */
+static int add_part(ember_node *n, const ember_tensor *g, ember_tensor *acc) {
+  const struct view_saved *s = EMBER_NODE_STATE(n, struct view_saved);
+  ember_tensor *part = part_view(s, acc, g);
+  int rc = part ? ember_binary_(EMBER_ADD, part, g) : -1;
+  ember_tensor_release(part);
+  return rc;
+}
+
 static int view_backward(ember_node *n, ember_tensor *g, ember_tensor **gin) {
   const struct view_saved *s = EMBER_NODE_STATE(n, struct view_saved);
   const ember_in_meta *m = &n->in[0];
@@ -484,28 +514,11 @@ static int view_backward(ember_node *n, ember_tensor *g, ember_tensor **gin) {
     case VIEW_SLICE:
     case VIEW_DIAGONAL:
     case VIEW_SELECT: {      /* zeros, with g in the part that was taken */
-      ember_temps T;
-  ember_temps_init(&T);
-      ember_tensor *z = ember_temp(&T, ember_zeros_meta(g, m));
-      ember_tensor *part =
-          !z ? NULL
-             : ember_temp(&T, s->kind == VIEW_NARROW
-                                  ? ember_narrow(z, s->dim, s->start,
-                                                 g->ndim ? g->shape[s->dim] : 1)
-                                  : s->kind == VIEW_SLICE
-                                  ? ember_slice(z, s->dim, s->start,
-                                                s->start + (g->shape[s->dim]
-                                                            ? (g->shape[s->dim] - 1) * s->step + 1
-                                                            : 0),
-                                                s->step)
-                                  : s->kind == VIEW_DIAGONAL
-                                  ? ember_diagonal(z, s->start, s->dim, s->dim1)
-                                  : ember_select(z, s->dim, s->start));
-      if (part && ember_copy_(part, g) == 0) {
-        ember_tensor_retain(z);
-        r = z;
-      }
-      ember_temps_release(&T);
+      ember_tensor *z = ember_zeros_meta(g, m);
+      ember_tensor *part = z ? part_view(s, z, g) : NULL;
+      if (part && ember_copy_(part, g) == 0) r = z;
+      else ember_tensor_release(z);
+      ember_tensor_release(part);
       break;
     }
   }
@@ -523,6 +536,9 @@ static ember_tensor *record_view(const char *name, const ember_tensor *t,
   if (!out || out == t || !ember_dtype_is_float(out->dtype)) return out;
   ember_node *n = ember_ag_node2(name, view_backward, t, NULL);
   if (n) *EMBER_NODE_STATE(n, struct view_saved) = *saved;
+  if (n && (saved->kind == VIEW_NARROW || saved->kind == VIEW_SLICE ||
+            saved->kind == VIEW_DIAGONAL || saved->kind == VIEW_SELECT))
+    n->add_part = add_part;
   int is_view = saved->kind != VIEW_CLONE && saved->kind != VIEW_CONVERT &&
                 saved->kind != VIEW_TO_DEVICE && out->storage == t->storage;
   return ember_ag_finish(n, out, is_view);
