@@ -66,57 +66,35 @@ static void part_checks(const double t[PARTS], const double m[PARTS],
     *bad += !(m[p] >= 0) | !(t[p] <= DBL_MAX);
 }
 
-static void part_sums_f32(const float *w, double t[PARTS], int64_t *bad,
-                          int64_t *pos) {
-  /* four named chains (an array would live in memory) */
-  double s0 = 0, s1 = 0, s2 = 0, s3 = 0, m0 = 0, m1 = 0, m2 = 0, m3 = 0;
-  int64_t q = 0;
-  for (int i = 0; i < PART; i++) {
-    double v0 = w[i], v1 = w[PART + i], v2 = w[2 * PART + i], v3 = w[3 * PART + i];
-    m0 = v0 < m0 ? v0 : m0;
-    m1 = v1 < m1 ? v1 : m1;
-    m2 = v2 < m2 ? v2 : m2;
-    m3 = v3 < m3 ? v3 : m3;
-    q += (v0 > 0) + (v1 > 0) + (v2 > 0) + (v3 > 0);
-    s0 += v0;
-    s1 += v1;
-    s2 += v2;
-    s3 += v3;
+/* The four-chain loop of a full chunk, once per element type T (the
+   chains are named variables: an array would live in memory). */
+#define PART_SUMS_TYPED(NAME, T)                                               \
+  static void NAME(const T *w, double t[PARTS], int64_t *bad, int64_t *pos) {  \
+    double s0 = 0, s1 = 0, s2 = 0, s3 = 0, m0 = 0, m1 = 0, m2 = 0, m3 = 0;     \
+    int64_t q = 0;                                                             \
+    for (int i = 0; i < PART; i++) {                                           \
+      double v0 = w[i], v1 = w[PART + i], v2 = w[2 * PART + i],                \
+             v3 = w[3 * PART + i];                                             \
+      m0 = v0 < m0 ? v0 : m0;                                                  \
+      m1 = v1 < m1 ? v1 : m1;                                                  \
+      m2 = v2 < m2 ? v2 : m2;                                                  \
+      m3 = v3 < m3 ? v3 : m3;                                                  \
+      q += (v0 > 0) + (v1 > 0) + (v2 > 0) + (v3 > 0);                         \
+      s0 += v0;                                                                \
+      s1 += v1;                                                                \
+      s2 += v2;                                                                \
+      s3 += v3;                                                                \
+    }                                                                          \
+    const double m[PARTS] = {m0, m1, m2, m3};                                  \
+    t[0] = s0;                                                                 \
+    t[1] = s1;                                                                 \
+    t[2] = s2;                                                                 \
+    t[3] = s3;                                                                 \
+    part_checks(t, m, bad);                                                    \
+    *pos += q;                                                                 \
   }
-  const double m[PARTS] = {m0, m1, m2, m3};
-  t[0] = s0;
-  t[1] = s1;
-  t[2] = s2;
-  t[3] = s3;
-  part_checks(t, m, bad);
-  *pos += q;
-}
-
-static void part_sums_f64(const double *w, double t[PARTS], int64_t *bad,
-                          int64_t *pos) {
-  /* four named chains (an array would live in memory) */
-  double s0 = 0, s1 = 0, s2 = 0, s3 = 0, m0 = 0, m1 = 0, m2 = 0, m3 = 0;
-  int64_t q = 0;
-  for (int i = 0; i < PART; i++) {
-    double v0 = w[i], v1 = w[PART + i], v2 = w[2 * PART + i], v3 = w[3 * PART + i];
-    m0 = v0 < m0 ? v0 : m0;
-    m1 = v1 < m1 ? v1 : m1;
-    m2 = v2 < m2 ? v2 : m2;
-    m3 = v3 < m3 ? v3 : m3;
-    q += (v0 > 0) + (v1 > 0) + (v2 > 0) + (v3 > 0);
-    s0 += v0;
-    s1 += v1;
-    s2 += v2;
-    s3 += v3;
-  }
-  const double m[PARTS] = {m0, m1, m2, m3};
-  t[0] = s0;
-  t[1] = s1;
-  t[2] = s2;
-  t[3] = s3;
-  part_checks(t, m, bad);
-  *pos += q;
-}
+PART_SUMS_TYPED(part_sums_f32, float)
+PART_SUMS_TYPED(part_sums_f64, double)
 
 static void part_sums(const mn_row *r, int64_t c, double t[PARTS],
                       int64_t *bad, int64_t *pos) {
