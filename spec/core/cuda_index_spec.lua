@@ -5,31 +5,18 @@
 -- pending, with the reason, where nvcc is missing.
 local run = require "helpers.run"
 
-local function nvcc()
-  local out, rc = run.sh("make --no-print-directory -s print-nvcc")
-  if rc ~= 0 then return nil end
-  out = out:gsub("%s+$", "")
-  return out ~= "" and out or nil
-end
-
 describe("the CUDA kernels' index arithmetic, on the host", function()
-  if not nvcc() then
+  if not run.nvcc() then
     pending("nvcc not found: the CUDA index test cannot be built here")
     return
   end
 
   local test
-  setup(function()
-    -- without the sanitizer runtime `make asan` preloads: nvcc crashes under it
-    local out, rc = run.sh("env -u LD_PRELOAD make --no-print-directory BUILD=" .. run.build ..
-                           " " .. run.build .. "/cuda-index-test")
-    assert.are.equal(0, rc, out)
-    test = run.build .. "/cuda-index-test"
-  end)
+  setup(function() test = run.host_tool("cuda-index-test") end)
 
   for _, seed in ipairs({"1", "0x5eed"}) do
     it("matches the naive offsets and divisions (seed " .. seed .. ")", function()
-      local out, rc = run.sh("env -u LD_PRELOAD " .. test .. " " .. seed)
+      local out, rc = run.sh(test .. " " .. seed)
       assert.are.equal(0, rc, out)
       local nd, nl, ne, nc = out:match(
         "cuda%-index%-test: ok %((%d+) division checks, (%d+) layout checks over " ..

@@ -55,4 +55,22 @@ function M.mpirun(np, cmd, seconds)
     root and "--allow-run-as-root " or "", np, cmd)
 end
 
+--- nvcc's path as the Makefile finds it, or nil when there is none.
+function M.nvcc()
+  local out, rc = M.sh("make --no-print-directory -s print-nvcc")
+  if rc ~= 0 then return nil end
+  out = out:gsub("%s+$", "")
+  return out ~= "" and out or nil
+end
+
+--- Build the host program <build>/<name> (a tools/*.cu test) and return
+-- the command that runs it.  Both go without the sanitizer runtime that
+-- `make asan` preloads: nvcc crashes under it.
+function M.host_tool(name)
+  local out, rc = M.sh("env -u LD_PRELOAD make --no-print-directory BUILD=" .. M.build ..
+                       " " .. M.build .. "/" .. name)
+  assert(rc == 0, out)
+  return "env -u LD_PRELOAD " .. M.build .. "/" .. name
+end
+
 return M
