@@ -17,34 +17,11 @@ swapped, which the spec swaps back (a non-contiguous view).  Indices are
 stored 1-based, dims 1-based.  Gradients (floats): the loss is
 sum(out * w), w stored; gx is t's gradient, gsrc src's.
 """
-import math
 
 import torch
 
 import luavalues
-
-DTYPES = {"float32": torch.float32, "float64": torch.float64,
-          "int32": torch.int32, "int64": torch.int64, "uint8": torch.uint8,
-          "bool": torch.bool}
-FLOATS = ("float32", "float64")
-
-
-def make(shape, dtype, phase, zeros=False, ties=False):
-    n = math.prod(shape)
-    raw = [math.sin(i * 0.37 + phase) * 3 for i in range(n)]
-    if zeros:
-        raw = [0.0 if i % 3 == 1 else x for i, x in enumerate(raw)]
-    if ties:
-        raw = [float(round(x)) for x in raw]
-    if dtype == "bool":
-        vals = [x > 0 for x in raw]
-    elif dtype in FLOATS:
-        vals = raw
-    else:
-        vals = [int(round(x)) for x in raw]
-        if dtype == "uint8":
-            vals = [abs(x) for x in vals]
-    return torch.tensor(vals, dtype=DTYPES[dtype]).reshape(shape)
+from refinputs import DTYPES, FLOATS, make
 
 
 def tensor_field(name, t, transpose=False):

@@ -23,36 +23,7 @@ import math
 import torch
 
 import luavalues
-
-DTYPES = {
-    "float32": torch.float32, "float64": torch.float64, "int32": torch.int32,
-    "int64": torch.int64, "uint8": torch.uint8, "bool": torch.bool,
-}
-FLOATS = ("float32", "float64")
-
-
-def make(shape, dtype, phase, zeros=False, ties=False):
-    n = math.prod(shape)
-    raw = [math.sin(i * 0.37 + phase) * 3 for i in range(n)]
-    if zeros:
-        raw = [0.0 if i % 3 == 1 else x for i, x in enumerate(raw)]
-    if ties:
-        raw = [float(round(x)) for x in raw]
-    if dtype == "bool":
-        vals = [x > 0 for x in raw]
-    elif dtype in FLOATS:
-        vals = raw
-    else:
-        vals = [int(round(x)) for x in raw]
-        if dtype == "uint8":
-            vals = [abs(x) for x in vals]
-    return torch.tensor(vals, dtype=DTYPES[dtype]).reshape(shape)
-
-
-def swap_last(shape):
-    s = list(shape)
-    s[-1], s[-2] = s[-2], s[-1]
-    return s
+from refinputs import DTYPES, FLOATS, make, swap_last
 
 
 CASES = []
@@ -70,7 +41,7 @@ def run(op, x, dim, opt):
 
 def case(op, shape, dtype, dim, transpose=False, zeros=False, ties=False, opt=None):
     stored = swap_last(shape) if transpose else list(shape)
-    base = make(stored, dtype, 0.7, zeros, ties)
+    base = make(stored, dtype, 0.7, zeros=zeros, ties=ties)
     x = base.transpose(-1, -2) if transpose else base
     out, idx = run(op, x, dim, opt)
     od = str(out.dtype).replace("torch.", "")

@@ -20,43 +20,13 @@ among ties (NaNs included) PyTorch's choice is unspecified, and the spec checks 
 Ember's is a valid one.  Gradients (float inputs, no ties): the loss is
 sum(values * w), w built as the inputs with phase 1.5.
 """
-import math
 import sys
 
 import torch
 
 sys.path.insert(0, "spec/reference")
 import luavalues  # noqa: E402
-
-DTYPES = {
-    "float32": torch.float32, "float64": torch.float64, "int32": torch.int32,
-    "int64": torch.int64, "uint8": torch.uint8, "bool": torch.bool,
-}
-FLOATS = ("float32", "float64")
-
-
-def make(shape, dtype, phase, ties=False, nan=False):
-    n = math.prod(shape)
-    raw = [math.sin(i * 0.37 + phase) * 3 for i in range(n)]
-    if ties:
-        raw = [float(round(x)) for x in raw]
-    if nan:
-        raw = [math.nan if i % 5 == 2 else x for i, x in enumerate(raw)]
-    if dtype == "bool":
-        vals = [x > 0 for x in raw]
-    elif dtype in FLOATS:
-        vals = raw
-    else:
-        vals = [int(round(x)) for x in raw]
-        if dtype == "uint8":
-            vals = [abs(x) for x in vals]
-    return torch.tensor(vals, dtype=DTYPES[dtype]).reshape(shape)
-
-
-def swap_last(shape):
-    s = list(shape)
-    s[-1], s[-2] = s[-2], s[-1]
-    return s
+from refinputs import FLOATS, make, swap_last  # noqa: E402
 
 
 def run(op, x, dim, k, opt):
@@ -78,7 +48,7 @@ CASES = []
 def case(op, shape, dtype, dim, k=0, opt=None, transpose=False, ties=False, nan=False):
     opt = opt or {}
     stored = swap_last(shape) if transpose else list(shape)
-    base = make(stored, dtype, 0.7, ties, nan)
+    base = make(stored, dtype, 0.7, ties=ties, nan=nan)
     x = base.transpose(-1, -2) if transpose else base
     out, idx = run(op, x, dim, k, opt)
     c = {"op": op, "shape": stored, "dtype": dtype, "dim": dim, "k": k, "opt": opt,

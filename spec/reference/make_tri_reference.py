@@ -18,36 +18,11 @@ Gradients (float dtypes): the loss is sum(op(x) * w), with w built as the
 inputs are (phase 1.5, stored as w), so x's gradient is op(w); stored as
 grad.
 """
-import math
 
 import torch
 
 import luavalues
-
-DTYPES = {
-    "float32": torch.float32, "float64": torch.float64, "int32": torch.int32,
-    "int64": torch.int64, "uint8": torch.uint8, "bool": torch.bool,
-}
-
-
-def make(shape, dtype, phase):
-    n = math.prod(shape)
-    raw = [math.sin(i * 0.37 + phase) * 3 for i in range(n)]
-    if dtype == "bool":
-        vals = [x > 0 for x in raw]
-    elif dtype in ("float32", "float64"):
-        vals = raw
-    else:
-        vals = [int(round(x)) for x in raw]
-        if dtype == "uint8":
-            vals = [abs(x) for x in vals]
-    return torch.tensor(vals, dtype=DTYPES[dtype]).reshape(shape)
-
-
-def swap_last(shape):
-    s = list(shape)
-    s[-1], s[-2] = s[-2], s[-1]
-    return s
+from refinputs import make, swap_last
 
 
 CASES = []
