@@ -220,6 +220,13 @@ M.SEEDS = {
   windows = function(e) return {e.arange(1, 21, {dtype = "int64"}), 4, 3, {generator = e.Generator(6)}} end,
   encode = function() return {"h\xc3\xb6l"} end,
   decode = function(e) return {e.tensor({1, 2, 3}, {dtype = "int64"})} end,
+  mha_forward = function(e)
+    return {e.randn(2, 3, 4), e.randn(2, 5, 3), e.randn(2, 5, 4),
+            {key_padding_mask = e.randn(2, 5):gt(1), need_weights = true}} end,
+  encoder_layer_forward = function(e)
+    return {e.randn(2, 3, 4), {src_mask = e.randn(3, 3), is_causal = true}} end,
+  decoder_layer_forward = function(e)
+    return {e.randn(3, 4), e.randn(5, 4), {tgt_is_causal = true, memory_mask = e.randn(3, 5):gt(0)}} end,
 }
 
 -- Every target as {name=, fn=, method=bool}, sorted by name.
@@ -250,6 +257,17 @@ function M.targets(ember)
     local tok = ember.data.chars(M.SEEDS.chars()[1])
     add("ember.data.Tokenizer:encode", function(...) return tok:encode(...) end, false)
     add("ember.data.Tokenizer:decode", function(...) return tok:decode(...) end, false)
+  end
+  -- the attention layers' calls (masks, shapes, options), on small layers
+  -- built once per run (nn's classes are otherwise skipped)
+  if ember.nn and ember.nn.MultiheadAttention then
+    local nn = ember.nn
+    local mha = nn.MultiheadAttention(4, 2, {kdim = 3})
+    local enc = nn.TransformerEncoderLayer(4, 2, {dim_feedforward = 6, dropout = 0})
+    local dec = nn.TransformerDecoderLayer(4, 2, {dim_feedforward = 6, norm_first = true})
+    add("ember.nn.mha_forward", function(...) return mha(...) end, false)
+    add("ember.nn.encoder_layer_forward", function(...) return enc(...) end, false)
+    add("ember.nn.decoder_layer_forward", function(...) return dec(...) end, false)
   end
   local mt = getmetatable(ember.zeros(1))
   local methods = mt.__methods or ember.Tensor
