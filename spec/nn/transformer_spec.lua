@@ -298,6 +298,26 @@ describe("Transformer layers", function()
     H.fails("TransformerDecoder: expected the memory of shape (B, L, 4) or (L, 4), got [2,5,3]",
             dec, ember.zeros(2, 3, 4), ember.zeros(2, 5, 3))
   end)
+
+  it("blame the caller's line, however deep the check", function()
+    local enc = nn.TransformerEncoderLayer(4, 2, {dim_feedforward = 8, norm_first = true})
+    local dec = nn.TransformerDecoder(nn.TransformerDecoderLayer(4, 2, {dim_feedforward = 8}), 2)
+    local mha = nn.MultiheadAttention(4, 2)
+    local x, bad = ember.zeros(2, 3, 4), ember.zeros(2, 2)
+    local cases = {
+      function() local r = enc(x, {src_mask = bad}); return r end,
+      function() local r = enc(ember.zeros(2, 3, 5)); return r end,
+      function() local r = dec(x, x, {memory_key_padding_mask = bad}); return r end,
+      function() local r = dec.layers[2](x, x, {tgt_mask = bad}); return r end,
+      function() local r = mha(x, x, x, {attn_mask = bad}); return r end,
+      function() local r = nn.TransformerDecoderLayer(4, 3); return r end,
+    }
+    for i, fn in ipairs(cases) do
+      local ok, err = pcall(fn)
+      assert.is_false(ok)
+      assert.truthy(tostring(err):find("transformer_spec.lua:", 1, true), i .. ": " .. err)
+    end
+  end)
 end)
 
 describe("transformer gradients (finite differences, float64)", function()

@@ -37,14 +37,19 @@ local M = {}
 --- "[2,3]" of a shape list.
 local function shape_list_str(s) return "[" .. table.concat(s, ",") .. "]" end
 
---- Check that t has exactly one of the shapes in `shapes` (lists of sizes)
--- and is bool or of dtype `dtype`; `what` names it in the messages.
-local function check_mask(fname, t, what, shapes, dtype, level)
+--- Check that t has exactly one of the shapes in `shapes` (lists of sizes),
+-- is bool or of the query's dtype and on its device; `what` names it in
+-- the messages.
+local function check_mask(fname, t, what, shapes, q, level)
   level = level + 1
   common.check_tensor(fname, t, what, level)
-  if t.dtype ~= "bool" and t.dtype ~= dtype then
+  if t.dtype ~= "bool" and t.dtype ~= q.dtype then
     error(("%s: expected %s of dtype bool or %s (the query's), got %s"):format(fname, what,
-          dtype, t.dtype), level)
+          q.dtype, t.dtype), level)
+  end
+  if t.device ~= q.device then
+    error(("%s: expected %s on %s (the query's device), got %s"):format(fname, what, q.device,
+          t.device), level)
   end
   local got = t:shape()
   for _, s in ipairs(shapes) do
@@ -146,13 +151,13 @@ local function bias_part(b, k, E)
   return b and b:narrow(1, (k - 1) * E + 1, E)
 end
 
---- The projected q, k, v (B, *, E).  Self-attention with the packed
--- weight is one GEMM.
-function MultiheadAttention:_project(q, k, v)
+--- The projected q, k, v (B, *, E).  Self-attention (same: q, k and v
+-- are one tensor) with the packed weight is one GEMM.
+function MultiheadAttention:_project(q, k, v, same)
   local E, b = self.embed_dim, self.in_proj_bias
   if self._qkv_same_embed_dim then
     local w = self.in_proj_weight
-    if rawequal(q, k) and rawequal(k, v) then
+    if same then
       local qkv = F.linear(q, w, b)
       return qkv:narrow(-1, 1, E), qkv:narrow(-1, E + 1, E), qkv:narrow(-1, 2 * E + 1, E)
     end
@@ -205,6 +210,7 @@ function MultiheadAttention:_attend(fname, q, k, v, opts, names, level)
   check_seq(fname, q, "the query", qd, E, dt, level)
   check_seq(fname, k, "the key", qd, self.kdim, dt, level)
   check_seq(fname, v, "the value", qd, self.vdim, dt, level)
+  local same = rawequal(q, k) and rawequal(k, v)    -- self-attention: one GEMM
   if not batched then q, k, v = q:unsqueeze(1), k:unsqueeze(1), v:unsqueeze(1) end
   local B, L, S = q:size(1), q:size(2), k:size(2)
   if k:size(1) ~= B or v:size(1) ~= B or v:size(2) ~= S then
@@ -219,12 +225,12 @@ function MultiheadAttention:_attend(fname, q, k, v, opts, names, level)
   local am, kpm = opts.attn_mask, opts.key_padding_mask
   if am ~= nil then
     check_mask(fname, am, names.attn_mask, batched and {{L, S}, {B * h, L, S}}
-               or {{L, S}, {h, L, S}}, dt, level)
+               or {{L, S}, {h, L, S}}, q, level)
     if am:dim() == 3 then am = am:reshape(B, h, L, S) end
     if am.dtype == "bool" then am = am:logical_not() end
   end
   if kpm ~= nil then
-    check_mask(fname, kpm, names.key_padding_mask, {batched and {B, S} or {S}}, dt, level)
+    check_mask(fname, kpm, names.key_padding_mask, {batched and {B, S} or {S}}, q, level)
     kpm = kpm:reshape(B, 1, 1, S)
     if kpm.dtype == "bool" then kpm = kpm:logical_not() end
   end
@@ -233,7 +239,7 @@ function MultiheadAttention:_attend(fname, q, k, v, opts, names, level)
   local fused_causal = causal == true and am == nil and kpm == nil
   if causal == true and am == nil and kpm ~= nil then am = causal_mask(L, S, q.device) end
   local mask = combine(am, kpm, dt)
-  local qp, kp, vp = self:_project(q, k, v)
+  local qp, kp, vp = self:_project(q, k, v, same)
   -- (B, L, E) -> (B, h, L, d)
   local function heads(x, n) return x:reshape(B, n, h, d):transpose(2, 3) end
   qp, kp, vp = heads(qp, L), heads(kp, S), heads(vp, S)
@@ -400,7 +406,8 @@ function TransformerEncoderLayer:_run(fname, src, opts, level)
   local sa = {attn_mask = opts.src_mask, key_padding_mask = opts.src_key_padding_mask,
               is_causal = opts.is_causal}
   local x = residual(self, src, self.norm1, function(y)
-    return attn_block(self, self.self_attn, 1, fname, y, y, sa, ENC_NAMES, level + 2)
+    local out = attn_block(self, self.self_attn, 1, fname, y, y, sa, ENC_NAMES, level + 2)
+    return out
   end)
   return residual(self, x, self.norm2, function(y) return ff_block(self, y, 2) end)
 end
@@ -408,7 +415,8 @@ end
 --- layer(src [, {src_mask, src_key_padding_mask, is_causal}]) -> (B, L, d_model).
 function TransformerEncoderLayer:forward(src, opts)
   opts = common.options("TransformerEncoderLayer", opts, ENC_CALL, 2)
-  return self:_run("TransformerEncoderLayer", src, opts, 2)
+  local out = self:_run("TransformerEncoderLayer", src, opts, 2)
+  return out   -- not a tail call: the error levels count this frame
 end
 
 TransformerEncoderLayer.extra_repr = layer_repr
@@ -441,10 +449,13 @@ function TransformerDecoderLayer:_run(fname, tgt, memory, opts, level)
   local ca = {attn_mask = opts.memory_mask, key_padding_mask = opts.memory_key_padding_mask,
               is_causal = opts.memory_is_causal}
   local x = residual(self, tgt, self.norm1, function(y)
-    return attn_block(self, self.self_attn, 1, fname, y, y, sa, DEC_SELF, level + 2)
+    local out = attn_block(self, self.self_attn, 1, fname, y, y, sa, DEC_SELF, level + 2)
+    return out
   end)
   x = residual(self, x, self.norm2, function(y)
-    return attn_block(self, self.multihead_attn, 2, fname, y, memory, ca, DEC_CROSS, level + 2)
+    local out = attn_block(self, self.multihead_attn, 2, fname, y, memory, ca, DEC_CROSS,
+                           level + 2)
+    return out
   end)
   return residual(self, x, self.norm3, function(y) return ff_block(self, y, 3) end)
 end
@@ -453,7 +464,8 @@ end
 -- memory_key_padding_mask, tgt_is_causal, memory_is_causal}]).
 function TransformerDecoderLayer:forward(tgt, memory, opts)
   opts = common.options("TransformerDecoderLayer", opts, DEC_CALL, 2)
-  return self:_run("TransformerDecoderLayer", tgt, memory, opts, 2)
+  local out = self:_run("TransformerDecoderLayer", tgt, memory, opts, 2)
+  return out   -- not a tail call: the error levels count this frame
 end
 
 TransformerDecoderLayer.extra_repr = layer_repr
