@@ -10,15 +10,7 @@ local ember = require "ember"
 local F = ember.nn.functional
 local cuda_helper = require "helpers.cuda"
 
-local function compare(what, dev, cpu, tol)
-  assert.are.equal("cuda", dev.device:sub(1, 4), what .. ": device")
-  assert.are.same(cpu:shape(), dev:shape(), what .. ": shape")
-  local a, b = cpu:reshape(-1):totable(), dev:cpu():reshape(-1):totable()
-  for i = 1, #a do
-    assert.is_true(math.abs(a[i] - b[i]) <= tol * (1 + math.abs(a[i])),
-      ("%s: element %d: %.17g vs %.17g"):format(what, i, a[i], b[i]))
-  end
-end
+local compare = cuda_helper.compare
 
 describe("scaled_dot_product_attention on cuda", function()
   if not cuda_helper.available() then return end

@@ -11,14 +11,7 @@ local F = require("ember.nn").functional
 local cuda_helper = require "helpers.cuda"
 
 local function compare(what, dev, cpu)
-  assert.are.equal("cuda", dev.device:sub(1, 4), what .. ": device")
-  assert.are.same(cpu:shape(), dev:shape(), what .. ": shape")
-  local tol = cpu.dtype == "float32" and 2e-5 or 1e-12
-  local a, b = cpu:reshape(-1):totable(), dev:cpu():reshape(-1):totable()
-  for i = 1, #a do
-    assert.is_true(math.abs(a[i] - b[i]) <= tol * math.max(1, math.abs(a[i])),
-      ("%s: element %d: %.17g vs %.17g"):format(what, i, a[i], b[i]))
-  end
+  cuda_helper.compare(what, dev, cpu, cpu.dtype == "float32" and 2e-5 or 1e-12)
 end
 
 -- leaves on both devices with the same values

@@ -8,20 +8,7 @@
 local ember = require "ember"
 local cuda_helper = require "helpers.cuda"
 
-local function compare(what, dev, cpu, tol)
-  assert.are.equal("cuda", dev.device:sub(1, 4), what .. ": device")
-  assert.are.same(cpu:shape(), dev:shape(), what .. ": shape")
-  assert.are.equal(cpu.dtype, dev.dtype, what .. ": dtype")
-  local a, b = cpu:reshape(-1):totable(), dev:cpu():reshape(-1):totable()
-  if not tol then
-    assert.are.same(a, b, what .. ": values")
-    return
-  end
-  for i = 1, #a do
-    assert.is_true(math.abs(a[i] - b[i]) <= tol * math.max(1, math.abs(a[i])),
-      ("%s: element %d: %.17g vs %.17g"):format(what, i, a[i], b[i]))
-  end
-end
+local compare = cuda_helper.compare
 
 -- |cpu - dev| within 4 ulp * (|scale| + 1), elementwise: the error bound
 -- of a fold in another order (ulp: the unit of the dtype's rounding, or

@@ -9,17 +9,7 @@ local ember = require "ember"
 local nn = ember.nn
 local cuda_helper = require "helpers.cuda"
 
-local TOL = 1e-10
-
-local function compare(what, dev, cpu)
-  assert.are.equal("cuda", dev.device:sub(1, 4), what .. ": device")
-  assert.are.same(cpu:shape(), dev:shape(), what .. ": shape")
-  local a, b = cpu:reshape(-1):totable(), dev:cpu():reshape(-1):totable()
-  for i = 1, #a do
-    assert.is_true(math.abs(a[i] - b[i]) <= TOL * math.max(1, math.abs(a[i])),
-      ("%s: element %d: %.17g vs %.17g"):format(what, i, a[i], b[i]))
-  end
-end
+local function compare(what, dev, cpu) cuda_helper.compare(what, dev, cpu, 1e-10) end
 
 --- The tensors of a table moved to the device (dev) or kept (a copy).
 local function place(t, dev)

@@ -57,4 +57,24 @@ function M.available(on)
   return false
 end
 
+--- Assert that `dev` (a tensor on the device) matches `cpu` (the same
+-- computation on the CPU): device, shape, dtype, then the values -- exactly
+-- when `tol` is nil, else each within tol * max(1, |cpu value|) (NaN
+-- matches NaN).  `what` names the tensor in the failure message.
+function M.compare(what, dev, cpu, tol)
+  luassert.are.equal("cuda", dev.device:sub(1, 4), what .. ": device")
+  luassert.are.same(cpu:shape(), dev:shape(), what .. ": shape")
+  luassert.are.equal(cpu.dtype, dev.dtype, what .. ": dtype")
+  local a, b = cpu:reshape(-1):totable(), dev:cpu():reshape(-1):totable()
+  if not tol then
+    luassert.are.same(a, b, what .. ": values")
+    return
+  end
+  for i = 1, #a do
+    luassert.is_true(a[i] ~= a[i] and b[i] ~= b[i] or
+                     math.abs(a[i] - b[i]) <= tol * math.max(1, math.abs(a[i])),
+      ("%s: element %d: %.17g vs %.17g"):format(what, i, a[i], b[i]))
+  end
+end
+
 return M
