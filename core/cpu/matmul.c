@@ -46,6 +46,9 @@
 
 #define BCAST_MAX_K 256
 #define DOT_MAX_MK (128 * 1024)
+/* a long-K product whose C has at most this many elements (256 KB) goes
+   to bcast in K panels rather than to OpenBLAS */
+#define BCAST_PANEL_MAX_MN (256 * 1024)
 /* below this many flops a GEMM runs on one thread (~10 us of work) */
 #define SMALL_PARALLEL_FLOPS (2 * 1024 * 1024)
 
@@ -336,9 +339,13 @@ int ember_cpu_matmul(ember_tensor *dst, const ember_tensor *a,
           small_gemm g = {M, N, K, a->strides[1], a->strides[2], b->strides[1],
                           b->strides[2], (const float *)A, (const float *)Bm,
                           (float *)Cm, N, 0};
-          /* bcast's K panels are for conv_gemm.c's GEMMs: a long-K product
-             here is square-ish, OpenBLAS's ground */
-          int fits = g.K <= BCAST_MAX_K || g.sbn != 1 || g.N == 1;
+          /* bcast's K panels are for conv_gemm.c's GEMMs and for a
+             weight gradient whose K is a folded batch (a Linear on
+             (12, 64, 128): [512,768] x [768,128]), whose C stays in L2
+             across the panels; another long-K product is square-ish,
+             OpenBLAS's ground */
+          int fits = g.K <= BCAST_MAX_K || g.sbn != 1 || g.N == 1 ||
+                     g.M * g.N <= BCAST_PANEL_MAX_MN;
           if (fits && small_sgemm(&g, 1)) break;
         }
         cblas_sgemm(CblasRowMajor, ta, tb, (int)M, (int)N, (int)K, 1.0f,
