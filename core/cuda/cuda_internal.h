@@ -405,6 +405,12 @@ int ember_cuda_unary_backward(ember_unary_op op, ember_tensor *dst,
 int ember_cuda_reduce(ember_reduce_op op, ember_tensor *dst,
                       const ember_tensor *src, int correction);
 int ember_cuda_softmax(ember_tensor *dst, const ember_tensor *src, int log);
+/* rnn.cu */
+int ember_cuda_lstm_cell(ember_tensor *hc, ember_tensor *act,
+                         const ember_tensor *gates, const ember_tensor *c_prev);
+int ember_cuda_lstm_cell_backward(ember_tensor *dgates, ember_tensor *dc_prev,
+                                  const ember_tensor *dhc, const ember_tensor *act,
+                                  const ember_tensor *c_prev, const ember_tensor *hc);
 /* norm.cu */
 int ember_cuda_layer_norm(ember_tensor *y, ember_tensor *mean,
                           ember_tensor *rstd, const ember_tensor *x,

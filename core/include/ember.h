@@ -446,6 +446,12 @@ ember_tensor *ember_layer_norm(const ember_tensor *x, int normalized_ndim,
                                const ember_tensor *bias, double eps);
 ember_tensor *ember_rms_norm(const ember_tensor *x, int normalized_ndim,
                              const ember_tensor *weight, double eps);
+/* One LSTM cell step, fused: gates (B, 4H) are the pre-activations in
+   PyTorch's order i, f, g, o (x W_ih^T + b_ih + h W_hh^T + b_hh), c_prev
+   (B, H); float32 or float64, one dtype and device.  Returns a (2, B, H)
+   tensor holding h' = o tanh(c') at [0] and c' = f c_prev + i g at [1]
+   (i, f, o sigmoids, g a tanh).  One kernel forward, one backward. */
+ember_tensor *ember_lstm_cell(const ember_tensor *gates, const ember_tensor *c_prev);
 /* Cross entropy of the rows of logits x [N, C] against 1-based classes
    target [N] (int64/int32; 1..C or ignore_index, else an error naming the
    value), fused: the per-row loss [N], (1 - s) w[t] (lse - x[t]) + s / C

@@ -42,17 +42,12 @@ function STEP.RNN_RELU(gx, h, _, w_hh_t, b_hh)
   return a:relu()
 end
 
+-- The gate nonlinearities and the state update are one fused op each way
+-- (ember.lstm_cell, core/ops/rnn.c).
 function STEP.LSTM(gx, h, c, w_hh_t, b_hh)
   local gates = gx + h:matmul(w_hh_t)
   if b_hh then gates = gates + b_hh end
-  local H = h:size(2)
-  -- i and f are adjacent: one sigmoid for both
-  local i_f = gates:narrow(2, 1, 2 * H):sigmoid()
-  local g = gates:narrow(2, 2 * H + 1, H):tanh()
-  local o = gates:narrow(2, 3 * H + 1, H):sigmoid()
-  local i, f = i_f:narrow(2, 1, H), i_f:narrow(2, H + 1, H)
-  c = f * c + i * g
-  return o * c:tanh(), c
+  return ember.lstm_cell(gates, c)
 end
 
 function STEP.GRU(gx, h, _, w_hh_t, b_hh)

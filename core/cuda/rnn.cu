@@ -1,0 +1,86 @@
+/*
+** rnn.cu -- the fused LSTM cell step and its backward (CUDA).
+**
+** The CUDA twin of core/cpu/rnn.c (same slots, same formulas, stated
+** there): one thread per (b, k) element of the (B, H) state, reading its
+** four gates; the nonlinearities in the dtype's precision (expf, tanhf
+** for float32: on the GPU they are fast, unlike glibc's tanhf).
+*/
+#include <math.h>
+
+#include "cuda_internal.h"
+
+template <class T> __device__ static inline T c_exp(T x) { return exp(x); }
+template <> __device__ inline float c_exp<float>(float x) { return expf(x); }
+template <class T> __device__ static inline T c_tanh(T x) { return tanh(x); }
+template <> __device__ inline float c_tanh<float>(float x) { return tanhf(x); }
+template <class T> __device__ static inline T c_sigm(T x) {
+  return T(1) / (T(1) + c_exp<T>(-x));
+}
+
+template <class T>
+__global__ void k_lstm_cell(T *hc, T *act, const T *gates, const T *cp,
+                            int64_t B, int64_t H) {
+  int64_t e = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+  if (e >= B * H) return;
+  int64_t b = e / H, k = e % H, gr = b * 4 * H;
+  T i = c_sigm<T>(gates[gr + k]), f = c_sigm<T>(gates[gr + H + k]);
+  T g = c_tanh<T>(gates[gr + 2 * H + k]), o = c_sigm<T>(gates[gr + 3 * H + k]);
+  T c = f * cp[e] + i * g;
+  hc[e] = o * c_tanh<T>(c);
+  hc[B * H + e] = c;
+  if (act) {
+    act[gr + k] = i;
+    act[gr + H + k] = f;
+    act[gr + 2 * H + k] = g;
+    act[gr + 3 * H + k] = o;
+  }
+}
+
+template <class T>
+__global__ void k_lstm_cell_backward(T *dg, T *dcp, const T *dhc, const T *act,
+                                     const T *cp, const T *hc, int64_t B,
+                                     int64_t H) {
+  int64_t e = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+  if (e >= B * H) return;
+  int64_t b = e / H, k = e % H, gr = b * 4 * H;
+  T i = act[gr + k], f = act[gr + H + k], g = act[gr + 2 * H + k];
+  T o = act[gr + 3 * H + k];
+  T tc = c_tanh<T>(hc[B * H + e]), dh = dhc[e];
+  T dc = dhc[B * H + e] + dh * o * (T(1) - tc * tc);
+  dg[gr + k] = dc * g * i * (T(1) - i);
+  dg[gr + H + k] = dc * cp[e] * f * (T(1) - f);
+  dg[gr + 2 * H + k] = dc * i * (T(1) - g * g);
+  dg[gr + 3 * H + k] = dh * tc * o * (T(1) - o);
+  if (dcp) dcp[e] = dc * f;
+}
+
+int ember_cuda_lstm_cell(ember_tensor *hc, ember_tensor *act,
+                         const ember_tensor *gates, const ember_tensor *c_prev) {
+  int64_t B = c_prev->shape[0], H = c_prev->shape[1];
+  if (B * H == 0) return 0;
+  return ember_cuda_dispatch_float(gates->dtype, [&](auto ty) {
+    typedef typename decltype(ty)::T T;
+    k_lstm_cell<T><<<cu_blocks(B * H), CU_THREADS>>>(
+        (T *)cu_data(hc), act ? (T *)cu_data(act) : (T *)NULL,
+        (const T *)cu_data(gates), (const T *)cu_data(c_prev), B, H);
+    CU_LAUNCH_CHECK("lstm_cell");
+    return 0;
+  });
+}
+
+int ember_cuda_lstm_cell_backward(ember_tensor *dgates, ember_tensor *dc_prev,
+                                  const ember_tensor *dhc, const ember_tensor *act,
+                                  const ember_tensor *c_prev, const ember_tensor *hc) {
+  int64_t B = c_prev->shape[0], H = c_prev->shape[1];
+  if (B * H == 0) return 0;
+  return ember_cuda_dispatch_float(act->dtype, [&](auto ty) {
+    typedef typename decltype(ty)::T T;
+    k_lstm_cell_backward<T><<<cu_blocks(B * H), CU_THREADS>>>(
+        (T *)cu_data(dgates), dc_prev ? (T *)cu_data(dc_prev) : (T *)NULL,
+        (const T *)cu_data(dhc), (const T *)cu_data(act),
+        (const T *)cu_data(c_prev), (const T *)cu_data(hc), B, H);
+    CU_LAUNCH_CHECK("lstm_cell backward");
+    return 0;
+  });
+}
