@@ -74,6 +74,13 @@ describe("float32 matmul", function()
     check_product(operand(128, 768, "col", 5), operand(768, 512, "row", 6), "K 768 panels")
     check_product(operand(520, 300, "row", 7), operand(300, 510, "row", 8), "M*N 265200")
     check_product(operand(200, 700, "row", 3), operand(700, 6, "col", 4), "M*K 140000")
+    -- row blocks: bcast with C past 262144 elements (K <= 512), dot-layout
+    -- b copied row-major from 256 rows (a sequence's projection), the copy
+    -- refused for a b over 131072 elements (dot in row blocks)
+    check_product(operand(1100, 300, "row", 9), operand(300, 250, "row", 10), "bcast row blocks")
+    check_product(operand(2500, 128, "row", 11), operand(128, 96, "col", 12), "dot, b copied")
+    check_product(operand(300, 64, "wide", 13), operand(64, 40, "col", 14), "dot, b copied, 300 rows")
+    check_product(operand(600, 300, "row", 15), operand(300, 500, "col", 16), "dot row blocks")
   end)
 
   it("is right for batches and broadcast batches", function()
