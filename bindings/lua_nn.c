@@ -11,6 +11,7 @@
 **   layer_norm(x, n [, weight [, bias [, eps]]])   n: trailing dims
 **   rms_norm(x, n [, weight [, eps]])
 **   lstm_cell(gates, c_prev) -> h, c   (the fused LSTM step)
+**   gru_cell(gx, gh, h) -> h'          (the fused GRU step)
 **   _cross_entropy_rows(x, target, weight, ignore_index, smoothing)
 **       -> per-row loss, per-row weight (nn.functional.cross_entropy's core)
 ** plus the low-level backward functions.  Every size is an integer or an
@@ -278,6 +279,12 @@ static int l_lstm_cell(lua_State *L) {
   return 2;
 }
 
+static int l_gru_cell(lua_State *L) {
+  ember_tensor *gx = l_check(L, 1), *gh = l_check(L, 2), *h = l_check(L, 3);
+  PUSH(L, ember_gru_cell(gx, gh, h));
+  return 1;
+}
+
 /* {======================================================================
 ** Attention
 ** ======================================================================= */
@@ -300,6 +307,7 @@ static int l_scaled_dot_product_attention(lua_State *L) {
 static const luaL_Reg nn_module_funcs[] = {
   {"_scaled_dot_product_attention", l_scaled_dot_product_attention},
   {"lstm_cell", l_lstm_cell},
+  {"gru_cell", l_gru_cell},
   {NULL, NULL},
 };
 

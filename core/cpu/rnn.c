@@ -1,6 +1,7 @@
 /*
-** rnn.c -- the fused LSTM cell: the gate nonlinearities and the state
-** update of one time step in one pass, and its backward in one pass (CPU).
+** rnn.c -- the fused LSTM and GRU cells: the gate nonlinearities and the
+** state update of one time step in one pass, and the backward in one pass
+** (CPU).  The GRU's formulas are stated at its kernels below.
 **
 ** Contract (core/backend.h, slots lstm_cell and lstm_cell_backward): all
 ** tensors contiguous and of one float dtype; gates and act [B, 4H] in
@@ -48,10 +49,10 @@ static EMBER_ALWAYS_INLINE double tnh(double x, int is64) {
 }
 
 typedef struct {
-  void *hc, *act, *dgates, *dcp;
-  const void *gates, *cp, *dhc, *sact, *shc;
+  void *hc, *act, *dgates, *dcp, *dgh, *dh;
+  const void *gates, *cp, *dhc, *sact, *shc, *gh, *h;
   int64_t B, H;
-} lstm_args;
+} lstm_args;                    /* the GRU's too: gates is gx, hc is hn */
 
 /* {======================================================================
 ** Forward
@@ -116,6 +117,67 @@ static void bwd_f64(const lstm_args *a, int64_t lo, int64_t hi) { bwd_rows(a, lo
 
 /* }====================================================================== */
 
+/* {======================================================================
+** GRU
+** ======================================================================= */
+
+static EMBER_ALWAYS_INLINE void gru_fwd_rows(const lstm_args *a, int64_t lo,
+                                             int64_t hi, int is64) {
+  const int64_t H = a->H;
+  for (int64_t b = lo; b < hi; b++) {
+    int64_t gr = b * 3 * H, r0 = b * H;
+    for (int64_t k = 0; k < H; k++) {
+      double r = sigm(ld(a->gates, gr + k, is64) + ld(a->gh, gr + k, is64));
+      double z = sigm(ld(a->gates, gr + H + k, is64) + ld(a->gh, gr + H + k, is64));
+      double n = tnh(ld(a->gates, gr + 2 * H + k, is64) +
+                     r * ld(a->gh, gr + 2 * H + k, is64), is64);
+      st(a->hc, r0 + k, n + z * (ld(a->h, r0 + k, is64) - n), is64);
+      if (a->act) {
+        st(a->act, gr + k, r, is64);
+        st(a->act, gr + H + k, z, is64);
+        st(a->act, gr + 2 * H + k, n, is64);
+      }
+    }
+  }
+}
+
+static void gru_fwd_f32(const lstm_args *a, int64_t lo, int64_t hi) { gru_fwd_rows(a, lo, hi, 0); }
+static void gru_fwd_f64(const lstm_args *a, int64_t lo, int64_t hi) { gru_fwd_rows(a, lo, hi, 1); }
+
+/* d n = g (1 - z), d z = g (h - n), d h = g z; through n = tanh(gx_n +
+   r gh_n): d gx_n = d n (1 - n^2) =: dnp, d gh_n = dnp r, d r = dnp gh_n;
+   the r and z gates' pre-activations are sums, so d gx = d gh there. */
+static EMBER_ALWAYS_INLINE void gru_bwd_rows(const lstm_args *a, int64_t lo,
+                                             int64_t hi, int is64) {
+  const int64_t H = a->H;
+  for (int64_t b = lo; b < hi; b++) {
+    int64_t gr = b * 3 * H, r0 = b * H;
+    for (int64_t k = 0; k < H; k++) {
+      double r = ld(a->sact, gr + k, is64), z = ld(a->sact, gr + H + k, is64);
+      double n = ld(a->sact, gr + 2 * H + k, is64), g = ld(a->dhc, r0 + k, is64);
+      double dnp = g * (1.0 - z) * (1.0 - n * n);
+      double dr = dnp * ld(a->gh, gr + 2 * H + k, is64) * r * (1.0 - r);
+      double dz = g * (ld(a->h, r0 + k, is64) - n) * z * (1.0 - z);
+      if (a->dgates) {
+        st(a->dgates, gr + k, dr, is64);
+        st(a->dgates, gr + H + k, dz, is64);
+        st(a->dgates, gr + 2 * H + k, dnp, is64);
+      }
+      if (a->dgh) {
+        st(a->dgh, gr + k, dr, is64);
+        st(a->dgh, gr + H + k, dz, is64);
+        st(a->dgh, gr + 2 * H + k, dnp * r, is64);
+      }
+      if (a->dh) st(a->dh, r0 + k, g * z, is64);
+    }
+  }
+}
+
+static void gru_bwd_f32(const lstm_args *a, int64_t lo, int64_t hi) { gru_bwd_rows(a, lo, hi, 0); }
+static void gru_bwd_f64(const lstm_args *a, int64_t lo, int64_t hi) { gru_bwd_rows(a, lo, hi, 1); }
+
+/* }====================================================================== */
+
 /* fn over the B rows, in equal ranges across the threads when the step
    is large enough to pay for them */
 static void run_rows(void (*fn)(const lstm_args *, int64_t, int64_t),
@@ -148,5 +210,25 @@ int ember_cpu_lstm_cell_backward(ember_tensor *dgates, ember_tensor *dc_prev,
                  .cp = ember_data(c_prev), .shc = ember_data(hc),
                  .B = c_prev->shape[0], .H = c_prev->shape[1]};
   run_rows(act->dtype == EMBER_FLOAT64 ? bwd_f64 : bwd_f32, &a);
+  return 0;
+}
+
+int ember_cpu_gru_cell(ember_tensor *hn, ember_tensor *act, const ember_tensor *gx,
+                       const ember_tensor *gh, const ember_tensor *h) {
+  lstm_args a = {.hc = ember_data(hn), .act = act ? ember_data(act) : NULL,
+                 .gates = ember_data(gx), .gh = ember_data(gh), .h = ember_data(h),
+                 .B = h->shape[0], .H = h->shape[1]};
+  run_rows(h->dtype == EMBER_FLOAT64 ? gru_fwd_f64 : gru_fwd_f32, &a);
+  return 0;
+}
+
+int ember_cpu_gru_cell_backward(ember_tensor *dgx, ember_tensor *dgh, ember_tensor *dh,
+                                const ember_tensor *g, const ember_tensor *act,
+                                const ember_tensor *gh, const ember_tensor *h) {
+  lstm_args a = {.dgates = dgx ? ember_data(dgx) : NULL,
+                 .dgh = dgh ? ember_data(dgh) : NULL, .dh = dh ? ember_data(dh) : NULL,
+                 .dhc = ember_data(g), .sact = ember_data(act), .gh = ember_data(gh),
+                 .h = ember_data(h), .B = h->shape[0], .H = h->shape[1]};
+  run_rows(h->dtype == EMBER_FLOAT64 ? gru_bwd_f64 : gru_bwd_f32, &a);
   return 0;
 }

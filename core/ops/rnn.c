@@ -1,7 +1,11 @@
 /*
-** rnn.c -- the fused LSTM cell step, front door to backward.
+** rnn.c -- the fused LSTM and GRU cell steps, front door to backward.
 **
-** Contract:
+** ember_gru_cell(gx, gh, h): gx = x W_ih^T + b_ih and gh = h W_hh^T + b_hh
+** (B, 3H) in PyTorch's order r, z, n, h (B, H); returns h' (B, H) (slots
+** gru_cell / gru_cell_backward), saving r, z, n (B, 3H), gh and h.
+**
+** The LSTM's contract:
 **   - gates (B, 4H) are the pre-activations of one time step (x W_ih^T +
 **     b_ih + h W_hh^T + b_hh) in PyTorch's gate order i, f, g, o; c_prev
 **     (B, H) the cell state; one float dtype and device, any strides;
@@ -99,3 +103,97 @@ ember_tensor *ember_lstm_cell(const ember_tensor *gates, const ember_tensor *c_p
   ember_temps_release(&T);
   return rec ? ember_ag_finish(n, out, 0) : out;
 }
+
+/* {======================================================================
+** GRU
+** ======================================================================= */
+
+/* saved: act (r, z, n), gh, h; gin: gx, gh, h from one kernel call */
+static int gru_backward(ember_node *n, ember_tensor *g, ember_tensor **gin) {
+  const ember_tensor *act = n->saved[0], *gh = n->saved[1], *h = n->saved[2];
+  ember_device dev = h->storage->device;
+  ember_temps T;
+  ember_temps_init(&T);
+  ember_tensor *gc = ember_temp(&T, ember_cast(g, h->dtype));
+  gc = gc ? ember_temp(&T, ember_contiguous(gc)) : NULL;
+  ember_tensor *d[3] = {NULL, NULL, NULL};
+  int ok = gc != NULL;
+  for (int k = 0; k < 3 && ok; k++) {
+    const ember_tensor *like = k < 2 ? act : h;
+    if (n->needs[k])
+      ok = (d[k] = ember_empty_on(dev, like->ndim, like->shape, h->dtype)) != NULL;
+  }
+  ok = ok && ember_backend_of(h)->gru_cell_backward(d[0], d[1], d[2], gc, act,
+                                                     gh, h) == 0;
+  ember_temps_release(&T);
+  for (int k = 0; k < 3; k++) {
+    if (ok) gin[k] = d[k];
+    else ember_tensor_release(d[k]);
+  }
+  return ok ? 0 : -1;
+}
+
+static int check_gru(const ember_tensor *gx, const ember_tensor *gh,
+                     const ember_tensor *h) {
+  char b1[128], b2[128], b3[128];
+  if (h->dtype != EMBER_FLOAT32 && h->dtype != EMBER_FLOAT64)
+    return ember_set_error("gru_cell: expected a float32 or float64 h, got %s",
+                           ember_dtype_name(h->dtype));
+  if (gx->dtype != h->dtype || gh->dtype != h->dtype)
+    return ember_set_error("gru_cell: gx, gh and h must have one dtype, got %s, "
+                           "%s and %s", ember_dtype_name(gx->dtype),
+                           ember_dtype_name(gh->dtype), ember_dtype_name(h->dtype));
+  if (gx->storage->device != h->storage->device ||
+      gh->storage->device != h->storage->device)
+    return ember_set_error("gru_cell: gx, gh and h must be on one device");
+  if (gx->ndim != 2 || gh->ndim != 2 || h->ndim != 2 ||
+      gx->shape[0] != h->shape[0] || gh->shape[0] != h->shape[0] ||
+      gx->shape[1] != 3 * h->shape[1] || gh->shape[1] != 3 * h->shape[1])
+    return ember_set_error("gru_cell: expected gx and gh (B, 3H) and h (B, H), "
+                           "got %s, %s and %s",
+                           ember_shape_str(b1, sizeof b1, gx->ndim, gx->shape),
+                           ember_shape_str(b2, sizeof b2, gh->ndim, gh->shape),
+                           ember_shape_str(b3, sizeof b3, h->ndim, h->shape));
+  if (!ember_backend_of(h)->gru_cell)
+    return ember_set_error("gru_cell: not supported on %s", ember_backend_of(h)->name);
+  return 0;
+}
+
+ember_tensor *ember_gru_cell(const ember_tensor *gx, const ember_tensor *gh,
+                             const ember_tensor *h) {
+  if (check_gru(gx, gh, h) < 0) return NULL;
+  int rec = ember_grad_mode_ && (ember_ag_requires(gx) || ember_ag_requires(gh) ||
+                                 ember_ag_requires(h));
+  ember_device dev = h->storage->device;
+  int prev = ember_ag_pause();
+  ember_temps T;
+  ember_temps_init(&T);
+  ember_tensor *xc = ember_temp(&T, ember_contiguous(gx));
+  ember_tensor *hc = ember_temp(&T, ember_contiguous(gh));
+  ember_tensor *h0 = ember_temp(&T, ember_contiguous(h));
+  ember_tensor *act = rec ? ember_temp(&T, ember_empty_on(dev, 2, gx->shape, h->dtype))
+                          : NULL;
+  ember_tensor *out = ember_empty_on(dev, 2, h->shape, h->dtype);
+  int ok = xc && hc && h0 && out && (!rec || act) &&
+           ember_backend_of(h)->gru_cell(out, act, xc, hc, h0) == 0;
+  ember_ag_resume(prev);
+  if (!ok) {
+    ember_tensor_release(out);
+    ember_temps_release(&T);
+    return NULL;
+  }
+  ember_node *n = NULL;
+  if (rec) {
+    const ember_tensor *in[3] = {gx, gh, h};
+    n = ember_ag_node("GruCellBackward", gru_backward, 3, in);
+    if (n && (ember_ag_save(n, act) < 0 || ember_ag_save(n, hc) < 0 ||
+              ember_ag_save(n, h0) < 0)) {
+      ember_ag_node_release(n);
+      n = NULL;
+    }
+  }
+  ember_temps_release(&T);
+  return rec ? ember_ag_finish(n, out, 0) : out;
+}
+
+/* }====================================================================== */

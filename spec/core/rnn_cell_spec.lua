@@ -1,4 +1,5 @@
--- ember.lstm_cell: the fused LSTM step (core/ops/rnn.c, core/cpu/rnn.c).
+-- ember.lstm_cell and ember.gru_cell: the fused LSTM and GRU steps
+-- (core/ops/rnn.c, core/cpu/rnn.c).
 -- Reference: the same step composed of elementwise ops (whose values the
 -- nn rnn spec checks against PyTorch), forward and gradients; a float64
 -- finite-difference gradient check; the argument errors.  PyTorch's LSTM
@@ -111,5 +112,73 @@ describe("ember.lstm_cell", function()
       assert.is_truthy(tostring(err):find("lstm_cell: " .. k[3]), tostring(err))
     end
     assert.has_error(function() ember.lstm_cell(ember.zeros(2, 8)) end)
+  end)
+end)
+
+--- The GRU step as separate ops: h' from gx, gh (B, 3H) and h (B, H).
+local function gru_composed(gx, gh, h)
+  local H = h:size(2)
+  local r = (gx:narrow(2, 1, H) + gh:narrow(2, 1, H)):sigmoid()
+  local z = (gx:narrow(2, H + 1, H) + gh:narrow(2, H + 1, H)):sigmoid()
+  local n = (gx:narrow(2, 2 * H + 1, H) + r * gh:narrow(2, 2 * H + 1, H)):tanh()
+  return n + z * (h - n)
+end
+
+describe("ember.gru_cell", function()
+  before_each(function() ember.manual_seed(12) end)
+
+  for _, case in ipairs{{"float64", 1e-13}, {"float32", 2e-6}} do
+    local dt, tol = case[1], case[2]
+    it("matches the composed step, forward and gradients (" .. dt .. ")", function()
+      for _, s in ipairs{{3, 5}, {1, 1}, {50, 128}} do
+        local B, H = s[1], s[2]
+        local x0 = (ember.randn(B, 3 * H, {dtype = "float64"}) * 2):to(dt)
+        local y0 = (ember.randn(B, 3 * H, {dtype = "float64"}) * 2):to(dt)
+        local h0, w = ember.randn(B, H, {dtype = dt}), ember.randn(B, H, {dtype = dt})
+        local res = {}
+        for k, fn in ipairs{ember.gru_cell, gru_composed} do
+          local gx, gh, h = x0:clone():requires_grad_(), y0:clone():requires_grad_(),
+                            h0:clone():requires_grad_()
+          local out = fn(gx, gh, h)
+          ;(out * w):sum():backward()
+          res[k] = {out:detach(), gx.grad, gh.grad, h.grad}
+        end
+        for j, name in ipairs{"h'", "d gx", "d gh", "d h"} do
+          close(res[1][j], res[2][j], tol, ("[%d,%d] %s"):format(B, H, name))
+        end
+      end
+    end)
+  end
+
+  it("passes a float64 finite-difference gradient check", function()
+    local gx = (ember.randn(3, 6, {dtype = "float64"}) * 2):requires_grad_()
+    local gh = (ember.randn(3, 6, {dtype = "float64"}) * 2):requires_grad_()
+    local h = ember.randn(3, 2, {dtype = "float64"}):requires_grad_()
+    local ok, msg = gc.gradcheck(ember.gru_cell, {gx, gh, h}, {atol = 1e-7, rtol = 1e-6})
+    assert.is_true(ok, msg)
+  end)
+
+  it("takes non-contiguous inputs and an empty batch", function()
+    local gx = ember.randn(6, 4, {dtype = "float64"}):t()
+    local gh = ember.randn(6, 4, {dtype = "float64"}):t()
+    local h = ember.randn(2, 4, {dtype = "float64"}):t()
+    close(ember.gru_cell(gx, gh, h), gru_composed(gx, gh, h), 1e-13, "h'")
+    assert.are.same({0, 2}, ember.gru_cell(ember.zeros(0, 6), ember.zeros(0, 6),
+                                           ember.zeros(0, 2)):shape())
+  end)
+
+  it("refuses bad arguments, naming itself", function()
+    local cases = {
+      {ember.zeros(2, 7), ember.zeros(2, 6), ember.zeros(2, 2), "expected gx and gh %(B, 3H%) and h %(B, H%)"},
+      {ember.zeros(2, 6), ember.zeros(3, 6), ember.zeros(2, 2), "expected gx and gh %(B, 3H%)"},
+      {ember.zeros(2, 6), ember.zeros(2, 6, {dtype = "float64"}), ember.zeros(2, 2), "gx, gh and h must have one dtype, got float32, float64 and float32"},
+      {ember.zeros(2, 6, {dtype = "int32"}), ember.zeros(2, 6, {dtype = "int32"}),
+       ember.zeros(2, 2, {dtype = "int32"}), "expected a float32 or float64 h, got int32"},
+    }
+    for _, k in ipairs(cases) do
+      local ok, err = pcall(ember.gru_cell, k[1], k[2], k[3])
+      assert.is_false(ok)
+      assert.is_truthy(tostring(err):find("gru_cell: " .. k[4]), tostring(err))
+    end
   end)
 end)
