@@ -269,9 +269,10 @@ int ember_cpu_scatter(ember_scatter_reduce op, ember_tensor *dst, int dim,
 ** no two threads write one element and each sum has the serial order
 ** (the same bits on any thread count).
 */
-/* dst[c0:c1] += src[c0:c1]: distinct rows of distinct tensors (the
-   front door refuses neither overlap, but an overlapping index_add_ is
-   unspecified as in PyTorch), so restrict lets the loop vectorise */
+/* dst[c0:c1] += src[c0:c1], rows of two tensors taken not to overlap
+   (an embedding's backward writes a fresh gradient; an index_add_ of a
+   tensor into itself is unspecified, as in PyTorch), so that restrict
+   lets the loop vectorise */
 #define ADD_SPAN_TYPED(T, NAME)                                               \
   static void NAME(T *restrict d, const T *restrict s, int64_t c0,           \
                    int64_t c1) {                                              \
