@@ -10,6 +10,8 @@
 **              [, count_include_pad]]]])
 **   layer_norm(x, n [, weight [, bias [, eps]]])   n: trailing dims
 **   rms_norm(x, n [, weight [, eps]])
+**   lstm_cell(gates, c_prev) -> h, c   (the fused LSTM step)
+**   gru_cell(gx, gh, h) -> h'          (the fused GRU step)
 **   _cross_entropy_rows(x, target, weight, ignore_index, smoothing)
 **       -> per-row loss, per-row weight (nn.functional.cross_entropy's core)
 ** plus the low-level backward functions.  Every size is an integer or an
@@ -261,6 +263,28 @@ static int l_cross_entropy_rows(lua_State *L) {
 
 /* }====================================================================== */
 
+/* lstm_cell(gates, c_prev) -> h, c: the two halves of the core's (2, B, H)
+   result, as selects (recorded, so each half's gradient reaches the one
+   fused node) */
+static int l_lstm_cell(lua_State *L) {
+  ember_tensor *g = l_check(L, 1), *c = l_check(L, 2);
+  l_tensor *h_slot = l_newslot(L), *c_slot = l_newslot(L);
+  ember_tensor *hc = ember_lstm_cell(g, c);
+  if (!hc) l_fill(L, h_slot, NULL);            /* raises the core's error */
+  ember_tensor *h = ember_select(hc, 0, 0), *cn = h ? ember_select(hc, 0, 1) : NULL;
+  ember_tensor_release(hc);
+  if (!cn) ember_tensor_release(h);
+  l_fill(L, h_slot, cn ? h : NULL);
+  l_fill(L, c_slot, cn);
+  return 2;
+}
+
+static int l_gru_cell(lua_State *L) {
+  ember_tensor *gx = l_check(L, 1), *gh = l_check(L, 2), *h = l_check(L, 3);
+  PUSH(L, ember_gru_cell(gx, gh, h));
+  return 1;
+}
+
 /* {======================================================================
 ** Attention
 ** ======================================================================= */
@@ -282,6 +306,8 @@ static int l_scaled_dot_product_attention(lua_State *L) {
 /* Not methods: their first argument is not "the" tensor of the call. */
 static const luaL_Reg nn_module_funcs[] = {
   {"_scaled_dot_product_attention", l_scaled_dot_product_attention},
+  {"lstm_cell", l_lstm_cell},
+  {"gru_cell", l_gru_cell},
   {NULL, NULL},
 };
 

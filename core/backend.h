@@ -173,6 +173,32 @@ typedef struct ember_backend_i {
                              const ember_tensor *x, const ember_tensor *mean,
                              const ember_tensor *rstd, const ember_tensor *w,
                              int64_t n, int rms);
+  /* One LSTM cell step from the gate pre-activations, all contiguous:
+     gates [B, 4H] in PyTorch's order i, f, g, o; c_prev [B, H].  Writes
+     hc [2, B, H] (h = o tanh(c), then c = f c_prev + i g) and, unless
+     NULL, act [B, 4H] (sigmoid(i), sigmoid(f), tanh(g), sigmoid(o)),
+     which the backward reads. */
+  int (*lstm_cell)(ember_tensor *hc, ember_tensor *act,
+                   const ember_tensor *gates, const ember_tensor *c_prev);
+  /* Its backward in one pass: dgates [B, 4H] and, unless NULL, dc_prev
+     [B, H] from dhc [2, B, H] (the gradients of h and c) and the saved
+     act, c_prev and hc (tanh(c) is recomputed from c). */
+  int (*lstm_cell_backward)(ember_tensor *dgates, ember_tensor *dc_prev,
+                            const ember_tensor *dhc, const ember_tensor *act,
+                            const ember_tensor *c_prev, const ember_tensor *hc);
+  /* One GRU cell step, all contiguous: gx = x W_ih^T + b_ih and gh =
+     h W_hh^T + b_hh [B, 3H] in PyTorch's order r, z, n; h [B, H].  Writes
+     hn [B, H] = (1 - z) n + z h with r = sigmoid(gx_r + gh_r), z =
+     sigmoid(gx_z + gh_z), n = tanh(gx_n + r gh_n), and, unless NULL, act
+     [B, 3H] (r, z, n) for the backward. */
+  int (*gru_cell)(ember_tensor *hn, ember_tensor *act, const ember_tensor *gx,
+                  const ember_tensor *gh, const ember_tensor *h);
+  /* Its backward in one pass from g [B, H]: dgx, dgh [B, 3H] and dh
+     [B, H] (each may be NULL), from the saved act, gh and h. */
+  int (*gru_cell_backward)(ember_tensor *dgx, ember_tensor *dgh,
+                           ember_tensor *dh, const ember_tensor *g,
+                           const ember_tensor *act, const ember_tensor *gh,
+                           const ember_tensor *h);
   /* Cross entropy of the rows of contiguous logits x [N, C] against
      1-based int64 targets t [N] (checked: 1..C or ignore): loss [N] is
      (1 - s) w[t] (lse - x[t]) + s / C (sum_c w_c (lse - x_c)), 0 on an

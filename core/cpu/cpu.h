@@ -83,6 +83,18 @@ int ember_cpu_where(ember_tensor *dst, const ember_tensor *cond,
 int ember_cpu_reduce(ember_reduce_op op, ember_tensor *dst,
                      const ember_tensor *src, int correction);
 int ember_cpu_softmax(ember_tensor *dst, const ember_tensor *src, int log);
+/* rnn.c */
+int ember_cpu_lstm_cell(ember_tensor *hc, ember_tensor *act,
+                        const ember_tensor *gates, const ember_tensor *c_prev);
+int ember_cpu_lstm_cell_backward(ember_tensor *dgates, ember_tensor *dc_prev,
+                                 const ember_tensor *dhc, const ember_tensor *act,
+                                 const ember_tensor *c_prev, const ember_tensor *hc);
+int ember_cpu_gru_cell(ember_tensor *hn, ember_tensor *act, const ember_tensor *gx,
+                       const ember_tensor *gh, const ember_tensor *h);
+int ember_cpu_gru_cell_backward(ember_tensor *dgx, ember_tensor *dgh, ember_tensor *dh,
+                                const ember_tensor *g, const ember_tensor *act,
+                                const ember_tensor *gh, const ember_tensor *h);
+
 /* norm.c */
 int ember_cpu_layer_norm(ember_tensor *y, ember_tensor *mean, ember_tensor *rstd,
                          const ember_tensor *x, const ember_tensor *w,

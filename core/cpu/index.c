@@ -259,8 +259,65 @@ int ember_cpu_scatter(ember_scatter_reduce op, ember_tensor *dst, int dim,
   return walk_index("scatter", (int)op, dst, src, dim, index);
 }
 
+/*
+** index_add_ of rows (dim 1 in Lua) of contiguous float tensors: an
+** embedding's backward, the (B*T, E) gradient rows added into the
+** (V, E) weight gradient, whose index repeats a small vocabulary many
+** times, so walk_slices would run it serially, one binary op per row.
+** Here it is one loop over the rows, split across threads by column
+** ranges: every thread adds its columns of each row in index order, so
+** no two threads write one element and each sum has the serial order
+** (the same bits on any thread count).
+*/
+/* dst[c0:c1] += src[c0:c1], rows of two tensors taken not to overlap
+   (an embedding's backward writes a fresh gradient; an index_add_ of a
+   tensor into itself is unspecified, as in PyTorch), so that restrict
+   lets the loop vectorise */
+#define ADD_SPAN_TYPED(T, NAME)                                               \
+  static void NAME(T *restrict d, const T *restrict s, int64_t c0,           \
+                   int64_t c1) {                                              \
+    _Pragma("omp simd")                                                       \
+    for (int64_t c = c0; c < c1; c++) d[c] += s[c];                           \
+  }
+ADD_SPAN_TYPED(float, add_span_f32)
+ADD_SPAN_TYPED(double, add_span_f64)
+
+static void add_rows(ember_tensor *dst, const ember_tensor *src,
+                     const ember_tensor *index, int64_t n, int64_t istride,
+                     int64_t row) {
+  int f32 = dst->dtype == EMBER_FLOAT32;
+  size_t es = ember_dtype_size(dst->dtype);
+  char *d = ember_data(dst);
+  const char *s = ember_data(src);
+  int nt = ember_cpu_threads();
+  /* at least 16 columns (a cache line of float32) per part */
+  int64_t parts = row / 16 < nt ? row / 16 : nt;
+  if (parts < 1 || n * row < EMBER_CPU_PARALLEL_MIN) parts = 1;
+  #pragma omp parallel for schedule(static) num_threads(nt) if (parts > 1)
+  for (int64_t p = 0; p < parts; p++) {
+    int64_t c0 = row * p / parts, c1 = row * (p + 1) / parts;
+    for (int64_t j = 0; j < n; j++) {
+      size_t at = (size_t)(index_at(index, index->offset + j * istride) - 1);
+      void *dr = d + at * (size_t)row * es;
+      const void *sr = s + (size_t)j * (size_t)row * es;
+      if (f32) add_span_f32(dr, sr, c0, c1);
+      else add_span_f64(dr, sr, c0, c1);
+    }
+  }
+}
+
 int ember_cpu_index_add(ember_tensor *dst, int dim, const ember_tensor *index,
                         const ember_tensor *src) {
+  if (dim == 0 && dst->ndim > 0 && ember_numel(src) > 0 &&
+      (dst->dtype == EMBER_FLOAT32 || dst->dtype == EMBER_FLOAT64) &&
+      ember_is_contiguous(dst) && ember_is_contiguous(src)) {
+    int64_t n, istride, row = ember_numel(src) / src->shape[0];
+    if (check_vector_index("index_add_", index, 0, dst->shape[0], &n,
+                           &istride) < 0)
+      return -1;
+    add_rows(dst, src, index, n, istride, row);
+    return 0;
+  }
   return walk_slices("index_add_", WALK_ADD, dst, src, dim, index);
 }
 

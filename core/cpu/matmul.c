@@ -46,6 +46,12 @@
 
 #define BCAST_MAX_K 256
 #define DOT_MAX_MK (128 * 1024)
+/* a long-K product whose C has at most this many elements (256 KB) goes
+   to bcast in K panels rather than to OpenBLAS */
+#define BCAST_PANEL_MAX_MN (256 * 1024)
+/* from this many rows, ember_cpu_matmul copies a dot-layout b row-major
+   and runs bcast */
+#define DOT_COPY_MIN_M 256
 /* below this many flops a GEMM runs on one thread (~10 us of work) */
 #define SMALL_PARALLEL_FLOPS (2 * 1024 * 1024)
 
@@ -233,11 +239,13 @@ static void run_tiles(tile_fn fn, const small_gemm *g, int64_t ntiles,
 /* C = A B (+ C) with a kernel of this section; 0 when none fits
    (OpenBLAS's turn).  A dimension of size 1 may have any stride.  bcast
    takes a K above BCAST_MAX_K in equal panels, each after the first
-   adding to C (K = 288: two of 144). */
+   adding to C (K = 288: two of 144): up to 4 panels, or any number when C
+   has at most BCAST_PANEL_MAX_MN elements (it stays in L2). */
 static int small_sgemm(const small_gemm *g, int threads) {
 #ifdef HAVE_AVX512_KERNELS
   if (!have_avx512()) return 0;
-  if ((g->sbn == 1 || g->N == 1) && g->K <= 4 * BCAST_MAX_K) {
+  if ((g->sbn == 1 || g->N == 1) &&
+      (g->K <= 4 * BCAST_MAX_K || g->M * g->N <= BCAST_PANEL_MAX_MN)) {
     int64_t panels = (g->K + BCAST_MAX_K - 1) / BCAST_MAX_K, k0 = 0;
     for (int64_t p = 0; p < panels; p++) {
       int64_t k1 = g->K * (p + 1) / panels;
@@ -262,6 +270,53 @@ static int small_sgemm(const small_gemm *g, int threads) {
   (void)run_tiles;
 #endif
   return 0;
+}
+
+/*
+** small_sgemm for ember_cpu_matmul, taking in row blocks a product whose
+** operands pass a kernel's cache limits only in part: the projection of a
+** whole sequence, (B*L, 128) x (128, 512), is M * K = 320K for dot, and its
+** input gradient, (B*L, 512) x (512, 128), has a C of 320K elements for
+** bcast's K panels.  Each block is a GEMM of its own (threads inside it).
+** 0 when neither kernel takes the shape (OpenBLAS's turn).
+*/
+static int small_sgemm_rows(const small_gemm *g) {
+  int64_t rows = g->M;
+  if (g->sbn == 1 || g->N == 1) {
+    if (g->K > BCAST_MAX_K && g->M * g->N > BCAST_PANEL_MAX_MN &&
+        8 * g->N <= BCAST_PANEL_MAX_MN)
+      rows = BCAST_PANEL_MAX_MN / g->N / 8 * 8;
+  } else if ((g->sak == 1 && g->sbk == 1) || g->K == 1) {
+    if ((g->M >= DOT_COPY_MIN_M || g->M * g->K > DOT_MAX_MK) && g->K > 1 &&
+        g->K * g->N <= DOT_MAX_MK) {
+      /* many rows times a weight's transpose (a Linear's forward on a
+         whole sequence): b copied row-major once (a small part of the
+         work at this many rows), so that bcast, 2-3x dot's speed, takes it */
+      float *bt = malloc((size_t)(g->K * g->N) * sizeof *bt);
+      if (bt) {
+        for (int64_t k = 0; k < g->K; k++)
+          for (int64_t j = 0; j < g->N; j++) bt[k * g->N + j] = g->B[k + j * g->sbn];
+        small_gemm nn = *g;
+        nn.B = bt;
+        nn.sbk = g->N;
+        nn.sbn = 1;
+        int done = small_sgemm_rows(&nn);
+        free(bt);
+        if (done) return 1;
+      }
+    }
+    if (g->M * g->K > DOT_MAX_MK && 4 * g->K <= DOT_MAX_MK)
+      rows = DOT_MAX_MK / g->K / 4 * 4;
+  }
+  if (rows >= g->M) return small_sgemm(g, 1);
+  for (int64_t i = 0; i < g->M; i += rows) {
+    small_gemm part = *g;
+    part.M = g->M - i < rows ? g->M - i : rows;
+    part.A = g->A + i * g->sam;
+    part.C = g->C + i * g->ldc;
+    if (!small_sgemm(&part, 1)) return 0;   /* only the first block can */
+  }
+  return 1;
 }
 
 void ember_cpu_sgemm(int ta, int tb, int64_t M, int64_t N, int64_t K,
@@ -336,10 +391,15 @@ int ember_cpu_matmul(ember_tensor *dst, const ember_tensor *a,
           small_gemm g = {M, N, K, a->strides[1], a->strides[2], b->strides[1],
                           b->strides[2], (const float *)A, (const float *)Bm,
                           (float *)Cm, N, 0};
-          /* bcast's K panels are for conv_gemm.c's GEMMs: a long-K product
-             here is square-ish, OpenBLAS's ground */
-          int fits = g.K <= BCAST_MAX_K || g.sbn != 1 || g.N == 1;
-          if (fits && small_sgemm(&g, 1)) break;
+          /* bcast's K panels are for conv_gemm.c's GEMMs, for a weight
+             gradient whose K is a folded batch (a Linear on (12, 64,
+             128): [512,768] x [768,128]; an LSTM's input projection:
+             K = B*L), whose C stays in L2 across the panels, and for K
+             up to 512 in row blocks; a longer-K product with a large C
+             is square-ish, OpenBLAS's ground */
+          int fits = g.K <= 2 * BCAST_MAX_K || g.sbn != 1 || g.N == 1 ||
+                     g.M * g.N <= BCAST_PANEL_MAX_MN;
+          if (fits && small_sgemm_rows(&g)) break;
         }
         cblas_sgemm(CblasRowMajor, ta, tb, (int)M, (int)N, (int)K, 1.0f,
                     (const float *)A, (int)lda, (const float *)Bm, (int)ldb,

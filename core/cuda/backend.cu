@@ -132,6 +132,10 @@ static void cu_fill_tables(void) {
   CU_SLOT(t, softmax);
   CU_SLOT(t, layer_norm);
   CU_SLOT(t, layer_norm_backward);
+  CU_SLOT(t, lstm_cell);
+  CU_SLOT(t, lstm_cell_backward);
+  CU_SLOT(t, gru_cell);
+  CU_SLOT(t, gru_cell_backward);
   CU_SLOT(t, cross_entropy);
   CU_SLOT(t, cross_entropy_backward);
   CU_SLOT(t, scan);

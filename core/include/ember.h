@@ -446,6 +446,18 @@ ember_tensor *ember_layer_norm(const ember_tensor *x, int normalized_ndim,
                                const ember_tensor *bias, double eps);
 ember_tensor *ember_rms_norm(const ember_tensor *x, int normalized_ndim,
                              const ember_tensor *weight, double eps);
+/* One LSTM cell step, fused: gates (B, 4H) are the pre-activations in
+   PyTorch's order i, f, g, o (x W_ih^T + b_ih + h W_hh^T + b_hh), c_prev
+   (B, H); float32 or float64, one dtype and device.  Returns a (2, B, H)
+   tensor holding h' = o tanh(c') at [0] and c' = f c_prev + i g at [1]
+   (i, f, o sigmoids, g a tanh).  One kernel forward, one backward. */
+ember_tensor *ember_lstm_cell(const ember_tensor *gates, const ember_tensor *c_prev);
+/* One GRU cell step, fused: gx = x W_ih^T + b_ih and gh = h W_hh^T + b_hh
+   (B, 3H) in PyTorch's order r, z, n, h (B, H).  Returns h' = (1 - z) n +
+   z h with r = sigmoid(gx_r + gh_r), z = sigmoid(gx_z + gh_z), n =
+   tanh(gx_n + r gh_n).  One kernel forward, one backward. */
+ember_tensor *ember_gru_cell(const ember_tensor *gx, const ember_tensor *gh,
+                             const ember_tensor *h);
 /* Cross entropy of the rows of logits x [N, C] against 1-based classes
    target [N] (int64/int32; 1..C or ignore_index, else an error naming the
    value), fused: the per-row loss [N], (1 - s) w[t] (lse - x[t]) + s / C

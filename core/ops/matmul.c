@@ -8,7 +8,9 @@
 ** matrices BLAS can read as they are (row- or column-major).
 **
 ** The backward is ga = g b^T, gb = a^T g over the 2-D forms; the engine
-** sums batch broadcasting away.
+** sums batch broadcasting away.  A batched a times a matrix b (a Linear
+** on (B, T, C)) folds the batch into rows both ways: the forward and ga
+** are one (B*T, K) GEMM each, gb one (K, B*T) x (B*T, N) GEMM.
 */
 #include <string.h>
 
@@ -172,21 +174,34 @@ static int matmul_backward(ember_node *n, ember_tensor *g, ember_tensor **gin) {
   for (int side = 0; side < 2 && rc == 0; side++) {
     if (!n->needs[side]) continue;
     const ember_tensor *op = side == 0 ? A : B;
+    const ember_tensor *A2 = A, *G2 = G;
     ember_tensor *r;
-    if (op->ndim == 2 && G->ndim == 2 && op->strides[0] == 1 &&
+    if (side == 1 && B->ndim == 2 && A->ndim > 2) {
+      /* a batched a times a matrix b (a Linear on (B, T, C)): gb sums
+         a_i^T g_i over the batch, which is one GEMM of the stacked rows,
+         (B*T, K)^T x (B*T, N), instead of B small products and a sum.
+         Reshape copies only a or g that cannot be viewed as rows. */
+      int64_t ra[2] = {1, A->shape[A->ndim - 1]}, rg[2] = {1, G->shape[G->ndim - 1]};
+      for (int i = 0; i < A->ndim - 1; i++) ra[0] *= A->shape[i];
+      rg[0] = ra[0];
+      A2 = ember_temp(&T, ember_reshape(A, 2, ra));
+      G2 = A2 ? ember_temp(&T, ember_reshape(G, 2, rg)) : NULL;
+      if (!G2) { rc = -1; break; }
+    }
+    if (op->ndim == 2 && G2->ndim == 2 && op->strides[0] == 1 &&
         op->shape[0] > 1 && op->shape[1] > 1) {
       /* a transposed view (a Linear's w:t()): its gradient in the same
          layout, so that the transpose's backward hands the leaf a
          contiguous tensor (no strided copy into .grad) */
-      ember_tensor *GT = ember_temp(&T, mT(G));
+      ember_tensor *GT = ember_temp(&T, mT(G2));
       ember_tensor *rT = GT ? ember_temp(&T, side == 0 ? ember_matmul(B, GT)
-                                                       : ember_matmul(GT, A))
+                                                       : ember_matmul(GT, A2))
                             : NULL;
       r = rT ? ember_temp(&T, mT(rT)) : NULL;
     } else {
-      ember_tensor *oT = ember_temp(&T, side == 0 ? mT(B) : mT(A));
-      r = oT ? ember_temp(&T, side == 0 ? ember_matmul(G, oT)
-                                        : ember_matmul(oT, G))
+      ember_tensor *oT = ember_temp(&T, side == 0 ? mT(B) : mT(A2));
+      r = oT ? ember_temp(&T, side == 0 ? ember_matmul(G2, oT)
+                                        : ember_matmul(oT, G2))
              : NULL;
     }
     const ember_tensor *orig = side == 0 ? a : b;

@@ -113,4 +113,33 @@ describe("index_select, index_copy_ and index_add_ on large tensors", function()
     local want = src:select(2, 1) + src:select(2, 3)
     assert.is_true((u:select(2, 1) - want):abs():max():item() < 1e-6)
   end)
+
+  -- dim 1 of contiguous float tensors (an embedding's backward): one loop
+  -- over the rows, split across threads by columns, in index order
+  for _, dt in ipairs{"float32", "float64"} do
+    it("index_add_ of rows with repeats gives the serial sums on any thread count ("
+       .. dt .. ")", function()
+      local threads = ember.get_num_threads()
+      local rows = ember.randn(2500, 96, {dtype = dt})
+      local idx = ember.randint(1, 65, {2500})
+      local ref = ember.zeros(65, 96, {dtype = dt})
+      -- the strided walk (a transposed target), which adds in index order
+      local refT = ref:t():contiguous():t()
+      refT:index_add_(1, idx, rows)
+      local out = {}
+      for k, nt in ipairs{1, 2} do
+        ember.set_num_threads(nt)
+        out[k] = ember.zeros(65, 96, {dtype = dt}):index_add_(1, idx, rows)
+      end
+      ember.set_num_threads(threads)
+      assert.is_true(out[1]:equal(out[2]))
+      assert.is_true(out[1]:equal(refT))
+      assert.is_true(ember.zeros(65, 96, {dtype = dt})
+                     :index_add_(1, idx:narrow(1, 1, 0), rows:narrow(1, 1, 0))
+                     :equal(ember.zeros(65, 96, {dtype = dt})))
+      assert.has_error(function()
+        ember.zeros(65, 96, {dtype = dt}):index_add_(1, idx + 65, rows)
+      end)
+    end)
+  end
 end)

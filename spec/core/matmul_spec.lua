@@ -67,10 +67,20 @@ describe("float32 matmul", function()
     end)
   end
 
-  it("is right past the kernels' limits (OpenBLAS again)", function()
-    -- b row-major with K > 256; dot with M * K > 131072
+  it("is right past the kernels' limits (K panels, OpenBLAS again)", function()
+    -- b row-major with K > 256: bcast in K panels while M * N <= 262144
+    -- (a folded weight gradient), OpenBLAS beyond; dot with M * K > 131072
     check_product(operand(20, 300, "row", 1), operand(300, 30, "row", 2), "K 300")
+    check_product(operand(128, 768, "col", 5), operand(768, 512, "row", 6), "K 768 panels")
+    check_product(operand(520, 300, "row", 7), operand(300, 510, "row", 8), "M*N 265200")
     check_product(operand(200, 700, "row", 3), operand(700, 6, "col", 4), "M*K 140000")
+    -- row blocks: bcast with C past 262144 elements (K <= 512), dot-layout
+    -- b copied row-major from 256 rows (a sequence's projection), the copy
+    -- refused for a b over 131072 elements (dot in row blocks)
+    check_product(operand(1100, 300, "row", 9), operand(300, 250, "row", 10), "bcast row blocks")
+    check_product(operand(2500, 128, "row", 11), operand(128, 96, "col", 12), "dot, b copied")
+    check_product(operand(300, 64, "wide", 13), operand(64, 40, "col", 14), "dot, b copied, 300 rows")
+    check_product(operand(600, 300, "row", 15), operand(300, 500, "col", 16), "dot row blocks")
   end)
 
   it("is right for batches and broadcast batches", function()
@@ -112,5 +122,45 @@ describe("float32 matmul", function()
       assert.are.same({math.huge, math.huge}, {c[1][2], c[2][2]})
       assert.are.same({3, 7}, {c[1][3], c[2][3]})
     end
+  end)
+end)
+
+describe("matmul's backward on a batched a and a matrix b", function()
+  -- a Linear on (B, T, C): the weight gradient is one GEMM of the folded
+  -- rows, which must equal the sum of the per-batch products
+  local function per_batch(a, g)
+    local s = ember.zeros(a:size(3), g:size(3), {dtype = a.dtype})
+    for i = 1, a:size(1) do s = s + a:select(1, i):t():matmul(g:select(1, i)) end
+    return s
+  end
+
+  for _, layout in ipairs{"contiguous", "transposed"} do
+    it("folds the batch for a " .. layout .. " a and w:t()", function()
+      ember.manual_seed(3)
+      local a = layout == "contiguous" and ember.randn(3, 5, 4, {dtype = "float64"})
+                or ember.randn(3, 4, 5, {dtype = "float64"}):transpose(2, 3)
+      a:requires_grad_()
+      local w = ember.randn(6, 4, {dtype = "float64"}):requires_grad_()
+      local g = ember.randn(3, 5, 6, {dtype = "float64"})
+      a:matmul(w:t()):backward(g)
+      assert.is_true((w.grad - per_batch(a:detach(), g):t()):abs():max():item() < 1e-12)
+      assert.is_true(w.grad:is_contiguous())
+      assert.is_true((a.grad - g:matmul(w:detach())):abs():max():item() < 1e-12)
+    end)
+  end
+
+  it("folds the batch for a plain b and 1-D b", function()
+    ember.manual_seed(4)
+    local a = ember.randn(2, 3, 5, 4, {dtype = "float64"}):requires_grad_()
+    local b = ember.randn(4, 7, {dtype = "float64"}):requires_grad_()
+    local g = ember.randn(2, 3, 5, 7, {dtype = "float64"})
+    a:matmul(b):backward(g)
+    local a3, g3 = a:detach():reshape(6, 5, 4), g:reshape(6, 5, 7)
+    assert.is_true((b.grad - per_batch(a3, g3)):abs():max():item() < 1e-12)
+    local v = ember.randn(4, {dtype = "float64"}):requires_grad_()
+    local gv = ember.randn(2, 3, 5, {dtype = "float64"})
+    a:matmul(v):backward(gv)
+    local want = per_batch(a3, gv:reshape(6, 5, 1)):view(4)
+    assert.is_true((v.grad - want):abs():max():item() < 1e-12)
   end)
 end)

@@ -198,6 +198,8 @@ M.SEEDS = {
   -- (normalized_shape): one dim of size 1
   layer_norm = function(e) return {e.randn(3, 1), 1, e.ones(1), e.zeros(1)} end,
   rms_norm = function(e) return {e.randn(2, 3, {dtype = "float64"}):t(), 1, e.ones(2, {dtype = "float64"}), 1e-6} end,
+  lstm_cell = function(e) return {e.randn(3, 8), e.randn(3, 2)} end,
+  gru_cell = function(e) return {e.randn(3, 6), e.randn(3, 6), e.randn(3, 2)} end,
   _cross_entropy_rows = function(e)
     return {e.randn(3, 4), e.tensor({1, -100, 4}, {dtype = "int64"}), e.rand(4), -100, 0.1} end,
   batch_norm = function(e) return {e.randn(4, 3), e.zeros(3), e.ones(3), e.ones(3), e.zeros(3), true, 0.1, 1e-5} end,

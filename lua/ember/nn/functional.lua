@@ -361,7 +361,10 @@ end
 
 --- Rows of weight [num, dim] at the 1-based int64/int32 indices of idx;
 -- the result has idx's shape plus dim.  With padding_idx, that row gets
--- no gradient (its value is still returned, as in PyTorch).
+-- no gradient (its value is still returned, as in PyTorch).  The backward
+-- is one index_add_ of the flattened gradient rows into zeros: threaded by
+-- columns on the CPU (index order, the same bits on any thread count),
+-- atomic adds on CUDA (core/cpu/index.c, core/cuda/index.cu).
 function F.embedding(idx, weight, padding_idx)
   check_tensor("embedding", idx, "the indices", 2)
   check_float("embedding", weight, "the weight", 2)

@@ -11,7 +11,8 @@
 -- The layers are composed of differentiable ember ops, so autograd and every
 -- device come from those.  Per layer and direction the input projection of
 -- the whole sequence is one matmul, (B*L, in) @ W_ih^T; each time step then
--- adds h @ W_hh^T and applies the gates.
+-- adds h @ W_hh^T and applies the gates: for LSTM and GRU one fused op
+-- each way (ember.lstm_cell, ember.gru_cell, core/ops/rnn.c).
 local ember = require "ember"
 local common = require "ember.nn.common"
 local Module = require "ember.nn.module"
@@ -42,29 +43,19 @@ function STEP.RNN_RELU(gx, h, _, w_hh_t, b_hh)
   return a:relu()
 end
 
+-- The gate nonlinearities and the state update are one fused op each way
+-- (ember.lstm_cell, core/ops/rnn.c).
 function STEP.LSTM(gx, h, c, w_hh_t, b_hh)
   local gates = gx + h:matmul(w_hh_t)
   if b_hh then gates = gates + b_hh end
-  local H = h:size(2)
-  -- i and f are adjacent: one sigmoid for both
-  local i_f = gates:narrow(2, 1, 2 * H):sigmoid()
-  local g = gates:narrow(2, 2 * H + 1, H):tanh()
-  local o = gates:narrow(2, 3 * H + 1, H):sigmoid()
-  local i, f = i_f:narrow(2, 1, H), i_f:narrow(2, H + 1, H)
-  c = f * c + i * g
-  return o * c:tanh(), c
+  return ember.lstm_cell(gates, c)
 end
 
 function STEP.GRU(gx, h, _, w_hh_t, b_hh)
   -- b_hh cannot fold into gx: its n part is scaled by r
   local gh = h:matmul(w_hh_t)
   if b_hh then gh = gh + b_hh end
-  local H = h:size(2)
-  local rz = (gx:narrow(2, 1, 2 * H) + gh:narrow(2, 1, 2 * H)):sigmoid()
-  local r, z = rz:narrow(2, 1, H), rz:narrow(2, H + 1, H)
-  local n = (gx:narrow(2, 2 * H + 1, H) + r * gh:narrow(2, 2 * H + 1, H)):tanh()
-  -- (1 - z) * n + z * h
-  return n + z * (h - n)
+  return ember.gru_cell(gx, gh, h)     -- fused, as ember.lstm_cell
 end
 
 -- Gates per mode: the rows of W_ih and W_hh are G * hidden_size.
