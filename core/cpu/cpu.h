@@ -32,6 +32,12 @@ void ember_cpu_iter_init(ember_cpu_iter *it, int nops,
 /* Run fn over every row, on several threads when the work is large. */
 void ember_cpu_iter_run(const ember_cpu_iter *it, ember_cpu_row_fn fn,
                         void *ctx);
+/* The same, for iterators whose every element stands for `work`
+   elements of work (a reduction or softmax over rows of that length, run
+   over the outer elements): the threading threshold counts total work, so
+   4096 rows of 64 use the threads as one row of 262144 would. */
+void ember_cpu_iter_run_work(const ember_cpu_iter *it, ember_cpu_row_fn fn,
+                             void *ctx, int64_t work);
 
 /*
 ** EMBER_SIMD: put on a hot loop's function to have it compiled once for

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "cpu.h"
+#include "vmath.h"
 
 typedef struct {
   ember_reduce_op op;
@@ -160,7 +161,7 @@ int ember_cpu_reduce(ember_reduce_op op, ember_tensor *dst,
   const ember_tensor *ops[2] = {dst, &outer};
   ember_cpu_iter it;
   ember_cpu_iter_init(&it, 2, ops);
-  ember_cpu_iter_run(&it, reduce_row, &c);
+  ember_cpu_iter_run_work(&it, reduce_row, &c, c.n);
   return 0;
 }
 
@@ -172,16 +173,50 @@ typedef struct { int64_t n, ss, ds; int log; ember_dtype dt; } softmax_ctx;
 
 /* One row of n elements, ss and ds bytes apart: subtract the max for
    stability (a NaN wins it, so a row with one is all NaN), then
-   normalise; the sum of the exponentials in double. */
+   normalise; the sum of the exponentials in double.  A contiguous row
+   goes through softmax_contig_f32, whose loops vectorise. */
+static EMBER_SIMD void softmax_contig_f32(float *d, const float *restrict x,
+                                          int64_t n, int log_) {
+  float mx = -INFINITY;
+  int nan = 0;
+  _Pragma("omp simd reduction(max:mx) reduction(|:nan)")
+  for (int64_t i = 0; i < n; i++) {
+    mx = x[i] > mx ? x[i] : mx;
+    nan |= x[i] != x[i];
+  }
+  if (nan) mx = NAN;
+  double sum = 0;
+  if (log_) {
+    _Pragma("omp simd reduction(+:sum)")
+    for (int64_t i = 0; i < n; i++) sum += vm_expf(x[i] - mx);
+    float lse = (float)log(sum);
+    _Pragma("omp simd") for (int64_t i = 0; i < n; i++) d[i] = x[i] - mx - lse;
+  } else {
+    /* the exponentials stored, then scaled: one exp an element */
+    _Pragma("omp simd reduction(+:sum)")
+    for (int64_t i = 0; i < n; i++) {
+      float e = vm_expf(x[i] - mx);
+      d[i] = e;
+      sum += e;
+    }
+    float inv = (float)(1.0 / sum);
+    _Pragma("omp simd") for (int64_t i = 0; i < n; i++) d[i] *= inv;
+  }
+}
+
 static void softmax_row_f32(char *d, const char *s, int64_t n, int64_t ss,
                             int64_t ds, int log_) {
+  if (ss == 4 && ds == 4) {
+    softmax_contig_f32((float *)d, (const float *)s, n, log_);
+    return;
+  }
   float mx = -INFINITY;
   for (int64_t i = 0; i < n; i++) {
     float x = *(const float *)(s + i * ss);
     if (x > mx || x != x) mx = x;
   }
   double sum = 0;
-  for (int64_t i = 0; i < n; i++) sum += expf(*(const float *)(s + i * ss) - mx);
+  for (int64_t i = 0; i < n; i++) sum += vm_expf(*(const float *)(s + i * ss) - mx);
   if (log_) {
     float lse = (float)log(sum);
     for (int64_t i = 0; i < n; i++)
@@ -189,7 +224,7 @@ static void softmax_row_f32(char *d, const char *s, int64_t n, int64_t ss,
   } else {
     float inv = (float)(1.0 / sum);
     for (int64_t i = 0; i < n; i++)
-      *(float *)(d + i * ds) = expf(*(const float *)(s + i * ss) - mx) * inv;
+      *(float *)(d + i * ds) = vm_expf(*(const float *)(s + i * ss) - mx) * inv;
   }
 }
 
@@ -232,7 +267,7 @@ int ember_cpu_softmax(ember_tensor *dst, const ember_tensor *src, int log) {
   const ember_tensor *ops[2] = {&od, &os};
   ember_cpu_iter it;
   ember_cpu_iter_init(&it, 2, ops);
-  ember_cpu_iter_run(&it, softmax_row, &c);
+  ember_cpu_iter_run_work(&it, softmax_row, &c, c.n);
   return 0;
 }
 
