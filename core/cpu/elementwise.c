@@ -448,7 +448,7 @@ static double erfinv_d(double y) {
 /* GELU's tanh approximation, as PyTorch writes it */
 #define GELU_BETA 0.7978845608028654   /* sqrt(2 / pi) */
 #define GELU_KAPPA 0.044715
-static inline float gelu_tanhf(float x) {
+static EMBER_ALWAYS_INLINE float gelu_tanhf(float x) {
   return 0.5f * x * (1.0f + vm_tanhf((float)GELU_BETA * (x + (float)GELU_KAPPA * x * x * x)));
 }
 static inline double gelu_tanh(double x) {
@@ -550,6 +550,9 @@ static EMBER_SIMD void unary_f32(void *dv, const void *xv, int64_t n, const void
     case EMBER_ERFINV:
       for (int64_t i = 0; i < n; i++) d[i] = (float)erfinv_d(x[i]);
       break;
+    case EMBER_SILU:
+      _Pragma("omp simd") for (int64_t i = 0; i < n; i++) d[i] = x[i] * vm_sigmoidf(x[i]);
+      break;
     default: break;
   }
 }
@@ -586,6 +589,7 @@ static void unary_f64(void *dv, const void *xv, int64_t n, const void *ctx) {
       case EMBER_TRUNC: d[i] = trunc(v); break;
       case EMBER_SIGN: d[i] = (double)((v > 0) - (v < 0)); break;
       case EMBER_ERFINV: d[i] = erfinv_d(v); break;
+      case EMBER_SILU: d[i] = v * sigmoid(v); break;
       default: break;
     }
   }
@@ -689,6 +693,7 @@ static inline float unary_one_f32(const unary_ctx *c, float x, float lo,
     case EMBER_TRUNC: return truncf(x);
     case EMBER_SIGN: return (float)((x > 0) - (x < 0));
     case EMBER_ERFINV: return (float)erfinv_d(x);
+    case EMBER_SILU: return x * vm_sigmoidf(x);
     default: return x > 0 ? x : x * lo;           /* EMBER_LEAKY_RELU */
   }
 }
@@ -809,6 +814,12 @@ static EMBER_SIMD void unary_backward_f32(void *dv, const void *gv, const void *
       _Pragma("omp simd") for (int64_t i = 0; i < n; i++)
         d[i] = g[i] * (float)SQRT_PI_2 * vm_expf(s[i] * s[i]);
       break;
+    case EMBER_SILU:   /* s (1 + x (1 - s)), s = sigmoid(x), as PyTorch */
+      _Pragma("omp simd") for (int64_t i = 0; i < n; i++) {
+        float sg = vm_sigmoidf(s[i]);
+        d[i] = g[i] * sg * (1 + s[i] * (1 - sg));
+      }
+      break;
     default: break;
   }
 }
@@ -848,6 +859,11 @@ static void unary_backward_f64(void *dv, const void *gv, const void *sv,
         break;
       case EMBER_LEAKY_RELU: d[i] = b > 0 ? a : a * lo; break;
       case EMBER_ERFINV: d[i] = a * SQRT_PI_2 * exp(b * b); break;
+      case EMBER_SILU: {
+        double sg = sigmoid(b);
+        d[i] = a * sg * (1 + b * (1 - sg));
+        break;
+      }
       default: break;
     }
   }

@@ -21,12 +21,20 @@
 #include <math.h>
 #include <stdint.h>
 
-static inline int32_t vm_bits(float x) {
+/* Always inlined: a kernel with many cases (unary_f32) passes GCC's
+   inlining limits, and a call in a loop stops its vectorisation. */
+#if defined(__GNUC__) || defined(__clang__)
+#define VM_INLINE static inline __attribute__((always_inline))
+#else
+#define VM_INLINE static inline
+#endif
+
+VM_INLINE int32_t vm_bits(float x) {
   union { float f; int32_t i; } u = {x};
   return u.i;
 }
 
-static inline float vm_float(int32_t i) {
+VM_INLINE float vm_float(int32_t i) {
   union { int32_t i; float f; } u = {i};
   return u.f;
 }
@@ -35,7 +43,7 @@ static inline float vm_float(int32_t i) {
    one arm of a ?: uses into a branch, and under -ftrapping-math (the
    default) it will not turn a branch holding float arithmetic back into a
    select, so the loop would not vectorise ("control flow in loop"). */
-static inline float vm_select(int c, float a, float b) {
+VM_INLINE float vm_select(int c, float a, float b) {
   int32_t m = -(int32_t)(c != 0);
   return vm_float((vm_bits(a) & m) | (vm_bits(b) & ~m));
 }
@@ -47,7 +55,7 @@ static inline float vm_select(int c, float a, float b) {
    trick (x log2e + 1.5 2^23: its low mantissa bits are n), which never
    converts a NaN to an integer; the clamp keeps n in range and passes NaN
    (comparisons with it are false). */
-static inline float vm_expf(float x) {
+VM_INLINE float vm_expf(float x) {
   const float shift = 12582912.0f;                       /* 1.5 * 2^23 */
   float xc = x > 88.8f ? 88.8f : x;
   xc = xc < -104.0f ? -104.0f : xc;
@@ -71,7 +79,7 @@ static inline float vm_expf(float x) {
 /* log x = e ln2 + log m with m in [sqrt(1/2), sqrt(2)) (Cephes' logf
    polynomial on m - 1); subnormals are scaled by 2^25 first.  log 0 =
    -inf, log of a negative or NaN is NaN, log inf = inf. */
-static inline float vm_logf(float x) {
+VM_INLINE float vm_logf(float x) {
   int sub = x < 1.17549435e-38f;
   float xbig = x * 33554432.0f;                          /* 2^25 */
   float xs = vm_select(sub, xbig, x);
@@ -105,7 +113,7 @@ static inline float vm_logf(float x) {
 /* tanh: Cephes' odd polynomial below |x| 0.625, 1 - 2 / (e^2|x| + 1)
    above (no cancellation there: the quotient is below 0.45), sign put
    back by copysign; |x| > 9.1 is +-1 in float. */
-static inline float vm_tanhf(float x) {
+VM_INLINE float vm_tanhf(float x) {
   float a = fabsf(x);
   float z = x * x;
   float p = -5.70498872745e-3f;
@@ -125,7 +133,7 @@ static inline float vm_tanhf(float x) {
 
 /* 1 / (1 + e^-x) for x >= 0, e^x / (1 + e^x) below (so that e^-x does
    not overflow while the result is still a float) */
-static inline float vm_sigmoidf(float x) {
+VM_INLINE float vm_sigmoidf(float x) {
   float e = vm_expf(-fabsf(x));
   float s = 1.0f / (1.0f + e);
   float es = e * s;
@@ -136,7 +144,7 @@ static inline float vm_sigmoidf(float x) {
    log erfc on [0.92, 3.95], beyond which erf is 1 in float), both
    least-squares fits to the exact function (spec/reference/
    make_vmath_coefficients.py). */
-static inline float vm_erff(float x) {
+VM_INLINE float vm_erff(float x) {
   float a = fabsf(x);
   float s = x * x;
   float p = -6.046571070328355e-4f;
