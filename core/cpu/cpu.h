@@ -89,6 +89,8 @@ int ember_cpu_where(ember_tensor *dst, const ember_tensor *cond,
 int ember_cpu_reduce(ember_reduce_op op, ember_tensor *dst,
                      const ember_tensor *src, int correction);
 int ember_cpu_softmax(ember_tensor *dst, const ember_tensor *src, int log);
+int ember_cpu_softmax_backward(ember_tensor *dx, const ember_tensor *g,
+                               const ember_tensor *y, int log);
 /* norm.c */
 int ember_cpu_layer_norm(ember_tensor *y, ember_tensor *mean, ember_tensor *rstd,
                          const ember_tensor *x, const ember_tensor *w,
