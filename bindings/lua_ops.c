@@ -538,7 +538,7 @@ static const struct { const char *name; ember_unary_op op; } unary_ops[] = {
   {"relu", EMBER_RELU}, {"erf", EMBER_ERF}, {"log1p", EMBER_LOG1P},
   {"expm1", EMBER_EXPM1}, {"floor", EMBER_FLOOR}, {"ceil", EMBER_CEIL},
   {"round", EMBER_ROUND}, {"trunc", EMBER_TRUNC}, {"sign", EMBER_SIGN},
-  {"erfinv", EMBER_ERFINV},
+  {"erfinv", EMBER_ERFINV}, {"silu", EMBER_SILU},
 };
 
 /* gelu(x [, approximate]): "none" (erf, the default) or "tanh" */

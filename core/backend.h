@@ -158,6 +158,11 @@ typedef struct ember_backend_i {
                 int correction);
   /* softmax over the last dim of src into dst (same shape) */
   int (*softmax)(ember_tensor *dst, const ember_tensor *src, int log);
+  /* Its backward over the last dim, one pass a row: dx = y (g - sum g y)
+     (softmax) or g - exp(y) sum g (log_softmax), y the saved output; dx,
+     g, y share shape and dtype. */
+  int (*softmax_backward)(ember_tensor *dx, const ember_tensor *g,
+                          const ember_tensor *y, int log);
   /* Layer norm (rms = 0) or RMS norm (rms = 1) of the rows of a
      contiguous x viewed as [rows, n]: y [rows, n]; mean and rstd [rows]
      (mean NULL for rms), x's dtype, saved for the backward; w and b are

@@ -16,6 +16,7 @@ const ember_backend_i ember_cpu_backend = {
   .where = ember_cpu_where,
   .reduce = ember_cpu_reduce,
   .softmax = ember_cpu_softmax,
+  .softmax_backward = ember_cpu_softmax_backward,
   .layer_norm = ember_cpu_layer_norm,
   .layer_norm_backward = ember_cpu_layer_norm_backward,
   .lstm_cell = ember_cpu_lstm_cell,

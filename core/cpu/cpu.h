@@ -32,6 +32,12 @@ void ember_cpu_iter_init(ember_cpu_iter *it, int nops,
 /* Run fn over every row, on several threads when the work is large. */
 void ember_cpu_iter_run(const ember_cpu_iter *it, ember_cpu_row_fn fn,
                         void *ctx);
+/* The same, for iterators whose every element stands for `work`
+   elements of work (a reduction or softmax over rows of that length, run
+   over the outer elements): the threading threshold counts total work, so
+   4096 rows of 64 use the threads as one row of 262144 would. */
+void ember_cpu_iter_run_work(const ember_cpu_iter *it, ember_cpu_row_fn fn,
+                             void *ctx, int64_t work);
 
 /*
 ** EMBER_SIMD: put on a hot loop's function to have it compiled once for
@@ -83,6 +89,8 @@ int ember_cpu_where(ember_tensor *dst, const ember_tensor *cond,
 int ember_cpu_reduce(ember_reduce_op op, ember_tensor *dst,
                      const ember_tensor *src, int correction);
 int ember_cpu_softmax(ember_tensor *dst, const ember_tensor *src, int log);
+int ember_cpu_softmax_backward(ember_tensor *dx, const ember_tensor *g,
+                               const ember_tensor *y, int log);
 /* rnn.c */
 int ember_cpu_lstm_cell(ember_tensor *hc, ember_tensor *act,
                         const ember_tensor *gates, const ember_tensor *c_prev);

@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "cpu.h"
+#include "vmath.h"
 
 /* {======================================================================
 ** Rows: contiguous, or a block at a time through buffers
@@ -402,22 +403,6 @@ int ember_cpu_arange(ember_tensor *dst, double start, double step) {
 
 typedef struct { ember_unary_op op; double p0, p1; } unary_ctx;
 
-static inline float sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
-
-/* float tanh through exp in double: glibc's tanhf took ~48 ns an element
-   here (5x expf), and recurrent layers take two tanh a step.  (e - 1) /
-   (e + 1) loses bits to cancellation only for tiny |x|, where the series
-   x - x^3/3 + 2x^5/15 is exact to float precision (|x| < 1e-3); the
-   clamp keeps exp finite (tanh(10) is 1 in float) and lets NaN through
-   (comparisons with NaN are false).  Within 0.5 ulp of the correctly
-   rounded tanh over every float checked, -0 and +-inf included. */
-static inline float tanh_f32(float x) {
-  double v = x > 10.0f ? 10.0 : x < -10.0f ? -10.0 : (double)x;
-  double e = exp(2.0 * v);
-  double v2 = v * v;
-  double series = v * (1.0 - v2 * (1.0 / 3.0 - v2 * (2.0 / 15.0)));
-  return (float)(fabs(v) < 1e-3 ? series : (e - 1.0) / (e + 1.0));
-}
 static inline double sigmoid(double x) { return 1.0 / (1.0 + exp(-x)); }
 
 #define SQRT1_2 0.70710678118654752440
@@ -463,8 +448,8 @@ static double erfinv_d(double y) {
 /* GELU's tanh approximation, as PyTorch writes it */
 #define GELU_BETA 0.7978845608028654   /* sqrt(2 / pi) */
 #define GELU_KAPPA 0.044715
-static inline float gelu_tanhf(float x) {
-  return 0.5f * x * (1.0f + tanhf((float)GELU_BETA * (x + (float)GELU_KAPPA * x * x * x)));
+static EMBER_ALWAYS_INLINE float gelu_tanhf(float x) {
+  return 0.5f * x * (1.0f + vm_tanhf((float)GELU_BETA * (x + (float)GELU_KAPPA * x * x * x)));
 }
 static inline double gelu_tanh(double x) {
   return 0.5 * x * (1.0 + tanh(GELU_BETA * (x + GELU_KAPPA * x * x * x)));
@@ -500,10 +485,10 @@ static EMBER_SIMD void unary_f32(void *dv, const void *xv, int64_t n, const void
       _Pragma("omp simd") for (int64_t i = 0; i < n; i++) d[i] = fabsf(x[i]);
       break;
     case EMBER_EXP:
-      _Pragma("omp simd") for (int64_t i = 0; i < n; i++) d[i] = expf(x[i]);
+      _Pragma("omp simd") for (int64_t i = 0; i < n; i++) d[i] = vm_expf(x[i]);
       break;
     case EMBER_LOG:
-      _Pragma("omp simd") for (int64_t i = 0; i < n; i++) d[i] = logf(x[i]);
+      _Pragma("omp simd") for (int64_t i = 0; i < n; i++) d[i] = vm_logf(x[i]);
       break;
     case EMBER_SQRT:
       _Pragma("omp simd") for (int64_t i = 0; i < n; i++) d[i] = sqrtf(x[i]);
@@ -515,10 +500,10 @@ static EMBER_SIMD void unary_f32(void *dv, const void *xv, int64_t n, const void
       _Pragma("omp simd") for (int64_t i = 0; i < n; i++) d[i] = cosf(x[i]);
       break;
     case EMBER_TANH:
-      _Pragma("omp simd") for (int64_t i = 0; i < n; i++) d[i] = tanh_f32(x[i]);
+      _Pragma("omp simd") for (int64_t i = 0; i < n; i++) d[i] = vm_tanhf(x[i]);
       break;
     case EMBER_SIGMOID:
-      _Pragma("omp simd") for (int64_t i = 0; i < n; i++) d[i] = sigmoidf(x[i]);
+      _Pragma("omp simd") for (int64_t i = 0; i < n; i++) d[i] = vm_sigmoidf(x[i]);
       break;
     case EMBER_RELU:
       _Pragma("omp simd") for (int64_t i = 0; i < n; i++) d[i] = reluf(x[i]);
@@ -527,7 +512,7 @@ static EMBER_SIMD void unary_f32(void *dv, const void *xv, int64_t n, const void
       _Pragma("omp simd") for (int64_t i = 0; i < n; i++) d[i] = clampf(x[i], lo, hi);
       break;
     case EMBER_ERF:
-      _Pragma("omp simd") for (int64_t i = 0; i < n; i++) d[i] = erff(x[i]);
+      _Pragma("omp simd") for (int64_t i = 0; i < n; i++) d[i] = vm_erff(x[i]);
       break;
     case EMBER_LOG1P:
       _Pragma("omp simd") for (int64_t i = 0; i < n; i++) d[i] = log1pf(x[i]);
@@ -540,7 +525,7 @@ static EMBER_SIMD void unary_f32(void *dv, const void *xv, int64_t n, const void
         _Pragma("omp simd") for (int64_t i = 0; i < n; i++) d[i] = gelu_tanhf(x[i]);
       } else {
         _Pragma("omp simd") for (int64_t i = 0; i < n; i++)
-          d[i] = 0.5f * x[i] * (1.0f + erff(x[i] * (float)SQRT1_2));
+          d[i] = 0.5f * x[i] * (1.0f + vm_erff(x[i] * (float)SQRT1_2));
       }
       break;
     case EMBER_LEAKY_RELU:
@@ -564,6 +549,9 @@ static EMBER_SIMD void unary_f32(void *dv, const void *xv, int64_t n, const void
       break;
     case EMBER_ERFINV:
       for (int64_t i = 0; i < n; i++) d[i] = (float)erfinv_d(x[i]);
+      break;
+    case EMBER_SILU:
+      _Pragma("omp simd") for (int64_t i = 0; i < n; i++) d[i] = x[i] * vm_sigmoidf(x[i]);
       break;
     default: break;
   }
@@ -601,6 +589,7 @@ static void unary_f64(void *dv, const void *xv, int64_t n, const void *ctx) {
       case EMBER_TRUNC: d[i] = trunc(v); break;
       case EMBER_SIGN: d[i] = (double)((v > 0) - (v < 0)); break;
       case EMBER_ERFINV: d[i] = erfinv_d(v); break;
+      case EMBER_SILU: d[i] = v * sigmoid(v); break;
       default: break;
     }
   }
@@ -684,26 +673,27 @@ static inline float unary_one_f32(const unary_ctx *c, float x, float lo,
   switch (c->op) {
     case EMBER_NEG: return -x;
     case EMBER_ABS: return fabsf(x);
-    case EMBER_EXP: return expf(x);
-    case EMBER_LOG: return logf(x);
+    case EMBER_EXP: return vm_expf(x);
+    case EMBER_LOG: return vm_logf(x);
     case EMBER_SQRT: return sqrtf(x);
     case EMBER_SIN: return sinf(x);
     case EMBER_COS: return cosf(x);
-    case EMBER_TANH: return tanh_f32(x);
-    case EMBER_SIGMOID: return sigmoidf(x);
+    case EMBER_TANH: return vm_tanhf(x);
+    case EMBER_SIGMOID: return vm_sigmoidf(x);
     case EMBER_RELU: return reluf(x);
     case EMBER_CLAMP: return clampf(x, lo, hi);
-    case EMBER_ERF: return erff(x);
+    case EMBER_ERF: return vm_erff(x);
     case EMBER_LOG1P: return log1pf(x);
     case EMBER_EXPM1: return expm1f(x);
     case EMBER_GELU:
-      return c->p0 != 0 ? gelu_tanhf(x) : 0.5f * x * (1.0f + erff(x * (float)SQRT1_2));
+      return c->p0 != 0 ? gelu_tanhf(x) : 0.5f * x * (1.0f + vm_erff(x * (float)SQRT1_2));
     case EMBER_FLOOR: return floorf(x);
     case EMBER_CEIL: return ceilf(x);
     case EMBER_ROUND: return nearbyintf(x);
     case EMBER_TRUNC: return truncf(x);
     case EMBER_SIGN: return (float)((x > 0) - (x < 0));
     case EMBER_ERFINV: return (float)erfinv_d(x);
+    case EMBER_SILU: return x * vm_sigmoidf(x);
     default: return x > 0 ? x : x * lo;           /* EMBER_LEAKY_RELU */
   }
 }
@@ -796,7 +786,7 @@ static EMBER_SIMD void unary_backward_f32(void *dv, const void *gv, const void *
       break;
     case EMBER_ERF:
       _Pragma("omp simd") for (int64_t i = 0; i < n; i++)
-        d[i] = g[i] * k_erf * expf(-s[i] * s[i]);
+        d[i] = g[i] * k_erf * vm_expf(-s[i] * s[i]);
       break;
     case EMBER_LOG1P:
       _Pragma("omp simd") for (int64_t i = 0; i < n; i++) d[i] = g[i] / (s[i] + 1);
@@ -807,13 +797,13 @@ static EMBER_SIMD void unary_backward_f32(void *dv, const void *gv, const void *
     case EMBER_GELU:
       if (c->p0 != 0) {
         _Pragma("omp simd") for (int64_t i = 0; i < n; i++) {
-          float b = s[i], t = tanhf(beta * (b + kappa * b * b * b));
+          float b = s[i], t = vm_tanhf(beta * (b + kappa * b * b * b));
           d[i] = g[i] * ((0.5f * (1 + t)) + 0.5f * b * (1 - t * t) * beta * (1 + 3 * kappa * b * b));
         }
       } else {
         _Pragma("omp simd") for (int64_t i = 0; i < n; i++) {
           float b = s[i];
-          d[i] = g[i] * (0.5f * (1 + erff(b * (float)SQRT1_2)) + b * k_pdf * expf(-0.5f * b * b));
+          d[i] = g[i] * (0.5f * (1 + vm_erff(b * (float)SQRT1_2)) + b * k_pdf * vm_expf(-0.5f * b * b));
         }
       }
       break;
@@ -822,7 +812,13 @@ static EMBER_SIMD void unary_backward_f32(void *dv, const void *gv, const void *
       break;
     case EMBER_ERFINV:
       _Pragma("omp simd") for (int64_t i = 0; i < n; i++)
-        d[i] = g[i] * (float)SQRT_PI_2 * expf(s[i] * s[i]);
+        d[i] = g[i] * (float)SQRT_PI_2 * vm_expf(s[i] * s[i]);
+      break;
+    case EMBER_SILU:   /* s (1 + x (1 - s)), s = sigmoid(x), as PyTorch */
+      _Pragma("omp simd") for (int64_t i = 0; i < n; i++) {
+        float sg = vm_sigmoidf(s[i]);
+        d[i] = g[i] * sg * (1 + s[i] * (1 - sg));
+      }
       break;
     default: break;
   }
@@ -863,6 +859,11 @@ static void unary_backward_f64(void *dv, const void *gv, const void *sv,
         break;
       case EMBER_LEAKY_RELU: d[i] = b > 0 ? a : a * lo; break;
       case EMBER_ERFINV: d[i] = a * SQRT_PI_2 * exp(b * b); break;
+      case EMBER_SILU: {
+        double sg = sigmoid(b);
+        d[i] = a * sg * (1 + b * (1 - sg));
+        break;
+      }
       default: break;
     }
   }

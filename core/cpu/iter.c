@@ -129,9 +129,15 @@ static void run_rows(const ember_cpu_iter *it, int64_t r0, int64_t r1,
 
 void ember_cpu_iter_run(const ember_cpu_iter *it, ember_cpu_row_fn fn,
                         void *ctx) {
+  ember_cpu_iter_run_work(it, fn, ctx, 1);
+}
+
+void ember_cpu_iter_run_work(const ember_cpu_iter *it, ember_cpu_row_fn fn,
+                             void *ctx, int64_t work) {
   int last = it->ndim - 1;
   int64_t inner = it->shape[last];
-  if (last == 0 && inner < EMBER_CPU_PARALLEL_MIN) {   /* one short row */
+  if (work < 1) work = 1;
+  if (last == 0 && inner * work < EMBER_CPU_PARALLEL_MIN) {   /* one short row */
     if (inner == 0) return;
     /* every slot, not nops of them: GCC turns a copy of nops pointers into
        a call to memcpy, which cost a tiny op more than this loop */
@@ -148,7 +154,7 @@ void ember_cpu_iter_run(const ember_cpu_iter *it, ember_cpu_row_fn fn,
   for (int d = 0; d < last; d++) rows *= it->shape[d];
   if (rows == 0 || inner == 0) return;
   int nt = ember_cpu_threads();
-  if (nt <= 1 || rows * inner < EMBER_CPU_PARALLEL_MIN) {
+  if (nt <= 1 || rows * inner * work < EMBER_CPU_PARALLEL_MIN) {
     run_rows(it, 0, rows, fn, ctx);
     return;
   }

@@ -19,6 +19,7 @@
 #include <math.h>
 
 #include "cpu.h"
+#include "vmath.h"
 
 typedef struct {
   const void *x, *w, *gs, *lse_in;
@@ -37,9 +38,9 @@ static EMBER_ALWAYS_INLINE void st(void *p, int64_t i, double v, int is64) {
   else ((float *)p)[i] = (float)v;
 }
 
-/* exp in the dtype's precision (float32 rows use expf, as softmax) */
+/* exp in the dtype's precision (float32 rows use vm_expf, as softmax) */
 static EMBER_ALWAYS_INLINE double ex(double v, int is64) {
-  return is64 ? exp(v) : (double)expf((float)v);
+  return is64 ? exp(v) : (double)vm_expf((float)v);
 }
 
 /* The target's weight and whether the row counts (0 when ignored). */
@@ -60,21 +61,28 @@ static double weight_total(const ce_args *a, int is64) {
 static EMBER_ALWAYS_INLINE void ce_fwd_rows(const ce_args *a, double wsum,
                                             int64_t lo, int64_t hi, int is64) {
   const int64_t c = a->c;
+  /* the pointers in locals: read through the struct in the loops, GCC
+     does not vectorise them */
+  const void *x = a->x;
   for (int64_t r = lo; r < hi; r++) {
     const int64_t o = r * c;
     double mx = -INFINITY;
+    int nan = 0;
+    #pragma omp simd reduction(max:mx) reduction(|:nan)
     for (int64_t k = 0; k < c; k++) {
-      double v = ld(a->x, o + k, is64);
-      if (v > mx || v != v) mx = v;
+      double v = ld(x, o + k, is64);
+      mx = v > mx ? v : mx;
+      nan |= v != v;
     }
+    if (nan) mx = NAN;
     double sum = 0;
     #pragma omp simd reduction(+:sum)
-    for (int64_t k = 0; k < c; k++) sum += ex(ld(a->x, o + k, is64) - mx, is64);
+    for (int64_t k = 0; k < c; k++) sum += ex(ld(x, o + k, is64) - mx, is64);
     double lse = mx + log(sum);
     int64_t t = a->t[r];
     int keep = t != a->ignore;
     double wt = target_weight(a, t, is64);
-    double loss = keep ? wt * (lse - ld(a->x, o + t - 1, is64)) : 0;
+    double loss = keep ? wt * (lse - ld(x, o + t - 1, is64)) : 0;
     if (a->s > 0) {
       double sw = 0;
       if (keep) {
@@ -105,18 +113,24 @@ static EMBER_ALWAYS_INLINE void ce_bwd_rows(const ce_args *a, double wsum,
                                             int64_t lo, int64_t hi, int is64) {
   const int64_t c = a->c;
   const double s = a->s, sc = a->s / (double)c;
+  const void *x = a->x, *w = a->w;
+  void *dx = a->dx;
   for (int64_t r = lo; r < hi; r++) {
     const int64_t o = r * c;
     int64_t t = a->t[r];
     double keep = t != a->ignore, wt = target_weight(a, t, is64);
     double gs = ld(a->gs, r, is64), lse = ld(a->lse_in, r, is64);
     double hard = gs * (1 - s) * wt, soft = gs * sc * keep;
-    #pragma omp simd
-    for (int64_t k = 0; k < c; k++) {
-      double p = ex(ld(a->x, o + k, is64) - lse, is64);
-      double d = hard * p;
-      if (s > 0) d += soft * (wsum * p - (a->w ? ld(a->w, k, is64) : 1.0));
-      st(a->dx, o + k, d, is64);
+    if (s > 0) {
+      #pragma omp simd
+      for (int64_t k = 0; k < c; k++) {
+        double p = ex(ld(x, o + k, is64) - lse, is64);
+        st(dx, o + k, hard * p + soft * (wsum * p - (w ? ld(w, k, is64) : 1.0)), is64);
+      }
+    } else {
+      #pragma omp simd
+      for (int64_t k = 0; k < c; k++)
+        st(dx, o + k, hard * ex(ld(x, o + k, is64) - lse, is64), is64);
     }
     if (keep) {   /* the one-hot's part, on the target alone */
       double d = ld(a->dx, o + t - 1, is64) - hard;

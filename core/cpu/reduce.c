@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "cpu.h"
+#include "vmath.h"
 
 typedef struct {
   ember_reduce_op op;
@@ -54,12 +55,21 @@ static inline void store_i(char *p, ember_dtype dt, int64_t v) {
   }
 }
 
+/* sum of a contiguous float32 row in double, in vector lanes (the order
+   of the additions differs from a plain loop's by far less than float32
+   can show) */
+static EMBER_SIMD double sum_contig_f32(const float *restrict x, int64_t n) {
+  double acc = 0;
+  _Pragma("omp simd reduction(+:acc)")
+  for (int64_t i = 0; i < n; i++) acc += x[i];
+  return acc;
+}
+
 /* sum of one float32 row, contiguous or not, in double */
 static double sum_f32(const char *s, int64_t n, int64_t ss) {
   double acc = 0;
   if (ss == 4) {
-    const float *x = (const float *)s;
-    for (int64_t i = 0; i < n; i++) acc += x[i];
+    acc = sum_contig_f32((const float *)s, n);
   } else {
     for (int64_t i = 0; i < n; i++) acc += *(const float *)(s + i * ss);
   }
@@ -160,7 +170,7 @@ int ember_cpu_reduce(ember_reduce_op op, ember_tensor *dst,
   const ember_tensor *ops[2] = {dst, &outer};
   ember_cpu_iter it;
   ember_cpu_iter_init(&it, 2, ops);
-  ember_cpu_iter_run(&it, reduce_row, &c);
+  ember_cpu_iter_run_work(&it, reduce_row, &c, c.n);
   return 0;
 }
 
@@ -172,16 +182,50 @@ typedef struct { int64_t n, ss, ds; int log; ember_dtype dt; } softmax_ctx;
 
 /* One row of n elements, ss and ds bytes apart: subtract the max for
    stability (a NaN wins it, so a row with one is all NaN), then
-   normalise; the sum of the exponentials in double. */
+   normalise; the sum of the exponentials in double.  A contiguous row
+   goes through softmax_contig_f32, whose loops vectorise. */
+static EMBER_SIMD void softmax_contig_f32(float *d, const float *restrict x,
+                                          int64_t n, int log_) {
+  float mx = -INFINITY;
+  int nan = 0;
+  _Pragma("omp simd reduction(max:mx) reduction(|:nan)")
+  for (int64_t i = 0; i < n; i++) {
+    mx = x[i] > mx ? x[i] : mx;
+    nan |= x[i] != x[i];
+  }
+  if (nan) mx = NAN;
+  double sum = 0;
+  if (log_) {
+    _Pragma("omp simd reduction(+:sum)")
+    for (int64_t i = 0; i < n; i++) sum += vm_expf(x[i] - mx);
+    float lse = (float)log(sum);
+    _Pragma("omp simd") for (int64_t i = 0; i < n; i++) d[i] = x[i] - mx - lse;
+  } else {
+    /* the exponentials stored, then scaled: one exp an element */
+    _Pragma("omp simd reduction(+:sum)")
+    for (int64_t i = 0; i < n; i++) {
+      float e = vm_expf(x[i] - mx);
+      d[i] = e;
+      sum += e;
+    }
+    float inv = (float)(1.0 / sum);
+    _Pragma("omp simd") for (int64_t i = 0; i < n; i++) d[i] *= inv;
+  }
+}
+
 static void softmax_row_f32(char *d, const char *s, int64_t n, int64_t ss,
                             int64_t ds, int log_) {
+  if (ss == 4 && ds == 4) {
+    softmax_contig_f32((float *)d, (const float *)s, n, log_);
+    return;
+  }
   float mx = -INFINITY;
   for (int64_t i = 0; i < n; i++) {
     float x = *(const float *)(s + i * ss);
     if (x > mx || x != x) mx = x;
   }
   double sum = 0;
-  for (int64_t i = 0; i < n; i++) sum += expf(*(const float *)(s + i * ss) - mx);
+  for (int64_t i = 0; i < n; i++) sum += vm_expf(*(const float *)(s + i * ss) - mx);
   if (log_) {
     float lse = (float)log(sum);
     for (int64_t i = 0; i < n; i++)
@@ -189,7 +233,7 @@ static void softmax_row_f32(char *d, const char *s, int64_t n, int64_t ss,
   } else {
     float inv = (float)(1.0 / sum);
     for (int64_t i = 0; i < n; i++)
-      *(float *)(d + i * ds) = expf(*(const float *)(s + i * ss) - mx) * inv;
+      *(float *)(d + i * ds) = vm_expf(*(const float *)(s + i * ss) - mx) * inv;
   }
 }
 
@@ -232,7 +276,71 @@ int ember_cpu_softmax(ember_tensor *dst, const ember_tensor *src, int log) {
   const ember_tensor *ops[2] = {&od, &os};
   ember_cpu_iter it;
   ember_cpu_iter_init(&it, 2, ops);
-  ember_cpu_iter_run(&it, softmax_row, &c);
+  ember_cpu_iter_run_work(&it, softmax_row, &c, c.n);
+  return 0;
+}
+
+/* The backward of one row: s = sum g y (softmax) or sum g (log_softmax)
+   in double, then dx = y (g - s) or g - exp(y) s.  A contiguous float32
+   row vectorises; the others (strided, float64) load through doubles. */
+static EMBER_SIMD void softmax_bwd_contig_f32(float *d, const float *restrict g,
+                                              const float *restrict y,
+                                              int64_t n, int log_) {
+  double s = 0;
+  if (log_) {
+    _Pragma("omp simd reduction(+:s)")
+    for (int64_t i = 0; i < n; i++) s += g[i];
+    float sf = (float)s;
+    _Pragma("omp simd") for (int64_t i = 0; i < n; i++) d[i] = g[i] - vm_expf(y[i]) * sf;
+  } else {
+    _Pragma("omp simd reduction(+:s)")
+    for (int64_t i = 0; i < n; i++) s += (double)g[i] * y[i];
+    float sf = (float)s;
+    _Pragma("omp simd") for (int64_t i = 0; i < n; i++) d[i] = y[i] * (g[i] - sf);
+  }
+}
+
+static void softmax_bwd_row_any(char *d, const char *g, const char *y,
+                                const softmax_ctx *c, int64_t gs, int64_t ys) {
+  int64_t n = c->n, ds = c->ds;
+  double s = 0;
+  for (int64_t i = 0; i < n; i++) {
+    double gv = load_f(g + i * gs, c->dt);
+    s += c->log ? gv : gv * load_f(y + i * ys, c->dt);
+  }
+  if (c->dt == EMBER_FLOAT32) s = (float)s;   /* as the contiguous rows */
+  for (int64_t i = 0; i < n; i++) {
+    double gv = load_f(g + i * gs, c->dt), yv = load_f(y + i * ys, c->dt);
+    double e = c->dt == EMBER_FLOAT32 ? (double)vm_expf((float)yv) : exp(yv);
+    store_f(d + i * ds, c->dt, c->log ? gv - e * s : yv * (gv - s));
+  }
+}
+
+typedef struct { softmax_ctx c; int64_t gs, ys; } softmax_bwd_ctx;
+
+static void softmax_bwd_row(char **p, const int64_t *st, int64_t cnt, void *ctx) {
+  const softmax_bwd_ctx *b = ctx;
+  const softmax_ctx *c = &b->c;
+  int f32c = c->dt == EMBER_FLOAT32 && c->ds == 4 && b->gs == 4 && b->ys == 4;
+  for (int64_t r = 0; r < cnt; r++) {
+    char *d = p[0] + r * st[0];
+    const char *g = p[1] + r * st[1], *y = p[2] + r * st[2];
+    if (f32c) softmax_bwd_contig_f32((float *)d, (const float *)g, (const float *)y, c->n, c->log);
+    else softmax_bwd_row_any(d, g, y, c, b->gs, b->ys);
+  }
+}
+
+int ember_cpu_softmax_backward(ember_tensor *dx, const ember_tensor *g,
+                               const ember_tensor *y, int log) {
+  int last = y->ndim - 1;
+  int64_t es = (int64_t)ember_dtype_size(y->dtype);
+  softmax_bwd_ctx b = {{y->shape[last], 0, dx->strides[last] * es, log, y->dtype},
+                       g->strides[last] * es, y->strides[last] * es};
+  ember_tensor od = outer_view(dx), og = outer_view(g), oy = outer_view(y);
+  const ember_tensor *ops[3] = {&od, &og, &oy};
+  ember_cpu_iter it;
+  ember_cpu_iter_init(&it, 3, ops);
+  ember_cpu_iter_run_work(&it, softmax_bwd_row, &b, b.c.n);
   return 0;
 }
 

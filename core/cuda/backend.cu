@@ -130,6 +130,7 @@ static void cu_fill_tables(void) {
   CU_SLOT(t, where);
   CU_SLOT(t, reduce);
   CU_SLOT(t, softmax);
+  CU_SLOT(t, softmax_backward);
   CU_SLOT(t, layer_norm);
   CU_SLOT(t, layer_norm_backward);
   CU_SLOT(t, lstm_cell);

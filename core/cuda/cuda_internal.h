@@ -405,6 +405,8 @@ int ember_cuda_unary_backward(ember_unary_op op, ember_tensor *dst,
 int ember_cuda_reduce(ember_reduce_op op, ember_tensor *dst,
                       const ember_tensor *src, int correction);
 int ember_cuda_softmax(ember_tensor *dst, const ember_tensor *src, int log);
+int ember_cuda_softmax_backward(ember_tensor *dx, const ember_tensor *g,
+                                const ember_tensor *y, int log);
 /* rnn.cu */
 int ember_cuda_lstm_cell(ember_tensor *hc, ember_tensor *act,
                          const ember_tensor *gates, const ember_tensor *c_prev);

@@ -176,6 +176,7 @@ struct unary_float {
     else if constexpr (OP == EMBER_TRUNC) return m_trunc(x);
     else if constexpr (OP == EMBER_SIGN) return (T)((x > 0) - (x < 0));
     else if constexpr (OP == EMBER_ERFINV) return m_erfinv(x);
+    else if constexpr (OP == EMBER_SILU) return x / ((T)1 + m_exp(-x));
     else /* EMBER_LEAKY_RELU */ return x > 0 ? x : x * lo;
   }
 };
@@ -246,6 +247,7 @@ static int unary_float_dispatch(ember_unary_op op, ember_tensor *dst,
     case EMBER_TRUNC: return unary_f<EMBER_TRUNC, T>(dst, src, p0, p1);
     case EMBER_SIGN: return unary_f<EMBER_SIGN, T>(dst, src, p0, p1);
     case EMBER_ERFINV: return unary_f<EMBER_ERFINV, T>(dst, src, p0, p1);
+    case EMBER_SILU: return unary_f<EMBER_SILU, T>(dst, src, p0, p1);
     default: return 0;    /* as the CPU: nothing written */
   }
 }
@@ -342,6 +344,11 @@ struct unary_grad {
     } else if constexpr (OP == EMBER_ERFINV)
       /* sqrt(pi) / 2 * exp(y^2), y the saved output */
       return a * (T)0.88622692545275801365 * m_exp(rn_mul(b, b));
+    else if constexpr (OP == EMBER_SILU) {
+      /* s (1 + b (1 - s)), s = sigmoid(b), as PyTorch's silu_backward */
+      T s = (T)1 / ((T)1 + m_exp(-b));
+      return a * s * (1 + b * (1 - s));
+    }
     else /* EMBER_LEAKY_RELU */ return b > 0 ? a : a * lo;
   }
 };
@@ -377,6 +384,7 @@ static int grad_dispatch(ember_unary_op op, ember_tensor *dst,
     case EMBER_GELU: return grad_f<EMBER_GELU, T>(dst, g, s, p0, p1);
     case EMBER_LEAKY_RELU: return grad_f<EMBER_LEAKY_RELU, T>(dst, g, s, p0, p1);
     case EMBER_ERFINV: return grad_f<EMBER_ERFINV, T>(dst, g, s, p0, p1);
+    case EMBER_SILU: return grad_f<EMBER_SILU, T>(dst, g, s, p0, p1);
     default: return 0;    /* NEG is done by the core; as the CPU: nothing */
   }
 }

@@ -692,4 +692,63 @@ int ember_cuda_softmax(ember_tensor *dst, const ember_tensor *src, int log) {
   });
 }
 
+/* The backward, one row per group as k_softmax: s = sum g y (softmax) or
+   sum g (log_softmax) in double, then dx = y (g - s) or g - exp(y) s. */
+template <int G, class T>
+__global__ void k_softmax_backward(T *dx, int64_t ds, const T *g, int64_t gs,
+                                   const T *y, int64_t ys,
+                                   cu_offsets_any<3> rl, int64_t rows,
+                                   int64_t n, int log_) {
+  typedef grp<G> grp_t;
+  op_dsum sop;
+  for (int64_t row = grp_t::first(); row < rows; row += grp_t::step()) {
+    cu_offs<3, int64_t> ro = rl.get(row);     /* (dx, g, y) */
+    const T *gr = g + ro[1], *yr = y + ro[2];
+    T *d = dx + ro[0];
+    double s = 0;
+    for (int64_t i = grp_t::rank(); i < n; i += grp_t::size())
+      s += log_ ? (double)gr[i * gs] : (double)gr[i * gs] * (double)yr[i * ys];
+    T st = (T)grp_t::all(s, sop);
+    for (int64_t i = grp_t::rank(); i < n; i += grp_t::size()) {
+      T gv = gr[i * gs], yv = yr[i * ys];
+      d[i * ds] = log_ ? gv - sm_exp(yv) * st : yv * (gv - st);
+    }
+  }
+}
+
+template <class T>
+static int softmax_backward_typed(ember_tensor *dx, const ember_tensor *g,
+                                  const ember_tensor *y, int log_) {
+  int nd = y->ndim;
+  int64_t n = y->shape[nd - 1];
+  int64_t ds = dx->strides[nd - 1], gs = g->strides[nd - 1], ys = y->strides[nd - 1];
+  int64_t rows = 1;
+  for (int i = 0; i < nd - 1; i++) rows *= y->shape[i];
+  if (rows == 0 || n == 0) return 0;
+  const int64_t *st[3] = {dx->strides, g->strides, y->strides};
+  cu_offsets_any<3> rl = cu_offsets_any_of<3>(cu_geom_make(nd - 1, y->shape, 3, st));
+  T *d = (T *)cu_data(dx);
+  const T *gp = (const T *)cu_data(g), *yp = (const T *)cu_data(y);
+  int strided = !(ys == 1 || ys == 0 || ys == -1) && rows >= 32;
+  if (strided || n <= 32)
+    k_softmax_backward<G_THREAD, T><<<grid_for(rows, 1), CU_THREADS>>>(
+        d, ds, gp, gs, yp, ys, rl, rows, n, log_);
+  else if (n <= 1024)
+    k_softmax_backward<G_WARP, T><<<grid_for(rows, 32), CU_THREADS>>>(
+        d, ds, gp, gs, yp, ys, rl, rows, n, log_);
+  else
+    k_softmax_backward<G_BLOCK, T><<<grid_blocks(rows), CU_THREADS>>>(
+        d, ds, gp, gs, yp, ys, rl, rows, n, log_);
+  CU_LAUNCH_CHECK(log_ ? "log_softmax backward" : "softmax backward");
+  return 0;
+}
+
+int ember_cuda_softmax_backward(ember_tensor *dx, const ember_tensor *g,
+                                const ember_tensor *y, int log) {
+  if (y->ndim == 0) return 0;
+  return ember_cuda_dispatch_float(y->dtype, [&](auto ty) {
+    return softmax_backward_typed<typename decltype(ty)::T>(dx, g, y, log);
+  });
+}
+
 /* }====================================================================== */

@@ -330,6 +330,7 @@ typedef enum ember_unary_op {
      are; their gradient is zero.  erfinv makes floats, as erf does. */
   EMBER_FLOOR, EMBER_CEIL, EMBER_ROUND, EMBER_TRUNC, EMBER_SIGN,
   EMBER_ERFINV,
+  EMBER_SILU,        /* x sigmoid(x), its gradient in one pass */
   EMBER_NUNARY
 } ember_unary_op;
 

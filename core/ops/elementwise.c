@@ -33,7 +33,7 @@
 static const char *const unary_names[EMBER_NUNARY] = {
   "neg", "abs", "exp", "log", "sqrt", "sin", "cos", "tanh", "sigmoid", "relu",
   "clamp", "erf", "log1p", "expm1", "gelu", "leaky_relu", "floor", "ceil",
-  "round", "trunc", "sign", "erfinv",
+  "round", "trunc", "sign", "erfinv", "silu",
 };
 static const char *const binary_names[EMBER_NBINARY] = {
   "add", "sub", "mul", "div", "pow", "maximum", "minimum", "remainder", "fmod",
@@ -114,7 +114,7 @@ static const char *const unary_node_names[EMBER_NUNARY] = {
   "ReluBackward", "ClampBackward", "ErfBackward", "Log1pBackward",
   "Expm1Backward", "GeluBackward", "LeakyReluBackward", "FloorBackward",
   "CeilBackward", "RoundBackward", "TruncBackward", "SignBackward",
-  "ErfinvBackward",
+  "ErfinvBackward", "SiluBackward",
 };
 
 static int unary_backward(ember_node *n, ember_tensor *g, ember_tensor **gin);

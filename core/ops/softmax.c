@@ -23,6 +23,14 @@ struct softmax_saved {
 
 static int softmax_backward(ember_node *n, ember_tensor *g, ember_tensor **gin);
 
+/* t viewed with dim moved last, where the kernels want it */
+static ember_tensor *dim_last(const ember_tensor *t, int dim) {
+  int perm[EMBER_MAX_DIMS], k = 0;
+  for (int i = 0; i < t->ndim; i++) if (i != dim) perm[k++] = i;
+  perm[k] = dim;
+  return ember_permute(t, t->ndim, perm);
+}
+
 static ember_tensor *softmax_impl(const char *fn, const ember_tensor *t,
                                   int dim, int log) {
   int nd = t->ndim ? t->ndim : 1;
@@ -33,12 +41,8 @@ static ember_tensor *softmax_impl(const char *fn, const ember_tensor *t,
   ember_tensor *out = src ? ember_empty_on(t->storage->device, t->ndim,
                                            t->shape, dt) : NULL;
   if (out && t->ndim > 0) {
-    /* both viewed with dim moved last */
-    int perm[EMBER_MAX_DIMS], k = 0;
-    for (int i = 0; i < t->ndim; i++) if (i != dim) perm[k++] = i;
-    perm[k] = dim;
-    ember_tensor *ps = ember_permute(src, t->ndim, perm);
-    ember_tensor *po = ps ? ember_permute(out, t->ndim, perm) : NULL;
+    ember_tensor *ps = dim_last(src, dim);
+    ember_tensor *po = ps ? dim_last(out, dim) : NULL;
     int rc = po ? ember_backend_of(out)->softmax(po, ps, log) : -1;
     ember_tensor_release(po);
     ember_tensor_release(ps);
@@ -72,26 +76,30 @@ ember_tensor *ember_log_softmax(const ember_tensor *t, int dim) {
   return softmax_impl("log_softmax", t, dim, 1);
 }
 
-/* softmax: y (g - sum(g y)); log_softmax: g - exp(y) sum(g) */
+/* softmax: y (g - sum(g y)); log_softmax: g - exp(y) sum(g): one kernel
+   (the backend's softmax_backward) over the rows of dim */
 static int softmax_backward(ember_node *n, ember_tensor *g, ember_tensor **gin) {
   const struct softmax_saved *st = EMBER_NODE_STATE(n, struct softmax_saved);
   int dim = st->dim;
   const ember_tensor *y = n->saved[0];
   if (y->ndim == 0) return (gin[0] = ember_scalar_as(g, 0.0)) ? 0 : -1;
-  ember_temps T;
-  ember_temps_init(&T);
-  ember_tensor *r = NULL;
-  if (st->log) {
-    ember_tensor *s = ember_temp(&T, ember_sum_dim(g, dim, 1));
-    ember_tensor *e = ember_temp(&T, s ? ember_unary(EMBER_EXP, y) : NULL);
-    ember_tensor *t = ember_temp(&T, e ? ember_binary(EMBER_MUL, e, s) : NULL);
-    r = t ? ember_binary(EMBER_SUB, g, t) : NULL;
-  } else {
-    ember_tensor *gy = ember_temp(&T, ember_binary(EMBER_MUL, g, y));
-    ember_tensor *s = ember_temp(&T, gy ? ember_sum_dim(gy, dim, 1) : NULL);
-    ember_tensor *d = ember_temp(&T, s ? ember_binary(EMBER_SUB, g, s) : NULL);
-    r = d ? ember_binary(EMBER_MUL, y, d) : NULL;
+  int prev = ember_ag_pause();
+  ember_tensor *gc = ember_cast(g, y->dtype);
+  ember_tensor *dx = gc ? ember_empty_on(y->storage->device, y->ndim, y->shape,
+                                         y->dtype) : NULL;
+  ember_tensor *pd = dx ? dim_last(dx, dim) : NULL;
+  ember_tensor *pg = pd ? dim_last(gc, dim) : NULL;
+  ember_tensor *py = pg ? dim_last(y, dim) : NULL;
+  int rc = py ? ember_backend_of(dx)->softmax_backward(pd, pg, py, st->log) : -1;
+  ember_tensor_release(py);
+  ember_tensor_release(pg);
+  ember_tensor_release(pd);
+  ember_tensor_release(gc);
+  ember_ag_resume(prev);
+  if (rc < 0) {
+    ember_tensor_release(dx);
+    return -1;
   }
-  ember_temps_release(&T);
-  return (gin[0] = r) ? 0 : -1;
+  gin[0] = dx;
+  return 0;
 }

@@ -1,6 +1,7 @@
--- float32 tanh on the CPU (tanh_f32 in core/cpu/elementwise.c: exp in
--- double, a series near 0): special values, and agreement with the float64
--- tanh rounded to float32, contiguous and strided.
+-- float32 tanh on the CPU (vm_tanhf in core/cpu/vmath.h: an odd
+-- polynomial near 0, 1 - 2 / (e^2|x| + 1) above): special values, and
+-- agreement with the float64 tanh rounded to float32, contiguous and
+-- strided.
 local ember = require "ember"
 
 describe("float32 tanh", function()

@@ -108,6 +108,8 @@ M.SEEDS = {
   logsumexp = function(e) return {e.randn(2, 3), -1, {keepdim = true}} end,
   clamp = function(e) return {e.randn(2, 3), e.zeros(3), e.ones(2, 1)} end,
   erfinv = function(e) return {e.rand(4) * 2 - 1} end,
+  silu = function(e) return {e.randn(2, 3) * 4} end,
+  silu_ = function(e) return {e.randn(3, 2):t()} end,
   remainder = function(e) return {e.randint(-9, 9, 2, 3, {dtype = "int64"}), e.tensor({3, -2, 5}, {dtype = "int64"})} end,
   fmod = function(e) return {e.randint(-9, 9, 3, 2, {dtype = "int32"}):t(), -4} end,
   atan2 = function(e) return {e.randn(2, 3), e.randn(3)} end,

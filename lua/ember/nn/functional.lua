@@ -19,10 +19,10 @@ function F.relu(x) check_tensor("relu", x, "the input", 2); return x:relu() end
 function F.sigmoid(x) check_tensor("sigmoid", x, "the input", 2); return x:sigmoid() end
 function F.tanh(x) check_tensor("tanh", x, "the input", 2); return x:tanh() end
 
---- SiLU (swish): x * sigmoid(x).
+--- SiLU (swish): x * sigmoid(x), one kernel each way (ember.silu).
 function F.silu(x)
   check_float("silu", x, "the input", 2)
-  return x * x:sigmoid()
+  return x:silu()
 end
 
 --- Mish: x * tanh(softplus(x)), with softplus(x) = max(x, 0) +
