@@ -9,7 +9,8 @@
 --     keeps the keys and values of the positions seen so far, so sampling
 --     feeds one new token a step and a step costs O(T), not a forward of
 --     the whole window.
--- spec/examples/char_models_spec.lua checks that a cached step gives the
+-- spec/nn/char_gpt_spec.lua checks it against the port (same weights, same
+-- logits and loss) and that a cached step gives the
 -- logits of a full forward.
 local ember = require "ember"
 local F = ember.nn.functional
