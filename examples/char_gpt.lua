@@ -11,29 +11,30 @@
 --
 --   ./ember examples/char_gpt.lua                  (2000 steps, a few minutes)
 --   ./ember examples/char_gpt.lua --steps 100 --eval-every 50 --sample 200
--- Options: --steps N (2000), --eval-every N (200), --sample N characters
--- (500), --seed N (1337), --threads N (Ember's default: the cores).
+-- Options: --steps N (2000), --eval-every N (200), --eval-iters N batches
+-- (20), --sample N characters (500, 0 for none), --seed N (1337),
+-- --threads N (Ember's default: the cores).
 -- The warm-up is min(100, steps / 10) steps, so short runs decay too.
 local ember = require "ember"
 local here = arg and arg[0] and arg[0]:match("^(.*)/[^/]*$") or "examples"
 local fortunes = dofile(here .. "/char_gpt/fortunes.lua")
 local char_gpt = dofile(here .. "/char_gpt/model.lua")
 
-local OPTS = {["--steps"] = 2000, ["--eval-every"] = 200, ["--sample"] = 500,
+local OPTS = {["--steps"] = 2000, ["--eval-every"] = 200, ["--eval-iters"] = 20, ["--sample"] = 500,
               ["--seed"] = 1337, ["--threads"] = false}
 local opt = {}
 for k, v in pairs(OPTS) do opt[k] = v end
 for i = 1, #arg, 2 do
   local v = math.tointeger(tonumber(arg[i + 1]))
   if OPTS[arg[i]] == nil or not v then
-    error(("char_gpt.lua: bad option %s %s (options: --steps, --eval-every, --sample, --seed, --threads)")
+    error(("char_gpt.lua: bad option %s %s (options: --steps, --eval-every, --eval-iters, --sample, --seed, --threads)")
       :format(tostring(arg[i]), tostring(arg[i + 1])))
   end
   opt[arg[i]] = v
 end
 if opt["--threads"] then ember.set_num_threads(opt["--threads"]) end
 local max_iters, eval_interval = opt["--steps"], opt["--eval-every"]
-local batch_size, block_size, eval_iters = 12, 64, 20
+local batch_size, block_size, eval_iters = 12, 64, opt["--eval-iters"]
 local learning_rate, min_lr = 1e-3, 1e-4
 local warmup_iters, lr_decay_iters = math.min(100, max_iters // 10), max_iters
 
@@ -97,6 +98,7 @@ print(("trained %d steps in %.1f s"):format(max_iters, ember.clock() - t0))
 -- sample.py: a fresh generator, so that sampling leaves the training stream alone
 model:eval()
 local n = opt["--sample"]
+if n == 0 then return end
 local g = ember.Generator(opt["--seed"])
 t0 = ember.clock()
 local y = model:generate(tok:encode("\n"):view(1, 1), n, 0.8, 10, g)

@@ -9,8 +9,8 @@ local ember = require "ember"
 
 local M = {dir = "/usr/share/games/fortunes"}
 
---- The corpus text: the files' contents joined in name order.
-function M.text(dir)
+--- The corpus, file by file: a list of the files' texts in name order.
+local function parts(dir)
   dir = dir or M.dir
   local p = assert(io.popen("ls " .. dir .. " 2>/dev/null"))
   local names = {}
@@ -19,22 +19,43 @@ function M.text(dir)
   end
   p:close()
   if #names == 0 then
-    error(dir .. " holds no fortunes: apt-get install fortunes (make deps does)", 2)
+    error(dir .. " holds no fortunes: apt-get install fortunes (make deps does)", 3)
   end
   table.sort(names)
-  local parts = {}
+  local out = {}
   for i, name in ipairs(names) do
     local f = assert(io.open(dir .. "/" .. name, "rb"))
     -- "%" alone on a line ends a fortune: keep the blank line between two
-    parts[i] = f:read("a"):gsub("\n%%\n", "\n\n"):gsub("^%%\n", "")
+    out[i] = f:read("a"):gsub("\n%%\n", "\n\n"):gsub("^%%\n", "")
     f:close()
   end
-  return table.concat(parts)
+  return out
+end
+
+--- The corpus text: the files' contents joined in name order.
+function M.text(dir)
+  return table.concat(parts(dir))
 end
 
 --- tok, train ids, val ids (1-d int64): the corpus tokenized, 90/10.
+-- The tokenizer is ember.data.chars's, made from the corpus's distinct
+-- characters, and the text is encoded a file at a time: encoding 2.6 MB
+-- at once makes Lua tables of every character (about 200 MB at the peak,
+-- more than the whole training run needs).
 function M.load(dir)
-  local tok, data = ember.data.chars(M.text(dir))
+  local texts, seen, distinct = parts(dir), {}, {}
+  for _, t in ipairs(texts) do
+    for c in t:gmatch(utf8.charpattern) do
+      if not seen[c] then seen[c] = true; distinct[#distinct + 1] = c end
+    end
+  end
+  local tok = ember.data.chars(table.concat(distinct))
+  local ids = {}
+  for i, t in ipairs(texts) do
+    ids[i] = tok:encode(t)
+    collectgarbage()
+  end
+  local data = ember.cat(ids, 1)
   local n = data:size(1)
   local cut = n * 9 // 10
   return tok, data[{ {1, cut} }], data[{ {cut + 1, n} }]
