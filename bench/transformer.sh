@@ -85,7 +85,7 @@ row() {
     }
     function fmt(x, kind) {
       if (x == "-") return x
-      return kind == "diff" ? sprintf("%.4f", x) : x + 0 >= 1e5 ? sprintf("%d", x) : sprintf("%.4g", x)
+      return kind == "diff" ? sprintf("%.4f", x) : x + 0 >= 1e4 ? sprintf("%d", x) : sprintf("%.4g", x)
     }
     $1 != "-" { e[++ne] = $1 }
     $2 != "-" { t[++nt] = $2 }

@@ -58,7 +58,7 @@ end
 -- (M.cache()) or nil.  With a cache, idx holds the positions after the
 -- cached ones: the whole prompt on the first call, then one token a call.
 function GPT:forward(idx, targets, cache)
-  local b, t = table.unpack(idx:shape())
+  local t = idx:size(2)
   local past = cache and cache.len or 0
   if past > 0 and t ~= 1 then
     error(("GPT: a cached forward takes one token a call after the prompt, got %d"):format(t), 2)
