@@ -43,6 +43,13 @@
 #            sort and topk, multinomial, slicing assignment, each vs
 #            PyTorch, naming every case over 1.5x (bench/ops.sh; not in the
 #            default list: BENCH_ONLY=ops or all)
+#   gpt      issue 18's table after the main one: the char GPT of
+#            examples/char_gpt.lua (training step at 2 and 1 threads,
+#            validation loss after BENCH_GPT_STEPS steps, default 2000, peak
+#            RSS, sampling 500 tokens), causal attention, char-rnn's LSTM,
+#            each vs PyTorch with its target, met or missed
+#            (bench/transformer.sh; not in the default list: BENCH_ONLY=gpt
+#            or all)
 #   (gemm = matmul,convgemm; all = every group)
 # PyTorch is Debian's python3-torch from /usr/bin/python3 (BENCH_PYTHON
 # overrides; without torch its column says so), always in its best
@@ -138,10 +145,10 @@ done
 # the groups asked for: want_<group>=1
 for g in $(echo "$only" | tr ',' ' '); do
   case $g in
-    matmul|convgemm|op|scan|startup|cnn|mlp|dist|sort|ops) eval "want_$g=1" ;;
+    matmul|convgemm|op|scan|startup|cnn|mlp|dist|sort|ops|gpt) eval "want_$g=1" ;;
     gemm) want_matmul=1; want_convgemm=1 ;;
-    all) want_matmul=1; want_convgemm=1; want_op=1; want_scan=1; want_startup=1; want_cnn=1; want_mlp=1; want_dist=1; want_sort=1; want_ops=1 ;;
-    *) echo "bench: BENCH_ONLY: unknown group '$g' (expected matmul, convgemm, gemm, op, scan, startup, cnn, mlp, dist, sort, ops or all)" >&2; exit 1 ;;
+    all) want_matmul=1; want_convgemm=1; want_op=1; want_scan=1; want_startup=1; want_cnn=1; want_mlp=1; want_dist=1; want_sort=1; want_ops=1; want_gpt=1 ;;
+    *) echo "bench: BENCH_ONLY: unknown group '$g' (expected matmul, convgemm, gemm, op, scan, startup, cnn, mlp, dist, sort, ops, gpt or all)" >&2; exit 1 ;;
   esac
 done
 wants() { eval "[ -n \"\${want_$1:-}\" ]"; }
@@ -594,6 +601,10 @@ fi
 if wants ops; then
   echo
   sh bench/ops.sh || { echo "bench: bench/ops.sh: a case over its bound, or a failure" >&2; status=1; }
+fi
+if wants gpt; then
+  echo
+  sh bench/transformer.sh || { echo "bench: bench/transformer.sh: a target missed, or a failure" >&2; status=1; }
 fi
 
 exit $status

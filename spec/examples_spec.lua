@@ -8,7 +8,11 @@ local ARGS = {["examples/fashion_mnist_cnn.lua"] = "--limit 6000 --epochs 2",
               ["examples/custom_loop.lua"] = "--limit 6000 --epochs 2",
               ["examples/fashion_mnist_mlp.lua"] = "--limit 20000 --epochs 2",
               ["examples/fashion_mnist_ddp.lua"] = "--limit 6000 --epochs 2",
-              ["examples/nanogpt.lua"] = "--steps 30"}
+              ["examples/nanogpt.lua"] = "--steps 30",
+              -- the char models: a few dozen steps, 1 thread (a loaded CI box
+              -- slows 2-thread steps by 10x), a short sample
+              ["examples/char_gpt.lua"] = "--steps 40 --eval-every 20 --sample 300 --threads 1",
+              ["examples/char_rnn.lua"] = "--steps 20 --print-every 5 --sample 300 --threads 1"}
 local outputs = {}
 
 local function run_example(path)
@@ -102,5 +106,41 @@ describe("examples converge", function()
     local w, b = out:match("recovered: y = ([%d%.%-]+) x ([%+%-][%d%.]+)")
     assert.is_true(math.abs(tonumber(w) - 3) < 0.05, out)
     assert.is_true(math.abs(tonumber(b) + 2) < 0.05, out)
+  end)
+end)
+
+describe("the character models learn and sample", function()
+  --- The sample between the example's two "---" lines: n characters, each
+  -- one of the corpus's (the fortunes files).
+  local function check_sample(out, n)
+    local text = out:match("%-%-%- %d+ characters sampled[^\n]*\n(.*)\n%-%-%- end of sample")
+    assert.is_not_nil(text, out)
+    assert.are.equal(n, utf8.len(text), out)
+    local vocab = dofile("examples/char_gpt/fortunes.lua").text()
+    for c in text:gmatch(utf8.charpattern) do
+      assert.truthy(vocab:find(c, 1, true), "not in the corpus: " .. c)
+    end
+  end
+
+  it("char_gpt.lua: the losses fall, the sample has 300 characters", function()
+    local out = run_example("examples/char_gpt.lua")
+    local train, val = {}, {}
+    for t, v in out:gmatch("step %d+: train loss ([%d%.]+), val loss ([%d%.]+)") do
+      train[#train + 1], val[#val + 1] = tonumber(t), tonumber(v)
+    end
+    assert.are.equal(3, #train, out)   -- steps 0, 20, 40
+    assert.is_true(train[3] < train[1] - 1.0, out)   -- 4.7 at the start
+    assert.is_true(val[3] < val[1] - 1.0, out)
+    check_sample(out, 300)
+  end)
+
+  it("char_rnn.lua: the loss falls, the sample has 300 characters", function()
+    local out = run_example("examples/char_rnn.lua")
+    local losses = {}
+    for l in out:gmatch("train_loss = ([%d%.]+)") do losses[#losses + 1] = tonumber(l) end
+    assert.are.equal(4, #losses, out)   -- the means of steps 1-5, ..., 16-20
+    assert.is_true(losses[4] < losses[1] - 0.5, out)
+    assert.is_not_nil(out:match("val_loss = [%d%.]+"), out)
+    check_sample(out, 300)
   end)
 end)
