@@ -14,39 +14,22 @@
 **   d gi = dc' g i (1 - i),   d gf = dc' c_prev f (1 - f),
 **   d gg = dc' i (1 - g^2),   d go = dh tanh(c) o (1 - o),
 **   d c_prev = dc' f.
-** The nonlinearities run in double (float32 tanh through exp, as the unary
-** kernels: glibc's tanhf is 5x slower), so float32 results are the
-** correctly rounded ones up to an ulp.  Threads take ranges of rows; every
-** element is computed alone, so the bits do not depend on the threads.
+** float32 runs in float with vmath.h's sigmoid and tanh, the functions of
+** the float32 unary kernels, in loops GCC vectorises (EMBER_SIMD, restrict
+** row pointers), so a fused step and the same step composed of ops agree
+** to float32 rounding; float64 runs on libm.  Threads take ranges of rows;
+** every element is computed alone, so the bits do not depend on the
+** threads.
 */
 #include <math.h>
 
 #include "cpu.h"
+#include "vmath.h"
 
 /* Elements per step below which one thread runs it (5 exps each). */
 #define LSTM_PARALLEL_MIN 4096
 
-static EMBER_ALWAYS_INLINE double ld(const void *p, int64_t i, int is64) {
-  return is64 ? ((const double *)p)[i] : (double)((const float *)p)[i];
-}
-
-static EMBER_ALWAYS_INLINE void st(void *p, int64_t i, double v, int is64) {
-  if (is64) ((double *)p)[i] = v;
-  else ((float *)p)[i] = (float)v;
-}
-
 static EMBER_ALWAYS_INLINE double sigm(double x) { return 1.0 / (1.0 + exp(-x)); }
-
-/* tanh: libm's for float64; for float32 (e - 1) / (e + 1) with the series
-   below |x| < 1e-3, the formula of the float32 unary tanh (elementwise.c:
-   within 0.5 ulp of float's tanh, the clamp lets NaN through) */
-static EMBER_ALWAYS_INLINE double tnh(double x, int is64) {
-  if (is64) return tanh(x);
-  double v = x > 10.0 ? 10.0 : x < -10.0 ? -10.0 : x;
-  double e = exp(2.0 * v), v2 = v * v;
-  return fabs(v) < 1e-3 ? v * (1.0 - v2 * (1.0 / 3.0 - v2 * (2.0 / 15.0)))
-                        : (e - 1.0) / (e + 1.0);
-}
 
 typedef struct {
   void *hc, *act, *dgates, *dcp, *dgh, *dh;
@@ -54,127 +37,123 @@ typedef struct {
   int64_t B, H;
 } lstm_args;                    /* the GRU's too: gates is gx, hc is hn */
 
+/* Each kernel below is one body over the element type T with its sigmoid
+   SIG and tanh TANH, instantiated for float (vmath.h) and double (libm).
+   Rows are read and written through restrict pointers so the float loops
+   vectorise; an optional output (act when no backward will follow, dcp,
+   dgh, ...) is a masked store in the vector loop. */
+
 /* {======================================================================
-** Forward
+** LSTM forward and backward
 ** ======================================================================= */
 
-static EMBER_ALWAYS_INLINE void fwd_rows(const lstm_args *a, int64_t lo,
-                                         int64_t hi, int is64) {
-  const int64_t H = a->H, BH = a->B * H;
-  for (int64_t b = lo; b < hi; b++) {
-    int64_t gr = b * 4 * H, r = b * H;
-    for (int64_t k = 0; k < H; k++) {
-      double i = sigm(ld(a->gates, gr + k, is64));
-      double f = sigm(ld(a->gates, gr + H + k, is64));
-      double g = tnh(ld(a->gates, gr + 2 * H + k, is64), is64);
-      double o = sigm(ld(a->gates, gr + 3 * H + k, is64));
-      double c = f * ld(a->cp, r + k, is64) + i * g;
-      if (!is64) c = (float)c;       /* h from the c that is stored */
-      st(a->hc, r + k, o * tnh(c, is64), is64);
-      st(a->hc, BH + r + k, c, is64);
-      if (a->act) {
-        st(a->act, gr + k, i, is64);
-        st(a->act, gr + H + k, f, is64);
-        st(a->act, gr + 2 * H + k, g, is64);
-        st(a->act, gr + 3 * H + k, o, is64);
-      }
-    }
+#define LSTM_FWD_TYPED(NAME, T, SIG, TANH)                                   \
+  static EMBER_SIMD void NAME(const lstm_args *a, int64_t lo, int64_t hi) {  \
+    const int64_t H = a->H, BH = a->B * H;                                   \
+    for (int64_t b = lo; b < hi; b++) {                                      \
+      const T *restrict gt = (const T *)a->gates + b * 4 * H;                \
+      const T *restrict cp = (const T *)a->cp + b * H;                       \
+      T *restrict h = (T *)a->hc + b * H, *restrict c = (T *)a->hc + BH + b * H; \
+      T *restrict act = a->act ? (T *)a->act + b * 4 * H : NULL;             \
+      _Pragma("omp simd")                                                    \
+      for (int64_t k = 0; k < H; k++) {                                      \
+        T i = SIG(gt[k]), f = SIG(gt[H + k]), g = TANH(gt[2 * H + k]);       \
+        T o = SIG(gt[3 * H + k]), cn = f * cp[k] + i * g;                    \
+        h[k] = o * TANH(cn);                                                 \
+        c[k] = cn;                                                           \
+        if (act) {                                                           \
+          act[k] = i; act[H + k] = f; act[2 * H + k] = g; act[3 * H + k] = o; \
+        }                                                                    \
+      }                                                                      \
+    }                                                                        \
   }
-}
 
-static void fwd_f32(const lstm_args *a, int64_t lo, int64_t hi) { fwd_rows(a, lo, hi, 0); }
-static void fwd_f64(const lstm_args *a, int64_t lo, int64_t hi) { fwd_rows(a, lo, hi, 1); }
+#define LSTM_BWD_TYPED(NAME, T, TANH)                                        \
+  static EMBER_SIMD void NAME(const lstm_args *a, int64_t lo, int64_t hi) {  \
+    const int64_t H = a->H, BH = a->B * H;                                   \
+    for (int64_t b = lo; b < hi; b++) {                                      \
+      const T *restrict act = (const T *)a->sact + b * 4 * H;                \
+      const T *restrict cp = (const T *)a->cp + b * H;                       \
+      const T *restrict c = (const T *)a->shc + BH + b * H;                  \
+      const T *restrict dhv = (const T *)a->dhc + b * H;                     \
+      const T *restrict dcv = (const T *)a->dhc + BH + b * H;                \
+      T *restrict dg = (T *)a->dgates + b * 4 * H;                           \
+      T *restrict dcp = a->dcp ? (T *)a->dcp + b * H : NULL;                 \
+      _Pragma("omp simd")                                                    \
+      for (int64_t k = 0; k < H; k++) {                                      \
+        T i = act[k], f = act[H + k], g = act[2 * H + k], o = act[3 * H + k]; \
+        T tc = TANH(c[k]), dh = dhv[k];                                      \
+        T dc = dcv[k] + dh * o * (1 - tc * tc);                              \
+        dg[k] = dc * g * i * (1 - i);                                        \
+        dg[H + k] = dc * cp[k] * f * (1 - f);                                \
+        dg[2 * H + k] = dc * i * (1 - g * g);                                \
+        dg[3 * H + k] = dh * tc * o * (1 - o);                               \
+        if (dcp) dcp[k] = dc * f;                                            \
+      }                                                                      \
+    }                                                                        \
+  }
+
+LSTM_FWD_TYPED(fwd_f32, float, vm_sigmoidf, vm_tanhf)
+LSTM_FWD_TYPED(fwd_f64, double, sigm, tanh)
+LSTM_BWD_TYPED(bwd_f32, float, vm_tanhf)
+LSTM_BWD_TYPED(bwd_f64, double, tanh)
 
 /* }====================================================================== */
 
 /* {======================================================================
-** Backward
+** GRU forward and backward
 ** ======================================================================= */
 
-static EMBER_ALWAYS_INLINE void bwd_rows(const lstm_args *a, int64_t lo,
-                                         int64_t hi, int is64) {
-  const int64_t H = a->H, BH = a->B * H;
-  for (int64_t b = lo; b < hi; b++) {
-    int64_t gr = b * 4 * H, r = b * H;
-    for (int64_t k = 0; k < H; k++) {
-      double i = ld(a->sact, gr + k, is64), f = ld(a->sact, gr + H + k, is64);
-      double g = ld(a->sact, gr + 2 * H + k, is64);
-      double o = ld(a->sact, gr + 3 * H + k, is64);
-      double tc = tnh(ld(a->shc, BH + r + k, is64), is64);
-      double dh = ld(a->dhc, r + k, is64);
-      double dc = ld(a->dhc, BH + r + k, is64) + dh * o * (1.0 - tc * tc);
-      st(a->dgates, gr + k, dc * g * i * (1.0 - i), is64);
-      st(a->dgates, gr + H + k, dc * ld(a->cp, r + k, is64) * f * (1.0 - f), is64);
-      st(a->dgates, gr + 2 * H + k, dc * i * (1.0 - g * g), is64);
-      st(a->dgates, gr + 3 * H + k, dh * tc * o * (1.0 - o), is64);
-      if (a->dcp) st(a->dcp, r + k, dc * f, is64);
-    }
+#define GRU_FWD_TYPED(NAME, T, SIG, TANH)                                    \
+  static EMBER_SIMD void NAME(const lstm_args *a, int64_t lo, int64_t hi) {  \
+    const int64_t H = a->H;                                                  \
+    for (int64_t b = lo; b < hi; b++) {                                      \
+      const T *restrict gx = (const T *)a->gates + b * 3 * H;                \
+      const T *restrict gh = (const T *)a->gh + b * 3 * H;                   \
+      const T *restrict h = (const T *)a->h + b * H;                         \
+      T *restrict hn = (T *)a->hc + b * H;                                   \
+      T *restrict act = a->act ? (T *)a->act + b * 3 * H : NULL;             \
+      _Pragma("omp simd")                                                    \
+      for (int64_t k = 0; k < H; k++) {                                      \
+        T r = SIG(gx[k] + gh[k]), z = SIG(gx[H + k] + gh[H + k]);            \
+        T n = TANH(gx[2 * H + k] + r * gh[2 * H + k]);                       \
+        hn[k] = n + z * (h[k] - n);                                          \
+        if (act) { act[k] = r; act[H + k] = z; act[2 * H + k] = n; }         \
+      }                                                                      \
+    }                                                                        \
   }
-}
-
-static void bwd_f32(const lstm_args *a, int64_t lo, int64_t hi) { bwd_rows(a, lo, hi, 0); }
-static void bwd_f64(const lstm_args *a, int64_t lo, int64_t hi) { bwd_rows(a, lo, hi, 1); }
-
-/* }====================================================================== */
-
-/* {======================================================================
-** GRU
-** ======================================================================= */
-
-static EMBER_ALWAYS_INLINE void gru_fwd_rows(const lstm_args *a, int64_t lo,
-                                             int64_t hi, int is64) {
-  const int64_t H = a->H;
-  for (int64_t b = lo; b < hi; b++) {
-    int64_t gr = b * 3 * H, r0 = b * H;
-    for (int64_t k = 0; k < H; k++) {
-      double r = sigm(ld(a->gates, gr + k, is64) + ld(a->gh, gr + k, is64));
-      double z = sigm(ld(a->gates, gr + H + k, is64) + ld(a->gh, gr + H + k, is64));
-      double n = tnh(ld(a->gates, gr + 2 * H + k, is64) +
-                     r * ld(a->gh, gr + 2 * H + k, is64), is64);
-      st(a->hc, r0 + k, n + z * (ld(a->h, r0 + k, is64) - n), is64);
-      if (a->act) {
-        st(a->act, gr + k, r, is64);
-        st(a->act, gr + H + k, z, is64);
-        st(a->act, gr + 2 * H + k, n, is64);
-      }
-    }
-  }
-}
-
-static void gru_fwd_f32(const lstm_args *a, int64_t lo, int64_t hi) { gru_fwd_rows(a, lo, hi, 0); }
-static void gru_fwd_f64(const lstm_args *a, int64_t lo, int64_t hi) { gru_fwd_rows(a, lo, hi, 1); }
 
 /* d n = g (1 - z), d z = g (h - n), d h = g z; through n = tanh(gx_n +
    r gh_n): d gx_n = d n (1 - n^2) =: dnp, d gh_n = dnp r, d r = dnp gh_n;
    the r and z gates' pre-activations are sums, so d gx = d gh there. */
-static EMBER_ALWAYS_INLINE void gru_bwd_rows(const lstm_args *a, int64_t lo,
-                                             int64_t hi, int is64) {
-  const int64_t H = a->H;
-  for (int64_t b = lo; b < hi; b++) {
-    int64_t gr = b * 3 * H, r0 = b * H;
-    for (int64_t k = 0; k < H; k++) {
-      double r = ld(a->sact, gr + k, is64), z = ld(a->sact, gr + H + k, is64);
-      double n = ld(a->sact, gr + 2 * H + k, is64), g = ld(a->dhc, r0 + k, is64);
-      double dnp = g * (1.0 - z) * (1.0 - n * n);
-      double dr = dnp * ld(a->gh, gr + 2 * H + k, is64) * r * (1.0 - r);
-      double dz = g * (ld(a->h, r0 + k, is64) - n) * z * (1.0 - z);
-      if (a->dgates) {
-        st(a->dgates, gr + k, dr, is64);
-        st(a->dgates, gr + H + k, dz, is64);
-        st(a->dgates, gr + 2 * H + k, dnp, is64);
-      }
-      if (a->dgh) {
-        st(a->dgh, gr + k, dr, is64);
-        st(a->dgh, gr + H + k, dz, is64);
-        st(a->dgh, gr + 2 * H + k, dnp * r, is64);
-      }
-      if (a->dh) st(a->dh, r0 + k, g * z, is64);
-    }
+#define GRU_BWD_TYPED(NAME, T)                                               \
+  static EMBER_SIMD void NAME(const lstm_args *a, int64_t lo, int64_t hi) {  \
+    const int64_t H = a->H;                                                  \
+    for (int64_t b = lo; b < hi; b++) {                                      \
+      const T *restrict act = (const T *)a->sact + b * 3 * H;                \
+      const T *restrict gh = (const T *)a->gh + b * 3 * H;                   \
+      const T *restrict h = (const T *)a->h + b * H;                         \
+      const T *restrict gv = (const T *)a->dhc + b * H;                      \
+      T *restrict dgx = a->dgates ? (T *)a->dgates + b * 3 * H : NULL;       \
+      T *restrict dgh = a->dgh ? (T *)a->dgh + b * 3 * H : NULL;             \
+      T *restrict dh = a->dh ? (T *)a->dh + b * H : NULL;                    \
+      _Pragma("omp simd")                                                    \
+      for (int64_t k = 0; k < H; k++) {                                      \
+        T r = act[k], z = act[H + k], n = act[2 * H + k], g = gv[k];         \
+        T dnp = g * (1 - z) * (1 - n * n);                                   \
+        T dr = dnp * gh[2 * H + k] * r * (1 - r);                            \
+        T dz = g * (h[k] - n) * z * (1 - z);                                 \
+        if (dgx) { dgx[k] = dr; dgx[H + k] = dz; dgx[2 * H + k] = dnp; }     \
+        if (dgh) { dgh[k] = dr; dgh[H + k] = dz; dgh[2 * H + k] = dnp * r; } \
+        if (dh) dh[k] = g * z;                                               \
+      }                                                                      \
+    }                                                                        \
   }
-}
 
-static void gru_bwd_f32(const lstm_args *a, int64_t lo, int64_t hi) { gru_bwd_rows(a, lo, hi, 0); }
-static void gru_bwd_f64(const lstm_args *a, int64_t lo, int64_t hi) { gru_bwd_rows(a, lo, hi, 1); }
+GRU_FWD_TYPED(gru_fwd_f32, float, vm_sigmoidf, vm_tanhf)
+GRU_FWD_TYPED(gru_fwd_f64, double, sigm, tanh)
+GRU_BWD_TYPED(gru_bwd_f32, float)
+GRU_BWD_TYPED(gru_bwd_f64, double)
 
 /* }====================================================================== */
 
