@@ -602,17 +602,16 @@ end
 -- Text: a character-level tokenizer and training windows
 -- =======================================================================
 
---- The UTF-8 characters of text as a list (lax = false: surrogates and
--- code points past U+10FFFF are invalid, as in Lua's utf8 library), or an
--- error naming fname and the byte where the text stops being UTF-8.
-local function utf8_chars(fname, text, level)
+local ENCODE_CHUNK = 65536   -- ids per tensor while encoding
+
+--- Check that text is UTF-8 (lax = false: surrogates and code points past
+-- U+10FFFF are invalid, as in Lua's utf8 library), else an error naming
+-- fname and the byte where the text stops being UTF-8.
+local function check_utf8(fname, text, level)
   local ok, bad = utf8.len(text)
   if not ok then
     fail(level + 1, "%s: the text is not valid UTF-8 (at byte %d)", fname, bad)
   end
-  local out = {}
-  for c in text:gmatch(utf8.charpattern) do out[#out + 1] = c end
-  return out
 end
 
 --- "'a' (U+0061)" for a character in messages.
@@ -640,16 +639,28 @@ end
 function Tokenizer:encode(text)
   check_self("encode", self)
   if type(text) ~= "string" then fail(2, "encode: expected a string, got %s", kind(text)) end
-  local ids, stoi = {}, self._stoi
-  for i, c in ipairs(utf8_chars("encode", text, 2)) do
+  check_utf8("encode", text, 2)
+  -- ids go into tensors a chunk at a time, so a corpus of megabytes never
+  -- becomes a Lua table of one entry per character (16 bytes each)
+  local stoi, parts, ids, n, i = self._stoi, {}, {}, 0, 0
+  for c in text:gmatch(utf8.charpattern) do
+    i = i + 1
     local id = stoi[c]
     if not id then
       fail(2, "encode: character %s (character %d of the text) is not in the vocabulary",
            char_str(c), i)
     end
-    ids[i] = id
+    n = n + 1
+    ids[n] = id
+    if n == ENCODE_CHUNK then
+      parts[#parts + 1] = ember.tensor(ids, {dtype = "int64"})
+      n = 0
+    end
   end
-  return ember.tensor(ids, {dtype = "int64"})
+  if n > 0 or #parts == 0 then
+    parts[#parts + 1] = ember.tensor(table.move(ids, 1, n, 1, {}), {dtype = "int64"})
+  end
+  return #parts == 1 and parts[1] or ember.cat(parts)
 end
 
 --- tok:decode(ids): the text of a 1-d (or 0-d) integer tensor or a list
@@ -699,8 +710,9 @@ function data.chars(arg)
   else
     fail(2, "chars: expected a string or {path = file}, got %s", kind(arg))
   end
+  check_utf8("chars", text, 2)
   local seen, chars = {}, {}
-  for _, c in ipairs(utf8_chars("chars", text, 2)) do
+  for c in text:gmatch(utf8.charpattern) do
     if not seen[c] then
       seen[c] = true
       chars[#chars + 1] = c
