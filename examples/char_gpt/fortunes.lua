@@ -37,25 +37,10 @@ function M.text(dir)
   return table.concat(parts(dir))
 end
 
---- tok, train ids, val ids (1-d int64): the corpus tokenized, 90/10.
--- The tokenizer is ember.data.chars's, made from the corpus's distinct
--- characters, and the text is encoded a file at a time: encoding 2.6 MB
--- at once makes Lua tables of every character (about 200 MB at the peak,
--- more than the whole training run needs).
+--- tok, train ids, val ids (1-d int64): the corpus tokenized by
+-- ember.data.chars (a token per distinct character), split 90/10.
 function M.load(dir)
-  local texts, seen, distinct = parts(dir), {}, {}
-  for _, t in ipairs(texts) do
-    for c in t:gmatch(utf8.charpattern) do
-      if not seen[c] then seen[c] = true; distinct[#distinct + 1] = c end
-    end
-  end
-  local tok = ember.data.chars(table.concat(distinct))
-  local ids = {}
-  for i, t in ipairs(texts) do
-    ids[i] = tok:encode(t)
-    collectgarbage()
-  end
-  local data = ember.cat(ids, 1)
+  local tok, data = ember.data.chars(M.text(dir))
   local n = data:size(1)
   local cut = n * 9 // 10
   return tok, data[{ {1, cut} }], data[{ {cut + 1, n} }]
