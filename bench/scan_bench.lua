@@ -37,12 +37,4 @@ local CASES = {
 }
 
 io.write(("# device %s threads %d\n"):format(dev, ember.get_num_threads()))
-for _, c in ipairs(CASES) do
-  local f, y = c[2]
-  local t = timing.per_call(function(reps)
-    for _ = 1, reps do y = f() end
-    sync()
-  end, 1)
-  assert(y)
-  io.write(("%s %.4f\n"):format(c[1], t * 1e3))
-end
+timing.run_cases(CASES, nil, sync)

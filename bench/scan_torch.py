@@ -15,7 +15,7 @@ Output: "# torch <version>", "# device D threads N", then one
 import os
 import sys
 
-from timing import per_call
+from timing import run_cases
 
 try:
     import torch
@@ -46,14 +46,7 @@ def main():
     ]
     print("# torch %s" % torch.__version__)
     print("# device %s threads %d" % (dev, torch.get_num_threads()))
-    for name, f in cases:
-        def batch(reps, f=f):
-            for _ in range(reps):
-                y = f()
-            sync()
-            return y
-        print("%s %.4f" % (name, per_call(batch, 1) * 1e3))
-        sys.stdout.flush()
+    run_cases(cases, "", sync)
 
 
 if __name__ == "__main__":

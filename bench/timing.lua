@@ -35,4 +35,21 @@ function M.per_call(batch, unit)
   return median(secs) / reps
 end
 
+--- Time each case {name, fn} of `cases` (fn makes one call) and write
+-- "<name> <ms per call>" a line; `only`, if given, keeps the names that
+-- start with it; `sync`, if given, ends every batch (a device's queue).
+function M.run_cases(cases, only, sync)
+  for _, c in ipairs(cases) do
+    if not only or c[1]:sub(1, #only) == only then
+      local f = c[2]
+      local t = M.per_call(function(reps)
+        for _ = 1, reps do f() end
+        if sync then sync() end
+      end, 1)
+      io.write(("%s %.4f\n"):format(c[1], t * 1e3))
+      io.flush()
+    end
+  end
+end
+
 return M

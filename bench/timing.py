@@ -26,3 +26,18 @@ def per_call(batch, unit=1000):
         batch(reps)
         secs.append(clock() - t0)
     return statistics.median(secs) / reps
+
+
+def run_cases(cases, only="", sync=lambda: None):
+    """Time each (name, fn) of cases (fn makes one call) and print
+    "<name> <ms per call>" a line; `only` keeps the names that start with
+    it; `sync` ends every batch (a device's queue)."""
+    for name, f in cases:
+        if not name.startswith(only):
+            continue
+
+        def batch(reps, f=f):
+            for _ in range(reps):
+                f()
+            sync()
+        print("%s %.4f" % (name, per_call(batch, 1) * 1e3), flush=True)

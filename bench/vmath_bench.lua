@@ -54,13 +54,4 @@ local r = ember.randn(4096, 64):to(dev)
 CASES[#CASES + 1] = {"sum_4096x64", function() r:sum(2) end}
 
 io.write(("# device %s threads %d\n"):format(dev, ember.get_num_threads()))
-for _, c in ipairs(CASES) do
-  if not only or c[1]:sub(1, #only) == only then
-    local t = timing.per_call(function(reps)
-      for _ = 1, reps do c[2]() end
-      sync()
-    end, 1)
-    io.write(("%s %.4f\n"):format(c[1], t * 1e3))
-    io.flush()
-  end
-end
+timing.run_cases(CASES, only, sync)

@@ -13,7 +13,7 @@ Exit status 3 when torch cannot be imported.  Output: "# torch <version>",
 import os
 import sys
 
-from timing import per_call
+from timing import run_cases
 
 try:
     import torch
@@ -57,16 +57,7 @@ def main():
     cases.append(("sum_4096x64", lambda: r.sum(1)))
     print("# torch %s" % torch.__version__)
     print("# device %s threads %d" % (dev, torch.get_num_threads()))
-    for name, f in cases:
-        if not name.startswith(only):
-            continue
-
-        def batch(reps, f=f):
-            for _ in range(reps):
-                f()
-            sync()
-        print("%s %.4f" % (name, per_call(batch, 1) * 1e3))
-        sys.stdout.flush()
+    run_cases(cases, only, sync)
 
 
 if __name__ == "__main__":
