@@ -290,14 +290,20 @@ static int l_gru_cell(lua_State *L) {
 ** ======================================================================= */
 
 /* ember._scaled_dot_product_attention(q, k, v, mask|nil, is_causal,
-   scale|nil): nn.functional.scaled_dot_product_attention checks the
-   options and calls this. */
+   scale|nil, dropout_p|nil, opts|nil): nn.functional.
+   scaled_dot_product_attention checks the options and calls this; opts
+   may name the dropout's generator. */
 static int l_scaled_dot_product_attention(lua_State *L) {
   ember_tensor *q = l_check(L, 1), *k = l_check(L, 2), *v = l_check(L, 3);
   ember_tensor *mask = lua_isnoneornil(L, 4) ? NULL : l_check(L, 4);
   int causal = lua_toboolean(L, 5);
   double scale = lua_isnoneornil(L, 6) ? NAN : luaL_checknumber(L, 6);
-  PUSH(L, ember_scaled_dot_product_attention(q, k, v, mask, causal, scale));
+  double p = luaL_optnumber(L, 7, 0.0);
+  if (p == 0)
+    PUSH(L, ember_scaled_dot_product_attention(q, k, v, mask, causal, scale));
+  else
+    PUSH(L, ember_scaled_dot_product_attention_dropout(q, k, v, mask, causal,
+                                                       scale, p, l_optgen(L, 8)));
   return 1;
 }
 

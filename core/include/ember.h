@@ -485,6 +485,14 @@ ember_tensor *ember_scaled_dot_product_attention(const ember_tensor *q,
                                                  const ember_tensor *v,
                                                  const ember_tensor *mask,
                                                  int is_causal, double scale);
+/* The same with dropout on the weights (probability p, from gen; NULL: this
+   thread's default generator), as PyTorch's math path: not fused, it makes
+   the (..., L, S) weights (autograd through the ops that compose it).
+   p = 0 is ember_scaled_dot_product_attention itself. */
+ember_tensor *ember_scaled_dot_product_attention_dropout(
+    const ember_tensor *q, const ember_tensor *k, const ember_tensor *v,
+    const ember_tensor *mask, int is_causal, double scale, double p,
+    ember_generator *gen);
 
 /* }==================================================================== */
 

@@ -6,7 +6,9 @@
 ** PyTorch 2.x's torch.nn.functional.scaled_dot_product_attention without
 ** dropout: softmax(q k^T * scale + mask) v over the last two dims, with
 ** q (..., L, E), k (..., S, E), v (..., S, Ev) sharing their batch dims
-** (no broadcasting between them, as PyTorch's fused kernels).
+** (no broadcasting between them, as PyTorch's fused kernels).  With
+** dropout, ember_scaled_dot_product_attention_dropout takes PyTorch's
+** math path instead (below the forward).
 **
 ** Contract:
 **   - q, k, v float32 or float64, one dtype and one device; scale NAN means
@@ -211,6 +213,66 @@ ember_tensor *ember_scaled_dot_product_attention(const ember_tensor *q,
     }
     out = ember_ag_finish(n, out, 0);
   }
+  ember_temps_release(&T);
+  return out;
+}
+
+/* dropout_p > 0: PyTorch's math path, which the fused kernels do not take.
+   The weights softmax(q k^T scale + mask), a row that sees no key zeros
+   (the fused kernels' rule, so p -> 0 meets them), dropped with
+   probability p from gen and scaled by 1 / (1 - p), times v.  Composed of
+   recorded ops, so autograd goes through them; it makes the (..., L, S)
+   weights the fused kernels never store. */
+ember_tensor *ember_scaled_dot_product_attention_dropout(
+    const ember_tensor *q, const ember_tensor *k, const ember_tensor *v,
+    const ember_tensor *mask, int is_causal, double scale, double p,
+    ember_generator *gen) {
+  ember_attention_geom g;
+  if (attention_check(q, k, v, mask, is_causal, &g) < 0) return NULL;
+  if (!(p >= 0 && p <= 1))
+    return ember_set_error("%s: dropout_p must be in [0, 1], got %g", FN, p), NULL;
+  if (p == 0) return ember_scaled_dot_product_attention(q, k, v, mask, is_causal, scale);
+  if (!gen) gen = ember_default_generator();
+  const int nd = q->ndim;
+  ember_device dev = q->storage->device;
+  ember_temps T;
+  ember_temps_init(&T);
+  ember_tensor *zero = ember_temp(&T, ember_scalar_as(q, 0.0));
+  ember_tensor *ninf = ember_temp(&T, zero ? ember_scalar_as(q, -INFINITY) : NULL);
+  ember_tensor *sc = ember_temp(&T, ninf ? ember_scalar_as(q, isnan(scale)
+                                ? 1.0 / sqrt((double)g.E) : scale) : NULL);
+  ember_tensor *kt = ember_temp(&T, sc ? ember_transpose(k, nd - 2, nd - 1) : NULL);
+  ember_tensor *qk = ember_temp(&T, kt ? ember_matmul(q, kt) : NULL);
+  ember_tensor *s = ember_temp(&T, qk ? ember_binary(EMBER_MUL, qk, sc) : NULL);
+  const ember_tensor *allow = mask;      /* bool: may attend; or additive */
+  if (s && is_causal) {
+    int64_t ls[2] = {g.L, g.S};
+    ember_tensor *ones = ember_temp(&T, ember_ones_on(dev, 2, ls, EMBER_BOOL));
+    allow = ember_temp(&T, ones ? ember_tril(ones, 0) : NULL);
+  }
+  if (s && (mask || is_causal)) {
+    const ember_tensor *add = allow && allow->dtype == EMBER_BOOL
+        ? ember_temp(&T, ember_where(allow, zero, ninf)) : allow;
+    s = ember_temp(&T, add ? ember_binary(EMBER_ADD, s, add) : NULL);
+  }
+  /* seen: the rows with a score above -inf (NaN rows stay, and give NaN) */
+  ember_tensor *mx = ember_temp(&T, s ? ember_reduce_dim(EMBER_MAX, s, nd - 1, 1, 0) : NULL);
+  ember_tensor *seen = ember_temp(&T, mx ? ember_compare(EMBER_NE, mx, ninf) : NULL);
+  ember_tensor *s0 = ember_temp(&T, seen ? ember_where(seen, s, zero) : NULL);
+  ember_tensor *sm = ember_temp(&T, s0 ? ember_softmax(s0, nd - 1) : NULL);
+  ember_tensor *w = ember_temp(&T, sm ? ember_where(seen, sm, zero) : NULL);
+  /* the dropout: keep where u >= p, u uniform in [0, 1) (F.dropout's draw);
+     p = 1 keeps nothing, and the factor is 0, not 1/0 */
+  ember_tensor *u = ember_temp(&T, w ? ember_rand_gen(gen, dev, w->ndim, w->shape,
+                                                      q->dtype) : NULL);
+  ember_tensor *pt = ember_temp(&T, u ? ember_scalar_as(q, p) : NULL);
+  ember_tensor *keep = ember_temp(&T, pt ? ember_compare(EMBER_GE, u, pt) : NULL);
+  ember_tensor *kf = ember_temp(&T, keep ? ember_to_dtype(keep, q->dtype) : NULL);
+  ember_tensor *inv = ember_temp(&T, kf ? ember_scalar_as(q, p < 1 ? 1.0 / (1.0 - p)
+                                                                    : 0.0) : NULL);
+  ember_tensor *kw = ember_temp(&T, inv ? ember_binary(EMBER_MUL, kf, inv) : NULL);
+  ember_tensor *wd = ember_temp(&T, kw ? ember_binary(EMBER_MUL, w, kw) : NULL);
+  ember_tensor *out = wd ? ember_matmul(wd, v) : NULL;
   ember_temps_release(&T);
   return out;
 }

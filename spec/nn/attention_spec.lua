@@ -169,7 +169,9 @@ describe("scaled_dot_product_attention", function()
     err("scaled_dot_product_attention: expected a tensor for the key, got nil", q)
     err("expected a floating tensor for the query, got int64", ember.ones(2, 3, 4, {dtype = "int64"}), k, v)
     err("unknown option", q, k, v, {causal = true})
-    err("dropout_p > 0 is not supported yet", q, k, v, {dropout_p = 0.1})
+    err("dropout_p must be in %[0, 1%], got 1.5", q, k, v, {dropout_p = 1.5})
+    err("generator: expected an ember.Generator, got string", q, k, v,
+        {dropout_p = 0.5, generator = "seed"})
     err("is_causal must be a boolean", q, k, v, {is_causal = 1})
     err("last dim of key %(3%) to match that of query %(4%)", q, ember.randn(2, 5, 3), v)
     err("key and value to have the same length S, got 5 and 4", q, k, ember.randn(2, 4, 3))
@@ -188,5 +190,61 @@ describe("scaled_dot_product_attention", function()
     local a = F.scaled_dot_product_attention(q, k, v, {dropout_p = 0})
     local b = F.scaled_dot_product_attention(q, k, v)
     assert.are.same(a:totable(), b:totable())
+  end)
+end)
+
+describe("scaled_dot_product_attention with dropout_p > 0", function()
+  local sdpa = F.scaled_dot_product_attention
+  local f64 = {dtype = "float64"}
+
+  -- the math path by hand: the weights (a row with nothing to attend
+  -- zeros), dropped where u < p for u drawn as F.dropout draws, then @ v
+  local function by_hand(q, k, v, mask, p, gen)
+    local s = q:matmul(k:transpose(-2, -1)) * (1 / math.sqrt(q:size(-1)))
+    if mask then s = s:masked_fill(mask:logical_not(), -math.huge) end
+    local w = F.softmax(s, -1)
+    w = w:masked_fill(w:isnan(), 0)
+    local keep = ember.rand_like(w, {generator = gen}):ge(p):to(w.dtype)
+    return (w * keep * (1 / (1 - p))):matmul(v)
+  end
+
+  it("drops the weights as F.dropout would, from the generator", function()
+    local q, k, v = ember.randn(2, 3, 5, 4, f64), ember.randn(2, 3, 6, 4, f64), ember.randn(2, 3, 6, 3, f64)
+    local m = ember.rand(5, 6):gt(0.3)
+    m[{2}] = false                                   -- row 2 attends nothing
+    for _, p in ipairs{0.1, 0.5, 0.9} do
+      local got = sdpa(q, k, v, {attn_mask = m, dropout_p = p, generator = ember.Generator(3)})
+      local want = by_hand(q, k, v, m, p, ember.Generator(3))
+      assert.is_true(((got - want):abs():max():item()) < 1e-12, "p = " .. p)
+      assert.are.same({0, 0, 0}, got[{1, 1, 2}]:totable())
+    end
+  end)
+
+  it("is causal top-left as the fused path, and p = 1 gives zeros", function()
+    local q, k, v = ember.randn(1, 4, 3, f64), ember.randn(1, 6, 3, f64), ember.randn(1, 6, 2, f64)
+    local tri = ember.ones(4, 6, {dtype = "bool"}):tril()
+    local got = sdpa(q, k, v, {is_causal = true, dropout_p = 0.4, generator = ember.Generator(9)})
+    local want = by_hand(q, k, v, tri, 0.4, ember.Generator(9))
+    assert.is_true(((got - want):abs():max():item()) < 1e-12)
+    assert.are.equal(0, sdpa(q, k, v, {dropout_p = 1}):abs():sum():item())
+  end)
+
+  it("has the gradients of its composition (finite differences, one draw)", function()
+    local q = ember.randn(2, 3, 4, f64):requires_grad_()
+    local k = ember.randn(2, 5, 4, f64):requires_grad_()
+    local v = ember.randn(2, 5, 3, f64):requires_grad_()
+    G.check(function(a, b, c)
+      return sdpa(a, b, c, {is_causal = true, dropout_p = 0.3, generator = ember.Generator(4)})
+    end, {q, k, v})
+  end)
+
+  it("draws from the default generator without one, and is otherwise reproducible", function()
+    local q, k, v = ember.randn(1, 8, 4), ember.randn(1, 8, 4), ember.randn(1, 8, 4)
+    ember.manual_seed(5)
+    local a = sdpa(q, k, v, {dropout_p = 0.5})
+    ember.manual_seed(5)
+    local b = sdpa(q, k, v, {dropout_p = 0.5})
+    assert.are.same(a:totable(), b:totable())
+    assert.are_not.same(a:totable(), sdpa(q, k, v):totable())
   end)
 end)

@@ -185,9 +185,11 @@ M.SEEDS = {
   _adagrad_step = function(e) return {e.ones(2), e.ones(2), e.zeros(2), 1, 0.1, 0, 0, 1e-10, false} end,
   linear = function(e) return {e.randn(2, 3), e.randn(4, 3), e.randn(4)} end,
   scaled_dot_product_attention = function(e)
-    return {e.randn(2, 3, 4), e.randn(2, 5, 4), e.randn(2, 5, 3), {attn_mask = e.randn(3, 5):gt(0)}} end,
+    return {e.randn(2, 3, 4), e.randn(2, 5, 4), e.randn(2, 5, 3),
+            {attn_mask = e.randn(3, 5):gt(0), dropout_p = 0.25}} end,
   _scaled_dot_product_attention = function(e)
-    return {e.randn(2, 3, 4), e.randn(2, 5, 4), e.randn(2, 5, 3), nil, true, 0.5, n = 6} end,
+    return {e.randn(2, 3, 4), e.randn(2, 5, 4), e.randn(2, 5, 3), nil, true, 0.5, 0.5,
+            {generator = e.Generator(1)}, n = 8} end,
   cross_entropy = function(e) return {e.randn(2, 3), e.tensor({1, 3}, {dtype = "int64"})} end,
   nll_loss = function(e) return {e.randn(2, 3):log_softmax(2), e.tensor({2, 3}, {dtype = "int64"})} end,
   mse_loss = function(e) return {e.randn(2, 3), e.randn(2, 3)} end,

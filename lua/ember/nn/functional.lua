@@ -86,14 +86,16 @@ end
 -- Attention
 -- =======================================================================
 
-local SDPA = {attn_mask = true, is_causal = true, dropout_p = true, scale = true}
+local SDPA = {attn_mask = true, is_causal = true, dropout_p = true, scale = true,
+              generator = true}
 
 --- softmax(q k^T * scale + attn_mask) v over the last two dims, in one
 -- fused kernel (PyTorch 2.x's scaled_dot_product_attention): q (..., L, E),
 -- k (..., S, E), v (..., S, Ev) with the same batch dims give (..., L, Ev).
 -- opts: attn_mask (bool: true where a query may attend; or q's dtype,
 -- added), is_causal (top-left: query i sees keys 1..i; not with a mask),
--- scale (default 1/sqrt(E)), dropout_p (only 0 is supported yet).
+-- scale (default 1/sqrt(E)), dropout_p (default 0; above 0 the weights are
+-- made whole and dropped, PyTorch's math path, drawing from generator).
 function F.scaled_dot_product_attention(q, k, v, opts)
   local fn = "scaled_dot_product_attention"
   check_float(fn, q, "the query", 2)
@@ -107,14 +109,9 @@ function F.scaled_dot_product_attention(q, k, v, opts)
   end
   if scale ~= nil then check_number(fn, scale, "scale", nil, nil, 2) end
   local p = opts.dropout_p
-  if p ~= nil then
-    check_number(fn, p, "dropout_p", 0, 1, 2)
-    if p ~= 0 then
-      error(("%s: dropout_p > 0 is not supported yet (got %s)"):format(fn, tostring(p)), 2)
-    end
-  end
+  if p ~= nil then check_number(fn, p, "dropout_p", 0, 1, 2) end
   local ok, r = pcall(ember._scaled_dot_product_attention, q, k, v, mask,
-                      causal == true, scale)
+                      causal == true, scale, p, opts)
   if not ok then error(r, 2) end
   return r
 end
