@@ -74,7 +74,11 @@ VM_INLINE float vm_expf(float x) {
   p = fmaf(p, r, 5.0000001201e-1f);
   p = fmaf(p, r * r, r) + 1.0f;
   int32_t n1 = n >> 1, n2 = n - n1;
-  float y = p * vm_float((n1 + 127) * (1 << 23)) * vm_float((n2 + 127) * (1 << 23));
+  /* 2^n1 2^n2 built in unsigned arithmetic: for a NaN x, n is whatever the
+     NaN's bits give, and a signed shift or product could overflow (the
+     result is replaced by x below, but the overflow itself would be UB) */
+  float y = p * vm_float((int32_t)((uint32_t)(n1 + 127) << 23)) *
+            vm_float((int32_t)((uint32_t)(n2 + 127) << 23));
   return vm_select(isnan(x), x, y);
 }
 
