@@ -77,12 +77,14 @@ static EMBER_ALWAYS_INLINE double lanes_sum(double *a) {
   return (a[0] + a[2]) + (a[1] + a[3]);
 }
 
-static EMBER_ALWAYS_INLINE float vm_maxf(float a, float b) { return b > a ? b : a; }
+/* b > a ? b : a: a NaN in b is passed over (softmax needs no NaN test, see
+   softmax_lanes_f32), and it vectorises as one compare and blend */
+static EMBER_ALWAYS_INLINE float max_f(float a, float b) { return b > a ? b : a; }
 
 static EMBER_ALWAYS_INLINE float lanes_max(float *a) {
-  _Pragma("omp simd") for (int j = 0; j < 8; j++) a[j] = vm_maxf(a[j], a[j + 8]);
-  _Pragma("omp simd") for (int j = 0; j < 4; j++) a[j] = vm_maxf(a[j], a[j + 4]);
-  return vm_maxf(vm_maxf(a[0], a[2]), vm_maxf(a[1], a[3]));
+  _Pragma("omp simd") for (int j = 0; j < 8; j++) a[j] = max_f(a[j], a[j + 8]);
+  _Pragma("omp simd") for (int j = 0; j < 4; j++) a[j] = max_f(a[j], a[j + 4]);
+  return max_f(max_f(a[0], a[2]), max_f(a[1], a[3]));
 }
 
 /* sum of a contiguous float32 row in double (the order of the additions
@@ -248,9 +250,9 @@ static EMBER_ALWAYS_INLINE void softmax_lanes_f32(float *restrict d,
   float ml[LANES];
   for (int j = 0; j < LANES; j++) ml[j] = -INFINITY;
   for (int64_t i = 0; i < nb; i += LANES) {
-    _Pragma("omp simd") for (int j = 0; j < LANES; j++) ml[j] = vm_maxf(ml[j], x[i + j]);
+    _Pragma("omp simd") for (int j = 0; j < LANES; j++) ml[j] = max_f(ml[j], x[i + j]);
   }
-  for (int64_t i = nb; i < n; i++) ml[i - nb] = vm_maxf(ml[i - nb], x[i]);
+  for (int64_t i = nb; i < n; i++) ml[i - nb] = max_f(ml[i - nb], x[i]);
   float mx = lanes_max(ml);
   double sl[LANES] = {0};
   if (log_) {
