@@ -55,15 +55,67 @@ static inline void store_i(char *p, ember_dtype dt, int64_t v) {
   }
 }
 
-/* sum of a contiguous float32 row in double, in vector lanes (the order
-   of the additions differs from a plain loop's by far less than float32
-   can show) */
-static EMBER_SIMD double sum_contig_f32(const float *restrict x, int64_t n) {
-  double acc = 0;
-  _Pragma("omp simd reduction(+:acc)")
-  for (int64_t i = 0; i < n; i++) acc += x[i];
-  return acc;
+/* {======================================================================
+** Row loops in lanes.  A reduction over a row keeps LANES partial results
+** (one AVX-512 register of floats) in a local array, updated by an
+** element-wise `omp simd` loop over each block of LANES elements, the
+** tail's elements going into the first lanes, and combines them at the end
+** in a fixed tree.  Not `omp simd reduction`: GCC fills and combines its
+** lanes through stack arrays with scalar loops, which cost more than the
+** whole work on a row of 64 (softmax (4096, 64) and the sum over its last
+** dim spent most of their time there), and its lane count, so the order of
+** the sum, differed between the AVX-512 and AVX2 clones.  Here the order
+** is the source's: every clone and thread count gives the same bits.
+** ======================================================================= */
+
+#define LANES 16   /* lanes_sum and lanes_max are written for 16 */
+
+/* the tree written out, each level one vector operation */
+static EMBER_ALWAYS_INLINE double lanes_sum(double *a) {
+  _Pragma("omp simd") for (int j = 0; j < 8; j++) a[j] += a[j + 8];
+  _Pragma("omp simd") for (int j = 0; j < 4; j++) a[j] += a[j + 4];
+  return (a[0] + a[2]) + (a[1] + a[3]);
 }
+
+/* b > a ? b : a: a NaN in b is passed over (softmax needs no NaN test, see
+   softmax_lanes_f32), and it vectorises as one compare and blend */
+static EMBER_ALWAYS_INLINE float max_f(float a, float b) { return b > a ? b : a; }
+
+static EMBER_ALWAYS_INLINE float lanes_max(float *a) {
+  _Pragma("omp simd") for (int j = 0; j < 8; j++) a[j] = max_f(a[j], a[j + 8]);
+  _Pragma("omp simd") for (int j = 0; j < 4; j++) a[j] = max_f(a[j], a[j + 4]);
+  return max_f(max_f(a[0], a[2]), max_f(a[1], a[3]));
+}
+
+/* sum of a contiguous float32 row in double (the order of the additions
+   differs from a plain loop's by far less than float32 can show) */
+static EMBER_ALWAYS_INLINE double sum_lanes_f32(const float *restrict x, int64_t n) {
+  double acc[LANES] = {0};
+  int64_t nb = n - n % LANES;
+  for (int64_t i = 0; i < nb; i += LANES) {
+    _Pragma("omp simd") for (int j = 0; j < LANES; j++) acc[j] += x[i + j];
+  }
+  for (int64_t i = nb; i < n; i++) acc[i - nb] += x[i];
+  return lanes_sum(acc);
+}
+
+static EMBER_SIMD double sum_contig_f32(const float *restrict x, int64_t n) {
+  return sum_lanes_f32(x, n);
+}
+
+/* sums (or means) of `rows` contiguous float32 rows of n, rs bytes apart,
+   stored as float32 ds bytes apart: the row loop inside the clone, so a
+   short row costs no call */
+static EMBER_SIMD void sum_rows_f32(char *d, int64_t ds, const char *s, int64_t rs,
+                                    int64_t rows, int64_t n, int mean) {
+  for (int64_t r = 0; r < rows; r++) {
+    double v = sum_lanes_f32((const float *)(s + r * rs), n);
+    if (mean) v = n ? v / (double)n : NAN;
+    *(float *)(d + r * ds) = (float)v;
+  }
+}
+
+/* }====================================================================== */
 
 /* sum of one float32 row, contiguous or not, in double */
 static double sum_f32(const char *s, int64_t n, int64_t ss) {
@@ -151,6 +203,11 @@ static void reduce_one(const reduce_ctx *c, char *d, const char *s) {
 
 static void reduce_row(char **p, const int64_t *st, int64_t n, void *ctx) {
   const reduce_ctx *c = ctx;
+  if ((c->op == EMBER_SUM || c->op == EMBER_MEAN) && c->sdt == EMBER_FLOAT32 &&
+      c->ddt == EMBER_FLOAT32 && c->sstride == 4) {
+    sum_rows_f32(p[0], st[0], p[1], st[1], n, c->n, c->op == EMBER_MEAN);
+    return;
+  }
   for (int64_t i = 0; i < n; i++) reduce_one(c, p[0] + i * st[0], p[1] + i * st[1]);
 }
 
@@ -181,44 +238,58 @@ int ember_cpu_reduce(ember_reduce_op op, ember_tensor *dst,
 typedef struct { int64_t n, ss, ds; int log; ember_dtype dt; } softmax_ctx;
 
 /* One row of n elements, ss and ds bytes apart: subtract the max for
-   stability (a NaN wins it, so a row with one is all NaN), then
-   normalise; the sum of the exponentials in double.  A contiguous row
-   goes through softmax_contig_f32, whose loops vectorise. */
-static EMBER_SIMD void softmax_contig_f32(float *d, const float *restrict x,
-                                          int64_t n, int log_) {
-  float mx = -INFINITY;
-  int nan = 0;
-  _Pragma("omp simd reduction(max:mx) reduction(|:nan)")
-  for (int64_t i = 0; i < n; i++) {
-    mx = x[i] > mx ? x[i] : mx;
-    nan |= x[i] != x[i];
+   stability, then normalise; the sum of the exponentials in double.  A
+   NaN needs no test: whatever the max, its exponential is NaN, so the sum,
+   hence every result of its row, is NaN (an inf likewise: inf - inf).  A
+   contiguous row goes through softmax_lanes_f32 (the lanes of "Row loops
+   in lanes" above), rows of a call inside one clone. */
+static EMBER_ALWAYS_INLINE void softmax_lanes_f32(float *restrict d,
+                                                  const float *restrict x,
+                                                  int64_t n, int log_) {
+  int64_t nb = n - n % LANES;
+  float ml[LANES];
+  for (int j = 0; j < LANES; j++) ml[j] = -INFINITY;
+  for (int64_t i = 0; i < nb; i += LANES) {
+    _Pragma("omp simd") for (int j = 0; j < LANES; j++) ml[j] = max_f(ml[j], x[i + j]);
   }
-  if (nan) mx = NAN;
-  double sum = 0;
+  for (int64_t i = nb; i < n; i++) ml[i - nb] = max_f(ml[i - nb], x[i]);
+  float mx = lanes_max(ml);
+  double sl[LANES] = {0};
   if (log_) {
-    _Pragma("omp simd reduction(+:sum)")
-    for (int64_t i = 0; i < n; i++) sum += vm_expf(x[i] - mx);
-    float lse = (float)log(sum);
+    for (int64_t i = 0; i < nb; i += LANES) {
+      _Pragma("omp simd") for (int j = 0; j < LANES; j++) sl[j] += vm_expf(x[i + j] - mx);
+    }
+    for (int64_t i = nb; i < n; i++) sl[i - nb] += vm_expf(x[i] - mx);
+    float lse = (float)log(lanes_sum(sl));
     _Pragma("omp simd") for (int64_t i = 0; i < n; i++) d[i] = x[i] - mx - lse;
   } else {
     /* the exponentials stored, then scaled: one exp an element */
-    _Pragma("omp simd reduction(+:sum)")
-    for (int64_t i = 0; i < n; i++) {
+    for (int64_t i = 0; i < nb; i += LANES) {
+      _Pragma("omp simd") for (int j = 0; j < LANES; j++) {
+        float e = vm_expf(x[i + j] - mx);
+        d[i + j] = e;
+        sl[j] += e;
+      }
+    }
+    for (int64_t i = nb; i < n; i++) {
       float e = vm_expf(x[i] - mx);
       d[i] = e;
-      sum += e;
+      sl[i - nb] += e;
     }
-    float inv = (float)(1.0 / sum);
+    float inv = (float)(1.0 / lanes_sum(sl));
     _Pragma("omp simd") for (int64_t i = 0; i < n; i++) d[i] *= inv;
   }
 }
 
+/* `rows` contiguous float32 rows of n, ds and xs bytes apart */
+static EMBER_SIMD void softmax_rows_f32(char *d, int64_t ds, const char *x, int64_t xs,
+                                        int64_t rows, int64_t n, int log_) {
+  for (int64_t r = 0; r < rows; r++)
+    softmax_lanes_f32((float *)(d + r * ds), (const float *)(x + r * xs), n, log_);
+}
+
 static void softmax_row_f32(char *d, const char *s, int64_t n, int64_t ss,
                             int64_t ds, int log_) {
-  if (ss == 4 && ds == 4) {
-    softmax_contig_f32((float *)d, (const float *)s, n, log_);
-    return;
-  }
   float mx = -INFINITY;
   for (int64_t i = 0; i < n; i++) {
     float x = *(const float *)(s + i * ss);
@@ -259,6 +330,10 @@ static void softmax_row_f64(char *d, const char *s, int64_t n, int64_t ss,
 
 static void softmax_row(char **p, const int64_t *st, int64_t cnt, void *ctx) {
   const softmax_ctx *c = ctx;
+  if (c->dt == EMBER_FLOAT32 && c->ss == 4 && c->ds == 4) {
+    softmax_rows_f32(p[0], st[0], p[1], st[1], cnt, c->n, c->log);
+    return;
+  }
   for (int64_t r = 0; r < cnt; r++) {
     char *d = p[0] + r * st[0];
     const char *s = p[1] + r * st[1];
@@ -281,23 +356,41 @@ int ember_cpu_softmax(ember_tensor *dst, const ember_tensor *src, int log) {
 }
 
 /* The backward of one row: s = sum g y (softmax) or sum g (log_softmax)
-   in double, then dx = y (g - s) or g - exp(y) s.  A contiguous float32
-   row vectorises; the others (strided, float64) load through doubles. */
-static EMBER_SIMD void softmax_bwd_contig_f32(float *d, const float *restrict g,
-                                              const float *restrict y,
-                                              int64_t n, int log_) {
-  double s = 0;
+   in double, then dx = y (g - s) or g - exp(y) s.  Contiguous float32
+   rows go in lanes; the others (strided, float64) load through doubles. */
+static EMBER_ALWAYS_INLINE void softmax_bwd_lanes_f32(float *restrict d,
+                                                      const float *restrict g,
+                                                      const float *restrict y,
+                                                      int64_t n, int log_) {
+  int64_t nb = n - n % LANES;
+  double sl[LANES] = {0};
+  /* log_ tested outside the loops: a product in one arm of a ?: inside
+     one stops its vectorisation (vmath.h's vm_select says why) */
   if (log_) {
-    _Pragma("omp simd reduction(+:s)")
-    for (int64_t i = 0; i < n; i++) s += g[i];
-    float sf = (float)s;
+    for (int64_t i = 0; i < nb; i += LANES) {
+      _Pragma("omp simd") for (int j = 0; j < LANES; j++) sl[j] += g[i + j];
+    }
+    for (int64_t i = nb; i < n; i++) sl[i - nb] += g[i];
+  } else {
+    for (int64_t i = 0; i < nb; i += LANES) {
+      _Pragma("omp simd") for (int j = 0; j < LANES; j++) sl[j] += (double)g[i + j] * y[i + j];
+    }
+    for (int64_t i = nb; i < n; i++) sl[i - nb] += (double)g[i] * y[i];
+  }
+  float sf = (float)lanes_sum(sl);
+  if (log_) {
     _Pragma("omp simd") for (int64_t i = 0; i < n; i++) d[i] = g[i] - vm_expf(y[i]) * sf;
   } else {
-    _Pragma("omp simd reduction(+:s)")
-    for (int64_t i = 0; i < n; i++) s += (double)g[i] * y[i];
-    float sf = (float)s;
     _Pragma("omp simd") for (int64_t i = 0; i < n; i++) d[i] = y[i] * (g[i] - sf);
   }
+}
+
+static EMBER_SIMD void softmax_bwd_rows_f32(char *d, int64_t ds, const char *g, int64_t gs,
+                                            const char *y, int64_t ys, int64_t rows,
+                                            int64_t n, int log_) {
+  for (int64_t r = 0; r < rows; r++)
+    softmax_bwd_lanes_f32((float *)(d + r * ds), (const float *)(g + r * gs),
+                          (const float *)(y + r * ys), n, log_);
 }
 
 static void softmax_bwd_row_any(char *d, const char *g, const char *y,
@@ -321,13 +414,12 @@ typedef struct { softmax_ctx c; int64_t gs, ys; } softmax_bwd_ctx;
 static void softmax_bwd_row(char **p, const int64_t *st, int64_t cnt, void *ctx) {
   const softmax_bwd_ctx *b = ctx;
   const softmax_ctx *c = &b->c;
-  int f32c = c->dt == EMBER_FLOAT32 && c->ds == 4 && b->gs == 4 && b->ys == 4;
-  for (int64_t r = 0; r < cnt; r++) {
-    char *d = p[0] + r * st[0];
-    const char *g = p[1] + r * st[1], *y = p[2] + r * st[2];
-    if (f32c) softmax_bwd_contig_f32((float *)d, (const float *)g, (const float *)y, c->n, c->log);
-    else softmax_bwd_row_any(d, g, y, c, b->gs, b->ys);
+  if (c->dt == EMBER_FLOAT32 && c->ds == 4 && b->gs == 4 && b->ys == 4) {
+    softmax_bwd_rows_f32(p[0], st[0], p[1], st[1], p[2], st[2], cnt, c->n, c->log);
+    return;
   }
+  for (int64_t r = 0; r < cnt; r++)
+    softmax_bwd_row_any(p[0] + r * st[0], p[1] + r * st[1], p[2] + r * st[2], c, b->gs, b->ys);
 }
 
 int ember_cpu_softmax_backward(ember_tensor *dx, const ember_tensor *g,
