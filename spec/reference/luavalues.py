@@ -146,6 +146,25 @@ def tensor(t, **fields):
     return dict(fields, shape=list(t.shape), data=flat(t))
 
 
+
+def stored(v):
+    """v with its tensors as a values file holds them (tensor()), walking
+    dicts, lists and tuples: integer tensors (indices, labels) get
+    int=true, bool ones dtype="bool", floating ones nothing more.  Tensors
+    are known by their detach method: this module does not import torch."""
+    if hasattr(v, "detach"):
+        name = str(v.dtype).replace("torch.", "")
+        if name in ("int64", "int32"):
+            return tensor(v, int=True)
+        if name == "bool":
+            return tensor(v, dtype="bool")
+        return tensor(v)
+    if isinstance(v, dict):
+        return {k: stored(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [stored(x) for x in v]
+    return v
+
 def write(path, value, script, version="", notes=(), shared=(), lines=0):
     """Write `return <value>` to path, headed by where it came from and
     the comment lines in notes, after the Shared tables in shared; lines

@@ -47,22 +47,8 @@ def randint(lo, hi, *shape):
 
 
 # {==========================================================================
-# Writing Lua
+# The cases (written through luavalues.stored)
 # ===========================================================================
-
-def stored(v):
-    """v with its tensors as the data file holds them: {shape=, data=},
-    with int=true for integer tensors (indices, labels)."""
-    if isinstance(v, torch.Tensor):
-        if v.dtype in (torch.int64, torch.int32):
-            return luavalues.tensor(v, int=True)
-        return luavalues.tensor(v)
-    if isinstance(v, dict):
-        return {k: stored(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [stored(x) for x in v]
-    return v
-
 
 CASES = {}
 
@@ -353,7 +339,7 @@ def main():
     binary_loss_cases()
     here = os.path.dirname(os.path.abspath(__file__))
     path = os.path.join(here, "nn_layers_values.lua")
-    luavalues.write(path, stored(CASES), "make_nn_layers_reference.py", torch.__version__,
+    luavalues.write(path, luavalues.stored(CASES), "make_nn_layers_reference.py", torch.__version__,
                     notes=["Tensors are {shape=, data=} (row-major; int=true for int64 "
                            "indices, 1-based)."], lines=1)
     print("wrote %s (%d cases)" % (path, len(CASES)))

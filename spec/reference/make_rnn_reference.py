@@ -33,15 +33,6 @@ def randn(*shape, scale=1.0):
     return (torch.randn(*shape, generator=GEN) * scale).float().double()
 
 
-def stored(v):
-    if isinstance(v, torch.Tensor):
-        return luavalues.tensor(v)
-    if isinstance(v, dict):
-        return {k: stored(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [stored(x) for x in v]
-    return v
-
 
 def ember_name(name):
     """weight_ih_l0 -> weight_ih_l1 (Ember's layer numbers are 1-based)."""
@@ -147,7 +138,7 @@ def main():
     cell_case("rnncell_relu", "RNNCell", 2, 3, 4, nonlinearity="relu")
     here = os.path.dirname(os.path.abspath(__file__))
     path = os.path.join(here, "rnn_values.lua")
-    luavalues.write(path, stored(CASES), "make_rnn_reference.py", torch.__version__,
+    luavalues.write(path, luavalues.stored(CASES), "make_rnn_reference.py", torch.__version__,
                     notes=["Tensors are {shape=, data=} (row-major); parameters are under "
                            "Ember's names (weight_ih_l1 is PyTorch's weight_ih_l0)."], lines=1)
     print("wrote %s (%d cases)" % (path, len(CASES)))

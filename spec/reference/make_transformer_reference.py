@@ -39,17 +39,6 @@ def randn(*shape, scale=1.0):
     return (torch.randn(*shape, generator=GEN) * scale).float().double()
 
 
-def stored(v):
-    if isinstance(v, torch.Tensor):
-        if v.dtype == torch.bool:
-            return luavalues.tensor(v, dtype="bool")
-        return luavalues.tensor(v)
-    if isinstance(v, dict):
-        return {k: stored(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [stored(x) for x in v]
-    return v
-
 
 def ember_name(name):
     """layers.0.linear1.weight -> layers.1.linear1.weight (1-based)."""
@@ -245,7 +234,7 @@ def main():
                  memory_kpm=padding(B, S, [1, 0]), layers=2)
     here = os.path.dirname(os.path.abspath(__file__))
     path = os.path.join(here, "transformer_values.lua")
-    luavalues.write(path, stored(CASES), "make_transformer_reference.py", torch.__version__,
+    luavalues.write(path, luavalues.stored(CASES), "make_transformer_reference.py", torch.__version__,
                     notes=["Tensors are {shape=, data=} (row-major; masks have dtype=\"bool\"); "
                            "parameters are under Ember's names (layers.1 is PyTorch's "
                            "layers.0)."], lines=1)
