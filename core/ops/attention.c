@@ -250,11 +250,10 @@ ember_tensor *ember_scaled_dot_product_attention_dropout(
     ember_tensor *ones = ember_temp(&T, ember_ones_on(dev, 2, ls, EMBER_BOOL));
     allow = ember_temp(&T, ones ? ember_tril(ones, 0) : NULL);
   }
-  if (s && (mask || is_causal)) {
-    const ember_tensor *add = allow && allow->dtype == EMBER_BOOL
-        ? ember_temp(&T, ember_where(allow, zero, ninf)) : allow;
-    s = ember_temp(&T, add ? ember_binary(EMBER_ADD, s, add) : NULL);
-  }
+  if (s && (mask || is_causal))         /* hide with -inf, or add */
+    s = !allow ? NULL : ember_temp(&T, allow->dtype == EMBER_BOOL
+                                   ? ember_where(allow, s, ninf)
+                                   : ember_binary(EMBER_ADD, s, allow));
   /* seen: the rows with a score above -inf (NaN rows stay, and give NaN) */
   ember_tensor *mx = ember_temp(&T, s ? ember_reduce_dim(EMBER_MAX, s, nd - 1, 1, 0) : NULL);
   ember_tensor *seen = ember_temp(&T, mx ? ember_compare(EMBER_NE, mx, ninf) : NULL);
