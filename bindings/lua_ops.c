@@ -227,6 +227,11 @@ static int l_dim(lua_State *L) {
   return 1;
 }
 
+static int l_is_floating_point(lua_State *L) {
+  lua_pushboolean(L, ember_dtype_is_float(l_check(L, 1)->dtype));
+  return 1;
+}
+
 static int l_numel(lua_State *L) {
   lua_pushinteger(L, (lua_Integer)ember_numel(l_check(L, 1)));
   return 1;
@@ -1214,7 +1219,8 @@ static const luaL_Reg method_funcs[] = {
   {"rand_like", l_rand_like}, {"randn_like", l_randn_like},
   {"randint_like", l_randint_like},
   {"shape", l_shape}, {"size", l_size}, {"stride", l_stride}, {"dim", l_dim},
-  {"numel", l_numel}, {"is_contiguous", l_is_contiguous}, {"type", l_type},
+  {"numel", l_numel}, {"is_floating_point", l_is_floating_point},
+  {"is_contiguous", l_is_contiguous}, {"type", l_type},
   {"view", l_view}, {"reshape", l_reshape}, {"view_as", l_view_as},
   {"reshape_as", l_reshape_as}, {"transpose", l_transpose}, {"t", l_t},
   {"permute", l_permute}, {"narrow", l_narrow}, {"select", l_select},

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "lua_internal.h"
+#include "../core/half.h"
 
 /* {======================================================================
 ** The userdata, errors, GC pacing
@@ -455,6 +456,12 @@ static void store_value(lua_State *L, fill_state *fs, int depth) {
   switch (dt) {
     case EMBER_FLOAT32: ((float *)fs->data)[i] = (float)v; break;
     case EMBER_FLOAT64: ((double *)fs->data)[i] = v; break;
+    case EMBER_BFLOAT16:
+      ((uint16_t *)fs->data)[i] = ember_f32_to_bf16((float)v);
+      break;
+    case EMBER_FLOAT16:
+      ((uint16_t *)fs->data)[i] = ember_f32_to_f16((float)v);
+      break;
     default:
       if (v != floor(v) || !isfinite(v))
         luaL_error(L, "tensor: element %s is %f, not an integer as dtype %s needs",

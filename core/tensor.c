@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "autograd.h"
+#include "half.h"
 
 /* {======================================================================
 ** Creation
@@ -168,6 +169,8 @@ int ember_get(const ember_tensor *t, const int64_t *index, double *out) {
   switch (t->dtype) {
     case EMBER_FLOAT32: *out = *(const float *)p; break;
     case EMBER_FLOAT64: *out = *(const double *)p; break;
+    case EMBER_BFLOAT16: *out = ember_bf16_to_f32(*(const uint16_t *)p); break;
+    case EMBER_FLOAT16: *out = ember_f16_to_f32(*(const uint16_t *)p); break;
     case EMBER_INT32: *out = *(const int32_t *)p; break;
     case EMBER_INT64: *out = (double)*(const int64_t *)p; break;
     case EMBER_UINT8: case EMBER_BOOL: *out = *(const uint8_t *)p; break;

@@ -11,6 +11,7 @@
 #define EMBER_CPU_H
 
 #include "../backend.h"
+#include "../half.h"
 
 #define EMBER_CPU_MAXOPS 4
 
@@ -73,6 +74,15 @@ void ember_cpu_iter_run_work(const ember_cpu_iter *it, ember_cpu_row_fn fn,
 int ember_cpu_threads(void);
 /* Below this many elements a loop runs on one thread. */
 #define EMBER_CPU_PARALLEL_MIN 32768
+
+/* float32 <-> bfloat16/float16, n contiguous elements (half.c); the
+   half_ forms take the 16-bit type as dt */
+void ember_cpu_bf16_from_f32(uint16_t *d, const float *s, int64_t n);
+void ember_cpu_f32_from_bf16(float *d, const uint16_t *s, int64_t n);
+void ember_cpu_f16_from_f32(uint16_t *d, const float *s, int64_t n);
+void ember_cpu_f32_from_f16(float *d, const uint16_t *s, int64_t n);
+void ember_cpu_half_to_f32(float *d, const void *s, int64_t n, ember_dtype dt);
+void ember_cpu_half_from_f32(void *d, const float *s, int64_t n, ember_dtype dt);
 
 /* The kernels of the table (backend.c), one file per concern. */
 int ember_cpu_copy(ember_tensor *dst, const ember_tensor *src);

@@ -184,7 +184,7 @@ static inline uint8_t wrap_u8(int64_t x) { return (uint8_t)(uint64_t)x; }
 ** to float32 directly (through double it would be rounded twice).
 */
 static int is_float(ember_dtype dt) {
-  return dt == EMBER_FLOAT32 || dt == EMBER_FLOAT64;
+  return ember_dtype_is_float(dt);
 }
 
 /* n source elements of dtype dt into the intermediate buf */
@@ -197,6 +197,12 @@ static void to_wide(void *buf, const void *src, int64_t n, ember_dtype dt) {
       break;
     case EMBER_FLOAT64:
       memcpy(f, src, (size_t)n * sizeof(double));
+      break;
+    case EMBER_BFLOAT16:
+      for (int64_t i = 0; i < n; i++) f[i] = ember_bf16_to_f32(((const uint16_t *)src)[i]);
+      break;
+    case EMBER_FLOAT16:
+      for (int64_t i = 0; i < n; i++) f[i] = ember_f16_to_f32(((const uint16_t *)src)[i]);
       break;
     case EMBER_INT32:
       for (int64_t i = 0; i < n; i++) k[i] = ((const int32_t *)src)[i];
@@ -218,6 +224,12 @@ static void from_double(void *dst, const double *f, int64_t n, ember_dtype dt) {
       break;
     case EMBER_FLOAT64:
       memcpy(dst, f, (size_t)n * sizeof(double));
+      break;
+    case EMBER_BFLOAT16:
+      for (int64_t i = 0; i < n; i++) ((uint16_t *)dst)[i] = ember_f32_to_bf16((float)f[i]);
+      break;
+    case EMBER_FLOAT16:
+      for (int64_t i = 0; i < n; i++) ((uint16_t *)dst)[i] = ember_f32_to_f16((float)f[i]);
       break;
     case EMBER_INT32:
       for (int64_t i = 0; i < n; i++) ((int32_t *)dst)[i] = sat_i32(f[i]);
@@ -242,6 +254,12 @@ static void from_int64(void *dst, const int64_t *k, int64_t n, ember_dtype dt) {
       break;
     case EMBER_FLOAT64:
       for (int64_t i = 0; i < n; i++) ((double *)dst)[i] = (double)k[i];
+      break;
+    case EMBER_BFLOAT16:
+      for (int64_t i = 0; i < n; i++) ((uint16_t *)dst)[i] = ember_f32_to_bf16((float)k[i]);
+      break;
+    case EMBER_FLOAT16:
+      for (int64_t i = 0; i < n; i++) ((uint16_t *)dst)[i] = ember_f32_to_f16((float)k[i]);
       break;
     case EMBER_INT32:
       for (int64_t i = 0; i < n; i++) ((int32_t *)dst)[i] = wrap_i32(k[i]);
@@ -268,6 +286,22 @@ static void f64_from_f32(double *d, const float *s, int64_t n) {
   for (int64_t i = 0; i < n; i++) d[i] = s[i];
 }
 
+/* float32 <-> the half types, the conversions of mixed precision */
+static int half_convert(void *d, const void *s, int64_t n, ember_dtype dst,
+                        ember_dtype src) {
+  if (src == EMBER_FLOAT32 && dst == EMBER_BFLOAT16)
+    ember_cpu_bf16_from_f32(d, s, n);
+  else if (src == EMBER_FLOAT32 && dst == EMBER_FLOAT16)
+    ember_cpu_f16_from_f32(d, s, n);
+  else if (src == EMBER_BFLOAT16 && dst == EMBER_FLOAT32)
+    ember_cpu_f32_from_bf16(d, s, n);
+  else if (src == EMBER_FLOAT16 && dst == EMBER_FLOAT32)
+    ember_cpu_f32_from_f16(d, s, n);
+  else
+    return 0;
+  return 1;
+}
+
 typedef struct { ember_dtype dst, src; } convert_ctx;
 
 /* d (dtype c->dst) = s (dtype c->src), contiguous, a block at a time */
@@ -281,6 +315,7 @@ static void convert(void *d, const void *s, int64_t n, const void *ctx) {
     f64_from_f32(d, s, n);
     return;
   }
+  if (half_convert(d, s, n, c->dst, c->src)) return;
   size_t esd = ember_dtype_size(c->dst), ess = ember_dtype_size(c->src);
   _Alignas(64) char wide[BLOCK * 8];
   for (int64_t i0 = 0; i0 < n; i0 += BLOCK) {
@@ -362,9 +397,11 @@ int ember_cpu_fill(ember_tensor *dst, double value, int64_t ivalue) {
   float f = (float)value;
   int32_t i32 = (int32_t)ivalue;
   uint8_t u8 = (uint8_t)ivalue, b = value != 0;
+  uint16_t h = dst->dtype == EMBER_BFLOAT16 ? ember_f32_to_bf16(f) : ember_f32_to_f16(f);
   switch (dst->dtype) {
     case EMBER_FLOAT32: memcpy(c.bytes, &f, sizeof f); break;
     case EMBER_FLOAT64: memcpy(c.bytes, &value, sizeof value); break;
+    case EMBER_BFLOAT16: case EMBER_FLOAT16: memcpy(c.bytes, &h, sizeof h); break;
     case EMBER_INT32: memcpy(c.bytes, &i32, sizeof i32); break;
     case EMBER_INT64: memcpy(c.bytes, &ivalue, sizeof ivalue); break;
     case EMBER_UINT8: memcpy(c.bytes, &u8, sizeof u8); break;
@@ -386,6 +423,8 @@ int ember_cpu_arange(ember_tensor *dst, double start, double step) {
     switch (dst->dtype) {
       case EMBER_FLOAT32: ((float *)d)[i] = (float)v; break;
       case EMBER_FLOAT64: ((double *)d)[i] = v; break;
+      case EMBER_BFLOAT16: ((uint16_t *)d)[i] = ember_f32_to_bf16((float)v); break;
+      case EMBER_FLOAT16: ((uint16_t *)d)[i] = ember_f32_to_f16((float)v); break;
       case EMBER_INT32: ((int32_t *)d)[i] = sat_i32(v); break;
       case EMBER_INT64: ((int64_t *)d)[i] = sat_i64(v); break;
       case EMBER_UINT8: ((uint8_t *)d)[i] = sat_u8(v); break;

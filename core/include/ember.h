@@ -92,6 +92,8 @@ typedef enum ember_dtype {
   EMBER_INT64,
   EMBER_UINT8,
   EMBER_BOOL,        /* stored as one byte, 0 or 1 */
+  EMBER_BFLOAT16,    /* float32's upper 16 bits; arithmetic in float32 */
+  EMBER_FLOAT16,     /* IEEE binary16; arithmetic in float32 */
   EMBER_NDTYPES
 } ember_dtype;
 
@@ -105,7 +107,8 @@ size_t ember_dtype_size(ember_dtype dt);
 const char *ember_dtype_name(ember_dtype dt);      /* "float32", ... */
 /* Parse "float32"/"float"/"double"/"int64"/"long"/...; -1 if unknown. */
 int ember_dtype_from_name(const char *name, ember_dtype *out);
-int ember_dtype_is_float(ember_dtype dt);
+int ember_dtype_is_float(ember_dtype dt);          /* the four float types */
+int ember_dtype_is_half(ember_dtype dt);           /* bfloat16/float16 */
 int ember_dtype_is_int(ember_dtype dt);            /* int32/int64/uint8 */
 /* PyTorch's promotion of two tensor dtypes (bool < ints < floats). */
 ember_dtype ember_promote(ember_dtype a, ember_dtype b);

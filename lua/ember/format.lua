@@ -87,10 +87,12 @@ local function on_host(t, summarize)
   return t:cpu()
 end
 
+local FLOAT = {float32 = true, float64 = true, bfloat16 = true, float16 = true}
+
 -- A formatter for the values: fixed, scientific, or integral floats.
 local function formatter(values, dtype)
   if dtype == "bool" then return function(v) return tostring(v) end end
-  if dtype ~= "float32" and dtype ~= "float64" then
+  if not FLOAT[dtype] then
     return function(v) return string.format("%d", v) end
   end
   local integral, maxa, mina = true, 0, math.huge
