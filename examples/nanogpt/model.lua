@@ -199,23 +199,15 @@ function GPT:crop_block_size(block_size)
 end
 
 --- AdamW with weight decay on every 2-D parameter (matmuls and
--- embeddings), none on biases and layer norms.
+-- embeddings), none on biases and layer norms: nn.utils.weight_decay_groups.
 function GPT:configure_optimizers(weight_decay, learning_rate, betas)
-  local decay_params, nodecay_params = {}, {}
-  local num_decay, num_nodecay = 0, 0
-  for _, p in ipairs(self:parameters()) do
-    if p:dim() >= 2 then
-      decay_params[#decay_params + 1] = p
-      num_decay = num_decay + p:numel()
-    else
-      nodecay_params[#nodecay_params + 1] = p
-      num_nodecay = num_nodecay + p:numel()
-    end
+  local optim_groups, decay, no_decay = ember.nn.utils.weight_decay_groups(self, weight_decay)
+  local function count(list)
+    local n = 0
+    for _, p in ipairs(list) do n = n + p:numel() end
+    return n
   end
-  local optim_groups = {
-    {params = decay_params, weight_decay = weight_decay},
-    {params = nodecay_params, weight_decay = 0.0},
-  }
+  local num_decay, num_nodecay = count(decay), count(no_decay)
   local optimizer = ember.optim.AdamW(optim_groups, {lr = learning_rate, betas = betas})
   return optimizer, num_decay, num_nodecay
 end

@@ -3,6 +3,8 @@
 --   single  one process, batches of 64 (the reference)
 --   ddp     nn.DistributedDataParallel, a sharded loader, batches of 32 per rank
 --   fit     model:fit{distributed = true}, batches of 32 per rank
+--   ddp_accum  DDP with batches of 16 per rank, two per step (no_sync)
+--   fit_accum  fit{distributed = true, accumulate = 2}, batches of 16 per rank
 -- Under `mpirun -np 2`, ddp and fit take the same global batches as single.
 local ember = require "ember"
 local nn, optim, data = ember.nn, ember.optim, ember.data
@@ -48,11 +50,32 @@ if mode == "single" or mode == "ddp" then
       opt:step()
     end
   end
-elseif mode == "fit" then
+elseif mode == "ddp_accum" then
+  -- the documented pattern: the first micro-batch's backward under
+  -- no_sync adds locally, the second's averages the sum, then one step
+  local model = nn.DistributedDataParallel(net)
+  local opt = make_opt(model:parameters())
+  local crit = nn.CrossEntropyLoss()
+  local loader = data.loader(x, y, {batch_size = 32 // world, shuffle = true, shard = true})
+  for _ = 1, epochs do
+    local i = 0
+    for xb, yb in loader do
+      i = i + 1
+      if i % 2 == 1 then
+        opt:zero_grad()
+        model:no_sync(function() (crit(model(xb), yb) / 2):backward() end)
+      else
+        (crit(model(xb), yb) / 2):backward()
+        opt:step()
+      end
+    end
+  end
+elseif mode == "fit" or mode == "fit_accum" then
   net:compile{optimizer = make_opt(net:parameters()), loss = nn.CrossEntropyLoss(),
               metrics = {"accuracy"}, distributed = true}
-  local h = net:fit(x, y, {epochs = epochs, batch_size = 64 // world, verbose = 0,
-                           validation_split = 0})
+  local accumulate = mode == "fit_accum" and 2 or 1
+  local h = net:fit(x, y, {epochs = epochs, batch_size = 64 // world // accumulate, verbose = 0,
+                           validation_split = 0, accumulate = accumulate})
   io.write(("rank %d loss %.6f accuracy %.6f\n"):format(dist.rank(), h.loss[epochs],
            h.accuracy[epochs]))
 else

@@ -1,4 +1,4 @@
---- ember.nn.utils: gradient clipping.
+--- ember.nn.utils: gradient clipping; parameter groups for weight decay.
 local ember = require "ember"
 local common = require "ember.nn.common"
 
@@ -62,5 +62,45 @@ function utils.clip_grad_value_(params, clip_value)
     end
   end)
 end
+
+-- {======================================================================
+-- Parameter groups for weight decay
+-- =======================================================================
+
+--- weight_decay_groups(model_or_params, weight_decay) -> groups for an
+-- optimizer: {{params = decayed, weight_decay = weight_decay},
+-- {params = the rest, weight_decay = 0}}.  nanoGPT's rule, spelled here
+-- once: tensors of two or more dimensions (the weights of matmuls and
+-- embeddings, convolution kernels) decay; biases, norm weights and every
+-- other 1-D (or 0-D) tensor do not.  A module gives its parameters that
+-- require a gradient; an empty group is left out (optimizers refuse one),
+-- so there may be one group only.  Also returns the two lists (decayed,
+-- not decayed), for counting.
+function utils.weight_decay_groups(params, weight_decay)
+  local fname = "weight_decay_groups"
+  if type(params) == "table" and type(params.parameters) == "function" and
+     not ember.is_tensor(params) then
+    local list = {}
+    for _, p in ipairs(params:parameters()) do
+      if p.requires_grad then list[#list + 1] = p end
+    end
+    params = list
+  else
+    params = param_list(fname, params)
+  end
+  common.check_number(fname, weight_decay, "weight_decay", 0, nil, 2)
+  local decay, no_decay = {}, {}
+  for _, p in ipairs(params) do
+    local list = p:dim() >= 2 and decay or no_decay
+    list[#list + 1] = p
+  end
+  local groups = {}
+  if #decay > 0 then groups[#groups + 1] = {params = decay, weight_decay = weight_decay} end
+  if #no_decay > 0 then groups[#groups + 1] = {params = no_decay, weight_decay = 0} end
+  if #groups == 0 then error(fname .. ": no parameters", 2) end
+  return groups, decay, no_decay
+end
+
+-- }======================================================================
 
 return utils

@@ -7,6 +7,7 @@ local callbacks = require "ember.callbacks"
 local data = require "ember.data"
 local common = require "ember.train.common"
 local Progress = require("ember.train.progress").Progress
+local nn_utils = require "ember.nn.utils"
 
 local fail, kind, class_of, options = common.fail, common.kind, common.class_of, common.options
 local check_int, compiled, check_xy = common.check_int, common.compiled, common.check_xy
@@ -249,15 +250,36 @@ History.__index = function(h, k) return rawget(h, "history")[k] or History[k] en
 -- epochs initial_epoch + 1 .. epochs).  Each epoch visits the training
 -- rows in a fresh order drawn from ember's generator (ember.randperm), so
 -- a run is reproducible under ember.manual_seed.
+--
+-- accumulate = n (gradient accumulation): the optimizer steps once every
+-- n batches (a group), after the gradients of the group's batches are
+-- added up.  Each batch's loss is weighted by its share of the group's
+-- samples (len / group's samples: 1/n when the batches are equal), so
+-- with a mean-reducing loss the step's gradient is the mean over the
+-- group's samples, as one batch of them would give.  The epoch's last
+-- group may be short (fewer batches, or a short last batch): it still
+-- steps at the epoch's end, with its own samples' mean, so no gradient
+-- is carried over into the next epoch.  clip_grad_norm = c clips the
+-- accumulated gradients (nn.utils.clip_grad_norm_) just before each step.
+-- Batches, progress, metrics and callbacks count batches as without it;
+-- on_train_batch_end's logs carry stepped (whether the optimizer stepped
+-- after this batch) and optimizer_steps (steps so far in this fit).  A
+-- callback that stops training in the middle of a group drops that
+-- group's gradients without a step.
 function Module:fit(x, y, opts)
   compiled(self, "fit")
   local o = options("fit", opts, {epochs = 1, batch_size = 32, validation_split = 0,
     validation_data = false, shuffle = true, callbacks = false, verbose = 1, initial_epoch = 0,
-    terminate_on_nan = true, distributed = false})
+    terminate_on_nan = true, distributed = false, accumulate = 1, clip_grad_norm = false})
   check_xy("fit", x, y, true)
   local epochs = check_int("fit", "epochs", o.epochs, 0)
   local bs = check_int("fit", "batch_size", o.batch_size, 1)
   local initial = check_int("fit", "initial_epoch", o.initial_epoch, 0)
+  local accumulate = check_int("fit", "accumulate", o.accumulate, 1)
+  local clip = o.clip_grad_norm
+  if clip ~= nil and (type(clip) ~= "number" or not (clip > 0)) then
+    fail("fit: clip_grad_norm must be a number > 0, got " .. tostring(clip))
+  end
   local verbose = o.verbose
   if verbose ~= 0 and verbose ~= 1 and verbose ~= 2 then
     fail("fit: verbose must be 0, 1 or 2, got " .. tostring(verbose))
@@ -304,17 +326,22 @@ function Module:fit(x, y, opts)
   local batches = data.loader(x, y, {batch_size = bs, shuffle = o.shuffle, shard = ddp})
   batches._fname = "fit"
   local steps = #batches
+  -- the rows of this rank's epoch, for the batch sizes of a group
+  local rows_here = ddp and (n + dist.world_size() - 1) // dist.world_size() or n
+  local function batch_len(b) return math.min(bs, rows_here - (b - 1) * bs) end
   if ddp and dist.rank() ~= 1 then verbose = 0 end
   local keys = metric_keys(self, "")
   local all_keys = {table.unpack(keys)}
   if xv then for _, k in ipairs(metric_keys(self, "val_")) do all_keys[#all_keys + 1] = k end end
 
   local history = setmetatable({history = {}, epoch = {},
-                                params = {epochs = epochs, steps = steps, verbose = verbose}}, History)
+                                params = {epochs = epochs, steps = steps, verbose = verbose,
+                                          accumulate = accumulate}}, History)
   for _, cb in ipairs(cbs) do
     if callbacks.is_callback(cb) then
       cb:set_model(self)
-      cb:set_params({epochs = epochs, steps = steps, verbose = verbose, metrics = all_keys})
+      cb:set_params({epochs = epochs, steps = steps, verbose = verbose, metrics = all_keys,
+                     accumulate = accumulate})
     end
   end
   local progress = Progress.new(verbose, epochs)
@@ -323,6 +350,10 @@ function Module:fit(x, y, opts)
   local dev = device_of(self)
   local model = forward_module(self, ddp)
   local params = self:parameters()
+  -- a DistributedDataParallel that fit does not average for (not
+  -- distributed here) averages in its own backward: only the group's last
+  local wrapper = not ddp and accumulate > 1 and class_of(model) == "DistributedDataParallel"
+  local optimizer_steps = 0
   self.stop_training = false
   if ddp then dist.broadcast_module(self, 1) end
 
@@ -334,6 +365,7 @@ function Module:fit(x, y, opts)
       progress:epoch_begin(epoch, steps)
       local next_batch = batches:iter()   -- draws this epoch's order
       local sums, seen, logs, done = {loss = 0}, 0, {}, 0
+      local group_rows = 0   -- the samples of the current accumulation group
       for _, m in ipairs(metrics) do sums[m.name] = 0 end
       for b = 1, steps do
         local xb, yb = next_batch()
@@ -341,22 +373,36 @@ function Module:fit(x, y, opts)
         if xb.device ~= dev then xb = xb:to(dev) end
         if yb.device ~= dev then yb = yb:to(dev) end
         notify(cbs, "on_train_batch_begin", b, {batch = b, size = len})
-        opt:zero_grad()
-        local out = model(xb)
-        local loss = loss_fn(out, yb)
-        if not ember.is_tensor(loss) or loss:numel() ~= 1 then
-          fail("fit: the loss must be a one-element tensor, got " ..
-               (ember.is_tensor(loss) and "shape [" .. table.concat(loss:shape(), ",") .. "]" or kind(loss)))
+        -- accumulation: batches first..last make one group (one step)
+        local first = b - (b - 1) % accumulate
+        local last = math.min(first + accumulate - 1, steps)
+        if b == first then
+          opt:zero_grad()
+          group_rows = 0
+          for k = first, last do group_rows = group_rows + batch_len(k) end
         end
-        loss:backward()
+        local stepping = b == last
+        local out, loss
+        local function forward_backward()
+          out = model(xb)
+          loss = loss_fn(out, yb)
+          if not ember.is_tensor(loss) or loss:numel() ~= 1 then
+            fail("fit: the loss must be a one-element tensor, got " ..
+                 (ember.is_tensor(loss) and "shape [" .. table.concat(loss:shape(), ",") .. "]" or kind(loss)))
+          end
+          if group_rows == len then loss:backward() else (loss * (len / group_rows)):backward() end
+        end
+        if wrapper and not stepping then model:no_sync(forward_backward) else forward_backward() end
         -- the one read of the loss per batch (the display needs it); taken
         -- before the step, so a non-finite loss leaves the weights alone.
         -- Distributed: the gradients and the loss averaged over the ranks
-        -- in one call, so every rank sees the same loss and stops together.
+        -- in one call, so every rank sees the same loss and stops together;
+        -- inside a group only the loss is (the gradients add up locally).
         local lv
         if ddp then
           local lt = loss:detach():clone()
-          dist.average_gradients(params, 0, {lt})
+          if stepping then dist.average_gradients(params, 0, {lt})
+          else dist.all_reduce(lt, "mean") end
           lv = lt:item()
         else
           lv = loss:item()
@@ -368,8 +414,10 @@ function Module:fit(x, y, opts)
             message = ("fit: loss is %s at epoch %d, batch %d; training stopped")
                       :format(what, epoch, b)}
           self.stop_training = true
-        else
+        elseif stepping then
+          if clip then nn_utils.clip_grad_norm_(params, clip) end
           opt:step()
+          optimizer_steps = optimizer_steps + 1
         end
         sums.loss = sums.loss + lv * len
         if #metrics > 0 then
@@ -385,8 +433,9 @@ function Module:fit(x, y, opts)
         for k, v in pairs(sums) do logs[k] = v / seen end
         progress:batch_end(b, keys, logs)
         logs.batch, logs.size = b, len
+        logs.stepped, logs.optimizer_steps = stepping and not bad, optimizer_steps
         notify(cbs, "on_train_batch_end", b, logs)
-        logs.batch, logs.size = nil, nil
+        logs.batch, logs.size, logs.stepped, logs.optimizer_steps = nil, nil, nil, nil
         if ddp and #cbs > 0 then self.stop_training = any_rank_stops(self) end
         if self.stop_training then
           history.stopped = history.stopped or {reason = "callback", epoch = epoch, batch = b,
