@@ -13,6 +13,19 @@ local ARGS = {["examples/fashion_mnist_cnn.lua"] = "--limit 6000 --epochs 2",
               -- slows 2-thread steps by 10x), a short sample
               ["examples/char_gpt.lua"] = "--steps 40 --eval-every 20 --sample 300 --threads 1",
               ["examples/char_rnn.lua"] = "--steps 20 --print-every 5 --sample 300 --threads 1"}
+
+-- The GPT-2 example runs on the test fixture (spec/fixtures/gpt2), with a
+-- text prompt where ember.data.BPE is built in and as its ids otherwise.
+local ember = require "ember"
+local GPT2 = dofile("spec/fixtures/gpt2/reference.lua")
+local function gpt2_prompt(i)
+  if ember.data and ember.data.BPE then return run.q(GPT2.prompts[i]) end
+  local ids = {}
+  for j, id in ipairs(GPT2.ids[i]) do ids[j] = id + 1 end
+  return "--ids " .. run.q(table.concat(ids, " "))
+end
+ARGS["examples/gpt2.lua"] = "spec/fixtures/gpt2 " .. gpt2_prompt(3) ..
+  " --max-new-tokens 20 --seed 7 --top-k 40 --top-p 0.9 --temperature 0.9"
 local outputs = {}
 
 local function run_example(path)
@@ -142,5 +155,32 @@ describe("the character models learn and sample", function()
     assert.is_true(losses[4] < losses[1] - 0.5, out)
     assert.is_not_nil(out:match("val_loss = [%d%.]+"), out)
     check_sample(out, 300)
+  end)
+end)
+
+describe("the GPT-2 example on the fixture", function()
+  it("gpt2.lua --logits prints PyTorch's logits of the last position, %.9g a line", function()
+    local out, rc = run.sh(run.ember .. " examples/gpt2.lua spec/fixtures/gpt2 --logits " .. gpt2_prompt(3))
+    assert.are.equal(0, rc, out)
+    local want, n = GPT2.last_logits[3], 0
+    for line in out:gmatch("[^\n]+") do
+      n = n + 1
+      local v = tonumber(line)
+      assert.is_not_nil(v, line)
+      assert.is_true(math.abs(v - want[n]) <= 1e-5 * math.max(1, math.abs(want[n])),
+                     ("logit %d: %s, PyTorch %.9g"):format(n, line, want[n]))
+    end
+    assert.are.equal(#want, n)
+  end)
+
+  it("gpt2.lua generates, the same text for the same seed", function()
+    local out = run_example("examples/gpt2.lua")
+    assert.truthy(out:find("20 tokens in", 1, true), out)
+    local again, rc = run.sh(run.ember .. " examples/gpt2.lua " .. ARGS["examples/gpt2.lua"])
+    assert.are.equal(0, rc, again)
+    assert.are.equal(out:gsub("\n[^\n]*tokens/s%)\n$", ""), (again:gsub("\n[^\n]*tokens/s%)\n$", "")))
+    local bad, brc = run.sh(run.ember .. " examples/gpt2.lua spec/fixtures/gpt2 --top-q 1")
+    assert.are_not.equal(0, brc)
+    assert.truthy(bad:find("gpt2.lua: unknown option --top-q", 1, true), bad)
   end)
 end)

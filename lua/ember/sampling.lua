@@ -74,4 +74,83 @@ function ember.bernoulli_(t, p, opts)
 end
 T.bernoulli_ = ember.bernoulli_
 
+-- {======================================================================
+-- Drawing tokens from logits
+-- =======================================================================
+-- A language model's next token: logits scaled by a temperature, all but
+-- the most likely cut away (top-k, top-p), one multinomial draw.  Both
+-- filters keep every token tied with the last one kept, so their result
+-- does not depend on how a sort orders equal values.
+
+local function check_logits(name, logits)
+  check_tensor(name, logits, "logits")
+  if not logits:is_floating_point() then
+    error(("%s: expected float logits, got %s"):format(name, logits.dtype), 3)
+  end
+  if logits:dim() == 0 or logits:size(-1) == 0 then
+    error(("%s: expected logits with at least one element in the last dim"):format(name), 3)
+  end
+end
+
+--- ember.filter_top_k(logits, k) -> a copy of logits with every value
+-- below the k-th largest of its row (the last dim) set to -inf; k larger
+-- than the row keeps it whole.
+function ember.filter_top_k(logits, k)
+  check_logits("filter_top_k", logits)
+  k = check.integer("filter_top_k", "k", k, 1, 2)
+  k = math.min(k, logits:size(-1))
+  local kth = ember.topk(logits, k, -1):narrow(-1, k, 1)
+  return logits:masked_fill(logits:lt(kth), -math.huge)
+end
+
+--- ember.filter_top_p(logits, p) -> a copy of logits keeping, in each row,
+-- the most likely tokens whose probabilities reach p together (nucleus
+-- sampling): a token stays when the tokens more likely than it hold less
+-- than p of the mass; the rest become -inf.  p in (0, 1]; 1 keeps all.
+function ember.filter_top_p(logits, p)
+  check_logits("filter_top_p", logits)
+  if type(p) ~= "number" or not (p > 0 and p <= 1) then
+    error(("filter_top_p: p must be a number in (0, 1], got %s"):format(tostring(p)), 2)
+  end
+  if p == 1 then return logits:clone() end
+  local probs = ember.softmax(logits, -1)
+  local sorted = ember.sort(probs, -1, {descending = true})
+  -- the mass before each sorted token; the first always stays (0 < p)
+  local before = sorted:cumsum(-1) - sorted
+  local kept = before:lt(p):sum(-1, true)
+  local last = sorted:gather(-1, kept)      -- the smallest probability kept
+  return logits:masked_fill(probs:lt(last), -math.huge)
+end
+
+local SAMPLE = {temperature = true, top_k = true, top_p = true, generator = true}
+
+--- ember.sample_logits(logits [, {temperature = 1, top_k, top_p,
+-- generator}]) -> the next token of each row of logits ((V) gives (1),
+-- (B, V) gives (B, 1)), int64, 1-based: logits / temperature, then
+-- filter_top_k, then filter_top_p, then one multinomial draw from their
+-- softmax.  temperature 0 is greedy: the first largest logit, no draw.
+function ember.sample_logits(logits, opts)
+  check_logits("sample_logits", logits)
+  if logits:dim() > 2 then
+    error(("sample_logits: expected logits (V) or (B, V), got %d dims"):format(logits:dim()), 2)
+  end
+  opts = check.options("sample_logits", opts, SAMPLE, 2)
+  local temperature = opts.temperature or 1
+  if type(temperature) ~= "number" or not (temperature >= 0 and temperature < math.huge) then
+    error(("sample_logits: temperature must be a finite number >= 0, got %s")
+          :format(tostring(temperature)), 2)
+  end
+  if opts.top_k ~= nil then check.integer("sample_logits", "top_k", opts.top_k, 1, 2) end
+  if opts.top_p ~= nil and (type(opts.top_p) ~= "number" or not (opts.top_p > 0 and opts.top_p <= 1)) then
+    error(("sample_logits: top_p must be a number in (0, 1], got %s"):format(tostring(opts.top_p)), 2)
+  end
+  if temperature == 0 then return logits:argmax(-1, true) end
+  logits = logits / temperature
+  if opts.top_k then logits = ember.filter_top_k(logits, opts.top_k) end
+  if opts.top_p then logits = ember.filter_top_p(logits, opts.top_p) end
+  return ember.multinomial(ember.softmax(logits, -1), 1, {generator = opts.generator})
+end
+
+-- }======================================================================
+
 return true

@@ -324,3 +324,68 @@ describe("ember.Generator", function()
     assert.is_true(ember.rand(3):equal(a))
   end)
 end)
+
+describe("drawing tokens from logits", function()
+  local l = ember.tensor{{1, 3, 2, 3}, {0, 0, 0, 5}}
+  local inf = math.huge
+
+  it("filter_top_k keeps the k largest of each row, and every tie of the k-th", function()
+    assert.are.same({{-inf, 3, -inf, 3}, {-inf, -inf, -inf, 5}}, ember.filter_top_k(l, 1):totable())
+    assert.are.same({{-inf, 3, 2, 3}, {0, 0, 0, 5}}, ember.filter_top_k(l, 3):totable())
+    assert.are.same(l:totable(), ember.filter_top_k(l, 10):totable())
+    local d = ember.tensor({5, 1, 4}, {dtype = "float64"})
+    assert.are.same({5, -inf, 4}, ember.filter_top_k(d, 2):totable())
+    -- a strided view: the rows of l:t() are l's columns
+    assert.is_false(l:t():is_contiguous())
+    assert.are.same({{1, -inf}, {3, -inf}, {2, -inf}, {-inf, 5}}, ember.filter_top_k(l:t(), 1):totable())
+    assert.are.same({0, 2}, ember.filter_top_k(ember.zeros(0, 2), 1):shape())
+  end)
+
+  it("filter_top_p keeps the tokens whose mass before them is under p", function()
+    -- probabilities of row 1: .40 .40 .15 .05 (sorted): the mass before each is 0 .40 .80 .95
+    assert.are.same({{1, 3, 2, 3}, {-inf, -inf, -inf, 5}}, ember.filter_top_p(l, 0.96):totable())
+    assert.are.same({{-inf, 3, 2, 3}, {-inf, -inf, -inf, 5}}, ember.filter_top_p(l, 0.9):totable())
+    -- the two tied best always stay together, and at least the best stays
+    assert.are.same({{-inf, 3, -inf, 3}, {-inf, -inf, -inf, 5}}, ember.filter_top_p(l, 1e-9):totable())
+    assert.are.same(l:totable(), ember.filter_top_p(l, 1):totable())
+    local d = ember.tensor({0, math.log(3)}, {dtype = "float64"})  -- probabilities .25, .75
+    assert.are.same({-inf, math.log(3)}, ember.filter_top_p(d, 0.75):totable())
+    assert.are.same({0, math.log(3)}, ember.filter_top_p(d, 0.7500001):totable())
+  end)
+
+  it("sample_logits: temperature 0 is greedy, a seed repeats, filters apply", function()
+    assert.are.same({{2}, {4}}, ember.sample_logits(l, {temperature = 0}):totable())
+    assert.are.same({{2}, {4}}, ember.sample_logits(l, {top_k = 1}):totable())
+    local wide = ember.randn(3, 50)
+    local function draw(seed)
+      return ember.sample_logits(wide, {temperature = 2, generator = ember.Generator(seed)}):totable()
+    end
+    assert.are.same(draw(1), draw(1))
+    -- top_k 2 never draws outside each row's two largest
+    local _, pos = ember.topk(wide, 2, -1)
+    for s = 1, 20 do
+      local got = ember.sample_logits(wide, {top_k = 2, generator = ember.Generator(s)})
+      assert.is_true(pos:eq(got):any(-1):all():item())
+    end
+    local one = ember.sample_logits(ember.tensor{0, 10, 0}, {temperature = 0.1})
+    assert.are.same({2}, one:totable())
+  end)
+
+  it("refuses bad arguments", function()
+    fails("filter_top_k: expected a tensor as logits, got number", ember.filter_top_k, 3, 1)
+    fails("filter_top_k: k must be >= 1, got 0", ember.filter_top_k, l, 0)
+    fails("filter_top_k: expected float logits, got int64", ember.filter_top_k,
+          ember.ones(3, {dtype = "int64"}), 1)
+    fails("filter_top_p: p must be a number in (0, 1], got 0", ember.filter_top_p, l, 0)
+    fails("filter_top_p: p must be a number in (0, 1], got 1.5", ember.filter_top_p, l, 1.5)
+    fails("filter_top_p: expected logits with at least one element in the last dim",
+          ember.filter_top_p, ember.zeros(2, 0), 0.5)
+    fails("sample_logits: unknown option 'topk'", ember.sample_logits, l, {topk = 1})
+    fails("sample_logits: temperature must be a finite number >= 0, got -1",
+          ember.sample_logits, l, {temperature = -1})
+    fails("sample_logits: top_p must be a number in (0, 1], got 2", ember.sample_logits, l, {top_p = 2})
+    fails("sample_logits: top_k must be an integer, got 1.5", ember.sample_logits, l, {top_k = 1.5})
+    fails("sample_logits: expected logits (V) or (B, V), got 3 dims", ember.sample_logits,
+          ember.zeros(1, 2, 3))
+  end)
+end)

@@ -169,6 +169,10 @@ M.SEEDS = {
     return {e.rand(3, 5), 4, {replacement = true, generator = e.Generator(1)}} end,
   bernoulli = function(e) return {e.rand(2, 3), {generator = e.Generator(2)}} end,
   bernoulli_ = function(e) return {e.zeros(2, 3), e.rand(3), {generator = e.Generator(3)}} end,
+  filter_top_k = function(e) return {e.randn(2, 5), 3} end,
+  filter_top_p = function(e) return {e.randn(2, 5):t(), 0.7} end,
+  sample_logits = function(e)
+    return {e.randn(2, 6), {temperature = 0.8, top_k = 4, top_p = 0.9, generator = e.Generator(6)}} end,
   uniform_ = function(e) return {e.zeros(2, 3):t(), -1, 1, {generator = e.Generator(4)}} end,
   normal_ = function(e) return {e.zeros(4, {dtype = "float64"}), 0, 2} end,
   Generator = function() return {123} end,

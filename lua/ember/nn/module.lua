@@ -11,6 +11,7 @@
 -- __newindex (a raw field would hide a later module assigned to its name).
 local ember = require "ember"
 local common = require "ember.nn.common"
+local check = require "ember.check"
 
 local Module = {__name = "Module"}
 
@@ -415,15 +416,65 @@ local function sorted_keys(t)
   return ks
 end
 
+--- The entries of sd under the names the module will see: map (a table
+-- old -> new, where false drops and an absent name stays; or a function
+-- of the name giving the new name, or nil/false to drop) renames each.
+-- Returns new -> tensor and new -> old (for messages, which name both).
+-- Keys are visited in sorted order so a clash is reported the same way
+-- every time.
+local function renamed(sd, map)
+  local mt = type(map)
+  if map ~= nil and mt ~= "table" and mt ~= "function" then
+    error("load_state_dict: map must be a table or a function, got " .. mt, 3)
+  end
+  local keys = {}
+  for k in pairs(sd) do keys[#keys + 1] = k end
+  table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
+  local out, from = {}, {}
+  for _, k in ipairs(keys) do
+    local new = k
+    if mt == "table" then
+      if map[k] ~= nil then new = map[k] end
+    elseif mt == "function" then
+      new = map(k)
+    end
+    if new then
+      if type(new) ~= "string" then
+        error(("load_state_dict: map renames '%s' to a %s, expected a string (or nil to drop it)")
+              :format(tostring(k), type(new)), 3)
+      end
+      if from[new] ~= nil then
+        error(("load_state_dict: map renames both '%s' and '%s' to '%s'")
+              :format(tostring(from[new]), tostring(k), new), 3)
+      end
+      out[new], from[new] = sd[k], k
+    end
+  end
+  return out, from
+end
+
 --- Copy the values of sd into the module's parameters and buffers, in
 -- place.  Everything is checked before anything is written, so a failure
--- leaves the module unchanged.  strict (default true) makes missing and
--- unexpected keys errors; returns the lists of missing and unexpected keys.
-function Module:load_state_dict(sd, strict)
-  if type(sd) ~= "table" then
-    error("load_state_dict: expected a table of tensors, got " .. type(sd), 2)
+-- leaves the module unchanged.  opts: strict (default true) makes missing
+-- and unexpected keys errors; map renames sd's keys first (see renamed),
+-- and strict checks the new names.  A boolean second argument is strict
+-- (the spelling before options existed).  Returns the lists of missing and
+-- unexpected keys (after renaming).
+function Module:load_state_dict(sd, opts)
+  if type(sd) ~= "table" or ember.is_tensor(sd) then
+    error("load_state_dict: expected a table of tensors, got " .. check.type_name(sd), 2)
   end
+  if type(opts) == "boolean" then opts = {strict = opts} end
+  opts = check.options("load_state_dict", opts, {strict = true, map = true}, 2)
+  local strict = opts.strict
+  check.boolean("load_state_dict", "strict", strict, 2)
   if strict == nil then strict = true end
+  local from
+  sd, from = renamed(sd, opts.map)
+  -- after a key's new name in messages: its name in sd, if map changed it
+  local function was(k)
+    return from[k] ~= k and (" (was '%s')"):format(tostring(from[k])) or ""
+  end
   local own, known, missing, unexpected = state_list(self), {}, {}, {}
   for _, e in ipairs(own) do
     known[e[1]] = true
@@ -433,10 +484,11 @@ function Module:load_state_dict(sd, strict)
     if not known[k] then unexpected[#unexpected + 1] = k end
   end
   if strict and (#missing > 0 or #unexpected > 0) then
-    local parts = {}
+    local parts, shown = {}, {}
     if #missing > 0 then parts[#parts + 1] = "missing keys: " .. table.concat(missing, ", ") end
     if #unexpected > 0 then
-      parts[#parts + 1] = "unexpected keys: " .. table.concat(unexpected, ", ")
+      for i, k in ipairs(unexpected) do shown[i] = k .. was(k) end
+      parts[#parts + 1] = "unexpected keys: " .. table.concat(shown, ", ")
     end
     error(("load_state_dict: error loading into %s: %s"):format(class_name(self),
           table.concat(parts, "; ")), 2)
@@ -445,11 +497,11 @@ function Module:load_state_dict(sd, strict)
     local v = sd[e[1]]
     if v ~= nil then
       if not ember.is_tensor(v) then
-        error(("load_state_dict: '%s' is a %s, expected a tensor"):format(e[1], type(v)), 2)
+        error(("load_state_dict: '%s'%s is a %s, expected a tensor"):format(e[1], was(e[1]), type(v)), 2)
       end
       if common.shape_str(v) ~= common.shape_str(e[2]) then
-        error(("load_state_dict: size mismatch for %s: copying a tensor of shape %s, " ..
-               "the model has %s"):format(e[1], common.shape_str(v), common.shape_str(e[2])), 2)
+        error(("load_state_dict: size mismatch for %s%s: copying a tensor of shape %s, " ..
+               "the model has %s"):format(e[1], was(e[1]), common.shape_str(v), common.shape_str(e[2])), 2)
       end
     end
   end

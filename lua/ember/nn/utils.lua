@@ -1,6 +1,8 @@
---- ember.nn.utils: gradient clipping; parameter groups for weight decay.
+--- ember.nn.utils: gradient clipping; parameter groups for weight decay;
+-- state dict names between PyTorch and Ember.
 local ember = require "ember"
 local common = require "ember.nn.common"
+local check = require "ember.check"
 
 local utils = {}
 
@@ -99,6 +101,55 @@ function utils.weight_decay_groups(params, weight_decay)
   if #no_decay > 0 then groups[#groups + 1] = {params = no_decay, weight_decay = 0} end
   if #groups == 0 then error(fname .. ": no parameters", 2) end
   return groups, decay, no_decay
+end
+
+-- }======================================================================
+
+-- {======================================================================
+-- State dict names between PyTorch and Ember
+-- =======================================================================
+
+--- A copy of sd (the same tensors) with every index in its names moved by
+-- delta: a name component that is a plain decimal number ("0", "12"; not
+-- "01", which is a name) is a Sequential / ModuleList position, 0-based
+-- in PyTorch and 1-based in Ember.  Only such components change, so the
+-- renaming is one-to-one and a round trip gives the names back.
+local function shift_indices(fname, sd, delta)
+  if type(sd) ~= "table" or ember.is_tensor(sd) then
+    error(("%s: expected a table of tensors, got %s"):format(fname, check.type_name(sd)), 3)
+  end
+  local out = {}
+  for k, v in pairs(sd) do
+    if type(k) ~= "string" then
+      error(("%s: keys must be strings, got %s (%s)"):format(fname, type(k), tostring(k)), 3)
+    end
+    local parts = {}
+    for part in (k .. "."):gmatch("([^.]*)%.") do
+      if part:match("^0$") or part:match("^[1-9]%d*$") then
+        local i = math.tointeger(tonumber(part)) + delta
+        if i < 0 then
+          error(("%s: '%s' has index %s, and Ember's indices start at 1"):format(fname, k, part), 3)
+        end
+        part = tostring(i)
+      end
+      parts[#parts + 1] = part
+    end
+    out[table.concat(parts, ".")] = v
+  end
+  return out
+end
+
+--- PyTorch's state dict names in Ember's: Sequential / ModuleList
+-- positions one higher ("0.weight" -> "1.weight", "layers.3.fc.weight" ->
+-- "layers.4.fc.weight").  Returns a new table holding the same tensors.
+function utils.from_pytorch(sd)
+  return shift_indices("from_pytorch", sd, 1)
+end
+
+--- Ember's state dict names in PyTorch's: positions one lower, the
+-- inverse of from_pytorch (an index 0 cannot be shifted and is an error).
+function utils.to_pytorch(sd)
+  return shift_indices("to_pytorch", sd, -1)
 end
 
 -- }======================================================================
