@@ -926,9 +926,9 @@ static int train_loop(ember_bpe *b, tword *words, size_t nw, int64_t vocab,
 
 ember_bpe *ember_bpe_train(const char *text, size_t n, int64_t vocab_size,
                            int64_t min_frequency) {
-  if (vocab_size < 256 || vocab_size > (1 << 24))
+  if (vocab_size < 256 || vocab_size > (1 << 22))
     return ember_set_error("BPE.train: vocab_size must be from 256 (the "
-                           "bytes) to %d, got %lld", 1 << 24,
+                           "bytes) to %d, got %lld", 1 << 22,
                            (long long)vocab_size), NULL;
   ember_bpe *b = bpe_new();
   if (!b) return NULL;
