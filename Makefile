@@ -270,7 +270,8 @@ FUZZ_MALLOC_MB ?= 64
 FUZZ_CC       ?= clang
 FUZZ_FLAGS    := -g -O1 -fno-omit-frame-pointer -fno-sanitize-recover=undefined -Wno-pass-failed
 FUZZ_OBJ      := $(CORE_SRC:%.c=build/fuzz/obj/%.o)
-FUZZERS       := build/fuzz/fuzz_safetensors build/fuzz/fuzz_idx
+FUZZERS       := build/fuzz/fuzz_safetensors build/fuzz/fuzz_idx \
+                 build/fuzz/fuzz_bpe
 
 build/fuzz/obj/%.o: %.c $(HEADERS)
 	@mkdir -p $(dir $@)

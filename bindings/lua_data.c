@@ -9,6 +9,9 @@
 **   ember.Generator([seed])          a generator object of one's own
 **   ember.default_generator          the state's generator as such an object
 **   ember.multinomial(probs, n [, opts]), t:uniform_, t:normal_
+**   ember._bpe_load(vocab, merges), ember._bpe_train(text, size, min_freq)
+**                                    GPT-2's BPE tokenizer (data.BPE) and
+**                                    its methods encode, decode, save
 **
 ** Every random function takes {generator = g} in its options (l_optgen);
 ** without one it draws from the state's generator.
@@ -17,6 +20,7 @@
 ** values past 2^63 travel as the same 64 bits (negative integers), so a
 ** state always round-trips.
 */
+#include <stdlib.h>
 #include <string.h>
 
 #include "lua_internal.h"
@@ -294,7 +298,187 @@ static int l_normal_(lua_State *L) { return fill_(L, 1); }
 
 /* }====================================================================== */
 
+/* {======================================================================
+** Byte-level BPE tokenizer (core/bpe.c); ember.data.BPE in data.lua
+** ======================================================================= */
+
+#define BPE_MT "ember.BPE"
+
+typedef struct { ember_bpe *b; } l_bpe;
+
+static ember_bpe *check_bpe(lua_State *L, int idx, const char *fn) {
+  l_bpe *u = luaL_testudata(L, idx, BPE_MT);
+  if (!u || !u->b)
+    luaL_error(L, "%s: expected a BPE tokenizer, got %s", fn,
+               luaL_typename(L, idx));
+  return u->b;
+}
+
+/* A path argument without zero bytes. */
+static const char *check_path(lua_State *L, int idx, const char *fn,
+                              const char *what) {
+  if (lua_type(L, idx) != LUA_TSTRING)
+    luaL_error(L, "%s: %s must be a string, got %s", fn, what,
+               luaL_typename(L, idx));
+  size_t len;
+  const char *p = lua_tolstring(L, idx, &len);
+  if (strlen(p) != len)
+    luaL_error(L, "%s: %s contains a zero byte", fn, what);
+  return p;
+}
+
+static void push_bpe(lua_State *L, ember_bpe *b) {
+  if (!b) l_error(L);
+  l_bpe *u = lua_newuserdatauv(L, sizeof *u, 0);
+  u->b = b;
+  luaL_setmetatable(L, BPE_MT);
+}
+
+/* ember._bpe_load(vocab_path, merges_path) */
+static int l_bpe_load(lua_State *L) {
+  const char *v = check_path(L, 1, "BPE", "vocab_path");
+  const char *m = check_path(L, 2, "BPE", "merges_path");
+  push_bpe(L, ember_bpe_load(v, m));
+  return 1;
+}
+
+/* ember._bpe_train(text, vocab_size, min_frequency): data.lua checks */
+static int l_bpe_train(lua_State *L) {
+  size_t n;
+  const char *text = luaL_checklstring(L, 1, &n);
+  push_bpe(L, ember_bpe_train(text, n, luaL_checkinteger(L, 2),
+                              luaL_checkinteger(L, 3)));
+  return 1;
+}
+
+/* tok:encode(text [, {special = true}]) -> int64 tensor of ids */
+static int bpe_encode(lua_State *L) {
+  ember_bpe *b = check_bpe(L, 1, "encode");
+  if (lua_type(L, 2) != LUA_TSTRING)
+    return luaL_error(L, "encode: text must be a string, got %s",
+                      luaL_typename(L, 2));
+  static const char *const known[] = {"special", NULL};
+  check_opts(L, 3, "encode", known);
+  int special = 1;
+  if (lua_type(L, 3) == LUA_TTABLE) {
+    lua_getfield(L, 3, "special");
+    if (!lua_isnil(L, -1) && !lua_isboolean(L, -1))
+      return luaL_error(L, "encode: special must be a boolean, got %s",
+                        luaL_typename(L, -1));
+    special = lua_isnil(L, -1) || lua_toboolean(L, -1);
+    lua_pop(L, 1);
+  }
+  size_t len;
+  const char *text = lua_tolstring(L, 2, &len);
+  int64_t *ids;
+  int64_t n = ember_bpe_encode(b, text, len, special, &ids);
+  if (n < 0) return l_error(L);
+  l_tensor *slot = l_newslot(L);
+  ember_tensor *t = ember_empty(1, &n, EMBER_INT64);
+  if (t) memcpy(ember_data(t), ids, (size_t)n * sizeof *ids);
+  free(ids);
+  l_fill(L, slot, t);
+  return 1;
+}
+
+/* tok:decode(ids): ids a tensor of integers (any shape, read in order)
+   or a table of integers */
+static int bpe_decode(lua_State *L) {
+  ember_bpe *b = check_bpe(L, 1, "decode");
+  int64_t n;
+  int64_t *ids;
+  ember_tensor *held = NULL;
+  if (lua_type(L, 2) == LUA_TTABLE) {
+    n = (int64_t)luaL_len(L, 2);
+    ids = lua_newuserdatauv(L, (size_t)(n > 0 ? n : 1) * sizeof *ids, 0);
+    for (int64_t i = 0; i < n; i++) {
+      lua_geti(L, 2, i + 1);
+      int isint;
+      ids[i] = (int64_t)lua_tointegerx(L, -1, &isint);
+      if (!isint)
+        return luaL_error(L, "decode: ids[%d] must be an integer, got %s",
+                          (int)i + 1, lua_type(L, -1) == LUA_TNUMBER
+                          ? lua_tostring(L, -1) : luaL_typename(L, -1));
+      lua_pop(L, 1);
+    }
+  } else {
+    ember_tensor *t = l_check(L, 2);
+    if (!ember_dtype_is_int(t->dtype))
+      return luaL_error(L, "decode: ids must be an integer tensor, got %s",
+                        ember_dtype_name(t->dtype));
+    if (t->storage->device != EMBER_CPU)
+      return luaL_error(L, "decode: ids must be on the CPU, got a %s tensor "
+                        "(call :cpu())", ember_device_name(t->storage->device));
+    held = ember_to_dtype(t, EMBER_INT64);
+    ember_tensor *c = held ? ember_contiguous(held) : NULL;
+    ember_tensor_release(held);
+    if (!c) return l_error(L);
+    held = c;
+    n = ember_numel(c);
+    ids = ember_data(c);
+  }
+  size_t len;
+  char *s = ember_bpe_decode(b, ids, n, &len);
+  ember_tensor_release(held);
+  if (!s) return l_error(L);
+  lua_pushlstring(L, s, len);
+  free(s);
+  return 1;
+}
+
+/* tok:save(dir): dir/vocab.json and dir/merges.txt */
+static int bpe_save(lua_State *L) {
+  ember_bpe *b = check_bpe(L, 1, "save");
+  if (ember_bpe_save(b, check_path(L, 2, "save", "dir")) < 0)
+    return l_error(L);
+  lua_settop(L, 1);
+  return 1;
+}
+
+static int bpe_vocab_size(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)ember_bpe_vocab_size(check_bpe(L, 1, "vocab_size")));
+  return 1;
+}
+
+static int bpe_tostring(lua_State *L) {
+  ember_bpe *b = check_bpe(L, 1, "tostring");
+  lua_pushfstring(L, "BPE(vocab_size=%I, merges=%I)",
+                  (lua_Integer)ember_bpe_vocab_size(b),
+                  (lua_Integer)ember_bpe_merge_count(b));
+  return 1;
+}
+
+static int bpe_gc(lua_State *L) {
+  l_bpe *u = luaL_checkudata(L, 1, BPE_MT);
+  ember_bpe_free(u->b);
+  u->b = NULL;
+  return 0;
+}
+
+static const luaL_Reg bpe_methods[] = {
+  {"encode", bpe_encode},
+  {"decode", bpe_decode},
+  {"save", bpe_save},
+  {"vocab_size", bpe_vocab_size},
+  {NULL, NULL},
+};
+
+static void register_bpe(lua_State *L) {
+  luaL_newmetatable(L, BPE_MT);
+  lua_pushcfunction(L, bpe_tostring);
+  lua_setfield(L, -2, "__tostring");
+  lua_pushcfunction(L, bpe_gc);
+  lua_setfield(L, -2, "__gc");
+  luaL_newlib(L, bpe_methods);
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
+}
+
+/* }====================================================================== */
+
 static const luaL_Reg module_funcs[] = {
+  {"_bpe_load", l_bpe_load},
+  {"_bpe_train", l_bpe_train},
   {"_read_idx", l_read_idx},
   {"randperm", l_randperm},
   {"get_rng_state", l_get_rng_state},
@@ -314,6 +498,7 @@ static const luaL_Reg both_funcs[] = {
 void l_register_data(lua_State *L) {
   lua_pushvalue(L, -2);
   register_generator(L);
+  register_bpe(L);
   lua_pop(L, 1);
   l_register(L, module_funcs, both_funcs);
 }

@@ -980,6 +980,42 @@ int ember_get_num_threads(void);
 
 /* }==================================================================== */
 
+/* {====================================================================
+** Byte-level BPE tokenizer (core/bpe.c): GPT-2's, as ember.data.BPE.
+** Token ids are 1-based here too: GPT-2's id plus one.  Messages start
+** with "BPE:", "BPE.train:", "encode:", "decode:" or "save:".
+** ===================================================================== */
+
+typedef struct ember_bpe ember_bpe;
+
+/* A tokenizer from GPT-2's vocab.json ({"token": id}, ids 0..n-1) and
+   merges.txt ("left right" per line by rank, an optional "#version" first
+   line); NULL with a message naming the file and line on a bad file. */
+ember_bpe *ember_bpe_load(const char *vocab_path, const char *merges_path);
+/* Trained on text as Hugging Face's BpeTrainer: vocab_size tokens (256
+   bytes and the merged ones), merging while the best pair occurs at least
+   min_frequency times, then <|endoftext|> appended (GPT-2's layout). */
+ember_bpe *ember_bpe_train(const char *text, size_t len, int64_t vocab_size,
+                           int64_t min_frequency);
+void ember_bpe_free(ember_bpe *bpe);                 /* NULL is fine */
+int64_t ember_bpe_vocab_size(const ember_bpe *bpe);  /* with <|endoftext|> */
+int64_t ember_bpe_merge_count(const ember_bpe *bpe);
+/* The ids of len bytes of text (any bytes: invalid UTF-8 encodes byte by
+   byte) into *ids (malloc'd, the caller frees); their count, -1 when out
+   of memory.  special != 0 turns "<|endoftext|>" in the text into its
+   token.  Not thread-safe on one tokenizer (a cache is updated). */
+int64_t ember_bpe_encode(ember_bpe *bpe, const char *text, size_t len,
+                         int special, int64_t **ids);
+/* The bytes of n ids (malloc'd, NUL-terminated, *len without the NUL);
+   NULL when an id is out of range. */
+char *ember_bpe_decode(const ember_bpe *bpe, const int64_t *ids, int64_t n,
+                       size_t *len);
+/* dir/vocab.json and dir/merges.txt (the folder made if missing), each
+   written to a temporary file renamed over the target. */
+int ember_bpe_save(const ember_bpe *bpe, const char *dir);
+
+/* }==================================================================== */
+
 #ifdef __cplusplus
 }
 #endif

@@ -763,4 +763,38 @@ end
 
 -- }======================================================================
 
+-- {======================================================================
+-- BPE: GPT-2's byte-level tokenizer (core/bpe.c)
+-- =======================================================================
+
+--- data.BPE(vocab_path, merges_path): a tokenizer from GPT-2's two files;
+-- data.BPE.train(text, vocab_size [, {min_frequency = 2}]) trains one.
+-- Its methods (C, bindings/lua_data.c): tok:encode(text [, {special =
+-- true}]) -> int64 ids (GPT-2's plus one), tok:decode(ids) -> string,
+-- tok:save(dir), tok:vocab_size().
+data.BPE = setmetatable({}, {
+  __call = function(_, vocab_path, merges_path)
+    return ember._bpe_load(vocab_path, merges_path)
+  end,
+})
+
+function data.BPE.train(text, vocab_size, opts)
+  if type(text) ~= "string" then
+    fail(2, "BPE.train: text must be a string, got %s", kind(text))
+  end
+  if math.type(vocab_size) ~= "integer" then
+    fail(2, "BPE.train: vocab_size must be an integer, got %s",
+         math.type(vocab_size) and tostring(vocab_size) or kind(vocab_size))
+  end
+  opts = options("BPE.train", opts, {"min_frequency"}, 2)
+  local minf = opts.min_frequency or 2
+  if math.type(minf) ~= "integer" or minf < 1 then
+    fail(2, "BPE.train: min_frequency must be a positive integer, got %s",
+         tostring(minf))
+  end
+  return ember._bpe_train(text, vocab_size, minf)
+end
+
+-- }======================================================================
+
 return data

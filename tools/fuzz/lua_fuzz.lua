@@ -267,6 +267,15 @@ function M.targets(ember)
     local tok = ember.data.chars(M.SEEDS.chars()[1])
     add("ember.data.Tokenizer:encode", function(...) return tok:encode(...) end, false)
     add("ember.data.Tokenizer:decode", function(...) return tok:decode(...) end, false)
+    -- GPT-2's BPE: training (small sizes: time grows with them) and the
+    -- tokenizer's methods on one trained here; loading has fuzz_bpe.c
+    add("ember.data.BPE.train", function(text, n, ...)
+      if math.type(n) == "integer" and n > 400 then n = 400 end
+      return ember.data.BPE.train(text, n, ...)
+    end, false)
+    local bpe = ember.data.BPE.train(M.SEEDS.chars()[1]:rep(3), 260)
+    add("ember.data.BPE:encode", function(...) return bpe:encode(...) end, false)
+    add("ember.data.BPE:decode", function(...) return bpe:decode(...) end, false)
   end
   -- the attention layers' calls (masks, shapes, options), on small layers
   -- built once per run (nn's classes are otherwise skipped)
