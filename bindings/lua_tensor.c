@@ -957,7 +957,8 @@ static int arith_fast(lua_State *L, ember_binary_op op) {
   }
   lua_settop(L, 3);
   l_tensor *ua = lua_touserdata(L, 1), *ub = lua_touserdata(L, 2);
-  if (!ua->t || !ub->t) {          /* closed: the general path says so */
+  /* closed, or a mapped file has ever shrunk: the general path checks */
+  if (!ua->t || !ub->t || ember_mapping_faults() != 0) {
     lua_settop(L, 2);
     return 0;
   }
