@@ -158,8 +158,16 @@ describe("ember.load with mmap", function()
     fails_with(function() return ember.add(other, t.v) end, LOST)
     fails_with(function() return t.v:item() end, LOST)
     fails_with(function() return t.w:narrow(1, 1, 1) end, LOST)
-    fails_with(function() ember.save(path("x.safetensors"), {w = t.v}) end,
+    -- a save that holds one is refused before any file is made: an earlier
+    -- file stays as it was, and no temporary file is left
+    local keep = path("keep.safetensors")
+    ember.save(keep, {a = ember.ones(3)})
+    local before = read_bytes(keep)
+    fails_with(function() ember.save(keep, {a = ember.ones(3), w = t.v}) end,
                "save: tensor 'w': " .. LOST)
+    assert.are.equal(before, read_bytes(keep))
+    local left = run.sh("ls -A " .. run.q(dir))
+    assert.are.equal("keep.safetensors\nshrink.safetensors\n", left)
     -- other tensors are untouched, and the file loads again once rewritten
     assert.are.same({1, 1}, other:totable())
     ember.save(p, {w = ember.full({2}, 3)})
