@@ -2,8 +2,9 @@
 ** storage.c -- reference-counted blocks of memory, and tensor lifetimes.
 **
 ** A storage is either owned (64-byte aligned data allocated with its header
-** on the CPU, by the device's backend elsewhere) or foreign (wrapped by ember_from_blob: Ember calls the
-** host's release callback and never frees the memory itself).
+** on the CPU, by the device's backend elsewhere), foreign (wrapped by ember_from_blob: Ember calls the
+** host's release callback and never frees the memory itself), or mapped
+** (a range of a file mapped by core/mapping.c: "Mapped storage" below).
 **
 ** A small CPU tensor made fresh (ember_empty_on) comes in one block with
 ** its storage and data, recycled through a per-thread free list: a tiny op
