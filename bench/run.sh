@@ -50,6 +50,12 @@
 #            each vs PyTorch with its target, met or missed
 #            (bench/transformer.sh; not in the default list: BENCH_ONLY=gpt
 #            or all)
+#   mmap     issue 19: opening a 1 GiB safetensors checkpoint with
+#            ember.load(path, {mmap = true}) against reading it, time and
+#            resident growth in fresh processes, vs torch.load(mmap=True)
+#            where torch >= 2.1 (bench/mmap_bench.lua, bench/mmap_torch.py;
+#            not in the default list: BENCH_ONLY=mmap or all;
+#            BENCH_MMAP_MIB sets the size, default 1024)
 #   (gemm = matmul,convgemm; all = every group)
 # PyTorch is Debian's python3-torch from /usr/bin/python3 (BENCH_PYTHON
 # overrides; without torch its column says so), always in its best
@@ -145,10 +151,10 @@ done
 # the groups asked for: want_<group>=1
 for g in $(echo "$only" | tr ',' ' '); do
   case $g in
-    matmul|convgemm|op|scan|startup|cnn|mlp|dist|sort|ops|gpt) eval "want_$g=1" ;;
+    matmul|convgemm|op|scan|startup|cnn|mlp|dist|sort|ops|gpt|mmap) eval "want_$g=1" ;;
     gemm) want_matmul=1; want_convgemm=1 ;;
-    all) want_matmul=1; want_convgemm=1; want_op=1; want_scan=1; want_startup=1; want_cnn=1; want_mlp=1; want_dist=1; want_sort=1; want_ops=1; want_gpt=1 ;;
-    *) echo "bench: BENCH_ONLY: unknown group '$g' (expected matmul, convgemm, gemm, op, scan, startup, cnn, mlp, dist, sort, ops, gpt or all)" >&2; exit 1 ;;
+    all) want_matmul=1; want_convgemm=1; want_op=1; want_scan=1; want_startup=1; want_cnn=1; want_mlp=1; want_dist=1; want_sort=1; want_ops=1; want_gpt=1; want_mmap=1 ;;
+    *) echo "bench: BENCH_ONLY: unknown group '$g' (expected matmul, convgemm, gemm, op, scan, startup, cnn, mlp, dist, sort, ops, gpt, mmap or all)" >&2; exit 1 ;;
   esac
 done
 wants() { eval "[ -n \"\${want_$1:-}\" ]"; }
@@ -605,6 +611,10 @@ fi
 if wants gpt; then
   echo
   sh bench/transformer.sh || { echo "bench: bench/transformer.sh: a target missed, or a failure" >&2; status=1; }
+fi
+if wants mmap; then
+  echo
+  run_lua bench/mmap_bench.lua ${BENCH_MMAP_MIB:-1024} 16 "$rounds" || { echo "bench: bench/mmap_bench.lua failed" >&2; status=1; }
 fi
 
 exit $status

@@ -4,7 +4,7 @@
 ** tables to the core's arrays and back.
 **
 **   ember.save(path, tensor_or_table [, metadata])
-**   ember.load(path) -> tensors, metadata
+**   ember.load(path [, {mmap = false}]) -> tensors, metadata
 **
 ** A single tensor is saved under the name "tensor" with the metadata entry
 ** "ember.format" = "tensor", and ember.load gives such a file back as the
@@ -161,16 +161,36 @@ static int reader_gc(lua_State *L) {
   return 0;
 }
 
-/* ember.load(path) -> tensors, metadata */
+/* The options of ember.load at idx (none, or a table): its flags. */
+static int load_flags(lua_State *L, int idx) {
+  static const char *const known[] = {"mmap", NULL};
+  if (lua_isnoneornil(L, idx)) return 0;
+  if (!lua_istable(L, idx))
+    return luaL_error(L, "load: expected an options table as argument 2, "
+                      "got %s", luaL_typename(L, idx));
+  l_check_keys(L, idx, "load", "option", known);
+  int flags = 0;
+  if (lua_getfield(L, idx, "mmap") != LUA_TNIL) {
+    if (!lua_isboolean(L, -1))
+      return luaL_error(L, "load: option mmap must be a boolean, got %s",
+                        luaL_typename(L, -1));
+    if (lua_toboolean(L, -1)) flags |= EMBER_LOAD_MMAP;
+  }
+  lua_pop(L, 1);
+  return flags;
+}
+
+/* ember.load(path [, opts]) -> tensors, metadata */
 static int l_load(lua_State *L) {
   if (lua_type(L, 1) != LUA_TSTRING)
     return luaL_error(L, "load: expected a path (string) as argument 1, got "
                       "%s", luaL_typename(L, 1));
   const char *path = lua_tostring(L, 1);
+  int flags = load_flags(L, 2);
   ember_safetensors **box = lua_newuserdatauv(L, sizeof *box, 0);
   *box = NULL;
   luaL_setmetatable(L, READER_MT);
-  *box = ember_load_safetensors(path);
+  *box = ember_load_safetensors_ex(path, flags);
   if (!*box) return l_error(L);
   ember_safetensors *st = *box;
   int n = ember_safetensors_count(st), nmeta = ember_safetensors_metadata_count(st);
@@ -200,9 +220,17 @@ static int l_load(lua_State *L) {
   return 2;
 }
 
+/* ember._is_mapped(t): is t a view of a file loaded with mmap?  (For the
+   specs: which tensors ember.load copied.) */
+static int l_is_mapped(lua_State *L) {
+  lua_pushboolean(L, ember_tensor_is_mapped(l_check(L, 1)));
+  return 1;
+}
+
 static const luaL_Reg module_funcs[] = {
   {"save", l_save},
   {"load", l_load},
+  {"_is_mapped", l_is_mapped},
   {NULL, NULL},
 };
 

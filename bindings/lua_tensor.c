@@ -183,8 +183,27 @@ static void setup_fast_mt(lua_State *L, int mt) {
     atomic_store(&fast_ref, ref);
 }
 
+/* A tensor argument on a mapped file that shrank: raise (lua_io.c's
+   ember.load{mmap = true}; docs/internals.md, "Mapped files"). */
+static void check_mapped(lua_State *L, ember_tensor *t) {
+  if (ember_check_mapped(t) < 0) l_error(L);
+}
+
+/* After a fault in a mapped file (ever), a result computed from a lost
+   mapping read zeros: drop it, raising the mapping's error. */
+static void check_args_mapped(lua_State *L, ember_tensor *result) {
+  for (int i = 1, n = lua_gettop(L); i <= n; i++) {
+    l_tensor *u = l_testtensor(L, i);
+    if (u && u->t && ember_check_mapped(u->t) < 0) {
+      ember_tensor_release(result);
+      l_error(L);
+    }
+  }
+}
+
 void l_fill(lua_State *L, l_tensor *slot, ember_tensor *t) {
   if (!t) l_error(L);
+  if (ember_mapping_faults() != 0) check_args_mapped(L, t);
   slot->t = t;
   gc_pace(L);
 }
@@ -204,6 +223,7 @@ ember_tensor *l_check(lua_State *L, int idx) {
   l_tensor *u = l_testtensor(L, idx);
   if (!u) luaL_typeerror(L, idx, "tensor");
   if (!u->t) luaL_argerror(L, idx, "tensor has been closed");
+  check_mapped(L, u->t);
   return u->t;
 }
 
@@ -346,6 +366,7 @@ static ember_tensor *check_operand(lua_State *L, int idx) {
     luaL_typeerror(L, idx, "tensor or number");
   }
   if (!u->t) luaL_argerror(L, idx, "tensor has been closed");
+  check_mapped(L, u->t);
   return u->t;
 }
 
@@ -796,6 +817,7 @@ static int slice_write(lua_State *L) {
 static int t_index(lua_State *L) {
   l_tensor *u = l_testtensor(L, 1);
   if (!u) return luaL_typeerror(L, 1, "tensor");
+  if (u->t) check_mapped(L, u->t);       /* t:method() and t.field */
   if (lua_type(L, 2) == LUA_TSTRING) {
     /* methods first: the common case of t:method() */
     lua_pushvalue(L, 2);
@@ -935,7 +957,8 @@ static int arith_fast(lua_State *L, ember_binary_op op) {
   }
   lua_settop(L, 3);
   l_tensor *ua = lua_touserdata(L, 1), *ub = lua_touserdata(L, 2);
-  if (!ua->t || !ub->t) {          /* closed: the general path says so */
+  /* closed, or a mapped file has ever shrunk: the general path checks */
+  if (!ua->t || !ub->t || ember_mapping_faults() != 0) {
     lua_settop(L, 2);
     return 0;
   }

@@ -60,4 +60,22 @@ static inline ember_tensor *ember_kernel_result(ember_tensor *out, int rc) {
    tensor saved for backward was not modified). */
 static inline void ember_bump_version(ember_tensor *t) { t->storage->version++; }
 
+/* Files mapped into memory (mapping.c): ember_load_safetensors_ex with
+   EMBER_LOAD_MMAP.  A mapping starts with one reference, its opener's. */
+typedef struct ember_mapping ember_mapping;
+/* The first len bytes of fd, mapped MAP_PRIVATE (copy-on-write) and
+   protected against the file shrinking; NULL with a message naming path. */
+ember_mapping *ember_mapping_open(int fd, size_t len, const char *path);
+void *ember_mapping_data(const ember_mapping *m);
+void ember_mapping_retain(ember_mapping *m);
+void ember_mapping_release(ember_mapping *m);      /* NULL is fine */
+/* Did a SIGBUS replace the mapping's pages with zeros? */
+int ember_mapping_lost(const ember_mapping *m);
+const char *ember_mapping_path(const ember_mapping *m);
+/* A contiguous CPU tensor whose data is the mapping's bytes from offset
+   (storage.c, "Mapped storage"); it holds a reference to m. */
+ember_tensor *ember_tensor_mapped(ember_mapping *m, size_t offset,
+                                  ember_dtype dt, int ndim,
+                                  const int64_t *shape);
+
 #endif

@@ -29,7 +29,6 @@
 */
 #include <errno.h>
 #include <fcntl.h>
-#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,7 +37,7 @@
 #include <sys/types.h>
 #include <unistd.h>
 
-#include "include/ember.h"
+#include "core.h"
 #include "json.h"
 
 /* Tensor data goes to and from memory as it is: that is the file's byte
@@ -55,8 +54,8 @@
 ** ======================================================================= */
 
 /* How a file dtype becomes an Ember dtype. */
-enum { AS_IS, FROM_F16, FROM_BF16, FROM_I8, FROM_I16, FROM_U16, FROM_U32,
-       CHECK_BOOL, UNSUPPORTED };
+enum { AS_IS, FROM_I8, FROM_I16, FROM_U16, FROM_U32, CHECK_BOOL,
+       UNSUPPORTED };
 
 typedef struct st_dtype {
   const char *code;   /* as in the header */
@@ -65,14 +64,15 @@ typedef struct st_dtype {
   int conv;           /* one of the enum above */
 } st_dtype;
 
-/* Every dtype code of the reference implementation.  The ones Ember lacks
-   are widened on load when that is exact (F16 and BF16 to float32, small
-   integers to int32, U32 to int64); the rest are named in an error. */
+/* Every dtype code of the reference implementation.  F16 and BF16 load as
+   Ember's float16 and bfloat16, bit for bit.  The ones Ember lacks are
+   widened on load when that is exact (small integers to int32, U32 to
+   int64); the rest are named in an error. */
 static const st_dtype dtypes[] = {
   {"F64", 8, EMBER_FLOAT64, AS_IS},
   {"F32", 4, EMBER_FLOAT32, AS_IS},
-  {"F16", 2, EMBER_FLOAT32, FROM_F16},
-  {"BF16", 2, EMBER_FLOAT32, FROM_BF16},
+  {"F16", 2, EMBER_FLOAT16, AS_IS},
+  {"BF16", 2, EMBER_BFLOAT16, AS_IS},
   {"I64", 8, EMBER_INT64, AS_IS},
   {"I32", 4, EMBER_INT32, AS_IS},
   {"I16", 2, EMBER_INT32, FROM_I16},
@@ -103,22 +103,14 @@ static const char *code_of(ember_dtype dt) {
   switch (dt) {
     case EMBER_FLOAT32: return "F32";
     case EMBER_FLOAT64: return "F64";
+    case EMBER_FLOAT16: return "F16";
+    case EMBER_BFLOAT16: return "BF16";
     case EMBER_INT32: return "I32";
     case EMBER_INT64: return "I64";
     case EMBER_UINT8: return "U8";
     case EMBER_BOOL: return "BOOL";
     default: return NULL;
   }
-}
-
-/* IEEE half to float: exact, since every half is a float. */
-static float half_to_float(uint16_t h) {
-  int exp = (h >> 10) & 0x1f, man = h & 0x3ff;
-  float f;
-  if (exp == 0) f = ldexpf((float)man, -24);                 /* 0, subnormal */
-  else if (exp == 31) f = man ? NAN : INFINITY;
-  else f = ldexpf((float)(man | 0x400), exp - 25);
-  return (h & 0x8000) ? -f : f;
 }
 
 /*
@@ -139,15 +131,6 @@ static int64_t convert(const st_dtype *d, void *data, int64_t n) {
   if (d->conv == AS_IS) return -1;
   for (int64_t i = n - 1; i >= 0; i--) {
     switch (d->conv) {
-      case FROM_F16: case FROM_BF16: {
-        uint16_t h;
-        memcpy(&h, p + 2 * i, 2);
-        float f;
-        if (d->conv == FROM_F16) f = half_to_float(h);
-        else { uint32_t u = (uint32_t)h << 16; memcpy(&f, &u, 4); }
-        memcpy(p + 4 * i, &f, 4);
-        break;
-      }
       case FROM_I8: case FROM_I16: case FROM_U16: {
         int32_t v;
         if (d->conv == FROM_I8) v = (int8_t)p[i];
@@ -284,6 +267,11 @@ static int check_save_args(const char *path, int n, const char *const *names,
     if (!t) return ember_set_error("save: tensor '%s' is NULL", name);
     if (!code_of(t->dtype))
       return ember_set_error("save: tensor '%s' has an unknown dtype", name);
+    if (ember_check_mapped(t) < 0) {
+      char why[256];
+      snprintf(why, sizeof why, "%s", ember_last_error());
+      return ember_set_error("save: tensor '%s': %s", name, why);
+    }
   }
   int dup = find_duplicate(n, names, order);
   if (dup >= 0)
@@ -822,34 +810,92 @@ void ember_safetensors_free(ember_safetensors *h) {
   free(h);
 }
 
+/* Tensor e of the file, empty, in the handle's slot i. */
+static ember_tensor *new_tensor(parser *p, const entry *e, int i,
+                                ember_safetensors *h) {
+  ember_tensor *t = ember_empty(e->ndim, e->shape, (ember_dtype)e->dt->ember);
+  if (!t) {
+    char why[256];
+    snprintf(why, sizeof why, "%s", ember_last_error());
+    perr(p, "tensor '%s': %s", e->name, why);
+    return NULL;
+  }
+  h->names[i] = e->name;
+  h->tensors[i] = t;
+  return t;
+}
+
+/* Widen in place, or check a BOOL's bytes (see convert). */
+static int convert_checked(parser *p, const entry *e, void *data, int64_t n) {
+  int64_t bad = convert(e->dt, data, n);
+  if (bad >= 0)
+    return perr(p, "tensor '%s' (BOOL) holds a byte other than 0 or 1 at "
+                "element %lld", e->name, (long long)bad + 1);
+  return 0;
+}
+
 /* The tensors' data, read and converted into the handle (entries sorted
    by offsets). */
 static int read_tensors(parser *p, int fd, off_t data_start,
                         ember_safetensors *h) {
   for (int i = 0; i < p->ne; i++) {
     const entry *e = &p->e[i];
-    ember_tensor *t = ember_empty(e->ndim, e->shape, (ember_dtype)e->dt->ember);
-    if (!t) {
-      char why[256];
-      snprintf(why, sizeof why, "%s", ember_last_error());
-      return perr(p, "tensor '%s': %s", e->name, why);
-    }
-    h->names[i] = e->name;
-    h->tensors[i] = t;
+    ember_tensor *t = new_tensor(p, e, i, h);
+    if (!t) return -1;
     size_t nbytes = (size_t)(e->end - e->begin);
     if (nbytes && read_at(fd, ember_data(t), nbytes,
                           data_start + (off_t)e->begin) < 0)
       return perr(p, "cannot read tensor '%s': %s", e->name,
                   errno ? strerror(errno) : "the file is truncated");
-    int64_t bad = convert(e->dt, ember_data(t), ember_numel(t));
-    if (bad >= 0)
-      return perr(p, "tensor '%s' (BOOL) holds a byte other than 0 or 1 at "
-                  "element %lld", e->name, (long long)bad + 1);
+    if (convert_checked(p, e, ember_data(t), ember_numel(t)) < 0) return -1;
   }
   return 0;
 }
 
+/*
+** The tensors as views of the mapped file m, whose data starts at
+** data_start.  A tensor is a view when its bytes are Ember's as they lie:
+** a dtype loaded as it is (a BOOL once its bytes are checked, which reads
+** its pages) at an offset aligned to its element size (the reference
+** writer aligns every tensor; a hand-made file may not, and Ember's
+** kernels assume aligned elements).  The others are copied out of the
+** mapping: widened dtypes, misaligned data, empty tensors.  A fault taken
+** while reading the mapping here (the file shrank since it was measured)
+** fails the load.
+*/
+static int map_tensors(parser *p, ember_mapping *m, size_t data_start,
+                       ember_safetensors *h) {
+  const char *base = ember_mapping_data(m);
+  for (int i = 0; i < p->ne; i++) {
+    const entry *e = &p->e[i];
+    size_t at = data_start + (size_t)e->begin;
+    size_t nbytes = (size_t)(e->end - e->begin);
+    int64_t numel = nbytes / (size_t)e->dt->size;
+    if (nbytes > 0 && (e->dt->conv == AS_IS || e->dt->conv == CHECK_BOOL) &&
+        at % (size_t)e->dt->size == 0) {
+      if (convert_checked(p, e, (void *)(base + at), numel) < 0) return -1;
+      ember_tensor *t = ember_tensor_mapped(m, at, (ember_dtype)e->dt->ember,
+                                            e->ndim, e->shape);
+      if (!t) return perr(p, "tensor '%s': out of memory", e->name);
+      h->names[i] = e->name;
+      h->tensors[i] = t;
+    } else {
+      ember_tensor *t = new_tensor(p, e, i, h);
+      if (!t) return -1;
+      memcpy(ember_data(t), base + at, nbytes);
+      if (convert_checked(p, e, ember_data(t), numel) < 0) return -1;
+    }
+  }
+  if (ember_mapping_lost(m))
+    return perr(p, "the file shrank while it was being loaded");
+  return 0;
+}
+
 ember_safetensors *ember_load_safetensors(const char *path) {
+  return ember_load_safetensors_ex(path, 0);
+}
+
+ember_safetensors *ember_load_safetensors_ex(const char *path, int flags) {
   if (!path) { ember_set_error("load: the path is NULL"); return NULL; }
   int fd = open(path, O_RDONLY);
   if (fd < 0) {
@@ -860,6 +906,7 @@ ember_safetensors *ember_load_safetensors(const char *path) {
   p.j.file = path;
   ember_safetensors *h = NULL;
   unsigned char *hdr = NULL;
+  ember_mapping *map = NULL;
   struct stat st;
   unsigned char len8[8];
   if (fstat(fd, &st) < 0) {
@@ -920,7 +967,15 @@ ember_safetensors *ember_load_safetensors(const char *path) {
     goto fail;
   }
   h->n = p.ne;
-  if (read_tensors(&p, fd, (off_t)(8 + hlen), h) < 0) goto fail;
+  if (flags & EMBER_LOAD_MMAP) {
+    /* the file as it was measured: a later change is the SIGBUS rule's */
+    if (!(map = ember_mapping_open(fd, (size_t)size, path))) goto fail;
+    if (map_tensors(&p, map, (size_t)(8 + hlen), h) < 0) goto fail;
+    ember_mapping_release(map);   /* the tensors hold it now, if any */
+    map = NULL;
+  } else if (read_tensors(&p, fd, (off_t)(8 + hlen), h) < 0) {
+    goto fail;
+  }
   h->nmeta = p.nmeta;
   h->keys = p.keys;
   h->values = p.values;
@@ -932,6 +987,7 @@ ember_safetensors *ember_load_safetensors(const char *path) {
 
 fail:
   ember_safetensors_free(h);   /* its strings are in p.j.pool, freed below */
+  ember_mapping_release(map);
   free(p.e);
   free(p.keys);
   free(p.values);

@@ -2,8 +2,9 @@
 ** storage.c -- reference-counted blocks of memory, and tensor lifetimes.
 **
 ** A storage is either owned (64-byte aligned data allocated with its header
-** on the CPU, by the device's backend elsewhere) or foreign (wrapped by ember_from_blob: Ember calls the
-** host's release callback and never frees the memory itself).
+** on the CPU, by the device's backend elsewhere), foreign (wrapped by ember_from_blob: Ember calls the
+** host's release callback and never frees the memory itself), or mapped
+** (a range of a file mapped by core/mapping.c: "Mapped storage" below).
 **
 ** A small CPU tensor made fresh (ember_empty_on) comes in one block with
 ** its storage and data, recycled through a per-thread free list: a tiny op
@@ -580,3 +581,61 @@ int ember_wrap_dim(const char *fn, int dim, int ndim) {
                            ndim, n);
   return dim < 0 ? dim + n : dim;
 }
+
+/* {======================================================================
+** Mapped storage: a tensor's data in a file mapped by core/mapping.c
+** (ember.load{mmap = true}).
+**
+** Each tensor gets a storage of its own over its range of the mapping,
+** as ember_from_blob does for a host's memory, whose release drops one
+** reference to the mapping: the file is unmapped when the last storage on
+** it dies, whatever order the tensors go in.  Ember owns none of these
+** bytes, so ember_bytes_live does not count them (the pages belong to the
+** page cache until a write copies one).  A storage is recognised as mapped
+** by its release function.
+** ======================================================================= */
+
+static void mapped_release(void *data, void *ctx) {
+  (void)data;
+  ember_mapping_release(ctx);
+}
+
+ember_tensor *ember_tensor_mapped(ember_mapping *m, size_t offset,
+                                  ember_dtype dt, int ndim,
+                                  const int64_t *shape) {
+  int64_t strides[EMBER_MAX_DIMS], n = 1;
+  ember_contiguous_strides(ndim, shape, strides);
+  for (int i = 0; i < ndim; i++) n *= shape[i];
+  ember_storage *s = malloc(sizeof *s);
+  if (!s) { ember_set_error("out of memory"); return NULL; }
+  s->data = (char *)ember_mapping_data(m) + offset;
+  s->nbytes = (size_t)n * ember_dtype_size(dt);
+  s->refcount = 1;
+  s->device = EMBER_CPU;
+  s->release = mapped_release;
+  s->release_ctx = m;
+  s->inline_data = STORAGE_SEPARATE;
+  s->version = 0;
+  ember_tensor *t = ember_tensor_make(s, dt, ndim, shape, strides, 0);
+  if (!t) { free(s); return NULL; }
+  s->refcount--;                 /* the tensor holds the only reference */
+  ember_mapping_retain(m);
+  return t;
+}
+
+int ember_tensor_is_mapped(const ember_tensor *t) {
+  return t && t->storage->release == mapped_release;
+}
+
+int ember_check_mapped(const ember_tensor *t) {
+  /* one load in the common case: no fault has ever happened */
+  if (ember_mapping_faults() == 0 || !ember_tensor_is_mapped(t)) return 0;
+  const ember_mapping *m = t->storage->release_ctx;
+  if (!ember_mapping_lost(m)) return 0;
+  return ember_set_error("the file under this mapped tensor shrank or "
+                         "changed size ('%s', loaded with mmap): its data "
+                         "is lost; load the file again",
+                         ember_mapping_path(m));
+}
+
+/* }====================================================================== */

@@ -936,7 +936,7 @@ ember_tensor *ember_read_idx(const char *path);
 ** safetensors package: an 8-byte little-endian header length N, N bytes of
 ** JSON ({"name": {"dtype", "shape", "data_offsets"}, "__metadata__":
 ** {string: string}}), then the raw little-endian data.  Ember's dtypes are
-** written as F32, F64, I32, I64, U8, BOOL.  Messages start with "save:" or
+** written as F32, F64, BF16, F16, I32, I64, U8, BOOL.  Messages start with "save:" or
 ** "load:" and name the file (and the tensor, where one is at fault).
 ** ===================================================================== */
 
@@ -953,9 +953,25 @@ int ember_save_safetensors(const char *path, int n, const char *const *names,
 
 /* A file read and validated whole; NULL with a message when it cannot be
    opened, is truncated or corrupt, or holds a dtype Ember cannot load.
-   F16 and BF16 load as float32, I16, I8 and U16 as int32, U32 as int64. */
+   F16 and BF16 load as float16 and bfloat16; I16, I8 and U16 as int32,
+   U32 as int64. */
 typedef struct ember_safetensors ember_safetensors;
 ember_safetensors *ember_load_safetensors(const char *path);
+/* The same with flags: EMBER_LOAD_MMAP maps the file (MAP_PRIVATE) and
+   makes each tensor a view of the mapping (copy-on-write, never written
+   back) instead of reading it, after the same validation.  Tensors whose
+   bytes cannot be used as they lie (widened dtypes, data not aligned to
+   the element size) are copied; ember_tensor_is_mapped says which. */
+#define EMBER_LOAD_MMAP 1
+ember_safetensors *ember_load_safetensors_ex(const char *path, int flags);
+/* Is t's storage a view of a mapped file? */
+int ember_tensor_is_mapped(const ember_tensor *t);
+/* 0, or -1 with a message when t is on a mapped file that shrank under
+   the mapping (a SIGBUS replaced its pages with zeros: docs/internals.md,
+   "Mapped files").  Bindings call it on every tensor argument. */
+int ember_check_mapped(const ember_tensor *t);
+/* How many such faults the process has taken (0: every check is free). */
+uint64_t ember_mapping_faults(void);
 /* Tensors in the order of their data in the file (begin offset). */
 int ember_safetensors_count(const ember_safetensors *st);
 /* Borrowed, valid until ember_safetensors_free; NULL if i is out of range. */

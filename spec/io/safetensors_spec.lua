@@ -256,7 +256,25 @@ describe("ember.save and ember.load", function()
     assert.are.equal(st_bytes("{}      "), read_bytes(p))
   end)
 
-  it("reads files written differently: whitespace, escapes, gaps, widened dtypes", function()
+  it("write bfloat16 and float16 tensors as BF16 and F16, byte for byte", function()
+    local p = path("half.safetensors")
+    ember.save(p, {h = ember.tensor({1.5, -2}, {dtype = "float16"}),
+                   b = ember.tensor({1.5, -2}, {dtype = "bfloat16"}),
+                   f = ember.tensor({0.25})})
+    local json = '{"f":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},' ..
+                 '"b":{"dtype":"BF16","shape":[2],"data_offsets":[4,8]},' ..
+                 '"h":{"dtype":"F16","shape":[2],"data_offsets":[8,12]}}'
+    local header = json .. (" "):rep(-(8 + #json) % 8)
+    local data = string.pack("<fI2I2I2I2", 0.25, 0x3fc0, 0xc000, 0x3e00, 0xc000)
+    assert.are.equal(st_bytes(header, data), read_bytes(p))
+    local t = ember.load(p)
+    assert.are.equal("float16", t.h.dtype)
+    assert.are.equal("bfloat16", t.b.dtype)
+    assert.are.same({1.5, -2}, t.h:totable())
+    assert.are.same({1.5, -2}, t.b:totable())
+  end)
+
+  it("reads files written differently: whitespace, escapes, gaps, half and widened dtypes", function()
     -- a header as Python's json.dumps writes it, with \u escapes
     local hdr = '{ "__metadata__" : { "n\\u00e9" : "\\ud83d\\udd25\\/\\t" } ,\n' ..
                 '  "w" : { "shape" : [ 2 ] , "data_offsets" : [ 8 , 16 ] , "dtype" : "F32" } }'
@@ -264,7 +282,8 @@ describe("ember.save and ember.load", function()
     local t, meta = ember.load(p)
     assert.are.same({1.5, -2}, t.w:totable())            -- bytes 0..8 unclaimed
     assert.are.same({["né"] = "🔥/\t"}, meta)
-    -- F16, BF16, I8, I16, U16 and U32 widen to float32, int32 and int64
+    -- F16 and BF16 load as float16 and bfloat16 (bit for bit); I8, I16,
+    -- U16 and U32 widen to int32 and int64
     local h = '{"h":{"dtype":"F16","shape":[4],"data_offsets":[0,8]},' ..
               '"bf":{"dtype":"BF16","shape":[2],"data_offsets":[8,12]},' ..
               '"i8":{"dtype":"I8","shape":[2],"data_offsets":[12,14]},' ..
@@ -275,8 +294,9 @@ describe("ember.save and ember.load", function()
                  string.pack("<I2I2", 0x3f80, 0xc0a0) ..                       -- 1, -5
                  string.pack("<i1i1i2i2I2I4", -128, 127, -32768, 32767, 65535, 4294967295)
     t = ember.load(st_file("wide.safetensors", h, data))
-    assert.are.equal("float32", t.h.dtype)
+    assert.are.equal("float16", t.h.dtype)
     assert.are.same({1.5, -65504, 2^-24, math.huge}, t.h:totable())
+    assert.are.equal("bfloat16", t.bf.dtype)
     assert.are.same({1, -5}, t.bf:totable())
     assert.are.equal("int32", t.i8.dtype)
     assert.are.same({-128, 127}, t.i8:totable())
@@ -378,6 +398,8 @@ describe("ember.save and ember.load", function()
     for len = 0, #s - 1 do
       write_bytes(cut, s:sub(1, len))
       local err = fails_with(function() ember.load(cut) end, "load: '" .. cut .. "'", "truncated")
+      local _, err2 = pcall(ember.load, cut, {mmap = true})
+      assert.are.equal((err:gsub("^[^\n]-:%d+: ", "")), err2)
       if len < 8 then
         assert.truthy(err:find("8-byte header length", 1, true), err)
       elseif len < 8 + n then
@@ -495,6 +517,8 @@ describe("ember.save and ember.load", function()
       local want = {"load: '" .. p .. "': "}
       for i = case.raw and 2 or 3, #case do want[#want + 1] = case[i] end
       fails_with(function() ember.load(p) end, table.unpack(want))
+      -- mapping the file validates the same, before any tensor is made
+      fails_with(function() ember.load(p, {mmap = true}) end, table.unpack(want))
     end)
   end
 
@@ -514,7 +538,10 @@ describe("ember.save and ember.load", function()
       end
       write_bytes(bad, string.char(table.unpack(bytes)))
       local ok, err = pcall(ember.load, bad)
+      local ok2, err2 = pcall(ember.load, bad, {mmap = true})
+      assert.are.equal(ok, ok2)
       if not ok then
+        assert.are.equal(err, err2)
         errors = errors + 1
         assert.truthy(tostring(err):find("load: ", 1, true), tostring(err))
       end

@@ -2,7 +2,7 @@
 read FILE: check FILE by the reference implementation's rules and print its tensors and metadata as a Lua table.
 write FILE: write a file with several dtypes and metadata, laid out as the reference writer lays it out."""
 import json, struct, sys
-FMT = {"F64": "d", "F32": "f", "F16": "e", "I64": "q", "I32": "i", "I16": "h", "I8": "b", "U8": "B", "BOOL": "?"}
+FMT = {"F64": "d", "F32": "f", "F16": "e", "BF16": "H", "I64": "q", "I32": "i", "I16": "h", "I8": "b", "U8": "B", "BOOL": "?"}
 def lua(v):  # a Lua literal: strings as decimal escapes of their UTF-8 bytes, NaN and infinities as expressions
     if isinstance(v, str): return '"' + "".join(chr(c) if c < 128 and chr(c).isalnum() else "\\%03d" % c for c in v.encode()) + '"'
     if isinstance(v, bool): return "true" if v else "false"
@@ -18,7 +18,9 @@ def read(path):
         (s, e), count, fmt = t["data_offsets"], 1, FMT[t["dtype"]]
         for d in t["shape"]: count *= d
         assert s == pos and e - s == count * struct.calcsize(fmt), "tensor %r: bad data_offsets" % name
-        out.append({"name": name, "dtype": t["dtype"], "shape": t["shape"], "values": list(struct.unpack("<%d%s" % (count, fmt), data[s:e]))}); pos = e
+        values = list(struct.unpack("<%d%s" % (count, fmt), data[s:e]))
+        if t["dtype"] == "BF16": values = [struct.unpack("<f", struct.pack("<I", v << 16))[0] for v in values]  # struct has no bfloat16: the top half of a float32
+        out.append({"name": name, "dtype": t["dtype"], "shape": t["shape"], "values": values}); pos = e
     assert pos == len(data), "bytes after the last tensor"
     print("return " + lua({"tensors": out, "metadata": meta}))
 def write(path):

@@ -6,7 +6,9 @@
 ** through /proc/self/fd, as ember_load_safetensors takes a path.  A load
 ** that succeeds is walked through the whole handle API, and every byte of
 ** every tensor and string is read, so that an over-read shows in ASan.  A
-** load that fails must leave a message.  Built and run by `make
+** load that fails must leave a message.  Every other input (by the parity
+** of its length) is loaded with EMBER_LOAD_MMAP, so the mapped path runs
+** the same validation on the same inputs.  Built and run by `make
 ** fuzz-files` (with -fsanitize=fuzzer,address,undefined; leaks fail too).
 */
 #define _GNU_SOURCE
@@ -58,7 +60,8 @@ static unsigned touch_string(const char *s) {
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (file_fd < 0) open_file();
   write_input(data, size);
-  ember_safetensors *st = ember_load_safetensors(file_path);
+  ember_safetensors *st =
+      ember_load_safetensors_ex(file_path, size % 2 ? EMBER_LOAD_MMAP : 0);
   if (!st) {
     /* a failure must say why */
     const char *msg = ember_last_error();

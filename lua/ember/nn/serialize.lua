@@ -426,19 +426,21 @@ local function decode_entry(path, meta, key)
 end
 
 --- Make the model's floating tensors the dtype of the saved ones when
--- those all share one (a model saved after model:double()).
+-- those all share one (a model saved after model:double(), or in
+-- bfloat16).  Where Module:to refuses the dtype (it checks before it
+-- changes anything), load_state_dict converts the weights instead.
 local function match_dtype(model, weights)
   local saved
   for _, t in pairs(weights) do
-    if t.dtype == "float32" or t.dtype == "float64" then
+    if t:is_floating_point() then
       if saved and saved ~= t.dtype then return end
       saved = saved or t.dtype
     end
   end
   if not saved then return end
   for _, t in pairs(model:state_dict()) do
-    if (t.dtype == "float32" or t.dtype == "float64") and t.dtype ~= saved then
-      model:to(saved)
+    if t:is_floating_point() and t.dtype ~= saved then
+      pcall(model.to, model, saved)
       return
     end
   end
@@ -499,11 +501,19 @@ local function load_optimizer(path, model, spec, tensors)
   return opt, sd
 end
 
-local function load(path)
+local LOAD_OPTS = {mmap = true}
+
+local function load(path, opts)
   if type(path) ~= "string" or path == "" then
     fail("nn.load: expected a file path (a non-empty string), got " .. describe(path))
   end
-  local ok, tensors, meta = pcall(ember.load, path)
+  opts = check.options("nn.load", opts, LOAD_OPTS, fail)
+  if opts.mmap ~= nil and type(opts.mmap) ~= "boolean" then
+    fail("nn.load: option mmap must be a boolean, got " .. describe(opts.mmap))
+  end
+  -- with mmap the weights are read from the mapping as load_state_dict
+  -- copies them into the rebuilt model: no buffer holds the whole file
+  local ok, tensors, meta = pcall(ember.load, path, {mmap = opts.mmap == true})
   if not ok then fail("nn.load: " .. bare(tensors):gsub("^load: ", "")) end
   if meta["ember.architecture"] == nil then
     fail(("nn.load: '%s' has no architecture (it holds tensors only; build the model and " ..
@@ -565,8 +575,8 @@ local function load(path)
   return model, meta
 end
 
---- nn.load(path) -> model, metadata.
-function S.load(path) return as("nn.load", load, path) end
+--- nn.load(path [, {mmap = false}]) -> model, metadata.
+function S.load(path, opts) return as("nn.load", load, path, opts) end
 
 -- }======================================================================
 
