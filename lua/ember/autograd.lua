@@ -159,7 +159,7 @@ local function shape_str(t)
   return "[" .. table.concat(t:shape(), ", ") .. "]"
 end
 
-local CHECKPOINT_OPTIONS = {[1] = true, preserve_rng_state = true}
+local CHECKPOINT_OPTIONS = {1, "preserve_rng_state"}
 
 --- ember.checkpoint(fn, ...) or ember.checkpoint({fn, preserve_rng_state =
 -- false}, ...): fn(...)'s results, computed without keeping fn's
