@@ -178,9 +178,13 @@ function M.checkpoint(fn, ...)
     fn = fn[1]
   end
   local mt = getmetatable(fn)
-  if type(fn) ~= "function" and not (mt and mt.__call) then
-    error(("checkpoint: expected a function (or a callable), got %s")
-          :format(check.type_name(fn)), 2)
+  if type(fn) ~= "function" then
+    if not (mt and mt.__call) then
+      error(("checkpoint: expected a function (or a callable), got %s")
+            :format(check.type_name(fn)), 2)
+    end
+    local callable = fn   -- a module: no_grad and enable_grad take functions
+    fn = function(...) return callable(...) end
   end
   -- nothing is recorded anyway: no rerun to prepare
   if not ember.is_grad_enabled() then return fn(...) end
@@ -248,8 +252,12 @@ function M.checkpoint(fn, ...)
         else
           -- several results: one backward of sum(y_i * g_i) gives every
           -- input the sum of their gradients
-          if grad then root = (root * grad):sum(); grad = nil end
-          root = root + (y * gouts[i]):sum()
+          -- (recorded: the callback runs with grad mode off)
+          root = ember.enable_grad(function()
+            local r = grad and (root * grad):sum() or root
+            return r + (y * gouts[i]):sum()
+          end)
+          grad = nil
         end
       end
     end
