@@ -56,6 +56,11 @@
 #            where torch >= 2.1 (bench/mmap_bench.lua, bench/mmap_torch.py;
 #            not in the default list: BENCH_ONLY=mmap or all;
 #            BENCH_MMAP_MIB sets the size, default 1024)
+#   checkpoint  issue 19's activation checkpointing: an 8-block GPT's step
+#            with and without checkpointing every block, peak memory, step
+#            time and the gradients' largest difference, each target met
+#            or missed (bench/checkpoint_bench.lua; not in the default
+#            list: BENCH_ONLY=checkpoint or all)
 #   (gemm = matmul,convgemm; all = every group)
 # PyTorch is Debian's python3-torch from /usr/bin/python3 (BENCH_PYTHON
 # overrides; without torch its column says so), always in its best
@@ -151,10 +156,10 @@ done
 # the groups asked for: want_<group>=1
 for g in $(echo "$only" | tr ',' ' '); do
   case $g in
-    matmul|convgemm|op|scan|startup|cnn|mlp|dist|sort|ops|gpt|mmap) eval "want_$g=1" ;;
+    matmul|convgemm|op|scan|startup|cnn|mlp|dist|sort|ops|gpt|mmap|checkpoint) eval "want_$g=1" ;;
     gemm) want_matmul=1; want_convgemm=1 ;;
-    all) want_matmul=1; want_convgemm=1; want_op=1; want_scan=1; want_startup=1; want_cnn=1; want_mlp=1; want_dist=1; want_sort=1; want_ops=1; want_gpt=1; want_mmap=1 ;;
-    *) echo "bench: BENCH_ONLY: unknown group '$g' (expected matmul, convgemm, gemm, op, scan, startup, cnn, mlp, dist, sort, ops, gpt, mmap or all)" >&2; exit 1 ;;
+    all) want_matmul=1; want_convgemm=1; want_op=1; want_scan=1; want_startup=1; want_cnn=1; want_mlp=1; want_dist=1; want_sort=1; want_ops=1; want_gpt=1; want_mmap=1; want_checkpoint=1 ;;
+    *) echo "bench: BENCH_ONLY: unknown group '$g' (expected matmul, convgemm, gemm, op, scan, startup, cnn, mlp, dist, sort, ops, gpt, mmap, checkpoint or all)" >&2; exit 1 ;;
   esac
 done
 wants() { eval "[ -n \"\${want_$1:-}\" ]"; }
@@ -615,6 +620,10 @@ fi
 if wants mmap; then
   echo
   run_lua bench/mmap_bench.lua ${BENCH_MMAP_MIB:-1024} 16 "$rounds" || { echo "bench: bench/mmap_bench.lua failed" >&2; status=1; }
+fi
+if wants checkpoint; then
+  echo
+  ./ember bench/checkpoint_bench.lua || { echo "bench: bench/checkpoint_bench.lua: a target missed, or a failure" >&2; status=1; }
 fi
 
 exit $status

@@ -5,6 +5,7 @@
 ** lua_tensor.c's __index and __newindex.
 */
 #include <stdatomic.h>
+#include <stdlib.h>
 
 #include "lua_internal.h"
 
@@ -161,6 +162,248 @@ static int l_hook_remove(lua_State *L) {
 
 /* }====================================================================== */
 
+/* {======================================================================
+** Custom functions from Lua (ember._function_apply; lua/ember/autograd.lua
+** builds ember.autograd.Function and ember.checkpoint on it).  The core
+** node's ctx is a small C struct naming the Lua backward by an integer id
+** in a table of the state.  A node may die anywhere -- in a tensor's
+** __gc, inside an op, with no Lua call at hand -- so its release never
+** touches Lua: it puts the ctx on the state's `dead` list, and the next
+** _function_apply (or the state's close) drops those ids from the table.
+** The backward runs on the Lua thread inside l_backward, found as the
+** post-backward hooks find theirs.
+** ======================================================================= */
+
+static const char FUNCTIONS_KEY[] = "ember.functions";  /* the id -> fn table */
+
+typedef struct fn_ctx fn_ctx;
+typedef struct fn_registry {   /* malloc'd: nodes may outlive the state */
+  int refs;                    /* the state's, and one per live ctx */
+  int closed;                  /* the state is gone: releases free at once */
+  lua_State *running;          /* the thread inside l_backward, or NULL */
+  lua_Integer next_id;
+  fn_ctx *dead;                /* released ctxs whose ids are still in the table */
+} fn_registry;
+
+struct fn_ctx {
+  fn_registry *reg;
+  lua_Integer id;
+  fn_ctx *next;
+};
+
+/* Whether a state ever made a function: until then, a backward skips the
+   registry lookup (as any_hook_state). */
+static atomic_int any_fn_registry;
+
+static void registry_unref(fn_registry *r) {
+  if (--r->refs == 0) free(r);
+}
+
+static void fn_release(void *ctx) {
+  fn_ctx *c = ctx;
+  fn_registry *r = c->reg;
+  if (r->closed) {
+    free(c);
+    registry_unref(r);
+    return;
+  }
+  c->next = r->dead;
+  r->dead = c;
+}
+
+/* The state's registry userdata (a pointer to the fn_registry) is at -1
+   with the id table as its uservalue; drops the dead ids. */
+static void drain_dead(lua_State *L, fn_registry *r) {
+  lua_getiuservalue(L, -1, 1);
+  while (r->dead) {
+    fn_ctx *c = r->dead;
+    r->dead = c->next;
+    lua_pushnil(L);
+    lua_rawseti(L, -2, c->id);
+    free(c);
+    registry_unref(r);
+  }
+  lua_pop(L, 1);
+}
+
+static int l_fn_registry_gc(lua_State *L) {
+  fn_registry **pr = lua_touserdata(L, 1);
+  fn_registry *r = *pr;
+  if (!r) return 0;
+  *pr = NULL;
+  while (r->dead) {
+    fn_ctx *c = r->dead;
+    r->dead = c->next;
+    free(c);
+    r->refs--;
+  }
+  r->closed = 1;
+  r->running = NULL;
+  registry_unref(r);
+  return 0;
+}
+
+static fn_registry *get_fn_registry(lua_State *L) {
+  if (!atomic_load_explicit(&any_fn_registry, memory_order_relaxed))
+    return NULL;
+  lua_rawgetp(L, LUA_REGISTRYINDEX, FUNCTIONS_KEY);
+  fn_registry **pr = lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  return pr ? *pr : NULL;
+}
+
+/* Pushes the state's registry userdata, making it on first use. */
+static fn_registry *push_fn_registry(lua_State *L) {
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, FUNCTIONS_KEY) != LUA_TNIL)
+    return *(fn_registry **)lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  fn_registry **pr = lua_newuserdatauv(L, sizeof *pr, 1);
+  *pr = NULL;
+  lua_newtable(L);
+  lua_setiuservalue(L, -2, 1);
+  lua_newtable(L);
+  lua_pushcfunction(L, l_fn_registry_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_setmetatable(L, -2);
+  fn_registry *r = calloc(1, sizeof *r);
+  if (!r) luaL_error(L, "out of memory");
+  r->refs = 1;
+  *pr = r;
+  lua_pushvalue(L, -1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, FUNCTIONS_KEY);
+  atomic_store_explicit(&any_fn_registry, 1, memory_order_relaxed);
+  return r;
+}
+
+/* A table of n values at idx (a sequence with field n, or of length n):
+   the tensors, with NULL where the value is false or nil. */
+static int tensor_list(lua_State *L, int idx, const char *what,
+                       ember_tensor **out, int max) {
+  luaL_checktype(L, idx, LUA_TTABLE);
+  lua_getfield(L, idx, "n");
+  int n = lua_isinteger(L, -1) ? (int)lua_tointeger(L, -1) : (int)luaL_len(L, idx);
+  lua_pop(L, 1);
+  if (n < 0 || n > max)
+    return luaL_error(L, "function: at most %d %s, got %d", max, what, n);
+  for (int i = 0; i < n; i++) {
+    lua_rawgeti(L, idx, i + 1);
+    out[i] = lua_toboolean(L, -1) ? ember_lua_totensor(L, -1) : NULL;
+    if (lua_toboolean(L, -1) && !out[i])
+      return luaL_error(L, "function: %s %d is a %s, not a tensor", what,
+                        i + 1, luaL_typename(L, -1));
+    lua_pop(L, 1);
+  }
+  return n;
+}
+
+#define FN_MAX_TENSORS 256
+
+/* Pushes a sequence of the n tensors (false for NULL), with field n. */
+static void push_tensor_list(lua_State *L, ember_tensor *const *t, int n) {
+  lua_createtable(L, n, 1);
+  for (int i = 0; i < n; i++) {
+    if (t[i]) ember_lua_push(L, t[i]);
+    else lua_pushboolean(L, 0);
+    lua_rawseti(L, -2, i + 1);
+  }
+  lua_pushinteger(L, n);
+  lua_setfield(L, -2, "n");
+}
+
+/* In a protected call: the Lua backward of ctx (1), with the gradients
+   of g (2): backward(grad_outputs, saved, needs) -> a table of input
+   gradients (nil or false for none).  A gradient goes to the core as a
+   new reference once it is known to be a tensor. */
+static int fn_call(lua_State *L) {
+  fn_ctx *c = lua_touserdata(L, 1);
+  const ember_function_grads *g = lua_touserdata(L, 2);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, FUNCTIONS_KEY);
+  lua_getiuservalue(L, -1, 1);
+  lua_rawgeti(L, -1, c->id);                                 /* 5: fn */
+  push_tensor_list(L, g->grad_outputs, g->nout);
+  push_tensor_list(L, g->saved, g->nsaved);
+  lua_createtable(L, g->nin, 0);
+  for (int i = 0; i < g->nin; i++) {
+    lua_pushboolean(L, g->needs[i]);
+    lua_rawseti(L, -2, i + 1);
+  }
+  lua_call(L, 3, 1);                                         /* 5: result */
+  if (!lua_istable(L, 5))
+    return luaL_error(L, "a function's backward must return a table of "
+                         "gradients, got %s", luaL_typename(L, 5));
+  for (int i = 0; i < g->nin; i++) {
+    lua_rawgeti(L, 5, i + 1);
+    if (lua_toboolean(L, -1)) {
+      ember_tensor *t = ember_lua_totensor(L, -1);
+      if (!t)
+        return luaL_error(L, "a function's backward returned a %s for "
+                          "input %d, not a tensor", luaL_typename(L, -1), i + 1);
+      if (g->needs[i]) {
+        ember_tensor_retain(t);
+        g->grad_inputs[i] = t;
+      }
+    }
+    lua_pop(L, 1);
+  }
+  return 0;
+}
+
+/* The core's callback: the Lua backward on the thread inside l_backward,
+   its error (or a missing thread) turned into the core's message. */
+static int fn_backward(void *ctx, const ember_function_grads *g) {
+  fn_ctx *c = ctx;
+  lua_State *L = c->reg->running;
+  if (!L)
+    return ember_set_error("backward: a Lua function's backward can only "
+                           "run inside a backward started from Lua, in the "
+                           "state that made it");
+  if (!lua_checkstack(L, 12))
+    return ember_set_error("backward: no Lua stack left for a function's "
+                           "backward");
+  lua_pushcfunction(L, fn_call);
+  lua_pushlightuserdata(L, c);
+  lua_pushlightuserdata(L, (void *)g);
+  if (lua_pcall(L, 2, 0, 0) == LUA_OK) return 0;
+  const char *msg = lua_tostring(L, -1);
+  ember_set_error("%s", msg ? msg : "a function's backward raised a "
+                                    "non-string error");
+  lua_pop(L, 1);
+  return -1;
+}
+
+/* ember._function_apply(name, inputs, saved, outputs, backward) -> bool:
+   the tables as tensor_list reads them; backward(grad_outputs, saved,
+   needs) as fn_call calls it.  True when a node was recorded. */
+static int l_function_apply(lua_State *L) {
+  const char *name = luaL_checkstring(L, 1);
+  luaL_checktype(L, 5, LUA_TFUNCTION);
+  ember_tensor *in[FN_MAX_TENSORS], *sv[FN_MAX_TENSORS], *out[FN_MAX_TENSORS];
+  int nin = tensor_list(L, 2, "inputs", in, FN_MAX_TENSORS);
+  int nsv = tensor_list(L, 3, "saved tensors", sv, FN_MAX_TENSORS);
+  int nout = tensor_list(L, 4, "outputs", out, FN_MAX_TENSORS);
+  lua_settop(L, 5);
+  fn_registry *r = push_fn_registry(L);                      /* 6 */
+  drain_dead(L, r);
+  fn_ctx *c = malloc(sizeof *c);
+  if (!c) return luaL_error(L, "out of memory");
+  c->reg = r;
+  c->id = ++r->next_id;
+  c->next = NULL;
+  r->refs++;
+  lua_getiuservalue(L, 6, 1);
+  lua_pushvalue(L, 5);
+  lua_rawseti(L, -2, c->id);
+  /* from here the core owns c: fn_release queues it for drain_dead */
+  int rc = ember_function_apply(name, nin, (const ember_tensor *const *)in,
+                                nsv, (const ember_tensor *const *)sv, nout,
+                                out, fn_backward, fn_release, c);
+  if (rc < 0) return l_error(L);
+  lua_pushboolean(L, rc == 1);
+  return 1;
+}
+
+/* }====================================================================== */
+
 /* t:backward([grad] [, {retain_graph = false}]) */
 static int l_backward(lua_State *L) {
   ember_tensor *t = l_check(L, 1);
@@ -178,7 +421,11 @@ static int l_backward(lua_State *L) {
   hook_state *hs = get_hook_state(L);
   lua_State *outer = hs ? hs->running : NULL;
   if (hs) hs->running = L;
+  fn_registry *fr = get_fn_registry(L);
+  lua_State *fouter = fr ? fr->running : NULL;
+  if (fr) fr->running = L;
   int rc = ember_backward(t, g, retain);
+  if (fr) fr->running = fouter;
   if (hs) hs->running = outer;
   if (rc < 0) return l_error(L);
   return 0;
@@ -307,8 +554,24 @@ static int l_memory_allocated(lua_State *L) {
   return 1;
 }
 
+/* the most bytes of tensor storage alive at once since the start or the
+   last reset_peak_memory_stats() */
+static int l_max_memory_allocated(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)ember_peak_bytes_live());
+  return 1;
+}
+
+static int l_reset_peak_memory_stats(lua_State *L) {
+  (void)L;
+  ember_reset_peak_bytes();
+  return 0;
+}
+
 static const luaL_Reg module_funcs[] = {
   {"memory_allocated", l_memory_allocated},
+  {"max_memory_allocated", l_max_memory_allocated},
+  {"reset_peak_memory_stats", l_reset_peak_memory_stats},
+  {"_function_apply", l_function_apply},
   {"set_grad_enabled", l_set_grad_enabled},
   {"is_grad_enabled", l_is_grad_enabled},
   {"set_anomaly_detection", l_set_anomaly_detection},

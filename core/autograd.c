@@ -133,6 +133,20 @@ static struct ember_autograd_meta *meta_of(ember_tensor *t) {
 ** Metadata and nodes
 ** ======================================================================= */
 
+static void release_all(ember_tensor **t, int n) {
+  for (int i = 0; i < n; i++) {
+    ember_tensor_release(t[i]);
+    t[i] = NULL;
+  }
+}
+
+static void ext_free(ember_node_ext *x) {
+  release_all(x->grads, x->nout);
+  release_all(x->saved, x->nsaved);
+  if (x->release) x->release(x->ctx);
+  free(x);
+}
+
 /*
 ** Releasing a node may release the nodes behind it, and so on down a chain
 ** as long as the training loop is deep: do it with a worklist, not by
@@ -157,6 +171,7 @@ static void node_free_one(ember_node *n, ember_node ***work, size_t *len,
   for (int i = 0; i < n->nsaved; i++) ember_tensor_release(n->saved[i]);
   ember_tensor_release(n->grad);
   free(n->where);
+  if (n->ext) ext_free(n->ext);
   node_dealloc(n);
 }
 
@@ -201,6 +216,7 @@ ember_node *ember_ag_node(const char *name, ember_backward_fn fn, int n,
   memset(node->state.bytes, 0, sizeof node->state.bytes);
   node->retained_out = NULL;
   node->where = NULL;
+  node->ext = NULL;
   if (anomaly_mode && where_hook) record_where(node);
   node->mark = 0;
   node->deps = 0;
@@ -232,6 +248,7 @@ ember_node *ember_ag_node(const char *name, ember_backward_fn fn, int n,
     if (f) {
       f->refcount++;
       node->next[i].fn = f;
+      node->in[i].slot = t->grad_info->output_nr;
     } else {
       ember_tensor_retain((ember_tensor *)t);
       node->next[i].leaf = (ember_tensor *)t;
@@ -270,6 +287,7 @@ ember_tensor *ember_ag_finish(ember_node *node, ember_tensor *out,
   m->grad_fn = node;
   m->requires_grad = 1;
   m->is_view = is_view;
+  m->output_nr = 0;
   return out;
 }
 
@@ -349,6 +367,14 @@ int ember_retain_grad(ember_tensor *t) {
     return -1;
   }
   if (ember_is_leaf(t)) return 0;
+  if (t->grad_info->grad_fn->ext) {
+    /* the engine keeps one retained output a node; a function node has
+       several: not worth the bookkeeping */
+    ember_set_error("retain_grad: not supported on the output of a custom "
+                    "function (%s); retain the grad of a copy: (y * 1)",
+                    t->grad_info->grad_fn->name);
+    return -1;
+  }
   t->grad_info->retains_grad = 1;
   t->grad_info->grad_fn->retained_out = t;
   return 0;
@@ -585,10 +611,36 @@ static uint64_t next_mark(void) {
   return ++last_mark;
 }
 
+/*
+** Backwards in progress on this thread, outermost first: a custom
+** function's backward (ember.checkpoint's) runs a backward of its own
+** inside the outer one.  The inner graph must not reach a node of an
+** outer one: that node's mark, dependency count and gradient sum belong
+** to the outer walk.  A rerun over detached inputs never does; a
+** function that closes over a non-leaf of the outer graph would.
+*/
+#define MAX_NESTED_BACKWARD 16
+static _Thread_local int backward_depth;
+static _Thread_local uint64_t active_marks[MAX_NESTED_BACKWARD];
+
+static int outer_node(const ember_node *f) {
+  for (int d = 0; d < backward_depth - 1; d++)
+    if (f->mark == active_marks[d]) {
+      ember_set_error("backward: a backward run inside a backward (by a "
+                      "custom function such as ember.checkpoint) reached "
+                      "%s, a node of the outer graph; pass the tensors "
+                      "that require grad to the function as arguments "
+                      "instead of closing over them", f->name);
+      return 1;
+    }
+  return 0;
+}
+
 /* Step 1: every node reachable from root, with its dependency count. */
 static int collect(ember_node *root, uint64_t mark, vec *nodes) {
   vec stack = {0};
   int rc = 0;
+  if (backward_depth > 1 && outer_node(root)) return -1;
   root->mark = mark;
   root->deps = 0;
   if (vec_push(nodes, root) < 0 || vec_push(&stack, root) < 0) rc = -1;
@@ -598,6 +650,7 @@ static int collect(ember_node *root, uint64_t mark, vec *nodes) {
       ember_node *f = n->next[i].fn;
       if (!f) continue;
       if (f->mark != mark) {
+        if (backward_depth > 1 && outer_node(f)) { rc = -1; break; }
         f->mark = mark;
         f->deps = 0;
         if (vec_push(nodes, f) < 0 || vec_push(&stack, f) < 0) { rc = -1; break; }
@@ -675,7 +728,7 @@ static int check_anomaly(ember_node *n, ember_tensor **gin) {
    change), with g's dtype and device.  NULL otherwise. */
 static ember_tensor *part_target(ember_node *n) {
   if (!n->add_part || n->ninputs != 1 || !n->needs[0] || n->retained_out ||
-      anomaly_mode)
+      anomaly_mode || (n->next[0].fn && n->next[0].fn->ext))
     return NULL;
   ember_tensor *acc = n->next[0].fn ? n->next[0].fn->grad
                                     : n->next[0].leaf->grad_info->pending;
@@ -685,6 +738,93 @@ static ember_tensor *part_target(ember_node *n) {
     return NULL;
   return acc;
 }
+
+/* {======================================================================
+** Function nodes (ember_function_apply): the caller's backward
+** ======================================================================= */
+
+static int check_function_saved(const ember_node *n) {
+  const ember_node_ext *x = n->ext;
+  if (x->released) {
+    ember_set_error("backward: trying to backward through the graph a second "
+                    "time (%s's saved tensors were freed by the first "
+                    "backward); pass {retain_graph = true} to the first "
+                    "backward if you need to", n->name);
+    return -1;
+  }
+  for (int i = 0; i < x->nsaved; i++) {
+    if (x->saved[i]->storage->version != x->saved_version[i]) {
+      ember_set_error("backward: a tensor saved by %s (its saved tensor %d) "
+                      "has been modified by an in-place operation since "
+                      "(version %llu, expected %llu); use an out-of-place "
+                      "op or clone() it first", n->name, i + 1,
+                      (unsigned long long)x->saved[i]->storage->version,
+                      (unsigned long long)x->saved_version[i]);
+      return -1;
+    }
+  }
+  return 0;
+}
+
+/* What the callback returned for input i: the shape, a float dtype and
+   the device of the input, or an error naming both. */
+static int check_function_grad(const ember_node *n, int i,
+                               const ember_tensor *g) {
+  const ember_in_meta *m = &n->in[i];
+  char b1[96], b2[96];
+  if (!same_shape(g, m))
+    return ember_set_error("backward: %s's backward returned a gradient of "
+                           "shape %s for input %d, of shape %s", n->name,
+                           ember_shape_str(b1, sizeof b1, g->ndim, g->shape),
+                           i + 1,
+                           ember_shape_str(b2, sizeof b2, m->ndim, m->shape));
+  if (!ember_dtype_is_float(g->dtype))
+    return ember_set_error("backward: %s's backward returned a %s gradient "
+                           "for input %d; gradients are floating point",
+                           n->name, ember_dtype_name(g->dtype), i + 1);
+  if (g->storage->device != m->device)
+    return ember_set_error("backward: %s's backward returned a gradient on "
+                           "%s for input %d, which is on %s", n->name,
+                           ember_device_name(g->storage->device), i + 1,
+                           ember_device_name(m->device));
+  return 0;
+}
+
+/* The node's backward: zeros for the float outputs no gradient reached
+   (the callback sees every gradient, as PyTorch's materialize_grads),
+   then the callback, then its results checked.  Runs once the node's
+   consumers have all run, so grads[] are complete. */
+static int run_function(ember_node *n, ember_tensor **gin) {
+  ember_node_ext *x = n->ext;
+  int any = 0;
+  for (int i = 0; i < x->nout; i++) any |= x->grads[i] != NULL;
+  if (!any) return 0;   /* nothing reached it: its inputs get nothing */
+  if (check_function_saved(n) < 0) return -1;
+  for (int i = 0; i < x->nout; i++) {
+    const ember_in_meta *m = &x->out[i];
+    if (x->grads[i] || !ember_dtype_is_float(m->dtype)) continue;
+    if (!(x->grads[i] = ember_zeros_on(m->device, m->ndim, m->shape, m->dtype)))
+      return -1;
+  }
+  ember_function_grads a = {
+    .nout = x->nout, .grad_outputs = x->grads,
+    .nsaved = x->nsaved, .saved = x->saved,
+    .nin = n->ninputs, .needs = n->needs, .grad_inputs = gin,
+  };
+  int rc = x->backward(x->ctx, &a) < 0 ? -1 : 0;
+  for (int i = 0; i < n->ninputs; i++) {
+    if (!gin[i]) continue;
+    if (rc == 0 && n->needs[i]) {
+      rc = check_function_grad(n, i, gin[i]);
+      if (rc == 0) continue;
+    }
+    ember_tensor_release(gin[i]);
+    gin[i] = NULL;
+  }
+  return rc;
+}
+
+/* }====================================================================== */
 
 static int run_node(ember_node *n, vec *ready, vec *leaves) {
   ember_tensor *acc = n->grad ? part_target(n) : NULL;
@@ -702,7 +842,10 @@ static int run_node(ember_node *n, vec *ready, vec *leaves) {
                                        : calloc((size_t)n->ninputs, sizeof *gin);
   if (!gin) { ember_set_error("out of memory"); return -1; }
   int rc = 0;
-  if (n->grad) {
+  if (n->ext) {
+    rc = run_function(n, gin);
+    if (rc == 0 && anomaly_mode) rc = check_anomaly(n, gin);
+  } else if (n->grad) {
     rc = check_saved(n);
     if (rc == 0) rc = n->backward(n, n->grad, gin);
     if (rc == 0 && anomaly_mode) rc = check_anomaly(n, gin);
@@ -724,7 +867,7 @@ static int run_node(ember_node *n, vec *ready, vec *leaves) {
       if (!(g = fit_grad(n, i, g))) {
         rc = -1;
       } else if (f) {
-        rc = accumulate(&f->grad, g);
+        rc = accumulate(f->ext ? &f->ext->grads[n->in[i].slot] : &f->grad, g);
       } else {
         ember_tensor *leaf = n->next[i].leaf;
         struct ember_autograd_meta *m = leaf->grad_info;
@@ -743,6 +886,7 @@ static int run_node(ember_node *n, vec *ready, vec *leaves) {
   if (gin != gin_small) free(gin);
   ember_tensor_release(n->grad);
   n->grad = NULL;
+  if (n->ext) release_all(n->ext->grads, n->ext->nout);
   return rc;
 }
 
@@ -819,6 +963,12 @@ int ember_backward(ember_tensor *t, const ember_tensor *grad,
   }
   if (!g0) return -1;
 
+  if (backward_depth == MAX_NESTED_BACKWARD) {
+    ember_tensor_release(g0);
+    return ember_set_error("backward: more than %d backwards run inside one "
+                           "another", MAX_NESTED_BACKWARD);
+  }
+  backward_depth++;
   int prev = ember_ag_pause();
   vec nodes = {0}, ready = {0}, leaves = {0};
   int rc = 0;
@@ -837,9 +987,11 @@ int ember_backward(ember_tensor *t, const ember_tensor *grad,
     }
   } else {
     uint64_t mark = next_mark();
+    active_marks[backward_depth - 1] = mark;
     rc = collect(root, mark, &nodes);
     if (rc == 0) {
-      root->grad = g0;
+      if (root->ext) root->ext->grads[t->grad_info->output_nr] = g0;
+      else root->grad = g0;
       g0 = NULL;
       rc = vec_push(&ready, root);
     }
@@ -850,6 +1002,7 @@ int ember_backward(ember_tensor *t, const ember_tensor *grad,
       ember_node *n = nodes.items[i];
       ember_tensor_release(n->grad);
       n->grad = NULL;
+      if (n->ext) release_all(n->ext->grads, n->ext->nout);
       n->mark = 0;
     }
   }
@@ -867,6 +1020,10 @@ int ember_backward(ember_tensor *t, const ember_tensor *grad,
   if (rc == 0 && !retain_graph) {
     for (size_t i = 0; i < nodes.len; i++) {
       ember_node *n = nodes.items[i];
+      if (n->ext && n->ext->nsaved > 0) {
+        release_all(n->ext->saved, n->ext->nsaved);
+        n->ext->released = 1;
+      }
       if (n->nsaved == 0) continue;
       for (int k = 0; k < n->nsaved; k++) ember_tensor_release(n->saved[k]);
       n->nsaved = 0;
@@ -877,7 +1034,123 @@ int ember_backward(ember_tensor *t, const ember_tensor *grad,
   vec_free(&ready);
   vec_free(&leaves);
   ember_ag_resume(prev);
-  return rc == 0 ? run_post_hooks() : rc;
+  backward_depth--;
+  /* the hooks see the whole step's gradients: the outermost backward's */
+  return rc == 0 && backward_depth == 0 ? run_post_hooks() : rc;
+}
+
+/* }====================================================================== */
+
+/* {======================================================================
+** Custom functions (ember_function_apply, ember.h)
+** ======================================================================= */
+
+/* Everything checked before anything is made or changed: a failed call
+   leaves the outputs as they were. */
+static int check_function_outputs(int nout, ember_tensor *const *outputs) {
+  if (nout < 1) return ember_set_error("function: needs at least one output");
+  for (int i = 0; i < nout; i++) {
+    const ember_tensor *o = outputs[i];
+    if (!o) return ember_set_error("function: output %d is missing", i + 1);
+    if (ember_ag_requires(o))
+      return ember_set_error("function: output %d already requires grad "
+                             "(return a new tensor, or a detached alias of "
+                             "an input, not the input itself)", i + 1);
+    for (int j = 0; j < i; j++)
+      if (outputs[j] == o)
+        return ember_set_error("function: output %d is output %d again",
+                               i + 1, j + 1);
+  }
+  return 0;
+}
+
+/* The extension, its arrays and the name in one block. */
+static ember_node_ext *ext_new(const char *name, int nout, int nsaved) {
+  size_t len = strlen(name) + 1;
+  size_t bytes = sizeof(ember_node_ext) +
+                 (size_t)nout * (sizeof(ember_tensor *) + sizeof(ember_in_meta)) +
+                 (size_t)nsaved * (sizeof(ember_tensor *) + sizeof(uint64_t)) + len;
+  ember_node_ext *x = calloc(1, bytes);
+  if (!x) { ember_set_error("out of memory"); return NULL; }
+  /* the in_meta (8-byte fields) first, then the pointers, the versions,
+     and the name's bytes last */
+  x->out = (ember_in_meta *)(x + 1);
+  x->grads = (ember_tensor **)(x->out + nout);
+  x->saved = x->grads + nout;
+  x->saved_version = (uint64_t *)(x->saved + nsaved);
+  x->name = (char *)(x->saved_version + nsaved);
+  memcpy(x->name, name, len);
+  x->nout = nout;
+  return x;
+}
+
+int ember_function_apply(const char *name, int nin,
+                         const ember_tensor *const *inputs, int nsaved,
+                         const ember_tensor *const *saved, int nout,
+                         ember_tensor *const *outputs,
+                         ember_function_backward_fn backward,
+                         ember_function_release_fn release, void *ctx) {
+  int rc = 0, any = 0;
+  ember_node_ext *x = NULL;
+  ember_node *node = NULL;
+  if (!name || !backward || nin < 0 || nsaved < 0 || (nsaved && !saved) ||
+      (nin && !inputs) || !outputs) {
+    rc = ember_set_error("function: bad arguments");
+    goto done;
+  }
+  for (int i = 0; i < nsaved; i++)
+    if (!saved[i]) { rc = ember_set_error("function: saved tensor %d is missing", i + 1); goto done; }
+  if ((rc = check_function_outputs(nout, outputs)) < 0) goto done;
+  for (int i = 0; i < nin; i++) any |= ember_ag_requires(inputs[i]);
+  if (!ember_grad_mode_ || !any) goto done;   /* nothing to record: 0 */
+  if (!(x = ext_new(name, nout, nsaved))) { rc = -1; goto done; }
+  for (int i = 0; i < nsaved; i++) {
+    const ember_tensor *t = saved[i];
+    if (!(x->saved[i] = ember_tensor_alias(t, t->ndim, t->shape, t->strides,
+                                           t->offset))) {
+      rc = -1;
+      goto done;
+    }
+    x->saved_version[i] = t->storage->version;
+    x->nsaved = i + 1;
+  }
+  if (!(node = ember_ag_node(x->name, NULL, nin, inputs))) { rc = -1; goto done; }
+  /* metadata for every float output first: the only step that can fail */
+  for (int i = 0; i < nout; i++) {
+    const ember_tensor *o = outputs[i];
+    x->out[i].ndim = o->ndim;
+    x->out[i].dtype = o->dtype;
+    x->out[i].device = o->storage->device;
+    memcpy(x->out[i].shape, o->shape, sizeof o->shape);
+    if (ember_dtype_is_float(o->dtype) && !meta_of(outputs[i])) { rc = -1; goto done; }
+  }
+  x->backward = backward;
+  x->release = release;
+  x->ctx = ctx;
+  node->ext = x;
+  x = NULL;
+  for (int i = 0; i < nout; i++) {
+    if (!ember_dtype_is_float(outputs[i]->dtype)) continue;
+    struct ember_autograd_meta *m = outputs[i]->grad_info;
+    ember_ag_node_release(m->grad_fn);   /* none: it did not require grad */
+    node->refcount++;
+    m->grad_fn = node;
+    m->requires_grad = 1;
+    m->is_view = 0;
+    m->output_nr = i;
+  }
+  ember_ag_node_release(node);           /* the outputs hold it now */
+  return 1;
+done:
+  /* not recorded: the ctx goes now (ext_free on a partial extension
+     would release it too, so it is detached first) */
+  if (x) {
+    x->release = NULL;
+    ext_free(x);
+  }
+  ember_ag_node_release(node);
+  if (release) release(ctx);
+  return rc;
 }
 
 /* }====================================================================== */

@@ -55,11 +55,37 @@ typedef struct ember_in_meta {  /* what the engine needs of each input */
   int ndim;
   ember_dtype dtype;
   ember_device device;
+  int slot;             /* which output of its producer the input is (the
+                           output_nr of its meta); read only when the
+                           producer is a function node (ext) */
   int64_t shape[EMBER_MAX_DIMS];
 } ember_in_meta;
 
 #define EMBER_NODE_MAX_SAVED 6   /* attention saves q, k, v, o, lse, mask */
 #define EMBER_NODE_STATE_BYTES 64
+
+/*
+** A node made by ember_function_apply (a custom function: its backward is
+** the caller's callback) has more than one output and its own list of
+** saved tensors, so it carries this extension; every other node has
+** ext == NULL and the engine takes one test of it per node.  The engine
+** sums the gradient of output i into grads[i] (through the `slot` of its
+** consumers' edges) instead of into node->grad.
+*/
+typedef struct ember_node_ext {
+  ember_function_backward_fn backward;
+  ember_function_release_fn release;
+  void *ctx;
+  char *name;                     /* the node's name, owned */
+  int nout;
+  ember_tensor **grads;           /* [nout]: engine scratch, as node->grad */
+  ember_in_meta *out;             /* [nout]: zeros for an output no gradient
+                                     reached are made from these */
+  int nsaved;
+  int released;                   /* saved tensors freed by a backward */
+  ember_tensor **saved;           /* [nsaved]: detached aliases */
+  uint64_t *saved_version;        /* [nsaved] */
+} ember_node_ext;
 
 struct ember_node {
   int refcount;
@@ -86,6 +112,7 @@ struct ember_node {
   ember_tensor *retained_out;     /* weak: a non-leaf that retains grad */
   char *where;                    /* anomaly mode: the forward call site
                                      (malloc'd, from the where hook) */
+  ember_node_ext *ext;            /* a custom function's node, else NULL */
   /* engine scratch, valid during one backward */
   uint64_t mark;
   int deps;
@@ -99,6 +126,8 @@ struct ember_autograd_meta {
   ember_tensor *grad;             /* accumulated gradient (leaves) */
   ember_node *grad_fn;            /* producer (non-leaves), retained */
   ember_tensor *pending;          /* engine scratch: this backward's sum */
+  int output_nr;                  /* which output of grad_fn (a function
+                                     node's; 0 for every other node) */
 };
 
 /* Per thread (autograd.c).  The default TLS model: in the ember executable

@@ -55,10 +55,26 @@ static void count_flush(void) {
    tensor header (header_free) -- which any thread that runs ops does at
    once -- so counting itself checks nothing.  (A thread that never
    frees a tensor leaves its last sums, under COUNT_BATCH, uncounted.) */
+/* The peak of the live bytes (ember_peak_bytes_live), as this thread sees
+   them.  Two plain loads an allocation; the locked exchange only when
+   the peak grows, which a training loop does in its first steps. */
+static _Atomic int64_t bytes_peak;
+
+static void note_peak(void) {
+  int64_t now = atomic_load_explicit(&bytes_live, memory_order_relaxed) + pending.live;
+  int64_t p = atomic_load_explicit(&bytes_peak, memory_order_relaxed);
+  while (now > p &&
+         !atomic_compare_exchange_weak_explicit(&bytes_peak, &p, now,
+                                                memory_order_relaxed,
+                                                memory_order_relaxed)) {
+  }
+}
+
 static void count_alloc(size_t n) {
   pending.alloc += n;
   pending.live += (int64_t)n;
   if (pending.alloc >= (uint64_t)COUNT_BATCH) count_flush();
+  note_peak();
 }
 
 static void count_free(size_t n) {
@@ -72,6 +88,16 @@ uint64_t ember_bytes_allocated(void) {
 size_t ember_bytes_live(void) {
   int64_t n = atomic_load_explicit(&bytes_live, memory_order_relaxed) + pending.live;
   return n > 0 ? (size_t)n : 0;   /* another thread's frees may be ahead */
+}
+
+size_t ember_peak_bytes_live(void) {
+  int64_t n = atomic_load_explicit(&bytes_peak, memory_order_relaxed);
+  return n > 0 ? (size_t)n : 0;
+}
+
+void ember_reset_peak_bytes(void) {
+  int64_t n = atomic_load_explicit(&bytes_live, memory_order_relaxed) + pending.live;
+  atomic_store_explicit(&bytes_peak, n > 0 ? n : 0, memory_order_relaxed);
 }
 
 static const ember_backend_i *backend_for(ember_device dev) {

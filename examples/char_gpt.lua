@@ -13,7 +13,8 @@
 --   ./ember examples/char_gpt.lua --steps 100 --eval-every 50 --sample 200
 -- Options: --steps N (2000), --eval-every N (200), --eval-iters N batches
 -- (20), --sample N characters (500, 0 for none), --seed N (1337),
--- --threads N (Ember's default: the cores).
+-- --threads N (Ember's default: the cores), --checkpoint (activation
+-- checkpointing of every block: less memory, about a third more time).
 -- The warm-up is min(100, steps / 10) steps, so short runs decay too.
 local ember = require "ember"
 local here = arg and arg[0] and arg[0]:match("^(.*)/[^/]*$") or "examples"
@@ -24,13 +25,20 @@ local OPTS = {["--steps"] = 2000, ["--eval-every"] = 200, ["--eval-iters"] = 20,
               ["--seed"] = 1337, ["--threads"] = false}
 local opt = {}
 for k, v in pairs(OPTS) do opt[k] = v end
-for i = 1, #arg, 2 do
-  local v = math.tointeger(tonumber(arg[i + 1]))
-  if OPTS[arg[i]] == nil or not v then
-    error(("char_gpt.lua: bad option %s %s (options: --steps, --eval-every, --eval-iters, --sample, --seed, --threads)")
-      :format(tostring(arg[i]), tostring(arg[i + 1])))
+local i = 1
+while i <= #arg do
+  if arg[i] == "--checkpoint" then   -- a flag: no value
+    opt["--checkpoint"] = true
+    i = i + 1
+  else
+    local v = math.tointeger(tonumber(arg[i + 1]))
+    if OPTS[arg[i]] == nil or not v then
+      error(("char_gpt.lua: bad option %s %s (options: --steps, --eval-every, --eval-iters, --sample, --seed, --threads, --checkpoint)")
+        :format(tostring(arg[i]), tostring(arg[i + 1])))
+    end
+    opt[arg[i]] = v
+    i = i + 2
   end
-  opt[arg[i]] = v
 end
 if opt["--threads"] then ember.set_num_threads(opt["--threads"]) end
 local max_iters, eval_interval = opt["--steps"], opt["--eval-every"]
@@ -50,6 +58,7 @@ end
 local model = char_gpt.GPT(char_gpt.GPTConfig{block_size = block_size, vocab_size = tok.vocab_size,
   n_layer = 4, n_head = 4, n_embd = 128, dropout = 0.0, bias = false})
 print(("number of parameters: %.2fM"):format(model:get_num_params() / 1e6))
+if opt["--checkpoint"] then model.checkpoint_blocks = true end
 local optimizer = model:configure_optimizers(0.1, learning_rate, {0.9, 0.99})
 
 --- nanoGPT's get_lr: linear warm-up, then a cosine down to min_lr.

@@ -806,6 +806,60 @@ typedef int (*ember_post_backward_fn)(void *ctx);
 int ember_add_post_backward_hook(ember_post_backward_fn fn, void *ctx);
 int ember_remove_post_backward_hook(ember_post_backward_fn fn, void *ctx);
 
+/* Custom functions (torch.autograd.Function): the caller computes some
+   outputs from some inputs itself (typically with grad mode off) and
+   ember_function_apply attaches them to ONE node whose backward is the
+   caller's callback, so that backward flows through them.  ember.checkpoint
+   is built on it.
+     inputs [nin]   the tensors whose gradients the callback computes (any
+                    may be NULL; those that require grad get edges);
+     saved [nsaved] tensors the callback needs, kept as detached aliases
+                    with their version: an in-place write to one before
+                    the backward makes it fail, as for the ops' saved
+                    tensors; freed by a backward without retain_graph;
+     outputs [nout] fresh results: each floating-point one becomes a
+                    non-leaf that requires grad, output i of the node
+                    (others are left as they are).  An output that
+                    already requires grad, or one given twice, is an error.
+   Returns 1 when recorded, 0 when not (grad mode is off or no input
+   requires grad: the outputs are untouched), -1 on error (nothing
+   changed).  In every case the node owns ctx from the call on:
+   release(ctx) (if not NULL) runs once, when the node dies, or before
+   returning 0 or -1.  `name` is copied ("CheckpointBackward").
+   The backward runs on the thread that called ember_backward, with grad
+   mode off; it may run a backward itself (nested: the inner one commits
+   its own leaves' .grad when it ends, and runs no post-backward hooks).
+   It fills grad_inputs[i] (a new reference, exactly input i's shape,
+   float, on its device) for the inputs with needs[i], or leaves one NULL
+   for a zero gradient; it returns -1 after ember_set_error to fail the
+   backward (no .grad changed by the outer backward). */
+typedef struct ember_function_grads {
+  int nout;
+  ember_tensor *const *grad_outputs; /* [nout]: zeros where no gradient
+                                        reached an output; NULL for a
+                                        non-float output */
+  int nsaved;
+  ember_tensor *const *saved;        /* [nsaved], as they were saved */
+  int nin;
+  const unsigned char *needs;        /* [nin]: input i needs a gradient */
+  ember_tensor **grad_inputs;        /* [nin]: NULL on entry, to fill */
+} ember_function_grads;
+typedef int (*ember_function_backward_fn)(void *ctx,
+                                          const ember_function_grads *g);
+typedef void (*ember_function_release_fn)(void *ctx);
+int ember_function_apply(const char *name, int nin,
+                         const ember_tensor *const *inputs, int nsaved,
+                         const ember_tensor *const *saved, int nout,
+                         ember_tensor *const *outputs,
+                         ember_function_backward_fn backward,
+                         ember_function_release_fn release, void *ctx);
+/* Peak of ember_bytes_live() (bytes of tensor storage alive, every
+   device) since the start or the last ember_reset_peak_bytes(), which
+   sets it to the bytes alive now.  Exact for the calling thread's
+   allocations; another thread's are seen in batches of up to 1 MiB. */
+size_t ember_peak_bytes_live(void);
+void ember_reset_peak_bytes(void);
+
 /* }==================================================================== */
 
 /* {====================================================================

@@ -54,6 +54,12 @@ local function attend(attn, x, slot, training)
   return attn.resid_dropout(attn.c_proj(y))
 end
 
+--- One block on x: attention, then the MLP, each on a residual path.
+local function run_block(block, x, slot, training)
+  x = x + attend(block.attn, block.ln_1(x), slot, training)
+  return x + block.mlp(block.ln_2(x))
+end
+
 --- idx (b, t) int64 token ids (1-based); targets (b, t) or nil; cache
 -- (M.cache()) or nil.  With a cache, idx holds the positions after the
 -- cached ones: the whole prompt on the first call, then one token a call.
@@ -74,8 +80,13 @@ function GPT:forward(idx, targets, cache)
       cache[i] = cache[i] or {}
       slot = cache[i]
     end
-    x = x + attend(block.attn, block.ln_1(x), slot, self.training)
-    x = x + block.mlp(block.ln_2(x))
+    if self.checkpoint_blocks and not cache then
+      -- activation checkpointing (model.checkpoint_blocks = true): the
+      -- block's activations are recomputed in backward, not kept
+      x = ember.checkpoint(run_block, block, x, nil, self.training)
+    else
+      x = run_block(block, x, slot, self.training)
+    end
   end
   if cache then cache.len = past + t end
   x = tr.ln_f(x)

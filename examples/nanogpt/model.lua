@@ -168,7 +168,9 @@ function GPT:forward(idx, targets)
   local pos_emb = self.transformer.wpe(pos) -- position embeddings of shape (t, n_embd)
   local x = self.transformer.drop(tok_emb + pos_emb)
   for _, block in ipairs(self.transformer.h) do
-    x = block(x)
+    -- Ember: model.checkpoint_blocks = true recomputes each block's
+    -- activations in backward (torch.utils.checkpoint), to save memory
+    if self.checkpoint_blocks then x = ember.checkpoint(block, x) else x = block(x) end
   end
   x = self.transformer.ln_f(x)
   local logits, loss

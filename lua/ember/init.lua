@@ -63,6 +63,7 @@ require "ember.mathops"   -- frac, clamp with tensor bounds, lerp, logsumexp
 require "ember.encoding"  -- one_hot (nn.functional), bincount, histc, bucketize, searchsorted
 require "ember.sampling"  -- bernoulli, bernoulli_ (multinomial, Generator: bindings)
 require "ember.sorting"   -- unique (sort, argsort, topk, kthvalue, median are C functions)
+require "ember.autograd"  -- autograd.Function, checkpoint
 ember.data = require "ember.data"
 ember.callbacks = require "ember.callbacks"
 require "ember.train"   -- compile, fit, evaluate, predict, summary on nn.Module

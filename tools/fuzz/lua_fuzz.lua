@@ -218,6 +218,10 @@ M.SEEDS = {
   reshape_as = function(e) return {e.randn(2, 3), e.zeros(6)} end,
   set_allow_tf32 = function() return {true} end,
   no_grad = function(e) return {function() return e.ones(2) * 2 end} end,
+  checkpoint = function(e)
+    return {function(x, k) return x:exp() * k, x:sum() end, e.randn(3):requires_grad_(), 2} end,
+  Function = function(e)
+    return {{forward = function(_, x) return x * 2 end, backward = function(_, g) return g * 2 end}} end,
   any = function(e) return {e.tensor({{0, 1}, {0 / 0, 0}}), -1, {keepdim = true}} end,
   all = function(e) return {e.tensor({{1, 0}, {2, 3}}, {dtype = "int32"}):t(), 1, true} end,
   logical_and = function(e) return {e.randn(2, 3):gt(0), e.tensor({1, 0, 2})} end,
@@ -254,6 +258,11 @@ function M.targets(ember)
   if type(ember.distributed) == "table" then   -- a world of one here
     for k, v in pairs(ember.distributed) do
       if type(v) == "function" then add("ember.distributed." .. k, v, false) end
+    end
+  end
+  if type(ember.autograd) == "table" then   -- Function, checkpoint
+    for k, v in pairs(ember.autograd) do
+      if type(v) == "function" then add("ember.autograd." .. k, v, false) end
     end
   end
   local F = ember.nn and ember.nn.functional

@@ -13,7 +13,7 @@ nn.utils = require "ember.nn.utils"
 
 for _, file in ipairs{"containers", "linear", "conv", "pooling", "activation",
                       "normalization", "dropout", "embedding", "loss", "parallel",
-                      "rnn", "transformer"} do
+                      "rnn", "transformer", "checkpoint"} do
   for name, class in pairs(require("ember.nn." .. file)) do
     if not name:match("^_") and type(class) == "table" then nn[name] = class end
   end
