@@ -116,7 +116,9 @@ T.lerp = ember.lerp
 -- {====== logsumexp ======
 
 --- log(sum(exp(t), dim)), stable: the maximum (detached; infinite ones
--- replaced by 0) is taken out before exp.  Integers compute in float32.
+-- replaced by 0) is taken out before exp.  Integers compute in float32;
+-- bfloat16 and float16 compute in float32 too, rounded once at the end
+-- (as PyTorch accumulates them), not at each of the steps.
 function ember.logsumexp(t, dim, opts)
   check_tensor("logsumexp", t)
   if opts ~= nil and type(opts) ~= "table" then
@@ -124,8 +126,11 @@ function ember.logsumexp(t, dim, opts)
   end
   local keep = opts and opts.keepdim or false
   local d = check.dim("logsumexp", dim, t:dim())
-  if not t.dtype:match("^float") then t = t:float() end
+  if not t:is_floating_point() then t = t:float() end
   if t:dim() == 0 then return t:clone() end   -- one element: itself
+  if t.dtype == "bfloat16" or t.dtype == "float16" then
+    return ember.logsumexp(t:float(), dim, opts):to(t.dtype)
+  end
   if t:size(d) == 0 then
     return (t:sum(d, keep) + -math.huge)
   end
