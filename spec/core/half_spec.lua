@@ -278,3 +278,20 @@ describe("half dtypes through the library", function()
     assert.is_true(math.abs(n:item() - 10) < 0.1)
   end)
 end)
+
+describe("ember.finfo", function()
+  it("matches torch.finfo", function()
+    local b = ember.finfo("bfloat16")
+    assert.are.same({16, 2 ^ -7, 3.3895313892515355e38, -3.3895313892515355e38, 2 ^ -126, "bfloat16"},
+                    {b.bits, b.eps, b.max, b.min, b.tiny, b.dtype})
+    local h = ember.finfo("half")
+    assert.are.same({16, 2 ^ -10, 65504.0, 2 ^ -14, "float16"}, {h.bits, h.eps, h.max, h.tiny, h.dtype})
+    assert.are.equal(2 ^ -23, ember.finfo().eps)
+    assert.are.equal(2 ^ -52, ember.finfo("double").eps)
+    -- the largest finite value of each half type converts to itself
+    assert.are.equal(65504, ember.tensor({h.max}):to("half")[1])
+    assert.are.equal(b.max, ember.tensor({b.max}):to("bf16")[1])
+    assert.has_error(function() ember.finfo("int64") end,
+      "finfo: expected a floating dtype (float32, float64, bfloat16, float16), got 'int64'")
+  end)
+end)
