@@ -4,7 +4,9 @@
 -- gradients.  Both devices compute half operands in float32 and round
 -- once, so results agree within one unit in the half type's last place
 -- (a reduction may add in another order).  Without a CUDA device this file
--- is one pending test that says why (spec/helpers/cuda.lua).
+-- is one pending test that says why (spec/helpers/cuda.lua); with the real
+-- plugin, whose kernels refuse the half types so far, one pending test that
+-- gives the refusal.
 local ember = require "ember"
 local cuda_helper = require "helpers.cuda"
 local F = ember.nn.functional
@@ -63,6 +65,13 @@ local OPS = {
 
 describe("bfloat16 and float16 on cuda", function()
   if not cuda_helper.available() then return end
+  -- The real plugin's typed kernels refuse the half types so far
+  -- (core/cuda/cuda_internal.h, CU_NO_HALF); the stand-in runs the CPU's.
+  local ok, err = pcall(function() return ember.ones(2, {dtype = "bf16", device = "cuda"}) + 1 end)
+  if not ok then
+    pending("CUDA half kernels: " .. tostring(err))
+    return
+  end
   before_each(function() ember.manual_seed(5) end)
 
   for _, dt in ipairs{"bfloat16", "float16"} do
