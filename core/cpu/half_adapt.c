@@ -7,9 +7,11 @@
 ** accumulate in float32, round when storing), so a reduction, a softmax,
 ** a norm or an optimizer step on bfloat16 gives what PyTorch gives,
 ** without a second copy of each kernel.  The price is a float32
-** temporary per half operand; the hot elementwise kernels (unary, binary)
-** avoid it, converting a block at a time (elementwise.c), and the
-** products (matmul, conv, attention) have their own half kernels.
+** temporary per half operand and two extra passes over memory; the
+** products (matmul, conv, attention) are not adapted here (they get half
+** kernels of their own).  Converting a block at a time inside
+** elementwise.c's row functions would spare the hot unary and binary ops
+** the temporaries: not done yet.
 **
 ** A twin keeps its tensor's geometry, only the element changes: the same
 ** shape and, for a broadcast operand, the same zero strides (the data of
