@@ -216,4 +216,86 @@ int ember_cpu_avg_pool2d(ember_tensor *y, const ember_tensor *x,
 int ember_cpu_avg_pool2d_backward(ember_tensor *gx, const ember_tensor *gy,
                                   const ember_pool2d_geom *g);
 
+
+/* half_adapt.c: the slots above for bfloat16 and float16 operands too
+   (run in float32 on widened twins; the table points at these) */
+int ember_cpu_h_unary(ember_unary_op op, ember_tensor *dst,
+                      const ember_tensor *src, double p0, double p1);
+int ember_cpu_h_binary(ember_binary_op op, ember_tensor *dst,
+                       const ember_tensor *a, const ember_tensor *b);
+int ember_cpu_h_compare(ember_cmp_op op, ember_tensor *dst,
+                        const ember_tensor *a, const ember_tensor *b);
+int ember_cpu_h_where(ember_tensor *dst, const ember_tensor *cond,
+                      const ember_tensor *a, const ember_tensor *b);
+int ember_cpu_h_reduce(ember_reduce_op op, ember_tensor *dst,
+                       const ember_tensor *src, int correction);
+int ember_cpu_h_softmax(ember_tensor *dst, const ember_tensor *src, int log);
+int ember_cpu_h_softmax_backward(ember_tensor *dx, const ember_tensor *g,
+                                 const ember_tensor *y, int log);
+int ember_cpu_h_layer_norm(ember_tensor *y, ember_tensor *mean,
+                           ember_tensor *rstd, const ember_tensor *x,
+                           const ember_tensor *w, const ember_tensor *b,
+                           int64_t n, double eps, int rms);
+int ember_cpu_h_layer_norm_backward(ember_tensor *dx, ember_tensor *dw,
+                                    ember_tensor *db, const ember_tensor *g,
+                                    const ember_tensor *x,
+                                    const ember_tensor *mean,
+                                    const ember_tensor *rstd,
+                                    const ember_tensor *w, int64_t n, int rms);
+int ember_cpu_h_lstm_cell(ember_tensor *hc, ember_tensor *act,
+                          const ember_tensor *gates, const ember_tensor *c_prev);
+int ember_cpu_h_lstm_cell_backward(ember_tensor *dgates, ember_tensor *dc_prev,
+                                   const ember_tensor *dhc, const ember_tensor *act,
+                                   const ember_tensor *c_prev, const ember_tensor *hc);
+int ember_cpu_h_gru_cell(ember_tensor *hn, ember_tensor *act, const ember_tensor *gx,
+                         const ember_tensor *gh, const ember_tensor *h);
+int ember_cpu_h_gru_cell_backward(ember_tensor *dgx, ember_tensor *dgh,
+                                  ember_tensor *dh, const ember_tensor *g,
+                                  const ember_tensor *act, const ember_tensor *gh,
+                                  const ember_tensor *h);
+int ember_cpu_h_cross_entropy(ember_tensor *loss, ember_tensor *wt,
+                              ember_tensor *lse, const ember_tensor *x,
+                              const ember_tensor *t, const ember_tensor *w,
+                              int64_t ignore, double smoothing);
+int ember_cpu_h_cross_entropy_backward(ember_tensor *dx, const ember_tensor *gs,
+                                       const ember_tensor *x, const ember_tensor *lse,
+                                       const ember_tensor *t, const ember_tensor *w,
+                                       int64_t ignore, double smoothing);
+int ember_cpu_h_random(int kind, ember_tensor *dst, uint64_t seed,
+                       uint64_t counter, double a, double b);
+int ember_cpu_h_multinomial(ember_tensor *dst, const ember_tensor *probs,
+                            int replacement, uint64_t seed, uint64_t counter);
+int ember_cpu_h_unary_backward(ember_unary_op op, ember_tensor *dst,
+                               const ember_tensor *g, const ember_tensor *sv,
+                               double p0, double p1);
+int ember_cpu_h_index_add(ember_tensor *dst, int dim, const ember_tensor *index,
+                          const ember_tensor *src);
+int ember_cpu_h_scatter_add(ember_tensor *dst, int dim, const ember_tensor *index,
+                            const ember_tensor *src);
+int ember_cpu_h_scatter(ember_scatter_reduce op, ember_tensor *dst, int dim,
+                        const ember_tensor *index, const ember_tensor *src);
+int ember_cpu_h_sgd_step(ember_tensor *p, const ember_tensor *g,
+                         ember_tensor *buf, const ember_optim_hp *hp);
+int ember_cpu_h_adam_step(ember_tensor *p, const ember_tensor *g, ember_tensor *m,
+                          ember_tensor *v, ember_tensor *vmax,
+                          const ember_optim_hp *hp);
+int ember_cpu_h_rmsprop_step(ember_tensor *p, const ember_tensor *g,
+                             ember_tensor *sq, ember_tensor *buf,
+                             ember_tensor *gavg, const ember_optim_hp *hp);
+int ember_cpu_h_adagrad_step(ember_tensor *p, const ember_tensor *g,
+                             ember_tensor *sum, const ember_optim_hp *hp);
+int ember_cpu_h_max_pool2d(ember_tensor *y, ember_tensor *idx, const ember_tensor *x,
+                           const ember_pool2d_geom *g);
+int ember_cpu_h_max_pool2d_backward(ember_tensor *gx, const ember_tensor *gy,
+                                    const ember_tensor *idx,
+                                    const ember_pool2d_geom *g);
+int ember_cpu_h_avg_pool2d(ember_tensor *y, const ember_tensor *x,
+                           const ember_pool2d_geom *g);
+int ember_cpu_h_avg_pool2d_backward(ember_tensor *gx, const ember_tensor *gy,
+                                    const ember_pool2d_geom *g);
+int ember_cpu_h_scan(ember_scan_op op, ember_tensor *dst, ember_tensor *idx,
+                     const ember_tensor *src, int dim, int reverse);
+int ember_cpu_h_sort(ember_tensor *values, ember_tensor *indices,
+                     const ember_tensor *src, int dim, int64_t k, int descending);
+
 #endif

@@ -40,13 +40,18 @@ typedef void (*map1_fn)(void *d, const void *x, int64_t n, const void *ctx);
 typedef void (*map2_fn)(void *d, const void *a, const void *b, int64_t n,
                         const void *ctx);
 
-/* n elements of es bytes (1, 4 or 8) from src, ss bytes apart, to dst, ds
+/* n elements of es bytes (1, 2, 4 or 8) from src, ss bytes apart, to dst, ds
    bytes apart; a stride of 0 repeats one element. */
 static void move_elems(char *dst, int64_t ds, const char *src, int64_t ss,
                        int64_t n, size_t es) {
   if (ss == 0 && ds == (int64_t)es) {        /* a broadcast value: a fill */
     switch (es) {
       case 1: memset(dst, *(const uint8_t *)src, (size_t)n); return;
+      case 2: {
+        uint16_t v = *(const uint16_t *)src, *d = (uint16_t *)dst;
+        for (int64_t i = 0; i < n; i++) d[i] = v;
+        return;
+      }
       case 4: {
         uint32_t v = *(const uint32_t *)src, *d = (uint32_t *)dst;
         for (int64_t i = 0; i < n; i++) d[i] = v;
@@ -63,6 +68,10 @@ static void move_elems(char *dst, int64_t ds, const char *src, int64_t ss,
     case 1:
       for (int64_t i = 0; i < n; i++)
         *(uint8_t *)(dst + i * ds) = *(const uint8_t *)(src + i * ss);
+      break;
+    case 2:
+      for (int64_t i = 0; i < n; i++)
+        *(uint16_t *)(dst + i * ds) = *(const uint16_t *)(src + i * ss);
       break;
     case 4:
       for (int64_t i = 0; i < n; i++)

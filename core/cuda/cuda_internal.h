@@ -107,6 +107,7 @@ static inline size_t cu_elsize(ember_dtype dt) {
   switch (dt) {
     case EMBER_FLOAT64: case EMBER_INT64: return 8;
     case EMBER_FLOAT32: case EMBER_INT32: return 4;
+    case EMBER_BFLOAT16: case EMBER_FLOAT16: return 2;
     default: return 1;
   }
 }
@@ -268,8 +269,18 @@ template <> struct ember_cuda_type<EMBER_INT64> {
 **     return 0;
 **   });
 */
+/* bfloat16 and float16 have no CUDA kernels yet but the byte movers
+   (ember_cuda_dispatch_bits): the typed dispatchers refuse them, rather
+   than run another type's kernel over their 2-byte elements. */
+#define CU_NO_HALF(dt)                                                     \
+  if ((dt) == EMBER_BFLOAT16 || (dt) == EMBER_FLOAT16)                     \
+  return cu_error("cuda: %s tensors are not supported by this CUDA kernel yet " \
+                  "(move them to the CPU or convert them to float32)",     \
+                  (dt) == EMBER_BFLOAT16 ? "bfloat16" : "float16")
+
 template <class F>
 static inline int ember_cuda_dispatch(ember_dtype dt, F &&f) {
+  CU_NO_HALF(dt);
   switch (dt) {
     case EMBER_FLOAT32: return f(ember_cuda_type<EMBER_FLOAT32>());
     case EMBER_FLOAT64: return f(ember_cuda_type<EMBER_FLOAT64>());
@@ -283,6 +294,7 @@ static inline int ember_cuda_dispatch(ember_dtype dt, F &&f) {
 /* The same for the float dtypes only (the core sends no other). */
 template <class F>
 static inline int ember_cuda_dispatch_float(ember_dtype dt, F &&f) {
+  CU_NO_HALF(dt);
   if (dt == EMBER_FLOAT64) return f(ember_cuda_type<EMBER_FLOAT64>());
   return f(ember_cuda_type<EMBER_FLOAT32>());
 }
@@ -296,6 +308,7 @@ static inline int ember_cuda_dispatch_bits(ember_dtype dt, F &&f) {
   switch (cu_elsize(dt)) {
     case 8: return f(ember_cuda_bits<uint64_t>());
     case 4: return f(ember_cuda_bits<uint32_t>());
+    case 2: return f(ember_cuda_bits<uint16_t>());
     default: return f(ember_cuda_bits<uint8_t>());
   }
 }

@@ -31,9 +31,8 @@ static int ce_backward(ember_node *n, ember_tensor *g, ember_tensor **gin);
 
 static int ce_check(const ember_tensor *x, const ember_tensor *t,
                     const ember_tensor *w, int64_t ignore, double s) {
-  if (x->dtype != EMBER_FLOAT32 && x->dtype != EMBER_FLOAT64)
-    return ember_set_error("cross_entropy: expected float32 or float64 logits, "
-                           "got %s", ember_dtype_name(x->dtype));
+  if (!ember_dtype_is_float(x->dtype))
+    return ember_set_error("cross_entropy: expected floating logits, got %s", ember_dtype_name(x->dtype));
   if (x->ndim != 2)
     return ember_set_error("cross_entropy: expected logits of shape [N,C], got "
                            "%d dims", x->ndim);

@@ -64,8 +64,8 @@ static int norm_backward(ember_node *n, ember_tensor *g, ember_tensor **gin);
 static ember_tensor *norm_impl(const char *fn, const ember_tensor *x, int k,
                                const ember_tensor *w, const ember_tensor *b,
                                double eps, int rms) {
-  if (x->dtype != EMBER_FLOAT32 && x->dtype != EMBER_FLOAT64)
-    return ember_set_error("%s: expected a float32 or float64 input, got %s",
+  if (!ember_dtype_is_float(x->dtype))
+    return ember_set_error("%s: expected a floating input, got %s",
                            fn, ember_dtype_name(x->dtype)), NULL;
   if (k < 1 || k > x->ndim)
     return ember_set_error("%s: normalized_ndim must be in 1..%d (the input's "

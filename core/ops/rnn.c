@@ -46,8 +46,8 @@ static int lstm_backward(ember_node *n, ember_tensor *g, ember_tensor **gin) {
 
 static int check_cell(const ember_tensor *gates, const ember_tensor *c_prev) {
   char b1[128], b2[128];
-  if (gates->dtype != EMBER_FLOAT32 && gates->dtype != EMBER_FLOAT64)
-    return ember_set_error("lstm_cell: expected float32 or float64 gates, got %s",
+  if (!ember_dtype_is_float(gates->dtype))
+    return ember_set_error("lstm_cell: expected floating gates, got %s",
                            ember_dtype_name(gates->dtype));
   if (c_prev->dtype != gates->dtype)
     return ember_set_error("lstm_cell: c_prev is %s but the gates are %s",
@@ -136,8 +136,8 @@ static int gru_backward(ember_node *n, ember_tensor *g, ember_tensor **gin) {
 static int check_gru(const ember_tensor *gx, const ember_tensor *gh,
                      const ember_tensor *h) {
   char b1[128], b2[128], b3[128];
-  if (h->dtype != EMBER_FLOAT32 && h->dtype != EMBER_FLOAT64)
-    return ember_set_error("gru_cell: expected a float32 or float64 h, got %s",
+  if (!ember_dtype_is_float(h->dtype))
+    return ember_set_error("gru_cell: expected a floating h, got %s",
                            ember_dtype_name(h->dtype));
   if (gx->dtype != h->dtype || gh->dtype != h->dtype)
     return ember_set_error("gru_cell: gx, gh and h must have one dtype, got %s, "

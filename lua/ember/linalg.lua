@@ -19,8 +19,8 @@ local function check_tensor(name, t, i)
 end
 
 local function check_float(name, t)
-  if t.dtype ~= "float32" and t.dtype ~= "float64" then
-    error(("%s: expected a float32 or float64 tensor, got %s"):format(name, t.dtype), 3)
+  if not t:is_floating_point() then
+    error(("%s: expected a floating tensor, got %s"):format(name, t.dtype), 3)
   end
 end
 

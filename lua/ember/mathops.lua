@@ -113,10 +113,39 @@ T.lerp = ember.lerp
 
 -- }======
 
+-- {====== finfo ======
+
+-- torch.finfo's numbers: eps (1 - the next float above 1), max, min (=
+-- -max), tiny (the smallest normal), resolution (10^-digits).
+local FINFO = {
+  float32 = {bits = 32, eps = 2.0 ^ -23, max = 3.4028234663852886e38, tiny = 2.0 ^ -126, resolution = 1e-6},
+  float64 = {bits = 64, eps = 2.0 ^ -52, max = 1.7976931348623157e308, tiny = 2.0 ^ -1022, resolution = 1e-15},
+  bfloat16 = {bits = 16, eps = 2.0 ^ -7, max = 3.3895313892515355e38, tiny = 2.0 ^ -126, resolution = 0.01},
+  float16 = {bits = 16, eps = 2.0 ^ -10, max = 65504.0, tiny = 2.0 ^ -14, resolution = 0.001},
+}
+local FINFO_ALIAS = {float = "float32", double = "float64", bf16 = "bfloat16", half = "float16"}
+
+--- ember.finfo([dtype = "float32"]): the limits of a floating dtype, as
+-- torch.finfo: {bits, eps, max, min, tiny, resolution, dtype}.
+function ember.finfo(dtype)
+  local name = dtype == nil and "float32" or FINFO_ALIAS[dtype] or dtype
+  local f = FINFO[name]
+  if not f then
+    error(("finfo: expected a floating dtype (float32, float64, bfloat16, float16), got %s")
+          :format(type(dtype) == "string" and "'" .. dtype .. "'" or type(dtype)), 2)
+  end
+  return {bits = f.bits, eps = f.eps, max = f.max, min = -f.max, tiny = f.tiny,
+          resolution = f.resolution, dtype = name}
+end
+
+-- }======
+
 -- {====== logsumexp ======
 
 --- log(sum(exp(t), dim)), stable: the maximum (detached; infinite ones
--- replaced by 0) is taken out before exp.  Integers compute in float32.
+-- replaced by 0) is taken out before exp.  Integers compute in float32;
+-- bfloat16 and float16 compute in float32 too, rounded once at the end
+-- (as PyTorch accumulates them), not at each of the steps.
 function ember.logsumexp(t, dim, opts)
   check_tensor("logsumexp", t)
   if opts ~= nil and type(opts) ~= "table" then
@@ -124,8 +153,11 @@ function ember.logsumexp(t, dim, opts)
   end
   local keep = opts and opts.keepdim or false
   local d = check.dim("logsumexp", dim, t:dim())
-  if not t.dtype:match("^float") then t = t:float() end
+  if not t:is_floating_point() then t = t:float() end
   if t:dim() == 0 then return t:clone() end   -- one element: itself
+  if t.dtype == "bfloat16" or t.dtype == "float16" then
+    return ember.logsumexp(t:float(), dim, opts):to(t.dtype)
+  end
   if t:size(d) == 0 then
     return (t:sum(d, keep) + -math.huge)
   end

@@ -154,7 +154,7 @@ Sequential(
     assert.are.equal("float64", m(ember.randn(3, 2, {dtype = "float64"})).dtype)
     m:to("float32")
     assert.are.equal("float32", m:parameters()[1].dtype)
-    H.fails("to: expected a floating dtype (float32 or float64) or a device (cpu or cuda), got 'int64'", m.to, m, "int64")
+    H.fails("to: expected a floating dtype (float32, float64, bfloat16, float16) or a device (cpu or cuda), got 'int64'", m.to, m, "int64")
   end)
 end)
 

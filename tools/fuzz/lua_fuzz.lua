@@ -65,7 +65,7 @@ M.SKIP_TABLES = {
 -- fuzzed on a tokenizer of SEEDS.chars's text.
 M.DATA = {"chars", "windows"}
 
-M.DTYPES = {"float32", "float64", "int32", "int64", "uint8", "bool"}
+M.DTYPES = {"float32", "float64", "int32", "int64", "uint8", "bool", "bfloat16", "float16"}
 M.FIELDS = {"grad", "dtype", "device", "requires_grad", "is_leaf", "grad_fn",
             "data", "shape", "T", "x", ""}
 
@@ -131,6 +131,8 @@ M.SEEDS = {
   narrow = function(e) return {e.randn(2, 3), 2, 2, 2} end,
   diagonal = function(e) return {e.randn(2, 3, 4), 1, -1, 2} end,
   norm = function(e) return {e.randn(2, 3), 3, 2, {keepdim = true}} end,
+  finfo = function() return {"bf16"} end,
+  is_floating_point = function(e) return {e.randn(2, 3, {dtype = "float16"})} end,
   cdist = function(e) return {e.randn(2, 3, 4), e.randn(2, 5, 4), 1} end,
   normalize = function(e) return {e.randn(2, 3), {p = 1, dim = 1}} end,
   mm = function(e) return {e.randn(2, 3), e.randn(3, 4)} end,
@@ -324,7 +326,7 @@ local SPECIAL_FLOATS = {0.0, -0.0, 0.5, 1.5, -1.5, 0 / 0, math.huge, -math.huge,
   1e300, -1e300, 2.0 ^ 31, 2.0 ^ 63, -2.0 ^ 63, 2.0 ^ 64, 1e-310, 3.0}
 local STRINGS = {"float32", "float64", "int32", "int64", "uint8", "bool",
   "cuda", "cuda:0", "cuda:1", "cuda:99", "cpu", "cpu:0", "", "x", "1", "-1",
-  "nan", "float16", "\0", ("z"):rep(300), "%s%s%s%n"}
+  "nan", "float16", "bfloat16", "bf16", "half", "\0", ("z"):rep(300), "%s%s%s%n"}
 
 local gen_value, related, mutate  -- forward
 local corpus = {}  -- name -> argument lists of calls that succeeded
@@ -462,10 +464,10 @@ local function random_tensor(dtype, shape, device)
   local okr, src = pcall(ember.randn, shape)
   if okr then
     src = src * 3
-    if dtype ~= "float32" and dtype ~= "float64" then src = src:abs() end
+    if not t:is_floating_point() then src = src:abs() end
     pcall(t.copy_, t, src)
   end
-  if (dtype == "float32" or dtype == "float64") and t:numel() > 0 and R() < 0.3 then
+  if t:is_floating_point() and t:numel() > 0 and R() < 0.3 then
     local flat = t:view(-1)
     pcall(function() flat[R(flat:numel())] = pick({0 / 0, math.huge, -math.huge}) end)
   end
@@ -473,7 +475,7 @@ local function random_tensor(dtype, shape, device)
     local okc, c = pcall(t.to, t, device)
     if okc then t = c end
   end
-  if R() < 0.2 and (dtype == "float32" or dtype == "float64") then
+  if R() < 0.2 and t:is_floating_point() then
     pcall(t.requires_grad_, t, true)
   end
   return t

@@ -70,7 +70,7 @@ local function check_class(fname, x, target, opts, allow_probs)
     end
   end
   local is_int = target.dtype == "int64" or target.dtype == "int32"
-  local probs = allow_probs and (target.dtype == "float32" or target.dtype == "float64")
+  local probs = allow_probs and target:is_floating_point()
                 and same_shape(target:shape(), x:shape())
   if not is_int and not probs then
     error(("%s: expected int64 class indices of shape [%s]%s, got a %s target of shape %s")

@@ -513,7 +513,8 @@ function Module:load_state_dict(sd, opts)
   return missing, unexpected
 end
 
-local FLOAT = {float32 = "float32", float = "float32", float64 = "float64", double = "float64"}
+local FLOAT = {float32 = "float32", float = "float32", float64 = "float64", double = "float64",
+               bfloat16 = "bfloat16", bf16 = "bfloat16", float16 = "float16", half = "float16"}
 local DEVICE = {cpu = "cpu", cuda = "cuda"}
 local blame_user = require("ember.blame").failer("ember/nn/module")
 
@@ -528,7 +529,7 @@ function Module:to(target)
   local devname = dev
   if type(target) == "string" and target:match("^cuda:%d+$") then dev, devname = "cuda", target end
   if not d and not dev then
-    error(("to: expected a floating dtype (float32 or float64) or a device (cpu or cuda), got %s")
+    error(("to: expected a floating dtype (float32, float64, bfloat16, float16) or a device (cpu or cuda), got %s")
           :format(type(target) == "string" and "'" .. target .. "'" or type(target)), 2)
   end
   if dev == "cuda" and not ember.cuda.is_available() then
@@ -545,7 +546,7 @@ function Module:to(target)
           if c == nil then
             if dev then
               if t.device ~= dev or devname ~= dev then c = common.detach(t):to(devname) end
-            elseif t.dtype ~= d and (t.dtype == "float32" or t.dtype == "float64") then
+            elseif t.dtype ~= d and t:is_floating_point() then
               c = common.detach(t):to(d)
             end
             if c and rawequal(c, t) then c = nil end
@@ -568,6 +569,8 @@ function Module:cuda() return self:to("cuda") end
 function Module:cpu() return self:to("cpu") end
 function Module:float() return self:to("float32") end
 function Module:double() return self:to("float64") end
+function Module:bfloat16() return self:to("bfloat16") end
+function Module:half() return self:to("float16") end
 
 -- Saving (ember.nn.serialize, required when first used: it requires this
 -- file).

@@ -175,8 +175,8 @@ local function check_params(self, list, gi)
     if not ember.is_tensor(p) then
       fail(("%s: %s is a %s, not a tensor"):format(name, where, kind(p)))
     end
-    if p.dtype ~= "float32" and p.dtype ~= "float64" then
-      fail(("%s: %s has dtype %s; only float32 and float64 tensors can be optimized")
+    if not p:is_floating_point() then
+      fail(("%s: %s has dtype %s; only floating tensors can be optimized")
            :format(name, where, p.dtype))
     end
     if p.is_leaf == false then
