@@ -59,7 +59,7 @@ describe("smaller fixes", function()
   end)
 
   it("blames the options table for a bad dtype", function()
-    local ok, err = pcall(ember.zeros, 2, {dtype = "half"})
+    local ok, err = pcall(ember.zeros, 2, {dtype = "quarter"})
     assert.is_false(ok)
     assert.truthy(err:find("bad argument #2 to 'ember.zeros'", 1, true), err)
   end)

@@ -183,7 +183,7 @@ describe("scans", function()
     it("no accumulation in bool; an unknown dtype; options must be a table", function()
       assert.has_error(function() x:cumsum(1, {dtype = "bool"}) end,
         "cumsum: cannot accumulate in dtype bool")
-      assert.has_error(function() x:cumprod(1, {dtype = "half"}) end)
+      assert.has_error(function() x:cumprod(1, {dtype = "quarter"}) end)
       assert.has_error(function() x:cumsum(1, "float64") end)
     end)
   end)
