@@ -120,4 +120,16 @@ int ember_pick_backward(ember_node *n, ember_tensor *g, ember_tensor **gin);
 ember_tensor *ember_tie_share(const ember_tensor *x, const ember_tensor *ok,
                               const ember_tensor *gk, int dim);
 
+/* {======================================================================
+** Mixed precision (matmul.c)
+** ======================================================================= */
+
+/* ember_matmul, but a bfloat16/float16 product is returned in float32:
+   the float32 sums themselves, not rounded to the 16-bit type first
+   ("bf16 in, float32 out", for autocast).  Other dtypes: as ember_matmul.
+   Recorded; each input's gradient comes in its own dtype. */
+ember_tensor *ember_matmul_f32(const ember_tensor *a, const ember_tensor *b);
+
+/* }====================================================================== */
+
 #endif
