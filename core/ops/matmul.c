@@ -256,3 +256,29 @@ ember_tensor *ember_matmul_f32(const ember_tensor *a, const ember_tensor *b) {
 }
 
 /* }====================================================================== */
+
+/* {======================================================================
+** bfloat16/float16 through float32 kernels (ops.h)
+** ======================================================================= */
+
+int ember_widen_half(int n, const ember_tensor *const *in, ember_tensor **out) {
+  for (int i = 0; i < n; i++) {
+    out[i] = !in[i] ? NULL
+             : ember_dtype_is_half(in[i]->dtype) ? ember_to_dtype(in[i], EMBER_FLOAT32)
+             : (ember_tensor_retain((ember_tensor *)in[i]), (ember_tensor *)in[i]);
+    if (in[i] && !out[i]) {
+      while (i-- > 0) ember_tensor_release(out[i]);
+      return -1;
+    }
+  }
+  return 0;
+}
+
+ember_tensor *ember_narrow_to(ember_tensor *y, ember_dtype dt) {
+  if (!y || y->dtype == dt) return y;
+  ember_tensor *r = ember_to_dtype(y, dt);
+  ember_tensor_release(y);
+  return r;
+}
+
+/* }====================================================================== */

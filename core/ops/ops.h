@@ -130,6 +130,17 @@ ember_tensor *ember_tie_share(const ember_tensor *x, const ember_tensor *ok,
    Recorded; each input's gradient comes in its own dtype. */
 ember_tensor *ember_matmul_f32(const ember_tensor *a, const ember_tensor *b);
 
+/* The ops whose CPU kernels compute in float32 only (convolution,
+   attention, the recurrent cells) take bfloat16/float16 inputs as
+   recorded float32 copies and round the result once to the input's dtype:
+   the sums are float32 either way, as PyTorch's CPU kernels do them, and
+   each gradient comes back through the casts in its input's dtype.
+   ember_widen_half: out[i] = in[i] as float32 (a new reference; NULL stays
+   NULL); 0, or -1 with nothing left made.  ember_narrow_to: y cast to dt,
+   recorded; consumes y (NULL passes through). */
+int ember_widen_half(int n, const ember_tensor *const *in, ember_tensor **out);
+ember_tensor *ember_narrow_to(ember_tensor *y, ember_dtype dt);
+
 /* }====================================================================== */
 
 #endif

@@ -33,7 +33,7 @@ end
 --- Check that v is a tensor of a float dtype.
 function M.check_float(fname, v, what, level)
   M.check_tensor(fname, v, what, (level or 2) + 1)
-  if v.dtype ~= "float32" and v.dtype ~= "float64" then
+  if not v:is_floating_point() then   -- bfloat16 and float16 too
     error(("%s: expected a floating tensor for %s, got %s"):format(fname, what, v.dtype),
           (level or 2) + 1)
   end
