@@ -124,12 +124,6 @@ ember_tensor *ember_tie_share(const ember_tensor *x, const ember_tensor *ok,
 ** Mixed precision (matmul.c)
 ** ======================================================================= */
 
-/* ember_matmul, but a bfloat16/float16 product is returned in float32:
-   the float32 sums themselves, not rounded to the 16-bit type first
-   ("bf16 in, float32 out", for autocast).  Other dtypes: as ember_matmul.
-   Recorded; each input's gradient comes in its own dtype. */
-ember_tensor *ember_matmul_f32(const ember_tensor *a, const ember_tensor *b);
-
 /* The ops whose CPU kernels compute in float32 only (convolution,
    attention, the recurrent cells) take bfloat16/float16 inputs as
    recorded float32 copies and round the result once to the input's dtype:
