@@ -107,6 +107,7 @@ static inline size_t cu_elsize(ember_dtype dt) {
   switch (dt) {
     case EMBER_FLOAT64: case EMBER_INT64: return 8;
     case EMBER_FLOAT32: case EMBER_INT32: return 4;
+    case EMBER_BFLOAT16: case EMBER_FLOAT16: return 2;
     default: return 1;
   }
 }
