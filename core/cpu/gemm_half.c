@@ -24,6 +24,7 @@
 ** OpenBLAS's AVX-512 sgemm is the faster there, and dpbf16 runs only where
 ** EMBER_BF16_GEMM=dpbf16 asks for it (bench/NOTES.md has the figures).
 ** ======================================================================= */
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -65,6 +66,259 @@ static int gemm_widen(ember_dtype dt, int ta, int tb, int64_t M, int64_t N,
   return 0;
 }
 
+/* {======================================================================
+** dpbf16: VDPBF16PS on packed panels
+**
+** VDPBF16PS adds to each float32 lane the two products of a pair of
+** bfloat16s (k and k+1), so both operands are packed pair-interleaved:
+**   A panel  MR rows x KC: for each pair p, the MR rows' (A[i,2p], A[i,2p+1])
+**            one 32-bit unit each, broadcast to every lane in turn;
+**   B panel  KC x NR: for each pair p, the NR columns' (B[2p,j], B[2p+1,j]),
+**            NR/16 vectors.
+** An odd K, and rows or columns past the edges, are padded with zeros
+** (adding nothing).  The register tile is MR x NR = 12 x 32 float32 (24
+** accumulators, 2 B vectors, 1 broadcast of 32 registers).  Blocking as
+** BLIS: a KC x NC block of B packed once and shared by the threads (it
+** stays in L2), each thread packing MC x KC blocks of A (L1/L2) and
+** sweeping the B panels.  Each C element is one float32 sum over k in a
+** fixed order, whatever the thread count.
+** ======================================================================= */
+
+#define MR 12
+#define NR 32
+#define KC 384            /* k values per block: 192 pairs */
+#define MC 96             /* rows of A per packed block (8 tiles) */
+#define NC 1024           /* columns of B per packed block */
+
+/* The bfloat16 at (i, k) of an operand with strides (si, sk), 0 outside. */
+static inline uint32_t bf_at(const uint16_t *X, int64_t i, int64_t k,
+                             int64_t si, int64_t sk, int64_t I, int64_t K) {
+  return i < I && k < K ? X[i * si + k * sk] : 0;
+}
+
+/* A rows [i0, i0+mc) x k [k0, k0+kc) into mc/MR panels (rows padded). */
+static void pack_a(uint32_t *d, const uint16_t *A, int64_t sam, int64_t sak,
+                   int64_t M, int64_t K, int64_t i0, int64_t mc, int64_t k0,
+                   int64_t kc) {
+  int64_t kp = (kc + 1) / 2;
+  for (int64_t t = 0; t < mc; t += MR)
+    for (int64_t p = 0; p < kp; p++)
+      for (int r = 0; r < MR; r++) {
+        int64_t i = i0 + t + r, k = k0 + 2 * p;
+        *d++ = bf_at(A, i, k, sam, sak, M, K) |
+               bf_at(A, i, k + 1, sam, sak, M, K) << 16;
+      }
+}
+
+/* B k [k0, k0+kc) x columns [j0, j0+nc) into nc/NR panels (padded). */
+static void pack_b(uint32_t *d, const uint16_t *B, int64_t sbk, int64_t sbn,
+                   int64_t K, int64_t N, int64_t k0, int64_t kc, int64_t j0,
+                   int64_t nc) {
+  int64_t kp = (kc + 1) / 2;
+  for (int64_t t = 0; t < nc; t += NR)
+    for (int64_t p = 0; p < kp; p++)
+      for (int c = 0; c < NR; c++) {
+        int64_t j = j0 + t + c, k = k0 + 2 * p;
+        *d++ = bf_at(B, j, k, sbn, sbk, N, K) |
+               bf_at(B, j, k + 1, sbn, sbk, N, K) << 16;
+      }
+}
+
+/* The f32 panels of the fma kernel: the same blocks widened to float32,
+   A as [k][MR] and B as [k][NR] (no pairs). */
+static inline float wide_at(const uint16_t *X, int64_t i, int64_t k, int64_t si,
+                            int64_t sk, int64_t I, int64_t K, ember_dtype dt) {
+  if (i >= I || k >= K) return 0.0f;
+  uint16_t h = X[i * si + k * sk];
+  return dt == EMBER_BFLOAT16 ? ember_bf16_to_f32(h) : ember_f16_to_f32(h);
+}
+
+static void pack_a_f32(float *d, const uint16_t *A, int64_t sam, int64_t sak,
+                       int64_t M, int64_t K, int64_t i0, int64_t mc, int64_t k0,
+                       int64_t kc, ember_dtype dt) {
+  for (int64_t t = 0; t < mc; t += MR)
+    for (int64_t k = k0; k < k0 + kc; k++)
+      for (int r = 0; r < MR; r++) *d++ = wide_at(A, i0 + t + r, k, sam, sak, M, K, dt);
+}
+
+static void pack_b_f32(float *d, const uint16_t *B, int64_t sbk, int64_t sbn,
+                       int64_t K, int64_t N, int64_t k0, int64_t kc, int64_t j0,
+                       int64_t nc, ember_dtype dt) {
+  for (int64_t t = 0; t < nc; t += NR)
+    for (int64_t k = k0; k < k0 + kc; k++)
+      for (int c = 0; c < NR; c++) *d++ = wide_at(B, j0 + t + c, k, sbn, sbk, N, K, dt);
+}
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && \
+    (__GNUC__ >= 10 || defined(__clang__))
+#include <immintrin.h>
+#define HAVE_DPBF16 1
+#define BF16_TARGET __attribute__((target("avx512f,avx512bf16")))
+
+/* C[0..mr, 0..nr) (rows ldc apart) = (acc ? C : 0) + Ap Bp over kp pairs. */
+static BF16_TARGET void micro_dpbf16(const uint32_t *Ap, const uint32_t *Bp,
+                                     int64_t kp, float *C, int64_t ldc,
+                                     int mr, int nr, int acc) {
+  __m512 c[MR][2];
+  for (int r = 0; r < MR; r++) c[r][0] = c[r][1] = _mm512_setzero_ps();
+  for (int64_t p = 0; p < kp; p++) {
+    __m512bh b0 = (__m512bh)_mm512_loadu_si512(Bp), b1 = (__m512bh)_mm512_loadu_si512(Bp + 16);
+    _Pragma("GCC unroll 12")
+    for (int r = 0; r < MR; r++) {
+      __m512bh a = (__m512bh)_mm512_set1_epi32((int)Ap[r]);
+      c[r][0] = _mm512_dpbf16_ps(c[r][0], a, b0);
+      c[r][1] = _mm512_dpbf16_ps(c[r][1], a, b1);
+    }
+    Ap += MR;
+    Bp += NR;
+  }
+  __mmask16 m0 = nr >= 16 ? 0xFFFF : (__mmask16)((1u << nr) - 1);
+  __mmask16 m1 = nr >= 32 ? 0xFFFF : nr <= 16 ? 0 : (__mmask16)((1u << (nr - 16)) - 1);
+  for (int r = 0; r < mr; r++) {
+    float *cr = C + r * ldc;
+    if (acc) {
+      c[r][0] = _mm512_add_ps(c[r][0], _mm512_maskz_loadu_ps(m0, cr));
+      c[r][1] = _mm512_add_ps(c[r][1], _mm512_maskz_loadu_ps(m1, cr + 16));
+    }
+    _mm512_mask_storeu_ps(cr, m0, c[r][0]);
+    _mm512_mask_storeu_ps(cr + 16, m1, c[r][1]);
+  }
+}
+
+/* The same tile from float32 panels with FMA: one k per step. */
+static __attribute__((target("avx512f"))) void micro_fma(
+    const float *Ap, const float *Bp, int64_t kc, float *C, int64_t ldc,
+    int mr, int nr, int acc) {
+  __m512 c[MR][2];
+  for (int r = 0; r < MR; r++) c[r][0] = c[r][1] = _mm512_setzero_ps();
+  for (int64_t k = 0; k < kc; k++) {
+    __m512 b0 = _mm512_loadu_ps(Bp), b1 = _mm512_loadu_ps(Bp + 16);
+    _Pragma("GCC unroll 12")
+    for (int r = 0; r < MR; r++) {
+      __m512 a = _mm512_set1_ps(Ap[r]);
+      c[r][0] = _mm512_fmadd_ps(a, b0, c[r][0]);
+      c[r][1] = _mm512_fmadd_ps(a, b1, c[r][1]);
+    }
+    Ap += MR;
+    Bp += NR;
+  }
+  __mmask16 m0 = nr >= 16 ? 0xFFFF : (__mmask16)((1u << nr) - 1);
+  __mmask16 m1 = nr >= 32 ? 0xFFFF : nr <= 16 ? 0 : (__mmask16)((1u << (nr - 16)) - 1);
+  for (int r = 0; r < mr; r++) {
+    float *cr = C + r * ldc;
+    if (acc) {
+      c[r][0] = _mm512_add_ps(c[r][0], _mm512_maskz_loadu_ps(m0, cr));
+      c[r][1] = _mm512_add_ps(c[r][1], _mm512_maskz_loadu_ps(m1, cr + 16));
+    }
+    _mm512_mask_storeu_ps(cr, m0, c[r][0]);
+    _mm512_mask_storeu_ps(cr + 16, m1, c[r][1]);
+  }
+}
+
+static int have_avx512(void) {
+  static _Atomic int known = -1;   /* every thread stores the same */
+  int k = atomic_load_explicit(&known, memory_order_relaxed);
+  if (k < 0) {
+    k = __builtin_cpu_supports("avx512f") ? 1 : 0;
+    atomic_store_explicit(&known, k, memory_order_relaxed);
+  }
+  return k;
+}
+
+static int have_bf16(void) {
+  static _Atomic int known = -1;   /* every thread stores the same */
+  int k = atomic_load_explicit(&known, memory_order_relaxed);
+  if (k < 0) {
+    k = __builtin_cpu_supports("avx512bf16") ? 1 : 0;
+    atomic_store_explicit(&known, k, memory_order_relaxed);
+  }
+  return k;
+}
+
+/* The packed paths (pairs: dpbf16 on bfloat16 pairs; else fma on
+   widened float32 panels): -1 (out of memory) before anything is written. */
+static int gemm_packed(int pairs, ember_dtype dt, int64_t M, int64_t N,
+                       int64_t K, const uint16_t *A, int64_t sam, int64_t sak,
+                       const uint16_t *B, int64_t sbk, int64_t sbn,
+                       int accumulate, float *C, int64_t ldc, int threads) {
+  int nt = threads && 2 * M * N * K >= (1 << 21) ? ember_cpu_threads() : 1;
+  int64_t ncmax = N < NC ? (N + NR - 1) / NR * NR : NC;
+  int64_t kcmax = K < KC ? K : KC;
+  /* units of 4 bytes a k (f32) or a pair of k (dpbf16) */
+  int64_t kumax = pairs ? (kcmax + 1) / 2 : kcmax;
+  size_t bsz = (size_t)(ncmax * kumax), asz = (size_t)(MC * kumax);
+  uint32_t *bp = malloc(bsz * sizeof *bp);
+  uint32_t *ap = malloc((size_t)nt * asz * sizeof *ap);
+  if (!bp || !ap) {
+    free(bp);
+    free(ap);
+    return ember_set_error("matmul: out of memory (packed 16-bit panels)");
+  }
+  for (int64_t j0 = 0; j0 < N; j0 += NC) {
+    int64_t nc = N - j0 < NC ? N - j0 : NC, ncp = (nc + NR - 1) / NR * NR;
+    for (int64_t k0 = 0; k0 < K; k0 += KC) {
+      int64_t kc = K - k0 < KC ? K - k0 : KC, ku = pairs ? (kc + 1) / 2 : kc;
+      int acc = accumulate || k0 > 0;
+      #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+      for (int64_t jt = 0; jt < ncp; jt += NR) {
+        if (pairs) pack_b(bp + jt * ku, B, sbk, sbn, K, N, k0, kc, j0 + jt, NR);
+        else pack_b_f32((float *)bp + jt * ku, B, sbk, sbn, K, N, k0, kc, j0 + jt, NR, dt);
+      }
+      int64_t nblocks = (M + MC - 1) / MC;
+      #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+      for (int64_t ib = 0; ib < nblocks; ib++) {
+        int id = 0;
+#ifdef _OPENMP
+        id = omp_get_thread_num();
+#endif
+        uint32_t *a = ap + (size_t)id * asz;
+        int64_t i0 = ib * MC, mc = M - i0 < MC ? M - i0 : MC;
+        int64_t mcp = (mc + MR - 1) / MR * MR;
+        if (pairs) pack_a(a, A, sam, sak, M, K, i0, mcp, k0, kc);
+        else pack_a_f32((float *)a, A, sam, sak, M, K, i0, mcp, k0, kc, dt);
+        for (int64_t jt = 0; jt < ncp; jt += NR)
+          for (int64_t it = 0; it < mcp; it += MR) {
+            int64_t mr = mc - it < MR ? mc - it : MR, nr = nc - jt < NR ? nc - jt : NR;
+            float *Ct = C + (i0 + it) * ldc + j0 + jt;
+            if (pairs)
+              micro_dpbf16(a + it * ku, bp + jt * ku, ku, Ct, ldc, (int)mr, (int)nr, acc);
+            else
+              micro_fma((const float *)a + it * ku, (const float *)bp + jt * ku, ku,
+                        Ct, ldc, (int)mr, (int)nr, acc);
+          }
+      }
+    }
+  }
+  free(bp);
+  free(ap);
+  return 0;
+}
+#endif
+
+/* The path of a product (below): 0 widen, 1 fma, 2 dpbf16.
+   EMBER_BF16_GEMM=widen|fma|dpbf16 picks bfloat16's (read once; float16
+   takes fma or widen); by default fma wherever AVX-512 is (see the top of
+   the file for why not dpbf16). */
+static int gemm_path(ember_dtype dt) {
+#ifdef HAVE_DPBF16
+  static _Atomic int known = -1;
+  int k = atomic_load_explicit(&known, memory_order_relaxed);
+  if (k < 0) {
+    const char *e = getenv("EMBER_BF16_GEMM");
+    k = !have_avx512() ? 0
+        : e && strcmp(e, "widen") == 0 ? 0
+        : e && strcmp(e, "dpbf16") == 0 && have_bf16() ? 2 : 1;
+    atomic_store_explicit(&known, k, memory_order_relaxed);
+  }
+  return k == 2 && dt != EMBER_BFLOAT16 ? 1 : k;
+#else
+  (void)dt;
+  return 0;
+#endif
+}
+
+/* }====================================================================== */
+
 int ember_cpu_gemm_half(ember_dtype dt, int ta, int tb, int64_t M, int64_t N,
                         int64_t K, const void *A, int64_t lda, const void *B,
                         int64_t ldb, int accumulate, float *C, int64_t ldc,
@@ -75,6 +329,12 @@ int ember_cpu_gemm_half(ember_dtype dt, int ta, int tb, int64_t M, int64_t N,
       for (int64_t i = 0; i < M; i++) memset(C + i * ldc, 0, (size_t)N * sizeof *C);
     return 0;
   }
+#ifdef HAVE_DPBF16
+  int path = gemm_path(dt);
+  if (path)
+    return gemm_packed(path == 2, dt, M, N, K, A, ta ? 1 : lda, ta ? lda : 1, B,
+                       tb ? 1 : ldb, tb ? ldb : 1, accumulate, C, ldc, threads);
+#endif
   return gemm_widen(dt, ta, tb, M, N, K, A, lda, B, ldb, accumulate, C, ldc,
                     threads);
 }
