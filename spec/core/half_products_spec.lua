@@ -181,3 +181,32 @@ describe("bfloat16 matmul", function()
     assert.are.equal(0, (one - many):abs():max():item())
   end)
 end)
+
+describe("bfloat16/float16 recurrent cells", function()
+  -- the cells compute in float32 and round once: exactly the float32 cell
+  -- of the widened inputs, rounded
+  for _, dt in ipairs({"bfloat16", "float16"}) do
+    it(dt .. " lstm_cell and gru_cell, forward and gradients", function()
+      ember.manual_seed(11)
+      local g = ember.randn(3, 8):to(dt)
+      local c = ember.randn(3, 2):to(dt)
+      local gx, gh, h = ember.randn(3, 6):to(dt), ember.randn(3, 6):to(dt), ember.randn(3, 2):to(dt)
+      local function check(got, want)
+        assert.are.equal(dt, got.dtype)
+        assert.are.equal(0, (got:to("float64") - want:to(dt):to("float64")):abs():max():item())
+      end
+      local h1, c1 = ember.lstm_cell(g, c)
+      local h2, c2 = ember.lstm_cell(g:to("float32"), c:to("float32"))
+      check(h1, h2)
+      if c1 then check(c1, c2) end
+      check(ember.gru_cell(gx, gh, h),
+            ember.gru_cell(gx:to("float32"), gh:to("float32"), h:to("float32")))
+      local gl = g:clone():requires_grad_()
+      local g32 = g:to("float32"):requires_grad_()
+      local w = ember.randn(3, 2)
+      ember.lstm_cell(gl, c):backward(w:to(dt))
+      ember.lstm_cell(g32, c:to("float32")):backward(w:to(dt):to("float32"))
+      check(gl.grad, g32.grad)
+    end)
+  end
+end)
