@@ -90,69 +90,89 @@ static int gemm_widen(ember_dtype dt, int ta, int tb, int64_t M, int64_t N,
 #define MC 96             /* rows of A per packed block (8 tiles) */
 #define NC 1024           /* columns of B per packed block */
 
-/* The bfloat16 at (i, k) of an operand with strides (si, sk), 0 outside. */
-static inline uint32_t bf_at(const uint16_t *X, int64_t i, int64_t k,
-                             int64_t si, int64_t sk, int64_t I, int64_t K) {
-  return i < I && k < K ? X[i * si + k * sk] : 0;
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && \
+    (__GNUC__ >= 10 || defined(__clang__))
+#define HAVE_DPBF16 1
+#include <immintrin.h>
+
+/* Packing.  A block's k range lies inside [0, K) (kc <= K - k0), so only
+   rows or columns past the matrix's edge, and the second half of the
+   last pair of an odd K, read as zeros. */
+
+static inline float widen1(uint16_t h, ember_dtype dt) {
+  return dt == EMBER_BFLOAT16 ? ember_bf16_to_f32(h) : ember_f16_to_f32(h);
 }
 
-/* A rows [i0, i0+mc) x k [k0, k0+kc) into mc/MR panels (rows padded). */
+/* A rows [i0, i0+mc) x k [k0, k0+kc) into mc/MR panels of pairs. */
 static void pack_a(uint32_t *d, const uint16_t *A, int64_t sam, int64_t sak,
                    int64_t M, int64_t K, int64_t i0, int64_t mc, int64_t k0,
                    int64_t kc) {
   int64_t kp = (kc + 1) / 2;
-  for (int64_t t = 0; t < mc; t += MR)
-    for (int64_t p = 0; p < kp; p++)
-      for (int r = 0; r < MR; r++) {
-        int64_t i = i0 + t + r, k = k0 + 2 * p;
-        *d++ = bf_at(A, i, k, sam, sak, M, K) |
-               bf_at(A, i, k + 1, sam, sak, M, K) << 16;
+  for (int64_t t = 0; t < mc; t += MR) {
+    int64_t rows = M - (i0 + t) < MR ? M - (i0 + t) : MR;
+    const uint16_t *a = A + (i0 + t) * sam + k0 * sak;
+    for (int64_t p = 0; p < kp; p++, d += MR) {
+      int second = k0 + 2 * p + 1 < K;
+      for (int r = 0; r < rows; r++) {
+        const uint16_t *x = a + r * sam + 2 * p * sak;
+        d[r] = x[0] | (second ? (uint32_t)x[sak] << 16 : 0);
       }
+      for (int r = (int)(rows > 0 ? rows : 0); r < MR; r++) d[r] = 0;
+    }
+  }
 }
 
-/* B k [k0, k0+kc) x columns [j0, j0+nc) into nc/NR panels (padded). */
+/* B k [k0, k0+kc) x columns [j0, j0+nc) into nc/NR panels of pairs. */
 static void pack_b(uint32_t *d, const uint16_t *B, int64_t sbk, int64_t sbn,
                    int64_t K, int64_t N, int64_t k0, int64_t kc, int64_t j0,
                    int64_t nc) {
   int64_t kp = (kc + 1) / 2;
-  for (int64_t t = 0; t < nc; t += NR)
-    for (int64_t p = 0; p < kp; p++)
-      for (int c = 0; c < NR; c++) {
-        int64_t j = j0 + t + c, k = k0 + 2 * p;
-        *d++ = bf_at(B, j, k, sbn, sbk, N, K) |
-               bf_at(B, j, k + 1, sbn, sbk, N, K) << 16;
-      }
+  for (int64_t t = 0; t < nc; t += NR) {
+    int64_t cols = N - (j0 + t) < NR ? N - (j0 + t) : NR;
+    const uint16_t *b = B + k0 * sbk + (j0 + t) * sbn;
+    for (int64_t p = 0; p < kp; p++, d += NR) {
+      int second = k0 + 2 * p + 1 < K;
+      const uint16_t *b0 = b + 2 * p * sbk, *b1 = b0 + sbk;
+      for (int c = 0; c < cols; c++)
+        d[c] = b0[c * sbn] | (second ? (uint32_t)b1[c * sbn] << 16 : 0);
+      for (int c = (int)(cols > 0 ? cols : 0); c < NR; c++) d[c] = 0;
+    }
+  }
 }
 
 /* The f32 panels of the fma kernel: the same blocks widened to float32,
    A as [k][MR] and B as [k][NR] (no pairs). */
-static inline float wide_at(const uint16_t *X, int64_t i, int64_t k, int64_t si,
-                            int64_t sk, int64_t I, int64_t K, ember_dtype dt) {
-  if (i >= I || k >= K) return 0.0f;
-  uint16_t h = X[i * si + k * sk];
-  return dt == EMBER_BFLOAT16 ? ember_bf16_to_f32(h) : ember_f16_to_f32(h);
-}
-
 static void pack_a_f32(float *d, const uint16_t *A, int64_t sam, int64_t sak,
-                       int64_t M, int64_t K, int64_t i0, int64_t mc, int64_t k0,
+                       int64_t M, int64_t i0, int64_t mc, int64_t k0,
                        int64_t kc, ember_dtype dt) {
-  for (int64_t t = 0; t < mc; t += MR)
-    for (int64_t k = k0; k < k0 + kc; k++)
-      for (int r = 0; r < MR; r++) *d++ = wide_at(A, i0 + t + r, k, sam, sak, M, K, dt);
+  for (int64_t t = 0; t < mc; t += MR) {
+    int64_t rows = M - (i0 + t) < MR ? M - (i0 + t) : MR;
+    const uint16_t *a = A + (i0 + t) * sam + k0 * sak;
+    for (int64_t k = 0; k < kc; k++, d += MR) {
+      for (int r = 0; r < rows; r++) d[r] = widen1(a[r * sam + k * sak], dt);
+      for (int r = (int)(rows > 0 ? rows : 0); r < MR; r++) d[r] = 0.0f;
+    }
+  }
 }
 
 static void pack_b_f32(float *d, const uint16_t *B, int64_t sbk, int64_t sbn,
-                       int64_t K, int64_t N, int64_t k0, int64_t kc, int64_t j0,
+                       int64_t N, int64_t k0, int64_t kc, int64_t j0,
                        int64_t nc, ember_dtype dt) {
-  for (int64_t t = 0; t < nc; t += NR)
-    for (int64_t k = k0; k < k0 + kc; k++)
-      for (int c = 0; c < NR; c++) *d++ = wide_at(B, j0 + t + c, k, sbn, sbk, N, K, dt);
+  for (int64_t t = 0; t < nc; t += NR) {
+    int64_t cols = N - (j0 + t) < NR ? N - (j0 + t) : NR;
+    const uint16_t *b = B + k0 * sbk + (j0 + t) * sbn;
+    for (int64_t k = 0; k < kc; k++, d += NR) {
+      const uint16_t *bk = b + k * sbk;
+      if (sbn == 1 && cols == NR && dt == EMBER_BFLOAT16)
+        for (int c = 0; c < NR; c++) d[c] = ember_bf16_to_f32(bk[c]);
+      else {
+        for (int c = 0; c < cols; c++) d[c] = widen1(bk[c * sbn], dt);
+        for (int c = (int)(cols > 0 ? cols : 0); c < NR; c++) d[c] = 0.0f;
+      }
+    }
+  }
 }
 
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && \
-    (__GNUC__ >= 10 || defined(__clang__))
-#include <immintrin.h>
-#define HAVE_DPBF16 1
 #define BF16_TARGET __attribute__((target("avx512f,avx512bf16")))
 
 /* C[0..mr, 0..nr) (rows ldc apart) = (acc ? C : 0) + Ap Bp over kp pairs. */
@@ -262,7 +282,7 @@ static int gemm_packed(int pairs, ember_dtype dt, int64_t M, int64_t N,
       #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
       for (int64_t jt = 0; jt < ncp; jt += NR) {
         if (pairs) pack_b(bp + jt * ku, B, sbk, sbn, K, N, k0, kc, j0 + jt, NR);
-        else pack_b_f32((float *)bp + jt * ku, B, sbk, sbn, K, N, k0, kc, j0 + jt, NR, dt);
+        else pack_b_f32((float *)bp + jt * ku, B, sbk, sbn, N, k0, kc, j0 + jt, NR, dt);
       }
       int64_t nblocks = (M + MC - 1) / MC;
       #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
@@ -275,7 +295,7 @@ static int gemm_packed(int pairs, ember_dtype dt, int64_t M, int64_t N,
         int64_t i0 = ib * MC, mc = M - i0 < MC ? M - i0 : MC;
         int64_t mcp = (mc + MR - 1) / MR * MR;
         if (pairs) pack_a(a, A, sam, sak, M, K, i0, mcp, k0, kc);
-        else pack_a_f32((float *)a, A, sam, sak, M, K, i0, mcp, k0, kc, dt);
+        else pack_a_f32((float *)a, A, sam, sak, M, i0, mcp, k0, kc, dt);
         for (int64_t jt = 0; jt < ncp; jt += NR)
           for (int64_t it = 0; it < mcp; it += MR) {
             int64_t mr = mc - it < MR ? mc - it : MR, nr = nc - jt < NR ? nc - jt : NR;
