@@ -86,7 +86,7 @@ static int gemm_widen(ember_dtype dt, int ta, int tb, int64_t M, int64_t N,
 
 #define MR 12
 #define NR 32
-#define KC 384            /* k values per block: 192 pairs */
+#define KC 256            /* k per block: a 32 x KC float32 B micro-panel is 32 KB (L1) */
 #define MC 96             /* rows of A per packed block (8 tiles) */
 #define NC 1024           /* columns of B per packed block */
 
@@ -145,12 +145,20 @@ static void pack_b(uint32_t *d, const uint16_t *B, int64_t sbk, int64_t sbn,
 static void pack_a_f32(float *d, const uint16_t *A, int64_t sam, int64_t sak,
                        int64_t M, int64_t i0, int64_t mc, int64_t k0,
                        int64_t kc, ember_dtype dt) {
-  for (int64_t t = 0; t < mc; t += MR) {
+  for (int64_t t = 0; t < mc; t += MR, d += kc * MR) {
     int64_t rows = M - (i0 + t) < MR ? M - (i0 + t) : MR;
     const uint16_t *a = A + (i0 + t) * sam + k0 * sak;
-    for (int64_t k = 0; k < kc; k++, d += MR) {
-      for (int r = 0; r < rows; r++) d[r] = widen1(a[r * sam + k * sak], dt);
-      for (int r = (int)(rows > 0 ? rows : 0); r < MR; r++) d[r] = 0.0f;
+    /* row by row: a row-major A (sak 1) is read in order, the panel
+       written MR floats apart */
+    for (int r = 0; r < MR; r++) {
+      const uint16_t *ar = a + r * sam;
+      float *dr = d + r;
+      if (r >= rows)
+        for (int64_t k = 0; k < kc; k++) dr[k * MR] = 0.0f;
+      else if (dt == EMBER_BFLOAT16)
+        for (int64_t k = 0; k < kc; k++) dr[k * MR] = ember_bf16_to_f32(ar[k * sak]);
+      else
+        for (int64_t k = 0; k < kc; k++) dr[k * MR] = ember_f16_to_f32(ar[k * sak]);
     }
   }
 }
