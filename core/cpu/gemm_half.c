@@ -8,22 +8,24 @@
 ** rounds it to the output dtype once (ember_cpu_matmul), or keeps it
 ** (the mixed-precision "bf16 in, float32 out" of docs/internals.md).
 **
-** Two paths, chosen by what the CPU has:
+** Three paths (gemm_path; EMBER_BF16_GEMM=fma|dpbf16|widen overrides):
 **
-**   widen  the operands widened to float32 (exact: a 16-bit float is a
-**          float32 with fewer mantissa bits) and handed to
-**          ember_cpu_sgemm (OpenBLAS, or matmul.c's small kernels).  The
-**          widening is O(MK + KN) against the product's O(MNK).  float16
-**          always goes this way, as does bfloat16 without AVX512-BF16.
-**   dpbf16 bfloat16 with AVX512-BF16: VDPBF16PS on packed panels (below).
+**   fma    the default on AVX-512: packed panels (gemm_packed) widened to
+**          float32 as they are packed (exact: a 16-bit float is a float32
+**          with fewer mantissa bits), an AVX-512 FMA micro-kernel.
+**   dpbf16 bfloat16 on AVX512-BF16: the same blocking, pair-interleaved
+**          bfloat16 panels, VDPBF16PS.
+**   widen  without AVX-512: the operands widened to float32 and handed to
+**          ember_cpu_sgemm (OpenBLAS).  O(MK + KN) extra against O(MNK).
+** float16 takes fma (or widen).
 **
-** Which is faster is a property of the CPU, not of the code: on the Xeon
-** (Sapphire Rapids class, AMX not exposed) these kernels were written on,
-** VDPBF16PS zmm retires one every 2 cycles (16 multiply-adds a cycle),
-** while float32 FMA retires two a cycle (32 multiply-adds), so widening and
-** OpenBLAS's AVX-512 sgemm is the faster there, and dpbf16 runs only where
-** EMBER_BF16_GEMM=dpbf16 asks for it (bench/NOTES.md has the figures).
-** ======================================================================= */
+** Why fma and not dpbf16 by default: on the Xeon these kernels were
+** written on (Sapphire Rapids class, AMX not exposed), VDPBF16PS zmm
+** retires one every 2 cycles (16 multiply-adds a cycle) where float32 FMA
+** retires two a cycle (32), so the widened panels win there
+** (bench/NOTES.md has the figures).  There is no AMX path: no CPU here
+** to test one on.
+*/
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
