@@ -266,56 +266,71 @@ static int have_bf16(void) {
 }
 
 /* The packed paths (pairs: dpbf16 on bfloat16 pairs; else fma on
-   widened float32 panels): -1 (out of memory) before anything is written. */
+   widened float32 panels): -1 (out of memory) before anything is written.
+   Loops: rows in super-blocks of MS; in each, per K block, the whole
+   super-block of A packed once (threads over tiles), then per NC block
+   of columns B's block packed once (threads over panels) and the MC-row
+   blocks computed (threads over blocks).  So each operand is packed
+   about once (B once per MS rows), and a thread's B micro-panel stays in
+   L1 across the MC / MR tiles of its block. */
+#define MS 4032           /* rows of A packed at a time: 42 MC blocks, ~4 MB */
+
 static int gemm_packed(int pairs, ember_dtype dt, int64_t M, int64_t N,
                        int64_t K, const uint16_t *A, int64_t sam, int64_t sak,
                        const uint16_t *B, int64_t sbk, int64_t sbn,
                        int accumulate, float *C, int64_t ldc, int threads) {
   int nt = threads && 2 * M * N * K >= (1 << 21) ? ember_cpu_threads() : 1;
   int64_t ncmax = N < NC ? (N + NR - 1) / NR * NR : NC;
+  int64_t msmax = ((M < MS ? M : MS) + MR - 1) / MR * MR;
   int64_t kcmax = K < KC ? K : KC;
-  /* units of 4 bytes a k (f32) or a pair of k (dpbf16) */
+  /* units of 4 bytes: one a k (f32) or a pair of k (dpbf16) */
   int64_t kumax = pairs ? (kcmax + 1) / 2 : kcmax;
-  size_t bsz = (size_t)(ncmax * kumax), asz = (size_t)(MC * kumax);
-  uint32_t *bp = malloc(bsz * sizeof *bp);
-  uint32_t *ap = malloc((size_t)nt * asz * sizeof *ap);
+  uint32_t *bp = malloc((size_t)(ncmax * kumax) * sizeof *bp);
+  uint32_t *ap = malloc((size_t)(msmax * kumax) * sizeof *ap);
   if (!bp || !ap) {
     free(bp);
     free(ap);
     return ember_set_error("matmul: out of memory (packed 16-bit panels)");
   }
-  for (int64_t j0 = 0; j0 < N; j0 += NC) {
-    int64_t nc = N - j0 < NC ? N - j0 : NC, ncp = (nc + NR - 1) / NR * NR;
+  for (int64_t m0 = 0; m0 < M; m0 += MS) {
+    int64_t ms = M - m0 < MS ? M - m0 : MS, msp = (ms + MR - 1) / MR * MR;
     for (int64_t k0 = 0; k0 < K; k0 += KC) {
       int64_t kc = K - k0 < KC ? K - k0 : KC, ku = pairs ? (kc + 1) / 2 : kc;
       int acc = accumulate || k0 > 0;
-      #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
-      for (int64_t jt = 0; jt < ncp; jt += NR) {
-        if (pairs) pack_b(bp + jt * ku, B, sbk, sbn, K, N, k0, kc, j0 + jt, NR);
-        else pack_b_f32((float *)bp + jt * ku, B, sbk, sbn, N, k0, kc, j0 + jt, NR, dt);
-      }
-      int64_t nblocks = (M + MC - 1) / MC;
-      #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
-      for (int64_t ib = 0; ib < nblocks; ib++) {
-        int id = 0;
-#ifdef _OPENMP
-        id = omp_get_thread_num();
-#endif
-        uint32_t *a = ap + (size_t)id * asz;
-        int64_t i0 = ib * MC, mc = M - i0 < MC ? M - i0 : MC;
-        int64_t mcp = (mc + MR - 1) / MR * MR;
-        if (pairs) pack_a(a, A, sam, sak, M, K, i0, mcp, k0, kc);
-        else pack_a_f32((float *)a, A, sam, sak, M, i0, mcp, k0, kc, dt);
-        for (int64_t jt = 0; jt < ncp; jt += NR)
-          for (int64_t it = 0; it < mcp; it += MR) {
-            int64_t mr = mc - it < MR ? mc - it : MR, nr = nc - jt < NR ? nc - jt : NR;
-            float *Ct = C + (i0 + it) * ldc + j0 + jt;
-            if (pairs)
-              micro_dpbf16(a + it * ku, bp + jt * ku, ku, Ct, ldc, (int)mr, (int)nr, acc);
-            else
-              micro_fma((const float *)a + it * ku, (const float *)bp + jt * ku, ku,
-                        Ct, ldc, (int)mr, (int)nr, acc);
+      for (int64_t j0 = 0; j0 < N; j0 += NC) {
+        int64_t nc = N - j0 < NC ? N - j0 : NC, ncp = (nc + NR - 1) / NR * NR;
+        int64_t nblocks = (ms + MC - 1) / MC;
+        /* one parallel region per block: the packing loops, a barrier
+           (the end of the second), then the tiles */
+        #pragma omp parallel num_threads(nt) if (nt > 1)
+        {
+          if (j0 == 0) {
+            #pragma omp for schedule(static) nowait
+            for (int64_t it = 0; it < msp; it += MR) {
+              if (pairs) pack_a(ap + it * ku, A, sam, sak, M, K, m0 + it, MR, k0, kc);
+              else pack_a_f32((float *)ap + it * ku, A, sam, sak, M, m0 + it, MR, k0, kc, dt);
+            }
           }
+          #pragma omp for schedule(static)
+          for (int64_t jt = 0; jt < ncp; jt += NR) {
+            if (pairs) pack_b(bp + jt * ku, B, sbk, sbn, K, N, k0, kc, j0 + jt, NR);
+            else pack_b_f32((float *)bp + jt * ku, B, sbk, sbn, N, k0, kc, j0 + jt, NR, dt);
+          }
+          #pragma omp for schedule(static)
+          for (int64_t ib = 0; ib < nblocks; ib++) {
+            int64_t i0 = ib * MC, mc = ms - i0 < MC ? ms - i0 : MC;
+            for (int64_t jt = 0; jt < ncp; jt += NR)
+              for (int64_t it = i0; it < i0 + mc; it += MR) {
+                int64_t mr = ms - it < MR ? ms - it : MR, nr = nc - jt < NR ? nc - jt : NR;
+                float *Ct = C + (m0 + it) * ldc + j0 + jt;
+                if (pairs)
+                  micro_dpbf16(ap + it * ku, bp + jt * ku, ku, Ct, ldc, (int)mr, (int)nr, acc);
+                else
+                  micro_fma((const float *)ap + it * ku, (const float *)bp + jt * ku, ku,
+                            Ct, ldc, (int)mr, (int)nr, acc);
+              }
+          }
+        }
       }
     }
   }

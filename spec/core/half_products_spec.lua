@@ -133,7 +133,10 @@ describe("bfloat16 matmul", function()
 
   it("agrees with float32 products of the widened inputs at larger sizes", function()
     ember.manual_seed(3)
-    for _, s in ipairs({{1, 1, 1}, {64, 64, 64}, {100, 257, 129}, {300, 33, 1000}}) do
+    -- sizes past the kernels' blocks: K over 256 (two K blocks), N over
+    -- 1024 (two column blocks), M over 4096 (two row super-blocks)
+    for _, s in ipairs({{1, 1, 1}, {64, 64, 64}, {100, 257, 129}, {300, 33, 1000},
+                        {5, 40, 1100}, {4100, 3, 5}}) do
       local a = ember.randn(s[1], s[2]):to("bf16")
       local b = ember.randn(s[2], s[3]):to("bf16")
       local want = a:to("float64"):matmul(b:to("float64"))
