@@ -297,6 +297,7 @@ static inline int ember_cuda_dispatch_bits(ember_dtype dt, F &&f) {
   switch (cu_elsize(dt)) {
     case 8: return f(ember_cuda_bits<uint64_t>());
     case 4: return f(ember_cuda_bits<uint32_t>());
+    case 2: return f(ember_cuda_bits<uint16_t>());     /* bfloat16, float16 */
     default: return f(ember_cuda_bits<uint8_t>());
   }
 }
