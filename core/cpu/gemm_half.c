@@ -215,16 +215,20 @@ static BF16_TARGET void micro_dpbf16(const uint32_t *Ap, const uint32_t *Bp,
   }
 }
 
-/* The same tile from float32 panels with FMA: one k per step. */
-static __attribute__((target("avx512f"))) void micro_fma(
+/* The same tile from float32 panels with FMA, one k per step, over R rows
+   (a constant at each call, so that the unrolled loops keep c in
+   registers): a bottom tile of few rows (a matrix-vector product's one)
+   does only its rows' work. */
+static inline __attribute__((always_inline, target("avx512f"))) void fma_tile(
     const float *Ap, const float *Bp, int64_t kc, float *C, int64_t ldc,
-    int mr, int nr, int acc) {
+    int mr, int nr, int acc, const int R) {
   __m512 c[MR][2];
-  for (int r = 0; r < MR; r++) c[r][0] = c[r][1] = _mm512_setzero_ps();
+  _Pragma("GCC unroll 12")
+  for (int r = 0; r < R; r++) c[r][0] = c[r][1] = _mm512_setzero_ps();
   for (int64_t k = 0; k < kc; k++) {
     __m512 b0 = _mm512_loadu_ps(Bp), b1 = _mm512_loadu_ps(Bp + 16);
     _Pragma("GCC unroll 12")
-    for (int r = 0; r < MR; r++) {
+    for (int r = 0; r < R; r++) {
       __m512 a = _mm512_set1_ps(Ap[r]);
       c[r][0] = _mm512_fmadd_ps(a, b0, c[r][0]);
       c[r][1] = _mm512_fmadd_ps(a, b1, c[r][1]);
@@ -243,6 +247,15 @@ static __attribute__((target("avx512f"))) void micro_fma(
     _mm512_mask_storeu_ps(cr, m0, c[r][0]);
     _mm512_mask_storeu_ps(cr + 16, m1, c[r][1]);
   }
+}
+
+static __attribute__((target("avx512f"))) void micro_fma(
+    const float *Ap, const float *Bp, int64_t kc, float *C, int64_t ldc,
+    int mr, int nr, int acc) {
+  if (mr > 8) fma_tile(Ap, Bp, kc, C, ldc, mr, nr, acc, MR);
+  else if (mr > 4) fma_tile(Ap, Bp, kc, C, ldc, mr, nr, acc, 8);
+  else if (mr > 1) fma_tile(Ap, Bp, kc, C, ldc, mr, nr, acc, 4);
+  else fma_tile(Ap, Bp, kc, C, ldc, mr, nr, acc, 1);
 }
 
 static int have_avx512(void) {
