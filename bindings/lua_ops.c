@@ -1133,6 +1133,13 @@ static int l_matmul(lua_State *L) {
   return 1;
 }
 
+/* ember._matmul_f32(a, b): bf16/f16 in, float32 out (mixed precision) */
+static int l_matmul_f32(lua_State *L) {
+  ember_tensor *a = l_check(L, 1), *b = l_check(L, 2);
+  PUSH(L, ember_matmul_f32(a, b));
+  return 1;
+}
+
 /* cat({t1, t2, ...} [, dim]) and stack: the list is a table of tensors */
 static int join(lua_State *L, int stack) {
   luaL_checktype(L, 1, LUA_TTABLE);
@@ -1244,7 +1251,7 @@ static const luaL_Reg method_funcs[] = {
   {"masked_fill_", l_masked_fill_}, {"equal", l_equal},
   {"tril", l_tril}, {"triu", l_triu}, {"tril_", l_tril_}, {"triu_", l_triu_},
   {"max", l_max}, {"min", l_min}, {"softmax", l_softmax},
-  {"log_softmax", l_log_softmax}, {"matmul", l_matmul},
+  {"log_softmax", l_log_softmax}, {"matmul", l_matmul}, {"_matmul_f32", l_matmul_f32},
   {"index_select", l_index_select}, {"gather", l_gather},
   {"gelu", l_gelu}, {"gelu_", l_gelu_}, {"leaky_relu", l_leaky_relu},
   {"leaky_relu_", l_leaky_relu_}, {"index_add_", l_index_add_},

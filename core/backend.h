@@ -219,7 +219,10 @@ typedef struct ember_backend_i {
                                 const ember_tensor *t, const ember_tensor *w,
                                 int64_t ignore, double smoothing);
   /* [B,M,K] x [B,K,N] -> [B,M,N]; each operand has unit stride in one of
-     its two matrix dims; dst is contiguous. */
+     its two matrix dims; dst is contiguous.  a and b have one dtype; dst
+     has it too, except that bfloat16/float16 operands may have a float32
+     dst: the products are always summed in float32, and a float32 dst
+     receives those sums unrounded (mixed precision, ember_matmul_f32). */
   int (*matmul)(ember_tensor *dst, const ember_tensor *a,
                 const ember_tensor *b);
   /* dst = src with `dim` taken at index[j] (1-based), j over index */

@@ -185,6 +185,13 @@ int ember_cpu_adagrad_step(ember_tensor *p, const ember_tensor *g,
 void ember_cpu_sgemm(int ta, int tb, int64_t M, int64_t N, int64_t K,
                      const float *A, int64_t lda, const float *B, int64_t ldb,
                      int accumulate, float *C, int64_t ldc, int threads);
+/* gemm_half.c: the same product for bfloat16 or float16 A and B (dt):
+   float32 accumulation into a float32 C, which the caller rounds (or
+   keeps).  -1 with the error set when out of memory. */
+int ember_cpu_gemm_half(ember_dtype dt, int ta, int tb, int64_t M, int64_t N,
+                        int64_t K, const void *A, int64_t lda, const void *B,
+                        int64_t ldb, int accumulate, float *C, int64_t ldc,
+                        int threads);
 /* attention.c: the fused attention slots */
 int ember_cpu_attention(ember_tensor *o, ember_tensor *lse,
                         const ember_tensor *q, const ember_tensor *k,

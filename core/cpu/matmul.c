@@ -379,11 +379,32 @@ int ember_cpu_matmul(ember_tensor *dst, const ember_tensor *a,
   int64_t lda, ldb;
   blas_layout(M, K, a->strides[1], a->strides[2], &ta, &lda);
   blas_layout(K, N, b->strides[1], b->strides[2], &tb, &ldb);
+  /* half operands: each product in float32, rounded once into dst unless
+     dst is float32 (see the slot's comment in core/backend.h) */
+  int half = ember_dtype_is_half(a->dtype);
+  float *c32 = NULL;
+  if (half && dst->dtype != EMBER_FLOAT32 && M * N > 0) {
+    if (!(c32 = malloc((size_t)(M * N) * sizeof *c32))) {
+      ember_set_error("matmul: out of memory");
+      return -1;
+    }
+  }
+  size_t ces = ember_dtype_size(dst->dtype);
   for (int64_t bi = 0; bi < B; bi++) {
     const char *A = (const char *)ember_data(a) + bi * a->strides[0] * (int64_t)es;
     const char *Bm = (const char *)ember_data(b) + bi * b->strides[0] * (int64_t)es;
-    char *Cm = (char *)ember_data(dst) + bi * M * N * (int64_t)es;
+    char *Cm = (char *)ember_data(dst) + bi * M * N * (int64_t)ces;
     if (M == 0 || N == 0) continue;
+    if (half) {
+      float *C = c32 ? c32 : (float *)Cm;
+      if (ember_cpu_gemm_half(a->dtype, ta == CblasTrans, tb == CblasTrans, M, N,
+                              K, A, lda, Bm, ldb, 0, C, N, 1) < 0) {
+        free(c32);
+        return -1;
+      }
+      if (c32) ember_cpu_half_from_f32(Cm, c32, M * N, dst->dtype);
+      continue;
+    }
     switch (a->dtype) {
       case EMBER_FLOAT32:
         if (K == 0) { for (int64_t i = 0; i < M * N; i++) ((float *)Cm)[i] = 0; break; }
@@ -416,5 +437,6 @@ int ember_cpu_matmul(ember_tensor *dst, const ember_tensor *a,
         break;
     }
   }
+  free(c32);
   return 0;
 }

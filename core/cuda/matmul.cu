@@ -3,6 +3,10 @@
 ** float64, a tiled kernel for the integer types (the twin of
 ** core/cpu/matmul.c).
 **
+** bfloat16 and float16 go to cublasGemmStridedBatchedEx (tensor cores,
+** CUBLAS_COMPUTE_32F), writing dst in its dtype: the 16-bit type, or float32
+** for ember_matmul_f32 (core/backend.h, the matmul slot).
+**
 ** a is [B,M,K], b is [B,K,N], dst is [B,M,N] and contiguous.  The core
 ** guarantees that each matrix operand has unit stride in one of its two
 ** matrix dims (row- or column-major), with any batch stride (0 for a
@@ -159,8 +163,19 @@ static int float_matmul(ember_tensor *dst, const ember_tensor *a,
     int nb = (int)(B - b0 < MAX_BATCH ? B - b0 : MAX_BATCH);
     const char *Ap = (const char *)cu_data(b) + b0 * sA * es;
     const char *Bp = (const char *)cu_data(a) + b0 * sB * es;
-    char *Cp = (char *)cu_data(dst) + b0 * sC * es;
-    if (a->dtype == EMBER_FLOAT32) {
+    char *Cp = (char *)cu_data(dst) + b0 * sC * (int64_t)cu_elsize(dst->dtype);
+    if (a->dtype == EMBER_BFLOAT16 || a->dtype == EMBER_FLOAT16) {
+      /* 16-bit operands on the tensor cores with float32 sums; C in dst's
+         dtype: the 16-bit type (rounded once) or float32 (the sums
+         themselves, ember_matmul_f32) */
+      cudaDataType_t in = a->dtype == EMBER_BFLOAT16 ? CUDA_R_16BF : CUDA_R_16F;
+      cudaDataType_t out = dst->dtype == EMBER_FLOAT32 ? CUDA_R_32F : in;
+      const float one = 1.0f, zero = 0.0f;
+      CUBLAS_CHECK(cublasGemmStridedBatchedEx(
+          h, opa, opb, (int)N, (int)M, (int)K, &one, Ap, in, (int)ldb, sA, Bp,
+          in, (int)lda, sB, &zero, Cp, out, (int)N, sC, nb,
+          CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    } else if (a->dtype == EMBER_FLOAT32) {
       const float one = 1.0f, zero = 0.0f;
       CUBLAS_CHECK(cublasSgemmStridedBatched(
           h, opa, opb, (int)N, (int)M, (int)K, &one, (const float *)Ap,
@@ -183,7 +198,7 @@ int ember_cuda_matmul(ember_tensor *dst, const ember_tensor *a,
                       const ember_tensor *b) {
   int64_t B = a->shape[0], M = a->shape[1], K = a->shape[2], N = b->shape[2];
   if (B == 0 || M == 0 || N == 0) return 0;          /* dst is empty */
-  if (a->dtype != EMBER_FLOAT32 && a->dtype != EMBER_FLOAT64)
+  if (!ember_dtype_is_float(a->dtype))
     return int_matmul(dst, a, b);                    /* K = 0 gives 0 */
   if (K == 0) {                                      /* sum of nothing */
     CU_CHECK(cudaMemsetAsync(cu_data(dst), 0,

@@ -505,6 +505,9 @@ ember_tensor *ember_scaled_dot_product_attention_dropout(
 
 /* torch.matmul semantics: 1-D, 2-D, and batched with broadcast batch dims. */
 ember_tensor *ember_matmul(const ember_tensor *a, const ember_tensor *b);
+/* As ember_matmul, but a bfloat16/float16 product comes back float32: the
+   float32 sums unrounded (mixed precision's "bf16 in, float32 out"). */
+ember_tensor *ember_matmul_f32(const ember_tensor *a, const ember_tensor *b);
 ember_tensor *ember_cat(int n, ember_tensor *const *ts, int dim);
 ember_tensor *ember_stack(int n, ember_tensor *const *ts, int dim);
 /* `index` holds 1-based positions (int64 or int32). */

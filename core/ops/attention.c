@@ -12,7 +12,8 @@
 **
 ** Contract:
 **   - q, k, v float32 or float64, one dtype and one device; scale NAN means
-**     1/sqrt(E);
+**     1/sqrt(E); bfloat16 and float16 run on float32 copies, the result
+**     rounded once to their dtype (attention_half);
 **   - mask NULL, bool (true: may attend, false adds -inf) or of q's dtype
 **     (added to the scores), broadcastable to (..., L, S); it gets no
 **     gradient (a constant, as a mask usually is); is_causal (key j seen by
@@ -57,8 +58,8 @@ static int attention_check(const ember_tensor *q, const ember_tensor *k,
     if (t3[i]->ndim < 2)
       return ember_set_error("%s: expected %s to have at least 2 dims "
                              "(..., L, E), got %d", FN, names[i], t3[i]->ndim);
-    if (t3[i]->dtype != EMBER_FLOAT32 && t3[i]->dtype != EMBER_FLOAT64)
-      return ember_set_error("%s: expected %s of dtype float32 or float64, "
+    if (!ember_dtype_is_float(t3[i]->dtype))
+      return ember_set_error("%s: expected %s of a float dtype, "
                              "got %s", FN, names[i],
                              ember_dtype_name(t3[i]->dtype));
   }
@@ -157,6 +158,25 @@ static ember_tensor *attention_mask(const ember_tensor *q,
   return c;
 }
 
+/* bfloat16/float16 q, k, v (and an additive mask of their dtype): the
+   attention of their float32 copies (scores, softmax and sums in float32),
+   rounded once to q's dtype; recorded through the casts (ops.h).  dropout
+   p < 0: the fused path. */
+static ember_tensor *attention_half(const ember_tensor *q, const ember_tensor *k,
+                                    const ember_tensor *v, const ember_tensor *mask,
+                                    int is_causal, double scale, double p,
+                                    ember_generator *gen) {
+  const ember_tensor *in[4] = {q, k, v, mask};
+  ember_tensor *f[4];
+  if (ember_widen_half(4, in, f) < 0) return NULL;
+  ember_tensor *o = p < 0
+      ? ember_scaled_dot_product_attention(f[0], f[1], f[2], f[3], is_causal, scale)
+      : ember_scaled_dot_product_attention_dropout(f[0], f[1], f[2], f[3],
+                                                   is_causal, scale, p, gen);
+  for (int i = 0; i < 4; i++) ember_tensor_release(f[i]);
+  return ember_narrow_to(o, q->dtype);
+}
+
 ember_tensor *ember_scaled_dot_product_attention(const ember_tensor *q,
                                                  const ember_tensor *k,
                                                  const ember_tensor *v,
@@ -164,6 +184,8 @@ ember_tensor *ember_scaled_dot_product_attention(const ember_tensor *q,
                                                  int is_causal, double scale) {
   ember_attention_geom g;
   if (attention_check(q, k, v, mask, is_causal, &g) < 0) return NULL;
+  if (ember_dtype_is_half(q->dtype))
+    return attention_half(q, k, v, mask, is_causal, scale, -1, NULL);
   g.scale = isnan(scale) ? 1.0 / sqrt((double)g.E) : scale;
   g.causal = is_causal != 0;
   const ember_backend_i *be = ember_backend_of(q);
@@ -232,6 +254,8 @@ ember_tensor *ember_scaled_dot_product_attention_dropout(
   if (!(p >= 0 && p <= 1))
     return ember_set_error("%s: dropout_p must be in [0, 1], got %g", FN, p), NULL;
   if (p == 0) return ember_scaled_dot_product_attention(q, k, v, mask, is_causal, scale);
+  if (ember_dtype_is_half(q->dtype))
+    return attention_half(q, k, v, mask, is_causal, scale, p, gen);
   if (!gen) gen = ember_default_generator();
   const int nd = q->ndim;
   ember_device dev = q->storage->device;

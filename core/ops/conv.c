@@ -109,16 +109,31 @@ static int conv_backward_run(const ember_backend_i *be, const ember_tensor *gy,
   ember_temps T;
   ember_temps_init(&T);
   ember_tensor *ox = NULL, *ow = NULL, *ob = NULL;
+  /* bfloat16/float16: the kernel runs on float32 copies, and each
+     gradient is rounded once to x's dtype (ops.h) */
+  ember_dtype cdt = ember_dtype_is_half(x->dtype) ? EMBER_FLOAT32 : x->dtype;
   ember_tensor *gyc = ember_temp(&T, ember_contiguous(gy));
   ember_tensor *xc = ember_temp(&T, ember_contiguous(x));
   ember_tensor *wc = ember_temp(&T, ember_contiguous(w));
   ember_tensor *mc = mask ? ember_temp(&T, ember_contiguous(mask)) : NULL;
   int rc = -1;
   if (!gyc || !xc || !wc || (mask && !mc)) goto done;
-  if (gx && !(ox = ember_empty_on(dev, x->ndim, x->shape, x->dtype))) goto done;
-  if (gw && !(ow = ember_empty_on(dev, 4, w->shape, x->dtype))) goto done;
-  if (gb && !(ob = ember_empty_on(dev, 1, w->shape, x->dtype))) goto done;
+  if (cdt != x->dtype &&
+      (!(gyc = ember_temp(&T, ember_cast(gyc, cdt))) ||
+       !(xc = ember_temp(&T, ember_cast(xc, cdt))) ||
+       !(wc = ember_temp(&T, ember_cast(wc, cdt))) ||
+       (mask && !(mc = ember_temp(&T, ember_cast(mc, cdt))))))
+    goto done;
+  if (gx && !(ox = ember_empty_on(dev, x->ndim, x->shape, cdt))) goto done;
+  if (gw && !(ow = ember_empty_on(dev, 4, w->shape, cdt))) goto done;
+  if (gb && !(ob = ember_empty_on(dev, 1, w->shape, cdt))) goto done;
   rc = be->conv2d_backward(ox, ow, ob, gyc, mc, xc, wc, g);
+  if (rc == 0 && cdt != x->dtype) {
+    ox = ember_narrow_to(ox, x->dtype);
+    ow = ember_narrow_to(ow, x->dtype);
+    ob = ember_narrow_to(ob, x->dtype);
+    if ((gx && !ox) || (gw && !ow) || (gb && !ob)) rc = -1;
+  }
 done:
   ember_temps_release(&T);
   if (rc < 0) {
@@ -283,6 +298,22 @@ static ember_tensor *conv_op(const ember_tensor *x, const ember_tensor *w,
                              const ember_tensor *b, const int stride[2],
                              const int padding[2], const int dilation[2],
                              int groups, int relu) {
+  if (ember_dtype_is_half(x->dtype)) {
+    /* bfloat16/float16: checked as given (the messages name their
+       dtypes), then computed in float32 and rounded once (ops.h) */
+    ember_conv2d_geom g;
+    if (conv_geom(relu ? "conv2d_relu" : "conv2d", x, w, b,
+                  stride ? stride : ONES, padding ? padding : ZEROS,
+                  dilation ? dilation : ONES, groups, &g) < 0)
+      return NULL;
+    const ember_tensor *in[3] = {x, w, b};
+    ember_tensor *f[3];
+    if (ember_widen_half(3, in, f) < 0) return NULL;
+    ember_tensor *y = conv_op(f[0], f[1], f[2], stride, padding, dilation,
+                              groups, relu);
+    for (int i = 0; i < 3; i++) ember_tensor_release(f[i]);
+    return ember_narrow_to(y, x->dtype);
+  }
   if (!(ember_grad_mode_ && (ember_ag_requires(x) || ember_ag_requires(w) ||
                              ember_ag_requires(b))))
     return conv_forward(x, w, b, stride, padding, dilation, groups, relu);

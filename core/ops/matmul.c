@@ -11,6 +11,10 @@
 ** sums batch broadcasting away.  A batched a times a matrix b (a Linear
 ** on (B, T, C)) folds the batch into rows both ways: the forward and ga
 ** are one (B*T, K) GEMM each, gb one (K, B*T) x (B*T, N) GEMM.
+**
+** bfloat16 and float16 products sum in float32 and round once to the
+** result's dtype (PyTorch's semantics); ember_matmul_f32, internal to the
+** core (ops.h), keeps that float32 sum as the result, for mixed precision.
 */
 #include <string.h>
 
@@ -44,7 +48,8 @@ static ember_tensor *as_batch(const ember_tensor *t, int64_t B) {
 ** A batched a times a plain matrix b becomes one big GEMM when a's rows
 ** are laid out evenly, which is the common case of a linear layer.
 */
-static ember_tensor *matmul_forward(const ember_tensor *a, const ember_tensor *b) {
+static ember_tensor *matmul_forward(const ember_tensor *a, const ember_tensor *b,
+                                    int out_f32) {
   char b1[128], b2[128];
   if (a->ndim == 0 || b->ndim == 0) {
     ember_set_error("matmul: both arguments need at least 1 dimension, got "
@@ -117,7 +122,9 @@ static ember_tensor *matmul_forward(const ember_tensor *a, const ember_tensor *b
   if (ember_check_shape("matmul", nb + 2, outshape) < 0) goto done;
   {
     int64_t s3[3] = {ba->shape[0], ba->shape[1], N};
-    out = ember_temp(&T, ember_empty_on(a->storage->device, 3, s3, dt));
+    /* out_f32: a bfloat16/float16 product kept in float32 (ember_matmul_f32) */
+    ember_dtype odt = out_f32 && ember_dtype_is_half(dt) ? EMBER_FLOAT32 : dt;
+    out = ember_temp(&T, ember_empty_on(a->storage->device, 3, s3, odt));
   }
   if (!out || ember_backend_of(out)->matmul(out, ba, bb) < 0) goto done;
   {
@@ -221,10 +228,15 @@ static int matmul_backward(ember_node *n, ember_tensor *g, ember_tensor **gin) {
 ** The public function: check and compute, then record
 ** ======================================================================= */
 
-ember_tensor *ember_matmul(const ember_tensor *a, const ember_tensor *b) {
-  if (!ember_ag_active2(a, b)) return matmul_forward(a, b);
+/* The product, recorded; out_f32 as in matmul_forward.  The backward's
+   products take g's dtype with the saved operands' (float32 g and
+   bfloat16 operands: float32 products), and the engine casts each
+   gradient to its input's dtype. */
+static ember_tensor *matmul_op(const ember_tensor *a, const ember_tensor *b,
+                               int out_f32) {
+  if (!ember_ag_active2(a, b)) return matmul_forward(a, b, out_f32);
   int prev = ember_ag_pause();
-  ember_tensor *out = matmul_forward(a, b);
+  ember_tensor *out = matmul_forward(a, b, out_f32);
   ember_ag_resume(prev);
   if (!out || !ember_dtype_is_float(out->dtype)) return out;
   ember_node *n = ember_ag_node2("MmBackward", matmul_backward, a, b);
@@ -233,6 +245,40 @@ ember_tensor *ember_matmul(const ember_tensor *a, const ember_tensor *b) {
     n = NULL;
   }
   return ember_ag_finish(n, out, 0);
+}
+
+ember_tensor *ember_matmul(const ember_tensor *a, const ember_tensor *b) {
+  return matmul_op(a, b, 0);
+}
+
+ember_tensor *ember_matmul_f32(const ember_tensor *a, const ember_tensor *b) {
+  return matmul_op(a, b, 1);
+}
+
+/* }====================================================================== */
+
+/* {======================================================================
+** bfloat16/float16 through float32 kernels (ops.h)
+** ======================================================================= */
+
+int ember_widen_half(int n, const ember_tensor *const *in, ember_tensor **out) {
+  for (int i = 0; i < n; i++) {
+    out[i] = !in[i] ? NULL
+             : ember_dtype_is_half(in[i]->dtype) ? ember_to_dtype(in[i], EMBER_FLOAT32)
+             : (ember_tensor_retain((ember_tensor *)in[i]), (ember_tensor *)in[i]);
+    if (in[i] && !out[i]) {
+      while (i-- > 0) ember_tensor_release(out[i]);
+      return -1;
+    }
+  }
+  return 0;
+}
+
+ember_tensor *ember_narrow_to(ember_tensor *y, ember_dtype dt) {
+  if (!y || y->dtype == dt) return y;
+  ember_tensor *r = ember_to_dtype(y, dt);
+  ember_tensor_release(y);
+  return r;
 }
 
 /* }====================================================================== */

@@ -120,4 +120,21 @@ int ember_pick_backward(ember_node *n, ember_tensor *g, ember_tensor **gin);
 ember_tensor *ember_tie_share(const ember_tensor *x, const ember_tensor *ok,
                               const ember_tensor *gk, int dim);
 
+/* {======================================================================
+** Mixed precision (matmul.c)
+** ======================================================================= */
+
+/* The ops whose CPU kernels compute in float32 only (convolution,
+   attention, the recurrent cells) take bfloat16/float16 inputs as
+   recorded float32 copies and round the result once to the input's dtype:
+   the sums are float32 either way, as PyTorch's CPU kernels do them, and
+   each gradient comes back through the casts in its input's dtype.
+   ember_widen_half: out[i] = in[i] as float32 (a new reference; NULL stays
+   NULL); 0, or -1 with nothing left made.  ember_narrow_to: y cast to dt,
+   recorded; consumes y (NULL passes through). */
+int ember_widen_half(int n, const ember_tensor *const *in, ember_tensor **out);
+ember_tensor *ember_narrow_to(ember_tensor *y, ember_dtype dt);
+
+/* }====================================================================== */
+
 #endif

@@ -8,7 +8,8 @@
 ** The LSTM's contract:
 **   - gates (B, 4H) are the pre-activations of one time step (x W_ih^T +
 **     b_ih + h W_hh^T + b_hh) in PyTorch's gate order i, f, g, o; c_prev
-**     (B, H) the cell state; one float dtype and device, any strides;
+**     (B, H) the cell state; one float dtype and device, any strides
+**     (bfloat16/float16 computed in float32, rounded once: ops.h);
 **   - the result is one (2, B, H) tensor: [1] is h = o tanh(c), [2] is
 **     c = f c_prev + i g (one output, so one autograd node: the engine
 **     adds the gradients of the two selects in place);
@@ -71,6 +72,15 @@ static int check_cell(const ember_tensor *gates, const ember_tensor *c_prev) {
 
 ember_tensor *ember_lstm_cell(const ember_tensor *gates, const ember_tensor *c_prev) {
   if (check_cell(gates, c_prev) < 0) return NULL;
+  if (ember_dtype_is_half(gates->dtype)) {   /* in float32, rounded once (ops.h) */
+    const ember_tensor *in[2] = {gates, c_prev};
+    ember_tensor *f[2];
+    if (ember_widen_half(2, in, f) < 0) return NULL;
+    ember_tensor *out = ember_lstm_cell(f[0], f[1]);
+    ember_tensor_release(f[0]);
+    ember_tensor_release(f[1]);
+    return ember_narrow_to(out, gates->dtype);
+  }
   int rec = ember_ag_active2(gates, c_prev);
   ember_device dev = gates->storage->device;
   int64_t hs[3] = {2, c_prev->shape[0], c_prev->shape[1]};
@@ -162,6 +172,14 @@ static int check_gru(const ember_tensor *gx, const ember_tensor *gh,
 ember_tensor *ember_gru_cell(const ember_tensor *gx, const ember_tensor *gh,
                              const ember_tensor *h) {
   if (check_gru(gx, gh, h) < 0) return NULL;
+  if (ember_dtype_is_half(h->dtype)) {       /* in float32, rounded once (ops.h) */
+    const ember_tensor *in[3] = {gx, gh, h};
+    ember_tensor *f[3];
+    if (ember_widen_half(3, in, f) < 0) return NULL;
+    ember_tensor *out = ember_gru_cell(f[0], f[1], f[2]);
+    for (int i = 0; i < 3; i++) ember_tensor_release(f[i]);
+    return ember_narrow_to(out, h->dtype);
+  }
   int rec = ember_grad_mode_ && (ember_ag_requires(gx) || ember_ag_requires(gh) ||
                                  ember_ag_requires(h));
   ember_device dev = h->storage->device;

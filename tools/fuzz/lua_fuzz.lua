@@ -158,6 +158,7 @@ M.SEEDS = {
   tile = function(e) return {e.randn(2, 3), {2, 1, 2}} end,
   repeat_interleave = function(e) return {e.randn(2, 3), e.tensor({2, 0, 1}, {dtype = "int64"}), 2} end,
   matmul = function(e) return {e.randn(2, 3), e.randn(3, 4)} end,
+  _matmul_f32 = function(e) return {e.randn(2, 3):to("bf16"), e.randn(3, 4):to("bf16")} end,
   one_hot = function(e) return {e.tensor({2, 1, 3}, {dtype = "int64"}), 4} end,
   bincount = function(e)
     return {e.tensor({3, 1, 3}, {dtype = "int64"}), {minlength = 4, weights = e.rand(3)}} end,
