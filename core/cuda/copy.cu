@@ -194,12 +194,13 @@ int ember_cuda_arange(ember_tensor *dst, double start, double step) {
   int64_t n = cu_numel(dst);
   if (n == 0) return 0;
   unsigned nb = cu_blocks(n);
-  ember_cuda_dispatch_half(dst->dtype, [&](auto ty) {
+  int rc = ember_cuda_dispatch_half(dst->dtype, [&](auto ty) {
     typedef typename decltype(ty)::T T;
     k_arange<decltype(ty)::dt><<<nb, CU_THREADS>>>((T *)cu_data(dst), start,
                                                    step, n);
     return 0;
   });
+  if (rc < 0) return -1;    /* a dtype it refuses */
   CU_LAUNCH_CHECK("arange");
   return 0;
 }
