@@ -10,7 +10,10 @@
 ** A row the iterator hands us with other strides (a transposed view, a
 ** broadcast operand of stride 0) goes through the same kernel a block at
 ** a time: its operands are gathered into small buffers and the result
-** scattered back (map1_row, map2_row).  float32 binary ops and
+** scattered back (map1_row, map2_row).  bfloat16 and float16 unary,
+** binary and derivative maps run the float32 kernels a block at a time
+** on widened copies of the block, rounding each result once
+** (half_map1_row, half_map2_row).  float32 binary ops and
 ** comparisons keep a kernel of their own for a broadcast scalar b, as in
 ** `x * 2` or `x:gt(0)`.
 **
@@ -154,6 +157,71 @@ static EMBER_ALWAYS_INLINE void map2_row(char **p, const int64_t *st,
     }
   }
   map2_blocks(p, st, n, esd, esx, f, ctx);
+}
+
+/*
+** bfloat16 and float16 rows, for the maps whose float32 kernel is exact
+** to reuse: each block of BLOCK elements is widened into a float32
+** buffer (ember_cpu_half_to_f32, exact), the float32 kernel runs on the
+** buffers, and its results are rounded once into the destination
+** (ember_cpu_half_from_f32).  So a half op gives the float32 op's values
+** rounded -- PyTorch's rule, and what half_adapt.c's full-size twins
+** gave -- without a float32 copy of each operand: the buffers stay in L1.
+** A destination may be a source (in place): each block is read whole
+** before it is written.  All operands and dst are of dtype dt.
+*/
+
+/* Widen m half elements at p (stride st bytes) into buf. */
+static void half_block_in(float *buf, const char *p, int64_t st, int64_t m,
+                          ember_dtype dt) {
+  _Alignas(64) uint16_t h[BLOCK];
+  ember_cpu_half_to_f32(buf, in_block((char *)h, p, st, m, 2), m, dt);
+}
+
+/* Narrow m floats into the half elements at p (stride st bytes). */
+static void half_block_out(char *p, int64_t st, const float *buf, int64_t m,
+                           ember_dtype dt) {
+  _Alignas(64) uint16_t h[BLOCK];
+  if (st == 2) {
+    ember_cpu_half_from_f32(p, buf, m, dt);
+    return;
+  }
+  ember_cpu_half_from_f32(h, buf, m, dt);
+  move_elems(p, st, (const char *)h, 2, m, 2);
+}
+
+static EMBER_NOINLINE void half_map1_row(char **p, const int64_t *st,
+                                         int64_t n, ember_dtype dt,
+                                         map1_fn f, const void *ctx) {
+  _Alignas(64) float bd[BLOCK], bx[BLOCK];
+  for (int64_t i0 = 0; i0 < n; i0 += BLOCK) {
+    int64_t m = n - i0 < BLOCK ? n - i0 : BLOCK;
+    half_block_in(bx, p[1] + i0 * st[1], st[1], m, dt);
+    f(bd, bx, m, ctx);
+    half_block_out(p[0] + i0 * st[0], st[0], bd, m, dt);
+  }
+}
+
+/* fb, when not NULL, takes a b that is one value for the whole row
+   (stride 0), widened once. */
+static EMBER_NOINLINE void half_map2_row(char **p, const int64_t *st,
+                                         int64_t n, ember_dtype dt,
+                                         map2_fn f, map2_fn fb,
+                                         const void *ctx) {
+  _Alignas(64) float bd[BLOCK], ba[BLOCK], bb[BLOCK];
+  int scalar = st[2] == 0 && fb;
+  if (scalar) ember_cpu_half_to_f32(bb, p[2], 1, dt);
+  for (int64_t i0 = 0; i0 < n; i0 += BLOCK) {
+    int64_t m = n - i0 < BLOCK ? n - i0 : BLOCK;
+    half_block_in(ba, p[1] + i0 * st[1], st[1], m, dt);
+    if (scalar) {
+      fb(bd, ba, bb, m, ctx);
+    } else {
+      half_block_in(bb, p[2] + i0 * st[2], st[2], m, dt);
+      f(bd, ba, bb, m, ctx);
+    }
+    half_block_out(p[0] + i0 * st[0], st[0], bd, m, dt);
+  }
 }
 
 /* }====================================================================== */
@@ -761,7 +829,9 @@ typedef struct { unary_ctx c; ember_dtype dt; map1_fn f; size_t es; } unary_row_
 
 static void unary_row(char **p, const int64_t *st, int64_t n, void *ctx) {
   const unary_row_ctx *u = ctx;
-  if (u->dt == EMBER_FLOAT32 && (st[0] != 4 || st[1] != 4))
+  if (ember_dtype_is_half(u->dt))
+    half_map1_row(p, st, n, u->dt, u->f, &u->c);
+  else if (u->dt == EMBER_FLOAT32 && (st[0] != 4 || st[1] != 4))
     unary_strided_f32(p, st, n, &u->c);
   else
     map1_row(p, st, n, u->es, u->es, u->f, &u->c);
@@ -771,7 +841,9 @@ int ember_cpu_unary(ember_unary_op op, ember_tensor *dst,
                     const ember_tensor *src, double p0, double p1) {
   unary_row_ctx u = {{op, p0, p1}, src->dtype, NULL, 0};
   switch (src->dtype) {
-    case EMBER_FLOAT32: u.f = unary_f32; u.es = sizeof(float); break;
+    case EMBER_FLOAT32: case EMBER_BFLOAT16: case EMBER_FLOAT16:
+      u.f = unary_f32; u.es = sizeof(float);   /* halves: by blocks */
+      break;
     case EMBER_FLOAT64: u.f = unary_f64; u.es = sizeof(double); break;
     case EMBER_INT32: u.f = unary_i32; u.es = sizeof(int32_t); break;
     case EMBER_INT64: u.f = unary_i64; u.es = sizeof(int64_t); break;
@@ -917,20 +989,24 @@ static void unary_backward_f64(void *dv, const void *gv, const void *sv,
   }
 }
 
-typedef struct { unary_ctx c; map2_fn f; size_t es; } map2_ctx;
+typedef struct { unary_ctx c; map2_fn f; size_t es; ember_dtype dt; } map2_ctx;
 
 static void unary_backward_row(char **p, const int64_t *st, int64_t n,
                                void *ctx) {
   const map2_ctx *u = ctx;
-  map2_row(p, st, n, u->es, u->es, u->f, NULL, &u->c);
+  if (ember_dtype_is_half(u->dt))
+    half_map2_row(p, st, n, u->dt, u->f, NULL, &u->c);
+  else
+    map2_row(p, st, n, u->es, u->es, u->f, NULL, &u->c);
 }
 
 int ember_cpu_unary_backward(ember_unary_op op, ember_tensor *dst,
                              const ember_tensor *g, const ember_tensor *s,
                              double p0, double p1) {
   int f64 = dst->dtype == EMBER_FLOAT64;
+  /* float32's kernel serves the halves, by blocks */
   map2_ctx u = {{op, p0, p1}, f64 ? unary_backward_f64 : unary_backward_f32,
-                f64 ? sizeof(double) : sizeof(float)};
+                f64 ? sizeof(double) : sizeof(float), dst->dtype};
   const ember_tensor *ops[3] = {dst, g, s};
   ember_cpu_iter it;
   ember_cpu_iter_init(&it, 3, ops);
@@ -1217,7 +1293,9 @@ typedef struct {
 
 static void binary_row(char **p, const int64_t *st, int64_t n, void *ctx) {
   const binary_ctx *c = ctx;
-  if (c->dt != EMBER_FLOAT32)
+  if (ember_dtype_is_half(c->dt))
+    half_map2_row(p, st, n, c->dt, c->f, c->fb, &c->op);
+  else if (c->dt != EMBER_FLOAT32)
     map2_row(p, st, n, c->es, c->es, c->f, c->fb, &c->op);
   else if (st[0] != 4 || st[1] != 4 || (st[2] != 4 && st[2] != 0))
     binary_strided_f32(p, st, n, c->op);
@@ -1231,7 +1309,8 @@ int ember_cpu_binary(ember_binary_op op, ember_tensor *dst,
                      const ember_tensor *a, const ember_tensor *b) {
   binary_ctx c = {op, a->dtype, NULL, NULL, 0};
   switch (a->dtype) {
-    case EMBER_FLOAT32:
+    case EMBER_FLOAT32: case EMBER_BFLOAT16: case EMBER_FLOAT16:
+      /* the halves: float32's kernels, by blocks */
       c.f = binary_f32; c.fb = binary_scalar_f32; c.es = sizeof(float);
       break;
     case EMBER_FLOAT64: c.f = binary_f64; c.es = sizeof(double); break;

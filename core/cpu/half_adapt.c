@@ -9,9 +9,9 @@
 ** without a second copy of each kernel.  The price is a float32
 ** temporary per half operand and two extra passes over memory; the
 ** products (matmul, conv, attention) are not adapted here (they get half
-** kernels of their own).  Converting a block at a time inside
-** elementwise.c's row functions would spare the hot unary and binary ops
-** the temporaries: not done yet.
+** kernels of their own), nor are the hot elementwise maps (unary, binary,
+** unary backward) when all their operands share one half dtype:
+** elementwise.c converts those a block at a time, with no temporaries.
 **
 ** A twin keeps its tensor's geometry, only the element changes: the same
 ** shape and, for a broadcast operand, the same zero strides (the data of
@@ -110,6 +110,20 @@ static int any_half(int n, const ember_tensor *const *ts) {
 #define HALF(...) any_half((int)(sizeof((const ember_tensor *[]){__VA_ARGS__}) / \
                                    sizeof(const ember_tensor *)),            \
                             (const ember_tensor *[]){__VA_ARGS__})
+
+/* Are all n tensors of one half dtype?  Then the elementwise kernels
+   (unary, binary, unary backward) convert a block at a time themselves
+   (elementwise.c) and need no twins. */
+static int one_half(int n, const ember_tensor *const *ts) {
+  if (!ember_dtype_is_half(ts[0]->dtype)) return 0;
+  for (int i = 1; i < n; i++)
+    if (ts[i]->dtype != ts[0]->dtype) return 0;
+  return 1;
+}
+
+#define ONE_HALF(...) one_half((int)(sizeof((const ember_tensor *[]){__VA_ARGS__}) / \
+                                     sizeof(const ember_tensor *)),          \
+                               (const ember_tensor *[]){__VA_ARGS__})
 /* The kernel's return value on the twins, or -1 when they could not be
    made (the kernel then does not run: every twin is made before it). */
 #define RUN(call) twins_done(&s, s.failed ? -1 : (call))
@@ -120,7 +134,8 @@ static int any_half(int n, const ember_tensor *const *ts) {
 
 int ember_cpu_h_unary(ember_unary_op op, ember_tensor *dst,
                       const ember_tensor *src, double p0, double p1) {
-  if (!HALF(dst, src)) return ember_cpu_unary(op, dst, src, p0, p1);
+  if (!HALF(dst, src) || ONE_HALF(dst, src))
+    return ember_cpu_unary(op, dst, src, p0, p1);
   twins s = {0};
   ember_tensor *d = OUT(dst);
   const ember_tensor *i0 = IN(src);
@@ -129,7 +144,8 @@ int ember_cpu_h_unary(ember_unary_op op, ember_tensor *dst,
 
 int ember_cpu_h_binary(ember_binary_op op, ember_tensor *dst,
                        const ember_tensor *a, const ember_tensor *b) {
-  if (!HALF(dst, a, b)) return ember_cpu_binary(op, dst, a, b);
+  if (!HALF(dst, a, b) || ONE_HALF(dst, a, b))
+    return ember_cpu_binary(op, dst, a, b);
   twins s = {0};
   ember_tensor *d = OUT(dst);
   const ember_tensor *x = IN(a);
@@ -301,7 +317,8 @@ int ember_cpu_h_multinomial(ember_tensor *dst, const ember_tensor *probs,
 int ember_cpu_h_unary_backward(ember_unary_op op, ember_tensor *dst,
                                const ember_tensor *g, const ember_tensor *sv,
                                double p0, double p1) {
-  if (!HALF(dst, g, sv)) return ember_cpu_unary_backward(op, dst, g, sv, p0, p1);
+  if (!HALF(dst, g, sv) || ONE_HALF(dst, g, sv))
+    return ember_cpu_unary_backward(op, dst, g, sv, p0, p1);
   twins s = {0};
   ember_tensor *d = OUT(dst);
   const ember_tensor *gw = IN(g);

@@ -30,14 +30,18 @@ __device__ static inline uint8_t cu_sat_u8(double x) {
   return (uint8_t)x;
 }
 
-/* x (of C type TS) converted to dtype DT: floats by C's conversion;
-   integers from floats saturating, from integers keeping the low bits;
-   bool as x != 0 (NaN is true). */
+/* x (of C type TS, a compute type: a half source is loaded as float)
+   converted to dtype DT: floats by C's conversion, the halves through
+   float32 then rounded to nearest even (as the CPU: a double is rounded
+   twice); integers from floats saturating, from integers keeping the low
+   bits; bool as x != 0 (NaN is true). */
 template <int DT, typename TS>
 __device__ static inline typename ember_cuda_type<DT>::T cu_convert(TS x) {
   constexpr bool from_float = std::is_floating_point<TS>::value;
   if constexpr (DT == EMBER_FLOAT32) {
     return (float)x;
+  } else if constexpr (DT == EMBER_BFLOAT16 || DT == EMBER_FLOAT16) {
+    return cu_store<typename ember_cuda_type<DT>::T>((float)x);
   } else if constexpr (DT == EMBER_FLOAT64) {
     return (double)x;
   } else if constexpr (DT == EMBER_BOOL) {
@@ -70,8 +74,8 @@ __global__ void k_copy(typename ember_cuda_type<DDT>::T *d, const TS *s, OC oc,
                        typename OC::index_type n) {
   CU_FOR_T(typename OC::index_type, i, n) {
     auto o = oc.get(i);
-    TS x = s[o[1]];
-    d[o[0]] = cu_convert<DDT, TS>(x);
+    auto x = cu_load(s[o[1]]);
+    d[o[0]] = cu_convert<DDT>(x);
   }
 }
 
@@ -91,7 +95,7 @@ static int copy_to(ember_tensor *dst, const ember_tensor *src, int64_t n,
                    const cu_geom &g) {
   typedef typename ember_cuda_type<DDT>::T TD;
   TD *d = (TD *)cu_data(dst);
-  return ember_cuda_dispatch(src->dtype, [&](auto ty) {
+  return ember_cuda_dispatch_half(src->dtype, [&](auto ty) {
     typedef typename decltype(ty)::T TS;
     return cu_with_offsets<2>(g, [&](auto oc) {
       typedef decltype(oc) OC;
@@ -129,7 +133,7 @@ int ember_cuda_copy(ember_tensor *dst, const ember_tensor *src) {
       });
     });
   }
-  return ember_cuda_dispatch(dst->dtype, [&](auto ty) {
+  return ember_cuda_dispatch_half(dst->dtype, [&](auto ty) {
     return copy_to<decltype(ty)::dt>(dst, src, n, g);
   });
 }
@@ -147,11 +151,13 @@ int ember_cuda_fill(ember_tensor *dst, double value, int64_t ivalue) {
   cu_geom g;
   if (cu_geom_of(&g, "fill", {dst}) < 0) return -1;
   unsigned nb = cu_blocks(n);
-  return ember_cuda_dispatch(dst->dtype, [&](auto ty) {
+  return ember_cuda_dispatch_half(dst->dtype, [&](auto ty) {
     constexpr int DT = decltype(ty)::dt;
     typedef typename decltype(ty)::T T;
     T v;
-    if constexpr (DT == EMBER_FLOAT32 || DT == EMBER_FLOAT64) v = (T)value;
+    /* the halves through float32, as the CPU's fill */
+    if constexpr (cu_is_float<T>::value)
+      v = cu_store<T>((typename decltype(ty)::C)value);
     else if constexpr (DT == EMBER_BOOL) v = (uint8_t)(value != 0);
     else v = (T)(typename decltype(ty)::U)(uint64_t)ivalue;   /* low bits */
     return cu_with_offsets<1>(g, [&](auto oc) {
@@ -174,6 +180,8 @@ __global__ void k_arange(typename ember_cuda_type<DT>::T *d, double start,
     double v = __dadd_rn(start, __dmul_rn((double)i, step));
     if constexpr (DT == EMBER_FLOAT32) d[i] = (float)v;
     else if constexpr (DT == EMBER_FLOAT64) d[i] = v;
+    else if constexpr (DT == EMBER_BFLOAT16 || DT == EMBER_FLOAT16)
+      d[i] = cu_store<typename ember_cuda_type<DT>::T>((float)v);
     else if constexpr (DT == EMBER_INT32) d[i] = cu_sat_i32(v);
     else if constexpr (DT == EMBER_INT64) d[i] = cu_sat_i64(v);
     else if constexpr (DT == EMBER_UINT8) d[i] = cu_sat_u8(v);
@@ -186,12 +194,13 @@ int ember_cuda_arange(ember_tensor *dst, double start, double step) {
   int64_t n = cu_numel(dst);
   if (n == 0) return 0;
   unsigned nb = cu_blocks(n);
-  ember_cuda_dispatch(dst->dtype, [&](auto ty) {
+  int rc = ember_cuda_dispatch_half(dst->dtype, [&](auto ty) {
     typedef typename decltype(ty)::T T;
     k_arange<decltype(ty)::dt><<<nb, CU_THREADS>>>((T *)cu_data(dst), start,
                                                    step, n);
     return 0;
   });
+  if (rc < 0) return -1;    /* a dtype it refuses */
   CU_LAUNCH_CHECK("arange");
   return 0;
 }

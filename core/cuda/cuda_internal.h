@@ -8,7 +8,8 @@
 ** division, ...).  Tensors reach a kernel with device pointers in
 ** storage->data and the same shape/strides/offset conventions as on the
 ** CPU: strides and offsets in elements, any strides (broadcast operands
-** have stride 0), dtypes float32/float64/int32/int64/uint8/bool.
+** have stride 0), dtypes float32/float64/bfloat16/float16/int32/int64/uint8/
+** bool (the halves only where a kernel takes them: see the dispatch).
 **
 ** Rules for every kernel file:
 **   - Never call a core function (ember_set_error, ember_numel, ...): the
@@ -34,6 +35,8 @@
 #include <atomic>
 
 #include <cuda_runtime.h>
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
 #include <cublas_v2.h>
 #include <stdint.h>
 #include <stddef.h>
@@ -226,35 +229,96 @@ static inline unsigned cu_blocks(int64_t n) {
 ** ======================================================================= */
 
 /*
+** Storage and compute types.  An element of C type T is loaded into
+** cu_elem<T>::C, computed on there, and stored back: the identity for
+** every type but the half ones, whose elements (__nv_bfloat16, __half)
+** compute in float and are rounded to nearest even once, when stored --
+** the CPU's rule for them (core/cpu/half_adapt.c) and PyTorch's.  A
+** kernel templated on the storage type reads cu_load(p[i]) and writes
+** p[i] = cu_store<T>(v), and so serves the half types unchanged.
+*/
+template <typename T> struct cu_elem {
+  typedef T C;
+  __host__ __device__ static inline C load(T x) { return x; }
+  __host__ __device__ static inline T store(C x) { return x; }
+};
+template <> struct cu_elem<__nv_bfloat16> {
+  typedef float C;
+  __host__ __device__ static inline float load(__nv_bfloat16 x) { return __bfloat162float(x); }
+  __host__ __device__ static inline __nv_bfloat16 store(float x) { return __float2bfloat16_rn(x); }
+};
+template <> struct cu_elem<__half> {
+  typedef float C;
+  __host__ __device__ static inline float load(__half x) { return __half2float(x); }
+  __host__ __device__ static inline __half store(float x) { return __float2half_rn(x); }
+};
+
+template <typename T>
+__host__ __device__ static inline typename cu_elem<T>::C cu_load(T x) {
+  return cu_elem<T>::load(x);
+}
+template <typename T>
+__host__ __device__ static inline T cu_store(typename cu_elem<T>::C x) {
+  return cu_elem<T>::store(x);
+}
+
+/* T is a half storage type */
+template <typename T> struct cu_is_half : std::false_type {};
+template <> struct cu_is_half<__nv_bfloat16> : std::true_type {};
+template <> struct cu_is_half<__half> : std::true_type {};
+
+/* T computes as a floating-point number (float, double and the halves) */
+template <typename T>
+struct cu_is_float : std::is_floating_point<typename cu_elem<T>::C> {};
+
+/*
 ** A dtype as a compile-time value: ember_cuda_type<DT>::dt is the dtype,
-** ::T its C type (bool is a byte holding 0 or 1), ::U the unsigned type
-** integer arithmetic wraps in (the CPU's: uint32_t for int32 and uint8,
-** uint64_t for int64; T itself for the floats).
+** ::T its C type (bool is a byte holding 0 or 1), ::C the type it
+** computes in (cu_elem<T>::C: T itself but for the halves, float),
+** ::U the unsigned type integer arithmetic wraps in (the CPU's: uint32_t
+** for int32 and uint8, uint64_t for int64; C for the floats).
 */
 template <int DT> struct ember_cuda_type {        /* uint8 and bool */
   static constexpr int dt = DT;
   typedef uint8_t T;
+  typedef uint8_t C;
   typedef uint32_t U;
 };
 template <> struct ember_cuda_type<EMBER_FLOAT32> {
   static constexpr int dt = EMBER_FLOAT32;
   typedef float T;
+  typedef float C;
   typedef float U;
 };
 template <> struct ember_cuda_type<EMBER_FLOAT64> {
   static constexpr int dt = EMBER_FLOAT64;
   typedef double T;
+  typedef double C;
   typedef double U;
 };
 template <> struct ember_cuda_type<EMBER_INT32> {
   static constexpr int dt = EMBER_INT32;
   typedef int32_t T;
+  typedef int32_t C;
   typedef uint32_t U;
 };
 template <> struct ember_cuda_type<EMBER_INT64> {
   static constexpr int dt = EMBER_INT64;
   typedef int64_t T;
+  typedef int64_t C;
   typedef uint64_t U;
+};
+template <> struct ember_cuda_type<EMBER_BFLOAT16> {
+  static constexpr int dt = EMBER_BFLOAT16;
+  typedef __nv_bfloat16 T;
+  typedef float C;
+  typedef float U;
+};
+template <> struct ember_cuda_type<EMBER_FLOAT16> {
+  static constexpr int dt = EMBER_FLOAT16;
+  typedef __half T;
+  typedef float C;
+  typedef float U;
 };
 
 /*
@@ -268,19 +332,29 @@ template <> struct ember_cuda_type<EMBER_INT64> {
 **     CU_LAUNCH_CHECK("fill");
 **     return 0;
 **   });
+**
+** ember_cuda_dispatch and ember_cuda_dispatch_float refuse bfloat16 and
+** float16 with a clear error (rather than run another type's kernel over
+** their 2-byte elements): they serve the kernels that do their arithmetic
+** in T.  A kernel that loads and stores through cu_load/cu_store (and
+** computes in C) takes the _half variants, which add the two half types.
 */
-/* bfloat16 and float16 have no CUDA kernels yet but the byte movers
-   (ember_cuda_dispatch_bits): the typed dispatchers refuse them, rather
-   than run another type's kernel over their 2-byte elements. */
 #define CU_NO_HALF(dt)                                                     \
   if ((dt) == EMBER_BFLOAT16 || (dt) == EMBER_FLOAT16)                     \
   return cu_error("cuda: %s tensors are not supported by this CUDA kernel yet " \
                   "(move them to the CPU or convert them to float32)",     \
                   (dt) == EMBER_BFLOAT16 ? "bfloat16" : "float16")
 
-template <class F>
-static inline int ember_cuda_dispatch(ember_dtype dt, F &&f) {
-  CU_NO_HALF(dt);
+/* HALF: whether f takes the half types (else they are refused, and f is
+   never instantiated for them). */
+template <bool HALF, class F>
+static inline int cu_dispatch(ember_dtype dt, F &&f) {
+  if constexpr (HALF) {
+    if (dt == EMBER_BFLOAT16) return f(ember_cuda_type<EMBER_BFLOAT16>());
+    if (dt == EMBER_FLOAT16) return f(ember_cuda_type<EMBER_FLOAT16>());
+  } else {
+    CU_NO_HALF(dt);
+  }
   switch (dt) {
     case EMBER_FLOAT32: return f(ember_cuda_type<EMBER_FLOAT32>());
     case EMBER_FLOAT64: return f(ember_cuda_type<EMBER_FLOAT64>());
@@ -291,12 +365,35 @@ static inline int ember_cuda_dispatch(ember_dtype dt, F &&f) {
   }
 }
 
+template <bool HALF, class F>
+static inline int cu_dispatch_float(ember_dtype dt, F &&f) {
+  if constexpr (HALF) {
+    if (dt == EMBER_BFLOAT16) return f(ember_cuda_type<EMBER_BFLOAT16>());
+    if (dt == EMBER_FLOAT16) return f(ember_cuda_type<EMBER_FLOAT16>());
+  } else {
+    CU_NO_HALF(dt);
+  }
+  if (dt == EMBER_FLOAT64) return f(ember_cuda_type<EMBER_FLOAT64>());
+  return f(ember_cuda_type<EMBER_FLOAT32>());
+}
+
+template <class F>
+static inline int ember_cuda_dispatch(ember_dtype dt, F &&f) {
+  return cu_dispatch<false>(dt, f);
+}
+template <class F>
+static inline int ember_cuda_dispatch_half(ember_dtype dt, F &&f) {
+  return cu_dispatch<true>(dt, f);
+}
+
 /* The same for the float dtypes only (the core sends no other). */
 template <class F>
 static inline int ember_cuda_dispatch_float(ember_dtype dt, F &&f) {
-  CU_NO_HALF(dt);
-  if (dt == EMBER_FLOAT64) return f(ember_cuda_type<EMBER_FLOAT64>());
-  return f(ember_cuda_type<EMBER_FLOAT32>());
+  return cu_dispatch_float<false>(dt, f);
+}
+template <class F>
+static inline int ember_cuda_dispatch_float_half(ember_dtype dt, F &&f) {
+  return cu_dispatch_float<true>(dt, f);
 }
 
 /* The same by element size only, ::T an unsigned type of that size: for

@@ -5,6 +5,10 @@
 ** The twin of core/cpu/elementwise.c: the same formulas in the same
 ** precision (float32 math in float, float64 in double), the same NaN rules,
 ** integer arithmetic through unsigned types so that overflow wraps.
+** bfloat16 and float16 compute in float and round once when stored, as
+** the CPU does (its half_adapt.c): the generic kernels load and store
+** through cu_load/cu_store, the functors are instantiated on the compute
+** type C (cuda_internal.h).
 **
 ** Layers, per family: a functor holding the op (a template parameter, so
 ** each kernel body is one expression), one generic kernel per arity that
@@ -76,25 +80,23 @@ __device__ static inline double rn_mul(double a, double b) { return __dmul_rn(a,
 ** Generic kernels: one per arity
 ** ======================================================================= */
 
-/* dst = f(a); oc gives (dst, a) offsets */
+/* dst = f(a), f on the compute types; oc gives (dst, a) offsets */
 template <typename TD, typename TA, typename F, class OC>
 __global__ void k_map1(TD *d, const TA *a, OC oc,
                        typename OC::index_type n, F f) {
   CU_FOR_T(typename OC::index_type, i, n) {
     auto o = oc.get(i);
-    TA x = a[o[1]];
-    d[o[0]] = f(x);
+    d[o[0]] = cu_store<TD>(f(cu_load(a[o[1]])));
   }
 }
 
-/* dst = f(a, b); oc gives (dst, a, b) offsets */
+/* dst = f(a, b), f on the compute types; oc gives (dst, a, b) offsets */
 template <typename TD, typename TA, typename F, class OC>
 __global__ void k_map2(TD *d, const TA *a, const TA *b, OC oc,
                        typename OC::index_type n, F f) {
   CU_FOR_T(typename OC::index_type, i, n) {
     auto o = oc.get(i);
-    TA x = a[o[1]], y = b[o[2]];
-    d[o[0]] = f(x, y);
+    d[o[0]] = cu_store<TD>(f(cu_load(a[o[1]]), cu_load(b[o[2]])));
   }
 }
 
@@ -211,12 +213,14 @@ struct unary_int {
   }
 };
 
+/* T the storage type, the functor on its compute type */
 template <int OP, typename T>
 static int unary_f(ember_tensor *dst, const ember_tensor *src, double p0,
                    double p1) {
-  unary_float<OP, T> f;
-  f.lo = (T)p0;
-  f.hi = (T)p1;
+  typedef typename cu_elem<T>::C C;
+  unary_float<OP, C> f;
+  f.lo = (C)p0;
+  f.hi = (C)p1;
   f.gelu_tanh = p0 != 0;
   return launch1<T, T>("unary", dst, src, f);
 }
@@ -282,9 +286,9 @@ static int unary_int_dispatch(ember_unary_op op, ember_tensor *dst,
 
 int ember_cuda_unary(ember_unary_op op, ember_tensor *dst,
                      const ember_tensor *src, double p0, double p1) {
-  return ember_cuda_dispatch(src->dtype, [&](auto ty) {
+  return ember_cuda_dispatch_half(src->dtype, [&](auto ty) {
     typedef typename decltype(ty)::T T;
-    if constexpr (std::is_floating_point<T>::value)
+    if constexpr (cu_is_float<T>::value)
       return unary_float_dispatch<T>(op, dst, src, p0, p1);
     else if constexpr (std::is_same<T, uint8_t>::value)
       /* uint8 and bool, as the CPU's unary_u8 */
@@ -356,9 +360,10 @@ struct unary_grad {
 template <int OP, typename T>
 static int grad_f(ember_tensor *dst, const ember_tensor *g,
                   const ember_tensor *s, double p0, double p1) {
-  unary_grad<OP, T> f;
-  f.lo = (T)p0;
-  f.hi = (T)p1;
+  typedef typename cu_elem<T>::C C;
+  unary_grad<OP, C> f;
+  f.lo = (C)p0;
+  f.hi = (C)p1;
   f.gelu_tanh = p0 != 0;
   return launch2<T, T>("unary_backward", dst, g, s, f);
 }
@@ -389,13 +394,13 @@ static int grad_dispatch(ember_unary_op op, ember_tensor *dst,
   }
 }
 
-/* Float dtypes only (dst's decides, as on the CPU). */
+/* Float dtypes only, the halves included (dst's decides, as on the CPU). */
 int ember_cuda_unary_backward(ember_unary_op op, ember_tensor *dst,
                               const ember_tensor *g, const ember_tensor *s,
                               double p0, double p1) {
-  if (dst->dtype == EMBER_FLOAT64)
-    return grad_dispatch<double>(op, dst, g, s, p0, p1);
-  return grad_dispatch<float>(op, dst, g, s, p0, p1);
+  return ember_cuda_dispatch_float_half(dst->dtype, [&](auto ty) {
+    return grad_dispatch<typename decltype(ty)::T>(op, dst, g, s, p0, p1);
+  });
 }
 
 /* }====================================================================== */
@@ -466,27 +471,29 @@ struct binary_bool {
   }
 };
 
+/* T the storage type, the functors on its compute type */
 template <typename T>
 static int binary_float_dispatch(ember_binary_op op, ember_tensor *dst,
                                  const ember_tensor *a, const ember_tensor *b) {
+  typedef typename cu_elem<T>::C C;
   switch (op) {
-    case EMBER_ADD: return launch2<T, T>("add", dst, a, b, binary_float<EMBER_ADD, T>());
-    case EMBER_SUB: return launch2<T, T>("sub", dst, a, b, binary_float<EMBER_SUB, T>());
-    case EMBER_MUL: return launch2<T, T>("mul", dst, a, b, binary_float<EMBER_MUL, T>());
-    case EMBER_DIV: return launch2<T, T>("div", dst, a, b, binary_float<EMBER_DIV, T>());
-    case EMBER_POW: return launch2<T, T>("pow", dst, a, b, binary_float<EMBER_POW, T>());
+    case EMBER_ADD: return launch2<T, T>("add", dst, a, b, binary_float<EMBER_ADD, C>());
+    case EMBER_SUB: return launch2<T, T>("sub", dst, a, b, binary_float<EMBER_SUB, C>());
+    case EMBER_MUL: return launch2<T, T>("mul", dst, a, b, binary_float<EMBER_MUL, C>());
+    case EMBER_DIV: return launch2<T, T>("div", dst, a, b, binary_float<EMBER_DIV, C>());
+    case EMBER_POW: return launch2<T, T>("pow", dst, a, b, binary_float<EMBER_POW, C>());
     case EMBER_MAXIMUM:
-      return launch2<T, T>("maximum", dst, a, b, binary_float<EMBER_MAXIMUM, T>());
+      return launch2<T, T>("maximum", dst, a, b, binary_float<EMBER_MAXIMUM, C>());
     case EMBER_MINIMUM:
-      return launch2<T, T>("minimum", dst, a, b, binary_float<EMBER_MINIMUM, T>());
+      return launch2<T, T>("minimum", dst, a, b, binary_float<EMBER_MINIMUM, C>());
     case EMBER_REMAINDER:
-      return launch2<T, T>("remainder", dst, a, b, binary_float<EMBER_REMAINDER, T>());
+      return launch2<T, T>("remainder", dst, a, b, binary_float<EMBER_REMAINDER, C>());
     case EMBER_FMOD:
-      return launch2<T, T>("fmod", dst, a, b, binary_float<EMBER_FMOD, T>());
+      return launch2<T, T>("fmod", dst, a, b, binary_float<EMBER_FMOD, C>());
     case EMBER_ATAN2:
-      return launch2<T, T>("atan2", dst, a, b, binary_float<EMBER_ATAN2, T>());
+      return launch2<T, T>("atan2", dst, a, b, binary_float<EMBER_ATAN2, C>());
     case EMBER_HYPOT:
-      return launch2<T, T>("hypot", dst, a, b, binary_float<EMBER_HYPOT, T>());
+      return launch2<T, T>("hypot", dst, a, b, binary_float<EMBER_HYPOT, C>());
     default: return 0;
   }
 }
@@ -513,9 +520,9 @@ static int binary_int_dispatch(ember_binary_op op, ember_tensor *dst,
 
 int ember_cuda_binary(ember_binary_op op, ember_tensor *dst,
                       const ember_tensor *a, const ember_tensor *b) {
-  return ember_cuda_dispatch(a->dtype, [&](auto ty) {
+  return ember_cuda_dispatch_half(a->dtype, [&](auto ty) {
     typedef typename decltype(ty)::T T;
-    if constexpr (std::is_floating_point<T>::value)
+    if constexpr (cu_is_float<T>::value)
       return binary_float_dispatch<T>(op, dst, a, b);
     else if constexpr (decltype(ty)::dt != EMBER_BOOL)
       return binary_int_dispatch<T, typename decltype(ty)::U>(op, dst, a, b);
@@ -550,20 +557,21 @@ struct compare_op {
 template <typename T>
 static int compare_dispatch(ember_cmp_op op, ember_tensor *dst,
                             const ember_tensor *a, const ember_tensor *b) {
+  typedef typename cu_elem<T>::C C;   /* halves compare as floats */
   switch (op) {
-    case EMBER_EQ: return launch2<uint8_t, T>("eq", dst, a, b, compare_op<EMBER_EQ, T>());
-    case EMBER_NE: return launch2<uint8_t, T>("ne", dst, a, b, compare_op<EMBER_NE, T>());
-    case EMBER_LT: return launch2<uint8_t, T>("lt", dst, a, b, compare_op<EMBER_LT, T>());
-    case EMBER_LE: return launch2<uint8_t, T>("le", dst, a, b, compare_op<EMBER_LE, T>());
-    case EMBER_GT: return launch2<uint8_t, T>("gt", dst, a, b, compare_op<EMBER_GT, T>());
-    case EMBER_GE: return launch2<uint8_t, T>("ge", dst, a, b, compare_op<EMBER_GE, T>());
+    case EMBER_EQ: return launch2<uint8_t, T>("eq", dst, a, b, compare_op<EMBER_EQ, C>());
+    case EMBER_NE: return launch2<uint8_t, T>("ne", dst, a, b, compare_op<EMBER_NE, C>());
+    case EMBER_LT: return launch2<uint8_t, T>("lt", dst, a, b, compare_op<EMBER_LT, C>());
+    case EMBER_LE: return launch2<uint8_t, T>("le", dst, a, b, compare_op<EMBER_LE, C>());
+    case EMBER_GT: return launch2<uint8_t, T>("gt", dst, a, b, compare_op<EMBER_GT, C>());
+    case EMBER_GE: return launch2<uint8_t, T>("ge", dst, a, b, compare_op<EMBER_GE, C>());
     default: return 0;
   }
 }
 
 int ember_cuda_compare(ember_cmp_op op, ember_tensor *dst,
                        const ember_tensor *a, const ember_tensor *b) {
-  return ember_cuda_dispatch(a->dtype, [&](auto ty) {
+  return ember_cuda_dispatch_half(a->dtype, [&](auto ty) {
     return compare_dispatch<typename decltype(ty)::T>(op, dst, a, b);
   });
 }

@@ -8,6 +8,11 @@
 ** deterministic: blocks of 32 columns by LN_CHUNK rows write partial sums
 ** (double) to a temporary, then one thread per column adds the chunks in
 ** order.
+**
+** bfloat16 and float16: elements load as float (cu_load) and results are
+** rounded once when stored; the saved mean and rstd are of the compute
+** type C (float32 for the halves, as PyTorch keeps them: the core makes
+** them so), T itself otherwise.
 */
 #include <math.h>
 
@@ -15,8 +20,8 @@
 
 #define LN_CHUNK 64   /* rows per partial column sum */
 
-template <bool W, class T>
-__global__ void k_layer_norm(T *y, T *mean, T *rstd, const T *x, const T *w,
+template <bool W, class T, class C = typename cu_elem<T>::C>
+__global__ void k_layer_norm(T *y, C *mean, C *rstd, const T *x, const T *w,
                              const T *b, int64_t rows, int64_t n, double eps,
                              int rms) {
   typedef row_group<W> g;
@@ -26,32 +31,32 @@ __global__ void k_layer_norm(T *y, T *mean, T *rstd, const T *x, const T *w,
     double m = 0, ss = 0;
     if (!rms) {
       double s = 0;
-      for (int64_t i = g::rank(); i < n; i += g::size()) s += (double)xr[i];
+      for (int64_t i = g::rank(); i < n; i += g::size()) s += (double)cu_load(xr[i]);
       m = rg_all<W>(s, rg_add(), 0.0, sh) / (double)n;
     }
     for (int64_t i = g::rank(); i < n; i += g::size()) {
-      double d = (double)xr[i] - m;
+      double d = (double)cu_load(xr[i]) - m;
       ss += d * d;
     }
     double rs = 1.0 / sqrt(rg_all<W>(ss, rg_add(), 0.0, sh) / (double)n + eps);
     if (g::rank() == 0) {
-      if (mean) mean[r] = (T)m;
-      rstd[r] = (T)rs;
+      if (mean) mean[r] = (C)m;
+      rstd[r] = (C)rs;
     }
-    /* the statistics rounded to T, as the CPU uses them */
-    double mt = (double)(T)m, rt = (double)(T)rs;
+    /* the statistics rounded to C, as the CPU uses them */
+    double mt = (double)(C)m, rt = (double)(C)rs;
     for (int64_t i = g::rank(); i < n; i += g::size()) {
-      double v = ((double)xr[i] - mt) * rt;
-      if (w) v *= (double)w[i];
-      if (b) v += (double)b[i];
-      y[r * n + i] = (T)v;
+      double v = ((double)cu_load(xr[i]) - mt) * rt;
+      if (w) v *= (double)cu_load(w[i]);
+      if (b) v += (double)cu_load(b[i]);
+      y[r * n + i] = cu_store<T>((C)v);
     }
   }
 }
 
-template <bool W, class T>
-__global__ void k_layer_norm_dx(T *dx, const T *gy, const T *x, const T *mean,
-                                const T *rstd, const T *w, int64_t rows,
+template <bool W, class T, class C = typename cu_elem<T>::C>
+__global__ void k_layer_norm_dx(T *dx, const T *gy, const T *x, const C *mean,
+                                const C *rstd, const T *w, int64_t rows,
                                 int64_t n, int rms) {
   typedef row_group<W> g;
   __shared__ double sh[32];
@@ -60,26 +65,26 @@ __global__ void k_layer_norm_dx(T *dx, const T *gy, const T *x, const T *mean,
     double m = rms ? 0.0 : (double)mean[r], rs = (double)rstd[r];
     double sg = 0, sgx = 0;
     for (int64_t i = g::rank(); i < n; i += g::size()) {
-      double gw = (double)gr[i] * (w ? (double)w[i] : 1.0);
+      double gw = (double)cu_load(gr[i]) * (w ? (double)cu_load(w[i]) : 1.0);
       sg += gw;
-      sgx += gw * ((double)xr[i] - m) * rs;
+      sgx += gw * ((double)cu_load(xr[i]) - m) * rs;
     }
     sg = rms ? 0.0 : rg_all<W>(sg, rg_add(), 0.0, sh);
     sgx = rg_all<W>(sgx, rg_add(), 0.0, sh);
     double c1 = sg / (double)n, c2 = sgx / (double)n;
     for (int64_t i = g::rank(); i < n; i += g::size()) {
-      double gw = (double)gr[i] * (w ? (double)w[i] : 1.0);
-      double xh = ((double)xr[i] - m) * rs;
-      dx[r * n + i] = (T)(rs * (gw - c1 - xh * c2));
+      double gw = (double)cu_load(gr[i]) * (w ? (double)cu_load(w[i]) : 1.0);
+      double xh = ((double)cu_load(xr[i]) - m) * rs;
+      dx[r * n + i] = cu_store<T>((C)(rs * (gw - c1 - xh * c2)));
     }
   }
 }
 
 /* Pass 1: block (32, 8) over columns [32 bx, 32 bx + 32) and rows
    [per by, per (by + 1)): part[by][c] (dw) and part[chunks + by][c] (db). */
-template <class T>
+template <class T, class C = typename cu_elem<T>::C>
 __global__ void k_layer_norm_cols(double *part, const T *gy, const T *x,
-                                  const T *mean, const T *rstd, int64_t rows,
+                                  const C *mean, const C *rstd, int64_t rows,
                                   int64_t n, int64_t per, int64_t chunks,
                                   int rms,
                                   int want_w, int want_b) {
@@ -90,9 +95,9 @@ __global__ void k_layer_norm_cols(double *part, const T *gy, const T *x,
   double aw = 0, ab = 0;
   if (c < n)
     for (int64_t r = r0 + threadIdx.y; r < r1; r += 8) {
-      double gv = (double)gy[r * n + c];
+      double gv = (double)cu_load(gy[r * n + c]);
       double m = rms ? 0.0 : (double)mean[r];
-      aw += gv * ((double)x[r * n + c] - m) * (double)rstd[r];
+      aw += gv * ((double)cu_load(x[r * n + c]) - m) * (double)rstd[r];
       ab += gv;
     }
   sw[threadIdx.y][threadIdx.x] = aw;
@@ -119,8 +124,8 @@ __global__ void k_layer_norm_cols_sum(T *dw, T *db, const double *part,
       if (dw) tw += part[k * n + c];
       if (db) tb += part[(chunks + k) * n + c];
     }
-    if (dw) dw[c] = (T)tw;
-    if (db) db[c] = (T)tb;
+    if (dw) dw[c] = cu_store<T>((typename cu_elem<T>::C)tw);
+    if (db) db[c] = cu_store<T>((typename cu_elem<T>::C)tb);
   }
 }
 
@@ -135,16 +140,17 @@ int ember_cuda_layer_norm(ember_tensor *y, ember_tensor *mean,
   int64_t rows = cu_numel(rstd);
   if (rows == 0) return 0;
   bool warps = rg_use_warps(n);
-  return ember_cuda_dispatch_float(x->dtype, [&](auto ty) {
+  return ember_cuda_dispatch_float_half(x->dtype, [&](auto ty) {
     typedef typename decltype(ty)::T T;
+    typedef typename decltype(ty)::C C;
     if (warps)
       k_layer_norm<true, T><<<rg_grid(rows, true), CU_THREADS>>>(
-          (T *)cu_data(y), (T *)opt_data(mean), (T *)cu_data(rstd),
+          (T *)cu_data(y), (C *)opt_data(mean), (C *)cu_data(rstd),
           (const T *)cu_data(x), (const T *)opt_data(w), (const T *)opt_data(b),
           rows, n, eps, rms);
     else
       k_layer_norm<false, T><<<rg_grid(rows, false), CU_THREADS>>>(
-          (T *)cu_data(y), (T *)opt_data(mean), (T *)cu_data(rstd),
+          (T *)cu_data(y), (C *)opt_data(mean), (C *)cu_data(rstd),
           (const T *)cu_data(x), (const T *)opt_data(w), (const T *)opt_data(b),
           rows, n, eps, rms);
     CU_LAUNCH_CHECK(rms ? "rms_norm" : "layer_norm");
@@ -160,10 +166,11 @@ int ember_cuda_layer_norm_backward(ember_tensor *dx, ember_tensor *dw,
                                    const ember_tensor *w, int64_t n, int rms) {
   int64_t rows = cu_numel(rstd);
   const char *what = rms ? "rms_norm backward" : "layer_norm backward";
-  return ember_cuda_dispatch_float(x->dtype, [&](auto ty) {
+  return ember_cuda_dispatch_float_half(x->dtype, [&](auto ty) {
     typedef typename decltype(ty)::T T;
+    typedef typename decltype(ty)::C C;
     const T *gp = (const T *)cu_data(g), *xp = (const T *)cu_data(x);
-    const T *mp = (const T *)opt_data(mean), *rp = (const T *)cu_data(rstd);
+    const C *mp = (const C *)opt_data(mean), *rp = (const C *)cu_data(rstd);
     if (dx && rows > 0 && n > 0) {
       if (rg_use_warps(n))
         k_layer_norm_dx<true, T><<<rg_grid(rows, true), CU_THREADS>>>(

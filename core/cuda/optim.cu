@@ -15,7 +15,8 @@
 ** once, so the arithmetic here is spelled with the IEEE intrinsics
 ** (__dmul_rn, __dadd_rn, ... never contracted, correctly rounded), and the
 ** results match the CPU's exactly, float32 stores included (both round to
-** nearest).
+** nearest).  bfloat16/float16 tensors load as float and store through
+** float32 (ld, st), as the CPU's adapted kernel.
 */
 #include "cuda_internal.h"
 
@@ -37,6 +38,16 @@ __device__ static inline double dvd(double a, double b) {
 }
 __device__ static inline double root(double a) { return __dsqrt_rn(a); }
 
+/* An element as a double, and a double stored as T: through T's compute
+   type, so a bfloat16/float16 step rounds as the CPU's (its float32 kernel
+   on widened twins, the results rounded to float32 then to the half). */
+template <typename T> __device__ static inline double ld(T x) {
+  return (double)cu_load(x);
+}
+template <typename T> __device__ static inline T st(double x) {
+  return cu_store<T>((typename cu_elem<T>::C)x);
+}
+
 /* The gradient as the update sees it: negated to maximize, plus the L2
    penalty weight_decay * p (AdamW passes weight_decay 0). */
 __device__ static inline double grad_of(double g, double p,
@@ -57,16 +68,16 @@ template <typename T>
 static __global__ void sgd_kernel(T *p, const T *g, T *buf, ember_optim_hp hp,
                                   int64_t n) {
   CU_FOR(i, n) {
-    double pi = p[i], d = grad_of(g[i], pi, hp);
+    double pi = ld(p[i]), d = grad_of(ld(g[i]), pi, hp);
     if (buf) {
       double b = hp.first_step
                      ? d
-                     : add(mul(hp.momentum, (double)buf[i]),
+                     : add(mul(hp.momentum, ld(buf[i])),
                            mul(sub(1, hp.dampening), d));
-      buf[i] = (T)b;
+      buf[i] = st<T>(b);
       d = hp.nesterov ? add(d, mul(hp.momentum, b)) : b;
     }
-    p[i] = (T)sub(pi, mul(hp.lr, d));
+    p[i] = st<T>(sub(pi, mul(hp.lr, d)));
   }
 }
 
@@ -74,13 +85,14 @@ int ember_cuda_sgd_step(ember_tensor *p, const ember_tensor *g,
                         ember_tensor *buf, const ember_optim_hp *hp) {
   int64_t n = cu_numel(p);
   if (n == 0) return 0;
-  ember_cuda_dispatch_float(p->dtype, [&](auto ty) {
+  int rc = ember_cuda_dispatch_float_half(p->dtype, [&](auto ty) {
     typedef typename decltype(ty)::T T;
     sgd_kernel<T><<<cu_blocks(n), CU_THREADS>>>(
         (T *)cu_data(p), (const T *)cu_data(g),
         buf ? (T *)cu_data(buf) : NULL, *hp, n);
     return 0;
   });
+  if (rc < 0) return -1;
   CU_LAUNCH_CHECK("sgd_step");
   return 0;
 }
@@ -97,22 +109,22 @@ template <typename T>
 static __global__ void adam_kernel(T *p, const T *g, T *m, T *v, T *vmax,
                                    ember_optim_hp hp, int64_t n) {
   CU_FOR(i, n) {
-    double pi = p[i], d = grad_of(g[i], pi, hp);
+    double pi = ld(p[i]), d = grad_of(ld(g[i]), pi, hp);
     pi = mul(pi, hp.decay);
-    double mi = add(mul(hp.beta1, (double)m[i]), mul(sub(1, hp.beta1), d));
-    double vi = add(mul(hp.beta2, (double)v[i]),
+    double mi = add(mul(hp.beta1, ld(m[i])), mul(sub(1, hp.beta1), d));
+    double vi = add(mul(hp.beta2, ld(v[i])),
                     mul(mul(sub(1, hp.beta2), d), d));
     double vv = vi;
     if (vmax) {
-      double x = vmax[i];
+      double x = ld(vmax[i]);
       if (vi > x) x = vi;       /* the CPU's test: a NaN v keeps vmax */
-      vmax[i] = (T)x;
+      vmax[i] = st<T>(x);
       vv = x;
     }
     pi = sub(pi, mul(hp.lr, dvd(mi, add(dvd(root(vv), hp.bc2_sqrt), hp.eps))));
-    p[i] = (T)pi;
-    m[i] = (T)mi;
-    v[i] = (T)vi;
+    p[i] = st<T>(pi);
+    m[i] = st<T>(mi);
+    v[i] = st<T>(vi);
   }
 }
 
@@ -121,13 +133,14 @@ int ember_cuda_adam_step(ember_tensor *p, const ember_tensor *g,
                          const ember_optim_hp *hp) {
   int64_t n = cu_numel(p);
   if (n == 0) return 0;
-  ember_cuda_dispatch_float(p->dtype, [&](auto ty) {
+  int rc = ember_cuda_dispatch_float_half(p->dtype, [&](auto ty) {
     typedef typename decltype(ty)::T T;
     adam_kernel<T><<<cu_blocks(n), CU_THREADS>>>(
         (T *)cu_data(p), (const T *)cu_data(g), (T *)cu_data(m),
         (T *)cu_data(v), vmax ? (T *)cu_data(vmax) : NULL, *hp, n);
     return 0;
   });
+  if (rc < 0) return -1;
   CU_LAUNCH_CHECK("adam_step");
   return 0;
 }
@@ -145,28 +158,28 @@ template <typename T>
 static __global__ void rmsprop_kernel(T *p, const T *g, T *sq, T *buf, T *gavg,
                                       ember_optim_hp hp, int64_t n) {
   CU_FOR(i, n) {
-    double pi = p[i], d = grad_of(g[i], pi, hp);
-    double s = add(mul(hp.alpha, (double)sq[i]),
+    double pi = ld(p[i]), d = grad_of(ld(g[i]), pi, hp);
+    double s = add(mul(hp.alpha, ld(sq[i])),
                    mul(mul(sub(1, hp.alpha), d), d));
     double avg;
     if (gavg) {
-      double ga = add(mul(hp.alpha, (double)gavg[i]),
+      double ga = add(mul(hp.alpha, ld(gavg[i])),
                       mul(sub(1, hp.alpha), d));
-      gavg[i] = (T)ga;
+      gavg[i] = st<T>(ga);
       avg = root(sub(s, mul(ga, ga)));
     } else {
       avg = root(s);
     }
     avg = add(avg, hp.eps);
     if (buf) {
-      double b = add(mul(hp.momentum, (double)buf[i]), dvd(d, avg));
-      buf[i] = (T)b;
+      double b = add(mul(hp.momentum, ld(buf[i])), dvd(d, avg));
+      buf[i] = st<T>(b);
       pi = sub(pi, mul(hp.lr, b));
     } else {
       pi = sub(pi, mul(hp.lr, dvd(d, avg)));
     }
-    p[i] = (T)pi;
-    sq[i] = (T)s;
+    p[i] = st<T>(pi);
+    sq[i] = st<T>(s);
   }
 }
 
@@ -175,7 +188,7 @@ int ember_cuda_rmsprop_step(ember_tensor *p, const ember_tensor *g,
                             ember_tensor *gavg, const ember_optim_hp *hp) {
   int64_t n = cu_numel(p);
   if (n == 0) return 0;
-  ember_cuda_dispatch_float(p->dtype, [&](auto ty) {
+  int rc = ember_cuda_dispatch_float_half(p->dtype, [&](auto ty) {
     typedef typename decltype(ty)::T T;
     rmsprop_kernel<T><<<cu_blocks(n), CU_THREADS>>>(
         (T *)cu_data(p), (const T *)cu_data(g), (T *)cu_data(sq),
@@ -183,6 +196,7 @@ int ember_cuda_rmsprop_step(ember_tensor *p, const ember_tensor *g,
         gavg ? (T *)cu_data(gavg) : NULL, *hp, n);
     return 0;
   });
+  if (rc < 0) return -1;
   CU_LAUNCH_CHECK("rmsprop_step");
   return 0;
 }
@@ -199,10 +213,10 @@ template <typename T>
 static __global__ void adagrad_kernel(T *p, const T *g, T *sum,
                                       ember_optim_hp hp, int64_t n) {
   CU_FOR(i, n) {
-    double pi = p[i], d = grad_of(g[i], pi, hp);
-    double s = add((double)sum[i], mul(d, d));
-    sum[i] = (T)s;
-    p[i] = (T)sub(pi, mul(hp.lr, dvd(d, add(root(s), hp.eps))));
+    double pi = ld(p[i]), d = grad_of(ld(g[i]), pi, hp);
+    double s = add(ld(sum[i]), mul(d, d));
+    sum[i] = st<T>(s);
+    p[i] = st<T>(sub(pi, mul(hp.lr, dvd(d, add(root(s), hp.eps)))));
   }
 }
 
@@ -210,13 +224,14 @@ int ember_cuda_adagrad_step(ember_tensor *p, const ember_tensor *g,
                             ember_tensor *sum, const ember_optim_hp *hp) {
   int64_t n = cu_numel(p);
   if (n == 0) return 0;
-  ember_cuda_dispatch_float(p->dtype, [&](auto ty) {
+  int rc = ember_cuda_dispatch_float_half(p->dtype, [&](auto ty) {
     typedef typename decltype(ty)::T T;
     adagrad_kernel<T><<<cu_blocks(n), CU_THREADS>>>(
         (T *)cu_data(p), (const T *)cu_data(g),
         (T *)cu_data(sum), *hp, n);
     return 0;
   });
+  if (rc < 0) return -1;
   CU_LAUNCH_CHECK("adagrad_step");
   return 0;
 }

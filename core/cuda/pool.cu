@@ -66,12 +66,13 @@ int ember_cuda_max_pool2d(ember_tensor *y, ember_tensor *idx,
   int64_t total = g->planes * g->OH * g->OW;
   if (total == 0) return 0;
   int64_t *ip = idx ? (int64_t *)cu_data(idx) : NULL;
-  ember_cuda_dispatch_float(x->dtype, [&](auto ty) {
+  int rc = ember_cuda_dispatch_float(x->dtype, [&](auto ty) {
     typedef typename decltype(ty)::T T;
     max_pool_kernel<T><<<cu_blocks(total), CU_THREADS>>>(
         (T *)cu_data(y), ip, (const T *)cu_data(x), *g, total);
     return 0;
   });
+  if (rc < 0) return -1;    /* a dtype it refuses */
   CU_LAUNCH_CHECK("max_pool2d");
   return 0;
 }
@@ -113,12 +114,13 @@ int ember_cuda_max_pool2d_backward(ember_tensor *gx, const ember_tensor *gy,
   if (ember_cuda_defer_begin("max_pool2d_backward: index ", suffix, &df) < 0)
     return -1;
   const int64_t *ix = (const int64_t *)cu_data(idx);
-  ember_cuda_dispatch_float(gx->dtype, [&](auto ty) {
+  int rc = ember_cuda_dispatch_float(gx->dtype, [&](auto ty) {
     typedef typename decltype(ty)::T T;
     max_pool_back_kernel<T><<<cu_blocks(total), CU_THREADS>>>(
         (T *)cu_data(gx), (const T *)cu_data(gy), ix, in, out, total, df);
     return 0;
   });
+  if (rc < 0) return -1;    /* a dtype it refuses */
   CU_LAUNCH_CHECK("max_pool2d_backward");
   cu_layout il;                     /* idx is contiguous: e at ix[e] */
   il.ndim = 1;
@@ -225,12 +227,13 @@ int ember_cuda_avg_pool2d(ember_tensor *y, const ember_tensor *x,
                           const ember_pool2d_geom *g) {
   int64_t total = g->planes * g->OH * g->OW;
   if (total == 0) return 0;
-  ember_cuda_dispatch_float(x->dtype, [&](auto ty) {
+  int rc = ember_cuda_dispatch_float(x->dtype, [&](auto ty) {
     typedef typename decltype(ty)::T T;
     avg_pool_kernel<T><<<cu_blocks(total), CU_THREADS>>>(
         (T *)cu_data(y), (const T *)cu_data(x), *g, total);
     return 0;
   });
+  if (rc < 0) return -1;    /* a dtype it refuses */
   CU_LAUNCH_CHECK("avg_pool2d");
   return 0;
 }
@@ -239,12 +242,13 @@ int ember_cuda_avg_pool2d_backward(ember_tensor *gx, const ember_tensor *gy,
                                    const ember_pool2d_geom *g) {
   int64_t total = g->planes * g->H * g->W;
   if (total == 0) return 0;
-  ember_cuda_dispatch_float(gx->dtype, [&](auto ty) {
+  int rc = ember_cuda_dispatch_float(gx->dtype, [&](auto ty) {
     typedef typename decltype(ty)::T T;
     avg_pool_back_kernel<T><<<cu_blocks(total), CU_THREADS>>>(
         (T *)cu_data(gx), (const T *)cu_data(gy), *g, total);
     return 0;
   });
+  if (rc < 0) return -1;    /* a dtype it refuses */
   CU_LAUNCH_CHECK("avg_pool2d_backward");
   return 0;
 }

@@ -4,7 +4,8 @@
 ** The CUDA twin of core/cpu/random.c: element i of a draw is made from
 ** Philox-4x32-10 of (seed, counter + i) (core/philox.h, the CPU's very
 ** function) by the same formulas in double,
-** then converted to dst's dtype as the CPU does, so a seeded draw gives
+** then converted to dst's dtype as the CPU does (bfloat16/float16: the
+** float32 value rounded), so a seeded draw gives
 ** the same numbers on both devices:
 **   kind 0  uniform [a, b): a + (b - a) * u, u from 53 bits of words 0-1;
 **   kind 1  normal(a, b):   a + b * Box-Muller of words 2 and 3;
@@ -59,12 +60,13 @@ __global__ void k_random(T *d, OC oc, typename OC::index_type n, int kind,
       iv = (int64_t)((uint64_t)ia + hi);
     }
     auto off = oc.get(i)[0];
-    if constexpr (std::is_same<T, float>::value) {
+    if constexpr (std::is_same<T, float>::value || cu_is_half<T>::value) {
       float f = kind == 2 ? (float)iv : (float)v;
       /* rounding can reach the open upper bound of [a, b): step back */
       if (kind == 0 && f >= (float)b && b > a)
         f = nextafterf((float)b, -INFINITY);
-      d[off] = f;
+      /* the halves: float32's draw rounded, as the CPU's adapted kernel */
+      d[off] = cu_store<T>(f);
     } else if constexpr (std::is_same<T, double>::value) {
       d[off] = kind == 2 ? (double)iv : v;
     } else {                           /* integer dtypes: iv, truncated */
@@ -100,7 +102,7 @@ int ember_cuda_random(int kind, ember_tensor *dst, uint64_t seed,
     ia = (int64_t)a;
     range = (uint64_t)(int64_t)b - (uint64_t)ia + 1;
   }
-  return ember_cuda_dispatch(dst->dtype, [&](auto ty) {
+  return ember_cuda_dispatch_half(dst->dtype, [&](auto ty) {
     return random_typed<typename decltype(ty)::T>(kind, dst, n, seed, counter,
                                                   a, b, ia, range);
   });

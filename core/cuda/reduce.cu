@@ -144,6 +144,9 @@ struct rdst {
     switch (dt) {
       case EMBER_FLOAT32: ((float *)p)[off] = (float)v; break;
       case EMBER_FLOAT64: ((double *)p)[off] = v; break;
+      /* through float32, as the CPU's float32 kernel and its rounding */
+      case EMBER_BFLOAT16: ((__nv_bfloat16 *)p)[off] = cu_store<__nv_bfloat16>((float)v); break;
+      case EMBER_FLOAT16: ((__half *)p)[off] = cu_store<__half>((float)v); break;
       default: break;      /* the core sends float results to float dsts */
     }
   }
@@ -159,7 +162,10 @@ struct rdst {
 
 /* Every op: identity(), row_ctx(row) (a per-row value element() gets;
    only var uses it, for the row's mean), element(x, i, ctx),
-   combine(a, b), store(row, acc). */
+   combine(a, b), store(row, acc).  An op's T is the compute type: the
+   kernels load a half element as float (cu_load) before element() sees
+   it, so the halves reduce as float32 does, in double where float32
+   does. */
 
 /* float sum (also of integers converted, as the CPU's sum_f), mean, and
    the mean into a scratch array for var/std's first pass */
@@ -314,7 +320,7 @@ __global__ void k_reduce_rows(Op op, const T *src, cu_offsets_any<1> outer,
     double ctx = op.row_ctx(row);
     typename Op::S acc = op.identity();
     for (int64_t i = g::rank(); i < n; i += g::size())
-      acc = op.combine(acc, op.element(s[i * ss], i, ctx));
+      acc = op.combine(acc, op.element(cu_load(s[i * ss]), i, ctx));
     acc = g::all(acc, op);
     if (g::rank() == 0) op.store(row, acc);
   }
@@ -334,7 +340,7 @@ __global__ void k_reduce_part_block(Op op, const T *src, cu_offsets_any<1> outer
     int64_t lo = c * clen, hi = lo + clen < n ? lo + clen : n;
     typename Op::S acc = op.identity();
     for (int64_t i = lo + threadIdx.x; i < hi; i += blockDim.x)
-      acc = op.combine(acc, op.element(s[i * ss], i, ctx));
+      acc = op.combine(acc, op.element(cu_load(s[i * ss]), i, ctx));
     acc = grp<G_BLOCK>::all(acc, op);
     if (threadIdx.x == 0) part[b] = acc;
   }
@@ -355,7 +361,7 @@ __global__ void k_reduce_part_thread(Op op, const T *src, cu_offsets_any<1> oute
     int64_t lo = c * clen, hi = lo + clen < n ? lo + clen : n;
     typename Op::S acc = op.identity();
     for (int64_t i = lo; i < hi; i++)
-      acc = op.combine(acc, op.element(s[i * ss], i, ctx));
+      acc = op.combine(acc, op.element(cu_load(s[i * ss]), i, ctx));
     part[t] = acc;
   }
 }
@@ -499,14 +505,15 @@ static int run_var(ember_reduce_op op, const rdst &out, const rplan &p,
                    int64_t n, int64_t ss, int correction) {
   double *mean = (double *)ember_cuda_alloc((size_t)rows * sizeof(double));
   if (!mean) return -1;
-  op_fsum<T> m;
+  typedef typename cu_elem<T>::C C;
+  op_fsum<C> m;
   m.out = out;
   m.mode = FS_MEAN_TO;
   m.n = n;
   m.mean = mean;
   int rc = run_op(m, p, src, outer, rows, n, ss);
   if (rc == 0) {
-    op_sqdev<T> v;
+    op_sqdev<C> v;
     v.out = out;
     v.mean = mean;
     v.n = n;
@@ -522,24 +529,25 @@ template <class T>
 static int reduce_typed(ember_reduce_op op, const rdst &out, const T *src,
                         const cu_offsets_any<1> &outer, int64_t rows, int64_t n,
                         int64_t ss, int correction) {
-  const bool isf = std::is_floating_point<T>::value;
+  typedef typename cu_elem<T>::C C;     /* the ops compute in it */
+  const bool isf = std::is_floating_point<C>::value;
   rplan p = plan_for(rows, n, ss);
   switch (op) {
     case EMBER_SUM:
       if (isf) {
-        op_fsum<T> o;
+        op_fsum<C> o;
         o.out = out;
         o.mode = FS_SUM;
         o.n = n;
         o.mean = NULL;
         return run_op(o, p, src, outer, rows, n, ss);
       } else {
-        op_isum<T> o;
+        op_isum<C> o;
         o.out = out;
         return run_op(o, p, src, outer, rows, n, ss);
       }
     case EMBER_MEAN: {
-      op_fsum<T> o;
+      op_fsum<C> o;
       o.out = out;
       o.mode = FS_MEAN;
       o.n = n;
@@ -548,18 +556,18 @@ static int reduce_typed(ember_reduce_op op, const rdst &out, const T *src,
     }
     case EMBER_PROD:
       if (isf) {
-        op_fprod<T> o;
+        op_fprod<C> o;
         o.out = out;
         return run_op(o, p, src, outer, rows, n, ss);
       } else {
-        op_iprod<T> o;
+        op_iprod<C> o;
         o.out = out;
         return run_op(o, p, src, outer, rows, n, ss);
       }
     case EMBER_VAR: case EMBER_STD:
       return run_var(op, out, p, src, outer, rows, n, ss, correction);
     case EMBER_MAX: case EMBER_MIN: case EMBER_ARGMAX: case EMBER_ARGMIN: {
-      op_ext<T> o;
+      op_ext<C> o;
       o.out = out;
       o.want_max = op == EMBER_MAX || op == EMBER_ARGMAX;
       o.want_arg = op == EMBER_ARGMAX || op == EMBER_ARGMIN;
@@ -596,7 +604,7 @@ int ember_cuda_reduce(ember_reduce_op op, ember_tensor *dst,
   if (cu_geom_of(&dg, names[op], {dst}) < 0) return -1;
   out.l = cu_offsets_any_of<1>(dg);
   out.dt = dst->dtype;
-  return ember_cuda_dispatch(src->dtype, [&](auto ty) {
+  return ember_cuda_dispatch_half(src->dtype, [&](auto ty) {
     typedef typename decltype(ty)::T T;
     return reduce_typed<T>(op, out, (const T *)cu_data(src), outer, rows, n,
                            ss, correction);
@@ -606,10 +614,11 @@ int ember_cuda_reduce(ember_reduce_op op, ember_tensor *dst,
 /* }====================================================================== */
 
 /* {======================================================================
-** softmax and log_softmax over the last dim (float32/float64)
+** softmax and log_softmax over the last dim (float32/float64, and the
+** halves computed in float)
 ** ======================================================================= */
 
-/* the CPU's running max: a NaN, once met, stays */
+/* the CPU's running max: a NaN, once met, stays (T a compute type) */
 template <class T> struct op_smax {
   typedef T S;
   __device__ S identity() const { return (T)-INFINITY; }
@@ -626,34 +635,36 @@ __device__ static inline float sm_exp(float x) { return expf(x); }
 __device__ static inline double sm_exp(double x) { return exp(x); }
 
 /* One row per group, three passes as the CPU's SOFTMAX_ROW: the max, the
-   sum of exp(x - max) in double, then the outputs in T. */
+   sum of exp(x - max) in double, then the outputs in C (T's compute
+   type: a half row is computed in float, each output rounded once). */
 template <int G, class T>
 __global__ void k_softmax(T *dst, int64_t ds, const T *src, int64_t ss,
                           cu_offsets_any<2> rl, int64_t rows, int64_t n,
                           int log_) {
   typedef grp<G> g;
-  op_smax<T> mop;
+  typedef typename cu_elem<T>::C C;
+  op_smax<C> mop;
   op_dsum sop;
   for (int64_t row = g::first(); row < rows; row += g::step()) {
     cu_offs<2, int64_t> ro = rl.get(row);     /* (dst, src) */
     const T *s = src + ro[1];
     T *d = dst + ro[0];
-    T mx = mop.identity();
+    C mx = mop.identity();
     for (int64_t i = g::rank(); i < n; i += g::size())
-      mx = mop.combine(mx, s[i * ss]);
+      mx = mop.combine(mx, cu_load(s[i * ss]));
     mx = g::all(mx, mop);
     double sum = 0;
     for (int64_t i = g::rank(); i < n; i += g::size())
-      sum += (double)sm_exp(s[i * ss] - mx);
+      sum += (double)sm_exp(cu_load(s[i * ss]) - mx);
     sum = g::all(sum, sop);
     if (log_) {
-      T lse = (T)log(sum);
+      C lse = (C)log(sum);
       for (int64_t i = g::rank(); i < n; i += g::size())
-        d[i * ds] = s[i * ss] - mx - lse;
+        d[i * ds] = cu_store<T>(cu_load(s[i * ss]) - mx - lse);
     } else {
-      T inv = (T)(1.0 / sum);
+      C inv = (C)(1.0 / sum);
       for (int64_t i = g::rank(); i < n; i += g::size())
-        d[i * ds] = sm_exp(s[i * ss] - mx) * inv;
+        d[i * ds] = cu_store<T>(sm_exp(cu_load(s[i * ss]) - mx) * inv);
     }
   }
 }
@@ -687,7 +698,7 @@ static int softmax_typed(ember_tensor *dst, const ember_tensor *src, int log_) {
 
 int ember_cuda_softmax(ember_tensor *dst, const ember_tensor *src, int log) {
   if (src->ndim == 0) return 0;   /* the front door fills 0-d results */
-  return ember_cuda_dispatch_float(src->dtype, [&](auto ty) {
+  return ember_cuda_dispatch_float_half(src->dtype, [&](auto ty) {
     return softmax_typed<typename decltype(ty)::T>(dst, src, log);
   });
 }
@@ -700,6 +711,7 @@ __global__ void k_softmax_backward(T *dx, int64_t ds, const T *g, int64_t gs,
                                    cu_offsets_any<3> rl, int64_t rows,
                                    int64_t n, int log_) {
   typedef grp<G> grp_t;
+  typedef typename cu_elem<T>::C C;
   op_dsum sop;
   for (int64_t row = grp_t::first(); row < rows; row += grp_t::step()) {
     cu_offs<3, int64_t> ro = rl.get(row);     /* (dx, g, y) */
@@ -707,11 +719,12 @@ __global__ void k_softmax_backward(T *dx, int64_t ds, const T *g, int64_t gs,
     T *d = dx + ro[0];
     double s = 0;
     for (int64_t i = grp_t::rank(); i < n; i += grp_t::size())
-      s += log_ ? (double)gr[i * gs] : (double)gr[i * gs] * (double)yr[i * ys];
-    T st = (T)grp_t::all(s, sop);
+      s += log_ ? (double)cu_load(gr[i * gs])
+                : (double)cu_load(gr[i * gs]) * (double)cu_load(yr[i * ys]);
+    C st = (C)grp_t::all(s, sop);
     for (int64_t i = grp_t::rank(); i < n; i += grp_t::size()) {
-      T gv = gr[i * gs], yv = yr[i * ys];
-      d[i * ds] = log_ ? gv - sm_exp(yv) * st : yv * (gv - st);
+      C gv = cu_load(gr[i * gs]), yv = cu_load(yr[i * ys]);
+      d[i * ds] = cu_store<T>(log_ ? gv - sm_exp(yv) * st : yv * (gv - st));
     }
   }
 }
@@ -746,7 +759,7 @@ static int softmax_backward_typed(ember_tensor *dx, const ember_tensor *g,
 int ember_cuda_softmax_backward(ember_tensor *dx, const ember_tensor *g,
                                 const ember_tensor *y, int log) {
   if (y->ndim == 0) return 0;
-  return ember_cuda_dispatch_float(y->dtype, [&](auto ty) {
+  return ember_cuda_dispatch_float_half(y->dtype, [&](auto ty) {
     return softmax_backward_typed<typename decltype(ty)::T>(dx, g, y, log);
   });
 }

@@ -3,14 +3,15 @@
 ** op each, front door to backward.
 **
 ** Contract:
-**   - x (float32 or float64, any strides) is normalised over its last
+**   - x (a float dtype, any strides) is normalised over its last
 **     `normalized_ndim` dims, n elements; the leading dims are rows.  The
 **     kernels (slots layer_norm / layer_norm_backward, core/cpu/norm.c,
 **     core/cuda/norm.cu) see x contiguous as [rows, n];
 **   - weight and bias (optional; RMS norm has no bias) have the shape of
 **     those trailing dims and x's dtype and device;
 **   - the forward saves x, the per-row rstd (and mean for layer norm) in
-**     x's dtype; the backward makes dx, dweight and dbias in one kernel
+**     x's dtype, float32 for a bfloat16/float16 x (the accumulation type,
+**     as PyTorch); the backward makes dx, dweight and dbias in one kernel
 **     call, computing only those the node needs (PyTorch's
 **     native_layer_norm_backward formulas, stated in core/cpu/norm.c);
 **   - the backward itself is not recorded (no double backward through
@@ -86,8 +87,11 @@ static ember_tensor *norm_impl(const char *fn, const ember_tensor *x, int k,
   ember_tensor *wc = w ? ember_temp(&T, ember_contiguous(w)) : NULL;
   ember_tensor *bc = b ? ember_temp(&T, ember_contiguous(b)) : NULL;
   ember_tensor *out = ember_empty_on(dev, x->ndim, x->shape, x->dtype);
-  ember_tensor *rstd = ember_temp(&T, ember_empty_on(dev, 1, &rows, x->dtype));
-  ember_tensor *mean = rms ? NULL : ember_temp(&T, ember_empty_on(dev, 1, &rows, x->dtype));
+  /* the saved statistics in the accumulation type: float32 for a half x
+     (as PyTorch keeps them), so the backward does not use them rounded */
+  ember_dtype st = ember_dtype_is_half(x->dtype) ? EMBER_FLOAT32 : x->dtype;
+  ember_tensor *rstd = ember_temp(&T, ember_empty_on(dev, 1, &rows, st));
+  ember_tensor *mean = rms ? NULL : ember_temp(&T, ember_empty_on(dev, 1, &rows, st));
   int ok = out && xc && rstd && (rms || mean) && (!w || wc) && (!b || bc);
   if (ok && be->layer_norm(out, mean, rstd, xc, wc, bc, n, eps, rms) < 0) ok = 0;
   ember_ag_resume(prev);
