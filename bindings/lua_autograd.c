@@ -461,6 +461,26 @@ static int l_is_grad_enabled(lua_State *L) {
   return 1;
 }
 
+/* ember._set_autocast(dtype name | false) -> the previous one (name or
+   false); ember.autocast (lua/ember/init.lua) wraps it */
+static int l_push_autocast(lua_State *L, int dt) {
+  if (dt < 0) lua_pushboolean(L, 0);
+  else lua_pushstring(L, ember_dtype_name((ember_dtype)dt));
+  return 1;
+}
+
+static int l_set_autocast(lua_State *L) {
+  int dt = -1;
+  if (lua_type(L, 1) != LUA_TBOOLEAN || lua_toboolean(L, 1)) dt = (int)l_checkdtype(L, 1);
+  int prev = ember_get_autocast();
+  if (ember_set_autocast(dt) < 0) return l_error(L);
+  return l_push_autocast(L, prev);
+}
+
+static int l_get_autocast(lua_State *L) {
+  return l_push_autocast(L, ember_get_autocast());
+}
+
 /* {======================================================================
 ** Anomaly detection.  The core names the node whose gradient holds a NaN;
 ** it asks us, through a hook, where each node's forward op was called, so
@@ -574,6 +594,7 @@ static const luaL_Reg module_funcs[] = {
   {"_function_apply", l_function_apply},
   {"set_grad_enabled", l_set_grad_enabled},
   {"is_grad_enabled", l_is_grad_enabled},
+  {"_set_autocast", l_set_autocast}, {"get_autocast_dtype", l_get_autocast},
   {"set_anomaly_detection", l_set_anomaly_detection},
   {"is_anomaly_detection_enabled", l_is_anomaly_detection_enabled},
   {"register_post_backward_hook", l_register_post_backward_hook},

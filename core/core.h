@@ -46,6 +46,14 @@ ember_tensor *ember_broadcast_to(const ember_tensor *t, int ndim,
 /* t converted to dt (t retained when it already has dt). */
 ember_tensor *ember_cast(const ember_tensor *t, ember_dtype dt);
 
+/* Autocast (autocast.c).  ember_autocast_wants: whether a product of
+   these n operands (NULL ones skipped) runs in the autocast dtype: autocast
+   is on, and each operand is float32 or already that dtype, one at least
+   float32.  ember_autocast_operands: out[i] = in[i] cast to it (recorded;
+   NULL for NULL); on failure -1 and nothing is held. */
+int ember_autocast_wants(int n, const ember_tensor *const *t);
+int ember_autocast_operands(int n, const ember_tensor *const *in, ember_tensor **out);
+
 /* A fresh result whose kernel returned rc: itself, or NULL (released) when
    the kernel failed (a GPU launch error, bad data), its message set. */
 static inline ember_tensor *ember_kernel_result(ember_tensor *out, int rc) {

@@ -753,6 +753,15 @@ struct ember_autograd_meta;
    as PyTorch's, and so are anomaly detection and its where hook below. */
 void ember_set_grad_enabled(int on);
 int ember_is_grad_enabled(void);
+/* Autocast (mixed precision), per thread, off by default: with dt
+   EMBER_BFLOAT16 or EMBER_FLOAT16, the products (matmul, linear, conv2d,
+   scaled dot-product attention) round their float32 operands to dt,
+   accumulate in float32 and return float32; other ops are unchanged.
+   ember_set_autocast(-1) turns it off.  Returns 0, or -1 with an error
+   for another dtype (nothing changes); ember_get_autocast() is the
+   current setting, -1 for off. */
+int ember_set_autocast(int dt);
+int ember_get_autocast(void);
 /* Anomaly detection (off by default): backward checks the gradients each
    node computes and fails on the first NaN, naming the node ("backward:
    LogBackward produced NaN in its gradient for input 1 (anomaly

@@ -49,6 +49,29 @@ function ember.no_grad(fn, ...) return with_grad_mode("no_grad", false, fn, ...)
 --- ember.enable_grad(fn, ...): fn's results, recorded even inside no_grad.
 function ember.enable_grad(fn, ...) return with_grad_mode("enable_grad", true, fn, ...) end
 
+--- ember.autocast(dtype, fn, ...): fn's results, computed with the products
+-- (matmul, linear, conv2d, attention) in dtype ("bf16"/"bfloat16" or
+-- "half"/"float16") and float32 accumulation; dtype false turns autocast
+-- off inside fn.  The previous setting comes back when fn returns or
+-- raises.  See docs/lua-api.md for which op runs in which dtype.
+function ember.autocast(dtype, fn, ...)
+  if dtype ~= false and type(dtype) ~= "string" then
+    error(("autocast: expected a dtype name or false, got %s"):format(type(dtype)), 2)
+  end
+  if type(fn) ~= "function" then
+    error(("autocast: expected a function, got %s"):format(type(fn)), 2)
+  end
+  local ok, prev = pcall(C._set_autocast, dtype)
+  if not ok then error(prev, 2) end
+  local r = table.pack(pcall(fn, ...))
+  C._set_autocast(prev)
+  if not r[1] then error(r[2], 0) end
+  return table.unpack(r, 2, r.n)
+end
+
+--- ember.is_autocast_enabled(): whether the products run under autocast.
+function ember.is_autocast_enabled() return C.get_autocast_dtype() ~= false end
+
 -- The library's Lua modules require "ember" themselves: publish the table
 -- before loading them.
 package.loaded.ember = ember
