@@ -128,17 +128,31 @@ end
 local OPTIMIZERS = {adam = {"Adam", 1e-3}, adamw = {"AdamW", 1e-3}, sgd = {"SGD", 1e-2},
                     rmsprop = {"RMSprop", 1e-3}, adagrad = {"Adagrad", 1e-3}}
 
+-- compile's mixed_precision names (ember.autocast's dtypes)
+local MIXED = {bf16 = "bfloat16", bfloat16 = "bfloat16", half = "float16", float16 = "float16"}
+
 --- model:compile{optimizer = "rmsprop", loss = ..., metrics = {...}}:
 -- optimizer is a name (Keras's default learning rate) or an
 -- ember.optim optimizer, bound here to the model's parameters when it was
 -- made without any; loss a name, a loss module or a function(output,
 -- target); metrics a list of names or functions(output, target) ->
--- number (named entries, metrics = {top = fn}, name them).
+-- number (named entries, metrics = {top = fn}, name them);
+-- mixed_precision "bf16" (or "half") runs fit's, evaluate's and predict's
+-- forward under ember.autocast.
 function Module:compile(spec)
   local o = options("compile", spec, {optimizer = "rmsprop", loss = false, metrics = false,
-                                      distributed = false})
+                                      distributed = false, mixed_precision = false})
   if o.distributed ~= nil and type(o.distributed) ~= "boolean" then
     fail("compile: distributed must be a boolean, got " .. kind(o.distributed))
+  end
+  local mp = o.mixed_precision
+  if mp ~= nil and mp ~= false then
+    mp = MIXED[mp]
+    if not mp then
+      fail(("compile: mixed_precision must be \"bf16\", \"bfloat16\", \"half\", \"float16\" " ..
+            "or false, got %s"):format(type(o.mixed_precision) == "string" and
+                                       "'" .. o.mixed_precision .. "'" or kind(o.mixed_precision)))
+    end
   end
   if o.loss == nil then fail("compile: a loss is required (e.g. loss = \"mse\")") end
   local params = self:parameters()
@@ -201,6 +215,7 @@ function Module:compile(spec)
   fields.compiled_loss = type(o.loss) == "string" and o.loss or nil
   fields._metrics = metrics
   fields.distributed = o.distributed or nil
+  fields.mixed_precision = mp or nil
   return self
 end
 

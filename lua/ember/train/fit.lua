@@ -102,6 +102,16 @@ local function forward_module(self, ddp)
   return self
 end
 
+--- A function running model(x) as compile{mixed_precision = ...} asked:
+-- under ember.autocast when it named a dtype, else plainly.  The loss and
+-- the backward run outside autocast, as PyTorch recommends (the losses
+-- are float32 under autocast anyway).
+local function forward_fn(self, model)
+  local mp = rawget(self, "_fields").mixed_precision
+  if not mp then return model end
+  return function(x) return ember.autocast(mp, model, x) end
+end
+
 --- Sums (a list of numbers) added up over the ranks, in float64.
 local function sum_over_ranks(list)
   local t = ember.tensor(list, {dtype = "float64"})
@@ -133,7 +143,7 @@ local function run_eval(self, x, y, batch_size, prefix, ddp)
   self:eval()
   local n = x:size(1)
   local dev = device_of(self)
-  local model = forward_module(self, ddp)
+  local model = forward_fn(self, forward_module(self, ddp))
   local first, last = 1, n
   if ddp then
     dist.check_same(prefix == "val_" and "fit (validation)" or "evaluate", n, "numbers of samples")
@@ -205,10 +215,11 @@ function Module:predict(x, opts)
   local was_training = self.training
   local dev = device_of(self)
   self:eval()
+  local forward = forward_fn(self, self)
   local ok, out = pcall(ember.no_grad, function()
     local parts = {}
     for start = 1, n, bs do
-      local p = self(rows(x, start, math.min(bs, n - start + 1), dev))
+      local p = forward(rows(x, start, math.min(bs, n - start + 1), dev))
       if not ember.is_tensor(p) then
         fail("predict: the model's forward must return a tensor, got " .. kind(p))
       end
@@ -349,6 +360,7 @@ function Module:fit(x, y, opts)
   local opt, loss_fn, metrics = self.optimizer, self.loss_fn, self._metrics
   local dev = device_of(self)
   local model = forward_module(self, ddp)
+  local forward = forward_fn(self, model)
   local params = self:parameters()
   -- a DistributedDataParallel that fit does not average for (not
   -- distributed here) averages in its own backward: only the group's last
@@ -384,7 +396,7 @@ function Module:fit(x, y, opts)
         local stepping = b == last
         local out, loss
         local function forward_backward()
-          out = model(xb)
+          out = forward(xb)
           loss = loss_fn(out, yb)
           if not ember.is_tensor(loss) or loss:numel() ~= 1 then
             fail("fit: the loss must be a one-element tensor, got " ..
