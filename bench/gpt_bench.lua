@@ -6,6 +6,8 @@
 --   ./ember bench/gpt_bench.lua step       ms per training step (a batch
 --                                          of 12 x 64, forward, loss,
 --                                          backward, clipping, AdamW)
+--   ./ember bench/gpt_bench.lua step_bf16  the same step with the forward
+--                                          under ember.autocast("bf16")
 --   ./ember bench/gpt_bench.lua sample     ms to sample 500 tokens with
 --                                          the cache (median of 3 after a
 --                                          warm-up), temperature 0.8, top-k 10
@@ -47,19 +49,22 @@ else
   local tok, train_data = fortunes.load()
   local model = char_gpt.GPT(char_gpt.GPTConfig{block_size = 64, vocab_size = tok.vocab_size,
     n_layer = 4, n_head = 4, n_embd = 128, dropout = 0.0, bias = false})
-  if mode == "step" then
+  if mode == "step" or mode == "step_bf16" then
     local optimizer = model:configure_optimizers(0.1, 1e-3, {0.9, 0.99})
     local params = model:parameters()
     local t = timing.per_call(function(reps)
       for _ = 1, reps do
-        local _, loss = model(ember.data.windows(train_data, 64, 12))
+        local x, y = ember.data.windows(train_data, 64, 12)
+        local _, loss
+        if mode == "step_bf16" then _, loss = ember.autocast("bf16", model, x, y)
+        else _, loss = model(x, y) end
         optimizer:zero_grad()
         loss:backward()
         ember.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer:step()
       end
     end, 1)
-    io.write(("gpt_step %.4f\n"):format(t * 1e3))
+    io.write(("gpt_%s %.4f\n"):format(mode, t * 1e3))
   elseif mode == "sample" then
     model:eval()
     local start, secs = ember.ones(1, 1, {dtype = "int64"}), {}

@@ -39,11 +39,19 @@ int ember_autocast_wants(int n, const ember_tensor *const *t) {
   return any;
 }
 
-int ember_autocast_operands(int n, const ember_tensor *const *in, ember_tensor **out) {
+/* out[i] = in[i] cast to the autocast dtype, and then to float32 when
+   widen; recorded */
+static int cast_all(int n, const ember_tensor *const *in, ember_tensor **out,
+                    int widen) {
   for (int i = 0; i < n; i++) out[i] = NULL;
   for (int i = 0; i < n; i++) {
     if (!in[i]) continue;
     out[i] = ember_cast(in[i], (ember_dtype)autocast_dt);
+    if (out[i] && widen) {
+      ember_tensor *w = ember_to_dtype(out[i], EMBER_FLOAT32);
+      ember_tensor_release(out[i]);
+      out[i] = w;
+    }
     if (!out[i]) {
       for (int j = 0; j < i; j++) ember_tensor_release(out[j]);
       return -1;
@@ -51,3 +59,15 @@ int ember_autocast_operands(int n, const ember_tensor *const *in, ember_tensor *
   }
   return 0;
 }
+
+int ember_autocast_operands(int n, const ember_tensor *const *in, ember_tensor **out) {
+  return cast_all(n, in, out, 0);
+}
+
+int ember_autocast_round(int n, const ember_tensor *const *in, ember_tensor **out) {
+  int rc = cast_all(n, in, out, 1);
+  if (rc == 0) autocast_dt = -1;   /* the caller's inner call, then resume */
+  return rc;
+}
+
+void ember_autocast_resume(int dt) { autocast_dt = dt; }

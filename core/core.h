@@ -53,6 +53,15 @@ ember_tensor *ember_cast(const ember_tensor *t, ember_dtype dt);
    NULL for NULL); on failure -1 and nothing is held. */
 int ember_autocast_wants(int n, const ember_tensor *const *t);
 int ember_autocast_operands(int n, const ember_tensor *const *in, ember_tensor **out);
+/* For the products whose kernels compute in float32 (conv2d, attention):
+   out[i] = in[i] rounded to the autocast dtype and widened back to float32
+   (recorded: the gradient is rounded on its way back, as through a
+   bfloat16 operand), and autocast paused so that the caller's float32
+   call does not come back here; the caller then calls
+   ember_autocast_resume(dt) with the dtype it had (also after a failure
+   of its call; on -1 from here nothing is held or paused). */
+int ember_autocast_round(int n, const ember_tensor *const *in, ember_tensor **out);
+void ember_autocast_resume(int dt);
 
 /* A fresh result whose kernel returned rc: itself, or NULL (released) when
    the kernel failed (a GPU launch error, bad data), its message set. */

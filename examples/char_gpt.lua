@@ -14,7 +14,10 @@
 -- Options: --steps N (2000), --eval-every N (200), --eval-iters N batches
 -- (20), --sample N characters (500, 0 for none), --seed N (1337),
 -- --threads N (Ember's default: the cores), --checkpoint (activation
--- checkpointing of every block: less memory, about a third more time).
+-- checkpointing of every block: less memory, about a third more time),
+-- --bf16 (mixed precision: the forward under ember.autocast("bf16"), the
+-- products in bfloat16 with float32 sums; weights and AdamW's state stay
+-- float32).
 -- The warm-up is min(100, steps / 10) steps, so short runs decay too.
 local ember = require "ember"
 local here = arg and arg[0] and arg[0]:match("^(.*)/[^/]*$") or "examples"
@@ -27,13 +30,13 @@ local opt = {}
 for k, v in pairs(OPTS) do opt[k] = v end
 local i = 1
 while i <= #arg do
-  if arg[i] == "--checkpoint" then   -- a flag: no value
-    opt["--checkpoint"] = true
+  if arg[i] == "--checkpoint" or arg[i] == "--bf16" then   -- flags: no value
+    opt[arg[i]] = true
     i = i + 1
   else
     local v = math.tointeger(tonumber(arg[i + 1]))
     if OPTS[arg[i]] == nil or not v then
-      error(("char_gpt.lua: bad option %s %s (options: --steps, --eval-every, --eval-iters, --sample, --seed, --threads, --checkpoint)")
+      error(("char_gpt.lua: bad option %s %s (options: --steps, --eval-every, --eval-iters, --sample, --seed, --threads, --checkpoint, --bf16)")
         :format(tostring(arg[i]), tostring(arg[i + 1])))
     end
     opt[arg[i]] = v
@@ -69,6 +72,12 @@ local function get_lr(it)
   return min_lr + 0.5 * (1 + math.cos(math.pi * ratio)) * (learning_rate - min_lr)
 end
 
+--- model(x, y), under autocast with --bf16
+local function forward(x, y)
+  if opt["--bf16"] then return ember.autocast("bf16", model, x, y) end
+  return model(x, y)
+end
+
 local function estimate_loss()
   model:eval()
   local out = {}
@@ -76,7 +85,7 @@ local function estimate_loss()
     for _, split in ipairs{"train", "val"} do
       local total = 0
       for _ = 1, eval_iters do
-        local _, loss = model(get_batch(split))
+        local _, loss = forward(get_batch(split))
         total = total + loss:item()
       end
       out[split] = total / eval_iters
@@ -96,7 +105,7 @@ for iter = 0, max_iters do
   if iter == max_iters then break end
   for _, group in ipairs(optimizer.param_groups) do group.lr = get_lr(iter) end
   local x, y = get_batch("train")
-  local _, loss = model(x, y)
+  local _, loss = forward(x, y)
   optimizer:zero_grad()
   loss:backward()
   ember.nn.utils.clip_grad_norm_(model:parameters(), 1.0)

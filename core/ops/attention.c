@@ -177,12 +177,36 @@ static ember_tensor *attention_half(const ember_tensor *q, const ember_tensor *k
   return ember_narrow_to(o, q->dtype);
 }
 
+/* Autocast: q, k and v rounded to its dtype (an additive mask is left as
+   it is), the attention computed in float32 and kept so.  1 when it ran
+   (*out its result, NULL on failure), 0 when autocast does not apply. */
+static int attention_autocast(const ember_tensor *q, const ember_tensor *k,
+                              const ember_tensor *v, const ember_tensor *mask,
+                              int is_causal, double scale, double p,
+                              ember_generator *gen, ember_tensor **out) {
+  const ember_tensor *in[3] = {q, k, v};
+  if (!ember_autocast_wants(3, in)) return 0;
+  int dt = ember_get_autocast();
+  ember_tensor *f[3];
+  *out = NULL;
+  if (ember_autocast_round(3, in, f) < 0) return 1;
+  *out = p < 0
+      ? ember_scaled_dot_product_attention(f[0], f[1], f[2], mask, is_causal, scale)
+      : ember_scaled_dot_product_attention_dropout(f[0], f[1], f[2], mask,
+                                                   is_causal, scale, p, gen);
+  ember_autocast_resume(dt);
+  for (int i = 0; i < 3; i++) ember_tensor_release(f[i]);
+  return 1;
+}
+
 ember_tensor *ember_scaled_dot_product_attention(const ember_tensor *q,
                                                  const ember_tensor *k,
                                                  const ember_tensor *v,
                                                  const ember_tensor *mask,
                                                  int is_causal, double scale) {
   ember_attention_geom g;
+  ember_tensor *ac;
+  if (attention_autocast(q, k, v, mask, is_causal, scale, -1, NULL, &ac)) return ac;
   if (attention_check(q, k, v, mask, is_causal, &g) < 0) return NULL;
   if (ember_dtype_is_half(q->dtype))
     return attention_half(q, k, v, mask, is_causal, scale, -1, NULL);
@@ -250,6 +274,9 @@ ember_tensor *ember_scaled_dot_product_attention_dropout(
     const ember_tensor *mask, int is_causal, double scale, double p,
     ember_generator *gen) {
   ember_attention_geom g;
+  ember_tensor *ac;
+  if (p > 0 && attention_autocast(q, k, v, mask, is_causal, scale, p, gen, &ac))
+    return ac;
   if (attention_check(q, k, v, mask, is_causal, &g) < 0) return NULL;
   if (!(p >= 0 && p <= 1))
     return ember_set_error("%s: dropout_p must be in [0, 1], got %g", FN, p), NULL;

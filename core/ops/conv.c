@@ -298,6 +298,18 @@ static ember_tensor *conv_op(const ember_tensor *x, const ember_tensor *w,
                              const ember_tensor *b, const int stride[2],
                              const int padding[2], const int dilation[2],
                              int groups, int relu) {
+  const ember_tensor *in[3] = {x, w, b};
+  if (ember_autocast_wants(3, in)) {
+    /* autocast: the operands rounded to its dtype, summed in float32 */
+    int dt = ember_get_autocast();
+    ember_tensor *f[3];
+    if (ember_autocast_round(3, in, f) < 0) return NULL;
+    ember_tensor *y = conv_op(f[0], f[1], f[2], stride, padding, dilation,
+                              groups, relu);
+    ember_autocast_resume(dt);
+    for (int i = 0; i < 3; i++) ember_tensor_release(f[i]);
+    return y;
+  }
   if (ember_dtype_is_half(x->dtype)) {
     /* bfloat16/float16: checked as given (the messages name their
        dtypes), then computed in float32 and rounded once (ops.h) */
@@ -306,7 +318,6 @@ static ember_tensor *conv_op(const ember_tensor *x, const ember_tensor *w,
                   stride ? stride : ONES, padding ? padding : ZEROS,
                   dilation ? dilation : ONES, groups, &g) < 0)
       return NULL;
-    const ember_tensor *in[3] = {x, w, b};
     ember_tensor *f[3];
     if (ember_widen_half(3, in, f) < 0) return NULL;
     ember_tensor *y = conv_op(f[0], f[1], f[2], stride, padding, dilation,

@@ -160,11 +160,33 @@ static ember_tensor *mT(const ember_tensor *t) {
 /* saved: [0] a, [1] b.  ga = g b^T, gb = a^T g, over the 2-D forms; the
    engine sums batch broadcasting away and the reshape restores 1-D
    operands. */
+static ember_tensor *matmul_op(const ember_tensor *a, const ember_tensor *b,
+                               int out_f32);
+
+/* A product of the backward: mixed, a half product summed and kept in
+   float32 (ember_matmul_f32), else ember_matmul. */
+static ember_tensor *backward_product(const ember_tensor *x, const ember_tensor *y,
+                                      int mixed) {
+  return mixed ? matmul_op(x, y, 1) : ember_matmul(x, y);
+}
+
 static int matmul_backward(ember_node *n, ember_tensor *g, ember_tensor **gin) {
   const ember_tensor *a = n->saved[0], *b = n->saved[1];
   ember_temps T;
   ember_temps_init(&T);
   int rc = -1;
+  /* a float32 gradient of a product of two bfloat16 (float16) operands,
+     which autocast makes (ember_matmul_f32): the backward's products run
+     in the operands' dtype too, g rounded to it as PyTorch's autocast
+     does (its product's result, and so its gradient, is half), and keep
+     their float32 sums; the engine then rounds each gradient to its
+     input's dtype */
+  int mixed = ember_dtype_is_half(a->dtype) && b->dtype == a->dtype &&
+              g->dtype == EMBER_FLOAT32;
+  if (mixed && !(g = ember_temp(&T, ember_to_dtype(g, a->dtype)))) {
+    ember_temps_release(&T);
+    return -1;
+  }
   ember_tensor *A = ember_temp(&T, as_2d(a, 0));
   ember_tensor *B = A ? ember_temp(&T, as_2d(b, 1)) : NULL;
   ember_tensor *G = NULL;
@@ -201,14 +223,14 @@ static int matmul_backward(ember_node *n, ember_tensor *g, ember_tensor **gin) {
          layout, so that the transpose's backward hands the leaf a
          contiguous tensor (no strided copy into .grad) */
       ember_tensor *GT = ember_temp(&T, mT(G2));
-      ember_tensor *rT = GT ? ember_temp(&T, side == 0 ? ember_matmul(B, GT)
-                                                       : ember_matmul(GT, A2))
+      ember_tensor *rT = GT ? ember_temp(&T, side == 0 ? backward_product(B, GT, mixed)
+                                                       : backward_product(GT, A2, mixed))
                             : NULL;
       r = rT ? ember_temp(&T, mT(rT)) : NULL;
     } else {
       ember_tensor *oT = ember_temp(&T, side == 0 ? mT(B) : mT(A2));
-      r = oT ? ember_temp(&T, side == 0 ? ember_matmul(G2, oT)
-                                        : ember_matmul(oT, G2))
+      r = oT ? ember_temp(&T, side == 0 ? backward_product(G2, oT, mixed)
+                                        : backward_product(oT, G2, mixed))
              : NULL;
     }
     const ember_tensor *orig = side == 0 ? a : b;
@@ -248,6 +270,16 @@ static ember_tensor *matmul_op(const ember_tensor *a, const ember_tensor *b,
 }
 
 ember_tensor *ember_matmul(const ember_tensor *a, const ember_tensor *b) {
+  const ember_tensor *in[2] = {a, b};
+  if (ember_autocast_wants(2, in)) {
+    /* autocast: the operands in its dtype, the float32 sums kept */
+    ember_tensor *h[2];
+    if (ember_autocast_operands(2, in, h) < 0) return NULL;
+    ember_tensor *r = matmul_op(h[0], h[1], 1);
+    ember_tensor_release(h[0]);
+    ember_tensor_release(h[1]);
+    return r;
+  }
   return matmul_op(a, b, 0);
 }
 

@@ -51,15 +51,17 @@ function ember.enable_grad(fn, ...) return with_grad_mode("enable_grad", true, f
 
 --- ember.autocast(dtype, fn, ...): fn's results, computed with the products
 -- (matmul, linear, conv2d, attention) in dtype ("bf16"/"bfloat16" or
--- "half"/"float16") and float32 accumulation; dtype false turns autocast
+-- "half"/"float16") and float32 accumulation (fn may be a module, called
+-- with the arguments); dtype false turns autocast
 -- off inside fn.  The previous setting comes back when fn returns or
 -- raises.  See docs/lua-api.md for which op runs in which dtype.
 function ember.autocast(dtype, fn, ...)
   if dtype ~= false and type(dtype) ~= "string" then
     error(("autocast: expected a dtype name or false, got %s"):format(type(dtype)), 2)
   end
-  if type(fn) ~= "function" then
-    error(("autocast: expected a function, got %s"):format(type(fn)), 2)
+  local mt = type(fn) == "table" and getmetatable(fn)
+  if type(fn) ~= "function" and not (type(mt) == "table" and mt.__call) then
+    error(("autocast: expected a function (or a module), got %s"):format(type(fn)), 2)
   end
   local ok, prev = pcall(C._set_autocast, dtype)
   if not ok then error(prev, 2) end
