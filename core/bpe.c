@@ -449,6 +449,14 @@ static int load_vocab(ember_bpe *b, const char *path) {
                            "integer from 0, at byte %zu", path, buf, start + 1);
       goto done;
     }
+    /* every id from 0 up must have its entry, and an entry ("a":0,) takes
+       five bytes at least: a larger id cannot be valid, and must not size
+       the table (a hostile file would ask for gigabytes) */
+    if (id >= (int64_t)(n / 5) + 1) {
+      rc = ember_set_error("BPE: '%s': the id %lld of token '%s' is larger than a "
+                           "vocabulary of %zu bytes can number", path, (long long)id, buf, n);
+      goto done;
+    }
     if (id >= b->n) {   /* tok grows to hold the largest id seen */
       if ((size_t)id >= cap) {
         size_t nc = cap ? cap : 1024;

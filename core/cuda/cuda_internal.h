@@ -116,6 +116,12 @@ static inline size_t cu_elsize(ember_dtype dt) {
 }
 
 /* Device address of t's first element. */
+/* ember_dtype_is_float, which the plugin may not call (core symbol) */
+static inline int cu_dtype_is_float(ember_dtype dt) {
+  return dt == EMBER_FLOAT32 || dt == EMBER_FLOAT64 || dt == EMBER_BFLOAT16 ||
+         dt == EMBER_FLOAT16;
+}
+
 static inline void *cu_data(const ember_tensor *t) {
   return (char *)t->storage->data + t->offset * (int64_t)cu_elsize(t->dtype);
 }

@@ -198,7 +198,7 @@ int ember_cuda_matmul(ember_tensor *dst, const ember_tensor *a,
                       const ember_tensor *b) {
   int64_t B = a->shape[0], M = a->shape[1], K = a->shape[2], N = b->shape[2];
   if (B == 0 || M == 0 || N == 0) return 0;          /* dst is empty */
-  if (!ember_dtype_is_float(a->dtype))
+  if (!cu_dtype_is_float(a->dtype))
     return int_matmul(dst, a, b);                    /* K = 0 gives 0 */
   if (K == 0) {                                      /* sum of nothing */
     CU_CHECK(cudaMemsetAsync(cu_data(dst), 0,

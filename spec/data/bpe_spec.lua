@@ -151,6 +151,11 @@ describe("data.BPE errors", function()
     fails("id 0 is given to both 'a' and 'b'", data.BPE, v, DIR .. "merges.txt")
     write(v, '{"a": 0, "b": 2}')
     fails("no token has id 1", data.BPE, v, DIR .. "merges.txt")
+    -- an id no file of this size can reach is refused before it sizes the
+    -- table (libFuzzer found a 2 GiB allocation)
+    write(v, '{"a": 999999999}')
+    fails("the id 999999999 of token 'a' is larger than a vocabulary of 16 bytes can number",
+          data.BPE, v, DIR .. "merges.txt")
     write(v, '{"a": 0}')
     fails("lacks the token of byte 0x00 ('Ā')", data.BPE, v, DIR .. "merges.txt")
     write(v, '{"a\\ud800": 0}')
