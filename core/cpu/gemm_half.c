@@ -351,27 +351,162 @@ static int gemm_packed(int pairs, ember_dtype dt, int64_t M, int64_t N,
   free(ap);
   return 0;
 }
+
+/* {======================================================================
+** small: widened copies through Ember's own float32 kernels
+**
+** The products of a small model's training step (the char GPT's: 768 x
+** 128 by 128 x 384 and their gradients) are small enough that
+** ember_cpu_sgemm's unpacked AVX-512 kernels take them in float32, at the
+** FMA rate bfloat16 cannot beat here (see the top of the file).  So the
+** operands are widened once into float32 copies, B row-major (the layout
+** those kernels run fastest on: a weight's transpose is transposed as it
+** is widened, 16 x 16 tiles in registers) and A as it is stored, and the
+** float32 GEMM runs on them: the product costs float32's plus one pass
+** over each operand, where the packed path's panels cost more here
+** (bench/NOTES.md, "autocast pays").  The sums are the same float32 sums
+** of exact products either way.
+** ======================================================================= */
+
+/* ember_cpu_sgemm's small kernels take any K up to this with a row-major
+   B; SMALL_MAX_MN bounds C so that the packed path, built for large
+   products, keeps those (bench/NOTES.md has the crossing) */
+#define SMALL_MAX_K 1024
+#define SMALL_MAX_MN (512 * 1024)
+
+static inline __attribute__((always_inline, target("avx512f"))) __m512 widen16(
+    const uint16_t *s, ember_dtype dt) {
+  __m256i h = _mm256_loadu_si256((const __m256i *)s);
+  return dt == EMBER_BFLOAT16
+             ? _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16))
+             : _mm512_cvtph_ps(h);
+}
+
+/* r[i] = column i of the 16 x 16 matrix whose rows are r (the three
+   rounds of unpacks and lane shuffles of a 4 x 4 block transpose) */
+static inline __attribute__((always_inline, target("avx512f"))) void transpose16(
+    __m512 r[16]) {
+  __m512 t[16], u[16];
+  for (int i = 0; i < 8; i++) {
+    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  /* u[4g + c], lane L: rows 4g..4g+3 of column 4L + c */
+  for (int g = 0; g < 4; g++) {
+    __m512d a = _mm512_castps_pd(t[4 * g]), b = _mm512_castps_pd(t[4 * g + 2]);
+    __m512d c = _mm512_castps_pd(t[4 * g + 1]), d = _mm512_castps_pd(t[4 * g + 3]);
+    u[4 * g] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, b));
+    u[4 * g + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, b));
+    u[4 * g + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(c, d));
+    u[4 * g + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(c, d));
+  }
+  for (int c = 0; c < 4; c++) {
+    __m512 v = _mm512_shuffle_f32x4(u[c], u[4 + c], 0x88);
+    __m512 w = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0x88);
+    __m512 v1 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0xdd);
+    __m512 w1 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0xdd);
+    r[c] = _mm512_shuffle_f32x4(v, w, 0x88);
+    r[8 + c] = _mm512_shuffle_f32x4(v, w, 0xdd);
+    r[4 + c] = _mm512_shuffle_f32x4(v1, w1, 0x88);
+    r[12 + c] = _mm512_shuffle_f32x4(v1, w1, 0xdd);
+  }
+}
+
+/* d [C, R] float32 (row-major) = the transpose of s [R, C] (rows ld
+   apart), widened; tiles split over the threads when allowed.  A ragged
+   edge tile is copied into a zero-padded one first. */
+static __attribute__((target("avx512f"))) void widen_transposed(
+    float *d, const uint16_t *s, int64_t R, int64_t C, int64_t ld,
+    ember_dtype dt, int threads) {
+  int nt = threads && R * C >= (1 << 16) ? ember_cpu_threads() : 1;
+  (void)nt;
+  #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+  for (int64_t r0 = 0; r0 < R; r0 += 16) {
+    int rows = R - r0 < 16 ? (int)(R - r0) : 16;
+    __mmask16 m = (__mmask16)((1u << rows) - 1);
+    for (int64_t c0 = 0; c0 < C; c0 += 16) {
+      int cols = C - c0 < 16 ? (int)(C - c0) : 16;
+      __m512 v[16];
+      if (rows == 16 && cols == 16) {
+        for (int i = 0; i < 16; i++) v[i] = widen16(s + (r0 + i) * ld + c0, dt);
+      } else {
+        uint16_t pad[16][16];
+        memset(pad, 0, sizeof pad);
+        for (int i = 0; i < rows; i++)
+          memcpy(pad[i], s + (r0 + i) * ld + c0, (size_t)cols * sizeof *s);
+        for (int i = 0; i < 16; i++) v[i] = widen16(pad[i], dt);
+      }
+      transpose16(v);
+      for (int j = 0; j < cols; j++) _mm512_mask_storeu_ps(d + (c0 + j) * R + r0, m, v[j]);
+    }
+  }
+}
+
+/* Does the small path take this product? */
+static int small_shape(int64_t M, int64_t N, int64_t K) {
+  return K <= SMALL_MAX_K && M * N <= SMALL_MAX_MN;
+}
+
+/* The small path: B widened whole, A a block of rows at a time into a
+   buffer that stays in L2 (a gradient's A, 768 x 384, widened whole would
+   go out to L3 and back).  -1 (out of memory) leaves C as it was. */
+#define SMALL_A_BLOCK (32 * 1024)   /* float32 of A per block: 128 KB */
+
+static int gemm_small(ember_dtype dt, int ta, int tb, int64_t M, int64_t N,
+                      int64_t K, const uint16_t *A, int64_t lda,
+                      const uint16_t *B, int64_t ldb, int accumulate, float *C,
+                      int64_t ldc, int threads) {
+  int64_t rows = SMALL_A_BLOCK / K / 16 * 16;
+  if (rows < 16) rows = 16;
+  if (rows > M) rows = M;
+  float *fb = malloc((size_t)(K * N + rows * K) * sizeof *fb);
+  if (!fb) {
+    ember_set_error("matmul: out of memory (%lld float32 for widened operands)",
+                    (long long)(K * N + rows * K));
+    return -1;
+  }
+  float *fa = fb + K * N;
+  if (tb) widen_transposed(fb, B, N, K, ldb, dt, threads);
+  else widen(fb, B, K, N, ldb, dt, threads);
+  for (int64_t i0 = 0; i0 < M; i0 += rows) {
+    int64_t m = M - i0 < rows ? M - i0 : rows;
+    /* rows [i0, i0+m) of A: as stored, m rows of K, or K rows of m */
+    if (ta) widen(fa, A + i0, K, m, lda, dt, 0);
+    else widen(fa, A + i0 * lda, m, K, lda, dt, 0);
+    ember_cpu_sgemm(ta, 0, m, N, K, fa, ta ? (m > 1 ? m : 1) : K, fb, N > 1 ? N : 1,
+                    accumulate, C + i0 * ldc, ldc, threads);
+  }
+  free(fb);
+  return 0;
+}
+
+/* }====================================================================== */
 #endif
 
-/* The path of a product (below): 0 widen, 1 fma, 2 dpbf16.
-   EMBER_BF16_GEMM=widen|fma|dpbf16 picks bfloat16's (read once; float16
-   takes fma or widen); by default fma wherever AVX-512 is (see the top of
-   the file for why not dpbf16). */
+/* The path of a product (below).  EMBER_BF16_GEMM=widen|small|fma|dpbf16
+   forces bfloat16's (read once; float16 takes small, fma or widen); by
+   default (AUTO) small for the shapes it takes, else fma, wherever
+   AVX-512 is (see the top of the file for why not dpbf16). */
+enum { PATH_WIDEN, PATH_AUTO, PATH_SMALL, PATH_FMA, PATH_DPBF16 };
+
 static int gemm_path(ember_dtype dt) {
 #ifdef HAVE_DPBF16
   static _Atomic int known = -1;
   int k = atomic_load_explicit(&known, memory_order_relaxed);
   if (k < 0) {
     const char *e = getenv("EMBER_BF16_GEMM");
-    k = !have_avx512() ? 0
-        : e && strcmp(e, "widen") == 0 ? 0
-        : e && strcmp(e, "dpbf16") == 0 && have_bf16() ? 2 : 1;
+    k = !have_avx512() ? PATH_WIDEN
+        : !e ? PATH_AUTO
+        : strcmp(e, "widen") == 0 ? PATH_WIDEN
+        : strcmp(e, "small") == 0 ? PATH_SMALL
+        : strcmp(e, "fma") == 0 ? PATH_FMA
+        : strcmp(e, "dpbf16") == 0 && have_bf16() ? PATH_DPBF16 : PATH_AUTO;
     atomic_store_explicit(&known, k, memory_order_relaxed);
   }
-  return k == 2 && dt != EMBER_BFLOAT16 ? 1 : k;
+  return k == PATH_DPBF16 && dt != EMBER_BFLOAT16 ? PATH_FMA : k;
 #else
   (void)dt;
-  return 0;
+  return PATH_WIDEN;
 #endif
 }
 
@@ -389,8 +524,11 @@ int ember_cpu_gemm_half(ember_dtype dt, int ta, int tb, int64_t M, int64_t N,
   }
 #ifdef HAVE_DPBF16
   int path = gemm_path(dt);
-  if (path)
-    return gemm_packed(path == 2, dt, M, N, K, A, ta ? 1 : lda, ta ? lda : 1, B,
+  if (path == PATH_AUTO) path = small_shape(M, N, K) ? PATH_SMALL : PATH_FMA;
+  if (path == PATH_SMALL)
+    return gemm_small(dt, ta, tb, M, N, K, A, lda, B, ldb, accumulate, C, ldc, threads);
+  if (path != PATH_WIDEN)
+    return gemm_packed(path == PATH_DPBF16, dt, M, N, K, A, ta ? 1 : lda, ta ? lda : 1, B,
                        tb ? 1 : ldb, tb ? ldb : 1, accumulate, C, ldc, threads);
 #endif
   return gemm_widen(dt, ta, tb, M, N, K, A, lda, B, ldb, accumulate, C, ldc,
