@@ -39,6 +39,27 @@ int ember_autocast_wants(int n, const ember_tensor *const *t) {
   return any;
 }
 
+/* t cast to dt, recorded.  A transposed view of a contiguous tensor (a
+   Linear's w:t()) is cast through its contiguous base and transposed back:
+   a straight copy instead of a strided one, and the copy keeps the
+   view's layout, so that matmul's backward hands the weight a contiguous
+   gradient and the product reads B transposed, as in float32. */
+static ember_tensor *cast_view(const ember_tensor *t, ember_dtype dt) {
+  int d = t->ndim;
+  if (d < 2 || ember_is_contiguous(t)) return ember_cast(t, dt);
+  ember_tensor *base = ember_transpose(t, d - 2, d - 1);
+  if (!base) return NULL;
+  if (!ember_is_contiguous(base)) {
+    ember_tensor_release(base);
+    return ember_cast(t, dt);
+  }
+  ember_tensor *c = ember_cast(base, dt);
+  ember_tensor_release(base);
+  ember_tensor *r = c ? ember_transpose(c, d - 2, d - 1) : NULL;
+  ember_tensor_release(c);
+  return r;
+}
+
 /* out[i] = in[i] cast to the autocast dtype, and then to float32 when
    widen; recorded */
 static int cast_all(int n, const ember_tensor *const *in, ember_tensor **out,
@@ -46,7 +67,7 @@ static int cast_all(int n, const ember_tensor *const *in, ember_tensor **out,
   for (int i = 0; i < n; i++) out[i] = NULL;
   for (int i = 0; i < n; i++) {
     if (!in[i]) continue;
-    out[i] = ember_cast(in[i], (ember_dtype)autocast_dt);
+    out[i] = cast_view(in[i], (ember_dtype)autocast_dt);
     if (out[i] && widen) {
       ember_tensor *w = ember_to_dtype(out[i], EMBER_FLOAT32);
       ember_tensor_release(out[i]);
