@@ -449,32 +449,45 @@ static int small_shape(int64_t M, int64_t N, int64_t K) {
 
 /* The small path: B widened whole, A a block of rows at a time into a
    buffer that stays in L2 (a gradient's A, 768 x 384, widened whole would
-   go out to L3 and back).  -1 (out of memory) leaves C as it was. */
+   go out to L3 and back).  The threads take whole row blocks, each with
+   its own buffer, in one parallel region (parallel GEMMs per block would
+   fork and join for a few tiles each).  -1 (out of memory) leaves C as it
+   was. */
 #define SMALL_A_BLOCK (32 * 1024)   /* float32 of A per block: 128 KB */
 
 static int gemm_small(ember_dtype dt, int ta, int tb, int64_t M, int64_t N,
                       int64_t K, const uint16_t *A, int64_t lda,
                       const uint16_t *B, int64_t ldb, int accumulate, float *C,
                       int64_t ldc, int threads) {
-  int64_t rows = SMALL_A_BLOCK / K / 16 * 16;
-  if (rows < 16) rows = 16;
-  if (rows > M) rows = M;
-  float *fb = malloc((size_t)(K * N + rows * K) * sizeof *fb);
+  int nt = threads && 2 * M * N * K >= (1 << 21) ? ember_cpu_threads() : 1;
+  int64_t rows = SMALL_A_BLOCK / K;
+  if (rows < 8) rows = 8;
+  int64_t nblocks = (M + rows - 1) / rows;
+  nblocks = (nblocks + nt - 1) / nt * nt;             /* even shares */
+  rows = ((M + nblocks - 1) / nblocks + 7) / 8 * 8;   /* whole 8-row tiles */
+  nblocks = (M + rows - 1) / rows;
+  if (nt > nblocks) nt = (int)nblocks;
+  float *fb = malloc((size_t)(K * N + nt * rows * K) * sizeof *fb);
   if (!fb) {
     ember_set_error("matmul: out of memory (%lld float32 for widened operands)",
-                    (long long)(K * N + rows * K));
+                    (long long)(K * N + nt * rows * K));
     return -1;
   }
-  float *fa = fb + K * N;
   if (tb) widen_transposed(fb, B, N, K, ldb, dt, threads);
   else widen(fb, B, K, N, ldb, dt, threads);
-  for (int64_t i0 = 0; i0 < M; i0 += rows) {
-    int64_t m = M - i0 < rows ? M - i0 : rows;
+  #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+  for (int64_t ib = 0; ib < nblocks; ib++) {
+#ifdef _OPENMP
+    float *fa = fb + K * N + omp_get_thread_num() * rows * K;
+#else
+    float *fa = fb + K * N;
+#endif
+    int64_t i0 = ib * rows, m = M - i0 < rows ? M - i0 : rows;
     /* rows [i0, i0+m) of A: as stored, m rows of K, or K rows of m */
     if (ta) widen(fa, A + i0, K, m, lda, dt, 0);
     else widen(fa, A + i0 * lda, m, K, lda, dt, 0);
     ember_cpu_sgemm(ta, 0, m, N, K, fa, ta ? (m > 1 ? m : 1) : K, fb, N > 1 ? N : 1,
-                    accumulate, C + i0 * ldc, ldc, threads);
+                    accumulate, C + i0 * ldc, ldc, 0);
   }
   free(fb);
   return 0;
