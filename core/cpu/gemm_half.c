@@ -442,6 +442,24 @@ static __attribute__((target("avx512f"))) void widen_transposed(
   }
 }
 
+/* d [R, C] float32 (contiguous) = s [R, C] (rows ld apart) widened, in
+   registers: the blocks of the small path are many short rows (a
+   transposed A's block is K rows of a few dozen), where a call of
+   ember_cpu_half_to_f32 per row costs more than its conversions. */
+static __attribute__((target("avx512f"))) void widen_rows(
+    float *d, const uint16_t *s, int64_t R, int64_t C, int64_t ld,
+    ember_dtype dt) {
+  if (ld == C) {   /* one run */
+    C *= R;
+    R = 1;
+  }
+  for (int64_t r = 0; r < R; r++, d += C, s += ld) {
+    int64_t c = 0;
+    for (; c + 16 <= C; c += 16) _mm512_storeu_ps(d + c, widen16(s + c, dt));
+    for (; c < C; c++) d[c] = widen1(s[c], dt);
+  }
+}
+
 /* Does the small path take this product? */
 static int small_shape(int64_t M, int64_t N, int64_t K) {
   return K <= SMALL_MAX_K && M * N <= SMALL_MAX_MN;
@@ -461,10 +479,12 @@ static int gemm_small(ember_dtype dt, int ta, int tb, int64_t M, int64_t N,
                       int64_t ldc, int threads) {
   int nt = threads && 2 * M * N * K >= (1 << 21) ? ember_cpu_threads() : 1;
   int64_t rows = SMALL_A_BLOCK / K;
-  if (rows < 8) rows = 8;
+  if (rows < 16) rows = 16;
   int64_t nblocks = (M + rows - 1) / rows;
   nblocks = (nblocks + nt - 1) / nt * nt;             /* even shares */
-  rows = ((M + nblocks - 1) / nblocks + 7) / 8 * 8;   /* whole 8-row tiles */
+  /* whole 16-row blocks: the kernel's 8-row tiles, and whole vectors
+     along a transposed A's rows */
+  rows = ((M + nblocks - 1) / nblocks + 15) / 16 * 16;
   nblocks = (M + rows - 1) / rows;
   if (nt > nblocks) nt = (int)nblocks;
   float *fb = malloc((size_t)(K * N + nt * rows * K) * sizeof *fb);
@@ -484,8 +504,8 @@ static int gemm_small(ember_dtype dt, int ta, int tb, int64_t M, int64_t N,
 #endif
     int64_t i0 = ib * rows, m = M - i0 < rows ? M - i0 : rows;
     /* rows [i0, i0+m) of A: as stored, m rows of K, or K rows of m */
-    if (ta) widen(fa, A + i0, K, m, lda, dt, 0);
-    else widen(fa, A + i0 * lda, m, K, lda, dt, 0);
+    if (ta) widen_rows(fa, A + i0, K, m, lda, dt);
+    else widen_rows(fa, A + i0 * lda, m, K, lda, dt);
     ember_cpu_sgemm(ta, 0, m, N, K, fa, ta ? (m > 1 ? m : 1) : K, fb, N > 1 ? N : 1,
                     accumulate, C + i0 * ldc, ldc, 0);
   }
