@@ -8,23 +8,30 @@
 ** rounds it to the output dtype once (ember_cpu_matmul), or keeps it
 ** (the mixed-precision "bf16 in, float32 out" of docs/internals.md).
 **
-** Three paths (gemm_path; EMBER_BF16_GEMM=fma|dpbf16|widen overrides):
+** Four paths (gemm_path; EMBER_BF16_GEMM=small|fma|dpbf16|widen forces
+** one):
 **
-**   fma    the default on AVX-512: packed panels (gemm_packed) widened to
-**          float32 as they are packed (exact: a 16-bit float is a float32
-**          with fewer mantissa bits), an AVX-512 FMA micro-kernel.
+**   small  the default on AVX-512 for a training step's products (K up to
+**          1024, C up to 512K elements, a dimension up to 384): the
+**          operands widened to float32 (B row-major, A a row block at a
+**          time in L2) and handed to ember_cpu_sgemm's unpacked AVX-512
+**          kernels, the ones float32 runs on at these shapes.
+**   fma    the default on AVX-512 for the others: packed panels
+**          (gemm_packed) widened to float32 as they are packed (exact: a
+**          16-bit float is a float32 with fewer mantissa bits), an
+**          AVX-512 FMA micro-kernel.
 **   dpbf16 bfloat16 on AVX512-BF16: the same blocking, pair-interleaved
 **          bfloat16 panels, VDPBF16PS.
 **   widen  without AVX-512: the operands widened to float32 and handed to
 **          ember_cpu_sgemm (OpenBLAS).  O(MK + KN) extra against O(MNK).
-** float16 takes fma (or widen).
+** float16 takes small, fma (or widen).
 **
 ** Why fma and not dpbf16 by default: on the Xeon these kernels were
 ** written on (Sapphire Rapids class, AMX not exposed), VDPBF16PS zmm
 ** retires one every 2 cycles (16 multiply-adds a cycle) where float32 FMA
 ** retires two a cycle (32), so the widened panels win there
-** (bench/NOTES.md has the figures).  There is no AMX path: no CPU here
-** to test one on.
+** (bench/bf16_probe.c measures it; bench/NOTES.md has the figures).
+** There is no AMX path: no CPU here to test one on.
 */
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -363,16 +370,18 @@ static int gemm_packed(int pairs, ember_dtype dt, int64_t M, int64_t N,
 ** those kernels run fastest on: a weight's transpose is transposed as it
 ** is widened, 16 x 16 tiles in registers) and A as it is stored, and the
 ** float32 GEMM runs on them: the product costs float32's plus one pass
-** over each operand, where the packed path's panels cost more here
-** (bench/NOTES.md, "autocast pays").  The sums are the same float32 sums
-** of exact products either way.
+** over each operand, where the packed path is slower on these shapes
+** (bench/NOTES.md, "autocast("bf16") and the char GPT step").  The sums
+** are the same float32 sums of exact products either way.
 ** ======================================================================= */
 
 /* ember_cpu_sgemm's small kernels take any K up to this with a row-major
-   B; SMALL_MAX_MN bounds C so that the packed path, built for large
-   products, keeps those (bench/NOTES.md has the crossing) */
+   B; SMALL_MAX_MN bounds C, and one dimension must be at most
+   SMALL_MAX_MIN, so that the packed path keeps the products where its
+   blocking pays (one thread: from about 448 x 448 x 448, bench/NOTES.md) */
 #define SMALL_MAX_K 1024
 #define SMALL_MAX_MN (512 * 1024)
+#define SMALL_MAX_MIN 384
 
 static inline __attribute__((always_inline, target("avx512f"))) __m512 widen16(
     const uint16_t *s, ember_dtype dt) {
@@ -462,7 +471,8 @@ static __attribute__((target("avx512f"))) void widen_rows(
 
 /* Does the small path take this product? */
 static int small_shape(int64_t M, int64_t N, int64_t K) {
-  return K <= SMALL_MAX_K && M * N <= SMALL_MAX_MN;
+  return K <= SMALL_MAX_K && M * N <= SMALL_MAX_MN &&
+         (M <= SMALL_MAX_MIN || N <= SMALL_MAX_MIN || K <= SMALL_MAX_MIN);
 }
 
 /* The small path: B widened whole, A a block of rows at a time into a
