@@ -149,43 +149,110 @@ static void pack_b(uint32_t *d, const uint16_t *B, int64_t sbk, int64_t sbn,
   }
 }
 
+/* 16 bfloat16 (float16) at s widened to float32 */
+static inline __attribute__((always_inline, target("avx512f"))) __m512 widen16(
+    const uint16_t *s, ember_dtype dt) {
+  __m256i h = _mm256_loadu_si256((const __m256i *)s);
+  return dt == EMBER_BFLOAT16
+             ? _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16))
+             : _mm512_cvtph_ps(h);
+}
+
+/* r[i] = column i of the 16 x 16 matrix whose rows are r (the three
+   rounds of unpacks and lane shuffles of a 4 x 4 block transpose) */
+static inline __attribute__((always_inline, target("avx512f"))) void transpose16(
+    __m512 r[16]) {
+  __m512 t[16], u[16];
+  for (int i = 0; i < 8; i++) {
+    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  /* u[4g + c], lane L: rows 4g..4g+3 of column 4L + c */
+  for (int g = 0; g < 4; g++) {
+    __m512d a = _mm512_castps_pd(t[4 * g]), b = _mm512_castps_pd(t[4 * g + 2]);
+    __m512d c = _mm512_castps_pd(t[4 * g + 1]), d = _mm512_castps_pd(t[4 * g + 3]);
+    u[4 * g] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, b));
+    u[4 * g + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, b));
+    u[4 * g + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(c, d));
+    u[4 * g + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(c, d));
+  }
+  for (int c = 0; c < 4; c++) {
+    __m512 v = _mm512_shuffle_f32x4(u[c], u[4 + c], 0x88);
+    __m512 w = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0x88);
+    __m512 v1 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0xdd);
+    __m512 w1 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0xdd);
+    r[c] = _mm512_shuffle_f32x4(v, w, 0x88);
+    r[8 + c] = _mm512_shuffle_f32x4(v, w, 0xdd);
+    r[4 + c] = _mm512_shuffle_f32x4(v1, w1, 0x88);
+    r[12 + c] = _mm512_shuffle_f32x4(v1, w1, 0xdd);
+  }
+}
+
 /* The f32 panels of the fma kernel: the same blocks widened to float32,
    A as [k][MR] and B as [k][NR] (no pairs). */
-static void pack_a_f32(float *d, const uint16_t *A, int64_t sam, int64_t sak,
-                       int64_t M, int64_t i0, int64_t mc, int64_t k0,
-                       int64_t kc, ember_dtype dt) {
+static __attribute__((target("avx512f"))) void pack_a_f32(
+    float *d, const uint16_t *A, int64_t sam, int64_t sak, int64_t M, int64_t i0,
+    int64_t mc, int64_t k0, int64_t kc, ember_dtype dt) {
   for (int64_t t = 0; t < mc; t += MR, d += kc * MR) {
     int64_t rows = M - (i0 + t) < MR ? M - (i0 + t) : MR;
     const uint16_t *a = A + (i0 + t) * sam + k0 * sak;
-    /* row by row: a row-major A (sak 1) is read in order, the panel
-       written MR floats apart */
+    int64_t k = 0;
+    if (rows == MR && sak == 1) {
+      /* row-major: 16 k of the 12 rows at a time, transposed in registers
+         (lanes 12..15 of each column are the zero rows 12..15) */
+      for (; k + 16 <= kc; k += 16) {
+        __m512 v[16];
+        for (int r = 0; r < 16; r++)
+          v[r] = r < MR ? widen16(a + r * sam + k, dt) : _mm512_setzero_ps();
+        transpose16(v);
+        for (int j = 0; j < 16; j++)
+          _mm512_mask_storeu_ps(d + (k + j) * MR, (__mmask16)((1u << MR) - 1), v[j]);
+      }
+    }
+    if (rows == MR && sam == 1) {
+      /* transposed: each k's 12 rows are adjacent, read in order */
+      for (; k < kc; k++)
+        for (int r = 0; r < MR; r++) d[k * MR + r] = widen1(a[k * sak + r], dt);
+    }
+    /* the rest (ragged rows, other strides, the last k) row by row */
     for (int r = 0; r < MR; r++) {
       const uint16_t *ar = a + r * sam;
       float *dr = d + r;
-      if (r >= rows)
-        for (int64_t k = 0; k < kc; k++) dr[k * MR] = 0.0f;
-      else if (dt == EMBER_BFLOAT16)
-        for (int64_t k = 0; k < kc; k++) dr[k * MR] = ember_bf16_to_f32(ar[k * sak]);
-      else
-        for (int64_t k = 0; k < kc; k++) dr[k * MR] = ember_f16_to_f32(ar[k * sak]);
+      for (int64_t kk = k; kk < kc; kk++)
+        dr[kk * MR] = r < rows ? widen1(ar[kk * sak], dt) : 0.0f;
     }
   }
 }
 
-static void pack_b_f32(float *d, const uint16_t *B, int64_t sbk, int64_t sbn,
-                       int64_t N, int64_t k0, int64_t kc, int64_t j0,
-                       int64_t nc, ember_dtype dt) {
-  for (int64_t t = 0; t < nc; t += NR) {
+static __attribute__((target("avx512f"))) void pack_b_f32(
+    float *d, const uint16_t *B, int64_t sbk, int64_t sbn, int64_t N, int64_t k0,
+    int64_t kc, int64_t j0, int64_t nc, ember_dtype dt) {
+  for (int64_t t = 0; t < nc; t += NR, d += kc * NR) {
     int64_t cols = N - (j0 + t) < NR ? N - (j0 + t) : NR;
     const uint16_t *b = B + k0 * sbk + (j0 + t) * sbn;
-    for (int64_t k = 0; k < kc; k++, d += NR) {
-      const uint16_t *bk = b + k * sbk;
-      if (sbn == 1 && cols == NR && dt == EMBER_BFLOAT16)
-        for (int c = 0; c < NR; c++) d[c] = ember_bf16_to_f32(bk[c]);
-      else {
-        for (int c = 0; c < cols; c++) d[c] = widen1(bk[c * sbn], dt);
-        for (int c = (int)(cols > 0 ? cols : 0); c < NR; c++) d[c] = 0.0f;
+    int64_t k = 0;
+    if (cols == NR && sbn == 1) {
+      /* row-major: each k's 32 columns are two vectors */
+      for (; k < kc; k++) {
+        _mm512_storeu_ps(d + k * NR, widen16(b + k * sbk, dt));
+        _mm512_storeu_ps(d + k * NR + 16, widen16(b + k * sbk + 16, dt));
       }
+    } else if (cols == NR && sbk == 1) {
+      /* transposed (a weight's w:t()): 16 k of 16 columns at a time,
+         transposed in registers */
+      for (; k + 16 <= kc; k += 16)
+        for (int h = 0; h < NR; h += 16) {
+          __m512 v[16];
+          for (int c = 0; c < 16; c++) v[c] = widen16(b + (h + c) * sbn + k, dt);
+          transpose16(v);
+          for (int j = 0; j < 16; j++) _mm512_storeu_ps(d + (k + j) * NR + h, v[j]);
+        }
+    }
+    for (; k < kc; k++) {
+      const uint16_t *bk = b + k * sbk;
+      float *dk = d + k * NR;
+      for (int c = 0; c < cols; c++) dk[c] = widen1(bk[c * sbn], dt);
+      for (int c = (int)(cols > 0 ? cols : 0); c < NR; c++) dk[c] = 0.0f;
     }
   }
 }
@@ -382,44 +449,6 @@ static int gemm_packed(int pairs, ember_dtype dt, int64_t M, int64_t N,
 #define SMALL_MAX_K 1024
 #define SMALL_MAX_MN (512 * 1024)
 #define SMALL_MAX_MIN 384
-
-static inline __attribute__((always_inline, target("avx512f"))) __m512 widen16(
-    const uint16_t *s, ember_dtype dt) {
-  __m256i h = _mm256_loadu_si256((const __m256i *)s);
-  return dt == EMBER_BFLOAT16
-             ? _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16))
-             : _mm512_cvtph_ps(h);
-}
-
-/* r[i] = column i of the 16 x 16 matrix whose rows are r (the three
-   rounds of unpacks and lane shuffles of a 4 x 4 block transpose) */
-static inline __attribute__((always_inline, target("avx512f"))) void transpose16(
-    __m512 r[16]) {
-  __m512 t[16], u[16];
-  for (int i = 0; i < 8; i++) {
-    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-  }
-  /* u[4g + c], lane L: rows 4g..4g+3 of column 4L + c */
-  for (int g = 0; g < 4; g++) {
-    __m512d a = _mm512_castps_pd(t[4 * g]), b = _mm512_castps_pd(t[4 * g + 2]);
-    __m512d c = _mm512_castps_pd(t[4 * g + 1]), d = _mm512_castps_pd(t[4 * g + 3]);
-    u[4 * g] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, b));
-    u[4 * g + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, b));
-    u[4 * g + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(c, d));
-    u[4 * g + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(c, d));
-  }
-  for (int c = 0; c < 4; c++) {
-    __m512 v = _mm512_shuffle_f32x4(u[c], u[4 + c], 0x88);
-    __m512 w = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0x88);
-    __m512 v1 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0xdd);
-    __m512 w1 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0xdd);
-    r[c] = _mm512_shuffle_f32x4(v, w, 0x88);
-    r[8 + c] = _mm512_shuffle_f32x4(v, w, 0xdd);
-    r[4 + c] = _mm512_shuffle_f32x4(v1, w1, 0x88);
-    r[12 + c] = _mm512_shuffle_f32x4(v1, w1, 0xdd);
-  }
-}
 
 /* d [C, R] float32 (row-major) = the transpose of s [R, C] (rows ld
    apart), widened; tiles split over the threads when allowed.  A ragged
