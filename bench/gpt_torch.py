@@ -11,6 +11,8 @@ nanoGPT's get_batch and get_lr (100 warm-up steps or a tenth of the run,
 cosine to 1e-4).
 
     /usr/bin/python3 bench/gpt_torch.py step        ms per training step
+    /usr/bin/python3 bench/gpt_torch.py step_bf16   the same, the forward under
+                                                    torch.autocast("cpu", bfloat16)
     /usr/bin/python3 bench/gpt_torch.py train N E   N steps, then the loss
                                                     on E validation batches
     /usr/bin/python3 bench/gpt_torch.py sample      ms to sample 500 tokens
@@ -128,16 +130,20 @@ def main():
     vocab, train_data, val_data = corpus()
     model = model_of(vocab)
     opt = model.configure_optimizers(0.1, LR, (0.9, 0.99))
-    if mode == "step":
+    if mode in ("step", "step_bf16"):
         def steps(reps):
             for _ in range(reps):
                 x, y = get_batch(train_data)
-                _, loss = model(x, y)
+                if mode == "step_bf16":
+                    with torch.autocast("cpu", dtype=torch.bfloat16):
+                        _, loss = model(x, y)
+                else:
+                    _, loss = model(x, y)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
                 opt.step()
-        print("gpt_step %.4f" % (per_call(steps, 1) * 1e3))
+        print("gpt_%s %.4f" % (mode, per_call(steps, 1) * 1e3))
     elif mode == "train":
         n = int(sys.argv[2]) if len(sys.argv) > 2 else 2000
         e = int(sys.argv[3]) if len(sys.argv) > 3 else 200

@@ -39,6 +39,44 @@ int ember_autocast_wants(int n, const ember_tensor *const *t) {
   return any;
 }
 
+/* t cast to dt (and then to float32 when widen), recorded, in the order
+   of t's memory: a view whose dims are permuted (a Linear's w:t(); a
+   head-split q, [B, nh, T, hs] of a [B, T, 3C] projection) is cast as the
+   permuted view that walks its memory in order, and permuted back.  So
+   the copy runs over long rows (C elements, not hs; a transposed weight
+   straight instead of through strides), the result keeps t's layout
+   (matmul's backward then hands a weight a contiguous gradient and reads
+   B transposed, as in float32), and the float32 copy of a rounding
+   widens one contiguous run. */
+static ember_tensor *cast_view(const ember_tensor *t, ember_dtype dt, int widen) {
+  int d = t->ndim, perm[EMBER_MAX_DIMS], inv[EMBER_MAX_DIMS], moved = 0;
+  for (int i = 0; i < d; i++) perm[i] = i;
+  /* dims by decreasing stride (stable: insertion sort of a few) */
+  for (int i = 1; i < d; i++)
+    for (int j = i; j > 0 && t->strides[perm[j - 1]] < t->strides[perm[j]]; j--) {
+      int x = perm[j];
+      perm[j] = perm[j - 1];
+      perm[j - 1] = x;
+    }
+  for (int i = 0; i < d; i++) {
+    inv[perm[i]] = i;
+    moved |= perm[i] != i;
+  }
+  ember_tensor *p = moved ? ember_permute(t, d, perm)
+                          : (ember_tensor_retain((ember_tensor *)t), (ember_tensor *)t);
+  ember_tensor *c = p ? ember_cast(p, dt) : NULL;
+  ember_tensor_release(p);
+  if (c && widen) {
+    ember_tensor *w = ember_to_dtype(c, EMBER_FLOAT32);
+    ember_tensor_release(c);
+    c = w;
+  }
+  if (!c || !moved) return c;
+  ember_tensor *r = ember_permute(c, d, inv);
+  ember_tensor_release(c);
+  return r;
+}
+
 /* out[i] = in[i] cast to the autocast dtype, and then to float32 when
    widen; recorded */
 static int cast_all(int n, const ember_tensor *const *in, ember_tensor **out,
@@ -46,12 +84,7 @@ static int cast_all(int n, const ember_tensor *const *in, ember_tensor **out,
   for (int i = 0; i < n; i++) out[i] = NULL;
   for (int i = 0; i < n; i++) {
     if (!in[i]) continue;
-    out[i] = ember_cast(in[i], (ember_dtype)autocast_dt);
-    if (out[i] && widen) {
-      ember_tensor *w = ember_to_dtype(out[i], EMBER_FLOAT32);
-      ember_tensor_release(out[i]);
-      out[i] = w;
-    }
+    out[i] = cast_view(in[i], (ember_dtype)autocast_dt, widen);
     if (!out[i]) {
       for (int j = 0; j < i; j++) ember_tensor_release(out[j]);
       return -1;

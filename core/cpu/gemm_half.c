@@ -8,23 +8,30 @@
 ** rounds it to the output dtype once (ember_cpu_matmul), or keeps it
 ** (the mixed-precision "bf16 in, float32 out" of docs/internals.md).
 **
-** Three paths (gemm_path; EMBER_BF16_GEMM=fma|dpbf16|widen overrides):
+** Four paths (gemm_path; EMBER_BF16_GEMM=small|fma|dpbf16|widen forces
+** one):
 **
-**   fma    the default on AVX-512: packed panels (gemm_packed) widened to
-**          float32 as they are packed (exact: a 16-bit float is a float32
-**          with fewer mantissa bits), an AVX-512 FMA micro-kernel.
+**   small  the default on AVX-512 for a training step's products (K up to
+**          1024, C up to 512K elements, a dimension up to 384): the
+**          operands widened to float32 (B row-major, A a row block at a
+**          time in L2) and handed to ember_cpu_sgemm's unpacked AVX-512
+**          kernels, the ones float32 runs on at these shapes.
+**   fma    the default on AVX-512 for the others: packed panels
+**          (gemm_packed) widened to float32 as they are packed (exact: a
+**          16-bit float is a float32 with fewer mantissa bits), an
+**          AVX-512 FMA micro-kernel.
 **   dpbf16 bfloat16 on AVX512-BF16: the same blocking, pair-interleaved
 **          bfloat16 panels, VDPBF16PS.
 **   widen  without AVX-512: the operands widened to float32 and handed to
 **          ember_cpu_sgemm (OpenBLAS).  O(MK + KN) extra against O(MNK).
-** float16 takes fma (or widen).
+** float16 takes small, fma (or widen).
 **
 ** Why fma and not dpbf16 by default: on the Xeon these kernels were
 ** written on (Sapphire Rapids class, AMX not exposed), VDPBF16PS zmm
 ** retires one every 2 cycles (16 multiply-adds a cycle) where float32 FMA
 ** retires two a cycle (32), so the widened panels win there
-** (bench/NOTES.md has the figures).  There is no AMX path: no CPU here
-** to test one on.
+** (bench/bf16_probe.c measures it; bench/NOTES.md has the figures).
+** There is no AMX path: no CPU here to test one on.
 */
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -142,43 +149,110 @@ static void pack_b(uint32_t *d, const uint16_t *B, int64_t sbk, int64_t sbn,
   }
 }
 
+/* 16 bfloat16 (float16) at s widened to float32 */
+static inline __attribute__((always_inline, target("avx512f"))) __m512 widen16(
+    const uint16_t *s, ember_dtype dt) {
+  __m256i h = _mm256_loadu_si256((const __m256i *)s);
+  return dt == EMBER_BFLOAT16
+             ? _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16))
+             : _mm512_cvtph_ps(h);
+}
+
+/* r[i] = column i of the 16 x 16 matrix whose rows are r (the three
+   rounds of unpacks and lane shuffles of a 4 x 4 block transpose) */
+static inline __attribute__((always_inline, target("avx512f"))) void transpose16(
+    __m512 r[16]) {
+  __m512 t[16], u[16];
+  for (int i = 0; i < 8; i++) {
+    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  /* u[4g + c], lane L: rows 4g..4g+3 of column 4L + c */
+  for (int g = 0; g < 4; g++) {
+    __m512d a = _mm512_castps_pd(t[4 * g]), b = _mm512_castps_pd(t[4 * g + 2]);
+    __m512d c = _mm512_castps_pd(t[4 * g + 1]), d = _mm512_castps_pd(t[4 * g + 3]);
+    u[4 * g] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, b));
+    u[4 * g + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, b));
+    u[4 * g + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(c, d));
+    u[4 * g + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(c, d));
+  }
+  for (int c = 0; c < 4; c++) {
+    __m512 v = _mm512_shuffle_f32x4(u[c], u[4 + c], 0x88);
+    __m512 w = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0x88);
+    __m512 v1 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0xdd);
+    __m512 w1 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0xdd);
+    r[c] = _mm512_shuffle_f32x4(v, w, 0x88);
+    r[8 + c] = _mm512_shuffle_f32x4(v, w, 0xdd);
+    r[4 + c] = _mm512_shuffle_f32x4(v1, w1, 0x88);
+    r[12 + c] = _mm512_shuffle_f32x4(v1, w1, 0xdd);
+  }
+}
+
 /* The f32 panels of the fma kernel: the same blocks widened to float32,
    A as [k][MR] and B as [k][NR] (no pairs). */
-static void pack_a_f32(float *d, const uint16_t *A, int64_t sam, int64_t sak,
-                       int64_t M, int64_t i0, int64_t mc, int64_t k0,
-                       int64_t kc, ember_dtype dt) {
+static __attribute__((target("avx512f"))) void pack_a_f32(
+    float *d, const uint16_t *A, int64_t sam, int64_t sak, int64_t M, int64_t i0,
+    int64_t mc, int64_t k0, int64_t kc, ember_dtype dt) {
   for (int64_t t = 0; t < mc; t += MR, d += kc * MR) {
     int64_t rows = M - (i0 + t) < MR ? M - (i0 + t) : MR;
     const uint16_t *a = A + (i0 + t) * sam + k0 * sak;
-    /* row by row: a row-major A (sak 1) is read in order, the panel
-       written MR floats apart */
+    int64_t k = 0;
+    if (rows == MR && sak == 1) {
+      /* row-major: 16 k of the 12 rows at a time, transposed in registers
+         (lanes 12..15 of each column are the zero rows 12..15) */
+      for (; k + 16 <= kc; k += 16) {
+        __m512 v[16];
+        for (int r = 0; r < 16; r++)
+          v[r] = r < MR ? widen16(a + r * sam + k, dt) : _mm512_setzero_ps();
+        transpose16(v);
+        for (int j = 0; j < 16; j++)
+          _mm512_mask_storeu_ps(d + (k + j) * MR, (__mmask16)((1u << MR) - 1), v[j]);
+      }
+    }
+    if (rows == MR && sam == 1) {
+      /* transposed: each k's 12 rows are adjacent, read in order */
+      for (; k < kc; k++)
+        for (int r = 0; r < MR; r++) d[k * MR + r] = widen1(a[k * sak + r], dt);
+    }
+    /* the rest (ragged rows, other strides, the last k) row by row */
     for (int r = 0; r < MR; r++) {
       const uint16_t *ar = a + r * sam;
       float *dr = d + r;
-      if (r >= rows)
-        for (int64_t k = 0; k < kc; k++) dr[k * MR] = 0.0f;
-      else if (dt == EMBER_BFLOAT16)
-        for (int64_t k = 0; k < kc; k++) dr[k * MR] = ember_bf16_to_f32(ar[k * sak]);
-      else
-        for (int64_t k = 0; k < kc; k++) dr[k * MR] = ember_f16_to_f32(ar[k * sak]);
+      for (int64_t kk = k; kk < kc; kk++)
+        dr[kk * MR] = r < rows ? widen1(ar[kk * sak], dt) : 0.0f;
     }
   }
 }
 
-static void pack_b_f32(float *d, const uint16_t *B, int64_t sbk, int64_t sbn,
-                       int64_t N, int64_t k0, int64_t kc, int64_t j0,
-                       int64_t nc, ember_dtype dt) {
-  for (int64_t t = 0; t < nc; t += NR) {
+static __attribute__((target("avx512f"))) void pack_b_f32(
+    float *d, const uint16_t *B, int64_t sbk, int64_t sbn, int64_t N, int64_t k0,
+    int64_t kc, int64_t j0, int64_t nc, ember_dtype dt) {
+  for (int64_t t = 0; t < nc; t += NR, d += kc * NR) {
     int64_t cols = N - (j0 + t) < NR ? N - (j0 + t) : NR;
     const uint16_t *b = B + k0 * sbk + (j0 + t) * sbn;
-    for (int64_t k = 0; k < kc; k++, d += NR) {
-      const uint16_t *bk = b + k * sbk;
-      if (sbn == 1 && cols == NR && dt == EMBER_BFLOAT16)
-        for (int c = 0; c < NR; c++) d[c] = ember_bf16_to_f32(bk[c]);
-      else {
-        for (int c = 0; c < cols; c++) d[c] = widen1(bk[c * sbn], dt);
-        for (int c = (int)(cols > 0 ? cols : 0); c < NR; c++) d[c] = 0.0f;
+    int64_t k = 0;
+    if (cols == NR && sbn == 1) {
+      /* row-major: each k's 32 columns are two vectors */
+      for (; k < kc; k++) {
+        _mm512_storeu_ps(d + k * NR, widen16(b + k * sbk, dt));
+        _mm512_storeu_ps(d + k * NR + 16, widen16(b + k * sbk + 16, dt));
       }
+    } else if (cols == NR && sbk == 1) {
+      /* transposed (a weight's w:t()): 16 k of 16 columns at a time,
+         transposed in registers */
+      for (; k + 16 <= kc; k += 16)
+        for (int h = 0; h < NR; h += 16) {
+          __m512 v[16];
+          for (int c = 0; c < 16; c++) v[c] = widen16(b + (h + c) * sbn + k, dt);
+          transpose16(v);
+          for (int j = 0; j < 16; j++) _mm512_storeu_ps(d + (k + j) * NR + h, v[j]);
+        }
+    }
+    for (; k < kc; k++) {
+      const uint16_t *bk = b + k * sbk;
+      float *dk = d + k * NR;
+      for (int c = 0; c < cols; c++) dk[c] = widen1(bk[c * sbn], dt);
+      for (int c = (int)(cols > 0 ? cols : 0); c < NR; c++) dk[c] = 0.0f;
     }
   }
 }
@@ -351,27 +425,160 @@ static int gemm_packed(int pairs, ember_dtype dt, int64_t M, int64_t N,
   free(ap);
   return 0;
 }
+
+/* {======================================================================
+** small: widened copies through Ember's own float32 kernels
+**
+** The products of a small model's training step (the char GPT's: 768 x
+** 128 by 128 x 384 and their gradients) are small enough that
+** ember_cpu_sgemm's unpacked AVX-512 kernels take them in float32, at the
+** FMA rate bfloat16 cannot beat here (see the top of the file).  So the
+** operands are widened once into float32 copies, B row-major (the layout
+** those kernels run fastest on: a weight's transpose is transposed as it
+** is widened, 16 x 16 tiles in registers) and A as it is stored, and the
+** float32 GEMM runs on them: the product costs float32's plus one pass
+** over each operand, where the packed path is slower on these shapes
+** (bench/NOTES.md, "autocast("bf16") and the char GPT step").  The sums
+** are the same float32 sums of exact products either way.
+** ======================================================================= */
+
+/* ember_cpu_sgemm's small kernels take any K up to this with a row-major
+   B; SMALL_MAX_MN bounds C, and one dimension must be at most
+   SMALL_MAX_MIN, so that the packed path keeps the products where its
+   blocking pays (one thread: from about 448 x 448 x 448, bench/NOTES.md) */
+#define SMALL_MAX_K 1024
+#define SMALL_MAX_MN (512 * 1024)
+#define SMALL_MAX_MIN 384
+
+/* d [C, R] float32 (row-major) = the transpose of s [R, C] (rows ld
+   apart), widened; tiles split over the threads when allowed.  A ragged
+   edge tile is copied into a zero-padded one first. */
+static __attribute__((target("avx512f"))) void widen_transposed(
+    float *d, const uint16_t *s, int64_t R, int64_t C, int64_t ld,
+    ember_dtype dt, int threads) {
+  int nt = threads && R * C >= (1 << 16) ? ember_cpu_threads() : 1;
+  (void)nt;
+  #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+  for (int64_t r0 = 0; r0 < R; r0 += 16) {
+    int rows = R - r0 < 16 ? (int)(R - r0) : 16;
+    __mmask16 m = (__mmask16)((1u << rows) - 1);
+    for (int64_t c0 = 0; c0 < C; c0 += 16) {
+      int cols = C - c0 < 16 ? (int)(C - c0) : 16;
+      __m512 v[16];
+      if (rows == 16 && cols == 16) {
+        for (int i = 0; i < 16; i++) v[i] = widen16(s + (r0 + i) * ld + c0, dt);
+      } else {
+        uint16_t pad[16][16];
+        memset(pad, 0, sizeof pad);
+        for (int i = 0; i < rows; i++)
+          memcpy(pad[i], s + (r0 + i) * ld + c0, (size_t)cols * sizeof *s);
+        for (int i = 0; i < 16; i++) v[i] = widen16(pad[i], dt);
+      }
+      transpose16(v);
+      for (int j = 0; j < cols; j++) _mm512_mask_storeu_ps(d + (c0 + j) * R + r0, m, v[j]);
+    }
+  }
+}
+
+/* d [R, C] float32 (contiguous) = s [R, C] (rows ld apart) widened, in
+   registers: the blocks of the small path are many short rows (a
+   transposed A's block is K rows of a few dozen), where a call of
+   ember_cpu_half_to_f32 per row costs more than its conversions. */
+static __attribute__((target("avx512f"))) void widen_rows(
+    float *d, const uint16_t *s, int64_t R, int64_t C, int64_t ld,
+    ember_dtype dt) {
+  if (ld == C) {   /* one run */
+    C *= R;
+    R = 1;
+  }
+  for (int64_t r = 0; r < R; r++, d += C, s += ld) {
+    int64_t c = 0;
+    for (; c + 16 <= C; c += 16) _mm512_storeu_ps(d + c, widen16(s + c, dt));
+    for (; c < C; c++) d[c] = widen1(s[c], dt);
+  }
+}
+
+/* Does the small path take this product? */
+static int small_shape(int64_t M, int64_t N, int64_t K) {
+  return K <= SMALL_MAX_K && M * N <= SMALL_MAX_MN &&
+         (M <= SMALL_MAX_MIN || N <= SMALL_MAX_MIN || K <= SMALL_MAX_MIN);
+}
+
+/* The small path: B widened whole, A a block of rows at a time into a
+   buffer that stays in L2 (a gradient's A, 768 x 384, widened whole would
+   go out to L3 and back).  The threads take whole row blocks, each with
+   its own buffer, in one parallel region (parallel GEMMs per block would
+   fork and join for a few tiles each).  -1 (out of memory) leaves C as it
+   was. */
+#define SMALL_A_BLOCK (32 * 1024)   /* float32 of A per block: 128 KB */
+
+static int gemm_small(ember_dtype dt, int ta, int tb, int64_t M, int64_t N,
+                      int64_t K, const uint16_t *A, int64_t lda,
+                      const uint16_t *B, int64_t ldb, int accumulate, float *C,
+                      int64_t ldc, int threads) {
+  int nt = threads && 2 * M * N * K >= (1 << 21) ? ember_cpu_threads() : 1;
+  int64_t rows = SMALL_A_BLOCK / K;
+  if (rows < 16) rows = 16;
+  int64_t nblocks = (M + rows - 1) / rows;
+  nblocks = (nblocks + nt - 1) / nt * nt;             /* even shares */
+  /* whole 16-row blocks: the kernel's 8-row tiles, and whole vectors
+     along a transposed A's rows */
+  rows = ((M + nblocks - 1) / nblocks + 15) / 16 * 16;
+  nblocks = (M + rows - 1) / rows;
+  if (nt > nblocks) nt = (int)nblocks;
+  float *fb = malloc((size_t)(K * N + nt * rows * K) * sizeof *fb);
+  if (!fb) {
+    ember_set_error("matmul: out of memory (%lld float32 for widened operands)",
+                    (long long)(K * N + nt * rows * K));
+    return -1;
+  }
+  if (tb) widen_transposed(fb, B, N, K, ldb, dt, threads);
+  else widen(fb, B, K, N, ldb, dt, threads);
+  #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+  for (int64_t ib = 0; ib < nblocks; ib++) {
+#ifdef _OPENMP
+    float *fa = fb + K * N + omp_get_thread_num() * rows * K;
+#else
+    float *fa = fb + K * N;
+#endif
+    int64_t i0 = ib * rows, m = M - i0 < rows ? M - i0 : rows;
+    /* rows [i0, i0+m) of A: as stored, m rows of K, or K rows of m */
+    if (ta) widen_rows(fa, A + i0, K, m, lda, dt);
+    else widen_rows(fa, A + i0 * lda, m, K, lda, dt);
+    ember_cpu_sgemm(ta, 0, m, N, K, fa, ta ? (m > 1 ? m : 1) : K, fb, N > 1 ? N : 1,
+                    accumulate, C + i0 * ldc, ldc, 0);
+  }
+  free(fb);
+  return 0;
+}
+
+/* }====================================================================== */
 #endif
 
-/* The path of a product (below): 0 widen, 1 fma, 2 dpbf16.
-   EMBER_BF16_GEMM=widen|fma|dpbf16 picks bfloat16's (read once; float16
-   takes fma or widen); by default fma wherever AVX-512 is (see the top of
-   the file for why not dpbf16). */
+/* The path of a product (below).  EMBER_BF16_GEMM=widen|small|fma|dpbf16
+   forces bfloat16's (read once; float16 takes small, fma or widen); by
+   default (AUTO) small for the shapes it takes, else fma, wherever
+   AVX-512 is (see the top of the file for why not dpbf16). */
+enum { PATH_WIDEN, PATH_AUTO, PATH_SMALL, PATH_FMA, PATH_DPBF16 };
+
 static int gemm_path(ember_dtype dt) {
 #ifdef HAVE_DPBF16
   static _Atomic int known = -1;
   int k = atomic_load_explicit(&known, memory_order_relaxed);
   if (k < 0) {
     const char *e = getenv("EMBER_BF16_GEMM");
-    k = !have_avx512() ? 0
-        : e && strcmp(e, "widen") == 0 ? 0
-        : e && strcmp(e, "dpbf16") == 0 && have_bf16() ? 2 : 1;
+    k = !have_avx512() ? PATH_WIDEN
+        : !e ? PATH_AUTO
+        : strcmp(e, "widen") == 0 ? PATH_WIDEN
+        : strcmp(e, "small") == 0 ? PATH_SMALL
+        : strcmp(e, "fma") == 0 ? PATH_FMA
+        : strcmp(e, "dpbf16") == 0 && have_bf16() ? PATH_DPBF16 : PATH_AUTO;
     atomic_store_explicit(&known, k, memory_order_relaxed);
   }
-  return k == 2 && dt != EMBER_BFLOAT16 ? 1 : k;
+  return k == PATH_DPBF16 && dt != EMBER_BFLOAT16 ? PATH_FMA : k;
 #else
   (void)dt;
-  return 0;
+  return PATH_WIDEN;
 #endif
 }
 
@@ -389,8 +596,11 @@ int ember_cpu_gemm_half(ember_dtype dt, int ta, int tb, int64_t M, int64_t N,
   }
 #ifdef HAVE_DPBF16
   int path = gemm_path(dt);
-  if (path)
-    return gemm_packed(path == 2, dt, M, N, K, A, ta ? 1 : lda, ta ? lda : 1, B,
+  if (path == PATH_AUTO) path = small_shape(M, N, K) ? PATH_SMALL : PATH_FMA;
+  if (path == PATH_SMALL)
+    return gemm_small(dt, ta, tb, M, N, K, A, lda, B, ldb, accumulate, C, ldc, threads);
+  if (path != PATH_WIDEN)
+    return gemm_packed(path == PATH_DPBF16, dt, M, N, K, A, ta ? 1 : lda, ta ? lda : 1, B,
                        tb ? 1 : ldb, tb ? ldb : 1, accumulate, C, ldc, threads);
 #endif
   return gemm_widen(dt, ta, tb, M, N, K, A, lda, B, ldb, accumulate, C, ldc,

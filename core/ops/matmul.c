@@ -163,11 +163,15 @@ static ember_tensor *mT(const ember_tensor *t) {
 static ember_tensor *matmul_op(const ember_tensor *a, const ember_tensor *b,
                                int out_f32);
 
-/* A product of the backward: mixed, a half product summed and kept in
-   float32 (ember_matmul_f32), else ember_matmul. */
+/* A product of the backward: mixed, a half product rounded once to the
+   operands' dtype, which is the gradient's (as PyTorch's, whose product
+   and so whose gradients are half), else ember_matmul.  Rounded here
+   rather than by the engine (which casts each gradient to its input's
+   dtype): one pass into a half tensor of the product's layout, where the
+   engine would copy a transposed float32 gradient through strides. */
 static ember_tensor *backward_product(const ember_tensor *x, const ember_tensor *y,
                                       int mixed) {
-  return mixed ? matmul_op(x, y, 1) : ember_matmul(x, y);
+  return mixed ? matmul_op(x, y, 0) : ember_matmul(x, y);
 }
 
 static int matmul_backward(ember_node *n, ember_tensor *g, ember_tensor **gin) {
@@ -178,9 +182,8 @@ static int matmul_backward(ember_node *n, ember_tensor *g, ember_tensor **gin) {
   /* a float32 gradient of a product of two bfloat16 (float16) operands,
      which autocast makes (ember_matmul_f32): the backward's products run
      in the operands' dtype too, g rounded to it as PyTorch's autocast
-     does (its product's result, and so its gradient, is half), and keep
-     their float32 sums; the engine then rounds each gradient to its
-     input's dtype */
+     does (its product's result, and so its gradient, is half), each
+     product's float32 sums rounded once to that dtype (backward_product) */
   int mixed = ember_dtype_is_half(a->dtype) && b->dtype == a->dtype &&
               g->dtype == EMBER_FLOAT32;
   if (mixed && !(g = ember_temp(&T, ember_to_dtype(g, a->dtype)))) {

@@ -161,6 +161,30 @@ describe("bfloat16 matmul", function()
     end
   end)
 
+  it("agrees in every operand layout, on the small and the packed path", function()
+    ember.manual_seed(4)
+    -- core/cpu/gemm_half.c: small shapes (a dimension up to 384) widen to
+    -- float32 and run the float32 kernels, a transposed B transposed in
+    -- 16 x 16 tiles (ragged edges here); 520 x 300 x 1100 takes the
+    -- packed panels (two K blocks, two column blocks)
+    for _, s in ipairs({{17, 33, 5}, {31, 47, 129}, {40, 1100, 20}, {520, 300, 1100}}) do
+      local M, K, N = s[1], s[2], s[3]
+      for _, dt in ipairs({"bf16", "half"}) do
+        for ta = 0, 1 do
+          for tb = 0, 1 do
+            local a = ta == 1 and ember.randn(K, M):to(dt):t() or ember.randn(M, K):to(dt)
+            local b = tb == 1 and ember.randn(N, K):to(dt):t() or ember.randn(K, N):to(dt)
+            local want = a:to("float64"):matmul(b:to("float64"))
+            local got = ember._matmul_f32(a, b):to("float64")
+            local err = (got - want):abs():max():item()
+            assert.is_true(err <= 1e-6 * want:abs():max():item(),
+              ("%s %dx%dx%d ta %d tb %d: error %g"):format(dt, M, K, N, ta, tb, err))
+          end
+        end
+      end
+    end
+  end)
+
   it("keeps float32 sums with ember._matmul_f32 (bf16 in, float32 out)", function()
     local a = ember.tensor({{1, 1, 1}}):to("bf16")
     local b = ember.tensor({{1}, {2 ^ -9}, {2 ^ -9}}):to("bf16")
