@@ -1,7 +1,24 @@
 /*
 ** backend.c -- the CPU backend's table.
 */
+#include <stdatomic.h>
+
 #include "cpu.h"
+
+int ember_cpu_features(void) {
+  static _Atomic int known = -1;   /* every thread stores the same */
+  int k = atomic_load_explicit(&known, memory_order_relaxed);
+  if (k < 0) {
+    k = 0;
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw"))
+      k |= EMBER_CPU_AVX512;
+    if (__builtin_cpu_supports("avx512bf16")) k |= EMBER_CPU_AVX512_BF16;
+#endif
+    atomic_store_explicit(&known, k, memory_order_relaxed);
+  }
+  return k;
+}
 
 const ember_backend_i ember_cpu_backend = {
   .name = "cpu",

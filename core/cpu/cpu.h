@@ -70,6 +70,12 @@ void ember_cpu_iter_run_work(const ember_cpu_iter *it, ember_cpu_row_fn fn,
 #define EMBER_NOINLINE
 #endif
 
+/* What the processor runs of Ember's own kernels (backend.c; asked once):
+   EMBER_CPU_AVX512 (AVX-512 F and BW: every kernel written for
+   AVX-512) and EMBER_CPU_AVX512_BF16 (VDPBF16PS), or'ed. */
+enum { EMBER_CPU_AVX512 = 1, EMBER_CPU_AVX512_BF16 = 2 };
+int ember_cpu_features(void);
+
 /* Threads for Ember's own loops (threads.c). */
 int ember_cpu_threads(void);
 /* Below this many elements a loop runs on one thread. */

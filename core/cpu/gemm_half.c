@@ -332,25 +332,9 @@ static __attribute__((target("avx512f"))) void micro_fma(
   else fma_tile(Ap, Bp, kc, C, ldc, mr, nr, acc, 1);
 }
 
-static int have_avx512(void) {
-  static _Atomic int known = -1;   /* every thread stores the same */
-  int k = atomic_load_explicit(&known, memory_order_relaxed);
-  if (k < 0) {
-    k = __builtin_cpu_supports("avx512f") ? 1 : 0;
-    atomic_store_explicit(&known, k, memory_order_relaxed);
-  }
-  return k;
-}
+static int have_avx512(void) { return ember_cpu_features() & EMBER_CPU_AVX512; }
 
-static int have_bf16(void) {
-  static _Atomic int known = -1;   /* every thread stores the same */
-  int k = atomic_load_explicit(&known, memory_order_relaxed);
-  if (k < 0) {
-    k = __builtin_cpu_supports("avx512bf16") ? 1 : 0;
-    atomic_store_explicit(&known, k, memory_order_relaxed);
-  }
-  return k;
-}
+static int have_bf16(void) { return ember_cpu_features() & EMBER_CPU_AVX512_BF16; }
 
 /* The packed paths (pairs: dpbf16 on bfloat16 pairs; else fma on
    widened float32 panels): -1 (out of memory) before anything is written.

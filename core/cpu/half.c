@@ -10,8 +10,6 @@
 ** round to nearest even and keep subnormals.  The scalar rule handles the
 ** tail and other processors.
 */
-#include <stdatomic.h>
-
 #include "cpu.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -19,15 +17,7 @@
 #define HAVE_AVX512 1
 #define AVX512 __attribute__((target("avx512f,avx512bw")))
 
-static int have_avx512(void) {
-  static _Atomic int known = -1;   /* every thread stores the same */
-  int k = atomic_load_explicit(&known, memory_order_relaxed);
-  if (k < 0) {
-    k = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw");
-    atomic_store_explicit(&known, k, memory_order_relaxed);
-  }
-  return k;
-}
+static int have_avx512(void) { return ember_cpu_features() & EMBER_CPU_AVX512; }
 
 static AVX512 int64_t bf16_from_f32_avx512(uint16_t *d, const float *s, int64_t n) {
   const __m512i bias = _mm512_set1_epi32(0x7FFF), one = _mm512_set1_epi32(1);

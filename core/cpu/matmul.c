@@ -8,7 +8,6 @@
 ** matrix dims, so it is either row-major (no transpose) or column-major
 ** (transposed) for BLAS, with the other stride as its leading dimension.
 */
-#include <stdatomic.h>
 #include <cblas.h>
 
 #ifdef _OPENMP
@@ -203,15 +202,7 @@ static AVX512 void dot_tiles(const small_gemm *g, int64_t t0, int64_t t1) {
   }
 }
 
-static int have_avx512(void) {
-  static _Atomic int known = -1;   /* every thread stores the same */
-  int k = atomic_load_explicit(&known, memory_order_relaxed);
-  if (k < 0) {
-    k = __builtin_cpu_supports("avx512f") ? 1 : 0;
-    atomic_store_explicit(&known, k, memory_order_relaxed);
-  }
-  return k;
-}
+static int have_avx512(void) { return ember_cpu_features() & EMBER_CPU_AVX512; }
 #endif
 
 /* Run fn over the tiles [0, ntiles), split in contiguous ranges across
