@@ -5,7 +5,9 @@
 -- Target: peak memory at least 40% lower, the same gradients within 1e-6,
 -- a step at most 1.4x.
 --
---   ./ember bench/checkpoint_bench.lua      (threads: EMBER_NUM_THREADS)
+--   ./ember bench/checkpoint_bench.lua [DROPOUT]   (threads: EMBER_NUM_THREADS;
+--                                          dropout 0.1 unless given: 0 is
+--                                          nanoGPT's pretraining default)
 --
 -- Peak memory: ember.max_memory_allocated() over one forward + backward
 -- (reset_peak_memory_stats() before it), minus the bytes alive before the
@@ -25,7 +27,7 @@ local char_gpt = dofile(here .. "../examples/char_gpt/model.lua")
 local B, T, V = 16, 128, 96
 ember.manual_seed(1337)
 local model = char_gpt.GPT(char_gpt.GPTConfig{block_size = T, vocab_size = V, n_layer = 8,
-  n_head = 4, n_embd = 256, dropout = 0.1, bias = false})
+  n_head = 4, n_embd = 256, dropout = tonumber(arg and arg[1]) or 0.1, bias = false})
 local x = ember.randint(1, V, {B, T}, {dtype = "int64"})
 local y = ember.randint(1, V, {B, T}, {dtype = "int64"})
 

@@ -1173,6 +1173,12 @@ static int pmain (lua_State *L) {
 
 int main (int argc, char **argv) {
   int status, result;
+  /* OpenBLAS fell back to its oldest kernels on a processor newer than it
+     knows: start again with the ones this processor runs (threads.c); if
+     the exec fails, go on as we are */
+  const char *coretype = ember_blas_better_coretype();
+  if (coretype && setenv("OPENBLAS_CORETYPE", coretype, 1) == 0)
+    execv("/proc/self/exe", argv);
   lua_State *L = luaL_newstate();  /* create state */
   if (L == NULL) {
     l_message(argv[0], "cannot create state: not enough memory");

@@ -11,6 +11,7 @@
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include <cblas.h>
@@ -78,3 +79,28 @@ void ember_threads_share(int local_size) {
 }
 
 int ember_cpu_threads(void) { return ember_get_num_threads(); }
+
+/*
+** OpenBLAS's kernels for this processor.  Debian's OpenBLAS (0.3.21,
+** DYNAMIC_ARCH) picks its kernels from the CPU model, and a model newer
+** than it knows (Emerald Rapids, family 6 model 207, say) falls back to
+** "Prescott": SSE3 kernels at a quarter of what the AVX-512 ones do
+** (bench/NOTES.md).  Only OPENBLAS_CORETYPE, read when the library loads,
+** changes the choice, so the `ember` executable asks this first and
+** starts itself again with it set.  Never when the user set it.
+*/
+const char *ember_blas_better_coretype(void) {
+  const char *set = getenv("OPENBLAS_CORETYPE");
+  if (set && *set) return NULL;
+  const char *name = openblas_get_corename();
+  if (!name || strcmp(name, "Prescott") != 0) return NULL;
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq"))
+    return "SkylakeX";
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+    return "Haswell";
+#endif
+  return NULL;
+}

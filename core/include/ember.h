@@ -1059,6 +1059,13 @@ void ember_safetensors_free(ember_safetensors *st);   /* NULL is fine */
 
 void ember_set_num_threads(int n);
 int ember_get_num_threads(void);
+/* The OPENBLAS_CORETYPE that would give OpenBLAS the kernels this
+   processor runs when OpenBLAS did not recognise it and fell back to its
+   oldest ("Prescott"): "SkylakeX" (AVX-512) or "Haswell" (AVX2); NULL when
+   OpenBLAS chose well, or OPENBLAS_CORETYPE is set.  The variable is read
+   only when OpenBLAS loads: the `ember` executable sets it and starts
+   itself again; a host sets it before it starts. */
+const char *ember_blas_better_coretype(void);
 
 /* }==================================================================== */
 

@@ -21,6 +21,29 @@ describe("ember executable", function()
     assert.truthy(out:find("2.0", 1, true), out)
   end)
 
+  it("gives OpenBLAS this processor's kernels when it fell back to its oldest", function()
+    -- a coretype the user set is theirs
+    local out, rc = run.sh("OPENBLAS_CORETYPE=Haswell " .. E .. [[ -e 'print(os.getenv("OPENBLAS_CORETYPE"))']])
+    assert.are.equal(0, rc, out)
+    assert.truthy(out:find("Haswell", 1, true), out)
+    -- unset: none when OpenBLAS knew the processor, else the AVX-512 or
+    -- AVX2 kernels, as the processor has them (ember_blas_better_coretype)
+    out, rc = run.sh("env -u OPENBLAS_CORETYPE " .. E ..
+                     [[ -e 'print(os.getenv("OPENBLAS_CORETYPE") or "unset", arg[0] ~= nil)']])
+    assert.are.equal(0, rc, out)
+    local f = io.open("/proc/cpuinfo")
+    local flags = f and f:read("a"):match("\nflags%s*:([^\n]*)") or ""
+    if f then f:close() end
+    local avx512 = true
+    for _, x in ipairs({"avx512f", "avx512bw", "avx512vl", "avx512dq"}) do
+      avx512 = avx512 and flags:find("%f[%w]" .. x .. "%f[^%w_]") ~= nil
+    end
+    local want = avx512 and "SkylakeX" or "Haswell"
+    local got = out:match("^(%S+)\t")
+    assert.is_true(got == "unset" or got == want, out)
+    assert.truthy(out:find("\ttrue", 1, true), out)
+  end)
+
   it("has ember preloaded as a global and as a module", function()
     local out, rc = run.sh(E .. [[ -e 'print(ember == require "ember", ember.ones(2, 2))']])
     assert.are.equal(0, rc, out)
