@@ -892,12 +892,27 @@ static int l_equal(lua_State *L) {
 ** ======================================================================= */
 
 /* sum(), sum(dim), sum(dim, keepdim): the op is the closure's upvalue */
+static const struct { const char *name; ember_reduce_op op; } reduce_ops[] = {
+  {"sum", EMBER_SUM}, {"mean", EMBER_MEAN}, {"prod", EMBER_PROD},
+  {"argmax", EMBER_ARGMAX}, {"argmin", EMBER_ARGMIN}, {"var", EMBER_VAR},
+  {"std", EMBER_STD},
+};
+
 static int l_reduce(lua_State *L) {
   ember_tensor *t = l_check(L, 1);
   ember_reduce_op op = (ember_reduce_op)lua_tointeger(L, lua_upvalueindex(1));
-  int correction = 1;
+  int correction = 1, keep_opt = -1;
   int opt = l_isoptions(L, 2) ? 2 : l_isoptions(L, 3) ? 3 : l_isoptions(L, 4) ? 4 : 0;
   if (opt) {
+    /* every option known to one of these ops: an unknown one (a typo, an
+       option of another function) is an error, not silently nothing */
+    static const char *const known[] = {"correction", "unbiased", "keepdim", NULL};
+    const char *fn = "reduce";
+    for (size_t k = 0; k < sizeof reduce_ops / sizeof reduce_ops[0]; k++)
+      if (reduce_ops[k].op == op) fn = reduce_ops[k].name;
+    l_check_keys(L, opt, fn, "option", known);
+    if (lua_getfield(L, opt, "keepdim") != LUA_TNIL) keep_opt = lua_toboolean(L, -1);
+    lua_pop(L, 1);
     if (lua_getfield(L, opt, "correction") != LUA_TNIL) correction = (int)luaL_checkinteger(L, -1);
     lua_pop(L, 1);
     if (lua_getfield(L, opt, "unbiased") != LUA_TNIL) correction = lua_toboolean(L, -1);
@@ -910,7 +925,7 @@ static int l_reduce(lua_State *L) {
     return 1;
   }
   int d = l_checkdim(L, 2);
-  int keep = lua_toboolean(L, 3) && opt != 3;
+  int keep = keep_opt >= 0 ? keep_opt : lua_toboolean(L, 3) && opt != 3;
   PUSH(L, ember_reduce_dim(op, t, d, keep, correction));
   return 1;
 }
@@ -1115,11 +1130,6 @@ static int softmax(lua_State *L, int log) {
 static int l_softmax(lua_State *L) { return softmax(L, 0); }
 static int l_log_softmax(lua_State *L) { return softmax(L, 1); }
 
-static const struct { const char *name; ember_reduce_op op; } reduce_ops[] = {
-  {"sum", EMBER_SUM}, {"mean", EMBER_MEAN}, {"prod", EMBER_PROD},
-  {"argmax", EMBER_ARGMAX}, {"argmin", EMBER_ARGMIN}, {"var", EMBER_VAR},
-  {"std", EMBER_STD},
-};
 
 /* }====================================================================== */
 
