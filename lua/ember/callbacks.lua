@@ -531,4 +531,154 @@ end
 
 -- }======================================================================
 
+
+-- {======================================================================
+-- TensorBoard
+-- =======================================================================
+
+local tfevents = require "ember.tfevents"
+
+local TensorBoard = Callback:extend("TensorBoard")
+callbacks.TensorBoard = TensorBoard
+
+--- TensorBoard(logdir, {update_freq = "epoch", histogram_freq = 0,
+-- hparams = {}, histogram_bins = 30}): event files TensorBoard reads, as
+-- keras.callbacks.TensorBoard: logdir/train holds epoch_<key> scalars
+-- (loss, metrics, learning_rate) per epoch and, with update_freq = n (or
+-- "batch", n = 1), batch_<key> every n batches at the count of batches
+-- since training began; logdir/validation holds the val_ keys as
+-- epoch_<key>.  Every histogram_freq epochs (0: never), histograms of each
+-- parameter ("weights/<name>") and its gradient ("gradients/<name>", the
+-- epoch's last batch).  The hyperparameters (hparams, with epochs, lr and
+-- optimizer) go to the hparams dashboard.
+function TensorBoard:init(logdir, opts)
+  if type(logdir) ~= "string" or logdir == "" then
+    fail("TensorBoard: expected a log folder (a non-empty string), got " .. type(logdir))
+  end
+  local o = check_opts("TensorBoard", opts, {update_freq = "epoch", histogram_freq = 0,
+                                             hparams = {}, histogram_bins = 30})
+  local uf = o.update_freq
+  if uf == "batch" then uf = 1 end
+  if uf ~= "epoch" and math.type(uf) ~= "integer" or uf ~= "epoch" and uf < 1 then
+    fail("TensorBoard: update_freq must be 'epoch', 'batch' or an integer >= 1, got " .. tostring(o.update_freq))
+  end
+  for _, k in ipairs{"histogram_freq", "histogram_bins"} do
+    local v = o[k]
+    if math.type(v) ~= "integer" or v < (k == "histogram_bins" and 1 or 0) then
+      fail(("TensorBoard: %s must be an integer >= %d, got %s")
+           :format(k, k == "histogram_bins" and 1 or 0, tostring(v)))
+    end
+  end
+  if type(o.hparams) ~= "table" then
+    fail("TensorBoard: hparams must be a table, got " .. type(o.hparams))
+  end
+  for k, v in pairs(o.hparams) do
+    local t = type(v)
+    if type(k) ~= "string" or t ~= "number" and t ~= "string" and t ~= "boolean" then
+      fail(("TensorBoard: hparams must map names to numbers, strings or booleans, got %s = %s")
+           :format(tostring(k), t))
+    end
+  end
+  self.logdir, self.update_freq, self.histogram_freq = logdir, uf, o.histogram_freq
+  self.hparams, self.bins = o.hparams, o.histogram_bins
+end
+
+--- The writer of a run ("train" or "validation"), opened on first use.
+function TensorBoard:_writer(run)
+  local w = self.writers[run]
+  if not w then
+    local err
+    w, err = tfevents.open(self.logdir .. "/" .. run, os.time())
+    if not w then fail("TensorBoard: " .. err) end
+    self.writers[run] = w
+  end
+  return w
+end
+
+--- The scalars of logs whose keys pass keep, tagged prefix .. key.
+local function scalar_values(logs, prefix, keep)
+  local keys = {}
+  for k, v in pairs(logs) do
+    if type(v) == "number" and keep(k) then keys[#keys + 1] = k end
+  end
+  table.sort(keys)
+  local values = {}
+  for i, k in ipairs(keys) do values[i] = tfevents.scalar_value(prefix .. k:gsub("^val_", ""), logs[k]) end
+  return values
+end
+
+--- A HistogramProto's fields for tensor t: `bins` equal-width buckets over
+-- [min, max] (histc's), each bucket's right edge as its limit.
+local function histogram(t, bins)
+  local x = t:detach():double()
+  local lo, hi = x:min():item(), x:max():item()
+  local h = {min = lo, max = hi, num = x:numel(), sum = x:sum():item(),
+             sum_squares = (x * x):sum():item(), bucket_limit = {}, bucket = {}}
+  if lo == hi or lo ~= lo or hi ~= hi then
+    h.bucket_limit[1], h.bucket[1] = hi, h.num
+    return h
+  end
+  local counts = x:histc(bins, lo, hi):totable()
+  for i = 1, bins do
+    h.bucket_limit[i] = lo + (hi - lo) * i / bins
+    h.bucket[i] = counts[i]
+  end
+  h.bucket_limit[bins] = hi
+  return h
+end
+
+function TensorBoard:on_train_begin()
+  self.writers, self.seen = {}, 0
+  if not writer() then return end
+  local hp = {}
+  for k, v in pairs(self.hparams) do hp[k] = v end
+  local opt = self.model.optimizer
+  if opt then
+    hp.lr = hp.lr or opt.param_groups[1].lr
+    hp.optimizer = hp.optimizer or opt.__name
+  end
+  hp.epochs = hp.epochs or (self.params and self.params.epochs)
+  self.start = os.time()
+  self:_writer("train"):summary(self.start, 0,
+    {tfevents.hparams_start(hp, "", self.start)})
+end
+
+function TensorBoard:on_train_batch_end(_, logs)
+  self.seen = self.seen + 1
+  if self.update_freq == "epoch" or self.seen % self.update_freq ~= 0 or not writer() then return end
+  local skip = {batch = true, size = true, stepped = true, optimizer_steps = true}
+  self:_writer("train"):summary(os.time(), self.seen,
+    scalar_values(logs, "batch_", function(k) return not skip[k] end))
+end
+
+function TensorBoard:on_epoch_end(epoch, logs)
+  if not writer() then return end
+  local now = os.time()
+  local train = scalar_values(logs, "epoch_", function(k) return not k:find("^val_") and k ~= "lr" end)
+  local opt = self.model.optimizer
+  if opt then train[#train + 1] = tfevents.scalar_value("epoch_learning_rate", opt.param_groups[1].lr) end
+  if self.histogram_freq > 0 and epoch % self.histogram_freq == 0 then
+    for name, p in self.model:named_parameters() do
+      if p:numel() > 0 then
+        train[#train + 1] = tfevents.histogram_value("weights/" .. name, histogram(p, self.bins))
+        if p.grad ~= nil then
+          train[#train + 1] = tfevents.histogram_value("gradients/" .. name, histogram(p.grad, self.bins))
+        end
+      end
+    end
+  end
+  self:_writer("train"):summary(now, epoch, train)
+  local val = scalar_values(logs, "epoch_", function(k) return k:find("^val_") ~= nil end)
+  if #val > 0 then self:_writer("validation"):summary(now, epoch, val) end
+end
+
+function TensorBoard:on_train_end()
+  local w = self.writers and self.writers.train
+  if w then w:summary(os.time(), 0, {tfevents.hparams_end(true, os.time())}) end
+  for _, wr in pairs(self.writers or {}) do wr:close() end
+  self.writers = {}
+end
+
+-- }======================================================================
+
 return callbacks
