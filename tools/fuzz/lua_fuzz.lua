@@ -49,7 +49,7 @@ M.SKIP = {
 M.SKIP_TABLES = {
   data = "data sets: reads and downloads files",
   callbacks = "the training loop's callbacks: write files (ModelCheckpoint, "
-    .. "CSVLogger) and drive fit",
+    .. "CSVLogger, TensorBoard) and drive fit",
   optim = "Lua optimizer objects over parameters: their fused C steps "
     .. "(ember._sgd_step, ...) are fuzzed directly",
   nn = "Lua module objects; their tensor functions, ember.nn.functional, "
