@@ -163,8 +163,7 @@ end
 
 local function tick_label(v, step)
   if math.abs(v) < step * 1e-6 then return "0" end
-  local s = ("%.4g"):format(v)
-  return s
+  return ("%.4g"):format(v)
 end
 
 local PANEL_W, PANEL_H = 420, 300
