@@ -12,6 +12,7 @@
 ** ember.load(ember.save(p, t)) round-trips both forms.
 */
 #include <string.h>
+#include <zlib.h>
 
 #include "lua_internal.h"
 
@@ -227,10 +228,92 @@ static int l_is_mapped(lua_State *L) {
   return 1;
 }
 
+/* {======================================================================
+** PNG encoding (for history:plot, lua/ember/train/plot.lua)
+** ======================================================================= */
+
+/* Appends a PNG chunk (length, type, data, CRC-32 of type and data). */
+static void png_chunk(luaL_Buffer *b, const char *type, const unsigned char *data,
+                      size_t len) {
+  unsigned char be[4] = {(unsigned char)(len >> 24), (unsigned char)(len >> 16),
+                         (unsigned char)(len >> 8), (unsigned char)len};
+  uLong crc = crc32(0L, (const Bytef *)type, 4);
+  if (len > 0) crc = crc32(crc, data, (uInt)len);
+  luaL_addlstring(b, (const char *)be, 4);
+  luaL_addlstring(b, type, 4);
+  luaL_addlstring(b, (const char *)data, len);
+  be[0] = (unsigned char)(crc >> 24); be[1] = (unsigned char)(crc >> 16);
+  be[2] = (unsigned char)(crc >> 8); be[3] = (unsigned char)crc;
+  luaL_addlstring(b, (const char *)be, 4);
+}
+
+/* ember._png_encode(width, height, rgb) -> the bytes of an 8-bit RGB PNG.
+   rgb holds width*height*3 bytes, rows top to bottom.  Every row gets
+   filter type 0 (none): plots are mostly flat colour, which deflate
+   compresses well without filtering. */
+static int l_png_encode(lua_State *L) {
+  lua_Integer w = luaL_checkinteger(L, 1), h = luaL_checkinteger(L, 2);
+  size_t n;
+  const unsigned char *rgb = (const unsigned char *)luaL_checklstring(L, 3, &n);
+  if (w < 1 || h < 1 || w > 16384 || h > 16384)
+    return luaL_error(L, "_png_encode: size %I x %I is out of range (1 to 16384)",
+                      (LUAI_UACINT)w, (LUAI_UACINT)h);
+  size_t row = (size_t)w * 3;
+  if (n != row * (size_t)h)
+    return luaL_error(L, "_png_encode: expected %I bytes of RGB, got %I",
+                      (LUAI_UACINT)(row * (size_t)h), (LUAI_UACINT)n);
+  size_t raw_len = (row + 1) * (size_t)h;
+  unsigned char *raw = lua_newuserdatauv(L, raw_len, 0);
+  for (lua_Integer y = 0; y < h; y++) {
+    raw[(size_t)y * (row + 1)] = 0;
+    memcpy(raw + (size_t)y * (row + 1) + 1, rgb + (size_t)y * row, row);
+  }
+  uLongf z_len = compressBound((uLong)raw_len);
+  unsigned char *z = lua_newuserdatauv(L, z_len, 0);
+  if (compress2(z, &z_len, raw, (uLong)raw_len, 9) != Z_OK)
+    return luaL_error(L, "_png_encode: zlib failed");
+  unsigned char ihdr[13] = {
+    (unsigned char)(w >> 24), (unsigned char)(w >> 16), (unsigned char)(w >> 8), (unsigned char)w,
+    (unsigned char)(h >> 24), (unsigned char)(h >> 16), (unsigned char)(h >> 8), (unsigned char)h,
+    8, 2, 0, 0, 0};   /* 8 bits, truecolour, deflate, adaptive filters, no interlace */
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  luaL_addlstring(&b, "\x89PNG\r\n\x1a\n", 8);
+  png_chunk(&b, "IHDR", ihdr, sizeof ihdr);
+  png_chunk(&b, "IDAT", z, z_len);
+  png_chunk(&b, "IEND", NULL, 0);
+  luaL_pushresult(&b);
+  return 1;
+}
+
+/* ember._zlib_inflate(bytes, size) -> the size bytes a zlib stream holds
+   (for the specs, which read back what _png_encode wrote), or nil and
+   zlib's message. */
+static int l_zlib_inflate(lua_State *L) {
+  size_t n;
+  const unsigned char *src = (const unsigned char *)luaL_checklstring(L, 1, &n);
+  lua_Integer want = luaL_checkinteger(L, 2);
+  luaL_argcheck(L, want >= 0 && want <= (lua_Integer)1 << 30, 2, "size out of range");
+  uLongf len = (uLongf)want;
+  unsigned char *dst = lua_newuserdatauv(L, len + 1, 0);
+  int rc = uncompress(dst, &len, src, (uLong)n);
+  if (rc != Z_OK) {
+    lua_pushnil(L);
+    lua_pushstring(L, zError(rc));
+    return 2;
+  }
+  lua_pushlstring(L, (const char *)dst, len);
+  return 1;
+}
+
+/* }====================================================================== */
+
 static const luaL_Reg module_funcs[] = {
   {"save", l_save},
   {"load", l_load},
   {"_is_mapped", l_is_mapped},
+  {"_png_encode", l_png_encode},
+  {"_zlib_inflate", l_zlib_inflate},
   {NULL, NULL},
 };
 

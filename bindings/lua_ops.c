@@ -10,6 +10,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1215,6 +1216,18 @@ static int l_stdout_isatty(lua_State *L) {
   return 1;
 }
 
+/* ember._terminal_columns(): the width of the terminal on standard output
+** (TIOCGWINSZ), or nil when it is not a terminal or does not say (the
+** progress bar fits its line to it) */
+static int l_terminal_columns(lua_State *L) {
+  struct winsize ws;
+  if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
+    lua_pushinteger(L, ws.ws_col);
+  else
+    lua_pushnil(L);
+  return 1;
+}
+
 /* }====================================================================== */
 
 /* functions of the module only (their first argument is not a tensor) */
@@ -1226,7 +1239,8 @@ static const luaL_Reg module_funcs[] = {
   {"is_tensor", l_is_tensor}, {"cat", l_cat}, {"stack", l_stack},
   {"where", l_where}, {"set_num_threads", l_set_num_threads},
   {"get_num_threads", l_get_num_threads}, {"clock", l_clock},
-  {"_stdout_isatty", l_stdout_isatty}, {NULL, NULL},
+  {"_stdout_isatty", l_stdout_isatty},
+  {"_terminal_columns", l_terminal_columns}, {NULL, NULL},
 };
 
 /* functions that are methods too */

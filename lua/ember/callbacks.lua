@@ -464,8 +464,10 @@ local CSVLogger = Callback:extend("CSVLogger")
 callbacks.CSVLogger = CSVLogger
 
 --- CSVLogger(filename, {separator = ",", append = false}): one row per
--- epoch (epoch, then the logs' keys in sorted order).  The file is
--- rewritten atomically after each epoch, so it is never half written.
+-- epoch (epoch, then the logs' keys in sorted order), numbers with 6
+-- significant digits (%.6g, as Keras's logs read; 17 digits of noise helped
+-- nobody).  The file is rewritten atomically after each epoch, so it is
+-- never half written.
 function CSVLogger:init(filename, opts)
   if type(filename) ~= "string" or filename == "" then
     fail("CSVLogger: expected a file name (a non-empty string), got " .. type(filename))
@@ -523,7 +525,11 @@ function CSVLogger:on_epoch_end(epoch, logs)
   local row = {tostring(epoch)}
   for _, k in ipairs(self.keys) do
     local v = logs[k]
-    row[#row + 1] = type(v) == "number" and ("%.17g"):format(v) or (v ~= nil and tostring(v) or "")
+    if v ~= v then
+      row[#row + 1] = "nan"   -- not C's "-nan", which readers do not parse
+    else
+      row[#row + 1] = type(v) == "number" and ("%.6g"):format(v) or (v ~= nil and tostring(v) or "")
+    end
   end
   self.lines[#self.lines + 1] = table.concat(row, sep)
   if writer() then write_atomic(self.filename, table.concat(self.lines, "\n") .. "\n") end

@@ -143,8 +143,9 @@ describe("CSVLogger", function()
     assert.are.equal("epoch,accuracy,loss,val_accuracy,val_loss", lines[1])
     local e, acc, loss = lines[3]:match("^(%d+),([^,]+),([^,]+),")
     assert.are.equal("2", e)
-    assert.are.equal(h.accuracy[2], tonumber(acc))
-    assert.are.equal(h.loss[2], tonumber(loss))
+    -- 6 significant digits, as %.6g writes them
+    assert.are.equal(("%.6g"):format(h.accuracy[2]), acc)
+    assert.are.equal(("%.6g"):format(h.loss[2]), loss)
     -- append continues the file
     m:fit(x, y, {epochs = 1, validation_split = 0.25, verbose = 0,
                  callbacks = {callbacks.CSVLogger(path, {append = true})}})
@@ -152,6 +153,18 @@ describe("CSVLogger", function()
     for _ in io.lines(path) do n = n + 1 end
     assert.are.equal(5, n)
     assert.are.same({"log.csv"}, files(dir))   -- no temporary files left
+    run.rmdir(dir)
+  end)
+
+  it("writes numbers with 6 significant digits", function()
+    local dir = tmpdir()
+    local path = dir .. "/digits.csv"
+    local cb = callbacks.CSVLogger(path)
+    cb:on_train_begin()
+    cb:on_epoch_end(1, {a = 1 / 3, b = 2 / 3 * 1e-7, c = 123456789, d = 0.5, e = 0 / 0})
+    local lines = {}
+    for l in io.lines(path) do lines[#lines + 1] = l end
+    assert.are.same({"epoch,a,b,c,d,e", "1,0.333333,6.66667e-08,1.23457e+08,0.5,nan"}, lines)
     run.rmdir(dir)
   end)
 end)

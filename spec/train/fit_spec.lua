@@ -255,12 +255,12 @@ describe("the progress display", function()
     m:compile{optimizer = "sgd", loss = "sparse_categorical_crossentropy", metrics = {"accuracy"}}
     m:fit(x, y, {epochs = 2, batch_size = 10, validation_split = 0.2, verbose = VERBOSE})
   ]]
-  local function run_with(verbose, tty)
+  local function run_with(verbose, tty, env)
     local path = os.tmpname()
     local f = assert(io.open(path, "w"))
     f:write((script:gsub("VERBOSE", tostring(verbose))))
     f:close()
-    local cmd = run.ember .. " " .. path
+    local cmd = (env or "") .. run.ember .. " " .. path
     if tty then cmd = "script -qec " .. run.q(cmd) .. " /dev/null" end
     local out, rc = run.sh(cmd)
     os.remove(path)
@@ -289,6 +289,32 @@ describe("the progress display", function()
     assert.truthy(out:find("8/8 [==============================] - ", 1, true), out)
     assert.truthy(out:find("\r", 1, true), out)
     assert.truthy(out:find("val_accuracy: ", 1, true), out)
+  end)
+
+  it("fits the terminal's width, never wrapping", function()
+    for _, width in ipairs{40, 80, 200} do
+      local out = run_with(1, true, "COLUMNS=" .. width .. " ")
+      local n = 0
+      for piece in out:gsub("\r\n", "\n"):gmatch("[^\r\n]+") do
+        assert.is_true(#piece < width, ("width %d: %q"):format(width, piece))
+        n = n + 1
+      end
+      assert.is_true(n >= 4, out)
+      -- every value of the epoch is shown in the lines that stay (what
+      -- follows a line's last \r)
+      local stayed = {}
+      for line in out:gsub("\r\n", "\n"):gmatch("[^\n]+") do stayed[#stayed + 1] = line:match("[^\r]*$") end
+      stayed = table.concat(stayed, "\n")
+      for _, k in ipairs{"loss", "accuracy", "val_loss", "val_accuracy"} do
+        assert.truthy(stayed:find("%f[%w_]" .. k .. ": %d%.%d%d%d%d"), width .. " " .. k .. ": " .. stayed)
+      end
+      if width == 200 then   -- room for everything on one line, and Keras's 30-wide bar
+        assert.truthy(out:find("\r8/8 %[" .. ("="):rep(30) .. "%] %- [^\n]*val_accuracy"), out)
+      elseif width == 40 then   -- a shorter bar
+        assert.truthy(out:find("\r8/8 %[=+%]"), out)
+        assert.falsy(out:find(("="):rep(30), 1, true), out)
+      end
+    end
   end)
 end)
 

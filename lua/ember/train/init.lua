@@ -18,11 +18,13 @@
 --                 callbacks, the distributed form
 --   progress.lua  the progress display
 --   summary.lua   model:summary
+--   plot.lua      history:plot, the curves as a PNG
 --   common.lua    what they share: option checks, samples, batches
 require "ember.train.compile"
 local fit = require "ember.train.fit"
 local progress = require "ember.train.progress"
 require "ember.train.summary"
+require "ember.train.plot"
 
 local M = {}
 M.History = fit.History
