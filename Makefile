@@ -36,6 +36,11 @@ OPENBLAS_OMP ?= /usr/lib/$(shell $(CC) -dumpmachine)/openblas-openmp
 comma    := ,
 BLAS_LIBS := -lopenblas $(if $(wildcard $(OPENBLAS_OMP)/libopenblas.so.0),-Wl$(comma)-rpath$(comma)$(OPENBLAS_OMP))
 LIBS     := $(BLAS_LIBS) -lz -lm -fopenmp $(SAN)
+# What a C host linking libember.a needs after it (examples/embed, and the
+# Libs line of the ember.pc that `make install` writes; libember.a is
+# static, so Lua and the rest go in Libs, not Libs.private).
+EMBED_LIBS := -l$(LUA) $(BLAS_LIBS) -lz -lm -fopenmp
+EMBER_VERSION := $(shell sed -n 's/^\#define EMBER_VERSION "\(.*\)"/\1/p' core/include/ember.h)
 
 CORE_SRC := $(sort $(wildcard core/*.c core/ops/*.c core/cpu/*.c))
 BIND_SRC := bindings/lua_tensor.c bindings/lua_ops.c bindings/lua_module.c \
@@ -166,7 +171,8 @@ $(BUILD)/devcache-test: tools/devcache_test.c $(DEVCACHE_OBJ)
 # The C host example, built into the build folder ($(BUILD)/embed-host).
 embed: $(BUILD)/libember.a
 	$(MAKE) -C examples/embed LIBEMBER=$(abspath $(BUILD)/libember.a) \
-	  OUT=$(abspath $(BUILD))/embed-host LUA=$(LUA) LUA_INC=$(LUA_INC) SAN="$(SAN)"
+	  OUT=$(abspath $(BUILD))/embed-host LUA_INC=$(LUA_INC) SAN="$(SAN)" \
+	  EMBED_LIBS="$(EMBED_LIBS)"
 
 # Independent lua_States on concurrent host threads, each training a seeded
 # model, against the same seeds run alone (tools/threads_host.c): built for
@@ -310,6 +316,11 @@ install: all
 	$(if $(CUDA_LIB),install -m 755 $(CUDA_LIB) $(DESTDIR)$(PREFIX)/lib/libember_cuda.so)
 	cd lua && for f in $$(find ember -name '*.lua'); do \
 	  install -D -m 644 $$f $(DESTDIR)$(PREFIX)/share/lua/5.4/$$f; done
+	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$${prefix}/lib' 'includedir=$${prefix}/include' '' \
+	  'Name: ember' 'Description: Ember, a machine-learning engine in C scripted from Lua 5.4' \
+	  'Version: $(EMBER_VERSION)' 'Cflags: -I$${includedir}/ember -I$(LUA_INC)' \
+	  'Libs: -L$${libdir} -lember $(EMBED_LIBS)' > $(DESTDIR)$(PREFIX)/lib/pkgconfig/ember.pc
 
 # The targets `luarocks make` calls (rockspec/ember-scm-1.rockspec).
 rock: $(BUILD)/ember/core.so

@@ -24,25 +24,11 @@ local here = arg and arg[0] and arg[0]:match("^(.*)/[^/]*$") or "examples"
 local fortunes = dofile(here .. "/char_gpt/fortunes.lua")
 local char_gpt = dofile(here .. "/char_gpt/model.lua")
 
-local OPTS = {["--steps"] = 2000, ["--eval-every"] = 200, ["--eval-iters"] = 20, ["--sample"] = 500,
-              ["--seed"] = 1337, ["--threads"] = false}
-local opt = {}
-for k, v in pairs(OPTS) do opt[k] = v end
-local i = 1
-while i <= #arg do
-  if arg[i] == "--checkpoint" or arg[i] == "--bf16" then   -- flags: no value
-    opt[arg[i]] = true
-    i = i + 1
-  else
-    local v = math.tointeger(tonumber(arg[i + 1]))
-    if OPTS[arg[i]] == nil or not v then
-      error(("char_gpt.lua: bad option %s %s (options: --steps, --eval-every, --eval-iters, --sample, --seed, --threads, --checkpoint, --bf16)")
-        :format(tostring(arg[i]), tostring(arg[i + 1])))
-    end
-    opt[arg[i]] = v
-    i = i + 2
-  end
-end
+local opt = dofile(here .. "/lib/options.lua")("char_gpt.lua", arg, {
+  ["--steps"] = {"integer", 2000}, ["--eval-every"] = {"integer", 200},
+  ["--eval-iters"] = {"integer", 20}, ["--sample"] = {"integer", 500},
+  ["--seed"] = {"integer", 1337}, ["--threads"] = {"integer"},
+  ["--checkpoint"] = {"flag"}, ["--bf16"] = {"flag"}})
 if opt["--threads"] then ember.set_num_threads(opt["--threads"]) end
 local max_iters, eval_interval = opt["--steps"], opt["--eval-every"]
 local batch_size, block_size, eval_iters = 12, 64, opt["--eval-iters"]

@@ -22,18 +22,9 @@ local nn = ember.nn
 local here = arg and arg[0] and arg[0]:match("^(.*)/[^/]*$") or "examples"
 local fortunes = dofile(here .. "/char_gpt/fortunes.lua")
 
-local OPTS = {["--steps"] = 1000, ["--print-every"] = 50, ["--sample"] = 500,
-              ["--seed"] = 123, ["--threads"] = false}
-local opt = {}
-for k, v in pairs(OPTS) do opt[k] = v end
-for i = 1, #arg, 2 do
-  local v = math.tointeger(tonumber(arg[i + 1]))
-  if OPTS[arg[i]] == nil or not v then
-    error(("char_rnn.lua: bad option %s %s (options: --steps, --print-every, --sample, --seed, --threads)")
-      :format(tostring(arg[i]), tostring(arg[i + 1])))
-  end
-  opt[arg[i]] = v
-end
+local opt = dofile(here .. "/lib/options.lua")("char_rnn.lua", arg, {
+  ["--steps"] = {"integer", 1000}, ["--print-every"] = {"integer", 50},
+  ["--sample"] = {"integer", 500}, ["--seed"] = {"integer", 123}, ["--threads"] = {"integer"}})
 if opt["--threads"] then ember.set_num_threads(opt["--threads"]) end
 local rnn_size, num_layers, seq_length, batch_size = 128, 2, 50, 50
 local learning_rate, decay_rate, grad_clip = 2e-3, 0.95, 5

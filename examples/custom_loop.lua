@@ -7,9 +7,11 @@ local ember = require "ember"
 local nn, optim, data = ember.nn, ember.optim, ember.data
 local F = nn.functional
 
-local opt = {}   -- --limit N --epochs N (a quick run: fewer images, fewer epochs)
-for i = 1, #arg - 1, 2 do opt[arg[i]] = math.tointeger(tonumber(arg[i + 1])) end
-local limit, epochs = opt["--limit"], opt["--epochs"] or 5
+local here = arg and arg[0] and arg[0]:match("^(.*)/[^/]*$") or "examples"
+-- --limit N --epochs N (a quick run: fewer images, fewer epochs)
+local opt = dofile(here .. "/lib/options.lua")("custom_loop.lua", arg,
+  {["--limit"] = {"integer"}, ["--epochs"] = {"integer", 5}})
+local limit, epochs = opt["--limit"], opt["--epochs"]
 
 ember.manual_seed(42)
 local train, test = data.fashion_mnist{limit = limit}

@@ -8,9 +8,8 @@ local ember = require "ember"
 local here = arg and arg[0] and arg[0]:match("^(.*)/[^/]*$") or "examples"
 local nanogpt = dofile(here .. "/nanogpt/model.lua")
 
-local opt = {}   -- --steps N
-for i = 1, #arg - 1, 2 do opt[arg[i]] = math.tointeger(tonumber(arg[i + 1])) end
-local max_iters = opt["--steps"] or 500
+local opt = dofile(here .. "/lib/options.lua")("nanogpt.lua", arg, {["--steps"] = {"integer", 500}})
+local max_iters = opt["--steps"]
 local batch_size, block_size = 16, 64
 
 -- the data: a token per distinct character (UTF-8), ids 1.. in character order

@@ -184,3 +184,37 @@ describe("the GPT-2 example on the fixture", function()
     assert.truthy(bad:find("gpt2.lua: unknown option --top-q", 1, true), bad)
   end)
 end)
+
+-- Scripts' own options (examples/lib/options.lua): parsed in both
+-- spellings, or refused with the list of options, never ignored.
+describe("the examples' options", function()
+  local parse = dofile("examples/lib/options.lua")
+  local KNOWN = {["--limit"] = {"integer"}, ["--epochs"] = {"integer", 5}, ["--bf16"] = {"flag"},
+                 ["--lr"] = {"number", 0.1}, ["--name"] = {"string"}}
+
+  it("reads --name value and --name=value, flags, and fills in defaults", function()
+    local opt = parse("x.lua", {"--limit=3000", "--lr", "1e-3", "--bf16", "--name=a=b"}, KNOWN)
+    assert.are.same({["--limit"] = 3000, ["--epochs"] = 5, ["--bf16"] = true,
+                     ["--lr"] = 1e-3, ["--name"] = "a=b"}, opt)
+  end)
+
+  for _, case in ipairs({
+    {"--limt 3000", "fashion_mnist_mlp.lua: unknown option --limt (options: --epochs INTEGER, --limit INTEGER)"},
+    {"--limit=3e", "fashion_mnist_mlp.lua: --limit needs an integer, got '3e'"},
+    {"--limit 30 --epochs", "fashion_mnist_mlp.lua: --epochs needs a value"},
+    {"3000", "fashion_mnist_mlp.lua: unexpected argument 3000"}}) do
+    it("refuses " .. case[1], function()
+      local out, rc = run.sh(run.ember .. " examples/fashion_mnist_mlp.lua " .. case[1])
+      assert.are.equal(2, rc, out)
+      assert.truthy(out:find(case[2], 1, true), out)
+      assert.is_nil(out:find("traceback", 1, true), out)
+    end)
+  end
+
+  it("refuses a value given to a flag", function()
+    local out, rc = run.sh(run.ember .. " examples/char_gpt.lua --steps 1 --bf16=yes")
+    assert.are.equal(2, rc, out)
+    assert.truthy(out:find("char_gpt.lua: --bf16 takes no value", 1, true), out)
+  end)
+end)
+

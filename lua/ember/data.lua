@@ -797,4 +797,8 @@ end
 
 -- }======================================================================
 
+--- data.csv(path [, opts]) -> x [, y [, classes]]: tabular data (its own
+-- file: ember/data_csv.lua).
+data.csv = require "ember.data_csv"
+
 return data

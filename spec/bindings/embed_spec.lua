@@ -16,5 +16,12 @@ describe("embedding in a C host", function()
     assert.truthy(out:find("Lua error caught: .*max: cannot reduce an empty tensor"), out)
     assert.truthy(out:find("Ember released the buffer", 1, true), out)
     assert.truthy(out:find("host: ok", 1, true), out)
+    -- it finds OpenBLAS's OpenMP build first, as docs/c-api.md recommends
+    -- (where Debian's libopenblas0-openmp is installed)
+    local omp = run.sh("ls -d /usr/lib/$(cc -dumpmachine)/openblas-openmp 2>/dev/null")
+    if omp ~= "" then
+      out = run.sh("ldd " .. run.build .. "/embed-host")
+      assert.truthy(out:find("openblas-openmp/libopenblas", 1, true), out)
+    end
   end)
 end)

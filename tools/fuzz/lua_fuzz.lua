@@ -234,6 +234,7 @@ M.SEEDS = {
   mish = function(e) return {e.tensor({-30, 0, 30, 0 / 0})} end,
   rms_norm = function(e) return {e.randn(2, 3, 4), {3, 4}, e.ones(3, 4), 1e-6} end,
   chars = function() return {"hello, w\xc3\xb6rld\n"} end,
+  csv = function() return {'a,"b,c",y\r\n1,2,cat\n3,"4",dog\n\n', {target = "y", columns = {1, "b,c"}}} end,
   windows = function(e) return {e.arange(1, 21, {dtype = "int64"}), 4, 3, {generator = e.Generator(6)}} end,
   encode = function() return {"h\xc3\xb6l"} end,
   decode = function(e) return {e.tensor({1, 2, 3}, {dtype = "int64"})} end,
@@ -288,6 +289,15 @@ function M.targets(ember)
     local bpe = ember.data.BPE.train(M.SEEDS.chars()[1]:rep(3), 260)
     add("ember.data.BPE:encode", function(...) return bpe:encode(...) end, false)
     add("ember.data.BPE:decode", function(...) return bpe:decode(...) end, false)
+    -- data.csv on the fuzzed text written to one scratch file (csv reads
+    -- a path; the text is the hostile part), with the fuzzed options
+    local csv_path = os.tmpname()
+    add("ember.data.csv", function(text, ...)
+      local f = assert(io.open(csv_path, "wb"))
+      f:write(type(text) == "string" and text or tostring(text))
+      f:close()
+      return ember.data.csv(csv_path, ...)
+    end, false)
   end
   -- the attention layers' calls (masks, shapes, options), on small layers
   -- built once per run (nn's classes are otherwise skipped)
