@@ -170,9 +170,9 @@ local function check_threshold(name, v)
 end
 
 --- The options of precision / recall / f1, checked.
-local function prf_options(name, opts)
+local function prf_options(name, opts, stateful)
   local o = check.options(name, opts, {average = true, threshold = true, pos_label = true,
-                                       num_classes = true}, fail)
+                                       num_classes = true, name = stateful}, fail)
   local average = o.average == nil and "macro" or o.average
   if not AVERAGES[average] then
     fail(("%s: average must be \"macro\", \"micro\", \"weighted\" or \"binary\", got %s")
@@ -181,7 +181,16 @@ local function prf_options(name, opts)
   local pos = o.pos_label == nil and 2 or check.integer(name, "pos_label", o.pos_label, 1, fail)
   if pos > 2 then fail(("%s: pos_label must be 1 or 2, got %d"):format(name, pos)) end
   local nc = o.num_classes ~= nil and check.integer(name, "num_classes", o.num_classes, 1, fail) or nil
-  return average, check_threshold(name, o.threshold == nil and 0.5 or o.threshold), pos, nc
+  return average, check_threshold(name, o.threshold == nil and 0.5 or o.threshold), pos, nc, o.name
+end
+
+--- A stateful metric's key in the logs: its name option, else `default`.
+local function log_name(fname, name, default)
+  if name == nil then return default end
+  if type(name) ~= "string" or name == "" then
+    fail(fname .. ": name must be a non-empty string, got " .. kind(name))
+  end
+  return name
 end
 
 --- A stateful metric: m:reset(), m:update(pred, target), m:result() ->
@@ -192,6 +201,7 @@ Metric.__index = Metric
 function Metric:__tostring() return "ember.metrics." .. self.kind .. "(" .. self.name .. ")" end
 
 local function metric(kind, name, fields)
+  -- kind: the function that made it; name: its key in the logs
   fields.kind, fields.name = kind, name
   local m = setmetatable(fields, Metric)
   m:reset()
@@ -224,7 +234,7 @@ end
 
 local function prf(what)
   return function(a, b, c)
-    if ember.is_tensor(a) then
+    if ember.is_tensor(a) or b ~= nil then
       local name = what
       local average, threshold, pos, nc = prf_options(name, c)
       local pl, tl, k = labels(name, a, b, threshold, nc)
@@ -233,9 +243,8 @@ local function prf(what)
       return averaged(name, what, counts, average, pos)
     end
     -- ember.metrics.f1{average = "micro"}: a stateful metric for compile
-    if b ~= nil then fail(what .. ": give (pred, target [, opts]) or one options table") end
-    local average, threshold, pos, nc = prf_options(what, a)
-    return metric(what, average == "macro" and what or what .. "_" .. average, {
+    local average, threshold, pos, nc, name = prf_options(what, a, true)
+    return metric(what, log_name(what, name, average == "macro" and what or what .. "_" .. average), {
       reset = function(self) self.counts = new_counts() end,
       update = function(self, pred, target)
         self.counts:add(labels(what, pred, target, self.threshold, nc))
@@ -282,15 +291,14 @@ end
 -- top_k_accuracy{k = 5} -> a stateful metric.
 function M.top_k_accuracy(a, b, c)
   local name = "top_k_accuracy"
-  if ember.is_tensor(a) then
+  if ember.is_tensor(a) or b ~= nil then
     local k = check_k(name, c)
     local hits, n = top_k_hits(name, a, b, k)
     return ratio(hits, n)
   end
-  if b ~= nil then fail(name .. ": give (pred, target [, k]) or one options table") end
-  local o = check.options(name, a, {k = true}, fail)
+  local o = check.options(name, a, {k = true, name = true}, fail)
   local k = check_k(name, o.k)
-  return metric(name, name, {
+  return metric(name, log_name(name, o.name, k == 5 and name or ("top_%d_accuracy"):format(k)), {
     reset = function(self) self.hits, self.n = 0, 0 end,
     update = function(self, pred, target)
       local h, n = top_k_hits(name, pred, target, k)
@@ -347,7 +355,7 @@ end
 -- auc{} -> a stateful metric (nan while the targets hold one class).
 function M.auc(a, b, c)
   local name = "auc"
-  if ember.is_tensor(a) then
+  if ember.is_tensor(a) or b ~= nil then
     check.options(name, c, {}, fail)
     local v = roc_auc(binary_scores(name, a, b))
     if not v then
@@ -355,9 +363,8 @@ function M.auc(a, b, c)
     end
     return v
   end
-  if b ~= nil then fail(name .. ": give (pred, target) or one options table") end
-  check.options(name, a, {}, fail)
-  return metric(name, name, {
+  local o = check.options(name, a, {name = true}, fail)
+  return metric(name, log_name(name, o.name, name), {
     per_batch = false,   -- a sort of every score so far: computed at the end of an epoch
     reset = function(self) self.scores, self.classes = {}, {} end,
     update = function(self, pred, target)
