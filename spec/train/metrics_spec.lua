@@ -244,5 +244,8 @@ describe("metrics in compile, fit and evaluate", function()
     end, "compile: unknown metric 'f2' (known: accuracy, sparse_categorical_accuracy, " ..
          "categorical_accuracy, binary_accuracy, mse, mae, precision, recall, f1, " ..
          "top_k_accuracy, auc, an ember.metrics metric or a function)")
+    assert.has_error(function()
+      model:compile{optimizer = "sgd", loss = "mse", metrics = {"f1"}}
+    end, "compile: 'f1' needs a classification loss")
   end)
 end)

@@ -117,7 +117,12 @@ local function named_metric(name, loss_kind)
   end
   -- over the whole epoch or evaluation set: stateful (ember.metrics)
   local stateful = ember.metrics.named(name, loss_kind)
-  if stateful then return name, nil, stateful end
+  if stateful then
+    if loss_kind == "regression" then
+      fail(("compile: '%s' needs a classification loss"):format(name))
+    end
+    return name, nil, stateful
+  end
   fail(("compile: unknown metric '%s' (known: accuracy, sparse_categorical_accuracy, " ..
         "categorical_accuracy, binary_accuracy, mse, mae, precision, recall, f1, " ..
         "top_k_accuracy, auc, an ember.metrics metric or a function)"):format(name))
