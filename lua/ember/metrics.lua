@@ -393,19 +393,6 @@ function M.confusion_matrix(pred, target, num_classes)
   return ember.tensor(rows, {dtype = "int64"})
 end
 
---- The stateful metric compile makes for a name, or nil.  A binary
--- logits loss puts the threshold at 0.
-function M.named(name, loss_kind)
-  local threshold = loss_kind == "binary_logits" and 0 or 0.5
-  if name == "precision" or name == "recall" or name == "f1" then
-    return M[name]{threshold = threshold}
-  elseif name == "top_k_accuracy" then
-    return M.top_k_accuracy{}
-  elseif name == "auc" then
-    return M.auc{}
-  end
-end
-
 -- }======================================================================
 
 ember.metrics = M

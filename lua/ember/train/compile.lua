@@ -101,6 +101,9 @@ local function accuracy_for(loss_kind)
   end
 end
 
+-- Metrics over the whole epoch or evaluation set: stateful (ember.metrics)
+local WHOLE_SET = {precision = true, recall = true, f1 = true, top_k_accuracy = true, auc = true}
+
 local function named_metric(name, loss_kind)
   if name == "accuracy" or name == "acc" then return "accuracy", accuracy_for(loss_kind) end
   if name == "sparse_categorical_accuracy" or name == "categorical_accuracy" then
@@ -116,12 +119,16 @@ local function named_metric(name, loss_kind)
     return "mae", function(p, y) return F.l1_loss(p, y):item() end
   end
   -- over the whole epoch or evaluation set: stateful (ember.metrics)
-  local stateful = ember.metrics.named(name, loss_kind)
-  if stateful then
+  if WHOLE_SET[name] then
     if loss_kind == "regression" then
       fail(("compile: '%s' needs a classification loss"):format(name))
     end
-    return name, nil, stateful
+    -- binary logits are positive above 0, probabilities above 0.5
+    local o = {}
+    if name ~= "top_k_accuracy" and name ~= "auc" then
+      o.threshold = loss_kind == "binary_logits" and 0 or 0.5
+    end
+    return name, nil, ember.metrics[name](o)
   end
   fail(("compile: unknown metric '%s' (known: accuracy, sparse_categorical_accuracy, " ..
         "categorical_accuracy, binary_accuracy, mse, mae, precision, recall, f1, " ..
