@@ -14,7 +14,8 @@
 local ember = require "ember"
 local check = require "ember.check"
 
-local fail = require("ember.blame").failer("ember/metrics")
+-- errors point at the user's line, also from inside fit and evaluate
+local fail = require("ember.blame").failer("ember/metrics", "ember/train/", "ember/init.lua")
 
 local M = {}
 

@@ -237,6 +237,15 @@ describe("metrics in compile, fit and evaluate", function()
     near(logs.auc, h.history.auc[1], "fit auc")
   end)
 
+  it("blames the user's line for a metric's error inside evaluate", function()
+    local x, y = data(10)
+    local model = nn.Sequential{nn.Linear(4, 3)}
+    model:compile{optimizer = "sgd", loss = "sparse_categorical_crossentropy", metrics = {"auc"}}
+    local ok, err = pcall(function() model:evaluate(x, y) end)
+    assert.is_false(ok)
+    assert.matches("^spec/train/metrics_spec%.lua:%d+: auc: pred must be binary scores", err)
+  end)
+
   it("refuses an unknown metric name, listing the new ones", function()
     local model = nn.Sequential{nn.Linear(4, 3)}
     assert.has_error(function()
