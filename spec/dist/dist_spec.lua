@@ -74,6 +74,13 @@ describe("ember.distributed under mpirun -np 2", function()
     assert.truthy(out:find("rank 2 of 2: mpi 3", 1, true), out)
   end)
 
+  it("fit and evaluate's precision, recall, f1, top-k: the whole set's values on every rank", function()
+    local out, rc = run.sh(run.mpirun(2, run.lua_cmd() .. " spec/dist/metrics_ranks.lua"))
+    assert.are.equal(0, rc, out)
+    local _, n = out:gsub("ok rank %d", "")
+    assert.are.equal(4, n, out)
+  end)
+
   it("a first collective on an empty \"cuda\" tensor (a 0-byte staging block)", function()
     local fake = ROOT .. "/" .. run.build .. "/libember_fakecuda.so"
     local src = "print(pcall(ember.distributed.all_reduce, ember.zeros(0):cuda()))"

@@ -29,7 +29,7 @@ describe("lua fuzzer", function()
                         "ember.no_grad", "ember._adam_step", "ember.cuda.is_available",
                         "ember.nn.functional.cross_entropy", "ember.distributed.all_reduce",
                         "ember.nn.mha_forward", "ember.nn.decoder_layer_forward",
-                        "ember.autograd.Function", "ember.checkpoint",
+                        "ember.autograd.Function", "ember.checkpoint", "ember.metrics.f1",
                         "ember.distributed.all_reduce_coalesced", "Tensor:add", "Tensor:narrow",
                         "Tensor:index_add_", "mt.__add", "mt.__index", "mt.__newindex",
                         "mt.__close", "mt.__gc", "mt.__tostring"}) do
@@ -40,7 +40,7 @@ describe("lua fuzzer", function()
       if type(v) == "function" then
         assert.truthy(names["ember." .. k] or type(fuzz.SKIP[k]) == "string", k)
       elseif type(v) == "table" and k ~= "cuda" then
-        assert.truthy(k == "nn" or k == "distributed" or k == "autograd" or type(fuzz.SKIP_TABLES[k]) == "string",
+        assert.truthy(k == "nn" or k == "distributed" or k == "autograd" or k == "metrics" or type(fuzz.SKIP_TABLES[k]) == "string",
                       "table " .. k)
       end
     end

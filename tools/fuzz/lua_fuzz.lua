@@ -10,8 +10,8 @@
 -- was.
 --
 -- The targets are enumerated at run time from the `ember` table, ember.cuda,
--- ember.nn.functional and the tensor metatable (methods, metamethods and
--- fields), so a function added later is fuzzed without touching this file.
+-- ember.metrics, ember.nn.functional and the tensor metatable (methods,
+-- metamethods and fields), so a function added later is fuzzed without touching this file.
 -- SKIP below lists, with reasons, the only ones left out.
 --
 -- Two modes, one file:
@@ -163,6 +163,16 @@ M.SEEDS = {
   bincount = function(e)
     return {e.tensor({3, 1, 3}, {dtype = "int64"}), {minlength = 4, weights = e.rand(3)}} end,
   histc = function(e) return {e.randn(3, 4), 5, -1, 1} end,
+  -- ember.metrics: scores (N, C) and classes 1..C; binary scores and 0/1
+  precision = function(e) return {e.randn(5, 3), e.tensor({1, 3, 2, 2, 1}, {dtype = "int64"}),
+                                  {average = "weighted"}} end,
+  recall = function(e) return {e.rand(4), e.tensor({0, 1, 1, 0}), {average = "binary"}} end,
+  f1 = function(e) return {e.tensor({3, 1, 2}, {dtype = "int64"}),
+                           e.tensor({3, 2, 2}, {dtype = "int64"}), {average = "micro"}} end,
+  top_k_accuracy = function(e) return {e.randn(4, 5), e.tensor({5, 1, 2, 2}, {dtype = "int64"}), 2} end,
+  auc = function(e) return {e.rand(6), e.tensor({0, 1, 1, 0, 1, 0})} end,
+  confusion_matrix = function(e) return {e.randn(4, 3), e.tensor({1, 3, 2, 2}, {dtype = "int64"}), 3} end,
+  is_metric = function(e) return {e.metrics.f1{}} end,
   bucketize = function(e) return {e.randn(2, 3), e.tensor({-1, 0, 1}), {right = true}} end,
   searchsorted = function(e) return {e.tensor({{1, 2, 3}, {0, 5, 9}}), e.randn(2, 4), {right = false}} end,
   backward = function(e) local w = e.randn(3, {requires_grad = true}); return {(w * w):sum()} end,
@@ -267,6 +277,11 @@ function M.targets(ember)
   if type(ember.autograd) == "table" then   -- Function, checkpoint
     for k, v in pairs(ember.autograd) do
       if type(v) == "function" then add("ember.autograd." .. k, v, false) end
+    end
+  end
+  if type(ember.metrics) == "table" then   -- precision, recall, f1, auc, ...
+    for k, v in pairs(ember.metrics) do
+      if type(v) == "function" then add("ember.metrics." .. k, v, false) end
     end
   end
   local F = ember.nn and ember.nn.functional

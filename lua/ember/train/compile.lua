@@ -5,6 +5,7 @@ local Module = require "ember.nn.module"
 local F = require "ember.nn.functional"
 local optim = require "ember.optim"
 local common = require "ember.train.common"
+require "ember.metrics"
 
 local fail, kind, class_of, options = common.fail, common.kind, common.class_of, common.options
 
@@ -100,6 +101,9 @@ local function accuracy_for(loss_kind)
   end
 end
 
+-- Metrics over the whole epoch or evaluation set: stateful (ember.metrics)
+local WHOLE_SET = {precision = true, recall = true, f1 = true, top_k_accuracy = true, auc = true}
+
 local function named_metric(name, loss_kind)
   if name == "accuracy" or name == "acc" then return "accuracy", accuracy_for(loss_kind) end
   if name == "sparse_categorical_accuracy" or name == "categorical_accuracy" then
@@ -114,8 +118,21 @@ local function named_metric(name, loss_kind)
   if name == "mae" or name == "mean_absolute_error" then
     return "mae", function(p, y) return F.l1_loss(p, y):item() end
   end
+  -- over the whole epoch or evaluation set: stateful (ember.metrics)
+  if WHOLE_SET[name] then
+    if loss_kind == "regression" then
+      fail(("compile: '%s' needs a classification loss"):format(name))
+    end
+    -- binary logits are positive above 0, probabilities above 0.5
+    local o = {}
+    if name ~= "top_k_accuracy" and name ~= "auc" then
+      o.threshold = loss_kind == "binary_logits" and 0 or 0.5
+    end
+    return name, nil, ember.metrics[name](o)
+  end
   fail(("compile: unknown metric '%s' (known: accuracy, sparse_categorical_accuracy, " ..
-        "categorical_accuracy, binary_accuracy, mse, mae, or a function)"):format(name))
+        "categorical_accuracy, binary_accuracy, mse, mae, precision, recall, f1, " ..
+        "top_k_accuracy, auc, an ember.metrics metric or a function)"):format(name))
 end
 
 -- }======================================================================
@@ -135,8 +152,10 @@ local MIXED = {bf16 = "bfloat16", bfloat16 = "bfloat16", half = "float16", float
 -- optimizer is a name (Keras's default learning rate) or an
 -- ember.optim optimizer, bound here to the model's parameters when it was
 -- made without any; loss a name, a loss module or a function(output,
--- target); metrics a list of names or functions(output, target) ->
--- number (named entries, metrics = {top = fn}, name them);
+-- target); metrics a list of names, functions(output, target) ->
+-- number (named entries, metrics = {top = fn}, name them) or stateful
+-- ember.metrics metrics (precision, recall, f1, top_k_accuracy, auc by
+-- name), which fit and evaluate compute over the whole set;
 -- mixed_precision "bf16" (or "half") runs fit's, evaluate's and predict's
 -- forward under ember.autocast.
 function Module:compile(spec)
@@ -178,10 +197,12 @@ function Module:compile(spec)
   local list = o.metrics or {}
   if type(list) == "string" or type(list) == "function" then list = {list} end
   if type(list) ~= "table" then fail("compile: metrics must be a list, got " .. kind(list)) end
-  local function add(name, fn)
+  -- fn(output, target) -> number, averaged over the samples; or state, a
+  -- stateful metric (reset / update / result) over the whole set
+  local function add(name, fn, state)
     if seen[name] then fail(("compile: metric '%s' given twice"):format(name)) end
     seen[name] = true
-    metrics[#metrics + 1] = {name = name, fn = fn}
+    metrics[#metrics + 1] = {name = name, fn = fn, state = state}
   end
   for k, m in pairs(list) do
     if math.type(k) ~= "integer" and type(k) ~= "string" then
@@ -194,8 +215,13 @@ function Module:compile(spec)
       names[#names + 1] = m
     elseif type(m) == "function" then
       add("metric_" .. i, m)
+    elseif ember.metrics.is_metric(m) then
+      if type(m.name) ~= "string" then fail(("compile: metric %d has no name"):format(i)) end
+      add(m.name, nil, m)
+      names[#names + 1] = m.name
     else
-      fail(("compile: metric %d must be a name or a function, got %s"):format(i, kind(m)))
+      fail(("compile: metric %d must be a name, an ember.metrics metric or a function, got %s")
+           :format(i, kind(m)))
     end
   end
   local keyed = {}

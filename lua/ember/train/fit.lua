@@ -22,6 +22,57 @@ local function metric_value(name, v)
   return v
 end
 
+-- Metrics are of two kinds (compile's list): a function averaged over the
+-- samples (sums[name] holds its sum), or a stateful metric (m.state,
+-- ember.metrics) that sees every batch and gives the whole set's value
+-- (precision, recall, f1, AUC are not means over batches).
+
+--- Start an epoch or an evaluation: zero sums, reset the stateful metrics.
+local function metrics_begin(metrics, sums)
+  for _, m in ipairs(metrics) do
+    if m.state then m.state:reset() else sums[m.name] = 0 end
+  end
+end
+
+--- One batch of `len` samples.
+local function metrics_update(metrics, sums, out, y, len)
+  for _, m in ipairs(metrics) do
+    if m.state then m.state:update(out, y)
+    else sums[m.name] = sums[m.name] + metric_value(m.name, m.fn(out, y)) * len end
+  end
+end
+
+--- The stateful metrics' values into logs; during an epoch (at_end false)
+-- only those cheap to compute after every batch (not AUC).
+local function metrics_results(metrics, logs, prefix, at_end)
+  for _, m in ipairs(metrics) do
+    if m.state and (at_end or m.state.per_batch ~= false) then
+      logs[prefix .. m.name] = m.state:result()
+    end
+  end
+end
+
+--- Distributed: the numbers in head (a list), the metric sums and the
+-- stateful metrics' totals added up over the ranks in one call; the sums
+-- and the states are replaced, the summed head returned.
+local function metrics_over_ranks(metrics, head, sums, sum_over_ranks)
+  local list, at = table.move(head, 1, #head, 1, {}), {}
+  for _, m in ipairs(metrics) do
+    local st = m.state and m.state:state() or {sums[m.name]}
+    at[m] = {#list + 1, #st}
+    table.move(st, 1, #st, #list + 1, list)
+  end
+  list = sum_over_ranks(list)
+  for m, span in pairs(at) do
+    if m.state then
+      m.state:set_state(table.move(list, span[1], span[1] + span[2] - 1, 1, {}))
+    else
+      sums[m.name] = list[span[1]]
+    end
+  end
+  return table.move(list, 1, #head, 1, {})
+end
+
 -- {======================================================================
 -- Callbacks
 -- =======================================================================
@@ -153,25 +204,20 @@ local function run_eval(self, x, y, batch_size, prefix, ddp)
   end
   local ok, logs = pcall(ember.no_grad, function()
     local sums = {loss = 0}
-    for _, m in ipairs(self._metrics) do sums[m.name] = 0 end
+    metrics_begin(self._metrics, sums)
     for start = first, last, batch_size do
       local len = math.min(batch_size, last - start + 1)
       local xb, yb = rows(x, start, len, dev), rows(y, start, len, dev)
       local out = model(xb)
       sums.loss = sums.loss + self.loss_fn(out, yb):item() * len
-      for _, m in ipairs(self._metrics) do
-        sums[m.name] = sums[m.name] + metric_value(m.name, m.fn(out, yb)) * len
-      end
+      metrics_update(self._metrics, sums, out, yb, len)
     end
     if ddp then
-      local list = {sums.loss}
-      for i, m in ipairs(self._metrics) do list[i + 1] = sums[m.name] end
-      list = sum_over_ranks(list)
-      sums.loss = list[1]
-      for i, m in ipairs(self._metrics) do sums[m.name] = list[i + 1] end
+      sums.loss = metrics_over_ranks(self._metrics, {sums.loss}, sums, sum_over_ranks)[1]
     end
     local out = {}
     for k, v in pairs(sums) do out[prefix .. k] = v / n end
+    metrics_results(self._metrics, out, prefix, true)
     return out
   end)
   self:train(was_training)
@@ -378,7 +424,7 @@ function Module:fit(x, y, opts)
       local next_batch = batches:iter()   -- draws this epoch's order
       local sums, seen, logs, done = {loss = 0}, 0, {}, 0
       local group_rows = 0   -- the samples of the current accumulation group
-      for _, m in ipairs(metrics) do sums[m.name] = 0 end
+      metrics_begin(metrics, sums)
       for b = 1, steps do
         local xb, yb = next_batch()
         local len = xb:size(1)
@@ -434,15 +480,13 @@ function Module:fit(x, y, opts)
         sums.loss = sums.loss + lv * len
         if #metrics > 0 then
           ember.no_grad(function()
-            local od = out:detach()
-            for _, m in ipairs(metrics) do
-              sums[m.name] = sums[m.name] + metric_value(m.name, m.fn(od, yb)) * len
-            end
+            metrics_update(metrics, sums, out:detach(), yb, len)
           end)
         end
         seen, done = seen + len, b
         logs = {}
         for k, v in pairs(sums) do logs[k] = v / seen end
+        metrics_results(metrics, logs, "", false)
         progress:batch_end(b, keys, logs)
         logs.batch, logs.size = b, len
         logs.stepped, logs.optimizer_steps = stepping and not bad, optimizer_steps
@@ -458,14 +502,16 @@ function Module:fit(x, y, opts)
       if ddp then
         -- the epoch's logs over all ranks; rank 1's buffers (BatchNorm's
         -- running statistics) for every rank, as DDP's broadcast_buffers
-        local list = {seen, sums.loss}
-        for i, m in ipairs(metrics) do list[i + 2] = sums[m.name] end
-        list = sum_over_ranks(list)
+        local list = metrics_over_ranks(metrics, {seen, sums.loss}, sums, sum_over_ranks)
         logs = {loss = list[2] / list[1]}
-        for i, m in ipairs(metrics) do logs[m.name] = list[i + 2] / list[1] end
+        for _, m in ipairs(metrics) do
+          if not m.state then logs[m.name] = sums[m.name] / list[1] end
+        end
         local buffers = self:buffers()
         if #buffers > 0 then dist.broadcast_coalesced(buffers, 1) end
       end
+      -- before the validation, which resets the stateful metrics
+      metrics_results(metrics, logs, "", true)
       if xv then
         for k, v in pairs(run_eval(self, xv, yv, bs, "val_", ddp)) do logs[k] = v end
       end
