@@ -457,7 +457,7 @@ static int handle_luainit (lua_State *L) {
 
 /*
 ** {==================================================================
-** History: a plain text file, one entered line per line
+** History: a plain text file, one entered chunk per line
 ** ===================================================================
 */
 
@@ -467,7 +467,11 @@ static int handle_luainit (lua_State *L) {
 ** itself. The last EMBER_HISTMAX lines also live in a ring here, to rewrite
 ** the file from when it grows past the cap. Any failure (no HOME, no
 ** permission, a full disk) just leaves the history unsaved.
+** A multi-line chunk is one entry, so one Up recalls it whole; in the file
+** its newlines are written as HIST_NL (a control character no one types),
+** which keeps one entry per line.
 */
+#define HIST_NL		'\x1f'
 static char *hist_path = NULL;		/* NULL: no file */
 static char *hist_ring[EMBER_HISTMAX];
 static int hist_first = 0, hist_count = 0;	/* ring's oldest, size */
@@ -502,13 +506,21 @@ static FILE *hist_openfile (int flags) {
 }
 
 
+/* One entry as one line of the file. */
+static void hist_writeentry (FILE *f, const char *entry) {
+  for (; *entry != '\0'; entry++)
+    fputc(*entry == '\n' ? HIST_NL : *entry, f);
+  fputc('\n', f);
+}
+
+
 /* Replace the file by the ring: the cap holds across sessions. */
 static void hist_rewrite (void) {
   FILE *f;
   int i;
   if (hist_path == NULL || (f = hist_openfile(O_TRUNC)) == NULL) return;
   for (i = 0; i < hist_count; i++)
-    fprintf(f, "%s\n", hist_ring[(hist_first + i) % EMBER_HISTMAX]);
+    hist_writeentry(f, hist_ring[(hist_first + i) % EMBER_HISTMAX]);
   fclose(f);
   hist_filelines = hist_count;
 }
@@ -542,8 +554,11 @@ static void hist_load (void) {
     char *copy;
     if (n > 0 && line[n - 1] == '\n') line[--n] = '\0';
     hist_filelines++;
-    if (n > 0 && (copy = strdup(line)) != NULL)
+    if (n > 0 && (copy = strdup(line)) != NULL) {
+      char *c;
+      for (c = copy; (c = strchr(c, HIST_NL)) != NULL; c++) *c = '\n';
       hist_remember(copy);
+    }
   }
   free(line);
   fclose(f);
@@ -555,7 +570,7 @@ static void hist_load (void) {
 
 
 /*
-** Every non-blank line typed goes to the history (a repeat of the line
+** Every non-blank chunk typed goes to the history (a repeat of the entry
 ** before it does not), and at once to the file, so a crash loses nothing.
 */
 static void hist_add (const char *line) {
@@ -571,7 +586,7 @@ static void hist_add (const char *line) {
   if (++hist_filelines > EMBER_HISTMAX)
     hist_rewrite();
   else if ((f = hist_openfile(O_APPEND)) != NULL) {
-    fprintf(f, "%s\n", copy);
+    hist_writeentry(f, copy);
     fclose(f);
   }
 }
@@ -991,9 +1006,10 @@ static int incomplete (lua_State *L, int status) {
 
 
 /*
-** Prompt the user, read a line, and push it into the Lua stack; the line
-** also goes to the history. Returns 1, 0 at end of input, or
-** LINE_CANCELLED (nothing pushed either way but for 1).
+** Prompt the user, read a line, and push it into the Lua stack (the
+** whole chunk goes to the history once complete, in 'loadline'). Returns
+** 1, 0 at end of input, or LINE_CANCELLED (nothing pushed either way but
+** for 1).
 */
 static int pushline (lua_State *L, int firstline) {
   char *b;
@@ -1003,7 +1019,6 @@ static int pushline (lua_State *L, int firstline) {
   lua_pop(L, 1);  /* remove prompt */
   if (readstatus != 1)
     return readstatus;
-  if (line_editing) hist_add(b);
   l = strlen(b);
   if (firstline && b[0] == '=')  /* for compatibility with 5.2, ... */
     lua_pushfstring(L, "return %s", b + 1);  /* change '=' to 'return' */
@@ -1014,19 +1029,68 @@ static int pushline (lua_State *L, int firstline) {
 }
 
 
+/* set by 'loadline': the chunk ended with ';', so its results are kept
+   in '_' but not printed (as trepl) */
+static int repl_hidden = 0;
+
+
+/* Does 'line' end with ';' (blanks after it aside)? */
+static int ends_with_semicolon (const char *line) {
+  size_t n = strlen(line);
+  while (n > 0 && strchr(" \t\r\n", line[n - 1]) != NULL) n--;
+  return n > 0 && line[n - 1] == ';';
+}
+
+
 /*
-** Try to compile line on the stack as 'return <line>;'; on return, stack
-** has either compiled chunk or original line (if compilation failed).
+** Try to compile line on the stack as 'return <line>;' (as 'return <line>'
+** when it ends with ';' already: 'x;' is the expression 'x', hidden); on
+** return, stack has either compiled chunk or original line (if
+** compilation failed).
 */
 static int addreturn (lua_State *L) {
   const char *line = lua_tostring(L, -1);  /* original line */
-  const char *retline = lua_pushfstring(L, "return %s;", line);
+  const char *retline = lua_pushfstring(L, repl_hidden ? "return %s" :
+                                                         "return %s;", line);
   int status = luaL_loadbuffer(L, retline, strlen(retline), "=stdin");
   if (status == LUA_OK)
     lua_remove(L, -2);  /* remove modified line */
   else
     lua_pop(L, 2);  /* pop result from 'luaL_loadbuffer' and modified line */
   return status;
+}
+
+
+/*
+** Statements that end in an expression ('x = 1; x') are not a chunk, and
+** lua.c waits for more input after them. Try the chunk on the stack as
+** '<statements>; return <expression>', splitting at each ';' from the
+** last (a ';' inside a string of the tail fails to compile and the next
+** one is tried). On success the compiled chunk replaces the syntax error
+** message on top of the stack and LUA_OK is returned; else nothing changes.
+*/
+static int splitreturn (lua_State *L) {
+  size_t len;
+  const char *chunk = lua_tolstring(L, 1, &len);
+  const char *semi = chunk + len;
+  while (semi > chunk) {
+    const char *code;
+    size_t i;
+    if (*--semi != ';') continue;
+    i = (size_t)(semi - chunk) + 1;
+    lua_pushlstring(L, chunk, i);
+    lua_pushliteral(L, " return ");
+    lua_pushlstring(L, semi + 1, len - i);
+    lua_concat(L, 3);
+    code = lua_tostring(L, -1);
+    if (luaL_loadbuffer(L, code, strlen(code), "=stdin") == LUA_OK) {
+      lua_remove(L, -2);  /* the code */
+      lua_remove(L, -2);  /* the syntax error */
+      return LUA_OK;
+    }
+    lua_pop(L, 2);  /* its error and the code */
+  }
+  return LUA_ERRSYNTAX;
 }
 
 
@@ -1040,6 +1104,8 @@ static int multiline (lua_State *L) {
     const char *line = lua_tolstring(L, 1, &len);  /* get what it has */
     int status = luaL_loadbuffer(L, line, len, "=stdin");  /* try it */
     int more;
+    if (status == LUA_ERRSYNTAX && splitreturn(L) == LUA_OK)
+      return LUA_OK;
     if (!incomplete(L, status))
       return status;  /* cannot or should not try to add continuation */
     more = pushline(L, 0);
@@ -1066,8 +1132,11 @@ static int loadline (lua_State *L) {
   status = pushline(L, 1);
   if (status == 0) return -1;  /* no input */
   if (status == LINE_CANCELLED) return LINE_CANCELLED;
+  repl_hidden = ends_with_semicolon(lua_tostring(L, 1));
   if ((status = addreturn(L)) != LUA_OK)  /* 'return ...' did not work? */
     status = multiline(L);  /* try as command, maybe with continuation lines */
+  if (line_editing)  /* the chunk as typed, however many lines it took */
+    hist_add(lua_tostring(L, 1));
   if (status == LINE_CANCELLED) {
     lua_settop(L, 0);
     return LINE_CANCELLED;
@@ -1077,16 +1146,42 @@ static int loadline (lua_State *L) {
 }
 
 
+/* registry key of the REPL's printer, ember.repl's 'print' */
+#define REPL_PRINTER	"ember.repl.print"
+
+
 /*
-** Prints (calling the Lua 'print' function) any values on the stack:
-** results are tostring'ed and separated by tabs, so a tensor shows
-** through its __tostring.
+** Load the printer (lua/ember/repl.lua). If it cannot be loaded (a broken
+** installation), the REPL still works and prints with the global 'print'.
+*/
+static void load_printer (lua_State *L) {
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "ember.repl");
+  if (lua_pcall(L, 1, 1, 0) == LUA_OK && lua_istable(L, -1) &&
+      lua_getfield(L, -1, "print") == LUA_TFUNCTION)
+    lua_setfield(L, LUA_REGISTRYINDEX, REPL_PRINTER);
+  else
+    lua_pop(L, 1);  /* the error or the field */
+  lua_settop(L, 0);
+}
+
+
+/*
+** Prints the values on the stack with ember.repl's printer (tables as
+** tables, several results on labelled lines), else with 'print'; the
+** first one becomes '_' (printed or hidden by a trailing ';').
 */
 static void l_print (lua_State *L) {
   int n = lua_gettop(L);
   if (n > 0) {  /* any result to be printed? */
+    lua_pushvalue(L, 1);
+    lua_setglobal(L, "_");
+    if (repl_hidden) return;
     luaL_checkstack(L, LUA_MINSTACK, "too many results to print");
-    lua_getglobal(L, "print");
+    if (lua_getfield(L, LUA_REGISTRYINDEX, REPL_PRINTER) != LUA_TFUNCTION) {
+      lua_pop(L, 1);
+      lua_getglobal(L, "print");
+    }
     lua_insert(L, 1);
     if (lua_pcall(L, n, 0, 0) != LUA_OK)
       l_message(progname, lua_pushfstring(L, "error calling 'print' (%s)",
@@ -1103,6 +1198,7 @@ static void doREPL (lua_State *L) {
   int status;
   const char *oldprogname = progname;
   progname = NULL;  /* no 'progname' on errors in interactive mode */
+  load_printer(L);
   line_init(L);
   while ((status = loadline(L)) != -1) {
     if (status == LINE_CANCELLED) continue;
