@@ -92,7 +92,91 @@ describe("ember executable", function()
     assert.truthy(out:find("42", 1, true), out)
     assert.truthy(out:find("boom", 1, true), out)
     assert.truthy(out:find("2.0", 1, true), out)
-    assert.truthy(out:find("1\ttwo", 1, true), out)
+    assert.truthy(out:find("[1] 1\n[2] two\n", 1, true), out)
+  end)
+
+  -- Feeds `lines` to `ember -i` and returns what each entry printed, in
+  -- order: the text between one prompt and the next.
+  local function repl(lines)
+    local input = tmpfile(table.concat(lines, "\n") .. "\n")
+    local out, rc = run.sh(E .. " -i < " .. input .. " 2>&1")
+    os.remove(input)
+    assert.are.equal(0, rc, out)
+    local shown = {}
+    local at = select(2, out:find("ember> ", 1, true))
+    while at do
+      local s, e = out:find("ember> ", at + 1, true)
+      shown[#shown + 1] = out:sub(at + 1, (s or 0) - 1)
+      at = e
+    end
+    return shown, out
+  end
+
+  it("the REPL prints tables as tables", function()
+    local shown, out = repl({
+      "t = ember.ones(2, 3)",
+      "t:shape()",
+      "m = ember.nn.Linear(3, 2)",
+      "m:state_dict()",
+      "{b = {c = 'x', d = {1, 2, {3, {4}}}}, [2.5] = true, a = 1}",
+      "local r = {} for i = 1, 30 do r[i] = i end return r",
+      "local r = {} for i = 1, 30 do r['k' .. i] = i end return r",
+      "{w = t, n = 1}",
+      "c = {}; c.self = c; c",
+      "m2 = ember.nn.Sequential(ember.nn.Linear(2, 2)); m2:compile{optimizer = 'sgd', loss = 'mse'}",
+      "h = m2:fit(ember.ones(4, 2), ember.zeros(4, 2), {epochs = 3, verbose = 0})",
+      "h",
+    })
+    assert.are.equal("{2, 3}\n", shown[2], out)
+    -- one line per entry, sorted by name, with dtype and shape
+    assert.are.equal("bias    float32  {2}\nweight  float32  {2, 3}\n", shown[4], out)
+    -- numeric keys before string keys; deeper than 3 levels is {...}
+    assert.are.equal('{[2.5] = true, a = 1, b = {c = "x", d = {1, 2, {...}}}}\n', shown[5], out)
+    assert.are.equal("{\n  1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20,\n"
+      .. "  ... (30 entries)\n}\n", shown[6], out)
+    -- keys sorted as strings; 20 shown then "..."
+    local _, n = shown[7]:gsub("k%d+ = %d+", "")
+    assert.are.equal(20, n, out)
+    assert.truthy(shown[7]:find("{\n  k1 = 1, k10 = 10,", 1, true), out)
+    assert.truthy(shown[7]:find("%.%.%. %(30 entries%)\n}\n$"), out)
+    -- a tensor inside a table is summed up on one line
+    assert.are.equal("{n = 1, w = tensor(float32, {2, 3})}\n", shown[8], out)
+    assert.are.equal("{self = <cycle>}\n", shown[9], out)
+    -- fit's history as its lists
+    assert.truthy(shown[12]:find("^{%s*epoch = {1, 2, 3},%s*loss = {[%d.e-]+, [%d.e-]+, [%d.e-]+}%s*}\n$"), out)
+  end)
+
+  it("the REPL prints several results on labelled lines, keeps the first in _, hides after ';'", function()
+    local shown, out = repl({
+      "t = ember.tensor({{1, 5}, {7, 2}})",
+      "t:max(2)",
+      "_",
+      "'hidden';",
+      "_",
+      "t:sum();",
+      "_:item()",
+      "x = 1; x",
+      "y = 2; y + 1",
+      "s = 'a;b'; s",
+      "x = 3; x;",
+      "_",
+      "function f() return 1 end",
+      "f()",
+    })
+    assert.are.equal("[1] tensor([5., 7.])\n    [float32, size 2]\n"
+      .. "[2] tensor([2, 1])\n    [int64, size 2]\n", shown[2], out)
+    assert.are.equal("tensor([5., 7.])\n[float32, size 2]\n", shown[3], out)
+    assert.are.equal("", shown[4], out)
+    assert.are.equal("hidden\n", shown[5], out)
+    assert.are.equal("", shown[6], out)
+    assert.are.equal("15.0\n", shown[7], out)
+    assert.are.equal("1\n", shown[8], out)   -- not a continuation prompt
+    assert.are.equal("3\n", shown[9], out)
+    assert.are.equal("a;b\n", shown[10], out)
+    assert.are.equal("", shown[11], out)
+    assert.are.equal("3\n", shown[12], out)
+    assert.are.equal("1\n", shown[14], out)
+    assert.falsy(out:find(">> ", 1, true), out)
   end)
 
   it("the REPL on a terminal completes names and keeps history", function()
@@ -119,5 +203,38 @@ describe("ember executable", function()
     f:close()
     os.remove(hist)
     assert.truthy(h:find("y = ember.ones(3)", 1, true), h)
+  end)
+
+  it("the REPL keeps a multi-line chunk as one history entry", function()
+    local have_script = select(2, run.sh("command -v script")) == 0
+    if not have_script then
+      pending("util-linux 'script' is not installed: no pseudo-terminal to drive the REPL")
+      return
+    end
+    local hist = os.tmpname()
+    os.remove(hist)
+    local keys = "function g()\\n  return 7\\nend\\ng()\\n"
+    local out, rc = run.sh(("printf '%s' | EMBER_HISTORY=%s TERM=dumb script -qec %s /dev/null")
+      :format(keys, hist, run.q(E)))
+    assert.are.equal(0, rc, out)
+    assert.truthy(out:find("\n7\r?\n"), out)
+    local f = assert(io.open(hist))
+    local h = f:read("a")
+    f:close()
+    os.remove(hist)
+    -- one line of the file per entry; the chunk's newlines are \x1f there
+    assert.are.equal("function g()\x1f  return 7\x1fend\ng()\n", h)
+    -- and a second session reads it back as one entry
+    f = assert(io.open(hist, "w"))
+    f:write(h)
+    f:close()
+    out, rc = run.sh(("printf 'x = 1\\n' | EMBER_HISTORY=%s TERM=dumb script -qec %s /dev/null")
+      :format(hist, run.q(E)))
+    assert.are.equal(0, rc, out)
+    f = assert(io.open(hist))
+    h = f:read("a")
+    f:close()
+    os.remove(hist)
+    assert.are.equal("function g()\x1f  return 7\x1fend\ng()\nx = 1\n", h)
   end)
 end)
