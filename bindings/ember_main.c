@@ -9,10 +9,13 @@
 **     is reported and the program exits with status 1;
 **   - the banner reads "Ember x.y.z (Lua 5.4.n)  Copyright ...";
 **   - on a terminal the REPL edits lines with libedit, keeps a history of at
-**     most EMBER_HISTMAX lines in $EMBER_HISTORY (or ~/.ember_history; an
+**     most EMBER_HISTMAX chunks in $EMBER_HISTORY (or ~/.ember_history; an
 **     empty $EMBER_HISTORY keeps none), completes names with TAB, and
 **     Ctrl-C at the prompt drops the line instead of killing the program;
-**   - end of input inside an unfinished chunk reports its syntax error.
+**   - end of input inside an unfinished chunk reports its syntax error;
+**   - results print through ember.repl (lua/ember/repl.lua: tables as
+**     tables, several results on labelled lines), the first goes to `_`,
+**     a trailing ';' hides them, and 'x = 1; x' prints x.
 **
 ** Completion contract with the bindings: a userdata (a tensor) offers the
 ** string keys of its metatable's `__methods` table after `t:` or `t.`.
