@@ -174,7 +174,7 @@ describe("fit", function()
     assert.error_matches(function() m:fit(x, y, {verbose = 3}) end, "verbose must be 0, 1 or 2")
     assert.error_matches(function() m:fit(x, y, {callbacks = {{on_epoch_ends = print}}}) end,
                          "unknown hook 'on_epoch_ends'")
-    assert.error_matches(function() m:fit("x", y) end, "fit: x must be a tensor, got string")
+    assert.error_matches(function() m:fit("x", y) end, "fit: x must be a tensor, an ember.data loader or a dataset, got string")
     assert.error_matches(function() m:fit(x, y, {validation_split = 1e-17}) end,
                          "leaves no validation samples")
     for k, t in pairs(m:state_dict()) do assert.is_true(t:equal(before[k]), k) end

@@ -180,6 +180,135 @@ end
 -- }======================================================================
 
 -- {======================================================================
+-- Data: tensors, an ember.data loader or a dataset; weighted losses
+-- =======================================================================
+
+local function is_loader(v)
+  local mt = type(v) == "table" and getmetatable(v)
+  return mt and mt.__name == "ember.data.DataLoader" or false
+end
+
+--- A dataset as ember.data.loader takes one: a table (not a tensor, not a
+-- loader) with #ds.
+local function is_dataset(v)
+  if type(v) ~= "table" or ember.is_tensor(v) or is_loader(v) then return false end
+  local ok, n = pcall(function() return #v end)
+  return ok and math.type(n) == "integer"
+end
+
+--- The (x, y, opts) of fit and evaluate, which also take (loader [, opts])
+-- or (dataset [, opts]): then the second argument is the options.  Returns
+-- x, y, opts and whether x is a loader or a dataset.
+local function data_args(fname, x, y, opts)
+  if ember.is_tensor(x) then return x, y, opts, false end
+  if not (is_loader(x) or is_dataset(x)) then
+    fail(("%s: x must be a tensor, an ember.data loader or a dataset, got %s"):format(fname, kind(x)))
+  end
+  if y ~= nil and opts == nil and type(y) == "table" and not ember.is_tensor(y) then
+    y, opts = nil, y
+  end
+  if y ~= nil then
+    fail(("%s: y must not be given with a %s (its batches carry the targets), got %s")
+         :format(fname, is_loader(x) and "loader" or "dataset", kind(y)))
+  end
+  return x, nil, opts, true
+end
+
+--- The loader a loader or dataset gives batches through: a loader as it
+-- is (batch_size and shuffle are its own: giving them too is an error), a
+-- dataset in one with the call's batch_size (and shuffle, for fit).
+local function loader_of(fname, src, opts, bs, shuffle, ddp)
+  if is_loader(src) then
+    for _, k in ipairs{"batch_size", "shuffle"} do
+      if type(opts) == "table" and opts[k] ~= nil then
+        fail(("%s: %s cannot be given with a loader (the loader has its own %s)"):format(fname, k, k))
+      end
+    end
+    if ddp and not src.shard then
+      fail(("%s: a distributed run needs a loader made with shard = true"):format(fname))
+    end
+    return src
+  end
+  local l = data.loader(src, {batch_size = bs, shuffle = shuffle or false, shard = ddp or false})
+  l._fname = fname
+  return l
+end
+
+--- The class weight of each target in yb: the class of a sample is the
+-- argmax of its row for (N, C) targets with C > 1 (one-hot), else the
+-- target's value (a 1-based class index, or 0 / 1 for binary targets);
+-- classes the table leaves out weigh 1.  Computed on yb's device, with
+-- no read back to the host.
+local function class_weights(cw, yb)
+  local cls = yb
+  if yb:dim() == 2 and yb:size(2) > 1 then cls = yb:argmax(2) end
+  cls = cls:reshape(yb:size(1)):long()
+  local top = 0
+  for k in pairs(cw) do top = math.max(top, k) end
+  -- lut[c + 1] is class c's weight, 0 <= c <= top; other classes map to
+  -- the last entry, 1
+  local lut = {}
+  for c = 0, top + 1 do lut[c + 1] = cw[c] or 1 end
+  local t = ember.tensor(lut, {dtype = "float32"})
+  if t.device ~= yb.device then t = t:to(yb.device) end
+  local idx = cls + 1
+  idx = idx:masked_fill(idx:lt(1):logical_or(idx:gt(top + 1)), top + 2)
+  return t:index_select(1, idx)
+end
+
+--- Check fit's class_weight: a table of integer class -> number >= 0.
+local function check_class_weight(cw)
+  if type(cw) ~= "table" or ember.is_tensor(cw) then
+    fail("fit: class_weight must be a table of class -> weight, got " .. kind(cw))
+  end
+  for k, v in pairs(cw) do
+    if math.type(k) ~= "integer" or k < 0 then
+      fail(("fit: class_weight's keys must be classes (integers >= 0), got %s"):format(tostring(k)))
+    end
+    if type(v) ~= "number" or not (v >= 0) or v == math.huge then
+      fail(("fit: class_weight[%d] must be a finite number >= 0, got %s"):format(k, tostring(v)))
+    end
+  end
+  return cw
+end
+
+--- The loss of a batch weighted sample by sample, as Keras's
+-- sum-over-batch-size reduction: the per-sample losses (the loss with
+-- reduction "none", averaged over each sample's other elements) times
+-- their weights (sw the sample weights, cw the class weights; either may
+-- be nil), summed and divided by the batch's size -- the mean of the
+-- weighted losses, not a weighted average.
+local function weighted_loss(loss_fn, out, yb, sw, cw)
+  local l
+  if Module.is_module(loss_fn) and loss_fn.reduction then
+    local r = loss_fn.reduction
+    loss_fn.reduction = "none"
+    local ok, v = pcall(loss_fn, out, yb)
+    loss_fn.reduction = r
+    if not ok then error(v, 0) end
+    l = v
+  else
+    l = loss_fn(out, yb, {reduction = "none"})
+  end
+  local n = yb:size(1)
+  if not ember.is_tensor(l) or l:dim() == 0 or l:size(1) ~= n then
+    fail("fit: class_weight and sample_weight need a loss that gives one loss per sample " ..
+         "with reduction = \"none\" (a loss module, or a function taking {reduction = \"none\"})")
+  end
+  if l:dim() > 1 then l = l:reshape(n, l:numel() // n):mean(2) end
+  for _, w in ipairs{sw or false, cw or false} do
+    if w then
+      if w.dtype ~= l.dtype then w = w:to(l.dtype) end
+      if w.device ~= l.device then w = w:to(l.device) end
+      l = l * w
+    end
+  end
+  return l:sum() / n
+end
+
+-- }======================================================================
+
+-- {======================================================================
 -- evaluate, predict
 -- =======================================================================
 
@@ -192,29 +321,52 @@ end
 local function run_eval(self, x, y, batch_size, prefix, ddp)
   local was_training = self.training
   self:eval()
-  local n = x:size(1)
   local dev = device_of(self)
   local model = forward_fn(self, forward_module(self, ddp))
-  local first, last = 1, n
-  if ddp then
-    dist.check_same(prefix == "val_" and "fit (validation)" or "evaluate", n, "numbers of samples")
-    local part = (n + dist.world_size() - 1) // dist.world_size()
-    first = (dist.rank() - 1) * part + 1
-    last = math.min(n, first + part - 1)
+  local next_batch
+  if is_loader(x) then
+    -- a loader (evaluate's or validation_data's): one pass, in its order
+    if ddp then
+      fail((prefix == "val_" and "fit" or "evaluate") ..
+           ": a distributed evaluation takes tensors, not a loader or a dataset")
+    end
+    next_batch = x:iter()
+  else
+    local n = x:size(1)
+    local first, last = 1, n
+    if ddp then
+      dist.check_same(prefix == "val_" and "fit (validation)" or "evaluate", n, "numbers of samples")
+      local part = (n + dist.world_size() - 1) // dist.world_size()
+      first = (dist.rank() - 1) * part + 1
+      last = math.min(n, first + part - 1)
+    end
+    local start = first
+    next_batch = function()
+      if start > last then return nil end
+      local len = math.min(batch_size, last - start + 1)
+      start = start + len
+      return rows(x, start - len, len), rows(y, start - len, len)
+    end
   end
   local ok, logs = pcall(ember.no_grad, function()
-    local sums = {loss = 0}
+    local sums, n = {loss = 0}, 0
     metrics_begin(self._metrics, sums)
-    for start = first, last, batch_size do
-      local len = math.min(batch_size, last - start + 1)
-      local xb, yb = rows(x, start, len, dev), rows(y, start, len, dev)
+    for xb, yb in next_batch do
+      if not ember.is_tensor(yb) then fail("evaluate: the loader's batches must be (x, y), got no y") end
+      if xb.device ~= dev then xb = xb:to(dev) end
+      if yb.device ~= dev then yb = yb:to(dev) end
+      local len = xb:size(1)
       local out = model(xb)
       sums.loss = sums.loss + self.loss_fn(out, yb):item() * len
       metrics_update(self._metrics, sums, out, yb, len)
+      n = n + len
     end
     if ddp then
       sums.loss = metrics_over_ranks(self._metrics, {sums.loss}, sums, sum_over_ranks)[1]
+      n = x:size(1)
     end
+    if n == 0 then fail((prefix == "val_" and "fit: the validation data" or "evaluate: the data") ..
+                        " gives no samples") end
     local out = {}
     for k, v in pairs(sums) do out[prefix .. k] = v / n end
     metrics_results(self._metrics, out, prefix, true)
@@ -235,13 +387,19 @@ end
 -- loss, metric1, ... (or one table of them with return_dict).
 function Module:evaluate(x, y, opts)
   compiled(self, "evaluate")
+  local from_loader
+  x, y, opts, from_loader = data_args("evaluate", x, y, opts)
   local o = options("evaluate", opts, {batch_size = 32, return_dict = false, verbose = 0,
                                        distributed = false})
-  check_xy("evaluate", x, y, true)
   local bs = check_int("evaluate", "batch_size", o.batch_size, 1)
-  if x:size(1) == 0 then fail("evaluate: no samples") end
   local ddp = distributed(self, "evaluate", opts)
-  remember_input(self, x)
+  if from_loader then
+    x = loader_of("evaluate", x, opts, bs, false, false)
+  else
+    check_xy("evaluate", x, y, true)
+    if x:size(1) == 0 then fail("evaluate: no samples") end
+    remember_input(self, x)
+  end
   local logs = run_eval(self, x, y, bs, "", ddp)
   if o.return_dict then return logs end
   local out = {}
@@ -252,25 +410,42 @@ end
 --- model:predict(x [, {batch_size = 32}]): the outputs for every row of x,
 -- computed in batches in eval mode without recording gradients.
 function Module:predict(x, opts)
+  local from_loader, _
+  x, _, opts, from_loader = data_args("predict", x, nil, opts)
   local o = options("predict", opts, {batch_size = 32, verbose = 0})
-  check_xy("predict", x)
   local bs = check_int("predict", "batch_size", o.batch_size, 1)
-  local n = x:size(1)
-  if n == 0 then fail("predict: no samples") end
-  remember_input(self, x)
+  local next_batch
+  if from_loader then
+    -- the batches' first part is x (a (x, y) loader's y is not used)
+    next_batch = loader_of("predict", x, opts, bs, false, false):iter()
+  else
+    check_xy("predict", x)
+    local n = x:size(1)
+    if n == 0 then fail("predict: no samples") end
+    remember_input(self, x)
+    local start = 1
+    next_batch = function()
+      if start > n then return nil end
+      local len = math.min(bs, n - start + 1)
+      start = start + len
+      return rows(x, start - len, len)
+    end
+  end
   local was_training = self.training
   local dev = device_of(self)
   self:eval()
   local forward = forward_fn(self, self)
   local ok, out = pcall(ember.no_grad, function()
     local parts = {}
-    for start = 1, n, bs do
-      local p = forward(rows(x, start, math.min(bs, n - start + 1), dev))
+    for xb in next_batch do
+      if xb.device ~= dev then xb = xb:to(dev) end
+      local p = forward(xb)
       if not ember.is_tensor(p) then
         fail("predict: the model's forward must return a tensor, got " .. kind(p))
       end
       parts[#parts + 1] = p
     end
+    if #parts == 0 then fail("predict: no samples") end
     return #parts == 1 and parts[1] or ember.cat(parts, 1)
   end)
   self:train(was_training)
@@ -325,14 +500,18 @@ History.__index = function(h, k) return rawget(h, "history")[k] or History[k] en
 -- group's gradients without a step.
 function Module:fit(x, y, opts)
   compiled(self, "fit")
+  local from_loader
+  x, y, opts, from_loader = data_args("fit", x, y, opts)
   local o = options("fit", opts, {epochs = 1, batch_size = 32, validation_split = 0,
     validation_data = false, shuffle = true, callbacks = false, verbose = 1, initial_epoch = 0,
-    terminate_on_nan = true, distributed = false, accumulate = 1, clip_grad_norm = false})
-  check_xy("fit", x, y, true)
+    terminate_on_nan = true, distributed = false, accumulate = 1, clip_grad_norm = false,
+    class_weight = false, sample_weight = false, steps_per_epoch = false})
+  if not from_loader then check_xy("fit", x, y, true) end
   local epochs = check_int("fit", "epochs", o.epochs, 0)
   local bs = check_int("fit", "batch_size", o.batch_size, 1)
   local initial = check_int("fit", "initial_epoch", o.initial_epoch, 0)
   local accumulate = check_int("fit", "accumulate", o.accumulate, 1)
+  local steps_per_epoch = o.steps_per_epoch and check_int("fit", "steps_per_epoch", o.steps_per_epoch, 1)
   local clip = o.clip_grad_norm
   if clip ~= nil and (type(clip) ~= "number" or not (clip > 0)) then
     fail("fit: clip_grad_norm must be a number > 0, got " .. tostring(clip))
@@ -352,16 +531,37 @@ function Module:fit(x, y, opts)
   if type(split) ~= "number" or not (split >= 0 and split < 1) then
     fail("fit: validation_split must be a number in [0, 1), got " .. tostring(split))
   end
+  local class_weight = o.class_weight and check_class_weight(o.class_weight)
+  local sw = o.sample_weight
+  if sw ~= nil then
+    if from_loader then
+      fail("fit: sample_weight is for tensors x, y; a loader or dataset gives its weights " ..
+           "as a third part of its batches")
+    end
+    if not ember.is_tensor(sw) or sw:dim() ~= 1 or sw:size(1) ~= x:size(1) then
+      fail(("fit: sample_weight must be a tensor (N) with N = %d, the samples of x, got %s")
+           :format(x:size(1), ember.is_tensor(sw) and "shape [" .. table.concat(sw:shape(), ",") .. "]"
+                   or kind(sw)))
+    end
+  end
   local cbs = check_callbacks(o.callbacks)
   local xv, yv
   if o.validation_data then
     local vd = o.validation_data
-    if type(vd) ~= "table" or ember.is_tensor(vd) then
-      fail("fit: validation_data must be a table {x_val, y_val}, got " .. kind(vd))
+    if is_loader(vd) or (is_dataset(vd) and not ember.is_tensor(vd[1])) then
+      -- a dataset is evaluated in order, with fit's batch_size
+      xv = is_loader(vd) and vd or loader_of("fit", vd, nil, bs, false, false)
+    else
+      if type(vd) ~= "table" or ember.is_tensor(vd) then
+        fail("fit: validation_data must be a table {x_val, y_val}, a loader or a dataset, got " .. kind(vd))
+      end
+      xv, yv = vd[1], vd[2]
+      check_xy("fit (validation_data)", xv, yv, true)
     end
-    xv, yv = vd[1], vd[2]
-    check_xy("fit (validation_data)", xv, yv, true)
   elseif split > 0 then
+    if from_loader then
+      fail("fit: validation_split needs tensors x, y; give a loader or a dataset validation_data")
+    end
     local n = x:size(1)
     local at = math.floor(n * (1 - split))
     if at < 1 or at >= n then
@@ -370,22 +570,53 @@ function Module:fit(x, y, opts)
     end
     xv, yv = x:narrow(1, at + 1, n - at), y:narrow(1, at + 1, n - at)
     x, y = x:narrow(1, 1, at), y:narrow(1, 1, at)
+    if sw then sw = sw:narrow(1, 1, at) end
   end
-  local n = x:size(1)
-  if n == 0 then fail("fit: no training samples") end
   local ddp = distributed(self, "fit", opts)
-  if ddp then dist.check_same("fit", n, "numbers of samples") end   -- before anything changes
-  remember_input(self, x)
-  -- The batches come from ember.data.loader: a shuffled epoch draws
-  -- ember.randperm(n) when it starts (so a run is reproducible under
-  -- ember.manual_seed); distributed, each rank takes its shard of rank 1's
-  -- order (dist.shard).  Its messages name fit.
-  local batches = data.loader(x, y, {batch_size = bs, shuffle = o.shuffle, shard = ddp})
-  batches._fname = "fit"
-  local steps = #batches
-  -- the rows of this rank's epoch, for the batch sizes of a group
-  local rows_here = ddp and (n + dist.world_size() - 1) // dist.world_size() or n
-  local function batch_len(b) return math.min(bs, rows_here - (b - 1) * bs) end
+  local batches
+  if from_loader then
+    batches = loader_of("fit", x, opts, bs, o.shuffle, ddp)
+    if #batches.dataset == 0 or #batches == 0 then fail("fit: the loader gives no batches") end
+  else
+    local n = x:size(1)
+    if n == 0 then fail("fit: no training samples") end
+    if ddp then dist.check_same("fit", n, "numbers of samples") end   -- before anything changes
+    remember_input(self, x)
+    -- The batches come from ember.data.loader: a shuffled epoch draws
+    -- ember.randperm(n) when it starts (so a run is reproducible under
+    -- ember.manual_seed); distributed, each rank takes its shard of rank 1's
+    -- order (dist.shard).  Its messages name fit.  The sample weights
+    -- travel as the batches' third part, as a loader's would.
+    local src = sw and data.TensorDataset(x, y, sw) or data.TensorDataset(x, y)
+    batches = data.loader(src, {batch_size = bs, shuffle = o.shuffle, shard = ddp})
+    batches._fname = "fit"
+    if steps_per_epoch and steps_per_epoch > #batches then
+      fail(("fit: steps_per_epoch (%d) is more than the %d batches of an epoch of x")
+           :format(steps_per_epoch, #batches))
+    end
+  end
+  local steps = steps_per_epoch or #batches
+  -- The batch source: tensors start a new pass (a new order) every epoch,
+  -- cut after steps batches.  A loader or dataset with steps_per_epoch is
+  -- one stream across epochs, as Keras reads a dataset: the loader starts
+  -- a new pass (its own new epoch) whenever it runs out.
+  local stream = from_loader and steps_per_epoch
+  local it
+  local function next_batch()
+    local xb, yb, wb = it()
+    if xb == nil and stream then
+      it = batches:iter()
+      xb, yb, wb = it()
+    end
+    if not ember.is_tensor(xb) or not ember.is_tensor(yb) then
+      fail("fit: the loader's batches must be (x, y) or (x, y, sample_weight) tensors, got " ..
+           (xb == nil and "none" or kind(xb) .. ", " .. kind(yb)))
+    end
+    if wb ~= nil and (not ember.is_tensor(wb) or wb:dim() ~= 1 or wb:size(1) ~= xb:size(1)) then
+      fail("fit: a batch's sample weights must be a tensor (N) for its N samples")
+    end
+    return xb, yb, wb
+  end
   if ddp and dist.rank() ~= 1 then verbose = 0 end
   local keys = metric_keys(self, "")
   local all_keys = {table.unpack(keys)}
@@ -412,6 +643,7 @@ function Module:fit(x, y, opts)
   -- distributed here) averages in its own backward: only the group's last
   local wrapper = not ddp and accumulate > 1 and class_of(model) == "DistributedDataParallel"
   local optimizer_steps = 0
+  local seen_input = not from_loader   -- a loader's first batch tells summary the input
   self.stop_training = false
   if ddp then dist.broadcast_module(self, 1) end
 
@@ -421,29 +653,39 @@ function Module:fit(x, y, opts)
       self:train()
       notify(cbs, "on_epoch_begin", epoch, {})
       progress:epoch_begin(epoch, steps)
-      local next_batch = batches:iter()   -- draws this epoch's order
+      if not stream or not it then it = batches:iter() end   -- draws a new order
       local sums, seen, logs, done = {loss = 0}, 0, {}, 0
       local group_rows = 0   -- the samples of the current accumulation group
+      local group = {}       -- its batches, drawn when it starts
       metrics_begin(metrics, sums)
       for b = 1, steps do
-        local xb, yb = next_batch()
-        local len = xb:size(1)
-        if xb.device ~= dev then xb = xb:to(dev) end
-        if yb.device ~= dev then yb = yb:to(dev) end
-        notify(cbs, "on_train_batch_begin", b, {batch = b, size = len})
         -- accumulation: batches first..last make one group (one step)
         local first = b - (b - 1) % accumulate
         local last = math.min(first + accumulate - 1, steps)
         if b == first then
-          opt:zero_grad()
           group_rows = 0
-          for k = first, last do group_rows = group_rows + batch_len(k) end
+          for k = first, last do
+            group[k - first + 1] = table.pack(next_batch())
+            group_rows = group_rows + group[k - first + 1][1]:size(1)
+          end
         end
+        local xb, yb, wb = table.unpack(group[b - first + 1], 1, 3)
+        group[b - first + 1] = false
+        local len = xb:size(1)
+        if not seen_input then remember_input(self, xb); seen_input = true end
+        if xb.device ~= dev then xb = xb:to(dev) end
+        if yb.device ~= dev then yb = yb:to(dev) end
+        notify(cbs, "on_train_batch_begin", b, {batch = b, size = len})
+        if b == first then opt:zero_grad() end
         local stepping = b == last
         local out, loss
         local function forward_backward()
           out = forward(xb)
-          loss = loss_fn(out, yb)
+          if wb or class_weight then
+            loss = weighted_loss(loss_fn, out, yb, wb, class_weight and class_weights(class_weight, yb))
+          else
+            loss = loss_fn(out, yb)
+          end
           if not ember.is_tensor(loss) or loss:numel() ~= 1 then
             fail("fit: the loss must be a one-element tensor, got " ..
                  (ember.is_tensor(loss) and "shape [" .. table.concat(loss:shape(), ",") .. "]" or kind(loss)))
