@@ -109,10 +109,12 @@ function check.suggest(key, names)
   if type(key) ~= "string" then return nil end
   local best, bd
   for _, name in ipairs(names) do
-    local d = distance(key, name)
-    local near = d <= 2 and d < #key and d < #name
-    local prefix = #key >= 2 and (name:sub(1, #key) == key or key:sub(1, #name) == name)
-    if (near or prefix) and (not bd or d < bd) then best, bd = name, d end
+    if type(name) == "string" then   -- (a list may hold other keys, e.g. [1])
+      local d = distance(key, name)
+      local near = d <= 2 and d < #key and d < #name
+      local prefix = #key >= 2 and (name:sub(1, #key) == key or key:sub(1, #name) == name)
+      if (near or prefix) and (not bd or d < bd) then best, bd = name, d end
+    end
   end
   return best
 end

@@ -64,7 +64,8 @@ function M.check_input(fname, x, dtype, what, level)
     error(("%s: got %s %s but the weights are %s; %s"):format(fname, x.dtype, what, dtype, hint),
           level)
   end
-  if x.dtype ~= dtype then
+  -- under autocast a layer takes the half-precision output of the one before
+  if x.dtype ~= dtype and not ember.is_autocast_enabled() then
     error(("%s: expected %s %s like the weights, got %s; convert it with %s or the model with %s")
           :format(fname, dtype, what, x.dtype, to_method(dtype), to_method(x.dtype)), level)
   end
