@@ -25,17 +25,54 @@
 
 #include "lua_internal.h"
 
+/* Edit distance of a and b, or 3 when it is more than 2 (all the caller
+   asks) or a word is too long to measure here. */
+static size_t edit_distance(const char *a, const char *b) {
+  enum { MAXLEN = 63 };
+  size_t na = strlen(a), nb = strlen(b);
+  size_t row[MAXLEN + 1];
+  if (na > MAXLEN || nb > MAXLEN) return 3;
+  for (size_t j = 0; j <= nb; j++) row[j] = j;
+  for (size_t i = 1; i <= na; i++) {
+    size_t diag = row[0];   /* row[i-1][j-1] */
+    row[0] = i;
+    for (size_t j = 1; j <= nb; j++) {
+      size_t up = row[j];
+      size_t best = diag + (a[i - 1] != b[j - 1]);
+      if (up + 1 < best) best = up + 1;
+      if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
+      row[j] = best;
+      diag = up;
+    }
+  }
+  return row[nb] > 3 ? 3 : row[nb];
+}
+
+const char *l_suggest(const char *key, const char *const *known) {
+  const char *best = NULL;
+  size_t bd = 0, nk = strlen(key);
+  for (int i = 0; known[i]; i++) {
+    size_t d = edit_distance(key, known[i]), nn = strlen(known[i]);
+    int near = d <= 2 && d < nk && d < nn;
+    int prefix = nk >= 2 && strncmp(key, known[i], nk < nn ? nk : nn) == 0;
+    if ((near || prefix) && (!best || d < bd)) best = known[i], bd = d;
+  }
+  return best;
+}
+
 void l_check_keys(lua_State *L, int idx, const char *fn,
                   const char *what, const char *const *known) {
   lua_pushnil(L);
   while (lua_next(L, idx)) {
     lua_pop(L, 1);
     int ok = 0;
-    if (lua_type(L, -1) == LUA_TSTRING)
-      for (int i = 0; known[i] && !ok; i++)
-        ok = strcmp(lua_tostring(L, -1), known[i]) == 0;
-    if (!ok)
-      luaL_error(L, "%s: unknown %s '%s'", fn, what, luaL_tolstring(L, -1, NULL));
+    const char *k = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+    for (int i = 0; k && known[i] && !ok; i++) ok = strcmp(k, known[i]) == 0;
+    if (!ok) {
+      const char *near = k ? l_suggest(k, known) : NULL;
+      luaL_error(L, "%s: unknown %s '%s'%s%s%s", fn, what, luaL_tolstring(L, -1, NULL),
+                 near ? "; did you mean '" : "", near ? near : "", near ? "'?" : "");
+    }
   }
 }
 

@@ -58,10 +58,14 @@ ember_dtype l_optdtype_field(lua_State *L, int idx, ember_dtype def);
 void l_opt_requires_grad(lua_State *L, int idx);
 /* Is the value at idx an options table (a table that is not a sequence)? */
 int l_isoptions(lua_State *L, int idx);
-/* Raise "fn: unknown <what> 'k'" for a key of the table at idx that is
+/* Raise "fn: unknown <what> 'k'" (with a suggestion) for a key of the table at idx that is
    not in `known` (NULL-terminated), as the Lua side's options check does. */
 void l_check_keys(lua_State *L, int idx, const char *fn, const char *what,
                   const char *const *known);
+/* The name in `known` (NULL-terminated) that key was likely a misspelling
+   of, or NULL: as check.suggest on the Lua side (edit distance <= 2, or a
+   prefix either way), which l_check_keys adds as "; did you mean 'x'?". */
+const char *l_suggest(const char *key, const char *const *known);
 /* A tensor operand: a tensor (retained) or a number made into a 0-d tensor
    like `other`.  Returns a new reference. */
 ember_tensor *l_operand(lua_State *L, int idx, const ember_tensor *other);

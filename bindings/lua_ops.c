@@ -999,17 +999,7 @@ static int sort_opts(lua_State *L, int idx, const char *fn,
   if (lua_type(L, idx) != LUA_TTABLE)
     return luaL_error(L, "%s: options must be a table, got %s", fn,
                       luaL_typename(L, idx));
-  lua_pushnil(L);
-  while (lua_next(L, idx)) {
-    lua_pop(L, 1);
-    const char *k = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
-    int ok = 0;
-    for (int i = 0; k && known[i]; i++) ok |= strcmp(k, known[i]) == 0;
-    if (!ok) {
-      luaL_tolstring(L, -1, NULL);
-      return luaL_error(L, "%s: unknown option '%s'", fn, lua_tostring(L, -1));
-    }
-  }
+  l_check_keys(L, idx, fn, "option", known);
   return 1;
 }
 

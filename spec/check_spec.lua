@@ -32,7 +32,7 @@ describe("check.options", function()
       line = debug.getinfo(1, "l").currentline + 1
       lib_loader({batchsize = 2})
     end)
-    assert.are.equal(("%s:%d: loader: unknown option 'batchsize'"):format(THIS, line), e)
+    assert.are.equal(("%s:%d: loader: unknown option 'batchsize'; did you mean 'batch_size'?"):format(THIS, line), e)
   end)
 
   it("takes a table of defaults: false is a known value", function()
@@ -43,7 +43,7 @@ describe("check.options", function()
 
   it("lists the known options when they come as a list", function()
     local e = err(check.options, "DDP", {bucket = 1}, {"bucket_mb", "broadcast_buffers"}, 0)
-    assert.are.equal("DDP: unknown option 'bucket' (known: bucket_mb, broadcast_buffers)", e)
+    assert.are.equal("DDP: unknown option 'bucket'; did you mean 'bucket_mb'? (known: bucket_mb, broadcast_buffers)", e)
     assert.are.same({bucket_mb = 1},
                     check.options("DDP", {bucket_mb = 1}, {"bucket_mb", "broadcast_buffers"}))
   end)
@@ -126,21 +126,21 @@ describe("the library's option checks", function()
   local p = ember.zeros(2):requires_grad_(true)
   local cases = {
     {"loader: unknown option 'bs'", function() data.loader(ember.zeros(4), {bs = 1}) end},
-    {"Adam: unknown option 'beta'", function() optim.Adam({p}, {beta = 1}) end},
-    {"StepLR: unknown option 'gama'", function() optim.StepLR(optim.SGD({p}, {lr = 1}), 2, {gama = 1}) end},
-    {"ReduceLROnPlateau: unknown option 'paitence'",
+    {"Adam: unknown option 'beta'; did you mean 'betas'?", function() optim.Adam({p}, {beta = 1}) end},
+    {"StepLR: unknown option 'gama'; did you mean 'gamma'?", function() optim.StepLR(optim.SGD({p}, {lr = 1}), 2, {gama = 1}) end},
+    {"ReduceLROnPlateau: unknown option 'paitence'; did you mean 'patience'?",
      function() optim.ReduceLROnPlateau(optim.SGD({p}, {lr = 1}), {paitence = 1}) end},
-    {"Conv2d: unknown option 'strides'", function() nn.Conv2d(1, 1, 3, {strides = 2}) end},
+    {"Conv2d: unknown option 'strides'; did you mean 'stride'?", function() nn.Conv2d(1, 1, 3, {strides = 2}) end},
     {"nll_loss: unknown option 'label_smoothing'", function()
       nn.F.nll_loss(ember.zeros(2, 3), ember.tensor({1, 2}, {dtype = "int64"}), {label_smoothing = 0.1})
     end},
     {"EarlyStopping: unknown option 'wait'", function() callbacks.EarlyStopping{wait = 1} end},
     {"TerminateOnNaN: unknown option 'baseline'", function() callbacks.TerminateOnNaN{baseline = 1} end},
     {"set_printoptions: unknown option 'foo'", function() ember.set_printoptions{foo = 1} end},
-    {"DistributedDataParallel: unknown option 'bucket' (known: bucket_mb, broadcast_buffers)",
+    {"DistributedDataParallel: unknown option 'bucket'; did you mean 'bucket_mb'? (known: bucket_mb, broadcast_buffers)",
      function() nn.DistributedDataParallel(nn.Linear(2, 2), {bucket = 1}) end},
     {"save: unknown option 'compress'", function() nn.Linear(2, 2):save("/nonexistent/x", {compress = 1}) end},
-    {"fit: unknown option 'epoch'", function()
+    {"fit: unknown option 'epoch'; did you mean 'epochs'?", function()
       local m = nn.Linear(2, 1):compile{loss = "mse"}
       m:fit(ember.zeros(4, 2), ember.zeros(4, 1), {epoch = 1, verbose = 0})
     end},

@@ -85,13 +85,47 @@ function check.dim(fname, d, ndim, level)
   return d > 0 and d or n + d + 1
 end
 
+--- Edit distance (insertions, deletions, substitutions) of strings a, b.
+local function distance(a, b)
+  local prev = {}
+  for j = 0, #b do prev[j] = j end
+  for i = 1, #a do
+    local cur = {[0] = i}
+    for j = 1, #b do
+      local sub = prev[j - 1] + (a:byte(i) == b:byte(j) and 0 or 1)
+      cur[j] = math.min(prev[j] + 1, cur[j - 1] + 1, sub)
+    end
+    prev = cur
+  end
+  return prev[#b]
+end
+
+--- check.suggest(key, names) -> the name in the list `names` that key was
+-- likely a misspelling of, or nil: the nearest within edit distance 2
+-- (and shorter than both words, so that 'x' does not suggest 'lr'), or one
+-- that key begins or that begins with key; the first such in the list on
+-- a tie.  l_suggest in bindings/lua_data.c does the same in C.
+function check.suggest(key, names)
+  if type(key) ~= "string" then return nil end
+  local best, bd
+  for _, name in ipairs(names) do
+    if type(name) == "string" then   -- (a list may hold other keys, e.g. [1])
+      local d = distance(key, name)
+      local near = d <= 2 and d < #key and d < #name
+      local prefix = #key >= 2 and (name:sub(1, #key) == key or key:sub(1, #name) == name)
+      if (near or prefix) and (not bd or d < bd) then best, bd = name, d end
+    end
+  end
+  return best
+end
+
 --- check.options(fname, opts, known [, level]) -> opts, or {} for nil.
 -- known names the options: its keys (a set, or a table of defaults where
 -- false is a value like any other), or its values when it is a list
 -- ({"bucket_mb", "broadcast_buffers"}), and then the message lists them.
 --   "<fname>: options must be a table, got number"
---   "<fname>: unknown option 'batchsize'"
---   "<fname>: unknown option 'bucket' (known: bucket_mb, broadcast_buffers)"
+--   "<fname>: unknown option 'epoch'; did you mean 'epochs'?"
+--   "<fname>: unknown option 'bucket'; did you mean 'bucket_mb'? (known: bucket_mb, broadcast_buffers)"
 function check.options(fname, opts, known, level)
   if opts == nil then return {} end
   if type(opts) ~= "table" or is_tensor(opts) then
@@ -110,6 +144,16 @@ function check.options(fname, opts, known, level)
     end
     if not ok then
       local msg = ("%s: unknown option '%s'"):format(fname, tostring(k))
+      local names = known
+      if not list then
+        names = {}
+        for name in pairs(known) do
+          if type(name) == "string" then names[#names + 1] = name end
+        end
+        table.sort(names)   -- a tie picks the same name every run
+      end
+      local near = check.suggest(k, names)
+      if near then msg = msg .. ("; did you mean '%s'?"):format(near) end
       if list then msg = msg .. " (known: " .. table.concat(known, ", ") .. ")" end
       raise(level, msg)
     end

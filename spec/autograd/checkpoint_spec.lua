@@ -160,7 +160,8 @@ describe("ember.checkpoint", function()
       assert.has_error(function() ember.checkpoint(3) end,
         "checkpoint: expected a function (or a callable), got number")
       assert.has_error(function() ember.checkpoint({print, preserve = true}) end,
-        "checkpoint: unknown option 'preserve' (known: 1, preserve_rng_state)")
+        "checkpoint: unknown option 'preserve'; did you mean 'preserve_rng_state'? " ..
+        "(known: 1, preserve_rng_state)")
     end)
 
     it("an in-place change of an input before backward", function()

@@ -162,7 +162,7 @@ describe("nonzero and where(cond)", function()
 
   it("rejects unknown options", function()
     assert.has_error(function() ember.tensor({1}):nonzero({astuple = true}) end,
-                     "nonzero: unknown option 'astuple'")
+                     "nonzero: unknown option 'astuple'; did you mean 'as_tuple'?")
   end)
 end)
 

@@ -245,7 +245,7 @@ describe("sorting", function()
     it("dims, options and dtypes", function()
       assert.has_error(function() x:sort(3) end,
         "sort: dimension 3 out of range for a 2-d tensor (expected 1..2)")
-      assert.has_error(function() x:sort(1, {descend = true}) end, "sort: unknown option 'descend'")
+      assert.has_error(function() x:sort(1, {descend = true}) end, "sort: unknown option 'descend'; did you mean 'descending'?")
       assert.has_error(function() x:sort(1, {descending = 1}) end,
         "sort: descending must be a boolean, got number")
       assert.has_error(function() x:topk(1, 1, {keepdim = true}) end, "topk: unknown option 'keepdim'")

@@ -273,7 +273,7 @@ describe("reductions", function()
     assert.are.same({{2}, {1}}, t:argmax(2, {keepdim = true}):totable())
     assert.are.same({2, 1}, t:var(2, {keepdim = true, correction = 0}):shape())
     assert.are.same({2}, t:mean(2, {keepdim = false}):shape())
-    assert.has_error(function() t:sum(2, {keepdims = true}) end, "sum: unknown option 'keepdims'")
+    assert.has_error(function() t:sum(2, {keepdims = true}) end, "sum: unknown option 'keepdims'; did you mean 'keepdim'?")
     assert.has_error(function() t:argmax(2, {dim = 1}) end, "argmax: unknown option 'dim'")
   end)
 

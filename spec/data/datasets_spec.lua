@@ -122,7 +122,7 @@ describe("data.fashion_mnist", function()
   end)
 
   it("rejects bad arguments", function()
-    assert.are.equal("fashion_mnist: unknown option 'limt'",
+    assert.are.equal("fashion_mnist: unknown option 'limt'; did you mean 'limit'?",
                      message(data.fashion_mnist, {limt = 3}))
     assert.are.equal("fashion_mnist: limit must be >= 0, got -1",
                      message(data.fashion_mnist, {limit = -1}))

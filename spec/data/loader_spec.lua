@@ -81,7 +81,7 @@ describe("ember.randperm", function()
                      message(ember.randperm, 300, {dtype = "uint8"}))
     assert.are.equal("randperm: 2 values do not fit in bool",
                      message(ember.randperm, 2, {dtype = "bool"}))
-    assert.are.equal("randperm: unknown option 'dtpye'",
+    assert.are.equal("randperm: unknown option 'dtpye'; did you mean 'dtype'?",
                      message(ember.randperm, 2, {dtpye = "int32"}))
     assert.are.equal("randperm: expected an options table, got string",
                      message(ember.randperm, 2, "int32"))
@@ -244,7 +244,7 @@ describe("data.random_split", function()
                      message(data.random_split, ds, {}))
     assert.are.equal("random_split: seed must be an integer, got 1.5",
                      message(data.random_split, ds, {5, 5}, {seed = 1.5}))
-    assert.are.equal("random_split: unknown option 'sed'",
+    assert.are.equal("random_split: unknown option 'sed'; did you mean 'seed'?",
                      message(data.random_split, ds, {5, 5}, {sed = 1}))
     assert.are.equal("random_split: expected a dataset (a table with #ds and ds[i]), " ..
                      "got a string", message(data.random_split, "abc", {1}))
@@ -416,7 +416,7 @@ describe("data.loader", function()
                      message(data.loader, x, y, {shuffle = 1}))
     assert.are.equal("loader: seed must be an integer, got 0.5",
                      message(data.loader, x, y, {seed = 0.5}))
-    assert.are.equal("loader: unknown option 'batchsize'",
+    assert.are.equal("loader: unknown option 'batchsize'; did you mean 'batch_size'?",
                      message(data.loader, x, y, {batchsize = 2}))
     assert.are.equal("loader: x is a 0-dim tensor, expected samples along dim 1",
                      message(data.loader, ember.tensor(1)))

@@ -254,7 +254,8 @@ describe("ember.distributed in a world of one (no launcher)", function()
     assert.has_error(function() nn.DistributedDataParallel(3) end,
                      "DistributedDataParallel: expected a module to wrap, got number")
     assert.has_error(function() nn.DistributedDataParallel(net, {bucket = 1}) end,
-                     "DistributedDataParallel: unknown option 'bucket' (known: bucket_mb, broadcast_buffers)")
+                     "DistributedDataParallel: unknown option 'bucket'; did you mean 'bucket_mb'? " ..
+                     "(known: bucket_mb, broadcast_buffers)")
   end)
 
   it("fit{distributed = true} is fit", function()

@@ -114,8 +114,8 @@ describe("loss errors", function()
   it("class index out of range", function()
     H.fails("cross_entropy: target 5 is out of range for 4 classes (expected 1..4 or " ..
             "ignore_index -100)", F.cross_entropy, x, ember.tensor({1, 5, 2}, {dtype = "int64"}))
-    H.fails("cross_entropy: target 0 is out of range", F.cross_entropy, x,
-            ember.tensor({0, 1, 2}, {dtype = "int64"}))
+    H.fails("cross_entropy: class labels are 1..4 in Ember (got 0); add 1 to PyTorch-style " ..
+            "(0-based) labels", F.cross_entropy, x, ember.tensor({0, 1, 2}, {dtype = "int64"}))
     H.fails("nll_loss: target 7 is out of range for 4 classes", nn.NLLLoss(), x,
             ember.tensor({7, 1, 2}, {dtype = "int64"}))
   end)

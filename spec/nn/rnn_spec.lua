@@ -148,7 +148,7 @@ describe("nn.LSTM", function()
     H.fails("LSTM: expected a 3-d (batched) or 2-d (unbatched) input, got shape [2]", m,
             ember.zeros(2))
     H.fails("LSTM: expected a sequence length larger than 0", m, ember.zeros(2, 0, 2))
-    H.fails("LSTM: the input is float64 but the weights are float32", m,
+    H.fails("LSTM: expected float32 input like the weights, got float64; convert it with :float() or the model with :double()", m,
             ember.zeros(1, 4, 2, {dtype = "float64"}))
     H.fails("LSTM: the initial state must be a table {h0, c0}, got a tensor", m,
             ember.zeros(1, 4, 2), ember.zeros(1, 1, 3))

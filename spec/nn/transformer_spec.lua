@@ -196,7 +196,7 @@ describe("nn.MultiheadAttention", function()
             m, ember.zeros(4), x, x)
     H.fails("MultiheadAttention: expected the key and value of shape (B, S, *) with B = 2", m,
             x, ember.zeros(1, 3, 4), ember.zeros(1, 3, 4))
-    H.fails("MultiheadAttention: the query is float64 but the weights are float32", m,
+    H.fails("MultiheadAttention: expected float32 query like the weights, got float64; convert it with :float() or the model with :double()", m,
             x:double(), x, x)
     H.fails("MultiheadAttention: expected key_padding_mask of shape [2,3], got [3,2]", m, x, x, x,
             {key_padding_mask = ember.zeros(3, 2, {dtype = "bool"})})

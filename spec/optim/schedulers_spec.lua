@@ -104,7 +104,7 @@ describe("errors", function()
     {function() optim.LinearLR(optim.SGD({p()}, {lr = 1}), 0.5, 1.5) end,
      "LinearLR: end_factor must be a number in [0, 1], got 1.5"},
     {function() optim.LinearLR(optim.SGD({p()}, {lr = 1}), {total_iter = 3}) end,
-     "LinearLR: unknown option 'total_iter'"},
+     "LinearLR: unknown option 'total_iter'; did you mean 'total_iters'?"},
     {function() optim.LinearLR(optim.SGD({p()}, {lr = 1}), 0.5, {start_factor = 0.2}) end,
      "LinearLR: start_factor given twice"},
     {function() optim.LinearLR(optim.SGD({p()}, {lr = 1}), 0.5, 1, 4, 5) end,

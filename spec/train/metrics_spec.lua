@@ -168,7 +168,7 @@ describe("ember.metrics edge cases", function()
     assert.has_error(function() M.f1({average = "micro"}, y) end,
       "f1: pred must be a tensor, got table")
     assert.has_error(function() M.f1{average = "micro", nmae = "x"} end,
-      "f1: unknown option 'nmae'")
+      "f1: unknown option 'nmae'; did you mean 'name'?")
     assert.are.equal("top_1_accuracy", M.top_k_accuracy{k = 1}.name)
     assert.are.equal("my_auc", M.auc{name = "my_auc"}.name)
   end)

@@ -40,6 +40,38 @@ function M.check_float(fname, v, what, level)
   return v
 end
 
+-- The method that converts to a float dtype (tensors and modules alike).
+local TO_DTYPE = {float32 = ":float()", float64 = ":double()", float16 = ":half()"}
+local function to_method(dt) return TO_DTYPE[dt] or (':to("%s")'):format(dt) end
+
+--- Check a layer's input x ("the input", "the query", ...) against its
+-- weights' dtype.  Integer inputs and a float64 input to a float32 model
+-- are the common mistakes (image bytes, numbers read as doubles), so the
+-- message says how to convert: PyTorch also refuses a dtype mismatch, and
+-- promoting silently would run the whole model in the wrong precision.
+--   "Linear: got uint8 input; convert with :float() / 255 (for 0..255 image bytes) or :float()"
+--   "Linear: expected float32 input like the weight, got float64; convert it with
+--    :float() or the model with :double()"
+function M.check_input(fname, x, dtype, what, level)
+  level = (level or 2) + 1
+  M.check_tensor(fname, x, what, level)
+  what = what:gsub("^the ", "")
+  if not x:is_floating_point() then
+    local conv = to_method(dtype)
+    local hint = x.dtype == "uint8"
+                 and ("convert with %s / 255 (for 0..255 image bytes) or %s"):format(conv, conv)
+                 or "convert with " .. conv
+    error(("%s: got %s %s but the weights are %s; %s"):format(fname, x.dtype, what, dtype, hint),
+          level)
+  end
+  -- under autocast a layer takes the half-precision output of the one before
+  if x.dtype ~= dtype and not ember.is_autocast_enabled() then
+    error(("%s: expected %s %s like the weights, got %s; convert it with %s or the model with %s")
+          :format(fname, dtype, what, x.dtype, to_method(dtype), to_method(x.dtype)), level)
+  end
+  return x
+end
+
 --- Check an integer argument >= min (min defaults to 1).
 function M.check_int(fname, v, what, min, level)
   min = min or 1

@@ -63,12 +63,14 @@ end
 Conv2d.reset_parameters = reset_fan_in
 
 function Conv2d:forward(x)
+  common.check_input("Conv2d", x, self.weight.dtype, "the input", 2)
   return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
 end
 
 --- relu(self:forward(x)), fused (Sequential calls it for a Conv2d
 -- followed by a ReLU).
 function Conv2d:_forward_relu(x)
+  common.check_input("Conv2d", x, self.weight.dtype, "the input", 2)
   return F._conv2d_relu(x, self.weight, self.bias, self.stride, self.padding, self.dilation,
                         self.groups)
 end

@@ -36,7 +36,10 @@ function M.reset_fan_in(self)
 end
 Linear.reset_parameters = M.reset_fan_in
 
-function Linear:forward(x) return F.linear(x, self.weight, self.bias) end
+function Linear:forward(x)
+  common.check_input("Linear", x, self.weight.dtype, "the input", 2)
+  return F.linear(x, self.weight, self.bias)
+end
 
 function Linear:extra_repr()
   return ("in_features=%d, out_features=%d, bias=%s"):format(self.in_features,

@@ -85,9 +85,14 @@ local function check_class(fname, x, target, opts, allow_probs)
   if is_int then
     -- checked where the target lives: on a GPU, without a wait (a bad
     -- label is then reported by the next sync, e.g. loss:item())
-    common.check_index(target, 1, c, o.ignore_index, fname .. ": target ",
+    common.check_index(target, 0, c, o.ignore_index, fname .. ": target ",
                        (" is out of range for %d classes (expected 1..%d or ignore_index %d)")
                        :format(c, c, o.ignore_index), 3)
+    -- what is left out of range is a 0: PyTorch-style 0-based labels, the
+    -- common mistake, told apart for its own message
+    common.check_index(target, 1, c, o.ignore_index,
+                       ("%s: class labels are 1..%d in Ember (got "):format(fname, c),
+                       "); add 1 to PyTorch-style (0-based) labels", 3)
   end
   return o, probs
 end

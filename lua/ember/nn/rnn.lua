@@ -73,12 +73,12 @@ local function reset_uniform(self)
   for _, p in ipairs(self:parameters()) do init.uniform_(p, -bound, bound) end
 end
 
---- x must be a floating tensor of dim batched_dim (or one less: unbatched)
--- whose last dim is input_size and whose dtype is the weights'.  Returns x
--- with a batch dim and whether it had one.
+--- x must be a tensor of the weights' dtype and of dim batched_dim (or one
+-- less: unbatched) whose last dim is input_size.  Returns x with a batch
+-- dim and whether it had one.
 local function check_input(self, fname, x, batched_dim, level)
   level = level + 1
-  common.check_float(fname, x, "the input", level)
+  common.check_input(fname, x, self:_weight_dtype(), "the input", level)
   if x:dim() ~= batched_dim and x:dim() ~= batched_dim - 1 then
     error(("%s: expected a %d-d (batched) or %d-d (unbatched) input, got shape %s"):format(
           fname, batched_dim, batched_dim - 1, common.shape_str(x)), level)
@@ -86,10 +86,6 @@ local function check_input(self, fname, x, batched_dim, level)
   if x:size(-1) ~= self.input_size then
     error(("%s: expected input_size %d in the last dim of the input, got shape %s"):format(
           fname, self.input_size, common.shape_str(x)), level)
-  end
-  if x.dtype ~= self:_weight_dtype() then
-    error(("%s: the input is %s but the weights are %s"):format(fname, x.dtype,
-          self:_weight_dtype()), level)
   end
   local batched = x:dim() == batched_dim
   return batched and x or x:unsqueeze(1), batched

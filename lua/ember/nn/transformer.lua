@@ -170,18 +170,15 @@ function MultiheadAttention:_project(q, k, v, same)
          F.linear(v, self.v_proj_weight, bias_part(b, 3, E))
 end
 
---- Check one of q, k, v: floating, the weights' dtype, `dim` dims (3, or 2
+--- Check one of q, k, v: the weights' dtype, `dim` dims (3, or 2
 -- unbatched) with the last one `size`.
 local function check_seq(fname, t, what, dim, size, dtype, level)
   level = level + 1
-  common.check_float(fname, t, what, level)
+  common.check_input(fname, t, dtype, what, level)
   if t:dim() ~= dim or t:size(-1) ~= size then
     error(("%s: expected %s of shape %s, got %s"):format(fname, what,
           dim == 3 and ("(B, L, %d)"):format(size) or ("(L, %d) (unbatched, as the query)")
           :format(size), common.shape_str(t)), level)
-  end
-  if t.dtype ~= dtype then
-    error(("%s: %s is %s but the weights are %s"):format(fname, what, t.dtype, dtype), level)
   end
 end
 
@@ -200,7 +197,7 @@ function MultiheadAttention:_attend(fname, q, k, v, opts, names, level)
   level = level + 1
   local E, h, d = self.embed_dim, self.num_heads, self.head_dim
   local dt = (self.in_proj_weight or self.q_proj_weight).dtype
-  common.check_float(fname, q, "the query", level)
+  common.check_input(fname, q, dt, "the query", level)
   local batched = q:dim() == 3
   if q:dim() ~= 2 and not batched then
     error(("%s: expected a 3-d (batched) or 2-d (unbatched) query, got shape %s"):format(
@@ -343,18 +340,14 @@ local function build_layer(self, fname, d_model, nhead, opts, n_norms)
   for i = 1, n_norms do self:add_module("dropout" .. i, Dropout(p)) end
 end
 
---- Check a layer's input x: floating, (B, L, d_model) or (L, d_model), of
--- the weights' dtype (checked before a norm_first LayerNorm sees it).
+--- Check a layer's input x: of the weights' dtype, (B, L, d_model) or
+-- (L, d_model) (checked before a norm_first LayerNorm sees it).
 local function check_input(self, fname, x, what, level)
   level = level + 1
-  common.check_float(fname, x, what, level)
+  common.check_input(fname, x, self.linear1.weight.dtype, what, level)
   if (x:dim() ~= 3 and x:dim() ~= 2) or x:size(-1) ~= self.d_model then
     error(("%s: expected %s of shape (B, L, %d) or (L, %d), got %s"):format(fname, what,
           self.d_model, self.d_model, common.shape_str(x)), level)
-  end
-  local dt = self.linear1.weight.dtype
-  if x.dtype ~= dt then
-    error(("%s: %s is %s but the weights are %s"):format(fname, what, x.dtype, dt), level)
   end
 end
 

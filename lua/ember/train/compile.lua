@@ -20,6 +20,20 @@ local function last_layer(model)
   return model
 end
 
+--- fn, refusing class indices: cross_entropy would take them as sparse
+-- labels and the loss would silently be another than the one named.
+local function one_hot_targets(fn)
+  return function(p, y)
+    if not y:is_floating_point() or y:dim() ~= p:dim() then
+      fail(("categorical_crossentropy: expected one-hot (or probability) targets of the " ..
+            "output's shape [%s], got %s targets of shape [%s]; for class indices use " ..
+            "loss = 'sparse_categorical_crossentropy'"):format(table.concat(p:shape(), ","),
+            y.dtype, table.concat(y:shape(), ",")))
+    end
+    return fn(p, y)
+  end
+end
+
 --- Keras names for losses.  Keras's cross-entropies take probabilities;
 -- Ember models usually end in logits.  So a named cross-entropy looks at
 -- the last layer: after Softmax / Sigmoid it takes probabilities, after
@@ -43,7 +57,8 @@ local function named_loss(model, name)
     else
       fn = F.cross_entropy
     end
-    return fn, name == "sparse_categorical_crossentropy" and "sparse" or "categorical"
+    if name == "sparse_categorical_crossentropy" then return fn, "sparse" end
+    return one_hot_targets(fn), "categorical"
   elseif name == "binary_crossentropy" then
     if last == "Sigmoid" then return F.binary_cross_entropy, "binary_probs" end
     return F.binary_cross_entropy_with_logits, "binary_logits"
