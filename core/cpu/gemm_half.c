@@ -257,6 +257,25 @@ static __attribute__((target("avx512f"))) void pack_b_f32(
   }
 }
 
+/* The micro-kernels' epilogue: rows [0, mr) and columns [0, nr) of the
+   accumulators c (two vectors a row) into C, rows ldc apart, added to
+   what C holds when acc. */
+static inline __attribute__((always_inline, target("avx512f"))) void store_tile(
+    __m512 c[][2], float *C, int64_t ldc, int mr, int nr, int acc) {
+  __mmask16 m0 = nr >= 16 ? 0xFFFF : (__mmask16)((1u << nr) - 1);
+  __mmask16 m1 = nr >= 32 ? 0xFFFF : nr <= 16 ? 0 : (__mmask16)((1u << (nr - 16)) - 1);
+  for (int r = 0; r < mr; r++) {
+    float *cr = C + r * ldc;
+    __m512 v0 = c[r][0], v1 = c[r][1];
+    if (acc) {
+      v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, cr));
+      v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, cr + 16));
+    }
+    _mm512_mask_storeu_ps(cr, m0, v0);
+    _mm512_mask_storeu_ps(cr + 16, m1, v1);
+  }
+}
+
 #define BF16_TARGET __attribute__((target("avx512f,avx512bf16")))
 
 /* C[0..mr, 0..nr) (rows ldc apart) = (acc ? C : 0) + Ap Bp over kp pairs. */
@@ -276,17 +295,7 @@ static BF16_TARGET void micro_dpbf16(const uint32_t *Ap, const uint32_t *Bp,
     Ap += MR;
     Bp += NR;
   }
-  __mmask16 m0 = nr >= 16 ? 0xFFFF : (__mmask16)((1u << nr) - 1);
-  __mmask16 m1 = nr >= 32 ? 0xFFFF : nr <= 16 ? 0 : (__mmask16)((1u << (nr - 16)) - 1);
-  for (int r = 0; r < mr; r++) {
-    float *cr = C + r * ldc;
-    if (acc) {
-      c[r][0] = _mm512_add_ps(c[r][0], _mm512_maskz_loadu_ps(m0, cr));
-      c[r][1] = _mm512_add_ps(c[r][1], _mm512_maskz_loadu_ps(m1, cr + 16));
-    }
-    _mm512_mask_storeu_ps(cr, m0, c[r][0]);
-    _mm512_mask_storeu_ps(cr + 16, m1, c[r][1]);
-  }
+  store_tile(c, C, ldc, mr, nr, acc);
 }
 
 /* The same tile from float32 panels with FMA, one k per step, over R rows
@@ -310,17 +319,7 @@ static inline __attribute__((always_inline, target("avx512f"))) void fma_tile(
     Ap += MR;
     Bp += NR;
   }
-  __mmask16 m0 = nr >= 16 ? 0xFFFF : (__mmask16)((1u << nr) - 1);
-  __mmask16 m1 = nr >= 32 ? 0xFFFF : nr <= 16 ? 0 : (__mmask16)((1u << (nr - 16)) - 1);
-  for (int r = 0; r < mr; r++) {
-    float *cr = C + r * ldc;
-    if (acc) {
-      c[r][0] = _mm512_add_ps(c[r][0], _mm512_maskz_loadu_ps(m0, cr));
-      c[r][1] = _mm512_add_ps(c[r][1], _mm512_maskz_loadu_ps(m1, cr + 16));
-    }
-    _mm512_mask_storeu_ps(cr, m0, c[r][0]);
-    _mm512_mask_storeu_ps(cr + 16, m1, c[r][1]);
-  }
+  store_tile(c, C, ldc, mr, nr, acc);
 }
 
 static __attribute__((target("avx512f"))) void micro_fma(
