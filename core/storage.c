@@ -613,7 +613,7 @@ int ember_wrap_dim(const char *fn, int dim, int ndim) {
 ** (ember.load{mmap = true}).
 **
 ** Each tensor gets a storage of its own over its range of the mapping,
-** as ember_from_blob does for a host's memory, whose release drops one
+** made by ember_from_blob as for a host's memory, whose release drops one
 ** reference to the mapping: the file is unmapped when the last storage on
 ** it dies, whatever order the tensors go in.  Ember owns none of these
 ** bytes, so ember_bytes_live does not count them (the pages belong to the
@@ -629,23 +629,9 @@ static void mapped_release(void *data, void *ctx) {
 ember_tensor *ember_tensor_mapped(ember_mapping *m, size_t offset,
                                   ember_dtype dt, int ndim,
                                   const int64_t *shape) {
-  int64_t strides[EMBER_MAX_DIMS], n = 1;
-  ember_contiguous_strides(ndim, shape, strides);
-  for (int i = 0; i < ndim; i++) n *= shape[i];
-  ember_storage *s = malloc(sizeof *s);
-  if (!s) { ember_set_error("out of memory"); return NULL; }
-  s->data = (char *)ember_mapping_data(m) + offset;
-  s->nbytes = (size_t)n * ember_dtype_size(dt);
-  s->refcount = 1;
-  s->device = EMBER_CPU;
-  s->release = mapped_release;
-  s->release_ctx = m;
-  s->inline_data = STORAGE_SEPARATE;
-  s->version = 0;
-  ember_tensor *t = ember_tensor_make(s, dt, ndim, shape, strides, 0);
-  if (!t) { free(s); return NULL; }
-  s->refcount--;                 /* the tensor holds the only reference */
-  ember_mapping_retain(m);
+  ember_tensor *t = ember_from_blob((char *)ember_mapping_data(m) + offset, dt,
+                                    ndim, shape, NULL, mapped_release, m);
+  if (t) ember_mapping_retain(m);   /* the storage's reference */
   return t;
 }
 
