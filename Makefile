@@ -322,12 +322,19 @@ install: all
 	  'Version: $(EMBER_VERSION)' 'Cflags: -I$${includedir}/ember -I$(LUA_INC)' \
 	  'Libs: -L$${libdir} -lember $(EMBED_LIBS)' > $(DESTDIR)$(PREFIX)/lib/pkgconfig/ember.pc
 
-# The targets `luarocks make` calls (rockspec/ember-scm-1.rockspec).
-rock: $(BUILD)/ember/core.so
+# The targets `luarocks make` calls (rockspec/ember-scm-1.rockspec): the
+# C module, and the CUDA and MPI plugins where nvcc and mpicc are found, as
+# `all` and `install` do (make's dependencies reuse plugins already built).
+# The plugins go next to core.so, the first place core/plugin.c looks.
+rock: $(BUILD)/ember/core.so $(CUDA_LIB) $(MPI_LIB)
+	$(if $(CUDA_LIB),,@echo "rock: no nvcc found (PATH, /usr/local/cuda/bin): the CUDA plugin is not built")
+	$(if $(MPI_LIB),,@echo "rock: no mpicc found (PATH): the MPI plugin is not built")
 
 rock-install:
 	install -d $(INST_LIBDIR)/ember $(INST_LUADIR)/ember
 	install -m 755 $(BUILD)/ember/core.so $(INST_LIBDIR)/ember/core.so
+	$(if $(CUDA_LIB),install -m 755 $(CUDA_LIB) $(INST_LIBDIR)/ember/libember_cuda.so)
+	$(if $(MPI_LIB),install -m 755 $(MPI_LIB) $(INST_LIBDIR)/ember/libember_mpi.so)
 	cd lua && for f in $$(find ember -name '*.lua'); do \
 	  install -D -m 644 $$f $(INST_LUADIR)/$$f; done
 
