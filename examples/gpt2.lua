@@ -17,50 +17,22 @@ local ember = require "ember"
 local here = arg and arg[0] and arg[0]:match("^(.*)/[^/]*$") or "examples"
 local gpt2 = dofile(here .. "/gpt2/model.lua")
 
-local USAGE = "usage: gpt2.lua DIR [\"prompt\"] [--logits] [--max-new-tokens N] [--temperature X] " ..
-              "[--top-k N] [--top-p X] [--seed N] [--device cpu|cuda] [--ids \"i j ...\"]"
-
---- The command line as a table; any option not listed, a missing or bad
--- value, or a second prompt is an error that shows the usage.
-local function parse(args)
-  local function fail(msg) error("gpt2.lua: " .. msg .. "\n" .. USAGE, 0) end
-  local function int(s, min) local v = math.tointeger(tonumber(s)); return v and v >= min and v end
-  local function num(s, min) local v = tonumber(s); return v and v >= min and v < math.huge and v end
-  local VALUE = {["--max-new-tokens"] = function(s) return int(s, 0) end,
-                 ["--temperature"] = function(s) return num(s, 0) end,
-                 ["--top-k"] = function(s) return int(s, 0) end,
-                 ["--top-p"] = function(s) local v = num(s, 0); return v and v > 0 and v <= 1 and v end,
-                 ["--seed"] = function(s) return int(s, 0) end,
-                 ["--device"] = function(s) return (s == "cpu" or s == "cuda") and s end,
-                 ["--ids"] = function(s) return s end}
-  local o = {["--max-new-tokens"] = 50, ["--temperature"] = 1, ["--top-k"] = 50, ["--top-p"] = 1,
-             ["--device"] = "cpu"}
-  local i = 1
-  while i <= #args do
-    local a = args[i]
-    if a == "--logits" then
-      o.logits = true
-    elseif VALUE[a] then
-      local v = args[i + 1] and VALUE[a](args[i + 1])
-      if not v then fail(("bad value for %s: %s"):format(a, tostring(args[i + 1]))) end
-      o[a], i = v, i + 1
-    elseif a:match("^%-%-") then
-      fail("unknown option " .. a)
-    elseif not o.dir then
-      o.dir = a
-    elseif not o.prompt then
-      o.prompt = a
-    else
-      fail("one prompt only, got another: " .. a)
-    end
-    i = i + 1
-  end
-  if not o.dir then fail("no checkpoint directory") end
-  if o.prompt and o["--ids"] then fail("a prompt or --ids, not both") end
-  return o
+-- The command line (examples/lib/options.lua): any option not listed, a
+-- missing or bad value, or a second prompt stops the script with the list.
+local opt, fail = dofile(here .. "/lib/options.lua")("gpt2.lua", arg, {
+  ["--logits"] = {"flag"}, ["--max-new-tokens"] = {"integer", 50}, ["--temperature"] = {"number", 1},
+  ["--top-k"] = {"integer", 50}, ["--top-p"] = {"number", 1}, ["--seed"] = {"integer"},
+  ["--device"] = {"string", "cpu"}, ["--ids"] = {"string"}}, {"DIR", "[prompt]"})
+opt.dir, opt.prompt = opt[1], opt[2]
+for _, name in ipairs({"--max-new-tokens", "--top-k", "--seed", "--temperature"}) do
+  local v = opt[name]
+  if v and not (v >= 0 and v < math.huge) then fail("%s must be >= 0, got %s", name, v) end
 end
-
-local opt = parse(arg)
+if not (opt["--top-p"] > 0 and opt["--top-p"] <= 1) then fail("--top-p must be in (0, 1], got %s", opt["--top-p"]) end
+if opt["--device"] ~= "cpu" and opt["--device"] ~= "cuda" then
+  fail("--device must be cpu or cuda, got %s", opt["--device"])
+end
+if opt.prompt and opt["--ids"] then fail("a prompt or --ids, not both") end
 local tok = ember.data and ember.data.BPE and
   ember.data.BPE(opt.dir .. "/vocab.json", opt.dir .. "/merges.txt")
 local ids
@@ -82,7 +54,7 @@ if opt["--device"] == "cuda" then
   ids = ids:cuda()
 end
 
-if opt.logits then
+if opt["--logits"] then
   local logits = ember.no_grad(function() return model(ids:view(1, -1), nil, true) end)
   local out = {}
   for i, v in ipairs(logits:view(-1):double():totable()) do out[i] = ("%.9g"):format(v) end

@@ -4,6 +4,10 @@
 local ember = require "ember"
 local nn, optim = ember.nn, ember.optim
 
+-- no options: any argument is refused (examples/lib/options.lua)
+local here = arg and arg[0] and arg[0]:match("^(.*)/[^/]*$") or "examples"
+dofile(here .. "/lib/options.lua")("regression.lua", arg or {}, {})
+
 ember.manual_seed(0)
 local n = 256
 local x = ember.rand(n, 1) * 4 - 2

@@ -2,6 +2,10 @@
 -- Run it with `./ember examples/tensor_tour.lua` (or `make run`).
 local ember = ember or require "ember"
 
+-- no options: any argument is refused (examples/lib/options.lua)
+local here = arg and arg[0] and arg[0]:match("^(.*)/[^/]*$") or "examples"
+dofile(here .. "/lib/options.lua")("tensor_tour.lua", arg or {}, {})
+
 print("-- creation")
 local a = ember.tensor({{1, 2}, {3, 4}})            -- float32 by default
 print(a)

@@ -3,6 +3,10 @@
 local ember = require "ember"
 local nn, optim = ember.nn, ember.optim
 
+-- no options: any argument is refused (examples/lib/options.lua)
+local here = arg and arg[0] and arg[0]:match("^(.*)/[^/]*$") or "examples"
+dofile(here .. "/lib/options.lua")("xor.lua", arg or {}, {})
+
 ember.manual_seed(42)
 local x = ember.tensor({{0, 0}, {0, 1}, {1, 0}, {1, 1}})
 local y = ember.tensor({{0}, {1}, {1}, {0}})

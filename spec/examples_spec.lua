@@ -211,6 +211,35 @@ describe("the examples' options", function()
     end)
   end
 
+  -- every script, options of its own or none: an unknown one stops it
+  -- before any work, exit status 2, the script named, no traceback
+  for f in io.popen("ls examples/*.lua"):lines() do
+    local script = f:match("[^/]+$")
+    it(script .. " refuses an unknown option", function()
+      local out, rc = run.sh(run.ember .. " " .. f .. " --no-such-option=3000")
+      assert.are.equal(2, rc, out)
+      assert.truthy(out:find(script .. ": unknown option --no-such-option=3000 (", 1, true), out)
+      assert.is_nil(out:find("traceback", 1, true), out)
+    end)
+  end
+
+  it("gpt2.lua: its DIR and prompt, --name=value, and values out of range refused", function()
+    local out, rc = run.sh(run.ember .. " examples/gpt2.lua spec/fixtures/gpt2 --ids '1 2 3'" ..
+                           " --max-new-tokens=3 --top-k=40 --seed=1")
+    assert.are.equal(0, rc, out)
+    assert.truthy(out:find("3 tokens in", 1, true), out)
+    for _, case in ipairs({{"", "gpt2.lua: no DIR given"},
+                           {"a b c", "gpt2.lua: unexpected argument c"},
+                           {"a --top-p 2", "gpt2.lua: --top-p must be in (0, 1], got 2"},
+                           {"a --temperature=-1", "gpt2.lua: --temperature must be >= 0, got -1"},
+                           {"a --device tpu", "gpt2.lua: --device must be cpu or cuda, got tpu"},
+                           {"a b --ids 1", "gpt2.lua: a prompt or --ids, not both"}}) do
+      out, rc = run.sh(run.ember .. " examples/gpt2.lua " .. case[1])
+      assert.are.equal(2, rc, out)
+      assert.truthy(out:find(case[2], 1, true), out)
+    end
+  end)
+
   it("refuses a value given to a flag", function()
     local out, rc = run.sh(run.ember .. " examples/char_gpt.lua --steps 1 --bf16=yes")
     assert.are.equal(2, rc, out)

@@ -10,23 +10,31 @@
 -- written ("--limit"), defaults filled in.  An unknown option, a missing
 -- or malformed value, a value given to a flag, or any other argument
 -- stops the script (exit status 2) with a message that lists the options.
+--
+-- A script that takes arguments besides options names them in a fourth
+-- argument, in order, optional ones in brackets: {"DIR", "[prompt]"}; they
+-- come back as opt[1], opt[2], ...  The second result is the function
+-- that stops the script the same way, for checks of the script's own
+-- (a value out of range): fail("--top-p must be in (0, 1], got %g", v).
 local CONVERT = {
   integer = function(s) return math.tointeger(tonumber(s)) end,
   number = tonumber,
   string = function(s) return s end,
 }
 
-return function(script, args, known)
+return function(script, args, known, positional)
+  positional = positional or {}
   local names = {}
   for name, spec in pairs(known) do
     assert(CONVERT[spec[1]] or spec[1] == "flag", "options: bad kind " .. tostring(spec[1]))
     names[#names + 1] = spec[1] == "flag" and name or name .. " " .. spec[1]:upper()
   end
   table.sort(names)
+  local usage = #positional > 0 and "arguments: " .. table.concat(positional, " ") .. "; " or ""
+  usage = usage .. (#names > 0 and "options: " .. table.concat(names, ", ") or "it takes no options")
   local function fail(fmt, ...)
-    local list = #names > 0 and "options: " .. table.concat(names, ", ") or "it takes no options"
     -- a usage error, not a bug: the message alone, no traceback
-    io.stderr:write(("%s: %s (%s)\n"):format(script, fmt:format(...), list))
+    io.stderr:write(("%s: %s (%s)\n"):format(script, fmt:format(...), usage))
     os.exit(2)
   end
   local opt = {}
@@ -37,7 +45,9 @@ return function(script, args, known)
     local name, value = a:match("^(%-%-[^=]+)=(.*)$")
     name = name or a
     local spec = known[name]
-    if not spec then
+    if not spec and not a:match("^%-") and #opt < #positional then
+      opt[#opt + 1] = a
+    elseif not spec then
       fail(a:match("^%-") and "unknown option %s" or "unexpected argument %s", a)
     elseif spec[1] == "flag" then
       if value then fail("%s takes no value", name) end
@@ -54,5 +64,8 @@ return function(script, args, known)
     end
     i = i + 1
   end
-  return opt
+  if positional[#opt + 1] and not positional[#opt + 1]:match("^%[") then
+    fail("no %s given", positional[#opt + 1])
+  end
+  return opt, fail
 end
