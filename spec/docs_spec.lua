@@ -75,6 +75,61 @@ local function doc_files()
   return files
 end
 
+-- GitHub's anchors of a Markdown file: its headings' slugs (the text as
+-- rendered, lowercased, every character but letters, digits, spaces, -
+-- and _ dropped, each space a -; a repeated slug gets -1, -2, ...) and any
+-- <a name="..."> or id="...".  Headings inside fenced blocks are code.
+local anchors_cache = {}
+local function anchors(path)
+  if anchors_cache[path] then return anchors_cache[path] end
+  local text = read(path)
+  if not text then return nil end
+  local set, seen, fence = {}, {}, nil
+  for line in (text .. "\n"):gmatch("(.-)\r?\n") do
+    local f = line:match("^ ? ? ?(```+)")
+    if f and (not fence or #f >= fence) then
+      fence = not fence and #f or nil
+    elseif not fence then
+      local h = line:match("^ ? ? ?#+%s+(.-)%s*#*%s*$")
+      if h then
+        local slug = h:gsub("!?%[(.-)%]%b()", "%1")     -- a link: its text
+                      :gsub("<[^>]*>", "")               -- inline HTML
+                      :gsub("\xE2\x80[\x90-\x9F]", "")     -- dashes, quotes
+                      :lower():gsub("[^%w%s%-_\x80-\xFF]", ""):gsub("%s", "-")
+        local k = seen[slug]
+        seen[slug] = (k or -1) + 1
+        set[k and ("%s-%d"):format(slug, k + 1) or slug] = true
+      end
+      for _, attr in ipairs({"name", "id"}) do
+        for id in line:gmatch("<%a[^>]-%s" .. attr .. "=\"([^\"]+)\"") do set[id] = true end
+      end
+    end
+  end
+  anchors_cache[path] = set
+  return set
+end
+
+--- The links of a Markdown file to other files of the repository or to
+-- anchors ([text](target) outside code), as {line, target}.
+local function local_links(path)
+  local out, fence, n = {}, nil, 0
+  for line in (read(path) .. "\n"):gmatch("(.-)\r?\n") do
+    n = n + 1
+    local f = line:match("^ ? ? ?(```+)")
+    if f and (not fence or #f >= fence) then
+      fence = not fence and #f or nil
+    elseif not fence then
+      local prose = line:gsub("(`+).-%1", "")          -- inline code is not a link
+      for target in prose:gmatch("%]%(([^%s%)]+)[^%)]*%)") do
+        if not target:match("^%a[%w+.-]*:") then        -- http:, mailto:, ...
+          out[#out + 1] = {line = n, target = target}
+        end
+      end
+    end
+  end
+  return out
+end
+
 -- }======================================================================
 
 -- {======================================================================
@@ -230,6 +285,25 @@ describe("docs", function()
       end
     end
   end
+
+  it("have no broken links between them, anchors included (GitHub's slugs)", function()
+    local broken = {}
+    for _, path in ipairs(files) do
+      local dir = path:match("^(.*)/") or "."
+      for _, l in ipairs(local_links(path)) do
+        local file, anchor = l.target:match("^([^#]*)#?(.*)$")
+        local target = file == "" and path or (dir .. "/" .. file):gsub("^%./", "")
+        local why
+        if not read(target) and not os.rename(target, target) then
+          why = "no such file"
+        elseif anchor ~= "" and target:match("%.md$") and not anchors(target)[anchor] then
+          why = "no heading or anchor #" .. anchor .. " in " .. target
+        end
+        if why then broken[#broken + 1] = ("%s:%d: (%s): %s"):format(path, l.line, l.target, why) end
+      end
+    end
+    assert.are.same({}, broken)
+  end)
 
   it("have lua examples to run", function()
     assert.is_true(nlua > 0, "no ```lua blocks found in README.md or docs/*.md")
