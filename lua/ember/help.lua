@@ -10,8 +10,12 @@
 -- named by walking the ember tables once (function -> "nn.Linear", tensor
 -- methods -> "Tensor:sum", a module's metatable -> its class).
 local ember = require "ember"
-local C = require "ember.core"
 local check = require "ember.check"
+
+-- ember.core._docs, copied into ember by init.lua: kept here only (a
+-- second require "ember.core" would open the bindings again)
+local compiled_docs = ember._docs
+ember._docs = nil
 
 -- The reference files first: a bare name found in several files lists
 -- them in this order, and the first file's entry wins a table-cell name.
@@ -53,7 +57,7 @@ end
 -- higher; keys map names to sections.
 local function load_docs()
   if docs then return docs end
-  local texts = C._docs()
+  local texts = compiled_docs()
   local files, seen = {}, {}
   for _, f in ipairs(FIRST) do
     if texts[f] then files[#files + 1] = f; seen[f] = true end
@@ -129,7 +133,7 @@ local function object_names()
     if not list then list = {}; objects[v] = list end
     list[#list + 1] = n
   end
-  for _, methods in ipairs({ember.Tensor, C._methods}) do
+  for _, methods in ipairs({ember.Tensor}) do
     for k, v in pairs(methods) do
       if type(k) == "string" and type(v) == "function" then name(v, "Tensor:" .. k) end
     end

@@ -3,7 +3,6 @@
 -- text here is cut from the files on disk, which proves the compiled text
 -- is the same.
 local ember = require "ember"
-local C = require "ember.core"
 local run = require "helpers.run"
 
 local function read(path)
@@ -47,7 +46,17 @@ end
 
 describe("ember.help", function()
   it("reads the docs compiled into the library, the same bytes as docs/", function()
-    local docs = C._docs()
+    -- ember.core's _docs, as the library compiled it (help.lua keeps it)
+    local function upvalue(fn, want, depth)
+      for i = 1, math.huge do
+        local name, v = debug.getupvalue(fn, i)
+        if not name then return nil end
+        if name == want then return v end
+        local found = depth > 0 and type(v) == "function" and upvalue(v, want, depth - 1)
+        if found then return found end
+      end
+    end
+    local docs = assert(upvalue(ember.help, "compiled_docs", 2))()
     local names = {}
     local p = assert(io.popen("ls docs/*.md"))
     for path in p:lines() do
