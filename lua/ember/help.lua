@@ -43,7 +43,8 @@ end
 -- "ember.zeros" -> "zeros"; "t:sum" -> "Tensor:sum" (a receiver that is
 -- no table of ember is a variable: Tensor in lua-api.md, else by its name)
 local function canonical(name, default_class)
-  name = name:gsub("^ember%.", "")
+  name = name:gsub("^ember%.", ""):gsub("^nn%.F%.", "nn.functional.")
+             :gsub("^F%.", "nn.functional.")
   local head, sep, rest = name:match("^([%a_][%w_]*)([%.:])(.*)$")
   if head and type(ember[head]) ~= "table" and head:match("^%l") then
     local class = RECEIVERS[head] or default_class
@@ -77,7 +78,9 @@ local function load_docs()
   for _, file in ipairs(files) do
     local text = texts[file]
     local default_class = file == "lua-api.md" and "Tensor" or nil
-    local open, fence, current = {}, false, nil
+    -- ns: the module a section's prose names first (`nn.functional`), for
+    -- the bare calls of its table (`relu(x)` -> nn.functional.relu)
+    local open, fence, current, ns = {}, false, nil, nil
     local pos = 1
     for line, nextpos in text:gmatch("([^\n]*)\n?()") do
       if pos > #text then break end
@@ -85,11 +88,15 @@ local function load_docs()
       elseif not fence and line:match("^#+%s") then
         local hashes, title = line:match("^(#+)%s+(.-)%s*$")
         local level = #hashes
+        -- a file's title (level 1) covers its introduction only: the
+        -- whole file would be the whole reference
         for l = level, 6 do
           if open[l] then open[l].stop = pos - 1; open[l] = nil end
         end
+        if open[1] then open[1].stop = pos - 1; open[1] = nil end
         current = {file = file, level = level, title = title, start = pos,
                    stop = #text, text = text}
+        ns = nil
         open[level] = current
         sections[#sections + 1] = current
         for _, name in ipairs(names_in(title)) do
@@ -97,10 +104,20 @@ local function load_docs()
         end
       elseif current and (line:match("^|") or line:match("^%- `")) then
         local cell = line:match("^|([^|]*)") or line:match("^%- (`[^`]*`)") or ""
-        for span in cell:gmatch("`([^`]*)`") do
-          for _, name in ipairs(names_in(span)) do
+        for span in cell:gmatch("`([^`]*)`") do   -- calls only: `t:sum()`
+          for name in span:gmatch("([%a_][%w_]*[%.:][%w_%.:]*[%w_])%s*[%({]") do
             local key = canonical(name, default_class)
             if not cells[key] then cells[key] = current end
+          end
+          local bare = ns and span:match("^([%a_][%w_]*)%s*%(")
+          if bare and not cells[ns .. "." .. bare] then cells[ns .. "." .. bare] = current end
+        end
+      elseif current and not ns and not fence then
+        for span in line:gmatch("`([%a_][%w_%.]*)`") do
+          local head = span:gsub("^ember%.", ""):match("^[%a_][%w_]*")
+          if type(ember[head]) == "table" and span:find(".", 1, true) then
+            ns = span:gsub("^ember%.", "")
+            break
           end
         end
       end
@@ -269,7 +286,7 @@ function ember.help(x, opts)
       local v = evaluate(key)
       if v ~= nil and type(v) ~= "string" then sections = for_object(v) end
     end
-    if not sections and key:match("^[%a_][%w_%.:]*$") then
+    if not sections and key:match("^[%a_][%w_%.:]*$") and key:match("[%w_]$") then
       local hits = by_last_name(key:match("([%w_]+)$"))
       if #hits == 1 then sections = {hits[1].section}
       elseif #hits > 1 then

@@ -81,6 +81,15 @@ describe("ember.help", function()
                      help(ember.nn.utils.clip_grad_norm_))
     assert.are.equal(entry("training.md", "### ember.metrics.precision("),
                      help("ember.metrics.precision"))
+    -- a bare call in a table under a section that names its module
+    local functional = entry("nn.md", "## Functional forms")
+    assert.are.equal(functional, help("nn.functional.relu"))
+    assert.are.equal(functional, help("F.relu"))
+    assert.truthy(help(ember.nn.functional.relu):find(functional, 1, true))
+    -- a file's title: its introduction, not the whole file
+    local intro = help(ember.nn)
+    assert.truthy(intro:find("^# ember.nn: layers"), intro)
+    assert.falsy(intro:find("\n## ", 1, true), intro)
   end)
 
   it("prints a tensor method's entry: t.sum, ember.Tensor.sum, 'Tensor:sum', 't:sum'", function()
@@ -121,12 +130,19 @@ describe("ember.help", function()
     assert.truthy(text:find("^help: several entries for 'train':"), text)
     assert.truthy(text:find("help'Module:train'", 1, true), text)
     assert.truthy(text:find("help'data.BPE.train'", 1, true), text)
+    text = help("relu")
+    assert.truthy(text:find("help'Tensor:relu'", 1, true), text)
+    assert.truthy(text:find("help'nn.functional.relu'", 1, true), text)
   end)
 
   it("says so for what it has no entry for, never an error", function()
     assert.are.equal("help: no entry for 'foo'; try help() or help'topic'", help("foo"))
     assert.are.equal("help: no entry for a number; try help() or help'topic'", help(42))
     assert.are.equal("help: no entry for a table; try help() or help'topic'", help({}))
+    for _, odd in ipairs({"", "t:", "ember.", "%", "(", "a.b.c:d", "math.huge"}) do
+      assert.are.equal(("help: no entry for '%s'; try help() or help'topic'"):format(odd),
+                       help(odd))
+    end
   end)
 
   it("help() lists the docs files and their sections", function()
