@@ -281,11 +281,11 @@ function ember.help(x, opts)
   local sections, name
   if type(x) == "string" then
     local key = x:match("^%s*(.-)%s*$")
-    sections = lookup(key)
-    if not sections then
-      local v = evaluate(key)
-      if v ~= nil and type(v) ~= "string" then sections = for_object(v) end
-    end
+    -- what the name is bound to first (`?m:forward` with m a module in
+    -- the REPL), then the name as the docs write it
+    local v = evaluate(key)
+    if v ~= nil and type(v) ~= "string" then sections = for_object(v) end
+    sections = sections or lookup(key)
     if not sections and key:match("^[%a_][%w_%.:]*$") and key:match("[%w_]$") then
       local hits = by_last_name(key:match("([%w_]+)$"))
       if #hits == 1 then sections = {hits[1].section}

@@ -179,12 +179,15 @@ end)
 describe("help in the REPL", function()
   it("?x and help(x) in `ember -i`", function()
     local out, rc = run.sh(("printf '%%s\\n' 't = ember.zeros(2)' '?ember.zeros' '?  t:view ' " ..
-                            "'help(ember.nn.Linear)' '?foo\"bar' | %s -i"):format(run.q(run.ember)))
+                            "'help(ember.nn.Linear)' '?foo\"bar' 'm = ember.nn.Linear(2, 2)' '?m:forward' | %s -i")
+                           :format(run.q(run.ember)))
     assert.are.equal(0, rc, out)
     assert.truthy(out:find(entry("lua-api.md", "### ember.zeros("), 1, true), out)
     assert.truthy(out:find(entry("lua-api.md", "### t:view("), 1, true), out)
     assert.truthy(out:find(entry("nn.md", "### nn.Linear("), 1, true), out)
     assert.truthy(out:find("help: no entry for 'foo\"bar'", 1, true), out)
+    local _, linears = out:gsub("### nn.Linear%(", "")
+    assert.are.equal(2, linears, out)   -- help(ember.nn.Linear) and ?m:forward
   end)
 
   it("?ember.zeros and help() on a terminal", function()
