@@ -32,7 +32,8 @@ local docs            -- {files = {name...}, sections = {...}, keys = {...}}
 -- the names written outside brackets in a heading or table cell:
 -- "nn.Sequential{m1, ...}, nn.Sequential(m1, ...)" -> nn.Sequential twice
 local function names_in(text)
-  text = text:gsub("%(`([^`]*)`%)", " %1 "):gsub("`", ""):gsub("%b()", ""):gsub("%b[]", ""):gsub("%b{}", "")
+  text = text:gsub("%(`([^`]*)`%)", " %1 ")     -- "Metrics (`ember.metrics`)"
+              :gsub("`", ""):gsub("%b()", ""):gsub("%b[]", ""):gsub("%b{}", "")
   local out = {}
   for name in text:gmatch("[%a_][%w_]*[%.:][%w_%.:]*[%w_]") do
     out[#out + 1] = name
