@@ -49,9 +49,12 @@ BIND_SRC := bindings/lua_tensor.c bindings/lua_ops.c bindings/lua_module.c \
             bindings/lua_dist.c
 LUA_SRC  := $(sort $(shell find lua -name '*.lua'))
 GEN_SRC  := $(BUILD)/gen/ember_lua_modules.c
+DOC_SRC  := $(sort $(wildcard docs/*.md))
+GEN_DOCS := $(BUILD)/gen/ember_docs.c
 
 CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/obj/%.o)
-BIND_OBJ := $(BIND_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/ember_lua_modules.o
+BIND_OBJ := $(BIND_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/ember_lua_modules.o \
+            $(BUILD)/obj/gen/ember_docs.o
 MAIN_OBJ := $(BUILD)/obj/bindings/ember_main.o
 HEADERS  := $(wildcard core/*.h core/ops/*.h core/include/*.h core/cpu/*.h bindings/*.h)
 
@@ -82,7 +85,7 @@ $(BUILD)/obj/%.o: %.c $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(XCFLAGS) -c $< -o $@
 
-$(BUILD)/obj/gen/ember_lua_modules.o: $(GEN_SRC) bindings/ember_lua_modules.h
+$(BUILD)/obj/gen/%.o: $(BUILD)/gen/%.c bindings/ember_lua_modules.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) -Ibindings $(XCFLAGS) -c $< -o $@
 
@@ -90,6 +93,11 @@ $(BUILD)/obj/gen/ember_lua_modules.o: $(GEN_SRC) bindings/ember_lua_modules.h
 $(GEN_SRC): $(LUA_SRC) tools/embed_lua.lua
 	@mkdir -p $(dir $@)
 	$(LUA) tools/embed_lua.lua $@ lua $(LUA_SRC)
+
+# docs/*.md, compiled in for ember.help (lua/ember/help.lua): the one text.
+$(GEN_DOCS): $(DOC_SRC) tools/embed_lua.lua
+	@mkdir -p $(dir $@)
+	$(LUA) tools/embed_lua.lua --docs $@ docs $(DOC_SRC)
 
 # The executable: script runner and REPL.
 ember: $(MAIN_OBJ) $(BIND_OBJ) $(CORE_OBJ)

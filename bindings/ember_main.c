@@ -1008,6 +1008,24 @@ static int incomplete (lua_State *L, int status) {
 }
 
 
+/* Push the chunk 'help("<name>")' for the line '?name' (blanks trimmed). */
+static void pushhelp (lua_State *L, const char *name) {
+  luaL_Buffer b;
+  size_t n;
+  while (*name == ' ' || *name == '\t') name++;
+  n = strlen(name);
+  while (n > 0 && strchr(" \t\r", name[n - 1]) != NULL) n--;
+  luaL_buffinit(L, &b);
+  luaL_addstring(&b, "help(\"");
+  for (; n > 0; name++, n--) {  /* quote it: '\' and '"' escaped */
+    if (*name == '\\' || *name == '"') luaL_addchar(&b, '\\');
+    luaL_addchar(&b, *name);
+  }
+  luaL_addstring(&b, "\")");
+  luaL_pushresult(&b);
+}
+
+
 /*
 ** Prompt the user, read a line, and push it into the Lua stack (the
 ** whole chunk goes to the history once complete, in 'loadline'). Returns
@@ -1025,6 +1043,8 @@ static int pushline (lua_State *L, int firstline) {
   l = strlen(b);
   if (firstline && b[0] == '=')  /* for compatibility with 5.2, ... */
     lua_pushfstring(L, "return %s", b + 1);  /* change '=' to 'return' */
+  else if (firstline && b[0] == '?')  /* '?x' is help'x', as trepl's */
+    pushhelp(L, b + 1);
   else
     lua_pushlstring(L, b, l);
   free(b);
@@ -1165,6 +1185,11 @@ static void load_printer (lua_State *L) {
     lua_setfield(L, LUA_REGISTRYINDEX, REPL_PRINTER);
   else
     lua_pop(L, 1);  /* the error or the field */
+  /* help(x) and ?x: ember.help as a global, in the REPL only (as trepl) */
+  if (lua_getglobal(L, "help") == LUA_TNIL &&
+      lua_getglobal(L, "ember") == LUA_TTABLE &&
+      lua_getfield(L, -1, "help") == LUA_TFUNCTION)
+    lua_setglobal(L, "help");
   lua_settop(L, 0);
 }
 

@@ -7,6 +7,16 @@
 #include "ember_lua_modules.h"
 #include "lua_internal.h"
 
+/* ember.core._docs(): {["lua-api.md"] = text, ...}, docs/ as compiled in */
+static int l_docs(lua_State *L) {
+  lua_newtable(L);
+  for (int i = 0; ember_docs[i].name; i++) {
+    lua_pushlstring(L, ember_docs[i].source, ember_docs[i].len);
+    lua_setfield(L, -2, ember_docs[i].name);
+  }
+  return 1;
+}
+
 int luaopen_ember_core(lua_State *L) {
   ember_get_num_threads();        /* settle the thread count for OpenBLAS */
   lua_newtable(L);                /* module */
@@ -25,6 +35,8 @@ int luaopen_ember_core(lua_State *L) {
   lua_pop(L, 1);
   lua_pushliteral(L, EMBER_VERSION);
   lua_setfield(L, -2, "_VERSION");
+  lua_pushcfunction(L, l_docs);
+  lua_setfield(L, -2, "_docs");
   return 1;
 }
 

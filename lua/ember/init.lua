@@ -92,5 +92,6 @@ require "ember.autograd"  -- autograd.Function, checkpoint
 ember.data = require "ember.data"
 ember.callbacks = require "ember.callbacks"
 require "ember.train"   -- compile, fit, evaluate, predict, summary on nn.Module
+require "ember.help"    -- help(x): the docs compiled in
 
 return ember
