@@ -18,9 +18,12 @@
 **     a trailing ';' hides them, and 'x = 1; x' prints x.
 **
 ** Completion contract with the bindings: a userdata (a tensor) offers the
-** string keys of its metatable's `__methods` table after `t:` or `t.`.
-** Completion only reads Lua values with raw access, inside lua_pcall, so a
-** TAB never runs Lua code and never raises through libedit.
+** string keys of its metatable's `__methods` table after `t:` or `t.`; a
+** value whose metatable has a `__dir` function offers the names it returns
+** (nn modules: parameters, buffers, children, fields, methods). The only
+** Lua code a TAB runs is `__dir` and, for a part of a chain the raw walk
+** cannot reach, the value's `__index`: each under its own lua_pcall with an
+** instruction budget, so a TAB never raises through libedit nor hangs.
 **
 ** See Copyright Notice in lua.h for the parts that follow lua.c.
 */
@@ -620,10 +623,15 @@ static void hist_close (void) {
 ** Fields are found, and candidates listed, the same way: the raw keys of
 ** a table, then through the value's metatable, its `__methods` table (the
 ** tensor contract) and its `__index` when that is a table, recursively.
-** An `__index` function is never called.
+** Candidates also come from the metatable's `__dir` function (Python's
+** __dir__: it returns a list of names), and a part that this raw walk
+** cannot find is looked up by a real index, so an `__index` function (nn
+** modules keep their parameters and children behind one) runs. A chain
+** has few parts, so few such calls; the budget below stops a runaway one.
 */
 
 #define COMP_DEPTH	8	/* metatables followed, against __index loops */
+#define COMP_STEPS	1000000	/* Lua instructions one TAB may run */
 
 /* characters that end a word: anything that cannot be in a chain */
 static const char comp_breaks[] = " \t\n\"\\'`@$><=;|&{(}[]),+-*/%^#~!?";
@@ -639,6 +647,18 @@ static const char *const comp_via[] = {"__methods", "__index", NULL};
 static lua_State *compL = NULL;		/* the REPL's state */
 static char **comp_list = NULL;		/* sorted full candidates */
 static size_t comp_n = 0, comp_next = 0;
+
+
+/* set when a TAB has spent COMP_STEPS: no more Lua calls for it */
+static int comp_expired = 0;
+
+
+/* count hook of a TAB's Lua calls: past the budget, they all fail */
+static void comp_stop (lua_State *L, lua_Debug *ar) {
+  (void)ar;
+  comp_expired = 1;
+  luaL_error(L, "completion ran too long");
+}
 
 
 /* identifiers as Lua's lexer reads them in the C locale */
@@ -669,16 +689,44 @@ static int comp_isname (const char *s, size_t n) {
 
 /*
 ** A key is offered when it is a name that is no keyword and starts with
-** the prefix; "__" keys (metamethods, internals) only to a "__" prefix.
+** the prefix; as Python's completer does, "_" keys (private: a module's
+** stores, helpers) only to a "_" prefix, "__" keys (metamethods,
+** internals) only to a "__" prefix.
 */
 static int comp_wanted (const char *k, size_t klen, const char *prefix,
                         size_t plen) {
   if (klen < plen || memcmp(k, prefix, plen) != 0) return 0;
   if (!comp_isname(k, klen) || comp_iskeyword(k))
     return 0;
+  if (k[0] == '_' && plen == 0)
+    return 0;
   if (k[0] == '_' && k[1] == '_' && !(plen >= 2 && prefix[1] == '_'))
     return 0;
   return 1;
+}
+
+
+/* obj[k] with its metamethods, for comp_index's lua_pcall */
+static int comp_gettable (lua_State *L) {
+  lua_gettable(L, 1);
+  return 1;
+}
+
+
+/*
+** Push obj[k] as the program would read it (an `__index` function runs),
+** protected, and return 1; or push nothing and return 0 when that raises,
+** gives nil, or the TAB's budget is spent.
+*/
+static int comp_index (lua_State *L, int obj, const char *k, size_t klen) {
+  if (comp_expired) return 0;
+  luaL_checkstack(L, 3, NULL);
+  lua_pushcfunction(L, comp_gettable);
+  lua_pushvalue(L, obj);
+  lua_pushlstring(L, k, klen);
+  if (lua_pcall(L, 2, 1, 0) == LUA_OK && !lua_isnil(L, -1)) return 1;
+  lua_pop(L, 1);  /* nil or the error */
+  return 0;
 }
 
 
@@ -708,7 +756,60 @@ static int comp_field (lua_State *L, int obj, const char *k, size_t klen,
     }
     lua_pop(L, 1);  /* metatable */
   }
+  /* not reachable raw: ask the value itself (once per part, not per
+     metatable level) */
+  if (depth == 0 && (lua_type(L, obj) == LUA_TTABLE ||
+                     lua_type(L, obj) == LUA_TUSERDATA))
+    return comp_index(L, obj, k, klen);
   return 0;
+}
+
+
+/*
+** Add to 'set' the names that the `__dir` function of the metatable at
+** 'mt' lists for the value at 'obj' (other entries, and a result that is
+** no table, are ignored); after ':' only names whose values are functions.
+*/
+static void comp_dir (lua_State *L, int obj, int mt, const char *prefix,
+                      size_t plen, int methods, int set) {
+  lua_Integer i, n;
+  int names;
+  luaL_checkstack(L, 4, NULL);
+  lua_pushliteral(L, "__dir");
+  if (lua_rawget(L, mt) != LUA_TFUNCTION || comp_expired) {
+    lua_pop(L, 1);
+    return;
+  }
+  lua_pushvalue(L, obj);
+  if (lua_pcall(L, 1, 1, 0) != LUA_OK || !lua_istable(L, -1)) {
+    lua_pop(L, 1);  /* the error or the odd result */
+    return;
+  }
+  names = lua_gettop(L);
+  n = (lua_Integer)lua_rawlen(L, names);
+  for (i = 1; i <= n; i++) {
+    if (lua_rawgeti(L, names, i) == LUA_TSTRING) {
+      size_t klen;
+      const char *k = lua_tolstring(L, -1, &klen);
+      if (comp_wanted(k, klen, prefix, plen)) {
+        int keep = 1;
+        if (methods) {
+          keep = comp_index(L, obj, k, klen);
+          if (keep) {
+            keep = lua_type(L, -1) == LUA_TFUNCTION;
+            lua_pop(L, 1);
+          }
+        }
+        if (keep) {
+          lua_pushvalue(L, -1);
+          lua_pushboolean(L, 1);
+          lua_rawset(L, set);
+        }
+      }
+    }
+    lua_pop(L, 1);  /* the entry */
+  }
+  lua_pop(L, 1);  /* names */
 }
 
 
@@ -745,6 +846,7 @@ static void comp_collect (lua_State *L, int obj, const char *prefix,
                      depth + 1);
       lua_pop(L, 1);
     }
+    comp_dir(L, obj, mt, prefix, plen, methods, set);
     lua_pop(L, 1);  /* metatable */
   }
 }
@@ -827,16 +929,25 @@ static int comp_cmp (const void *a, const void *b) {
 */
 static void comp_build (const char *text) {
   lua_State *L = compL;
-  int top;
+  int top, ok;
   size_t stem = 0, n = 0, i;
+  lua_Hook hook;
+  int hookmask, hookcount;
   comp_free();
   if (L == NULL || !lua_checkstack(L, 4)) return;
   top = lua_gettop(L);
   for (i = 0; text[i]; i++)
     if (text[i] == '.' || text[i] == ':') stem = i + 1;
+  hook = lua_gethook(L);  /* none at the prompt; kept all the same */
+  hookmask = lua_gethookmask(L);
+  hookcount = lua_gethookcount(L);
+  comp_expired = 0;
+  lua_sethook(L, comp_stop, LUA_MASKCOUNT, COMP_STEPS);
   lua_pushcfunction(L, comp_find);
   lua_pushlightuserdata(L, (void *)text);
-  if (lua_pcall(L, 1, 1, 0) == LUA_OK && lua_istable(L, -1)) {
+  ok = lua_pcall(L, 1, 1, 0) == LUA_OK;
+  lua_sethook(L, hook, hookmask, hookcount);
+  if (ok && lua_istable(L, -1)) {
     lua_pushnil(L);
     while (lua_next(L, -2)) { n++; lua_pop(L, 1); }
     if (n > 0 && (comp_list = calloc(n, sizeof(char *))) != NULL) {

@@ -56,10 +56,37 @@ end
 
 local newindex
 
+--- The names an instance offers (its metatable's __dir, which the REPL's
+-- completion calls, as Python's dir() calls __dir__): its parameters,
+-- buffers, children and fields, then the methods of its class and of the
+-- classes it derives from.  The stores' values stay behind __index, where
+-- a walk of raw keys cannot see them.
+local function dir(self)
+  local names, seen = {}, {}
+  local function add(k)
+    if type(k) == "string" and not seen[k] then
+      seen[k] = true
+      names[#names + 1] = k
+    end
+  end
+  for _, store in ipairs({"_parameters", "_buffers", "_modules"}) do
+    for _, name in ipairs(rawget(self, store).names) do add(name) end
+  end
+  for k in pairs(rawget(self, "_fields")) do add(k) end
+  local c = getmetatable(self).__class
+  while c do
+    for k, v in pairs(c) do
+      if type(v) == "function" then add(k) end
+    end
+    c = rawget(c, "__parent")
+  end
+  return names
+end
+
 --- The metatable of the instances of class C.  Lookups go to the stores
 -- first (parameters, buffers, children, fields), then to the class chain.
 local function instance_mt(C)
-  local mt = {__ember_module = true, __class = C, __name = C.__name}
+  local mt = {__ember_module = true, __class = C, __name = C.__name, __dir = dir}
   mt.__index = function(self, k)
     local v = rawget(self, "_parameters").map[k]
     if v ~= nil then return v end
