@@ -14,8 +14,10 @@
 ** a constant or by reflection) and takes a window at a uniform offset;
 ** RandomHorizontalFlip(p); Normalize(mean, std) per channel;
 ** RandomRotation(degrees) about the centre, counter-clockwise for positive
-** angles, bilinear, with torchvision's fill rule: the bilinear weights that
-** fall outside the image go to the fill value.
+** angles, bilinear, with torchvision's fill rule: it samples a channel of
+** ones alongside (m, the weight that fell inside the image) and returns
+** sample * m + (1 - m) * fill, so the border fades towards the fill even
+** for fill 0.
 */
 #define _GNU_SOURCE 1
 #include <math.h>
@@ -159,7 +161,9 @@ static void apply_step(const ember_transform *t, const float *src, float *dst,
           for (int k = 0; k < 4; k++)
             if (px[k] >= 0 && px[k] < w && py[k] >= 0 && py[k] < h)
               v += wt[k] * p[py[k] * w + px[k]];
-          dst[(c * h + y) * w + x] = (float)(v + (1 - inside) * t->fill);
+          /* torchvision samples a channel of ones alongside and blends:
+             out = sample * inside + (1 - inside) * fill */
+          dst[(c * h + y) * w + x] = (float)(v * inside + (1 - inside) * t->fill);
         }
       }
     break;
