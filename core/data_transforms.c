@@ -30,6 +30,7 @@
 #include "cpu/cpu.h"
 
 #define PI 3.14159265358979323846
+#define EMBER_TF_MAX_SIDE (1 << 20)
 
 /* Two uniforms in [0, 1) with 53 bits each from one Philox call. */
 static void draw2(uint64_t seed, uint64_t counter, double u[2]) {
@@ -54,8 +55,10 @@ static int check_steps(const ember_transform *tf, int n, int64_t C, int64_t *H,
     switch (t->kind) {
     case EMBER_TF_CROP: {
       int64_t ph = *H + 2 * t->padding, pw = *W + 2 * t->padding;
-      if (t->h < 1 || t->w < 1 || t->padding < 0)
-        return ember_set_error("RandomCrop: size must be positive and padding >= 0");
+      /* the bounds keep every size product far from overflow */
+      if (t->h < 1 || t->w < 1 || t->padding < 0 || t->padding > EMBER_TF_MAX_SIDE)
+        return ember_set_error("RandomCrop: size must be positive and padding in "
+                               "0..%d", EMBER_TF_MAX_SIDE);
       if (t->reflect && (t->padding >= *H || t->padding >= *W))
         return ember_set_error("RandomCrop: reflect padding %lld needs an image larger "
                                "than it, got %lldx%lld", (long long)t->padding,
