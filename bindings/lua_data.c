@@ -614,19 +614,37 @@ static int l_batch_queue(lua_State *L) {
   return 1;
 }
 
-/* q:submit(tensors, rows, steps, seed, offset): rows an int64 CPU tensor
-   of 1-based rows of the tensors (contiguous, on the CPU) */
-static int queue_submit(lua_State *L) {
-  ember_batch_queue *q = *check_queue(L);
-  luaL_checktype(L, 2, LUA_TTABLE);
-  int nt = (int)luaL_len(L, 2);
-  if (nt > EMBER_MAX_DIMS * 4) return luaL_error(L, "loader: at most %d tensors", EMBER_MAX_DIMS * 4);
-  ember_tensor **ts = lua_newuserdatauv(L, (size_t)(nt > 0 ? nt : 1) * sizeof *ts, 0);
+/* The most tensors a batch may have (queue_next's array). */
+#define QUEUE_MAX_OUT 32
+
+/* The batch source that the value at idx stands for (on this thread):
+   a table of contiguous CPU tensors (their rows), or a userdata whose
+   metatable's __ember_batch_source field is a light userdata pointing to
+   an l_batch_source_hook (lua_internal.h): the hook of a data set that
+   makes its batches in C. */
+static int source_of(lua_State *L, int idx, ember_batch_source *src) {
+  if (lua_type(L, idx) == LUA_TUSERDATA &&
+      luaL_getmetafield(L, idx, "__ember_batch_source") == LUA_TLIGHTUSERDATA) {
+    const l_batch_source_hook *hook = lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    return hook->make(L, idx, src);
+  }
+  luaL_checktype(L, idx, LUA_TTABLE);
+  int nt = (int)luaL_len(L, idx);
+  if (nt > QUEUE_MAX_OUT) return luaL_error(L, "loader: at most %d tensors", QUEUE_MAX_OUT);
+  ember_tensor *ts[QUEUE_MAX_OUT];
   for (int k = 0; k < nt; k++) {
-    lua_geti(L, 2, k + 1);
+    lua_geti(L, idx, k + 1);
     ts[k] = l_check(L, -1);
     lua_pop(L, 1);
   }
+  return ember_batch_rows_source(ts, nt, src);
+}
+
+/* q:submit(source, rows, steps, seed, offset): rows an int64 CPU tensor
+   of 1-based rows (source_of's source; for tensors, their rows) */
+static int queue_submit(lua_State *L) {
+  ember_batch_queue *q = *check_queue(L);
   ember_tensor *r = l_check(L, 3);
   if (r->dtype != EMBER_INT64 || r->ndim != 1 || !ember_is_contiguous(r) ||
       r->storage->device != EMBER_CPU)
@@ -640,8 +658,12 @@ static int queue_submit(lua_State *L) {
   const int64_t *one = ember_data(r);
   for (int64_t i = 0; i < n; i++) rows[i] = one[i] - 1;
   ember_batch_source src;
-  if (ember_batch_rows_source(ts, nt, &src) < 0 ||
-      ember_batch_queue_submit(q, src, rows, n, tf, ntf, seed, offset) < 0)
+  if (source_of(L, 2, &src) < 0) return l_error(L);
+  if (src.nout > QUEUE_MAX_OUT) {
+    if (src.release) src.release(src.ctx);
+    return luaL_error(L, "loader: at most %d tensors", QUEUE_MAX_OUT);
+  }
+  if (ember_batch_queue_submit(q, src, rows, n, tf, ntf, seed, offset) < 0)
     return l_error(L);
   return 0;
 }
@@ -649,7 +671,7 @@ static int queue_submit(lua_State *L) {
 /* q:next(): the oldest batch's tensors, or its error */
 static int queue_next(lua_State *L) {
   ember_batch_queue *q = *check_queue(L);
-  ember_tensor *out[EMBER_MAX_DIMS * 4];
+  ember_tensor *out[QUEUE_MAX_OUT];
   int n = ember_batch_queue_next(q, out);
   if (n < 0) return l_error(L);
   for (int k = 0; k < n; k++) l_fill(L, l_newslot(L), out[k]);

@@ -768,10 +768,19 @@ function Loader:_batch(order, b, rng)
   return table.unpack(out, 1, out.n)
 end
 
---- The tensors a prefetch worker reads (contiguous, on the CPU), or nil
--- when batches are made on this thread (another dataset, a device).
+--- What a prefetch worker makes batches from, or nil when they are made
+-- on this thread (a Lua dataset, tensors on a device): the dataset's C
+-- batch source when its metatable has one (mt._batch_source(ds), a
+-- userdata with the __ember_batch_source hook of bindings/lua_internal.h;
+-- the rows given to it are the epoch's positions in the dataset; looked
+-- up raw, as a dataset's __index may answer any key), else its tensors,
+-- contiguous, on the CPU.
 local function prefetch_source(self)
-  if self.prefetch == 0 or not self._tensors then return nil end
+  if self.prefetch == 0 then return nil end
+  local mt = getmetatable(self.dataset)
+  local hook = type(mt) == "table" and rawget(mt, "_batch_source")
+  if hook then return hook(self.dataset) end
+  if not self._tensors then return nil end
   if not self._ctensors then
     local ts = {}
     for j, t in ipairs(self._tensors) do

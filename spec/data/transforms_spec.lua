@@ -251,6 +251,25 @@ describe("data.loader transform and prefetch", function()
     same_batches(run(items, 0), run(items, 2))
   end)
 
+  it("a dataset with a batch source hook is prefetched from it", function()
+    -- the hook's value goes to the worker: here tensors whose rows are
+    -- the dataset's (a C data set returns a userdata with a C loader)
+    local calls = 0
+    local mt = {__len = function() return 20 end,
+                __index = function(_, i) return {X[i], Y[i]} end,
+                _batch_source = function() calls = calls + 1; return {X:narrow(1, 1, 20), Y:narrow(1, 1, 20)} end}
+    local ds = setmetatable({}, mt)
+    local function run(k)
+      local out = {}
+      for xb, yb in data.loader(ds, {batch_size = 6, shuffle = true, seed = 4, transform = tf, prefetch = k}) do
+        out[#out + 1] = {xb, yb}
+      end
+      return out
+    end
+    same_batches(run(0), run(2))
+    assert.are.equal(1, calls)
+  end)
+
   it("an error on the worker comes back on the batch that failed", function()
     local loader = data.loader(X, Y, {batch_size = 8, prefetch = 2,
                                       transform = data.RandomCrop(20)})
