@@ -4,7 +4,9 @@
 -- two classic data sets ready for a network (float images in [0, 1],
 -- classes 1..10); TensorDataset, Subset and random_split are PyTorch's
 -- datasets; loader batches tensors or a dataset for a `for` loop, with a
--- shuffle that ember.manual_seed (or its own seed) makes reproducible;
+-- shuffle that ember.manual_seed (or its own seed) makes reproducible,
+-- torchvision's augmentations in C (data.transforms) and a prefetch
+-- thread;
 -- chars and windows are a character-level tokenizer and the random
 -- (input, target) windows a language model trains on.
 --
