@@ -12,6 +12,10 @@
 **   ember._bpe_load(vocab, merges), ember._bpe_train(text, size, min_freq)
 **                                    GPT-2's BPE tokenizer (data.BPE) and
 **                                    its methods encode, decode, save
+**   ember._transform(x, steps, seed, offset), ember._rng_reserve(opts, n),
+**   ember._batch_queue()             data.transforms and the loader's
+**                                    prefetch (core/data_transforms.c,
+**                                    core/data_queue.c)
 **
 ** Every random function takes {generator = g} in its options (l_optgen);
 ** without one it draws from the state's generator.
@@ -513,7 +517,207 @@ static void register_bpe(lua_State *L) {
 
 /* }====================================================================== */
 
+/* {======================================================================
+** Transforms and the batch queue (data.transforms, the loader's prefetch)
+** ======================================================================= */
+
+static double num_field(lua_State *L, int idx, const char *k, double def) {
+  lua_getfield(L, idx, k);
+  double v = lua_isnil(L, -1) ? def : lua_tonumber(L, -1);
+  lua_pop(L, 1);
+  return v;
+}
+
+/* The steps of a composed transform (data.lua checked them): a list of
+   {kind = "crop" | "hflip" | "normalize" | "rotate", ...}.  The array is a
+   userdata on the stack, so an error leaks nothing. */
+static ember_transform *check_steps(lua_State *L, int idx, int *n) {
+  *n = lua_isnoneornil(L, idx) ? 0 : (int)luaL_len(L, idx);
+  ember_transform *tf = lua_newuserdatauv(L, (size_t)(*n > 0 ? *n : 1) * sizeof *tf, 0);
+  static const char *const kinds[] = {"crop", "hflip", "normalize", "rotate", NULL};
+  for (int s = 0; s < *n; s++) {
+    lua_geti(L, idx, s + 1);
+    int t = lua_gettop(L);
+    lua_getfield(L, t, "kind");
+    ember_transform *f = &tf[s];
+    memset(f, 0, sizeof *f);
+    f->kind = (ember_transform_kind)luaL_checkoption(L, -1, NULL, kinds);
+    lua_pop(L, 1);
+    f->h = (int64_t)num_field(L, t, "h", 0);
+    f->w = (int64_t)num_field(L, t, "w", 0);
+    f->padding = (int64_t)num_field(L, t, "padding", 0);
+    f->fill = num_field(L, t, "fill", 0);
+    f->p = num_field(L, t, "p", 0.5);
+    f->lo = num_field(L, t, "lo", 0);
+    f->hi = num_field(L, t, "hi", 0);
+    lua_getfield(L, t, "reflect");
+    f->reflect = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    if (f->kind == EMBER_TF_NORMALIZE) {
+      lua_getfield(L, t, "mean");
+      lua_getfield(L, t, "std");
+      f->channels = (int)luaL_len(L, -2);
+      if (f->channels > EMBER_TF_MAX_CHANNELS)
+        luaL_error(L, "Normalize: at most %d channels", EMBER_TF_MAX_CHANNELS);
+      for (int c = 0; c < f->channels; c++) {
+        lua_geti(L, -2, c + 1);
+        f->mean[c] = lua_tonumber(L, -1);
+        lua_geti(L, -2, c + 1);
+        f->std[c] = lua_tonumber(L, -1);
+        lua_pop(L, 2);
+      }
+      lua_pop(L, 2);
+    }
+    lua_pop(L, 1);
+  }
+  return tf;
+}
+
+/* ember._transform(x, steps, seed, offset): internal (data.transforms) */
+static int l_transform(lua_State *L) {
+  ember_tensor *x = l_check(L, 1);
+  int n;
+  ember_transform *tf = check_steps(L, 2, &n);
+  uint64_t seed = (uint64_t)luaL_checkinteger(L, 3);
+  uint64_t offset = (uint64_t)luaL_checkinteger(L, 4);
+  l_tensor *slot = l_newslot(L);
+  l_fill(L, slot, ember_transforms_apply(tf, n, x, seed, offset));
+  return 1;
+}
+
+/* ember._rng_reserve(opts, n): seed and offset of n counters of the
+   generator that opts names (or the state's), which moves past them. */
+static int l_rng_reserve(lua_State *L) {
+  ember_generator *g = l_optgen(L, 1);
+  lua_Integer n = luaL_checkinteger(L, 2);
+  luaL_argcheck(L, n >= 0, 2, "n must be >= 0");
+  lua_pushinteger(L, (lua_Integer)g->seed);
+  lua_pushinteger(L, (lua_Integer)g->offset);
+  g->offset += (uint64_t)n;
+  return 2;
+}
+
+#define QUEUE_MT "ember.BatchQueue"
+
+static ember_batch_queue **check_queue(lua_State *L) {
+  ember_batch_queue **q = luaL_checkudata(L, 1, QUEUE_MT);
+  if (!*q) luaL_error(L, "loader: the batch queue is closed");
+  return q;
+}
+
+/* ember._batch_queue(): internal (the loader's prefetch) */
+static int l_batch_queue(lua_State *L) {
+  ember_batch_queue **q = lua_newuserdatauv(L, sizeof *q, 0);
+  *q = NULL;
+  luaL_setmetatable(L, QUEUE_MT);
+  if (!(*q = ember_batch_queue_new())) return l_error(L);
+  return 1;
+}
+
+/* The most tensors a batch may have (queue_next's array). */
+#define QUEUE_MAX_OUT 32
+
+/* The batch source that the value at idx stands for (on this thread):
+   a table of contiguous CPU tensors (their rows), or a userdata whose
+   metatable's __ember_batch_source field is a light userdata pointing to
+   an l_batch_source_hook (lua_internal.h): the hook of a data set that
+   makes its batches in C. */
+static int source_of(lua_State *L, int idx, ember_batch_source *src) {
+  if (lua_type(L, idx) == LUA_TUSERDATA &&
+      luaL_getmetafield(L, idx, "__ember_batch_source") == LUA_TLIGHTUSERDATA) {
+    const l_batch_source_hook *hook = lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    return hook->make(L, idx, src);
+  }
+  luaL_checktype(L, idx, LUA_TTABLE);
+  int nt = (int)luaL_len(L, idx);
+  if (nt > QUEUE_MAX_OUT) return luaL_error(L, "loader: at most %d tensors", QUEUE_MAX_OUT);
+  ember_tensor *ts[QUEUE_MAX_OUT];
+  for (int k = 0; k < nt; k++) {
+    lua_geti(L, idx, k + 1);
+    ts[k] = l_check(L, -1);
+    lua_pop(L, 1);
+  }
+  return ember_batch_rows_source(ts, nt, src);
+}
+
+/* q:submit(source, rows, steps, seed, offset): rows an int64 CPU tensor
+   of 1-based rows (source_of's source; for tensors, their rows) */
+static int queue_submit(lua_State *L) {
+  ember_batch_queue *q = *check_queue(L);
+  ember_tensor *r = l_check(L, 3);
+  if (r->dtype != EMBER_INT64 || r->ndim != 1 || !ember_is_contiguous(r) ||
+      r->storage->device != EMBER_CPU)
+    return luaL_error(L, "loader: rows must be a 1-d int64 CPU tensor");
+  int ntf;
+  ember_transform *tf = check_steps(L, 4, &ntf);
+  uint64_t seed = (uint64_t)luaL_optinteger(L, 5, 0);
+  uint64_t offset = (uint64_t)luaL_optinteger(L, 6, 0);
+  int64_t n = ember_numel(r);
+  int64_t *rows = lua_newuserdatauv(L, (size_t)(n > 0 ? n : 1) * sizeof *rows, 0);
+  const int64_t *one = ember_data(r);
+  for (int64_t i = 0; i < n; i++) rows[i] = one[i] - 1;
+  ember_batch_source src;
+  if (source_of(L, 2, &src) < 0) return l_error(L);
+  if (src.nout > QUEUE_MAX_OUT) {
+    if (src.release) src.release(src.ctx);
+    return luaL_error(L, "loader: at most %d tensors", QUEUE_MAX_OUT);
+  }
+  if (ember_batch_queue_submit(q, src, rows, n, tf, ntf, seed, offset) < 0)
+    return l_error(L);
+  return 0;
+}
+
+/* q:next(): the oldest batch's tensors, or its error */
+static int queue_next(lua_State *L) {
+  ember_batch_queue *q = *check_queue(L);
+  ember_tensor *out[QUEUE_MAX_OUT];
+  int n = ember_batch_queue_next(q, out);
+  if (n < 0) return l_error(L);
+  for (int k = 0; k < n; k++) l_fill(L, l_newslot(L), out[k]);
+  return n;
+}
+
+static int queue_clear(lua_State *L) {
+  ember_batch_queue_clear(*check_queue(L));
+  return 0;
+}
+
+static int queue_pending(lua_State *L) {
+  lua_pushinteger(L, ember_batch_queue_pending(*check_queue(L)));
+  return 1;
+}
+
+static int queue_gc(lua_State *L) {
+  ember_batch_queue **q = luaL_checkudata(L, 1, QUEUE_MT);
+  ember_batch_queue_free(*q);
+  *q = NULL;
+  return 0;
+}
+
+static const luaL_Reg queue_methods[] = {
+  {"submit", queue_submit},
+  {"next", queue_next},
+  {"clear", queue_clear},
+  {"pending", queue_pending},
+  {NULL, NULL},
+};
+
+static void register_queue(lua_State *L) {
+  luaL_newmetatable(L, QUEUE_MT);
+  lua_pushcfunction(L, queue_gc);
+  lua_setfield(L, -2, "__gc");
+  luaL_newlib(L, queue_methods);
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
+}
+
+/* }====================================================================== */
+
 static const luaL_Reg module_funcs[] = {
+  {"_transform", l_transform},
+  {"_rng_reserve", l_rng_reserve},
+  {"_batch_queue", l_batch_queue},
   {"_bpe_load", l_bpe_load},
   {"_bpe_train", l_bpe_train},
   {"_read_idx", l_read_idx},
@@ -536,6 +740,7 @@ void l_register_data(lua_State *L) {
   lua_pushvalue(L, -2);
   register_generator(L);
   register_bpe(L);
+  register_queue(L);
   lua_pop(L, 1);
   l_register(L, module_funcs, both_funcs);
 }

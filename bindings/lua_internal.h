@@ -66,6 +66,16 @@ void l_check_keys(lua_State *L, int idx, const char *fn, const char *what,
    of, or NULL: as check.suggest on the Lua side (edit distance <= 2, or a
    prefix either way), which l_check_keys adds as "; did you mean 'x'?". */
 const char *l_suggest(const char *key, const char *const *known);
+/* A data set's C batch source (the loader's prefetch, lua_data.c): a
+   userdata whose metatable has __ember_batch_source, a light userdata
+   pointing to such a hook, is submitted to the prefetch worker by calling
+   make on this thread with the userdata's index; it fills *src (retaining
+   what load reads) and returns 0, or -1 with an error set.  (A struct, as
+   ISO C has no conversion from void * to a function pointer.) */
+typedef struct l_batch_source_hook {
+  int (*make)(lua_State *L, int idx, ember_batch_source *src);
+} l_batch_source_hook;
+
 /* A tensor operand: a tensor (retained) or a number made into a 0-d tensor
    like `other`.  Returns a new reference. */
 ember_tensor *l_operand(lua_State *L, int idx, const ember_tensor *other);

@@ -1070,6 +1070,75 @@ const char *ember_blas_better_coretype(void);
 /* }==================================================================== */
 
 /* {====================================================================
+** Data transforms and the batch queue (core/data_transforms.c,
+** core/data_queue.c): per-image augmentation of a float32 N x C x H x W
+** CPU batch, and a worker thread that builds batches ahead of a loop.
+** ===================================================================== */
+
+typedef enum {
+  EMBER_TF_CROP,        /* torchvision RandomCrop(size {h, w}, padding) */
+  EMBER_TF_HFLIP,       /* RandomHorizontalFlip(p) */
+  EMBER_TF_NORMALIZE,   /* Normalize(mean, std), per channel */
+  EMBER_TF_ROTATE       /* RandomRotation([lo, hi] degrees), bilinear */
+} ember_transform_kind;
+#define EMBER_TF_MAX_CHANNELS 64
+typedef struct ember_transform {
+  ember_transform_kind kind;
+  int64_t h, w, padding;   /* crop: the window, the padding on each side */
+  int reflect;             /* crop: pad by reflection, not with fill */
+  double fill;             /* crop, rotate: the value outside the image */
+  double p;                /* hflip: the probability of a flip */
+  double lo, hi;           /* rotate: the angle's range, degrees */
+  int channels;            /* normalize: 1 (all channels) or C */
+  double mean[EMBER_TF_MAX_CHANNELS], std[EMBER_TF_MAX_CHANNELS];
+} ember_transform;
+/* The n steps on x, a new contiguous tensor.  Step s on image i draws
+   from Philox at (seed, offset + i * n + s), so results do not depend on
+   threads.  The _gen form uses g's state (NULL: the thread's default) and
+   advances it by N * n. */
+ember_tensor *ember_transforms_apply(const ember_transform *tf, int n,
+                                     const ember_tensor *x, uint64_t seed,
+                                     uint64_t offset);
+ember_tensor *ember_transforms_apply_gen(ember_generator *g,
+                                         const ember_transform *tf, int n,
+                                         const ember_tensor *x);
+
+/* Where a batch comes from: load fills out[0 .. nout) with the batch of
+   the given rows (0-based here).  load runs on the queue's worker thread:
+   it may only read data that the caller keeps alive and unchanged, and
+   must not retain or release tensors it did not make.  release runs on
+   the caller's thread when the job is collected or cancelled. */
+typedef struct ember_batch_source {
+  int (*load)(void *ctx, const int64_t *rows, int64_t n, ember_tensor **out);
+  void (*release)(void *ctx);
+  void *ctx;
+  int nout;
+} ember_batch_source;
+/* The rows of n contiguous CPU tensors (retained until release). */
+int ember_batch_rows_source(ember_tensor *const *t, int n,
+                            ember_batch_source *src);
+
+typedef struct ember_batch_queue ember_batch_queue;
+ember_batch_queue *ember_batch_queue_new(void);
+/* Queue a batch: src's load, then the transforms on its first tensor.
+   The queue owns src from here on (also on failure). */
+int ember_batch_queue_submit(ember_batch_queue *q, ember_batch_source src,
+                             const int64_t *rows, int64_t n,
+                             const ember_transform *tf, int ntf,
+                             uint64_t seed, uint64_t offset);
+/* Jobs queued and not yet collected. */
+int ember_batch_queue_pending(ember_batch_queue *q);
+/* Wait for the oldest job; its tensors into out (nout of them, returned),
+   or -1 with the worker's error. */
+int ember_batch_queue_next(ember_batch_queue *q, ember_tensor **out);
+/* Drop every job: the running one is waited for, the others never run. */
+void ember_batch_queue_clear(ember_batch_queue *q);
+/* Clear, stop and join the worker, free (NULL is fine). */
+void ember_batch_queue_free(ember_batch_queue *q);
+
+/* }==================================================================== */
+
+/* {====================================================================
 ** Byte-level BPE tokenizer (core/bpe.c): GPT-2's, as ember.data.BPE.
 ** Token ids are 1-based here too: GPT-2's id plus one.  Messages start
 ** with "BPE:", "BPE.train:", "encode:", "decode:" or "save:".

@@ -4,7 +4,9 @@
 -- two classic data sets ready for a network (float images in [0, 1],
 -- classes 1..10); TensorDataset, Subset and random_split are PyTorch's
 -- datasets; loader batches tensors or a dataset for a `for` loop, with a
--- shuffle that ember.manual_seed (or its own seed) makes reproducible;
+-- shuffle that ember.manual_seed (or its own seed) makes reproducible,
+-- torchvision's augmentations in C (data.transforms) and a prefetch
+-- thread;
 -- chars and windows are a character-level tokenizer and the random
 -- (input, target) windows a language model trains on.
 --
@@ -389,6 +391,150 @@ end
 -- }======================================================================
 
 -- {======================================================================
+-- Transforms: per-image augmentation of an N x C x H x W float32 batch in
+-- C (core/data_transforms.c), torchvision's names and semantics
+-- =======================================================================
+
+local Transform = {__name = "ember.data.Transform"}
+Transform.__index = Transform
+
+local function transform(step)
+  return setmetatable({steps = {step}}, Transform)
+end
+
+local function is_transform(v) return getmetatable(v) == Transform end
+
+--- A pair of positive integers from n or {h, w}.
+local function size_pair(fname, size, level)
+  if type(size) == "table" then
+    if #size ~= 2 then fail(level + 1, "%s: size must be n or {h, w}, got a table of %d", fname, #size) end
+    return check.integer(fname, "size[1]", size[1], 1, level + 1),
+           check.integer(fname, "size[2]", size[2], 1, level + 1)
+  end
+  local n = check.integer(fname, "size", size, 1, level + 1)
+  return n, n
+end
+
+local function number_opt(fname, what, v, def, level)
+  if v == nil then return def end
+  if type(v) ~= "number" or v ~= v then
+    fail(level + 1, "%s: %s must be a number, got %s", fname, what, kind(v))
+  end
+  return v
+end
+
+--- data.RandomCrop(size [, {padding = 0, fill = 0, padding_mode = "constant"}])
+function data.RandomCrop(size, opts)
+  local h, w = size_pair("RandomCrop", size, 2)
+  opts = options("RandomCrop", opts, {padding = true, fill = true, padding_mode = true}, 2)
+  local mode = opts.padding_mode or "constant"
+  if mode ~= "constant" and mode ~= "reflect" then
+    fail(2, "RandomCrop: padding_mode must be \"constant\" or \"reflect\", got %s",
+         type(mode) == "string" and ("%q"):format(mode) or kind(mode))
+  end
+  return transform{kind = "crop", h = h, w = w,
+                   padding = opts.padding == nil and 0 or check.integer("RandomCrop", "padding", opts.padding, 0, 2),
+                   fill = number_opt("RandomCrop", "fill", opts.fill, 0, 2),
+                   reflect = mode == "reflect"}
+end
+
+--- data.RandomHorizontalFlip([p = 0.5])
+function data.RandomHorizontalFlip(p)
+  p = number_opt("RandomHorizontalFlip", "p", p, 0.5, 2)
+  if p < 0 or p > 1 then fail(2, "RandomHorizontalFlip: p must be in [0, 1], got %g", p) end
+  return transform{kind = "hflip", p = p}
+end
+
+--- A list of numbers from a number or a list (name for messages).
+local function numbers(fname, what, v)
+  if type(v) == "number" then return {v} end
+  if type(v) ~= "table" or #v == 0 then
+    fail(3, "%s: %s must be a number or a list of numbers, got %s", fname, what, kind(v))
+  end
+  for i = 1, #v do
+    if type(v[i]) ~= "number" then fail(3, "%s: %s[%d] must be a number, got %s", fname, what, i, kind(v[i])) end
+  end
+  return {table.unpack(v)}
+end
+
+--- data.Normalize(mean, std): (x - mean[c]) / std[c]; numbers or lists.
+function data.Normalize(mean, std)
+  mean, std = numbers("Normalize", "mean", mean), numbers("Normalize", "std", std)
+  if #mean ~= #std then
+    fail(2, "Normalize: %d means but %d stds", #mean, #std)
+  end
+  for c = 1, #std do
+    if std[c] == 0 or std[c] ~= std[c] then fail(2, "Normalize: std[%d] is %s", c, tostring(std[c])) end
+  end
+  return transform{kind = "normalize", mean = mean, std = std}
+end
+
+--- data.RandomRotation(degrees [, {fill = 0}]): an angle uniform in
+-- [-degrees, degrees] (or {lo, hi}), counter-clockwise, bilinear.
+function data.RandomRotation(degrees, opts)
+  local lo, hi
+  if type(degrees) == "table" then
+    lo, hi = degrees[1], degrees[2]
+    if #degrees ~= 2 or type(lo) ~= "number" or type(hi) ~= "number" or lo > hi then
+      fail(2, "RandomRotation: degrees must be d >= 0 or {lo, hi} with lo <= hi")
+    end
+  else
+    local d = number_opt("RandomRotation", "degrees", degrees, nil, 2)
+    if d == nil or d < 0 then fail(2, "RandomRotation: degrees must be d >= 0 or {lo, hi} with lo <= hi") end
+    lo, hi = -d, d
+  end
+  opts = options("RandomRotation", opts, {fill = true}, 2)
+  return transform{kind = "rotate", lo = lo, hi = hi,
+                   fill = number_opt("RandomRotation", "fill", opts.fill, 0, 2)}
+end
+
+--- data.transforms{t1, t2, ...}: the transforms one after the other.
+function data.transforms(list)
+  if type(list) ~= "table" or is_transform(list) then
+    fail(2, "transforms: expected a list of transforms, got %s", kind(list))
+  end
+  local steps = {}
+  for i = 1, #list do
+    if not is_transform(list[i]) then
+      fail(2, "transforms: item %d is %s, expected a transform (data.RandomCrop, ...)", i, kind(list[i]))
+    end
+    for _, st in ipairs(list[i].steps) do steps[#steps + 1] = st end
+  end
+  return setmetatable({steps = steps}, Transform)
+end
+
+local STEP_NAMES = {crop = "RandomCrop", hflip = "RandomHorizontalFlip",
+                    normalize = "Normalize", rotate = "RandomRotation"}
+
+function Transform.__tostring(self)
+  local names = {}
+  for i, st in ipairs(self.steps) do names[i] = STEP_NAMES[st.kind] end
+  return "transforms{" .. table.concat(names, ", ") .. "}"
+end
+
+--- Check x for the transforms (the caller's name fname).
+local function check_images(fname, x, level)
+  if not ember.is_tensor(x) or x:dim() ~= 4 or x.dtype ~= "float32" then
+    fail(level + 1, "%s: expected a float32 N x C x H x W tensor, got %s", fname,
+         ember.is_tensor(x) and ("a %s tensor %s"):format(x.dtype, shape_str(x)) or kind(x))
+  end
+end
+
+--- tf(x [, {generator = g}]): the transforms on x, a new tensor.  Each
+-- image draws its own numbers; the generator moves by N * #steps.
+function Transform.__call(self, x, opts)
+  opts = options("transforms", opts, {generator = true}, 2)
+  check_images("transforms", x, 2)
+  local dev = x.device
+  local seed, offset = ember._rng_reserve(opts, 0)
+  local ok, out = pcall(ember._transform, dev == "cpu" and x or x:cpu(), self.steps, seed, offset)
+  if not ok then error(out, 2) end
+  ember._rng_reserve(opts, x:size(1) * #self.steps)   -- only once it worked
+  return dev == "cpu" and out or out:to(dev)
+end
+
+
+-- {======================================================================
 -- The loader
 -- =======================================================================
 
@@ -490,7 +636,11 @@ function data.loader(a, b, c)
     fail(2, "loader: expected a tensor x or a dataset, got %s", kind(a))
   end
   opts = options("loader", opts,
-                 {batch_size = true, shuffle = true, drop_last = true, seed = true, shard = true}, 2)
+                 {batch_size = true, shuffle = true, drop_last = true, seed = true, shard = true,
+                  transform = true, prefetch = true, generator = true}, 2)
+  if opts.transform ~= nil and not is_transform(opts.transform) then
+    fail(2, "loader: transform must be data.transforms{...} or a transform, got %s", kind(opts.transform))
+  end
   local self = setmetatable({
     dataset = ds,
     batch_size = opts.batch_size == nil and 1
@@ -500,6 +650,9 @@ function data.loader(a, b, c)
     shard = (check.boolean("loader", "shard", opts.shard, 2) or false),
     seed = opts.seed,
     epoch = 0,
+    transform = opts.transform,
+    generator = opts.generator,
+    prefetch = opts.prefetch == nil and 0 or check.integer("loader", "prefetch", opts.prefetch, 0, 2),
   }, Loader)
   if self.seed ~= nil and math.type(self.seed) ~= "integer" then
     fail(2, "loader: seed must be an integer, got %s", kind(self.seed))
@@ -553,38 +706,117 @@ function Loader:_order()
   return order
 end
 
---- Batch b of an epoch with the given order.
-function Loader:_batch(order, b)
+--- Rows of the dataset's tensors for batch b of an epoch with the given
+-- order (a CPU int64 tensor), and its first position in the epoch.
+local function batch_rows(self, order, b)
   local n, bs = order and order:numel() or #self.dataset, self.batch_size
   local start = (b - 1) * bs + 1
   local len = math.min(bs, n - start + 1)
+  local idx = order and order:narrow(1, start, len) or ember.arange(start, start + len)
+  if self._index then idx = self._index:index_select(1, idx) end
+  return idx, start, len
+end
+
+-- The stream of the transforms' numbers for a loader with a seed: apart
+-- from the shuffle's (seeded_randperm draws from the seed itself).
+local TRANSFORM_SALT = 0x7472616E73666F72
+
+--- The Philox (seed, offset) of an epoch's transforms, reserved on this
+-- thread when the epoch starts: sample k of the epoch (1-based) uses
+-- offset + (k - 1) * #steps onwards, whenever its batch is made.
+function Loader:_epoch_rng(order)
+  if not self.transform then return nil end
+  local count = (order and order:numel() or #self.dataset) * #self.transform.steps
+  if self.generator == nil and self.seed then
+    return {seed = self.seed ~ TRANSFORM_SALT, offset = (self.epoch - 1) * count}
+  end
+  local seed, offset = ember._rng_reserve({generator = self.generator}, count)
+  return {seed = seed, offset = offset}
+end
+
+--- x with the loader's transforms, its samples starting at position start.
+local function apply_transform(self, x, rng, start)
+  if not self.transform then return x end
+  check_images("loader: transform", x, 3)
+  local dev = x.device
+  local out = ember._transform(dev == "cpu" and x or x:cpu(), self.transform.steps, rng.seed,
+                               rng.offset + (start - 1) * #self.transform.steps)
+  return dev == "cpu" and out or out:to(dev)
+end
+
+--- Batch b of an epoch with the given order (rng: _epoch_rng's).
+function Loader:_batch(order, b, rng)
   if self._tensors then
-    local idx = order and order:narrow(1, start, len) or ember.arange(start, start + len)
-    if self._index then idx = self._index:index_select(1, idx) end
+    local idx, start = batch_rows(self, order, b)
     local out = {}
     for j, t in ipairs(self._tensors) do
       -- the order lives on the CPU; the index goes where the tensor is
       local tidx = idx.device == t.device and idx or idx:to(t.device)
       out[j] = t:index_select(1, tidx)
     end
+    out[1] = apply_transform(self, out[1], rng, start)
     return table.unpack(out, 1, #self._tensors)
   end
+  local n, bs = order and order:numel() or #self.dataset, self.batch_size
+  local start = (b - 1) * bs + 1
+  local len = math.min(bs, n - start + 1)
   local items = {}
   for k = 1, len do
     local i = order and order[start + k - 1] or start + k - 1
     items[k] = self.dataset[i]
   end
   local out = collate(items)
+  out[1] = apply_transform(self, out[1], rng, start)
   return table.unpack(out, 1, out.n)
 end
 
---- loader:iter(): a plain iterator over one new epoch.
+--- What a prefetch worker makes batches from, or nil when they are made
+-- on this thread (a Lua dataset, tensors on a device): the dataset's C
+-- batch source when its metatable has one (mt._batch_source(ds), a
+-- userdata with the __ember_batch_source hook of bindings/lua_internal.h;
+-- the rows given to it are the epoch's positions in the dataset; looked
+-- up raw, as a dataset's __index may answer any key), else its tensors,
+-- contiguous, on the CPU.
+local function prefetch_source(self)
+  if self.prefetch == 0 then return nil end
+  local mt = getmetatable(self.dataset)
+  local hook = type(mt) == "table" and rawget(mt, "_batch_source")
+  if hook then return hook(self.dataset) end
+  if not self._tensors then return nil end
+  if not self._ctensors then
+    local ts = {}
+    for j, t in ipairs(self._tensors) do
+      if t.device ~= "cpu" then return nil end
+      ts[j] = t:is_contiguous() and t or t:contiguous()
+    end
+    self._ctensors = ts
+  end
+  return self._ctensors
+end
+
+--- loader:iter(): a plain iterator over one new epoch.  With prefetch,
+-- batches b+1 .. b+prefetch are being made on a worker thread while the
+-- caller has batch b; a new epoch drops what an abandoned one had queued.
 function Loader:iter()
   local order, b, nb = self:_order(), 0, #self
+  local rng = self:_epoch_rng(order)
+  local source = prefetch_source(self)
+  if self._queue then self._queue:clear() end
+  local q = source and ember._batch_queue()
+  self._queue = q
+  local submitted = 0
   return function()
     b = b + 1
     if b > nb then return nil end
-    return self:_batch(order, b)
+    if not q then return self:_batch(order, b, rng) end
+    while submitted < math.min(b + self.prefetch, nb) do
+      submitted = submitted + 1
+      local rows, start = batch_rows(self, order, submitted)
+      local steps = self.transform and self.transform.steps
+      q:submit(source, rows, steps, rng and rng.seed,
+               rng and rng.offset + (start - 1) * #steps)
+    end
+    return q:next()
   end
 end
 

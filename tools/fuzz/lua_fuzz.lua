@@ -63,7 +63,8 @@ M.SKIP_TABLES = {
 -- read nor write files (chars only with {path =}, which a random table
 -- rarely holds, and reading is harmless); the tokenizer's methods are
 -- fuzzed on a tokenizer of SEEDS.chars's text.
-M.DATA = {"chars", "windows"}
+M.DATA = {"chars", "windows", "RandomCrop", "RandomHorizontalFlip", "Normalize",
+          "RandomRotation", "transforms"}
 
 M.DTYPES = {"float32", "float64", "int32", "int64", "uint8", "bool", "bfloat16", "float16"}
 M.FIELDS = {"grad", "dtype", "device", "requires_grad", "is_leaf", "grad_fn",
@@ -248,6 +249,16 @@ M.SEEDS = {
   chars = function() return {"hello, w\xc3\xb6rld\n"} end,
   csv = function() return {'a,"b,c",y\r\n1,2,cat\n3,"4",dog\n\n', {target = "y", columns = {1, "b,c"}}} end,
   windows = function(e) return {e.arange(1, 21, {dtype = "int64"}), 4, 3, {generator = e.Generator(6)}} end,
+  RandomCrop = function() return {3, {padding = 1, padding_mode = "reflect"}} end,
+  RandomHorizontalFlip = function() return {0.5} end,
+  Normalize = function() return {{0.5, 0.5}, {0.2, 0.3}} end,
+  RandomRotation = function() return {{-5, 20}, {fill = 1}} end,
+  transforms = function(e) return {{e.data.RandomCrop(2), e.data.RandomRotation(3)}} end,
+  transforms_call = function(e) return {e.randn(2, 2, 3, 4):transpose(3, 4), {generator = e.Generator(2)}} end,
+  loader_prefetch = function(e)
+    return {e.randn(5, 2, 4, 4), e.arange(1, 6), {batch_size = 2, prefetch = 2, shuffle = true,
+            transform = e.data.transforms{e.data.RandomCrop(3, {padding = 1}), e.data.Normalize(0, 2)}}}
+  end,
   encode = function() return {"h\xc3\xb6l"} end,
   decode = function(e) return {e.tensor({1, 2, 3}, {dtype = "int64"})} end,
   mha_forward = function(e)
@@ -295,6 +306,19 @@ function M.targets(ember)
   if type(ember.data) == "table" then
     for _, k in ipairs(M.DATA) do add("ember.data." .. k, ember.data[k], false) end
     local tok = ember.data.chars(M.SEEDS.chars()[1])
+    -- a composed transform called on fuzzed batches, and a loader with
+    -- transforms and prefetch over fuzzed tensors (one epoch, cut short)
+    local tf = ember.data.transforms{ember.data.RandomCrop(3, {padding = 2}),
+                                     ember.data.RandomHorizontalFlip(),
+                                     ember.data.RandomRotation(10)}
+    add("ember.data.transforms_call", function(...) return tf(...) end, false)
+    add("ember.data.loader_prefetch", function(...)
+      local n = 0
+      for _ in ember.data.loader(...) do
+        n = n + 1
+        if n == 3 then break end
+      end
+    end, false)
     add("ember.data.Tokenizer:encode", function(...) return tok:encode(...) end, false)
     add("ember.data.Tokenizer:decode", function(...) return tok:decode(...) end, false)
     -- GPT-2's BPE: training (small sizes: time grows with them) and the
