@@ -5,6 +5,7 @@
 -- the helpers of the first section.
 local Module = require "ember.nn.module"
 local blame = require "ember.blame"
+local mark = require("ember").warnings._mark
 
 -- {======================================================================
 -- Children numbered 1, 2, ...
@@ -185,7 +186,7 @@ end
 function Sequential:forward(...)
   local ok, y = pcall(run, self, ...)
   if not ok then layer_failed(self, running[self], y) end
-  return y
+  return mark(y)
 end
 
 Sequential._len = len

@@ -88,6 +88,24 @@ local classes = {}
 --- The class registered under name (nil if none).
 function Module._class_named(name) return classes[name] end
 
+-- The library's own files (a forward defined there is not wrapped).
+local LIBRARY = debug.getinfo(1, "S").source:match("^@(.*)nn/module%.lua$")
+
+--- A field defined on a class.  A forward defined outside the library (a
+-- user's model) is wrapped to mark its result as a model's output, for
+-- ember.warnings (a frame more, which the user's own errors never see:
+-- theirs are raised inside it).
+local function define(C, k, v)
+  if k == "forward" and type(v) == "function" then
+    local src = debug.getinfo(v, "S").source
+    if not (LIBRARY and src:sub(1, #LIBRARY + 1) == "@" .. LIBRARY) then
+      local f, mark = v, ember.warnings._mark
+      v = function(self, ...) return mark(f(self, ...)) end
+    end
+  end
+  rawset(C, k, v)
+end
+
 --- Module:extend(name): a new class deriving from this one.  Define
 -- `init(self, ...)` (the constructor) and `forward(self, ...)` on it;
 -- calling the class constructs an instance.
@@ -100,6 +118,7 @@ function Module.extend(Parent, name)
   classes[name] = C
   return setmetatable(C, {
     __index = Parent,
+    __newindex = define,
     __call = function(cls, ...) return cls:new(...) end,
     __tostring = function() return "class " .. name end,
   })

@@ -451,7 +451,7 @@ function Module:predict(x, opts)
   end)
   self:train(was_training)
   if not ok then blame.reraise(out) end
-  return out
+  return ember.warnings._mark(out)
 end
 
 -- }======================================================================
