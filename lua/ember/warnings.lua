@@ -11,9 +11,13 @@
 --
 --   ember.warnings.enabled = false      -- silence them
 --   ember.warnings.sink = function(msg) ... end   -- where they go
+--
+-- require "ember.warnings" gives the library's side (mark, warn, reset);
+-- ember.warnings is the user's (enabled, sink).
 local ember = require "ember"
 
 local W = {enabled = true}
+local I = {}
 
 --- Where warnings go: stderr by default.
 function W.sink(msg)
@@ -25,14 +29,14 @@ local seen = {}
 
 --- Send msg (its text: "ember: warning: " is put before it) to the sink
 -- unless warnings are off or one of this kind was sent already.
-function W._warn(kind, msg)
+function I.warn(kind, msg)
   if not W.enabled or seen[kind] then return end
   seen[kind] = true
   W.sink("ember: warning: " .. msg)
 end
 
 --- Forget which kinds were sent (for specs).
-function W._reset() seen = {} end
+function I.reset() seen = {} end
 
 -- {======================================================================
 -- Model outputs
@@ -42,7 +46,7 @@ local outputs = setmetatable({}, {__mode = "k"})
 
 --- Mark the first of the values as a model's output when it is a tensor;
 -- returns them all.
-function W._mark(y, ...)
+function I.mark(y, ...)
   if ember.is_tensor(y) then outputs[y] = true end
   return y, ...
 end
@@ -61,7 +65,7 @@ local function guard(fname)
   local function check(t, dim)
     local n = t:dim()
     if n >= 2 and (dim == 1 or dim == -n) then
-      W._warn("batch_dim", ("%s(%d) reduces over the batch (dim 1) of a model's output of " ..
+      I.warn("batch_dim", ("%s(%d) reduces over the batch (dim 1) of a model's output of " ..
                             "shape %s; the classes are dim %s (%s(2) or %s(-1))")
                            :format(fname, dim, shape_text(t), n == 2 and "2" or "2 or the last",
                                    fname, fname))
@@ -84,4 +88,4 @@ guard("log_softmax")
 -- }======================================================================
 
 ember.warnings = W
-return true
+return I

@@ -5,6 +5,7 @@
 local ember = require "ember"
 local nn = ember.nn
 local run = require "helpers.run"
+local warnings = require "ember.warnings"
 
 local SRC = debug.getinfo(1, "S").short_src
 
@@ -139,11 +140,11 @@ describe("argmax/softmax over the batch of a model's output", function()
     got = {}
     sink, enabled = ember.warnings.sink, ember.warnings.enabled
     ember.warnings.sink = function(msg) got[#got + 1] = msg end
-    ember.warnings._reset()
+    warnings.reset()
   end)
   after_each(function()
     ember.warnings.sink, ember.warnings.enabled = sink, enabled
-    ember.warnings._reset()
+    warnings.reset()
   end)
 
   it("warns once, naming the call and the shape", function()
@@ -163,7 +164,7 @@ describe("argmax/softmax over the batch of a model's output", function()
     nn.functional.log_softmax(out, -2)
     assert.are.equal(1, #got)
     assert.truthy(got[1]:find("log_softmax(-2) reduces over the batch", 1, true))
-    ember.warnings._reset()
+    warnings.reset()
     ember.softmax(out, 1)
     assert.truthy(got[2]:find("softmax(1) reduces", 1, true))
   end)
@@ -175,7 +176,7 @@ describe("argmax/softmax over the batch of a model's output", function()
     local net = Net()
     net(ember.randn({4, 3})):argmax(1)
     assert.are.equal(1, #got)
-    ember.warnings._reset()
+    warnings.reset()
     net:compile{optimizer = "sgd", loss = "mse"}
     net:predict(ember.randn({5, 3})):argmax(1)
     assert.are.equal(2, #got)

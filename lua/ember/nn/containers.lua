@@ -5,7 +5,7 @@
 -- the helpers of the first section.
 local Module = require "ember.nn.module"
 local blame = require "ember.blame"
-local mark = require("ember").warnings._mark
+local mark = require("ember.warnings").mark
 
 -- {======================================================================
 -- Children numbered 1, 2, ...

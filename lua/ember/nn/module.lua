@@ -99,7 +99,7 @@ local function define(C, k, v)
   if k == "forward" and type(v) == "function" then
     local src = debug.getinfo(v, "S").source
     if not (LIBRARY and src:sub(1, #LIBRARY + 1) == "@" .. LIBRARY) then
-      local f, mark = v, ember.warnings._mark
+      local f, mark = v, require("ember.warnings").mark
       v = function(self, ...) return mark(f(self, ...)) end
     end
   end

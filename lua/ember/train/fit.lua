@@ -9,6 +9,7 @@ local common = require "ember.train.common"
 local Progress = require("ember.train.progress").Progress
 local nn_utils = require "ember.nn.utils"
 local blame = require "ember.blame"
+local warnings = require "ember.warnings"
 
 local fail, kind, class_of, options = common.fail, common.kind, common.class_of, common.options
 local check_int, compiled, check_xy = common.check_int, common.compiled, common.check_xy
@@ -451,7 +452,7 @@ function Module:predict(x, opts)
   end)
   self:train(was_training)
   if not ok then blame.reraise(out) end
-  return ember.warnings._mark(out)
+  return warnings.mark(out)
 end
 
 -- }======================================================================
