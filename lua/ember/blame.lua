@@ -59,6 +59,13 @@ local function library_file(file)
 end
 blame.library_file = library_file
 
+--- True when source (a chunk name as debug.getinfo gives it, "@file" for
+-- a file) is one of the library's files.
+local function library_source(source)
+  return source:sub(1, 1) == "@" and library_file(source:sub(2))
+end
+blame.library_source = library_source
+
 --- The position prefix ("file:line: ") of the first Lua frame outside
 -- the library, "" when there is none.
 function blame.where()
@@ -66,8 +73,7 @@ function blame.where()
   while true do
     local info = debug.getinfo(level, "Sl")
     if not info then return "" end
-    if info.what ~= "C" and not (info.source:sub(1, 1) == "@"
-                                 and library_file(info.source:sub(2))) then
+    if info.what ~= "C" and not library_source(info.source) then
       return info.currentline > 0 and ("%s:%d: "):format(info.short_src, info.currentline) or ""
     end
     level = level + 1

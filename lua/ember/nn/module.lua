@@ -88,17 +88,14 @@ local classes = {}
 --- The class registered under name (nil if none).
 function Module._class_named(name) return classes[name] end
 
--- The library's own files (a forward defined there is not wrapped).
-local LIBRARY = debug.getinfo(1, "S").source:match("^@(.*)nn/module%.lua$")
-
 --- A field defined on a class.  A forward defined outside the library (a
 -- user's model) is wrapped to mark its result as a model's output, for
--- ember.warnings (a frame more, which the user's own errors never see:
--- theirs are raised inside it).
+-- ember.warnings.  That is one frame more between the forward and its
+-- caller: errors raised inside the forward keep their position, but an
+-- error(msg, 2) in it names the wrapper's line.
 local function define(C, k, v)
   if k == "forward" and type(v) == "function" then
-    local src = debug.getinfo(v, "S").source
-    if not (LIBRARY and src:sub(1, #LIBRARY + 1) == "@" .. LIBRARY) then
+    if not require("ember.blame").library_source(debug.getinfo(v, "S").source) then
       local f, mark = v, require("ember.warnings").mark
       v = function(self, ...) return mark(f(self, ...)) end
     end
