@@ -80,6 +80,7 @@ package.loaded.ember = ember
 require "ember.logic"   -- any, all, isnan, logical_and, ... (functions and methods)
 ember.distributed = require "ember.distributed"
 ember._dist = nil
+require "ember.warnings"  -- ember.warnings (enabled, sink); argmax/softmax over a model's batch warn once
 ember.nn = require "ember.nn"
 ember.optim = require "ember.optim"
 require "ember.joining"   -- split, chunk, unbind, flip, roll, tile, repeat_interleave

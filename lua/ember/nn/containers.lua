@@ -4,6 +4,8 @@
 -- (1-based), so c[i] is the i-th module and #c their number; they share
 -- the helpers of the first section.
 local Module = require "ember.nn.module"
+local blame = require "ember.blame"
+local mark = require("ember.warnings").mark
 
 -- {======================================================================
 -- Children numbered 1, 2, ...
@@ -132,10 +134,15 @@ local function fuses(a, b)
      and rawget(a, "_fields").forward == nil and rawget(b, "_fields").forward == nil
 end
 
-function Sequential:forward(x, ...)
+-- The layer each Sequential is running (its position), for naming it when
+-- it fails: one store per layer, cheaper than a pcall per layer.
+local running = setmetatable({}, {__mode = "k"})
+
+local function run(self, x, ...)
   local n, i = #self, 1
   while i <= n do
     local m = self[i]
+    running[self] = i
     if i < n and fuses(m, self[i + 1]) and select("#", ...) == 0 then
       x = m:_forward_relu(x)
       i = i + 2
@@ -145,6 +152,41 @@ function Sequential:forward(x, ...)
     end
   end
   return x
+end
+
+--- How a failing layer is named: a leaf as it prints, a container (whose
+-- print spans lines) by its class.
+local function describe(m)
+  local s = tostring(m)
+  return s:find("\n", 1, true) and getmetatable(m).__name or s
+end
+
+-- The last message a Sequential raised, with its parts, so that an outer
+-- Sequential catching it extends the path ("layer 2 (Sequential) > layer
+-- 4 (...)") rather than naming the inner container again.
+local last = {}
+
+--- Raise what layer i failed with at the user's line, naming the layer.
+local function layer_failed(self, i, e)
+  if type(e) ~= "string" then error(e, 0) end
+  local path = ("layer %d (%s)"):format(i, describe(self[i]))
+  local pos, body
+  if e == last.msg then
+    pos, path, body = last.pos, path .. " > " .. last.path, last.body
+  else
+    local p, ours, rest = blame.split(e)
+    -- the user's own code (a layer they wrote) keeps its position
+    pos, body = (p and not ours) and p or blame.where(), rest
+  end
+  local msg = ("%s%s %s: %s"):format(pos, getmetatable(self).__name, path, body)
+  last.msg, last.pos, last.path, last.body = msg, pos, path, body
+  error(msg, 0)
+end
+
+function Sequential:forward(...)
+  local ok, y = pcall(run, self, ...)
+  if not ok then layer_failed(self, running[self], y) end
+  return mark(y)
 end
 
 Sequential._len = len

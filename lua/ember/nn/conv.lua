@@ -68,11 +68,17 @@ function Conv2d:forward(x)
 end
 
 --- relu(self:forward(x)), fused (Sequential calls it for a Conv2d
--- followed by a ReLU).
+-- followed by a ReLU).  When the fused op fails, the unfused forward runs
+-- to fail in its turn: the message then names conv2d, which the user
+-- wrote, not the internal conv2d_relu (a pcall per conv layer, small
+-- beside the convolution).
 function Conv2d:_forward_relu(x)
   common.check_input("Conv2d", x, self.weight.dtype, "the input", 2)
-  return F._conv2d_relu(x, self.weight, self.bias, self.stride, self.padding, self.dilation,
-                        self.groups)
+  local ok, y = pcall(F._conv2d_relu, x, self.weight, self.bias, self.stride, self.padding,
+                      self.dilation, self.groups)
+  if ok then return y end
+  self:forward(x)
+  error(y, 0)
 end
 
 local function tuple(p) return ("(%d, %d)"):format(p[1], p[2]) end

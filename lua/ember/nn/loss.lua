@@ -3,6 +3,7 @@
 local common = require "ember.nn.common"
 local Module = require "ember.nn.module"
 local F = require "ember.nn.functional"
+local blame = require "ember.blame"
 
 local M = {}
 
@@ -30,7 +31,11 @@ local function loss_class(name, fn, known, tensors)
     local o = {reduction = self.reduction}
     for k, v in pairs(self._opts) do o[k] = v end
     for k in pairs(tensors) do o[k] = self[k] end
-    return fn(input, target, o)
+    -- the checks are the functional form's (or the core's, which give no
+    -- position): the error is raised again at the user's line
+    local ok, l = pcall(fn, input, target, o)
+    if not ok then blame.reraise(l) end
+    return l
   end
   function C:extra_repr()
     return self.reduction ~= "mean" and ("reduction='%s'"):format(self.reduction) or ""

@@ -115,6 +115,21 @@ local classes = {}
 --- The class registered under name (nil if none).
 function Module._class_named(name) return classes[name] end
 
+--- A field defined on a class.  A forward defined outside the library (a
+-- user's model) is wrapped to mark its result as a model's output, for
+-- ember.warnings.  That is one frame more between the forward and its
+-- caller: errors raised inside the forward keep their position, but an
+-- error(msg, 2) in it names the wrapper's line.
+local function define(C, k, v)
+  if k == "forward" and type(v) == "function" then
+    if not require("ember.blame").library_source(debug.getinfo(v, "S").source) then
+      local f, mark = v, require("ember.warnings").mark
+      v = function(self, ...) return mark(f(self, ...)) end
+    end
+  end
+  rawset(C, k, v)
+end
+
 --- Module:extend(name): a new class deriving from this one.  Define
 -- `init(self, ...)` (the constructor) and `forward(self, ...)` on it;
 -- calling the class constructs an instance.
@@ -127,6 +142,7 @@ function Module.extend(Parent, name)
   classes[name] = C
   return setmetatable(C, {
     __index = Parent,
+    __newindex = define,
     __call = function(cls, ...) return cls:new(...) end,
     __tostring = function() return "class " .. name end,
   })

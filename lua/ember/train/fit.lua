@@ -8,6 +8,8 @@ local data = require "ember.data"
 local common = require "ember.train.common"
 local Progress = require("ember.train.progress").Progress
 local nn_utils = require "ember.nn.utils"
+local blame = require "ember.blame"
+local warnings = require "ember.warnings"
 
 local fail, kind, class_of, options = common.fail, common.kind, common.class_of, common.options
 local check_int, compiled, check_xy = common.check_int, common.compiled, common.check_xy
@@ -373,7 +375,7 @@ local function run_eval(self, x, y, batch_size, prefix, ddp)
     return out
   end)
   self:train(was_training)
-  if not ok then error(logs, 0) end
+  if not ok then blame.reraise(logs) end
   return logs
 end
 
@@ -449,8 +451,8 @@ function Module:predict(x, opts)
     return #parts == 1 and parts[1] or ember.cat(parts, 1)
   end)
   self:train(was_training)
-  if not ok then error(out, 0) end
-  return out
+  if not ok then blame.reraise(out) end
+  return warnings.mark(out)
 end
 
 -- }======================================================================
@@ -776,7 +778,7 @@ function Module:fit(x, y, opts)
   end
   local ok, err = pcall(run)
   self:train(was_training)
-  if not ok then error(err, 0) end
+  if not ok then blame.reraise(err) end
   local stopped = history.stopped
   if stopped and stopped.reason ~= "callback" and verbose ~= 0 then
     io.stdout:write(stopped.message, "\n")
