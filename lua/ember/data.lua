@@ -571,9 +571,15 @@ function Loader:_batch(order, b)
   end
   local items = {}
   for k = 1, len do
-    local i = order and order[start + k - 1] or start + k - 1
-    items[k] = self.dataset[i]
+    items[k] = order and order[start + k - 1] or start + k - 1
   end
+  -- a dataset that decodes whole batches itself (data.image_folder: one
+  -- C call on several threads) gets the indices; its class (metatable)
+  -- holds the method
+  local mt = getmetatable(self.dataset)
+  local batch = type(mt) == "table" and rawget(mt, "batch")
+  if type(batch) == "function" then return batch(self.dataset, items) end
+  for k = 1, len do items[k] = self.dataset[items[k]] end
   local out = collate(items)
   return table.unpack(out, 1, out.n)
 end
@@ -800,5 +806,11 @@ end
 --- data.csv(path [, opts]) -> x [, y [, classes]]: tabular data (its own
 -- file: ember/data_csv.lua).
 data.csv = require "ember.data_csv"
+
+-- Images: data.read_image and data.image_folder (PNG and JPEG, decoded in
+-- C; file: ember/data_image.lua).
+local image = require "ember.data_image"
+data.read_image = image.read_image
+data.image_folder = image.image_folder
 
 return data
