@@ -475,7 +475,8 @@ static int read_chw(const char *path, int channels, int64_t h, int64_t w,
 ember_tensor *ember_read_image_chw(const char *path, int channels, int64_t h,
                                    int64_t w) {
   if (check_channels(channels, "read_image") < 0) return NULL;
-  if (h < 0 || w < 0 || (h == 0) != (w == 0) || h * w > EMBER_IMAGE_MAX_PIXELS) {
+  if (h < 0 || w < 0 || (h == 0) != (w == 0) || h > EMBER_IMAGE_MAX_PIXELS ||
+      w > EMBER_IMAGE_MAX_PIXELS || h * w > EMBER_IMAGE_MAX_PIXELS) {
     ember_set_error("read_image: the size %lldx%lld is not positive, or "
                     "over the limit", (long long)h, (long long)w);
     return NULL;
@@ -497,8 +498,17 @@ int ember_read_images(ember_tensor *dst, const char *const *paths, int64_t n) {
                     "shape [%lld, C, H, W]", (long long)n);
     return -1;
   }
-  if (dst->shape[1] != 1 && dst->shape[1] != 3)
-    return check_channels(2, "read_images");
+  if (dst->shape[1] != 1 && dst->shape[1] != 3) {
+    ember_set_error("read_images: channels must be 1 (grey) or 3 (RGB), got %lld",
+                    (long long)dst->shape[1]);
+    return -1;
+  }
+  if (dst->shape[2] * dst->shape[3] > EMBER_IMAGE_MAX_PIXELS) {
+    ember_set_error("read_images: the size %lldx%lld is over the limit of %lld "
+                    "pixels", (long long)dst->shape[2], (long long)dst->shape[3],
+                    (long long)EMBER_IMAGE_MAX_PIXELS);
+    return -1;
+  }
   int channels = (int)dst->shape[1];
   int64_t h = dst->shape[2], w = dst->shape[3];
   if (n == 0 || h == 0 || w == 0) return 0;

@@ -17,6 +17,7 @@ local raise = blame.failer("ember/data_image.lua", "ember/data.lua")
 
 local image = {}
 
+local MAX_PIXELS = 1 << 28   -- EMBER_IMAGE_MAX_PIXELS (core/include/ember.h)
 local DEFAULT_EXTENSIONS = {".png", ".jpg", ".jpeg"}
 
 --- opts.size as h, w (nil, nil without one).
@@ -27,6 +28,9 @@ local function size_opt(fname, size)
   end
   local h = check.integer(fname, "size[1]", size[1], 1, 4)
   local w = check.integer(fname, "size[2]", size[2], 1, 4)
+  if h > MAX_PIXELS // w then
+    raise(("%s: size {%d, %d} is more than the limit of %d pixels"):format(fname, h, w, MAX_PIXELS))
+  end
   return h, w
 end
 

@@ -83,6 +83,8 @@ describe("data.read_image", function()
           {channels = 4})
     fails({"read_image: size must be a table {h, w}"}, DIR .. "/cat/a.png", {size = 3})
     fails({"read_image: size[2]"}, DIR .. "/cat/a.png", {size = {2, 0}})
+    fails({"read_image: size {65536, 65536} is more than the limit of 268435456 pixels"},
+          DIR .. "/cat/a.png", {size = {65536, 65536}})
     fails({"read_image: 'nope.png' cannot be opened", "No such file"}, "nope.png")
     fails({"read_image: '" .. DIR .. "' is not a regular file"}, DIR)
     fails({"read_image: '" .. DIR .. "/dog/notes.txt' is not a PNG or JPEG file"},
