@@ -206,7 +206,9 @@ static void jpeg_fail(j_common_ptr cinfo) {
 }
 
 /* Warnings are ignored but one: data ending early, which libjpeg would
-   paper over by padding the image. */
+   paper over by padding the image with grey.  A file missing only its
+   end-of-image marker ends early too (the decoder reads ahead), and is
+   refused as PIL refuses it. */
 static void jpeg_message(j_common_ptr cinfo, int level) {
   jpeg_err *e = (jpeg_err *)cinfo->err;
   if (level < 0 && cinfo->err->msg_code == JWRN_JPEG_EOF) {

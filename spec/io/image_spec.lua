@@ -63,6 +63,27 @@ describe("data.read_image", function()
     close(x, REF.files[1].rgb, 1e-6, "png named .jpg")
   end)
 
+  it("a JPEG cut short is refused, even by its end marker alone (as PIL)", function()
+    local f = assert(io.open(DIR .. "/cat/b.jpg", "rb"))
+    local bytes = f:read("a")
+    f:close()
+    assert.equal("\255\217", bytes:sub(-2))
+    local tmp = run.tmpdir()
+    local errs = {}
+    for _, cut in ipairs({2, 40}) do
+      local p = ("%s/cut%d.jpg"):format(tmp, cut)
+      write(p, bytes:sub(1, -cut - 1))
+      local ok, err = pcall(data.read_image, p)
+      errs[#errs + 1] = {ok, tostring(err), p}
+    end
+    run.rmdir(tmp)
+    for _, e in ipairs(errs) do
+      assert.is_false(e[1])
+      assert.truthy(e[2]:find("read_image: '" .. e[3] .. "' is truncated (JPEG data ends early)", 1,
+                              true), e[2])
+    end
+  end)
+
   it("the same size gives the pixels unchanged", function()
     local f = REF.files[1]
     close(data.read_image(DIR .. "/" .. f.path, {size = {f.h, f.w}}), f.rgb, 1e-6, "same size")
@@ -89,6 +110,8 @@ describe("data.read_image", function()
     fails({"read_image: '" .. DIR .. "' is not a regular file"}, DIR)
     fails({"read_image: '" .. DIR .. "/dog/notes.txt' is not a PNG or JPEG file"},
           DIR .. "/dog/notes.txt")
+    fails({"read_image: 'spec/fixtures/images_extra/cmyk.jpg' is a CMYK JPEG, which is not supported"},
+          "spec/fixtures/images_extra/cmyk.jpg")
   end)
 end)
 
@@ -100,8 +123,8 @@ describe("data.image_folder", function()
     for i, f in ipairs(REF.files) do
       assert.equal(DIR .. "/" .. f.path, ds.samples[i])
     end
-    assert.same({1, 1, 1, 2, 2, 2, 2}, ds.labels)
-    assert.equal("ImageFolder(7 images, 2 classes, 3 channels, 4x5)", tostring(ds))
+    assert.same({1, 1, 1, 2, 2, 2, 2, 2}, ds.labels)
+    assert.equal("ImageFolder(8 images, 2 classes, 3 channels, 4x5)", tostring(ds))
   end)
 
   it("ds[i] and ds:get(i) give x (C x H x W in [0, 1]) and y", function()
@@ -113,7 +136,7 @@ describe("data.image_folder", function()
       assert.equal(f.path:match("^cat") and 1 or 2, y)
       assert.equal(y, ds[i][2])
     end
-    assert.has_error(function() return ds[8] end, "image_folder: index 8 is out of range 1..7")
+    assert.has_error(function() return ds[9] end, "image_folder: index 9 is out of range 1..8")
   end)
 
   it("ds:batch decodes a batch in one call, as the items stacked", function()
@@ -142,7 +165,7 @@ describe("data.image_folder", function()
         sizes[#sizes + 1] = xb:size(1)
         assert.equal(xb:size(1), yb:size(1))
       end
-      assert.same({3, 3, 1}, sizes)
+      assert.same({3, 3, 2}, sizes)
       assert.equal(3, calls)
     end)
     mt.batch = batch

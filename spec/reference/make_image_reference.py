@@ -19,6 +19,8 @@ resized values are torch.nn.functional.interpolate(x / 255, size,
 mode="bilinear", align_corners=False, antialias=False).
 """
 import os
+import struct
+import zlib
 
 import numpy as np
 import torch
@@ -27,6 +29,7 @@ from PIL import Image
 import luavalues
 
 DIR = "spec/fixtures/images"
+EXTRA = "spec/fixtures/images_extra"   # files that are not part of the folder
 SIZE = (4, 5)   # the resize target, {h, w}
 
 rng = np.random.default_rng(20)
@@ -43,6 +46,25 @@ def save(rel, img, **kw):
     return path
 
 
+def adam7_png(arr):
+    """An 8-bit RGB PNG of arr (H, W, 3), interlaced with Adam7."""
+    h, w, _ = arr.shape
+    raw = b""
+    for x0, y0, dx, dy in ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4),
+                           (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2)):
+        sub = arr[y0::dy, x0::dx]
+        if sub.size == 0:
+            continue   # an empty pass has no scanlines at all
+        for row in sub:
+            raw += b"\x00" + row.tobytes()
+
+    def chunk(kind, data):
+        return (struct.pack(">I", len(data)) + kind + data +
+                struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 1)) +
+            chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b""))
+
+
 FILES = []   # (relative path, 8-bit RGB array, 8-bit L array, is_jpeg)
 
 
@@ -54,6 +76,7 @@ def from_pil(rel, img, **kw):
 
 
 def main():
+    os.makedirs(EXTRA, exist_ok=True)
     # cat: RGB PNG (odd size), RGB JPEG, palette PNG with transparency
     from_pil("cat/a.png", Image.fromarray(pixels(5, 7, 3), "RGB"))
     smooth = np.stack(np.meshgrid(np.arange(8) * 30, np.arange(6) * 40, indexing="xy"), -1)
@@ -74,6 +97,16 @@ def main():
     with open(path, "rb") as f:
         assert f.read(26)[24:26] == b"\x10\x00"   # 16-bit grey
     FILES.append(("dog/d.png", np.stack([g, g, g], -1), g, False))
+    # an interlaced (Adam7) RGB PNG, which PIL cannot write: made here,
+    # and checked against PIL's reading of it
+    arr = pixels(5, 6, 3)
+    path = os.path.join(DIR, "dog", "e.png")
+    with open(path, "wb") as f:
+        f.write(adam7_png(arr))
+    assert (np.asarray(Image.open(path).convert("RGB")) == arr).all()
+    FILES.append(("dog/e.png", arr, np.asarray(Image.open(path).convert("L")), False))
+    # a CMYK JPEG (refused), outside the folder
+    Image.new("CMYK", (4, 4), (10, 20, 30, 40)).save(os.path.join(EXTRA, "cmyk.jpg"))
     # not images: ignored by image_folder (extension), and a stray top-level file
     with open(os.path.join(DIR, "dog", "notes.txt"), "w") as f:
         f.write("not an image\n")
