@@ -7,7 +7,7 @@
 #   make leakcheck  specs under LeakSanitizer: no leaks from Ember
 #   make tsan     concurrent lua_States (tools/threads_host.c) under ThreadSanitizer
 #   make fuzz     the Lua-surface fuzzer under ASan+UBSan (FUZZ_SECONDS, FUZZ_SEED)
-#   make fuzz-files  libFuzzer on the safetensors and IDX readers
+#   make fuzz-files  libFuzzer on the safetensors, IDX and image readers (and BPE)
 #   make bench    benchmarks beside their peers (OpenBLAS, PyTorch)
 #   make embed    the C host example (examples/embed)
 #   make install PREFIX=/usr/local

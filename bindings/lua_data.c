@@ -117,9 +117,11 @@ static int l_read_images(lua_State *L) {
   /* the strings stay referenced by the table, which stays on the stack */
   const char **paths = lua_newuserdatauv(L, sizeof *paths * (size_t)(n ? n : 1), 0);
   for (lua_Integer i = 0; i < n; i++) {
-    lua_geti(L, 1, i + 1);
+    /* a string only: a number converted here would be a new string that
+       nothing keeps alive after the pop */
+    if (lua_geti(L, 1, i + 1) != LUA_TSTRING)
+      return luaL_error(L, "read_image: path %d is not a string", (int)i + 1);
     paths[i] = lua_tostring(L, -1);
-    if (!paths[i]) return luaL_error(L, "read_image: path %d is not a string", (int)i + 1);
     lua_pop(L, 1);
   }
   l_tensor *slot = l_newslot(L);
