@@ -176,8 +176,13 @@ describe("data.image_folder", function()
     local h = model:fit(data.loader(ds, {batch_size = 4, shuffle = true, seed = 1}),
                         {epochs = 2, verbose = 0})
     assert.equal(2, #h.loss)
-    local h2 = model:evaluate(data.loader(ds, {batch_size = 4}), {verbose = 0})
-    assert.truthy(h2)
+    assert.truthy(model:evaluate(data.loader(ds, {batch_size = 4}), {verbose = 0}))
+    assert.same({#ds, 2}, model:predict(data.loader(ds, {batch_size = 3}), {verbose = 0}):shape())
+    -- a Subset of the folder batches item by item (no batch method)
+    local part = data.random_split(ds, {6, 2}, {seed = 1})
+    local n = 0
+    for xb in data.loader(part, {batch_size = 4}) do n = n + xb:size(1) end
+    assert.equal(6, n)
   end)
 
   it("without a size, items keep theirs and a batch needs equal sizes", function()
