@@ -69,8 +69,8 @@ static void say(char *err, const char *name, const char *fmt, ...) {
   va_end(ap);
 }
 
-/* Is w x h within the cap and within what `size` bytes can encode at
-   `per_byte` pixels a byte?  Else a message. */
+/* Is w x h nonempty, within EMBER_IMAGE_MAX_PIXELS, and within
+   pixels_cap (what the file's `size` bytes can encode)?  Else a message. */
 static int check_dims(char *err, const char *name, const char *fmt_name,
                       uint64_t w, uint64_t h, uint64_t size, uint64_t pixels_cap) {
   if (w == 0 || h == 0) {
@@ -415,8 +415,8 @@ static int to_chw(const image *im, int64_t h, int64_t w, float *dst,
   return 0;
 }
 
-/* A uint8 H x W x C tensor holding im's pixels (im->px is taken over
-   through a copy; im is freed). */
+/* A uint8 H x W x C tensor holding a copy of im's pixels; im->px is
+   freed either way. */
 static ember_tensor *hwc_tensor(image *im) {
   int64_t shape[3] = {im->h, im->w, im->c};
   ember_tensor *t = ember_empty(3, shape, EMBER_UINT8);
@@ -452,8 +452,11 @@ ember_tensor *ember_read_image(const char *path, int channels) {
   return hwc_tensor(&im);
 }
 
-/* Decode path and write it, resized, into dst (C x h x w floats); h = 0
-   keeps the image's size, which *out_h and *out_w get. */
+/* Decode path and write it, resized to h x w, as C x h x w floats: into
+   dst, or (made not NULL) into a new tensor *made, where h = 0 keeps the
+   image's size.  The message goes to err (not ember_set_error: a batch
+   runs this on OpenMP threads, whose thread-local message the caller
+   would never see). */
 static int read_chw(const char *path, int channels, int64_t h, int64_t w,
                     float *dst, ember_tensor **made, char *err) {
   image im;
