@@ -7,7 +7,7 @@
 #   make leakcheck  specs under LeakSanitizer: no leaks from Ember
 #   make tsan     concurrent lua_States (tools/threads_host.c) under ThreadSanitizer
 #   make fuzz     the Lua-surface fuzzer under ASan+UBSan (FUZZ_SECONDS, FUZZ_SEED)
-#   make fuzz-files  libFuzzer on the safetensors and IDX readers
+#   make fuzz-files  libFuzzer on the safetensors, IDX and image readers (and BPE)
 #   make bench    benchmarks beside their peers (OpenBLAS, PyTorch)
 #   make embed    the C host example (examples/embed)
 #   make install PREFIX=/usr/local
@@ -35,11 +35,11 @@ XCFLAGS  := -std=c11 -fPIC -fopenmp -fno-math-errno $(WARN) $(CFLAGS) $(SAN)
 OPENBLAS_OMP ?= /usr/lib/$(shell $(CC) -dumpmachine)/openblas-openmp
 comma    := ,
 BLAS_LIBS := -lopenblas $(if $(wildcard $(OPENBLAS_OMP)/libopenblas.so.0),-Wl$(comma)-rpath$(comma)$(OPENBLAS_OMP))
-LIBS     := $(BLAS_LIBS) -lz -lm -fopenmp $(SAN)
+LIBS     := $(BLAS_LIBS) -lpng -ljpeg -lz -lm -fopenmp $(SAN)
 # What a C host linking libember.a needs after it (examples/embed, and the
 # Libs line of the ember.pc that `make install` writes; libember.a is
 # static, so Lua and the rest go in Libs, not Libs.private).
-EMBED_LIBS := -l$(LUA) $(BLAS_LIBS) -lz -lm -fopenmp
+EMBED_LIBS := -l$(LUA) $(BLAS_LIBS) -lpng -ljpeg -lz -lm -fopenmp
 EMBER_VERSION := $(shell sed -n 's/^\#define EMBER_VERSION "\(.*\)"/\1/p' core/include/ember.h)
 
 CORE_SRC := $(sort $(wildcard core/*.c core/ops/*.c core/cpu/*.c))
@@ -285,14 +285,14 @@ FUZZ_CC       ?= clang
 FUZZ_FLAGS    := -g -O1 -fno-omit-frame-pointer -fno-sanitize-recover=undefined -Wno-pass-failed
 FUZZ_OBJ      := $(CORE_SRC:%.c=build/fuzz/obj/%.o)
 FUZZERS       := build/fuzz/fuzz_safetensors build/fuzz/fuzz_idx \
-                 build/fuzz/fuzz_bpe
+                 build/fuzz/fuzz_bpe build/fuzz/fuzz_image
 
 build/fuzz/obj/%.o: %.c $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(CPPFLAGS) -std=c11 -fopenmp $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link,address,undefined -c $< -o $@
 
 $(FUZZERS): build/fuzz/%: tools/fuzz/%.c $(FUZZ_OBJ)
-	$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_FLAGS) -fsanitize=fuzzer,address,undefined -o $@ $< $(FUZZ_OBJ) -lopenblas -lz -lm -fopenmp
+	$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_FLAGS) -fsanitize=fuzzer,address,undefined -o $@ $< $(FUZZ_OBJ) -lopenblas -lpng -ljpeg -lz -lm -fopenmp
 
 fuzz-files:
 	@sh tools/deps.sh fuzz

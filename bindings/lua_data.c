@@ -3,6 +3,9 @@
 ** random permutations), the generators, and sampling.
 **
 **   ember._read_idx(path)            an IDX file as stored (data.read_idx)
+**   ember._read_image(path, c, h, w) one image, float32 c x h x w
+**   ember._read_images(paths, c, h, w)  a batch, float32 n x c x h x w
+**   ember._listdir(path)             sorted entry names and which are dirs
 **   ember.randperm(n [, opts])       a permutation of 1..n, int64 default
 **   ember.get_rng_state()            {seed = int, offset = int}
 **   ember.set_rng_state(state)       put a state from get_rng_state back
@@ -24,8 +27,11 @@
 ** values past 2^63 travel as the same 64 bits (negative integers), so a
 ** state always round-trips.
 */
+#include <dirent.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "lua_internal.h"
 
@@ -89,6 +95,94 @@ static int l_read_idx(lua_State *L) {
   l_tensor *slot = l_newslot(L);
   l_fill(L, slot, ember_read_idx(path));
   return 1;
+}
+
+/* ember._read_image(path, channels, h, w): internal (data.read_image);
+   h = w = 0 keeps the image's size */
+static int l_read_image(lua_State *L) {
+  size_t len;
+  const char *path = luaL_checklstring(L, 1, &len);
+  if (strlen(path) != len)
+    return luaL_error(L, "read_image: the file name contains a zero byte");
+  int c = (int)luaL_checkinteger(L, 2);
+  int64_t h = luaL_checkinteger(L, 3), w = luaL_checkinteger(L, 4);
+  l_tensor *slot = l_newslot(L);
+  l_fill(L, slot, ember_read_image_chw(path, c, h, w));
+  return 1;
+}
+
+/* ember._read_images({path, ...}, channels, h, w): internal (the batches
+   of data.image_folder); the paths are checked strings */
+static int l_read_images(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_Integer n = luaL_len(L, 1);
+  int c = (int)luaL_checkinteger(L, 2);
+  int64_t shape[4] = {n, c, luaL_checkinteger(L, 3), luaL_checkinteger(L, 4)};
+  /* the strings stay referenced by the table, which stays on the stack */
+  const char **paths = lua_newuserdatauv(L, sizeof *paths * (size_t)(n ? n : 1), 0);
+  for (lua_Integer i = 0; i < n; i++) {
+    /* a string only: a number converted here would be a new string that
+       nothing keeps alive after the pop */
+    if (lua_geti(L, 1, i + 1) != LUA_TSTRING)
+      return luaL_error(L, "read_image: path %d is not a string", (int)i + 1);
+    paths[i] = lua_tostring(L, -1);
+    lua_pop(L, 1);
+  }
+  l_tensor *slot = l_newslot(L);
+  l_fill(L, slot, ember_empty(4, shape, EMBER_FLOAT32));
+  if (ember_read_images(slot->t, paths, n) < 0) l_error(L);
+  return 1;
+}
+
+static int cmp_names(const void *a, const void *b) {
+  return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* ember._listdir(path) -> {name, ...} sorted bytewise (as Python's
+   sorted), {name = true} for those that are directories; or nil, message */
+static int l_listdir(lua_State *L) {
+  const char *dir = luaL_checkstring(L, 1);
+  DIR *d = opendir(dir);
+  if (!d) {
+    lua_pushnil(L);
+    lua_pushstring(L, strerror(errno));
+    return 2;
+  }
+  lua_newtable(L);   /* names, unsorted */
+  int n = 0;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+    lua_pushstring(L, e->d_name);
+    lua_rawseti(L, -2, ++n);
+  }
+  closedir(d);
+  const char **names = lua_newuserdatauv(L, sizeof *names * (size_t)(n ? n : 1), 0);
+  for (int i = 0; i < n; i++) {
+    lua_rawgeti(L, -2, i + 1);
+    names[i] = lua_tostring(L, -1);
+    lua_pop(L, 1);
+  }
+  qsort(names, (size_t)n, sizeof *names, cmp_names);
+  lua_createtable(L, n, 0);   /* sorted */
+  lua_newtable(L);            /* dirs */
+  luaL_Buffer b;
+  for (int i = 0; i < n; i++) {
+    lua_pushstring(L, names[i]);
+    lua_rawseti(L, -3, i + 1);
+    luaL_buffinit(L, &b);
+    luaL_addstring(&b, dir);
+    luaL_addchar(&b, '/');
+    luaL_addstring(&b, names[i]);
+    luaL_pushresult(&b);
+    struct stat st;
+    if (stat(lua_tostring(L, -1), &st) == 0 && S_ISDIR(st.st_mode)) {
+      lua_pushboolean(L, 1);
+      lua_setfield(L, -3, names[i]);
+    }
+    lua_pop(L, 1);
+  }
+  return 2;
 }
 
 /* ember.randperm(n [, {dtype = "int64"}]) */
@@ -721,6 +815,9 @@ static const luaL_Reg module_funcs[] = {
   {"_bpe_load", l_bpe_load},
   {"_bpe_train", l_bpe_train},
   {"_read_idx", l_read_idx},
+  {"_read_image", l_read_image},
+  {"_read_images", l_read_images},
+  {"_listdir", l_listdir},
   {"randperm", l_randperm},
   {"get_rng_state", l_get_rng_state},
   {"set_rng_state", l_set_rng_state},

@@ -21,6 +21,8 @@ dependencies = {
 external_dependencies = {
   OPENBLAS = { library = "openblas" },
   ZLIB = { header = "zlib.h", library = "z" },   -- IDX files (ember.data)
+  PNG = { header = "png.h", library = "png" },    -- images (data.read_image)
+  JPEG = { header = "jpeglib.h", library = "jpeg" },
 }
 build = {
   type = "make",

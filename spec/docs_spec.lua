@@ -225,7 +225,7 @@ local function run_c(b)
   f:close()
   local san = os.getenv("EMBER_SAN") or ""
   local out, rc = run.sh(("cc -std=c11 -Wall -Wextra %s -Icore/include -Ibindings -I%s " ..
-                          "-o %s %s %s -llua5.4 -lopenblas -lz -lm -fopenmp")
+                          "-o %s %s %s -llua5.4 -lopenblas -lpng -ljpeg -lz -lm -fopenmp")
                          :format(san, run.q(LUA_INC), run.q(exe), run.q(src),
                                  run.q(LIBEMBER)))
   if rc ~= 0 then

@@ -2,7 +2,7 @@
 # deps.sh -- install the Debian packages Ember needs, and only those that
 # are missing (so a machine that has everything never calls apt-get).
 set -e
-pkgs="make gcc pkg-config lua5.4 liblua5.4-dev lua-busted luarocks libopenblas-dev libopenblas0-openmp libedit-dev zlib1g-dev dataset-fashion-mnist fortunes python3 openmpi-bin libopenmpi-dev"
+pkgs="make gcc pkg-config lua5.4 liblua5.4-dev lua-busted luarocks libopenblas-dev libopenblas0-openmp libedit-dev zlib1g-dev libpng-dev libjpeg62-turbo-dev dataset-fashion-mnist fortunes python3 openmpi-bin libopenmpi-dev"
 # `deps.sh fuzz` (make fuzz-files): clang with libFuzzer and its OpenMP runtime
 [ "${1:-}" = fuzz ] && pkgs="$pkgs clang libclang-rt-14-dev libomp-14-dev"
 missing=""

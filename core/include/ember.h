@@ -998,6 +998,42 @@ ember_tensor *ember_read_idx(const char *path);
 /* }==================================================================== */
 
 /* {====================================================================
+** Images (core/io_image.c): PNG (libpng) and JPEG (libjpeg-turbo),
+** told apart by their magic bytes, never by the name.  Every image is
+** decoded to 8 bits and to `channels` channels: 1 (grey) or 3 (RGB).
+** Palettes expand, 16-bit samples round to 8 bits, alpha is dropped, grey
+** becomes RGB by copying and RGB becomes grey with PIL's "L" weights
+** (0.299, 0.587, 0.114 in 16-bit fixed point); a CMYK JPEG is refused.
+** Failures return NULL (or -1) with a message naming the file: not a PNG
+** or JPEG file, truncated, corrupt, more than EMBER_IMAGE_MAX_PIXELS
+** pixels, or more pixels than the file's bytes could encode (checked
+** before the image is allocated).  No globals: safe on several threads.
+** ===================================================================== */
+
+#define EMBER_IMAGE_MAX_PIXELS ((int64_t)1 << 28)
+#define EMBER_IMAGE_MAX_FILE_BYTES ((uint64_t)1 << 30)   /* 1 GiB */
+
+/* The image in data[0..size) as a new uint8 tensor H x W x channels;
+   name is what messages call it (NULL: "<memory>"). */
+ember_tensor *ember_decode_image(const void *data, size_t size, int channels,
+                                 const char *name);
+/* The same for the file at path. */
+ember_tensor *ember_read_image(const char *path, int channels);
+/* The file at path as a new float32 tensor channels x h x w with values in
+   [0, 1], resized bilinearly (align_corners = false, no antialiasing: as
+   torch.nn.functional.interpolate(mode = "bilinear") without antialias);
+   h = w = 0 keeps the image's size. */
+ember_tensor *ember_read_image_chw(const char *path, int channels, int64_t h,
+                                   int64_t w);
+/* Decode paths[0..n) into dst, a contiguous float32 CPU tensor
+   n x C x H x W (C = 1 or 3), each as ember_read_image_chw would, on
+   several threads (OpenMP).  Returns 0, or -1 with the message of the
+   first failing path (by index); dst's contents are then unspecified. */
+int ember_read_images(ember_tensor *dst, const char *const *paths, int64_t n);
+
+/* }==================================================================== */
+
+/* {====================================================================
 ** Files: safetensors (core/io_safetensors.c), the format of Hugging Face's
 ** safetensors package: an 8-byte little-endian header length N, N bytes of
 ** JSON ({"name": {"dtype", "shape", "data_offsets"}, "__metadata__":

@@ -762,10 +762,20 @@ function Loader:_batch(order, b, rng)
   local len = math.min(bs, n - start + 1)
   local items = {}
   for k = 1, len do
-    local i = order and order[start + k - 1] or start + k - 1
-    items[k] = self.dataset[i]
+    items[k] = order and order[start + k - 1] or start + k - 1
   end
-  local out = collate(items)
+  -- a dataset that decodes whole batches itself (data.image_folder: one
+  -- C call on several threads) gets the indices; its class (metatable)
+  -- holds the method
+  local mt = getmetatable(self.dataset)
+  local batch = type(mt) == "table" and rawget(mt, "batch")
+  local out
+  if type(batch) == "function" then
+    out = table.pack(batch(self.dataset, items))
+  else
+    for k = 1, len do items[k] = self.dataset[items[k]] end
+    out = collate(items)
+  end
   out[1] = apply_transform(self, out[1], rng, start)
   return table.unpack(out, 1, out.n)
 end
@@ -1032,5 +1042,11 @@ end
 --- data.csv(path [, opts]) -> x [, y [, classes]]: tabular data (its own
 -- file: ember/data_csv.lua).
 data.csv = require "ember.data_csv"
+
+-- Images: data.read_image and data.image_folder (PNG and JPEG, decoded in
+-- C; file: ember/data_image.lua).
+local image = require "ember.data_image"
+data.read_image = image.read_image
+data.image_folder = image.image_folder
 
 return data

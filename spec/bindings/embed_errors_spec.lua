@@ -80,7 +80,7 @@ int main(void) {
     local san = os.getenv("EMBER_SAN") or ""
     local lua_inc = os.getenv("LUA_INC") or "/usr/include/lua5.4"
     local res, rc = run.sh(("cc -std=c11 -Wall -Wextra %s -Icore/include -Ibindings -I%s " ..
-                            "-o %s %s %s -llua5.4 -lopenblas -lz -lm -fopenmp")
+                            "-o %s %s %s -llua5.4 -lopenblas -lpng -ljpeg -lz -lm -fopenmp")
                            :format(san, run.q(lua_inc), run.q(dir .. "/hook"),
                                    run.q(dir .. "/hook.c"), run.q(run.build .. "/libember.a")))
     assert.are.equal(0, rc, res)

@@ -103,7 +103,7 @@ describe("the stand-in's cache under AddressSanitizer", function()
   it("reports a read of a released CUDA tensor's memory", function()
     local exe = run.build .. "/fake-cuda-uaf"
     local out, rc = run.sh(("cc %s -Icore/include -o %s tools/fake_cuda_uaf.c %s/libember.a " ..
-                            "-llua5.4 -lopenblas -lz -lm -fopenmp"):format(san, exe, run.build))
+                            "-llua5.4 -lopenblas -lpng -ljpeg -lz -lm -fopenmp"):format(san, exe, run.build))
     assert.are.equal(0, rc, out)
     out, rc = run.sh(("EMBER_CUDA_PLUGIN=%s/%s/libember_fakecuda.so %s")
                      :format(os.getenv("PWD") or ".", run.build, exe))

@@ -143,7 +143,7 @@ int main(void) {
     local san = os.getenv("EMBER_SAN") or ""
     local exe = dir .. "/states"
     local out, rc = run.sh(("cc -std=c11 %s -Icore/include -Ibindings -I/usr/include/lua5.4 " ..
-                            "-o %s %s %s/libember.a -llua5.4 -lopenblas -lz -lm -fopenmp")
+                            "-o %s %s %s/libember.a -llua5.4 -lopenblas -lpng -ljpeg -lz -lm -fopenmp")
                            :format(san, run.q(exe), run.q(src), run.build))
     assert.are.equal(0, rc, out)
     out, rc = run.sh(run.q(exe))

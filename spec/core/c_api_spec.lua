@@ -256,7 +256,7 @@ describe("the C API", function()
     exe = dir .. "/c_api"
     local san = os.getenv("EMBER_SAN") or ""
     local out, rc = run.sh(("cc -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE %s -Icore/include -o %s %s " ..
-                            "%s/libember.a -llua5.4 -lopenblas -lz -lm -fopenmp")
+                            "%s/libember.a -llua5.4 -lopenblas -lpng -ljpeg -lz -lm -fopenmp")
                            :format(san, run.q(exe), run.q(dir .. "/c_api.c"), run.build))
     assert.are.equal(0, rc, out)
   end)

@@ -179,7 +179,7 @@ int main(void) {
     local san = os.getenv("EMBER_SAN") or ""
     local exe = dir .. "/threads"
     local out, rc = run.sh(("cc -std=c11 -D_GNU_SOURCE %s -Icore/include -o %s %s " ..
-                            "%s/libember.a -llua5.4 -lopenblas -lz -lm -fopenmp")
+                            "%s/libember.a -llua5.4 -lopenblas -lpng -ljpeg -lz -lm -fopenmp")
                            :format(san, run.q(exe), run.q(src), run.build))
     assert.are.equal(0, rc, out)
     out, rc = run.sh("EMBER_NUM_THREADS=1 " .. run.q(exe))

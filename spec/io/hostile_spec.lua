@@ -66,6 +66,19 @@ local IDX = {
   ["idx_empty.idx"] = {"truncated", "4-byte header", "got 0 bytes"},
 }
 
+local IMG = {
+  ["img_bad_magic.png"] = {"not a PNG or JPEG file"},
+  ["img_empty.jpg"] = {"not a PNG or JPEG file", "empty"},
+  ["img_truncated.png"] = {"truncated", "after 50 bytes"},
+  ["img_huge_claim.png"] = {"truncated or corrupt", "16384x16384", "cannot fit in 68 bytes"},
+  ["img_over_limit.png"] = {"65536x65536", "more than the limit of 268435456 pixels"},
+  ["img_bad_crc.png"] = {"not a valid PNG", "CRC error"},
+  ["img_bad_depth.png"] = {"not a valid PNG", "Invalid IHDR data"},
+  ["img_truncated.jpg"] = {"truncated", "JPEG data ends early"},
+  ["img_huge_claim.jpg"] = {"truncated or corrupt", "16000x16000", "cannot fit in"},
+  ["img_garbage.jpg"] = {"not a valid JPEG"},
+}
+
 -- }======================================================================
 
 --- Assert that fn(path) fails and that its message names `fname` (the
@@ -118,6 +131,14 @@ describe("hostile files", function()
     end
   end)
 
+  describe("data.read_image refuses each bad PNG or JPEG file", function()
+    for name, words in pairs(IMG) do
+      it(name, function()
+        refuses(ember.data.read_image, "read_image", DIR .. "/" .. name, words)
+      end)
+    end
+  end)
+
   it("a failed load can be retried and changes nothing", function()
     local p = DIR .. "/st_overlap.safetensors"
     local _, e1 = pcall(ember.load, p)
@@ -128,12 +149,13 @@ describe("hostile files", function()
 
   it("every file in the corpus is checked above", function()
     for _, name in ipairs(files(DIR)) do
-      local known = IDX[name] or SAFETENSORS[name:match("^(.*)%.safetensors$")]
+      local known = IDX[name] or IMG[name] or SAFETENSORS[name:match("^(.*)%.safetensors$")]
       assert.truthy(known, name .. " has no expected error in hostile_spec")
     end
     local n = 0
     for _ in pairs(SAFETENSORS) do n = n + 1 end
     for _ in pairs(IDX) do n = n + 1 end
+    for _ in pairs(IMG) do n = n + 1 end
     assert.equal(n, #files(DIR))
   end)
 
@@ -151,6 +173,10 @@ describe("hostile files", function()
     assert.same({1.5, -2}, ember.data.read_idx(DIR .. "/seeds/idx_valid_f32.idx"):totable())
     assert.same({1, -2, 300},
                 ember.data.read_idx(DIR .. "/seeds/idx_valid_i16.idx.gz"):totable())
+    local png = ember.data.read_image(DIR .. "/seeds/img_valid.png")
+    assert.same({3, 2, 3}, png:shape())
+    assert.same({{0, 3, 6}, {90, 93, 96}}, (png[1] * 255):round():totable())
+    assert.same({3, 6, 8}, ember.data.read_image(DIR .. "/seeds/img_valid.jpg"):shape())
   end)
 
   it("the committed corpus is what tools/fuzz/make_hostile.py writes", function()

@@ -40,6 +40,9 @@ M.SKIP = {
   load = "reads files (the file readers have their own fuzzer)",
   save = "writes files into the working folder",
   _read_idx = "reads files (the file readers have their own fuzzer)",
+  _read_image = "reads files (fuzz_image.c; data.read_image is fuzzed)",
+  _read_images = "reads files (fuzz_image.c; data.image_folder is fuzzed)",
+  _listdir = "lists folders (data.image_folder is fuzzed)",
   set_num_threads = "resizes the process-wide thread pool: a huge count "
     .. "starts threads until the process runs out (a resource limit, "
     .. "not memory safety)",
@@ -247,6 +250,9 @@ M.SEEDS = {
   mish = function(e) return {e.tensor({-30, 0, 30, 0 / 0})} end,
   rms_norm = function(e) return {e.randn(2, 3, 4), {3, 4}, e.ones(3, 4), 1e-6} end,
   chars = function() return {"hello, w\xc3\xb6rld\n"} end,
+  read_image = function() return {"spec/fixtures/images/cat/a.png", {size = {3, 4}, channels = 1}} end,
+  image_folder = function()
+    return {"spec/fixtures/images", {size = {2, 3}, channels = 3, extensions = {".png", ".jpg"}}, {2, 1}} end,
   csv = function() return {'a,"b,c",y\r\n1,2,cat\n3,"4",dog\n\n', {target = "y", columns = {1, "b,c"}}} end,
   windows = function(e) return {e.arange(1, 21, {dtype = "int64"}), 4, 3, {generator = e.Generator(6)}} end,
   RandomCrop = function() return {3, {padding = 1, padding_mode = "reflect"}} end,
@@ -330,6 +336,24 @@ function M.targets(ember)
     local bpe = ember.data.BPE.train(M.SEEDS.chars()[1]:rep(3), 260)
     add("ember.data.BPE:encode", function(...) return bpe:encode(...) end, false)
     add("ember.data.BPE:decode", function(...) return bpe:decode(...) end, false)
+    -- the image readers on the fixture folder with fuzzed options (sizes
+    -- capped at 64: a fuzzed {30000, 30000} is legal and only slow), the
+    -- folder's ds:batch on fuzzed indices
+    local function small(opts)
+      if type(opts) == "table" and type(opts.size) == "table" then
+        for k, v in pairs(opts.size) do
+          if math.type(v) == "integer" and v > 64 then opts.size[k] = 64 end
+        end
+      end
+      return opts
+    end
+    add("ember.data.read_image", function(p, opts, ...)
+      return ember.data.read_image(p, small(opts), ...)
+    end, false)
+    add("ember.data.image_folder", function(dir, opts, idx)
+      local ds = ember.data.image_folder(dir, small(opts))
+      return ds, ds:batch(idx)
+    end, false)
     -- data.csv on the fuzzed text written to one scratch file (csv reads
     -- a path; the text is the hostile part), with the fuzzed options
     local csv_path = os.tmpname()

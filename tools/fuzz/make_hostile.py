@@ -193,14 +193,70 @@ IDX = {
 # }==================================================================
 
 
+# {==================================================================
+# Images: PNG (signature, chunks: length, type, data, CRC) and JPEG (the
+# fixture spec/fixtures/images/cat/b.jpg, cut or with its size patched)
+# ===================================================================
+
+import zlib
+
+PNG_SIG = b"\x89PNG\r\n\x1a\n"
+
+
+def chunk(kind, data):
+    return (struct.pack(">I", len(data)) + kind + data +
+            struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+
+
+def png(w, h, rows, color_type=2, depth=8):
+    ihdr = struct.pack(">IIBBBBB", w, h, depth, color_type, 0, 0, 0)
+    return (PNG_SIG + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(rows, 9)) +
+            chunk(b"IEND", b""))
+
+
+# 2x3 RGB: each row a filter byte 0 and 3 pixels
+PNG_2x3 = png(3, 2, bytes([0] + list(range(9)) + [0] + list(range(90, 99))))
+with open("spec/fixtures/images/cat/b.jpg", "rb") as f:
+    JPEG = f.read()
+SOF = JPEG.index(b"\xff\xc0")   # baseline frame header: FFC0 len(2) P(1) H(2) W(2)
+
+IMG = {
+    "seeds/img_valid.png": PNG_2x3,
+    "seeds/img_valid.jpg": JPEG,
+    # a signature that is neither PNG nor JPEG (a GIF's)
+    "img_bad_magic.png": b"GIF89a" + bytes(20),
+    # an empty file
+    "img_empty.jpg": b"",
+    # a PNG cut inside its IDAT chunk
+    "img_truncated.png": PNG_2x3[:50],
+    # a PNG whose IHDR claims 16384x16384 over a few bytes of data
+    "img_huge_claim.png": png(16384, 16384, b"\x00" * 10),
+    # a PNG over the 2^28-pixel limit (65536x65536)
+    "img_over_limit.png": png(65536, 65536, b"\x00" * 10),
+    # a PNG whose IHDR CRC is wrong
+    "img_bad_crc.png": PNG_2x3[:29] + b"\x00\x00\x00\x00" + PNG_2x3[33:],
+    # a PNG with an invalid bit depth for RGB
+    "img_bad_depth.png": png(3, 2, bytes(20), depth=3),
+    # a JPEG cut in the middle of its entropy-coded data
+    "img_truncated.jpg": JPEG[:len(JPEG) * 2 // 3],
+    # a JPEG whose frame header claims 16000x16000 (under the limit, but
+    # far more than its bytes can encode)
+    "img_huge_claim.jpg": JPEG[:SOF + 5] + struct.pack(">HH", 16000, 16000) + JPEG[SOF + 9:],
+    # a JPEG start of image followed by garbage
+    "img_garbage.jpg": b"\xff\xd8\xff" + garbage,
+}
+
+# }==================================================================
+
+
 def main():
     os.makedirs(os.path.join(OUT, "seeds"), exist_ok=True)
-    for table in (ST, IDX):
+    for table in (ST, IDX, IMG):
         for name, data in table.items():
             write(name, data)
-    hostile = sum(1 for t in (ST, IDX) for n in t if not n.startswith("seeds/"))
+    hostile = sum(1 for t in (ST, IDX, IMG) for n in t if not n.startswith("seeds/"))
     print("make_hostile: %d hostile files, %d seeds in %s" %
-          (hostile, len(ST) + len(IDX) - hostile, OUT))
+          (hostile, len(ST) + len(IDX) + len(IMG) - hostile, OUT))
 
 
 if __name__ == "__main__":
