@@ -433,10 +433,32 @@ static int gemm_packed(int pairs, ember_dtype dt, int64_t M, int64_t N,
 #define SMALL_MAX_MN (512 * 1024)
 #define SMALL_MAX_MIN 384
 
+/* One 16 x 16 tile of widen_transposed: rows x cols of s from (r0, c0)
+   to d.  A ragged edge tile is copied into a zero-padded one first. */
+static __attribute__((target("avx512f"))) void widen_transposed_tile(
+    float *d, const uint16_t *s, int64_t R, int64_t ld, ember_dtype dt,
+    int64_t r0, int64_t c0, int rows, int cols) {
+  __mmask16 m = (__mmask16)((1u << rows) - 1);
+  __m512 v[16];
+  if (rows == 16 && cols == 16) {
+    for (int i = 0; i < 16; i++) v[i] = widen16(s + (r0 + i) * ld + c0, dt);
+  } else {
+    uint16_t pad[16][16];
+    memset(pad, 0, sizeof pad);
+    for (int i = 0; i < rows; i++)
+      memcpy(pad[i], s + (r0 + i) * ld + c0, (size_t)cols * sizeof *s);
+    for (int i = 0; i < 16; i++) v[i] = widen16(pad[i], dt);
+  }
+  transpose16(v);
+  for (int j = 0; j < cols; j++) _mm512_mask_storeu_ps(d + (c0 + j) * R + r0, m, v[j]);
+}
+
 /* d [C, R] float32 (row-major) = the transpose of s [R, C] (rows ld
-   apart), widened; tiles split over the threads when allowed.  A ragged
-   edge tile is copied into a zero-padded one first. */
-static __attribute__((target("avx512f"))) void widen_transposed(
+   apart), widened; tiles split over the threads when allowed.  The
+   tile's work is a function of its own: clang outlines an OpenMP region
+   into a function without this one's target attribute, where vector
+   values cannot be passed. */
+static void widen_transposed(
     float *d, const uint16_t *s, int64_t R, int64_t C, int64_t ld,
     ember_dtype dt, int threads) {
   int nt = threads && R * C >= (1 << 16) ? ember_cpu_threads() : 1;
@@ -444,22 +466,9 @@ static __attribute__((target("avx512f"))) void widen_transposed(
   #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
   for (int64_t r0 = 0; r0 < R; r0 += 16) {
     int rows = R - r0 < 16 ? (int)(R - r0) : 16;
-    __mmask16 m = (__mmask16)((1u << rows) - 1);
-    for (int64_t c0 = 0; c0 < C; c0 += 16) {
-      int cols = C - c0 < 16 ? (int)(C - c0) : 16;
-      __m512 v[16];
-      if (rows == 16 && cols == 16) {
-        for (int i = 0; i < 16; i++) v[i] = widen16(s + (r0 + i) * ld + c0, dt);
-      } else {
-        uint16_t pad[16][16];
-        memset(pad, 0, sizeof pad);
-        for (int i = 0; i < rows; i++)
-          memcpy(pad[i], s + (r0 + i) * ld + c0, (size_t)cols * sizeof *s);
-        for (int i = 0; i < 16; i++) v[i] = widen16(pad[i], dt);
-      }
-      transpose16(v);
-      for (int j = 0; j < cols; j++) _mm512_mask_storeu_ps(d + (c0 + j) * R + r0, m, v[j]);
-    }
+    for (int64_t c0 = 0; c0 < C; c0 += 16)
+      widen_transposed_tile(d, s, R, ld, dt, r0, c0, rows,
+                            C - c0 < 16 ? (int)(C - c0) : 16);
   }
 }
 
