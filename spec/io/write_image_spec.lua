@@ -71,6 +71,14 @@ describe("data.write_image", function()
     local y = data.read_image(path("t.png"))
     assert.same({3, 5, 7}, y:size())
     assert.is_true(max_diff(y, x:detach():transpose(2, 3)) <= 0.5 / 255 + 1e-6)
+    -- a contiguous view that starts inside its storage
+    local g = ember.arange(0, 60):reshape({6, 10}):to("uint8")
+    data.write_image(path("rows.png"), g:narrow(1, 3, 2))
+    assert.equal(0, max_diff(bytes_of(data.read_image(path("rows.png"), {channels = 1}))[1],
+                             g:narrow(1, 3, 2)))
+    -- stride-0 (expanded) tensors
+    data.write_image(path("e.png"), ember.tensor({{{0}}, {{1}}, {{0}}}):expand(3, 2, 5))
+    assert.same({{0, 0, 0, 0, 0}, {0, 0, 0, 0, 0}}, bytes_of(data.read_image(path("e.png")))[3]:totable())
     data.write_image(path("one.png"), ember.ones({1, 1}))
     assert.same({{{1}}}, data.read_image(path("one.png"), {channels = 1}):totable())
   end)
