@@ -229,7 +229,7 @@ static int l_is_mapped(lua_State *L) {
 }
 
 /* {======================================================================
-** PNG encoding (for history:plot, lua/ember/train/plot.lua)
+** PNG encoding (for history:plot and data.write_image)
 ** ======================================================================= */
 
 /* Appends a PNG chunk (length, type, data, CRC-32 of type and data). */
@@ -247,35 +247,52 @@ static void png_chunk(luaL_Buffer *b, const char *type, const unsigned char *dat
   luaL_addlstring(b, (const char *)be, 4);
 }
 
-/* ember._png_encode(width, height, rgb) -> the bytes of an 8-bit RGB PNG.
-   rgb holds width*height*3 bytes, rows top to bottom.  Every row gets
-   filter type 0 (none): plots are mostly flat colour, which deflate
-   compresses well without filtering. */
+/* ember._png_encode(width, height, pixels [, channels = 3 [, level = 9]])
+   -> the bytes of an 8-bit PNG, grey (channels 1) or RGB (3).  pixels is
+   a string of width*height*channels bytes, rows top to bottom (plots), or
+   a contiguous CPU uint8 tensor holding them (data.write_image, which
+   needs no copy into a Lua string).  level is zlib's, 0 (store) to 9.
+   Every row gets filter type 0 (none): plots are mostly flat colour,
+   which deflate compresses well without filtering. */
 static int l_png_encode(lua_State *L) {
   lua_Integer w = luaL_checkinteger(L, 1), h = luaL_checkinteger(L, 2);
+  lua_Integer channels = luaL_optinteger(L, 4, 3), level = luaL_optinteger(L, 5, 9);
+  luaL_argcheck(L, channels == 1 || channels == 3, 4, "channels must be 1 or 3");
+  luaL_argcheck(L, level >= 0 && level <= 9, 5, "level must be 0 to 9");
   size_t n;
-  const unsigned char *rgb = (const unsigned char *)luaL_checklstring(L, 3, &n);
+  const unsigned char *px;
+  if (lua_type(L, 3) == LUA_TSTRING) {
+    px = (const unsigned char *)lua_tolstring(L, 3, &n);
+  } else {
+    const ember_tensor *t = l_check(L, 3);
+    luaL_argcheck(L, t->dtype == EMBER_UINT8 && t->storage->device == EMBER_CPU &&
+                  ember_is_contiguous(t), 3, "expected a contiguous CPU uint8 tensor");
+    px = ember_data(t);
+    n = (size_t)ember_numel(t);
+  }
   if (w < 1 || h < 1 || w > 16384 || h > 16384)
     return luaL_error(L, "_png_encode: size %I x %I is out of range (1 to 16384)",
                       (LUAI_UACINT)w, (LUAI_UACINT)h);
-  size_t row = (size_t)w * 3;
+  size_t row = (size_t)w * (size_t)channels;
   if (n != row * (size_t)h)
-    return luaL_error(L, "_png_encode: expected %I bytes of RGB, got %I",
-                      (LUAI_UACINT)(row * (size_t)h), (LUAI_UACINT)n);
+    return luaL_error(L, "_png_encode: expected %I bytes of %s, got %I",
+                      (LUAI_UACINT)(row * (size_t)h), channels == 1 ? "grey" : "RGB",
+                      (LUAI_UACINT)n);
   size_t raw_len = (row + 1) * (size_t)h;
   unsigned char *raw = lua_newuserdatauv(L, raw_len, 0);
   for (lua_Integer y = 0; y < h; y++) {
     raw[(size_t)y * (row + 1)] = 0;
-    memcpy(raw + (size_t)y * (row + 1) + 1, rgb + (size_t)y * row, row);
+    memcpy(raw + (size_t)y * (row + 1) + 1, px + (size_t)y * row, row);
   }
   uLongf z_len = compressBound((uLong)raw_len);
   unsigned char *z = lua_newuserdatauv(L, z_len, 0);
-  if (compress2(z, &z_len, raw, (uLong)raw_len, 9) != Z_OK)
+  if (compress2(z, &z_len, raw, (uLong)raw_len, (int)level) != Z_OK)
     return luaL_error(L, "_png_encode: zlib failed");
   unsigned char ihdr[13] = {
     (unsigned char)(w >> 24), (unsigned char)(w >> 16), (unsigned char)(w >> 8), (unsigned char)w,
     (unsigned char)(h >> 24), (unsigned char)(h >> 16), (unsigned char)(h >> 8), (unsigned char)h,
-    8, 2, 0, 0, 0};   /* 8 bits, truecolour, deflate, adaptive filters, no interlace */
+    8, channels == 1 ? 0 : 2, 0, 0, 0};   /* 8 bits, grey or truecolour, deflate,
+                                             adaptive filters, no interlace */
   luaL_Buffer b;
   luaL_buffinit(L, &b);
   luaL_addlstring(&b, "\x89PNG\r\n\x1a\n", 8);

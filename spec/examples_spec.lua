@@ -26,6 +26,24 @@ local function gpt2_prompt(i)
 end
 ARGS["examples/gpt2.lua"] = "spec/fixtures/gpt2 " .. gpt2_prompt(3) ..
   " --max-new-tokens 20 --seed 7 --top-k 40 --top-p 0.9 --temperature 0.9"
+-- image_folder.lua on a small generated folder: 2 classes (reddish and
+-- bluish noise) of 12 RGB images each, of several sizes (--size resizes)
+local IMAGE_DIR = os.tmpname()
+os.remove(IMAGE_DIR)
+do
+  local gen = ember.Generator(3)
+  for c, name in ipairs({"blue", "red"}) do
+    assert(os.execute("mkdir -p '" .. IMAGE_DIR .. "/" .. name .. "'"))
+    for i = 1, 12 do
+      local h, w = 10 + i, 20 - i // 2
+      local x = ember.rand({3, h, w}, {generator = gen}) * 0.3
+      x[c == 1 and 3 or 1]:add_(0.7)   -- blue: channel 3 bright; red: channel 1
+      ember.data.write_image(("%s/%s/%02d.png"):format(IMAGE_DIR, name, i), x)
+    end
+  end
+end
+teardown(function() os.execute("rm -rf '" .. IMAGE_DIR .. "'") end)
+ARGS["examples/image_folder.lua"] = "--dir " .. run.q(IMAGE_DIR) .. " --epochs 8 --size 16"
 local outputs = {}
 
 local function run_example(path)
@@ -64,6 +82,31 @@ describe("the Fashion-MNIST examples, shortened", function()
       names = names + 1
     end
     assert.are.equal(5, names, out)
+  end)
+
+  it("image_folder.lua learns a generated folder, reloads and names classes", function()
+    local out = run_example("examples/image_folder.lua")
+    assert.truthy(out:find("24 images of 2 classes: blue, red", 1, true), out)
+    assert.truthy(out:find("Epoch 8/8", 1, true), out)
+    assert.is_true(accuracy(out, "validation accuracy: ([%d%.]+)") >= 0.75, out)
+    local lines = 0
+    for file, predicted, truth in out:gmatch("  (%a+/%d+%.png): (%a+) %(%d+%%%), truly (%a+)") do
+      assert.equal(file:match("^%a+"), truth)
+      assert.truthy(predicted == "blue" or predicted == "red", out)
+      lines = lines + 1
+    end
+    assert.equal(4, lines, out)   -- the 4 held-out images (a fifth of 24)
+  end)
+
+  it("image_folder.lua refuses a folder that is not an image set", function()
+    local out, rc = run.sh(run.ember .. " examples/image_folder.lua --dir " ..
+                           run.q(IMAGE_DIR .. "/red"))
+    assert.are.equal(2, rc, out)
+    assert.truthy(out:find("image_folder.lua: '" .. IMAGE_DIR .. "/red' has no class folders", 1, true), out)
+    assert.is_nil(out:find("traceback", 1, true), out)
+    out, rc = run.sh(run.ember .. " examples/image_folder.lua --size 6")
+    assert.are.equal(2, rc, out)
+    assert.truthy(out:find("image_folder.lua: --size must be a multiple of 4, got 6", 1, true), out)
   end)
 
   it("fashion_mnist_mlp.lua learns", function()

@@ -1048,5 +1048,6 @@ data.csv = require "ember.data_csv"
 local image = require "ember.data_image"
 data.read_image = image.read_image
 data.image_folder = image.image_folder
+data.write_image = image.write_image
 
 return data

@@ -3,6 +3,7 @@
 --
 -- data.read_image(path [, opts]) -> float32 C x H x W in [0, 1]
 -- data.image_folder(dir, opts)   -> a dataset like torchvision's ImageFolder
+-- data.write_image(path, x [, opts]) writes a C x H x W or H x W tensor as PNG
 --
 -- The dataset decodes lazily: ds[i] reads one file, ds:batch(indices) a
 -- whole batch in one C call (on several threads), which data.loader uses
@@ -212,6 +213,92 @@ function image.image_folder(dir, opts)
     classes = classes, samples = samples, labels = labels, channels = c,
     size = h and {h, w} or nil,
   }, ImageFolder)
+end
+
+-- }======================================================================
+
+-- {======================================================================
+-- write_image
+-- =======================================================================
+
+local PNG_MAX_SIDE = 16384   -- ember._png_encode's limit (bindings/lua_io.c)
+local WRITE_DTYPES = {float16 = true, bfloat16 = true, float32 = true, float64 = true,
+                      uint8 = true}
+
+--- x as a contiguous CPU uint8 H x W x C tensor, and C: floats are scaled
+-- from [0, 1] as torchvision's save_image does (x * 255 + 0.5, clamped,
+-- floored), uint8 is taken as it is.
+local function png_pixels(x)
+  if not ember.is_tensor(x) then
+    raise(("write_image: x must be a tensor, got %s"):format(check.kind(x)))
+  end
+  if not WRITE_DTYPES[x.dtype] then
+    raise(("write_image: x must be a float tensor (values in [0, 1]) or uint8, got %s"):format(
+      x.dtype))
+  end
+  local d = x:dim()
+  if d ~= 2 and d ~= 3 then
+    raise(("write_image: x must be C x H x W (C = 1 or 3) or H x W, got %d dimensions (%s)"):format(
+      d, table.concat(x:size(), "x")))
+  end
+  if d == 3 and x:size(1) ~= 1 and x:size(1) ~= 3 then
+    raise(("write_image: x has %d channels (dim 1), expected 1 (grey) or 3 (RGB)"):format(
+      x:size(1)))
+  end
+  local h, w = x:size(d - 1), x:size(d)
+  if h < 1 or w < 1 or h > PNG_MAX_SIDE or w > PNG_MAX_SIDE then
+    raise(("write_image: an image of %dx%d cannot be written (sides 1 to %d)"):format(
+      h, w, PNG_MAX_SIDE))
+  end
+  x = x:detach():to("cpu")
+  if x.dtype ~= "uint8" then
+    -- NaN has no pixel value: refuse it rather than write an arbitrary one
+    if x:isnan():any():item() then
+      raise("write_image: x holds NaN")
+    end
+    x = (x:to("float32"):clamp(0, 1) * 255 + 0.5):floor():to("uint8")
+  end
+  if d == 2 then return x:contiguous(), 1 end
+  return x:permute(2, 3, 1):contiguous(), x:size(1)
+end
+
+--- Write bytes to path through a temporary file renamed over it, so that
+-- a failed write leaves any old file as it was.
+local function write_atomic(fname, path, bytes)
+  local tmp = ("%s.tmp.%d"):format(path, math.random(1 << 30))
+  local f, err = io.open(tmp, "wb")
+  if not f then
+    -- io.open's message starts with the temporary name, which is not the user's
+    if err:sub(1, #tmp + 2) == tmp .. ": " then err = err:sub(#tmp + 3) end
+    raise(("%s: cannot write '%s': %s"):format(fname, path, err))
+  end
+  local ok, werr = f:write(bytes)
+  ok = ok and f:close()
+  if not ok then
+    os.remove(tmp)
+    raise(("%s: cannot write '%s': %s"):format(fname, path, tostring(werr)))
+  end
+  local renamed, rerr = os.rename(tmp, path)
+  if not renamed then
+    os.remove(tmp)
+    raise(("%s: cannot write '%s': %s"):format(fname, path, rerr))
+  end
+end
+
+--- data.write_image(path, x [, {compression = 6}]) -> path
+function image.write_image(path, x, opts)
+  check_path("write_image", path)
+  opts = check.options("write_image", opts, {compression = true}, raise)
+  local level = 6
+  if opts.compression ~= nil then
+    level = check.integer("write_image", "compression", opts.compression, 0, raise)
+    if level > 9 then
+      raise(("write_image: compression must be 0 to 9, got %d"):format(level))
+    end
+  end
+  local px, c = png_pixels(x)
+  write_atomic("write_image", path, ember._png_encode(px:size(2), px:size(1), px, c, level))
+  return path
 end
 
 -- }======================================================================

@@ -255,6 +255,7 @@ M.SEEDS = {
   read_image = function() return {"spec/fixtures/images/cat/a.png", {size = {3, 4}, channels = 1}} end,
   image_folder = function()
     return {"spec/fixtures/images", {size = {2, 3}, channels = 3, extensions = {".png", ".jpg"}}, {2, 1}} end,
+  write_image = function(e) return {e.rand(3, 4, 5):transpose(2, 3), {compression = 1}} end,
   csv = function() return {'a,"b,c",y\r\n1,2,cat\n3,"4",dog\n\n', {target = "y", columns = {1, "b,c"}}} end,
   windows = function(e) return {e.arange(1, 21, {dtype = "int64"}), 4, 3, {generator = e.Generator(6)}} end,
   RandomCrop = function() return {3, {padding = 1, padding_mode = "reflect"}} end,
@@ -364,6 +365,12 @@ function M.targets(ember)
       f:write(type(text) == "string" and text or tostring(text))
       f:close()
       return ember.data.csv(csv_path, ...)
+    end, false)
+    -- data.write_image of the fuzzed tensor and options into one scratch
+    -- file (the path is not fuzzed: a fuzzed one could be anywhere)
+    local png_path = os.tmpname()
+    add("ember.data.write_image", function(x, ...)
+      return ember.data.write_image(png_path, x, ...)
     end, false)
   end
   -- the attention layers' calls (masks, shapes, options), on small layers
