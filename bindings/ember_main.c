@@ -1230,7 +1230,9 @@ static int splitreturn (lua_State *L) {
 
 /*
 ** Read multiple lines until a complete Lua statement. Ctrl-C drops the
-** whole statement; end of input reports what the statement lacked.
+** whole statement; end of input reports what the statement lacked, and
+** the next read decides whether the session ends: on a terminal Ctrl-D
+** at a ">>" prompt only drops the statement, as in lua.c and python.
 */
 static int multiline (lua_State *L) {
   for (;;) {  /* repeat until gets a complete statement */
@@ -1244,7 +1246,12 @@ static int multiline (lua_State *L) {
       return status;  /* cannot or should not try to add continuation */
     more = pushline(L, 0);
     if (more == LINE_CANCELLED) return LINE_CANCELLED;
-    if (more == 0) return status;  /* no more input: report the error */
+    if (more == 0) {  /* no more input: report the error */
+      /* on a line of its own, as the REPL's end leaves the prompt (on a
+         terminal the REPL then goes on, as lua.c's and python's do) */
+      lua_writeline();
+      return status;
+    }
     lua_remove(L, -2);  /* the "<eof>" message */
     lua_pushliteral(L, "\n");  /* add newline... */
     lua_insert(L, -2);  /* ...between the two lines */

@@ -7,7 +7,8 @@
 -- "ember/optim/"), skipping C frames.
 --
 -- Code that runs the user's model (Sequential, fit, evaluate, predict,
--- the loss modules) catches what fails inside it and raises it again
+-- the loss modules and nn.functional's losses, the wrapper of a forward
+-- the user defines) catches what fails inside it and raises it again
 -- with blame.reraise: the message loses the library position it was
 -- raised at (or gets one, when a C function raised it with none) and
 -- carries the position of the first frame outside the whole library.

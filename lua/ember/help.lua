@@ -131,6 +131,13 @@ local function load_docs()
   end
   -- a tensor's entry is ember.tensor's
   keys.Tensor = keys.Tensor or keys.tensor
+  -- ember's own is the reference's introduction, which lists its sections
+  -- (as nn.md's title section is ember.nn's)
+  if not keys.ember then
+    for _, s in ipairs(sections) do
+      if s.file == "lua-api.md" and s.level == 1 then keys.ember = {s} break end
+    end
+  end
   docs = {files = files, sections = sections, keys = keys, texts = texts}
   return docs
 end
@@ -156,6 +163,7 @@ local function object_names()
       if type(k) == "string" and type(v) == "function" then name(v, "Tensor:" .. k) end
     end
   end
+  name(ember, "ember")
   local queue, visited = {{ember, ""}}, {[ember] = true}
   local i = 1
   while queue[i] do     -- breadth first: ember.sum before ember.Tensor.sum

@@ -237,4 +237,33 @@ describe("ember executable", function()
     os.remove(hist)
     assert.are.equal("function g()\x1f  return 7\x1fend\ng()\nx = 1\n", h)
   end)
+  -- lua.c and python do the same: Ctrl-D at a continuation prompt drops
+  -- the statement with what it lacked, and only Ctrl-D at the main
+  -- prompt ends the session
+  it("the REPL on a terminal: Ctrl-D at '>>' reports the statement and goes on", function()
+    local have_script = select(2, run.sh("command -v script")) == 0
+    if not have_script then
+      pending("util-linux 'script' is not installed: no pseudo-terminal to drive the REPL")
+      return
+    end
+    -- the pauses let the line editor take the ^D as typed at the '>>'
+    -- prompt; script ends the input with one more end of file
+    local out, rc = run.sh(("(printf 'for i = 1, 2 do\\n'; sleep 0.3; printf '\\004'; sleep 0.3; " ..
+                            "printf 'print(40 + 2)\\n') | EMBER_HISTORY= TERM=dumb timeout 60 script -qec %s /dev/null")
+      :format(run.q(E)))
+    assert.are.equal(0, rc, out)
+    -- the message on a line of its own, then the next statement ran
+    assert.truthy(out:find("\n[^\n]*stdin:1: 'end' expected near <eof>\r?\n", 1), out)
+    assert.falsy(out:find("%^Dstdin"), out)
+    assert.truthy(out:find("print%(40 %+ 2%)\r?\n42\r?\n"), out)
+  end)
+
+  it("the REPL without a terminal: input ending inside a statement reports it and ends", function()
+    local input = tmpfile("x = 1\nfor i = 1, 2 do\n")
+    local out, rc = run.sh(E .. " -i < " .. input)
+    os.remove(input)
+    assert.are.equal(0, rc, out)
+    local _, n = out:gsub("stdin:1: 'end' expected near <eof>", "")
+    assert.are.equal(1, n, out)
+  end)
 end)

@@ -162,6 +162,18 @@ describe("ember.help", function()
     end
   end)
 
+  it("help(ember) and help'ember' print the reference's introduction, its list of sections", function()
+    -- docs/lua-api.md up to its first section, as on disk
+    local intro = read("docs/lua-api.md"):match("^(.-)\n## "):gsub("%s+$", "")
+    assert.truthy(intro:find("[Creation](#creation)", 1, true), intro)
+    assert.are.equal(intro, help(ember))
+    assert.are.equal(intro, help("ember"))
+    assert.are.equal(intro, help(" ember "))
+    -- the library's tables keep their own entries
+    assert.are.equal(entry("nn.md", "# ember.nn"):match("^(.-)\n##"):gsub("%s+$", ""),
+                     help(ember.nn))
+  end)
+
   it("checks its options", function()
     assert.has_error(function() ember.help("zeros", {pritn_fn = print}) end,
       "help: unknown option 'pritn_fn'; did you mean 'print_fn'?")

@@ -72,6 +72,46 @@ describe("errors in a model", function()
     assert.are.equal(at(l + 1) .. "Sequential layer 2 (Boom()): boom", e)
   end)
 
+  it("name the calling line for an error(msg, 2) in a user's forward, or a layer it tail-calls", function()
+    local Strict = nn.Module:extend("Strict")
+    function Strict:forward(t)
+      if t:dim() ~= 2 then error("Strict: expected a 2-d input", 2) end
+      return t
+    end
+    local l = line()
+    local e = err(function() local out = Strict()(ember.randn({3})) return out end)
+    assert.are.equal(at(l + 1) .. "Strict: expected a 2-d input", e)
+    local Net = nn.Module:extend("TailNet")
+    function Net:init() self.fc = nn.Linear(3, 2) end
+    function Net:forward(t) return self.fc(t) end
+    l = line()
+    e = err(function() local out = Net()(ember.randn({2, 5})) return out end)
+    assert.are.equal(at(l + 1) .. "linear: input shape [2,5] does not match weight shape [2,3] " ..
+                     "(expected 3 input features)", e)
+    assert.is_nil(e:find("module.lua", 1, true))
+    -- a user's model inside another: the line in the outer forward
+    local Outer = nn.Module:extend("Outer")
+    function Outer:init() self.inner = Strict() end
+    l = line()
+    function Outer:forward(t) local y = self.inner(t) return y end
+    e = err(function() local out = Outer()(ember.randn({3})) return out end)
+    assert.are.equal(at(l + 1) .. "Strict: expected a 2-d input", e)
+  end)
+
+  it("keep a user's forward's results, all of them, and error objects", function()
+    local Two = nn.Module:extend("Two")
+    function Two:forward(t) return t, t:sum(), "third" end
+    local t = ember.ones({2})
+    local a, b, c = Two()(t)
+    assert.are.equal(t, a)
+    assert.are.equal(2, b:item())
+    assert.are.equal("third", c)
+    local obj = {code = 9}
+    local Thrower = nn.Module:extend("ObjThrower")
+    function Thrower:forward() error(obj) end
+    assert.are.equal(obj, err(function() local out = Thrower()(t) return out end))
+  end)
+
   it("pass error objects that are not strings through untouched", function()
     local obj = {code = 7}
     local Thrower = nn.Module:extend("Thrower")
@@ -106,6 +146,55 @@ describe("errors in a model", function()
     l = line()
     e = err(function() local v = nn.MSELoss()(ember.randn({4, 10}), ember.randn({4, 3})) return v end)
     assert.are.equal(at(l + 1) .. "mse_loss: input shape [4,10] and target shape [4,3] differ", e)
+  end)
+
+  it("in a functional loss called directly carry the user's line", function()
+    local F = nn.functional
+    local l = line()
+    local e = err(function()
+      local v = F.cross_entropy(ember.randn({4, 10}), ember.tensor({1, 2, 3}):long())
+      return v
+    end)
+    assert.are.equal(at(l + 2) .. "cross_entropy: expected a target of shape [4] for input " ..
+                     "shape [4,10], got [3]", e)
+    l = line()
+    e = err(function() local v = F.l1_loss(ember.randn({4}), ember.randn({4}), {reductio = "sum"}) return v end)
+    assert.are.equal(at(l + 1) .. "l1_loss: unknown option 'reductio'; did you mean 'reduction'?", e)
+    -- a tail call leaves no frame of the user's function: the line is the
+    -- first user's line left on the stack (err's pcall here), never the
+    -- library's
+    e = err(function() return F.mse_loss(ember.randn({4, 10}), ember.randn({4, 3})) end)
+    assert.are.equal(SRC .. ":", e:sub(1, #SRC + 1), e)
+    assert.truthy(e:find(": mse_loss: input shape [4,10] and target shape [4,3] differ", 1, true), e)
+  end)
+
+  it("in a functional loss, the core's errors (no position, or the library's) carry the user's line", function()
+    -- tensors on two devices: the core's own check, reached inside the
+    -- loss; run on the stand-in GPU in a child process
+    local plugin = run.build .. "/libember_fakecuda.so"
+    local f = io.open(plugin)
+    if not f then
+      pending("no " .. plugin .. " (make " .. plugin .. "): no stand-in GPU to put a tensor on")
+      return
+    end
+    f:close()
+    local out, rc = run.sh("OMP_WAIT_POLICY=passive EMBER_CUDA_PLUGIN=" .. run.q(plugin) .. " " ..
+                           run.lua_cmd() .. " -e " .. run.q([[
+      local ember = require "ember"
+      local F = ember.nn.functional
+      local x, t = ember.randn({4, 10}):cuda(), ember.tensor({1, 2, 3, 4}):long()
+      local function try(f) local ok, e = pcall(f) print(ok, e) end
+      try(function() local v = F.cross_entropy(x, t) return v end)
+      try(function() local v = F.mse_loss(x, ember.randn({4, 10})) return v end)
+      try(function() local v = F.nll_loss(x, t) return v end)
+      try(function() local v = ember.nn.MSELoss()(x, ember.randn({4, 10})) return v end)]]))
+    assert.are.equal(0, rc, out)
+    assert.are.equal(table.concat({
+      "false	(command line):5: cross_entropy: expected the logits, target and weight on one device",
+      "false	(command line):6: sub: expected tensors on the same device, got cuda and cpu",
+      "false	(command line):7: gather: index is on cpu, tensor on cuda",
+      "false	(command line):8: sub: expected tensors on the same device, got cuda and cpu", ""},
+      "\n"), out)
   end)
 
   it("in fit's loss carry the line of fit", function()
