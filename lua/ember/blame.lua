@@ -15,9 +15,9 @@
 local blame = {}
 
 function blame.failer(...)
-  -- ember.check raises through the failer it is given: its frames are
-  -- never the user's either
-  local files = {"ember/check.lua", ...}
+  -- ember.check and ember.files raise through the failer they are given:
+  -- their frames are never the user's either
+  local files = {"ember/check.lua", "ember/files.lua", ...}
   local function ours(source)
     for _, f in ipairs(files) do
       if source:find(f, 1, true) then return true end

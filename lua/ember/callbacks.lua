@@ -24,6 +24,7 @@ callbacks._HOOKS = HOOKS
 
 --- Raise msg at the first caller outside this file and lua/ember/train/.
 local fail = require("ember.blame").failer("ember/callbacks", "ember/train")
+local files = require "ember.files"
 
 -- {======================================================================
 -- The base class
@@ -496,24 +497,6 @@ function CSVLogger:on_train_begin()
   end
 end
 
-local function write_atomic(path, text)
-  local tmp = ("%s.tmp.%d"):format(path, math.random(1 << 30))
-  local f, err = io.open(tmp, "w")
-  if not f then fail(("CSVLogger: cannot write '%s': %s"):format(path, err)) end
-  local ok, werr = f:write(text)
-  ok = ok and f:flush()
-  f:close()
-  if not ok then
-    os.remove(tmp)
-    fail(("CSVLogger: cannot write '%s': %s"):format(path, tostring(werr)))
-  end
-  local renamed, rerr = os.rename(tmp, path)
-  if not renamed then
-    os.remove(tmp)
-    fail(("CSVLogger: cannot write '%s': %s"):format(path, rerr))
-  end
-end
-
 function CSVLogger:on_epoch_end(epoch, logs)
   local sep = self.separator
   if not self.keys then
@@ -532,7 +515,7 @@ function CSVLogger:on_epoch_end(epoch, logs)
     end
   end
   self.lines[#self.lines + 1] = table.concat(row, sep)
-  if writer() then write_atomic(self.filename, table.concat(self.lines, "\n") .. "\n") end
+  if writer() then files.write_atomic("CSVLogger", self.filename, table.concat(self.lines, "\n") .. "\n", fail) end
 end
 
 -- }======================================================================

@@ -11,6 +11,7 @@
 local ember = require "ember"
 local check = require "ember.check"
 local blame = require "ember.blame"
+local files = require "ember.files"
 
 --- Raise msg at the user's call (the loader's frames in data.lua are not
 -- the user's either: a batch fails at the user's `for`).
@@ -262,29 +263,6 @@ local function png_pixels(x)
   return x:permute(2, 3, 1):contiguous(), x:size(1)
 end
 
---- Write bytes to path through a temporary file renamed over it, so that
--- a failed write leaves any old file as it was.
-local function write_atomic(fname, path, bytes)
-  local tmp = ("%s.tmp.%d"):format(path, math.random(1 << 30))
-  local f, err = io.open(tmp, "wb")
-  if not f then
-    -- io.open's message starts with the temporary name, which is not the user's
-    if err:sub(1, #tmp + 2) == tmp .. ": " then err = err:sub(#tmp + 3) end
-    raise(("%s: cannot write '%s': %s"):format(fname, path, err))
-  end
-  local ok, werr = f:write(bytes)
-  ok = ok and f:close()
-  if not ok then
-    os.remove(tmp)
-    raise(("%s: cannot write '%s': %s"):format(fname, path, tostring(werr)))
-  end
-  local renamed, rerr = os.rename(tmp, path)
-  if not renamed then
-    os.remove(tmp)
-    raise(("%s: cannot write '%s': %s"):format(fname, path, rerr))
-  end
-end
-
 --- data.write_image(path, x [, {compression = 6}]) -> path
 function image.write_image(path, x, opts)
   check_path("write_image", path)
@@ -297,7 +275,8 @@ function image.write_image(path, x, opts)
     end
   end
   local px, c = png_pixels(x)
-  write_atomic("write_image", path, ember._png_encode(px:size(2), px:size(1), px, c, level))
+  files.write_atomic("write_image", path,
+                    ember._png_encode(px:size(2), px:size(1), px, c, level), raise)
   return path
 end
 

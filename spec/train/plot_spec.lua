@@ -92,6 +92,25 @@ describe("history:plot", function()
     assert.error_matches(function() h:plot("/nonexistent/dir/x.png") end,
                          "plot: cannot write '/nonexistent/dir/x.png'")
   end)
+
+  it("writes through a temporary beside the file, removed when the write fails", function()
+    local dir = os.tmpname()
+    os.remove(dir)
+    assert(os.execute("mkdir -p " .. dir .. "/curves.png/inside"))
+    local path = dir .. "/curves.png"   -- a directory: the rename over it fails
+    local ok, err = pcall(function() history(2, false):plot(path) end)
+    local left = io.popen("ls " .. dir):read("a")
+    os.execute("rm -rf " .. dir)
+    assert.is_false(ok)
+    assert.truthy(tostring(err):find("plot: cannot write '" .. path .. "'", 1, true), err)
+    assert.truthy(tostring(err):find("plot_spec.lua:", 1, true), err)   -- the caller's line
+    assert.are.equal("curves.png\n", left)                           -- no temporary left
+    local good = os.tmpname()
+    history(2, false):plot(good)
+    local f = assert(io.open(good, "rb")); local png = f:read("a"); f:close()
+    os.remove(good)
+    assert.are.equal("\137PNG", png:sub(1, 4))
+  end)
 end)
 
 describe("ember._png_encode", function()

@@ -3,7 +3,6 @@
 local common = require "ember.nn.common"
 local Module = require "ember.nn.module"
 local F = require "ember.nn.functional"
-local blame = require "ember.blame"
 
 local M = {}
 
@@ -31,11 +30,8 @@ local function loss_class(name, fn, known, tensors)
     local o = {reduction = self.reduction}
     for k, v in pairs(self._opts) do o[k] = v end
     for k in pairs(tensors) do o[k] = self[k] end
-    -- the checks are the functional form's (or the core's, which give no
-    -- position): the error is raised again at the user's line
-    local ok, l = pcall(fn, input, target, o)
-    if not ok then blame.reraise(l) end
-    return l
+    -- the functional form raises its errors at the user's line
+    return fn(input, target, o)
   end
   function C:extra_repr()
     return self.reduction ~= "mean" and ("reduction='%s'"):format(self.reduction) or ""

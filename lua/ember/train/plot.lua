@@ -5,6 +5,8 @@
 local ember = require "ember"
 local fit = require "ember.train.fit"
 local T = require "ember.train.common"
+local blame = require "ember.blame"
+local files = require "ember.files"
 
 -- {======================================================================
 -- A 5x7 bitmap font: lower-case letters, digits and what numbers and names
@@ -305,11 +307,7 @@ function History:plot(path, opts)
     local ox, oy = (i - 1) % cols * PANEL_W, (i - 1) // cols * PANEL_H
     panel(cv, ox, oy, name, h[name], h["val_" .. name], epochs)
   end
-  local f, err = io.open(path, "wb")
-  if not f then error(("plot: cannot write '%s': %s"):format(path, err), 2) end
-  local ok, werr = f:write(cv:png())
-  f:close()
-  if not ok then error(("plot: cannot write '%s': %s"):format(path, werr), 2) end
+  files.write_atomic("plot", path, cv:png(), blame.failer("ember/train/"))
   return path
 end
 
