@@ -4,24 +4,13 @@
 local run = require "helpers.run"
 local E = run.ember
 
-local have_script = select(2, run.sh("command -v script")) == 0
-
 --- Type 'keys' (TABs as "\t") into the REPL on a pseudo-terminal; returns
 -- what the terminal showed from the banner on (before it, the terminal
 -- echoes the keys as sent) and the exit code, or nil when there is no
 -- 'script' to give the REPL a terminal.
 local function type_keys(keys)
-  if not have_script then
-    pending("util-linux 'script' is not installed: no pseudo-terminal to drive the REPL")
-    return nil
-  end
-  local path = os.tmpname()
-  local f = assert(io.open(path, "w"))
-  f:write(keys)
-  f:close()
-  local out, rc = run.sh(("EMBER_HISTORY= TERM=dumb timeout 60 script -qec %s /dev/null < %s")
-    :format(run.q(E), run.q(path)))
-  os.remove(path)
+  local out, rc = run.pty(keys)
+  if not out then return nil end
   return out:match("Copyright.*") or out, rc
 end
 

@@ -180,17 +180,12 @@ describe("ember executable", function()
   end)
 
   it("the REPL on a terminal completes names and keeps history", function()
-    local have_script = select(2, run.sh("command -v script")) == 0
-    if not have_script then
-      pending("util-linux 'script' is not installed: no pseudo-terminal to drive the REPL")
-      return
-    end
     local hist = os.tmpname()
     os.remove(hist)
     -- "ember.zeros_l<TAB>" completes to ember.zeros_like; "y:nume<TAB>" to y:numel
-    local keys = "y = ember.ones(3)\\nprint(ember.zeros_l\\t(y):numel())\\nprint(y:nume\\t())\\n"
-    local out, rc = run.sh(("printf '%s' | EMBER_HISTORY=%s TERM=dumb script -qec %s /dev/null")
-      :format(keys, hist, run.q(E)))
+    local keys = "y = ember.ones(3)\nprint(ember.zeros_l\t(y):numel())\nprint(y:nume\t())\n"
+    local out, rc = run.pty(keys, {history = hist})
+    if not out then return end
     assert.are.equal(0, rc, out)
     -- the editor shows the completed lines, and both ran and printed 3
     assert.truthy(out:find("print(ember.zeros_like(y):numel())", 1, true), out)
@@ -206,16 +201,10 @@ describe("ember executable", function()
   end)
 
   it("the REPL keeps a multi-line chunk as one history entry", function()
-    local have_script = select(2, run.sh("command -v script")) == 0
-    if not have_script then
-      pending("util-linux 'script' is not installed: no pseudo-terminal to drive the REPL")
-      return
-    end
     local hist = os.tmpname()
     os.remove(hist)
-    local keys = "function g()\\n  return 7\\nend\\ng()\\n"
-    local out, rc = run.sh(("printf '%s' | EMBER_HISTORY=%s TERM=dumb script -qec %s /dev/null")
-      :format(keys, hist, run.q(E)))
+    local out, rc = run.pty("function g()\n  return 7\nend\ng()\n", {history = hist})
+    if not out then return end
     assert.are.equal(0, rc, out)
     assert.truthy(out:find("\n7\r?\n"), out)
     local f = assert(io.open(hist))
@@ -228,8 +217,7 @@ describe("ember executable", function()
     f = assert(io.open(hist, "w"))
     f:write(h)
     f:close()
-    out, rc = run.sh(("printf 'x = 1\\n' | EMBER_HISTORY=%s TERM=dumb script -qec %s /dev/null")
-      :format(hist, run.q(E)))
+    out, rc = run.pty("x = 1\n", {history = hist})
     assert.are.equal(0, rc, out)
     f = assert(io.open(hist))
     h = f:read("a")
@@ -241,16 +229,11 @@ describe("ember executable", function()
   -- the statement with what it lacked, and only Ctrl-D at the main
   -- prompt ends the session
   it("the REPL on a terminal: Ctrl-D at '>>' reports the statement and goes on", function()
-    local have_script = select(2, run.sh("command -v script")) == 0
-    if not have_script then
-      pending("util-linux 'script' is not installed: no pseudo-terminal to drive the REPL")
-      return
-    end
     -- the pauses let the line editor take the ^D as typed at the '>>'
     -- prompt; script ends the input with one more end of file
-    local out, rc = run.sh(("(printf 'for i = 1, 2 do\\n'; sleep 0.3; printf '\\004'; sleep 0.3; " ..
-                            "printf 'print(40 + 2)\\n') | EMBER_HISTORY= TERM=dumb timeout 60 script -qec %s /dev/null")
-      :format(run.q(E)))
+    local out, rc = run.pty({sh = "(printf 'for i = 1, 2 do\\n'; sleep 0.3; printf '\\004'; sleep 0.3; " ..
+                                  "printf 'print(40 + 2)\\n')"})
+    if not out then return end
     assert.are.equal(0, rc, out)
     -- the message on a line of its own, then the next statement ran
     assert.truthy(out:find("\n[^\n]*stdin:1: 'end' expected near <eof>\r?\n", 1), out)

@@ -30,6 +30,31 @@ function M.lua_run(src)
   return M.sh(M.lua_cmd() .. " -e " .. M.q(src))
 end
 
+--- Drive the ember REPL on a pseudo-terminal (util-linux's script):
+-- `keys` is what is typed (real "\n", "\t", "\4" characters), or
+-- {sh = cmd} for a shell command that types them (with pauses).
+-- opts.history is EMBER_HISTORY (default "": no history file).  Returns
+-- the terminal's output and the exit code; nil after a visible pending()
+-- when there is no script to give the REPL a terminal.
+function M.pty(keys, opts)
+  if select(2, M.sh("command -v script")) ~= 0 then
+    pending("util-linux 'script' is not installed: no pseudo-terminal to drive the REPL")
+    return nil
+  end
+  local feed, path = type(keys) == "table" and keys.sh, nil
+  if not feed then
+    path = os.tmpname()
+    local f = assert(io.open(path, "wb"))
+    f:write(keys)
+    f:close()
+    feed = "cat " .. M.q(path)
+  end
+  local out, rc = M.sh(("%s | EMBER_HISTORY=%s TERM=dumb timeout 60 script -qec %s /dev/null")
+    :format(feed, M.q(opts and opts.history or ""), M.q(M.ember)))
+  if path then os.remove(path) end
+  return out, rc
+end
+
 --- A new empty folder under /tmp; remove it with M.rmdir.
 function M.tmpdir()
   local d = os.tmpname()
