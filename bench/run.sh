@@ -68,7 +68,8 @@
 #   loader   issue 20's loader prefetch: CIFAR-sized tensor batches with
 #            transforms and a 20 ms step, then an image folder (2000 PNGs
 #            the bench writes, 64x64 -> 32x32, batch 64) with a small CNN
-#            step, prefetch 0 and 2 (bench/loader_bench.lua; not in the
+#            step, prefetch 0 and 2, vs torch's DataLoader over PIL
+#            (bench/loader_bench.lua, bench/loader_torch.py; not in the
 #            default list: BENCH_ONLY=loader or all)
 #   (gemm = matmul,convgemm; all = every group)
 # PyTorch is Debian's python3-torch from /usr/bin/python3 (BENCH_PYTHON
@@ -640,7 +641,10 @@ if wants bf16; then
 fi
 if wants loader; then
   echo
-  ./ember bench/loader_bench.lua || { echo "bench: bench/loader_bench.lua failed" >&2; status=1; }
+  # passive: the step's spinning OpenMP threads would take the worker's core (NOTES.md)
+  OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive} ./ember bench/loader_bench.lua ||
+    { echo "bench: bench/loader_bench.lua failed" >&2; status=1; }
+  $PY bench/loader_torch.py || echo "bench: bench/loader_torch.py failed (torch or PIL missing?)" >&2
 fi
 
 exit $status
