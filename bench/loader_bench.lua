@@ -11,7 +11,9 @@
 -- Output: per epoch, the time to make the batches alone (no step), and
 -- the epoch with steps for each prefetch; whether the batches were
 -- bit-identical.  The ideal with prefetch is max(batch, step) per batch
--- instead of batch + step.
+-- instead of batch + step.  Then the same for an image folder (the
+-- section below; bench/loader_torch.py is its PyTorch peer).  Run it with
+-- OMP_WAIT_POLICY=passive, as bench/run.sh does (bench/NOTES.md).
 local ember = require "ember"
 local data = ember.data
 
