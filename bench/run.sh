@@ -65,6 +65,12 @@
 #            kernels) and float32 vs PyTorch's, and the bf16/f32 ratio
 #            (target >= 1.8), its own table (bench/bf16.sh; not in the
 #            default list: BENCH_ONLY=bf16 or all)
+#   loader   issue 20's loader prefetch: CIFAR-sized tensor batches with
+#            transforms and a 20 ms step, then an image folder (2000 PNGs
+#            the bench writes, 64x64 -> 32x32, batch 64) with a small CNN
+#            step, prefetch 0 and 2, vs torch's DataLoader over PIL
+#            (bench/loader_bench.lua, bench/loader_torch.py; not in the
+#            default list: BENCH_ONLY=loader or all)
 #   (gemm = matmul,convgemm; all = every group)
 # PyTorch is Debian's python3-torch from /usr/bin/python3 (BENCH_PYTHON
 # overrides; without torch its column says so), always in its best
@@ -160,10 +166,10 @@ done
 # the groups asked for: want_<group>=1
 for g in $(echo "$only" | tr ',' ' '); do
   case $g in
-    matmul|convgemm|op|scan|startup|cnn|mlp|dist|sort|ops|gpt|mmap|checkpoint|bf16) eval "want_$g=1" ;;
+    matmul|convgemm|op|scan|startup|cnn|mlp|dist|sort|ops|gpt|mmap|checkpoint|bf16|loader) eval "want_$g=1" ;;
     gemm) want_matmul=1; want_convgemm=1 ;;
-    all) want_matmul=1; want_convgemm=1; want_op=1; want_scan=1; want_startup=1; want_cnn=1; want_mlp=1; want_dist=1; want_sort=1; want_ops=1; want_gpt=1; want_mmap=1; want_checkpoint=1; want_bf16=1 ;;
-    *) echo "bench: BENCH_ONLY: unknown group '$g' (expected matmul, convgemm, gemm, op, scan, startup, cnn, mlp, dist, sort, ops, gpt, mmap, checkpoint, bf16 or all)" >&2; exit 1 ;;
+    all) want_matmul=1; want_convgemm=1; want_op=1; want_scan=1; want_startup=1; want_cnn=1; want_mlp=1; want_dist=1; want_sort=1; want_ops=1; want_gpt=1; want_mmap=1; want_checkpoint=1; want_bf16=1; want_loader=1 ;;
+    *) echo "bench: BENCH_ONLY: unknown group '$g' (expected matmul, convgemm, gemm, op, scan, startup, cnn, mlp, dist, sort, ops, gpt, mmap, checkpoint, bf16, loader or all)" >&2; exit 1 ;;
   esac
 done
 wants() { eval "[ -n \"\${want_$1:-}\" ]"; }
@@ -632,6 +638,13 @@ fi
 if wants bf16; then
   echo
   sh bench/bf16.sh || { echo "bench: bench/bf16.sh failed" >&2; status=1; }
+fi
+if wants loader; then
+  echo
+  # passive: the step's spinning OpenMP threads would take the worker's core (NOTES.md)
+  OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive} ./ember bench/loader_bench.lua ||
+    { echo "bench: bench/loader_bench.lua failed" >&2; status=1; }
+  $PY bench/loader_torch.py || echo "bench: bench/loader_torch.py failed (torch or PIL missing?)" >&2
 fi
 
 exit $status

@@ -5,6 +5,8 @@
 **   ember._read_idx(path)            an IDX file as stored (data.read_idx)
 **   ember._read_image(path, c, h, w) one image, float32 c x h x w
 **   ember._read_images(paths, c, h, w)  a batch, float32 n x c x h x w
+**   ember._image_source(paths, labels, c, h, w, index, threads)
+**                                    the same in C for the loader's prefetch
 **   ember._listdir(path)             sorted entry names and which are dirs
 **   ember.randperm(n [, opts])       a permutation of 1..n, int64 default
 **   ember.get_rng_state()            {seed = int, offset = int}
@@ -29,6 +31,8 @@
 */
 #include <dirent.h>
 #include <errno.h>
+#include <omp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -133,6 +137,169 @@ static int l_read_images(lua_State *L) {
   if (ember_read_images(slot->t, paths, n) < 0) l_error(L);
   return 1;
 }
+
+/* {======================================================================
+** An image folder's batch source (the loader's prefetch decodes there)
+** ======================================================================= */
+
+/* The file list of an image folder (or of a Subset of one, through its
+   index map), copied once into C so the worker reads no Lua.  Shared by
+   the jobs in flight and the Lua userdata: refs counts them, changed only
+   on the caller's thread (make, release, __gc), never by the worker. */
+typedef struct {
+  int refs;
+  int channels, threads;   /* threads: the worker's decode team, 0: default */
+  int64_t h, w;
+  int64_t n;               /* the data set's length (rows 0 .. n-1) */
+  int64_t *index;          /* row -> file (0-based), NULL: the identity */
+  int64_t nfiles;
+  int64_t *labels;         /* per file */
+  const char **paths;      /* per file, into the block after them */
+} image_source;
+
+static void image_source_drop(image_source *c) {
+  if (c && --c->refs == 0) {
+    free(c->index);
+    free(c->labels);
+    free(c->paths);
+    free(c);
+  }
+}
+
+static int image_source_load(void *ctx, const int64_t *rows, int64_t n, ember_tensor **out) {
+  const image_source *c = ctx;
+  const char **paths = malloc((size_t)(n > 0 ? n : 1) * sizeof *paths);
+  if (!paths) return ember_set_error("image_folder: out of memory");
+  int64_t shape[4] = {n, c->channels, c->h, c->w};
+  out[0] = ember_empty(4, shape, EMBER_FLOAT32);
+  out[1] = ember_empty(1, shape, EMBER_INT64);
+  if (!out[0] || !out[1]) {
+    free(paths);
+    return -1;
+  }
+  int64_t *y = ember_data(out[1]);
+  for (int64_t i = 0; i < n; i++) {
+    if (rows[i] < 0 || rows[i] >= c->n) {
+      free(paths);
+      return ember_set_error("image_folder: index %lld is out of range 1..%lld",
+                             (long long)rows[i] + 1, (long long)c->n);
+    }
+    int64_t f = c->index ? c->index[rows[i]] : rows[i];
+    paths[i] = c->paths[f];
+    y[i] = c->labels[f];
+  }
+  /* this thread's own team size (an OpenMP ICV is per thread) */
+  if (c->threads > 0) omp_set_num_threads(c->threads);
+  int rc = ember_read_images(out[0], paths, n);
+  free(paths);
+  if (rc < 0) {
+    /* the message names the file; say whose it is, as ds:batch does */
+    const char *msg = ember_last_error();
+    const char *prefix = "read_image: ";
+    if (strncmp(msg, prefix, strlen(prefix)) == 0) msg += strlen(prefix);
+    char copy[1024];
+    snprintf(copy, sizeof copy, "%s", msg);
+    return ember_set_error("image_folder: %s", copy);
+  }
+  return 0;
+}
+
+static void image_source_release(void *ctx) { image_source_drop(ctx); }
+
+static int image_source_make(lua_State *L, int idx, ember_batch_source *src) {
+  image_source **u = lua_touserdata(L, idx);
+  (*u)->refs++;
+  *src = (ember_batch_source){image_source_load, image_source_release, *u, 2};
+  return 0;
+}
+
+static const l_batch_source_hook image_source_hook = {image_source_make};
+
+#define IMAGE_SOURCE_MT "ember.ImageSource"
+
+static int image_source_gc(lua_State *L) {
+  image_source **u = luaL_checkudata(L, 1, IMAGE_SOURCE_MT);
+  image_source_drop(*u);
+  *u = NULL;
+  return 0;
+}
+
+/* ember._image_source(paths, labels, c, h, w, index, threads): internal
+   (data.image_folder's _batch_source).  paths and labels are lists (the
+   data set's, checked there); index a 1-d int64 tensor of 1-based files,
+   or nil; threads the worker's decode team (0: the default). */
+static int l_image_source(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  int64_t nfiles = (int64_t)luaL_len(L, 1);
+  lua_settop(L, 7);   /* the userdata is 8 */
+  image_source **u = lua_newuserdatauv(L, sizeof *u, 0);
+  *u = NULL;
+  luaL_setmetatable(L, IMAGE_SOURCE_MT);
+  image_source *c = calloc(1, sizeof *c);
+  if (!c) return luaL_error(L, "image_folder: out of memory");
+  *u = c;   /* from here __gc frees what was made, also on an error */
+  c->refs = 1;
+  c->channels = (int)luaL_checkinteger(L, 3);
+  c->h = luaL_checkinteger(L, 4);
+  c->w = luaL_checkinteger(L, 5);
+  c->threads = (int)luaL_optinteger(L, 7, 0);
+  c->nfiles = c->n = nfiles;
+  size_t bytes = 0;
+  for (int64_t i = 0; i < nfiles; i++) {
+    size_t len;
+    if (lua_geti(L, 1, i + 1) != LUA_TSTRING)
+      return luaL_error(L, "image_folder: path %d is not a string", (int)i + 1);
+    lua_tolstring(L, -1, &len);
+    bytes += len + 1;
+    lua_pop(L, 1);
+  }
+  /* one block: the pointers, then the strings they point to */
+  c->paths = malloc((size_t)(nfiles > 0 ? nfiles : 1) * sizeof *c->paths + bytes);
+  c->labels = malloc((size_t)(nfiles > 0 ? nfiles : 1) * sizeof *c->labels);
+  if (!c->paths || !c->labels) return luaL_error(L, "image_folder: out of memory");
+  char *text = (char *)(c->paths + (nfiles > 0 ? nfiles : 1));
+  for (int64_t i = 0; i < nfiles; i++) {
+    size_t len;
+    lua_geti(L, 1, i + 1);
+    const char *s = lua_tolstring(L, -1, &len);
+    memcpy(text, s, len + 1);
+    c->paths[i] = text;
+    text += len + 1;
+    lua_geti(L, 2, i + 1);
+    c->labels[i] = (int64_t)luaL_checkinteger(L, -1);
+    lua_pop(L, 2);
+  }
+  if (!lua_isnoneornil(L, 6)) {
+    ember_tensor *ix = l_check(L, 6);
+    if (ix->dtype != EMBER_INT64 || ix->ndim != 1 || !ember_is_contiguous(ix) ||
+        ix->storage->device != EMBER_CPU)
+      return luaL_error(L, "image_folder: the index must be a 1-d int64 CPU tensor");
+    c->n = ember_numel(ix);
+    c->index = malloc((size_t)(c->n > 0 ? c->n : 1) * sizeof *c->index);
+    if (!c->index) return luaL_error(L, "image_folder: out of memory");
+    const int64_t *one = ember_data(ix);
+    for (int64_t i = 0; i < c->n; i++) {
+      if (one[i] < 1 || one[i] > nfiles)
+        return luaL_error(L, "image_folder: index %lld is out of range 1..%lld",
+                          (long long)one[i], (long long)nfiles);
+      c->index[i] = one[i] - 1;
+    }
+  }
+  lua_pushvalue(L, 8);
+  return 1;
+}
+
+static void register_image_source(lua_State *L) {
+  luaL_newmetatable(L, IMAGE_SOURCE_MT);
+  lua_pushcfunction(L, image_source_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pushlightuserdata(L, (void *)&image_source_hook);
+  lua_setfield(L, -2, "__ember_batch_source");
+  lua_pop(L, 1);
+}
+
+/* }====================================================================== */
 
 static int cmp_names(const void *a, const void *b) {
   return strcmp(*(const char *const *)a, *(const char *const *)b);
@@ -817,6 +984,7 @@ static const luaL_Reg module_funcs[] = {
   {"_read_idx", l_read_idx},
   {"_read_image", l_read_image},
   {"_read_images", l_read_images},
+  {"_image_source", l_image_source},
   {"_listdir", l_listdir},
   {"randperm", l_randperm},
   {"get_rng_state", l_get_rng_state},
@@ -838,6 +1006,7 @@ void l_register_data(lua_State *L) {
   register_generator(L);
   register_bpe(L);
   register_queue(L);
+  register_image_source(L);
   lua_pop(L, 1);
   l_register(L, module_funcs, both_funcs);
 }

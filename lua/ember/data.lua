@@ -304,6 +304,17 @@ function data.Subset(dataset, indices)
   return setmetatable({dataset = dataset, indices = idx}, Subset)
 end
 
+--- A Subset's prefetch hook: its data set's, with the rows mapped through
+-- the indices (composed with the index a Subset above gives), when that
+-- data set has one; nil otherwise (then batches are made item by item).
+function Subset._batch_source(self, index)
+  local mt = getmetatable(self.dataset)
+  local hook = type(mt) == "table" and rawget(mt, "_batch_source")
+  if not hook then return nil end
+  local idx = self.indices:to("int64"):contiguous()
+  return hook(self.dataset, index and idx:index_select(1, index) or idx)
+end
+
 --- A permutation of 1..n from the generator at (seed, offset), leaving
 -- the global generator's state as it was.
 local function seeded_randperm(seed, offset, n)
@@ -657,6 +668,14 @@ function data.loader(a, b, c)
   if self.seed ~= nil and math.type(self.seed) ~= "integer" then
     fail(2, "loader: seed must be an integer, got %s", kind(self.seed))
   end
+  local gmt = getmetatable(self.generator)
+  if self.generator ~= nil and not (type(gmt) == "table" and gmt.__name == "ember.Generator") then
+    fail(2, "loader: generator must be an ember.Generator, got %s", kind(self.generator))
+  end
+  -- two sources of the same numbers: which one wins would be a guess
+  if self.seed ~= nil and self.generator ~= nil then
+    fail(2, "loader: give seed or generator, not both")
+  end
   self._tensors, self._index = tensor_source(ds)
   return self
 end
@@ -695,6 +714,10 @@ function Loader:_order()
   local order
   if not self.shuffle then
     order = nil
+  elseif self.generator ~= nil then
+    -- as DataLoader(generator = g): g drives the shuffle too, before the
+    -- epoch's transforms reserve their numbers from it (_epoch_rng)
+    order = ember.randperm(n, {generator = self.generator})
   elseif self.seed then
     -- epoch e draws at counter (e-1)*n of the seed's stream: the orders
     -- manual_seed(seed) and one randperm(n) per epoch would give
@@ -791,7 +814,11 @@ local function prefetch_source(self)
   if self.prefetch == 0 then return nil end
   local mt = getmetatable(self.dataset)
   local hook = type(mt) == "table" and rawget(mt, "_batch_source")
-  if hook then return hook(self.dataset) end
+  if hook then
+    -- made once per loader: the source copies the data set's file list
+    if self._hook_source == nil then self._hook_source = hook(self.dataset) or false end
+    if self._hook_source then return self._hook_source end
+  end
   if not self._tensors then return nil end
   if not self._ctensors then
     local ts = {}

@@ -146,6 +146,23 @@ function ImageFolder.batch(self, indices)
   return ember.stack(xs), y
 end
 
+-- The worker's decode team for the loader's prefetch: one thread, so the
+-- step on the caller's thread keeps the other cores (bench/NOTES.md,
+-- "Image folders through the prefetch": a team of its own was slower with
+-- a step computing).  0 would give the default team.
+ImageFolder._worker_threads = 1
+
+--- The loader's prefetch hook (data.lua's prefetch_source): a C batch
+-- source holding a copy of the file list and labels, so the worker decodes
+-- without Lua; index (a 1-d int64 tensor, 1-based) maps the loader's rows
+-- to files, as a Subset's indices do.  nil without a size: then images
+-- may differ in size and ds:batch on the caller's thread checks them.
+function ImageFolder._batch_source(self, index)
+  if not self.size then return nil end
+  return ember._image_source(self.samples, self.labels, self.channels, self.size[1],
+                             self.size[2], index, ImageFolder._worker_threads)
+end
+
 --- The extensions option as a set of lower-case suffixes.
 local function extensions_opt(exts)
   exts = exts == nil and DEFAULT_EXTENSIONS or exts

@@ -268,6 +268,11 @@ M.SEEDS = {
     return {e.randn(5, 2, 4, 4), e.arange(1, 6), {batch_size = 2, prefetch = 2, shuffle = true,
             transform = e.data.transforms{e.data.RandomCrop(3, {padding = 1}), e.data.Normalize(0, 2)}}}
   end,
+  loader_images = function(e)
+    return {e.data.image_folder("spec/fixtures/images", {size = {3, 4}}),
+            {batch_size = 3, prefetch = 2, shuffle = true, generator = e.Generator(4),
+             transform = e.data.transforms{e.data.RandomCrop(2, {padding = 1})}}}
+  end,
   encode = function() return {"h\xc3\xb6l"} end,
   decode = function(e) return {e.tensor({1, 2, 3}, {dtype = "int64"})} end,
   mha_forward = function(e)
@@ -321,13 +326,18 @@ function M.targets(ember)
                                      ember.data.RandomHorizontalFlip(),
                                      ember.data.RandomRotation(10)}
     add("ember.data.transforms_call", function(...) return tf(...) end, false)
-    add("ember.data.loader_prefetch", function(...)
-      local n = 0
-      for _ in ember.data.loader(...) do
-        n = n + 1
-        if n == 3 then break end
+    local function first_batches(count)
+      return function(...)
+        local n = 0
+        for _ in ember.data.loader(...) do
+          n = n + 1
+          if n == count then break end
+        end
       end
-    end, false)
+    end
+    add("ember.data.loader_prefetch", first_batches(3), false)
+    -- an image folder decoded on the prefetch worker (its C batch source)
+    add("ember.data.loader_images", first_batches(2), false)
     add("ember.data.Tokenizer:encode", function(...) return tok:encode(...) end, false)
     add("ember.data.Tokenizer:decode", function(...) return tok:decode(...) end, false)
     -- GPT-2's BPE: training (small sizes: time grows with them) and the
