@@ -645,6 +645,7 @@ if wants loader; then
   OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive} ./ember bench/loader_bench.lua ||
     { echo "bench: bench/loader_bench.lua failed" >&2; status=1; }
   $PY bench/loader_torch.py || echo "bench: bench/loader_torch.py failed (torch or PIL missing?)" >&2
+  BENCH_PY=$PY ./ember bench/csv_bench.lua || { echo "bench: bench/csv_bench.lua failed" >&2; status=1; }
 fi
 
 exit $status

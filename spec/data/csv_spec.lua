@@ -142,16 +142,16 @@ describe("data.csv", function()
     assert.truthy(msg:find("csv_spec.lua:%d+: csv:"), msg)
   end)
 
-  it("loads 100k rows of 10 columns in well under 2 seconds", function()
+  -- its speed is measured in bench/csv_bench.lua (make bench BENCH_ONLY=loader)
+  it("loads 100k rows of 10 columns", function()
     local lines = {"c1,c2,c3,c4,c5,c6,c7,c8,c9,label"}
     local row = "0.125,1.5,2.25,3,4.75,5.5,6.125,7,8.5,"
     for i = 1, 100000 do lines[#lines + 1] = row .. (i % 10) end
     local p = write("big.csv", table.concat(lines, "\n") .. "\n")
-    local t0 = os.clock()
     local x, y = data.csv(p, {target = "label"})
-    local took = os.clock() - t0
     assert.are.same({100000, 9}, x:shape())
     assert.are.equal(9, y:max():item())
-    assert.is_true(took < 2, ("took %.2f s"):format(took))
+    assert.are.equal(8.5, x[100000][9])
+    assert.are.equal(4, y[4])
   end)
 end)
