@@ -3,6 +3,8 @@
 ** random permutations), the generators, and sampling.
 **
 **   ember._read_idx(path)            an IDX file as stored (data.read_idx)
+**   ember._csv_scan(text, pos, line, sep, roles, flat, k, targets, n)
+**                                    data.csv's numeric fast path
 **   ember._read_image(path, c, h, w) one image, float32 c x h x w
 **   ember._read_images(paths, c, h, w)  a batch, float32 n x c x h x w
 **   ember._image_source(paths, labels, c, h, w, index, threads)
@@ -99,6 +101,60 @@ static int l_read_idx(lua_State *L) {
   l_tensor *slot = l_newslot(L);
   l_fill(L, slot, ember_read_idx(path));
   return 1;
+}
+
+/* ember._csv_scan(text, pos, line, sep, roles, flat, k, targets, n):
+   internal (lua/ember/data_csv.lua).  Parses the plain records of text
+   from byte pos (1-based) with ember_csv_scan, roles[c] being column c's
+   role there; appends their features to flat after index k and their
+   target strings to targets after index n.  Returns the new pos, line, k
+   and n; the record at pos, if any, is one for the Lua path. */
+#define CSV_CHUNK 4096          /* rows per scan: bounds the buffers */
+static int l_csv_scan(lua_State *L) {
+  size_t len, seplen;
+  const char *text = luaL_checklstring(L, 1, &len);
+  lua_Integer pos1 = luaL_checkinteger(L, 2);
+  int64_t line = (int64_t)luaL_checkinteger(L, 3);
+  const char *sep = luaL_checklstring(L, 4, &seplen);
+  luaL_checktype(L, 5, LUA_TTABLE);
+  luaL_checktype(L, 6, LUA_TTABLE);
+  lua_Integer k = luaL_checkinteger(L, 7);
+  luaL_checktype(L, 8, LUA_TTABLE);
+  lua_Integer n = luaL_checkinteger(L, 9);
+  if (seplen != 1 || pos1 < 1) return luaL_error(L, "_csv_scan: bad arguments");
+  int64_t ncol = (int64_t)lua_rawlen(L, 5), nf = 0;
+  int64_t *role = lua_newuserdatauv(L, (size_t)(ncol ? ncol : 1) * sizeof *role, 0);
+  for (int64_t c = 0; c < ncol; c++) {
+    lua_rawgeti(L, 5, (lua_Integer)c + 1);
+    role[c] = (int64_t)lua_tointeger(L, -1);
+    lua_pop(L, 1);
+    if (role[c] >= 0) nf++;
+  }
+  double *out = lua_newuserdatauv(L, (size_t)(nf ? nf : 1) * CSV_CHUNK * sizeof *out, 0);
+  size_t *target = lua_newuserdatauv(L, 2 * CSV_CHUNK * sizeof *target, 0);
+  size_t pos = (size_t)pos1 - 1;
+  for (;;) {
+    int64_t rows = ember_csv_scan(text, len, &pos, &line, sep[0], ncol, role, CSV_CHUNK, out,
+                                  target);
+    for (int64_t i = 0; i < rows * nf; i++) {
+      lua_pushnumber(L, out[i]);
+      lua_rawseti(L, 6, ++k);
+    }
+    for (int64_t c = 0; c < ncol; c++) {
+      if (role[c] != EMBER_CSV_TARGET) continue;
+      for (int64_t i = 0; i < rows; i++) {
+        lua_pushlstring(L, text + target[2 * i], target[2 * i + 1]);
+        lua_rawseti(L, 8, n + 1 + i);
+      }
+    }
+    n += rows;
+    if (rows < CSV_CHUNK) break;
+  }
+  lua_pushinteger(L, (lua_Integer)pos + 1);
+  lua_pushinteger(L, (lua_Integer)line);
+  lua_pushinteger(L, k);
+  lua_pushinteger(L, n);
+  return 4;
 }
 
 /* ember._read_image(path, channels, h, w): internal (data.read_image);
@@ -982,6 +1038,7 @@ static const luaL_Reg module_funcs[] = {
   {"_bpe_load", l_bpe_load},
   {"_bpe_train", l_bpe_train},
   {"_read_idx", l_read_idx},
+  {"_csv_scan", l_csv_scan},
   {"_read_image", l_read_image},
   {"_read_images", l_read_images},
   {"_image_source", l_image_source},

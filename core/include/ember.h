@@ -998,6 +998,33 @@ ember_tensor *ember_read_idx(const char *path);
 /* }==================================================================== */
 
 /* {====================================================================
+** CSV (core/io_csv.c): the numeric fast path of data.csv.
+** ===================================================================== */
+
+/* A column's role for ember_csv_scan, besides a feature's slot (>= 0). */
+#define EMBER_CSV_SKIP   (-1)   /* not read */
+#define EMBER_CSV_TARGET (-2)   /* not read; its span is handed back */
+
+/* Parse consecutive plain records of text[0..len) from byte *pos (0-based):
+   lines ending in \n, \r\n or the end of the text, fields split at every
+   `sep`, none holding a double quote, exactly `ncol` fields, and the field
+   of every column c with role[c] >= 0 a plain decimal number
+   ([ws][+-]digits[.digits][(e|E)[+-]digits][ws] or .digits) stored as
+   out[row * F + role[c]], F being the number of such columns, with the
+   value Lua's tonumber gives.  Blank lines are skipped.  The field of
+   the column whose role is EMBER_CSV_TARGET must not be empty; when
+   target is not NULL, its start and length are stored in target[2 * row] and target[2 * row + 1].
+   Stops before the first record it cannot take that way, or after
+   max_rows records; returns the records parsed, moves *pos past them and
+   adds the lines consumed (records and blank lines) to *lines.  Parses
+   nothing when the C locale's decimal point is not '.'. */
+int64_t ember_csv_scan(const char *text, size_t len, size_t *pos, int64_t *lines, char sep,
+                       int64_t ncol, const int64_t *role, int64_t max_rows, double *out,
+                       size_t *target);
+
+/* }==================================================================== */
+
+/* {====================================================================
 ** Images (core/io_image.c): PNG (libpng) and JPEG (libjpeg-turbo),
 ** told apart by their magic bytes, never by the name.  Every image is
 ** decoded to 8 bits and to `channels` channels: 1 (grey) or 3 (RGB).

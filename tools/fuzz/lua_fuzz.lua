@@ -256,7 +256,8 @@ M.SEEDS = {
   image_folder = function()
     return {"spec/fixtures/images", {size = {2, 3}, channels = 3, extensions = {".png", ".jpg"}}, {2, 1}} end,
   write_image = function(e) return {e.rand(3, 4, 5):transpose(2, 3), {compression = 1}} end,
-  csv = function() return {'a,"b,c",y\r\n1,2,cat\n3,"4",dog\n\n', {target = "y", columns = {1, "b,c"}}} end,
+  -- plain numeric records between the odd ones: the C scanner's runs
+  csv = function() return {'a,"b,c",y\r\n1,2,cat\n-0, .5e1 ,dog\r\n3,"4",dog\n\n7,8.,cat\n', {target = "y", columns = {1, "b,c"}}} end,
   windows = function(e) return {e.arange(1, 21, {dtype = "int64"}), 4, 3, {generator = e.Generator(6)}} end,
   RandomCrop = function() return {3, {padding = 1, padding_mode = "reflect"}} end,
   RandomHorizontalFlip = function() return {0.5} end,
