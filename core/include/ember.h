@@ -1010,8 +1010,8 @@ ember_tensor *ember_read_idx(const char *path);
    `sep`, none holding a double quote, exactly `ncol` fields, and the field
    of every column c with role[c] >= 0 a plain decimal number
    ([ws][+-]digits[.digits][(e|E)[+-]digits][ws] or .digits) stored as
-   out[row * F + role[c]], F being the number of such columns, with the
-   value Lua's tonumber gives.  Blank lines are skipped.  The field of
+   out[row * F + role[c]], F being the number of such columns (each slot
+   0..F-1 given once), with the value Lua's tonumber gives.  Blank lines are skipped.  The field of
    the column whose role is EMBER_CSV_TARGET must not be empty; when
    target is not NULL, its start and length are stored in target[2 * row] and target[2 * row + 1].
    Stops before the first record it cannot take that way, or after
