@@ -291,7 +291,7 @@ build/fuzz/obj/%.o: %.c $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(CPPFLAGS) -std=c11 -fopenmp $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link,address,undefined -c $< -o $@
 
-$(FUZZERS): build/fuzz/%: tools/fuzz/%.c $(FUZZ_OBJ)
+$(FUZZERS): build/fuzz/%: tools/fuzz/%.c tools/fuzz/fuzz_file.h $(FUZZ_OBJ)
 	$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_FLAGS) -fsanitize=fuzzer,address,undefined -o $@ $< $(FUZZ_OBJ) -lopenblas -lpng -ljpeg -lz -lm -fopenmp
 
 fuzz-files:

@@ -12,42 +12,9 @@
 ** fuzz-files` (with -fsanitize=fuzzer,address,undefined; leaks fail too).
 */
 #define _GNU_SOURCE
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/mman.h>
-#include <unistd.h>
-
-#include "ember.h"
+#include "fuzz_file.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-/* The file the inputs go to, made once: its fd and a path to it. */
-static int file_fd = -1;
-static char file_path[64];
-
-static void open_file(void) {
-  file_fd = memfd_create("fuzz_safetensors", 0);
-  if (file_fd < 0) {
-    char tmpl[] = "/tmp/fuzz_safetensors.XXXXXX";
-    file_fd = mkstemp(tmpl);
-    if (file_fd < 0) { perror("fuzz_safetensors: mkstemp"); abort(); }
-    unlink(tmpl);   /* still reachable through /proc/self/fd */
-  }
-  snprintf(file_path, sizeof file_path, "/proc/self/fd/%d", file_fd);
-}
-
-/* Replace the file's contents with the input. */
-static void write_input(const uint8_t *data, size_t size) {
-  if (ftruncate(file_fd, 0) < 0) { perror("fuzz_safetensors: ftruncate"); abort(); }
-  size_t done = 0;
-  while (done < size) {
-    ssize_t k = pwrite(file_fd, data + done, size - done, (off_t)done);
-    if (k <= 0) { perror("fuzz_safetensors: pwrite"); abort(); }
-    done += (size_t)k;
-  }
-}
 
 /* Read every byte of s (so ASan sees an over-read) into a checksum. */
 static unsigned touch_string(const char *s) {
@@ -58,16 +25,9 @@ static unsigned touch_string(const char *s) {
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  if (file_fd < 0) open_file();
-  write_input(data, size);
-  ember_safetensors *st =
-      ember_load_safetensors_ex(file_path, size % 2 ? EMBER_LOAD_MMAP : 0);
-  if (!st) {
-    /* a failure must say why */
-    const char *msg = ember_last_error();
-    if (!msg || !*msg) abort();
-    return 0;
-  }
+  ember_safetensors *st = ember_load_safetensors_ex(fuzz_file("fuzz_safetensors", data, size),
+                                                   size % 2 ? EMBER_LOAD_MMAP : 0);
+  if (fuzz_failed(st)) return 0;
   volatile unsigned sink = 0;
   int n = ember_safetensors_count(st);
   for (int i = 0; i < n; i++) {
