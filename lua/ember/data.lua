@@ -15,6 +15,7 @@
 -- PyTorch's datasets return).
 local ember = require "ember"
 local check = require "ember.check"
+local blame = require "ember.blame"
 
 local data = {}
 
@@ -831,6 +832,13 @@ local function prefetch_source(self)
   return self._ctensors
 end
 
+--- The results of pcall(f) without its status, or its error raised
+-- again at the user's line.
+local function reraised(ok, ...)
+  if not ok then blame.reraise((...)) end
+  return ...
+end
+
 --- loader:iter(): a plain iterator over one new epoch.  With prefetch,
 -- batches b+1 .. b+prefetch are being made on a worker thread while the
 -- caller has batch b; a new epoch drops what an abandoned one had queued.
@@ -842,11 +850,14 @@ function Loader:iter()
   local q = source and ember._batch_queue()
   self._queue = q
   local submitted = 0
-  return function()
-    b = b + 1
-    if b > nb then return nil end
-    if not q then return self:_batch(order, b, rng) end
-    while submitted < math.min(b + self.prefetch, nb) do
+  local function prefetched()
+    -- the same check (and message) as apply_transform's in place
+    if submitted == 0 and self.transform and source == self._ctensors then
+      check_images("loader: transform", source[1], 1)
+    end
+    -- written so that a huge prefetch cannot overflow b + prefetch
+    local last = nb - b <= self.prefetch and nb or b + self.prefetch
+    while submitted < last do
       submitted = submitted + 1
       local rows, start = batch_rows(self, order, submitted)
       local steps = self.transform and self.transform.steps
@@ -854,6 +865,14 @@ function Loader:iter()
                rng and rng.offset + (start - 1) * #steps)
     end
     return q:next()
+  end
+  return function()
+    b = b + 1
+    if b > nb then return nil end
+    if not q then return self:_batch(order, b, rng) end
+    -- a batch that failed on the worker (a bad image file, ...) is the
+    -- user's `for`, not this file's line
+    return reraised(pcall(prefetched))
   end
 end
 

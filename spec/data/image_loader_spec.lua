@@ -156,3 +156,41 @@ describe("data.loader's generator", function()
                      "loader: generator must be an ember.Generator, got 5")
   end)
 end)
+
+describe("the prefetch worker's errors and limits", function()
+  local X = ember.arange(1, 21):float():view(20, 1)
+
+  it("takes a prefetch larger than what is left (no overflow of b + prefetch)", function()
+    local n = 0
+    for xb in data.loader(X, {batch_size = 3, prefetch = math.maxinteger}) do n = n + 1 end
+    assert.equal(7, n)
+  end)
+
+  it("blames the user's `for` for a batch that failed on the worker", function()
+    local d = tmpdir()
+    copy(DIR .. "/cat/a.png", d .. "/a/x.png")
+    local f = assert(io.open(d .. "/b/y.png", "wb"))
+    f:write("not an image")
+    f:close()
+    local ds = data.image_folder(d, {size = {5, 6}})
+    for _, pf in ipairs{0, 2} do
+      local ok, err = pcall(function()
+        for _ in data.loader(ds, {batch_size = 1, prefetch = pf}) do end
+      end)
+      assert.is_false(ok)
+      assert.matches("^spec/data/image_loader_spec%.lua:%d+: image_folder: '.*y%.png' is not a PNG or JPEG file",
+                     err, nil, false, "prefetch " .. pf)
+    end
+    os.execute("rm -rf '" .. d .. "'")
+  end)
+
+  it("checks the images for the transforms as it does in place", function()
+    local tf = data.transforms{data.RandomHorizontalFlip()}
+    local ok, err = pcall(function()
+      for _ in data.loader(X, {transform = tf, prefetch = 1}) do end
+    end)
+    assert.is_false(ok)
+    assert.matches("^spec/data/image_loader_spec%.lua:%d+: loader: transform: expected a float32 N x C x H x W tensor",
+                   err)
+  end)
+end)
