@@ -532,10 +532,19 @@ local function check_images(fname, x, level)
   end
 end
 
+--- Check that g is nil or an ember.Generator (the caller's name fname).
+local function check_generator(fname, g, level)
+  local mt = getmetatable(g)
+  if g ~= nil and not (type(mt) == "table" and mt.__name == "ember.Generator") then
+    fail(level + 1, "%s: generator must be an ember.Generator, got %s", fname, kind(g))
+  end
+end
+
 --- tf(x [, {generator = g}]): the transforms on x, a new tensor.  Each
 -- image draws its own numbers; the generator moves by N * #steps.
 function Transform.__call(self, x, opts)
   opts = options("transforms", opts, {generator = true}, 2)
+  check_generator("transforms", opts.generator, 2)
   check_images("transforms", x, 2)
   local dev = x.device
   local seed, offset = ember._rng_reserve(opts, 0)
@@ -669,10 +678,7 @@ function data.loader(a, b, c)
   if self.seed ~= nil and math.type(self.seed) ~= "integer" then
     fail(2, "loader: seed must be an integer, got %s", kind(self.seed))
   end
-  local gmt = getmetatable(self.generator)
-  if self.generator ~= nil and not (type(gmt) == "table" and gmt.__name == "ember.Generator") then
-    fail(2, "loader: generator must be an ember.Generator, got %s", kind(self.generator))
-  end
+  check_generator("loader", self.generator, 2)
   -- two sources of the same numbers: which one wins would be a guess
   if self.seed ~= nil and self.generator ~= nil then
     fail(2, "loader: give seed or generator, not both")

@@ -28,8 +28,8 @@ local function size_opt(fname, size)
   if type(size) ~= "table" or ember.is_tensor(size) or #size ~= 2 then
     raise(("%s: size must be a table {h, w}, got %s"):format(fname, check.kind(size)))
   end
-  local h = check.integer(fname, "size[1]", size[1], 1, 4)
-  local w = check.integer(fname, "size[2]", size[2], 1, 4)
+  local h = check.integer(fname, "size[1]", size[1], 1, raise)
+  local w = check.integer(fname, "size[2]", size[2], 1, raise)
   if h > MAX_PIXELS // w then
     raise(("%s: size {%d, %d} is more than the limit of %d pixels"):format(fname, h, w, MAX_PIXELS))
   end

@@ -113,6 +113,17 @@ describe("data.read_image", function()
     fails({"read_image: 'spec/fixtures/images_extra/cmyk.jpg' is a CMYK JPEG, which is not supported"},
           "spec/fixtures/images_extra/cmyk.jpg")
   end)
+
+  it("blames the caller's line for a bad size", function()
+    for _, size in ipairs{{0, 2}, {2, 1.5}} do
+      local ok, err = pcall(function()
+        local x = data.read_image(DIR .. "/cat/a.png", {size = size})
+        return x
+      end)
+      assert.is_false(ok)
+      assert.matches("^spec/io/image_spec%.lua:%d+: read_image: size%[%d%] must be", err)
+    end
+  end)
 end)
 
 describe("data.image_folder", function()
