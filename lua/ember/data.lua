@@ -487,7 +487,8 @@ function data.RandomRotation(degrees, opts)
   local lo, hi
   if type(degrees) == "table" then
     lo, hi = degrees[1], degrees[2]
-    if #degrees ~= 2 or type(lo) ~= "number" or type(hi) ~= "number" or lo > hi then
+    -- not (lo <= hi) also refuses NaN, as the single number's check does
+    if #degrees ~= 2 or type(lo) ~= "number" or type(hi) ~= "number" or not (lo <= hi) then
       fail(2, "RandomRotation: degrees must be d >= 0 or {lo, hi} with lo <= hi")
     end
   else

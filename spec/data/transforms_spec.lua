@@ -276,6 +276,8 @@ describe("data.loader transform and prefetch", function()
     assert.matches("RandomCrop: crop 20x20 is larger than the padded image 8x8",
                    message(function() for _ in loader do end end))
     assert.matches("loader: prefetch must be >= 0, got %-1", message(data.loader, X, {prefetch = -1}))
+    assert.matches("RandomRotation: degrees must be d >= 0 or {lo, hi} with lo <= hi",
+                   message(data.RandomRotation, {0 / 0, 5}))
     assert.matches("^spec/data/transforms_spec%.lua:%d+: transforms: generator must be an ember.Generator, got 3",
                    message(function() local y = tf(X, {generator = 3}); return y end))
     assert.matches("loader: transform must be data.transforms", message(data.loader, X, {transform = 3}))
