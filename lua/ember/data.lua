@@ -828,15 +828,15 @@ local function prefetch_source(self)
     if self._hook_source then return self._hook_source end
   end
   if not self._tensors then return nil end
-  if not self._ctensors then
-    local ts = {}
-    for j, t in ipairs(self._tensors) do
-      if t.device ~= "cpu" then return nil end
-      ts[j] = t:is_contiguous() and t or t:contiguous()
-    end
-    self._ctensors = ts
+  -- taken again each epoch (a non-contiguous tensor copied), so that the
+  -- batches see the tensors as they are now, as batches made in place do
+  local ts = {}
+  for j, t in ipairs(self._tensors) do
+    if t.device ~= "cpu" then return nil end
+    ts[j] = t:is_contiguous() and t or t:contiguous()
   end
-  return self._ctensors
+  self._ctensors = ts
+  return ts
 end
 
 --- The results of pcall(f) without its status, or its error raised

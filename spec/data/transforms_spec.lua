@@ -251,6 +251,22 @@ describe("data.loader transform and prefetch", function()
     same_batches(run(items, 0), run(items, 2))
   end)
 
+  it("a non-contiguous tensor changed in place between epochs: prefetch sees the change", function()
+    local function epochs(k)
+      local base = ember.randn(12, 3, 4, 4, {generator = ember.Generator(5)})
+      local x = base:transpose(3, 4)          -- non-contiguous: the worker reads a copy
+      local loader = data.loader(x, {batch_size = 4, prefetch = k})
+      local out = {}
+      for xb in loader do out[#out + 1] = xb end
+      base:mul_(2)                            -- the user's tensor changes
+      for xb in loader do out[#out + 1] = xb end
+      return out
+    end
+    local a, b = epochs(0), epochs(2)
+    assert.are.equal(6, #b)
+    for i = 1, #a do same(a[i], b[i]) end
+  end)
+
   it("a dataset with a batch source hook is prefetched from it", function()
     -- the hook's value goes to the worker: here tensors whose rows are
     -- the dataset's (a C data set returns a userdata with a C loader)
