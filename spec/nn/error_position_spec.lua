@@ -227,6 +227,18 @@ describe("errors in a model", function()
     assert.is_false(blame.library_file("..." .. root:sub(-1) .. "home/me/train.lua"))
   end)
 
+  it("from argmax, softmax and log_softmax name the op and the user's line", function()
+    local t = ember.randn({2, 3})
+    local l = line()
+    local e = err(function() local r = t:softmax(7) return r end)
+    assert.are.equal(at(l + 1) .. "softmax: dimension 7 out of range for a 2-d tensor " ..
+                     "(expected 1..2)", e)
+    e = err(function() local r = ember.argmax(t, {}) return r end)
+    assert.are.equal(at(l + 4) .. "bad argument #2 to 'argmax' (integer expected, got table)", e)
+    e = err(function() local r = t:log_softmax("a") return r end)
+    assert.are.equal(at(l + 6) .. "bad argument #2 to 'log_softmax' (integer expected, got string)", e)
+  end)
+
   it("leave a working Sequential's result as it was", function()
     local model = cnn()
     model[5] = nn.Linear(200, 10)
