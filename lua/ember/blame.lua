@@ -45,16 +45,32 @@ end
 -- file's own chunk name.
 local ROOT = debug.getinfo(1, "S").source:match("^@(.*)blame%.lua$")
 
+--- True when rel (a path under ROOT, "nn/module.lua") is the file of one
+-- of the library's modules that is loaded or preloaded (an error raised
+-- while the model runs comes from a loaded one).
+local function library_module(rel)
+  local name = rel:match("^([%w_/]+)%.lua$")
+  if not name then return false end
+  name = ("ember/" .. name):gsub("/init$", ""):gsub("/", ".")
+  return package.loaded[name] ~= nil or package.preload[name] ~= nil
+end
+
 --- True when file (a chunk's short name, as error positions print it,
 -- possibly cut to "...tail" by Lua) is one of the library's.
 local function library_file(file)
   if not ROOT then return file:find("ember/", 1, true) ~= nil end
   if file:sub(1, #ROOT) == ROOT then return true end
   if file:sub(1, 3) ~= "..." then return false end
-  -- a cut name: its tail must start inside ROOT or with ROOT's tail
+  -- a cut name: its tail must start with a tail of ROOT and go on with
+  -- one of the library's modules.  A tail of ROOT alone can be as short
+  -- as its last "/", which begins many a cut user path
+  -- (".../home/me/train.lua"); the module's name rules those out.
   local tail = file:sub(4)
   for i = 1, #ROOT do
-    if tail:sub(1, #ROOT - i + 1) == ROOT:sub(i) then return true end
+    local head = ROOT:sub(i)
+    if tail:sub(1, #head) == head and library_module(tail:sub(#head + 1)) then
+      return true
+    end
   end
   return false
 end

@@ -220,8 +220,10 @@ end
 local function evaluate(expr)
   local root, path = expr:match("^([%a_][%w_]*)(.*)$")
   if not root then return nil end
-  local v = _G[root]
-  for sep, field in path:gmatch("([%.:])([%a_][%w_]*)") do
+  -- every read under a pcall: _G too may have an __index that raises
+  -- (a strict mode for globals)
+  local v = _G
+  for field in (root .. path):gmatch("([%a_][%w_]*)") do
     if v == nil then return nil end
     local ok, r = pcall(function() return v[field] end)
     if not ok then return nil end

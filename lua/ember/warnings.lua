@@ -15,6 +15,7 @@
 -- require "ember.warnings" gives the library's side (mark, warn, reset);
 -- ember.warnings is the user's (enabled, sink).
 local ember = require "ember"
+local blame = require "ember.blame"
 
 local W = {enabled = true}
 local I = {}
@@ -57,11 +58,23 @@ local function shape_text(t)
   return "{" .. table.concat(s, ", ") .. "}"
 end
 
+-- The op is called from a function made for it by load, whose local
+-- bears the op's name: a C function names itself in "bad argument" errors
+-- by the caller's variable ("fn" otherwise), and places them at its Lua
+-- caller, a line of this file (the chunk is named after it), which
+-- blame.reraise then replaces with the user's line.  A pcall a call.
+local CALLER = "local %s = ...\nreturn function(t, dim, ...) return %s(t, dim, ...) end"
+local SOURCE = debug.getinfo(1, "S").source
+
+local function reraised(ok, ...)
+  if not ok then blame.reraise((...)) end
+  return ...
+end
+
 --- Wrap the function and method fname so that reducing dim 1 of a
--- model's output warns once; the op itself runs unchanged (a tail call:
--- its errors still blame the caller's line).
+-- model's output warns once; the op itself runs unchanged, its errors
+-- naming the op and the caller's line.
 local function guard(fname)
-  local fn, method = ember[fname], ember.Tensor[fname]
   local function check(t, dim)
     local n = t:dim()
     if n >= 2 and (dim == 1 or dim == -n) then
@@ -71,14 +84,15 @@ local function guard(fname)
                                    fname, fname))
     end
   end
-  ember[fname] = function(t, dim, ...)
-    if outputs[t] and math.type(dim) == "integer" then check(t, dim) end
-    return fn(t, dim, ...)
+  local function wrap(op)
+    local call = assert(load(CALLER:format(fname, fname), SOURCE))(op)
+    return function(t, dim, ...)
+      if outputs[t] and math.type(dim) == "integer" then check(t, dim) end
+      return reraised(pcall(call, t, dim, ...))
+    end
   end
-  ember.Tensor[fname] = function(t, dim, ...)
-    if outputs[t] and math.type(dim) == "integer" then check(t, dim) end
-    return method(t, dim, ...)
-  end
+  ember[fname] = wrap(ember[fname])
+  ember.Tensor[fname] = wrap(ember.Tensor[fname])
 end
 
 guard("argmax")

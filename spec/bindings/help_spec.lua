@@ -145,6 +145,15 @@ describe("ember.help", function()
     end
   end)
 
+  it("never raises for a global that a strict _G refuses", function()
+    local mt = getmetatable(_G)
+    setmetatable(_G, {__index = function(_, k) error("undeclared global " .. k, 2) end})
+    local ok, text = pcall(help, "undeclared_thing")
+    setmetatable(_G, mt)
+    assert.is_true(ok, text)
+    assert.are.equal("help: no entry for 'undeclared_thing'; try help() or help'topic'", text)
+  end)
+
   it("help() lists the docs files and their sections", function()
     local text = help()
     assert.truthy(text:find("lua-api.md: Ember Lua API reference\n  Conventions\n", 1, true), text)

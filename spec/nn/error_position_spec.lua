@@ -208,6 +208,37 @@ describe("errors in a model", function()
     assert.are.equal(at(l + 2) .. "mse_loss: input shape [4,2] and target shape [4,5] differ", e)
   end)
 
+  it("keep the position of an error in a user's file whose long name Lua cuts", function()
+    -- Lua prints "..." and the last 56 characters of a long file name;
+    -- here they start with "/", which once counted as the library's tail
+    local name = "/home/someone/" .. ("d"):rep(40) .. "/" .. ("e"):rep(47) .. "/net.lua"
+    local src = "local nn = ...\nlocal Boom = nn.Module:extend('LongBoom')\n" ..
+                "function Boom:forward() error('boom') end\nreturn Boom"
+    local Boom = assert(load(src, "@" .. name))(nn)
+    local short = load("return debug.getinfo(1, 'S').short_src", "@" .. name)()
+    local e = err(function() local out = Boom()(x) return out end)
+    assert.are.equal("...", short:sub(1, 3))
+    assert.are.equal(short:sub(4, 4), "/")
+    assert.are.equal(short .. ":3: boom", e)
+    -- a cut name of a library file still is the library's
+    local blame = require "ember.blame"
+    local root = debug.getinfo(blame.where, "S").short_src:match("^(.*)blame%.lua$")
+    assert.is_true(blame.library_file("..." .. root:sub(-2) .. "nn/module.lua"))
+    assert.is_false(blame.library_file("..." .. root:sub(-1) .. "home/me/train.lua"))
+  end)
+
+  it("from argmax, softmax and log_softmax name the op and the user's line", function()
+    local t = ember.randn({2, 3})
+    local l = line()
+    local e = err(function() local r = t:softmax(7) return r end)
+    assert.are.equal(at(l + 1) .. "softmax: dimension 7 out of range for a 2-d tensor " ..
+                     "(expected 1..2)", e)
+    e = err(function() local r = ember.argmax(t, {}) return r end)
+    assert.are.equal(at(l + 4) .. "bad argument #2 to 'argmax' (integer expected, got table)", e)
+    e = err(function() local r = t:log_softmax("a") return r end)
+    assert.are.equal(at(l + 6) .. "bad argument #2 to 'log_softmax' (integer expected, got string)", e)
+  end)
+
   it("leave a working Sequential's result as it was", function()
     local model = cnn()
     model[5] = nn.Linear(200, 10)
