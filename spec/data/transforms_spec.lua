@@ -221,6 +221,37 @@ describe("data.loader transform and prefetch", function()
     same(ember.cat(all), tf(X, {generator = ember.Generator(2)}))
   end)
 
+  it("clearing the queue waits for the running batch only: the queued ones never run", function()
+    local run = require "helpers.run"
+    local tmp = run.tmpdir()
+    local ok, err = pcall(function()
+      local g = ember.Generator(5)
+      local path = tmp .. "/big.png"
+      data.write_image(path, ember.rand({3, 1200, 1200}, {generator = g}))   -- noise: a slow decode
+      local paths, labels = {}, {}
+      for i = 1, 4 do paths[i], labels[i] = path, 1 end
+      local src = ember._image_source(paths, labels, 3, 1200, 1200, nil, 1)
+      local rows = ember.tensor({1, 2, 3, 4}, {dtype = "int64"})
+      local q = ember._batch_queue()
+      local t0 = os.clock()
+      q:submit(src, rows)
+      q:next()
+      local one = os.clock() - t0
+      for _ = 1, 12 do q:submit(src, rows) end
+      local wall = os.time()
+      t0 = os.clock()
+      q:clear()
+      local cleared = os.clock() - t0
+      assert.are.equal(0, q:pending())
+      -- at most the running batch (os.clock counts every thread's CPU time)
+      assert.truthy(cleared < 4 * one + 0.05,
+                    ("clear took %.3f s of CPU, one batch %.3f s"):format(cleared, one))
+      assert.truthy(os.time() - wall < 30)
+    end)
+    run.rmdir(tmp)
+    assert(ok, err)
+  end)
+
   it("an epoch abandoned mid-way, then a whole one, then the loader collected", function()
     local loader = data.loader(X, Y, {batch_size = 4, prefetch = 3, shuffle = true, seed = 1})
     for _ in loader do break end
