@@ -160,6 +160,10 @@ describe("data.transforms", function()
     assert.matches("RandomCrop: padding_mode must be", message(data.RandomCrop, 3, {padding_mode = "edge"}))
     assert.matches("RandomCrop: reflect padding 5 needs an image larger",
                    message(data.RandomCrop(3, {padding = 5, padding_mode = "reflect"}), x))
+    -- the padding is checked before the padded size is computed (an
+    -- overflow, which `make asan`'s UBSan stops at, came first)
+    assert.matches("RandomCrop: size must be positive and padding in 0..1048576",
+                   message(data.RandomCrop(3, {padding = math.maxinteger}), x))
     assert.matches("RandomCrop: unknown option 'pading'", message(data.RandomCrop, 3, {pading = 1}))
     assert.matches("transforms: item 2 is a boolean", message(data.transforms, {data.RandomHorizontalFlip(), true}))
     assert.matches("transforms: unknown option 'gen'", message(data.RandomHorizontalFlip(), x, {gen = g}))
