@@ -184,11 +184,12 @@ int ember_batch_queue_next(ember_batch_queue *q, ember_tensor **out) {
 void ember_batch_queue_clear(ember_batch_queue *q) {
   pthread_mutex_lock(&q->lock);
   /* the running job finishes (a load cannot be interrupted); the pending
-     ones never start */
-  for (job *j = q->head; j; j = j->next)
-    while (j->state == JOB_RUNNING) pthread_cond_wait(&q->changed, &q->lock);
+     ones never start: the list is taken from the worker first, else it
+     would start the next one each time the running one finishes */
   job *j = q->head;
   q->head = q->tail = NULL;
+  for (job *r = j; r; r = r->next)
+    while (r->state == JOB_RUNNING) pthread_cond_wait(&q->changed, &q->lock);
   pthread_mutex_unlock(&q->lock);
   while (j) {
     job *next = j->next;

@@ -54,11 +54,12 @@ static int check_steps(const ember_transform *tf, int n, int64_t C, int64_t *H,
     const ember_transform *t = &tf[s];
     switch (t->kind) {
     case EMBER_TF_CROP: {
-      int64_t ph = *H + 2 * t->padding, pw = *W + 2 * t->padding;
-      /* the bounds keep every size product far from overflow */
+      /* the bounds keep every size product far from overflow: checked
+         before the padded size is computed */
       if (t->h < 1 || t->w < 1 || t->padding < 0 || t->padding > EMBER_TF_MAX_SIDE)
         return ember_set_error("RandomCrop: size must be positive and padding in "
                                "0..%d", EMBER_TF_MAX_SIDE);
+      int64_t ph = *H + 2 * t->padding, pw = *W + 2 * t->padding;
       if (t->reflect && (t->padding >= *H || t->padding >= *W))
         return ember_set_error("RandomCrop: reflect padding %lld needs an image larger "
                                "than it, got %lldx%lld", (long long)t->padding,
@@ -207,12 +208,17 @@ ember_tensor *ember_transforms_apply(const ember_transform *tf, int n,
     /* two scratch images per thread: each step reads one, writes the other */
     float *buf[2] = {malloc((size_t)(most > 0 ? most : 1) * sizeof(float)),
                      malloc((size_t)(most > 0 ? most : 1) * sizeof(float))};
-    if (!buf[0] || !buf[1]) {
+    int ok = buf[0] && buf[1];
+    if (!ok) {
       #pragma omp atomic write
       failed = 1;
-    } else {
-      #pragma omp for
-      for (int64_t i = 0; i < N; i++) {
+    }
+    /* every thread of the team must meet the worksharing loop (a thread
+       skipping it is undefined behaviour); one without buffers skips its
+       images, and failed reports them */
+    #pragma omp for
+    for (int64_t i = 0; i < N; i++) {
+      if (ok) {
         int64_t h = x->shape[2], w = x->shape[3];
         const float *cur = in + i * isize;
         for (int s = 0; s < n; s++) {

@@ -314,7 +314,9 @@ static int decode(const unsigned char *buf, size_t size, int channels,
 /* The whole file at path, in *buf (malloc'd). */
 static int slurp(const char *path, unsigned char **buf, size_t *size, char *err) {
   *buf = NULL;
-  int fd = open(path, O_RDONLY);
+  /* O_NONBLOCK: opening a named pipe would otherwise wait for a writer
+     before fstat could refuse it (no effect on reading a regular file) */
+  int fd = open(path, O_RDONLY | O_NONBLOCK);
   if (fd < 0) {
     say(err, path, "cannot be opened: %s", strerror(errno));
     return -1;
@@ -371,9 +373,19 @@ static int read_file(const char *path, int channels, image *im, char *err) {
    dst, as torch.nn.functional.interpolate(mode = "bilinear",
    align_corners = False, antialias = False) computes it on the image as
    float / 255, in float: a source coordinate (i + 0.5) * in / out - 0.5,
-   clamped at 0.  The same size gives the pixels exactly. */
+   clamped to [0, in - 1] (past 2^23 pixels float rounding can carry the
+   last one past the end).  The same size copies the pixels exactly (the
+   formula would give them too, but for rounding past 2^23). */
 static int to_chw(const image *im, int64_t h, int64_t w, float *dst,
                   const char *name, char *err) {
+  const int c = im->c;
+  const float k = 1.0f / 255.0f;
+  if (h == im->h && w == im->w) {
+    for (int ch = 0; ch < c; ch++)
+      for (size_t i = 0; i < (size_t)h * (size_t)w; i++)
+        dst[(size_t)ch * h * w + i] = im->px[i * c + ch] * k;
+    return 0;
+  }
   int64_t *x0 = malloc(sizeof *x0 * 2 * (size_t)w);
   float *lx = malloc(sizeof *lx * (size_t)w);
   if (!x0 || !lx) {
@@ -386,16 +398,14 @@ static int to_chw(const image *im, int64_t h, int64_t w, float *dst,
   for (int64_t x = 0; x < w; x++) {
     float src = sx * ((float)x + 0.5f) - 0.5f;
     if (src < 0) src = 0;
-    x0[x] = (int64_t)src;
+    x0[x] = (int64_t)src < im->w - 1 ? (int64_t)src : im->w - 1;
     lx[x] = src - (float)x0[x];
     x1[x] = x0[x] < im->w - 1 ? x0[x] + 1 : x0[x];
   }
-  const int c = im->c;
-  const float k = 1.0f / 255.0f;
   for (int64_t y = 0; y < h; y++) {
     float src = sy * ((float)y + 0.5f) - 0.5f;
     if (src < 0) src = 0;
-    int64_t y0 = (int64_t)src;
+    int64_t y0 = (int64_t)src < im->h - 1 ? (int64_t)src : im->h - 1;
     int64_t y1 = y0 < im->h - 1 ? y0 + 1 : y0;
     float ly = src - (float)y0;
     const unsigned char *r0 = im->px + (size_t)y0 * im->w * c;

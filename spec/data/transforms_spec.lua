@@ -160,6 +160,10 @@ describe("data.transforms", function()
     assert.matches("RandomCrop: padding_mode must be", message(data.RandomCrop, 3, {padding_mode = "edge"}))
     assert.matches("RandomCrop: reflect padding 5 needs an image larger",
                    message(data.RandomCrop(3, {padding = 5, padding_mode = "reflect"}), x))
+    -- the padding is checked before the padded size is computed (an
+    -- overflow, which `make asan`'s UBSan stops at, came first)
+    assert.matches("RandomCrop: size must be positive and padding in 0..1048576",
+                   message(data.RandomCrop(3, {padding = math.maxinteger}), x))
     assert.matches("RandomCrop: unknown option 'pading'", message(data.RandomCrop, 3, {pading = 1}))
     assert.matches("transforms: item 2 is a boolean", message(data.transforms, {data.RandomHorizontalFlip(), true}))
     assert.matches("transforms: unknown option 'gen'", message(data.RandomHorizontalFlip(), x, {gen = g}))
@@ -219,6 +223,37 @@ describe("data.loader transform and prefetch", function()
     local all = {}
     for xb in loader do all[#all + 1] = xb end
     same(ember.cat(all), tf(X, {generator = ember.Generator(2)}))
+  end)
+
+  it("clearing the queue waits for the running batch only: the queued ones never run", function()
+    local run = require "helpers.run"
+    local tmp = run.tmpdir()
+    local ok, err = pcall(function()
+      local g = ember.Generator(5)
+      local path = tmp .. "/big.png"
+      data.write_image(path, ember.rand({3, 1200, 1200}, {generator = g}))   -- noise: a slow decode
+      local paths, labels = {}, {}
+      for i = 1, 4 do paths[i], labels[i] = path, 1 end
+      local src = ember._image_source(paths, labels, 3, 1200, 1200, nil, 1)
+      local rows = ember.tensor({1, 2, 3, 4}, {dtype = "int64"})
+      local q = ember._batch_queue()
+      local t0 = os.clock()
+      q:submit(src, rows)
+      q:next()
+      local one = os.clock() - t0
+      for _ = 1, 12 do q:submit(src, rows) end
+      local wall = os.time()
+      t0 = os.clock()
+      q:clear()
+      local cleared = os.clock() - t0
+      assert.are.equal(0, q:pending())
+      -- at most the running batch (os.clock counts every thread's CPU time)
+      assert.truthy(cleared < 4 * one + 0.05,
+                    ("clear took %.3f s of CPU, one batch %.3f s"):format(cleared, one))
+      assert.truthy(os.time() - wall < 30)
+    end)
+    run.rmdir(tmp)
+    assert(ok, err)
   end)
 
   it("an epoch abandoned mid-way, then a whole one, then the loader collected", function()

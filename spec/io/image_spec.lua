@@ -89,6 +89,49 @@ describe("data.read_image", function()
     close(data.read_image(DIR .. "/" .. f.path, {size = {f.h, f.w}}), f.rgb, 1e-6, "same size")
   end)
 
+  it("an image wider than 2^23 keeps every pixel at its own place (no read past the row)", function()
+    -- float coordinates round there: (x + 0.5) - 0.5 can land on x + 1,
+    -- and the last column on the one past the row
+    local tmp = run.tmpdir()
+    local path = tmp .. "/wide.png"
+    local out, rc = run.sh("python3 -c " .. run.q([[
+import struct, sys, zlib
+def chunk(k, d): return struct.pack(">I", len(d)) + k + d + struct.pack(">I", zlib.crc32(k + d))
+w = 1 << 24
+row = bytearray(w + 1)
+row[1 + (1 << 23) + 1] = 100
+row[w] = 200
+open(sys.argv[1], "wb").write(b"\x89PNG\r\n\x1a\n" +
+  chunk(b"IHDR", struct.pack(">IIBBBBB", w, 1, 8, 0, 0, 0, 0)) +
+  chunk(b"IDAT", zlib.compress(bytes(row), 9)) + chunk(b"IEND", b""))
+]]) .. " " .. run.q(path))
+    local ok, err = pcall(function()
+      assert.equal(0, rc, out)
+      local v = data.read_image(path, {channels = 1}):view(-1)
+      local n = v:numel()
+      assert.equal(1 << 24, n)
+      assert.equal(100, math.floor(v[(1 << 23) + 2] * 255 + 0.5))
+      assert.equal(0, math.floor(v[(1 << 23) + 3] * 255 + 0.5))
+      assert.equal(200, math.floor(v[n] * 255 + 0.5))
+    end)
+    run.rmdir(tmp)
+    assert(ok, err)
+  end)
+
+  it("refuses a named pipe at once instead of waiting for a writer", function()
+    local tmp = run.tmpdir()
+    local path = tmp .. "/pipe.png"
+    local _, rc = run.sh("mkfifo " .. run.q(path))
+    local ok, err = pcall(function()
+      assert.equal(0, rc)
+      local ok2, e = pcall(data.read_image, path)
+      assert.is_false(ok2)
+      assert.truthy(tostring(e):find("is not a regular file", 1, true), tostring(e))
+    end)
+    run.rmdir(tmp)
+    assert(ok, err)
+  end)
+
   it("gives clear errors for bad arguments and files", function()
     local function fails(words, ...)
       local ok, err = pcall(data.read_image, ...)
