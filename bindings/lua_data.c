@@ -143,7 +143,7 @@ static int l_csv_buf(lua_State *L) {
    amortised O(1)). */
 static void csv_buf_reserve(lua_State *L, csv_buf *b, int64_t rows, int64_t nf) {
   size_t needx = b->nx + (size_t)rows * (size_t)nf;
-  if (needx > b->capx) {
+  if (needx > b->capx || !b->x) {       /* never NULL: b->x + nx is formed */
     size_t cap = b->capx ? b->capx : 1024;
     while (cap < needx) cap *= 2;
     double *x = realloc(b->x, cap * sizeof *x);
