@@ -3,8 +3,9 @@
 ** random permutations), the generators, and sampling.
 **
 **   ember._read_idx(path)            an IDX file as stored (data.read_idx)
-**   ember._csv_scan(text, pos, line, sep, roles, flat, k, targets, n)
-**                                    data.csv's numeric fast path
+**   ember._csv_buf(), _csv_scan(text, pos, line, sep, roles, buf),
+**   _csv_record, _csv_x, _csv_targets, _csv_numeric_y, _csv_classes,
+**   _csv_class_y                     data.csv's fast path (rows in a C buffer)
 **   ember._read_image(path, c, h, w) one image, float32 c x h x w
 **   ember._read_images(paths, c, h, w)  a batch, float32 n x c x h x w
 **   ember._image_source(paths, labels, c, h, w, index, threads)
@@ -103,13 +104,69 @@ static int l_read_idx(lua_State *L) {
   return 1;
 }
 
-/* ember._csv_scan(text, pos, line, sep, roles, flat, k, targets, n):
-   internal (lua/ember/data_csv.lua).  Parses the plain records of text
-   from byte pos (1-based) with ember_csv_scan, roles[c] being column c's
-   role there; appends their features to flat after index k and their
-   target strings to targets after index n.  Returns the new pos, line, k
-   and n; the record at pos, if any, is one for the Lua path. */
-#define CSV_CHUNK 4096          /* rows per scan: bounds the buffers */
+/* data.csv's rows as they are read (lua/ember/data_csv.lua): the features
+   in one growing double buffer, which becomes the tensor in one copy, and
+   per row the target's span in the text, or NO_SPAN for a row the Lua path
+   took (its target string is then in a Lua table at the row's index).
+   A userdata with a __gc, so an error midway frees it. */
+#define CSV_BUF "ember.csv_buf"
+#define NO_SPAN ((size_t)-1)
+typedef struct {
+  double *x;
+  size_t nx, capx;      /* values stored, allocated */
+  size_t *span;         /* 2 per row: start, length */
+  int64_t rows, caprows;
+} csv_buf;
+
+static int csv_buf_gc(lua_State *L) {
+  csv_buf *b = luaL_checkudata(L, 1, CSV_BUF);
+  free(b->x);
+  free(b->span);
+  b->x = NULL;
+  b->span = NULL;
+  return 0;
+}
+
+/* ember._csv_buf(): an empty buffer */
+static int l_csv_buf(lua_State *L) {
+  csv_buf *b = lua_newuserdatauv(L, sizeof *b, 0);
+  memset(b, 0, sizeof *b);
+  if (luaL_newmetatable(L, CSV_BUF)) {
+    lua_pushcfunction(L, csv_buf_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_setmetatable(L, -2);
+  return 1;
+}
+
+/* Room for `rows` more rows of nf values each (doubling, so appends are
+   amortised O(1)). */
+static void csv_buf_reserve(lua_State *L, csv_buf *b, int64_t rows, int64_t nf) {
+  size_t needx = b->nx + (size_t)rows * (size_t)nf;
+  if (needx > b->capx || !b->x) {       /* never NULL: b->x + nx is formed */
+    size_t cap = b->capx ? b->capx : 1024;
+    while (cap < needx) cap *= 2;
+    double *x = realloc(b->x, cap * sizeof *x);
+    if (!x) luaL_error(L, "csv: out of memory");
+    b->x = x;
+    b->capx = cap;
+  }
+  if (b->rows + rows > b->caprows) {
+    int64_t cap = b->caprows ? b->caprows : 1024;
+    while (cap < b->rows + rows) cap *= 2;
+    size_t *span = realloc(b->span, (size_t)cap * 2 * sizeof *span);
+    if (!span) luaL_error(L, "csv: out of memory");
+    b->span = span;
+    b->caprows = cap;
+  }
+}
+
+/* ember._csv_scan(text, pos, line, sep, roles, buf): internal.  Parses the
+   plain records of text from byte pos (1-based) with ember_csv_scan,
+   roles[c] being column c's role there, appending them to buf.  Returns
+   the new pos and line and the rows in buf; the record at pos, if any, is
+   one for the Lua path. */
+#define CSV_CHUNK 4096          /* rows per scan: the buffer grows between */
 static int l_csv_scan(lua_State *L) {
   size_t len, seplen;
   const char *text = luaL_checklstring(L, 1, &len);
@@ -117,44 +174,184 @@ static int l_csv_scan(lua_State *L) {
   int64_t line = (int64_t)luaL_checkinteger(L, 3);
   const char *sep = luaL_checklstring(L, 4, &seplen);
   luaL_checktype(L, 5, LUA_TTABLE);
-  luaL_checktype(L, 6, LUA_TTABLE);
-  lua_Integer k = luaL_checkinteger(L, 7);
-  luaL_checktype(L, 8, LUA_TTABLE);
-  lua_Integer n = luaL_checkinteger(L, 9);
+  csv_buf *b = luaL_checkudata(L, 6, CSV_BUF);
   if (seplen != 1 || pos1 < 1) return luaL_error(L, "_csv_scan: bad arguments");
   int64_t ncol = (int64_t)lua_rawlen(L, 5), nf = 0;
+  int has_target = 0;
   int64_t *role = lua_newuserdatauv(L, (size_t)(ncol ? ncol : 1) * sizeof *role, 0);
   for (int64_t c = 0; c < ncol; c++) {
     lua_rawgeti(L, 5, (lua_Integer)c + 1);
     role[c] = (int64_t)lua_tointeger(L, -1);
     lua_pop(L, 1);
     if (role[c] >= 0) nf++;
+    if (role[c] == EMBER_CSV_TARGET) has_target = 1;
   }
-  double *out = lua_newuserdatauv(L, (size_t)(nf ? nf : 1) * CSV_CHUNK * sizeof *out, 0);
-  size_t *target = lua_newuserdatauv(L, 2 * CSV_CHUNK * sizeof *target, 0);
   size_t pos = (size_t)pos1 - 1;
   for (;;) {
-    int64_t rows = ember_csv_scan(text, len, &pos, &line, sep[0], ncol, role, CSV_CHUNK, out,
-                                  target);
-    for (int64_t i = 0; i < rows * nf; i++) {
-      lua_pushnumber(L, out[i]);
-      lua_rawseti(L, 6, ++k);
-    }
-    for (int64_t c = 0; c < ncol; c++) {
-      if (role[c] != EMBER_CSV_TARGET) continue;
-      for (int64_t i = 0; i < rows; i++) {
-        lua_pushlstring(L, text + target[2 * i], target[2 * i + 1]);
-        lua_rawseti(L, 8, n + 1 + i);
-      }
-    }
-    n += rows;
+    csv_buf_reserve(L, b, CSV_CHUNK, nf);
+    size_t *span = b->span + 2 * b->rows;
+    int64_t rows = ember_csv_scan(text, len, &pos, &line, sep[0], ncol, role, CSV_CHUNK,
+                                  b->x + b->nx, span);
+    /* no target column: the scanner wrote no span; none are read, but
+       keep the buffer defined */
+    for (int64_t i = 0; i < rows && !has_target; i++) span[2 * i] = NO_SPAN, span[2 * i + 1] = 0;
+    b->nx += (size_t)(rows * nf);
+    b->rows += rows;
     if (rows < CSV_CHUNK) break;
   }
   lua_pushinteger(L, (lua_Integer)pos + 1);
   lua_pushinteger(L, (lua_Integer)line);
-  lua_pushinteger(L, k);
-  lua_pushinteger(L, n);
-  return 4;
+  lua_pushinteger(L, (lua_Integer)b->rows);
+  return 3;
+}
+
+/* ember._csv_record(buf, vals, nf): internal; appends a record the Lua path
+   parsed (vals[1..nf], numbers); its target, if any, stays in Lua. */
+static int l_csv_record(lua_State *L) {
+  csv_buf *b = luaL_checkudata(L, 1, CSV_BUF);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  int64_t nf = (int64_t)luaL_checkinteger(L, 3);
+  csv_buf_reserve(L, b, 1, nf);
+  for (int64_t j = 0; j < nf; j++) {
+    lua_rawgeti(L, 2, (lua_Integer)j + 1);
+    b->x[b->nx++] = lua_tonumber(L, -1);  /* as ember.tensor reads a number */
+    lua_pop(L, 1);
+  }
+  b->span[2 * b->rows] = NO_SPAN;
+  b->span[2 * b->rows + 1] = 0;
+  b->rows++;
+  return 0;
+}
+
+/* ember._csv_x(buf, nf, dtype): internal; the features as a rows x nf
+   tensor of dtype (float32 or float64), in one copy. */
+static int l_csv_x(lua_State *L) {
+  csv_buf *b = luaL_checkudata(L, 1, CSV_BUF);
+  int64_t shape[2] = {b->rows, (int64_t)luaL_checkinteger(L, 2)};
+  ember_dtype dt = l_checkdtype(L, 3);
+  if ((size_t)(shape[0] * shape[1]) != b->nx) return luaL_error(L, "_csv_x: bad arguments");
+  l_tensor *slot = l_newslot(L);
+  l_fill(L, slot, ember_empty(2, shape, dt));
+  void *data = ember_data(slot->t);
+  if (dt == EMBER_FLOAT64) {
+    if (b->nx) memcpy(data, b->x, b->nx * sizeof *b->x);
+  } else {
+    float *f = data;
+    for (size_t i = 0; i < b->nx; i++) f[i] = (float)b->x[i];
+  }
+  return 1;
+}
+
+/* Push row i's target string: its span in text, or ltargets[i + 1]. */
+static void csv_push_target(lua_State *L, const csv_buf *b, const char *text, int ltargets,
+                            int64_t i) {
+  if (b->span[2 * i] == NO_SPAN) lua_rawgeti(L, ltargets, (lua_Integer)i + 1);
+  else lua_pushlstring(L, text + b->span[2 * i], b->span[2 * i + 1]);
+}
+
+/* ember._csv_targets(buf, text, ltargets): internal; every row's target
+   string in a table (the general path). */
+static int l_csv_targets(lua_State *L) {
+  csv_buf *b = luaL_checkudata(L, 1, CSV_BUF);
+  const char *text = luaL_checkstring(L, 2);
+  luaL_checktype(L, 3, LUA_TTABLE);
+  lua_createtable(L, (int)b->rows, 0);
+  for (int64_t i = 0; i < b->rows; i++) {
+    csv_push_target(L, b, text, 3, i);
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  }
+  return 1;
+}
+
+/* ember._csv_numeric_y(buf, text, ltargets, dtype): internal.  When every
+   target is a plain decimal number (ember_csv_number), the targets as an
+   int64 tensor if all are integers for Lua, else as dtype; otherwise nil
+   and the first target that is not, for the Lua path to decide. */
+static int l_csv_numeric_y(lua_State *L) {
+  csv_buf *b = luaL_checkudata(L, 1, CSV_BUF);
+  const char *text = luaL_checkstring(L, 2);
+  luaL_checktype(L, 3, LUA_TTABLE);
+  ember_dtype dt = l_checkdtype(L, 4);
+  int64_t n = b->rows;
+  int integer = 1;
+  /* the values as doubles and int64s, in a userdata so an error frees it */
+  double *dv = lua_newuserdatauv(L, (size_t)(n ? n : 1) * (sizeof(double) + sizeof(int64_t)), 0);
+  int64_t *iv = (int64_t *)(dv + (n ? n : 1));
+  for (int64_t i = 0; i < n; i++) {
+    size_t slen;
+    const char *s;
+    if (b->span[2 * i] == NO_SPAN) {
+      lua_rawgeti(L, 3, (lua_Integer)i + 1);
+      s = lua_tolstring(L, -1, &slen);
+      lua_pop(L, 1);                /* still referenced by ltargets */
+    } else {
+      s = text + b->span[2 * i];
+      slen = b->span[2 * i + 1];
+    }
+    int kind = s ? ember_csv_number(s, slen, &dv[i], &iv[i]) : 0;
+    if (!kind) {
+      lua_pushnil(L);
+      csv_push_target(L, b, text, 3, i);
+      return 2;
+    }
+    if (kind == 1) integer = 0;
+  }
+  int64_t shape[1] = {n};
+  if (integer) dt = EMBER_INT64;
+  l_tensor *slot = l_newslot(L);
+  l_fill(L, slot, ember_empty(1, shape, dt));
+  void *data = ember_data(slot->t);
+  for (int64_t i = 0; i < n; i++) {
+    if (dt == EMBER_INT64) ((int64_t *)data)[i] = iv[i];
+    else if (dt == EMBER_FLOAT64) ((double *)data)[i] = dv[i];
+    else ((float *)data)[i] = (float)dv[i];
+  }
+  return 1;
+}
+
+/* ember._csv_classes(buf, text, ltargets): internal; the distinct target
+   strings, in order of first appearance (the caller sorts them). */
+static int l_csv_classes(lua_State *L) {
+  csv_buf *b = luaL_checkudata(L, 1, CSV_BUF);
+  const char *text = luaL_checkstring(L, 2);
+  luaL_checktype(L, 3, LUA_TTABLE);
+  lua_newtable(L);                  /* 4: seen */
+  lua_newtable(L);                  /* 5: the list */
+  lua_Integer k = 0;
+  for (int64_t i = 0; i < b->rows; i++) {
+    csv_push_target(L, b, text, 3, i);
+    lua_pushvalue(L, -1);
+    if (lua_rawget(L, 4) != LUA_TNIL) {
+      lua_pop(L, 2);
+      continue;
+    }
+    lua_pop(L, 1);
+    lua_pushvalue(L, -1);
+    lua_rawseti(L, 5, ++k);
+    lua_pushboolean(L, 1);
+    lua_rawset(L, 4);
+  }
+  return 1;
+}
+
+/* ember._csv_class_y(buf, text, ltargets, index): internal; the int64
+   tensor of index[target] for every row. */
+static int l_csv_class_y(lua_State *L) {
+  csv_buf *b = luaL_checkudata(L, 1, CSV_BUF);
+  const char *text = luaL_checkstring(L, 2);
+  luaL_checktype(L, 3, LUA_TTABLE);
+  luaL_checktype(L, 4, LUA_TTABLE);
+  int64_t shape[1] = {b->rows};
+  l_tensor *slot = l_newslot(L);
+  l_fill(L, slot, ember_empty(1, shape, EMBER_INT64));
+  int64_t *y = ember_data(slot->t);
+  for (int64_t i = 0; i < b->rows; i++) {
+    csv_push_target(L, b, text, 3, i);
+    lua_rawget(L, 4);
+    y[i] = (int64_t)lua_tointeger(L, -1);
+    lua_pop(L, 1);
+  }
+  return 1;
 }
 
 /* ember._read_image(path, channels, h, w): internal (data.read_image);
@@ -1039,6 +1236,13 @@ static const luaL_Reg module_funcs[] = {
   {"_bpe_train", l_bpe_train},
   {"_read_idx", l_read_idx},
   {"_csv_scan", l_csv_scan},
+  {"_csv_buf", l_csv_buf},
+  {"_csv_record", l_csv_record},
+  {"_csv_x", l_csv_x},
+  {"_csv_targets", l_csv_targets},
+  {"_csv_numeric_y", l_csv_numeric_y},
+  {"_csv_classes", l_csv_classes},
+  {"_csv_class_y", l_csv_class_y},
   {"_read_image", l_read_image},
   {"_read_images", l_read_images},
   {"_image_source", l_image_source},

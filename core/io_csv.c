@@ -20,14 +20,10 @@ static int is_ws(char c) {
 
 static int is_digit(char c) { return c >= '0' && c <= '9'; }
 
-/* The field s[0..n) as Lua's tonumber reads it, when it is a plain decimal
-   number: [ws][+-](digits[.digits*] | .digits)[(e|E)[+-]digits][ws].
-   Returns 0 for anything else (empty, hex, nan/inf spellings, junk), which
-   the caller leaves to Lua.  The value is what tonumber gives converted to
-   a double: an integer-looking token that fits in int64 is an integer for
-   Lua (so "-0" is +0.0), any other goes through strtod as lua_str2number
-   does. */
-static int parse_number(const char *s, size_t n, double *out) {
+/* See ember.h.  The value is what tonumber gives: an integer-looking token
+   that fits in int64 is an integer for Lua (so "-0" is +0.0), any other
+   goes through strtod as lua_str2number does. */
+int ember_csv_number(const char *s, size_t n, double *out, int64_t *ival) {
   size_t i = 0, start, end;
   int integer = 1, digits = 0;
   while (i < n && is_ws(s[i])) i++;
@@ -61,10 +57,10 @@ static int parse_number(const char *s, size_t n, double *out) {
       a = a * 10 + d;
     }
     if (k == end) {
-      *out = neg ? (a == (uint64_t)INT64_MAX + 1 ? (double)INT64_MIN : -(double)(int64_t)a)
-                 : (double)(int64_t)a;
-      if (*out == 0) *out = 0.0;           /* tonumber("-0") is the integer 0 */
-      return 1;
+      int64_t v = neg ? (a == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)a) : (int64_t)a;
+      *out = (double)v;                    /* tonumber("-0") is the integer 0: +0.0 */
+      if (ival) *ival = v;
+      return 2;
     }
   }
   /* strtod needs a terminated string: the token is short, copy it */
@@ -106,7 +102,7 @@ int64_t ember_csv_scan(const char *text, size_t len, size_t *pos, int64_t *lines
       size_t fe = s ? (size_t)(s - text) : stop;
       if (c >= ncol) { ok = 0; break; }                /* too many fields */
       if (role[c] >= 0) {
-        if (!parse_number(text + f, fe - f, &row[role[c]])) { ok = 0; break; }
+        if (!ember_csv_number(text + f, fe - f, &row[role[c]], NULL)) { ok = 0; break; }
       } else if (role[c] == EMBER_CSV_TARGET) {
         if (fe == f) { ok = 0; break; }              /* an empty target: Lua's error */
         if (target) {

@@ -1022,6 +1022,13 @@ int64_t ember_csv_scan(const char *text, size_t len, size_t *pos, int64_t *lines
                        int64_t ncol, const int64_t *role, int64_t max_rows, double *out,
                        size_t *target);
 
+/* The field s[0..n) as Lua's tonumber reads it when it is a plain decimal
+   number (the form ember_csv_scan takes): stores the value in *out and
+   returns 2 when Lua reads an integer (also stored in *ival when ival is
+   not NULL), 1 for a float, 0 for anything else (empty, hex, nan/inf
+   spellings, junk, very long tokens), which is left to Lua. */
+int ember_csv_number(const char *s, size_t n, double *out, int64_t *ival);
+
 /* }==================================================================== */
 
 /* {====================================================================

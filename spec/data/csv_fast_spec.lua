@@ -31,7 +31,11 @@ local function load(opts, lua_only)
       if v ~= v then row[j] = "nan" end
     end
   end
-  return {x = rows, dtype = x.dtype, y = y and y:totable(), ydtype = y and y.dtype,
+  local yv = y and y:totable()
+  for i, v in ipairs(yv or {}) do
+    if v ~= v then yv[i] = "nan" end
+  end
+  return {x = rows, dtype = x.dtype, y = yv, ydtype = y and y.dtype,
           classes = classes}
 end
 
@@ -61,7 +65,7 @@ local BAD = {"0x10", "", "abc", "1e", "e5", ".", "+", "1..2", "1 2", "1_000"}
 -- name or number; a field is a lenient odd one with probability p_odd,
 -- and when `bad` one random record has a fault (a bad number, an empty
 -- target, a wrong field count).
-local function random_file(seed, rows, ncol, sep, p_odd, bad)
+local function random_file(seed, rows, ncol, sep, p_odd, bad, labels)
   local g = ember.Generator(seed)
   local function rng(n) return math.floor(ember.rand(1, {generator = g}):item() * n) + 1 end
   local function chance(p) return ember.rand(1, {generator = g}):item() < p end
@@ -69,7 +73,7 @@ local function random_file(seed, rows, ncol, sep, p_odd, bad)
   local head = {}
   for c = 1, ncol do head[c] = "c" .. c end
   lines[1] = table.concat(head, sep)
-  local labels = {"Adelie", "Gentoo", "Chinstrap", "1", "2", '"Adelie"'}
+  labels = labels or {"Adelie", "Gentoo", "Chinstrap", "1", "2", '"Adelie"'}
   local bad_row = bad and rng(rows) or 0
   for i = 1, rows do
     local f = {}
@@ -132,5 +136,31 @@ describe("data.csv's C scanner", function()
     end
     -- both outcomes must be exercised for the comparison to mean anything
     assert.is_true(errors > 20 and loads > 20, ("errors %d, loads %d"):format(errors, loads))
+  end)
+
+  it("matches the Lua path on numeric targets (int64, float, nan) and odd columns", function()
+    -- the buffer's target paths: plain integers (int64), plain floats
+    -- (dtype), a nan or a quoted number in a Lua row (the general path),
+    -- class names only in Lua rows; a column listed twice (no scanner)
+    local sets = {{"0", "1", "2", "-0", " 7 ", "9223372036854775807"},
+                  {"0", "1.5", "-0.0", "2e1", "12345678901234567890", "1e400"},
+                  {"1", "2", "3", "nan", '"4"'},
+                  {"1", "2", '"x"', '"y"'}}
+    local loads = 0
+    for seed = 1, 24 do
+      local sep = ({",", ";"})[seed % 2 + 1]
+      local ncol = seed % 3 + 2
+      write(random_file(seed, 30 + seed, ncol, sep, seed % 3 == 0 and 0 or 0.05, seed % 4 == 0,
+                        sets[seed % #sets + 1]))
+      for _, opts in ipairs({{target = -1, sep = sep}, {target = -1, sep = sep, dtype = "float64"},
+                             {target = -1, columns = {1, 1}, sep = sep}}) do
+        if not same(opts).error then loads = loads + 1 end
+      end
+    end
+    assert.is_true(loads > 30, ("loads %d"):format(loads))
+    write("a,y\n")
+    local r = same({target = "y"})
+    assert.are.same({}, r.y)
+    assert.are.equal("int64", r.ydtype)
   end)
 end)
