@@ -5,12 +5,7 @@
 local ember = require "ember"
 local run = require "helpers.run"
 
-local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local read = run.read_file
 
 -- The entry of the heading that starts with `prefix` in docs/<file>, cut
 -- from disk: up to the next heading of its level or higher (outside code

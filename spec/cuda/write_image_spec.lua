@@ -4,13 +4,9 @@
 -- spec/helpers/cuda.lua).
 local ember = require "ember"
 local cuda_helper = require "helpers.cuda"
+local run = require "helpers.run"
 
-local function read_bytes(p)
-  local f = assert(io.open(p, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local read_bytes = run.read_file
 
 describe("data.write_image of a CUDA tensor", function()
   if not cuda_helper.available() then return end

@@ -5,6 +5,7 @@
 -- loading, and the errors of bad files.
 local ember = require "ember"
 local json = require "ember.json"
+local run = require "helpers.run"
 local data = ember.data
 
 local DIR = "spec/fixtures/gpt2/"
@@ -15,18 +16,9 @@ local function fails(text, fn, ...)
   assert.is_truthy(tostring(err):find(text, 1, true), tostring(err))
 end
 
-local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local read = run.read_file
 
-local function write(path, s)
-  local f = assert(io.open(path, "wb"))
-  f:write(s)
-  f:close()
-end
+local write = run.write_file
 
 local function tmpdir()
   local d = os.tmpname()

@@ -4,6 +4,7 @@
 -- nan/inf, hex, bad field counts, empty or bad fields) must give the same
 -- tensors, classes and error messages with the scanner and without it.
 local ember = require "ember"
+local run = require "helpers.run"
 local data = ember.data
 
 local path
@@ -11,11 +12,7 @@ local path
 setup(function() path = os.tmpname() end)
 teardown(function() os.remove(path) end)
 
-local function write(text)
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
-end
+local function write(text) run.write_file(path, text) end
 
 --- data.csv's results (or its error message) as plain tables; with
 -- lua_only, with the scanner removed as the data_csv.lua header says

@@ -1,15 +1,14 @@
 -- data.csv: tabular data from CSV files the spec writes (quotes, CRLF,
 -- blank lines, targets by name and index, class names), and the errors.
 local ember = require "ember"
+local run = require "helpers.run"
 local data = ember.data
 
 local dir
 
 local function write(name, text)
   local p = dir .. "/" .. name
-  local f = assert(io.open(p, "wb"))
-  f:write(text)
-  f:close()
+  run.write_file(p, text)
   return p
 end
 

@@ -13,11 +13,7 @@ local FASHION_CLASSES = {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
 
 local mkdir_temp = run.tmpdir
 
-local function write(p, bytes)
-  local f = assert(io.open(p, "wb"))
-  f:write(bytes)
-  f:close()
-end
+local write = run.write_file
 
 local function header(code, dims)
   local parts = {string.pack(">BBBB", 0, 0, code, #dims)}

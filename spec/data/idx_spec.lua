@@ -1,6 +1,7 @@
 -- data.read_idx: IDX files of every type, plain and gzipped, the checks on
 -- damaged files, and the real Fashion-MNIST files.
 local ember = require "ember"
+local run = require "helpers.run"
 local data = ember.data
 
 local FASHION = "/usr/share/datasets/fashion-mnist/"
@@ -14,18 +15,11 @@ local dir
 local function path(name) return dir .. "/" .. name end
 
 local function write(name, bytes)
-  local f = assert(io.open(path(name), "wb"))
-  f:write(bytes)
-  f:close()
+  run.write_file(path(name), bytes)
   return path(name)
 end
 
-local function read(p)
-  local f = assert(io.open(p, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local read = run.read_file
 
 --- The header: magic, type, rank, big-endian dims.
 local function header(code, dims, ndim)

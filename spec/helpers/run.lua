@@ -55,6 +55,21 @@ function M.pty(keys, opts)
   return out, rc
 end
 
+--- The whole of the file at path, as bytes (raises when it cannot be read).
+function M.read_file(path)
+  local f = assert(io.open(path, "rb"))
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+--- Make s the whole of the file at path (raises when it cannot be written).
+function M.write_file(path, s)
+  local f = assert(io.open(path, "wb"))
+  f:write(s)
+  f:close()
+end
+
 --- A new empty folder under /tmp; remove it with M.rmdir.
 function M.tmpdir()
   local d = os.tmpname()

@@ -107,12 +107,7 @@ local function files(dir)
   return names
 end
 
-local function read_bytes(p)
-  local f = assert(io.open(p, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local read_bytes = run.read_file
 
 describe("hostile files", function()
   describe("ember.load refuses each bad safetensors file", function()

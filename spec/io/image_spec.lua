@@ -22,11 +22,7 @@ end
 
 local function tol(f) return f.jpeg and 3 / 255 + 1e-6 or 1e-6 end
 
-local function write(path, bytes)
-  local f = assert(io.open(path, "wb"))
-  f:write(bytes)
-  f:close()
-end
+local write = run.write_file
 
 local function copy(from, to)
   local f = assert(io.open(from, "rb"))

@@ -10,18 +10,9 @@ local dir
 
 local function path(name) return dir .. "/" .. name end
 
-local function read_bytes(p)
-  local f = assert(io.open(p, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local read_bytes = run.read_file
 
-local function write_bytes(p, s)
-  local f = assert(io.open(p, "wb"))
-  f:write(s)
-  f:close()
-end
+local write_bytes = run.write_file
 
 --- Assert that fn raises an error whose message holds every plain string.
 local function fails_with(fn, ...)

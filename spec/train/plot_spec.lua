@@ -1,5 +1,6 @@
 -- history:plot(path): the PNG it writes, read back chunk by chunk.
 local ember = require "ember"
+local run = require "helpers.run"
 local nn = ember.nn
 
 --- CRC-32 (PNG's: polynomial 0xEDB88320), computed here, not by zlib.
@@ -30,12 +31,7 @@ local function chunks(png)
   return out
 end
 
-local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local read = run.read_file
 
 local function history(epochs, val)
   ember.manual_seed(3)
