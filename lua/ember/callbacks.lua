@@ -276,6 +276,14 @@ local function writer()
   return not d.is_initialized() or d.rank() == 1
 end
 
+--- Refuse anything but a non-empty string where the callback wants a
+-- path ("a file path", "a log folder").
+local function check_path(fname, v, what)
+  if type(v) ~= "string" or v == "" then
+    fail(("%s: expected %s (a non-empty string), got %s"):format(fname, what, type(v)))
+  end
+end
+
 local ModelCheckpoint = Callback:extend("ModelCheckpoint")
 callbacks.ModelCheckpoint = ModelCheckpoint
 
@@ -287,9 +295,7 @@ callbacks.ModelCheckpoint = ModelCheckpoint
 -- optimizer state, the epoch and the random generator's state, so that
 -- callbacks.load_checkpoint(path) resumes training exactly.
 function ModelCheckpoint:init(filepath, opts)
-  if type(filepath) ~= "string" or filepath == "" then
-    fail("ModelCheckpoint: expected a file path (a non-empty string), got " .. type(filepath))
-  end
+  check_path("ModelCheckpoint", filepath, "a file path")
   local o = check_opts("ModelCheckpoint", opts, {monitor = "val_loss", save_best_only = false,
     save_weights_only = false, mode = "auto", verbose = 0})
   for _, k in ipairs{"save_best_only", "save_weights_only"} do
@@ -470,9 +476,7 @@ callbacks.CSVLogger = CSVLogger
 -- nobody).  The file is rewritten atomically after each epoch, so it is
 -- never half written.
 function CSVLogger:init(filename, opts)
-  if type(filename) ~= "string" or filename == "" then
-    fail("CSVLogger: expected a file name (a non-empty string), got " .. type(filename))
-  end
+  check_path("CSVLogger", filename, "a file name")
   local o = check_opts("CSVLogger", opts, {separator = ",", append = false})
   if type(o.separator) ~= "string" then
     fail("CSVLogger: separator must be a string, got " .. type(o.separator))
@@ -541,9 +545,7 @@ callbacks.TensorBoard = TensorBoard
 -- epoch's last batch).  The hyperparameters (hparams, with epochs, lr and
 -- optimizer) go to the hparams dashboard.
 function TensorBoard:init(logdir, opts)
-  if type(logdir) ~= "string" or logdir == "" then
-    fail("TensorBoard: expected a log folder (a non-empty string), got " .. type(logdir))
-  end
+  check_path("TensorBoard", logdir, "a log folder")
   local o = check_opts("TensorBoard", opts, {update_freq = "epoch", histogram_freq = 0,
                                              hparams = {}, histogram_bins = 30})
   local uf = o.update_freq
