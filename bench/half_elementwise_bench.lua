@@ -27,15 +27,7 @@ local OPS = {   -- the peer's OPS, in its order
 local DTYPES = {"float32", "bfloat16", "float16"}
 
 local threads = ember.get_num_threads()
-local py = os.getenv("BENCH_PYTHON") or "/usr/bin/python3"
-local peer = {}
-local f = io.popen(("cd %s && %s half_elementwise_torch.py %d 2>/dev/null"):format(
-  dir ~= "" and dir or ".", py, threads))
-for line in f:lines() do
-  local name, ms = line:match("^(%S+) ([%d.]+)$")
-  if name then peer[name] = tonumber(ms) end
-end
-f:close()
+local peer = timing.peer(dir, "half_elementwise_torch.py", threads)
 
 ember.manual_seed(1)
 io.write(("# half elementwise, %d elements, %d thread(s): case, ember ms, torch ms, ratio\n")

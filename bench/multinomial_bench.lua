@@ -25,15 +25,7 @@ local CASES = {   -- the peer's CASES, in its order
 }
 
 local threads = ember.get_num_threads()
-local py = os.getenv("BENCH_PYTHON") or "/usr/bin/python3"
-local peer = {}
-local f = io.popen(("cd %s && %s multinomial_torch.py %d 2>/dev/null"):format(
-  dir ~= "" and dir or ".", py, threads))
-for line in f:lines() do
-  local name, ms = line:match("^(%S+) ([%d.]+)$")
-  if name then peer[name] = tonumber(ms) end
-end
-f:close()
+local peer = timing.peer(dir, "multinomial_torch.py", threads)
 
 ember.manual_seed(1)
 io.write(("# multinomial, %d thread(s): case, ember ms, torch ms, ratio\n"):format(threads))

@@ -52,4 +52,21 @@ function M.run_cases(cases, only, sync)
   end
 end
 
+--- The peer's figures: run the Python script `script` in folder `dir`
+-- (BENCH_PYTHON, default /usr/bin/python3, the Debian python3-torch) with
+-- the thread count as its argument, and read its "<name> <ms>" lines into
+-- {name = ms}; an empty table when the peer cannot run.
+function M.peer(dir, script, threads)
+  local py = os.getenv("BENCH_PYTHON") or "/usr/bin/python3"
+  local peer = {}
+  local f = io.popen(("cd %s && %s %s %d 2>/dev/null"):format(
+    dir ~= "" and dir or ".", py, script, threads))
+  for line in f:lines() do
+    local name, ms = line:match("^(%S+) ([%d.]+)$")
+    if name then peer[name] = tonumber(ms) end
+  end
+  f:close()
+  return peer
+end
+
 return M
