@@ -54,6 +54,17 @@ static hook_state *get_hook_state(lua_State *L) {
   return hs;
 }
 
+/* After a failed lua_pcall of Lua code the core called (who: "a
+   post-backward hook"): its message, popped, becomes the core's error;
+   returns -1, the core's failure. */
+static int pcall_error(lua_State *L, const char *who) {
+  const char *msg = lua_tostring(L, -1);
+  if (msg) ember_set_error("%s", msg);
+  else ember_set_error("%s raised a non-string error", who);
+  lua_pop(L, 1);
+  return -1;
+}
+
 /* Run every hook of the list (a copy, so that a hook may remove one); a
    handle removed meanwhile has no fn and is skipped.  Errors propagate to
    the pcall of call_hooks.  A handle is a userdata whose uservalue is its
@@ -87,11 +98,7 @@ static int call_hooks(void *ctx) {
                            "post-backward hooks");
   lua_pushcfunction(L, run_hooks);
   if (lua_pcall(L, 0, 0, 0) == LUA_OK) return 0;
-  const char *msg = lua_tostring(L, -1);
-  ember_set_error("%s", msg ? msg : "a post-backward hook raised a "
-                                    "non-string error");
-  lua_pop(L, 1);
-  return -1;
+  return pcall_error(L, "a post-backward hook");
 }
 
 static int l_hook_state_gc(lua_State *L) {
@@ -364,11 +371,7 @@ static int fn_backward(void *ctx, const ember_function_grads *g) {
   lua_pushlightuserdata(L, c);
   lua_pushlightuserdata(L, (void *)g);
   if (lua_pcall(L, 2, 0, 0) == LUA_OK) return 0;
-  const char *msg = lua_tostring(L, -1);
-  ember_set_error("%s", msg ? msg : "a function's backward raised a "
-                                    "non-string error");
-  lua_pop(L, 1);
-  return -1;
+  return pcall_error(L, "a function's backward");
 }
 
 /* ember._function_apply(name, inputs, saved, outputs, backward) -> bool:
