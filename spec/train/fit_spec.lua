@@ -3,14 +3,7 @@ local ember = require "ember"
 local nn, optim = ember.nn, ember.optim
 local run = require "helpers.run"
 
---- Three Gaussian blobs in 2-D: x [n,2] float32, y int64 classes 1..3.
-local function blobs(n, seed)
-  ember.manual_seed(seed or 7)
-  local y = ember.randint(1, 3, {n})
-  local centers = ember.tensor({{-2, 0}, {2, 0}, {0, 2.5}})
-  local x = centers:index_select(1, y) + ember.randn(n, 2) * 0.6
-  return x, y
-end
+local blobs = require "helpers.blobs"
 
 local function mlp(seed)
   ember.manual_seed(seed or 1)

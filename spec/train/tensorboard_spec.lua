@@ -131,12 +131,7 @@ end
 
 -- }======================================================================
 
-local function blobs(n)
-  ember.manual_seed(7)
-  local y = ember.randint(1, 3, {n})
-  local centers = ember.tensor({{-2, 0}, {2, 0}, {0, 2.5}})
-  return centers:index_select(1, y) + ember.randn(n, 2) * 0.6, y
-end
+local blobs = require "helpers.blobs"
 
 local function model()
   ember.manual_seed(1)
